@@ -1,0 +1,116 @@
+package exec
+
+import (
+	"time"
+
+	"github.com/hepbuild/hepbuild/graph"
+)
+
+// OutDir is the exec-root-relative folder that holds every generated file:
+// the output of //pkg:name is hepbuild-out/pkg/name, a source file is pkg/name.
+const OutDir = "hepbuild-out"
+
+// Kind says how an action produces its outputs.
+type Kind int
+
+const (
+	// KindRun runs Argv as a process.
+	KindRun Kind = iota
+	// KindWrite writes Content to its single output (ctx.actions.write, expand_template).
+	KindWrite
+	// KindSymlink makes its single output a copy of (or link to) its single input.
+	KindSymlink
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindWrite:
+		return "write"
+	case KindSymlink:
+		return "symlink"
+	}
+	return "run"
+}
+
+// Artifact is a file or folder an action reads or writes, by its exec-root
+// relative path ("pkg/file" for sources, "hepbuild-out/pkg/file" for outputs).
+type Artifact struct {
+	Path   string
+	Source bool // a source file of the workspace, not made by an action
+	Dir    bool // a folder (declare_directory or a source folder)
+}
+
+// Resources an action declares; zero means the default (1 cpu, no memory bound).
+type Resources struct {
+	CPU      float64
+	Memory   int64 // bytes
+	Walltime time.Duration
+}
+
+// Environment is the software environment an action runs in. The zero value
+// (Label zero, Kind "host") is the host environment.
+type Environment struct {
+	Label graph.Label
+	Kind  string // host, shell, venv, conda, container, cmssw
+	// Params are the kind's settings (release, arch, image, key, ...), hashed into the key.
+	Params map[string]string
+	// Files are the environment's own files (setup script, requirements), hashed into the key.
+	Files []Artifact
+}
+
+// Action is one unit of work: a process to run, or a file to write. All
+// fields but those marked otherwise enter the action key (see Key).
+// Actions are immutable after analysis and safe for concurrent reads.
+type Action struct {
+	// Owner is the target whose analysis created the action.
+	Owner graph.Label
+	// Mnemonic names the kind of work, e.g. "Task", "Histogram", "FileWrite".
+	Mnemonic string
+	// Progress is the message shown while the action runs.
+	Progress string
+	Kind     Kind
+	// Argv is the command line of a KindRun action; Argv[0] is an exec-root
+	// relative path or a name looked up on the environment's PATH.
+	Argv []string
+	// Env holds the action's environment variables.
+	Env map[string]string
+	// Inputs are every file the action reads, tools included, sorted by path.
+	Inputs []Artifact
+	// Tools are the subset of Inputs that are executables (for display).
+	Tools []Artifact
+	// Outputs the action must produce, sorted by path.
+	Outputs []Artifact
+	// Content is what a KindWrite action writes.
+	Content []byte
+	// Executable marks the output of a KindWrite action executable.
+	Executable bool
+	// Environment is the software environment; nil means host.
+	Environment *Environment
+	Resources   Resources
+	// Tags are execution requirements: no-cache, no-sandbox, no-remote, requires-network, local.
+	Tags []string
+	// Retries is how often a failed run is retried.
+	Retries int
+	// Timeout bounds one run; zero means no bound beyond Resources.Walltime.
+	Timeout time.Duration
+	// Pos is where the owning target was declared, for error messages.
+	Pos graph.Pos
+}
+
+// HasTag reports whether the action carries the execution requirement tag.
+func (a *Action) HasTag(tag string) bool {
+	for _, t := range a.Tags {
+		if t == tag {
+			return true
+		}
+	}
+	return false
+}
+
+// Describe returns the progress message, or mnemonic and owner.
+func (a *Action) Describe() string {
+	if a.Progress != "" {
+		return a.Progress
+	}
+	return a.Mnemonic + " " + a.Owner.String()
+}

@@ -1,0 +1,74 @@
+package exec
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/hepbuild/hepbuild/graph"
+)
+
+// Graph is the action graph of one analysis: every action, and which action
+// produces each generated path. It is built once and then only read.
+type Graph struct {
+	Actions []*Action
+	// Producer maps an output path to the action that writes it.
+	Producer map[string]*Action
+	// TargetOutputs maps each analysed target to its default outputs (DefaultInfo files).
+	TargetOutputs map[graph.Label][]Artifact
+}
+
+// ConflictError says that two actions write the same file.
+type ConflictError struct {
+	Path        string
+	First, Then *Action
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("%s: %s: output %s is also written by %s (declared at %s)",
+		e.Then.Pos, e.Then.Owner, e.Path, e.First.Owner, e.First.Pos)
+}
+
+// NewGraph indexes the actions by output. Two actions writing one path is an error.
+func NewGraph(actions []*Action, targetOutputs map[graph.Label][]Artifact) (*Graph, error) {
+	g := &Graph{Actions: actions, Producer: make(map[string]*Action, len(actions)), TargetOutputs: targetOutputs}
+	for _, a := range actions {
+		for _, o := range a.Outputs {
+			if prev, ok := g.Producer[o.Path]; ok {
+				return nil, &ConflictError{Path: o.Path, First: prev, Then: a}
+			}
+			g.Producer[o.Path] = a
+		}
+	}
+	return g, nil
+}
+
+// Needed returns the actions needed to produce the given artifacts, in a
+// deterministic order (dependencies before dependents).
+func (g *Graph) Needed(roots []Artifact) []*Action {
+	seen := map[*Action]bool{}
+	var order []*Action
+	var visit func(a *Action)
+	visit = func(a *Action) {
+		if seen[a] {
+			return
+		}
+		seen[a] = true
+		for _, in := range a.Inputs {
+			if p, ok := g.Producer[in.Path]; ok {
+				visit(p)
+			}
+		}
+		order = append(order, a)
+	}
+	paths := make([]string, 0, len(roots))
+	for _, r := range roots {
+		paths = append(paths, r.Path)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		if a, ok := g.Producer[p]; ok {
+			visit(a)
+		}
+	}
+	return order
+}

@@ -1,0 +1,130 @@
+package graph
+
+import (
+	"fmt"
+	"sort"
+)
+
+// Pos is a position in a BUILD or .star file: workspace-relative file, 1-based line and column.
+type Pos struct {
+	File string
+	Line int
+	Col  int
+}
+
+func (p Pos) String() string {
+	if p.Line == 0 {
+		return p.File
+	}
+	return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Col)
+}
+
+// AttrType is the declared type of a rule attribute.
+type AttrType int
+
+const (
+	AttrString AttrType = iota
+	AttrInt
+	AttrBool
+	AttrStringList
+	AttrIntList
+	AttrStringDict
+	AttrLabel      // Value is Label (zero Label for None)
+	AttrLabelList  // Value is []Label
+	AttrOutput     // Value is Label; the rule's output, not a dependency
+	AttrOutputList // Value is []Label; outputs, not dependencies
+)
+
+// Attr is one attribute of a rule target. Value is one of: string, int64,
+// bool, []string, []int64, map[string]string, Label, []Label, nil.
+type Attr struct {
+	Name     string
+	Type     AttrType
+	Value    any
+	Explicit bool // set in the BUILD file rather than defaulted
+}
+
+// Implicit reports whether the attribute is implicit (its name starts with "_"),
+// which --noimplicit_deps style queries skip.
+func (a Attr) Implicit() bool { return len(a.Name) > 0 && a.Name[0] == '_' }
+
+// Target is a node of the target graph: a rule, a source file or a generated file.
+// Targets are immutable once their package is loaded, and safe for concurrent reads.
+type Target struct {
+	Label Label
+	// RuleClass is the rule's name ("task", "filegroup", "histogram"); "" for files.
+	RuleClass string
+	// Generator is the rule that makes a generated file; zero for rules and source files.
+	Generator Label
+	Pos       Pos
+	// Attrs of a rule, sorted by name.
+	Attrs []Attr
+	// Outputs of a rule: its declared and predeclared output files, in declaration order.
+	Outputs []Label
+	// Visibility, tags and the like stay in Attrs.
+}
+
+// IsRule reports whether the target is a rule.
+func (t *Target) IsRule() bool { return t.RuleClass != "" }
+
+// IsSourceFile reports whether the target is a source file.
+func (t *Target) IsSourceFile() bool { return t.RuleClass == "" && t.Generator.IsZero() }
+
+// IsGeneratedFile reports whether the target is an output of a rule.
+func (t *Target) IsGeneratedFile() bool { return t.RuleClass == "" && !t.Generator.IsZero() }
+
+// Kind is Bazel's kind string: "task rule", "source file", "generated file".
+func (t *Target) Kind() string {
+	switch {
+	case t.RuleClass != "":
+		return t.RuleClass + " rule"
+	case !t.Generator.IsZero():
+		return "generated file"
+	}
+	return "source file"
+}
+
+// Attr returns the named attribute.
+func (t *Target) Attr(name string) (Attr, bool) {
+	i := sort.Search(len(t.Attrs), func(i int) bool { return t.Attrs[i].Name >= name })
+	if i < len(t.Attrs) && t.Attrs[i].Name == name {
+		return t.Attrs[i], true
+	}
+	return Attr{}, false
+}
+
+// Deps returns the direct dependencies of the target, in attribute order,
+// without duplicates. A generated file depends on its generating rule; a
+// rule on the labels of its label attributes (outputs excluded). Implicit
+// attributes (names starting with "_") are included only when implicit is true.
+func (t *Target) Deps(implicit bool) []Label {
+	if t.IsGeneratedFile() {
+		return []Label{t.Generator}
+	}
+	var out []Label
+	seen := map[Label]bool{}
+	add := func(l Label) {
+		if !l.IsZero() && !seen[l] {
+			seen[l] = true
+			out = append(out, l)
+		}
+	}
+	for _, a := range t.Attrs {
+		if a.Implicit() && !implicit {
+			continue
+		}
+		switch v := a.Value.(type) {
+		case Label:
+			if a.Type == AttrLabel {
+				add(v)
+			}
+		case []Label:
+			if a.Type == AttrLabelList {
+				for _, l := range v {
+					add(l)
+				}
+			}
+		}
+	}
+	return out
+}
