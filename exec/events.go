@@ -1,0 +1,79 @@
+package exec
+
+import (
+	"context"
+	"time"
+)
+
+// EventType names a state change of a build.
+type EventType string
+
+const (
+	EventBuildStarted   EventType = "build_started"
+	EventBuildFinished  EventType = "build_finished"
+	EventActionQueued   EventType = "action_queued"
+	EventActionStarted  EventType = "action_started"
+	EventActionCached   EventType = "action_cached"   // restored from the cache, not run
+	EventActionUpToDate EventType = "action_uptodate" // outputs already in place and current
+	EventActionFinished EventType = "action_finished" // ran and succeeded
+	EventActionFailed   EventType = "action_failed"
+	EventActionRetry    EventType = "action_retry"
+	EventJobSubmitted   EventType = "job_submitted"
+	EventJobRunning     EventType = "job_running"
+	EventJobFinished    EventType = "job_finished"
+	EventWarning        EventType = "warning"
+)
+
+// Event is one state change, written as one JSON object per line by --events.
+type Event struct {
+	Type     EventType     `json:"type"`
+	Time     time.Time     `json:"time"`
+	Target   string        `json:"target,omitempty"`
+	Mnemonic string        `json:"mnemonic,omitempty"`
+	Message  string        `json:"message,omitempty"`
+	Key      string        `json:"key,omitempty"` // action digest
+	Outputs  []string      `json:"outputs,omitempty"`
+	Duration time.Duration `json:"duration_ns,omitempty"`
+	ExitCode int           `json:"exit_code,omitempty"`
+	Attempt  int           `json:"attempt,omitempty"`
+	Log      string        `json:"log,omitempty"` // full log path of a failed action
+	Total    int           `json:"total,omitempty"`
+	Action   *Action       `json:"-"`
+}
+
+// EventSink receives events. Implementations must be safe for concurrent use.
+type EventSink interface {
+	Event(e Event)
+}
+
+// Outcome is how an action's outputs came to be.
+type Outcome int
+
+const (
+	OutcomeExecuted Outcome = iota // ran
+	OutcomeCached                  // restored from the action cache
+	OutcomeUpToDate                // already in place from an earlier build
+	OutcomeFailed
+	OutcomeSkipped // not attempted: a dependency failed or the build was interrupted
+)
+
+// Work does one action: looks it up, runs it or restores it. The scheduler
+// calls it once per attempt; an error of type *ActionError is a failure of the
+// action itself (retried up to the action's retries), any other error is an
+// infrastructure failure.
+type Work func(ctx context.Context, a *Action) (Outcome, error)
+
+// ActionError is an action that ran and failed: non-zero exit, missing output, timeout.
+type ActionError struct {
+	Action   *Action
+	ExitCode int    // -1 when killed by a signal or not started
+	Reason   string // "exit status 3", "timed out after 1m", "did not write declared output x"
+	Command  string // what ran, for the message
+	Tail     string // the last lines of output
+	Log      string // path of the full log
+}
+
+func (e *ActionError) Error() string {
+	msg := e.Action.Pos.String() + ": " + e.Action.Owner.String() + ": " + e.Action.Mnemonic + " failed: " + e.Reason
+	return msg
+}
