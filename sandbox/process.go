@@ -1,0 +1,293 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// runProcess runs s.Argv in dir, in its own process group, and returns once
+// the process has exited and its group is gone.
+func runProcess(ctx context.Context, s Spec, dir string) (Result, error) {
+	if len(s.Argv) == 0 {
+		return Result{}, &StartError{Path: "", Err: errors.New("empty command line")}
+	}
+	path, err := lookPath(s.Argv[0], s.Env["PATH"], dir)
+	if err != nil {
+		return Result{}, &StartError{Path: s.Argv[0], Err: err}
+	}
+	grace := s.Grace
+	if grace <= 0 {
+		grace = DefaultGrace
+	}
+	out, err := openOutput(s)
+	if err != nil {
+		return Result{}, err
+	}
+	defer out.close()
+
+	cmd := &exec.Cmd{
+		Path:        path,
+		Args:        s.Argv,
+		Env:         envList(s.Env),
+		Dir:         dir,
+		Stdin:       nil, // /dev/null
+		Stdout:      out.stdout,
+		Stderr:      out.stderr,
+		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+	}
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return Result{}, &StartError{Path: s.Argv[0], Err: err}
+	}
+	out.started()
+	pgid := cmd.Process.Pid
+
+	// The watcher stops the group on cancellation or timeout. It signals the
+	// group only while the leader has not been reaped, so the group id cannot
+	// have been reused by then.
+	exited := make(chan struct{})
+	watcherDone := make(chan struct{})
+	var timedOut, cancelled bool
+	go func() {
+		defer close(watcherDone)
+		var timeout <-chan time.Time
+		if s.Timeout > 0 {
+			t := time.NewTimer(s.Timeout)
+			defer t.Stop()
+			timeout = t.C
+		}
+		select {
+		case <-exited:
+			return
+		case <-ctx.Done():
+			cancelled = true
+		case <-timeout:
+			timedOut = true
+		}
+		_ = unix.Kill(-pgid, unix.SIGTERM)
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		select {
+		case <-exited:
+		case <-t.C:
+			_ = unix.Kill(-pgid, unix.SIGKILL)
+		}
+	}()
+
+	// Wait for the leader to exit without reaping it, kill what is left of
+	// its group, then reap it.
+	waitExit(pgid)
+	close(exited)
+	_ = unix.Kill(-pgid, unix.SIGKILL)
+	<-watcherDone
+	werr := cmd.Wait()
+	dur := time.Since(start)
+	out.finish(grace)
+
+	res := Result{ExitCode: cmd.ProcessState.ExitCode(), TimedOut: timedOut, Duration: dur}
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		res.Signal = ws.Signal().String()
+	}
+	if werr != nil {
+		var ee *exec.ExitError
+		if !errors.As(werr, &ee) {
+			return res, fmt.Errorf("waiting for %s: %w", s.Argv[0], werr)
+		}
+	}
+	if cancelled {
+		return res, ctx.Err()
+	}
+	if err := out.err(); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+// waitExit blocks until the process has exited, leaving it a zombie.
+func waitExit(pid int) {
+	for {
+		var info unix.Siginfo
+		err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		if err != unix.EINTR {
+			return
+		}
+	}
+}
+
+// envList turns the map into a sorted list; never nil, since a nil Env
+// would make os/exec inherit the parent's environment.
+func envList(env map[string]string) []string {
+	list := make([]string, 0, len(env))
+	for k, v := range env {
+		list = append(list, k+"="+v)
+	}
+	sort.Strings(list)
+	return list
+}
+
+// lookPath finds the executable the way the child's shell would: names with
+// a slash are taken as they are (relative to dir), others are looked up on
+// the child's PATH, not the parent's.
+func lookPath(name, pathEnv, dir string) (string, error) {
+	if strings.Contains(name, "/") {
+		p := name
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(dir, p)
+		}
+		if err := checkExecutable(p); err != nil {
+			return "", err
+		}
+		return name, nil
+	}
+	for _, d := range filepath.SplitList(pathEnv) {
+		if d == "" {
+			d = "."
+		}
+		p := filepath.Join(d, name)
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(dir, p)
+		}
+		if checkExecutable(p) == nil {
+			return p, nil
+		}
+	}
+	if pathEnv == "" {
+		return "", fmt.Errorf("%q not found: the environment has no PATH", name)
+	}
+	return "", fmt.Errorf("%q not found on PATH %s", name, pathEnv)
+}
+
+func checkExecutable(p string) error {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return err
+	}
+	if fi.IsDir() {
+		return fmt.Errorf("%s is a folder", p)
+	}
+	if fi.Mode()&0o111 == 0 {
+		return fmt.Errorf("%s: %w", p, fs.ErrPermission)
+	}
+	return nil
+}
+
+// output connects the process's stdout and stderr. Files are handed to the
+// process directly; other writers get a pipe copied by a goroutine, which
+// the caller closes after killing the group so a leftover process holding
+// the pipe cannot block the run.
+type output struct {
+	stdout, stderr *os.File
+	closers        []*os.File // our ends, closed at the end
+	childEnds      []*os.File // the child's ends, closed once it started
+	copies         sync.WaitGroup
+	mu             sync.Mutex
+	copyErr        error
+}
+
+func openOutput(s Spec) (*output, error) {
+	o := &output{}
+	if s.LogPath != "" {
+		if err := os.MkdirAll(filepath.Dir(s.LogPath), 0o755); err != nil {
+			return nil, fmt.Errorf("creating log folder: %w", err)
+		}
+		f, err := os.OpenFile(s.LogPath, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+		if err != nil {
+			return nil, fmt.Errorf("opening log: %w", err)
+		}
+		o.stdout, o.stderr = f, f
+		o.closers = append(o.closers, f)
+		return o, nil
+	}
+	var err error
+	if o.stdout, err = o.connect(s.Stdout); err != nil {
+		o.close()
+		return nil, err
+	}
+	if s.Stderr == s.Stdout && s.Stdout != nil {
+		o.stderr = o.stdout
+		return o, nil
+	}
+	if o.stderr, err = o.connect(s.Stderr); err != nil {
+		o.close()
+		return nil, err
+	}
+	return o, nil
+}
+
+func (o *output) connect(w io.Writer) (*os.File, error) {
+	switch w := w.(type) {
+	case nil:
+		return nil, nil
+	case *os.File:
+		return w, nil
+	}
+	r, pw, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("creating pipe: %w", err)
+	}
+	o.closers = append(o.closers, r)
+	o.childEnds = append(o.childEnds, pw)
+	o.copies.Add(1)
+	go func() {
+		defer o.copies.Done()
+		if _, err := io.Copy(w, r); err != nil && !errors.Is(err, os.ErrClosed) {
+			o.mu.Lock()
+			o.copyErr = fmt.Errorf("copying output: %w", err)
+			o.mu.Unlock()
+		}
+	}()
+	return pw, nil
+}
+
+// started closes the child's pipe ends in this process, so the copies end
+// when the child's group is gone.
+func (o *output) started() {
+	for _, f := range o.childEnds {
+		f.Close()
+	}
+	o.childEnds = nil
+}
+
+// finish waits for the copies to drain, at most grace: a process that left
+// the group (setsid) may still hold the pipe.
+func (o *output) finish(grace time.Duration) {
+	o.started()
+	done := make(chan struct{})
+	go func() { o.copies.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(grace):
+		o.close()
+		<-done
+	}
+}
+
+func (o *output) err() error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.copyErr
+}
+
+func (o *output) close() {
+	for _, f := range o.childEnds {
+		f.Close()
+	}
+	o.childEnds = nil
+	for _, f := range o.closers {
+		f.Close()
+	}
+	o.closers = nil
+}
