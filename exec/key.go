@@ -1,9 +1,36 @@
 package exec
 
 import (
+	"errors"
+	"fmt"
+	"path"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/hepbuild/hepbuild/cache"
+)
+
+// KeyVersion salts every action key. Bump it when the key computation or the
+// meaning of a cached result changes, so old cache entries are never reused.
+const KeyVersion = "hepbuild-key-v1"
+
+// Platform property names that hepbuild puts into every Command. A remote
+// executor must be configured to accept them (as Bazel's cache-silo-key is).
+const (
+	PropKeyVersion  = "hepbuild-key-version"
+	PropEnvironment = "hepbuild-environment" // digest of the software environment
+	PropKind        = "hepbuild-action-kind" // run, write, symlink
+	PropOS          = "OSFamily"
+	PropISA         = "ISA"
+	PropTags        = "hepbuild-tags"             // execution requirements that can change outputs
+	PropContent     = "hepbuild-write-content"    // digest of a write action's content
+	PropExecutable  = "hepbuild-write-executable" // "true" when a write action's output is executable
 )
 
 // Key is an action's identity, and the REAPI messages it was computed from.
@@ -15,6 +42,10 @@ type Key struct {
 	// Blobs holds every serialized message (Action, Command, input Directories)
 	// by digest, for upload to a remote cache or executor.
 	Blobs map[cache.Digest][]byte
+	// InputRoot is the digest of the input root Directory (also Action.InputRootDigest).
+	InputRoot cache.Digest
+	// Environment is the digest of the software environment (see EnvironmentDigest).
+	Environment cache.Digest
 }
 
 // Inputs gives the digest and executable bit of an input artifact.
@@ -22,9 +53,390 @@ type Inputs interface {
 	Digest(a Artifact) (d cache.Digest, executable bool, err error)
 }
 
-// ComputeKey returns the key of an action whose inputs all exist.
+// FileEntry is one file below a folder input.
+type FileEntry struct {
+	// Path is relative to the folder, slash-separated, e.g. "sub/x.root".
+	Path       string
+	Digest     cache.Digest
+	Executable bool
+}
+
+// DirInputs is an Inputs that can also expand a folder input (Artifact.Dir).
+// ComputeKey uses it when an action reads a folder; an Inputs without it can
+// only key actions whose inputs are all files.
+type DirInputs interface {
+	Inputs
+	// ListDir returns every regular file below the folder, in any order.
+	// Empty sub-folders are not represented.
+	ListDir(a Artifact) ([]FileEntry, error)
+}
+
+// keyHashed says where each field that enters the key goes, by "Type.Field".
+// key_test.go walks Action by reflection (and the struct types of hashed
+// fields) and fails on a field that is in neither keyHashed nor keyExcluded.
+var keyHashed = map[string]string{
+	"Action.Kind":        "platform property " + PropKind,
+	"Action.Argv":        "Command.arguments",
+	"Action.Env":         "Command.environment_variables, sorted by name",
+	"Action.Inputs":      "input root Merkle tree",
+	"Action.Tools":       "input root Merkle tree (merged with Inputs)",
+	"Action.Outputs":     "Command.output_paths, output_files and output_directories",
+	"Action.Content":     "platform property " + PropContent,
+	"Action.Executable":  "platform property " + PropExecutable,
+	"Action.Environment": "platform property " + PropEnvironment,
+	"Action.Tags":        "Action.do_not_cache and platform property " + PropTags,
+	"Action.Timeout":     "Action.timeout",
+	"Artifact.Path":      "input root node names, output paths, environment file names",
+	"Artifact.Dir":       "inputs: the folder is expanded into the tree; outputs: output_directories",
+	"Environment.Kind":   "environment digest",
+	"Environment.Params": "environment digest",
+	"Environment.Files":  "environment digest (path, content digest and executable bit)",
+}
+
+// keyExcluded lists the fields that do not enter the key, each with the
+// reason why leaving it out can never make a wrong cache hit.
+var keyExcluded = map[string]string{
+	"Action.Owner":    "the same command on the same inputs makes the same outputs, whichever target asked for it",
+	"Action.Mnemonic": "a display name; what runs is Argv/Content and Kind",
+	"Action.Progress": "a display message; it does not reach the process",
+	"Action.Pos":      "where the target was declared only locates error messages",
+	"Action.Retries":  "retries happen only after failures, and failed runs are never cached",
+	"Action.Resources": "cpu, memory and walltime bound scheduling and kill runs that exceed them; " +
+		"a run that succeeds within them writes the same outputs, and failed runs are never cached",
+	"Artifact.Source": "sources and generated files are told apart by their path (hepbuild-out/...), " +
+		"and an input enters the key by its content, whoever made it",
+	"Environment.Label": "an environment is identified by what it is (kind, params, files), " +
+		"not by the name of the target declaring it: two names for one stack share results",
+}
+
+// Tags that say where or whether an action runs, not what it sees: they do not
+// change outputs. "no-cache" becomes Action.do_not_cache instead.
+var tagsNotInKey = map[string]bool{
+	"no-cache":  true, // Action.do_not_cache
+	"no-remote": true, // where it runs, not what it computes
+	"local":     true, // where it runs, not what it computes
+}
+
+var deterministic = proto.MarshalOptions{Deterministic: true}
+
+// ComputeKey returns the key of an action whose inputs all exist. It builds
+// the REAPI Command, input root Directory tree and Action exactly as a
+// Bazel-compatible remote executor would receive them, so the key and blobs
+// can be shared with such caches.
 //
-// PLACEHOLDER: replaced by the REAPI Merkle-tree implementation.
+// Every Action field enters the key except those in keyExcluded; see
+// key_test.go, which proves it. The key does not depend on the order of
+// Inputs, Tools, Outputs, Tags, Env, Environment.Params or Environment.Files.
 func ComputeKey(a *Action, in Inputs) (*Key, error) {
-	return &Key{Digest: cache.FromBytes([]byte(a.Owner.String() + a.Describe()))}, nil
+	k := &Key{Blobs: map[cache.Digest][]byte{}}
+	add := func(m proto.Message) (cache.Digest, error) {
+		b, err := deterministic.Marshal(m)
+		if err != nil {
+			return cache.Digest{}, err
+		}
+		d := cache.FromBytes(b)
+		k.Blobs[d] = b
+		return d, nil
+	}
+
+	envDigest, err := EnvironmentDigest(a.Environment, in)
+	if err != nil {
+		return nil, fmt.Errorf("keying %s: %w", a.Describe(), err)
+	}
+	k.Environment = envDigest
+
+	root := newDirNode()
+	for _, set := range [][]Artifact{a.Inputs, a.Tools} {
+		for _, art := range set {
+			if err := addInput(root, art, in); err != nil {
+				return nil, fmt.Errorf("keying %s: input %s: %w", a.Describe(), art.Path, err)
+			}
+		}
+	}
+	rootDigest, err := root.marshal(add)
+	if err != nil {
+		return nil, fmt.Errorf("keying %s: %w", a.Describe(), err)
+	}
+	k.InputRoot = rootDigest
+
+	cmd, err := command(a, envDigest)
+	if err != nil {
+		return nil, fmt.Errorf("keying %s: %w", a.Describe(), err)
+	}
+	cmdDigest, err := add(cmd)
+	if err != nil {
+		return nil, fmt.Errorf("keying %s: %w", a.Describe(), err)
+	}
+	act := &repb.Action{
+		CommandDigest:   cmdDigest.ToProto(),
+		InputRootDigest: rootDigest.ToProto(),
+		DoNotCache:      a.HasTag("no-cache"),
+		Platform:        cmd.Platform,
+	}
+	if a.Timeout > 0 {
+		act.Timeout = durationpb.New(a.Timeout)
+	}
+	if k.Digest, err = add(act); err != nil {
+		return nil, fmt.Errorf("keying %s: %w", a.Describe(), err)
+	}
+	k.Action, k.Command = act, cmd
+	return k, nil
+}
+
+func command(a *Action, envDigest cache.Digest) (*repb.Command, error) {
+	cmd := &repb.Command{Arguments: append([]string(nil), a.Argv...)}
+	names := make([]string, 0, len(a.Env))
+	for n := range a.Env {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		cmd.EnvironmentVariables = append(cmd.EnvironmentVariables,
+			&repb.Command_EnvironmentVariable{Name: n, Value: a.Env[n]})
+	}
+
+	seen := map[string]bool{}
+	for _, o := range a.Outputs {
+		if err := checkPath(o.Path); err != nil {
+			return nil, fmt.Errorf("output %q: %w", o.Path, err)
+		}
+		if seen[o.Path] {
+			return nil, fmt.Errorf("output %s declared twice", o.Path)
+		}
+		seen[o.Path] = true
+		cmd.OutputPaths = append(cmd.OutputPaths, o.Path)
+		// Servers ignore the deprecated fields when output_paths is set; we
+		// fill them because they record which outputs are folders, which
+		// changes what a successful run must produce.
+		if o.Dir {
+			cmd.OutputDirectories = append(cmd.OutputDirectories, o.Path)
+		} else {
+			cmd.OutputFiles = append(cmd.OutputFiles, o.Path)
+		}
+	}
+	sort.Strings(cmd.OutputPaths)
+	sort.Strings(cmd.OutputFiles)
+	sort.Strings(cmd.OutputDirectories)
+
+	props := map[string]string{
+		PropKeyVersion:  KeyVersion,
+		PropEnvironment: envDigest.String(),
+		PropKind:        a.Kind.String(),
+		PropOS:          runtime.GOOS,
+		PropISA:         runtime.GOARCH,
+	}
+	if a.Kind == KindWrite || len(a.Content) > 0 {
+		props[PropContent] = cache.FromBytes(a.Content).String()
+	}
+	if a.Executable {
+		props[PropExecutable] = "true"
+	}
+	var tags []string
+	for _, t := range a.Tags {
+		if !tagsNotInKey[t] {
+			tags = append(tags, t)
+		}
+	}
+	if len(tags) > 0 {
+		sort.Strings(tags)
+		tags = dedupe(tags)
+		props[PropTags] = strings.Join(tags, ",")
+	}
+	cmd.Platform = platform(props)
+	return cmd, nil
+}
+
+// platform returns the properties sorted by name, as REAPI requires.
+func platform(props map[string]string) *repb.Platform {
+	p := &repb.Platform{}
+	for n, v := range props {
+		p.Properties = append(p.Properties, &repb.Platform_Property{Name: n, Value: v})
+	}
+	sort.Slice(p.Properties, func(i, j int) bool {
+		a, b := p.Properties[i], p.Properties[j]
+		if a.Name != b.Name {
+			return a.Name < b.Name
+		}
+		return a.Value < b.Value
+	})
+	return p
+}
+
+func dedupe(sorted []string) []string {
+	out := sorted[:0]
+	for i, s := range sorted {
+		if i == 0 || s != sorted[i-1] {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// EnvironmentDigest identifies a software environment by its kind, params and
+// the content of its files; nil and the zero Environment are the host.
+// The digest is that of a deterministically serialized REAPI Platform message
+// holding "kind", "param:NAME" and "file:PATH" properties.
+func EnvironmentDigest(e *Environment, in Inputs) (cache.Digest, error) {
+	kind := "host"
+	if e != nil && e.Kind != "" {
+		kind = e.Kind
+	}
+	props := map[string]string{"kind": kind}
+	if e != nil {
+		for n, v := range e.Params {
+			props["param:"+n] = v
+		}
+		files := newDirNode()
+		for _, f := range e.Files {
+			if err := addInput(files, f, in); err != nil {
+				return cache.Digest{}, fmt.Errorf("environment %s: file %s: %w", e.Label, f.Path, err)
+			}
+		}
+		files.walk("", func(p string, f fileNode) {
+			props["file:"+p] = fileValue(f)
+		})
+	}
+	b, err := deterministic.Marshal(platform(props))
+	if err != nil {
+		return cache.Digest{}, err
+	}
+	return cache.FromBytes(b), nil
+}
+
+func fileValue(f fileNode) string {
+	return f.digest.String() + " executable=" + strconv.FormatBool(f.executable)
+}
+
+// checkPath accepts clean, relative, slash-separated paths without "..".
+func checkPath(p string) error {
+	switch {
+	case p == "" || p == ".":
+		return errors.New("empty path")
+	case path.IsAbs(p):
+		return errors.New("path must be relative to the exec root")
+	case path.Clean(p) != p:
+		return errors.New("path is not clean")
+	case p == ".." || strings.HasPrefix(p, "../"):
+		return errors.New("path leaves the exec root")
+	}
+	return nil
+}
+
+type fileNode struct {
+	digest     cache.Digest
+	executable bool
+}
+
+// dirNode is a folder of the input tree under construction.
+type dirNode struct {
+	files map[string]fileNode
+	dirs  map[string]*dirNode
+}
+
+func newDirNode() *dirNode {
+	return &dirNode{files: map[string]fileNode{}, dirs: map[string]*dirNode{}}
+}
+
+func addInput(root *dirNode, art Artifact, in Inputs) error {
+	if err := checkPath(art.Path); err != nil {
+		return err
+	}
+	if !art.Dir {
+		d, x, err := in.Digest(art)
+		if err != nil {
+			return err
+		}
+		return root.addFile(art.Path, fileNode{d, x})
+	}
+	di, ok := in.(DirInputs)
+	if !ok {
+		return fmt.Errorf("is a folder, and %T cannot list folders (it does not implement exec.DirInputs)", in)
+	}
+	entries, err := di.ListDir(art)
+	if err != nil {
+		return err
+	}
+	if _, err := root.mkdirAll(art.Path); err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if err := checkPath(e.Path); err != nil {
+			return fmt.Errorf("file %q: %w", e.Path, err)
+		}
+		if err := root.addFile(art.Path+"/"+e.Path, fileNode{e.Digest, e.Executable}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (n *dirNode) mkdirAll(p string) (*dirNode, error) {
+	for _, name := range strings.Split(p, "/") {
+		if _, isFile := n.files[name]; isFile {
+			return nil, fmt.Errorf("%s is both a file and a folder", p)
+		}
+		child, ok := n.dirs[name]
+		if !ok {
+			child = newDirNode()
+			n.dirs[name] = child
+		}
+		n = child
+	}
+	return n, nil
+}
+
+func (n *dirNode) addFile(p string, f fileNode) error {
+	dir, name := path.Split(p)
+	parent := n
+	if dir != "" {
+		var err error
+		if parent, err = n.mkdirAll(strings.TrimSuffix(dir, "/")); err != nil {
+			return err
+		}
+	}
+	if _, isDir := parent.dirs[name]; isDir {
+		return fmt.Errorf("%s is both a file and a folder", p)
+	}
+	if prev, ok := parent.files[name]; ok && prev != f {
+		return fmt.Errorf("%s listed twice with different content (%s and %s)", p, fileValue(prev), fileValue(f))
+	}
+	parent.files[name] = f
+	return nil
+}
+
+// walk calls fn for every file below n, in sorted path order.
+func (n *dirNode) walk(prefix string, fn func(p string, f fileNode)) {
+	for _, name := range sortedKeys(n.files) {
+		fn(prefix+name, n.files[name])
+	}
+	for _, name := range sortedKeys(n.dirs) {
+		n.dirs[name].walk(prefix+name+"/", fn)
+	}
+}
+
+// marshal stores the Directory messages of n and its children and returns
+// n's digest. REAPI requires files and folders sorted by name.
+func (n *dirNode) marshal(add func(proto.Message) (cache.Digest, error)) (cache.Digest, error) {
+	dir := &repb.Directory{}
+	for _, name := range sortedKeys(n.files) {
+		f := n.files[name]
+		dir.Files = append(dir.Files, &repb.FileNode{Name: name, Digest: f.digest.ToProto(), IsExecutable: f.executable})
+	}
+	for _, name := range sortedKeys(n.dirs) {
+		d, err := n.dirs[name].marshal(add)
+		if err != nil {
+			return cache.Digest{}, err
+		}
+		dir.Directories = append(dir.Directories, &repb.DirectoryNode{Name: name, Digest: d.ToProto()})
+	}
+	return add(dir)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
