@@ -18,10 +18,13 @@ const (
 	EventActionFinished EventType = "action_finished" // ran and succeeded
 	EventActionFailed   EventType = "action_failed"
 	EventActionRetry    EventType = "action_retry"
-	EventJobSubmitted   EventType = "job_submitted"
-	EventJobRunning     EventType = "job_running"
-	EventJobFinished    EventType = "job_finished"
-	EventWarning        EventType = "warning"
+	// EventActionInterrupted ends an action that was running when the build
+	// was cancelled; its result is unknown and it counts as skipped.
+	EventActionInterrupted EventType = "action_interrupted"
+	EventJobSubmitted      EventType = "job_submitted"
+	EventJobRunning        EventType = "job_running"
+	EventJobFinished       EventType = "job_finished"
+	EventWarning           EventType = "warning"
 )
 
 // Event is one state change, written as one JSON object per line by --events.
@@ -39,6 +42,9 @@ type Event struct {
 	Log      string        `json:"log,omitempty"` // full log path of a failed action
 	Total    int           `json:"total,omitempty"`
 	Action   *Action       `json:"-"`
+	// Err is the failure of an action_failed or action_retry event that ran
+	// and failed; nil for infrastructure failures (see Message).
+	Err *ActionError `json:"-"`
 }
 
 // EventSink receives events. Implementations must be safe for concurrent use.

@@ -1,0 +1,819 @@
+package exec
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// DefaultBackoff is the delay before the first retry when Scheduler.Backoff is zero.
+const DefaultBackoff = time.Second
+
+// maxBackoff caps the doubling retry delay: a flaky grid job should be
+// resubmitted within a minute, not after an hour of doubling.
+const maxBackoff = time.Minute
+
+// Scheduler runs the actions of one build in dependency order, at most Jobs
+// at a time and within the machine's Capacity, most critical first.
+//
+// Concurrency: Run is driven by one dispatcher goroutine (the caller's) that
+// owns all scheduling state; each attempt of an action runs Work on its own
+// goroutine, which reports back over a channel. Events are sent only from the
+// dispatcher, so a sink sees them in order. Run returns only after every
+// goroutine it started has ended. A Scheduler is not modified by Run: once
+// configured, it is safe for concurrent use.
+type Scheduler struct {
+	// Jobs bounds how many actions run at once (-j); zero means runtime.NumCPU().
+	Jobs int
+	// Capacity is the cpu and memory of the machine (--local-resources); a
+	// zero CPU means runtime.NumCPU(), a zero Memory the physical memory
+	// (unbounded if unknown). Walltime is ignored.
+	Capacity Resources
+	// Retries is added to every action's own Retries (--retries).
+	Retries int
+	// Backoff is the delay before the first retry; it doubles with every
+	// further attempt, up to a minute. Zero means DefaultBackoff.
+	Backoff time.Duration
+	// KeepGoing (-k) runs every action that does not depend on a failed one;
+	// without it the first failure stops new actions from starting.
+	KeepGoing bool
+	// Events receives every state change; nil means none.
+	Events EventSink
+	// Estimate guesses an action's duration (e.g. from the last build) to
+	// order the ready queue by critical path. Nil, or zero for an action,
+	// means unknown: every action weighs the same, or the mean of the known.
+	Estimate func(*Action) time.Duration
+}
+
+// Step is one action on the critical path and how long it took, from its
+// first start to its last end (retries and their delays included).
+type Step struct {
+	Action   *Action
+	Duration time.Duration
+}
+
+// Summary is what a build did. It is a plain value: not safe for concurrent
+// writes, free to read from any goroutine after Run returns.
+type Summary struct {
+	Total    int
+	Executed int
+	Cached   int
+	UpToDate int
+	Failed   int
+	// Skipped were not attempted, or interrupted: a dependency failed, an
+	// earlier failure stopped the build (no -k), or the build was cancelled.
+	Skipped int
+	Elapsed time.Duration
+	// Failures are the actions that ran and failed, in the order they failed.
+	Failures []*ActionError
+	// CriticalPath is the chain of actions, each depending on the one before,
+	// whose durations sum highest; CriticalTime is that sum.
+	CriticalPath []Step
+	CriticalTime time.Duration
+	// Outcomes[i] is the outcome of the i-th action passed to Run.
+	Outcomes []Outcome
+}
+
+// BuildFailedError says that actions ran and failed; Run returns it after
+// the build ended. It unwraps to every *ActionError.
+type BuildFailedError struct {
+	Failures []*ActionError
+}
+
+func (e *BuildFailedError) Error() string {
+	if len(e.Failures) == 1 {
+		return e.Failures[0].Error()
+	}
+	return fmt.Sprintf("%d actions failed, the first: %v", len(e.Failures), e.Failures[0])
+}
+
+func (e *BuildFailedError) Unwrap() []error {
+	errs := make([]error, len(e.Failures))
+	for i, f := range e.Failures {
+		errs[i] = f
+	}
+	return errs
+}
+
+// Action states during a run.
+const (
+	stateWaiting uint8 = iota // some dependency has not succeeded yet
+	stateReady                // in the ready queue
+	stateRunning              // an attempt is running
+	stateBackoff              // waiting to retry
+	stateDone                 // outcome known
+)
+
+type result struct {
+	i       int32
+	outcome Outcome
+	err     error
+	took    time.Duration
+}
+
+// run is the state of one Scheduler.Run. Every field is owned by the
+// dispatcher goroutine except those marked otherwise.
+type run struct {
+	s       *Scheduler
+	ctx     context.Context // the caller's: running work sees it cancelled
+	stop    context.Context // cancelled when no new work may start: ends backoff waits
+	halt    context.CancelFunc
+	work    Work
+	events  EventSink
+	actions []*Action
+	t0      time.Time
+
+	// The dependency graph in compressed rows: the dependencies of action i
+	// are deps[depOff[i]:depOff[i+1]], its dependents likewise in rdeps.
+	depOff, deps   []int32
+	rdepOff, rdeps []int32
+	order          []int32 // topological, dependencies first
+
+	prio     []int64 // critical path estimate below and including the action
+	pending  []int32 // dependencies not yet succeeded
+	state    []uint8
+	attempts []int32
+	started  []time.Duration // first start, since t0
+	took     []time.Duration // first start to last end
+	outcome  []Outcome
+	lastErr  map[int32]*ActionError // actions in backoff
+
+	ready               readyQueue
+	jobs                int
+	capCPU, capMem      int64 // millicpus, bytes (0: unbounded)
+	running, backoffs   int
+	usedCPU, usedMem    int64
+	stopping, cancelled bool
+	failures            []*ActionError
+	infraErr            error
+	results             chan result // written by attempt goroutines
+	retry               chan int32  // written by backoff goroutines
+	backoff             time.Duration
+}
+
+// Run builds actions, the needed set of g (g.Needed gives it). An action is
+// ready when every action in the set producing one of its inputs has
+// succeeded; inputs made by actions outside the set are taken as present.
+//
+// The returned Summary is never nil unless the graph itself is invalid (a
+// cycle, an action listed twice). The error is nil when every action
+// succeeded; otherwise, by precedence: an error wrapping ctx.Err() (wraps
+// context.Canceled on interrupt), an infrastructure error of Work, or a
+// *BuildFailedError.
+func (s *Scheduler) Run(ctx context.Context, g *Graph, actions []*Action, work Work) (*Summary, error) {
+	r := &run{s: s, ctx: ctx, work: work, events: s.Events, actions: actions, t0: time.Now()}
+	if err := r.index(g); err != nil {
+		return nil, err
+	}
+	r.configure()
+	r.stop, r.halt = context.WithCancel(ctx)
+	defer r.halt()
+	r.emit(Event{Type: EventBuildStarted, Total: len(actions)})
+	r.warnOversized()
+	r.prioritise()
+	for _, i := range r.order {
+		if r.pending[i] == 0 {
+			r.enqueue(i)
+		}
+	}
+	r.loop()
+	return r.summarise()
+}
+
+// index builds the compressed dependency graph and a topological order.
+func (r *run) index(g *Graph) error {
+	n := len(r.actions)
+	if n > math.MaxInt32 {
+		return fmt.Errorf("too many actions: %d", n)
+	}
+	pos := make(map[*Action]int32, n)
+	for i, a := range r.actions {
+		if _, dup := pos[a]; dup {
+			return fmt.Errorf("action %s %s listed twice", a.Mnemonic, a.Owner)
+		}
+		pos[a] = int32(i)
+	}
+	r.depOff = make([]int32, n+1)
+	stamp := make([]int32, n) // stamp[d] == i+1: d already counted as a dependency of i
+	ndependents := make([]int32, n+1)
+	for i, a := range r.actions {
+		if g != nil {
+			for _, in := range a.Inputs {
+				if in.Source {
+					continue
+				}
+				p, ok := g.Producer[in.Path]
+				if !ok {
+					continue
+				}
+				d, ok := pos[p]
+				if !ok || d == int32(i) || stamp[d] == int32(i)+1 {
+					continue
+				}
+				stamp[d] = int32(i) + 1
+				r.deps = append(r.deps, d)
+				ndependents[d+1]++
+			}
+		}
+		r.depOff[i+1] = int32(len(r.deps))
+	}
+	// Dependents: count per dependency (ndependents, shifted by one), prefix-sum, fill.
+	r.rdepOff = ndependents
+	for i := 1; i <= n; i++ {
+		r.rdepOff[i] += r.rdepOff[i-1]
+	}
+	r.rdeps = make([]int32, len(r.deps))
+	fill := make([]int32, n)
+	copy(fill, r.rdepOff[:n])
+	for i := 0; i < n; i++ {
+		for _, d := range r.deps[r.depOff[i]:r.depOff[i+1]] {
+			r.rdeps[fill[d]] = int32(i)
+			fill[d]++
+		}
+	}
+	// Kahn's algorithm; the input order is kept among independent actions.
+	r.pending = make([]int32, n)
+	left := make([]int32, n)
+	r.order = make([]int32, 0, n)
+	for i := 0; i < n; i++ {
+		r.pending[i] = r.depOff[i+1] - r.depOff[i]
+		left[i] = r.pending[i]
+		if left[i] == 0 {
+			r.order = append(r.order, int32(i))
+		}
+	}
+	for k := 0; k < len(r.order); k++ {
+		i := r.order[k]
+		for _, d := range r.rdeps[r.rdepOff[i]:r.rdepOff[i+1]] {
+			if left[d]--; left[d] == 0 {
+				r.order = append(r.order, d)
+			}
+		}
+	}
+	if len(r.order) < n {
+		for i := range left {
+			if left[i] > 0 {
+				a := r.actions[i]
+				return fmt.Errorf("%s: %s: action %s is part of a dependency cycle", a.Pos, a.Owner, a.Mnemonic)
+			}
+		}
+	}
+	return nil
+}
+
+func (r *run) configure() {
+	n := len(r.actions)
+	r.jobs = r.s.Jobs
+	if r.jobs <= 0 {
+		r.jobs = runtime.NumCPU()
+	}
+	cpu := r.s.Capacity.CPU
+	if cpu <= 0 {
+		cpu = float64(runtime.NumCPU())
+	}
+	r.capCPU = milliCPU(cpu)
+	r.capMem = r.s.Capacity.Memory
+	if r.capMem <= 0 {
+		r.capMem = physicalMemory()
+	}
+	r.backoff = r.s.Backoff
+	if r.backoff <= 0 {
+		r.backoff = DefaultBackoff
+	}
+	r.state = make([]uint8, n)
+	r.attempts = make([]int32, n)
+	r.started = make([]time.Duration, n)
+	r.took = make([]time.Duration, n)
+	r.outcome = make([]Outcome, n)
+	r.lastErr = map[int32]*ActionError{}
+	r.results = make(chan result, r.jobs)
+	r.retry = make(chan int32)
+}
+
+// prioritise computes, for every action, the estimated length of the longest
+// chain of dependents starting with it: running that chain's head first keeps
+// the end of the build from waiting on one long tail.
+func (r *run) prioritise() {
+	n := len(r.actions)
+	weight := make([]int64, n)
+	for i := range weight {
+		weight[i] = 1
+	}
+	if r.s.Estimate != nil {
+		var sum, known int64
+		for i, a := range r.actions {
+			if d := r.s.Estimate(a); d > 0 {
+				weight[i] = int64(d)
+				sum += int64(d)
+				known++
+			} else {
+				weight[i] = 0
+			}
+		}
+		mean := int64(1)
+		if known > 0 {
+			mean = max(sum/known, 1)
+		}
+		for i := range weight {
+			if weight[i] == 0 {
+				weight[i] = mean
+			}
+		}
+	}
+	r.prio = make([]int64, n)
+	for k := n - 1; k >= 0; k-- {
+		i := r.order[k]
+		var below int64
+		for _, d := range r.rdeps[r.rdepOff[i]:r.rdepOff[i+1]] {
+			below = max(below, r.prio[d])
+		}
+		r.prio[i] = weight[i] + below
+	}
+	r.ready.prio = r.prio
+}
+
+// request is what action i takes from the machine while it runs, clamped to
+// the capacity so that an oversized action runs alone instead of never.
+func (r *run) request(i int32) (cpu, mem int64) {
+	res := r.actions[i].Resources
+	cpu = milliCPU(res.CPU)
+	if res.CPU <= 0 {
+		cpu = 1000
+	}
+	cpu = min(cpu, r.capCPU)
+	if r.capMem > 0 {
+		mem = min(max(res.Memory, 0), r.capMem)
+	}
+	return cpu, mem
+}
+
+func (r *run) warnOversized() {
+	if r.events == nil {
+		return
+	}
+	for _, a := range r.actions {
+		var over []string
+		if a.Resources.CPU > float64(r.capCPU)/1000 {
+			over = append(over, fmt.Sprintf("%g cpus, more than the %g available", a.Resources.CPU, float64(r.capCPU)/1000))
+		}
+		if r.capMem > 0 && a.Resources.Memory > r.capMem {
+			over = append(over, fmt.Sprintf("%s of memory, more than the %s available", formatBytes(a.Resources.Memory), formatBytes(r.capMem)))
+		}
+		if over != nil {
+			e := r.actionEvent(EventWarning, a)
+			e.Message = "asks for " + strings.Join(over, " and ") + "; it will run alone"
+			r.emit(e)
+		}
+	}
+}
+
+func (r *run) enqueue(i int32) {
+	r.state[i] = stateReady
+	r.ready.push(i)
+	if r.events != nil {
+		r.emit(r.actionEvent(EventActionQueued, r.actions[i]))
+	}
+}
+
+// loop dispatches until nothing runs and nothing more may start.
+func (r *run) loop() {
+	ctxDone := r.ctx.Done()
+	for {
+		for !r.stopping && !r.cancelled && r.ready.len() > 0 && r.running < r.jobs {
+			i := r.ready.peek()
+			cpu, mem := r.request(i)
+			// Strict priority: when the most critical action does not fit, wait
+			// for resources rather than let smaller ones starve it.
+			if r.usedCPU+cpu > r.capCPU || (r.capMem > 0 && r.usedMem+mem > r.capMem) {
+				break
+			}
+			if r.ctx.Err() != nil {
+				r.cancel()
+				break
+			}
+			r.ready.pop()
+			r.start(i, cpu, mem)
+		}
+		if r.running == 0 && r.backoffs == 0 && (r.ready.len() == 0 || r.stopping || r.cancelled) {
+			return
+		}
+		select {
+		case res := <-r.results:
+			r.finish(res)
+		case i := <-r.retry:
+			r.resume(i)
+		case <-ctxDone:
+			ctxDone = nil
+			r.cancel()
+		}
+	}
+}
+
+func (r *run) cancel() {
+	r.cancelled = true
+	r.halt()
+}
+
+func (r *run) start(i int32, cpu, mem int64) {
+	r.running++
+	r.usedCPU += cpu
+	r.usedMem += mem
+	r.state[i] = stateRunning
+	r.attempts[i]++
+	if r.attempts[i] == 1 {
+		r.started[i] = time.Since(r.t0)
+	}
+	if r.events != nil {
+		e := r.actionEvent(EventActionStarted, r.actions[i])
+		e.Attempt = int(r.attempts[i])
+		r.emit(e)
+	}
+	go r.attempt(i)
+}
+
+// attempt runs on its own goroutine; it reads only immutable run fields.
+func (r *run) attempt(i int32) {
+	a := r.actions[i]
+	ctx := r.ctx
+	limit := timeout(a)
+	var cancel context.CancelFunc = func() {}
+	if limit > 0 {
+		ctx, cancel = context.WithTimeout(ctx, limit)
+	}
+	start := time.Now()
+	out, err := r.call(ctx, a)
+	took := time.Since(start)
+	if err != nil && limit > 0 && errors.Is(ctx.Err(), context.DeadlineExceeded) && r.ctx.Err() == nil {
+		// The work should have said so itself; make sure a timeout is an
+		// action failure (retried, reported) and not an infrastructure one.
+		var ae *ActionError
+		if !errors.As(err, &ae) {
+			err = &ActionError{Action: a, ExitCode: -1, Reason: "timed out after " + limit.String()}
+		}
+	}
+	cancel()
+	r.results <- result{i: i, outcome: out, err: err, took: took}
+}
+
+func (r *run) call(ctx context.Context, a *Action) (out Outcome, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			buf := make([]byte, 16<<10)
+			buf = buf[:runtime.Stack(buf, false)]
+			out, err = OutcomeFailed, fmt.Errorf("panic: %v\n%s", p, buf)
+		}
+	}()
+	return r.work(ctx, a)
+}
+
+// timeout is the bound of one attempt: the smaller non-zero of Timeout and Walltime.
+func timeout(a *Action) time.Duration {
+	t, w := a.Timeout, a.Resources.Walltime
+	switch {
+	case t <= 0:
+		return max(w, 0)
+	case w <= 0:
+		return t
+	}
+	return min(t, w)
+}
+
+func (r *run) finish(res result) {
+	i := res.i
+	a := r.actions[i]
+	cpu, mem := r.request(i)
+	r.running--
+	r.usedCPU -= cpu
+	r.usedMem -= mem
+	now := time.Since(r.t0)
+	r.took[i] = now - r.started[i]
+
+	err := res.err
+	if err == nil && res.outcome != OutcomeExecuted && res.outcome != OutcomeCached && res.outcome != OutcomeUpToDate {
+		err = fmt.Errorf("work returned outcome %d without an error", res.outcome)
+	}
+	if err == nil {
+		r.done(i, res.outcome)
+		if r.events != nil {
+			e := r.actionEvent(outcomeEvent(res.outcome), a)
+			e.Duration = res.took
+			e.Attempt = int(r.attempts[i])
+			e.Outputs = outputPaths(a)
+			r.emit(e)
+		}
+		for _, d := range r.rdeps[r.rdepOff[i]:r.rdepOff[i+1]] {
+			if r.pending[d]--; r.pending[d] == 0 {
+				r.enqueue(d)
+			}
+		}
+		return
+	}
+	if r.ctx.Err() != nil {
+		// Killed by the interrupt, most likely: neither a result nor a failure.
+		r.done(i, OutcomeSkipped)
+		if r.events != nil {
+			e := r.actionEvent(EventActionInterrupted, a)
+			e.Duration = res.took
+			e.Attempt = int(r.attempts[i])
+			r.emit(e)
+		}
+		return
+	}
+	var ae *ActionError
+	if errors.As(err, &ae) {
+		if ae.Action == nil {
+			ae.Action = a
+		}
+		if int(r.attempts[i]) <= a.Retries+r.s.Retries && !r.stopping {
+			delay := r.delay(int(r.attempts[i]))
+			r.state[i] = stateBackoff
+			r.backoffs++
+			r.lastErr[i] = ae
+			if r.events != nil {
+				e := r.failEvent(EventActionRetry, a, ae)
+				e.Attempt = int(r.attempts[i]) + 1
+				e.Duration = delay
+				r.emit(e)
+			}
+			go r.wait(i, delay)
+			return
+		}
+		r.fail(i, ae, res.took)
+		return
+	}
+	r.done(i, OutcomeFailed)
+	if r.infraErr == nil {
+		r.infraErr = fmt.Errorf("%s: %s %s: %w", a.Pos, a.Mnemonic, a.Owner, err)
+	}
+	if r.events != nil {
+		e := r.actionEvent(EventActionFailed, a)
+		e.Message = err.Error()
+		e.ExitCode = -1
+		e.Duration = res.took
+		e.Attempt = int(r.attempts[i])
+		r.emit(e)
+	}
+	// Infrastructure is shared by every action: going on would fail them all.
+	r.stopping = true
+	r.halt()
+}
+
+func (r *run) fail(i int32, ae *ActionError, took time.Duration) {
+	r.done(i, OutcomeFailed)
+	r.failures = append(r.failures, ae)
+	if r.events != nil {
+		e := r.failEvent(EventActionFailed, r.actions[i], ae)
+		e.Duration = took
+		e.Attempt = int(r.attempts[i])
+		r.emit(e)
+	}
+	if !r.s.KeepGoing {
+		r.stopping = true
+		r.halt()
+	}
+}
+
+// wait sleeps through a retry delay on its own goroutine, cut short when the
+// build stops, and always reports back so the dispatcher can count it.
+func (r *run) wait(i int32, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-r.stop.Done():
+	}
+	r.retry <- i
+}
+
+func (r *run) resume(i int32) {
+	r.backoffs--
+	ae := r.lastErr[i]
+	delete(r.lastErr, i)
+	switch {
+	case r.cancelled:
+		r.done(i, OutcomeSkipped)
+	case r.stopping:
+		// Its last attempt failed and no attempt is left to change that.
+		r.fail(i, ae, 0)
+	default:
+		r.enqueue(i)
+	}
+}
+
+func (r *run) delay(attempt int) time.Duration {
+	d := r.backoff
+	for k := 1; k < attempt && d < maxBackoff; k++ {
+		d *= 2
+	}
+	return min(d, maxBackoff)
+}
+
+func (r *run) done(i int32, o Outcome) {
+	r.state[i] = stateDone
+	r.outcome[i] = o
+}
+
+func (r *run) summarise() (*Summary, error) {
+	n := len(r.actions)
+	s := &Summary{Total: n, Elapsed: time.Since(r.t0), Failures: r.failures, Outcomes: r.outcome}
+	for i := range r.outcome {
+		if r.state[i] != stateDone {
+			r.outcome[i] = OutcomeSkipped
+		}
+		switch r.outcome[i] {
+		case OutcomeExecuted:
+			s.Executed++
+		case OutcomeCached:
+			s.Cached++
+		case OutcomeUpToDate:
+			s.UpToDate++
+		case OutcomeFailed:
+			s.Failed++
+		case OutcomeSkipped:
+			s.Skipped++
+		}
+	}
+	s.CriticalPath, s.CriticalTime = r.criticalPath()
+	if r.events != nil {
+		r.emit(Event{Type: EventBuildFinished, Total: n, Duration: s.Elapsed})
+	}
+	switch {
+	case r.cancelled && s.Skipped > 0:
+		return s, fmt.Errorf("build interrupted: %w", r.ctx.Err())
+	case r.infraErr != nil:
+		return s, r.infraErr
+	case len(r.failures) > 0:
+		return s, &BuildFailedError{Failures: r.failures}
+	}
+	return s, nil
+}
+
+// criticalPath finds the chain of attempted actions, each a dependency of the
+// next, whose durations sum highest.
+func (r *run) criticalPath() ([]Step, time.Duration) {
+	n := len(r.actions)
+	best := make([]time.Duration, n)
+	pred := make([]int32, n)
+	end := int32(-1)
+	for _, i := range r.order {
+		pred[i] = -1
+		if r.attempts[i] == 0 {
+			continue
+		}
+		var below time.Duration
+		for _, d := range r.deps[r.depOff[i]:r.depOff[i+1]] {
+			if r.attempts[d] > 0 && (pred[i] < 0 || best[d] > below) {
+				below, pred[i] = best[d], d
+			}
+		}
+		best[i] = below + r.took[i]
+		if end < 0 || best[i] > best[end] {
+			end = i
+		}
+	}
+	if end < 0 {
+		return nil, 0
+	}
+	var path []Step
+	for i := end; i >= 0; i = pred[i] {
+		path = append(path, Step{Action: r.actions[i], Duration: r.took[i]})
+	}
+	for l, h := 0, len(path)-1; l < h; l, h = l+1, h-1 {
+		path[l], path[h] = path[h], path[l]
+	}
+	return path, best[end]
+}
+
+func (r *run) emit(e Event) {
+	if r.events == nil {
+		return
+	}
+	e.Time = time.Now()
+	r.events.Event(e)
+}
+
+func (r *run) actionEvent(t EventType, a *Action) Event {
+	return Event{Type: t, Target: a.Owner.String(), Mnemonic: a.Mnemonic, Message: a.Describe(), Action: a}
+}
+
+func (r *run) failEvent(t EventType, a *Action, ae *ActionError) Event {
+	e := r.actionEvent(t, a)
+	e.Message = ae.Reason
+	e.ExitCode = ae.ExitCode
+	e.Log = ae.Log
+	e.Err = ae
+	return e
+}
+
+func outcomeEvent(o Outcome) EventType {
+	switch o {
+	case OutcomeCached:
+		return EventActionCached
+	case OutcomeUpToDate:
+		return EventActionUpToDate
+	}
+	return EventActionFinished
+}
+
+func outputPaths(a *Action) []string {
+	if len(a.Outputs) == 0 {
+		return nil
+	}
+	out := make([]string, len(a.Outputs))
+	for i, o := range a.Outputs {
+		out[i] = o.Path
+	}
+	return out
+}
+
+func milliCPU(cpu float64) int64 { return int64(math.Ceil(cpu * 1000)) }
+
+func formatBytes(b int64) string {
+	const gb = 1 << 30
+	if b >= gb {
+		return strconv.FormatFloat(float64(b)/gb, 'g', 3, 64) + " GiB"
+	}
+	return strconv.FormatFloat(float64(b)/(1<<20), 'g', 3, 64) + " MiB"
+}
+
+// physicalMemory is MemTotal from /proc/meminfo, or 0 when unknown.
+var physicalMemory = sync.OnceValue(func() int64 {
+	f, err := os.Open("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) >= 2 && fields[0] == "MemTotal:" {
+			kb, err := strconv.ParseInt(fields[1], 10, 64)
+			if err != nil {
+				return 0
+			}
+			return kb << 10
+		}
+	}
+	return 0
+})
+
+// readyQueue is a binary max-heap of action indices by priority, ties going
+// to the earlier action so that runs are reproducible.
+type readyQueue struct {
+	items []int32
+	prio  []int64
+}
+
+func (q *readyQueue) len() int    { return len(q.items) }
+func (q *readyQueue) peek() int32 { return q.items[0] }
+func (q *readyQueue) less(a, b int32) bool {
+	if pa, pb := q.prio[a], q.prio[b]; pa != pb {
+		return pa > pb
+	}
+	return a < b
+}
+
+func (q *readyQueue) push(i int32) {
+	q.items = append(q.items, i)
+	k := len(q.items) - 1
+	for k > 0 {
+		p := (k - 1) / 2
+		if !q.less(q.items[k], q.items[p]) {
+			break
+		}
+		q.items[k], q.items[p] = q.items[p], q.items[k]
+		k = p
+	}
+}
+
+func (q *readyQueue) pop() int32 {
+	top := q.items[0]
+	last := len(q.items) - 1
+	q.items[0] = q.items[last]
+	q.items = q.items[:last]
+	k := 0
+	for {
+		l := 2*k + 1
+		if l >= last {
+			break
+		}
+		c := l
+		if r := l + 1; r < last && q.less(q.items[r], q.items[l]) {
+			c = r
+		}
+		if !q.less(q.items[c], q.items[k]) {
+			break
+		}
+		q.items[k], q.items[c] = q.items[c], q.items[k]
+		k = c
+	}
+	return top
+}
