@@ -226,7 +226,7 @@ func TestResourcesBound(t *testing.T) {
 	lines = append(lines, "huge:")
 	b := newTestBuild(t, lines...)
 	for i, a := range b.actions {
-		a.Resources.CPU = float64(1 + i%3)    // 1, 2 or 3 cpus
+		a.Resources.CPU = float64(1 + i%3)      // 1, 2 or 3 cpus
 		a.Resources.Memory = int64(1+i%2) * gib // 1 or 2 GiB
 	}
 	huge := b.byName["huge"]
