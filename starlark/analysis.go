@@ -1,0 +1,295 @@
+package starlark
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+
+	"github.com/hepbuild/hepbuild/exec"
+	"github.com/hepbuild/hepbuild/graph"
+)
+
+// configured is an analysed target: its providers and default outputs.
+type configured struct {
+	label       graph.Label
+	target      *graph.Target
+	providers   map[*Provider]*ProviderInstance
+	files       []*File // DefaultInfo files, flattened
+	executable  *File
+	env         *exec.Environment // set for environment() targets
+	predeclared []*File           // outputs declared in the BUILD file (outs, attr.output, rule outputs)
+	value       *TargetValue
+}
+
+// analyzer runs rule implementations. One analyzer serves one Analyze call
+// and is used by one goroutine.
+type analyzer struct {
+	l          *Loader
+	done       map[graph.Label]*configured
+	inProgress map[graph.Label]bool
+	stack      []graph.Label
+	actions    []*exec.Action
+	srcExists  map[string]os.FileMode
+}
+
+// Analysis is the result of analysing targets: the action graph, and for
+// each analysed target its default outputs.
+type Analysis struct {
+	Graph *exec.Graph
+}
+
+// Analyze loads the given targets and everything they depend on, runs the
+// rule implementations and returns the action graph. Errors are *Error values
+// naming the file, line and target.
+func (l *Loader) Analyze(labels []graph.Label) (*exec.Graph, error) {
+	a := &analyzer{l: l, done: map[graph.Label]*configured{}, inProgress: map[graph.Label]bool{}, srcExists: map[string]os.FileMode{}}
+	for _, lbl := range labels {
+		if _, err := a.configure(lbl, nil); err != nil {
+			return nil, err
+		}
+	}
+	outs := make(map[graph.Label][]exec.Artifact, len(a.done))
+	for lbl, c := range a.done {
+		arts := make([]exec.Artifact, len(c.files))
+		for i, f := range c.files {
+			arts[i] = f.art
+		}
+		outs[lbl] = arts
+	}
+	g, err := exec.NewGraph(a.actions, outs)
+	if err != nil {
+		var ce *exec.ConflictError
+		if errors.As(err, &ce) {
+			return nil, &Error{Pos: ce.Then.Pos, Target: ce.Then.Owner,
+				Msg: fmt.Sprintf("output %s is also written by %s (declared at %s)", ce.Path, ce.First.Owner, ce.First.Pos)}
+		}
+		return nil, err
+	}
+	return g, nil
+}
+
+// configure analyses one target; from is the target that depends on it (nil for a root).
+func (a *analyzer) configure(lbl graph.Label, from *graph.Target) (*configured, error) {
+	if c, ok := a.done[lbl]; ok {
+		return c, nil
+	}
+	if a.inProgress[lbl] {
+		i := len(a.stack) - 1
+		for i > 0 && a.stack[i] != lbl {
+			i--
+		}
+		path := make([]string, 0, len(a.stack)-i+1)
+		for _, s := range a.stack[i:] {
+			path = append(path, s.String())
+		}
+		path = append(path, lbl.String())
+		pos := graph.Pos{}
+		if from != nil {
+			pos = from.Pos
+		}
+		return nil, &Error{Pos: pos, Target: lbl, Msg: "dependency cycle: " + strings.Join(path, " -> ")}
+	}
+	t, err := a.l.Target(lbl)
+	if err != nil {
+		var le *Error
+		if errors.As(err, &le) {
+			return nil, err
+		}
+		e := &Error{Msg: err.Error()}
+		if from != nil {
+			e.Pos, e.Target = from.Pos, from.Label
+			e.Msg = "depends on " + lbl.String() + ": " + err.Error()
+		}
+		return nil, e
+	}
+	a.inProgress[lbl] = true
+	a.stack = append(a.stack, lbl)
+	defer func() {
+		delete(a.inProgress, lbl)
+		a.stack = a.stack[:len(a.stack)-1]
+	}()
+	var c *configured
+	switch {
+	case t.IsSourceFile():
+		c, err = a.configureSource(t, from)
+	case t.IsGeneratedFile():
+		gen, err2 := a.configure(t.Generator, t)
+		if err2 != nil {
+			return nil, err2
+		}
+		var f *File
+		for _, x := range gen.allOutputs() {
+			if x.art.Path == outputArtifact(lbl, false).Path {
+				f = x
+			}
+		}
+		if f == nil {
+			return nil, &Error{Pos: gen.target.Pos, Target: gen.label, Msg: fmt.Sprintf("declared output %s is not produced by any action of the rule", lbl.Name)}
+		}
+		c = &configured{label: lbl, target: t, files: []*File{f}}
+	default:
+		c, err = a.configureRule(t)
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.value = &TargetValue{c: c}
+	a.done[lbl] = c
+	return c, nil
+}
+
+// allOutputs lists the files a rule's actions produce (for generated-file targets).
+func (c *configured) allOutputs() []*File {
+	out := append([]*File{}, c.files...)
+	if og, ok := c.providers[outputGroupInfo]; ok {
+		for _, v := range og.fields {
+			if d, ok := v.(*Depset); ok {
+				for _, x := range d.toList() {
+					if f, ok := x.(*File); ok {
+						out = append(out, f)
+					}
+				}
+			}
+		}
+	}
+	if c.predeclared != nil {
+		out = append(out, c.predeclared...)
+	}
+	return out
+}
+
+func (a *analyzer) configureSource(t *graph.Target, from *graph.Target) (*configured, error) {
+	rel := t.Label.Path()
+	mode, ok := a.srcExists[rel]
+	if !ok {
+		fi, err := os.Stat(filepath.Join(a.l.root, filepath.FromSlash(rel)))
+		if err != nil {
+			e := &Error{Pos: t.Pos, Target: t.Label, Msg: fmt.Sprintf("missing input file %s", rel)}
+			if from != nil {
+				e.Pos, e.Target = from.Pos, from.Label
+				e.Msg = fmt.Sprintf("missing input file %s: it does not exist and no rule declares it as an output", rel)
+			}
+			return nil, e
+		}
+		mode = fi.Mode()
+		a.srcExists[rel] = mode
+	}
+	f := &File{art: sourceArtifact(t.Label, mode.IsDir()), owner: t.Label}
+	c := &configured{label: t.Label, target: t, files: []*File{f}}
+	if mode&0o111 != 0 && !mode.IsDir() {
+		c.executable = f
+	}
+	return c, nil
+}
+
+func (a *analyzer) configureRule(t *graph.Target) (*configured, error) {
+	r := a.l.rule(t.Label)
+	if r == nil {
+		return nil, &Error{Pos: t.Pos, Target: t.Label, Msg: "internal error: rule instance not recorded"}
+	}
+	deps := map[graph.Label]*configured{}
+	for _, at := range t.Attrs {
+		var ls []graph.Label
+		switch v := at.Value.(type) {
+		case graph.Label:
+			if at.Type == graph.AttrLabel && !v.IsZero() {
+				ls = []graph.Label{v}
+			}
+		case []graph.Label:
+			if at.Type == graph.AttrLabelList {
+				ls = v
+			}
+		}
+		spec := r.class.attrs[at.Name]
+		for _, dl := range ls {
+			dc, err := a.configure(dl, t)
+			if err != nil {
+				return nil, err
+			}
+			if err := checkDep(t, at.Name, spec, dc); err != nil {
+				return nil, err
+			}
+			deps[dl] = dc
+		}
+	}
+	if r.class.native != nil {
+		c, err := r.class.native(a, r)
+		if err != nil {
+			return nil, err
+		}
+		return c, nil
+	}
+	return a.runImplementation(r, deps)
+}
+
+// checkDep enforces allow_files, allow_single_file, executable and providers.
+func checkDep(t *graph.Target, attr string, spec *attrSpec, dc *configured) error {
+	isFile := !dc.target.IsRule()
+	if isFile && !spec.allowFiles && !spec.allowSingleFile {
+		return &Error{Pos: t.Pos, Target: t.Label, Msg: fmt.Sprintf("attribute %s: %s is a file, but the attribute does not accept files (allow_files)", attr, dc.label)}
+	}
+	if len(spec.allowedExts) > 0 {
+		for _, f := range dc.files {
+			ok := false
+			for _, ext := range spec.allowedExts {
+				if strings.HasSuffix(f.art.Path, ext) {
+					ok = true
+				}
+			}
+			if !ok {
+				return &Error{Pos: t.Pos, Target: t.Label, Msg: fmt.Sprintf("attribute %s: file %s does not have an allowed extension %v", attr, f.shortPath(), spec.allowedExts)}
+			}
+		}
+	}
+	if spec.allowSingleFile && len(dc.files) != 1 {
+		return &Error{Pos: t.Pos, Target: t.Label, Msg: fmt.Sprintf("attribute %s: %s must produce exactly one file, it produces %d", attr, dc.label, len(dc.files))}
+	}
+	if spec.executable && dc.executable == nil {
+		if len(dc.files) == 1 && !dc.target.IsRule() {
+			dc.executable = dc.files[0]
+		} else {
+			return &Error{Pos: t.Pos, Target: t.Label, Msg: fmt.Sprintf("attribute %s: %s is not executable", attr, dc.label)}
+		}
+	}
+	for _, p := range spec.providers {
+		if _, ok := dc.providers[p]; !ok {
+			return &Error{Pos: t.Pos, Target: t.Label, Msg: fmt.Sprintf("attribute %s: %s does not provide %s", attr, dc.label, p.Name())}
+		}
+	}
+	return nil
+}
+
+// addAction records an action after checking that it writes only outputs of its own target.
+func (a *analyzer) addAction(act *exec.Action) error {
+	prefix := exec.OutDir + "/" + act.Owner.Pkg + "/"
+	if act.Owner.Pkg == "" {
+		prefix = exec.OutDir + "/"
+	}
+	for _, o := range act.Outputs {
+		if !strings.HasPrefix(o.Path, prefix) {
+			return &Error{Pos: act.Pos, Target: act.Owner, Msg: fmt.Sprintf("output %s is outside the package %s", o.Path, act.Owner.Pkg)}
+		}
+	}
+	sort.Slice(act.Inputs, func(i, j int) bool { return act.Inputs[i].Path < act.Inputs[j].Path })
+	act.Inputs = dedupArtifacts(act.Inputs)
+	sort.Slice(act.Outputs, func(i, j int) bool { return act.Outputs[i].Path < act.Outputs[j].Path })
+	a.actions = append(a.actions, act)
+	return nil
+}
+
+func dedupArtifacts(in []exec.Artifact) []exec.Artifact {
+	if len(in) < 2 {
+		return in
+	}
+	out := in[:1]
+	for _, x := range in[1:] {
+		if x.Path != out[len(out)-1].Path {
+			out = append(out, x)
+		}
+	}
+	return out
+}

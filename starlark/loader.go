@@ -1,0 +1,428 @@
+package starlark
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+
+	"go.starlark.net/starlark"
+	"go.starlark.net/syntax"
+
+	"github.com/hepbuild/hepbuild/graph"
+	"github.com/hepbuild/hepbuild/rules"
+)
+
+// BuiltinRepo is the repository name of the embedded rule library.
+const BuiltinRepo = "hepbuild"
+
+// Loader loads the packages of one workspace: it evaluates BUILD files and the
+// .star/.bzl files they load, each file once, packages in parallel. It
+// implements graph.PackageSource. A Loader is safe for concurrent use.
+type Loader struct {
+	root          string
+	workspaceName string
+	stderr        io.Writer
+
+	mu       sync.Mutex
+	modules  map[graph.Label]*loadEntry
+	packages map[string]*pkgEntry
+	rules    map[graph.Label]*ruleInstance
+	files    map[graph.Label]*graph.Target // source files of other packages resolved on demand
+}
+
+// loadEntry is one .star file or BUILD file being evaluated or done. Waiting
+// goroutines block on ready; waitingFor (guarded by Loader.mu) links the
+// files each evaluation waits on, so a load cycle is found and named even
+// when its files are evaluated by different goroutines.
+type loadEntry struct {
+	label      graph.Label
+	ready      chan struct{}
+	globals    starlark.StringDict
+	loads      []graph.Label // transitive, sorted
+	err        error
+	waitingFor *loadEntry
+}
+
+type pkgEntry struct {
+	ready chan struct{}
+	pkg   *graph.Package
+	err   error
+}
+
+// NewLoader returns a loader for the workspace at root (the folder holding WORKSPACE.hep).
+// print() output of BUILD files goes to stderr.
+func NewLoader(root string, stderr io.Writer) (*Loader, error) {
+	if stderr == nil {
+		stderr = io.Discard
+	}
+	l := &Loader{
+		root:     root,
+		stderr:   stderr,
+		modules:  map[graph.Label]*loadEntry{},
+		packages: map[string]*pkgEntry{},
+		rules:    map[graph.Label]*ruleInstance{},
+		files:    map[graph.Label]*graph.Target{},
+	}
+	name, err := readWorkspaceName(root)
+	if err != nil {
+		return nil, err
+	}
+	l.workspaceName = name
+	return l, nil
+}
+
+// Root returns the workspace root.
+func (l *Loader) Root() string { return l.root }
+
+// WorkspaceName returns the name given by workspace(name = ...) in WORKSPACE.hep, or "".
+func (l *Loader) WorkspaceName() string { return l.workspaceName }
+
+func readWorkspaceName(root string) (string, error) {
+	file := filepath.Join(root, WorkspaceFile)
+	src, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("reading %s: %w", WorkspaceFile, err)
+	}
+	name := ""
+	workspace := starlark.NewBuiltin("workspace", func(thread *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		if err := starlark.UnpackArgs(fn.Name(), args, kwargs, "name", &name); err != nil {
+			return nil, err
+		}
+		return starlark.None, nil
+	})
+	thread := &starlark.Thread{Name: WorkspaceFile}
+	_, err = starlark.ExecFileOptions(fileOptions, thread, WorkspaceFile, src, starlark.StringDict{"workspace": workspace})
+	if err != nil {
+		return "", formatError(err)
+	}
+	return name, nil
+}
+
+var fileOptions = &syntax.FileOptions{Set: true, While: false, TopLevelControl: false, GlobalReassign: false}
+
+// thread-local keys
+const (
+	localLoader = "hepbuild.loader"
+	localFile   = "hepbuild.file"    // graph.Label of the file being evaluated
+	localEntry  = "hepbuild.entry"   // *loadEntry of the file being evaluated
+	localPkg    = "hepbuild.package" // *pkgBuilder, only while a BUILD file runs
+)
+
+func (l *Loader) newThread(name string, file graph.Label, e *loadEntry) *starlark.Thread {
+	t := &starlark.Thread{
+		Name: name,
+		Load: l.loadFromThread,
+		Print: func(t *starlark.Thread, msg string) {
+			pos := t.CallFrame(1).Pos
+			fmt.Fprintf(l.stderr, "DEBUG: %s: %s\n", pos, msg)
+		},
+	}
+	t.SetLocal(localLoader, l)
+	t.SetLocal(localFile, file)
+	t.SetLocal(localEntry, e)
+	return t
+}
+
+// Package implements graph.PackageSource: it loads the package once; later
+// and concurrent calls share the result.
+func (l *Loader) Package(repo, pkg string) (*graph.Package, error) {
+	key := repo + "//" + pkg
+	l.mu.Lock()
+	e, ok := l.packages[key]
+	if ok {
+		l.mu.Unlock()
+		<-e.ready
+		return e.pkg, e.err
+	}
+	e = &pkgEntry{ready: make(chan struct{})}
+	l.packages[key] = e
+	l.mu.Unlock()
+	e.pkg, e.err = l.loadPackage(repo, pkg)
+	close(e.ready)
+	return e.pkg, e.err
+}
+
+// buildFile returns the workspace-relative path of pkg's BUILD file, or "".
+func (l *Loader) buildFile(pkg string) string {
+	for _, n := range buildFileNames {
+		rel := path.Join(pkg, n)
+		if fi, err := os.Stat(filepath.Join(l.root, filepath.FromSlash(rel))); err == nil && !fi.IsDir() {
+			return rel
+		}
+	}
+	return ""
+}
+
+func (l *Loader) loadPackage(repo, pkg string) (*graph.Package, error) {
+	if repo != "" {
+		return nil, &graph.NoSuchPackageError{Pkg: "@" + repo + "//" + pkg + " (repository @" + repo + " holds rule files only)"}
+	}
+	bf := l.buildFile(pkg)
+	if bf == "" {
+		return nil, &graph.NoSuchPackageError{Pkg: pkg, Suggestion: l.suggestPackage(pkg)}
+	}
+	src, err := os.ReadFile(filepath.Join(l.root, filepath.FromSlash(bf)))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", bf, err)
+	}
+	fileLabel := graph.Label{Pkg: pkg, Name: path.Base(bf)}
+	entry := &loadEntry{label: fileLabel, ready: make(chan struct{})}
+	b := newPkgBuilder(l, pkg, bf)
+	thread := l.newThread(bf, fileLabel, entry)
+	thread.SetLocal(localPkg, b)
+	_, err = starlark.ExecFileOptions(fileOptions, thread, bf, src, buildPredeclared)
+	close(entry.ready)
+	if err != nil {
+		return nil, formatError(err)
+	}
+	p, err := b.finish(entry.loads)
+	if err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	for lbl, r := range b.rules {
+		l.rules[lbl] = r
+	}
+	l.mu.Unlock()
+	return p, nil
+}
+
+// loadFromThread implements load(): module is a label, relative to the
+// loading file's package.
+func (l *Loader) loadFromThread(thread *starlark.Thread, module string) (starlark.StringDict, error) {
+	from := thread.Local(localFile).(graph.Label)
+	cur := thread.Local(localEntry).(*loadEntry)
+	lbl, err := graph.ParseRelativeIn(module, from.Repo, from.Pkg)
+	if err != nil {
+		return nil, fmt.Errorf("load(%q): %v", module, err)
+	}
+	if ext := path.Ext(lbl.Name); ext != ".star" && ext != ".bzl" {
+		return nil, fmt.Errorf("load(%q): only .star and .bzl files can be loaded", module)
+	}
+	e, err := l.module(lbl, cur)
+	if err != nil {
+		return nil, err
+	}
+	// Record the load (and what it loads) on the loading file, for loadfiles()/buildfiles().
+	cur.loads = mergeLabels(cur.loads, append([]graph.Label{lbl}, e.loads...))
+	return e.globals, nil
+}
+
+func mergeLabels(a, b []graph.Label) []graph.Label {
+	seen := make(map[graph.Label]bool, len(a)+len(b))
+	var out []graph.Label
+	for _, x := range append(append([]graph.Label{}, a...), b...) {
+		if !seen[x] {
+			seen[x] = true
+			out = append(out, x)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
+	return out
+}
+
+// module evaluates the .star file lbl once; cur is the file asking for it.
+func (l *Loader) module(lbl graph.Label, cur *loadEntry) (*loadEntry, error) {
+	l.mu.Lock()
+	e, ok := l.modules[lbl]
+	if ok {
+		// Before waiting, follow what e waits on: reaching cur is a cycle.
+		var chain []string
+		for x := e; x != nil; x = x.waitingFor {
+			chain = append(chain, x.label.String())
+			if x == cur {
+				l.mu.Unlock()
+				return nil, fmt.Errorf("load cycle: %s -> %s", cur.label, strings.Join(chain, " -> "))
+			}
+		}
+		cur.waitingFor = e
+		l.mu.Unlock()
+		<-e.ready
+		l.mu.Lock()
+		cur.waitingFor = nil
+		l.mu.Unlock()
+		if e.err != nil {
+			return nil, e.err
+		}
+		return e, nil
+	}
+	e = &loadEntry{label: lbl, ready: make(chan struct{})}
+	l.modules[lbl] = e
+	cur.waitingFor = e
+	l.mu.Unlock()
+
+	e.globals, e.err = l.execModule(lbl, e)
+	close(e.ready)
+	l.mu.Lock()
+	cur.waitingFor = nil
+	l.mu.Unlock()
+	if e.err != nil {
+		return nil, e.err
+	}
+	return e, nil
+}
+
+func (l *Loader) readSource(lbl graph.Label) ([]byte, string, error) {
+	if lbl.Repo == BuiltinRepo {
+		name := lbl.Name
+		if lbl.Pkg != "rules" {
+			return nil, "", fmt.Errorf("no such file %s: the built-in library lives in @hepbuild//rules", lbl)
+		}
+		src, err := fs.ReadFile(rules.FS, name)
+		if err != nil {
+			return nil, "", fmt.Errorf("no such file %s in the built-in rule library", lbl)
+		}
+		return src, lbl.String(), nil
+	}
+	if lbl.Repo != "" {
+		return nil, "", fmt.Errorf("cannot load %s: unknown repository @%s (external repositories are not supported)", lbl, lbl.Repo)
+	}
+	rel := lbl.Path()
+	src, err := os.ReadFile(filepath.Join(l.root, filepath.FromSlash(rel)))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, "", fmt.Errorf("cannot load %s: file %s does not exist", lbl, rel)
+		}
+		return nil, "", fmt.Errorf("cannot load %s: %w", lbl, err)
+	}
+	return src, rel, nil
+}
+
+func (l *Loader) execModule(lbl graph.Label, e *loadEntry) (starlark.StringDict, error) {
+	src, filename, err := l.readSource(lbl)
+	if err != nil {
+		return nil, err
+	}
+	thread := l.newThread(filename, lbl, e)
+	globals, err := starlark.ExecFileOptions(fileOptions, thread, filename, src, starPredeclared)
+	if err != nil {
+		return nil, formatError(err)
+	}
+	nameExports(globals)
+	globals.Freeze()
+	return globals, nil
+}
+
+// PackagesBeneath implements graph.PackageSource.
+func (l *Loader) PackagesBeneath(repo, prefix string) ([]string, error) {
+	if repo != "" {
+		return nil, nil
+	}
+	start := filepath.Join(l.root, filepath.FromSlash(prefix))
+	var out []string
+	err := filepath.WalkDir(start, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if p == start {
+				return err
+			}
+			return nil
+		}
+		if !d.IsDir() {
+			return nil
+		}
+		name := d.Name()
+		if p != start && (strings.HasPrefix(name, ".") || name == "hepbuild-out") {
+			return filepath.SkipDir
+		}
+		rel, _ := filepath.Rel(l.root, p)
+		rel = filepath.ToSlash(rel)
+		if rel == "." {
+			rel = ""
+		}
+		if rel == "" && prefix != "" {
+			return nil
+		}
+		if l.buildFile(rel) != "" {
+			out = append(out, rel)
+		}
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, &graph.NoSuchPackageError{Pkg: prefix, Suggestion: l.suggestPackage(prefix)}
+		}
+		return nil, err
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+func (l *Loader) suggestPackage(pkg string) string {
+	all, err := l.PackagesBeneath("", "")
+	if err != nil {
+		return ""
+	}
+	return graph.Suggest(pkg, all)
+}
+
+// Target returns the target named by lbl: a declared target, or an existing
+// source file of the package (hepbuild, unlike Bazel, does not require
+// exports_files for files used from another package).
+func (l *Loader) Target(lbl graph.Label) (*graph.Target, error) {
+	p, err := l.Package(lbl.Repo, lbl.Pkg)
+	if err != nil {
+		return nil, err
+	}
+	if t := p.Targets[lbl.Name]; t != nil {
+		return t, nil
+	}
+	l.mu.Lock()
+	t := l.files[lbl]
+	l.mu.Unlock()
+	if t != nil {
+		return t, nil
+	}
+	full := filepath.Join(l.root, filepath.FromSlash(lbl.Path()))
+	if _, err := os.Stat(full); err == nil {
+		if sub := l.subpackageOf(lbl); sub != "" {
+			return nil, fmt.Errorf("label %s crosses into package %s: use //%s:%s", lbl, sub, sub, strings.TrimPrefix(lbl.Path(), sub+"/"))
+		}
+		t = &graph.Target{Label: lbl, Pos: graph.Pos{File: lbl.Path()}}
+		l.mu.Lock()
+		if prev := l.files[lbl]; prev != nil {
+			t = prev
+		} else {
+			l.files[lbl] = t
+		}
+		l.mu.Unlock()
+		return t, nil
+	}
+	names := make([]string, 0, len(p.Targets))
+	for n := range p.Targets {
+		names = append(names, n)
+	}
+	return nil, &graph.NoSuchTargetError{Label: lbl, Suggestion: suggestLabel(lbl, graph.Suggest(lbl.Name, names))}
+}
+
+func suggestLabel(l graph.Label, name string) string {
+	if name == "" {
+		return ""
+	}
+	return graph.Label{Repo: l.Repo, Pkg: l.Pkg, Name: name}.String()
+}
+
+// subpackageOf returns the sub-package of lbl's package that contains the file, or "".
+func (l *Loader) subpackageOf(lbl graph.Label) string {
+	dir := path.Dir(lbl.Name)
+	for dir != "." && dir != "/" {
+		p := path.Join(lbl.Pkg, dir)
+		if l.buildFile(p) != "" {
+			return p
+		}
+		dir = path.Dir(dir)
+	}
+	return ""
+}
+
+func (l *Loader) rule(lbl graph.Label) *ruleInstance {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.rules[lbl]
+}

@@ -1,0 +1,398 @@
+package starlark
+
+import (
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hepbuild/hepbuild/exec"
+	"github.com/hepbuild/hepbuild/graph"
+)
+
+// HostPath is the PATH every action gets unless its environment sets another:
+// fixed, so that users with different login shells share cache hits.
+const HostPath = "/usr/local/bin:/usr/bin:/bin"
+
+func taskAttrs() map[string]*attrSpec {
+	return map[string]*attrSpec{
+		"srcs":      {typ: graph.AttrLabelList, def: []graph.Label(nil), allowFiles: true, allowEmpty: true, doc: "Inputs: files, or targets whose default outputs are used."},
+		"outs":      {typ: graph.AttrOutputList, def: []graph.Label(nil), mandatory: true, doc: "Declared outputs, relative to the package."},
+		"cmd":       {typ: graph.AttrString, def: "", mandatory: true, doc: "The bash command; see the substitutions in BUILD.md."},
+		"tools":     {typ: graph.AttrLabelList, def: []graph.Label(nil), allowFiles: true, allowEmpty: true, doc: "Executables the command runs; their content is part of the key."},
+		"env":       {typ: graph.AttrLabel, def: graph.Label{}, doc: "The software environment (an environment() target); default: host."},
+		"environ":   {typ: graph.AttrStringDict, def: map[string]string(nil), doc: "Extra environment variables."},
+		"resources": {typ: graph.AttrStringDict, def: map[string]string(nil), doc: "cpu, memory (\"2GB\"), walltime (\"1h\")."},
+		"retries":   {typ: graph.AttrInt, def: int64(0), doc: "Re-run a failed action up to this many more times."},
+		"timeout":   {typ: graph.AttrString, def: "", doc: "Kill the action after this duration (\"30m\")."},
+		"message":   {typ: graph.AttrString, def: "", doc: "Progress message shown while the action runs."},
+	}
+}
+
+func filegroupAttrs() map[string]*attrSpec {
+	return map[string]*attrSpec{
+		"srcs": {typ: graph.AttrLabelList, def: []graph.Label(nil), allowFiles: true, allowEmpty: true, doc: "The files of the group."},
+		"data": {typ: graph.AttrLabelList, def: []graph.Label(nil), allowFiles: true, allowEmpty: true, doc: "Accepted for compatibility; not part of the group's files."},
+	}
+}
+
+func environmentAttrs() map[string]*attrSpec {
+	return map[string]*attrSpec{
+		"kind":         {typ: graph.AttrString, def: "host", doc: "host, shell, venv, conda, container or cmssw."},
+		"setup":        {typ: graph.AttrLabel, def: graph.Label{}, allowFiles: true, allowSingleFile: true, doc: "shell: the setup script sourced before each command."},
+		"requirements": {typ: graph.AttrLabel, def: graph.Label{}, allowFiles: true, allowSingleFile: true, doc: "venv/conda: the requirements or lock file."},
+		"key":          {typ: graph.AttrString, def: "", doc: "An extra string hashed into the environment's digest (e.g. an LCG release name)."},
+		"release":      {typ: graph.AttrString, def: "", doc: "cmssw: the CMSSW release."},
+		"arch":         {typ: graph.AttrString, def: "", doc: "cmssw: the SCRAM architecture."},
+		"image":        {typ: graph.AttrString, def: "", doc: "container: the image (path or reference)."},
+		"environ":      {typ: graph.AttrStringDict, def: map[string]string(nil), doc: "Variables the environment sets for every action."},
+		"files":        {typ: graph.AttrLabelList, def: []graph.Label(nil), allowFiles: true, allowEmpty: true, doc: "Further files whose content identifies the environment."},
+	}
+}
+
+func attrString(t *graph.Target, name string) string {
+	a, _ := t.Attr(name)
+	s, _ := a.Value.(string)
+	return s
+}
+
+func attrLabels(t *graph.Target, name string) []graph.Label {
+	a, _ := t.Attr(name)
+	ls, _ := a.Value.([]graph.Label)
+	return ls
+}
+
+func attrLabel(t *graph.Target, name string) graph.Label {
+	a, _ := t.Attr(name)
+	l, _ := a.Value.(graph.Label)
+	return l
+}
+
+func attrDict(t *graph.Target, name string) map[string]string {
+	a, _ := t.Attr(name)
+	d, _ := a.Value.(map[string]string)
+	return d
+}
+
+func attrInt(t *graph.Target, name string) int64 {
+	a, _ := t.Attr(name)
+	n, _ := a.Value.(int64)
+	return n
+}
+
+func attrStrings(t *graph.Target, name string) []string {
+	a, _ := t.Attr(name)
+	s, _ := a.Value.([]string)
+	return s
+}
+
+func analyzeFilegroup(a *analyzer, r *ruleInstance) (*configured, error) {
+	t := r.target
+	var files []*File
+	seen := map[string]bool{}
+	for _, l := range attrLabels(t, "srcs") {
+		for _, f := range a.done[l].files {
+			if !seen[f.art.Path] {
+				seen[f.art.Path] = true
+				files = append(files, f)
+			}
+		}
+	}
+	c := &configured{label: t.Label, target: t, files: files}
+	if len(files) == 1 {
+		c.executable = a.done[attrLabels(t, "srcs")[0]].executable
+	}
+	c.providers = map[*Provider]*ProviderInstance{defaultInfo: defaultInfoFor(files)}
+	return c, nil
+}
+
+func analyzeEnvironment(a *analyzer, r *ruleInstance) (*configured, error) {
+	t := r.target
+	kind := attrString(t, "kind")
+	switch kind {
+	case "host", "shell", "venv", "conda", "container", "cmssw":
+	default:
+		return nil, &Error{Pos: t.Pos, Target: t.Label, Msg: fmt.Sprintf("environment: kind %q: want one of host, shell, venv, conda, container, cmssw", kind)}
+	}
+	env := &exec.Environment{Label: t.Label, Kind: kind, Params: map[string]string{}}
+	for _, p := range []string{"key", "release", "arch", "image"} {
+		if v := attrString(t, p); v != "" {
+			env.Params[p] = v
+		}
+	}
+	for k, v := range attrDict(t, "environ") {
+		env.Params["environ."+k] = v
+	}
+	var files []*File
+	for _, p := range []string{"setup", "requirements"} {
+		if l := attrLabel(t, p); !l.IsZero() {
+			f := a.done[l].files[0]
+			env.Params[p] = f.art.Path
+			env.Files = append(env.Files, f.art)
+			files = append(files, f)
+		}
+	}
+	for _, l := range attrLabels(t, "files") {
+		for _, f := range a.done[l].files {
+			env.Files = append(env.Files, f.art)
+			files = append(files, f)
+		}
+	}
+	switch {
+	case kind == "shell" && attrLabel(t, "setup").IsZero():
+		return nil, &Error{Pos: t.Pos, Target: t.Label, Msg: "environment: kind \"shell\" needs setup = \"a_setup_script.sh\""}
+	case (kind == "venv" || kind == "conda") && attrLabel(t, "requirements").IsZero():
+		return nil, &Error{Pos: t.Pos, Target: t.Label, Msg: fmt.Sprintf("environment: kind %q needs requirements = \"requirements.txt\" (or a lock file)", kind)}
+	case kind == "container" && env.Params["image"] == "":
+		return nil, &Error{Pos: t.Pos, Target: t.Label, Msg: "environment: kind \"container\" needs image = \"...\""}
+	case kind == "cmssw" && (env.Params["release"] == "" || env.Params["arch"] == ""):
+		return nil, &Error{Pos: t.Pos, Target: t.Label, Msg: "environment: kind \"cmssw\" needs release and arch"}
+	}
+	c := &configured{label: t.Label, target: t, files: files, env: env}
+	c.providers = map[*Provider]*ProviderInstance{defaultInfo: defaultInfoFor(files)}
+	return c, nil
+}
+
+func defaultInfoFor(files []*File) *ProviderInstance {
+	return &ProviderInstance{provider: defaultInfo, fields: map[string]starlarkValue{"files": depsetOf(files)}}
+}
+
+func analyzeTask(a *analyzer, r *ruleInstance) (*configured, error) {
+	t := r.target
+	fail := func(format string, args ...any) error {
+		return &Error{Pos: t.Pos, Target: t.Label, Msg: fmt.Sprintf(format, args...)}
+	}
+	var srcs, tools []*File
+	byLabel := map[graph.Label][]*File{}
+	for _, l := range attrLabels(t, "srcs") {
+		fs := a.done[l].files
+		byLabel[l] = fs
+		srcs = append(srcs, fs...)
+	}
+	var toolArts []exec.Artifact
+	for _, l := range attrLabels(t, "tools") {
+		c := a.done[l]
+		fs := c.files
+		if c.executable != nil {
+			fs = []*File{c.executable}
+			if len(c.files) > 1 {
+				fs = append(fs, c.files...)
+			}
+		}
+		byLabel[l] = fs
+		tools = append(tools, fs...)
+		for _, f := range fs {
+			toolArts = append(toolArts, f.art)
+		}
+	}
+	var outs []*File
+	for _, l := range t.Outputs {
+		outs = append(outs, &File{art: outputArtifact(l, false), owner: t.Label})
+	}
+	cmd, err := expandTaskCmd(attrString(t, "cmd"), t, srcs, outs, byLabel)
+	if err != nil {
+		return nil, fail("%s: cmd: %v", t.RuleClass, err)
+	}
+	env := map[string]string{"PATH": HostPath}
+	for k, v := range attrDict(t, "environ") {
+		env[k] = v
+	}
+	act := &exec.Action{
+		Owner:    t.Label,
+		Mnemonic: "Task",
+		Progress: attrString(t, "message"),
+		Kind:     exec.KindRun,
+		Argv:     []string{"/bin/bash", "-c", "set -euo pipefail\n" + cmd},
+		Env:      env,
+		Tools:    toolArts,
+		Tags:     attrStrings(t, "tags"),
+		Retries:  int(attrInt(t, "retries")),
+		Pos:      t.Pos,
+	}
+	if act.Progress == "" {
+		act.Progress = "Running " + t.Label.String()
+	}
+	if t.RuleClass == "genrule" {
+		act.Mnemonic = "Genrule"
+	}
+	for _, f := range srcs {
+		act.Inputs = append(act.Inputs, f.art)
+	}
+	act.Inputs = append(act.Inputs, toolArts...)
+	for _, f := range outs {
+		act.Outputs = append(act.Outputs, f.art)
+	}
+	if el := attrLabel(t, "env"); !el.IsZero() {
+		ec := a.done[el]
+		if ec.env == nil {
+			return nil, fail("%s: env: %s is not an environment() target", t.RuleClass, el)
+		}
+		act.Environment = ec.env
+		act.Inputs = append(act.Inputs, ec.env.Files...)
+	}
+	if res := attrDict(t, "resources"); len(res) > 0 {
+		act.Resources, err = exec.ParseResources(res)
+		if err != nil {
+			return nil, fail("%s: resources: %v", t.RuleClass, err)
+		}
+	}
+	if to := attrString(t, "timeout"); to != "" {
+		act.Timeout, err = time.ParseDuration(to)
+		if err != nil || act.Timeout <= 0 {
+			return nil, fail("%s: timeout %q: want a duration such as \"30m\" or \"2h\"", t.RuleClass, to)
+		}
+	}
+	if act.Retries < 0 {
+		return nil, fail("%s: retries must not be negative", t.RuleClass)
+	}
+	if err := checkTags(act.Tags); err != nil {
+		return nil, fail("%s: %v", t.RuleClass, err)
+	}
+	if err := a.addAction(act); err != nil {
+		return nil, err
+	}
+	c := &configured{label: t.Label, target: t, files: outs, predeclared: outs}
+	c.providers = map[*Provider]*ProviderInstance{defaultInfo: defaultInfoFor(outs)}
+	if len(outs) == 1 {
+		c.executable = outs[0]
+	}
+	return c, nil
+}
+
+// knownTags are the execution requirements hepbuild understands; other tags are labels for humans and queries.
+var knownTags = map[string]bool{"no-cache": true, "no-sandbox": true, "no-remote": true, "requires-network": true, "local": true,
+	"no-remote-cache": true, "no-remote-exec": true, "manual": true}
+
+func checkTags(tags []string) error {
+	for _, tg := range tags {
+		if strings.HasPrefix(tg, "no-") && !knownTags[tg] {
+			keys := make([]string, 0, len(knownTags))
+			for k := range knownTags {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			msg := fmt.Sprintf("unknown execution requirement tag %q", tg)
+			if s := graph.Suggest(tg, keys); s != "" {
+				msg += fmt.Sprintf(" (did you mean %q?)", s)
+			}
+			return fmt.Errorf("%s", msg)
+		}
+	}
+	return nil
+}
+
+// expandTaskCmd performs the $(...) substitutions of task's cmd.
+func expandTaskCmd(cmd string, t *graph.Target, srcs, outs []*File, byLabel map[graph.Label][]*File) (string, error) {
+	paths := func(fs []*File) string {
+		p := make([]string, len(fs))
+		for i, f := range fs {
+			p[i] = shellQuote(f.art.Path)
+		}
+		return strings.Join(p, " ")
+	}
+	ruledir := exec.OutDir + "/" + t.Label.Pkg
+	if t.Label.Pkg == "" {
+		ruledir = exec.OutDir
+	}
+	var b strings.Builder
+	for i := 0; i < len(cmd); i++ {
+		c := cmd[i]
+		if c != '$' {
+			b.WriteByte(c)
+			continue
+		}
+		if i+1 >= len(cmd) {
+			return "", fmt.Errorf("a lone $ at the end: write $$ for a literal $")
+		}
+		switch next := cmd[i+1]; next {
+		case '$':
+			b.WriteByte('$')
+			i++
+		case '@':
+			if len(outs) != 1 {
+				return "", fmt.Errorf("$@ needs exactly one output, the task has %d: use $(OUTS) or $(location name)", len(outs))
+			}
+			b.WriteString(shellQuote(outs[0].art.Path))
+			i++
+		case '<':
+			if len(srcs) != 1 {
+				return "", fmt.Errorf("$< needs exactly one input file, the task has %d: use $(SRCS) or $(location name)", len(srcs))
+			}
+			b.WriteString(shellQuote(srcs[0].art.Path))
+			i++
+		case '(':
+			end := strings.IndexByte(cmd[i:], ')')
+			if end < 0 {
+				return "", fmt.Errorf("unterminated $( at column %d", i+1)
+			}
+			expr := cmd[i+2 : i+end]
+			i += end
+			fn, arg, hasArg := strings.Cut(expr, " ")
+			arg = strings.TrimSpace(arg)
+			switch {
+			case expr == "SRCS":
+				b.WriteString(paths(srcs))
+			case expr == "OUTS":
+				b.WriteString(paths(outs))
+			case expr == "RULEDIR":
+				b.WriteString(ruledir)
+			case expr == "@D":
+				if len(outs) == 1 {
+					b.WriteString(path.Dir(outs[0].art.Path))
+				} else {
+					b.WriteString(ruledir)
+				}
+			case hasArg && (fn == "location" || fn == "execpath" || fn == "rootpath"):
+				fs, err := locate(arg, t, byLabel, outs)
+				if err != nil {
+					return "", err
+				}
+				if len(fs) != 1 {
+					return "", fmt.Errorf("$(%s %s) expands to %d files; use $(%ss %s)", fn, arg, len(fs), fn, arg)
+				}
+				b.WriteString(shellQuote(fs[0].art.Path))
+			case hasArg && (fn == "locations" || fn == "execpaths" || fn == "rootpaths"):
+				fs, err := locate(arg, t, byLabel, outs)
+				if err != nil {
+					return "", err
+				}
+				b.WriteString(paths(fs))
+			default:
+				return "", fmt.Errorf("unknown substitution $(%s): known are $(SRCS), $(OUTS), $(RULEDIR), $(@D), $(location L), $(locations L), $(execpath L), $(execpaths L), $@, $<; write $$ for a literal $", expr)
+			}
+		default:
+			if next == '{' || next == '_' || (next >= 'A' && next <= 'Z') || (next >= 'a' && next <= 'z') || (next >= '0' && next <= '9') {
+				return "", fmt.Errorf("$%c...: shell variables need $$ (as in $${HOME} or $$1), because $ starts a substitution", next)
+			}
+			b.WriteByte('$')
+		}
+	}
+	return b.String(), nil
+}
+
+func locate(arg string, t *graph.Target, byLabel map[graph.Label][]*File, outs []*File) ([]*File, error) {
+	l, err := graph.ParseRelative(arg, t.Label.Pkg)
+	if err != nil {
+		return nil, err
+	}
+	if fs, ok := byLabel[l]; ok {
+		return fs, nil
+	}
+	for _, o := range t.Outputs {
+		if o == l {
+			return []*File{{art: outputArtifact(l, false), owner: t.Label}}, nil
+		}
+	}
+	return nil, fmt.Errorf("$(location %s): %s is not in srcs, tools or outs", arg, l)
+}
+
+// shellQuote quotes a path for bash when it needs it.
+func shellQuote(s string) string {
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("/._-+=:,@%", c)) {
+			return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+		}
+	}
+	return s
+}

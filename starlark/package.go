@@ -1,0 +1,202 @@
+package starlark
+
+import (
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"go.starlark.net/starlark"
+
+	"github.com/hepbuild/hepbuild/graph"
+)
+
+// ruleInstance is one rule call of a BUILD file, kept for analysis.
+type ruleInstance struct {
+	target *graph.Target
+	class  *ruleClass
+}
+
+// pkgBuilder collects the targets of one BUILD file while it runs. It lives
+// in the thread's locals and is used by one goroutine only.
+type pkgBuilder struct {
+	l         *Loader
+	pkg       *graph.Package
+	rules     map[graph.Label]*ruleInstance
+	refs      []graph.Label // same-package labels used in attributes, in order of first mention
+	refSeen   map[string]bool
+	readFiles []string
+	globCache []string // files of the package (no sub-packages), listed on first glob
+	globDone  bool
+}
+
+func newPkgBuilder(l *Loader, pkg, buildFile string) *pkgBuilder {
+	return &pkgBuilder{
+		l:       l,
+		pkg:     &graph.Package{Name: pkg, BuildFile: buildFile, Targets: map[string]*graph.Target{}},
+		rules:   map[graph.Label]*ruleInstance{},
+		refSeen: map[string]bool{},
+	}
+}
+
+func (b *pkgBuilder) label(name string) graph.Label {
+	return graph.Label{Pkg: b.pkg.Name, Name: name}
+}
+
+func (b *pkgBuilder) add(t *graph.Target) error {
+	if prev, ok := b.pkg.Targets[t.Label.Name]; ok {
+		what := "target"
+		if prev.IsGeneratedFile() {
+			what = "output of " + prev.Generator.String()
+		}
+		return fmt.Errorf("%s: duplicate target name %q: already declared at %s as %s", t.Label, t.Label.Name, prev.Pos, what)
+	}
+	b.pkg.Targets[t.Label.Name] = t
+	b.pkg.Order = append(b.pkg.Order, t.Label.Name)
+	return nil
+}
+
+func (b *pkgBuilder) ref(l graph.Label) {
+	if l.Repo == "" && l.Pkg == b.pkg.Name && !b.refSeen[l.Name] {
+		b.refSeen[l.Name] = true
+		b.refs = append(b.refs, l)
+	}
+}
+
+// finish creates source-file targets for labels used but not declared, and
+// the BUILD file's own target.
+func (b *pkgBuilder) finish(loads []graph.Label) (*graph.Package, error) {
+	for _, l := range b.refs {
+		if _, ok := b.pkg.Targets[l.Name]; ok {
+			continue
+		}
+		if sub := b.l.subpackageOf(l); sub != "" {
+			return nil, &Error{Pos: graph.Pos{File: b.pkg.BuildFile}, Target: l,
+				Msg: fmt.Sprintf("label crosses into package %s: use //%s:%s", sub, sub, strings.TrimPrefix(l.Path(), sub+"/"))}
+		}
+		t := &graph.Target{Label: l, Pos: graph.Pos{File: l.Path(), Line: 1, Col: 1}}
+		b.pkg.Targets[l.Name] = t
+		b.pkg.Order = append(b.pkg.Order, l.Name)
+	}
+	bf := path.Base(b.pkg.BuildFile)
+	if _, ok := b.pkg.Targets[bf]; !ok {
+		b.pkg.Targets[bf] = &graph.Target{Label: b.label(bf), Pos: graph.Pos{File: b.pkg.BuildFile, Line: 1, Col: 1}}
+		b.pkg.Order = append(b.pkg.Order, bf)
+	}
+	b.pkg.Loads = loads
+	b.pkg.ReadFiles = b.readFiles
+	return b.pkg, nil
+}
+
+// callerPos is where the current rule call was made: the innermost frame in
+// the BUILD file itself, so targets made by macros point at the macro call.
+func callerPos(thread *starlark.Thread, buildFile string) graph.Pos {
+	stack := thread.CallStack()
+	for i := len(stack) - 1; i >= 0; i-- {
+		if stack[i].Pos.Filename() == buildFile {
+			return posOf(stack[i].Pos)
+		}
+	}
+	return posOf(thread.CallFrame(1).Pos)
+}
+
+func currentPackage(thread *starlark.Thread, fn string) (*pkgBuilder, error) {
+	b, _ := thread.Local(localPkg).(*pkgBuilder)
+	if b == nil {
+		return nil, fmt.Errorf("%s can only be called while a BUILD file is loading (from the BUILD file, or a macro it calls), not at the top level of a .star file", fn)
+	}
+	return b, nil
+}
+
+// glob lists the package's files matching include and not exclude. It does
+// not descend into sub-packages nor the output tree.
+func (b *pkgBuilder) glob(include, exclude []string, excludeDirs bool, allowEmpty bool) ([]string, error) {
+	if !b.globDone {
+		b.globDone = true
+		dir := filepath.Join(b.l.root, filepath.FromSlash(b.pkg.Name))
+		err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+			if err != nil {
+				return nil
+			}
+			rel, _ := filepath.Rel(dir, p)
+			rel = filepath.ToSlash(rel)
+			if d.IsDir() {
+				if p == dir {
+					return nil
+				}
+				if d.Name() == "hepbuild-out" || strings.HasPrefix(d.Name(), ".") {
+					return filepath.SkipDir
+				}
+				for _, n := range buildFileNames {
+					if _, err := os.Stat(filepath.Join(p, n)); err == nil {
+						return filepath.SkipDir
+					}
+				}
+				if !excludeDirs {
+					b.globCache = append(b.globCache, rel+"/")
+				}
+				return nil
+			}
+			if d.Type()&os.ModeSymlink != 0 && rel == "hepbuild-out" {
+				return nil
+			}
+			b.globCache = append(b.globCache, rel)
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	for _, p := range append(append([]string{}, include...), exclude...) {
+		if strings.HasPrefix(p, "/") || strings.Contains(p, "..") {
+			return nil, fmt.Errorf("glob pattern %q must be relative to the package and stay inside it", p)
+		}
+	}
+	var out []string
+	for _, f := range b.globCache {
+		if strings.HasSuffix(f, "/") {
+			continue
+		}
+		if matchAny(include, f) && !matchAny(exclude, f) {
+			out = append(out, f)
+		}
+	}
+	sort.Strings(out)
+	if len(out) == 0 && !allowEmpty {
+		return nil, fmt.Errorf("glob(%q) matched no files and allow_empty = False", include)
+	}
+	return out, nil
+}
+
+func matchAny(patterns []string, name string) bool {
+	for _, p := range patterns {
+		if globMatch(strings.Split(p, "/"), strings.Split(name, "/")) {
+			return true
+		}
+	}
+	return false
+}
+
+// globMatch matches path segments; "**" matches zero or more segments.
+func globMatch(pat, name []string) bool {
+	for len(pat) > 0 {
+		if pat[0] == "**" {
+			for i := 0; i <= len(name); i++ {
+				if globMatch(pat[1:], name[i:]) {
+					return true
+				}
+			}
+			return false
+		}
+		if len(name) == 0 {
+			return false
+		}
+		if ok, _ := path.Match(pat[0], name[0]); !ok {
+			return false
+		}
+		pat, name = pat[1:], name[1:]
+	}
+	return len(name) == 0
+}

@@ -1,0 +1,37 @@
+package starlark
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// WorkspaceFile marks the root of a workspace.
+const WorkspaceFile = "WORKSPACE.hep"
+
+// buildFileNames are the names of a package's BUILD file, in order of preference.
+var buildFileNames = []string{"BUILD.hep", "BUILD"}
+
+// FindWorkspace walks up from dir to the folder holding WORKSPACE.hep and
+// returns that folder and the package path of dir relative to it.
+func FindWorkspace(dir string) (root, pkg string, err error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", "", err
+	}
+	for d := abs; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, WorkspaceFile)); err == nil {
+			rel, _ := filepath.Rel(d, abs)
+			if rel == "." {
+				rel = ""
+			}
+			return d, filepath.ToSlash(rel), nil
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return "", "", err
+		}
+		if filepath.Dir(d) == d {
+			return "", "", fmt.Errorf("%s is not inside a hepbuild workspace: no %s in it or any parent folder (create an empty %s at the analysis root, or use -C DIR)", abs, WorkspaceFile, WorkspaceFile)
+		}
+	}
+}
