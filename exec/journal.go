@@ -1,0 +1,613 @@
+package exec
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hepbuild/hepbuild/cache"
+)
+
+// Files of the output base. The version in the names lets a format change
+// start afresh instead of misreading old files.
+const (
+	journalFile = "journal.v1"
+	explainFile = "explain.v1.jsonl"
+	lockFile    = "lock"
+)
+
+// Journal is the output base's memory of earlier builds: for every output
+// path, the key of the action that last made it successfully, the output's
+// digest and its stat (size, mtime, inode). An output whose journal entry has
+// the action's current key and whose stat is unchanged is up to date, which
+// makes a null build a few lstat calls and map lookups per action.
+//
+// The journal file is append-only while building, one checksummed line per
+// change, so a killed build keeps what it completed and a torn last line is
+// ignored; Close compacts it. An output is forgotten before it is touched and
+// recorded only once it is complete and stored.
+//
+// Beside it, the explain log keeps for every action what it ran with
+// (inputs, argv, env, environment) for `hepbuild explain` (see Previous).
+//
+// A Journal is safe for concurrent use. Only one process may use an output
+// base at a time: hold LockOutputBase while the journal is open.
+type Journal struct {
+	dir string
+
+	mu        sync.Mutex
+	outputs   map[string]outputRecord
+	lines     int // complete lines in the journal file
+	appended  int // lines appended by this process
+	f         *os.File
+	needNL    bool // the file ends in a torn line
+	xf        *os.File
+	xNeedNL   bool
+	xAppended int
+	err       error // first write error, reported by Close
+	prev      map[string]*ActionRecord
+	closed    bool
+}
+
+// outputRecord is the journal's entry for one output path.
+type outputRecord struct {
+	Key    cache.Digest // of the action that made it
+	Digest cache.Digest // of the file's content (a listing digest for folders)
+	Size   int64
+	MTime  int64 // nanoseconds
+	Inode  uint64
+}
+
+// sameStat reports whether the file looks untouched since it was recorded.
+func (o outputRecord) sameStat(fi fs.FileInfo) bool {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && fi.Mode().IsRegular() && fi.Size() == o.Size &&
+		fi.ModTime().UnixNano() == o.MTime && uint64(st.Ino) == o.Inode
+}
+
+func statRecord(key, d cache.Digest, fi fs.FileInfo) outputRecord {
+	rec := outputRecord{Key: key, Digest: d, Size: fi.Size(), MTime: fi.ModTime().UnixNano()}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		rec.Inode = uint64(st.Ino)
+	}
+	return rec
+}
+
+// OpenJournal loads the journal of the output base, or starts an empty one.
+// Corrupt or torn lines are skipped.
+func OpenJournal(outputBase string) (*Journal, error) {
+	j := &Journal{dir: outputBase, outputs: map[string]outputRecord{}}
+	b, err := os.ReadFile(filepath.Join(outputBase, journalFile))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("reading journal: %w", err)
+	}
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			j.needNL = true // torn by a killed build
+			break
+		}
+		line := b[:i]
+		b = b[i+1:]
+		j.lines++
+		j.apply(line)
+	}
+	if fi, err := os.Stat(filepath.Join(outputBase, explainFile)); err == nil && fi.Size() > 0 {
+		j.xNeedNL = lastByte(filepath.Join(outputBase, explainFile)) != '\n'
+	}
+	return j, nil
+}
+
+func lastByte(path string) byte {
+	f, err := os.Open(path)
+	if err != nil {
+		return '\n'
+	}
+	defer f.Close()
+	var b [1]byte
+	if _, err := f.Seek(-1, io.SeekEnd); err != nil {
+		return '\n'
+	}
+	if _, err := f.Read(b[:]); err != nil {
+		return '\n'
+	}
+	return b[0]
+}
+
+// apply parses one journal line into the map; a bad line is ignored.
+//
+// Lines are tab-separated: "o", path, key, digest, size, mtime, inode for a
+// recorded output; "d", path for a forgotten one; then a CRC-32 (hex) of
+// everything before the last tab.
+func (j *Journal) apply(line []byte) {
+	k := bytes.LastIndexByte(line, '\t')
+	if k < 0 {
+		return
+	}
+	sum, err := strconv.ParseUint(string(line[k+1:]), 16, 32)
+	if err != nil || uint32(sum) != crc32.ChecksumIEEE(line[:k]) {
+		return
+	}
+	f := strings.Split(string(line[:k]), "\t")
+	if len(f) < 2 {
+		return
+	}
+	path := f[1]
+	if strings.HasPrefix(path, `"`) {
+		if path, err = strconv.Unquote(path); err != nil {
+			return
+		}
+	}
+	switch {
+	case f[0] == "d" && len(f) == 2:
+		delete(j.outputs, path)
+	case f[0] == "o" && len(f) == 7:
+		key, ok1 := parseDigestFast(f[2])
+		d, ok2 := parseDigestFast(f[3])
+		size, err1 := strconv.ParseInt(f[4], 10, 64)
+		mtime, err2 := strconv.ParseInt(f[5], 10, 64)
+		ino, err3 := strconv.ParseUint(f[6], 10, 64)
+		if !ok1 || !ok2 || err1 != nil || err2 != nil || err3 != nil {
+			return
+		}
+		j.outputs[path] = outputRecord{Key: key, Digest: d, Size: size, MTime: mtime, Inode: ino}
+	}
+}
+
+// parseDigestFast parses "hash/size" from a checksummed line, without
+// cache.ParseDigest's hex check, which would dominate loading.
+func parseDigestFast(s string) (cache.Digest, bool) {
+	h, sz, ok := strings.Cut(s, "/")
+	if !ok || len(h) != 64 {
+		return cache.Digest{}, false
+	}
+	n, err := strconv.ParseInt(sz, 10, 64)
+	if err != nil {
+		return cache.Digest{}, false
+	}
+	return cache.Digest{Hash: h, Size: n}, true
+}
+
+func quotePath(p string) string {
+	if strings.ContainsAny(p, "\t\n\r\\\"") {
+		return strconv.Quote(p)
+	}
+	return p
+}
+
+func checksummed(body string) string {
+	return body + "\t" + strconv.FormatUint(uint64(crc32.ChecksumIEEE([]byte(body))), 16) + "\n"
+}
+
+func recordLine(path string, o outputRecord) string {
+	return checksummed("o\t" + quotePath(path) + "\t" + o.Key.String() + "\t" + o.Digest.String() + "\t" +
+		strconv.FormatInt(o.Size, 10) + "\t" + strconv.FormatInt(o.MTime, 10) + "\t" + strconv.FormatUint(o.Inode, 10))
+}
+
+// output returns the record of an output path.
+func (j *Journal) output(path string) (outputRecord, bool) {
+	j.mu.Lock()
+	o, ok := j.outputs[path]
+	j.mu.Unlock()
+	return o, ok
+}
+
+// record notes that the output at path, now described by fi, was made by
+// the action with the key.
+func (j *Journal) record(path string, key, d cache.Digest, fi fs.FileInfo) {
+	o := statRecord(key, d, fi)
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.outputs[path] = o
+	j.append(recordLine(path, o))
+}
+
+// forget drops outputs that are about to be replaced.
+func (j *Journal) forget(paths []string) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	var b strings.Builder
+	for _, p := range paths {
+		if _, ok := j.outputs[p]; ok {
+			delete(j.outputs, p)
+			b.WriteString(checksummed("d\t" + quotePath(p)))
+		}
+	}
+	if b.Len() > 0 {
+		j.append(b.String())
+	}
+}
+
+// append writes lines to the journal file; j.mu is held.
+func (j *Journal) append(lines string) {
+	if j.closed || j.err != nil {
+		return
+	}
+	if j.f == nil {
+		f, err := os.OpenFile(filepath.Join(j.dir, journalFile), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			j.err = fmt.Errorf("opening journal: %w", err)
+			return
+		}
+		j.f = f
+	}
+	if j.needNL {
+		lines = "\n" + lines
+		j.needNL = false
+	}
+	if _, err := j.f.WriteString(lines); err != nil {
+		j.err = fmt.Errorf("writing journal: %w", err)
+		return
+	}
+	j.appended += strings.Count(lines, "\n")
+}
+
+// ActionRecord is what an action last ran with, for `hepbuild explain`.
+type ActionRecord struct {
+	// Key is the action key it ran (or was restored) with.
+	Key      cache.Digest
+	Owner    string
+	Mnemonic string
+	Outputs  []string
+	Argv     []string
+	Env      map[string]string
+	// Inputs maps every input file (files below folder inputs included) to its digest.
+	Inputs map[string]cache.Digest
+	// Environment is the digest of the software environment (EnvironmentDigest).
+	Environment cache.Digest
+	// Content is the digest of a write action's content.
+	Content cache.Digest
+	Time    time.Time
+}
+
+// actionRecordJSON is the explain log's line: digests as "hash/size".
+type actionRecordJSON struct {
+	Key         string            `json:"key"`
+	Owner       string            `json:"owner,omitempty"`
+	Mnemonic    string            `json:"mnemonic,omitempty"`
+	Outputs     []string          `json:"outputs"`
+	Argv        []string          `json:"argv,omitempty"`
+	Env         map[string]string `json:"env,omitempty"`
+	Inputs      map[string]string `json:"inputs,omitempty"`
+	Environment string            `json:"environment,omitempty"`
+	Content     string            `json:"content,omitempty"`
+	Time        time.Time         `json:"time"`
+}
+
+func newActionRecord(a *Action, key *Key, inputs map[string]cache.Digest) *ActionRecord {
+	rec := &ActionRecord{
+		Key:         key.Digest,
+		Owner:       a.Owner.String(),
+		Mnemonic:    a.Mnemonic,
+		Outputs:     actionOutputPaths(a),
+		Argv:        a.Argv,
+		Env:         a.Env,
+		Inputs:      inputs,
+		Environment: key.Environment,
+		Time:        time.Now().UTC(),
+	}
+	if a.Kind == KindWrite {
+		rec.Content = cache.FromBytes(a.Content)
+	}
+	return rec
+}
+
+func (r *ActionRecord) toJSON() actionRecordJSON {
+	w := actionRecordJSON{
+		Key: r.Key.String(), Owner: r.Owner, Mnemonic: r.Mnemonic, Outputs: r.Outputs,
+		Argv: r.Argv, Env: r.Env, Time: r.Time,
+	}
+	if len(r.Inputs) > 0 {
+		w.Inputs = make(map[string]string, len(r.Inputs))
+		for p, d := range r.Inputs {
+			w.Inputs[p] = d.String()
+		}
+	}
+	if !r.Environment.IsZero() {
+		w.Environment = r.Environment.String()
+	}
+	if !r.Content.IsZero() {
+		w.Content = r.Content.String()
+	}
+	return w
+}
+
+func (w *actionRecordJSON) record() (*ActionRecord, error) {
+	parse := func(s string) (cache.Digest, error) {
+		if s == "" {
+			return cache.Digest{}, nil
+		}
+		return cache.ParseDigest(s)
+	}
+	r := &ActionRecord{Owner: w.Owner, Mnemonic: w.Mnemonic, Outputs: w.Outputs, Argv: w.Argv, Env: w.Env, Time: w.Time}
+	var err error
+	if r.Key, err = parse(w.Key); err != nil {
+		return nil, err
+	}
+	if r.Environment, err = parse(w.Environment); err != nil {
+		return nil, err
+	}
+	if r.Content, err = parse(w.Content); err != nil {
+		return nil, err
+	}
+	r.Inputs = make(map[string]cache.Digest, len(w.Inputs))
+	for p, s := range w.Inputs {
+		if r.Inputs[p], err = parse(s); err != nil {
+			return nil, err
+		}
+	}
+	if len(r.Outputs) == 0 {
+		return nil, errors.New("record without outputs")
+	}
+	return r, nil
+}
+
+// explain appends what the action ran with to the explain log.
+func (j *Journal) explain(rec *ActionRecord) {
+	b, err := json.Marshal(rec.toJSON())
+	if err != nil {
+		return
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.closed || j.err != nil {
+		return
+	}
+	if j.xf == nil {
+		f, err := os.OpenFile(filepath.Join(j.dir, explainFile), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			j.err = fmt.Errorf("opening explain log: %w", err)
+			return
+		}
+		j.xf = f
+	}
+	if j.xNeedNL {
+		b = append([]byte("\n"), b...)
+		j.xNeedNL = false
+	}
+	if _, err := j.xf.Write(append(b, '\n')); err != nil {
+		j.err = fmt.Errorf("writing explain log: %w", err)
+		return
+	}
+	j.xAppended++
+	for _, o := range rec.Outputs {
+		if j.prev != nil {
+			j.prev[o] = rec
+		}
+	}
+}
+
+// Previous returns what the action that last made outputPath successfully
+// ran with. The explain log is read on the first call.
+func (j *Journal) Previous(outputPath string) (*ActionRecord, bool) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.prev == nil {
+		j.prev = map[string]*ActionRecord{}
+		for _, rec := range readExplain(filepath.Join(j.dir, explainFile)) {
+			for _, o := range rec.Outputs {
+				j.prev[o] = rec
+			}
+		}
+	}
+	rec, ok := j.prev[outputPath]
+	return rec, ok
+}
+
+// readExplain returns the explain log's records in order; bad lines are skipped.
+func readExplain(path string) []*ActionRecord {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	var recs []*ActionRecord
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		if len(line) == 0 {
+			continue
+		}
+		var w actionRecordJSON
+		if json.Unmarshal(line, &w) != nil {
+			continue
+		}
+		if rec, err := w.record(); err == nil {
+			recs = append(recs, rec)
+		}
+	}
+	return recs
+}
+
+// Close compacts the journal and the explain log when this build changed
+// them, and reports the first write error. The Journal is unusable after.
+func (j *Journal) Close() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.closed {
+		return j.err
+	}
+	j.closed = true
+	for _, f := range []*os.File{j.f, j.xf} {
+		if f != nil {
+			if err := f.Close(); err != nil && j.err == nil {
+				j.err = err
+			}
+		}
+	}
+	if j.err != nil {
+		return j.err
+	}
+	if j.appended > 0 || j.lines != len(j.outputs) || j.needNL {
+		if err := j.compactJournal(); err != nil {
+			return err
+		}
+	}
+	if j.xAppended > 0 {
+		if err := j.compactExplain(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (j *Journal) compactJournal() error {
+	paths := make([]string, 0, len(j.outputs))
+	for p := range j.outputs {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	var b strings.Builder
+	for _, p := range paths {
+		b.WriteString(recordLine(p, j.outputs[p]))
+	}
+	if err := writeFileAtomic(filepath.Join(j.dir, journalFile), []byte(b.String())); err != nil {
+		return fmt.Errorf("compacting journal: %w", err)
+	}
+	return nil
+}
+
+// compactExplain keeps the last record of each action, identified by its
+// first output.
+func (j *Journal) compactExplain() error {
+	path := filepath.Join(j.dir, explainFile)
+	recs := readExplain(path)
+	last := map[string]int{}
+	for i, r := range recs {
+		last[r.Outputs[0]] = i
+	}
+	var b bytes.Buffer
+	for i, r := range recs {
+		if last[r.Outputs[0]] != i {
+			continue
+		}
+		line, err := json.Marshal(r.toJSON())
+		if err != nil {
+			return err
+		}
+		b.Write(line)
+		b.WriteByte('\n')
+	}
+	if err := writeFileAtomic(path, b.Bytes()); err != nil {
+		return fmt.Errorf("compacting explain log: %w", err)
+	}
+	return nil
+}
+
+// writeFileAtomic replaces the file with data: written beside it, synced,
+// renamed, so a crash leaves the old file or the new one.
+func writeFileAtomic(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
+
+// LockOutputBase takes an exclusive lock on the output base for the
+// duration of a build, so that two hepbuild processes never write one output
+// tree or journal at once. It waits for a build holding it, saying so once
+// on stderr. Call unlock when the build is done.
+func LockOutputBase(path string) (unlock func(), err error) {
+	return lockOutputBase(path, os.Stderr)
+}
+
+func lockOutputBase(path string, w io.Writer) (func(), error) {
+	if err := os.MkdirAll(path, 0o755); err != nil {
+		return nil, fmt.Errorf("creating output base: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(path, lockFile), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("opening output base lock: %w", err)
+	}
+	err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+	if errors.Is(err, syscall.EWOULDBLOCK) {
+		holder, _ := io.ReadAll(f)
+		pid := strings.TrimSpace(string(holder))
+		if pid == "" {
+			pid = "unknown"
+		}
+		fmt.Fprintf(w, "waiting for another hepbuild build in this workspace (pid %s)\n", pid)
+		for {
+			err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
+			if err != syscall.EINTR {
+				break
+			}
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking output base %s: %w", path, err)
+	}
+	// Say who holds it, for the next one to wait.
+	if err := f.Truncate(0); err == nil {
+		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+			f.Close()
+		})
+	}, nil
+}
+
+// PrepareOutputBase creates the output base's folders (out/, logs/), points
+// the exec root's hepbuild-out at out/, and clears what a killed build left
+// in tmp/. Call it with the output base locked.
+func PrepareOutputBase(execRoot, outputBase string) error {
+	outputBase, err := filepath.Abs(outputBase)
+	if err != nil {
+		return err
+	}
+	out := filepath.Join(outputBase, "out")
+	for _, d := range []string{out, filepath.Join(outputBase, "logs")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return fmt.Errorf("creating output base: %w", err)
+		}
+	}
+	if err := removeAll(filepath.Join(outputBase, "tmp")); err != nil {
+		return fmt.Errorf("clearing output base tmp: %w", err)
+	}
+	link := filepath.Join(execRoot, OutDir)
+	fi, err := os.Lstat(link)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return err
+	case fi.Mode()&fs.ModeSymlink == 0:
+		return fmt.Errorf("%s is not a link to the output base; remove it (hepbuild makes it a link to %s)", link, out)
+	default:
+		if target, err := os.Readlink(link); err == nil && target == out {
+			return nil
+		}
+		if err := os.Remove(link); err != nil {
+			return fmt.Errorf("replacing %s: %w", link, err)
+		}
+	}
+	if err := os.Symlink(out, link); err != nil {
+		return fmt.Errorf("linking %s to the output base: %w", link, err)
+	}
+	return nil
+}

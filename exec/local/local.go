@@ -1,0 +1,227 @@
+// Package local executes actions on this machine: processes through a
+// sandbox strategy, and file writes and copies directly.
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/hepbuild/hepbuild/exec"
+	"github.com/hepbuild/hepbuild/sandbox"
+)
+
+// Executor runs actions on this machine. It implements exec.Executor and is
+// safe for concurrent use.
+type Executor struct {
+	strategy sandbox.Strategy
+	grace    time.Duration
+}
+
+// Option configures an Executor.
+type Option func(*Executor)
+
+// WithGrace sets the time a stopped action gets between SIGTERM and SIGKILL.
+func WithGrace(d time.Duration) Option { return func(e *Executor) { e.grace = d } }
+
+// New returns an executor that runs processes with the strategy; actions
+// tagged no-sandbox run with sandbox.None.
+func New(strategy sandbox.Strategy, opts ...Option) *Executor {
+	e := &Executor{strategy: strategy, grace: sandbox.DefaultGrace}
+	for _, o := range opts {
+		o(e)
+	}
+	return e
+}
+
+// Execute runs the action with root as exec root. Process output goes to
+// logPath. A failed run is reported in the result; the error means the
+// action could not be run at all.
+func (e *Executor) Execute(ctx context.Context, a *exec.Action, root, logPath string) (exec.ExecResult, error) {
+	switch a.Kind {
+	case exec.KindWrite:
+		return e.write(a, root)
+	case exec.KindSymlink:
+		return e.copy(a, root)
+	}
+	return e.run(ctx, a, root, logPath)
+}
+
+func (e *Executor) run(ctx context.Context, a *exec.Action, root, logPath string) (exec.ExecResult, error) {
+	st := e.strategy
+	if a.HasTag("no-sandbox") {
+		st = sandbox.None{}
+	}
+	spec := sandbox.Spec{
+		ExecRoot: root,
+		Argv:     a.Argv,
+		Env:      a.Env,
+		Network:  a.HasTag("requires-network"),
+		Timeout:  timeout(a),
+		Grace:    e.grace,
+		LogPath:  logPath,
+	}
+	for _, set := range [][]exec.Artifact{a.Inputs, a.Tools} {
+		for _, in := range set {
+			spec.Inputs = append(spec.Inputs, in.Path)
+		}
+	}
+	if a.Environment != nil {
+		for _, f := range a.Environment.Files {
+			spec.Inputs = append(spec.Inputs, f.Path)
+		}
+	}
+	for _, o := range a.Outputs {
+		if o.Dir {
+			spec.OutputDirs = append(spec.OutputDirs, o.Path)
+		} else {
+			spec.Outputs = append(spec.Outputs, o.Path)
+		}
+	}
+	res, err := st.Run(ctx, spec)
+	out := exec.ExecResult{
+		ExitCode: res.ExitCode,
+		Signal:   res.Signal,
+		TimedOut: res.TimedOut,
+		Timeout:  spec.Timeout,
+		Duration: res.Duration,
+		Strategy: st.Name(),
+	}
+	var se *sandbox.StartError
+	if errors.As(err, &se) {
+		// A wrong tool path is the action's fault: report it as a failed run,
+		// and put the reason in the log where its output would have been.
+		out.ExitCode = -1
+		out.StartError = se.Error()
+		if logPath != "" {
+			_ = os.MkdirAll(filepath.Dir(logPath), 0o755)
+			_ = os.WriteFile(logPath, []byte(se.Error()+"\n"), 0o644)
+		}
+		return out, nil
+	}
+	return out, err
+}
+
+// timeout is the bound of one run: the smaller non-zero of Timeout and Walltime.
+func timeout(a *exec.Action) time.Duration {
+	t, w := a.Timeout, a.Resources.Walltime
+	switch {
+	case t <= 0:
+		return max(w, 0)
+	case w <= 0:
+		return t
+	}
+	return min(t, w)
+}
+
+func single(a *exec.Action, what string) (exec.Artifact, error) {
+	if len(a.Outputs) != 1 || a.Outputs[0].Dir {
+		return exec.Artifact{}, fmt.Errorf("%s: %s: a %s action needs exactly one output file, has %d", a.Pos, a.Owner, what, len(a.Outputs))
+	}
+	return a.Outputs[0], nil
+}
+
+// write writes the content to a temporary file beside the output and
+// renames it into place, so the output is complete or absent.
+func (e *Executor) write(a *exec.Action, root string) (exec.ExecResult, error) {
+	start := time.Now()
+	out, err := single(a, "write")
+	if err != nil {
+		return exec.ExecResult{}, err
+	}
+	mode := fs.FileMode(0o444)
+	if a.Executable {
+		mode = 0o555
+	}
+	dst := filepath.Join(root, out.Path)
+	err = atomicWrite(dst, mode, func(w io.Writer) error {
+		_, err := w.Write(a.Content)
+		return err
+	})
+	if err != nil {
+		return exec.ExecResult{}, fmt.Errorf("writing %s: %w", out.Path, err)
+	}
+	return exec.ExecResult{Duration: time.Since(start), Strategy: "local"}, nil
+}
+
+// copy makes the output a copy of the single input: a hard link when the
+// input is a generated (read-only) file, else a copy, so that making the
+// output read-only never changes a source file.
+func (e *Executor) copy(a *exec.Action, root string) (exec.ExecResult, error) {
+	start := time.Now()
+	out, err := single(a, "symlink")
+	if err != nil {
+		return exec.ExecResult{}, err
+	}
+	if len(a.Inputs) != 1 {
+		return exec.ExecResult{}, fmt.Errorf("%s: %s: a symlink action needs exactly one input, has %d", a.Pos, a.Owner, len(a.Inputs))
+	}
+	in := a.Inputs[0]
+	src := filepath.Join(root, in.Path)
+	dst := filepath.Join(root, out.Path)
+	fi, err := os.Stat(src)
+	if err != nil {
+		return exec.ExecResult{}, fmt.Errorf("reading input %s: %w", in.Path, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return exec.ExecResult{}, fmt.Errorf("%s: %s: input %s is not a regular file", a.Pos, a.Owner, in.Path)
+	}
+	mode := fs.FileMode(0o444)
+	if fi.Mode()&0o111 != 0 || a.Executable {
+		mode = 0o555
+	}
+	if strings.HasPrefix(in.Path, exec.OutDir+"/") && fi.Mode().Perm() == mode {
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err == nil {
+			tmp := dst + ".hepbuild-link"
+			_ = os.Remove(tmp)
+			if os.Link(src, tmp) == nil {
+				if err := os.Rename(tmp, dst); err == nil {
+					return exec.ExecResult{Duration: time.Since(start), Strategy: "local"}, nil
+				}
+				os.Remove(tmp)
+			}
+		}
+	}
+	err = atomicWrite(dst, mode, func(w io.Writer) error {
+		f, err := os.Open(src)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		_, err = io.Copy(w, f)
+		return err
+	})
+	if err != nil {
+		return exec.ExecResult{}, fmt.Errorf("copying %s to %s: %w", in.Path, out.Path, err)
+	}
+	return exec.ExecResult{Duration: time.Since(start), Strategy: "local"}, nil
+}
+
+func atomicWrite(dst string, mode fs.FileMode, fill func(io.Writer) error) error {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(dst), ".hepbuild-tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if err := fill(f); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), dst)
+}

@@ -1,0 +1,496 @@
+package exec
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync/atomic"
+
+	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/hepbuild/hepbuild/cache"
+)
+
+// tmpCounter names temporary files; the output base lock keeps other
+// processes out of its tmp folder.
+var tmpCounter atomic.Uint64
+
+func randomSuffix() string {
+	return strconv.Itoa(os.Getpid()) + "-" + strconv.FormatUint(tmpCounter.Add(1), 10)
+}
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
+
+// errCorrupt is a blob whose content does not match its digest: a miss.
+var errCorrupt = errors.New("cached blob does not match its digest")
+
+// removeOutputs deletes the action's outputs, whatever they are now.
+func removeOutputs(root string, a *Action) error {
+	for _, o := range a.Outputs {
+		if err := removeAll(filepath.Join(root, o.Path)); err != nil {
+			return fmt.Errorf("%s: %s: removing output %s: %w", a.Pos, a.Owner, o.Path, err)
+		}
+	}
+	return nil
+}
+
+// removeAll is os.RemoveAll that also removes folders made read-only.
+func removeAll(path string) error {
+	err := os.RemoveAll(path)
+	if err == nil {
+		return nil
+	}
+	_ = filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			_ = os.Chmod(p, 0o755)
+		}
+		return nil
+	})
+	return os.RemoveAll(path)
+}
+
+// checkOutputs verifies that the run wrote every declared output with the
+// declared type. An output file that is a symlink is replaced by a copy of
+// what it points to, so what is stored and recorded is content.
+func checkOutputs(root string, a *Action) error {
+	for _, o := range a.Outputs {
+		p := filepath.Join(root, o.Path)
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return fmt.Errorf("did not write declared output %s", o.Path)
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			if fi, err = os.Stat(p); err != nil {
+				return fmt.Errorf("declared output %s is a dangling symlink", o.Path)
+			}
+			if !o.Dir && fi.Mode().IsRegular() {
+				if err := replaceLinkByCopy(p, fi.Mode()); err != nil {
+					return fmt.Errorf("copying output %s in place of its symlink: %w", o.Path, err)
+				}
+			}
+		}
+		switch {
+		case o.Dir && !fi.IsDir():
+			return fmt.Errorf("declared output folder %s is not a folder", o.Path)
+		case !o.Dir && !fi.Mode().IsRegular():
+			return fmt.Errorf("declared output %s is not a regular file", o.Path)
+		}
+	}
+	return nil
+}
+
+func replaceLinkByCopy(p string, mode fs.FileMode) error {
+	src, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	tmp, err := os.CreateTemp(filepath.Dir(p), ".hepbuild-tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := io.Copy(tmp, src); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(mode.Perm()); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), p)
+}
+
+// readOnlyMode is the mode of a finished output: read-only, so that a tool
+// writing into it in place cannot corrupt the cache blob it may share an
+// inode with; executable bits are kept.
+func readOnlyMode(m fs.FileMode) fs.FileMode {
+	if m&0o111 != 0 {
+		return 0o555
+	}
+	return 0o444
+}
+
+// makeReadOnly makes an output file, or every file below an output folder,
+// read-only. Folders stay writable so outputs can be removed.
+func makeReadOnly(p string) error {
+	return filepath.WalkDir(p, func(q string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if m := readOnlyMode(fi.Mode()); fi.Mode().Perm() != m {
+			return os.Chmod(q, m)
+		}
+		return nil
+	})
+}
+
+// store makes the outputs read-only, stores them in the CAS and the result
+// in the action cache, and returns each output's digest for the journal.
+// A failing cache only means the outputs are not cached.
+func (r *Runner) store(ctx context.Context, a *Action, key cache.Digest) (map[string]cache.Digest, error) {
+	useCache := r.cacheable(a)
+	digests := make(map[string]cache.Digest, len(a.Outputs))
+	res := &repb.ActionResult{}
+	for _, o := range a.Outputs {
+		p := r.abs(o.Path)
+		if err := makeReadOnly(p); err != nil {
+			return nil, fmt.Errorf("%s: %s: making output %s read-only: %w", a.Pos, a.Owner, o.Path, err)
+		}
+		if o.Dir {
+			if useCache {
+				tree, err := r.storeTree(ctx, p)
+				if err != nil {
+					return nil, fmt.Errorf("%s: %s: storing output %s: %w", a.Pos, a.Owner, o.Path, err)
+				}
+				res.OutputDirectories = append(res.OutputDirectories,
+					&repb.OutputDirectory{Path: o.Path, TreeDigest: tree.ToProto()})
+			}
+			d, err := r.dirDigest(p)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %s: digesting output %s: %w", a.Pos, a.Owner, o.Path, err)
+			}
+			digests[o.Path] = d
+			continue
+		}
+		d, err := r.storeFile(ctx, p, useCache)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %s: storing output %s: %w", a.Pos, a.Owner, o.Path, err)
+		}
+		fi, err := os.Stat(p)
+		if err != nil {
+			return nil, err
+		}
+		digests[o.Path] = d
+		res.OutputFiles = append(res.OutputFiles,
+			&repb.OutputFile{Path: o.Path, Digest: d.ToProto(), IsExecutable: fi.Mode()&0o111 != 0})
+	}
+	// Only a result whose every blob was stored may enter the action cache;
+	// any failure above disabled the cache.
+	if useCache && r.cache.usable() {
+		if err := r.cache.c.PutActionResult(ctx, key, res); err != nil {
+			r.cache.fail(ctx, "storing action result "+key.String(), err)
+		}
+	}
+	return digests, nil
+}
+
+// storeFile digests the file and, when useCache, stores it in the CAS, by
+// hard link when the cache can.
+func (r *Runner) storeFile(ctx context.Context, p string, useCache bool) (cache.Digest, error) {
+	g := r.cache
+	if useCache && g.usable() && g.files != nil {
+		d, err := g.files.PutFile(ctx, p)
+		if err == nil {
+			return d, nil
+		}
+		g.fail(ctx, "storing "+p, err)
+	}
+	d, err := cache.FromFile(p)
+	if err != nil || !useCache || !g.usable() {
+		return d, err
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return cache.Digest{}, err
+	}
+	defer f.Close()
+	if err := g.c.Put(ctx, d, f); err != nil {
+		g.fail(ctx, "storing "+d.String(), err)
+	}
+	return d, nil
+}
+
+// storeTree stores every file below the folder and the REAPI Tree message
+// describing it, and returns the Tree's digest.
+func (r *Runner) storeTree(ctx context.Context, root string) (cache.Digest, error) {
+	children := map[cache.Digest]*repb.Directory{}
+	rootDir, err := r.storeDirectory(ctx, root, children)
+	if err != nil {
+		return cache.Digest{}, err
+	}
+	tree := &repb.Tree{Root: rootDir}
+	ds := make([]cache.Digest, 0, len(children))
+	for d := range children {
+		ds = append(ds, d)
+	}
+	sort.Slice(ds, func(i, j int) bool { return ds[i].Hash < ds[j].Hash })
+	for _, d := range ds {
+		tree.Children = append(tree.Children, children[d])
+	}
+	return r.putMessage(ctx, tree)
+}
+
+func (r *Runner) storeDirectory(ctx context.Context, p string, children map[cache.Digest]*repb.Directory) (*repb.Directory, error) {
+	entries, err := os.ReadDir(p) // sorted by name, as REAPI requires
+	if err != nil {
+		return nil, err
+	}
+	dir := &repb.Directory{}
+	for _, e := range entries {
+		q := filepath.Join(p, e.Name())
+		fi, err := os.Stat(q) // symlinks are stored as what they point to
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case fi.IsDir():
+			child, err := r.storeDirectory(ctx, q, children)
+			if err != nil {
+				return nil, err
+			}
+			b, err := deterministic.Marshal(child)
+			if err != nil {
+				return nil, err
+			}
+			d := cache.FromBytes(b)
+			children[d] = child
+			dir.Directories = append(dir.Directories, &repb.DirectoryNode{Name: e.Name(), Digest: d.ToProto()})
+		case fi.Mode().IsRegular():
+			d, err := r.storeFile(ctx, q, true)
+			if err != nil {
+				return nil, err
+			}
+			dir.Files = append(dir.Files, &repb.FileNode{Name: e.Name(), Digest: d.ToProto(), IsExecutable: fi.Mode()&0o111 != 0})
+		default:
+			return nil, fmt.Errorf("%s is not a regular file or folder", q)
+		}
+	}
+	return dir, nil
+}
+
+func (r *Runner) putMessage(ctx context.Context, m proto.Message) (cache.Digest, error) {
+	b, err := deterministic.Marshal(m)
+	if err != nil {
+		return cache.Digest{}, err
+	}
+	d := cache.FromBytes(b)
+	if r.cache.usable() {
+		if err := r.cache.c.Put(ctx, d, bytesReader(b)); err != nil {
+			r.cache.fail(ctx, "storing "+d.String(), err)
+		}
+	}
+	return d, nil
+}
+
+// materialize restores every output of a cached result into the output
+// tree and returns their digests for the journal. An error means the
+// result cannot be used (a missing or corrupt blob, a failing cache).
+func (r *Runner) materialize(ctx context.Context, a *Action, res *repb.ActionResult) (map[string]cache.Digest, error) {
+	files := map[string]*repb.OutputFile{}
+	for _, f := range res.GetOutputFiles() {
+		files[f.GetPath()] = f
+	}
+	dirs := map[string]*repb.OutputDirectory{}
+	for _, d := range res.GetOutputDirectories() {
+		dirs[d.GetPath()] = d
+	}
+	digests := make(map[string]cache.Digest, len(a.Outputs))
+	for _, o := range a.Outputs {
+		dst := r.abs(o.Path)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return nil, err
+		}
+		if o.Dir {
+			if err := r.restoreTree(ctx, cache.FromProto(dirs[o.Path].GetTreeDigest()), dst); err != nil {
+				return nil, err
+			}
+			d, err := r.dirDigest(dst)
+			if err != nil {
+				return nil, err
+			}
+			digests[o.Path] = d
+			continue
+		}
+		f := files[o.Path]
+		d := cache.FromProto(f.GetDigest())
+		if err := r.fetchFile(ctx, d, f.GetIsExecutable(), dst); err != nil {
+			return nil, err
+		}
+		digests[o.Path] = d
+	}
+	return digests, nil
+}
+
+// tmpDir is where restored outputs are assembled before they are renamed
+// into place; it is on the same file system as the output tree.
+func (r *Runner) tmpDir() (string, error) {
+	dir := filepath.Join(r.OutputBase, "tmp")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	return dir, nil
+}
+
+// fetchFile puts the blob at dst: a hard link to the cache's own file when
+// the cache offers one with the right mode, else a verified copy. The file
+// appears at dst complete or not at all.
+func (r *Runner) fetchFile(ctx context.Context, d cache.Digest, executable bool, dst string) error {
+	g := r.cache
+	tmpDir, err := r.tmpDir()
+	if err != nil {
+		return err
+	}
+	if g.blobs != nil {
+		p, err := g.blobs.BlobPath(d)
+		switch {
+		case errors.Is(err, cache.ErrNotFound):
+			return err
+		case err != nil:
+			g.fail(ctx, "finding blob "+d.String(), err)
+			return err
+		}
+		// A blob shared with an output of the other mode is copied, never
+		// chmod-ed: that would change the other output too.
+		if fi, err := os.Stat(p); err == nil && fi.Size() == d.Size && (fi.Mode()&0o111 != 0) == executable {
+			tmp := filepath.Join(tmpDir, "link-"+d.Hash[:16]+"-"+randomSuffix())
+			if err := os.Link(p, tmp); err == nil {
+				if err := os.Rename(tmp, dst); err != nil {
+					os.Remove(tmp)
+					return err
+				}
+				return nil
+			}
+			// Another file system, or too many links: copy.
+		}
+	}
+	rc, err := g.c.Get(ctx, d)
+	if err != nil {
+		g.fail(ctx, "reading blob "+d.String(), err)
+		return err
+	}
+	defer rc.Close()
+	tmp, err := os.CreateTemp(tmpDir, "copy-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	got, err := cache.FromReader(io.TeeReader(rc, tmp))
+	if err != nil {
+		tmp.Close()
+		g.fail(ctx, "reading blob "+d.String(), err)
+		return err
+	}
+	if got != d {
+		tmp.Close()
+		return fmt.Errorf("%w: want %s, got %s", errCorrupt, d, got)
+	}
+	mode := fs.FileMode(0o444)
+	if executable {
+		mode = 0o555
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), dst)
+}
+
+// restoreTree assembles the folder described by a REAPI Tree beside the
+// output tree and renames it into place.
+func (r *Runner) restoreTree(ctx context.Context, treeDigest cache.Digest, dst string) error {
+	b, err := r.readBlob(ctx, treeDigest)
+	if err != nil {
+		return err
+	}
+	var tree repb.Tree
+	if err := proto.Unmarshal(b, &tree); err != nil {
+		return fmt.Errorf("%w: tree %s: %v", errCorrupt, treeDigest, err)
+	}
+	children := map[cache.Digest]*repb.Directory{}
+	for _, c := range tree.GetChildren() {
+		cb, err := deterministic.Marshal(c)
+		if err != nil {
+			return err
+		}
+		children[cache.FromBytes(cb)] = c
+	}
+	tmpDir, err := r.tmpDir()
+	if err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp(tmpDir, "tree-*")
+	if err != nil {
+		return err
+	}
+	defer removeAll(tmp)
+	var fill func(dir *repb.Directory, p string, depth int) error
+	fill = func(dir *repb.Directory, p string, depth int) error {
+		if depth > 256 {
+			return fmt.Errorf("%w: tree %s nests too deep", errCorrupt, treeDigest)
+		}
+		for _, f := range dir.GetFiles() {
+			if !validName(f.GetName()) {
+				return fmt.Errorf("%w: bad file name %q", errCorrupt, f.GetName())
+			}
+			if err := r.fetchFile(ctx, cache.FromProto(f.GetDigest()), f.GetIsExecutable(), filepath.Join(p, f.GetName())); err != nil {
+				return err
+			}
+		}
+		for _, sub := range dir.GetDirectories() {
+			child, ok := children[cache.FromProto(sub.GetDigest())]
+			if !ok || !validName(sub.GetName()) {
+				return fmt.Errorf("%w: tree %s lacks folder %s", errCorrupt, treeDigest, sub.GetName())
+			}
+			q := filepath.Join(p, sub.GetName())
+			if err := os.Mkdir(q, 0o755); err != nil {
+				return err
+			}
+			if err := fill(child, q, depth+1); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := fill(tree.GetRoot(), tmp, 0); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return err
+	}
+	return os.Rename(tmp, dst)
+}
+
+func validName(n string) bool {
+	return n != "" && n != "." && n != ".." && filepath.Base(n) == n
+}
+
+// readBlob reads a small blob whole and verifies it.
+func (r *Runner) readBlob(ctx context.Context, d cache.Digest) ([]byte, error) {
+	rc, err := r.cache.c.Get(ctx, d)
+	if err != nil {
+		r.cache.fail(ctx, "reading blob "+d.String(), err)
+		return nil, err
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, d.Size+1))
+	if err != nil {
+		r.cache.fail(ctx, "reading blob "+d.String(), err)
+		return nil, err
+	}
+	if cache.FromBytes(b) != d {
+		return nil, fmt.Errorf("%w: %s", errCorrupt, d)
+	}
+	return b, nil
+}

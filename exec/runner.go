@@ -1,0 +1,610 @@
+package exec
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
+
+	"github.com/hepbuild/hepbuild/cache"
+)
+
+// Executor runs one action whose inputs are in place under root (the exec
+// root) and writes its outputs there. The error is an infrastructure failure
+// (could not run); a command that ran and failed is an ExecResult.
+// Implementations are safe for concurrent use.
+type Executor interface {
+	Execute(ctx context.Context, a *Action, root string, logPath string) (ExecResult, error)
+}
+
+// ExecResult is how an executed action ended.
+type ExecResult struct {
+	// ExitCode is the exit status; -1 when killed by a signal or not started.
+	ExitCode int
+	// Signal names the signal that killed the process, if any.
+	Signal string
+	// TimedOut says that the action exceeded its timeout and was stopped.
+	TimedOut bool
+	// Timeout is the bound that was exceeded, for the message.
+	Timeout time.Duration
+	// StartError says why the command could not be started (not found, not
+	// executable); a failure of the action, not of the machine.
+	StartError string
+	Duration   time.Duration
+	// Strategy names the sandbox the action ran in.
+	Strategy string
+}
+
+// Success reports whether the action ran and exited with status 0.
+func (r ExecResult) Success() bool {
+	return r.ExitCode == 0 && r.Signal == "" && !r.TimedOut && r.StartError == ""
+}
+
+// reason says why a failed run failed, for ActionError.Reason.
+func (r ExecResult) reason() string {
+	switch {
+	case r.StartError != "":
+		return r.StartError
+	case r.TimedOut:
+		return "timed out after " + r.Timeout.String()
+	case r.Signal != "":
+		return "killed by signal " + r.Signal
+	}
+	return fmt.Sprintf("exit status %d", r.ExitCode)
+}
+
+// tailLines is how many lines of a failed action's log go into its error.
+const tailLines = 20
+
+// Runner does the work of one action (see Work): it decides whether the
+// action's outputs are up to date, restorable from the cache or must be
+// made, and makes them so. Configure it before the first call; after that
+// it is safe for concurrent use: Work runs on many goroutines at once.
+type Runner struct {
+	// ExecRoot is the workspace root; hepbuild-out in it links to OutputBase/out.
+	ExecRoot string
+	// OutputBase holds out/, logs/, the journal and the sandboxes (see PrepareOutputBase).
+	OutputBase string
+	// Cache stores results by action key; nil means no cache. A failing cache
+	// is disabled for the rest of the build with one warning.
+	Cache    cache.Cache
+	Executor Executor
+	// Stat digests input files; nil hashes every file every time.
+	Stat *cache.StatCache
+	// Journal records what earlier builds made, to skip up-to-date actions;
+	// nil means every action is looked up in the cache or run.
+	Journal *Journal
+	// Events receives warnings; the scheduler reports the actions themselves.
+	Events EventSink
+	// Warn receives warnings as text; nil means only Events gets them.
+	Warn func(string)
+
+	once  sync.Once
+	cache *guardedCache
+}
+
+func (r *Runner) init() {
+	r.once.Do(func() {
+		r.cache = newGuardedCache(r.Cache, r.warn)
+	})
+}
+
+func (r *Runner) warn(msg string) {
+	if r.Warn != nil {
+		r.Warn(msg)
+	}
+	if r.Events != nil {
+		r.Events.Event(Event{Type: EventWarning, Time: time.Now(), Message: msg})
+	}
+}
+
+// Work brings the action's outputs up to date: nothing to do when the
+// journal says they were made by an action with the same key and are
+// unchanged (OutcomeUpToDate), restored from the action cache
+// (OutcomeCached), or run (OutcomeExecuted). A failure of the action is an
+// *ActionError; it never leaves an output behind. It is an exec.Work.
+func (r *Runner) Work(ctx context.Context, a *Action) (Outcome, error) {
+	r.init()
+	in := &inputDigests{r: r, a: a}
+	if err := in.check(); err != nil {
+		return OutcomeFailed, err
+	}
+	key, err := ComputeKey(a, in)
+	if err != nil {
+		return OutcomeFailed, fmt.Errorf("%s: %s: %w", a.Pos, a.Owner, err)
+	}
+	if r.upToDate(a, key.Digest) {
+		return OutcomeUpToDate, nil
+	}
+	if ok, err := r.restore(ctx, a, key, in); err != nil {
+		return OutcomeFailed, err
+	} else if ok {
+		return OutcomeCached, nil
+	}
+	if err := r.execute(ctx, a, key, in); err != nil {
+		return OutcomeFailed, err
+	}
+	return OutcomeExecuted, nil
+}
+
+// Check says what Work would do, without doing it: OutcomeUpToDate,
+// OutcomeCached (the action cache has a result) or OutcomeExecuted (it must
+// run). It backs `hepbuild status`; it does not verify that the cached blobs
+// are still present.
+func (r *Runner) Check(ctx context.Context, a *Action) (Outcome, error) {
+	r.init()
+	in := &inputDigests{r: r, a: a}
+	if err := in.check(); err != nil {
+		return OutcomeFailed, err
+	}
+	key, err := ComputeKey(a, in)
+	if err != nil {
+		return OutcomeFailed, fmt.Errorf("%s: %s: %w", a.Pos, a.Owner, err)
+	}
+	if r.upToDate(a, key.Digest) {
+		return OutcomeUpToDate, nil
+	}
+	if r.cacheable(a) {
+		if res, ok := r.cache.actionResult(ctx, key.Digest); ok && resultCovers(a, res) {
+			return OutcomeCached, nil
+		}
+	}
+	return OutcomeExecuted, nil
+}
+
+func (r *Runner) cacheable(a *Action) bool {
+	return r.cache.usable() && !a.HasTag("no-cache")
+}
+
+func (r *Runner) abs(p string) string { return filepath.Join(r.ExecRoot, p) }
+
+// upToDate reports whether the journal says every output was made by an
+// action with this key and is unchanged since. An output whose stat changed
+// but whose content did not (a cache touching a shared inode) still counts.
+func (r *Runner) upToDate(a *Action, key cache.Digest) bool {
+	j := r.Journal
+	if j == nil || len(a.Outputs) == 0 {
+		return false
+	}
+	for _, o := range a.Outputs {
+		rec, ok := j.output(o.Path)
+		if !ok || rec.Key != key {
+			return false
+		}
+		fi, err := os.Lstat(r.abs(o.Path))
+		if err != nil || fi.IsDir() != o.Dir || (!o.Dir && !fi.Mode().IsRegular()) {
+			return false
+		}
+		if !o.Dir && rec.sameStat(fi) {
+			continue
+		}
+		if !o.Dir && fi.Size() != rec.Digest.Size {
+			return false
+		}
+		d, err := r.digestOutput(o)
+		if err != nil || d != rec.Digest {
+			return false
+		}
+		if !o.Dir {
+			j.record(o.Path, key, d, fi)
+		}
+	}
+	return true
+}
+
+// digestOutput digests an output file, or an output folder's listing.
+func (r *Runner) digestOutput(o Artifact) (cache.Digest, error) {
+	if o.Dir {
+		return r.dirDigest(r.abs(o.Path))
+	}
+	return r.fileDigest(r.abs(o.Path))
+}
+
+func (r *Runner) fileDigest(path string) (cache.Digest, error) {
+	if r.Stat != nil {
+		return r.Stat.Digest(path)
+	}
+	return cache.FromFile(path)
+}
+
+// dirDigest identifies a folder by its files' paths, digests and executable
+// bits, for the journal; it is not the REAPI tree digest.
+func (r *Runner) dirDigest(path string) (cache.Digest, error) {
+	entries, err := r.listDir(path)
+	if err != nil {
+		return cache.Digest{}, err
+	}
+	var b bytes.Buffer
+	for _, e := range entries {
+		fmt.Fprintf(&b, "%s\x00%s\x00%t\n", e.Path, e.Digest, e.Executable)
+	}
+	return cache.FromBytes(b.Bytes()), nil
+}
+
+// listDir returns every regular file below the folder, sorted by path.
+// Symlinks are followed; other special files are an error.
+func (r *Runner) listDir(root string) ([]FileEntry, error) {
+	var out []FileEntry
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		fi, err := os.Stat(p)
+		if err != nil {
+			return err
+		}
+		if !fi.Mode().IsRegular() {
+			return fmt.Errorf("%s is not a regular file", p)
+		}
+		dg, err := r.fileDigest(p)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		out = append(out, FileEntry{Path: filepath.ToSlash(rel), Digest: dg, Executable: fi.Mode()&0o111 != 0})
+		return nil
+	})
+	return out, err
+}
+
+// inputDigests gives ComputeKey the digests of an action's inputs. Generated
+// inputs recorded in the journal with an unchanged stat are not read again.
+type inputDigests struct {
+	r *Runner
+	a *Action
+	// seen records every digest handed out, by path, for the explain log.
+	seen map[string]cache.Digest
+}
+
+func (in *inputDigests) note(p string, d cache.Digest) {
+	if in.seen == nil {
+		in.seen = map[string]cache.Digest{}
+	}
+	in.seen[p] = d
+}
+
+// check makes sure every input exists, so that a missing one is reported
+// with the action that needs it rather than as a key error.
+func (in *inputDigests) check() error {
+	for _, set := range [][]Artifact{in.a.Inputs, in.a.Tools} {
+		for _, art := range set {
+			if _, err := os.Stat(in.r.abs(art.Path)); err != nil {
+				return in.missing(art, err)
+			}
+		}
+	}
+	return nil
+}
+
+func (in *inputDigests) missing(art Artifact, err error) error {
+	a := in.a
+	reason := fmt.Sprintf("input %s: %v", art.Path, err)
+	if errors.Is(err, fs.ErrNotExist) {
+		what := "source file"
+		if art.Dir {
+			what = "source folder"
+		}
+		if !art.Source || strings.HasPrefix(art.Path, OutDir+"/") {
+			what = "generated file (its action did not make it)"
+		}
+		reason = fmt.Sprintf("missing input %s: the %s does not exist", art.Path, what)
+	}
+	return &ActionError{Action: a, ExitCode: -1, Reason: reason}
+}
+
+func (in *inputDigests) Digest(art Artifact) (cache.Digest, bool, error) {
+	p := in.r.abs(art.Path)
+	fi, err := os.Stat(p)
+	if err != nil {
+		return cache.Digest{}, false, in.missing(art, err)
+	}
+	if fi.IsDir() {
+		return cache.Digest{}, false, fmt.Errorf("%s is a folder, declared as a file", art.Path)
+	}
+	x := fi.Mode()&0o111 != 0
+	if j := in.r.Journal; j != nil {
+		if rec, ok := j.output(art.Path); ok && rec.sameStat(fi) {
+			in.note(art.Path, rec.Digest)
+			return rec.Digest, x, nil
+		}
+	}
+	d, err := in.r.fileDigest(p)
+	if err != nil {
+		return cache.Digest{}, false, fmt.Errorf("digesting %s: %w", art.Path, err)
+	}
+	in.note(art.Path, d)
+	return d, x, nil
+}
+
+func (in *inputDigests) ListDir(art Artifact) ([]FileEntry, error) {
+	entries, err := in.r.listDir(in.r.abs(art.Path))
+	if err != nil {
+		return nil, fmt.Errorf("listing %s: %w", art.Path, err)
+	}
+	for _, e := range entries {
+		in.note(art.Path+"/"+e.Path, e.Digest)
+	}
+	return entries, nil
+}
+
+// restore materialises the outputs from the action cache. It reports false
+// (a miss) when the cache has no complete, intact result.
+func (r *Runner) restore(ctx context.Context, a *Action, key *Key, in *inputDigests) (bool, error) {
+	if !r.cacheable(a) {
+		return false, nil
+	}
+	res, ok := r.cache.actionResult(ctx, key.Digest)
+	if !ok || !resultCovers(a, res) {
+		return false, nil
+	}
+	r.forget(a)
+	if err := removeOutputs(r.ExecRoot, a); err != nil {
+		return false, err
+	}
+	digests, err := r.materialize(ctx, a, res)
+	if err != nil {
+		_ = removeOutputs(r.ExecRoot, a)
+		if ctx.Err() != nil {
+			return false, ctx.Err()
+		}
+		return false, nil // a blob went missing or is corrupt: run instead
+	}
+	if err := r.remember(a, key, in, digests); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// resultCovers reports whether an action result holds every declared output
+// and comes from a successful run.
+func resultCovers(a *Action, res *repb.ActionResult) bool {
+	if res.GetExitCode() != 0 {
+		return false
+	}
+	files := map[string]bool{}
+	for _, f := range res.GetOutputFiles() {
+		files[f.GetPath()] = true
+	}
+	dirs := map[string]bool{}
+	for _, d := range res.GetOutputDirectories() {
+		dirs[d.GetPath()] = true
+	}
+	for _, o := range a.Outputs {
+		if (o.Dir && !dirs[o.Path]) || (!o.Dir && !files[o.Path]) {
+			return false
+		}
+	}
+	return true
+}
+
+// execute runs the action and stores its outputs.
+func (r *Runner) execute(ctx context.Context, a *Action, key *Key, in *inputDigests) error {
+	if r.Executor == nil {
+		return errors.New("runner has no executor")
+	}
+	r.forget(a)
+	if err := removeOutputs(r.ExecRoot, a); err != nil {
+		return err
+	}
+	logPath := r.logPath(a)
+	res, err := r.Executor.Execute(ctx, a, r.ExecRoot, logPath)
+	if err != nil {
+		_ = removeOutputs(r.ExecRoot, a)
+		if ctx.Err() == context.DeadlineExceeded {
+			// The scheduler's bound on the attempt ended it.
+			return r.failure(a, ExecResult{ExitCode: -1, TimedOut: true, Timeout: attemptTimeout(a)}, logPath)
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("%s: %s: running %s: %w", a.Pos, a.Owner, a.Mnemonic, err)
+	}
+	if !res.Success() {
+		_ = removeOutputs(r.ExecRoot, a)
+		return r.failure(a, res, logPath)
+	}
+	if err := checkOutputs(r.ExecRoot, a); err != nil {
+		_ = removeOutputs(r.ExecRoot, a)
+		ae := r.failure(a, res, logPath)
+		ae.Reason = err.Error()
+		return ae
+	}
+	digests, err := r.store(ctx, a, key.Digest)
+	if err != nil {
+		_ = removeOutputs(r.ExecRoot, a)
+		return err
+	}
+	return r.remember(a, key, in, digests)
+}
+
+// actionOutputPaths lists the action's output paths in order.
+func actionOutputPaths(a *Action) []string {
+	ps := make([]string, len(a.Outputs))
+	for i, o := range a.Outputs {
+		ps[i] = o.Path
+	}
+	return ps
+}
+
+func attemptTimeout(a *Action) time.Duration {
+	t, w := a.Timeout, a.Resources.Walltime
+	switch {
+	case t <= 0:
+		return max(w, 0)
+	case w <= 0:
+		return t
+	}
+	return min(t, w)
+}
+
+// failure describes a failed run, with the end of its log.
+func (r *Runner) failure(a *Action, res ExecResult, logPath string) *ActionError {
+	ae := &ActionError{Action: a, ExitCode: res.ExitCode, Reason: res.reason(), Command: describeCommand(a)}
+	if a.Kind == KindRun {
+		ae.Log = logPath
+		ae.Tail = tail(logPath, tailLines)
+	}
+	if res.StartError != "" || res.Signal != "" || res.TimedOut {
+		ae.ExitCode = -1
+	}
+	return ae
+}
+
+// describeCommand shows what ran: the script of a bash -c command, else argv.
+func describeCommand(a *Action) string {
+	switch a.Kind {
+	case KindWrite:
+		return "write " + strings.Join(actionOutputPaths(a), " ")
+	case KindSymlink:
+		return "copy to " + strings.Join(actionOutputPaths(a), " ")
+	}
+	if len(a.Argv) >= 3 && strings.HasSuffix(a.Argv[0], "sh") && a.Argv[1] == "-c" {
+		return a.Argv[2]
+	}
+	quoted := make([]string, len(a.Argv))
+	for i, s := range a.Argv {
+		quoted[i] = shellQuote(s)
+	}
+	return strings.Join(quoted, " ")
+}
+
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(c rune) bool {
+		return !(c == '/' || c == '.' || c == '-' || c == '_' || c == '=' || c == ':' || c == ',' || c == '+' ||
+			(c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// tail returns the last n lines of the file, reading at most its last 64 KiB.
+func tail(path string, n int) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	const max = 64 << 10
+	if fi, err := f.Stat(); err == nil && fi.Size() > max {
+		if _, err := f.Seek(-max, io.SeekEnd); err != nil {
+			return ""
+		}
+	}
+	b, _ := io.ReadAll(f)
+	s := strings.TrimRight(string(b), "\n")
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// logPath is where the action's output goes: logs/ mirrors the output tree,
+// named after the action's first output.
+func (r *Runner) logPath(a *Action) string {
+	name := "action"
+	if len(a.Outputs) > 0 {
+		name = strings.TrimPrefix(a.Outputs[0].Path, OutDir+"/")
+	}
+	return filepath.Join(r.OutputBase, "logs", filepath.FromSlash(name)+".log")
+}
+
+// forget drops the action's outputs from the journal before they are
+// touched, so a build killed from here on never trusts them.
+func (r *Runner) forget(a *Action) {
+	if r.Journal == nil {
+		return
+	}
+	r.Journal.forget(actionOutputPaths(a))
+}
+
+// remember records the finished outputs in the journal, and what the action
+// ran with in the explain log.
+func (r *Runner) remember(a *Action, key *Key, in *inputDigests, digests map[string]cache.Digest) error {
+	j := r.Journal
+	if j == nil {
+		return nil
+	}
+	for _, o := range a.Outputs {
+		fi, err := os.Lstat(r.abs(o.Path))
+		if err != nil {
+			return fmt.Errorf("%s: %s: output %s vanished: %w", a.Pos, a.Owner, o.Path, err)
+		}
+		j.record(o.Path, key.Digest, digests[o.Path], fi)
+	}
+	j.explain(newActionRecord(a, key, in.seen))
+	return nil
+}
+
+// blobPather is a cache that keeps each verified blob as a file, which
+// outputs can be hard-linked to (cache/disk).
+type blobPather interface {
+	BlobPath(d cache.Digest) (string, error)
+}
+
+// filePutter is a cache that stores a file by hard-linking it (cache/disk).
+type filePutter interface {
+	PutFile(ctx context.Context, path string) (cache.Digest, error)
+}
+
+// guardedCache wraps the configured cache so that a failure disables it for
+// the rest of the build with a single warning: the build goes on uncached,
+// never with a wrong result. Safe for concurrent use.
+type guardedCache struct {
+	c      cache.Cache
+	blobs  blobPather // nil when the cache has no files to link
+	files  filePutter // nil when the cache cannot store a file by link
+	failed atomic.Bool
+	once   sync.Once
+	warn   func(string)
+}
+
+func newGuardedCache(c cache.Cache, warn func(string)) *guardedCache {
+	g := &guardedCache{c: c, warn: warn}
+	if c == nil {
+		return g
+	}
+	if b, ok := c.(blobPather); ok {
+		g.blobs = b
+	}
+	if f, ok := c.(filePutter); ok {
+		g.files = f
+	}
+	return g
+}
+
+func (g *guardedCache) usable() bool { return g.c != nil && !g.failed.Load() }
+
+// fail disables the cache; a miss or a cancelled build is not a failure.
+func (g *guardedCache) fail(ctx context.Context, op string, err error) {
+	if errors.Is(err, cache.ErrNotFound) || ctx.Err() != nil {
+		return
+	}
+	g.failed.Store(true)
+	g.once.Do(func() {
+		g.warn(fmt.Sprintf("cache failed, continuing without it: %s: %v", op, err))
+	})
+}
+
+func (g *guardedCache) actionResult(ctx context.Context, key cache.Digest) (*repb.ActionResult, bool) {
+	res, err := g.c.GetActionResult(ctx, key)
+	if err != nil {
+		g.fail(ctx, "reading action result "+key.String(), err)
+		return nil, false
+	}
+	return res, true
+}

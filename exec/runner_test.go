@@ -1,0 +1,616 @@
+package exec_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/hepbuild/hepbuild/cache"
+	"github.com/hepbuild/hepbuild/exec"
+	"github.com/hepbuild/hepbuild/exec/local"
+	"github.com/hepbuild/hepbuild/graph"
+	"github.com/hepbuild/hepbuild/sandbox"
+)
+
+// workspace is a temporary exec root with its output base.
+type workspace struct {
+	t        *testing.T
+	root     string
+	base     string
+	strategy string
+	cache    cache.Cache
+	mu       sync.Mutex
+	warnings []string
+}
+
+func newWorkspace(t *testing.T, strategy string, c cache.Cache) *workspace {
+	t.Helper()
+	w := &workspace{t: t, root: t.TempDir(), base: t.TempDir(), strategy: strategy, cache: c}
+	w.write("WORKSPACE.hep", "")
+	return w
+}
+
+func (w *workspace) write(rel, content string) {
+	w.t.Helper()
+	p := filepath.Join(w.root, rel)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		w.t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+func (w *workspace) read(rel string) string {
+	w.t.Helper()
+	b, err := os.ReadFile(filepath.Join(w.root, rel))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return string(b)
+}
+
+func (w *workspace) exists(rel string) bool {
+	_, err := os.Lstat(filepath.Join(w.root, rel))
+	return err == nil
+}
+
+func (w *workspace) runner(j *exec.Journal, stat *cache.StatCache) *exec.Runner {
+	var st sandbox.Strategy = sandbox.None{}
+	if w.strategy == "symlink" {
+		st = sandbox.NewSymlink(filepath.Join(w.base, "sandbox"))
+	}
+	return &exec.Runner{
+		ExecRoot:   w.root,
+		OutputBase: w.base,
+		Cache:      w.cache,
+		Executor:   local.New(st, local.WithGrace(200*time.Millisecond)),
+		Stat:       stat,
+		Journal:    j,
+		Warn: func(s string) {
+			w.mu.Lock()
+			w.warnings = append(w.warnings, s)
+			w.mu.Unlock()
+		},
+	}
+}
+
+// build runs the actions in order, as one build, and returns each outcome
+// and the first error.
+func (w *workspace) build(actions ...*exec.Action) ([]exec.Outcome, error) {
+	w.t.Helper()
+	unlock, err := exec.LockOutputBase(w.base)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	defer unlock()
+	if err := exec.PrepareOutputBase(w.root, w.base); err != nil {
+		w.t.Fatal(err)
+	}
+	j, err := exec.OpenJournal(w.base)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	stat, err := cache.OpenStatCache(filepath.Join(w.base, "stat"))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	r := w.runner(j, stat)
+	var outcomes []exec.Outcome
+	var first error
+	for _, a := range actions {
+		o, err := r.Work(context.Background(), a)
+		outcomes = append(outcomes, o)
+		if err != nil && first == nil {
+			first = err
+		}
+	}
+	if err := j.Close(); err != nil {
+		w.t.Fatal(err)
+	}
+	if err := stat.Save(); err != nil {
+		w.t.Fatal(err)
+	}
+	return outcomes, first
+}
+
+// mustBuild builds and fails the test unless the outcomes are as wanted.
+func (w *workspace) mustBuild(want []exec.Outcome, actions ...*exec.Action) {
+	w.t.Helper()
+	got, err := w.build(actions...)
+	if err != nil {
+		w.t.Fatalf("build failed: %v", err)
+	}
+	if diff := cmp.Diff(outcomeNames(want), outcomeNames(got)); diff != "" {
+		w.t.Errorf("outcomes mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func outcomeNames(os []exec.Outcome) []string {
+	names := map[exec.Outcome]string{
+		exec.OutcomeExecuted: "executed", exec.OutcomeCached: "cached", exec.OutcomeUpToDate: "uptodate",
+		exec.OutcomeFailed: "failed", exec.OutcomeSkipped: "skipped",
+	}
+	var s []string
+	for _, o := range os {
+		s = append(s, names[o])
+	}
+	return s
+}
+
+var (
+	executed = exec.OutcomeExecuted
+	cached   = exec.OutcomeCached
+	upToDate = exec.OutcomeUpToDate
+)
+
+func out(p string) string { return exec.OutDir + "/" + p }
+
+// shell returns a bash action reading the inputs and writing the outputs
+// (paths relative to the exec root).
+func shell(name, script string, inputs []string, outputs ...string) *exec.Action {
+	a := &exec.Action{
+		Owner:    graph.Label{Pkg: "pkg", Name: name},
+		Mnemonic: "Task",
+		Kind:     exec.KindRun,
+		Argv:     []string{"/bin/bash", "-c", "set -euo pipefail\n" + script},
+		Env:      map[string]string{"PATH": "/usr/bin:/bin"},
+		Pos:      graph.Pos{File: "pkg/BUILD", Line: 1, Col: 1},
+	}
+	for _, in := range inputs {
+		a.Inputs = append(a.Inputs, exec.Artifact{Path: in, Source: !strings.HasPrefix(in, exec.OutDir+"/")})
+	}
+	for _, o := range outputs {
+		a.Outputs = append(a.Outputs, exec.Artifact{Path: o})
+	}
+	return a
+}
+
+var strategyNames = []string{"none", "symlink"}
+
+func TestFailingCommand(t *testing.T) {
+	for _, st := range strategyNames {
+		t.Run(st, func(t *testing.T) {
+			w := newWorkspace(t, st, newMemCache())
+			a := shell("fail", `for i in $(seq 1 30); do echo "line $i"; done
+echo partial > hepbuild-out/pkg/x.txt
+exit 3`, nil, out("pkg/x.txt"))
+			_, err := w.build(a)
+			var ae *exec.ActionError
+			if !errors.As(err, &ae) {
+				t.Fatalf("got error %v, want an ActionError", err)
+			}
+			if ae.ExitCode != 3 || ae.Reason != "exit status 3" {
+				t.Errorf("exit code %d, reason %q; want 3, exit status 3", ae.ExitCode, ae.Reason)
+			}
+			var want []string
+			for i := 11; i <= 30; i++ {
+				want = append(want, fmt.Sprintf("line %d", i))
+			}
+			if diff := cmp.Diff(strings.Join(want, "\n"), ae.Tail); diff != "" {
+				t.Errorf("tail mismatch (-want +got):\n%s", diff)
+			}
+			if !strings.HasPrefix(ae.Log, filepath.Join(w.base, "logs")+"/") {
+				t.Errorf("log %s is not under the output base's logs", ae.Log)
+			}
+			if log, err := os.ReadFile(ae.Log); err != nil || !strings.HasPrefix(string(log), "line 1\n") {
+				t.Errorf("log %s does not hold the full output (err %v)", ae.Log, err)
+			}
+			if !strings.Contains(ae.Command, "exit 3") {
+				t.Errorf("command %q does not show the script", ae.Command)
+			}
+			if w.exists(out("pkg/x.txt")) {
+				t.Error("the output of a failed action was kept")
+			}
+		})
+	}
+}
+
+func TestMissingOutput(t *testing.T) {
+	for _, st := range strategyNames {
+		t.Run(st, func(t *testing.T) {
+			w := newWorkspace(t, st, newMemCache())
+			a := shell("half", "echo a > hepbuild-out/pkg/a.txt", nil, out("pkg/a.txt"), out("pkg/b.txt"))
+			_, err := w.build(a)
+			var ae *exec.ActionError
+			if !errors.As(err, &ae) {
+				t.Fatalf("got error %v, want an ActionError", err)
+			}
+			if want := "did not write declared output " + out("pkg/b.txt"); ae.Reason != want {
+				t.Errorf("reason %q, want %q", ae.Reason, want)
+			}
+			if w.exists(out("pkg/a.txt")) {
+				t.Error("an output of the failed action was kept")
+			}
+		})
+	}
+}
+
+func TestMissingSourceInput(t *testing.T) {
+	w := newWorkspace(t, "none", nil)
+	a := shell("read", "cat pkg/nope.txt > hepbuild-out/pkg/x", []string{"pkg/nope.txt"}, out("pkg/x"))
+	_, err := w.build(a)
+	var ae *exec.ActionError
+	if !errors.As(err, &ae) || !strings.Contains(err.Error(), "//pkg:read") || !strings.Contains(ae.Reason, "missing input pkg/nope.txt") {
+		t.Errorf("got %v; want an error naming the target and the missing file", err)
+	}
+}
+
+// An undeclared file is neither picked up nor cached; the symlink sandbox
+// discards it, the none strategy leaves it where the command put it.
+func TestUndeclaredOutput(t *testing.T) {
+	for _, st := range strategyNames {
+		t.Run(st, func(t *testing.T) {
+			c := newMemCache()
+			w := newWorkspace(t, st, c)
+			a := shell("extra", "echo yes > hepbuild-out/pkg/declared.txt; echo no > hepbuild-out/pkg/undeclared.txt", nil, out("pkg/declared.txt"))
+			w.mustBuild([]exec.Outcome{executed}, a)
+			if got := c.blobCount(); got != 1 {
+				t.Errorf("cache holds %d blobs, want only the declared output", got)
+			}
+			if _, ok := c.blobs[cache.FromBytes([]byte("no\n"))]; ok {
+				t.Error("the undeclared file was cached")
+			}
+			if st == "symlink" && w.exists(out("pkg/undeclared.txt")) {
+				t.Error("the symlink sandbox kept an undeclared file")
+			}
+		})
+	}
+}
+
+func TestSymlinkSandboxHidesUndeclaredInput(t *testing.T) {
+	w := newWorkspace(t, "symlink", nil)
+	w.write("pkg/declared.txt", "d")
+	w.write("pkg/secret.txt", "s")
+	a := shell("peek", "cat pkg/secret.txt > hepbuild-out/pkg/x", []string{"pkg/declared.txt"}, out("pkg/x"))
+	_, err := w.build(a)
+	var ae *exec.ActionError
+	if !errors.As(err, &ae) || !strings.Contains(ae.Tail, "secret.txt") {
+		t.Errorf("got %v; want a failure to read the undeclared file", err)
+	}
+}
+
+// chain is three actions: a from src1, b from src2, c from a and b.
+func chain() []*exec.Action {
+	return []*exec.Action{
+		shell("a", "tr a-z A-Z < pkg/src1.txt > hepbuild-out/pkg/a.txt", []string{"pkg/src1.txt"}, out("pkg/a.txt")),
+		shell("b", "tr a-z A-Z < pkg/src2.txt > hepbuild-out/pkg/b.txt", []string{"pkg/src2.txt"}, out("pkg/b.txt")),
+		shell("c", "cat hepbuild-out/pkg/a.txt hepbuild-out/pkg/b.txt > hepbuild-out/pkg/c.txt",
+			[]string{out("pkg/a.txt"), out("pkg/b.txt")}, out("pkg/c.txt")),
+	}
+}
+
+func TestIncrementalBuilds(t *testing.T) {
+	for _, st := range strategyNames {
+		t.Run(st, func(t *testing.T) {
+			c := newMemCache()
+			w := newWorkspace(t, st, c)
+			w.write("pkg/src1.txt", "one\n")
+			w.write("pkg/src2.txt", "two\n")
+			actions := chain()
+			w.mustBuild([]exec.Outcome{executed, executed, executed}, actions...)
+			if got := w.read(out("pkg/c.txt")); got != "ONE\nTWO\n" {
+				t.Fatalf("c = %q", got)
+			}
+
+			// Nothing changed: nothing runs, and the cache is not read.
+			reads := c.readCount()
+			w.mustBuild([]exec.Outcome{upToDate, upToDate, upToDate}, actions...)
+			if got := c.readCount(); got != reads {
+				t.Errorf("a null build read the cache %d times", got-reads)
+			}
+
+			// One input changed: exactly the actions depending on it run.
+			w.write("pkg/src2.txt", "deux\n")
+			w.mustBuild([]exec.Outcome{upToDate, executed, executed}, actions...)
+			if got := w.read(out("pkg/c.txt")); got != "ONE\nDEUX\n" {
+				t.Errorf("c = %q after the change", got)
+			}
+
+			// Back to the old input: the results come from the cache.
+			w.write("pkg/src2.txt", "two\n")
+			w.mustBuild([]exec.Outcome{upToDate, cached, cached}, actions...)
+			if got := w.read(out("pkg/c.txt")); got != "ONE\nTWO\n" {
+				t.Errorf("c = %q after restoring", got)
+			}
+		})
+	}
+}
+
+// A rerun whose output is byte-identical leaves its dependents up to date.
+func TestEarlyCutoff(t *testing.T) {
+	w := newWorkspace(t, "none", newMemCache())
+	w.write("pkg/src.txt", "alpha\n")
+	actions := []*exec.Action{
+		shell("first", "head -c 1 pkg/src.txt > hepbuild-out/pkg/first.txt", []string{"pkg/src.txt"}, out("pkg/first.txt")),
+		shell("use", "cat hepbuild-out/pkg/first.txt hepbuild-out/pkg/first.txt > hepbuild-out/pkg/use.txt",
+			[]string{out("pkg/first.txt")}, out("pkg/use.txt")),
+	}
+	w.mustBuild([]exec.Outcome{executed, executed}, actions...)
+	w.write("pkg/src.txt", "apple\n") // same first letter
+	w.mustBuild([]exec.Outcome{executed, upToDate}, actions...)
+	w.write("pkg/src.txt", "banana\n")
+	w.mustBuild([]exec.Outcome{executed, executed}, actions...)
+	if got := w.read(out("pkg/use.txt")); got != "bb" {
+		t.Errorf("use = %q, want %q", got, "bb")
+	}
+}
+
+// An output changed behind hepbuild's back is restored, not trusted.
+func TestTamperedOutputIsRestored(t *testing.T) {
+	w := newWorkspace(t, "none", newMemCache())
+	w.write("pkg/src1.txt", "one\n")
+	a := chain()[0]
+	w.mustBuild([]exec.Outcome{executed}, a)
+	p := filepath.Join(w.root, out("pkg/a.txt"))
+	if err := os.Chmod(p, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte("EVIL\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w.mustBuild([]exec.Outcome{cached}, a)
+	if got := w.read(out("pkg/a.txt")); got != "ONE\n" {
+		t.Errorf("a = %q after restoring", got)
+	}
+}
+
+func TestRestoreFromCacheByHardLink(t *testing.T) {
+	for _, st := range strategyNames {
+		t.Run(st, func(t *testing.T) {
+			c := newFileCache(t.TempDir())
+			w := newWorkspace(t, st, c)
+			w.write("pkg/src1.txt", "one\n")
+			w.write("pkg/src2.txt", "two\n")
+			actions := chain()
+			w.mustBuild([]exec.Outcome{executed, executed, executed}, actions...)
+
+			// Removing the link alone loses nothing: the outputs are in the output base.
+			if err := os.Remove(filepath.Join(w.root, exec.OutDir)); err != nil {
+				t.Fatal(err)
+			}
+			w.mustBuild([]exec.Outcome{upToDate, upToDate, upToDate}, actions...)
+
+			// Removing the output tree restores everything from the cache.
+			if err := os.RemoveAll(filepath.Join(w.base, "out")); err != nil {
+				t.Fatal(err)
+			}
+			w.mustBuild([]exec.Outcome{cached, cached, cached}, actions...)
+			if got := w.read(out("pkg/c.txt")); got != "ONE\nTWO\n" {
+				t.Errorf("c = %q after restoring", got)
+			}
+			for _, p := range []string{"pkg/a.txt", "pkg/b.txt", "pkg/c.txt"} {
+				fi, err := os.Stat(filepath.Join(w.root, out(p)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				d, _ := cache.FromFile(filepath.Join(w.root, out(p)))
+				blob, err := c.BlobPath(d)
+				if err != nil {
+					t.Fatal(err)
+				}
+				bi, _ := os.Stat(blob)
+				if !os.SameFile(fi, bi) {
+					t.Errorf("%s is not a hard link to its blob", p)
+				}
+				if fi.Mode().Perm() != 0o444 {
+					t.Errorf("%s has mode %v, want read-only", p, fi.Mode())
+				}
+			}
+			// And the restored outputs are up to date next time.
+			w.mustBuild([]exec.Outcome{upToDate, upToDate, upToDate}, actions...)
+		})
+	}
+}
+
+func TestCorruptBlobReruns(t *testing.T) {
+	c := newMemCache()
+	w := newWorkspace(t, "none", c)
+	w.write("pkg/src1.txt", "one\n")
+	a := chain()[0]
+	w.mustBuild([]exec.Outcome{executed}, a)
+	c.corrupt(cache.FromBytes([]byte("ONE\n")))
+	if err := os.RemoveAll(filepath.Join(w.base, "out")); err != nil {
+		t.Fatal(err)
+	}
+	w.mustBuild([]exec.Outcome{executed}, a)
+	if got := w.read(out("pkg/a.txt")); got != "ONE\n" {
+		t.Errorf("a = %q, want the rerun's output", got)
+	}
+	if len(w.warnings) != 0 {
+		t.Errorf("a corrupt blob is a miss, not a cache failure; warnings: %q", w.warnings)
+	}
+}
+
+func TestFailingCacheDegrades(t *testing.T) {
+	c := newMemCache()
+	c.failAll = errors.New("disk on fire")
+	w := newWorkspace(t, "none", c)
+	w.write("pkg/src1.txt", "one\n")
+	w.write("pkg/src2.txt", "two\n")
+	w.mustBuild([]exec.Outcome{executed, executed, executed}, chain()...)
+	if got := w.read(out("pkg/c.txt")); got != "ONE\nTWO\n" {
+		t.Errorf("c = %q", got)
+	}
+	if len(w.warnings) != 1 || !strings.Contains(w.warnings[0], "disk on fire") {
+		t.Errorf("warnings = %q, want exactly one naming the cache error", w.warnings)
+	}
+}
+
+func TestNoCacheTag(t *testing.T) {
+	c := newMemCache()
+	w := newWorkspace(t, "none", c)
+	w.write("pkg/src1.txt", "one\n")
+	a := chain()[0]
+	a.Tags = []string{"no-cache"}
+	w.mustBuild([]exec.Outcome{executed}, a)
+	if c.blobCount() != 0 || len(c.ac) != 0 {
+		t.Errorf("a no-cache action was cached: %d blobs, %d results", c.blobCount(), len(c.ac))
+	}
+	w.mustBuild([]exec.Outcome{upToDate}, a)
+	if err := os.RemoveAll(filepath.Join(w.base, "out")); err != nil {
+		t.Fatal(err)
+	}
+	w.mustBuild([]exec.Outcome{executed}, a)
+}
+
+func TestWriteAndCopyActions(t *testing.T) {
+	w := newWorkspace(t, "none", newMemCache())
+	w.write("pkg/tool.sh", "#!/bin/sh\necho tool\n")
+	if err := os.Chmod(filepath.Join(w.root, "pkg/tool.sh"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write := &exec.Action{Owner: graph.Label{Pkg: "pkg", Name: "w"}, Mnemonic: "FileWrite", Kind: exec.KindWrite,
+		Content: []byte("#!/bin/sh\necho written\n"), Executable: true, Outputs: []exec.Artifact{{Path: out("pkg/w.sh")}}}
+	cp := &exec.Action{Owner: graph.Label{Pkg: "pkg", Name: "c"}, Mnemonic: "Symlink", Kind: exec.KindSymlink,
+		Inputs: []exec.Artifact{{Path: "pkg/tool.sh", Source: true}}, Outputs: []exec.Artifact{{Path: out("pkg/tool_copy.sh")}}}
+	use := shell("use", "hepbuild-out/pkg/w.sh > hepbuild-out/pkg/use.txt; hepbuild-out/pkg/tool_copy.sh >> hepbuild-out/pkg/use.txt",
+		[]string{out("pkg/tool_copy.sh"), out("pkg/w.sh")}, out("pkg/use.txt"))
+	w.mustBuild([]exec.Outcome{executed, executed, executed}, write, cp, use)
+	if got := w.read(out("pkg/use.txt")); got != "written\ntool\n" {
+		t.Errorf("use = %q", got)
+	}
+	if fi, _ := os.Stat(filepath.Join(w.root, "pkg/tool.sh")); fi.Mode().Perm() != 0o755 {
+		t.Errorf("copying made the source file %v", fi.Mode())
+	}
+	w.mustBuild([]exec.Outcome{upToDate, upToDate, upToDate}, write, cp, use)
+	write.Content = []byte("#!/bin/sh\necho changed\n")
+	w.mustBuild([]exec.Outcome{executed, upToDate, executed}, write, cp, use)
+}
+
+func TestOutputFolderRoundTrip(t *testing.T) {
+	for _, c := range []cache.Cache{newMemCache(), newFileCache(t.TempDir())} {
+		t.Run(fmt.Sprintf("%T", c), func(t *testing.T) {
+			w := newWorkspace(t, "symlink", c)
+			a := shell("tree", `d=hepbuild-out/pkg/tree
+mkdir -p $d/sub/deeper $d/empty
+echo one > $d/one.txt
+echo two > $d/sub/two.txt
+printf '#!/bin/sh\n' > $d/sub/deeper/run.sh; chmod +x $d/sub/deeper/run.sh`, nil)
+			a.Outputs = []exec.Artifact{{Path: out("pkg/tree"), Dir: true}}
+			use := shell("use", "cat hepbuild-out/pkg/tree/sub/two.txt > hepbuild-out/pkg/use.txt",
+				nil, out("pkg/use.txt"))
+			use.Inputs = []exec.Artifact{{Path: out("pkg/tree"), Dir: true}}
+			w.mustBuild([]exec.Outcome{executed, executed}, a, use)
+			w.mustBuild([]exec.Outcome{upToDate, upToDate}, a, use)
+			if err := os.RemoveAll(filepath.Join(w.base, "out")); err != nil {
+				t.Fatal(err)
+			}
+			w.mustBuild([]exec.Outcome{cached, cached}, a, use)
+			for rel, want := range map[string]string{"one.txt": "one\n", "sub/two.txt": "two\n", "sub/deeper/run.sh": "#!/bin/sh\n"} {
+				if got := w.read(out("pkg/tree/" + rel)); got != want {
+					t.Errorf("%s = %q, want %q", rel, got, want)
+				}
+			}
+			if fi, err := os.Stat(filepath.Join(w.root, out("pkg/tree/sub/deeper/run.sh"))); err != nil || fi.Mode()&0o111 == 0 {
+				t.Errorf("run.sh lost its executable bit (%v, %v)", fi, err)
+			}
+			if !w.exists(out("pkg/tree/empty")) {
+				t.Error("the empty folder was not restored")
+			}
+		})
+	}
+}
+
+// A build killed by SIGKILL in the middle of an action leaves a partial
+// output; the next build must not take it for a good one.
+func TestKilledBuildIsRedone(t *testing.T) {
+	if os.Getenv("HEPBUILD_TEST_KILLED_ROOT") != "" {
+		return // the helper below runs in its own process
+	}
+	w := newWorkspace(t, "none", nil)
+	w.write("pkg/src1.txt", "one\n")
+	slow := killableAction(w.root)
+	w.mustBuild([]exec.Outcome{executed}, slow)
+	if got := w.read(out("pkg/slow.txt")); got != "partial\nrest\n" {
+		t.Fatalf("slow = %q", got)
+	}
+	w.write("pkg/src1.txt", "changed\n")
+
+	// Run the build in a helper process and kill it mid-action.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	marker := filepath.Join(w.root, "started")
+	go func() {
+		for ctx.Err() == nil {
+			if _, err := os.Stat(marker); err == nil {
+				cancel()
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = sandbox.None{}.Run(ctx, sandbox.Spec{
+		ExecRoot: w.root,
+		Argv:     []string{exe, "-test.run=^TestKilledBuildHelper$"},
+		Env: map[string]string{
+			"HEPBUILD_TEST_KILLED_ROOT": w.root, "HEPBUILD_TEST_KILLED_BASE": w.base, "PATH": "/usr/bin:/bin",
+		},
+		Grace:   50 * time.Millisecond, // the helper ignores SIGTERM: this is a SIGKILL
+		Timeout: 30 * time.Second,
+		LogPath: filepath.Join(t.TempDir(), "helper.log"),
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("helper: %v, want it killed", err)
+	}
+	defer killLeftover(t, filepath.Join(w.root, "sleeper.pid"))
+	if got := w.read(out("pkg/slow.txt")); got != "partial\n" {
+		t.Fatalf("after the kill slow = %q, want the partial output", got)
+	}
+	for _, f := range []string{marker, filepath.Join(w.root, "pause")} {
+		if err := os.Remove(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.write("pkg/src1.txt", "one\n") // the inputs of the first, good run
+	w.mustBuild([]exec.Outcome{executed}, slow)
+	if got := w.read(out("pkg/slow.txt")); got != "partial\nrest\n" {
+		t.Errorf("slow = %q after the rebuild", got)
+	}
+}
+
+// killableAction writes half its output, says so, and pauses long enough to
+// be killed when the marker file "pause" exists.
+func killableAction(root string) *exec.Action {
+	return shell("slow", `echo partial > hepbuild-out/pkg/slow.txt
+if [ -e pause ]; then touch started; echo $$ > sleeper.pid; exec sleep 100; fi
+echo rest >> hepbuild-out/pkg/slow.txt`, []string{"pkg/src1.txt"}, out("pkg/slow.txt"))
+}
+
+// TestKilledBuildHelper is the build that TestKilledBuildIsRedone kills.
+func TestKilledBuildHelper(t *testing.T) {
+	root := os.Getenv("HEPBUILD_TEST_KILLED_ROOT")
+	if root == "" {
+		t.Skip("helper process for TestKilledBuildIsRedone")
+	}
+	signal.Ignore(syscall.SIGTERM)
+	w := &workspace{t: t, root: root, base: os.Getenv("HEPBUILD_TEST_KILLED_BASE"), strategy: "none"}
+	w.write("pause", "")
+	_, _ = w.build(killableAction(root))
+	t.Fatal("the helper was not killed")
+}
+
+func killLeftover(t *testing.T, pidFile string) {
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		return
+	}
+	var pid int
+	if _, err := fmt.Sscan(string(b), &pid); err == nil && pid > 0 {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
