@@ -20,10 +20,10 @@ import (
 // backend, its Get returns what it holds without verifying it, so tests can
 // corrupt a blob and see the runner catch it.
 type memCache struct {
-	mu     sync.Mutex
-	blobs  map[cache.Digest][]byte
-	ac     map[cache.Digest][]byte
-	reads  int
+	mu      sync.Mutex
+	blobs   map[cache.Digest][]byte
+	ac      map[cache.Digest][]byte
+	reads   int
 	failAll error // when set, every call fails with it
 }
 
