@@ -223,11 +223,11 @@ func (v *actionsValue) makeRun(fn string, r *runArgs, shell bool) (starlark.Valu
 	}
 	act.Inputs = append(artifacts(inputs), artifacts(tools)...)
 	act.Tools = artifacts(tools)
-	argv, extraInputs, err := expandArguments(fn, r.arguments)
+	// As in Bazel, files named in arguments are not inputs unless listed in inputs or tools.
+	argv, err := expandArguments(fn, r.arguments)
 	if err != nil {
 		return nil, err
 	}
-	act.Inputs = append(act.Inputs, extraInputs...)
 	if shell {
 		var cmd string
 		switch c := r.command.(type) {
@@ -335,7 +335,7 @@ func (v *actionsValue) write(_ *starlark.Thread, b *starlark.Builtin, args starl
 	case starlark.String:
 		text = string(c)
 	case *Args:
-		argv, _, err := c.expand(b.Name())
+		argv, err := c.expand(b.Name())
 		if err != nil {
 			return nil, err
 		}
@@ -423,32 +423,30 @@ func (v *actionsValue) symlink(_ *starlark.Thread, b *starlark.Builtin, args sta
 }
 
 // expandArguments flattens run(arguments = [...]) of strings and Args.
-func expandArguments(fn string, v starlark.Value) ([]string, []exec.Artifact, error) {
+func expandArguments(fn string, v starlark.Value) ([]string, error) {
 	if v == nil || v == starlark.None {
-		return nil, nil, nil
+		return nil, nil
 	}
 	it, ok := v.(starlark.Iterable)
 	if !ok {
-		return nil, nil, fmt.Errorf("%s: arguments: got %s, want list", fn, v.Type())
+		return nil, fmt.Errorf("%s: arguments: got %s, want list", fn, v.Type())
 	}
 	var out []string
-	var inputs []exec.Artifact
 	for e := range starlark.Elements(it) {
 		switch x := e.(type) {
 		case *Args:
-			argv, ins, err := x.expand(fn)
+			argv, err := x.expand(fn)
 			if err != nil {
-				return nil, nil, err
+				return nil, err
 			}
 			out = append(out, argv...)
-			inputs = append(inputs, ins...)
 		default:
 			s, err := argString(e)
 			if err != nil {
-				return nil, nil, fmt.Errorf("%s: arguments: %v", fn, err)
+				return nil, fmt.Errorf("%s: arguments: %v", fn, err)
 			}
 			out = append(out, s)
 		}
 	}
-	return out, inputs, nil
+	return out, nil
 }

@@ -8,7 +8,6 @@ import (
 	"sort"
 	"strings"
 
-
 	"github.com/hepbuild/hepbuild/exec"
 	"github.com/hepbuild/hepbuild/graph"
 )
@@ -88,10 +87,11 @@ func (a *analyzer) configure(lbl graph.Label, from *graph.Target) (*configured, 
 		}
 		path = append(path, lbl.String())
 		pos := graph.Pos{}
+		tgt := lbl
 		if from != nil {
-			pos = from.Pos
+			pos, tgt = from.Pos, from.Label
 		}
-		return nil, &Error{Pos: pos, Target: lbl, Msg: "dependency cycle: " + strings.Join(path, " -> ")}
+		return nil, &Error{Pos: pos, Target: tgt, Msg: "dependency cycle: " + strings.Join(path, " -> ")}
 	}
 	t, err := a.l.Target(lbl)
 	if err != nil {

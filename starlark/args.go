@@ -5,8 +5,6 @@ import (
 	"strings"
 
 	"go.starlark.net/starlark"
-
-	"github.com/hepbuild/hepbuild/exec"
 )
 
 // Args is ctx.actions.args(): a command line built up by add, add_all and add_joined.
@@ -163,22 +161,18 @@ func applyFormat(format, s string) (string, error) {
 	return strings.Replace(format, "%s", s, 1), nil
 }
 
-// expand renders the command line and returns the Files it mentions.
-func (a *Args) expand(fn string) ([]string, []exec.Artifact, error) {
+// expand renders the command line.
+func (a *Args) expand(fn string) ([]string, error) {
 	var out []string
-	var inputs []exec.Artifact
 	for _, it := range a.items {
 		var strs []string
 		seen := map[string]bool{}
 		for _, v := range it.values {
-			if f, ok := v.(*File); ok {
-				inputs = append(inputs, f.art)
-			}
 			vals := []starlark.Value{v}
 			if it.mapEach != nil {
 				r, err := starlark.Call(it.thread, it.mapEach, starlark.Tuple{v}, nil)
 				if err != nil {
-					return nil, nil, fmt.Errorf("%s: map_each: %v", fn, err)
+					return nil, fmt.Errorf("%s: map_each: %v", fn, err)
 				}
 				switch rr := r.(type) {
 				case starlark.NoneType:
@@ -195,10 +189,10 @@ func (a *Args) expand(fn string) ([]string, []exec.Artifact, error) {
 			for _, x := range vals {
 				s, err := argString(x)
 				if err != nil {
-					return nil, nil, fmt.Errorf("%s: %v", fn, err)
+					return nil, fmt.Errorf("%s: %v", fn, err)
 				}
 				if s, err = applyFormat(it.format, s); err != nil {
-					return nil, nil, fmt.Errorf("%s: %v", fn, err)
+					return nil, fmt.Errorf("%s: %v", fn, err)
 				}
 				if it.uniquify {
 					if seen[s] {
@@ -219,7 +213,7 @@ func (a *Args) expand(fn string) ([]string, []exec.Artifact, error) {
 		case it.joinWith != nil:
 			j, err := applyFormat(it.formatJoined, strings.Join(strs, *it.joinWith))
 			if err != nil {
-				return nil, nil, fmt.Errorf("%s: %v", fn, err)
+				return nil, fmt.Errorf("%s: %v", fn, err)
 			}
 			out = append(out, j)
 		case it.beforeEach != "":
@@ -233,5 +227,5 @@ func (a *Args) expand(fn string) ([]string, []exec.Artifact, error) {
 			out = append(out, it.terminate)
 		}
 	}
-	return out, inputs, nil
+	return out, nil
 }

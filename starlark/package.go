@@ -45,13 +45,13 @@ func (b *pkgBuilder) label(name string) graph.Label {
 	return graph.Label{Pkg: b.pkg.Name, Name: name}
 }
 
-func (b *pkgBuilder) add(t *graph.Target) error {
+func (b *pkgBuilder) add(t *graph.Target, owner graph.Label) error {
 	if prev, ok := b.pkg.Targets[t.Label.Name]; ok {
 		what := "target"
 		if prev.IsGeneratedFile() {
 			what = "output of " + prev.Generator.String()
 		}
-		return fmt.Errorf("%s: duplicate target name %q: already declared at %s as %s", t.Label, t.Label.Name, prev.Pos, what)
+		return errorf(owner, "duplicate target name %q: already declared at %s as %s", t.Label.Name, prev.Pos, what)
 	}
 	b.pkg.Targets[t.Label.Name] = t
 	b.pkg.Order = append(b.pkg.Order, t.Label.Name)

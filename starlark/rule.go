@@ -141,7 +141,7 @@ func (r *ruleClass) CallInternal(thread *starlark.Thread, args starlark.Tuple, k
 			}
 		}
 	}
-	if err := b.add(t); err != nil {
+	if err := b.add(t, t.Label); err != nil {
 		return nil, err
 	}
 	// Predeclared outputs of rule(outputs = {...}) and executable rules.
@@ -175,7 +175,7 @@ func (b *pkgBuilder) addOutput(rule *graph.Target, out graph.Label) error {
 		return errorf(rule.Label, "output %q has the same name as the rule", out.Name)
 	}
 	rule.Outputs = append(rule.Outputs, out)
-	return b.add(&graph.Target{Label: out, Generator: rule.Label, Pos: rule.Pos})
+	return b.add(&graph.Target{Label: out, Generator: rule.Label, Pos: rule.Pos}, rule.Label)
 }
 
 func expandOutputTemplate(tmpl string, t *graph.Target) (string, error) {

@@ -1,0 +1,105 @@
+package starlark
+
+import (
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"golang.org/x/tools/txtar"
+
+	"github.com/hepbuild/hepbuild/exec"
+)
+
+// dumpActions renders actions in a stable, readable form for golden comparison.
+func dumpActions(actions []*exec.Action) string {
+	as := append([]*exec.Action{}, actions...)
+	sort.SliceStable(as, func(i, j int) bool {
+		return as[i].Outputs[0].Path < as[j].Outputs[0].Path
+	})
+	var b strings.Builder
+	paths := func(arts []exec.Artifact) string {
+		p := make([]string, len(arts))
+		for i, a := range arts {
+			p[i] = a.Path
+		}
+		return strings.Join(p, " ")
+	}
+	for _, a := range as {
+		fmt.Fprintf(&b, "%s %s\n", a.Mnemonic, a.Owner)
+		if len(a.Argv) > 0 {
+			fmt.Fprintf(&b, "  argv: %s\n", strings.Join(a.Argv, " "))
+		}
+		if a.Kind != exec.KindRun {
+			fmt.Fprintf(&b, "  outputs: %s\n", paths(a.Outputs))
+			if len(a.Inputs) > 0 {
+				fmt.Fprintf(&b, "  inputs: %s\n", paths(a.Inputs))
+			}
+			fmt.Fprintf(&b, "  content: %q\n", a.Content)
+			continue
+		}
+		fmt.Fprintf(&b, "  inputs: %s\n", paths(a.Inputs))
+		fmt.Fprintf(&b, "  outputs: %s\n", paths(a.Outputs))
+		if a.Progress != "" {
+			fmt.Fprintf(&b, "  progress: %s\n", a.Progress)
+		}
+		if len(a.Env) > 0 {
+			keys := make([]string, 0, len(a.Env))
+			for k := range a.Env {
+				keys = append(keys, k+"="+a.Env[k])
+			}
+			sort.Strings(keys)
+			fmt.Fprintf(&b, "  env: %s\n", strings.Join(keys, " "))
+		}
+		if len(a.Tags) > 0 {
+			fmt.Fprintf(&b, "  tags: %s\n", strings.Join(a.Tags, " "))
+		}
+		if a.Retries > 0 {
+			fmt.Fprintf(&b, "  retries: %d\n", a.Retries)
+		}
+		if a.Resources.CPU > 0 {
+			fmt.Fprintf(&b, "  cpu: %g\n", a.Resources.CPU)
+		}
+		if a.Resources.Memory > 0 {
+			fmt.Fprintf(&b, "  memory: %d\n", a.Resources.Memory)
+		}
+		if a.Resources.Walltime > 0 {
+			fmt.Fprintf(&b, "  walltime: %s\n", a.Resources.Walltime)
+		}
+	}
+	return b.String()
+}
+
+// TestAnalysis loads each workspace of testdata/ok, analyses the targets its
+// header names and compares the actions with want.actions.
+func TestAnalysis(t *testing.T) {
+	files, _ := filepath.Glob("testdata/ok/*.txtar")
+	if len(files) == 0 {
+		t.Fatal("no test archives")
+	}
+	for _, f := range files {
+		t.Run(strings.TrimSuffix(filepath.Base(f), ".txtar"), func(t *testing.T) {
+			ar, _ := txtar.ParseFile(f)
+			var want string
+			for _, af := range ar.Files {
+				if af.Name == "want.actions" {
+					want = string(af.Data)
+				}
+			}
+			l, err, _ := analyzeArchive(t, f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			labels := targetsOf(ar)
+			g, err := l.Analyze(labels)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(want, dumpActions(g.Actions)); diff != "" {
+				t.Errorf("actions mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
