@@ -244,38 +244,49 @@ func (p *Printer) failure(e exec.Event) []string {
 }
 
 // print writes lines and, on a TTY, redraws the block below them.
+//
+// On a TTY the new text overwrites the old block in place: back to the
+// block's first line, every line written and cleared to its end, and only
+// then the rest of the screen cleared. Clearing first would blink, and a
+// clear from the top left corner makes some terminals (tmux) save the whole
+// screen to the scrollback on every redraw.
 func (p *Printer) print(lines []string) {
 	var b strings.Builder
-	if p.mode == TTY {
-		p.erase(&b)
+	if p.mode != TTY {
+		for _, l := range lines {
+			b.WriteString(l)
+			b.WriteByte('\n')
+		}
+		io.WriteString(p.w, b.String())
+		return
 	}
+	p.home(&b)
 	for _, l := range lines {
-		b.WriteString(l)
-		b.WriteByte('\n')
+		writeLine(&b, l)
 	}
-	if p.mode == TTY {
-		p.draw(&b)
+	block := p.block()
+	for _, l := range block {
+		writeLine(&b, l)
 	}
+	b.WriteString("\x1b[J")
+	p.drawn = len(block)
 	io.WriteString(p.w, b.String())
 }
 
-// erase moves the cursor to the first line of the block and clears it and
-// everything below; the block is redrawn right after, in the same write, so
-// the terminal never shows it missing.
-func (p *Printer) erase(b *strings.Builder) {
+// home moves the cursor to the first line of the block.
+func (p *Printer) home(b *strings.Builder) {
 	if p.drawn > 0 {
-		fmt.Fprintf(b, "\r\x1b[%dA\x1b[J", p.drawn)
+		fmt.Fprintf(b, "\r\x1b[%dA", p.drawn)
 		p.drawn = 0
 	}
 }
 
-func (p *Printer) draw(b *strings.Builder) {
-	lines := p.block()
-	for _, l := range lines {
-		b.WriteString(l)
+// writeLine writes l, clearing what an earlier block left on each row.
+func writeLine(b *strings.Builder, l string) {
+	for row := range strings.SplitSeq(l, "\n") {
+		b.WriteString(row)
 		b.WriteString("\x1b[K\n")
 	}
-	p.drawn = len(lines)
 }
 
 // Render redraws the TTY block now; the ticker calls it, tests may too.
@@ -406,10 +417,15 @@ func (p *Printer) Finish(s *exec.Summary) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var b strings.Builder
-	p.erase(&b)
-	if s != nil {
-		b.WriteString(Summary(s))
-		b.WriteByte('\n')
+	switch {
+	case p.mode == TTY:
+		p.home(&b)
+		if s != nil {
+			writeLine(&b, Summary(s))
+		}
+		b.WriteString("\x1b[J")
+	case s != nil:
+		b.WriteString(Summary(s) + "\n")
 	}
 	io.WriteString(p.w, b.String())
 }

@@ -146,14 +146,38 @@ func TestPlainGolden(t *testing.T) {
 	}
 }
 
-// frames splits TTY output at every redraw: the text after each
-// "clear to end of screen", with the per-line "clear to end of line" removed.
-func frames(out string) []string {
-	parts := strings.Split(out, "\x1b[J")
-	for i, p := range parts {
-		parts[i] = strings.ReplaceAll(p, "\x1b[K", "")
+// redraw is one write of the TTY printer: a move up over the block drawn
+// before (up lines), then text, each row cleared to its end, then a clear of
+// the rest of the screen.
+type redraw struct {
+	up   int
+	text string
+}
+
+func redraws(t *testing.T, out string) []redraw {
+	t.Helper()
+	if !strings.HasSuffix(out, "\x1b[J") {
+		t.Fatalf("output does not end with a clear: %q", out)
 	}
-	return parts
+	var rs []redraw
+	for _, part := range strings.Split(strings.TrimSuffix(out, "\x1b[J"), "\x1b[J") {
+		var r redraw
+		if strings.HasPrefix(part, "\r\x1b[") {
+			n, err := fmt.Sscanf(part, "\r\x1b[%dA", &r.up)
+			if n != 1 {
+				t.Fatalf("bad move up in %q: %v", part, err)
+			}
+			part = part[strings.Index(part, "A")+1:]
+		}
+		for _, row := range strings.SplitAfter(part, "\n") {
+			if row != "" && !strings.HasSuffix(row, "\x1b[K\n") {
+				t.Errorf("row %q is not cleared to its end", row)
+			}
+		}
+		r.text = strings.ReplaceAll(part, "\x1b[K", "")
+		rs = append(rs, r)
+	}
+	return rs
 }
 
 func TestTTYBlock(t *testing.T) {
@@ -165,8 +189,8 @@ func TestTTYBlock(t *testing.T) {
 	play(p, c, steps[:11]) // hist, card and the second attempt of fetch running; sel done
 	c.advance(1500 * time.Millisecond)
 	p.Render()
-	fs := frames(buf.String())
-	got := fs[len(fs)-1]
+	rs := redraws(t, buf.String())
+	last := rs[len(rs)-1]
 	want := strings.Join([]string{
 		"[2/5] 1 executed, 1 cached · 3.7s",
 		"    1.5s  Datacard //ana:card",
@@ -174,23 +198,22 @@ func TestTTYBlock(t *testing.T) {
 		"    1.5s  Histogramming tth",
 		"",
 	}, "\n")
-	if diff := cmp.Diff(want, got); diff != "" {
+	if diff := cmp.Diff(want, last.text); diff != "" {
 		t.Errorf("block mismatch (-want +got):\n%s", diff)
 	}
 	// The redraw starts by moving up over the block drawn last, with the
 	// retry line: 2 lines, the status and sel_tth.
-	if prev := fs[len(fs)-2]; !strings.HasSuffix(prev, "\r\x1b[2A") {
-		t.Errorf("redraw does not move up 2 lines: %q", prev)
+	if last.up != 2 {
+		t.Errorf("redraw moves up %d lines, want 2", last.up)
 	}
 
 	// A failure goes above the block, which is drawn again below it.
 	buf.Reset()
 	play(p, c, steps[11:12])
-	fs = frames(buf.String())
-	if len(fs) != 2 || !strings.HasPrefix(fs[0], "\r\x1b[4A") {
-		t.Fatalf("failure output %q: want one erase of the 4-line block", buf.String())
+	rs = redraws(t, buf.String())
+	if len(rs) != 1 || rs[0].up != 4 {
+		t.Fatalf("failure output %q: want one redraw over the 4-line block", buf.String())
 	}
-	got = fs[1]
 	want = strings.Join([]string{
 		"ERROR: ana/BUILD:12:5: //ana:card: Datacard failed: exit status 3",
 		"  command: python3 make_card.py --out card.txt",
@@ -204,20 +227,21 @@ func TestTTYBlock(t *testing.T) {
 		"    2.3s  Histogramming tth",
 		"",
 	}, "\n")
-	if diff := cmp.Diff(want, got); diff != "" {
+	if diff := cmp.Diff(want, rs[0].text); diff != "" {
 		t.Errorf("failure mismatch (-want +got):\n%s", diff)
 	}
 
 	// Finish erases the block and leaves the summary.
 	buf.Reset()
 	p.Finish(&exec.Summary{Total: 5, UpToDate: 5, Elapsed: 300 * time.Millisecond})
-	if got, want := buf.String(), "\r\x1b[3A\x1b[Jhepbuild: nothing to do: all 5 actions up to date; elapsed 0.3s\n"; got != want {
-		t.Errorf("finish wrote %q, want %q", got, want)
+	const finish = "\r\x1b[3Ahepbuild: nothing to do: all 5 actions up to date; elapsed 0.3s\x1b[K\n\x1b[J"
+	if got := buf.String(); got != finish {
+		t.Errorf("finish wrote %q, want %q", got, finish)
 	}
 	p.Render()
 	p.Event(exec.Event{Type: exec.EventWarning, Message: "late"})
-	if buf.Len() != len("\r\x1b[3A\x1b[Jhepbuild: nothing to do: all 5 actions up to date; elapsed 0.3s\n") {
-		t.Errorf("output after Finish: %q", buf.String())
+	if got := buf.String(); got != finish {
+		t.Errorf("output after Finish: %q", got)
 	}
 }
 
@@ -233,8 +257,8 @@ func TestTTYTruncatesAndOverflows(t *testing.T) {
 		c.advance(time.Second)
 	}
 	p.Render()
-	fs := frames(buf.String())
-	got := fs[len(fs)-1]
+	rs := redraws(t, buf.String())
+	got := rs[len(rs)-1].text
 	want := strings.Join([]string{
 		"[0/100] 0 executed, 0 cached · 10.0s",
 		"   10.0s  Task //very/long/package/pat…",
@@ -259,7 +283,7 @@ func TestTTYColor(t *testing.T) {
 	p := New(&buf, TTY)
 	p.Interval, p.Color = -1, true
 	p.Event(exec.Event{Type: exec.EventWarning, Target: "//a:b", Message: "slow"})
-	if !strings.Contains(buf.String(), "\x1b[33mWARNING:\x1b[0m //a:b: slow\n") {
+	if !strings.Contains(buf.String(), "\x1b[33mWARNING:\x1b[0m //a:b: slow\x1b[K\n") {
 		t.Errorf("no yellow warning in %q", buf.String())
 	}
 }
@@ -293,7 +317,7 @@ func TestTTYTicker(t *testing.T) {
 	if n := strings.Count(out, "\x1b[J"); n < 5 {
 		t.Errorf("%d redraws in 20ms at 1ms intervals", n)
 	}
-	if !strings.HasSuffix(out, "\x1b[J"+Summary(sum)+"\n") {
+	if !strings.HasSuffix(out, "A"+Summary(sum)+"\x1b[K\n\x1b[J") {
 		t.Errorf("output does not end with the erased block and the summary: %q", out[max(0, len(out)-200):])
 	}
 	deadline := time.Now().Add(time.Second)
