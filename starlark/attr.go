@@ -241,6 +241,17 @@ func convertAttr(spec *attrSpec, name string, v starlark.Value, repo, pkg string
 		}
 		return nil, want()
 	case graph.AttrStringList:
+		if l, ok := v.(*starlark.List); ok {
+			out := make([]string, l.Len())
+			for i := range out {
+				s, ok := l.Index(i).(starlark.String)
+				if !ok {
+					return nil, fmt.Errorf("attribute %s: element %s: got %s, want string", name, l.Index(i), l.Index(i).Type())
+				}
+				out[i] = string(s)
+			}
+			return out, nil
+		}
 		it, ok := v.(starlark.Iterable)
 		if !ok || isString(v) {
 			return nil, want()
@@ -297,22 +308,45 @@ func convertAttr(spec *attrSpec, name string, v starlark.Value, repo, pkg string
 		}
 		return l, nil
 	case graph.AttrLabelList, graph.AttrOutputList:
-		it, ok := v.(starlark.Iterable)
-		if !ok || isString(v) {
+		var elems []starlark.Value
+		switch x := v.(type) {
+		case *starlark.List:
+			elems = make([]starlark.Value, x.Len())
+			for i := range elems {
+				elems[i] = x.Index(i)
+			}
+		case starlark.Tuple:
+			elems = x
+		default:
 			return nil, want()
 		}
-		var out []graph.Label
-		seen := map[graph.Label]bool{}
-		for x := range starlark.Elements(it) {
+		out := make([]graph.Label, 0, len(elems))
+		for _, x := range elems {
 			l, err := toLabel(x, repo, pkg)
 			if err != nil {
 				return nil, fmt.Errorf("attribute %s: %v", name, err)
 			}
-			if seen[l] {
-				return nil, fmt.Errorf("attribute %s: label %s appears twice", name, l)
-			}
-			seen[l] = true
 			out = append(out, l)
+		}
+		if len(out) > 1 {
+			// Duplicates: a quadratic scan is cheaper than a map for the short lists of BUILD files.
+			if len(out) <= 16 {
+				for i := range out {
+					for j := i + 1; j < len(out); j++ {
+						if out[i] == out[j] {
+							return nil, fmt.Errorf("attribute %s: label %s appears twice", name, out[i])
+						}
+					}
+				}
+			} else {
+				seen := make(map[graph.Label]struct{}, len(out))
+				for _, l := range out {
+					if _, dup := seen[l]; dup {
+						return nil, fmt.Errorf("attribute %s: label %s appears twice", name, l)
+					}
+					seen[l] = struct{}{}
+				}
+			}
 		}
 		if len(out) == 0 && !spec.allowEmpty {
 			return nil, fmt.Errorf("attribute %s must not be empty", name)

@@ -15,6 +15,9 @@ import (
 // fixed, so that users with different login shells share cache hits.
 const HostPath = "/usr/local/bin:/usr/bin:/bin"
 
+// hostEnv is the variables of an action that declares none. Shared: read only.
+var hostEnv = map[string]string{"PATH": HostPath}
+
 func taskAttrs() map[string]*attrSpec {
 	return map[string]*attrSpec{
 		"srcs":      {typ: graph.AttrLabelList, def: []graph.Label(nil), allowFiles: true, allowEmpty: true, doc: "Inputs: files, or targets whose default outputs are used."},
@@ -165,10 +168,16 @@ func analyzeTask(a *analyzer, r *ruleInstance) (*configured, error) {
 	}
 	var srcs, tools []*File
 	byLabel := map[graph.Label][]*File{}
-	for _, l := range attrLabels(t, "srcs") {
-		fs := a.done[l].files
-		byLabel[l] = fs
-		srcs = append(srcs, fs...)
+	srcLabels := attrLabels(t, "srcs")
+	if len(srcLabels) == 1 {
+		srcs = a.done[srcLabels[0]].files
+		byLabel[srcLabels[0]] = srcs
+	} else {
+		for _, l := range srcLabels {
+			fs := a.done[l].files
+			byLabel[l] = fs
+			srcs = append(srcs, fs...)
+		}
 	}
 	var toolArts []exec.Artifact
 	for _, l := range attrLabels(t, "tools") {
@@ -194,9 +203,12 @@ func analyzeTask(a *analyzer, r *ruleInstance) (*configured, error) {
 	if err != nil {
 		return nil, fail("%s: cmd: %v", t.RuleClass, err)
 	}
-	env := map[string]string{"PATH": HostPath}
-	for k, v := range attrDict(t, "environ") {
-		env[k] = v
+	env := hostEnv // shared and never modified: most tasks set no variables
+	if environ := attrDict(t, "environ"); len(environ) > 0 {
+		env = map[string]string{"PATH": HostPath}
+		for k, v := range environ {
+			env[k] = v
+		}
 	}
 	act := &exec.Action{
 		Owner:    t.Label,
@@ -216,12 +228,14 @@ func analyzeTask(a *analyzer, r *ruleInstance) (*configured, error) {
 	if t.RuleClass == "genrule" {
 		act.Mnemonic = "Genrule"
 	}
+	act.Inputs = make([]exec.Artifact, 0, len(srcs)+len(toolArts))
 	for _, f := range srcs {
 		act.Inputs = append(act.Inputs, f.art)
 	}
 	act.Inputs = append(act.Inputs, toolArts...)
-	for _, f := range outs {
-		act.Outputs = append(act.Outputs, f.art)
+	act.Outputs = make([]exec.Artifact, len(outs))
+	for i, f := range outs {
+		act.Outputs[i] = f.art
 	}
 	if el := attrLabel(t, "env"); !el.IsZero() {
 		ec := a.done[el]

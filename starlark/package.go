@@ -93,10 +93,9 @@ func (b *pkgBuilder) finish(loads []graph.Label) (*graph.Package, error) {
 // callerPos is where the current rule call was made: the innermost frame in
 // the BUILD file itself, so targets made by macros point at the macro call.
 func callerPos(thread *starlark.Thread, buildFile string) graph.Pos {
-	stack := thread.CallStack()
-	for i := len(stack) - 1; i >= 0; i-- {
-		if stack[i].Pos.Filename() == buildFile {
-			return posOf(stack[i].Pos)
+	for d := 1; d < thread.CallStackDepth(); d++ {
+		if fr := thread.CallFrame(d); fr.Pos.Filename() == buildFile {
+			return posOf(fr.Pos)
 		}
 	}
 	return posOf(thread.CallFrame(1).Pos)

@@ -89,7 +89,6 @@ func (r *ruleClass) CallInternal(thread *starlark.Thread, args starlark.Tuple, k
 		return nil, errorf(lbl, "%v", err)
 	}
 	t := &graph.Target{Label: lbl, RuleClass: r.Name(), Pos: pos, Attrs: make([]graph.Attr, 0, len(r.attrNames))}
-	given := make(map[string]starlark.Value, len(kwargs))
 	for _, kv := range kwargs {
 		k := string(kv[0].(starlark.String))
 		if _, ok := r.attrs[k]; !ok {
@@ -102,11 +101,17 @@ func (r *ruleClass) CallInternal(thread *starlark.Thread, args starlark.Tuple, k
 		if strings.HasPrefix(k, "_") {
 			return nil, errorf(lbl, "attribute %s is private to the rule and cannot be set", k)
 		}
-		given[k] = kv[1]
 	}
 	for _, k := range r.attrNames {
 		spec := r.attrs[k]
-		v, ok := given[k]
+		var v starlark.Value
+		ok := false
+		for _, kv := range kwargs {
+			if string(kv[0].(starlark.String)) == k {
+				v, ok = kv[1], true
+				break
+			}
+		}
 		var val any
 		if ok && v != starlark.None {
 			val, err = convertAttr(spec, k, v, "", b.pkg.Name)
