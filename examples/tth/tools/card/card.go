@@ -81,7 +81,7 @@ func (c *Card) Format(w io.Writer) error {
 	writeRows(&b, [][]string{
 		append([]string{"bin"}, c.Bins...),
 		append([]string{"observation"}, obs...),
-	})
+	}, -1)
 	b.WriteString(rule + "\n")
 
 	// The rate block and the systematics share their columns, as in cards written by hand.
@@ -95,7 +95,7 @@ func (c *Card) Format(w io.Writer) error {
 	for _, s := range c.Systematics {
 		rows = append(rows, append([]string{s.Name, s.Type}, s.Entries...))
 	}
-	writeRows(&b, rows)
+	writeRows(&b, rows, 4)
 	if len(c.Extra) > 0 {
 		b.WriteString(rule + "\n")
 		for _, l := range c.Extra {
@@ -106,9 +106,8 @@ func (c *Card) Format(w io.Writer) error {
 	return err
 }
 
-// writeRows pads every column to its widest cell. The first header rows may leave the second
-// (type) column empty.
-func writeRows(b *strings.Builder, rows [][]string) {
+// writeRows pads every column to its widest cell, and draws a rule before row ruleAt.
+func writeRows(b *strings.Builder, rows [][]string, ruleAt int) {
 	var widths []int
 	for _, r := range rows {
 		for i, cell := range r {
@@ -118,7 +117,10 @@ func writeRows(b *strings.Builder, rows [][]string) {
 			widths[i] = max(widths[i], len(cell))
 		}
 	}
-	for _, r := range rows {
+	for n, r := range rows {
+		if n == ruleAt {
+			b.WriteString(rule + "\n")
+		}
 		var line strings.Builder
 		for i, cell := range r {
 			line.WriteString(cell)

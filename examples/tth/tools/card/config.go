@@ -242,7 +242,7 @@ func Build(cfg *Config, shapesName string, inputs map[string]string, read HistRe
 		KMax:        len(cfg.Systematics),
 		Shapes:      []Shapes{{Process: "*", Channel: "*", File: shapesName, Nominal: "$PROCESS", Syst: "$PROCESS_$SYSTEMATIC"}},
 		Bins:        []string{bin},
-		Observation: []float64{rootio.Sum(data)},
+		Observation: []float64{histo.Sum(data)},
 	}
 	// Signals get 0, -1, ...; backgrounds 1, 2, ... in the order given.
 	sigIdx, bkgIdx := 0, 1
@@ -260,7 +260,7 @@ func Build(cfg *Config, shapesName string, inputs map[string]string, read HistRe
 			return nil, nil, fmt.Errorf("process %s: histogram %s in %s is binned unlike the data", p.Name, hname, path)
 		}
 		renamed(nom, p.Name)
-		col := Column{Bin: bin, Process: p.Name, Rate: rootio.Sum(nom)}
+		col := Column{Bin: bin, Process: p.Name, Rate: histo.Sum(nom)}
 		if p.Signal {
 			col.Index = sigIdx
 			sigIdx--

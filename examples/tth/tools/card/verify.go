@@ -10,6 +10,7 @@ import (
 
 	"go-hep.org/x/hep/hbook"
 
+	"github.com/hepbuild/hepbuild/examples/tth/tools/histo"
 	"github.com/hepbuild/hepbuild/examples/tth/tools/internal/rootio"
 )
 
@@ -108,8 +109,8 @@ func Verify(c *Card, shapesFile string) error {
 			errs = append(errs, fmt.Errorf("observation of bin %s: %w", b, err))
 			continue
 		}
-		if obs := c.Observation[i]; obs != -1 && !agree(obs, rootio.Sum(h)) {
-			add("observation of bin %s is %s but %s integrates to %s", b, formatNumber(obs), name, formatNumber(rootio.Sum(h)))
+		if obs := c.Observation[i]; obs != -1 && !agree(obs, histo.Sum(h)) {
+			add("observation of bin %s is %s but %s integrates to %s", b, formatNumber(obs), name, formatNumber(histo.Sum(h)))
 		}
 	}
 	for _, col := range c.Columns {
@@ -118,8 +119,8 @@ func Verify(c *Card, shapesFile string) error {
 			errs = append(errs, fmt.Errorf("rate of %s in bin %s: %w", col.Process, col.Bin, err))
 			continue
 		}
-		if col.Rate != -1 && !agree(col.Rate, rootio.Sum(h)) {
-			add("rate of %s in bin %s is %s but %s integrates to %s", col.Process, col.Bin, formatNumber(col.Rate), name, formatNumber(rootio.Sum(h)))
+		if col.Rate != -1 && !agree(col.Rate, histo.Sum(h)) {
+			add("rate of %s in bin %s is %s but %s integrates to %s", col.Process, col.Bin, formatNumber(col.Rate), name, formatNumber(histo.Sum(h)))
 		}
 	}
 	for _, s := range c.Systematics {

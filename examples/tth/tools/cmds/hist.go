@@ -60,7 +60,7 @@ func Hist(args []string, stdout io.Writer) error {
 	if err := rootio.WriteHists(*out, []*hbook.H1D{h}); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "hist: %s: %d events, yield %.6g in range, to %s\n", *name, total, rootio.Sum(h), *out)
+	fmt.Fprintf(stdout, "hist: %s: %d events, yield %.6g in range, to %s\n", *name, total, histo.Sum(h), *out)
 	return nil
 }
 

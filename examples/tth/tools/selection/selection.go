@@ -41,7 +41,7 @@ func ParseShift(s string) (Shift, error) {
 
 const (
 	jesScale    = 0.03 // relative jet energy scale uncertainty
-	btagMigrate = 0.08 // probability that a b-tag shift moves an event by one tag
+	btagMigrate = 0.02 // probability that a b-tag shift moves an event by one tag
 )
 
 // Apply returns e as reconstructed under the shift: jets, HT and m_bb scaled for JES, the b-tag

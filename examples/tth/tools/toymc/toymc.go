@@ -201,13 +201,13 @@ func (g *generator) event(e *events.Event, pi int, jets []float32) []float32 {
 	}
 
 	*e = events.Event{
-		Proc:   int32(pi),
-		NJet:   int32(n),
-		NBTag:  int32(tags),
-		JetPt:  pts,
-		HT:     float32(ht),
-		MBB:    float32(mbb),
-		DNN:    float32(dnn),
+		Proc:  int32(pi),
+		NJet:  int32(n),
+		NBTag: int32(tags),
+		JetPt: pts,
+		HT:    float32(ht),
+		MBB:   float32(mbb),
+		DNN:   float32(dnn),
 		// Log-normal with mean exactly 1, so weights do not change the expected yields.
 		Weight: float32(math.Exp(weightSpread*g.rng.NormFloat64() - weightSpread*weightSpread/2)),
 	}

@@ -53,7 +53,7 @@ func TestWriteHistsIsDeterministicAndRoundTrips(t *testing.T) {
 	var sums []float64
 	for _, h := range back {
 		names = append(names, h.Name())
-		sums = append(sums, Sum(h))
+		sums = append(sums, h.Integral())
 	}
 	if diff := cmp.Diff([]string{"a", "b"}, names); diff != "" {
 		t.Errorf("names mismatch (-want +got):\n%s", diff)
