@@ -116,12 +116,9 @@ func (r *Runner) warn(msg string) {
 func (r *Runner) Work(ctx context.Context, a *Action) (Outcome, error) {
 	r.init()
 	in := &inputDigests{r: r, a: a}
-	if err := in.check(); err != nil {
-		return OutcomeFailed, err
-	}
-	key, err := ComputeKey(a, in)
+	key, err := r.key(a, in)
 	if err != nil {
-		return OutcomeFailed, fmt.Errorf("%s: %s: %w", a.Pos, a.Owner, err)
+		return OutcomeFailed, err
 	}
 	if r.upToDate(a, key.Digest) {
 		return OutcomeUpToDate, nil
@@ -144,12 +141,9 @@ func (r *Runner) Work(ctx context.Context, a *Action) (Outcome, error) {
 func (r *Runner) Check(ctx context.Context, a *Action) (Outcome, error) {
 	r.init()
 	in := &inputDigests{r: r, a: a}
-	if err := in.check(); err != nil {
-		return OutcomeFailed, err
-	}
-	key, err := ComputeKey(a, in)
+	key, err := r.key(a, in)
 	if err != nil {
-		return OutcomeFailed, fmt.Errorf("%s: %s: %w", a.Pos, a.Owner, err)
+		return OutcomeFailed, err
 	}
 	if r.upToDate(a, key.Digest) {
 		return OutcomeUpToDate, nil
@@ -160,6 +154,19 @@ func (r *Runner) Check(ctx context.Context, a *Action) (Outcome, error) {
 		}
 	}
 	return OutcomeExecuted, nil
+}
+
+// key computes the action's key; a missing input is the action's failure.
+func (r *Runner) key(a *Action, in *inputDigests) (*Key, error) {
+	key, err := ComputeKey(a, in)
+	if err != nil {
+		var ae *ActionError
+		if errors.As(err, &ae) {
+			return nil, ae
+		}
+		return nil, fmt.Errorf("%s: %s: %w", a.Pos, a.Owner, err)
+	}
+	return key, nil
 }
 
 func (r *Runner) cacheable(a *Action) bool {
@@ -211,10 +218,22 @@ func (r *Runner) digestOutput(o Artifact) (cache.Digest, error) {
 }
 
 func (r *Runner) fileDigest(path string) (cache.Digest, error) {
+	d, _, err := r.fileDigestInfo(path)
+	return d, err
+}
+
+// fileDigestInfo digests a file, following symlinks, and reports whether
+// it is executable.
+func (r *Runner) fileDigestInfo(path string) (cache.Digest, bool, error) {
 	if r.Stat != nil {
-		return r.Stat.Digest(path)
+		return r.Stat.DigestInfo(path)
 	}
-	return cache.FromFile(path)
+	fi, err := os.Stat(path)
+	if err != nil {
+		return cache.Digest{}, false, err
+	}
+	d, err := cache.FromFile(path)
+	return d, fi.Mode()&0o111 != 0, err
 }
 
 // dirDigest identifies a folder by its files' paths, digests and executable
@@ -276,19 +295,6 @@ func (in *inputDigests) note(p string, d cache.Digest) {
 	in.seen[p] = d
 }
 
-// check makes sure every input exists, so that a missing one is reported
-// with the action that needs it rather than as a key error.
-func (in *inputDigests) check() error {
-	for _, set := range [][]Artifact{in.a.Inputs, in.a.Tools} {
-		for _, art := range set {
-			if _, err := os.Stat(in.r.abs(art.Path)); err != nil {
-				return in.missing(art, err)
-			}
-		}
-	}
-	return nil
-}
-
 func (in *inputDigests) missing(art Artifact, err error) error {
 	a := in.a
 	reason := fmt.Sprintf("input %s: %v", art.Path, err)
@@ -307,21 +313,18 @@ func (in *inputDigests) missing(art Artifact, err error) error {
 
 func (in *inputDigests) Digest(art Artifact) (cache.Digest, bool, error) {
 	p := in.r.abs(art.Path)
-	fi, err := os.Stat(p)
-	if err != nil {
-		return cache.Digest{}, false, in.missing(art, err)
-	}
-	if fi.IsDir() {
-		return cache.Digest{}, false, fmt.Errorf("%s is a folder, declared as a file", art.Path)
-	}
-	x := fi.Mode()&0o111 != 0
 	if j := in.r.Journal; j != nil {
-		if rec, ok := j.output(art.Path); ok && rec.sameStat(fi) {
-			in.note(art.Path, rec.Digest)
-			return rec.Digest, x, nil
+		if rec, ok := j.output(art.Path); ok {
+			if fi, err := os.Stat(p); err == nil && rec.sameStat(fi) {
+				in.note(art.Path, rec.Digest)
+				return rec.Digest, fi.Mode()&0o111 != 0, nil
+			}
 		}
 	}
-	d, err := in.r.fileDigest(p)
+	d, x, err := in.r.fileDigestInfo(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return cache.Digest{}, false, in.missing(art, err)
+	}
 	if err != nil {
 		return cache.Digest{}, false, fmt.Errorf("digesting %s: %w", art.Path, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -612,5 +613,177 @@ func killLeftover(t *testing.T, pidFile string) {
 	var pid int
 	if _, err := fmt.Sscan(string(b), &pid); err == nil && pid > 0 {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
+
+// BenchmarkNullBuild measures checking 20,000 up-to-date actions, journal
+// and stat cache loading included: the whole of a null build after loading
+// and analysis. Half the actions read a source file, half read another
+// action's output.
+func BenchmarkNullBuild(b *testing.B) {
+	const n = 20000
+	t := &testing.T{}
+	w := &workspace{t: t, root: b.TempDir(), base: b.TempDir(), strategy: "none", cache: nil}
+	var actions []*exec.Action
+	for i := range n {
+		var in exec.Artifact
+		if i < n/2 {
+			in = exec.Artifact{Path: fmt.Sprintf("pkg%d/src%d.txt", i%100, i), Source: true}
+			w.write(in.Path, strconv.Itoa(i))
+		} else {
+			in = actions[i-n/2].Outputs[0]
+		}
+		actions = append(actions, &exec.Action{
+			Owner: graph.Label{Pkg: fmt.Sprintf("pkg%d", i%100), Name: strconv.Itoa(i)}, Mnemonic: "Copy",
+			Kind: exec.KindSymlink, Inputs: []exec.Artifact{in},
+			Outputs: []exec.Artifact{{Path: fmt.Sprintf("%s/pkg%d/out%d.txt", exec.OutDir, i%100, i)}},
+		})
+	}
+	build := func() (upToDate int) {
+		if err := exec.PrepareOutputBase(w.root, w.base); err != nil {
+			b.Fatal(err)
+		}
+		j, err := exec.OpenJournal(w.base)
+		if err != nil {
+			b.Fatal(err)
+		}
+		stat, err := cache.OpenStatCache(filepath.Join(w.base, "stat"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		r := w.runner(j, stat)
+		for _, a := range actions {
+			o, err := r.Work(context.Background(), a)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if o == exec.OutcomeUpToDate {
+				upToDate++
+			}
+		}
+		if err := j.Close(); err != nil {
+			b.Fatal(err)
+		}
+		if err := stat.Save(); err != nil {
+			b.Fatal(err)
+		}
+		return upToDate
+	}
+	build()
+	time.Sleep(50 * time.Millisecond) // past the stat cache's racy window
+	build()                           // settles the stat cache
+	b.ResetTimer()
+	for b.Loop() {
+		if got := build(); got != n {
+			b.Fatalf("%d of %d actions up to date in a null build", got, n)
+		}
+	}
+}
+
+func TestTimeoutIsActionFailure(t *testing.T) {
+	w := newWorkspace(t, "none", nil)
+	a := shell("slow", "echo started; sleep 100 & sleep 100", nil, out("pkg/x"))
+	a.Timeout = 200 * time.Millisecond
+	start := time.Now()
+	_, err := w.build(a)
+	var ae *exec.ActionError
+	if !errors.As(err, &ae) || ae.Reason != "timed out after 200ms" || ae.Tail != "started" {
+		t.Errorf("got %v (%+v); want a timeout failure with the output", err, ae)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("the timed-out action took %v", d)
+	}
+}
+
+func TestCommandNotFound(t *testing.T) {
+	w := newWorkspace(t, "symlink", nil)
+	a := shell("tool", "", nil, out("pkg/x"))
+	a.Argv = []string{"pkg/no-such-tool", "--flag"}
+	_, err := w.build(a)
+	var ae *exec.ActionError
+	if !errors.As(err, &ae) || !strings.Contains(ae.Reason, "could not start pkg/no-such-tool") {
+		t.Errorf("got %v; want an action failure naming the tool", err)
+	}
+}
+
+// Two builds of one workspace at once wait for each other and both succeed.
+func TestConcurrentBuildsOfOneWorkspace(t *testing.T) {
+	c := newFileCache(t.TempDir())
+	w := newWorkspace(t, "none", c)
+	w.write("pkg/src1.txt", "one\n")
+	w.write("pkg/src2.txt", "two\n")
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = w.build(chain()...)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	if got := w.read(out("pkg/c.txt")); got != "ONE\nTWO\n" {
+		t.Errorf("c = %q", got)
+	}
+	w.mustBuild([]exec.Outcome{upToDate, upToDate, upToDate}, chain()...)
+}
+
+// Two workspaces sharing one cache: the second restores what the first made.
+func TestWorkspacesShareCache(t *testing.T) {
+	c := newFileCache(t.TempDir())
+	w1 := newWorkspace(t, "none", c)
+	w2 := newWorkspace(t, "symlink", c)
+	for _, w := range []*workspace{w1, w2} {
+		w.write("pkg/src1.txt", "one\n")
+		w.write("pkg/src2.txt", "two\n")
+	}
+	w1.mustBuild([]exec.Outcome{executed, executed, executed}, chain()...)
+	w2.mustBuild([]exec.Outcome{cached, cached, cached}, chain()...)
+	if got := w2.read(out("pkg/c.txt")); got != "ONE\nTWO\n" {
+		t.Errorf("c = %q", got)
+	}
+}
+
+// The runner drives the real scheduler: its Work is an exec.Work.
+func TestWithScheduler(t *testing.T) {
+	w := newWorkspace(t, "symlink", newMemCache())
+	w.write("pkg/src1.txt", "one\n")
+	w.write("pkg/src2.txt", "two\n")
+	actions := chain()
+	g, err := exec.NewGraph(actions, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func() *exec.Summary {
+		t.Helper()
+		if err := exec.PrepareOutputBase(w.root, w.base); err != nil {
+			t.Fatal(err)
+		}
+		j, err := exec.OpenJournal(w.base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer j.Close()
+		s := &exec.Scheduler{Jobs: 2}
+		sum, err := s.Run(context.Background(), g, actions, w.runner(j, nil).Work)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sum
+	}
+	if sum := run(); sum.Executed != 3 {
+		t.Errorf("first build executed %d, want 3", sum.Executed)
+	}
+	w.write("pkg/src1.txt", "uno\n")
+	if sum := run(); sum.Executed != 2 || sum.UpToDate != 1 {
+		t.Errorf("after a change: executed %d, up to date %d; want 2, 1", sum.Executed, sum.UpToDate)
+	}
+	if got := w.read(out("pkg/c.txt")); got != "UNO\nTWO\n" {
+		t.Errorf("c = %q", got)
 	}
 }

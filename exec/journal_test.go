@@ -1,0 +1,232 @@
+package exec
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/hepbuild/hepbuild/cache"
+	"github.com/hepbuild/hepbuild/graph"
+)
+
+// outputFile writes a file and returns its FileInfo.
+func outputFile(t *testing.T, dir, name, content string) os.FileInfo {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o444); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Lstat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi
+}
+
+func journalPaths(j *Journal) map[string]cache.Digest {
+	m := map[string]cache.Digest{}
+	for p, o := range j.outputs {
+		m[p] = o.Key
+	}
+	return m
+}
+
+func TestJournalSurvivesReopen(t *testing.T) {
+	base := t.TempDir()
+	files := t.TempDir()
+	k1, k2 := cache.FromBytes([]byte("k1")), cache.FromBytes([]byte("k2"))
+	j, err := OpenJournal(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.record("hepbuild-out/a", k1, cache.FromBytes([]byte("a")), outputFile(t, files, "a", "a"))
+	j.record("hepbuild-out/b", k1, cache.FromBytes([]byte("b")), outputFile(t, files, "b", "b"))
+	j.record("hepbuild-out/we\tird\n", k2, cache.FromBytes([]byte("c")), outputFile(t, files, "c", "c"))
+	j.forget([]string{"hepbuild-out/b"})
+	// Not closed: a killed build keeps what it appended.
+	want := map[string]cache.Digest{"hepbuild-out/a": k1, "hepbuild-out/we\tird\n": k2}
+
+	j2, err := OpenJournal(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, journalPaths(j2)); diff != "" {
+		t.Errorf("reopened journal mismatch (-want +got):\n%s", diff)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	j3, err := OpenJournal(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, journalPaths(j3)); diff != "" {
+		t.Errorf("compacted journal mismatch (-want +got):\n%s", diff)
+	}
+	if j3.lines != 2 {
+		t.Errorf("compacted journal has %d lines, want 2", j3.lines)
+	}
+	rec, _ := j3.output("hepbuild-out/a")
+	if fi, _ := os.Lstat(filepath.Join(files, "a")); !rec.sameStat(fi) {
+		t.Errorf("record %+v does not match the file's stat", rec)
+	}
+}
+
+func TestJournalIgnoresCorruptLines(t *testing.T) {
+	base := t.TempDir()
+	files := t.TempDir()
+	k := cache.FromBytes([]byte("k"))
+	j, err := OpenJournal(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"a", "b", "c"} {
+		j.record(name, k, cache.FromBytes([]byte(name)), outputFile(t, files, name, name))
+	}
+	j.f.Close()
+	path := filepath.Join(base, journalFile)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(string(b), "\n")
+	// Flip a digit of b's record, and tear c's in half, as a killed write would.
+	lines[1] = strings.Replace(lines[1], "\t1\t", "\t7\t", 1)
+	lines[2] = lines[2][:len(lines[2])/2]
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	j2, err := OpenJournal(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string]cache.Digest{"a": k}, journalPaths(j2)); diff != "" {
+		t.Errorf("journal mismatch (-want +got):\n%s", diff)
+	}
+	// Appending after a torn line starts a new line.
+	j2.record("d", k, cache.FromBytes([]byte("d")), outputFile(t, files, "d", "d"))
+	j2.f.Close()
+	j3, err := OpenJournal(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string]cache.Digest{"a": k, "d": k}, journalPaths(j3)); diff != "" {
+		t.Errorf("journal after append mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestJournalPrevious(t *testing.T) {
+	base := t.TempDir()
+	a := &Action{
+		Owner: graph.Label{Pkg: "pkg", Name: "x"}, Mnemonic: "Task", Kind: KindRun,
+		Argv: []string{"/bin/bash", "-c", "make"}, Env: map[string]string{"A": "1"},
+		Outputs: []Artifact{{Path: "hepbuild-out/pkg/x"}, {Path: "hepbuild-out/pkg/y"}},
+	}
+	key := func(s string) *Key {
+		return &Key{Digest: cache.FromBytes([]byte(s)), Environment: cache.FromBytes([]byte("env"))}
+	}
+	inputs := map[string]cache.Digest{"pkg/in.txt": cache.FromBytes([]byte("in"))}
+	j, err := OpenJournal(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.explain(newActionRecord(a, key("first"), inputs))
+	j.explain(newActionRecord(a, key("second"), inputs))
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(filepath.Join(base, explainFile))
+	if n := bytes.Count(b, []byte("\n")); n != 1 {
+		t.Errorf("compacted explain log has %d lines, want 1", n)
+	}
+
+	j2, err := OpenJournal(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"hepbuild-out/pkg/x", "hepbuild-out/pkg/y"} {
+		rec, ok := j2.Previous(p)
+		if !ok {
+			t.Fatalf("no previous record for %s", p)
+		}
+		want := &ActionRecord{
+			Key: key("second").Digest, Owner: "//pkg:x", Mnemonic: "Task",
+			Outputs: []string{"hepbuild-out/pkg/x", "hepbuild-out/pkg/y"},
+			Argv:    a.Argv, Env: a.Env, Inputs: inputs, Environment: cache.FromBytes([]byte("env")),
+		}
+		rec.Time = time.Time{}
+		if diff := cmp.Diff(want, rec); diff != "" {
+			t.Errorf("Previous(%s) mismatch (-want +got):\n%s", p, diff)
+		}
+	}
+	if _, ok := j2.Previous("hepbuild-out/pkg/none"); ok {
+		t.Error("Previous found a record for an output never built")
+	}
+}
+
+func TestLockOutputBaseWaits(t *testing.T) {
+	base := t.TempDir()
+	unlock, err := lockOutputBase(base, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msg bytes.Buffer
+	acquired := make(chan func())
+	go func() {
+		u, err := lockOutputBase(base, &msg)
+		if err != nil {
+			t.Error(err)
+		}
+		acquired <- u
+	}()
+	select {
+	case <-acquired:
+		t.Fatal("a second build took the lock while the first held it")
+	case <-time.After(200 * time.Millisecond):
+	}
+	unlock()
+	select {
+	case u := <-acquired:
+		u()
+	case <-time.After(5 * time.Second):
+		t.Fatal("the second build did not get the lock once it was free")
+	}
+	want := "waiting for another hepbuild build in this workspace (pid " + strconv.Itoa(os.Getpid()) + ")\n"
+	if got := msg.String(); got != want {
+		t.Errorf("message = %q, want %q", got, want)
+	}
+}
+
+func TestPrepareOutputBase(t *testing.T) {
+	root, base := t.TempDir(), t.TempDir()
+	if err := PrepareOutputBase(root, base); err != nil {
+		t.Fatal(err)
+	}
+	target, err := os.Readlink(filepath.Join(root, OutDir))
+	if err != nil || target != filepath.Join(base, "out") {
+		t.Errorf("hepbuild-out -> %q (%v), want %s", target, err, filepath.Join(base, "out"))
+	}
+	// A moved output base moves the link.
+	base2 := t.TempDir()
+	if err := PrepareOutputBase(root, base2); err != nil {
+		t.Fatal(err)
+	}
+	if target, _ := os.Readlink(filepath.Join(root, OutDir)); target != filepath.Join(base2, "out") {
+		t.Errorf("hepbuild-out -> %q after moving the output base", target)
+	}
+	// A real folder is not silently replaced.
+	root2 := t.TempDir()
+	if err := os.Mkdir(filepath.Join(root2, OutDir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := PrepareOutputBase(root2, base); err == nil {
+		t.Error("a hepbuild-out folder was accepted as the link")
+	}
+}
