@@ -1,0 +1,555 @@
+// Package disk is the local disk cache: a content-addressed store of blobs
+// and an action cache in one folder, shared by all workspaces of a user and
+// by several users on one shared file system.
+//
+// Layout (the version in the folder names lets a format change start afresh):
+//
+//	<dir>/cas.v1/<hash[:2]>/<hash>   blobs, exactly the bytes whose SHA-256 is <hash>
+//	<dir>/ac.v1/<hash[:2]>/<hash>    action results, keyed by the action digest
+//
+// Every entry is written to a temporary file in its shard, hashed while
+// written, verified, fsync'd and renamed into place, so a crash or a
+// concurrent writer never leaves a partial entry under an entry's name.
+// Entries are never trusted blindly either: a blob's size is checked on every
+// lookup and its hash on every read, an action result carries the digest of
+// its own bytes, and an entry that fails a check is removed and reported as
+// a miss. A wrong result is never returned.
+//
+// Recency for pruning is the entry's mtime, refreshed by reads at most once
+// a minute per entry.
+package disk
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/hepbuild/hepbuild/cache"
+)
+
+const (
+	casDir = "cas.v1"
+	acDir  = "ac.v1"
+	// tmpPrefix starts the name of every file being written; entries are
+	// named by 64 hex digits, so the two never collide.
+	tmpPrefix = ".tmp-"
+	// dirMode makes folders group-writable and setgid, so that the users of
+	// a shared cache (one Unix group) can all add entries to every shard,
+	// whoever created it.
+	dirMode = 0o775 | fs.ModeSetgid
+	// fileMode: entries are never modified in place. Read-only permissions
+	// protect the blobs hard-linked into output trees from accidental writes.
+	fileMode = 0o444
+	// touchInterval bounds how often a read refreshes an entry's mtime.
+	touchInterval = time.Minute
+)
+
+// ErrReadOnly is returned (wrapped) by the writing methods of a Cache opened
+// on a folder it cannot write.
+var ErrReadOnly = errors.New("disk cache is read-only")
+
+// ErrCorrupt is returned (wrapped) by a blob reader whose content does not
+// match its digest; the entry has been removed from the cache.
+var ErrCorrupt = errors.New("corrupt cache entry")
+
+// Cache is a disk cache. It implements cache.Cache and is safe for concurrent
+// use, by many goroutines and by many processes (of several users) on one
+// folder.
+type Cache struct {
+	dir      string
+	readOnly bool
+
+	// verified remembers, by hash, the file identity of blobs whose content
+	// BlobPath has checked, so that linking a large output again does not
+	// re-hash it. Entries are replaced only by rename (a new inode) and any
+	// write in place changes ctime, so a stale identity never matches.
+	verified sync.Map // string → fileID
+}
+
+var _ cache.Cache = (*Cache)(nil)
+
+// Open opens the cache in dir, creating its folders as needed.
+//
+// Open returns an error when dir cannot be created or is not a folder. When
+// dir exists but cannot be written (its permissions, a read-only mount),
+// Open succeeds with a read-only Cache: lookups work, every write fails with
+// ErrReadOnly, and ReadOnly reports it, so the caller can warn and build on.
+func Open(dir string) (*Cache, error) {
+	if dir == "" {
+		return nil, errors.New("opening disk cache: no folder given")
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("opening disk cache %s: %w", dir, err)
+	}
+	c := &Cache{dir: abs}
+	if err := os.MkdirAll(filepath.Dir(abs), 0o755); err != nil {
+		return nil, fmt.Errorf("opening disk cache %s: %w", abs, err)
+	}
+	for _, d := range []string{abs, filepath.Join(abs, casDir), filepath.Join(abs, acDir)} {
+		if err := mkdirShared(d); err != nil {
+			if isPermission(err) && isDir(abs) {
+				c.readOnly = true
+				return c, nil
+			}
+			return nil, fmt.Errorf("opening disk cache %s: %w", abs, err)
+		}
+	}
+	// The folders exist; can we add to them? (Root always can, except on a
+	// read-only mount.)
+	f, err := os.CreateTemp(filepath.Join(abs, casDir), tmpPrefix+"probe-*")
+	if err != nil {
+		if isPermission(err) {
+			c.readOnly = true
+			return c, nil
+		}
+		return nil, fmt.Errorf("opening disk cache %s: %w", abs, err)
+	}
+	f.Close()
+	os.Remove(f.Name())
+	return c, nil
+}
+
+// Dir returns the cache's folder.
+func (c *Cache) Dir() string { return c.dir }
+
+// ReadOnly reports whether the cache folder could not be written when opened.
+func (c *Cache) ReadOnly() bool { return c.readOnly }
+
+// mkdirShared creates one folder with dirMode regardless of the umask, and
+// accepts a folder that exists (whoever made it, whatever its mode).
+func mkdirShared(dir string) error {
+	err := os.Mkdir(dir, 0o755)
+	if errors.Is(err, fs.ErrExist) {
+		if !isDir(dir) {
+			return fmt.Errorf("%s exists and is not a folder", dir)
+		}
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	// Only the creator may chmod; we just created it.
+	return os.Chmod(dir, dirMode)
+}
+
+func isDir(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.IsDir()
+}
+
+func isPermission(err error) bool {
+	return errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS)
+}
+
+func validHash(h string) bool {
+	if len(h) != 64 {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		if !('0' <= h[i] && h[i] <= '9' || 'a' <= h[i] && h[i] <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *Cache) path(kind, hash string) string {
+	return filepath.Join(c.dir, kind, hash[:2], hash)
+}
+
+func checkDigest(d cache.Digest) error {
+	if !validHash(d.Hash) || d.Size < 0 {
+		return fmt.Errorf("invalid digest %q", d)
+	}
+	return nil
+}
+
+// Contains reports whether the blob is present with the right size. It does
+// not read the blob: its hash is checked when it is read.
+func (c *Cache) Contains(ctx context.Context, d cache.Digest) (bool, error) {
+	if err := checkDigest(d); err != nil {
+		return false, err
+	}
+	fi, err := os.Stat(c.path(casDir, d.Hash))
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("looking up %s: %w", d, err)
+	}
+	if fi.Size() != d.Size {
+		return false, nil
+	}
+	touch(c.path(casDir, d.Hash), fi)
+	return true, nil
+}
+
+// Get opens the blob. The reader hashes what it reads: if the content turns
+// out not to match d, the read that reaches the end returns an error wrapping
+// ErrCorrupt (never io.EOF) and the entry is removed. A size mismatch is
+// found at once and reported as cache.ErrNotFound.
+func (c *Cache) Get(ctx context.Context, d cache.Digest) (io.ReadCloser, error) {
+	if err := checkDigest(d); err != nil {
+		return nil, err
+	}
+	p := c.path(casDir, d.Hash)
+	f, err := os.Open(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("blob %s: %w", d, cache.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("opening blob %s: %w", d, err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("opening blob %s: %w", d, err)
+	}
+	if fi.Size() != d.Size {
+		f.Close()
+		removeIfSame(p, fi)
+		return nil, fmt.Errorf("blob %s has size %d on disk, removed: %w", d, fi.Size(), cache.ErrNotFound)
+	}
+	touch(p, fi)
+	return &verifyingReader{f: f, fi: fi, path: p, want: d, h: cache.NewHasher()}, nil
+}
+
+// readBlob reads a small blob whole, verified like Get; a corrupt blob is
+// removed and reported as cache.ErrNotFound. refresh marks it used.
+func (c *Cache) readBlob(d cache.Digest, refresh bool) ([]byte, error) {
+	if err := checkDigest(d); err != nil {
+		return nil, err
+	}
+	p := c.path(casDir, d.Hash)
+	f, err := os.Open(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("blob %s: %w", d, cache.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading blob %s: %w", d, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("reading blob %s: %w", d, err)
+	}
+	b, err := io.ReadAll(f)
+	if err != nil {
+		return nil, fmt.Errorf("reading blob %s: %w", d, err)
+	}
+	if got := cache.FromBytes(b); got != d {
+		removeIfSame(p, fi)
+		return nil, fmt.Errorf("blob %s: content hashes to %s, removed: %w", d, got, cache.ErrNotFound)
+	}
+	if refresh {
+		touch(p, fi)
+	}
+	return b, nil
+}
+
+// verifyingReader hashes a blob as it is read and fails at the end if the
+// content was not what its name promised.
+type verifyingReader struct {
+	f    *os.File
+	fi   fs.FileInfo
+	path string
+	want cache.Digest
+	h    *cache.Hasher
+	err  error // sticky verification error
+}
+
+func (r *verifyingReader) Read(p []byte) (int, error) {
+	if r.err != nil {
+		return 0, r.err
+	}
+	n, err := r.f.Read(p)
+	r.h.Write(p[:n])
+	if err == io.EOF {
+		if got := r.h.Digest(); got != r.want {
+			removeIfSame(r.path, r.fi)
+			r.err = fmt.Errorf("blob %s: content hashes to %s, removed: %w", r.want, got, ErrCorrupt)
+			return n, r.err
+		}
+	}
+	return n, err
+}
+
+// WriteTo copies through a large buffer; io.Copy would otherwise use 32 KiB.
+func (r *verifyingReader) WriteTo(w io.Writer) (int64, error) {
+	return cache.Copy(w, readerOnly{r})
+}
+
+func (r *verifyingReader) Close() error { return r.f.Close() }
+
+type readerOnly struct{ io.Reader }
+
+// Put stores the blob read from r, verifying that it matches d. It returns
+// without reading r when the blob is already present.
+func (c *Cache) Put(ctx context.Context, d cache.Digest, r io.Reader) error {
+	if err := checkDigest(d); err != nil {
+		return err
+	}
+	if c.readOnly {
+		return fmt.Errorf("storing blob %s: %w", d, ErrReadOnly)
+	}
+	if fi, err := os.Stat(c.path(casDir, d.Hash)); err == nil && fi.Size() == d.Size {
+		touch(c.path(casDir, d.Hash), fi)
+		return nil
+	}
+	_, err := c.write(ctx, casDir, &d, r)
+	if err != nil {
+		return fmt.Errorf("storing blob %s: %w", d, err)
+	}
+	return nil
+}
+
+// write stores r as an entry of kind. For a blob, want is its expected
+// digest (nil: name it by the digest of what was read); for an action result,
+// want names the entry and the content is not hashed against it.
+func (c *Cache) write(ctx context.Context, kind string, want *cache.Digest, r io.Reader) (cache.Digest, error) {
+	// Before the name is known the file goes into the kind's folder; then it
+	// is renamed into its shard (same file system, so rename is atomic).
+	tmpDir := filepath.Join(c.dir, kind)
+	if want != nil {
+		tmpDir = filepath.Join(c.dir, kind, want.Hash[:2])
+		if err := mkdirShared(tmpDir); err != nil {
+			return cache.Digest{}, c.writeErr(err)
+		}
+	}
+	f, err := os.CreateTemp(tmpDir, tmpPrefix+"*")
+	if err != nil {
+		return cache.Digest{}, c.writeErr(err)
+	}
+	tmp := f.Name()
+	fail := func(err error) (cache.Digest, error) {
+		f.Close()
+		os.Remove(tmp)
+		return cache.Digest{}, err
+	}
+	h := cache.NewHasher()
+	if _, err := cache.Copy(io.MultiWriter(f, h), ctxReader{ctx, r}); err != nil {
+		return fail(err)
+	}
+	got := h.Digest()
+	name := got.Hash
+	if want != nil {
+		if kind == casDir && got != *want {
+			return fail(fmt.Errorf("content hashes to %s, want %s", got, want))
+		}
+		name = want.Hash
+	}
+	if err := f.Chmod(fileMode); err != nil {
+		return fail(err)
+	}
+	// fsync before rename: after a crash the name holds the whole content
+	// or nothing. (The folder is not synced: a lost rename is only a miss.)
+	if err := f.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := f.Close(); err != nil {
+		return fail(err)
+	}
+	shard := filepath.Join(c.dir, kind, name[:2])
+	if err := mkdirShared(shard); err != nil {
+		os.Remove(tmp)
+		return cache.Digest{}, err
+	}
+	if err := os.Rename(tmp, filepath.Join(shard, name)); err != nil {
+		os.Remove(tmp)
+		return cache.Digest{}, err
+	}
+	return got, nil
+}
+
+func (c *Cache) writeErr(err error) error {
+	if isPermission(err) {
+		return fmt.Errorf("%w: %v", ErrReadOnly, err)
+	}
+	return err
+}
+
+// ctxReader stops a long copy when the context is cancelled.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (r ctxReader) Read(p []byte) (int, error) {
+	if err := r.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return r.r.Read(p)
+}
+
+// BlobPath returns the path of the blob's file in the cache after checking
+// its size and hash, so the executor can hard-link it into an output tree
+// instead of copying it. It returns cache.ErrNotFound (wrapped) if the blob
+// is absent or fails the check (a failing entry is removed).
+//
+// The file is shared by the cache and every tree linked to it: it must never
+// be written to, truncated or chmod'ed. Its mode is 0444; link it only where
+// a read-only, non-executable file is wanted, and copy it otherwise. Pruning
+// the cache later removes the cache's name for the file, not the linked
+// outputs, which keep their content.
+func (c *Cache) BlobPath(d cache.Digest) (string, error) {
+	if err := checkDigest(d); err != nil {
+		return "", err
+	}
+	p := c.path(casDir, d.Hash)
+	fi, err := os.Stat(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("blob %s: %w", d, cache.ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("looking up blob %s: %w", d, err)
+	}
+	if fi.Size() != d.Size {
+		removeIfSame(p, fi)
+		return "", fmt.Errorf("blob %s has size %d on disk, removed: %w", d, fi.Size(), cache.ErrNotFound)
+	}
+	if id, ok := c.verified.Load(d.Hash); ok && id.(fileID) == idOf(fi) {
+		touch(p, fi)
+		return p, nil
+	}
+	got, err := cache.FromFile(p)
+	if err != nil {
+		return "", fmt.Errorf("verifying blob %s: %w", d, err)
+	}
+	if got != d {
+		removeIfSame(p, fi)
+		return "", fmt.Errorf("blob %s: content hashes to %s, removed: %w", d, got, cache.ErrNotFound)
+	}
+	touch(p, fi)
+	if fi, err := os.Stat(p); err == nil {
+		c.verified.Store(d.Hash, idOf(fi))
+	}
+	return p, nil
+}
+
+// PutFile stores the file at path as a blob and returns its digest. On the
+// cache's file system a non-executable file is stored by hard link, not
+// copied, and made read-only (mode 0444): the file and the cache entry are
+// then one inode, so the file's content must never change afterwards (the
+// executor treats outputs as read-only). Executable files, and files on
+// another file system, are copied.
+func (c *Cache) PutFile(ctx context.Context, path string) (cache.Digest, error) {
+	if c.readOnly {
+		return cache.Digest{}, fmt.Errorf("storing %s: %w", path, ErrReadOnly)
+	}
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return cache.Digest{}, fmt.Errorf("storing %s: %w", path, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return cache.Digest{}, fmt.Errorf("storing %s: not a regular file", path)
+	}
+	if fi.Mode()&0o111 == 0 {
+		d, err := c.link(ctx, path)
+		if err == nil {
+			return d, nil
+		}
+		if !errors.Is(err, errCannotLink) {
+			return cache.Digest{}, fmt.Errorf("storing %s: %w", path, err)
+		}
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return cache.Digest{}, fmt.Errorf("storing %s: %w", path, err)
+	}
+	defer f.Close()
+	d, err := c.write(ctx, casDir, nil, f)
+	if err != nil {
+		return cache.Digest{}, fmt.Errorf("storing %s: %w", path, err)
+	}
+	return d, nil
+}
+
+var errCannotLink = errors.New("cannot hard-link")
+
+// link stores path by hard link. The link is made first, under a temporary
+// name, and hashed through that name, so the digest is that of the inode
+// that becomes the entry.
+func (c *Cache) link(ctx context.Context, path string) (cache.Digest, error) {
+	var rnd [8]byte
+	rand.Read(rnd[:])
+	tmp := filepath.Join(c.dir, casDir, tmpPrefix+"link-"+hex.EncodeToString(rnd[:]))
+	if err := os.Link(path, tmp); err != nil {
+		// EXDEV (another file system), EPERM (protected_hardlinks, no link
+		// support), EMLINK: copying works in all of these.
+		return cache.Digest{}, fmt.Errorf("%w: %v", errCannotLink, err)
+	}
+	d, err := cache.FromFile(tmp)
+	if err == nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return cache.Digest{}, err
+	}
+	final := c.path(casDir, d.Hash)
+	if fi, err := os.Stat(final); err == nil && fi.Size() == d.Size {
+		os.Remove(tmp)
+		touch(final, fi)
+		return d, nil
+	}
+	if err := os.Chmod(tmp, fileMode); err != nil {
+		os.Remove(tmp)
+		return cache.Digest{}, err
+	}
+	if err := mkdirShared(filepath.Dir(final)); err != nil {
+		os.Remove(tmp)
+		return cache.Digest{}, err
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		os.Remove(tmp)
+		return cache.Digest{}, err
+	}
+	return d, nil
+}
+
+// fileID identifies the content of a file that is never written in place.
+type fileID struct {
+	ino, size   int64
+	mtime, ctim int64
+}
+
+func idOf(fi fs.FileInfo) fileID {
+	id := fileID{size: fi.Size(), mtime: fi.ModTime().UnixNano()}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		id.ino = int64(st.Ino)
+		id.ctim = st.Ctim.Nano()
+	}
+	return id
+}
+
+// touch refreshes an entry's recency, at most once per touchInterval so that
+// reads stay cheap. UTIME_NOW needs only write permission or ownership;
+// failures are ignored (another user's entry in a shared cache just ages).
+func touch(p string, fi fs.FileInfo) {
+	if time.Since(fi.ModTime()) < touchInterval {
+		return
+	}
+	now := unix.Timespec{Nsec: unix.UTIME_NOW}
+	unix.UtimesNanoAt(unix.AT_FDCWD, p, []unix.Timespec{now, now}, 0)
+}
+
+// removeIfSame removes the entry at p if it is still the file fi describes:
+// a concurrent writer may have renamed a good entry over the bad one.
+func removeIfSame(p string, fi fs.FileInfo) {
+	cur, err := os.Stat(p)
+	if err == nil && os.SameFile(cur, fi) {
+		os.Remove(p)
+	}
+}
