@@ -1,0 +1,91 @@
+package local
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hepbuild/hepbuild/exec"
+	"github.com/hepbuild/hepbuild/graph"
+	"github.com/hepbuild/hepbuild/sandbox"
+)
+
+func action(kind exec.Kind) *exec.Action {
+	return &exec.Action{Owner: graph.Label{Pkg: "pkg", Name: "x"}, Mnemonic: "Test", Kind: kind,
+		Env: map[string]string{"PATH": "/usr/bin:/bin"}}
+}
+
+func TestWrite(t *testing.T) {
+	for _, executable := range []bool{false, true} {
+		root := t.TempDir()
+		a := action(exec.KindWrite)
+		a.Content, a.Executable = []byte("content"), executable
+		a.Outputs = []exec.Artifact{{Path: "hepbuild-out/pkg/x.txt"}}
+		res, err := New(sandbox.None{}).Execute(context.Background(), a, root, "")
+		if err != nil || !res.Success() {
+			t.Fatalf("got %+v, %v", res, err)
+		}
+		p := filepath.Join(root, "hepbuild-out/pkg/x.txt")
+		b, err := os.ReadFile(p)
+		if err != nil || string(b) != "content" {
+			t.Errorf("output = %q (%v)", b, err)
+		}
+		want := os.FileMode(0o444)
+		if executable {
+			want = 0o555
+		}
+		if fi, _ := os.Stat(p); fi.Mode().Perm() != want {
+			t.Errorf("executable=%v: mode %v, want %v", executable, fi.Mode().Perm(), want)
+		}
+		if left, _ := filepath.Glob(filepath.Join(root, "hepbuild-out/pkg/.*")); len(left) != 0 {
+			t.Errorf("temporary files left: %v", left)
+		}
+	}
+}
+
+func TestRunReportsStartErrorInLog(t *testing.T) {
+	root := t.TempDir()
+	logPath := filepath.Join(t.TempDir(), "logs", "x.log")
+	a := action(exec.KindRun)
+	a.Argv = []string{"no-such-tool-hepbuild"}
+	res, err := New(sandbox.None{}).Execute(context.Background(), a, root, logPath)
+	if err != nil {
+		t.Fatalf("a missing tool is the action's failure, got error %v", err)
+	}
+	if res.Success() || !strings.Contains(res.StartError, "no-such-tool-hepbuild") {
+		t.Errorf("got %+v, want a start error naming the tool", res)
+	}
+	if b, _ := os.ReadFile(logPath); !strings.Contains(string(b), "no-such-tool-hepbuild") {
+		t.Errorf("log = %q, want the start error", b)
+	}
+}
+
+func TestRunTimeoutAndStrategy(t *testing.T) {
+	root := t.TempDir()
+	sb := sandbox.NewSymlink(filepath.Join(t.TempDir(), "sandbox"))
+	a := action(exec.KindRun)
+	a.Argv = []string{"/bin/bash", "-c", "sleep 100"}
+	a.Resources.Walltime = 100 * time.Millisecond
+	res, err := New(sb, WithGrace(100*time.Millisecond)).Execute(context.Background(), a, root, filepath.Join(root, "log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.TimedOut || res.Timeout != 100*time.Millisecond || res.Strategy != "symlink" {
+		t.Errorf("got %+v, want a symlink run timed out after the walltime", res)
+	}
+	// no-sandbox runs in the exec root itself.
+	a.Argv = []string{"/bin/bash", "-c", "pwd > hepbuild-out/pwd"}
+	a.Outputs = []exec.Artifact{{Path: "hepbuild-out/pwd"}}
+	a.Tags = []string{"no-sandbox"}
+	a.Resources.Walltime = 0
+	res, err = New(sb).Execute(context.Background(), a, root, filepath.Join(root, "log"))
+	if err != nil || res.Strategy != "none" {
+		t.Fatalf("got %+v, %v; want a run with strategy none", res, err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "hepbuild-out/pwd")); strings.TrimSpace(string(b)) != root {
+		t.Errorf("ran in %q, want the exec root %s", b, root)
+	}
+}
