@@ -145,6 +145,7 @@ type run struct {
 	took     []time.Duration // first start to last end
 	outcome  []Outcome
 	lastErr  map[int32]*ActionError // actions in backoff
+	names    []eventNames           // made on first use, with an event sink only
 
 	ready               readyQueue
 	jobs                int
@@ -359,7 +360,7 @@ func (r *run) warnOversized() {
 	if r.events == nil {
 		return
 	}
-	for _, a := range r.actions {
+	for i, a := range r.actions {
 		var over []string
 		if a.Resources.CPU > float64(r.capCPU)/1000 {
 			over = append(over, fmt.Sprintf("%g cpus, more than the %g available", a.Resources.CPU, float64(r.capCPU)/1000))
@@ -368,7 +369,7 @@ func (r *run) warnOversized() {
 			over = append(over, fmt.Sprintf("%s of memory, more than the %s available", formatBytes(a.Resources.Memory), formatBytes(r.capMem)))
 		}
 		if over != nil {
-			e := r.actionEvent(EventWarning, a)
+			e := r.actionEvent(EventWarning, int32(i))
 			e.Message = "asks for " + strings.Join(over, " and ") + "; it will run alone"
 			r.emit(e)
 		}
@@ -379,7 +380,7 @@ func (r *run) enqueue(i int32) {
 	r.state[i] = stateReady
 	r.ready.push(i)
 	if r.events != nil {
-		r.emit(r.actionEvent(EventActionQueued, r.actions[i]))
+		r.emit(r.actionEvent(EventActionQueued, i))
 	}
 }
 
@@ -432,7 +433,7 @@ func (r *run) start(i int32, cpu, mem int64) {
 		r.started[i] = time.Since(r.t0)
 	}
 	if r.events != nil {
-		e := r.actionEvent(EventActionStarted, r.actions[i])
+		e := r.actionEvent(EventActionStarted, i)
 		e.Attempt = int(r.attempts[i])
 		r.emit(e)
 	}
@@ -503,7 +504,7 @@ func (r *run) finish(res result) {
 	if err == nil {
 		r.done(i, res.outcome)
 		if r.events != nil {
-			e := r.actionEvent(outcomeEvent(res.outcome), a)
+			e := r.actionEvent(outcomeEvent(res.outcome), i)
 			e.Duration = res.took
 			e.Attempt = int(r.attempts[i])
 			e.Outputs = outputPaths(a)
@@ -520,7 +521,7 @@ func (r *run) finish(res result) {
 		// Killed by the interrupt, most likely: neither a result nor a failure.
 		r.done(i, OutcomeSkipped)
 		if r.events != nil {
-			e := r.actionEvent(EventActionInterrupted, a)
+			e := r.actionEvent(EventActionInterrupted, i)
 			e.Duration = res.took
 			e.Attempt = int(r.attempts[i])
 			r.emit(e)
@@ -538,7 +539,7 @@ func (r *run) finish(res result) {
 			r.backoffs++
 			r.lastErr[i] = ae
 			if r.events != nil {
-				e := r.failEvent(EventActionRetry, a, ae)
+				e := r.failEvent(EventActionRetry, i, ae)
 				e.Attempt = int(r.attempts[i]) + 1
 				e.Duration = delay
 				r.emit(e)
@@ -554,7 +555,7 @@ func (r *run) finish(res result) {
 		r.infraErr = fmt.Errorf("%s: %s %s: %w", a.Pos, a.Mnemonic, a.Owner, err)
 	}
 	if r.events != nil {
-		e := r.actionEvent(EventActionFailed, a)
+		e := r.actionEvent(EventActionFailed, i)
 		e.Message = err.Error()
 		e.ExitCode = -1
 		e.Duration = res.took
@@ -570,7 +571,7 @@ func (r *run) fail(i int32, ae *ActionError, took time.Duration) {
 	r.done(i, OutcomeFailed)
 	r.failures = append(r.failures, ae)
 	if r.events != nil {
-		e := r.failEvent(EventActionFailed, r.actions[i], ae)
+		e := r.failEvent(EventActionFailed, i, ae)
 		e.Duration = took
 		e.Attempt = int(r.attempts[i])
 		r.emit(e)
@@ -700,12 +701,24 @@ func (r *run) emit(e Event) {
 	r.events.Event(e)
 }
 
-func (r *run) actionEvent(t EventType, a *Action) Event {
-	return Event{Type: t, Target: a.Owner.String(), Mnemonic: a.Mnemonic, Message: a.Describe(), Action: a}
+// actionEvent is an event about action i. Its label and description are
+// made once per action, not per event: with a sink attached, building these
+// strings was most of the scheduler's cost.
+func (r *run) actionEvent(t EventType, i int32) Event {
+	if r.names == nil {
+		r.names = make([]eventNames, len(r.actions))
+	}
+	a, n := r.actions[i], &r.names[i]
+	if n.target == "" {
+		n.target, n.desc = a.Owner.String(), a.Describe()
+	}
+	return Event{Type: t, Target: n.target, Mnemonic: a.Mnemonic, Message: n.desc, Action: a}
 }
 
-func (r *run) failEvent(t EventType, a *Action, ae *ActionError) Event {
-	e := r.actionEvent(t, a)
+type eventNames struct{ target, desc string }
+
+func (r *run) failEvent(t EventType, i int32, ae *ActionError) Event {
+	e := r.actionEvent(t, i)
 	e.Message = ae.Reason
 	e.ExitCode = ae.ExitCode
 	e.Log = ae.Log

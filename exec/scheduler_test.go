@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"runtime"
 	"slices"
@@ -827,4 +828,15 @@ func BenchmarkRun(b *testing.B) {
 			b.ReportMetric(float64(len(actions)), "actions")
 		})
 	}
+	// The cost of --events on top: three JSON lines per action.
+	b.Run("20k-events", func(b *testing.B) {
+		g, actions := fanIn(b, 40, 125, 4)
+		s := &Scheduler{Jobs: 8, Capacity: Resources{CPU: 8}, Events: NewJSONLines(io.Discard)}
+		for b.Loop() {
+			if _, err := s.Run(context.Background(), g, actions, ok); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/build")
+	})
 }

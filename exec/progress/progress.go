@@ -196,12 +196,14 @@ func attemptNote(attempt int) string {
 	return ""
 }
 
+// describe names the action of e: the scheduler puts its description in
+// the message of started and finished events, saving a concatenation.
 func describe(e exec.Event) string {
+	if e.Message != "" && (e.Type == exec.EventActionStarted || e.Type == exec.EventActionFinished) {
+		return e.Message
+	}
 	if e.Action != nil {
 		return e.Action.Describe()
-	}
-	if e.Message != "" && e.Type == exec.EventActionStarted {
-		return e.Message
 	}
 	return strings.TrimSpace(e.Mnemonic + " " + e.Target)
 }

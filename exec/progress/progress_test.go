@@ -5,6 +5,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -404,4 +405,30 @@ func TestDetect(t *testing.T) {
 	if m := Detect(f); m != Plain {
 		t.Errorf("a regular file: %s, want plain", m)
 	}
+}
+
+// BenchmarkScheduledTTY measures a mostly cached 20k-action build with the
+// TTY printer as the sink, as every interactive build has it.
+func BenchmarkScheduledTTY(b *testing.B) {
+	var actions []*exec.Action
+	for i := range 20000 {
+		actions = append(actions, &exec.Action{Owner: graph.Label{Pkg: "bench", Name: fmt.Sprint(i)}, Mnemonic: "Task",
+			Outputs: []exec.Artifact{{Path: fmt.Sprintf("hepbuild-out/bench/%d", i)}}})
+	}
+	g, err := exec.NewGraph(actions, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cached := func(context.Context, *exec.Action) (exec.Outcome, error) { return exec.OutcomeCached, nil }
+	for b.Loop() {
+		p := New(io.Discard, TTY)
+		p.Width, p.Height = 80, 24
+		s := &exec.Scheduler{Jobs: 8, Capacity: exec.Resources{CPU: 8}, Events: p}
+		sum, err := s.Run(context.Background(), g, actions, cached)
+		if err != nil {
+			b.Fatal(err)
+		}
+		p.Finish(sum)
+	}
+	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/build")
 }
