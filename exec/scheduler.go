@@ -32,6 +32,8 @@ const maxBackoff = time.Minute
 // configured, it is safe for concurrent use.
 type Scheduler struct {
 	// Jobs bounds how many actions run at once (-j); zero means runtime.NumCPU().
+	// Capacity bounds them too: an action takes 1 cpu unless it declares
+	// otherwise, so -j above the cpu capacity needs a larger Capacity.CPU.
 	Jobs int
 	// Capacity is the cpu and memory of the machine (--local-resources); a
 	// zero CPU means runtime.NumCPU(), a zero Memory the physical memory
