@@ -443,7 +443,8 @@ func (c *Cache) BlobPath(d cache.Digest) (string, error) {
 // copied, and made read-only (mode 0444): the file and the cache entry are
 // then one inode, so the file's content must never change afterwards (the
 // executor treats outputs as read-only). Executable files, and files on
-// another file system, are copied.
+// another file system, are copied. When the blob is already present, the
+// file is left as it is.
 func (c *Cache) PutFile(ctx context.Context, path string) (cache.Digest, error) {
 	if c.readOnly {
 		return cache.Digest{}, fmt.Errorf("storing %s: %w", path, ErrReadOnly)

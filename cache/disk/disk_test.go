@@ -123,6 +123,12 @@ func TestRoundTrip(t *testing.T) {
 		if fi.Mode().Perm() != fileMode {
 			t.Errorf("entry mode %v, want %v", fi.Mode().Perm(), fs.FileMode(fileMode))
 		}
+		// Folders we create are group-writable and setgid, for shared caches.
+		for _, dir := range []string{c.Dir(), filepath.Dir(filepath.Dir(p)), filepath.Dir(p)} {
+			if fi, err := os.Stat(dir); err != nil || fi.Mode()&(0o020|fs.ModeSetgid) != 0o020|fs.ModeSetgid {
+				t.Errorf("%s: mode %v, %v; want group-writable and setgid", dir, fi.Mode(), err)
+			}
+		}
 		// Storing again is a no-op that does not even read.
 		if err := c.Put(ctx, d, iotestErrReader{}); err != nil {
 			t.Errorf("second Put: %v", err)
