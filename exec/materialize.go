@@ -385,9 +385,11 @@ func (r *Runner) fetchFile(ctx context.Context, d cache.Digest, executable bool,
 	defer os.Remove(tmp.Name())
 	got, err := cache.FromReader(io.TeeReader(rc, tmp))
 	if err != nil {
+		// A cache that verifies while streaming reports corruption here,
+		// in its own error type: a miss. A real I/O failure will show again
+		// on the next call that can tell.
 		tmp.Close()
-		g.fail(ctx, "reading blob "+d.String(), err)
-		return err
+		return fmt.Errorf("%w: reading %s: %v", errCorrupt, d, err)
 	}
 	if got != d {
 		tmp.Close()
@@ -486,8 +488,7 @@ func (r *Runner) readBlob(ctx context.Context, d cache.Digest) ([]byte, error) {
 	defer rc.Close()
 	b, err := io.ReadAll(io.LimitReader(rc, d.Size+1))
 	if err != nil {
-		r.cache.fail(ctx, "reading blob "+d.String(), err)
-		return nil, err
+		return nil, fmt.Errorf("%w: reading %s: %v", errCorrupt, d, err) // see fetchFile
 	}
 	if cache.FromBytes(b) != d {
 		return nil, fmt.Errorf("%w: %s", errCorrupt, d)

@@ -3,11 +3,8 @@ package exec_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"sync"
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
@@ -122,47 +119,4 @@ func (m *memCache) blobCount() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return len(m.blobs)
-}
-
-// fileCache is memCache with blobs kept as files, offering BlobPath and
-// PutFile the way cache/disk does, so hard-linking can be tested.
-type fileCache struct {
-	*memCache
-	dir string
-}
-
-func newFileCache(dir string) *fileCache {
-	return &fileCache{memCache: newMemCache(), dir: dir}
-}
-
-func (f *fileCache) blobFile(d cache.Digest) string { return filepath.Join(f.dir, d.Hash) }
-
-func (f *fileCache) BlobPath(d cache.Digest) (string, error) {
-	p := f.blobFile(d)
-	got, err := cache.FromFile(p)
-	if errors.Is(err, os.ErrNotExist) || (err == nil && got != d) {
-		return "", fmt.Errorf("blob %s: %w", d, cache.ErrNotFound)
-	}
-	return p, err
-}
-
-func (f *fileCache) PutFile(ctx context.Context, path string) (cache.Digest, error) {
-	d, err := cache.FromFile(path)
-	if err != nil {
-		return d, err
-	}
-	if err := os.MkdirAll(f.dir, 0o755); err != nil {
-		return d, err
-	}
-	if err := os.Link(path, f.blobFile(d)); err != nil && !errors.Is(err, os.ErrExist) {
-		return d, err
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return d, err
-	}
-	f.mu.Lock()
-	f.blobs[d] = b
-	f.mu.Unlock()
-	return d, nil
 }

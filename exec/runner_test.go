@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/hepbuild/hepbuild/cache"
+	"github.com/hepbuild/hepbuild/cache/disk"
 	"github.com/hepbuild/hepbuild/exec"
 	"github.com/hepbuild/hepbuild/exec/local"
 	"github.com/hepbuild/hepbuild/graph"
@@ -369,7 +370,7 @@ func TestTamperedOutputIsRestored(t *testing.T) {
 func TestRestoreFromCacheByHardLink(t *testing.T) {
 	for _, st := range strategyNames {
 		t.Run(st, func(t *testing.T) {
-			c := newFileCache(t.TempDir())
+			c := openDisk(t)
 			w := newWorkspace(t, st, c)
 			w.write("pkg/src1.txt", "one\n")
 			w.write("pkg/src2.txt", "two\n")
@@ -412,6 +413,45 @@ func TestRestoreFromCacheByHardLink(t *testing.T) {
 			w.mustBuild([]exec.Outcome{upToDate, upToDate, upToDate}, actions...)
 		})
 	}
+}
+
+func openDisk(t *testing.T) *disk.Cache {
+	t.Helper()
+	c, err := disk.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// A blob corrupted on disk is a miss: the action reruns, without warnings.
+func TestCorruptDiskBlobReruns(t *testing.T) {
+	c := openDisk(t)
+	w := newWorkspace(t, "none", c)
+	w.write("pkg/src1.txt", "one\n")
+	a := chain()[0]
+	w.mustBuild([]exec.Outcome{executed}, a)
+	if err := os.RemoveAll(filepath.Join(w.base, "out")); err != nil {
+		t.Fatal(err)
+	}
+	blob, err := c.BlobPath(cache.FromBytes([]byte("ONE\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(blob, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(blob, []byte("EVL\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w.mustBuild([]exec.Outcome{executed}, a)
+	if got := w.read(out("pkg/a.txt")); got != "ONE\n" {
+		t.Errorf("a = %q, want the rerun's output", got)
+	}
+	if len(w.warnings) != 0 {
+		t.Errorf("a corrupt blob is a miss, not a cache failure; warnings: %q", w.warnings)
+	}
+	w.mustBuild([]exec.Outcome{upToDate}, a)
 }
 
 func TestCorruptBlobReruns(t *testing.T) {
@@ -490,8 +530,8 @@ func TestWriteAndCopyActions(t *testing.T) {
 }
 
 func TestOutputFolderRoundTrip(t *testing.T) {
-	for _, c := range []cache.Cache{newMemCache(), newFileCache(t.TempDir())} {
-		t.Run(fmt.Sprintf("%T", c), func(t *testing.T) {
+	for _, c := range []cache.Cache{newMemCache(), openDisk(t)} {
+		t.Run(fmt.Sprintf("%T", c)[1:], func(t *testing.T) {
 			w := newWorkspace(t, "symlink", c)
 			a := shell("tree", `d=hepbuild-out/pkg/tree
 mkdir -p $d/sub/deeper $d/empty
@@ -708,7 +748,7 @@ func TestCommandNotFound(t *testing.T) {
 
 // Two builds of one workspace at once wait for each other and both succeed.
 func TestConcurrentBuildsOfOneWorkspace(t *testing.T) {
-	c := newFileCache(t.TempDir())
+	c := openDisk(t)
 	w := newWorkspace(t, "none", c)
 	w.write("pkg/src1.txt", "one\n")
 	w.write("pkg/src2.txt", "two\n")
@@ -735,7 +775,7 @@ func TestConcurrentBuildsOfOneWorkspace(t *testing.T) {
 
 // Two workspaces sharing one cache: the second restores what the first made.
 func TestWorkspacesShareCache(t *testing.T) {
-	c := newFileCache(t.TempDir())
+	c := openDisk(t)
 	w1 := newWorkspace(t, "none", c)
 	w2 := newWorkspace(t, "symlink", c)
 	for _, w := range []*workspace{w1, w2} {
