@@ -827,3 +827,40 @@ func TestWithScheduler(t *testing.T) {
 		t.Errorf("c = %q", got)
 	}
 }
+
+// Check says what Work would do without doing it.
+func TestCheck(t *testing.T) {
+	c := newMemCache()
+	w := newWorkspace(t, "none", c)
+	w.write("pkg/src1.txt", "one\n")
+	a := chain()[0]
+	check := func() exec.Outcome {
+		t.Helper()
+		j, err := exec.OpenJournal(w.base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer j.Close()
+		o, err := w.runner(j, nil).Check(context.Background(), a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return o
+	}
+	if got := check(); got != executed {
+		t.Errorf("before the first build: %v, want must run", outcomeNames([]exec.Outcome{got}))
+	}
+	w.mustBuild([]exec.Outcome{executed}, a)
+	if got := check(); got != upToDate {
+		t.Errorf("after the build: %v, want up to date", outcomeNames([]exec.Outcome{got}))
+	}
+	if err := os.RemoveAll(filepath.Join(w.base, "out")); err != nil {
+		t.Fatal(err)
+	}
+	if got := check(); got != cached {
+		t.Errorf("after removing the outputs: %v, want cached", outcomeNames([]exec.Outcome{got}))
+	}
+	if w.exists(out("pkg/a.txt")) {
+		t.Error("Check restored the output")
+	}
+}
