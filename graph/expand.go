@@ -1,9 +1,11 @@
 package graph
 
 import (
+	"errors"
 	"fmt"
 	"path"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -108,6 +110,15 @@ func PackageTargets(p *Package) []*Target {
 // targets) of pkg and every package beneath it. The result has no duplicates
 // and is sorted by label. Errors name the pattern.
 func Expand(src PackageSource, patterns []Pattern) ([]*Target, error) {
+	set, err := ExpandSet(src, patterns)
+	if err != nil {
+		return nil, err
+	}
+	return SortTargets(set), nil
+}
+
+// ExpandSet is Expand without the sorting, for callers that go on with sets.
+func ExpandSet(src PackageSource, patterns []Pattern) (map[Label]*Target, error) {
 	set := map[Label]*Target{}
 	for _, p := range patterns {
 		ts, err := expandOne(src, p)
@@ -118,7 +129,7 @@ func Expand(src PackageSource, patterns []Pattern) ([]*Target, error) {
 			set[t.Label] = t
 		}
 	}
-	return SortTargets(set), nil
+	return set, nil
 }
 
 // ExpandArgs parses and expands command line target patterns relative to
@@ -151,6 +162,14 @@ func expandOne(src PackageSource, p Pattern) ([]*Target, error) {
 	switch p.Kind {
 	case PatternSingle:
 		t, err := LookupTarget(src, p.Label)
+		var nsp *NoSuchPackageError
+		if errors.As(err, &nsp) && p.Label.Name == path.Base(p.Label.Pkg) {
+			// As in Bazel, "a/b/c" without a colon is //a/b/c:c when a/b/c is a
+			// package, else //a/b:c, else //a:b/c: a file or target named by path.
+			if t2 := lookupInParent(src, p.Label); t2 != nil {
+				return []*Target{t2}, nil
+			}
+		}
 		if err != nil {
 			return nil, fmt.Errorf("target pattern %s: %w", p, err)
 		}
@@ -180,6 +199,25 @@ func expandOne(src PackageSource, p Pattern) ([]*Target, error) {
 		return out, nil
 	}
 	return nil, fmt.Errorf("target pattern %s: unknown pattern kind %d", p, p.Kind)
+}
+
+// lookupInParent resolves the package path of l (written without a colon)
+// as a target of the nearest enclosing package, or returns nil.
+func lookupInParent(src PackageSource, l Label) *Target {
+	for pkg := l.Pkg; pkg != ""; {
+		i := strings.LastIndexByte(pkg, '/')
+		pkg = pkg[:max(i, 0)]
+		name := strings.TrimPrefix(l.Pkg[len(pkg):], "/")
+		t, err := LookupTarget(src, Label{Repo: l.Repo, Pkg: pkg, Name: name})
+		if err == nil {
+			return t
+		}
+		var nsp *NoSuchPackageError
+		if !errors.As(err, &nsp) {
+			return nil // the package exists and has no such target
+		}
+	}
+	return nil
 }
 
 func packageMatches(p *Package, all bool) []*Target {
@@ -240,7 +278,7 @@ func SortTargets(set map[Label]*Target) []*Target {
 	for l, t := range set {
 		ks = append(ks, keyed{l.String(), t})
 	}
-	sort.Slice(ks, func(i, j int) bool { return ks[i].key < ks[j].key })
+	slices.SortFunc(ks, func(a, b keyed) int { return strings.Compare(a.key, b.key) })
 	out := make([]*Target, len(ks))
 	for i, k := range ks {
 		out[i] = k.t

@@ -89,6 +89,10 @@ func TestExpand(t *testing.T) {
 		{[]string{"//data:merged.csv"}, []string{"//data:merged.csv"}},
 		{[]string{"//data/extra"}, []string{"//data/extra:extra"}},
 		{[]string{"//data:BUILD.hep"}, []string{"//data:BUILD.hep"}},
+		// Without a colon, a path that is no package names a target of the enclosing one.
+		{[]string{"//data/merged.csv"}, []string{"//data:merged.csv"}},
+		{[]string{"//data/extra/d.csv"}, []string{"//data/extra:d.csv"}},
+		{[]string{"//README.md"}, []string{"//:README.md"}},
 		{[]string{"//data:all"}, []string{"//data:inputs", "//data:merge"}},
 		{[]string{"//data:*"}, []string{"//data:BUILD.hep", "//data:a.csv", "//data:inputs", "//data:merge", "//data:merged.csv"}},
 		{[]string{"//data/..."}, []string{"//data/extra:extra", "//data:inputs", "//data:merge"}},
@@ -122,7 +126,7 @@ func mustPattern(t *testing.T, s string) Pattern {
 }
 
 func TestExpandArgsNegative(t *testing.T) {
-	got, err := ExpandArgs(testSource(), []string{"//...", "-//data/...", "//data:merge", "-:top"}, "")
+	got, err := ExpandArgs(testSource(), []string{"//...", "-//data/...", "//data:merge", "-//:top"}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,5 +186,19 @@ func TestExpandLoadsEachPackageOnce(t *testing.T) {
 	}
 	if got := src.loads.Load(); got != 4 {
 		t.Errorf("loaded %d packages, want 4", got)
+	}
+}
+
+func TestExpandArgsRelative(t *testing.T) {
+	got, err := ExpandArgs(testSource(), []string{"merge", ":inputs", "extra", "extra/d.csv"}, "data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"//data/extra:d.csv", "//data/extra:extra", "//data:inputs", "//data:merge"}
+	if diff := cmp.Diff(want, labels(got)); diff != "" {
+		t.Errorf("mismatch (-want +got):\n%s", diff)
+	}
+	if _, err := ExpandArgs(testSource(), []string{"nothing"}, "data"); err == nil || !strings.Contains(err.Error(), "no such package 'data/nothing'") {
+		t.Errorf("ExpandArgs(nothing) error = %v, want no such package 'data/nothing'", err)
 	}
 }

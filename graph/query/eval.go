@@ -179,15 +179,7 @@ func (ev *evaluator) pattern(w string) (targetSet, error) {
 	if err != nil {
 		return nil, err
 	}
-	ts, err := graph.Expand(ev.src, []graph.Pattern{p})
-	if err != nil {
-		return nil, err
-	}
-	out := make(targetSet, len(ts))
-	for _, t := range ts {
-		out[t.Label] = t
-	}
-	return out, nil
+	return graph.ExpandSet(ev.src, []graph.Pattern{p})
 }
 
 func (ev *evaluator) call(c *Call, env *scope) (targetSet, error) {
@@ -286,10 +278,19 @@ func (ev *evaluator) call(c *Call, env *scope) (targetSet, error) {
 // levels (all of them when depth < 0), loading the packages of each level
 // concurrently. visit is called once for each target reached, with the
 // target it was first reached from (nil for roots); it returns false to
-// stop the walk.
-func (ev *evaluator) forward(roots targetSet, depth int, visit func(t, from *graph.Target) bool) (targetSet, error) {
+// stop the walk. With sorted, roots and so paths are taken in label order,
+// which costs a sort.
+func (ev *evaluator) forward(roots targetSet, depth int, sorted bool, visit func(t, from *graph.Target) bool) (targetSet, error) {
 	seen := make(targetSet, len(roots))
-	frontier := graph.SortTargets(roots) // a stable order gives stable errors and paths
+	var frontier []*graph.Target
+	if sorted {
+		frontier = graph.SortTargets(roots)
+	} else {
+		frontier = make([]*graph.Target, 0, len(roots))
+		for _, t := range roots {
+			frontier = append(frontier, t)
+		}
+	}
 	for _, t := range frontier {
 		seen[t.Label] = t
 		if !visit(t, nil) {
@@ -313,17 +314,30 @@ walk:
 			}
 		}
 		ev.src.prefetch(ev.ctx, next)
+		prev := frontier
 		frontier = make([]*graph.Target, 0, len(next))
+		var bad graph.Label
+		var levelErr error
 		for i, l := range next {
 			t, err := ev.src.Target(l)
 			if err != nil {
-				return nil, fmt.Errorf("loading the dependencies of %s: %w", from[i].Label, err)
+				// Report the least missing label of the level, whatever the map order.
+				if levelErr == nil || l.String() < bad.String() {
+					levelErr, bad = err, l
+				}
+				continue
+			}
+			if levelErr != nil {
+				continue
 			}
 			seen[l] = t
 			frontier = append(frontier, t)
 			if !visit(t, from[i]) {
 				break walk
 			}
+		}
+		if levelErr != nil {
+			return nil, fmt.Errorf("loading the dependencies of %s: %w", leastReferrer(prev, bad), levelErr)
 		}
 	}
 	for l, t := range seen {
@@ -334,8 +348,19 @@ walk:
 	return seen, nil
 }
 
+// leastReferrer returns the least label among targets that depend on l.
+func leastReferrer(targets []*graph.Target, l graph.Label) graph.Label {
+	var best graph.Label
+	for _, t := range targets {
+		if slices.Contains(t.Deps(false), l) && (best.IsZero() || t.Label.String() < best.String()) {
+			best = t.Label
+		}
+	}
+	return best
+}
+
 func (ev *evaluator) deps(x targetSet, depth int) (targetSet, error) {
-	return ev.forward(x, depth, func(_, _ *graph.Target) bool { return true })
+	return ev.forward(x, depth, false, func(_, _ *graph.Target) bool { return true })
 }
 
 // reverse returns the reverse edges of a set closed under dependencies.
@@ -399,7 +424,7 @@ func (ev *evaluator) allpaths(from, to targetSet) (targetSet, error) {
 func (ev *evaluator) somepath(from, to targetSet) (targetSet, error) {
 	parent := map[graph.Label]*graph.Target{}
 	var end *graph.Target
-	_, err := ev.forward(from, -1, func(t, p *graph.Target) bool {
+	_, err := ev.forward(from, -1, true, func(t, p *graph.Target) bool {
 		parent[t.Label] = p
 		if _, ok := to[t.Label]; ok {
 			end = t
