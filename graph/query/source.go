@@ -131,7 +131,7 @@ func (m *memoSource) prefetch(ctx context.Context, labels []graph.Label) {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			m.Package(k.repo, k.pkg) //nolint:errcheck // reported by the lookup that follows
+			_, _ = m.Package(k.repo, k.pkg) // an error is reported by the lookup that follows
 		})
 	}
 	wg.Wait()
