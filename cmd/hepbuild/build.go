@@ -1,0 +1,308 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hepbuild/hepbuild/cache"
+	"github.com/hepbuild/hepbuild/cache/disk"
+	"github.com/hepbuild/hepbuild/exec"
+	"github.com/hepbuild/hepbuild/exec/local"
+	"github.com/hepbuild/hepbuild/exec/progress"
+	"github.com/hepbuild/hepbuild/graph"
+	"github.com/hepbuild/hepbuild/sandbox"
+)
+
+// BuildFlags are the flags of commands that build or inspect builds.
+type BuildFlags struct {
+	Jobs           int    `short:"j" placeholder:"N" help:"Run at most N actions at once (default: number of cores)."`
+	KeepGoing      bool   `short:"k" name:"keep-going" help:"Keep building what does not depend on a failed action."`
+	Retries        int    `placeholder:"N" help:"Retry every failed action up to N more times (on top of its own retries)."`
+	DiskCache      string `name:"disk-cache" placeholder:"DIR" env:"HEPBUILD_DISK_CACHE" help:"The local cache shared by all workspaces (default: $XDG_CACHE_HOME/hepbuild). Empty string with --no-cache disables it."`
+	NoCache        bool   `name:"no-cache" help:"Neither read nor write the cache (actions still skip when up to date)."`
+	OutputBase     string `name:"output-base" placeholder:"DIR" env:"HEPBUILD_OUTPUT_BASE" help:"Where outputs, logs and build state live (default: under $XDG_CACHE_HOME/hepbuild/output); hepbuild-out links to it."`
+	Sandbox        string `enum:"none,symlink," default:"" help:"Isolation of actions: none or symlink (default: symlink)."`
+	Events         string `placeholder:"FILE" help:"Write every state change as a JSON object per line to FILE."`
+	Profile        string `placeholder:"FILE" help:"Write a Chrome-trace profile of the build to FILE (opens in Perfetto)."`
+	Progress       string `enum:"auto,tty,plain,none" default:"auto" help:"Progress display: tty (live block), plain (a line per action), none, or auto."`
+	LocalResources string `name:"local-resources" placeholder:"cpu=N,memory=SIZE" help:"Capacity of this machine for resource-bounded scheduling (default: all cores and memory)."`
+	CacheMaxSize   string `name:"cache-max-size" placeholder:"SIZE" help:"After the build, prune the disk cache to SIZE (least recently used first)."`
+}
+
+// BuildCmd builds targets.
+type BuildCmd struct {
+	BuildFlags
+	Targets []string `arg:"" optional:"" name:"target" help:"Targets or patterns to build: //pkg:name, //pkg/..., :all, relative names."`
+}
+
+// session is an analysed build, ready to check or run.
+type session struct {
+	w          *workspace
+	g          *exec.Graph
+	roots      []exec.Artifact
+	actions    []*exec.Action
+	targets    []*graph.Target
+	outputBase string
+	cacheDir   string
+	cache      cache.Cache
+	stat       *cache.StatCache
+	journal    *exec.Journal
+	unlock     func()
+	flags      *BuildFlags
+}
+
+// defaultCacheHome is $XDG_CACHE_HOME/hepbuild or ~/.cache/hepbuild.
+func defaultCacheHome() string {
+	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
+		return filepath.Join(d, "hepbuild")
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".cache", "hepbuild")
+	}
+	return filepath.Join(os.TempDir(), "hepbuild-cache")
+}
+
+func (f *BuildFlags) outputBase(root string) string {
+	if f.OutputBase != "" {
+		return f.OutputBase
+	}
+	sum := sha256.Sum256([]byte(root))
+	return filepath.Join(defaultCacheHome(), "output", hex.EncodeToString(sum[:8]))
+}
+
+func (f *BuildFlags) diskCache() string {
+	if f.DiskCache != "" {
+		return f.DiskCache
+	}
+	return defaultCacheHome()
+}
+
+// analyse loads and analyses the targets and prepares the output base.
+func analyse(g *Globals, f *BuildFlags, e *env, patterns []string, lock bool) (*session, error) {
+	w, err := openWorkspace(g, e)
+	if err != nil {
+		return nil, err
+	}
+	targets, err := w.expand(patterns)
+	if err != nil {
+		return nil, err
+	}
+	labels := make([]graph.Label, 0, len(targets))
+	for _, t := range targets {
+		labels = append(labels, t.Label)
+	}
+	ag, err := w.loader.Analyze(labels)
+	if err != nil {
+		return nil, err
+	}
+	s := &session{w: w, g: ag, targets: targets, flags: f, outputBase: f.outputBase(w.root), cacheDir: f.diskCache()}
+	seen := map[string]bool{}
+	for _, l := range labels {
+		for _, a := range ag.TargetOutputs[l] {
+			if !seen[a.Path] {
+				seen[a.Path] = true
+				s.roots = append(s.roots, a)
+			}
+		}
+	}
+	sort.Slice(s.roots, func(i, j int) bool { return s.roots[i].Path < s.roots[j].Path })
+	s.actions = ag.Needed(s.roots)
+	if err := exec.PrepareOutputBase(w.root, s.outputBase); err != nil {
+		return nil, fmt.Errorf("preparing the output base %s: %w", s.outputBase, err)
+	}
+	if lock {
+		s.unlock, err = exec.LockOutputBase(s.outputBase)
+		if err != nil {
+			return nil, fmt.Errorf("locking the output base: %w", err)
+		}
+	}
+	s.stat, err = cache.OpenStatCache(filepath.Join(s.outputBase, "stat.cache"))
+	if err != nil {
+		return nil, err
+	}
+	s.journal, err = exec.OpenJournal(s.outputBase)
+	if err != nil {
+		return nil, err
+	}
+	if !f.NoCache {
+		dc, err := disk.Open(s.cacheDir)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "WARNING: disk cache %s unusable, building without it: %v\n", s.cacheDir, err)
+		} else {
+			s.cache = dc
+		}
+	}
+	return s, nil
+}
+
+func (s *session) close() {
+	if s.journal != nil {
+		_ = s.journal.Close()
+	}
+	if s.stat != nil {
+		_ = s.stat.Save()
+	}
+	if s.unlock != nil {
+		s.unlock()
+	}
+}
+
+func (f *BuildFlags) strategy(outputBase string) (sandbox.Strategy, error) {
+	switch f.Sandbox {
+	case "none":
+		return sandbox.None{}, nil
+	case "symlink", "":
+		return sandbox.NewSymlink(filepath.Join(outputBase, "sandbox")), nil
+	}
+	return nil, badInput("--sandbox %s: unknown strategy (available: none, symlink)", f.Sandbox)
+}
+
+func (f *BuildFlags) capacity() (exec.Resources, error) {
+	var r exec.Resources
+	if f.LocalResources == "" {
+		return r, nil
+	}
+	m := map[string]string{}
+	for _, kv := range strings.Split(f.LocalResources, ",") {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			return r, badInput("--local-resources %q: want cpu=N,memory=SIZE", f.LocalResources)
+		}
+		m[strings.TrimSpace(k)] = strings.TrimSpace(v)
+	}
+	r, err := exec.ParseResources(m)
+	if err != nil {
+		return r, badInput("--local-resources: %v", err)
+	}
+	return r, nil
+}
+
+// Run builds the targets.
+func (c *BuildCmd) Run(g *Globals, e *env) error {
+	start := time.Now()
+	s, err := analyse(g, &c.BuildFlags, e, c.Targets, true)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	return s.build(e, start)
+}
+
+func (s *session) build(e *env, start time.Time) error {
+	f := s.flags
+	strat, err := f.strategy(s.outputBase)
+	if err != nil {
+		return err
+	}
+	capacity, err := f.capacity()
+	if err != nil {
+		return err
+	}
+	mode := progress.Plain
+	switch f.Progress {
+	case "tty":
+		mode = progress.TTY
+	case "none":
+		mode = progress.None
+	case "auto":
+		if fl, ok := e.stderr.(*os.File); ok {
+			mode = progress.Detect(fl)
+		}
+	}
+	printer := progress.New(e.stderr, mode)
+	sinks := []exec.EventSink{printer}
+	var closers []func() error
+	if f.Events != "" {
+		fh, err := os.Create(f.Events)
+		if err != nil {
+			return badInput("--events: %v", err)
+		}
+		closers = append(closers, fh.Close)
+		sinks = append(sinks, exec.NewJSONLines(fh))
+	}
+	var prof *exec.Profile
+	if f.Profile != "" {
+		fh, err := os.Create(f.Profile)
+		if err != nil {
+			return badInput("--profile: %v", err)
+		}
+		prof = exec.NewProfile(fh)
+		closers = append(closers, fh.Close)
+		sinks = append(sinks, prof)
+	}
+	events := exec.Multi(sinks...)
+	runner := &exec.Runner{
+		ExecRoot:   s.w.root,
+		OutputBase: s.outputBase,
+		Cache:      s.cache,
+		Executor:   local.New(strat),
+		Stat:       s.stat,
+		Journal:    s.journal,
+		Events:     events,
+	}
+	jobs := f.Jobs
+	if jobs <= 0 {
+		jobs = runtime.NumCPU()
+	}
+	sched := &exec.Scheduler{Jobs: jobs, Capacity: capacity, Retries: f.Retries, KeepGoing: f.KeepGoing, Events: events}
+	summary, runErr := sched.Run(e.ctx, s.g, s.actions, runner.Work)
+	if summary != nil {
+		summary.Elapsed = time.Since(start)
+		printer.Finish(summary)
+	}
+	if prof != nil {
+		_ = prof.Close()
+	}
+	for _, c := range closers {
+		_ = c()
+	}
+	if runErr == nil && f.CacheMaxSize != "" && s.cache != nil {
+		if err := pruneAfterBuild(s, f.CacheMaxSize, e); err != nil {
+			fmt.Fprintf(e.stderr, "WARNING: pruning the cache: %v\n", err)
+		}
+	}
+	if runErr != nil {
+		var bf *exec.BuildFailedError
+		if errors.As(runErr, &bf) {
+			return silentError{&buildFailedError{runErr.Error()}}
+		}
+		return runErr
+	}
+	if len(s.roots) > 0 && summary != nil && summary.Failed == 0 {
+		printOutputs(e, s)
+	}
+	return nil
+}
+
+// printOutputs lists where the requested targets' outputs are, as the user will look for them.
+func printOutputs(e *env, s *session) {
+	const max = 8
+	for i, r := range s.roots {
+		if i == max {
+			fmt.Fprintf(e.stderr, "  ... and %d more under %s/\n", len(s.roots)-max, exec.OutDir)
+			break
+		}
+		fmt.Fprintf(e.stderr, "  %s\n", r.Path)
+	}
+}
+
+func pruneAfterBuild(s *session, size string, e *env) error {
+	dc, ok := s.cache.(*disk.Cache)
+	if !ok {
+		return nil
+	}
+	max, err := disk.ParseSize(size)
+	if err != nil {
+		return err
+	}
+	_, err = dc.Prune(e.ctx, disk.PruneOptions{MaxSize: max})
+	return err
+}

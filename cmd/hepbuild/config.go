@@ -1,0 +1,133 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	hstarlark "github.com/hepbuild/hepbuild/starlark"
+)
+
+// commands are the subcommand names, for finding where flags from .hepbuildrc go.
+var commands = map[string]bool{"build": true, "query": true, "aquery": true, "status": true, "explain": true, "clean": true,
+	"run": true, "fmt": true, "lint": true, "serve": true, "worker": true, "completion": true, "info": true, "version": true}
+
+// expandConfig inserts the flags of .hepbuildrc files (home folder, then
+// workspace; later ones win) for the command being run, like .bazelrc: lines
+// "COMMAND FLAGS...", "COMMAND:NAME FLAGS..." applied with --config NAME, and
+// "common FLAGS..." for every command.
+func expandConfig(args []string, cwd string) ([]string, error) {
+	cmdIdx, cmd := -1, "build"
+	var configs []string
+	dir := cwd
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--":
+			i = len(args)
+		case a == "--config" || a == "-C" || a == "--directory":
+			if i+1 < len(args) {
+				if a == "--config" {
+					configs = append(configs, args[i+1])
+				} else {
+					dir = resolveDir(cwd, args[i+1])
+				}
+				i++
+			}
+		case strings.HasPrefix(a, "--config="):
+			configs = append(configs, strings.TrimPrefix(a, "--config="))
+		case strings.HasPrefix(a, "--directory="):
+			dir = resolveDir(cwd, strings.TrimPrefix(a, "--directory="))
+		case !strings.HasPrefix(a, "-") && cmdIdx < 0:
+			cmdIdx = i
+			if commands[a] {
+				cmd = a
+			}
+		}
+	}
+	var rcFiles []string
+	if home, err := os.UserHomeDir(); err == nil {
+		rcFiles = append(rcFiles, filepath.Join(home, ".hepbuildrc"))
+	}
+	if root, _, err := hstarlark.FindWorkspace(dir); err == nil {
+		rcFiles = append(rcFiles, filepath.Join(root, ".hepbuildrc"))
+	}
+	var extra []string
+	found := map[string]bool{}
+	for _, f := range rcFiles {
+		flags, err := readRC(f, cmd, configs, found)
+		if err != nil {
+			return nil, err
+		}
+		extra = append(extra, flags...)
+	}
+	for _, c := range configs {
+		if !found[c] {
+			return nil, fmt.Errorf("--config %s: no line %q or \"common:%s\" in .hepbuildrc (looked in %s)", c, cmd+":"+c, c, strings.Join(rcFiles, ", "))
+		}
+	}
+	if len(extra) == 0 {
+		return args, nil
+	}
+	// Flags go right after the command word, so that command-line flags,
+	// which come later, win.
+	out := make([]string, 0, len(args)+len(extra))
+	if cmdIdx >= 0 && commands[args[cmdIdx]] {
+		out = append(out, args[:cmdIdx+1]...)
+		out = append(out, extra...)
+		out = append(out, args[cmdIdx+1:]...)
+	} else {
+		out = append(out, extra...)
+		out = append(out, args...)
+	}
+	return out, nil
+}
+
+func resolveDir(cwd, d string) string {
+	if filepath.IsAbs(d) {
+		return d
+	}
+	return filepath.Join(cwd, d)
+}
+
+func readRC(path, cmd string, configs []string, found map[string]bool) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	defer f.Close()
+	var base, named []string
+	sc := bufio.NewScanner(f)
+	n := 0
+	for sc.Scan() {
+		n++
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		fields := strings.Fields(line)
+		head, name, _ := strings.Cut(fields[0], ":")
+		if head != "common" && !commands[head] {
+			return nil, fmt.Errorf("%s:%d: unknown command %q (want common or one of the hepbuild commands)", path, n, head)
+		}
+		if head != "common" && head != cmd {
+			continue
+		}
+		if name == "" {
+			base = append(base, fields[1:]...)
+			continue
+		}
+		for _, c := range configs {
+			if c == name {
+				found[c] = true
+				named = append(named, fields[1:]...)
+			}
+		}
+	}
+	return append(base, named...), sc.Err()
+}

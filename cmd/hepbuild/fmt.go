@@ -1,0 +1,117 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	hstarlark "github.com/hepbuild/hepbuild/starlark"
+)
+
+// FmtCmd formats BUILD and .star files with the canonical BUILD style.
+type FmtCmd struct {
+	Check bool     `help:"Do not write: list files that need formatting and fail if there are any."`
+	Files []string `arg:"" optional:"" help:"Files to format; default: every BUILD, BUILD.hep, .star and .bzl file of the workspace."`
+}
+
+// Run formats the files.
+func (c *FmtCmd) Run(g *Globals, e *env) error {
+	files := c.Files
+	base := e.cwd
+	if len(files) == 0 {
+		w, err := openWorkspace(g, e)
+		if err != nil {
+			return err
+		}
+		base = w.root
+		err = filepath.WalkDir(w.root, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.IsDir() && p != w.root && (strings.HasPrefix(d.Name(), ".") || d.Name() == "hepbuild-out") {
+				return filepath.SkipDir
+			}
+			if !d.IsDir() && isStarlarkFile(d.Name()) {
+				files = append(files, p)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	var unformatted []string
+	for _, f := range files {
+		if !filepath.IsAbs(f) {
+			f = filepath.Join(base, f)
+		}
+		changed, err := formatFile(f, !c.Check)
+		if err != nil {
+			return &badInputError{err}
+		}
+		if changed {
+			rel, _ := filepath.Rel(base, f)
+			unformatted = append(unformatted, rel)
+			if !c.Check {
+				fmt.Fprintf(e.stdout, "formatted %s\n", rel)
+			}
+		}
+	}
+	if c.Check && len(unformatted) > 0 {
+		for _, f := range unformatted {
+			fmt.Fprintln(e.stdout, f)
+		}
+		return &buildFailedError{fmt.Sprintf("%d file(s) need formatting: run hepbuild fmt", len(unformatted))}
+	}
+	return nil
+}
+
+func isStarlarkFile(name string) bool {
+	return name == "BUILD" || name == "BUILD.hep" || name == "WORKSPACE.hep" || strings.HasSuffix(name, ".star") || strings.HasSuffix(name, ".bzl")
+}
+
+// formatFile reports whether the file needed formatting, writing it if asked
+// (to a temporary file renamed over the original, so a crash loses nothing).
+func formatFile(path string, write bool) (bool, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return false, err
+	}
+	name := filepath.Base(path)
+	out, err := hstarlark.Format(path, src)
+	if err != nil {
+		return false, err
+	}
+	if bytes.Equal(out, src) {
+		return false, nil
+	}
+	if !write {
+		return true, nil
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return false, err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+name+".fmt-*")
+	if err != nil {
+		return false, err
+	}
+	if _, err := tmp.Write(out); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return false, err
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return false, err
+	}
+	_ = os.Chmod(tmp.Name(), fi.Mode().Perm())
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		os.Remove(tmp.Name())
+		return false, err
+	}
+	return true, nil
+}

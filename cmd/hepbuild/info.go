@@ -1,0 +1,47 @@
+package main
+
+import (
+	"fmt"
+	"runtime"
+
+	"github.com/hepbuild/hepbuild/exec"
+)
+
+// InfoCmd prints where things are.
+type InfoCmd struct {
+	BuildFlags
+	Key string `arg:"" optional:"" help:"Print only this item (workspace, output_base, output_path, disk_cache, sandbox, cores)."`
+}
+
+// Run prints the items.
+func (c *InfoCmd) Run(g *Globals, e *env) error {
+	w, err := openWorkspace(g, e)
+	if err != nil {
+		return err
+	}
+	strat, err := c.strategy(c.outputBase(w.root))
+	if err != nil {
+		return err
+	}
+	items := [][2]string{
+		{"workspace", w.root},
+		{"workspace_name", w.loader.WorkspaceName()},
+		{"output_base", c.outputBase(w.root)},
+		{"output_path", w.root + "/" + exec.OutDir},
+		{"disk_cache", c.diskCache()},
+		{"sandbox", strat.Name()},
+		{"cores", fmt.Sprint(runtime.NumCPU())},
+	}
+	for _, it := range items {
+		if c.Key == "" {
+			fmt.Fprintf(e.stdout, "%s: %s\n", it[0], it[1])
+		} else if c.Key == it[0] {
+			fmt.Fprintln(e.stdout, it[1])
+			return nil
+		}
+	}
+	if c.Key != "" {
+		return badInput("info: unknown item %q", c.Key)
+	}
+	return nil
+}

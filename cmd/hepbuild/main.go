@@ -1,0 +1,139 @@
+// Command hepbuild builds high-energy-physics analyses written as Starlark
+// BUILD files: it hashes every input, runs only what changed, and keeps every
+// result in a content-addressed cache.
+//
+// This file only wires the commands and maps errors to exit codes; each
+// command lives in a file of its own.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/alecthomas/kong"
+)
+
+// Exit codes, documented in --help.
+const (
+	exitOK          = 0
+	exitBuildFailed = 1
+	exitBadInput    = 2
+	exitInfra       = 3
+	exitInterrupted = 8
+)
+
+// CLI is the command line. `hepbuild TARGET...` means `hepbuild build TARGET...`.
+type CLI struct {
+	Globals
+
+	Build   BuildCmd   `cmd:"" default:"withargs" help:"Build targets and everything they need (the default command)."`
+	Query   QueryCmd   `cmd:"" help:"Ask questions about the target graph, with Bazel's query language."`
+	Aquery  AqueryCmd  `cmd:"" help:"List the actions of targets: command, environment, inputs and outputs."`
+	Fmt     FmtCmd     `cmd:"" help:"Format BUILD and .star files."`
+	Info    InfoCmd    `cmd:"" help:"Print where things are: workspace, output base, cache, sandbox."`
+	Version VersionCmd `cmd:"" help:"Print the version."`
+}
+
+// Globals are the flags every command accepts.
+type Globals struct {
+	Directory string `short:"C" name:"directory" placeholder:"DIR" help:"Run as if started in DIR."`
+	Config    string `name:"config" placeholder:"NAME" help:"Apply the flags of profile NAME from .hepbuildrc."`
+}
+
+// env is what commands need from the outside world; tests replace it.
+type env struct {
+	stdout, stderr io.Writer
+	stdin          io.Reader
+	ctx            context.Context
+	cwd            string
+}
+
+const exitCodesHelp = `Exit codes: 0 success, 1 build failure, 2 bad command line or BUILD error, 3 infrastructure failure (cache, batch system), 8 interrupted.`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cwd, _ := os.Getwd()
+	os.Exit(run(ctx, os.Args[1:], &env{stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin, ctx: ctx, cwd: cwd}))
+}
+
+// run parses args and runs the command; it returns the exit code.
+func run(ctx context.Context, args []string, e *env) int {
+	var cli CLI
+	exitCode := -1
+	parser, err := kong.New(&cli,
+		kong.Name("hepbuild"),
+		kong.Description("hepbuild builds HEP analyses from Starlark BUILD files: content-hashed, cached, parallel.\n\n"+exitCodesHelp),
+		kong.UsageOnError(),
+		kong.Writers(e.stdout, e.stderr),
+		kong.Exit(func(code int) { exitCode = code }),
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
+	)
+	if err != nil {
+		fmt.Fprintln(e.stderr, "hepbuild:", err)
+		return exitInfra
+	}
+	args, err = expandConfig(args, e.cwd)
+	if err != nil {
+		fmt.Fprintln(e.stderr, "hepbuild:", err)
+		return exitBadInput
+	}
+	kctx, err := parser.Parse(args)
+	if exitCode >= 0 {
+		return exitCode
+	}
+	if err != nil {
+		fmt.Fprintln(e.stderr, "hepbuild:", err)
+		return exitBadInput
+	}
+	e.ctx = ctx
+	kctx.Bind(e)
+	kctx.Bind(&cli.Globals)
+	err = kctx.Run()
+	return exitCodeFor(err, e.stderr)
+}
+
+// exitCodeFor prints err and maps it to an exit code: the one place that does.
+func exitCodeFor(err error, stderr io.Writer) int {
+	if err == nil {
+		return exitOK
+	}
+	var se silentError
+	if !errors.As(err, &se) {
+		fmt.Fprintln(stderr, "ERROR:", err)
+	}
+	switch {
+	case errors.Is(err, context.Canceled):
+		return exitInterrupted
+	case errors.As(err, new(*badInputError)) || isLoadError(err):
+		return exitBadInput
+	case errors.As(err, new(*buildFailedError)):
+		return exitBuildFailed
+	}
+	return exitInfra
+}
+
+// badInputError marks a bad command line or workspace.
+type badInputError struct{ err error }
+
+func (e *badInputError) Error() string { return e.err.Error() }
+func (e *badInputError) Unwrap() error { return e.err }
+
+func badInput(format string, args ...any) error {
+	return &badInputError{fmt.Errorf(format, args...)}
+}
+
+// buildFailedError says that actions failed; details were printed already.
+type buildFailedError struct{ msg string }
+
+func (e *buildFailedError) Error() string { return e.msg }
+
+// silentError wraps an error whose message was already shown.
+type silentError struct{ error }
+
+func (e silentError) Unwrap() error { return e.error }

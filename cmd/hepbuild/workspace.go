@@ -1,0 +1,62 @@
+package main
+
+import (
+	"errors"
+	"path/filepath"
+
+	"github.com/hepbuild/hepbuild/graph"
+	hstarlark "github.com/hepbuild/hepbuild/starlark"
+)
+
+// workspace is the analysis the command runs in.
+type workspace struct {
+	root       string
+	workingPkg string
+	loader     *hstarlark.Loader
+}
+
+func openWorkspace(g *Globals, e *env) (*workspace, error) {
+	dir := e.cwd
+	if g.Directory != "" {
+		dir = g.Directory
+		if !filepath.IsAbs(dir) {
+			dir = filepath.Join(e.cwd, dir)
+		}
+	}
+	root, pkg, err := hstarlark.FindWorkspace(dir)
+	if err != nil {
+		return nil, &badInputError{err}
+	}
+	l, err := hstarlark.NewLoader(root, e.stderr)
+	if err != nil {
+		return nil, err
+	}
+	return &workspace{root: root, workingPkg: pkg, loader: l}, nil
+}
+
+// expand resolves command-line target patterns to targets.
+func (w *workspace) expand(patterns []string) ([]*graph.Target, error) {
+	if len(patterns) == 0 {
+		return nil, badInput("no targets given: name one, as in `hepbuild //analysis:datacards`, or `//...` for everything")
+	}
+	var pats []graph.Pattern
+	for _, p := range patterns {
+		pat, err := graph.ParsePattern(p, w.workingPkg)
+		if err != nil {
+			return nil, &badInputError{err}
+		}
+		pats = append(pats, pat)
+	}
+	ts, err := graph.Expand(w.loader, pats)
+	if err != nil {
+		return nil, err
+	}
+	return ts, nil
+}
+
+func isLoadError(err error) bool {
+	var se *hstarlark.Error
+	var np *graph.NoSuchPackageError
+	var nt *graph.NoSuchTargetError
+	return errors.As(err, &se) || errors.As(err, &np) || errors.As(err, &nt)
+}
