@@ -331,6 +331,12 @@ func (l *Loader) PackagesBeneath(repo, prefix string) ([]string, error) {
 		if p != start && (strings.HasPrefix(name, ".") || name == "hepbuild-out") {
 			return filepath.SkipDir
 		}
+		// A folder with its own WORKSPACE.hep is another workspace, not a package of this one.
+		if p != l.root {
+			if _, err := os.Stat(filepath.Join(p, WorkspaceFile)); err == nil {
+				return filepath.SkipDir
+			}
+		}
 		rel, _ := filepath.Rel(l.root, p)
 		rel = filepath.ToSlash(rel)
 		if rel == "." {

@@ -128,7 +128,7 @@ func (b *pkgBuilder) glob(include, exclude []string, excludeDirs bool, allowEmpt
 				if d.Name() == "hepbuild-out" || strings.HasPrefix(d.Name(), ".") {
 					return filepath.SkipDir
 				}
-				for _, n := range buildFileNames {
+				for _, n := range append(buildFileNames, WorkspaceFile) {
 					if _, err := os.Stat(filepath.Join(p, n)); err == nil {
 						return filepath.SkipDir
 					}
