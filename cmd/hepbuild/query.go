@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/hepbuild/hepbuild/graph/query"
+	hstarlark "github.com/hepbuild/hepbuild/starlark"
 )
 
 // QueryCmd answers questions about the target graph without analysing or running anything.
@@ -30,7 +31,7 @@ func (c *QueryCmd) Run(g *Globals, e *env) error {
 		}
 		return badInput("query %s: %v", expr, err)
 	}
-	if err := query.Write(e.stdout, r, c.Output, query.WriteOptions{}); err != nil {
+	if err := query.Write(e.stdout, r, c.Output, query.WriteOptions{FormatRule: hstarlark.FormatRule}); err != nil {
 		return err
 	}
 	if len(r.Targets) == 0 {

@@ -10,8 +10,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/bazelbuild/buildtools/build"
-
 	"github.com/hepbuild/hepbuild/graph"
 )
 
@@ -23,6 +21,10 @@ type WriteOptions struct {
 	// Root, when set, makes locations absolute paths under Root, as Bazel
 	// prints them; otherwise they are relative to the workspace root.
 	Root string
+	// FormatRule prints a rule as a BUILD file call after a "# location"
+	// comment line; the build format needs it (the loader provides it, so
+	// that only the Starlark package depends on a BUILD printer).
+	FormatRule func(t *graph.Target, location string) []byte
 }
 
 // Write prints r in the named format ("" means "label"):
@@ -120,89 +122,23 @@ func writePackages(w io.Writer, r *Result) {
 }
 
 func writeBuild(w io.Writer, r *Result, opts WriteOptions) error {
+	if opts.FormatRule == nil {
+		return fmt.Errorf("output format build needs WriteOptions.FormatRule")
+	}
 	first := true
 	for _, t := range r.Targets {
 		if !t.IsRule() {
 			continue
 		}
-		call := &build.CallExpr{X: &build.Ident{Name: t.RuleClass}, ForceMultiLine: true}
-		call.List = append(call.List, assign("name", &build.StringExpr{Value: t.Label.Name}))
-		for _, a := range t.Attrs {
-			if a.Explicit && a.Name != "name" {
-				call.List = append(call.List, assign(a.Name, buildValue(a.Value)))
-			}
-		}
-		call.Comments.Before = []build.Comment{{Token: "# " + r.location(t, opts)}}
 		if !first {
 			fmt.Fprintln(w)
 		}
 		first = false
-		f := &build.File{Type: build.TypeBuild, Stmt: []build.Expr{call}}
-		if _, err := w.Write(build.FormatWithoutRewriting(f)); err != nil {
+		if _, err := w.Write(opts.FormatRule(t, r.location(t, opts))); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-func assign(name string, v build.Expr) build.Expr {
-	return &build.AssignExpr{LHS: &build.Ident{Name: name}, Op: "=", RHS: v}
-}
-
-// buildValue is v as a Starlark expression; labels print canonically.
-func buildValue(v any) build.Expr {
-	str := func(s string) build.Expr { return &build.StringExpr{Value: s} }
-	list := func(items []build.Expr) build.Expr {
-		return &build.ListExpr{List: items, ForceMultiLine: len(items) > 1}
-	}
-	switch v := v.(type) {
-	case nil:
-		return &build.Ident{Name: "None"}
-	case string:
-		return str(v)
-	case int64:
-		return &build.LiteralExpr{Token: strconv.FormatInt(v, 10)}
-	case bool:
-		if v {
-			return &build.Ident{Name: "True"}
-		}
-		return &build.Ident{Name: "False"}
-	case graph.Label:
-		if v.IsZero() {
-			return &build.Ident{Name: "None"}
-		}
-		return str(v.String())
-	case []string:
-		items := make([]build.Expr, len(v))
-		for i, s := range v {
-			items[i] = str(s)
-		}
-		return list(items)
-	case []int64:
-		items := make([]build.Expr, len(v))
-		for i, n := range v {
-			items[i] = &build.LiteralExpr{Token: strconv.FormatInt(n, 10)}
-		}
-		return list(items)
-	case []graph.Label:
-		items := make([]build.Expr, len(v))
-		for i, l := range v {
-			items[i] = str(l.String())
-		}
-		return list(items)
-	case map[string]string:
-		keys := make([]string, 0, len(v))
-		for k := range v {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		d := &build.DictExpr{ForceMultiLine: len(keys) > 1}
-		for _, k := range keys {
-			d.List = append(d.List, &build.KeyValueExpr{Key: str(k), Value: str(v[k])})
-		}
-		return d
-	}
-	return str(fmt.Sprint(v))
 }
 
 func writeGraph(w io.Writer, r *Result) {

@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	hstarlark "github.com/hepbuild/hepbuild/starlark"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/output/*.golden from the current output")
@@ -26,7 +28,7 @@ func TestWrite(t *testing.T) {
 	}
 	for _, format := range Formats {
 		var buf bytes.Buffer
-		if err := Write(&buf, r, format, WriteOptions{}); err != nil {
+		if err := Write(&buf, r, format, WriteOptions{FormatRule: hstarlark.FormatRule}); err != nil {
 			t.Errorf("Write(%s): %v", format, err)
 			continue
 		}
