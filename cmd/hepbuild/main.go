@@ -34,6 +34,9 @@ type CLI struct {
 	Build   BuildCmd   `cmd:"" default:"withargs" help:"Build targets and everything they need (the default command)."`
 	Query   QueryCmd   `cmd:"" help:"Ask questions about the target graph, with Bazel's query language."`
 	Aquery  AqueryCmd  `cmd:"" help:"List the actions of targets: command, environment, inputs and outputs."`
+	Status  StatusCmd  `cmd:"" help:"Say, without running anything, which targets are up to date, restorable from cache, or will run."`
+	Explain ExplainCmd `cmd:"" help:"Say why the actions of targets will run: which input, command, variable or environment changed."`
+	Clean   CleanCmd   `cmd:"" help:"Remove the output tree, one target's outputs, or prune the cache."`
 	Fmt     FmtCmd     `cmd:"" help:"Format BUILD and .star files."`
 	Info    InfoCmd    `cmd:"" help:"Print where things are: workspace, output base, cache, sandbox."`
 	Version VersionCmd `cmd:"" help:"Print the version."`

@@ -1,0 +1,230 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// testWorkspace writes files (path -> content) into a new workspace and
+// returns its root; the cache and output base go to the test's temp folder.
+func testWorkspace(t *testing.T, files map[string]string) string {
+	t.Helper()
+	root := filepath.Join(t.TempDir(), "ws")
+	files["WORKSPACE.hep"] = ""
+	for p, c := range files {
+		full := filepath.Join(root, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("XDG_CACHE_HOME", filepath.Join(t.TempDir(), "xdg"))
+	return root
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func hepbuild(t *testing.T, root string, args ...string) result {
+	t.Helper()
+	return hepbuildCtx(context.Background(), t, root, args...)
+}
+
+func hepbuildCtx(ctx context.Context, t *testing.T, root string, args ...string) result {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(ctx, args, &env{stdout: &out, stderr: &errb, ctx: ctx, cwd: root})
+	return result{code, out.String(), errb.String()}
+}
+
+const chain = `
+task(name = "a", srcs = ["in.txt"], outs = ["a.txt"], cmd = "tr a-z A-Z < $< > $@")
+task(name = "b", srcs = [":a"], outs = ["b.txt"], cmd = "wc -c < $< > $@")
+task(name = "other", srcs = ["other.txt"], outs = ["o.txt"], cmd = "cp $< $@")
+`
+
+// events reads an --events file and counts events by type.
+func events(t *testing.T, path string) map[string][]string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var e struct{ Type, Target string }
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("bad event line %q: %v", line, err)
+		}
+		out[e.Type] = append(out[e.Type], e.Target)
+	}
+	return out
+}
+
+func TestBuildRebuildsExactlyWhatChanged(t *testing.T) {
+	root := testWorkspace(t, map[string]string{"BUILD": chain, "in.txt": "hello\n", "other.txt": "x\n"})
+	ev := filepath.Join(t.TempDir(), "events.jsonl")
+	if r := hepbuild(t, root, "//:b", "//:other", "--progress=plain", "--events", ev); r.code != 0 {
+		t.Fatalf("build: exit %d\n%s", r.code, r.stderr)
+	}
+	if got := len(events(t, ev)["action_finished"]); got != 3 {
+		t.Errorf("first build executed %d actions, want 3", got)
+	}
+	b, _ := os.ReadFile(filepath.Join(root, "hepbuild-out", "b.txt"))
+	if strings.TrimSpace(string(b)) != "6" {
+		t.Errorf("b.txt = %q, want 6", b)
+	}
+	// Null build: nothing runs.
+	r := hepbuild(t, root, "//:b", "//:other", "--progress=plain", "--events", ev)
+	if r.code != 0 || len(events(t, ev)["action_finished"]) != 0 {
+		t.Fatalf("null build: exit %d, executed %v\n%s", r.code, events(t, ev)["action_finished"], r.stderr)
+	}
+	if !strings.Contains(r.stderr, "nothing to do") {
+		t.Errorf("null build does not say so:\n%s", r.stderr)
+	}
+	// Change in.txt, same length: a reruns, b's input is byte-identical in
+	// length... no: a's output changes, b reruns, but b's output (a byte count) is unchanged.
+	os.WriteFile(filepath.Join(root, "in.txt"), []byte("world\n"), 0o644)
+	if r := hepbuild(t, root, "//:b", "//:other", "--events", ev, "--progress=none"); r.code != 0 {
+		t.Fatalf("rebuild: exit %d\n%s", r.code, r.stderr)
+	}
+	if got := events(t, ev)["action_finished"]; strings.Join(got, " ") != "//:a //:b" {
+		t.Errorf("after changing in.txt executed %v, want //:a //:b", got)
+	}
+	// status and explain.
+	os.WriteFile(filepath.Join(root, "other.txt"), []byte("y\n"), 0o644)
+	r = hepbuild(t, root, "status", "//:b", "//:other")
+	if r.code != 0 || !strings.Contains(r.stdout, "will run                         //:other") || !strings.Contains(r.stdout, "up to date                       //:b") {
+		t.Errorf("status:\n%s\n%s", r.stdout, r.stderr)
+	}
+	r = hepbuild(t, root, "explain", "//:other")
+	if r.code != 0 || !strings.Contains(r.stdout, "input changed: other.txt") {
+		t.Errorf("explain:\n%s\n%s", r.stdout, r.stderr)
+	}
+	// clean removes the output tree; the next build restores from the cache.
+	hepbuild(t, root, "//:other", "--progress=none")
+	if r := hepbuild(t, root, "clean"); r.code != 0 {
+		t.Fatalf("clean: %d %s", r.code, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(root, "hepbuild-out", "b.txt")); err == nil {
+		t.Error("b.txt survived clean")
+	}
+	if r := hepbuild(t, root, "//:b", "//:other", "--events", ev, "--progress=none"); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	evs := events(t, ev)
+	if len(evs["action_finished"]) != 0 || len(evs["action_cached"]) != 3 {
+		t.Errorf("after clean: executed %v, cached %v; want 0 and 3", evs["action_finished"], evs["action_cached"])
+	}
+}
+
+func TestExitCodes(t *testing.T) {
+	root := testWorkspace(t, map[string]string{
+		"BUILD":     `task(name = "fails", outs = ["f"], cmd = "echo oops >&2; exit 3")` + "\n" + `task(name = "sleeps", outs = ["s"], cmd = "sleep 30; touch $@")`,
+		"bad/BUILD": `task(name = "x", outs = ["x"], cmd = "true", colour = "red")`,
+	})
+	cases := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"//:fails", "--progress=plain"}, 1, "exit status 3"},
+		{[]string{"//bad:x"}, 2, `bad/BUILD:1:5: //bad:x: task has no attribute "colour"`},
+		{[]string{"//nope:x"}, 2, "no such package 'nope'"},
+		{[]string{"//:fail"}, 2, "did you mean '//:fails'"},
+		{[]string{"build", "--no-such-flag", "//:fails"}, 2, "unknown flag"},
+		{[]string{"query", "deps(//:fails"}, 2, "query"},
+	}
+	for _, c := range cases {
+		r := hepbuild(t, root, c.args...)
+		if r.code != c.code || !strings.Contains(r.stderr+r.stdout, c.want) {
+			t.Errorf("hepbuild %v: exit %d, want %d with %q\nstderr: %s", c.args, r.code, c.code, c.want, r.stderr)
+		}
+	}
+	// The failure prints the command and the output tail.
+	r := hepbuild(t, root, "//:fails", "--progress=plain")
+	if !strings.Contains(r.stderr, "oops") {
+		t.Errorf("failure output lacks the action's output tail:\n%s", r.stderr)
+	}
+	// Interrupt: cancelling the context stops the build with exit 8.
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(500*time.Millisecond, cancel)
+	start := time.Now()
+	r = hepbuildCtx(ctx, t, root, "//:sleeps", "--progress=none")
+	if r.code != 8 {
+		t.Errorf("interrupted build: exit %d, want 8\n%s", r.code, r.stderr)
+	}
+	if time.Since(start) > 20*time.Second {
+		t.Errorf("interrupt took %v: the action was not stopped", time.Since(start))
+	}
+	if _, err := os.Stat(filepath.Join(root, "hepbuild-out", "s")); err == nil {
+		t.Error("an interrupted action left its output")
+	}
+}
+
+func TestQueryAndAquery(t *testing.T) {
+	root := testWorkspace(t, map[string]string{"BUILD": chain, "in.txt": "hello\n", "other.txt": "x\n"})
+	r := hepbuild(t, root, "query", "deps(//:b)")
+	if want := "//:BUILD\n"; r.code != 0 || strings.Contains(r.stdout, want) || r.stdout != "//:a\n//:b\n//:in.txt\n" {
+		t.Errorf("query deps: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = hepbuild(t, root, "query", "--output=label_kind", "rdeps(//..., //:in.txt)")
+	if r.code != 0 || !strings.Contains(r.stdout, "task rule //:b") {
+		t.Errorf("query rdeps:\n%s%s", r.stdout, r.stderr)
+	}
+	r = hepbuild(t, root, "aquery", "//:a")
+	if r.code != 0 || !strings.Contains(r.stdout, "tr a-z A-Z < in.txt > hepbuild-out/a.txt") {
+		t.Errorf("aquery:\n%s%s", r.stdout, r.stderr)
+	}
+	r = hepbuild(t, root, "aquery", "--output=json", "//:a")
+	var j map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &j); err != nil || j["mnemonic"] != "Task" {
+		t.Errorf("aquery json: %v\n%s", err, r.stdout)
+	}
+	// query never runs an action.
+	if _, err := os.Stat(filepath.Join(root, "hepbuild-out")); err == nil {
+		t.Error("query or aquery created the output tree")
+	}
+}
+
+func TestFmt(t *testing.T) {
+	root := testWorkspace(t, map[string]string{"BUILD": "task(name='a',outs=['a'],cmd='true')\n"})
+	if r := hepbuild(t, root, "fmt", "--check"); r.code != 1 || !strings.Contains(r.stdout, "BUILD") {
+		t.Errorf("fmt --check on unformatted file: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := hepbuild(t, root, "fmt"); r.code != 0 {
+		t.Fatalf("fmt: %d %s", r.code, r.stderr)
+	}
+	got, _ := os.ReadFile(filepath.Join(root, "BUILD"))
+	want := "task(\n    name = \"a\",\n    outs = [\"a\"],\n    cmd = \"true\",\n)\n"
+	if string(got) != want {
+		t.Errorf("formatted BUILD:\n%s\nwant:\n%s", got, want)
+	}
+	if r := hepbuild(t, root, "fmt", "--check"); r.code != 0 {
+		t.Errorf("fmt --check after fmt: exit %d", r.code)
+	}
+}
+
+func TestHepbuildrc(t *testing.T) {
+	root := testWorkspace(t, map[string]string{"BUILD": chain, "in.txt": "x\n", "other.txt": "x\n",
+		".hepbuildrc": "build --progress=none\nbuild:quiet --keep-going\nquery --output=label_kind\n"})
+	if r := hepbuild(t, root, "query", "//:a"); !strings.Contains(r.stdout, "task rule //:a") {
+		t.Errorf(".hepbuildrc query flags not applied:\n%s%s", r.stdout, r.stderr)
+	}
+	if r := hepbuild(t, root, "build", "--config=quiet", "//:a"); r.code != 0 {
+		t.Errorf("--config=quiet: %d %s", r.code, r.stderr)
+	}
+	if r := hepbuild(t, root, "build", "--config=loud", "//:a"); r.code != 2 || !strings.Contains(r.stderr, "--config loud") {
+		t.Errorf("unknown --config: exit %d %s", r.code, r.stderr)
+	}
+}

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/hepbuild/hepbuild/exec"
+	"github.com/hepbuild/hepbuild/exec/local"
+	"github.com/hepbuild/hepbuild/graph"
+)
+
+// ExplainCmd says why the actions of targets will run, or ran last time.
+type ExplainCmd struct {
+	BuildFlags
+	Deps    bool     `help:"Explain the actions of the targets' dependencies too."`
+	Targets []string `arg:"" name:"target" help:"Targets or patterns."`
+}
+
+// Run compares each action with the record of its last run.
+func (c *ExplainCmd) Run(g *Globals, e *env) error {
+	s, err := analyse(g, &c.BuildFlags, e, c.Targets, false)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	strat, err := c.strategy(s.outputBase)
+	if err != nil {
+		return err
+	}
+	runner := &exec.Runner{ExecRoot: s.w.root, OutputBase: s.outputBase, Cache: s.cache, Executor: local.New(strat), Stat: s.stat, Journal: s.journal}
+	want := map[graph.Label]bool{}
+	for _, t := range s.targets {
+		want[t.Label] = true
+	}
+	state, err := planStates(e, s, runner)
+	if err != nil {
+		return err
+	}
+	n := 0
+	for _, a := range s.actions {
+		if !c.Deps && !want[a.Owner] {
+			continue
+		}
+		n++
+		fmt.Fprintf(e.stdout, "%s %s (%s):\n", a.Owner, a.Mnemonic, a.Outputs[0].Path)
+		if state[a] == statePending {
+			for _, in := range a.Inputs {
+				if p, ok := s.g.Producer[in.Path]; ok && state[p] != stateUpToDate {
+					fmt.Fprintf(e.stdout, "  waits for %s, which %s first; this action reruns if that changes its input %s\n", p.Owner, verbFor(state[p]), in.Path)
+					break
+				}
+			}
+			continue
+		}
+		ex, err := runner.Explain(e.ctx, a)
+		if err != nil {
+			return err
+		}
+		switch {
+		case len(ex.Pending) > 0:
+			fmt.Fprintf(e.stdout, "  will run after its dependencies make %d input(s), e.g. %s\n", len(ex.Pending), ex.Pending[0])
+		case ex.Outcome == exec.OutcomeUpToDate:
+			fmt.Fprintln(e.stdout, "  up to date: nothing changed since it last ran")
+		case ex.NoPrevious && ex.Outcome == exec.OutcomeCached:
+			fmt.Fprintln(e.stdout, "  no previous run here; the cache has its result (another build or user made it)")
+		case ex.NoPrevious:
+			fmt.Fprintln(e.stdout, "  no previous run: it will run")
+		case len(ex.Changes) == 0 && ex.Outcome == exec.OutcomeCached:
+			fmt.Fprintln(e.stdout, "  unchanged, but its outputs are missing or were modified: they will be restored from the cache")
+		case len(ex.Changes) == 0:
+			fmt.Fprintln(e.stdout, "  unchanged, but its outputs are missing or were modified and the cache does not have them: it will run")
+		default:
+			verb := "will run"
+			if ex.Outcome == exec.OutcomeCached {
+				verb = "will be restored from the cache"
+			}
+			fmt.Fprintf(e.stdout, "  %s because, since it last ran:\n", verb)
+			for _, ch := range ex.Changes {
+				fmt.Fprintf(e.stdout, "    %s\n", ch)
+			}
+		}
+	}
+	if n == 0 {
+		fmt.Fprintln(e.stdout, "no actions: the targets are source files or make nothing")
+	}
+	return nil
+}
+
+func verbFor(state string) string {
+	switch state {
+	case stateCached:
+		return "is restored from the cache"
+	case statePending:
+		return "waits for its own dependencies and may run"
+	}
+	return "runs"
+}
