@@ -176,6 +176,13 @@ func (a *analyzer) configureSource(t *graph.Target, from *graph.Target) (*config
 			return nil, e
 		}
 		mode = fi.Mode()
+		if err := a.l.checkInside(rel); err != nil {
+			e := &Error{Pos: t.Pos, Target: t.Label, Msg: err.Error()}
+			if from != nil {
+				e.Pos, e.Target = from.Pos, from.Label
+			}
+			return nil, e
+		}
 		a.srcExists[rel] = mode
 	}
 	f := &File{art: sourceArtifact(t.Label, mode.IsDir()), owner: t.Label}

@@ -44,6 +44,12 @@ func analyzeArchive(t *testing.T, file string) (*Loader, error, string) {
 		t.Fatal(err)
 	}
 	dir := extractTxtar(t, ar)
+	if link := header(ar, "symlink"); link != "" {
+		from, to, _ := strings.Cut(link, " -> ")
+		if err := os.Symlink(to, filepath.Join(dir, filepath.FromSlash(from))); err != nil {
+			t.Fatal(err)
+		}
+	}
 	l, err := NewLoader(dir, nil)
 	if err != nil {
 		return nil, err, dir

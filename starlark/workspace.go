@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // WorkspaceFile marks the root of a workspace.
@@ -34,4 +35,23 @@ func FindWorkspace(dir string) (root, pkg string, err error) {
 			return "", "", fmt.Errorf("%s is not inside a hepbuild workspace: no %s in it or any parent folder (create an empty %s at the analysis root, or use -C DIR)", abs, WorkspaceFile, WorkspaceFile)
 		}
 	}
+}
+
+// checkInside rejects a workspace-relative path that resolves, through
+// symbolic links, to somewhere outside the workspace: an action must not read
+// what the workspace does not hold.
+func (l *Loader) checkInside(rel string) error {
+	full := filepath.Join(l.root, filepath.FromSlash(rel))
+	real, err := filepath.EvalSymlinks(full)
+	if err != nil {
+		return fmt.Errorf("resolving %s: %v", rel, err)
+	}
+	root, err := filepath.EvalSymlinks(l.root)
+	if err != nil {
+		return err
+	}
+	if real != root && !strings.HasPrefix(real, root+string(filepath.Separator)) {
+		return fmt.Errorf("input %s is a symbolic link to %s, outside the workspace: copy the file in, or declare it another way", rel, real)
+	}
+	return nil
 }
