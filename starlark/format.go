@@ -103,4 +103,3 @@ func buildValue(v any) build.Expr {
 	}
 	return str(fmt.Sprint(v))
 }
-
