@@ -165,6 +165,23 @@ func (f *BuildFlags) strategy(outputBase string) (sandbox.Strategy, error) {
 	return nil, badInput("--sandbox %s: unknown strategy (available: none, symlink)", f.Sandbox)
 }
 
+// runner makes the Runner that checks, restores or runs the session's actions.
+func (s *session) runner(events exec.EventSink) (*exec.Runner, error) {
+	strat, err := s.flags.strategy(s.outputBase)
+	if err != nil {
+		return nil, err
+	}
+	return &exec.Runner{
+		ExecRoot:   s.w.root,
+		OutputBase: s.outputBase,
+		Cache:      s.cache,
+		Executor:   local.New(strat),
+		Stat:       s.stat,
+		Journal:    s.journal,
+		Events:     events,
+	}, nil
+}
+
 func (f *BuildFlags) capacity() (exec.Resources, error) {
 	var r exec.Resources
 	if f.LocalResources == "" {
@@ -198,10 +215,6 @@ func (c *BuildCmd) Run(g *Globals, e *env) error {
 
 func (s *session) build(e *env, start time.Time) error {
 	f := s.flags
-	strat, err := f.strategy(s.outputBase)
-	if err != nil {
-		return err
-	}
 	capacity, err := f.capacity()
 	if err != nil {
 		return err
@@ -239,14 +252,9 @@ func (s *session) build(e *env, start time.Time) error {
 		sinks = append(sinks, prof)
 	}
 	events := exec.Multi(sinks...)
-	runner := &exec.Runner{
-		ExecRoot:   s.w.root,
-		OutputBase: s.outputBase,
-		Cache:      s.cache,
-		Executor:   local.New(strat),
-		Stat:       s.stat,
-		Journal:    s.journal,
-		Events:     events,
+	runner, err := s.runner(events)
+	if err != nil {
+		return err
 	}
 	jobs := f.Jobs
 	if jobs <= 0 {

@@ -4,7 +4,6 @@ import (
 	"fmt"
 
 	"github.com/hepbuild/hepbuild/exec"
-	"github.com/hepbuild/hepbuild/exec/local"
 	"github.com/hepbuild/hepbuild/graph"
 )
 
@@ -22,11 +21,10 @@ func (c *ExplainCmd) Run(g *Globals, e *env) error {
 		return err
 	}
 	defer s.close()
-	strat, err := c.strategy(s.outputBase)
+	runner, err := s.runner(nil)
 	if err != nil {
 		return err
 	}
-	runner := &exec.Runner{ExecRoot: s.w.root, OutputBase: s.outputBase, Cache: s.cache, Executor: local.New(strat), Stat: s.stat, Journal: s.journal}
 	want := map[graph.Label]bool{}
 	for _, t := range s.targets {
 		want[t.Label] = true

@@ -6,7 +6,6 @@ import (
 	"sort"
 
 	"github.com/hepbuild/hepbuild/exec"
-	"github.com/hepbuild/hepbuild/exec/local"
 	"github.com/hepbuild/hepbuild/graph"
 )
 
@@ -41,11 +40,10 @@ func (c *StatusCmd) Run(g *Globals, e *env) error {
 		return err
 	}
 	defer s.close()
-	strat, err := c.strategy(s.outputBase)
+	runner, err := s.runner(nil)
 	if err != nil {
 		return err
 	}
-	runner := &exec.Runner{ExecRoot: s.w.root, OutputBase: s.outputBase, Cache: s.cache, Executor: local.New(strat), Stat: s.stat, Journal: s.journal}
 	state, err := planStates(e, s, runner)
 	if err != nil {
 		return err
