@@ -21,12 +21,41 @@ import (
 // runProcess runs s.Argv in dir, in its own process group, and returns once
 // the process has exited and its group is gone.
 func runProcess(ctx context.Context, s Spec, dir string) (Result, error) {
+	return launchProcess(ctx, s, launch{dir: dir})
+}
+
+// launch says how to start a command beyond its Spec.
+type launch struct {
+	// dir is the working folder on the host; argv[0] is looked up relative to it.
+	dir string
+	// wrapper is a command line (bwrap ...) that runs the Spec's argv, which
+	// is appended to it; empty runs the argv directly.
+	wrapper []string
+	// inImage says that argv[0] lives in a container image: it is not
+	// looked up on the host.
+	inImage bool
+	// cgroupFD, when positive, is an open cgroup folder the process starts in.
+	cgroupFD int
+}
+
+// launchProcess runs the command as l says, in its own process group, and
+// returns once the process has exited and its group is gone.
+func launchProcess(ctx context.Context, s Spec, l launch) (Result, error) {
 	if len(s.Argv) == 0 {
 		return Result{}, &StartError{Path: "", Err: errors.New("empty command line")}
 	}
-	path, err := lookPath(s.Argv[0], s.Env["PATH"], dir)
-	if err != nil {
-		return Result{}, &StartError{Path: s.Argv[0], Err: err}
+	dir := l.dir
+	path, args := "", s.Argv
+	if !l.inImage {
+		p, err := lookPath(s.Argv[0], s.Env["PATH"], dir)
+		if err != nil {
+			return Result{}, &StartError{Path: s.Argv[0], Err: err}
+		}
+		path = p
+	}
+	if len(l.wrapper) > 0 {
+		path = l.wrapper[0]
+		args = append(append([]string(nil), l.wrapper...), s.Argv...)
 	}
 	grace := s.Grace
 	if grace <= 0 {
@@ -40,13 +69,17 @@ func runProcess(ctx context.Context, s Spec, dir string) (Result, error) {
 
 	cmd := &exec.Cmd{
 		Path:        path,
-		Args:        s.Argv,
+		Args:        args,
 		Env:         envList(s.Env),
 		Dir:         dir,
 		Stdin:       nil, // /dev/null
 		Stdout:      out.stdout,
 		Stderr:      out.stderr,
 		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+	}
+	if l.cgroupFD > 0 {
+		cmd.SysProcAttr.UseCgroupFD = true
+		cmd.SysProcAttr.CgroupFD = l.cgroupFD
 	}
 	start := time.Now()
 	if err := cmd.Start(); err != nil {

@@ -30,6 +30,19 @@ type Spec struct {
 	OutputDirs []string
 	// Network allows network access; strategies without network isolation ignore it.
 	Network bool
+	// HostPaths are absolute host paths the command reads besides its
+	// inputs (a built venv, a release area); the linux strategy binds them
+	// read-only. Environments.Apply fills it.
+	HostPaths []string
+	// Image, when set, is the container image the command runs in: an
+	// unpacked root file system (a folder) or an image for Apptainer or
+	// Podman. Environments.Apply sets it for kind "container".
+	Image string
+	// Memory bounds the resident memory of the command and its descendants
+	// in bytes, and CPU its cores; zero means no bound. Only strategies with
+	// cgroups enforce them (see Linux).
+	Memory int64
+	CPU    float64
 	// Timeout bounds the run; zero means no bound.
 	Timeout time.Duration
 	// Grace is the time between SIGTERM and SIGKILL; zero means DefaultGrace.
@@ -53,10 +66,15 @@ type Result struct {
 	TimedOut bool
 	// Duration is the wall time from start to exit.
 	Duration time.Duration
+	// MemoryExceeded says that the command was killed because it exceeded
+	// Spec.Memory.
+	MemoryExceeded bool
 }
 
 // Success reports whether the command exited with status 0 on its own.
-func (r Result) Success() bool { return r.ExitCode == 0 && r.Signal == "" && !r.TimedOut }
+func (r Result) Success() bool {
+	return r.ExitCode == 0 && r.Signal == "" && !r.TimedOut && !r.MemoryExceeded
+}
 
 // Strategy runs commands with some degree of isolation. Implementations are
 // safe for concurrent use.

@@ -34,7 +34,13 @@ func (l *Symlink) Run(ctx context.Context, s Spec) (Result, error) {
 		return Result{}, err
 	}
 	defer t.remove()
-	res, runErr := runProcess(ctx, s, t.ExecRoot)
+	var res Result
+	var runErr error
+	if s.Image != "" {
+		res, runErr = runInImage(ctx, s, t.ExecRoot, []string{t.ExecRoot}, append(append([]string(nil), t.targets...), s.HostPaths...))
+	} else {
+		res, runErr = runProcess(ctx, s, t.ExecRoot)
+	}
 	if err := t.collect(s); err != nil && runErr == nil {
 		runErr = err
 	}
@@ -47,6 +53,8 @@ func (l *Symlink) Run(ctx context.Context, s Spec) (Result, error) {
 type tree struct {
 	Dir      string // <root>/<id>
 	ExecRoot string // <root>/<id>/execroot
+	// targets are the host paths the input links point to.
+	targets []string
 }
 
 func newTree(root string, s Spec) (*tree, error) {
@@ -97,6 +105,7 @@ func (t *tree) link(s Spec) error {
 			return fmt.Errorf("linking input %s: %w", in, err)
 		}
 		linked[in] = true
+		t.targets = append(t.targets, target)
 	}
 	return nil
 }

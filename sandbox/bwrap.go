@@ -1,0 +1,139 @@
+package sandbox
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// bwrapArgs describes one bubblewrap sandbox. Every path is an absolute host
+// path, and appears at the same path inside.
+type bwrapArgs struct {
+	// isolate unshares every namespace (user, mount, PID, IPC, network, UTS,
+	// cgroup); otherwise only mount, PID, IPC and UTS, as a container needs.
+	isolate bool
+	// network keeps the host's network when isolating.
+	network bool
+	// image is an unpacked root file system used as /; empty means the
+	// host's root file system, read-only.
+	image string
+	// hide are host folders replaced by empty ones (the workspace, the
+	// output base), so absolute paths into them fail.
+	hide []string
+	// rw are bound writable, ro read-only, after hide, in this order.
+	rw, ro []string
+	// chdir is the working folder.
+	chdir string
+}
+
+// build returns the bwrap command line, ending in "--".
+func (b bwrapArgs) build(bwrap string) ([]string, error) {
+	args := []string{bwrap, "--die-with-parent", "--new-session"}
+	if b.isolate {
+		args = append(args, "--unshare-all", "--cap-drop", "ALL")
+		if b.network {
+			args = append(args, "--share-net")
+		}
+	} else {
+		args = append(args, "--unshare-pid", "--unshare-ipc", "--unshare-uts")
+	}
+	if b.image == "" {
+		args = append(args, "--ro-bind", "/", "/")
+	} else {
+		m, err := imageMounts(b.image, append(append([]string{b.chdir}, b.rw...), b.ro...))
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, m...)
+	}
+	args = append(args, "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp")
+	if b.image == "" {
+		for _, h := range b.hide {
+			args = append(args, "--tmpfs", h)
+		}
+	}
+	for _, p := range b.rw {
+		args = append(args, "--bind", p, p)
+	}
+	for _, p := range b.ro {
+		args = append(args, "--ro-bind", p, p)
+	}
+	if b.image != "" {
+		// The root is a tmpfs holding the mount points; nothing may write to it.
+		args = append(args, "--remount-ro", "/")
+	} else {
+		// Nor to the empty folders that hide the workspace and output base.
+		for _, h := range b.hide {
+			args = append(args, "--remount-ro", h)
+		}
+	}
+	args = append(args, "--chdir", b.chdir, "--")
+	return args, nil
+}
+
+// imageMounts makes the unpacked root file system the sandbox's /: an empty
+// root holding each top-level entry of the image, read-only, except the
+// top-level folders the bound paths live in, which would hide them (and
+// must not be created inside the image).
+func imageMounts(image string, bound []string) ([]string, error) {
+	entries, err := os.ReadDir(image)
+	if err != nil {
+		return nil, fmt.Errorf("reading container image %s: %w", image, err)
+	}
+	skip := map[string]bool{"proc": true, "dev": true, "tmp": true}
+	for _, p := range bound {
+		if first, _, _ := strings.Cut(strings.TrimPrefix(p, "/"), "/"); first != "" {
+			skip[first] = true
+		}
+	}
+	var args []string
+	for _, e := range entries {
+		name := e.Name()
+		if skip[name] {
+			continue
+		}
+		src := filepath.Join(image, name)
+		if e.Type()&os.ModeSymlink != 0 {
+			target, err := os.Readlink(src)
+			if err != nil {
+				return nil, fmt.Errorf("reading container image %s: %w", image, err)
+			}
+			args = append(args, "--symlink", target, "/"+name)
+			continue
+		}
+		args = append(args, "--ro-bind", src, "/"+name)
+	}
+	return args, nil
+}
+
+// underAny reports whether p is one of the folders or inside one.
+func underAny(p string, folders []string) bool {
+	for _, f := range folders {
+		if p == f || strings.HasPrefix(p, strings.TrimSuffix(f, "/")+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// realPaths resolves symlinks in the existing paths and drops the others,
+// sorted and without duplicates.
+func realPaths(paths []string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, p := range paths {
+		if p == "" {
+			continue
+		}
+		r, err := filepath.EvalSymlinks(p)
+		if err != nil || r == "/" || seen[r] {
+			continue
+		}
+		seen[r] = true
+		out = append(out, r)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,185 @@
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Linux runs each command with bubblewrap in new user, mount, PID, IPC,
+// network, UTS and cgroup namespaces: the host's file system read-only, the
+// workspace and the folders in Hide replaced by empty ones, the command's
+// private exec root (built as Symlink builds it, with only the declared
+// inputs) writable, a private /tmp, no network unless Spec.Network, and no
+// capabilities. When the command ends, the PID namespace ends with it, so
+// no process it started survives. Memory and CPU are limited through
+// cgroups v2 where this process may create cgroups with the memory
+// controller; elsewhere the limits are not enforced and Warn says so once.
+// Safe for concurrent use.
+type Linux struct {
+	// Root holds one folder per running command, e.g. <output base>/sandbox.
+	Root string
+	// Hide are host folders the command must not see, besides the exec
+	// root: the output base, the disk cache.
+	Hide []string
+	// Warn receives the one warning about limits that cannot be enforced;
+	// nil discards it.
+	Warn io.Writer
+
+	bwrap    string
+	warnOnce sync.Once
+}
+
+// LinuxStatus says whether the linux strategy works on this machine.
+type LinuxStatus struct {
+	// Bwrap is the path of bubblewrap, Version what it says it is ("bubblewrap 0.8.0").
+	Bwrap, Version string
+	// Err says why the strategy is unavailable; nil when it is available.
+	Err error
+}
+
+// ProbeLinux finds bubblewrap and runs it once with the namespaces the
+// strategy uses. The answer is computed once per process.
+var ProbeLinux = sync.OnceValue(probeLinux)
+
+func probeLinux() LinuxStatus {
+	path, err := exec.LookPath("bwrap")
+	if err != nil {
+		if checkExecutable("/usr/bin/bwrap") != nil {
+			return LinuxStatus{Err: errors.New("bubblewrap (bwrap) is not installed; install the bubblewrap package")}
+		}
+		path = "/usr/bin/bwrap"
+	}
+	st := LinuxStatus{Bwrap: path}
+	if out, err := exec.Command(path, "--version").Output(); err == nil {
+		st.Version = strings.TrimSpace(string(out))
+	}
+	args, _ := bwrapArgs{isolate: true, chdir: "/"}.build(path)
+	cmd := exec.Command(args[0], append(args[1:], "/bin/true")...)
+	cmd.Env = []string{}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	done := make(chan error, 1)
+	if err := cmd.Start(); err != nil {
+		st.Err = fmt.Errorf("running %s: %w", path, err)
+		return st
+	}
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err = <-done:
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+		err = errors.New("bwrap did not finish within 10s")
+	}
+	if err != nil {
+		msg := strings.TrimSpace(stderr.String())
+		if msg == "" {
+			msg = err.Error()
+		}
+		st.Err = fmt.Errorf("%s cannot create namespaces here: %s", path, msg)
+	}
+	return st
+}
+
+// UnavailableError says that a strategy was asked for but cannot run here.
+type UnavailableError struct {
+	Strategy string
+	Reason   error
+}
+
+func (e *UnavailableError) Error() string {
+	return fmt.Sprintf("the %s sandbox is not available: %v (use --sandbox symlink)", e.Strategy, e.Reason)
+}
+
+func (e *UnavailableError) Unwrap() error { return e.Reason }
+
+// NewLinux returns the linux strategy with its folders under root, hiding
+// the given folders too, or an *UnavailableError.
+func NewLinux(root string, hide ...string) (*Linux, error) {
+	st := ProbeLinux()
+	if st.Err != nil {
+		return nil, &UnavailableError{Strategy: "linux", Reason: st.Err}
+	}
+	return &Linux{Root: root, Hide: hide, bwrap: st.Bwrap}, nil
+}
+
+// Name returns "linux".
+func (*Linux) Name() string { return "linux" }
+
+// Run builds the private exec root, runs the command in the namespaces,
+// moves the declared outputs into the exec root and removes the rest.
+func (l *Linux) Run(ctx context.Context, s Spec) (Result, error) {
+	t, err := newTree(l.Root, s)
+	if err != nil {
+		return Result{}, err
+	}
+	defer t.remove()
+	hide := realPaths(append([]string{s.ExecRoot}, l.Hide...))
+	// Inputs that /, read-only, already shows need no mount of their own.
+	var ro []string
+	hidden := append([]string{"/tmp"}, hide...)
+	for _, p := range realPaths(append(append([]string(nil), t.targets...), s.HostPaths...)) {
+		if s.Image != "" || underAny(p, hidden) {
+			ro = append(ro, p)
+		}
+	}
+	l2 := launch{dir: t.ExecRoot, inImage: s.Image != ""}
+	if s.Image != "" && !isDir(s.Image) {
+		// An image for Apptainer or Podman: they isolate it themselves.
+		l2.wrapper, err = runtimeArgv(s, t.ExecRoot, []string{t.ExecRoot}, ro, true)
+	} else {
+		l2.wrapper, err = bwrapArgs{isolate: true, network: s.Network, image: s.Image, hide: hide,
+			rw: []string{t.ExecRoot}, ro: ro, chdir: t.ExecRoot}.build(l.bwrap)
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	var cg *cgroupRun
+	if s.Memory > 0 || s.CPU > 0 {
+		cg, err = startCgroup(s.Memory, s.CPU)
+		if err != nil {
+			l.warn(err)
+		} else {
+			defer cg.remove()
+			l2.cgroupFD = cg.fd
+		}
+	}
+	res, runErr := launchProcess(ctx, s, l2)
+	if cg != nil && cg.memoryExceeded() {
+		res.MemoryExceeded = true
+	}
+	if err := t.collect(s); err != nil && runErr == nil {
+		runErr = err
+	}
+	return res, runErr
+}
+
+func (l *Linux) warn(err error) {
+	l.warnOnce.Do(func() {
+		if l.Warn != nil {
+			fmt.Fprintf(l.Warn, "WARNING: memory and cpu limits are not enforced: %v\n", err)
+		}
+	})
+}
+
+func isDir(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.IsDir()
+}
+
+// hostOf is the real path of p, or p itself.
+func hostOf(p string) string {
+	if r, err := filepath.EvalSymlinks(p); err == nil {
+		return r
+	}
+	return p
+}

@@ -1,0 +1,374 @@
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// linuxOrSkip returns the linux strategy for a workspace laid out as
+// hepbuild lays it out: the exec root, and an output base holding the
+// outputs (hepbuild-out links to it) and the sandbox folders. It skips the
+// test only where bubblewrap is not installed; bubblewrap that cannot create
+// namespaces is a failure.
+func linuxOrSkip(t *testing.T) (l *Linux, root, base string) {
+	t.Helper()
+	if _, err := exec.LookPath("bwrap"); err != nil && checkExecutable("/usr/bin/bwrap") != nil {
+		t.Skip("bubblewrap (bwrap) is not installed: the linux strategy cannot be tested (apt-get install bubblewrap)")
+	}
+	root, base = t.TempDir(), t.TempDir()
+	if err := os.MkdirAll(filepath.Join(base, "out"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(base, "out"), filepath.Join(root, "hepbuild-out")); err != nil {
+		t.Fatal(err)
+	}
+	l, err := NewLinux(filepath.Join(base, "sandbox"), base)
+	if err != nil {
+		t.Fatalf("bwrap is installed but the linux strategy is unavailable: %v", err)
+	}
+	return l, root, base
+}
+
+// runLinux runs a bash script in the linux strategy and returns its result
+// and output.
+func runLinux(t *testing.T, l *Linux, s Spec, script string) (Result, string) {
+	t.Helper()
+	var out bytes.Buffer
+	s.Argv = []string{"/bin/bash", "-c", script}
+	if s.Env == nil {
+		s.Env = hostEnv()
+	}
+	s.Stdout, s.Stderr = &out, &out
+	if s.Grace == 0 {
+		s.Grace = time.Second
+	}
+	res, err := l.Run(context.Background(), s)
+	if err != nil {
+		t.Fatalf("run: %v; output:\n%s", err, out.String())
+	}
+	return res, out.String()
+}
+
+func TestProbeLinux(t *testing.T) {
+	linuxOrSkip(t)
+	st := ProbeLinux()
+	if st.Err != nil || !strings.HasPrefix(st.Version, "bubblewrap ") {
+		t.Errorf("got %+v, want an available bubblewrap with its version", st)
+	}
+}
+
+func TestLinuxDeclaredInputsAndOutputs(t *testing.T) {
+	l, root, _ := linuxOrSkip(t)
+	writeFile(t, root, "pkg/in.txt", "hello", 0o644)
+	writeFile(t, root, "hepbuild-out/pkg/gen.txt", " world", 0o444)
+	writeFile(t, root, "data/a/x.txt", "in a folder", 0o644)
+	res, out := runLinux(t, l, Spec{
+		ExecRoot:   root,
+		Inputs:     []string{"data/a", "hepbuild-out/pkg/gen.txt", "pkg/in.txt"},
+		Outputs:    []string{"hepbuild-out/pkg/out.txt"},
+		OutputDirs: []string{"hepbuild-out/pkg/dir"},
+	}, `set -eu
+cat pkg/in.txt hepbuild-out/pkg/gen.txt > hepbuild-out/pkg/out.txt
+cat data/a/x.txt > hepbuild-out/pkg/dir/copy.txt
+echo stray > stray.txt`)
+	if !res.Success() {
+		t.Fatalf("got %+v; output:\n%s", res, out)
+	}
+	if got := readFile(t, root, "hepbuild-out/pkg/out.txt"); got != "hello world" {
+		t.Errorf("output = %q, want %q", got, "hello world")
+	}
+	if got := readFile(t, root, "hepbuild-out/pkg/dir/copy.txt"); got != "in a folder" {
+		t.Errorf("output folder = %q, want %q", got, "in a folder")
+	}
+	if _, err := os.Lstat(filepath.Join(root, "stray.txt")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("undeclared output stray.txt was kept (err %v)", err)
+	}
+}
+
+// Nothing outside the action's own folder and its private /tmp can be
+// written: not the host's file system, not the workspace, not the output
+// base, not the host's /tmp.
+func TestLinuxCannotWriteOutside(t *testing.T) {
+	l, root, base := linuxOrSkip(t)
+	writeFile(t, root, "pkg/in.txt", "declared", 0o644)
+	outside := t.TempDir() // a writable host folder under /tmp
+	hostTmp := filepath.Join(os.TempDir(), "hepbuild-linux-test-"+strconv.Itoa(os.Getpid()))
+	targets := []string{
+		filepath.Join(outside, "x"),
+		filepath.Join(root, "pkg", "in.txt"),
+		filepath.Join(root, "new.txt"),
+		filepath.Join(base, "out", "new.txt"),
+		"/hepbuild-linux-test-root",
+		"/usr/hepbuild-linux-test",
+	}
+	var script strings.Builder
+	for _, p := range targets {
+		fmt.Fprintf(&script, "if (echo x > %q) 2>/dev/null; then echo WROTE %s; fi\n", p, p)
+	}
+	fmt.Fprintf(&script, "echo private > %q && cat %q\n", hostTmp, hostTmp)
+	res, out := runLinux(t, l, Spec{ExecRoot: root, Inputs: []string{"pkg/in.txt"}}, script.String())
+	if !res.Success() {
+		t.Fatalf("got %+v; output:\n%s", res, out)
+	}
+	if out != "private\n" {
+		t.Errorf("output = %q, want only the private /tmp file's content (a WROTE line is a write that got through)", out)
+	}
+	for _, p := range targets {
+		if p == filepath.Join(root, "pkg", "in.txt") {
+			if got := readFile(t, root, "pkg/in.txt"); got != "declared" {
+				t.Errorf("input changed to %q", got)
+			}
+			continue
+		}
+		if _, err := os.Lstat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s was written from inside the sandbox", p)
+			os.Remove(p)
+		}
+	}
+	if _, err := os.Stat(hostTmp); err == nil {
+		t.Errorf("the sandbox's /tmp is the host's: %s was written", hostTmp)
+		os.Remove(hostTmp)
+	}
+}
+
+// An undeclared file of the workspace or the output base cannot be read,
+// neither by its exec-root path nor by its absolute host path.
+func TestLinuxCannotReadUndeclared(t *testing.T) {
+	l, root, base := linuxOrSkip(t)
+	writeFile(t, root, "pkg/in.txt", "declared", 0o644)
+	writeFile(t, root, "pkg/secret.txt", "undeclared", 0o644)
+	writeFile(t, root, "hepbuild-out/pkg/gen_secret.txt", "undeclared output", 0o444)
+	paths := []string{
+		"pkg/secret.txt",
+		filepath.Join(root, "pkg", "secret.txt"),
+		"hepbuild-out/pkg/gen_secret.txt",
+		filepath.Join(root, "hepbuild-out", "pkg", "gen_secret.txt"),
+		filepath.Join(base, "out", "pkg", "gen_secret.txt"),
+	}
+	var script strings.Builder
+	script.WriteString("cat pkg/in.txt; echo\n")
+	for _, p := range paths {
+		fmt.Fprintf(&script, "if cat %q 2>/dev/null; then echo ' <- READ %s'; fi\n", p, p)
+	}
+	res, out := runLinux(t, l, Spec{ExecRoot: root, Inputs: []string{"pkg/in.txt"}}, script.String())
+	if !res.Success() {
+		t.Fatalf("got %+v; output:\n%s", res, out)
+	}
+	if out != "declared\n" {
+		t.Errorf("output = %q, want only the declared input (READ lines are undeclared files that were readable)", out)
+	}
+}
+
+// A loopback listener of the host is reachable only with Spec.Network.
+func TestLinuxNetwork(t *testing.T) {
+	l, root, _ := linuxOrSkip(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var mu sync.Mutex
+	accepted := 0
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			accepted++
+			mu.Unlock()
+			c.Write([]byte("hello from the host\n"))
+			c.Close()
+		}
+	}()
+	port := ln.Addr().(*net.TCPAddr).Port
+	script := fmt.Sprintf("exec 3<>/dev/tcp/127.0.0.1/%d && head -n1 <&3", port)
+	for _, network := range []bool{false, true} {
+		t.Run("network="+strconv.FormatBool(network), func(t *testing.T) {
+			mu.Lock()
+			before := accepted
+			mu.Unlock()
+			res, out := runLinux(t, l, Spec{ExecRoot: root, Network: network}, script)
+			mu.Lock()
+			got := accepted - before
+			mu.Unlock()
+			if network {
+				if !res.Success() || out != "hello from the host\n" || got != 1 {
+					t.Errorf("with network: got %+v, %d connections, output %q; want a connection", res, got, out)
+				}
+				return
+			}
+			if res.Success() || got != 0 {
+				t.Errorf("without network: got %+v, %d connections, output %q; want the connection to fail", res, got, out)
+			}
+		})
+	}
+}
+
+// procWatcher records the host pids of processes whose command line holds
+// a marker, polling /proc while an action runs.
+type procWatcher struct {
+	marker string
+	stop   chan struct{}
+	done   chan struct{}
+	pids   map[int]bool
+}
+
+func watchProcs(marker string) *procWatcher {
+	w := &procWatcher{marker: marker, stop: make(chan struct{}), done: make(chan struct{}), pids: map[int]bool{}}
+	go func() {
+		defer close(w.done)
+		for {
+			w.scan()
+			select {
+			case <-w.stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}()
+	return w
+}
+
+func (w *procWatcher) scan() {
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err == nil && bytes.Contains(b, []byte(w.marker)) {
+			w.pids[pid] = true
+		}
+	}
+}
+
+// seen stops watching and returns the pids found.
+func (w *procWatcher) seen() []int {
+	close(w.stop)
+	<-w.done
+	var pids []int
+	for p := range w.pids {
+		pids = append(pids, p)
+	}
+	return pids
+}
+
+// marker returns a sleep duration unique to this test run, to find its
+// processes in /proc.
+func marker() string {
+	return fmt.Sprintf("300.%d%d", os.Getpid(), time.Now().UnixNano()%1000000)
+}
+
+// A daemon the command leaves behind, double-forked or in its own session,
+// is gone once the action has ended.
+func TestLinuxDaemonIsKilled(t *testing.T) {
+	l, root, _ := linuxOrSkip(t)
+	m := marker()
+	w := watchProcs(m)
+	start := time.Now()
+	res, out := runLinux(t, l, Spec{ExecRoot: root},
+		fmt.Sprintf("(sleep %s &) ; setsid sleep %s & sleep 0.3; echo done", m, m))
+	pids := w.seen()
+	if !res.Success() || out != "done\n" {
+		t.Fatalf("got %+v, output %q", res, out)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("run took %v: the daemons held it", d)
+	}
+	if len(pids) < 2 {
+		t.Fatalf("saw %d daemon processes in /proc while the action ran, want 2", len(pids))
+	}
+	for _, pid := range pids {
+		assertGone(t, pid)
+	}
+}
+
+func TestLinuxTimeoutKillsEverything(t *testing.T) {
+	l, root, _ := linuxOrSkip(t)
+	m := marker()
+	w := watchProcs(m)
+	start := time.Now()
+	res, _ := runLinux(t, l, Spec{ExecRoot: root, Timeout: 500 * time.Millisecond, Grace: 200 * time.Millisecond},
+		fmt.Sprintf("trap '' TERM; setsid sleep %s & sleep %s", m, m))
+	pids := w.seen()
+	if !res.TimedOut || res.Success() {
+		t.Errorf("got %+v, want timed out", res)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("run took %v after a 500ms timeout", d)
+	}
+	if len(pids) == 0 {
+		t.Fatal("saw no sleep process while the action ran")
+	}
+	for _, pid := range pids {
+		assertGone(t, pid)
+	}
+}
+
+func TestLinuxCancelKillsEverything(t *testing.T) {
+	l, root, _ := linuxOrSkip(t)
+	m := marker()
+	w := watchProcs(m)
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	res, err := l.Run(ctx, Spec{ExecRoot: root, Env: hostEnv(), Grace: 200 * time.Millisecond,
+		Argv: []string{"/bin/bash", "-c", fmt.Sprintf("setsid sleep %s & sleep %s", m, m)}})
+	pids := w.seen()
+	if !errors.Is(err, context.DeadlineExceeded) || res.Success() {
+		t.Errorf("got %+v, %v; want the context's error", res, err)
+	}
+	if len(pids) == 0 {
+		t.Fatal("saw no sleep process while the action ran")
+	}
+	for _, pid := range pids {
+		assertGone(t, pid)
+	}
+}
+
+func TestLinuxMemoryLimit(t *testing.T) {
+	l, root, _ := linuxOrSkip(t)
+	if err := CgroupStatus(); err != nil {
+		t.Skipf("memory limits cannot be enforced on this machine: %v", err)
+	}
+	res, out := runLinux(t, l, Spec{ExecRoot: root, Memory: 64 << 20},
+		"head -c 400M /dev/zero | tail -c 1 >/dev/null; echo survived")
+	if !res.MemoryExceeded || res.Success() {
+		t.Errorf("got %+v, output %q; want the run stopped for exceeding 64 MiB", res, out)
+	}
+	res, out = runLinux(t, l, Spec{ExecRoot: root, Memory: 64 << 20}, "head -c 1M /dev/zero | tail -c 1 >/dev/null")
+	if !res.Success() {
+		t.Errorf("a run within its limit failed: %+v, output %q", res, out)
+	}
+}
+
+// Without cgroups, a limited run still runs, and the warning says why once.
+func TestLinuxWarnsOnceWithoutCgroups(t *testing.T) {
+	l, root, _ := linuxOrSkip(t)
+	if CgroupStatus() == nil {
+		t.Skip("cgroups can enforce limits here: nothing to warn about")
+	}
+	var warn bytes.Buffer
+	l.Warn = &warn
+	for i := 0; i < 2; i++ {
+		if res, out := runLinux(t, l, Spec{ExecRoot: root, Memory: 1 << 30, CPU: 1}, "true"); !res.Success() {
+			t.Fatalf("got %+v, output %q", res, out)
+		}
+	}
+	if n := strings.Count(warn.String(), "WARNING"); n != 1 || !strings.Contains(warn.String(), "not enforced") {
+		t.Errorf("warnings = %q, want one saying limits are not enforced and why", warn.String())
+	}
+}
