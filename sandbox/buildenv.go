@@ -134,7 +134,9 @@ func (e *Environments) venv(ctx context.Context, s Spec, env *Environment) (stri
 			args = append(args, "--system-site-packages")
 		}
 		empty := requirementsEmpty(content)
-		if empty {
+		if empty || (site && exec.CommandContext(ctx, python, "-c", "import pip").Run() == nil) {
+			// Nothing to install, or the interpreter's own pip serves the
+			// venv through its site packages: skip the slow ensurepip.
 			args = append(args, "--without-pip")
 		}
 		if out, err := runSetup(ctx, s.Env, s.ExecRoot, append(args, dir)...); err != nil {

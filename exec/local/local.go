@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 type Executor struct {
 	strategy sandbox.Strategy
 	grace    time.Duration
+	envs     *sandbox.Environments
 }
 
 // Option configures an Executor.
@@ -30,12 +32,34 @@ type Option func(*Executor)
 // WithGrace sets the time a stopped action gets between SIGTERM and SIGKILL.
 func WithGrace(d time.Duration) Option { return func(e *Executor) { e.grace = d } }
 
+// WithEnvironments sets where software environments are built and how they
+// are applied; the default builds them under DefaultEnvironmentRoot.
+func WithEnvironments(envs *sandbox.Environments) Option {
+	return func(e *Executor) { e.envs = envs }
+}
+
+// DefaultEnvironmentRoot is where venvs, conda environments and release
+// areas are built when no WithEnvironments says otherwise:
+// $XDG_CACHE_HOME/hepbuild/environments.
+func DefaultEnvironmentRoot() string {
+	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
+		return filepath.Join(d, "hepbuild", "environments")
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".cache", "hepbuild", "environments")
+	}
+	return filepath.Join(os.TempDir(), "hepbuild-environments")
+}
+
 // New returns an executor that runs processes with the strategy; actions
 // tagged no-sandbox run with sandbox.None.
 func New(strategy sandbox.Strategy, opts ...Option) *Executor {
 	e := &Executor{strategy: strategy, grace: sandbox.DefaultGrace}
 	for _, o := range opts {
 		o(e)
+	}
+	if e.envs == nil {
+		e.envs = sandbox.NewEnvironments(DefaultEnvironmentRoot())
 	}
 	return e
 }
@@ -66,6 +90,8 @@ func (e *Executor) run(ctx context.Context, a *exec.Action, root, logPath string
 		Timeout:  timeout(a),
 		Grace:    e.grace,
 		LogPath:  logPath,
+		Memory:   a.Resources.Memory,
+		CPU:      a.Resources.CPU,
 	}
 	for _, set := range [][]exec.Artifact{a.Inputs, a.Tools} {
 		for _, in := range set {
@@ -84,6 +110,20 @@ func (e *Executor) run(ctx context.Context, a *exec.Action, root, logPath string
 			spec.Outputs = append(spec.Outputs, o.Path)
 		}
 	}
+	if a.Environment != nil {
+		env := &sandbox.Environment{Kind: a.Environment.Kind, Params: a.Environment.Params}
+		var err error
+		if spec, err = e.envs.Apply(ctx, spec, env); err != nil {
+			var ee *sandbox.EnvironmentError
+			if errors.As(err, &ee) {
+				// A stack that cannot be set up fails the action, with what
+				// the setup tool said in the log.
+				writeLog(logPath, "hepbuild: "+ee.Error()+"\n"+ee.Output)
+				return exec.ExecResult{ExitCode: -1, StartError: ee.Error(), Strategy: st.Name()}, nil
+			}
+			return exec.ExecResult{}, err
+		}
+	}
 	res, err := st.Run(ctx, spec)
 	out := exec.ExecResult{
 		ExitCode: res.ExitCode,
@@ -94,18 +134,64 @@ func (e *Executor) run(ctx context.Context, a *exec.Action, root, logPath string
 		Strategy: st.Name(),
 	}
 	var se *sandbox.StartError
-	if errors.As(err, &se) {
+	var ee *sandbox.EnvironmentError
+	switch {
+	case errors.As(err, &se):
 		// A wrong tool path is the action's fault: report it as a failed run,
 		// and put the reason in the log where its output would have been.
 		out.ExitCode = -1
 		out.StartError = se.Error()
-		if logPath != "" {
-			_ = os.MkdirAll(filepath.Dir(logPath), 0o755)
-			_ = os.WriteFile(logPath, []byte(se.Error()+"\n"), 0o644)
-		}
+		writeLog(logPath, se.Error()+"\n")
 		return out, nil
+	case errors.As(err, &ee):
+		out.ExitCode = -1
+		out.StartError = ee.Error()
+		writeLog(logPath, "hepbuild: "+ee.Error()+"\n"+ee.Output)
+		return out, nil
+	case err == nil && res.MemoryExceeded:
+		// ExecResult has no field for this yet; StartError is the one whose
+		// text becomes the failure's reason.
+		out.ExitCode = -1
+		out.StartError = fmt.Sprintf("exceeded its memory limit of %s", formatBytes(spec.Memory))
+		appendLog(logPath, "hepbuild: the action "+out.StartError+" and was killed\n")
 	}
 	return out, err
+}
+
+// writeLog replaces the log with msg.
+func writeLog(logPath, msg string) {
+	if logPath == "" {
+		return
+	}
+	_ = os.MkdirAll(filepath.Dir(logPath), 0o755)
+	_ = os.WriteFile(logPath, []byte(msg), 0o644)
+}
+
+// appendLog adds msg to the end of the log.
+func appendLog(logPath, msg string) {
+	if logPath == "" {
+		return
+	}
+	f, err := os.OpenFile(logPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	_, _ = f.WriteString(msg)
+}
+
+// formatBytes writes a size the way resources are usually declared: "2 GB".
+func formatBytes(n int64) string {
+	f := float64(n)
+	for _, u := range []struct {
+		unit string
+		size float64
+	}{{"TB", 1e12}, {"GB", 1e9}, {"MB", 1e6}, {"kB", 1e3}} {
+		if f >= u.size {
+			return strconv.FormatFloat(f/u.size, 'g', 3, 64) + " " + u.unit
+		}
+	}
+	return strconv.FormatInt(n, 10) + " bytes"
 }
 
 // timeout is the bound of one run: the smaller non-zero of Timeout and Walltime.

@@ -89,3 +89,60 @@ func TestRunTimeoutAndStrategy(t *testing.T) {
 		t.Errorf("ran in %q, want the exec root %s", b, root)
 	}
 }
+
+// A setup script that fails fails the action, with the script's output in
+// the log, and its outputs are not made.
+func TestShellEnvironmentFailure(t *testing.T) {
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "envs"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "envs/setup.sh"), []byte("echo cannot find the LCG view >&2\nfalse\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logPath := filepath.Join(t.TempDir(), "x.log")
+	a := action(exec.KindRun)
+	a.Argv = []string{"/bin/bash", "-c", "echo made > hepbuild-out/pkg/out.txt"}
+	a.Outputs = []exec.Artifact{{Path: "hepbuild-out/pkg/out.txt"}}
+	a.Environment = &exec.Environment{Kind: "shell", Params: map[string]string{"setup": "envs/setup.sh"},
+		Files: []exec.Artifact{{Path: "envs/setup.sh", Source: true}}}
+	res, err := New(sandbox.NewSymlink(filepath.Join(t.TempDir(), "sb"))).Execute(context.Background(), a, root, logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Success() || res.ExitCode != 1 {
+		t.Errorf("got %+v, want exit status 1 from the setup script", res)
+	}
+	if b, _ := os.ReadFile(logPath); !strings.Contains(string(b), "cannot find the LCG view") {
+		t.Errorf("log = %q, want the setup script's output", b)
+	}
+	if _, err := os.Stat(filepath.Join(root, "hepbuild-out/pkg/out.txt")); err == nil {
+		t.Error("the command ran although its setup failed")
+	}
+}
+
+func TestEnvironmentCannotBeSetUp(t *testing.T) {
+	root := t.TempDir()
+	logPath := filepath.Join(t.TempDir(), "x.log")
+	a := action(exec.KindRun)
+	a.Argv = []string{"true"}
+	a.Environment = &exec.Environment{Kind: "container", Params: map[string]string{"image": "/no/such/image.sif"}}
+	res, err := New(sandbox.None{}).Execute(context.Background(), a, root, logPath)
+	if err != nil {
+		t.Fatalf("a missing image is the action's failure, got error %v", err)
+	}
+	if res.Success() || !strings.Contains(res.StartError, "/no/such/image.sif does not exist") {
+		t.Errorf("got %+v, want a failure saying the image does not exist", res)
+	}
+	if b, _ := os.ReadFile(logPath); !strings.Contains(string(b), "/no/such/image.sif does not exist") {
+		t.Errorf("log = %q, want the reason", b)
+	}
+}
+
+func TestFormatBytes(t *testing.T) {
+	for n, want := range map[int64]string{2e9: "2 GB", 1 << 31: "2.15 GB", 512e6: "512 MB", 1500: "1.5 kB", 12: "12 bytes"} {
+		if got := formatBytes(n); got != want {
+			t.Errorf("formatBytes(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
