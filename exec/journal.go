@@ -63,11 +63,15 @@ type Journal struct {
 
 // outputRecord is the journal's entry for one output path.
 type outputRecord struct {
-	Key    cache.Digest // of the action that made it
-	Digest cache.Digest // of the file's content (a listing digest for folders)
-	Size   int64
-	MTime  int64 // nanoseconds
-	Inode  uint64
+	Key cache.Digest // of the action that made it
+	// Fingerprint is the action's fingerprint that led to Key (see
+	// fingerprint), or "" when not known: with it, an up-to-date check needs
+	// no key computation.
+	Fingerprint string
+	Digest      cache.Digest // of the file's content (a listing digest for folders)
+	Size        int64
+	MTime       int64 // nanoseconds
+	Inode       uint64
 }
 
 // sameStat reports whether the file looks untouched since it was recorded.
@@ -77,8 +81,8 @@ func (o outputRecord) sameStat(fi fs.FileInfo) bool {
 		fi.ModTime().UnixNano() == o.MTime && uint64(st.Ino) == o.Inode
 }
 
-func statRecord(key, d cache.Digest, fi fs.FileInfo) outputRecord {
-	rec := outputRecord{Key: key, Digest: d, Size: fi.Size(), MTime: fi.ModTime().UnixNano()}
+func statRecord(key cache.Digest, fp string, d cache.Digest, fi fs.FileInfo) outputRecord {
+	rec := outputRecord{Key: key, Fingerprint: fp, Digest: d, Size: fi.Size(), MTime: fi.ModTime().UnixNano()}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		rec.Inode = uint64(st.Ino)
 	}
@@ -128,9 +132,9 @@ func lastByte(path string) byte {
 
 // apply parses one journal line into the map; a bad line is ignored.
 //
-// Lines are tab-separated: "o", path, key, digest, size, mtime, inode for a
-// recorded output; "d", path for a forgotten one; then a CRC-32 (hex) of
-// everything before the last tab.
+// Lines are tab-separated: "o", path, key, digest, size, mtime, inode and
+// optionally the action's fingerprint for a recorded output; "d", path for a
+// forgotten one; then a CRC-32 (hex) of everything before the last tab.
 func (j *Journal) apply(line []byte) {
 	k := bytes.LastIndexByte(line, '\t')
 	if k < 0 {
@@ -153,7 +157,7 @@ func (j *Journal) apply(line []byte) {
 	switch {
 	case f[0] == "d" && len(f) == 2:
 		delete(j.outputs, path)
-	case f[0] == "o" && len(f) == 7:
+	case f[0] == "o" && (len(f) == 7 || len(f) == 8):
 		key, ok1 := parseDigestFast(f[2])
 		d, ok2 := parseDigestFast(f[3])
 		size, err1 := strconv.ParseInt(f[4], 10, 64)
@@ -162,7 +166,11 @@ func (j *Journal) apply(line []byte) {
 		if !ok1 || !ok2 || err1 != nil || err2 != nil || err3 != nil {
 			return
 		}
-		j.outputs[path] = outputRecord{Key: key, Digest: d, Size: size, MTime: mtime, Inode: ino}
+		rec := outputRecord{Key: key, Digest: d, Size: size, MTime: mtime, Inode: ino}
+		if len(f) == 8 {
+			rec.Fingerprint = f[7]
+		}
+		j.outputs[path] = rec
 	}
 }
 
@@ -192,8 +200,12 @@ func checksummed(body string) string {
 }
 
 func recordLine(path string, o outputRecord) string {
-	return checksummed("o\t" + quotePath(path) + "\t" + o.Key.String() + "\t" + o.Digest.String() + "\t" +
-		strconv.FormatInt(o.Size, 10) + "\t" + strconv.FormatInt(o.MTime, 10) + "\t" + strconv.FormatUint(o.Inode, 10))
+	line := "o\t" + quotePath(path) + "\t" + o.Key.String() + "\t" + o.Digest.String() + "\t" +
+		strconv.FormatInt(o.Size, 10) + "\t" + strconv.FormatInt(o.MTime, 10) + "\t" + strconv.FormatUint(o.Inode, 10)
+	if o.Fingerprint != "" {
+		line += "\t" + o.Fingerprint
+	}
+	return checksummed(line)
 }
 
 // output returns the record of an output path.
@@ -205,9 +217,9 @@ func (j *Journal) output(path string) (outputRecord, bool) {
 }
 
 // record notes that the output at path, now described by fi, was made by
-// the action with the key.
-func (j *Journal) record(path string, key, d cache.Digest, fi fs.FileInfo) {
-	o := statRecord(key, d, fi)
+// the action with the key and fingerprint ("" when unknown).
+func (j *Journal) record(path string, key cache.Digest, fp string, d cache.Digest, fi fs.FileInfo) {
+	o := statRecord(key, fp, d, fi)
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.outputs[path] = o

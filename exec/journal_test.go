@@ -45,9 +45,9 @@ func TestJournalSurvivesReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	j.record("hepbuild-out/a", k1, cache.FromBytes([]byte("a")), outputFile(t, files, "a", "a"))
-	j.record("hepbuild-out/b", k1, cache.FromBytes([]byte("b")), outputFile(t, files, "b", "b"))
-	j.record("hepbuild-out/we\tird\n", k2, cache.FromBytes([]byte("c")), outputFile(t, files, "c", "c"))
+	j.record("hepbuild-out/a", k1, "fp-a", cache.FromBytes([]byte("a")), outputFile(t, files, "a", "a"))
+	j.record("hepbuild-out/b", k1, "", cache.FromBytes([]byte("b")), outputFile(t, files, "b", "b"))
+	j.record("hepbuild-out/we\tird\n", k2, "", cache.FromBytes([]byte("c")), outputFile(t, files, "c", "c"))
 	j.forget([]string{"hepbuild-out/b"})
 	// Not closed: a killed build keeps what it appended.
 	want := map[string]cache.Digest{"hepbuild-out/a": k1, "hepbuild-out/we\tird\n": k2}
@@ -58,6 +58,9 @@ func TestJournalSurvivesReopen(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, journalPaths(j2)); diff != "" {
 		t.Errorf("reopened journal mismatch (-want +got):\n%s", diff)
+	}
+	if rec, _ := j2.output("hepbuild-out/a"); rec.Fingerprint != "fp-a" {
+		t.Errorf("reopened journal: fingerprint of hepbuild-out/a = %q, want %q", rec.Fingerprint, "fp-a")
 	}
 	if err := j.Close(); err != nil {
 		t.Fatal(err)
@@ -87,7 +90,7 @@ func TestJournalIgnoresCorruptLines(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"a", "b", "c"} {
-		j.record(name, k, cache.FromBytes([]byte(name)), outputFile(t, files, name, name))
+		j.record(name, k, "", cache.FromBytes([]byte(name)), outputFile(t, files, name, name))
 	}
 	j.f.Close()
 	path := filepath.Join(base, journalFile)
@@ -111,7 +114,7 @@ func TestJournalIgnoresCorruptLines(t *testing.T) {
 		t.Errorf("journal mismatch (-want +got):\n%s", diff)
 	}
 	// Appending after a torn line starts a new line.
-	j2.record("d", k, cache.FromBytes([]byte("d")), outputFile(t, files, "d", "d"))
+	j2.record("d", k, "", cache.FromBytes([]byte("d")), outputFile(t, files, "d", "d"))
 	j2.f.Close()
 	j3, err := OpenJournal(base)
 	if err != nil {

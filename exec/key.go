@@ -1,6 +1,9 @@
 package exec
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"path"
@@ -46,6 +49,10 @@ type Key struct {
 	InputRoot cache.Digest
 	// Environment is the digest of the software environment (see EnvironmentDigest).
 	Environment cache.Digest
+
+	// fingerprint is the action's fingerprint the runner found the key
+	// for, recorded with the outputs in the journal.
+	fingerprint string
 }
 
 // Inputs gives the digest and executable bit of an input artifact.
@@ -439,4 +446,132 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// fingerprintVersion salts fingerprints; bump it with any change below.
+const fingerprintVersion = "hepbuild-fingerprint-v1"
+
+// fingerprint identifies an action by what its key is computed from: every
+// field that enters the key, and every input's path, digest and executable
+// bit, hashed as one length-prefixed stream instead of as REAPI messages and
+// a Merkle tree. Equal fingerprints imply equal keys (TestKeyMutations checks
+// that every change of the key changes the fingerprint); the converse need
+// not hold, since the stream keeps orders and duplicates the key ignores. The
+// journal maps a fingerprint to the key it led to, so that checking an
+// up-to-date action costs the input digests (stat calls) and one SHA-256 of a
+// few hundred bytes, not the protobuf encoding and tree hashing of
+// ComputeKey, which dominated null builds.
+func fingerprint(a *Action, in Inputs) (string, error) {
+	h := sha256.New()
+	var buf []byte
+	str := func(s string) {
+		buf = binary.AppendUvarint(buf[:0], uint64(len(s)))
+		buf = append(buf, s...)
+		h.Write(buf)
+	}
+	num := func(n int64) {
+		buf = binary.AppendVarint(buf[:0], n)
+		h.Write(buf)
+	}
+	flag := func(b bool) {
+		if b {
+			num(1)
+		} else {
+			num(0)
+		}
+	}
+	digest := func(d cache.Digest, x bool) {
+		str(d.Hash)
+		num(d.Size)
+		flag(x)
+	}
+	artifacts := func(set []Artifact, digests bool) error {
+		num(int64(len(set)))
+		for _, art := range set {
+			str(art.Path)
+			flag(art.Dir)
+			if !digests {
+				continue
+			}
+			if !art.Dir {
+				d, x, err := in.Digest(art)
+				if err != nil {
+					return err
+				}
+				digest(d, x)
+				continue
+			}
+			di, ok := in.(DirInputs)
+			if !ok {
+				return fmt.Errorf("input %s is a folder, and %T cannot list folders", art.Path, in)
+			}
+			entries, err := di.ListDir(art)
+			if err != nil {
+				return err
+			}
+			sorted := append([]FileEntry(nil), entries...)
+			sort.Slice(sorted, func(i, j int) bool { return sorted[i].Path < sorted[j].Path })
+			num(int64(len(sorted)))
+			for _, e := range sorted {
+				str(e.Path)
+				digest(e.Digest, e.Executable)
+			}
+		}
+		return nil
+	}
+
+	str(fingerprintVersion)
+	str(KeyVersion)
+	str(runtime.GOOS)
+	str(runtime.GOARCH)
+	num(int64(a.Kind))
+	num(int64(len(a.Argv)))
+	for _, s := range a.Argv {
+		str(s)
+	}
+	names := make([]string, 0, len(a.Env))
+	for n := range a.Env {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	num(int64(len(names)))
+	for _, n := range names {
+		str(n)
+		str(a.Env[n])
+	}
+	if err := artifacts(a.Inputs, true); err != nil {
+		return "", err
+	}
+	if err := artifacts(a.Tools, true); err != nil {
+		return "", err
+	}
+	if err := artifacts(a.Outputs, false); err != nil {
+		return "", err
+	}
+	str(string(a.Content))
+	flag(a.Executable)
+	flag(a.Environment != nil)
+	if e := a.Environment; e != nil {
+		str(e.Kind)
+		params := make([]string, 0, len(e.Params))
+		for n := range e.Params {
+			params = append(params, n)
+		}
+		sort.Strings(params)
+		num(int64(len(params)))
+		for _, n := range params {
+			str(n)
+			str(e.Params[n])
+		}
+		if err := artifacts(e.Files, true); err != nil {
+			return "", err
+		}
+	}
+	num(int64(len(a.Tags)))
+	for _, t := range a.Tags {
+		str(t)
+	}
+	num(int64(a.Timeout))
+	var sum [sha256.Size]byte
+	return hex.EncodeToString(h.Sum(sum[:0])), nil
 }

@@ -109,6 +109,15 @@ func testAction() *Action {
 	}
 }
 
+func mustFingerprint(t *testing.T, a *Action, in Inputs) string {
+	t.Helper()
+	fp, err := fingerprint(a, in)
+	if err != nil {
+		t.Fatalf("fingerprint: %v", err)
+	}
+	return fp
+}
+
 func mustKey(t *testing.T, a *Action, in Inputs) *Key {
 	t.Helper()
 	k, err := ComputeKey(a, in)
@@ -259,6 +268,7 @@ func TestKeyMutations(t *testing.T) {
 	}
 
 	base := mustKey(t, testAction(), testInputs())
+	baseFP := mustFingerprint(t, testAction(), testInputs())
 	covered := map[string]bool{}
 	for _, c := range cases {
 		covered[c.field] = true
@@ -268,6 +278,11 @@ func TestKeyMutations(t *testing.T) {
 			k := mustKey(t, a, in)
 			if got := k.Digest != base.Digest; got != c.changes {
 				t.Errorf("key changed = %v, want %v (%s)", got, c.changes, c.field)
+			}
+			// The journal trusts a recorded key when the fingerprint is
+			// unchanged: a change of the key must change the fingerprint.
+			if k.Digest != base.Digest && mustFingerprint(t, a, in) == baseFP {
+				t.Errorf("key changed but the fingerprint did not (%s)", c.field)
 			}
 		})
 	}

@@ -116,11 +116,19 @@ func (r *Runner) warn(msg string) {
 func (r *Runner) Work(ctx context.Context, a *Action) (Outcome, error) {
 	r.init()
 	in := &inputDigests{r: r, a: a}
+	fp, err := r.fingerprint(a, in)
+	if err != nil {
+		return OutcomeFailed, err
+	}
+	if key, ok := r.recordedKey(a, fp); ok && r.upToDateFP(a, key, fp) {
+		return OutcomeUpToDate, nil
+	}
 	key, err := r.key(a, in)
 	if err != nil {
 		return OutcomeFailed, err
 	}
-	if r.upToDate(a, key.Digest) {
+	key.fingerprint = fp
+	if r.upToDateFP(a, key.Digest, fp) {
 		return OutcomeUpToDate, nil
 	}
 	if ok, err := r.restore(ctx, a, key, in); err != nil {
@@ -141,11 +149,18 @@ func (r *Runner) Work(ctx context.Context, a *Action) (Outcome, error) {
 func (r *Runner) Check(ctx context.Context, a *Action) (Outcome, error) {
 	r.init()
 	in := &inputDigests{r: r, a: a}
+	fp, err := r.fingerprint(a, in)
+	if err != nil {
+		return OutcomeFailed, err
+	}
+	if key, ok := r.recordedKey(a, fp); ok && r.upToDateFP(a, key, fp) {
+		return OutcomeUpToDate, nil
+	}
 	key, err := r.key(a, in)
 	if err != nil {
 		return OutcomeFailed, err
 	}
-	if r.upToDate(a, key.Digest) {
+	if r.upToDateFP(a, key.Digest, fp) {
 		return OutcomeUpToDate, nil
 	}
 	if r.cacheable(a) {
@@ -160,13 +175,44 @@ func (r *Runner) Check(ctx context.Context, a *Action) (Outcome, error) {
 func (r *Runner) key(a *Action, in *inputDigests) (*Key, error) {
 	key, err := ComputeKey(a, in)
 	if err != nil {
-		var ae *ActionError
-		if errors.As(err, &ae) {
-			return nil, ae
-		}
-		return nil, fmt.Errorf("%s: %s: %w", a.Pos, a.Owner, err)
+		return nil, r.keyError(a, err)
 	}
 	return key, nil
+}
+
+// fingerprint computes the action's fingerprint, when there is a journal to
+// look it up in; a missing input is the action's failure.
+func (r *Runner) fingerprint(a *Action, in *inputDigests) (string, error) {
+	if r.Journal == nil || len(a.Outputs) == 0 {
+		return "", nil
+	}
+	fp, err := fingerprint(a, in)
+	if err != nil {
+		return "", r.keyError(a, err)
+	}
+	return fp, nil
+}
+
+func (r *Runner) keyError(a *Action, err error) error {
+	var ae *ActionError
+	if errors.As(err, &ae) {
+		return ae
+	}
+	return fmt.Errorf("%s: %s: %w", a.Pos, a.Owner, err)
+}
+
+// recordedKey returns the key that the journal recorded for the action's
+// first output together with the fingerprint fp: the action's key, without
+// computing it.
+func (r *Runner) recordedKey(a *Action, fp string) (cache.Digest, bool) {
+	if fp == "" {
+		return cache.Digest{}, false
+	}
+	rec, ok := r.Journal.output(a.Outputs[0].Path)
+	if !ok || rec.Fingerprint != fp {
+		return cache.Digest{}, false
+	}
+	return rec.Key, true
 }
 
 func (r *Runner) cacheable(a *Action) bool {
@@ -178,7 +224,11 @@ func (r *Runner) abs(p string) string { return filepath.Join(r.ExecRoot, p) }
 // upToDate reports whether the journal says every output was made by an
 // action with this key and is unchanged since. An output whose stat changed
 // but whose content did not (a cache touching a shared inode) still counts.
-func (r *Runner) upToDate(a *Action, key cache.Digest) bool {
+func (r *Runner) upToDate(a *Action, key cache.Digest) bool { return r.upToDateFP(a, key, "") }
+
+// upToDateFP is upToDate that also teaches the records the action's
+// fingerprint fp (unless ""), so that the next check can skip the key.
+func (r *Runner) upToDateFP(a *Action, key cache.Digest, fp string) bool {
 	j := r.Journal
 	if j == nil || len(a.Outputs) == 0 {
 		return false
@@ -193,6 +243,9 @@ func (r *Runner) upToDate(a *Action, key cache.Digest) bool {
 			return false
 		}
 		if !o.Dir && rec.sameStat(fi) {
+			if fp != "" && rec.Fingerprint != fp {
+				j.record(o.Path, key, fp, rec.Digest, fi)
+			}
 			continue
 		}
 		if !o.Dir && fi.Size() != rec.Digest.Size {
@@ -203,7 +256,10 @@ func (r *Runner) upToDate(a *Action, key cache.Digest) bool {
 			return false
 		}
 		if !o.Dir {
-			j.record(o.Path, key, d, fi)
+			if fp == "" {
+				fp = rec.Fingerprint
+			}
+			j.record(o.Path, key, fp, d, fi)
 		}
 	}
 	return true
@@ -286,6 +342,15 @@ type inputDigests struct {
 	a *Action
 	// seen records every digest handed out, by path, for the explain log.
 	seen map[string]cache.Digest
+	// memo keeps what Digest and ListDir returned, so that the fingerprint
+	// and then the key look at each input once.
+	memo    map[string]digestInfo
+	listing map[string][]FileEntry
+}
+
+type digestInfo struct {
+	d cache.Digest
+	x bool
 }
 
 func (in *inputDigests) note(p string, d cache.Digest) {
@@ -312,6 +377,20 @@ func (in *inputDigests) missing(art Artifact, err error) error {
 }
 
 func (in *inputDigests) Digest(art Artifact) (cache.Digest, bool, error) {
+	if m, ok := in.memo[art.Path]; ok {
+		return m.d, m.x, nil
+	}
+	d, x, err := in.digest(art)
+	if err == nil {
+		if in.memo == nil {
+			in.memo = map[string]digestInfo{}
+		}
+		in.memo[art.Path] = digestInfo{d, x}
+	}
+	return d, x, err
+}
+
+func (in *inputDigests) digest(art Artifact) (cache.Digest, bool, error) {
 	p := in.r.abs(art.Path)
 	if j := in.r.Journal; j != nil {
 		if rec, ok := j.output(art.Path); ok {
@@ -333,6 +412,9 @@ func (in *inputDigests) Digest(art Artifact) (cache.Digest, bool, error) {
 }
 
 func (in *inputDigests) ListDir(art Artifact) ([]FileEntry, error) {
+	if entries, ok := in.listing[art.Path]; ok {
+		return entries, nil
+	}
 	entries, err := in.r.listDir(in.r.abs(art.Path))
 	if err != nil {
 		return nil, fmt.Errorf("listing %s: %w", art.Path, err)
@@ -340,6 +422,10 @@ func (in *inputDigests) ListDir(art Artifact) ([]FileEntry, error) {
 	for _, e := range entries {
 		in.note(art.Path+"/"+e.Path, e.Digest)
 	}
+	if in.listing == nil {
+		in.listing = map[string][]FileEntry{}
+	}
+	in.listing[art.Path] = entries
 	return entries, nil
 }
 
@@ -547,7 +633,7 @@ func (r *Runner) remember(a *Action, key *Key, in *inputDigests, digests map[str
 		if err != nil {
 			return fmt.Errorf("%s: %s: output %s vanished: %w", a.Pos, a.Owner, o.Path, err)
 		}
-		j.record(o.Path, key.Digest, digests[o.Path], fi)
+		j.record(o.Path, key.Digest, key.fingerprint, digests[o.Path], fi)
 	}
 	j.explain(newActionRecord(a, key, in.seen))
 	return nil
