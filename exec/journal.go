@@ -2,6 +2,9 @@ package exec
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,10 +13,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -622,4 +627,324 @@ func PrepareOutputBase(execRoot, outputBase string) error {
 		return fmt.Errorf("linking %s to the output base: %w", link, err)
 	}
 	return nil
+}
+
+// A build stamp lets a build with nothing to do skip loading, analysis and
+// scheduling altogether: after a successful build, the caller records every
+// file and folder the build depended on or made (BUILD and .star files,
+// read_json files, the folders listed by globs and package lookups, every
+// action's inputs and outputs) under a key naming the request (hepbuild
+// itself, workspace, targets, settings). The next build with that key first
+// stats those paths; when none changed, it is a null build, decided by
+// lstat-like calls only, as ninja decides it.
+//
+// A path's state is its stat (size, mtime, ctime, inode, device, mode, and
+// for folders the same, which changes when an entry is added, removed or
+// renamed). A path modified within racySlop of recording could change again
+// without changing its stat (the timestamp tick), so such "racy" entries also
+// keep a digest of their content (or of a folder's sorted names), checked
+// when the stat matches.
+
+// Stamp is what WriteStamp records.
+type Stamp struct {
+	// Key names the request; see StampKey.
+	Key string
+	// Files are absolute paths of files and folders whose stat must not change.
+	Files []string
+	// Trees are absolute paths of folders whose every file and sub-folder
+	// counts (folder inputs and outputs); they are walked when recording.
+	Trees []string
+	// Actions is the number of actions the build comprised, and Roots the
+	// outputs it was asked for: what the caller reports on a null build.
+	Actions int
+	Roots   []string
+}
+
+const (
+	stampDir   = "stamps"
+	stampMagic = "hepstamp1"
+)
+
+// StampKey combines the parts that name a build request with the identity
+// of the running hepbuild binary (path, size, mtime, inode) and KeyVersion,
+// so that another build of hepbuild never trusts an older one's stamp.
+func StampKey(parts ...string) string {
+	h := sha256.New()
+	add := func(s string) {
+		var n [binary.MaxVarintLen64]byte
+		h.Write(n[:binary.PutUvarint(n[:], uint64(len(s)))])
+		h.Write([]byte(s))
+	}
+	add(stampMagic)
+	add(KeyVersion)
+	exe, err := os.Executable()
+	if err == nil {
+		if fi, err := os.Stat(exe); err == nil {
+			st := statOf(fi)
+			add(fmt.Sprintf("%s %d %d %d %d", exe, st.size, st.mtime, st.ino, st.dev))
+		}
+	}
+	if err != nil {
+		// Without knowing which binary runs, a stamp must never match.
+		add(strconv.FormatInt(time.Now().UnixNano(), 10))
+	}
+	for _, p := range parts {
+		add(p)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func stampPath(outputBase, key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return filepath.Join(outputBase, stampDir, hex.EncodeToString(sum[:12])+".v1")
+}
+
+// pathStat is the state of a path a stamp records; exists false for a path
+// that did not exist.
+type pathStat struct {
+	exists             bool
+	dir                bool
+	size, mtime, ctime int64
+	ino, dev           uint64
+	mode               uint32
+}
+
+func statOf(fi fs.FileInfo) pathStat {
+	s := pathStat{exists: true, dir: fi.IsDir(), size: fi.Size(), mtime: fi.ModTime().UnixNano(), mode: uint32(fi.Mode())}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		s.ctime = st.Ctim.Sec*1e9 + st.Ctim.Nsec
+		s.ino, s.dev = uint64(st.Ino), uint64(st.Dev)
+	}
+	return s
+}
+
+// statPath stats p, following symbolic links; a missing path is a state too.
+func statPath(p string) (pathStat, error) {
+	fi, err := os.Stat(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return pathStat{}, nil
+	}
+	if err != nil {
+		return pathStat{}, err
+	}
+	return statOf(fi), nil
+}
+
+// stampRacySlop is the stat cache's racy window (see cache.StatCache).
+const stampRacySlop = int64(100 * time.Millisecond)
+
+func (s pathStat) racy(recorded int64) bool {
+	return s.exists && (s.mtime >= recorded-stampRacySlop || s.ctime >= recorded-stampRacySlop)
+}
+
+// contentDigest is a file's content digest or a folder's sorted names'.
+func contentDigest(p string, dir bool) (string, error) {
+	if !dir {
+		d, err := cache.FromFile(p)
+		return d.Hash, err
+	}
+	entries, err := os.ReadDir(p)
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	for _, e := range entries {
+		b.WriteString(e.Name())
+		b.WriteByte(0)
+	}
+	return cache.FromBytes([]byte(b.String())).Hash, nil
+}
+
+// WriteStamp records the state of the stamp's paths under the output base,
+// replacing an earlier stamp of the same key. Call it after a successful
+// build, with the output base locked.
+func WriteStamp(outputBase string, s Stamp) error {
+	recorded := time.Now().UnixNano()
+	paths := append([]string(nil), s.Files...)
+	for _, t := range s.Trees {
+		err := filepath.WalkDir(t, func(p string, d fs.DirEntry, err error) error {
+			if err == nil {
+				paths = append(paths, p)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	sort.Strings(paths)
+	b := append([]byte(nil), stampMagic...)
+	str := func(v string) { b = binary.AppendUvarint(b, uint64(len(v))); b = append(b, v...) }
+	str(s.Key)
+	b = binary.AppendVarint(b, recorded)
+	b = binary.AppendUvarint(b, uint64(s.Actions))
+	b = binary.AppendUvarint(b, uint64(len(s.Roots)))
+	for _, r := range s.Roots {
+		str(r)
+	}
+	prev := ""
+	for _, p := range paths {
+		if p == prev {
+			continue
+		}
+		prev = p
+		st, err := statPath(p)
+		if err != nil {
+			return fmt.Errorf("recording %s: %w", p, err)
+		}
+		digest := ""
+		if st.racy(recorded) {
+			if digest, err = contentDigest(p, st.dir); err != nil {
+				return fmt.Errorf("recording %s: %w", p, err)
+			}
+		}
+		str(p)
+		b = appendPathStat(b, st)
+		str(digest)
+	}
+	sum := sha256.Sum256(b)
+	b = append(b, sum[:]...)
+	path := stampPath(outputBase, s.Key)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	if err := writeFileAtomic(path, b); err != nil {
+		return fmt.Errorf("writing build stamp: %w", err)
+	}
+	return nil
+}
+
+// RemoveStamps forgets every stamp of the output base, e.g. when the output
+// tree is cleaned. Stamps do not need it to stay correct (a removed output
+// no longer matches its stat), only to free space.
+func RemoveStamps(outputBase string) error {
+	return os.RemoveAll(filepath.Join(outputBase, stampDir))
+}
+
+func appendPathStat(b []byte, s pathStat) []byte {
+	var flags uint64
+	if s.exists {
+		flags |= 1
+	}
+	if s.dir {
+		flags |= 2
+	}
+	b = binary.AppendUvarint(b, flags)
+	b = binary.AppendVarint(b, s.size)
+	b = binary.AppendVarint(b, s.mtime)
+	b = binary.AppendVarint(b, s.ctime)
+	b = binary.AppendUvarint(b, s.ino)
+	b = binary.AppendUvarint(b, s.dev)
+	return binary.AppendUvarint(b, uint64(s.mode))
+}
+
+type stampEntry struct {
+	path   string
+	st     pathStat
+	digest string
+}
+
+// CheckStamp reports whether the stamp of key exists and every path it
+// recorded is in the recorded state: then the build it describes has
+// nothing to do. It returns the stamp (without its paths) for the summary.
+// Any doubt (no stamp, a corrupt one, a changed path) is false.
+func CheckStamp(outputBase, key string) (Stamp, bool) {
+	b, err := os.ReadFile(stampPath(outputBase, key))
+	if err != nil || len(b) < len(stampMagic)+sha256.Size || string(b[:len(stampMagic)]) != stampMagic {
+		return Stamp{}, false
+	}
+	body := b[:len(b)-sha256.Size]
+	if sum := sha256.Sum256(body); !bytes.Equal(sum[:], b[len(b)-sha256.Size:]) {
+		return Stamp{}, false
+	}
+	r := body[len(stampMagic):]
+	bad := false
+	uvarint := func() uint64 {
+		v, n := binary.Uvarint(r)
+		if n <= 0 {
+			bad = true
+			return 0
+		}
+		r = r[n:]
+		return v
+	}
+	varint := func() int64 {
+		v, n := binary.Varint(r)
+		if n <= 0 {
+			bad = true
+			return 0
+		}
+		r = r[n:]
+		return v
+	}
+	str := func() string {
+		n := uvarint()
+		if bad || uint64(len(r)) < n {
+			bad = true
+			return ""
+		}
+		s := string(r[:n])
+		r = r[n:]
+		return s
+	}
+	s := Stamp{Key: str()}
+	if bad || s.Key != key {
+		return Stamp{}, false
+	}
+	_ = varint() // recorded
+	s.Actions = int(uvarint())
+	for n := uvarint(); n > 0 && !bad; n-- {
+		s.Roots = append(s.Roots, str())
+	}
+	var entries []stampEntry
+	for len(r) > 0 && !bad {
+		var e stampEntry
+		e.path = str()
+		flags := uvarint()
+		e.st = pathStat{exists: flags&1 != 0, dir: flags&2 != 0, size: varint(), mtime: varint(), ctime: varint(),
+			ino: uvarint(), dev: uvarint(), mode: uint32(uvarint())}
+		e.digest = str()
+		entries = append(entries, e)
+	}
+	if bad {
+		return Stamp{}, false
+	}
+	if !checkEntries(entries) {
+		return Stamp{}, false
+	}
+	return s, true
+}
+
+// checkEntries stats the entries on a few goroutines and reports whether
+// all are unchanged.
+func checkEntries(entries []stampEntry) bool {
+	workers := min(runtime.GOMAXPROCS(0), 4, len(entries)/1000+1)
+	var changed atomic.Bool
+	var wg sync.WaitGroup
+	chunk := (len(entries) + workers - 1) / workers
+	for w := 0; w < workers; w++ {
+		part := entries[min(w*chunk, len(entries)):min((w+1)*chunk, len(entries))]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, e := range part {
+				if changed.Load() {
+					return
+				}
+				st, err := statPath(e.path)
+				if err != nil || st != e.st {
+					changed.Store(true)
+					return
+				}
+				if e.digest != "" {
+					if d, err := contentDigest(e.path, e.st.dir); err != nil || d != e.digest {
+						changed.Store(true)
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return !changed.Load()
 }

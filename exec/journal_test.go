@@ -233,3 +233,65 @@ func TestPrepareOutputBase(t *testing.T) {
 		t.Error("a hepbuild-out folder was accepted as the link")
 	}
 }
+
+func TestStampCheck(t *testing.T) {
+	base, dir := t.TempDir(), t.TempDir()
+	file := filepath.Join(dir, "in.txt")
+	tree := filepath.Join(dir, "tree")
+	if err := os.MkdirAll(filepath.Join(tree, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for p, c := range map[string]string{file: "in", filepath.Join(tree, "sub", "x"): "x"} {
+		if err := os.WriteFile(p, []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	missing := filepath.Join(dir, "missing")
+	s := Stamp{Key: StampKey("//:all"), Files: []string{file, missing}, Trees: []string{tree}, Actions: 3, Roots: []string{"hepbuild-out/a"}}
+	if err := WriteStamp(base, s); err != nil {
+		t.Fatal(err)
+	}
+	got, ok := CheckStamp(base, s.Key)
+	if !ok {
+		t.Fatal("stamp does not match right after writing it")
+	}
+	if diff := cmp.Diff(Stamp{Key: s.Key, Actions: 3, Roots: s.Roots}, got); diff != "" {
+		t.Errorf("stamp mismatch (-want +got):\n%s", diff)
+	}
+	if _, ok := CheckStamp(base, StampKey("//:other")); ok {
+		t.Error("a stamp matched another key")
+	}
+
+	for _, c := range []struct {
+		name   string
+		change func() error
+	}{
+		{"file inside a tree", func() error { return os.WriteFile(filepath.Join(tree, "sub", "x"), []byte("y"), 0o644) }},
+		{"file added to a tree", func() error { return os.WriteFile(filepath.Join(tree, "sub", "z"), nil, 0o644) }},
+		{"a missing path appears", func() error { return os.WriteFile(missing, nil, 0o644) }},
+		{"file removed", func() error { return os.Remove(file) }},
+		{"stamp corrupted", func() error {
+			p := stampPath(base, s.Key)
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			b[len(b)/2] ^= 1
+			return os.WriteFile(p, b, 0o644)
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if err := WriteStamp(base, s); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.change(); err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := CheckStamp(base, s.Key); ok {
+				t.Error("stamp still matches")
+			}
+			_ = os.Remove(missing)
+			_ = os.WriteFile(file, []byte("in"), 0o644)
+		})
+	}
+}

@@ -35,6 +35,9 @@ type Loader struct {
 	packages map[string]*pkgEntry
 	rules    map[graph.Label]*ruleInstance
 	files    map[graph.Label]*graph.Target // source files of other packages resolved on demand
+
+	depMu sync.Mutex
+	deps  map[string]struct{} // see Dependencies
 }
 
 // loadEntry is one .star file or BUILD file being evaluated or done. Waiting
@@ -69,7 +72,9 @@ func NewLoader(root string, stderr io.Writer) (*Loader, error) {
 		packages: map[string]*pkgEntry{},
 		rules:    map[graph.Label]*ruleInstance{},
 		files:    map[graph.Label]*graph.Target{},
+		deps:     map[string]struct{}{},
 	}
+	l.depend(WorkspaceFile)
 	name, err := readWorkspaceName(root)
 	if err != nil {
 		return nil, err
@@ -80,6 +85,36 @@ func NewLoader(root string, stderr io.Writer) (*Loader, error) {
 
 // Root returns the workspace root.
 func (l *Loader) Root() string { return l.root }
+
+// depend records that what was loaded depends on the workspace-relative
+// path: a file's content, or a folder's list of entries.
+func (l *Loader) depend(rel string) {
+	if rel == "" {
+		rel = "."
+	}
+	l.depMu.Lock()
+	l.deps[rel] = struct{}{}
+	l.depMu.Unlock()
+}
+
+// Dependencies returns, sorted, the workspace-relative paths of every file
+// the loader read (WORKSPACE.hep, BUILD files, loaded .star and .bzl files,
+// read_json files, source files looked up by label) and every folder whose
+// entries it looked at (package folders probed for a BUILD file, folders
+// listed by glob or by package patterns; "." is the root). Files of the
+// built-in rule library are part of the binary and not listed. Nothing else
+// on disk can change what the loader produced, so a caller may skip loading
+// when none of these changed (exec.Stamp).
+func (l *Loader) Dependencies() []string {
+	l.depMu.Lock()
+	out := make([]string, 0, len(l.deps))
+	for p := range l.deps {
+		out = append(out, p)
+	}
+	l.depMu.Unlock()
+	sort.Strings(out)
+	return out
+}
 
 // WorkspaceName returns the name given by workspace(name = ...) in WORKSPACE.hep, or "".
 func (l *Loader) WorkspaceName() string { return l.workspaceName }
@@ -151,6 +186,7 @@ func (l *Loader) Package(repo, pkg string) (*graph.Package, error) {
 
 // buildFile returns the workspace-relative path of pkg's BUILD file, or "".
 func (l *Loader) buildFile(pkg string) string {
+	l.depend(pkg)
 	for _, n := range buildFileNames {
 		rel := path.Join(pkg, n)
 		if fi, err := os.Stat(filepath.Join(l.root, filepath.FromSlash(rel))); err == nil && !fi.IsDir() {
@@ -168,6 +204,7 @@ func (l *Loader) loadPackage(repo, pkg string) (*graph.Package, error) {
 	if bf == "" {
 		return nil, &graph.NoSuchPackageError{Pkg: pkg, Suggestion: l.suggestPackage(pkg)}
 	}
+	l.depend(bf)
 	src, err := os.ReadFile(filepath.Join(l.root, filepath.FromSlash(bf)))
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", bf, err)
@@ -185,6 +222,9 @@ func (l *Loader) loadPackage(repo, pkg string) (*graph.Package, error) {
 	p, err := b.finish(entry.loads)
 	if err != nil {
 		return nil, err
+	}
+	for _, f := range p.ReadFiles {
+		l.depend(f)
 	}
 	l.mu.Lock()
 	for lbl, r := range b.rules {
@@ -285,6 +325,7 @@ func (l *Loader) readSource(lbl graph.Label) ([]byte, string, error) {
 		return nil, "", fmt.Errorf("cannot load %s: unknown repository @%s (external repositories are not supported)", lbl, lbl.Repo)
 	}
 	rel := lbl.Path()
+	l.depend(rel)
 	src, err := os.ReadFile(filepath.Join(l.root, filepath.FromSlash(rel)))
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -330,6 +371,9 @@ func (l *Loader) PackagesBeneath(repo, prefix string) ([]string, error) {
 		name := d.Name()
 		if p != start && (strings.HasPrefix(name, ".") || name == "hepbuild-out") {
 			return filepath.SkipDir
+		}
+		if rel, err := filepath.Rel(l.root, p); err == nil {
+			l.depend(filepath.ToSlash(rel))
 		}
 		// A folder with its own WORKSPACE.hep is another workspace, not a package of this one.
 		if p != l.root {
@@ -386,6 +430,7 @@ func (l *Loader) Target(lbl graph.Label) (*graph.Target, error) {
 		return t, nil
 	}
 	full := filepath.Join(l.root, filepath.FromSlash(lbl.Path()))
+	l.depend(lbl.Path())
 	if _, err := os.Stat(full); err == nil {
 		if sub := l.subpackageOf(lbl); sub != "" {
 			return nil, fmt.Errorf("label %s crosses into package %s: use //%s:%s", lbl, sub, sub, strings.TrimPrefix(lbl.Path(), sub+"/"))
