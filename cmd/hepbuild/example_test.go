@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"image/png"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -57,7 +59,7 @@ VARIABLES = [
 var (
 	tthCategories = []string{"5j3b", "6j4b"}
 	tthVariables  = []string{"mbb", "dnn"}
-	tthTargets    = []string{"//examples/tth/analysis:datacards", "//examples/tth/analysis:plots"}
+	tthTargets    = []string{"//examples/tth/analysis:datacards", "//examples/tth/analysis:plots", "//examples/tth/analysis:fit"}
 )
 
 func TestExampleAnalysis(t *testing.T) {
@@ -80,6 +82,8 @@ func TestExampleAnalysis(t *testing.T) {
 		}
 	}
 
+	checkFit(t, out)
+
 	// Nothing changed: nothing runs.
 	if second := buildExample(t, root); len(second["action_finished"]) != 0 {
 		t.Errorf("second build executed %d actions, want 0: %v", len(second["action_finished"]), second["action_finished"])
@@ -94,9 +98,9 @@ func TestExampleAnalysis(t *testing.T) {
 		`filter("hist_.*_jes_(up|down)$", //examples/tth/analysis:*) + `+
 		`filter("card_config_|plot_", kind(rule, //examples/tth/analysis:*))))`)
 	// 5 processes x 2 categories x 2 variables x (up, down), their merges, 2 card configurations,
-	// 2 datacards, 4 plots.
-	if len(want) != 40+20+2+2+4 {
-		t.Fatalf("query found %d targets depending on the jes shift, want 68: %v", len(want), want)
+	// 2 datacards, 4 plots, 2 fits.
+	if len(want) != 40+20+2+2+4+2 {
+		t.Fatalf("query found %d targets depending on the jes shift, want 70: %v", len(want), want)
 	}
 	third := buildExample(t, root)
 	if diff := cmp.Diff(want, sorted(third["action_finished"])); diff != "" {
@@ -108,7 +112,7 @@ func TestExampleAnalysis(t *testing.T) {
 	// but the binaries come out byte-identical, so nothing downstream reruns (early cutoff).
 	appendFile(t, filepath.Join(root, "examples/tth/tools/cmds/hist.go"), "\n// A comment that moves no code.\n")
 	fourth := buildExample(t, root)
-	tools := []string{"datacard", "gen", "hist", "merge", "plot", "select"}
+	tools := []string{"datacard", "fit", "gen", "hist", "merge", "plot", "select"}
 	var wantTools []string
 	for _, tool := range tools {
 		wantTools = append(wantTools, "//examples/tth/tools:"+tool)
@@ -320,5 +324,35 @@ func checkPlot(t *testing.T, base string) {
 	}
 	if !bytes.HasPrefix(pdf, []byte("%PDF-")) {
 		t.Errorf("%s.pdf does not start like a PDF", base)
+	}
+}
+
+// checkFit checks the fit results: the Asimov fit returns mu = 1, the observed one a finite
+// interval around its best fit.
+func checkFit(t *testing.T, out string) {
+	t.Helper()
+	for _, tc := range []struct {
+		file   string
+		asimov bool
+	}{{"mu_expected.txt", true}, {"mu_observed.txt", false}} {
+		data, err := os.ReadFile(filepath.Join(out, "fit", tc.file))
+		if err != nil {
+			t.Error(err)
+			continue
+		}
+		var mu, lo, hi float64
+		found := false
+		for _, line := range strings.Split(string(data), "\n") {
+			if _, err := fmt.Sscanf(line, "mu_68 = [%g, %g]", &lo, &hi); err == nil {
+				found = true
+			}
+			fmt.Sscanf(line, "mu = %g", &mu)
+		}
+		if !found || !(lo < mu && mu < hi) || hi-lo > 5 {
+			t.Errorf("%s: mu = %g in [%g, %g], want a finite interval around the best fit:\n%s", tc.file, mu, lo, hi, data)
+		}
+		if tc.asimov && math.Abs(mu-1) > 0.01 {
+			t.Errorf("%s: Asimov fit gives mu = %g, want 1", tc.file, mu)
+		}
 	}
 }
