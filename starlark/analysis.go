@@ -220,6 +220,9 @@ func (a *analyzer) configureRule(t *graph.Target) (*configured, error) {
 			if err := checkDep(t, at.Name, spec, dc); err != nil {
 				return nil, err
 			}
+			if msg := attrString(dc.target, "deprecation"); msg != "" && dc.target.IsRule() {
+				fmt.Fprintf(a.l.stderr, "WARNING: %s: %s depends on deprecated %s: %s\n", t.Pos, t.Label, dl, msg)
+			}
 			deps[dl] = dc
 		}
 	}

@@ -203,6 +203,14 @@ func convertAttr(spec *attrSpec, name string, v starlark.Value, repo, pkg string
 	if v == starlark.None {
 		return zeroValue(spec.typ), nil
 	}
+	if !spec.allowEmpty {
+		if l, ok := v.(starlark.Sequence); ok && l.Len() == 0 && !isString(v) {
+			return nil, fmt.Errorf("attribute %s must not be empty", name)
+		}
+		if d, ok := v.(*starlark.Dict); ok && d.Len() == 0 {
+			return nil, fmt.Errorf("attribute %s must not be empty", name)
+		}
+	}
 	want := func() error {
 		return fmt.Errorf("attribute %s: got %s, want %s", name, v.Type(), wantDesc(spec.typ))
 	}

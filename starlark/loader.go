@@ -322,16 +322,16 @@ func (l *Loader) readSource(lbl graph.Label) ([]byte, string, error) {
 		return src, lbl.String(), nil
 	}
 	if lbl.Repo != "" {
-		return nil, "", fmt.Errorf("cannot load %s: unknown repository @%s (external repositories are not supported)", lbl, lbl.Repo)
+		return nil, "", fmt.Errorf("unknown repository @%s (external repositories are not supported)", lbl.Repo)
 	}
 	rel := lbl.Path()
 	l.depend(rel)
 	src, err := os.ReadFile(filepath.Join(l.root, filepath.FromSlash(rel)))
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, "", fmt.Errorf("cannot load %s: file %s does not exist", lbl, rel)
+			return nil, "", fmt.Errorf("file %s does not exist", rel)
 		}
-		return nil, "", fmt.Errorf("cannot load %s: %w", lbl, err)
+		return nil, "", err
 	}
 	return src, rel, nil
 }

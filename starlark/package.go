@@ -136,9 +136,7 @@ func (b *pkgBuilder) glob(include, exclude []string, excludeDirs bool, allowEmpt
 						return filepath.SkipDir
 					}
 				}
-				if !excludeDirs {
-					b.globCache = append(b.globCache, rel+"/")
-				}
+				b.globCache = append(b.globCache, rel+"/")
 				return nil
 			}
 			if d.Type()&os.ModeSymlink != 0 && rel == "hepbuild-out" {
@@ -159,7 +157,10 @@ func (b *pkgBuilder) glob(include, exclude []string, excludeDirs bool, allowEmpt
 	var out []string
 	for _, f := range b.globCache {
 		if strings.HasSuffix(f, "/") {
-			continue
+			if excludeDirs {
+				continue
+			}
+			f = strings.TrimSuffix(f, "/")
 		}
 		if matchAny(include, f) && !matchAny(exclude, f) {
 			out = append(out, f)

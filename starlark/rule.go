@@ -156,6 +156,11 @@ func (r *ruleClass) CallInternal(thread *starlark.Thread, args starlark.Tuple, k
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
+		if k == "executable" {
+			// As in Bazel, an executable rule's program is named after the
+			// rule and has no target of its own: //pkg:name is the rule.
+			continue
+		}
 		out, err := expandOutputTemplate(r.outputs[k], t)
 		if err != nil {
 			return nil, errorf(lbl, "outputs[%q]: %v", k, err)

@@ -105,12 +105,9 @@ func writeActionJSON(w io.Writer, a *exec.Action) error {
 	if a.Kind == exec.KindWrite {
 		j.Content = string(a.Content)
 	}
-	b, err := json.Marshal(j)
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintf(w, "%s\n", b)
-	return err
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // commands are full of < > &
+	return enc.Encode(j)
 }
 
 func writeActionText(w io.Writer, a *exec.Action) {

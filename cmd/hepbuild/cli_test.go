@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -226,5 +227,31 @@ func TestHepbuildrc(t *testing.T) {
 	}
 	if r := hepbuild(t, root, "build", "--config=loud", "//:a"); r.code != 2 || !strings.Contains(r.stderr, "--config loud") {
 		t.Errorf("unknown --config: exit %d %s", r.code, r.stderr)
+	}
+}
+
+func TestManualAndNegativePatterns(t *testing.T) {
+	root := testWorkspace(t, map[string]string{"BUILD": `
+task(name = "a", outs = ["a.out"], cmd = "touch $@")
+task(name = "m", outs = ["m.out"], cmd = "touch $@", tags = ["manual"])
+`, "sub/BUILD": `task(name = "s", outs = ["s.out"], cmd = "touch $@")`})
+	ev := filepath.Join(t.TempDir(), "ev.jsonl")
+	if r := hepbuild(t, root, "//...", "--progress=none", "--events", ev); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	got := events(t, ev)["action_finished"]
+	sort.Strings(got)
+	if got := strings.Join(got, " "); got != "//:a //sub:s" {
+		t.Errorf("//... built %q, want //:a //sub:s (manual skipped)", got)
+	}
+	if r := hepbuild(t, root, "//:m", "--progress=none", "--events", ev); r.code != 0 || len(events(t, ev)["action_finished"]) != 1 {
+		t.Errorf("naming a manual target should build it: %d %s", r.code, r.stderr)
+	}
+	if r := hepbuild(t, root, "--progress=none", "--events", ev, "--", "//...", "-//sub/..."); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	evs := events(t, ev)
+	if got := strings.Join(append(evs["action_finished"], evs["action_uptodate"]...), " "); got != "//:a" {
+		t.Errorf("//... -//sub/... built %q, want //:a", got)
 	}
 }

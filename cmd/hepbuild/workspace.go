@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"path/filepath"
+	"strings"
 
 	"github.com/hepbuild/hepbuild/graph"
 	hstarlark "github.com/hepbuild/hepbuild/starlark"
@@ -39,17 +40,27 @@ func (w *workspace) expand(patterns []string) ([]*graph.Target, error) {
 	if len(patterns) == 0 {
 		return nil, badInput("no targets given: name one, as in `hepbuild //analysis:datacards`, or `//...` for everything")
 	}
-	var pats []graph.Pattern
+	// Targets tagged "manual" are built only when named, not through //... or :all (as in Bazel).
+	named := map[graph.Label]bool{}
 	for _, p := range patterns {
-		pat, err := graph.ParsePattern(p, w.workingPkg)
+		pat, err := graph.ParsePattern(strings.TrimPrefix(p, "-"), w.workingPkg)
 		if err != nil {
 			return nil, &badInputError{err}
 		}
-		pats = append(pats, pat)
+		if pat.Kind == graph.PatternSingle && !strings.HasPrefix(p, "-") {
+			named[pat.Label] = true
+		}
 	}
-	ts, err := graph.Expand(w.loader, pats)
+	all, err := graph.ExpandArgs(w.loader, patterns, w.workingPkg)
 	if err != nil {
 		return nil, err
+	}
+	ts := all[:0]
+	for _, t := range all {
+		if a, ok := t.Attr("tags"); ok && !named[t.Label] && hasString(a.Value, "manual") {
+			continue
+		}
+		ts = append(ts, t)
 	}
 	return ts, nil
 }
@@ -59,4 +70,14 @@ func isLoadError(err error) bool {
 	var np *graph.NoSuchPackageError
 	var nt *graph.NoSuchTargetError
 	return errors.As(err, &se) || errors.As(err, &np) || errors.As(err, &nt)
+}
+
+func hasString(v any, s string) bool {
+	list, _ := v.([]string)
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
 }
