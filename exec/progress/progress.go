@@ -140,11 +140,10 @@ func (p *Printer) Event(e exec.Event) {
 			p.startTicker()
 		}
 	case exec.EventActionStarted:
-		r := &running{desc: describe(e), since: p.now(), attempt: e.Attempt}
-		p.running[k] = r
-		if p.mode == Plain {
-			above = append(above, p.line("started", r.desc+attemptNote(e.Attempt)))
-		}
+		// Plain mode prints no "started" line: most started actions turn
+		// out up to date or cached, and a null build would print one line
+		// per action. An action's line comes when it ends.
+		p.running[k] = &running{desc: describe(e), since: p.now(), attempt: e.Attempt}
 	case exec.EventActionCached:
 		delete(p.running, k)
 		p.counts.cached++
@@ -155,7 +154,7 @@ func (p *Printer) Event(e exec.Event) {
 		delete(p.running, k)
 		p.counts.executed++
 		if p.mode == Plain {
-			above = append(above, p.line("finished", describe(e)+" ("+Duration(e.Duration)+")"))
+			above = append(above, p.line("ran", describe(e)+" ("+Duration(e.Duration)+attemptNote(e.Attempt)+")"))
 		}
 	case exec.EventActionFailed:
 		delete(p.running, k)
