@@ -1,0 +1,134 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// genWorkload writes the shared peer workload (the same synthetic analysis
+// for make, ninja, Snakemake, Bazel and hepbuild) at size D x F x S.
+func genWorkload(t *testing.T, d, f, s string) string {
+	t.Helper()
+	gen := os.Getenv("HEPBUILD_GEN")
+	if gen == "" {
+		gen = filepath.Join("..", "..", "..", "shared", "bench", "gen.py")
+	}
+	if _, err := os.Stat(gen); err != nil {
+		t.Skipf("peer workload generator not found at %s (set HEPBUILD_GEN)", gen)
+	}
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("python3 not installed")
+	}
+	dir := filepath.Join(t.TempDir(), "w")
+	if out, err := exec.Command("python3", gen, dir, d, f, s).CombinedOutput(); err != nil {
+		t.Fatalf("gen.py: %v\n%s", err, out)
+	}
+	return dir
+}
+
+// TestPeerWorkloadMatchesNinja builds the peer workload with hepbuild and
+// with ninja and compares every output byte for byte.
+func TestPeerWorkloadMatchesNinja(t *testing.T) {
+	ninja, err := exec.LookPath("ninja")
+	if err != nil {
+		t.Skip("ninja not installed (.ci/run installs ninja-build)")
+	}
+	src := genWorkload(t, "3", "5", "2")
+	nw := filepath.Join(t.TempDir(), "ninja")
+	if out, err := exec.Command("cp", "-r", src, nw).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v %s", err, out)
+	}
+	cmd := exec.Command(ninja, "-j2")
+	cmd.Dir = nw
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("ninja: %v\n%s", err, out)
+	}
+	t.Setenv("XDG_CACHE_HOME", filepath.Join(t.TempDir(), "xdg"))
+	if r := hepbuild(t, src, "//:all", "-j2", "--progress=none"); r.code != 0 {
+		t.Fatalf("hepbuild: exit %d\n%s", r.code, r.stderr)
+	}
+	n := 0
+	err = filepath.Walk(filepath.Join(nw, "out"), func(p string, fi os.FileInfo, err error) error {
+		if err != nil || fi.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(nw, p)
+		want, _ := os.ReadFile(p)
+		got, err := os.ReadFile(filepath.Join(src, "hepbuild-out", rel))
+		if err != nil {
+			t.Errorf("%s: made by ninja, not by hepbuild: %v", rel, err)
+			return nil
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s differs: hepbuild %q, ninja %q", rel, got, want)
+		}
+		n++
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 3*5*2+3*2+2+1 {
+		t.Errorf("compared %d outputs, want %d", n, 3*5*2+3*2+2+1)
+	}
+}
+
+// TestSIGINT interrupts a real hepbuild process: running actions are
+// stopped, nothing half-written is kept, and the exit status is 8.
+func TestSIGINT(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "hepbuild")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	root := testWorkspace(t, map[string]string{"BUILD": `
+task(name = "slow", outs = ["slow.txt"], cmd = "echo partial > $@; sleep 60; echo done >> $@")
+task(name = "after", srcs = [":slow"], outs = ["after.txt"], cmd = "cp $< $@")
+`})
+	cmd := exec.Command(bin, "//:after", "--progress=plain")
+	cmd.Dir = root
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the action has started writing.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		matches, _ := filepath.Glob(filepath.Join(os.Getenv("XDG_CACHE_HOME"), "hepbuild", "output", "*", "*", "slow.txt"))
+		out, _ := filepath.Glob(filepath.Join(os.Getenv("XDG_CACHE_HOME"), "hepbuild", "output", "*", "sandbox", "*", "*", "slow.txt"))
+		if len(matches)+len(out) > 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond)
+	start := time.Now()
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	code := cmd.ProcessState.ExitCode()
+	if code != 8 {
+		t.Errorf("exit %d (%v), want 8\n%s", code, err, stderr.String())
+	}
+	if d := time.Since(start); d > 15*time.Second {
+		t.Errorf("took %v to stop", d)
+	}
+	for _, f := range []string{"slow.txt", "after.txt"} {
+		if _, err := os.Stat(filepath.Join(root, "hepbuild-out", f)); err == nil {
+			t.Errorf("%s exists after the interrupt: a half-written output was kept", f)
+		}
+	}
+	if !strings.Contains(stderr.String(), "interrupt") && !strings.Contains(stderr.String(), "cancel") {
+		t.Logf("stderr: %s", stderr.String())
+	}
+}
