@@ -22,10 +22,18 @@ type bwrapArgs struct {
 	// hide are host folders replaced by empty ones (the workspace, the
 	// output base), so absolute paths into them fail.
 	hide []string
-	// rw are bound writable, ro read-only, after hide, in this order.
+	// rw are bound writable, ro read-only, at their own paths, after hide,
+	// in this order; then binds, in their order.
 	rw, ro []string
+	binds  []bind
 	// chdir is the working folder.
 	chdir string
+}
+
+// bind mounts the host path src at dst in the sandbox.
+type bind struct {
+	src, dst string
+	rw       bool
 }
 
 // build returns the bwrap command line, ending in "--".
@@ -42,7 +50,11 @@ func (b bwrapArgs) build(bwrap string) ([]string, error) {
 	if b.image == "" {
 		args = append(args, "--ro-bind", "/", "/")
 	} else {
-		m, err := imageMounts(b.image, append(append([]string{b.chdir}, b.rw...), b.ro...))
+		bound := append(append([]string{b.chdir}, b.rw...), b.ro...)
+		for _, m := range b.binds {
+			bound = append(bound, m.dst)
+		}
+		m, err := imageMounts(b.image, bound)
 		if err != nil {
 			return nil, err
 		}
@@ -59,6 +71,13 @@ func (b bwrapArgs) build(bwrap string) ([]string, error) {
 	}
 	for _, p := range b.ro {
 		args = append(args, "--ro-bind", p, p)
+	}
+	for _, m := range b.binds {
+		if m.rw {
+			args = append(args, "--bind", m.src, m.dst)
+		} else {
+			args = append(args, "--ro-bind", m.src, m.dst)
+		}
 	}
 	if b.image != "" {
 		// The root is a tmpfs holding the mount points; nothing may write to it.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -117,16 +118,31 @@ func (*Linux) Name() string { return "linux" }
 
 // Run builds the private exec root, runs the command in the namespaces,
 // moves the declared outputs into the exec root and removes the rest.
+//
+// Inputs are hard links in the private exec root, which is mounted
+// read-only over the workspace's own path; only the folders of the
+// declared outputs are writable. Mounting each input instead would cost a
+// mount per input, and bubblewrap rereads the mount table for each.
 func (l *Linux) Run(ctx context.Context, s Spec) (Result, error) {
-	t, err := newTree(l.Root, s)
+	t, err := newTree(l.Root, s, true)
 	if err != nil {
 		return Result{}, err
 	}
 	defer t.remove()
-	hide := realPaths(append([]string{s.ExecRoot}, l.Hide...))
-	// Inputs that /, read-only, already shows need no mount of their own.
+	execRoot := hostOf(s.ExecRoot)
+	// The private exec root is mounted over the workspace's path, which
+	// hides it; the other folders are replaced by empty ones. Each mount
+	// costs, so folders inside hidden ones are left out.
+	var hide []string
+	for _, h := range realPaths(l.Hide) {
+		if !underAny(h, hide) && !underAny(h, []string{"/tmp"}) {
+			hide = append(hide, h)
+		}
+	}
+	// Symlinked inputs (folders, other file systems) and the environment's
+	// folders are shown where they are, if hidden; / shows the rest.
 	var ro []string
-	hidden := append([]string{"/tmp"}, hide...)
+	hidden := append([]string{"/tmp", execRoot}, hide...)
 	for _, p := range realPaths(append(append([]string(nil), t.targets...), s.HostPaths...)) {
 		if s.Image != "" || underAny(p, hidden) {
 			ro = append(ro, p)
@@ -137,8 +153,18 @@ func (l *Linux) Run(ctx context.Context, s Spec) (Result, error) {
 		// An image for Apptainer or Podman: they isolate it themselves.
 		l2.wrapper, err = runtimeArgv(s, t.ExecRoot, []string{t.ExecRoot}, ro, true)
 	} else {
-		l2.wrapper, err = bwrapArgs{isolate: true, network: s.Network, image: s.Image, hide: hide,
-			rw: []string{t.ExecRoot}, ro: ro, chdir: t.ExecRoot}.build(l.bwrap)
+		b := bwrapArgs{isolate: true, network: s.Network, image: s.Image, hide: hide, chdir: execRoot}
+		b.binds = append(b.binds, bind{src: t.ExecRoot, dst: execRoot})
+		for _, m := range t.mounts {
+			b.binds = append(b.binds, bind{src: m.src, dst: filepath.Join(execRoot, m.rel)})
+		}
+		for _, d := range outputFolders(s) {
+			b.binds = append(b.binds, bind{src: filepath.Join(t.ExecRoot, d), dst: filepath.Join(execRoot, d), rw: true})
+		}
+		for _, p := range ro {
+			b.binds = append(b.binds, bind{src: p, dst: p})
+		}
+		l2.wrapper, err = b.build(l.bwrap)
 	}
 	if err != nil {
 		return Result{}, err
@@ -161,6 +187,27 @@ func (l *Linux) Run(ctx context.Context, s Spec) (Result, error) {
 		runErr = err
 	}
 	return res, runErr
+}
+
+// outputFolders are the exec-root relative folders the command writes in:
+// those of its outputs and its output folders, without those inside others.
+func outputFolders(s Spec) []string {
+	var dirs []string
+	for _, o := range s.Outputs {
+		dirs = append(dirs, filepath.Dir(filepath.Clean(o)))
+	}
+	for _, d := range s.OutputDirs {
+		dirs = append(dirs, filepath.Clean(d))
+	}
+	sort.Strings(dirs)
+	var out []string
+	for _, d := range dirs {
+		if d == "." || (len(out) > 0 && underAny(d, out)) {
+			continue
+		}
+		out = append(out, d)
+	}
+	return out
 }
 
 func (l *Linux) warn(err error) {

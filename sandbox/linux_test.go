@@ -81,7 +81,12 @@ func TestLinuxDeclaredInputsAndOutputs(t *testing.T) {
 	}, `set -eu
 cat pkg/in.txt hepbuild-out/pkg/gen.txt > hepbuild-out/pkg/out.txt
 cat data/a/x.txt > hepbuild-out/pkg/dir/copy.txt
-echo stray > stray.txt`)
+echo stray > hepbuild-out/pkg/undeclared.txt
+# The exec root is read-only but for the output folders.
+! (echo stray > stray.txt) 2>/dev/null
+! (echo changed > pkg/in.txt) 2>/dev/null
+! (echo changed > hepbuild-out/pkg/gen.txt) 2>/dev/null
+! chmod u+w pkg/in.txt 2>/dev/null`)
 	if !res.Success() {
 		t.Fatalf("got %+v; output:\n%s", res, out)
 	}
@@ -91,8 +96,13 @@ echo stray > stray.txt`)
 	if got := readFile(t, root, "hepbuild-out/pkg/dir/copy.txt"); got != "in a folder" {
 		t.Errorf("output folder = %q, want %q", got, "in a folder")
 	}
-	if _, err := os.Lstat(filepath.Join(root, "stray.txt")); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("undeclared output stray.txt was kept (err %v)", err)
+	for _, p := range []string{"stray.txt", "hepbuild-out/pkg/undeclared.txt"} {
+		if _, err := os.Lstat(filepath.Join(root, p)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("undeclared output %s was kept (err %v)", p, err)
+		}
+	}
+	if got := readFile(t, root, "pkg/in.txt"); got != "hello" {
+		t.Errorf("input changed to %q", got)
 	}
 }
 

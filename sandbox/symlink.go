@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 )
 
 // Symlink runs each command in a private folder that holds only the declared
@@ -29,7 +30,7 @@ func (*Symlink) Name() string { return "symlink" }
 // Run builds the symlink tree, runs the command in it, moves the declared
 // outputs into the exec root and removes the tree.
 func (l *Symlink) Run(ctx context.Context, s Spec) (Result, error) {
-	t, err := newTree(l.Root, s)
+	t, err := newTree(l.Root, s, false)
 	if err != nil {
 		return Result{}, err
 	}
@@ -48,16 +49,27 @@ func (l *Symlink) Run(ctx context.Context, s Spec) (Result, error) {
 }
 
 // tree is a private exec root: <root>/<id>/execroot, holding the declared
-// inputs as symlinks. The id folder is left for the linux strategy to hold
+// inputs as links. The id folder is left for the linux strategy to hold
 // a private /tmp and its mount points beside the execroot.
 type tree struct {
 	Dir      string // <root>/<id>
 	ExecRoot string // <root>/<id>/execroot
-	// targets are the host paths the input links point to.
+	// targets are the host paths of the inputs that are symlinked; a
+	// sandbox that hides the workspace must show them.
 	targets []string
+	// mounts are the inputs a hard-linked tree could not link (folders,
+	// files on other file systems): their place in the tree is an empty
+	// mount point, and src (a host path) must be mounted there.
+	mounts []mountPoint
 }
 
-func newTree(root string, s Spec) (*tree, error) {
+// mountPoint is an input to mount at its exec-root relative path.
+type mountPoint struct{ src, rel string }
+
+// newTree builds the private exec root. With hard, inputs are hard links
+// where the file system allows (folders and other file systems are
+// symlinked): a hard link shows the file even where its path is hidden.
+func newTree(root string, s Spec, hard bool) (*tree, error) {
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return nil, fmt.Errorf("creating sandbox root: %w", err)
 	}
@@ -66,7 +78,7 @@ func newTree(root string, s Spec) (*tree, error) {
 		return nil, fmt.Errorf("creating sandbox: %w", err)
 	}
 	t := &tree{Dir: dir, ExecRoot: filepath.Join(dir, "execroot")}
-	if err := t.link(s); err != nil {
+	if err := t.link(s, hard); err != nil {
 		t.remove()
 		return nil, err
 	}
@@ -77,37 +89,70 @@ func newTree(root string, s Spec) (*tree, error) {
 	return t, nil
 }
 
-// link symlinks every input to its real path in the exec root. An input
+// link links every input at its exec-root path to its real path. An input
 // inside an input folder that is already linked is reachable through it.
-func (t *tree) link(s Spec) error {
+func (t *tree) link(s Spec, hard bool) error {
 	if err := os.MkdirAll(t.ExecRoot, 0o755); err != nil {
 		return fmt.Errorf("creating sandbox: %w", err)
 	}
+	// Links point at real paths, not through hepbuild-out, which is a
+	// symlink in the exec root but a real folder in the sandbox. Both are
+	// resolved once: file system calls are what a sandbox costs.
+	execReal := hostOf(s.ExecRoot)
+	outReal := hostOf(filepath.Join(s.ExecRoot, "hepbuild-out"))
 	inputs := append([]string(nil), s.Inputs...)
 	sort.Strings(inputs) // folders before what they hold
 	linked := map[string]bool{}
+	made := map[string]bool{t.ExecRoot: true}
 	for _, in := range inputs {
 		in = filepath.Clean(in)
 		if insideLinked(in, linked) {
 			continue
 		}
-		target := filepath.Join(s.ExecRoot, in)
-		if real, err := filepath.EvalSymlinks(target); err == nil {
-			// Link to the file itself, not through hepbuild-out, which is a
-			// symlink in the exec root but a real folder in the sandbox.
-			target = real
+		target := filepath.Join(execReal, in)
+		if rest, ok := strings.CutPrefix(in, "hepbuild-out/"); ok {
+			target = filepath.Join(outReal, rest)
 		}
 		link := filepath.Join(t.ExecRoot, in)
-		if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
-			return fmt.Errorf("linking input %s: %w", in, err)
+		if d := filepath.Dir(link); !made[d] {
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				return fmt.Errorf("linking input %s: %w", in, err)
+			}
+			made[d] = true
+		}
+		linked[in] = true
+		if hard {
+			if os.Link(target, link) == nil {
+				continue
+			}
+			if err := makeMountPoint(target, link); err != nil {
+				return fmt.Errorf("linking input %s: %w", in, err)
+			}
+			t.mounts = append(t.mounts, mountPoint{src: target, rel: in})
+			continue
 		}
 		if err := os.Symlink(target, link); err != nil && !errors.Is(err, os.ErrExist) {
 			return fmt.Errorf("linking input %s: %w", in, err)
 		}
-		linked[in] = true
 		t.targets = append(t.targets, target)
 	}
 	return nil
+}
+
+// makeMountPoint creates an empty folder or file at p to mount target on.
+func makeMountPoint(target, p string) error {
+	fi, err := os.Stat(target)
+	if err != nil {
+		return err
+	}
+	if fi.IsDir() {
+		return os.Mkdir(p, 0o755)
+	}
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o444)
+	if err != nil {
+		return err
+	}
+	return f.Close()
 }
 
 func insideLinked(p string, linked map[string]bool) bool {

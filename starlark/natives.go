@@ -42,15 +42,16 @@ func filegroupAttrs() map[string]*attrSpec {
 
 func environmentAttrs() map[string]*attrSpec {
 	return map[string]*attrSpec{
-		"kind":         {typ: graph.AttrString, def: "host", doc: "host, shell, venv, conda, container or cmssw."},
-		"setup":        {typ: graph.AttrLabel, def: graph.Label{}, allowFiles: true, allowSingleFile: true, doc: "shell: the setup script sourced before each command."},
-		"requirements": {typ: graph.AttrLabel, def: graph.Label{}, allowFiles: true, allowSingleFile: true, doc: "venv/conda: the requirements or lock file."},
-		"key":          {typ: graph.AttrString, def: "", doc: "An extra string hashed into the environment's digest (e.g. an LCG release name)."},
-		"release":      {typ: graph.AttrString, def: "", doc: "cmssw: the CMSSW release."},
-		"arch":         {typ: graph.AttrString, def: "", doc: "cmssw: the SCRAM architecture."},
-		"image":        {typ: graph.AttrString, def: "", doc: "container: the image (path or reference)."},
-		"environ":      {typ: graph.AttrStringDict, def: map[string]string(nil), doc: "Variables the environment sets for every action."},
-		"files":        {typ: graph.AttrLabelList, def: []graph.Label(nil), allowFiles: true, allowEmpty: true, doc: "Further files whose content identifies the environment."},
+		"kind":                 {typ: graph.AttrString, def: "host", doc: "host, shell, venv, conda, container or cmssw."},
+		"setup":                {typ: graph.AttrLabel, def: graph.Label{}, allowFiles: true, allowSingleFile: true, doc: "shell: the setup script sourced before each command."},
+		"requirements":         {typ: graph.AttrLabel, def: graph.Label{}, allowFiles: true, allowSingleFile: true, doc: "venv/conda: the requirements or lock file."},
+		"key":                  {typ: graph.AttrString, def: "", doc: "An extra string hashed into the environment's digest (e.g. an LCG release name)."},
+		"release":              {typ: graph.AttrString, def: "", doc: "cmssw: the CMSSW release."},
+		"arch":                 {typ: graph.AttrString, def: "", doc: "cmssw: the SCRAM architecture."},
+		"image":                {typ: graph.AttrString, def: "", doc: "container: the image (path or reference)."},
+		"environ":              {typ: graph.AttrStringDict, def: map[string]string(nil), doc: "Variables the environment sets for every action."},
+		"files":                {typ: graph.AttrLabelList, def: []graph.Label(nil), allowFiles: true, allowEmpty: true, doc: "Further files whose content identifies the environment."},
+		"system_site_packages": {typ: graph.AttrBool, def: false, doc: "venv: give the venv access to the interpreter's own packages (python3 -m venv --system-site-packages)."},
 	}
 }
 
@@ -126,6 +127,12 @@ func analyzeEnvironment(a *analyzer, r *ruleInstance) (*configured, error) {
 	}
 	for k, v := range attrDict(t, "environ") {
 		env.Params["environ."+k] = v
+	}
+	if ssp, ok := t.Attr("system_site_packages"); ok && ssp.Value == true {
+		if kind != "venv" {
+			return nil, &Error{Pos: t.Pos, Target: t.Label, Msg: fmt.Sprintf("environment: system_site_packages is for kind \"venv\", not %q", kind)}
+		}
+		env.Params["system_site_packages"] = "true"
 	}
 	var files []*File
 	for _, p := range []string{"setup", "requirements"} {

@@ -23,18 +23,20 @@ import (
 
 // BuildFlags are the flags of commands that build or inspect builds.
 type BuildFlags struct {
-	Jobs           int    `short:"j" placeholder:"N" help:"Run at most N actions at once (default: number of cores)."`
-	KeepGoing      bool   `short:"k" name:"keep-going" help:"Keep building what does not depend on a failed action."`
-	Retries        int    `placeholder:"N" help:"Retry every failed action up to N more times (on top of its own retries)."`
-	DiskCache      string `name:"disk-cache" placeholder:"DIR" env:"HEPBUILD_DISK_CACHE" help:"The local cache shared by all workspaces (default: $XDG_CACHE_HOME/hepbuild). Empty string with --no-cache disables it."`
-	NoCache        bool   `name:"no-cache" help:"Neither read nor write the cache (actions still skip when up to date)."`
-	OutputBase     string `name:"output-base" placeholder:"DIR" env:"HEPBUILD_OUTPUT_BASE" help:"Where outputs, logs and build state live (default: under $XDG_CACHE_HOME/hepbuild/output); hepbuild-out links to it."`
-	Sandbox        string `enum:"none,symlink," default:"" help:"Isolation of actions: none or symlink (default: symlink)."`
-	Events         string `placeholder:"FILE" help:"Write every state change as a JSON object per line to FILE."`
-	Profile        string `placeholder:"FILE" help:"Write a Chrome-trace profile of the build to FILE (opens in Perfetto)."`
-	Progress       string `enum:"auto,tty,plain,none" default:"auto" help:"Progress display: tty (live block), plain (a line per action), none, or auto."`
-	LocalResources string `name:"local-resources" placeholder:"cpu=N,memory=SIZE" help:"Capacity of this machine for resource-bounded scheduling (default: all cores and memory)."`
-	CacheMaxSize   string `name:"cache-max-size" placeholder:"SIZE" help:"After the build, prune the disk cache to SIZE (least recently used first)."`
+	Jobs           int      `short:"j" placeholder:"N" help:"Run at most N actions at once (default: number of cores)."`
+	KeepGoing      bool     `short:"k" name:"keep-going" help:"Keep building what does not depend on a failed action."`
+	Retries        int      `placeholder:"N" help:"Retry every failed action up to N more times (on top of its own retries)."`
+	DiskCache      string   `name:"disk-cache" placeholder:"DIR" env:"HEPBUILD_DISK_CACHE" help:"The local cache shared by all workspaces (default: $XDG_CACHE_HOME/hepbuild). Empty string with --no-cache disables it."`
+	NoCache        bool     `name:"no-cache" help:"Neither read nor write the cache (actions still skip when up to date)."`
+	OutputBase     string   `name:"output-base" placeholder:"DIR" env:"HEPBUILD_OUTPUT_BASE" help:"Where outputs, logs and build state live (default: under $XDG_CACHE_HOME/hepbuild/output); hepbuild-out links to it."`
+	Sandbox        string   `enum:"none,symlink,linux," default:"" help:"Isolation of actions: none, symlink or linux (default: linux where bubblewrap works, else symlink; see hepbuild info)."`
+	DefaultEnv     string   `name:"default-environment" placeholder:"LABEL" help:"The software environment (an environment() target) of actions that name none (default: host)."`
+	ActionEnv      []string `name:"action-env" placeholder:"NAME[=VALUE]" sep:"none" help:"Pass the variable NAME into every action: with its value in hepbuild's environment, or VALUE. It enters the actions' keys. Repeatable."`
+	Events         string   `placeholder:"FILE" help:"Write every state change as a JSON object per line to FILE."`
+	Profile        string   `placeholder:"FILE" help:"Write a Chrome-trace profile of the build to FILE (opens in Perfetto)."`
+	Progress       string   `enum:"auto,tty,plain,none" default:"auto" help:"Progress display: tty (live block), plain (a line per action), none, or auto."`
+	LocalResources string   `name:"local-resources" placeholder:"cpu=N,memory=SIZE" help:"Capacity of this machine for resource-bounded scheduling (default: all cores and memory)."`
+	CacheMaxSize   string   `name:"cache-max-size" placeholder:"SIZE" help:"After the build, prune the disk cache to SIZE (least recently used first)."`
 }
 
 // BuildCmd builds targets.
@@ -103,6 +105,9 @@ func analyse(g *Globals, f *BuildFlags, e *env, patterns []string, lock bool) (*
 	if err != nil {
 		return nil, err
 	}
+	if err := f.applyEnvironment(w, ag); err != nil {
+		return nil, err
+	}
 	s := &session{w: w, g: ag, targets: targets, flags: f, outputBase: f.outputBase(w.root), cacheDir: f.diskCache()}
 	seen := map[string]bool{}
 	for _, l := range labels {
@@ -155,14 +160,139 @@ func (s *session) close() {
 	}
 }
 
+// strategy returns the sandbox --sandbox asks for; by default the strongest
+// available here: linux where bubblewrap can create namespaces, else
+// symlink. The linux strategy hides the output base and the disk cache
+// besides the workspace, and warns once on stderr (where progress goes)
+// when it cannot enforce memory and cpu limits.
 func (f *BuildFlags) strategy(outputBase string) (sandbox.Strategy, error) {
+	root := filepath.Join(outputBase, "sandbox")
 	switch f.Sandbox {
 	case "none":
 		return sandbox.None{}, nil
-	case "symlink", "":
-		return sandbox.NewSymlink(filepath.Join(outputBase, "sandbox")), nil
+	case "symlink":
+		return sandbox.NewSymlink(root), nil
+	case "linux", "":
+		l, err := sandbox.NewLinux(root, outputBase, f.diskCache())
+		if err != nil {
+			if f.Sandbox == "" {
+				return sandbox.NewSymlink(root), nil
+			}
+			return nil, badInput("--sandbox linux: %v", err)
+		}
+		l.Warn = os.Stderr
+		return l, nil
 	}
-	return nil, badInput("--sandbox %s: unknown strategy (available: none, symlink)", f.Sandbox)
+	return nil, badInput("--sandbox %s: unknown strategy (available: none, symlink, linux)", f.Sandbox)
+}
+
+// sandboxInfo says which strategy builds use and why, for hepbuild info.
+func (f *BuildFlags) sandboxInfo() string {
+	st := sandbox.ProbeLinux()
+	linux := "linux unavailable: " + fmt.Sprint(st.Err)
+	if st.Err == nil {
+		linux = st.Version + ": namespaces available"
+	}
+	switch f.Sandbox {
+	case "":
+		if st.Err == nil {
+			return "linux (" + linux + ")"
+		}
+		return "symlink (" + linux + ")"
+	case "linux":
+		if st.Err != nil {
+			return "linux asked for by --sandbox, but " + linux
+		}
+		return "linux (--sandbox linux; " + linux + ")"
+	}
+	return f.Sandbox + " (--sandbox " + f.Sandbox + "; default here: " + linux + ")"
+}
+
+// environments builds software environments beside the disk cache, so
+// every workspace of the user shares them.
+func (f *BuildFlags) environments() *sandbox.Environments {
+	return sandbox.NewEnvironments(filepath.Join(f.diskCache(), "environments"))
+}
+
+// applyEnvironment completes the analysed actions with what the command
+// line and this machine add to them, before any key is computed:
+// --default-environment for run actions without a software environment,
+// --action-env variables, and what identifies an environment here beyond
+// its declaration (the python3 a venv is built with, an image file's
+// digest). Nothing else of hepbuild's own environment reaches an action.
+func (f *BuildFlags) applyEnvironment(w *workspace, ag *exec.Graph) error {
+	var def *exec.Environment
+	if f.DefaultEnv != "" {
+		l, err := graph.ParseRelative(f.DefaultEnv, w.workingPkg)
+		if err != nil {
+			return badInput("--default-environment %s: %v", f.DefaultEnv, err)
+		}
+		if def, err = w.loader.Environment(l); err != nil {
+			return badInput("--default-environment %s: %v", f.DefaultEnv, err)
+		}
+	}
+	vars := map[string]string{}
+	for _, a := range f.ActionEnv {
+		name, value, ok := strings.Cut(a, "=")
+		if name == "" || strings.ContainsAny(name, " \t") {
+			return badInput("--action-env %q: want NAME or NAME=VALUE", a)
+		}
+		if !ok {
+			value = os.Getenv(name)
+		}
+		vars[name] = value
+	}
+	type envPath struct {
+		env  *exec.Environment
+		path string
+	}
+	identified := map[envPath]*exec.Environment{}
+	for _, a := range ag.Actions {
+		if a.Kind != exec.KindRun {
+			continue
+		}
+		if a.Environment == nil && def != nil {
+			a.Environment = def
+			a.Inputs = append(append([]exec.Artifact(nil), a.Inputs...), def.Files...)
+			sort.Slice(a.Inputs, func(i, j int) bool { return a.Inputs[i].Path < a.Inputs[j].Path })
+		}
+		if len(vars) > 0 {
+			env := make(map[string]string, len(a.Env)+len(vars))
+			for k, v := range a.Env {
+				env[k] = v
+			}
+			for k, v := range vars {
+				env[k] = v
+			}
+			a.Env = env
+		}
+		if a.Environment == nil {
+			continue
+		}
+		k := envPath{a.Environment, a.Env["PATH"]}
+		id, ok := identified[k]
+		if !ok {
+			extra, err := sandbox.Identify(&sandbox.Environment{Kind: a.Environment.Kind, Params: a.Environment.Params}, k.path)
+			if err != nil {
+				return fmt.Errorf("%s: environment %s: %w", a.Pos, a.Environment.Label, err)
+			}
+			id = a.Environment
+			if len(extra) > 0 {
+				c := *a.Environment
+				c.Params = make(map[string]string, len(c.Params)+len(extra))
+				for p, v := range a.Environment.Params {
+					c.Params[p] = v
+				}
+				for p, v := range extra {
+					c.Params["host."+p] = v
+				}
+				id = &c
+			}
+			identified[k] = id
+		}
+		a.Environment = id
+	}
+	return nil
 }
 
 // runner makes the Runner that checks, restores or runs the session's actions.
@@ -175,7 +305,7 @@ func (s *session) runner(events exec.EventSink) (*exec.Runner, error) {
 		ExecRoot:   s.w.root,
 		OutputBase: s.outputBase,
 		Cache:      s.cache,
-		Executor:   local.New(strat),
+		Executor:   local.New(strat, local.WithEnvironments(s.flags.environments())),
 		Stat:       s.stat,
 		Journal:    s.journal,
 		Events:     events,

@@ -5,12 +5,13 @@ import (
 	"runtime"
 
 	"github.com/hepbuild/hepbuild/exec"
+	"github.com/hepbuild/hepbuild/sandbox"
 )
 
 // InfoCmd prints where things are.
 type InfoCmd struct {
 	BuildFlags
-	Key string `arg:"" optional:"" help:"Print only this item (workspace, output_base, output_path, disk_cache, sandbox, cores)."`
+	Key string `arg:"" optional:"" help:"Print only this item (workspace, output_base, output_path, disk_cache, sandbox, resource_limits, cores)."`
 }
 
 // Run prints the items.
@@ -19,9 +20,9 @@ func (c *InfoCmd) Run(g *Globals, e *env) error {
 	if err != nil {
 		return err
 	}
-	strat, err := c.strategy(c.outputBase(w.root))
-	if err != nil {
-		return err
+	limits := "memory and cpu limits enforced through cgroups v2"
+	if err := sandbox.CgroupStatus(); err != nil {
+		limits = "walltime only; memory and cpu not enforced: " + err.Error()
 	}
 	items := [][2]string{
 		{"workspace", w.root},
@@ -29,7 +30,8 @@ func (c *InfoCmd) Run(g *Globals, e *env) error {
 		{"output_base", c.outputBase(w.root)},
 		{"output_path", w.root + "/" + exec.OutDir},
 		{"disk_cache", c.diskCache()},
-		{"sandbox", strat.Name()},
+		{"sandbox", c.sandboxInfo()},
+		{"resource_limits", limits},
 		{"cores", fmt.Sprint(runtime.NumCPU())},
 	}
 	for _, it := range items {

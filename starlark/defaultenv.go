@@ -1,0 +1,29 @@
+package starlark
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/hepbuild/hepbuild/exec"
+	"github.com/hepbuild/hepbuild/graph"
+)
+
+// Environment analyses an environment() target on its own and returns the
+// software environment it declares, for --default-environment. Its files
+// must be source files: they are not produced by any build.
+func (l *Loader) Environment(lbl graph.Label) (*exec.Environment, error) {
+	a := &analyzer{l: l, done: map[graph.Label]*configured{}, inProgress: map[graph.Label]bool{}, srcExists: map[string]os.FileMode{}}
+	c, err := a.configure(lbl, nil)
+	if err != nil {
+		return nil, err
+	}
+	if c.env == nil {
+		return nil, fmt.Errorf("%s is a %s, not an environment() target", lbl, c.target.RuleClass)
+	}
+	for _, f := range c.env.Files {
+		if !f.Source {
+			return nil, fmt.Errorf("%s: file %s is generated; a default environment can only use source files", lbl, f.Path)
+		}
+	}
+	return c.env, nil
+}
