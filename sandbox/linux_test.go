@@ -75,7 +75,8 @@ func TestLinuxDeclaredInputsAndOutputs(t *testing.T) {
 	writeFile(t, root, "data/a/x.txt", "in a folder", 0o644)
 	res, out := runLinux(t, l, Spec{
 		ExecRoot:   root,
-		Inputs:     []string{"data/a", "hepbuild-out/pkg/gen.txt", "pkg/in.txt"},
+		// Listed twice, as an environment's files can be.
+		Inputs:     []string{"data/a", "hepbuild-out/pkg/gen.txt", "pkg/in.txt", "pkg/in.txt"},
 		Outputs:    []string{"hepbuild-out/pkg/out.txt"},
 		OutputDirs: []string{"hepbuild-out/pkg/dir"},
 	}, `set -eu

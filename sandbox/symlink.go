@@ -106,7 +106,7 @@ func (t *tree) link(s Spec, hard bool) error {
 	made := map[string]bool{t.ExecRoot: true}
 	for _, in := range inputs {
 		in = filepath.Clean(in)
-		if insideLinked(in, linked) {
+		if linked[in] || insideLinked(in, linked) {
 			continue
 		}
 		target := filepath.Join(execReal, in)
