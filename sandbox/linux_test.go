@@ -74,7 +74,7 @@ func TestLinuxDeclaredInputsAndOutputs(t *testing.T) {
 	writeFile(t, root, "hepbuild-out/pkg/gen.txt", " world", 0o444)
 	writeFile(t, root, "data/a/x.txt", "in a folder", 0o644)
 	res, out := runLinux(t, l, Spec{
-		ExecRoot:   root,
+		ExecRoot: root,
 		// Listed twice, as an environment's files can be.
 		Inputs:     []string{"data/a", "hepbuild-out/pkg/gen.txt", "pkg/in.txt", "pkg/in.txt"},
 		Outputs:    []string{"hepbuild-out/pkg/out.txt"},
