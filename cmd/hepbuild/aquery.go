@@ -14,6 +14,7 @@ import (
 
 // AqueryCmd prints the actions of the targets an expression matches.
 type AqueryCmd struct {
+	EnvFlags
 	Output string   `short:"o" default:"text" enum:"text,json" help:"Output format: text or json (one object per line)."`
 	Expr   []string `arg:"" name:"expression" help:"A query expression; the actions of the matching rules are printed (e.g. //analysis:hist_tth or 'deps(//analysis:datacards)')."`
 }
@@ -58,6 +59,9 @@ func (c *AqueryCmd) Run(g *Globals, e *env) error {
 	}
 	ag, err := w.loader.Analyze(labels)
 	if err != nil {
+		return err
+	}
+	if err := c.applyEnvironment(w, ag); err != nil {
 		return err
 	}
 	var acts []*exec.Action

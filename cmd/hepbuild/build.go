@@ -21,22 +21,28 @@ import (
 	"github.com/hepbuild/hepbuild/sandbox"
 )
 
+// EnvFlags add to every action what the command line says: they change
+// actions, so every command that shows or runs actions takes them.
+type EnvFlags struct {
+	DefaultEnv string   `name:"default-environment" placeholder:"LABEL" help:"The software environment (an environment() target) of actions that name none (default: host)."`
+	ActionEnv  []string `name:"action-env" placeholder:"NAME[=VALUE]" sep:"none" help:"Pass the variable NAME into every action: with its value in hepbuild's environment, or VALUE. It enters the actions' keys. Repeatable."`
+}
+
 // BuildFlags are the flags of commands that build or inspect builds.
 type BuildFlags struct {
-	Jobs           int      `short:"j" placeholder:"N" help:"Run at most N actions at once (default: number of cores)."`
-	KeepGoing      bool     `short:"k" name:"keep-going" help:"Keep building what does not depend on a failed action."`
-	Retries        int      `placeholder:"N" help:"Retry every failed action up to N more times (on top of its own retries)."`
-	DiskCache      string   `name:"disk-cache" placeholder:"DIR" env:"HEPBUILD_DISK_CACHE" help:"The local cache shared by all workspaces (default: $XDG_CACHE_HOME/hepbuild). Empty string with --no-cache disables it."`
-	NoCache        bool     `name:"no-cache" help:"Neither read nor write the cache (actions still skip when up to date)."`
-	OutputBase     string   `name:"output-base" placeholder:"DIR" env:"HEPBUILD_OUTPUT_BASE" help:"Where outputs, logs and build state live (default: under $XDG_CACHE_HOME/hepbuild/output); hepbuild-out links to it."`
-	Sandbox        string   `enum:"none,symlink,linux," default:"" help:"Isolation of actions: none, symlink or linux (default: linux where bubblewrap works, else symlink; see hepbuild info)."`
-	DefaultEnv     string   `name:"default-environment" placeholder:"LABEL" help:"The software environment (an environment() target) of actions that name none (default: host)."`
-	ActionEnv      []string `name:"action-env" placeholder:"NAME[=VALUE]" sep:"none" help:"Pass the variable NAME into every action: with its value in hepbuild's environment, or VALUE. It enters the actions' keys. Repeatable."`
-	Events         string   `placeholder:"FILE" help:"Write every state change as a JSON object per line to FILE."`
-	Profile        string   `placeholder:"FILE" help:"Write a Chrome-trace profile of the build to FILE (opens in Perfetto)."`
-	Progress       string   `enum:"auto,tty,plain,none" default:"auto" help:"Progress display: tty (live block), plain (a line per action), none, or auto."`
-	LocalResources string   `name:"local-resources" placeholder:"cpu=N,memory=SIZE" help:"Capacity of this machine for resource-bounded scheduling (default: all cores and memory)."`
-	CacheMaxSize   string   `name:"cache-max-size" placeholder:"SIZE" help:"After the build, prune the disk cache to SIZE (least recently used first)."`
+	EnvFlags
+	Jobs           int    `short:"j" placeholder:"N" help:"Run at most N actions at once (default: number of cores)."`
+	KeepGoing      bool   `short:"k" name:"keep-going" help:"Keep building what does not depend on a failed action."`
+	Retries        int    `placeholder:"N" help:"Retry every failed action up to N more times (on top of its own retries)."`
+	DiskCache      string `name:"disk-cache" placeholder:"DIR" env:"HEPBUILD_DISK_CACHE" help:"The local cache shared by all workspaces (default: $XDG_CACHE_HOME/hepbuild). Empty string with --no-cache disables it."`
+	NoCache        bool   `name:"no-cache" help:"Neither read nor write the cache (actions still skip when up to date)."`
+	OutputBase     string `name:"output-base" placeholder:"DIR" env:"HEPBUILD_OUTPUT_BASE" help:"Where outputs, logs and build state live (default: under $XDG_CACHE_HOME/hepbuild/output); hepbuild-out links to it."`
+	Sandbox        string `enum:"none,symlink,linux," default:"" help:"Isolation of actions: none, symlink or linux (default: linux where bubblewrap works, else symlink; see hepbuild info)."`
+	Events         string `placeholder:"FILE" help:"Write every state change as a JSON object per line to FILE."`
+	Profile        string `placeholder:"FILE" help:"Write a Chrome-trace profile of the build to FILE (opens in Perfetto)."`
+	Progress       string `enum:"auto,tty,plain,none" default:"auto" help:"Progress display: tty (live block), plain (a line per action), none, or auto."`
+	LocalResources string `name:"local-resources" placeholder:"cpu=N,memory=SIZE" help:"Capacity of this machine for resource-bounded scheduling (default: all cores and memory)."`
+	CacheMaxSize   string `name:"cache-max-size" placeholder:"SIZE" help:"After the build, prune the disk cache to SIZE (least recently used first)."`
 }
 
 // BuildCmd builds targets.
@@ -220,7 +226,7 @@ func (f *BuildFlags) environments() *sandbox.Environments {
 // --action-env variables, and what identifies an environment here beyond
 // its declaration (the python3 a venv is built with, an image file's
 // digest). Nothing else of hepbuild's own environment reaches an action.
-func (f *BuildFlags) applyEnvironment(w *workspace, ag *exec.Graph) error {
+func (f *EnvFlags) applyEnvironment(w *workspace, ag *exec.Graph) error {
 	var def *exec.Environment
 	if f.DefaultEnv != "" {
 		l, err := graph.ParseRelative(f.DefaultEnv, w.workingPkg)
