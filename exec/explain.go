@@ -85,7 +85,7 @@ func (r *Runner) Explain(ctx context.Context, a *Action) (*Explanation, error) {
 func diffRecord(prev *ActionRecord, a *Action, inputs map[string]cache.Digest, key *Key) []string {
 	var out []string
 	if strings.Join(prev.Argv, "\x00") != strings.Join(a.Argv, "\x00") {
-		out = append(out, fmt.Sprintf("command line changed:\n      was: %s\n      now: %s", quoteArgv(prev.Argv), quoteArgv(a.Argv)))
+		out = append(out, "command line changed: "+wordDiff(prev.Argv, a.Argv))
 	}
 	keys := map[string]bool{}
 	for k := range prev.Env {
@@ -155,10 +155,39 @@ func short(d cache.Digest) string {
 	return d.Hash[:12]
 }
 
-func quoteArgv(argv []string) string {
-	q := make([]string, len(argv))
-	for i, a := range argv {
-		q[i] = shellQuote(a)
+// wordDiff shows what changed between two command lines: the words between
+// their common beginning and common end, e.g. `-name ttbb_jesUp` -> `-name
+// ttbb_CMS_scale_jUp`, with one word of context either side.
+func wordDiff(was, now []string) string {
+	split := func(argv []string) []string {
+		var w []string
+		for _, a := range argv {
+			w = append(w, strings.Fields(a)...)
+		}
+		return w
 	}
-	return strings.Join(q, " ")
+	a, b := split(was), split(now)
+	pre := 0
+	for pre < len(a) && pre < len(b) && a[pre] == b[pre] {
+		pre++
+	}
+	suf := 0
+	for suf < len(a)-pre && suf < len(b)-pre && a[len(a)-1-suf] == b[len(b)-1-suf] {
+		suf++
+	}
+	ctx := func(words []string) string {
+		lo, hi := max(pre-1, 0), min(len(words)-suf+1, len(words))
+		s := strings.Join(words[lo:hi], " ")
+		if lo > 0 {
+			s = "... " + s
+		}
+		if hi < len(words) {
+			s += " ..."
+		}
+		return "`" + s + "`"
+	}
+	if len(a) == len(b) && pre == len(a) {
+		return "the same words, different spacing or quoting"
+	}
+	return ctx(a) + " -> " + ctx(b)
 }
