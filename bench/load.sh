@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Times loading plus analysis of the peer workload (gen.py) at 2k, 20k, 200k
 # and 1M actions, with peak memory, to show that both grow linearly with the
-# number of actions. Loading plus analysis is `hepbuild aquery //:all`, which
-# analyses //:all and everything it depends on but prints a single action;
+# number of actions. Loading plus analysis is `hepbuild build --nobuild //:all`,
+# which loads and analyses every rule of the package and runs nothing;
 # loading alone is `hepbuild query 'deps(//:all)'`. Each is the best of three
 # runs (one at 1M).
 #
@@ -48,7 +48,7 @@ for size in "${sizes[@]}"; do
 	runs=3
 	((n > 500000)) && runs=1
 	cd "$ws" || exit 1
-	best "$hb" aquery //:all
+	best "$hb" build --nobuild //:all
 	aw=$bwall am=$brss
 	best "$hb" query 'deps(//:all)'
 	qw=$bwall qm=$brss

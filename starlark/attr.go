@@ -21,7 +21,7 @@ type attrSpec struct {
 	providers       []*Provider
 	values          []starlark.Value
 	doc             string
-	allowEmpty      bool
+	nonEmpty        bool // allow_empty = False or non_empty = True
 }
 
 var _ starlark.Value = (*attrSpec)(nil)
@@ -100,14 +100,14 @@ func newAttrSpec(thread *starlark.Thread, fn *starlark.Builtin, t graph.AttrType
 	if len(args) > 0 {
 		return nil, fmt.Errorf("%s: unexpected positional arguments", fn.Name())
 	}
-	spec := &attrSpec{typ: t, def: zeroValue(t), allowEmpty: true}
+	spec := &attrSpec{typ: t, def: zeroValue(t)}
 	var def starlark.Value
 	var allowFiles starlark.Value
 	var providers *starlark.List
 	var values *starlark.List
 	var cfg, aspects, flags starlark.Value
 	var allowRules starlark.Value
-	var nonEmpty bool
+	nonEmpty, allowEmpty := false, true
 	pairs := []any{"default?", &def, "doc?", &spec.doc, "mandatory?", &spec.mandatory}
 	switch t {
 	case graph.AttrLabel, graph.AttrLabelList:
@@ -115,19 +115,17 @@ func newAttrSpec(thread *starlark.Thread, fn *starlark.Builtin, t graph.AttrType
 		if t == graph.AttrLabel {
 			pairs = append(pairs, "allow_single_file?", &allowFiles)
 		} else {
-			pairs = append(pairs, "allow_empty?", &spec.allowEmpty, "non_empty?", &nonEmpty)
+			pairs = append(pairs, "allow_empty?", &allowEmpty, "non_empty?", &nonEmpty)
 		}
 	case graph.AttrString, graph.AttrInt:
 		pairs = append(pairs, "values?", &values)
 	case graph.AttrStringList, graph.AttrIntList, graph.AttrStringDict, graph.AttrOutputList:
-		pairs = append(pairs, "allow_empty?", &spec.allowEmpty, "non_empty?", &nonEmpty)
+		pairs = append(pairs, "allow_empty?", &allowEmpty, "non_empty?", &nonEmpty)
 	}
 	if err := starlark.UnpackArgs(fn.Name(), args, kwargs, pairs...); err != nil {
 		return nil, err
 	}
-	if nonEmpty {
-		spec.allowEmpty = false
-	}
+	spec.nonEmpty = nonEmpty || !allowEmpty
 	if aspects != nil && aspects != starlark.None {
 		if l, ok := aspects.(*starlark.List); !ok || l.Len() > 0 {
 			return nil, fmt.Errorf("%s: aspects are not supported by hepbuild", fn.Name())
@@ -203,7 +201,7 @@ func convertAttr(spec *attrSpec, name string, v starlark.Value, repo, pkg string
 	if v == starlark.None {
 		return zeroValue(spec.typ), nil
 	}
-	if !spec.allowEmpty {
+	if spec.nonEmpty {
 		if l, ok := v.(starlark.Sequence); ok && l.Len() == 0 && !isString(v) {
 			return nil, fmt.Errorf("attribute %s must not be empty", name)
 		}
@@ -356,7 +354,7 @@ func convertAttr(spec *attrSpec, name string, v starlark.Value, repo, pkg string
 				}
 			}
 		}
-		if len(out) == 0 && !spec.allowEmpty {
+		if len(out) == 0 && spec.nonEmpty {
 			return nil, fmt.Errorf("attribute %s must not be empty", name)
 		}
 		return out, nil

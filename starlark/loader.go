@@ -30,6 +30,10 @@ type Loader struct {
 	workspaceName string
 	stderr        io.Writer
 
+	realRootOnce sync.Once
+	realRootPath string
+	realRootErr  error
+
 	mu       sync.Mutex
 	modules  map[graph.Label]*loadEntry
 	packages map[string]*pkgEntry

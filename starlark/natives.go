@@ -20,10 +20,10 @@ var hostEnv = map[string]string{"PATH": HostPath}
 
 func taskAttrs() map[string]*attrSpec {
 	return map[string]*attrSpec{
-		"srcs":      {typ: graph.AttrLabelList, def: []graph.Label(nil), allowFiles: true, allowEmpty: true, doc: "Inputs: files, or targets whose default outputs are used."},
+		"srcs":      {typ: graph.AttrLabelList, def: []graph.Label(nil), allowFiles: true, doc: "Inputs: files, or targets whose default outputs are used."},
 		"outs":      {typ: graph.AttrOutputList, def: []graph.Label(nil), mandatory: true, doc: "Declared outputs, relative to the package."},
 		"cmd":       {typ: graph.AttrString, def: "", mandatory: true, doc: "The bash command; see the substitutions in BUILD.md."},
-		"tools":     {typ: graph.AttrLabelList, def: []graph.Label(nil), allowFiles: true, allowEmpty: true, doc: "Executables the command runs; their content is part of the key."},
+		"tools":     {typ: graph.AttrLabelList, def: []graph.Label(nil), allowFiles: true, doc: "Executables the command runs; their content is part of the key."},
 		"env":       {typ: graph.AttrLabel, def: graph.Label{}, doc: "The software environment (an environment() target); default: host."},
 		"environ":   {typ: graph.AttrStringDict, def: map[string]string(nil), doc: "Extra environment variables."},
 		"resources": {typ: graph.AttrStringDict, def: map[string]string(nil), doc: "cpu, memory (\"2GB\"), walltime (\"1h\")."},
@@ -35,8 +35,8 @@ func taskAttrs() map[string]*attrSpec {
 
 func filegroupAttrs() map[string]*attrSpec {
 	return map[string]*attrSpec{
-		"srcs": {typ: graph.AttrLabelList, def: []graph.Label(nil), allowFiles: true, allowEmpty: true, doc: "The files of the group."},
-		"data": {typ: graph.AttrLabelList, def: []graph.Label(nil), allowFiles: true, allowEmpty: true, doc: "Accepted for compatibility; not part of the group's files."},
+		"srcs": {typ: graph.AttrLabelList, def: []graph.Label(nil), allowFiles: true, doc: "The files of the group."},
+		"data": {typ: graph.AttrLabelList, def: []graph.Label(nil), allowFiles: true, doc: "Accepted for compatibility; not part of the group's files."},
 	}
 }
 
@@ -50,7 +50,7 @@ func environmentAttrs() map[string]*attrSpec {
 		"arch":                 {typ: graph.AttrString, def: "", doc: "cmssw: the SCRAM architecture."},
 		"image":                {typ: graph.AttrString, def: "", doc: "container: the image (path or reference)."},
 		"environ":              {typ: graph.AttrStringDict, def: map[string]string(nil), doc: "Variables the environment sets for every action."},
-		"files":                {typ: graph.AttrLabelList, def: []graph.Label(nil), allowFiles: true, allowEmpty: true, doc: "Further files whose content identifies the environment."},
+		"files":                {typ: graph.AttrLabelList, def: []graph.Label(nil), allowFiles: true, doc: "Further files whose content identifies the environment."},
 		"system_site_packages": {typ: graph.AttrBool, def: false, doc: "venv: give the venv access to the interpreter's own packages (python3 -m venv --system-site-packages)."},
 	}
 }

@@ -46,8 +46,8 @@ func (r *ruleClass) Name() string {
 func commonAttrs() map[string]*attrSpec {
 	return map[string]*attrSpec{
 		"name":        {typ: graph.AttrString, def: "", mandatory: true, doc: "The target's name."},
-		"tags":        {typ: graph.AttrStringList, def: []string(nil), allowEmpty: true, doc: "Execution requirements: no-cache, no-sandbox, no-remote, requires-network, local."},
-		"visibility":  {typ: graph.AttrStringList, def: []string(nil), allowEmpty: true, doc: "Accepted for compatibility; hepbuild does not restrict visibility."},
+		"tags":        {typ: graph.AttrStringList, def: []string(nil), doc: "Execution requirements: no-cache, no-sandbox, no-remote, requires-network, local."},
+		"visibility":  {typ: graph.AttrStringList, def: []string(nil), doc: "Accepted for compatibility; hepbuild does not restrict visibility."},
 		"testonly":    {typ: graph.AttrBool, def: false, doc: "Accepted for compatibility."},
 		"deprecation": {typ: graph.AttrString, def: "", doc: "A warning shown when something depends on the target."},
 	}

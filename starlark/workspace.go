@@ -46,7 +46,7 @@ func (l *Loader) checkInside(rel string) error {
 	if err != nil {
 		return fmt.Errorf("resolving %s: %v", rel, err)
 	}
-	root, err := filepath.EvalSymlinks(l.root)
+	root, err := l.realRoot()
 	if err != nil {
 		return err
 	}
@@ -54,4 +54,10 @@ func (l *Loader) checkInside(rel string) error {
 		return fmt.Errorf("input %s is a symbolic link to %s, outside the workspace: copy the file in, or declare it another way", rel, real)
 	}
 	return nil
+}
+
+// realRoot is the workspace root with symbolic links resolved, computed once.
+func (l *Loader) realRoot() (string, error) {
+	l.realRootOnce.Do(func() { l.realRootPath, l.realRootErr = filepath.EvalSymlinks(l.root) })
+	return l.realRootPath, l.realRootErr
 }

@@ -48,6 +48,7 @@ type BuildFlags struct {
 // BuildCmd builds targets.
 type BuildCmd struct {
 	BuildFlags
+	NoBuild bool     `name:"nobuild" help:"Load and analyse the targets, report errors, and stop: run nothing."`
 	Targets []string `arg:"" optional:"" name:"target" help:"Targets or patterns to build: //pkg:name, //pkg/..., :all, relative names."`
 }
 
@@ -341,12 +342,50 @@ func (f *BuildFlags) capacity() (exec.Resources, error) {
 // Run builds the targets.
 func (c *BuildCmd) Run(g *Globals, e *env) error {
 	start := time.Now()
+	if c.NoBuild {
+		return c.analyseOnly(g, e, start)
+	}
+	if c.nullBuild(g, e, start) {
+		return nil
+	}
 	s, err := analyse(g, &c.BuildFlags, e, c.Targets, true)
 	if err != nil {
 		return err
 	}
 	defer s.close()
-	return s.build(e, start)
+	if err := s.build(e, start); err != nil {
+		return err
+	}
+	if err := s.writeStamp(c.stampKey(s.w.root, s.w.workingPkg)); err != nil {
+		fmt.Fprintf(e.stderr, "WARNING: %v\n", err)
+	}
+	return nil
+}
+
+// analyseOnly loads and analyses the targets and says how many actions a build would have.
+func (c *BuildCmd) analyseOnly(g *Globals, e *env, start time.Time) error {
+	w, err := openWorkspace(g, e)
+	if err != nil {
+		return err
+	}
+	targets, err := w.expand(c.Targets)
+	if err != nil {
+		return err
+	}
+	labels := make([]graph.Label, len(targets))
+	for i, t := range targets {
+		labels[i] = t.Label
+	}
+	ag, err := w.loader.Analyze(labels)
+	if err != nil {
+		return err
+	}
+	if err := c.applyEnvironment(w, ag); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stderr, "hepbuild: analysed %d targets: %d actions; nothing run (--nobuild); elapsed %s\n",
+		len(targets), len(ag.Actions), progress.Duration(time.Since(start)))
+	return nil
 }
 
 func (s *session) build(e *env, start time.Time) error {
@@ -355,18 +394,7 @@ func (s *session) build(e *env, start time.Time) error {
 	if err != nil {
 		return err
 	}
-	mode := progress.Plain
-	switch f.Progress {
-	case "tty":
-		mode = progress.TTY
-	case "none":
-		mode = progress.None
-	case "auto":
-		if fl, ok := e.stderr.(*os.File); ok {
-			mode = progress.Detect(fl)
-		}
-	}
-	printer := progress.New(e.stderr, mode)
+	printer := progress.New(e.stderr, progressMode(f, e))
 	sinks := []exec.EventSink{printer}
 	var closers []func() error
 	if f.Events != "" {
@@ -426,16 +454,16 @@ func (s *session) build(e *env, start time.Time) error {
 	return nil
 }
 
-// printOutputs lists where the requested targets' outputs are, as the user will look for them.
+// printOutputs lists where the requested targets' outputs are, as the user
+// will look for them (source files named as targets are where they were).
 func printOutputs(e *env, s *session) {
-	const max = 8
-	for i, r := range s.roots {
-		if i == max {
-			fmt.Fprintf(e.stderr, "  ... and %d more under %s/\n", len(s.roots)-max, exec.OutDir)
-			break
+	var roots []string
+	for _, r := range s.roots {
+		if !r.Source {
+			roots = append(roots, r.Path)
 		}
-		fmt.Fprintf(e.stderr, "  %s\n", r.Path)
 	}
+	printRoots(e, roots)
 }
 
 func pruneAfterBuild(s *session, size string, e *env) error {
@@ -449,4 +477,30 @@ func pruneAfterBuild(s *session, size string, e *env) error {
 	}
 	_, err = dc.Prune(e.ctx, disk.PruneOptions{MaxSize: max})
 	return err
+}
+
+func progressMode(f *BuildFlags, e *env) progress.Mode {
+	mode := progress.Plain
+	switch f.Progress {
+	case "tty":
+		mode = progress.TTY
+	case "none":
+		mode = progress.None
+	case "auto":
+		if fl, ok := e.stderr.(*os.File); ok {
+			mode = progress.Detect(fl)
+		}
+	}
+	return mode
+}
+
+func printRoots(e *env, roots []string) {
+	const max = 8
+	for i, r := range roots {
+		if i == max {
+			fmt.Fprintf(e.stderr, "  ... and %d more under %s/\n", len(roots)-max, exec.OutDir)
+			break
+		}
+		fmt.Fprintf(e.stderr, "  %s\n", r)
+	}
 }

@@ -255,3 +255,52 @@ task(name = "m", outs = ["m.out"], cmd = "touch $@", tags = ["manual"])
 		t.Errorf("//... -//sub/... built %q, want //:a", got)
 	}
 }
+
+// TestNullBuildStamp checks the shortcut that skips loading when nothing a
+// build depends on changed: it must notice every change that matters.
+func TestNullBuildStamp(t *testing.T) {
+	root := testWorkspace(t, map[string]string{
+		"BUILD":  `task(name = "a", srcs = ["in.txt"], outs = ["a.txt"], cmd = "cat $< > $@; echo $${FOO:-unset} >> $@", environ = {})`,
+		"in.txt": "one\n",
+	})
+	read := func() string {
+		b, _ := os.ReadFile(filepath.Join(root, "hepbuild-out", "a.txt"))
+		return string(b)
+	}
+	build := func(args ...string) result {
+		r := hepbuild(t, root, append([]string{"//:a", "--progress=plain"}, args...)...)
+		if r.code != 0 {
+			t.Fatalf("build %v: exit %d\n%s", args, r.code, r.stderr)
+		}
+		return r
+	}
+	build()
+	if r := build(); !strings.Contains(r.stderr, "nothing to do") {
+		t.Errorf("second build did something:\n%s", r.stderr)
+	}
+	os.WriteFile(filepath.Join(root, "in.txt"), []byte("two\n"), 0o644)
+	build()
+	if got := read(); got != "two\nunset\n" {
+		t.Errorf("after editing the input: %q", got)
+	}
+	os.WriteFile(filepath.Join(root, "BUILD"), []byte(`task(name = "a", srcs = ["in.txt"], outs = ["a.txt"], cmd = "cat $< $< > $@; echo $${FOO:-unset} >> $@")`), 0o644)
+	build()
+	if got := read(); got != "two\ntwo\nunset\n" {
+		t.Errorf("after editing BUILD: %q", got)
+	}
+	t.Setenv("FOO", "1")
+	build("--action-env=FOO")
+	if got := read(); got != "two\ntwo\n1\n" {
+		t.Errorf("with --action-env FOO=1: %q", got)
+	}
+	t.Setenv("FOO", "2")
+	build("--action-env=FOO")
+	if got := read(); got != "two\ntwo\n2\n" {
+		t.Errorf("after changing FOO to 2: %q (a stale null build?)", got)
+	}
+	os.Remove(filepath.Join(root, "hepbuild-out", "a.txt"))
+	build("--action-env=FOO")
+	if got := read(); got != "two\ntwo\n2\n" {
+		t.Errorf("after removing the output: %q", got)
+	}
+}

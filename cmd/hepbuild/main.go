@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/alecthomas/kong"
@@ -59,6 +60,11 @@ type env struct {
 const exitCodesHelp = `Exit codes: 0 success, 1 build failure, 2 bad command line or BUILD error, 3 infrastructure failure (cache, batch system), 8 interrupted.`
 
 func main() {
+	// Loading a large analysis allocates many small, long-lived objects; the
+	// default GC target collects too often for them. A higher target with a
+	// memory limit trades a little memory for a third less loading time.
+	debug.SetGCPercent(400)
+	debug.SetMemoryLimit(3 << 30)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cwd, _ := os.Getwd()

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/hepbuild/hepbuild/exec"
+	"github.com/hepbuild/hepbuild/exec/progress"
+	hstarlark "github.com/hepbuild/hepbuild/starlark"
+)
+
+// stampKey names a build request for exec.CheckStamp: the workspace, the
+// folder it was started in (relative patterns), every flag, the targets and
+// the PATH environments may look tools up on. The files the build depends
+// on are the stamp's own business.
+func (c *BuildCmd) stampKey(root, pkg string) string {
+	parts := []string{root, pkg, os.Getenv("PATH"), fmt.Sprintf("%+v", c.BuildFlags)}
+	// --action-env NAME takes NAME's value from this process: the value, not
+	// the flag, decides what the actions are.
+	for _, a := range c.ActionEnv {
+		if !strings.Contains(a, "=") {
+			parts = append(parts, a+"="+os.Getenv(a))
+		}
+	}
+	return exec.StampKey(append(parts, c.Targets...)...)
+}
+
+// nullBuild reports whether the stamp of an earlier successful build of the
+// same request still matches, in which case there is nothing to do and
+// loading and analysis are skipped. Builds that write events or profiles
+// take the full path, so those files describe every action.
+func (c *BuildCmd) nullBuild(g *Globals, e *env, start time.Time) bool {
+	f := &c.BuildFlags
+	if f.Events != "" || f.Profile != "" || f.CacheMaxSize != "" {
+		return false
+	}
+	dir := e.cwd
+	if g.Directory != "" {
+		dir = g.Directory
+		if !filepath.IsAbs(dir) {
+			dir = filepath.Join(e.cwd, dir)
+		}
+	}
+	root, pkg, err := hstarlark.FindWorkspace(dir)
+	if err != nil {
+		return false
+	}
+	base := f.outputBase(root)
+	if _, err := os.Stat(base); err != nil {
+		return false
+	}
+	unlock, err := exec.LockOutputBase(base)
+	if err != nil {
+		return false
+	}
+	defer unlock()
+	st, ok := exec.CheckStamp(base, c.stampKey(root, pkg))
+	if !ok {
+		return false
+	}
+	printer := progress.New(e.stderr, progressMode(f, e))
+	printer.Finish(&exec.Summary{Total: st.Actions, UpToDate: st.Actions, Elapsed: time.Since(start)})
+	printRoots(e, st.Roots)
+	return true
+}
+
+// writeStamp records what a successful build depended on and made.
+func (s *session) writeStamp(key string) error {
+	var files, trees []string
+	for _, d := range s.w.loader.Dependencies() {
+		files = append(files, filepath.Join(s.w.root, d))
+	}
+	add := func(arts []exec.Artifact) {
+		for _, a := range arts {
+			p := filepath.Join(s.w.root, a.Path)
+			if a.Dir {
+				trees = append(trees, p)
+			} else {
+				files = append(files, p)
+			}
+		}
+	}
+	for _, a := range s.actions {
+		add(a.Inputs)
+		add(a.Tools)
+		add(a.Outputs)
+		if a.Environment != nil {
+			add(a.Environment.Files)
+		}
+	}
+	var roots []string
+	for _, r := range s.roots {
+		if !r.Source {
+			roots = append(roots, r.Path)
+		}
+	}
+	return exec.WriteStamp(s.outputBase, exec.Stamp{Key: key, Files: files, Trees: trees, Actions: len(s.actions), Roots: roots})
+}
