@@ -543,8 +543,11 @@ func attemptTimeout(a *Action) time.Duration {
 func (r *Runner) failure(a *Action, res ExecResult, logPath string) *ActionError {
 	ae := &ActionError{Action: a, ExitCode: res.ExitCode, Reason: res.reason(), Command: describeCommand(a)}
 	if a.Kind == KindRun {
-		ae.Log = logPath
-		ae.Tail = tail(logPath, tailLines)
+		// The log exists only when the command printed something.
+		if _, err := os.Stat(logPath); err == nil {
+			ae.Log = logPath
+			ae.Tail = tail(logPath, tailLines)
+		}
 	}
 	if res.StartError != "" || res.Signal != "" || res.TimedOut {
 		ae.ExitCode = -1

@@ -222,6 +222,7 @@ func checkExecutable(p string) error {
 // the caller closes after killing the group so a leftover process holding
 // the pipe cannot block the run.
 type output struct {
+	lazy           *lazyFile // the log, when Spec.LogPath is set
 	stdout, stderr *os.File
 	closers        []*os.File // our ends, closed at the end
 	childEnds      []*os.File // the child's ends, closed once it started
@@ -233,15 +234,19 @@ type output struct {
 func openOutput(s Spec) (*output, error) {
 	o := &output{}
 	if s.LogPath != "" {
-		if err := os.MkdirAll(filepath.Dir(s.LogPath), 0o755); err != nil {
-			return nil, fmt.Errorf("creating log folder: %w", err)
+		// Most actions print nothing: the log file is created on the first
+		// byte, which spares a file creation per action (a large part of a
+		// cheap action's cost). An old log of the same path goes first, so
+		// a silent run never shows the previous run's output.
+		if err := os.Remove(s.LogPath); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("removing old log: %w", err)
 		}
-		f, err := os.OpenFile(s.LogPath, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+		o.lazy = &lazyFile{path: s.LogPath}
+		f, err := o.connect(o.lazy)
 		if err != nil {
-			return nil, fmt.Errorf("opening log: %w", err)
+			return nil, err
 		}
 		o.stdout, o.stderr = f, f
-		o.closers = append(o.closers, f)
 		return o, nil
 	}
 	var err error
@@ -323,4 +328,45 @@ func (o *output) close() {
 		f.Close()
 	}
 	o.closers = nil
+	if o.lazy != nil {
+		o.lazy.close()
+	}
+}
+
+// lazyFile is a log file created when the first byte is written to it.
+type lazyFile struct {
+	path   string
+	mu     sync.Mutex // Write (the copying goroutine) against close (after a grace timeout)
+	f      *os.File
+	err    error
+	closed bool
+}
+
+func (l *lazyFile) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return 0, os.ErrClosed
+	}
+	if l.f == nil && l.err == nil {
+		if l.err = os.MkdirAll(filepath.Dir(l.path), 0o755); l.err == nil {
+			l.f, l.err = os.OpenFile(l.path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+		}
+		if l.err != nil {
+			l.err = fmt.Errorf("opening log: %w", l.err)
+		}
+	}
+	if l.err != nil {
+		return 0, l.err
+	}
+	return l.f.Write(p)
+}
+
+func (l *lazyFile) close() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closed = true
+	if l.f != nil {
+		l.f.Close()
+	}
 }

@@ -240,6 +240,8 @@ func (p *Printer) failure(e exec.Event) []string {
 	}
 	if ae.Log != "" {
 		lines = append(lines, "  full log: "+ae.Log)
+	} else if ae.Command != "" {
+		lines = append(lines, "  (the command printed nothing)")
 	}
 	return lines
 }
