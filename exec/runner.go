@@ -40,6 +40,10 @@ type ExecResult struct {
 	// StartError says why the command could not be started (not found, not
 	// executable); a failure of the action, not of the machine.
 	StartError string
+	// Failure says why an action that started, or whose environment was being
+	// set up, failed other than by its exit status: "exceeded its memory
+	// limit of 2 GB", "environment //envs:py: pip install failed".
+	Failure string
 	Duration   time.Duration
 	// Strategy names the sandbox the action ran in.
 	Strategy string
@@ -47,7 +51,7 @@ type ExecResult struct {
 
 // Success reports whether the action ran and exited with status 0.
 func (r ExecResult) Success() bool {
-	return r.ExitCode == 0 && r.Signal == "" && !r.TimedOut && r.StartError == ""
+	return r.ExitCode == 0 && r.Signal == "" && !r.TimedOut && r.StartError == "" && r.Failure == ""
 }
 
 // reason says why a failed run failed, for ActionError.Reason.
@@ -55,6 +59,8 @@ func (r ExecResult) reason() string {
 	switch {
 	case r.StartError != "":
 		return r.StartError
+	case r.Failure != "":
+		return r.Failure
 	case r.TimedOut:
 		return "timed out after " + r.Timeout.String()
 	case r.Signal != "":
@@ -549,7 +555,7 @@ func (r *Runner) failure(a *Action, res ExecResult, logPath string) *ActionError
 			ae.Tail = tail(logPath, tailLines)
 		}
 	}
-	if res.StartError != "" || res.Signal != "" || res.TimedOut {
+	if res.StartError != "" || res.Failure != "" || res.Signal != "" || res.TimedOut {
 		ae.ExitCode = -1
 	}
 	return ae

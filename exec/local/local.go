@@ -119,7 +119,7 @@ func (e *Executor) run(ctx context.Context, a *exec.Action, root, logPath string
 				// A stack that cannot be set up fails the action, with what
 				// the setup tool said in the log.
 				writeLog(logPath, "hepbuild: "+ee.Error()+"\n"+ee.Output)
-				return exec.ExecResult{ExitCode: -1, StartError: ee.Error(), Strategy: st.Name()}, nil
+				return exec.ExecResult{ExitCode: -1, Failure: ee.Error(), Strategy: st.Name()}, nil
 			}
 			return exec.ExecResult{}, err
 		}
@@ -145,15 +145,13 @@ func (e *Executor) run(ctx context.Context, a *exec.Action, root, logPath string
 		return out, nil
 	case errors.As(err, &ee):
 		out.ExitCode = -1
-		out.StartError = ee.Error()
+		out.Failure = ee.Error()
 		writeLog(logPath, "hepbuild: "+ee.Error()+"\n"+ee.Output)
 		return out, nil
 	case err == nil && res.MemoryExceeded:
-		// ExecResult has no field for this yet; StartError is the one whose
-		// text becomes the failure's reason.
 		out.ExitCode = -1
-		out.StartError = fmt.Sprintf("exceeded its memory limit of %s", formatBytes(spec.Memory))
-		appendLog(logPath, "hepbuild: the action "+out.StartError+" and was killed\n")
+		out.Failure = fmt.Sprintf("exceeded its memory limit of %s", formatBytes(spec.Memory))
+		appendLog(logPath, "hepbuild: the action "+out.Failure+" and was killed\n")
 	}
 	return out, err
 }

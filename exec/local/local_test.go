@@ -131,7 +131,7 @@ func TestEnvironmentCannotBeSetUp(t *testing.T) {
 	if err != nil {
 		t.Fatalf("a missing image is the action's failure, got error %v", err)
 	}
-	if res.Success() || !strings.Contains(res.StartError, "/no/such/image.sif does not exist") {
+	if res.Success() || !strings.Contains(res.Failure, "/no/such/image.sif does not exist") {
 		t.Errorf("got %+v, want a failure saying the image does not exist", res)
 	}
 	if b, _ := os.ReadFile(logPath); !strings.Contains(string(b), "/no/such/image.sif does not exist") {
