@@ -43,8 +43,8 @@ type ExecResult struct {
 	// Failure says why an action that started, or whose environment was being
 	// set up, failed other than by its exit status: "exceeded its memory
 	// limit of 2 GB", "environment //envs:py: pip install failed".
-	Failure string
-	Duration   time.Duration
+	Failure  string
+	Duration time.Duration
 	// Strategy names the sandbox the action ran in.
 	Strategy string
 }
