@@ -114,3 +114,16 @@ func (a *Action) Describe() string {
 	}
 	return a.Mnemonic + " " + a.Owner.String()
 }
+
+// RunTimeout bounds one attempt of the action: the smaller of Timeout and
+// Resources.Walltime that is set, or zero for no bound.
+func (a *Action) RunTimeout() time.Duration {
+	t, w := a.Timeout, a.Resources.Walltime
+	switch {
+	case t <= 0:
+		return max(w, 0)
+	case w <= 0:
+		return t
+	}
+	return min(t, w)
+}

@@ -500,7 +500,7 @@ func (r *Runner) execute(ctx context.Context, a *Action, key *Key, in *inputDige
 		_ = removeOutputs(r.ExecRoot, a)
 		if ctx.Err() == context.DeadlineExceeded {
 			// The scheduler's bound on the attempt ended it.
-			return r.failure(a, ExecResult{ExitCode: -1, TimedOut: true, Timeout: attemptTimeout(a)}, logPath)
+			return r.failure(a, ExecResult{ExitCode: -1, TimedOut: true, Timeout: a.RunTimeout()}, logPath)
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -534,16 +534,6 @@ func actionOutputPaths(a *Action) []string {
 	return ps
 }
 
-func attemptTimeout(a *Action) time.Duration {
-	t, w := a.Timeout, a.Resources.Walltime
-	switch {
-	case t <= 0:
-		return max(w, 0)
-	case w <= 0:
-		return t
-	}
-	return min(t, w)
-}
 
 // failure describes a failed run, with the end of its log.
 func (r *Runner) failure(a *Action, res ExecResult, logPath string) *ActionError {

@@ -446,7 +446,7 @@ func (r *run) start(i int32, cpu, mem int64) {
 func (r *run) attempt(i int32) {
 	a := r.actions[i]
 	ctx := r.ctx
-	limit := timeout(a)
+	limit := a.RunTimeout()
 	var cancel context.CancelFunc = func() {}
 	if limit > 0 {
 		ctx, cancel = context.WithTimeout(ctx, limit)
@@ -477,17 +477,6 @@ func (r *run) call(ctx context.Context, a *Action) (out Outcome, err error) {
 	return r.work(ctx, a)
 }
 
-// timeout is the bound of one attempt: the smaller non-zero of Timeout and Walltime.
-func timeout(a *Action) time.Duration {
-	t, w := a.Timeout, a.Resources.Walltime
-	switch {
-	case t <= 0:
-		return max(w, 0)
-	case w <= 0:
-		return t
-	}
-	return min(t, w)
-}
 
 func (r *run) finish(res result) {
 	i := res.i

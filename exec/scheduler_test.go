@@ -638,7 +638,7 @@ func TestTimeout(t *testing.T) {
 			}
 		})
 	}
-	if got := timeout(&Action{}); got != 0 {
+	if got := (&Action{}).RunTimeout(); got != 0 {
 		t.Errorf("no timeout: got %v", got)
 	}
 }

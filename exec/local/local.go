@@ -87,7 +87,7 @@ func (e *Executor) run(ctx context.Context, a *exec.Action, root, logPath string
 		Argv:     a.Argv,
 		Env:      a.Env,
 		Network:  a.HasTag("requires-network"),
-		Timeout:  timeout(a),
+		Timeout:  a.RunTimeout(),
 		Grace:    e.grace,
 		LogPath:  logPath,
 		Memory:   a.Resources.Memory,
@@ -192,17 +192,6 @@ func formatBytes(n int64) string {
 	return strconv.FormatInt(n, 10) + " bytes"
 }
 
-// timeout is the bound of one run: the smaller non-zero of Timeout and Walltime.
-func timeout(a *exec.Action) time.Duration {
-	t, w := a.Timeout, a.Resources.Walltime
-	switch {
-	case t <= 0:
-		return max(w, 0)
-	case w <= 0:
-		return t
-	}
-	return min(t, w)
-}
 
 func single(a *exec.Action, what string) (exec.Artifact, error) {
 	if len(a.Outputs) != 1 || a.Outputs[0].Dir {
