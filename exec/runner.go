@@ -534,7 +534,6 @@ func actionOutputPaths(a *Action) []string {
 	return ps
 }
 
-
 // failure describes a failed run, with the end of its log.
 func (r *Runner) failure(a *Action, res ExecResult, logPath string) *ActionError {
 	ae := &ActionError{Action: a, ExitCode: res.ExitCode, Reason: res.reason(), Command: describeCommand(a)}

@@ -477,7 +477,6 @@ func (r *run) call(ctx context.Context, a *Action) (out Outcome, err error) {
 	return r.work(ctx, a)
 }
 
-
 func (r *run) finish(res result) {
 	i := res.i
 	a := r.actions[i]

@@ -192,7 +192,6 @@ func formatBytes(n int64) string {
 	return strconv.FormatInt(n, 10) + " bytes"
 }
 
-
 func single(a *exec.Action, what string) (exec.Artifact, error) {
 	if len(a.Outputs) != 1 || a.Outputs[0].Dir {
 		return exec.Artifact{}, fmt.Errorf("%s: %s: a %s action needs exactly one output file, has %d", a.Pos, a.Owner, what, len(a.Outputs))
