@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"time"
@@ -394,6 +395,9 @@ func (s *session) build(e *env, start time.Time) error {
 	if err != nil {
 		return err
 	}
+	// Loading is done: from here on the garbage is per action and short-lived,
+	// so the default GC target keeps peak memory down (main raised it for loading).
+	debug.SetGCPercent(100)
 	printer := progress.New(e.stderr, progressMode(f, e))
 	sinks := []exec.EventSink{printer}
 	var closers []func() error
