@@ -218,7 +218,7 @@ func TestFmt(t *testing.T) {
 
 func TestHepbuildrc(t *testing.T) {
 	root := testWorkspace(t, map[string]string{"BUILD": chain, "in.txt": "x\n", "other.txt": "x\n",
-		".hepbuildrc": "build --progress=none\nbuild:quiet --keep-going\nquery --output=label_kind\n"})
+		".hepbuildrc": "build --progress=none\nbuild:quiet --keep-going\nquery --output=label_kind\ncommon --sandbox=none\n"})
 	if r := hepbuild(t, root, "query", "//:a"); !strings.Contains(r.stdout, "task rule //:a") {
 		t.Errorf(".hepbuildrc query flags not applied:\n%s%s", r.stdout, r.stderr)
 	}

@@ -18,7 +18,12 @@ var commands = map[string]bool{"build": true, "query": true, "aquery": true, "st
 // workspace; later ones win) for the command being run, like .bazelrc: lines
 // "COMMAND FLAGS...", "COMMAND:NAME FLAGS..." applied with --config NAME, and
 // "common FLAGS..." for every command.
-func expandConfig(args []string, cwd string) ([]string, error) {
+//
+// accepts reports whether a command has a long flag (without the dashes);
+// flags of "common" lines that the command does not have are left out, as
+// in Bazel, so `common --sandbox=none` does not break `hepbuild query`.
+// Nil accepts everything.
+func expandConfig(args []string, cwd string, accepts func(cmd, flag string) bool) ([]string, error) {
 	cmdIdx, cmd := -1, "build"
 	var configs []string
 	dir := cwd
@@ -57,7 +62,7 @@ func expandConfig(args []string, cwd string) ([]string, error) {
 	var extra []string
 	found := map[string]bool{}
 	for _, f := range rcFiles {
-		flags, err := readRC(f, cmd, configs, found)
+		flags, err := readRC(f, cmd, configs, found, accepts)
 		if err != nil {
 			return nil, err
 		}
@@ -92,7 +97,7 @@ func resolveDir(cwd, d string) string {
 	return filepath.Join(cwd, d)
 }
 
-func readRC(path, cmd string, configs []string, found map[string]bool) ([]string, error) {
+func readRC(path, cmd string, configs []string, found map[string]bool, accepts func(cmd, flag string) bool) ([]string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		if os.IsNotExist(err) {
@@ -118,16 +123,33 @@ func readRC(path, cmd string, configs []string, found map[string]bool) ([]string
 		if head != "common" && head != cmd {
 			continue
 		}
+		flags := fields[1:]
+		if head == "common" && accepts != nil {
+			flags = commonFlags(flags, cmd, accepts)
+		}
 		if name == "" {
-			base = append(base, fields[1:]...)
+			base = append(base, flags...)
 			continue
 		}
 		for _, c := range configs {
 			if c == name {
 				found[c] = true
-				named = append(named, fields[1:]...)
+				named = append(named, flags...)
 			}
 		}
 	}
 	return append(base, named...), sc.Err()
+}
+
+// commonFlags keeps the flags of a "common" line that cmd has. A flag's value
+// must be attached (--flag=value) for a value-taking flag to be dropped whole.
+func commonFlags(flags []string, cmd string, accepts func(cmd, flag string) bool) []string {
+	var out []string
+	for _, f := range flags {
+		name, _, _ := strings.Cut(strings.TrimPrefix(f, "--"), "=")
+		if !strings.HasPrefix(f, "--") || accepts(cmd, strings.TrimPrefix(name, "no-")) || accepts(cmd, name) {
+			out = append(out, f)
+		}
+	}
+	return out
 }

@@ -87,7 +87,7 @@ func run(ctx context.Context, args []string, e *env) int {
 		fmt.Fprintln(e.stderr, "hepbuild:", err)
 		return exitInfra
 	}
-	args, err = expandConfig(args, e.cwd)
+	args, err = expandConfig(args, e.cwd, flagAccepter(parser))
 	if err != nil {
 		fmt.Fprintln(e.stderr, "hepbuild:", err)
 		return exitBadInput
@@ -146,3 +146,18 @@ func (e *buildFailedError) Error() string { return e.msg }
 type silentError struct{ error }
 
 func (e silentError) Unwrap() error { return e.error }
+
+// flagAccepter answers, from the command-line model, whether a command has a long flag.
+func flagAccepter(parser *kong.Kong) func(cmd, flag string) bool {
+	byCmd := map[string]map[string]bool{}
+	for _, n := range parser.Model.Children {
+		m := map[string]bool{}
+		for _, group := range n.AllFlags(false) {
+			for _, f := range group {
+				m[f.Name] = true
+			}
+		}
+		byCmd[n.Name] = m
+	}
+	return func(cmd, flag string) bool { return byCmd[cmd][flag] }
+}
