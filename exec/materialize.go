@@ -202,7 +202,7 @@ func (r *Runner) storeFile(ctx context.Context, p string, useCache bool) (cache.
 		if err == nil {
 			return d, nil
 		}
-		g.fail(ctx, "storing "+p, err)
+		g.fail(ctx, "putting an output in the cache", err) // err names the file
 	}
 	d, err := cache.FromFile(p)
 	if err != nil || !useCache || !g.usable() {

@@ -505,7 +505,7 @@ func (r *Runner) execute(ctx context.Context, a *Action, key *Key, in *inputDige
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return fmt.Errorf("%s: %s: running %s: %w", a.Pos, a.Owner, a.Mnemonic, err)
+		return fmt.Errorf("%s: %s: could not run %s: %w", a.Pos, a.Owner, a.Mnemonic, err)
 	}
 	if !res.Success() {
 		_ = removeOutputs(r.ExecRoot, a)

@@ -542,7 +542,10 @@ func (r *run) finish(res result) {
 	}
 	r.done(i, OutcomeFailed)
 	if r.infraErr == nil {
-		r.infraErr = fmt.Errorf("%s: %s %s: %w", a.Pos, a.Mnemonic, a.Owner, err)
+		r.infraErr = err
+		if !strings.HasPrefix(err.Error(), a.Pos.String()+": ") {
+			r.infraErr = fmt.Errorf("%s: %s %s: %w", a.Pos, a.Mnemonic, a.Owner, err)
+		}
 	}
 	if r.events != nil {
 		e := r.actionEvent(EventActionFailed, i)
