@@ -124,11 +124,13 @@ func (*Linux) Name() string { return "linux" }
 // declared outputs are writable. Mounting each input instead would cost a
 // mount per input, and bubblewrap rereads the mount table for each.
 func (l *Linux) Run(ctx context.Context, s Spec) (Result, error) {
-	t, err := newTree(l.Root, s, true)
+	p := poolFor(l.Root)
+	t, err := p.acquire(s, true)
 	if err != nil {
 		return Result{}, err
 	}
-	defer t.remove()
+	// Only the output folders are writable: the rest cannot have changed.
+	defer func() { p.release(t, outputFolders(s)) }()
 	execRoot := hostOf(s.ExecRoot)
 	// The private exec root is mounted over the workspace's path, which
 	// hides it; the other folders are replaced by empty ones. Each mount
@@ -188,6 +190,10 @@ func (l *Linux) Run(ctx context.Context, s Spec) (Result, error) {
 	}
 	return res, runErr
 }
+
+// Close removes the sandbox folders kept for reuse. Runs may follow; they
+// create new ones.
+func (l *Linux) Close() error { return poolFor(l.Root).close() }
 
 // outputFolders are the exec-root relative folders the command writes in:
 // those of its outputs and its output folders, without those inside others.

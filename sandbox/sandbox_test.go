@@ -327,8 +327,12 @@ echo stray > stray.txt`
 			t.Errorf("undeclared output %s was kept (err %v)", p, err)
 		}
 	}
+	// The folder is kept for the next command, until Close.
+	if err := sb.Close(); err != nil {
+		t.Fatal(err)
+	}
 	if left, _ := os.ReadDir(filepath.Join(base, "sandbox")); len(left) != 0 {
-		t.Errorf("sandbox folders left behind: %v", left)
+		t.Errorf("sandbox folders left behind after Close: %v", left)
 	}
 }
 
