@@ -495,6 +495,7 @@ func (r *Runner) execute(ctx context.Context, a *Action, key *Key, in *inputDige
 		return err
 	}
 	logPath := r.logPath(a)
+	before := r.statInputs(a)
 	res, err := r.Executor.Execute(ctx, a, r.ExecRoot, logPath)
 	if err != nil {
 		_ = removeOutputs(r.ExecRoot, a)
@@ -517,12 +518,48 @@ func (r *Runner) execute(ctx context.Context, a *Action, key *Key, in *inputDige
 		ae.Reason = err.Error()
 		return ae
 	}
+	// The key says which inputs the outputs were made from. An input edited
+	// while the command ran makes that a lie: storing the result would hand
+	// it to every later build (and every user of the cache) under the old key.
+	if changed := r.changedInputs(a, before); changed != "" {
+		_ = removeOutputs(r.ExecRoot, a)
+		ae := r.failure(a, res, logPath)
+		ae.Reason = "input " + changed + " changed while the action ran; nothing was kept: build again"
+		return ae
+	}
 	digests, err := r.store(ctx, a, key.Digest)
 	if err != nil {
 		_ = removeOutputs(r.ExecRoot, a)
 		return err
 	}
 	return r.remember(a, key, in, digests)
+}
+
+// statInputs records the source files' stat before the action runs.
+// Generated inputs are read-only outputs of other actions; their stat may
+// change legitimately (the shared cache refreshes the recency of the blob
+// they are a hard link to), so they are not watched.
+func (r *Runner) statInputs(a *Action) map[string]pathStat {
+	m := make(map[string]pathStat, len(a.Inputs))
+	for _, in := range a.Inputs {
+		if in.Dir || !in.Source {
+			continue
+		}
+		if st, err := statPath(r.abs(in.Path)); err == nil {
+			m[in.Path] = st
+		}
+	}
+	return m
+}
+
+// changedInputs names an input whose stat differs from before, or "".
+func (r *Runner) changedInputs(a *Action, before map[string]pathStat) string {
+	for p, was := range before {
+		if now, err := statPath(r.abs(p)); err != nil || now != was {
+			return p
+		}
+	}
+	return ""
 }
 
 // actionOutputPaths lists the action's output paths in order.

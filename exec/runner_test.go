@@ -864,3 +864,42 @@ func TestCheck(t *testing.T) {
 		t.Error("Check restored the output")
 	}
 }
+
+// TestInputEditedWhileRunning: a source file changed while its action runs
+// must not leave a result stored under the key of the old content.
+func TestInputEditedWhileRunning(t *testing.T) {
+	root := t.TempDir()
+	base := t.TempDir()
+	if err := exec.PrepareOutputBase(root, base); err != nil {
+		t.Fatal(err)
+	}
+	in := filepath.Join(root, "in.txt")
+	os.WriteFile(in, []byte("v1\n"), 0o644)
+	a := &exec.Action{Owner: graph.MustParseLabel("//:a"), Mnemonic: "Task", Kind: exec.KindRun,
+		Argv:    []string{"/bin/bash", "-c", "sleep 0.5; cat in.txt > hepbuild-out/out.txt"},
+		Env:     map[string]string{"PATH": "/usr/bin:/bin"},
+		Inputs:  []exec.Artifact{{Path: "in.txt", Source: true}},
+		Outputs: []exec.Artifact{{Path: exec.OutDir + "/out.txt"}}}
+	c := newMemCache()
+	r := &exec.Runner{ExecRoot: root, OutputBase: base, Cache: c, Executor: local.New(sandbox.None{})}
+	go func() {
+		time.Sleep(200 * time.Millisecond)
+		os.WriteFile(in, []byte("v2\n"), 0o644)
+	}()
+	_, err := r.Work(context.Background(), a)
+	var ae *exec.ActionError
+	if !errors.As(err, &ae) || !strings.Contains(ae.Reason, "in.txt changed while the action ran") {
+		t.Fatalf("got %v, want a failure naming the changed input", err)
+	}
+	if _, err := os.Stat(filepath.Join(root, exec.OutDir, "out.txt")); err == nil {
+		t.Error("the output of the disturbed run was kept")
+	}
+	// Back to v1: the build must run again (nothing was cached under v1's key).
+	os.WriteFile(in, []byte("v1\n"), 0o644)
+	if o, err := r.Work(context.Background(), a); err != nil || o != exec.OutcomeExecuted {
+		t.Fatalf("rebuild: outcome %v, err %v; want executed", o, err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, exec.OutDir, "out.txt")); string(b) != "v1\n" {
+		t.Errorf("out.txt = %q, want v1", b)
+	}
+}
