@@ -734,7 +734,13 @@ func statPath(p string) (pathStat, error) {
 const stampRacySlop = int64(100 * time.Millisecond)
 
 func (s pathStat) racy(recorded int64) bool {
-	return s.exists && (s.mtime >= recorded-stampRacySlop || s.ctime >= recorded-stampRacySlop)
+	slop := int64(stampRacySlop)
+	if s.mtime%1e9 == 0 {
+		// Whole-second timestamps (some file systems): a second write in
+		// the same second keeps the same mtime. Same rule as cache.StatCache.
+		slop = 2e9
+	}
+	return s.exists && (s.mtime >= recorded-slop || s.ctime >= recorded-slop)
 }
 
 // contentDigest is a file's content digest or a folder's sorted names'.

@@ -555,7 +555,11 @@ func (r *Runner) statInputs(a *Action) map[string]pathStat {
 // changedInputs names an input whose stat differs from before, or "".
 func (r *Runner) changedInputs(a *Action, before map[string]pathStat) string {
 	for p, was := range before {
-		if now, err := statPath(r.abs(p)); err != nil || now != was {
+		now, err := statPath(r.abs(p))
+		// Not ctime: the linux sandbox hard-links inputs into its private
+		// tree, which changes their ctime (and link count) but not their content.
+		now.ctime, was.ctime = 0, 0
+		if err != nil || now != was {
 			return p
 		}
 	}

@@ -354,8 +354,16 @@ func (c *BuildCmd) Run(g *Globals, e *env) error {
 		return err
 	}
 	defer s.close()
+	before := s.snapshotSources()
 	if err := s.build(e, start); err != nil {
 		return err
+	}
+	if changed := s.changedSources(before); changed != "" {
+		// A source edited during the build may have been read before the
+		// edit; the next build must look at everything again.
+		_ = exec.RemoveStamps(s.outputBase)
+		fmt.Fprintf(e.stderr, "INFO: %s changed during the build; the next build checks every action again\n", changed)
+		return nil
 	}
 	if err := s.writeStamp(c.stampKey(s.w.root, s.w.workingPkg)); err != nil {
 		fmt.Fprintf(e.stderr, "WARNING: %v\n", err)

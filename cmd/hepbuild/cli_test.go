@@ -304,3 +304,28 @@ func TestNullBuildStamp(t *testing.T) {
 		t.Errorf("after removing the output: %q", got)
 	}
 }
+
+// TestSourceEditedDuringBuild: a source changed during a build (after the
+// action that read it finished) must not let the next build skip as "nothing
+// to do".
+func TestSourceEditedDuringBuild(t *testing.T) {
+	root := testWorkspace(t, map[string]string{
+		"BUILD": `task(name = "fast", srcs = ["in.txt"], outs = ["fast.txt"], cmd = "cat $< > $@")
+task(name = "slow", outs = ["slow.txt"], cmd = "sleep 1.5; touch $@")`,
+		"in.txt": "v1\n",
+	})
+	go func() {
+		time.Sleep(700 * time.Millisecond)
+		os.WriteFile(filepath.Join(root, "in.txt"), []byte("v2\n"), 0o644)
+	}()
+	if r := hepbuild(t, root, "//:fast", "//:slow", "--progress=plain"); r.code != 0 {
+		t.Fatalf("first build: %d %s", r.code, r.stderr)
+	}
+	r := hepbuild(t, root, "//:fast", "//:slow", "--progress=plain")
+	if r.code != 0 || strings.Contains(r.stderr, "nothing to do") {
+		t.Fatalf("second build: exit %d\n%s", r.code, r.stderr)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "hepbuild-out", "fast.txt")); string(b) != "v2\n" {
+		t.Errorf("fast.txt = %q after the second build, want v2", b)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/hepbuild/hepbuild/exec"
@@ -87,8 +88,17 @@ func (s *session) writeStamp(key string) error {
 		add(a.Inputs)
 		add(a.Tools)
 		add(a.Outputs)
-		if a.Environment != nil {
-			add(a.Environment.Files)
+		if env := a.Environment; env != nil {
+			add(env.Files)
+			// What identifies the environment on this machine (see
+			// applyEnvironment): the interpreter a venv is built with, an
+			// image file. A change to them must end the null build too.
+			if py := env.Params["host.python"]; py != "" {
+				files = append(files, strings.Fields(py)[0])
+			}
+			if env.Params["host.image_digest"] != "" {
+				files = append(files, env.Params["image"])
+			}
 		}
 	}
 	var roots []string
@@ -98,4 +108,61 @@ func (s *session) writeStamp(key string) error {
 		}
 	}
 	return exec.WriteStamp(s.outputBase, exec.Stamp{Key: key, Files: files, Trees: trees, Actions: len(s.actions), Roots: roots})
+}
+
+// sourceState is what changes when a file or folder is written. Not ctime:
+// the linux sandbox hard-links sources into its private tree, which changes
+// their ctime but not their content.
+type sourceState struct {
+	size, mtime int64
+	ino         uint64
+}
+
+func stateOf(p string) (sourceState, bool) {
+	var st syscall.Stat_t
+	if err := syscall.Stat(p, &st); err != nil {
+		return sourceState{}, false
+	}
+	return sourceState{size: st.Size, mtime: st.Mtim.Nano(), ino: st.Ino}, true
+}
+
+// sourcePaths are the files and folders a build reads but does not write:
+// BUILD and .star files, folders listed by globs, and source inputs.
+func (s *session) sourcePaths() []string {
+	var paths []string
+	for _, d := range s.w.loader.Dependencies() {
+		paths = append(paths, filepath.Join(s.w.root, d))
+	}
+	seen := map[string]bool{}
+	for _, a := range s.actions {
+		for _, in := range a.Inputs {
+			if in.Source && !seen[in.Path] {
+				seen[in.Path] = true
+				paths = append(paths, filepath.Join(s.w.root, in.Path))
+			}
+		}
+	}
+	return paths
+}
+
+// snapshotSources records the state of the sources before the build runs.
+func (s *session) snapshotSources() map[string]sourceState {
+	paths := s.sourcePaths()
+	m := make(map[string]sourceState, len(paths))
+	for _, p := range paths {
+		st, _ := stateOf(p)
+		m[p] = st
+	}
+	return m
+}
+
+// changedSources names a source whose state differs from before, or "".
+func (s *session) changedSources(before map[string]sourceState) string {
+	for p, was := range before {
+		if now, _ := stateOf(p); now != was {
+			rel, _ := filepath.Rel(s.w.root, p)
+			return rel
+		}
+	}
+	return ""
 }
