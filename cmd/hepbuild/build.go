@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -66,6 +67,7 @@ type session struct {
 	stat       *cache.StatCache
 	journal    *exec.Journal
 	unlock     func()
+	closers    []io.Closer
 	flags      *BuildFlags
 }
 
@@ -157,6 +159,9 @@ func analyse(g *Globals, f *BuildFlags, e *env, patterns []string, lock bool) (*
 }
 
 func (s *session) close() {
+	for _, c := range s.closers {
+		_ = c.Close()
+	}
 	if s.journal != nil {
 		_ = s.journal.Close()
 	}
@@ -308,6 +313,11 @@ func (s *session) runner(events exec.EventSink) (*exec.Runner, error) {
 	strat, err := s.flags.strategy(s.outputBase)
 	if err != nil {
 		return nil, err
+	}
+	if c, ok := strat.(io.Closer); ok {
+		// Sandboxes keep private folders (hard links to inputs) between
+		// actions; they go when the build ends.
+		s.closers = append(s.closers, c)
 	}
 	return &exec.Runner{
 		ExecRoot:   s.w.root,
