@@ -266,7 +266,9 @@ func checkDep(t *graph.Target, attr string, spec *attrSpec, dc *configured) erro
 		}
 	}
 	for _, p := range spec.providers {
-		if _, ok := dc.providers[p]; !ok {
+		// Native rules make DefaultInfo on demand (TargetValue.Get) rather
+		// than keep one per target: every target provides it.
+		if _, ok := dc.providers[p]; !ok && p != defaultInfo {
 			return &Error{Pos: t.Pos, Target: t.Label, Msg: fmt.Sprintf("attribute %s: %s does not provide %s", attr, dc.label, p.Name())}
 		}
 	}

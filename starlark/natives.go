@@ -107,7 +107,6 @@ func analyzeFilegroup(a *analyzer, r *ruleInstance) (*configured, error) {
 	if len(files) == 1 {
 		c.executable = a.done[attrLabels(t, "srcs")[0]].executable
 	}
-	c.providers = map[*Provider]*ProviderInstance{defaultInfo: defaultInfoFor(files)}
 	return c, nil
 }
 
@@ -160,7 +159,6 @@ func analyzeEnvironment(a *analyzer, r *ruleInstance) (*configured, error) {
 		return nil, &Error{Pos: t.Pos, Target: t.Label, Msg: "environment: kind \"cmssw\" needs release and arch"}
 	}
 	c := &configured{label: t.Label, target: t, files: files, env: env}
-	c.providers = map[*Provider]*ProviderInstance{defaultInfo: defaultInfoFor(files)}
 	return c, nil
 }
 
@@ -274,7 +272,6 @@ func analyzeTask(a *analyzer, r *ruleInstance) (*configured, error) {
 		return nil, err
 	}
 	c := &configured{label: t.Label, target: t, files: outs, predeclared: outs}
-	c.providers = map[*Provider]*ProviderInstance{defaultInfo: defaultInfoFor(outs)}
 	if len(outs) == 1 {
 		c.executable = outs[0]
 	}

@@ -415,7 +415,9 @@ func (s *session) build(e *env, start time.Time) error {
 	}
 	// Loading is done: from here on the garbage is per action and short-lived,
 	// so the default GC target keeps peak memory down (main raised it for loading).
-	debug.SetGCPercent(100)
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(100)
+	}
 	printer := progress.New(e.stderr, progressMode(f, e))
 	sinks := []exec.EventSink{printer}
 	var closers []func() error

@@ -63,8 +63,13 @@ func main() {
 	// Loading a large analysis allocates many small, long-lived objects; the
 	// default GC target collects too often for them. A higher target with a
 	// memory limit trades a little memory for a third less loading time.
-	debug.SetGCPercent(400)
-	debug.SetMemoryLimit(3 << 30)
+	// GOGC and GOMEMLIMIT in the environment still win.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(3500 << 20)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cwd, _ := os.Getwd()
