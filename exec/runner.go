@@ -120,21 +120,11 @@ func (r *Runner) warn(msg string) {
 // (OutcomeCached), or run (OutcomeExecuted). A failure of the action is an
 // *ActionError; it never leaves an output behind. It is an exec.Work.
 func (r *Runner) Work(ctx context.Context, a *Action) (Outcome, error) {
-	r.init()
-	in := &inputDigests{r: r, a: a}
-	fp, err := r.fingerprint(a, in)
-	if err != nil {
+	in, key, upToDate, err := r.plan(a)
+	switch {
+	case err != nil:
 		return OutcomeFailed, err
-	}
-	if key, ok := r.recordedKey(a, fp); ok && r.upToDateFP(a, key, fp) {
-		return OutcomeUpToDate, nil
-	}
-	key, err := r.key(a, in)
-	if err != nil {
-		return OutcomeFailed, err
-	}
-	key.fingerprint = fp
-	if r.upToDateFP(a, key.Digest, fp) {
+	case upToDate:
 		return OutcomeUpToDate, nil
 	}
 	if ok, err := r.restore(ctx, a, key, in); err != nil {
@@ -148,25 +138,36 @@ func (r *Runner) Work(ctx context.Context, a *Action) (Outcome, error) {
 	return OutcomeExecuted, nil
 }
 
+// plan digests the action's inputs and says whether its outputs are up to
+// date. When the journal's fingerprint matches, the full key is not even
+// computed (key is nil then); otherwise key is the action's key.
+func (r *Runner) plan(a *Action) (in *inputDigests, key *Key, upToDate bool, err error) {
+	r.init()
+	in = &inputDigests{r: r, a: a}
+	fp, err := r.fingerprint(a, in)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	if k, ok := r.recordedKey(a, fp); ok && r.upToDateFP(a, k, fp) {
+		return in, nil, true, nil
+	}
+	if key, err = r.key(a, in); err != nil {
+		return nil, nil, false, err
+	}
+	key.fingerprint = fp
+	return in, key, r.upToDateFP(a, key.Digest, fp), nil
+}
+
 // Check says what Work would do, without doing it: OutcomeUpToDate,
 // OutcomeCached (the action cache has a result) or OutcomeExecuted (it must
 // run). It backs `hepbuild status`; it does not verify that the cached blobs
 // are still present.
 func (r *Runner) Check(ctx context.Context, a *Action) (Outcome, error) {
-	r.init()
-	in := &inputDigests{r: r, a: a}
-	fp, err := r.fingerprint(a, in)
-	if err != nil {
+	_, key, upToDate, err := r.plan(a)
+	switch {
+	case err != nil:
 		return OutcomeFailed, err
-	}
-	if key, ok := r.recordedKey(a, fp); ok && r.upToDateFP(a, key, fp) {
-		return OutcomeUpToDate, nil
-	}
-	key, err := r.key(a, in)
-	if err != nil {
-		return OutcomeFailed, err
-	}
-	if r.upToDateFP(a, key.Digest, fp) {
+	case upToDate:
 		return OutcomeUpToDate, nil
 	}
 	if r.cacheable(a) {
