@@ -124,6 +124,17 @@ for size in "${sizes[@]}"; do
 		row "$n" "$tool" "${full[$tool]}" "${null[$tool]}" "${cached[$tool]}" "${mem[$tool]}"
 	done
 	checks+=("$n actions: $identical")
+	if ((n < 5000)); then
+		# The issue's targets at this size: Snakemake only; the rest are for 20k.
+		r=$(ratio "${full[hepbuild]}" "${full[ninja]}")
+		checks+=("$n actions: hepbuild full / ninja full        = $r  (no target at this size)")
+		if [[ ${full[snakemake]} != n/a ]]; then
+			r=$(ratio "${full[snakemake]}" "${full[hepbuild]}")
+			checks+=("$n actions: snakemake full / hepbuild full   = $r  (target >= 20) $(verdict "$r" '>=' 20)")
+		fi
+		rm -rf "$tmp/ninja-$n" "$tmp"/*-"$n" "$tmp/xdg-$n" "$tmp/xdg-linux-$n"
+		continue
+	fi
 	r=$(ratio "${full[hepbuild]}" "${full[ninja]}")
 	checks+=("$n actions: hepbuild full / ninja full        = $r  (target <= 1.5)  $(verdict "$r" '<=' 1.5)")
 	r=$(ratio "${null[hepbuild]}" "${null[ninja]}")
@@ -136,7 +147,7 @@ for size in "${sizes[@]}"; do
 		r=$(ratio "${full[snakemake]}" "${full[hepbuild]}")
 		checks+=("$n actions: snakemake full / hepbuild full   = $r  (target >= 20) $(verdict "$r" '>=' 20)")
 	fi
-	rm -rf "$tmp/ninja-$n" "$tmp"/*-"$n" "$tmp/xdg-$n"
+	rm -rf "$tmp/ninja-$n" "$tmp"/*-"$n" "$tmp/xdg-$n" "$tmp/xdg-linux-$n"
 done
 
 echo
