@@ -295,3 +295,26 @@ func TestStampCheck(t *testing.T) {
 		})
 	}
 }
+
+// TestStampRacyWholeSeconds: on a file system with whole-second timestamps,
+// a path written in the same second as the stamp is recorded is racy.
+func TestStampRacyWholeSeconds(t *testing.T) {
+	recorded := int64(1_700_000_000_500_000_000) // x.5 s
+	cases := []struct {
+		name  string
+		mtime int64
+		racy  bool
+	}{
+		{"nanosecond timestamps, long before", recorded - 1e9, false},
+		{"nanosecond timestamps, just before", recorded - 50e6, true},
+		{"whole seconds, same second", 1_700_000_000_000_000_000, true},
+		{"whole seconds, one second before", 1_699_999_999_000_000_000, true},
+		{"whole seconds, three seconds before", 1_699_999_997_000_000_000, false},
+	}
+	for _, c := range cases {
+		s := pathStat{exists: true, mtime: c.mtime, ctime: c.mtime}
+		if got := s.racy(recorded); got != c.racy {
+			t.Errorf("%s: racy = %v, want %v", c.name, got, c.racy)
+		}
+	}
+}
