@@ -17,8 +17,11 @@ import (
 
 // genWorkspace writes gen.py's workload of D datasets x F files x S shifts
 // into a fresh folder.
-func genWorkspace(b *testing.B, d, f, s int) string {
+func genWorkspace(b testing.TB, d, f, s int) string {
 	b.Helper()
+	if _, err := exec.LookPath("python3"); err != nil {
+		b.Skip("python3 not installed")
+	}
 	gen := os.Getenv("HEPBUILD_GEN")
 	if gen == "" {
 		gen = filepath.Join("..", "..", "..", "shared", "bench", "gen.py")

@@ -11,27 +11,6 @@ import (
 	"time"
 )
 
-// genWorkload writes the shared peer workload (the same synthetic analysis
-// for make, ninja, Snakemake, Bazel and hepbuild) at size D x F x S.
-func genWorkload(t *testing.T, d, f, s string) string {
-	t.Helper()
-	gen := os.Getenv("HEPBUILD_GEN")
-	if gen == "" {
-		gen = filepath.Join("..", "..", "..", "shared", "bench", "gen.py")
-	}
-	if _, err := os.Stat(gen); err != nil {
-		t.Skipf("peer workload generator not found at %s (set HEPBUILD_GEN)", gen)
-	}
-	if _, err := exec.LookPath("python3"); err != nil {
-		t.Skip("python3 not installed")
-	}
-	dir := filepath.Join(t.TempDir(), "w")
-	if out, err := exec.Command("python3", gen, dir, d, f, s).CombinedOutput(); err != nil {
-		t.Fatalf("gen.py: %v\n%s", err, out)
-	}
-	return dir
-}
-
 // TestPeerWorkloadMatchesNinja builds the peer workload with hepbuild and
 // with ninja and compares every output byte for byte.
 func TestPeerWorkloadMatchesNinja(t *testing.T) {
@@ -39,7 +18,7 @@ func TestPeerWorkloadMatchesNinja(t *testing.T) {
 	if err != nil {
 		t.Skip("ninja not installed (.ci/run installs ninja-build)")
 	}
-	src := genWorkload(t, "3", "5", "2")
+	src := genWorkspace(t, 3, 5, 2)
 	nw := filepath.Join(t.TempDir(), "ninja")
 	if out, err := exec.Command("cp", "-r", src, nw).CombinedOutput(); err != nil {
 		t.Fatalf("cp: %v %s", err, out)
