@@ -134,6 +134,8 @@ func Plot(args []string, stdout io.Writer) error {
 	return nil
 }
 
+// writeToAtomic writes wt to a temporary file next to path and renames it into
+// place, so a failure never leaves a half-written output.
 func writeToAtomic(path string, wt io.WriterTo) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
 	if err != nil {
