@@ -35,12 +35,6 @@ type analyzer struct {
 	srcExists  map[string]os.FileMode
 }
 
-// Analysis is the result of analysing targets: the action graph, and for
-// each analysed target its default outputs.
-type Analysis struct {
-	Graph *exec.Graph
-}
-
 // Analyze loads the given targets and everything they depend on, runs the
 // rule implementations and returns the action graph. Errors are *Error values
 // naming the file, line and target.

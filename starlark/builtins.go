@@ -3,7 +3,6 @@ package starlark
 import (
 	"fmt"
 	"os"
-	"path"
 	"path/filepath"
 
 	"go.starlark.net/lib/json"
@@ -230,5 +229,3 @@ func readJSONBuiltin(thread *starlark.Thread, fn *starlark.Builtin, args starlar
 	}
 	return v, nil
 }
-
-var _ = path.Join

@@ -2,7 +2,6 @@ package starlark
 
 import (
 	"fmt"
-	"path"
 	"sort"
 	"strings"
 
@@ -361,5 +360,3 @@ func asError(err error, target **Error) bool {
 	}
 	return ok
 }
-
-var _ = path.Join

@@ -81,7 +81,7 @@ func Verify(c *Card, shapesFile string) error {
 	}
 
 	lookup := func(process, bin, syst string) (*hbook.H1D, string, error) {
-		s, ok := c.shapesFor(process, bin)
+		s, ok := c.ShapesFor(process, bin)
 		if !ok {
 			return nil, "", fmt.Errorf("no shapes line for process %s in bin %s", process, bin)
 		}
@@ -157,8 +157,8 @@ func Verify(c *Card, shapesFile string) error {
 	return errors.Join(errs...)
 }
 
-// shapesFor returns the most specific shapes line for a process in a bin, as Combine picks it.
-func (c *Card) shapesFor(process, bin string) (Shapes, bool) {
+// ShapesFor returns the most specific shapes line for a process in a bin, as Combine picks it.
+func (c *Card) ShapesFor(process, bin string) (Shapes, bool) {
 	best, score := Shapes{}, -1
 	for _, s := range c.Shapes {
 		if (s.Process != "*" && s.Process != process) || (s.Channel != "*" && s.Channel != bin) {

@@ -116,7 +116,7 @@ func (m *Model) add(path string, index map[string]int) error {
 	}
 	for bi, bin := range c.Bins {
 		ch := Channel{Name: bin}
-		dataShapes, ok := shapesFor(c, "data_obs", bin)
+		dataShapes, ok := c.ShapesFor("data_obs", bin)
 		if !ok {
 			return fmt.Errorf("no shapes line for data_obs in %s", bin)
 		}
@@ -130,7 +130,7 @@ func (m *Model) add(path string, index map[string]int) error {
 			if pc.Bin != bin {
 				continue
 			}
-			sh, ok := shapesFor(c, pc.Process, bin)
+			sh, ok := c.ShapesFor(pc.Process, bin)
 			if !ok {
 				return fmt.Errorf("no shapes line for %s in %s", pc.Process, bin)
 			}
@@ -173,27 +173,6 @@ func (m *Model) add(path string, index map[string]int) error {
 		m.Channels = append(m.Channels, ch)
 	}
 	return nil
-}
-
-// shapesFor returns the most specific shapes line for a process in a bin, as Combine picks it.
-func shapesFor(c *card.Card, process, bin string) (card.Shapes, bool) {
-	best, score := card.Shapes{}, -1
-	for _, s := range c.Shapes {
-		if (s.Process != "*" && s.Process != process) || (s.Channel != "*" && s.Channel != bin) {
-			continue
-		}
-		sc := 0
-		if s.Process != "*" {
-			sc += 2
-		}
-		if s.Channel != "*" {
-			sc++
-		}
-		if sc > score {
-			best, score = s, sc
-		}
-	}
-	return best, score >= 0
 }
 
 func expand(pattern, process, bin, syst string) string {
