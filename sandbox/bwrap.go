@@ -28,6 +28,10 @@ type bwrapArgs struct {
 	binds  []bind
 	// chdir is the working folder.
 	chdir string
+	// resident makes the command PID 1 of the sandbox and leaves it the
+	// capabilities to mount (see serveResident); it drops them for the
+	// commands it runs.
+	resident bool
 }
 
 // bind mounts the host path src at dst in the sandbox.
@@ -41,6 +45,9 @@ func (b bwrapArgs) build(bwrap string) ([]string, error) {
 	args := []string{bwrap, "--die-with-parent", "--new-session"}
 	if b.isolate {
 		args = append(args, "--unshare-all", "--cap-drop", "ALL")
+		if b.resident {
+			args = append(args, "--as-pid-1", "--cap-add", "CAP_SYS_ADMIN", "--cap-add", "CAP_SETPCAP")
+		}
 		if b.network {
 			args = append(args, "--share-net")
 		}

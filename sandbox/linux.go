@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -37,6 +38,9 @@ type Linux struct {
 
 	bwrap    string
 	warnOnce sync.Once
+	// noResident is set once resident sandboxes failed (see runResident).
+	noResident   atomic.Bool
+	residentOnce sync.Once
 }
 
 // LinuxStatus says whether the linux strategy works on this machine.
@@ -150,6 +154,15 @@ func (l *Linux) Run(ctx context.Context, s Spec) (Result, error) {
 			ro = append(ro, p)
 		}
 	}
+	if s.Image == "" && !s.Network && len(t.mounts) == 0 && len(ro) == 0 && s.Memory == 0 && s.CPU == 0 && !l.noResident.Load() {
+		res, err := l.runResident(ctx, s, t, execRoot, hide)
+		if !errors.Is(err, errResidentUnusable) {
+			if cerr := t.collect(s); cerr != nil && err == nil {
+				err = cerr
+			}
+			return res, err
+		}
+	}
 	l2 := launch{dir: t.ExecRoot, inImage: s.Image != ""}
 	if s.Image != "" && !isDir(s.Image) {
 		// An image for Apptainer or Podman: they isolate it themselves.
@@ -189,6 +202,50 @@ func (l *Linux) Run(ctx context.Context, s Spec) (Result, error) {
 		runErr = err
 	}
 	return res, runErr
+}
+
+// runResident runs s in the slot's resident sandbox, starting one when the
+// slot has none, or one made for other folders. An error wrapping
+// errResidentUnusable means that s did not run; when the resident sandbox
+// failed, rather than s, none is used from then on.
+func (l *Linux) runResident(ctx context.Context, s Spec, t *slot, execRoot string, hide []string) (Result, error) {
+	key := execRoot + "\x00" + strings.Join(hide, "\x00")
+	if t.resident != nil && (t.resident.key != key || t.resident.done()) {
+		t.stopResident()
+	}
+	if t.resident == nil {
+		b := bwrapArgs{isolate: true, resident: true, hide: hide, chdir: "/",
+			binds: []bind{{src: t.ExecRoot, dst: execRoot}}}
+		argv, err := b.build(l.bwrap)
+		if err == nil {
+			t.resident, err = startResident(key, execRoot, argv)
+		}
+		if err != nil {
+			l.giveUpResident(err)
+			return Result{}, fmt.Errorf("%w: %v", errResidentUnusable, err)
+		}
+	}
+	var writable []string
+	for _, d := range outputFolders(s) {
+		writable = append(writable, filepath.Join(execRoot, d))
+	}
+	res, err := t.resident.run(ctx, s, execRoot, writable)
+	if errors.Is(err, errResidentUnusable) && t.resident.done() {
+		t.stopResident()
+		l.giveUpResident(err)
+	}
+	return res, err
+}
+
+// giveUpResident makes every later command run in a bwrap of its own, and
+// says so once.
+func (l *Linux) giveUpResident(err error) {
+	l.noResident.Store(true)
+	l.residentOnce.Do(func() {
+		if l.Warn != nil {
+			fmt.Fprintf(l.Warn, "WARNING: the linux sandbox starts a bwrap per action, which is slower: %v\n", err)
+		}
+	})
 }
 
 // Close removes the sandbox folders kept for reuse. Runs may follow; they

@@ -40,6 +40,26 @@ func linuxOrSkip(t *testing.T) (l *Linux, root, base string) {
 	return l, root, base
 }
 
+// bothWays runs f with the linux strategy as it is, running commands in a
+// resident sandbox per slot, and again with a bwrap per command, which
+// commands with network access, a container image or cgroup limits get.
+func bothWays(t *testing.T, f func(t *testing.T, l *Linux, root, base string)) {
+	t.Run("resident", func(t *testing.T) {
+		l, root, base := linuxOrSkip(t)
+		var warn bytes.Buffer
+		l.Warn = &warn
+		f(t, l, root, base)
+		if l.noResident.Load() {
+			t.Errorf("the resident sandbox was given up: %s", warn.String())
+		}
+	})
+	t.Run("per-command", func(t *testing.T) {
+		l, root, base := linuxOrSkip(t)
+		l.noResident.Store(true)
+		f(t, l, root, base)
+	})
+}
+
 // runLinux runs a bash script in the linux strategy and returns its result
 // and output.
 func runLinux(t *testing.T, l *Linux, s Spec, script string) (Result, string) {
@@ -69,17 +89,17 @@ func TestProbeLinux(t *testing.T) {
 }
 
 func TestLinuxDeclaredInputsAndOutputs(t *testing.T) {
-	l, root, _ := linuxOrSkip(t)
-	writeFile(t, root, "pkg/in.txt", "hello", 0o644)
-	writeFile(t, root, "hepbuild-out/pkg/gen.txt", " world", 0o444)
-	writeFile(t, root, "data/a/x.txt", "in a folder", 0o644)
-	res, out := runLinux(t, l, Spec{
-		ExecRoot: root,
-		// Listed twice, as an environment's files can be.
-		Inputs:     []string{"data/a", "hepbuild-out/pkg/gen.txt", "pkg/in.txt", "pkg/in.txt"},
-		Outputs:    []string{"hepbuild-out/pkg/out.txt"},
-		OutputDirs: []string{"hepbuild-out/pkg/dir"},
-	}, `set -eu
+	bothWays(t, func(t *testing.T, l *Linux, root, _ string) {
+		writeFile(t, root, "pkg/in.txt", "hello", 0o644)
+		writeFile(t, root, "hepbuild-out/pkg/gen.txt", " world", 0o444)
+		writeFile(t, root, "data/a/x.txt", "in a folder", 0o644)
+		res, out := runLinux(t, l, Spec{
+			ExecRoot: root,
+			// Listed twice, as an environment's files can be.
+			Inputs:     []string{"data/a", "hepbuild-out/pkg/gen.txt", "pkg/in.txt", "pkg/in.txt"},
+			Outputs:    []string{"hepbuild-out/pkg/out.txt"},
+			OutputDirs: []string{"hepbuild-out/pkg/dir"},
+		}, `set -eu
 cat pkg/in.txt hepbuild-out/pkg/gen.txt > hepbuild-out/pkg/out.txt
 cat data/a/x.txt > hepbuild-out/pkg/dir/copy.txt
 echo stray > hepbuild-out/pkg/undeclared.txt
@@ -88,144 +108,148 @@ echo stray > hepbuild-out/pkg/undeclared.txt
 ! (echo changed > pkg/in.txt) 2>/dev/null
 ! (echo changed > hepbuild-out/pkg/gen.txt) 2>/dev/null
 ! chmod u+w pkg/in.txt 2>/dev/null`)
-	if !res.Success() {
-		t.Fatalf("got %+v; output:\n%s", res, out)
-	}
-	if got := readFile(t, root, "hepbuild-out/pkg/out.txt"); got != "hello world" {
-		t.Errorf("output = %q, want %q", got, "hello world")
-	}
-	if got := readFile(t, root, "hepbuild-out/pkg/dir/copy.txt"); got != "in a folder" {
-		t.Errorf("output folder = %q, want %q", got, "in a folder")
-	}
-	for _, p := range []string{"stray.txt", "hepbuild-out/pkg/undeclared.txt"} {
-		if _, err := os.Lstat(filepath.Join(root, p)); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("undeclared output %s was kept (err %v)", p, err)
+		if !res.Success() {
+			t.Fatalf("got %+v; output:\n%s", res, out)
 		}
-	}
-	if got := readFile(t, root, "pkg/in.txt"); got != "hello" {
-		t.Errorf("input changed to %q", got)
-	}
+		if got := readFile(t, root, "hepbuild-out/pkg/out.txt"); got != "hello world" {
+			t.Errorf("output = %q, want %q", got, "hello world")
+		}
+		if got := readFile(t, root, "hepbuild-out/pkg/dir/copy.txt"); got != "in a folder" {
+			t.Errorf("output folder = %q, want %q", got, "in a folder")
+		}
+		for _, p := range []string{"stray.txt", "hepbuild-out/pkg/undeclared.txt"} {
+			if _, err := os.Lstat(filepath.Join(root, p)); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("undeclared output %s was kept (err %v)", p, err)
+			}
+		}
+		if got := readFile(t, root, "pkg/in.txt"); got != "hello" {
+			t.Errorf("input changed to %q", got)
+		}
+	})
 }
 
 // Nothing outside the action's own folder and its private /tmp can be
 // written: not the host's file system, not the workspace, not the output
 // base, not the host's /tmp.
 func TestLinuxCannotWriteOutside(t *testing.T) {
-	l, root, base := linuxOrSkip(t)
-	writeFile(t, root, "pkg/in.txt", "declared", 0o644)
-	outside := t.TempDir() // a writable host folder under /tmp
-	hostTmp := filepath.Join(os.TempDir(), "hepbuild-linux-test-"+strconv.Itoa(os.Getpid()))
-	targets := []string{
-		filepath.Join(outside, "x"),
-		filepath.Join(root, "pkg", "in.txt"),
-		filepath.Join(root, "new.txt"),
-		filepath.Join(base, "out", "new.txt"),
-		"/hepbuild-linux-test-root",
-		"/usr/hepbuild-linux-test",
-	}
-	var script strings.Builder
-	for _, p := range targets {
-		fmt.Fprintf(&script, "if (echo x > %q) 2>/dev/null; then echo WROTE %s; fi\n", p, p)
-	}
-	fmt.Fprintf(&script, "echo private > %q && cat %q\n", hostTmp, hostTmp)
-	res, out := runLinux(t, l, Spec{ExecRoot: root, Inputs: []string{"pkg/in.txt"}}, script.String())
-	if !res.Success() {
-		t.Fatalf("got %+v; output:\n%s", res, out)
-	}
-	if out != "private\n" {
-		t.Errorf("output = %q, want only the private /tmp file's content (a WROTE line is a write that got through)", out)
-	}
-	for _, p := range targets {
-		if p == filepath.Join(root, "pkg", "in.txt") {
-			if got := readFile(t, root, "pkg/in.txt"); got != "declared" {
-				t.Errorf("input changed to %q", got)
+	bothWays(t, func(t *testing.T, l *Linux, root, base string) {
+		writeFile(t, root, "pkg/in.txt", "declared", 0o644)
+		outside := t.TempDir() // a writable host folder under /tmp
+		hostTmp := filepath.Join(os.TempDir(), "hepbuild-linux-test-"+strconv.Itoa(os.Getpid()))
+		targets := []string{
+			filepath.Join(outside, "x"),
+			filepath.Join(root, "pkg", "in.txt"),
+			filepath.Join(root, "new.txt"),
+			filepath.Join(base, "out", "new.txt"),
+			"/hepbuild-linux-test-root",
+			"/usr/hepbuild-linux-test",
+		}
+		var script strings.Builder
+		for _, p := range targets {
+			fmt.Fprintf(&script, "if (echo x > %q) 2>/dev/null; then echo WROTE %s; fi\n", p, p)
+		}
+		fmt.Fprintf(&script, "echo private > %q && cat %q\n", hostTmp, hostTmp)
+		res, out := runLinux(t, l, Spec{ExecRoot: root, Inputs: []string{"pkg/in.txt"}}, script.String())
+		if !res.Success() {
+			t.Fatalf("got %+v; output:\n%s", res, out)
+		}
+		if out != "private\n" {
+			t.Errorf("output = %q, want only the private /tmp file's content (a WROTE line is a write that got through)", out)
+		}
+		for _, p := range targets {
+			if p == filepath.Join(root, "pkg", "in.txt") {
+				if got := readFile(t, root, "pkg/in.txt"); got != "declared" {
+					t.Errorf("input changed to %q", got)
+				}
+				continue
 			}
-			continue
+			if _, err := os.Lstat(p); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("%s was written from inside the sandbox", p)
+				os.Remove(p)
+			}
 		}
-		if _, err := os.Lstat(p); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("%s was written from inside the sandbox", p)
-			os.Remove(p)
+		if _, err := os.Stat(hostTmp); err == nil {
+			t.Errorf("the sandbox's /tmp is the host's: %s was written", hostTmp)
+			os.Remove(hostTmp)
 		}
-	}
-	if _, err := os.Stat(hostTmp); err == nil {
-		t.Errorf("the sandbox's /tmp is the host's: %s was written", hostTmp)
-		os.Remove(hostTmp)
-	}
+	})
 }
 
 // An undeclared file of the workspace or the output base cannot be read,
 // neither by its exec-root path nor by its absolute host path.
 func TestLinuxCannotReadUndeclared(t *testing.T) {
-	l, root, base := linuxOrSkip(t)
-	writeFile(t, root, "pkg/in.txt", "declared", 0o644)
-	writeFile(t, root, "pkg/secret.txt", "undeclared", 0o644)
-	writeFile(t, root, "hepbuild-out/pkg/gen_secret.txt", "undeclared output", 0o444)
-	paths := []string{
-		"pkg/secret.txt",
-		filepath.Join(root, "pkg", "secret.txt"),
-		"hepbuild-out/pkg/gen_secret.txt",
-		filepath.Join(root, "hepbuild-out", "pkg", "gen_secret.txt"),
-		filepath.Join(base, "out", "pkg", "gen_secret.txt"),
-	}
-	var script strings.Builder
-	script.WriteString("cat pkg/in.txt; echo\n")
-	for _, p := range paths {
-		fmt.Fprintf(&script, "if cat %q 2>/dev/null; then echo ' <- READ %s'; fi\n", p, p)
-	}
-	res, out := runLinux(t, l, Spec{ExecRoot: root, Inputs: []string{"pkg/in.txt"}}, script.String())
-	if !res.Success() {
-		t.Fatalf("got %+v; output:\n%s", res, out)
-	}
-	if out != "declared\n" {
-		t.Errorf("output = %q, want only the declared input (READ lines are undeclared files that were readable)", out)
-	}
+	bothWays(t, func(t *testing.T, l *Linux, root, base string) {
+		writeFile(t, root, "pkg/in.txt", "declared", 0o644)
+		writeFile(t, root, "pkg/secret.txt", "undeclared", 0o644)
+		writeFile(t, root, "hepbuild-out/pkg/gen_secret.txt", "undeclared output", 0o444)
+		paths := []string{
+			"pkg/secret.txt",
+			filepath.Join(root, "pkg", "secret.txt"),
+			"hepbuild-out/pkg/gen_secret.txt",
+			filepath.Join(root, "hepbuild-out", "pkg", "gen_secret.txt"),
+			filepath.Join(base, "out", "pkg", "gen_secret.txt"),
+		}
+		var script strings.Builder
+		script.WriteString("cat pkg/in.txt; echo\n")
+		for _, p := range paths {
+			fmt.Fprintf(&script, "if cat %q 2>/dev/null; then echo ' <- READ %s'; fi\n", p, p)
+		}
+		res, out := runLinux(t, l, Spec{ExecRoot: root, Inputs: []string{"pkg/in.txt"}}, script.String())
+		if !res.Success() {
+			t.Fatalf("got %+v; output:\n%s", res, out)
+		}
+		if out != "declared\n" {
+			t.Errorf("output = %q, want only the declared input (READ lines are undeclared files that were readable)", out)
+		}
+	})
 }
 
 // A loopback listener of the host is reachable only with Spec.Network.
 func TestLinuxNetwork(t *testing.T) {
-	l, root, _ := linuxOrSkip(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	var mu sync.Mutex
-	accepted := 0
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			accepted++
-			mu.Unlock()
-			c.Write([]byte("hello from the host\n"))
-			c.Close()
+	bothWays(t, func(t *testing.T, l *Linux, root, _ string) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
 		}
-	}()
-	port := ln.Addr().(*net.TCPAddr).Port
-	script := fmt.Sprintf("exec 3<>/dev/tcp/127.0.0.1/%d && head -n1 <&3", port)
-	for _, network := range []bool{false, true} {
-		t.Run("network="+strconv.FormatBool(network), func(t *testing.T) {
-			mu.Lock()
-			before := accepted
-			mu.Unlock()
-			res, out := runLinux(t, l, Spec{ExecRoot: root, Network: network}, script)
-			mu.Lock()
-			got := accepted - before
-			mu.Unlock()
-			if network {
-				if !res.Success() || out != "hello from the host\n" || got != 1 {
-					t.Errorf("with network: got %+v, %d connections, output %q; want a connection", res, got, out)
+		defer ln.Close()
+		var mu sync.Mutex
+		accepted := 0
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
 				}
-				return
+				mu.Lock()
+				accepted++
+				mu.Unlock()
+				c.Write([]byte("hello from the host\n"))
+				c.Close()
 			}
-			if res.Success() || got != 0 {
-				t.Errorf("without network: got %+v, %d connections, output %q; want the connection to fail", res, got, out)
-			}
-		})
-	}
+		}()
+		port := ln.Addr().(*net.TCPAddr).Port
+		script := fmt.Sprintf("exec 3<>/dev/tcp/127.0.0.1/%d && head -n1 <&3", port)
+		for _, network := range []bool{false, true} {
+			t.Run("network="+strconv.FormatBool(network), func(t *testing.T) {
+				mu.Lock()
+				before := accepted
+				mu.Unlock()
+				res, out := runLinux(t, l, Spec{ExecRoot: root, Network: network}, script)
+				mu.Lock()
+				got := accepted - before
+				mu.Unlock()
+				if network {
+					if !res.Success() || out != "hello from the host\n" || got != 1 {
+						t.Errorf("with network: got %+v, %d connections, output %q; want a connection", res, got, out)
+					}
+					return
+				}
+				if res.Success() || got != 0 {
+					t.Errorf("without network: got %+v, %d connections, output %q; want the connection to fail", res, got, out)
+				}
+			})
+		}
+	})
 }
 
 // procWatcher records the host pids of processes whose command line holds
@@ -287,67 +311,70 @@ func marker() string {
 // A daemon the command leaves behind, double-forked or in its own session,
 // is gone once the action has ended.
 func TestLinuxDaemonIsKilled(t *testing.T) {
-	l, root, _ := linuxOrSkip(t)
-	m := marker()
-	w := watchProcs(m)
-	start := time.Now()
-	res, out := runLinux(t, l, Spec{ExecRoot: root},
-		fmt.Sprintf("(sleep %s &) ; setsid sleep %s & sleep 0.3; echo done", m, m))
-	pids := w.seen()
-	if !res.Success() || out != "done\n" {
-		t.Fatalf("got %+v, output %q", res, out)
-	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("run took %v: the daemons held it", d)
-	}
-	if len(pids) < 2 {
-		t.Fatalf("saw %d daemon processes in /proc while the action ran, want 2", len(pids))
-	}
-	for _, pid := range pids {
-		assertGone(t, pid)
-	}
+	bothWays(t, func(t *testing.T, l *Linux, root, _ string) {
+		m := marker()
+		w := watchProcs(m)
+		start := time.Now()
+		res, out := runLinux(t, l, Spec{ExecRoot: root},
+			fmt.Sprintf("(sleep %s &) ; setsid sleep %s & sleep 0.3; echo done", m, m))
+		pids := w.seen()
+		if !res.Success() || out != "done\n" {
+			t.Fatalf("got %+v, output %q", res, out)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("run took %v: the daemons held it", d)
+		}
+		if len(pids) < 2 {
+			t.Fatalf("saw %d daemon processes in /proc while the action ran, want 2", len(pids))
+		}
+		for _, pid := range pids {
+			assertGone(t, pid)
+		}
+	})
 }
 
 func TestLinuxTimeoutKillsEverything(t *testing.T) {
-	l, root, _ := linuxOrSkip(t)
-	m := marker()
-	w := watchProcs(m)
-	start := time.Now()
-	res, _ := runLinux(t, l, Spec{ExecRoot: root, Timeout: 500 * time.Millisecond, Grace: 200 * time.Millisecond},
-		fmt.Sprintf("trap '' TERM; setsid sleep %s & sleep %s", m, m))
-	pids := w.seen()
-	if !res.TimedOut || res.Success() {
-		t.Errorf("got %+v, want timed out", res)
-	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("run took %v after a 500ms timeout", d)
-	}
-	if len(pids) == 0 {
-		t.Fatal("saw no sleep process while the action ran")
-	}
-	for _, pid := range pids {
-		assertGone(t, pid)
-	}
+	bothWays(t, func(t *testing.T, l *Linux, root, _ string) {
+		m := marker()
+		w := watchProcs(m)
+		start := time.Now()
+		res, _ := runLinux(t, l, Spec{ExecRoot: root, Timeout: 500 * time.Millisecond, Grace: 200 * time.Millisecond},
+			fmt.Sprintf("trap '' TERM; setsid sleep %s & sleep %s", m, m))
+		pids := w.seen()
+		if !res.TimedOut || res.Success() {
+			t.Errorf("got %+v, want timed out", res)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("run took %v after a 500ms timeout", d)
+		}
+		if len(pids) == 0 {
+			t.Fatal("saw no sleep process while the action ran")
+		}
+		for _, pid := range pids {
+			assertGone(t, pid)
+		}
+	})
 }
 
 func TestLinuxCancelKillsEverything(t *testing.T) {
-	l, root, _ := linuxOrSkip(t)
-	m := marker()
-	w := watchProcs(m)
-	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-	defer cancel()
-	res, err := l.Run(ctx, Spec{ExecRoot: root, Env: hostEnv(), Grace: 200 * time.Millisecond,
-		Argv: []string{"/bin/bash", "-c", fmt.Sprintf("setsid sleep %s & sleep %s", m, m)}})
-	pids := w.seen()
-	if !errors.Is(err, context.DeadlineExceeded) || res.Success() {
-		t.Errorf("got %+v, %v; want the context's error", res, err)
-	}
-	if len(pids) == 0 {
-		t.Fatal("saw no sleep process while the action ran")
-	}
-	for _, pid := range pids {
-		assertGone(t, pid)
-	}
+	bothWays(t, func(t *testing.T, l *Linux, root, _ string) {
+		m := marker()
+		w := watchProcs(m)
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		defer cancel()
+		res, err := l.Run(ctx, Spec{ExecRoot: root, Env: hostEnv(), Grace: 200 * time.Millisecond,
+			Argv: []string{"/bin/bash", "-c", fmt.Sprintf("setsid sleep %s & sleep %s", m, m)}})
+		pids := w.seen()
+		if !errors.Is(err, context.DeadlineExceeded) || res.Success() {
+			t.Errorf("got %+v, %v; want the context's error", res, err)
+		}
+		if len(pids) == 0 {
+			t.Fatal("saw no sleep process while the action ran")
+		}
+		for _, pid := range pids {
+			assertGone(t, pid)
+		}
+	})
 }
 
 func TestLinuxMemoryLimit(t *testing.T) {
@@ -382,4 +409,79 @@ func TestLinuxWarnsOnceWithoutCgroups(t *testing.T) {
 	if n := strings.Count(warn.String(), "WARNING"); n != 1 || !strings.Contains(warn.String(), "not enforced") {
 		t.Errorf("warnings = %q, want one saying limits are not enforced and why", warn.String())
 	}
+}
+
+// The commands of one slot run one after another in one resident sandbox,
+// each without capabilities, with a /tmp of its own, unable to stop the
+// sandbox's PID 1, and with only its output folder writable.
+func TestLinuxResidentSandbox(t *testing.T) {
+	l, root, _ := linuxOrSkip(t)
+	var warn bytes.Buffer
+	l.Warn = &warn
+	pid1 := func(out string) string {
+		for _, line := range strings.Split(out, "\n") {
+			if v, ok := strings.CutPrefix(line, "pid1="); ok {
+				return v
+			}
+		}
+		t.Fatalf("no pid1= line in %q", out)
+		return ""
+	}
+	// The start time of PID 1 (field 22 of /proc/1/stat) tells one sandbox from another.
+	const show = `echo "pid1=$(tr '\0' ' ' </proc/1/cmdline)$(cut -d' ' -f22 /proc/1/stat)"; grep -E '^Cap(Inh|Prm|Eff|Bnd|Amb)' /proc/self/status;`
+	var first string
+	for i, script := range []string{
+		show + `echo left >/tmp/left; kill -TERM 1; kill -SEGV 1; kill -QUIT 1; echo done`,
+		show + `test ! -e /tmp/left && echo fresh-tmp; echo x >out/pkg/ok && echo wrote-output; echo x >pkg/no 2>/dev/null || echo read-only-elsewhere`,
+	} {
+		res, out := runLinux(t, l, Spec{ExecRoot: root, Outputs: []string{"out/pkg/ok"}}, script)
+		if !res.Success() {
+			t.Fatalf("command %d: got %+v, output:\n%s", i, res, out)
+		}
+		p := pid1(out)
+		if !strings.Contains(p, residentArg) {
+			t.Errorf("command %d ran under %q, not in a resident sandbox", i, p)
+		}
+		if i == 0 {
+			first = p
+		} else if p != first {
+			t.Errorf("command %d ran in a new sandbox (PID 1 %q, before %q): the signals stopped the first", i, p, first)
+		}
+		for _, line := range strings.Split(out, "\n") {
+			if strings.HasPrefix(line, "Cap") && !strings.HasSuffix(line, "0000000000000000") {
+				t.Errorf("command %d has capabilities: %s", i, line)
+			}
+		}
+		if i == 1 {
+			for _, want := range []string{"fresh-tmp", "wrote-output", "read-only-elsewhere"} {
+				if !strings.Contains(out, want) {
+					t.Errorf("command %d: no %q in output:\n%s", i, want, out)
+				}
+			}
+		}
+	}
+	if warn.Len() > 0 || l.noResident.Load() {
+		t.Errorf("the resident sandbox was given up: %s", warn.String())
+	}
+}
+
+// A command that makes its output folder unwritable has the slot replace
+// the folder; the next command of the package still writes its output.
+func TestLinuxResidentReplacedOutputFolder(t *testing.T) {
+	bothWays(t, func(t *testing.T, l *Linux, root, _ string) {
+		for i, script := range []string{
+			"echo a >out/pkg/a && chmod 500 out/pkg",
+			"echo b >out/pkg/b",
+			"echo c >out/pkg/c",
+		} {
+			out := fmt.Sprintf("out/pkg/%c", 'a'+i)
+			res, log := runLinux(t, l, Spec{ExecRoot: root, Outputs: []string{out}}, script)
+			if !res.Success() {
+				t.Fatalf("command %d: got %+v, output:\n%s", i, res, log)
+			}
+			if _, err := os.Stat(filepath.Join(root, out)); err != nil {
+				t.Errorf("command %d: %v", i, err)
+			}
+		}
+	})
 }

@@ -82,7 +82,10 @@ func (p *pool) put(sl *slot) {
 }
 
 // discard removes a slot whose tree may not match its record.
-func (p *pool) discard(sl *slot) { _ = removeAll(sl.Dir) }
+func (p *pool) discard(sl *slot) {
+	sl.stopResident()
+	_ = removeAll(sl.Dir)
+}
 
 // close removes the free slots.
 func (p *pool) close() error {
@@ -92,6 +95,7 @@ func (p *pool) close() error {
 	p.mu.Unlock()
 	var errs []error
 	for _, sl := range free {
+		sl.stopResident()
 		if err := removeAll(sl.Dir); err != nil {
 			errs = append(errs, fmt.Errorf("removing sandbox slot: %w", err))
 		}
@@ -118,6 +122,18 @@ type slot struct {
 	// mount point, and src (a host path) must be mounted there.
 	targets []string
 	mounts  []mountPoint
+
+	// resident is the slot's resident sandbox, if the linux strategy
+	// started one; it lives as long as the slot.
+	resident *resident
+}
+
+// stopResident ends the slot's resident sandbox, if any.
+func (sl *slot) stopResident() {
+	if sl.resident != nil {
+		sl.resident.stop()
+		sl.resident = nil
+	}
 }
 
 // mountPoint is an input to mount at its exec-root relative path.

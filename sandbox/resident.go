@@ -1,0 +1,266 @@
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Starting bwrap costs a few milliseconds: a user namespace, a mount
+// namespace with /dev, /proc and the hidden folders, a network namespace.
+// Cheap actions take about as long, so a bwrap per action made the linux
+// strategy three times as slow as none. A resident sandbox is started once
+// per slot instead: one bwrap whose PID 1 is this binary (serveResident),
+// which runs the slot's actions one after another. Each action still gets a
+// fresh /tmp, only its output folders writable, a session of its own and no
+// capabilities, and when it ends every process it left is killed. What the
+// actions of one slot share is the namespaces themselves: their network
+// (none), IPC and host name.
+
+// maxResidentMsg bounds a request: a SOCK_SEQPACKET packet must fit the
+// socket's buffer. A command whose request is larger runs in a bwrap of
+// its own.
+const maxResidentMsg = 128 << 10
+
+// errResidentUnusable says the command was not run by the resident
+// sandbox and may run in a bwrap of its own.
+var errResidentUnusable = errors.New("resident sandbox unusable")
+
+// resident is the caller's end of a resident sandbox. Not safe for
+// concurrent use: its slot's action holds it.
+type resident struct {
+	// key names the sandbox it is: the same mounts serve the same key.
+	key    string
+	cmd    *exec.Cmd
+	conn   *net.UnixConn
+	stderr bytes.Buffer // bwrap's and the server's complaints
+	exited chan struct{}
+	wmu    sync.Mutex // the action's request against the watcher's signals
+}
+
+// startResident starts bwrap with the given arguments (ending in "--")
+// running this binary as the resident sandbox with the exec root at
+// execRoot, and waits until it is ready.
+func startResident(key, execRoot string, bwrapArgv []string) (*resident, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("starting resident sandbox: %w", err)
+	}
+	ours, theirs := os.NewFile(uintptr(fds[0]), "resident"), os.NewFile(uintptr(fds[1]), "resident")
+	defer theirs.Close()
+	c, err := net.FileConn(ours)
+	ours.Close()
+	if err != nil {
+		return nil, fmt.Errorf("starting resident sandbox: %w", err)
+	}
+	// The binary goes by descriptor: its path may be hidden in the sandbox
+	// (a build under /tmp or the output base) or replaced by a newer build.
+	exe, err := os.Open("/proc/self/exe")
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("starting resident sandbox: %w", err)
+	}
+	defer exe.Close()
+	r := &resident{key: key, conn: c.(*net.UnixConn), exited: make(chan struct{})}
+	argv := append(append([]string(nil), bwrapArgv...), "/proc/self/fd/4", residentArg, execRoot)
+	r.cmd = &exec.Cmd{
+		Path:       argv[0],
+		Args:       argv,
+		Env:        []string{},
+		Stderr:     &r.stderr,
+		ExtraFiles: []*os.File{theirs, exe}, // descriptors 3 and 4
+	}
+	if err := r.cmd.Start(); err != nil {
+		r.conn.Close()
+		return nil, fmt.Errorf("starting resident sandbox: %w", err)
+	}
+	go func() { _ = r.cmd.Wait(); close(r.exited) }()
+	_ = r.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	rep, err := r.readReply()
+	_ = r.conn.SetReadDeadline(time.Time{})
+	if err == nil && !rep.Ready {
+		err = fmt.Errorf("unexpected first message %+v", rep)
+	}
+	if err != nil {
+		r.stop()
+		return nil, fmt.Errorf("starting resident sandbox: %w%s", err, r.complaint())
+	}
+	return r, nil
+}
+
+// complaint is what bwrap or the server said on stderr, as ": ..." or "".
+func (r *resident) complaint() string {
+	if msg := strings.TrimSpace(r.stderr.String()); msg != "" && r.done() {
+		return ": " + msg
+	}
+	return ""
+}
+
+func (r *resident) done() bool {
+	select {
+	case <-r.exited:
+		return true
+	default:
+		return false
+	}
+}
+
+// stop hangs up, which ends the sandbox and whatever runs in it, and waits
+// for bwrap to exit.
+func (r *resident) stop() {
+	r.conn.Close()
+	select {
+	case <-r.exited:
+	case <-time.After(5 * time.Second):
+		_ = r.cmd.Process.Kill()
+		<-r.exited
+	}
+}
+
+func (r *resident) send(req residentRequest, fds []int) error {
+	b, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	if len(b) > maxResidentMsg {
+		return fmt.Errorf("%w: request of %d bytes", errResidentUnusable, len(b))
+	}
+	var oob []byte
+	if len(fds) > 0 {
+		oob = unix.UnixRights(fds...)
+	}
+	r.wmu.Lock()
+	defer r.wmu.Unlock()
+	_, _, err = r.conn.WriteMsgUnix(b, oob, nil)
+	return err
+}
+
+func (r *resident) readReply() (residentReply, error) {
+	buf := make([]byte, 64<<10)
+	n, err := r.conn.Read(buf)
+	if err == nil && n == 0 {
+		err = errors.New("the resident sandbox hung up")
+	}
+	if err != nil {
+		return residentReply{}, err
+	}
+	var rep residentReply
+	err = json.Unmarshal(buf[:n], &rep)
+	return rep, err
+}
+
+// run runs s in the sandbox, in dir, with the writable folders (all paths
+// as the sandbox sees them), as launchProcess runs a command: stopped on
+// cancellation or timeout, SIGTERM first, SIGKILL after the grace time.
+// An error wrapping errResidentUnusable means it did not run, and the
+// resident sandbox may be used again only when r.done() is false.
+func (r *resident) run(ctx context.Context, s Spec, dir string, writable []string) (Result, error) {
+	if len(s.Argv) == 0 {
+		return Result{}, &StartError{Path: "", Err: errors.New("empty command line")}
+	}
+	req := residentRequest{Argv: s.Argv, Env: envList(s.Env), Dir: dir, Writable: writable, Stdout: -1, Stderr: -1}
+	if b, _ := json.Marshal(req); len(b) > maxResidentMsg {
+		return Result{}, fmt.Errorf("%w: request of %d bytes", errResidentUnusable, len(b))
+	}
+	grace := s.Grace
+	if grace <= 0 {
+		grace = DefaultGrace
+	}
+	out, err := openOutput(s)
+	if err != nil {
+		return Result{}, err
+	}
+	defer out.close()
+	var fds []int
+	if out.stdout != nil {
+		req.Stdout = len(fds)
+		fds = append(fds, int(out.stdout.Fd()))
+	}
+	switch {
+	case out.stderr != nil && out.stderr == out.stdout:
+		req.Stderr = req.Stdout
+	case out.stderr != nil:
+		req.Stderr = len(fds)
+		fds = append(fds, int(out.stderr.Fd()))
+	}
+	start := time.Now()
+	if err := r.send(req, fds); err != nil {
+		r.stop()
+		return Result{}, fmt.Errorf("%w: %v", errResidentUnusable, err)
+	}
+	out.started()
+
+	// The watcher asks for the signals; the sandbox sends them, so a
+	// process that left the command's group is killed too.
+	exited := make(chan struct{})
+	watcherDone := make(chan struct{})
+	var timedOut, cancelled bool
+	go func() {
+		defer close(watcherDone)
+		var timeout <-chan time.Time
+		if s.Timeout > 0 {
+			t := time.NewTimer(s.Timeout)
+			defer t.Stop()
+			timeout = t.C
+		}
+		select {
+		case <-exited:
+			return
+		case <-ctx.Done():
+			cancelled = true
+		case <-timeout:
+			timedOut = true
+		}
+		_ = r.send(residentRequest{Signal: int(unix.SIGTERM)}, nil)
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		select {
+		case <-exited:
+		case <-t.C:
+			_ = r.send(residentRequest{Signal: int(unix.SIGKILL)}, nil)
+		}
+	}()
+	rep, err := r.readReply()
+	close(exited)
+	<-watcherDone
+	dur := time.Since(start)
+	if err != nil {
+		r.stop()
+		return Result{}, fmt.Errorf("linux sandbox: %v%s", err, r.complaint())
+	}
+	if rep.Err != "" {
+		// The server exits after a failed step; the command did not run.
+		r.stop()
+		return Result{}, fmt.Errorf("%w: %s", errResidentUnusable, rep.Err)
+	}
+	if rep.StartErr != "" {
+		return Result{}, &StartError{Path: s.Argv[0], Err: errors.New(rep.StartErr)}
+	}
+	if rep.Retire {
+		r.stop()
+	}
+	out.finish(grace)
+	ws := unix.WaitStatus(rep.Status)
+	res := Result{ExitCode: ws.ExitStatus(), TimedOut: timedOut, Duration: dur}
+	if ws.Signaled() {
+		res.ExitCode = -1
+		res.Signal = ws.Signal().String()
+	}
+	if cancelled {
+		return res, ctx.Err()
+	}
+	if err := out.err(); err != nil {
+		return res, err
+	}
+	return res, nil
+}

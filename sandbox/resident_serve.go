@@ -1,0 +1,523 @@
+package sandbox
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// residentArg, as the only argument, makes this binary serve a resident
+// sandbox instead of doing what it was built for (see init).
+const residentArg = "__hepbuild-resident-sandbox__"
+
+// The resident sandbox is this very binary, started again inside bwrap:
+// the helper must be a program whose protocol matches the caller's, and
+// the running binary is the one program certain to. Every binary that links
+// this package can serve, test binaries too, so the hook is an init
+// function rather than a call each main must remember to make.
+func init() {
+	if len(os.Args) == 3 && os.Args[1] == residentArg {
+		os.Exit(serveResident(os.Args[2]))
+	}
+}
+
+// The messages between the caller and the resident sandbox, one per
+// SOCK_SEQPACKET packet.
+type (
+	// residentRequest asks for one command, or, with only Signal set, for
+	// a signal to the running one. Paths are the sandbox's.
+	residentRequest struct {
+		Argv []string `json:",omitempty"`
+		Env  []string `json:",omitempty"`
+		Dir  string   `json:",omitempty"`
+		// Writable are folders inside the read-only exec root the command
+		// may write in.
+		Writable []string `json:",omitempty"`
+		// Stdout and Stderr say which of the passed descriptors are the
+		// command's: 0 or 1 is the index among them, -1 is /dev/null.
+		Stdout, Stderr int
+		// Signal, in a message of its own, asks for a signal: SIGTERM goes
+		// to the command's process group, SIGKILL to every process of the
+		// sandbox.
+		Signal int `json:",omitempty"`
+	}
+	// residentReply says the sandbox is ready (the first message), or how
+	// the command ended.
+	residentReply struct {
+		Ready bool `json:",omitempty"`
+		// Status is the command's wait status.
+		Status int `json:",omitempty"`
+		// StartErr says the command could not be started; Err that the
+		// sandbox failed before it could start it.
+		StartErr, Err string `json:",omitempty"`
+		// Retire says the command ran but the sandbox cannot serve another.
+		Retire bool `json:",omitempty"`
+	}
+)
+
+// residentFD is the descriptor of the socket to the caller in the resident sandbox.
+const residentFD = 3
+
+// serveResident runs commands one after another as the caller asks, as PID
+// 1 of the sandbox's PID namespace, and returns the exit status of the
+// process when the caller hangs up. execRoot is where the sandbox shows the
+// slot's exec root, read-only.
+//
+// Each command starts in a fresh /tmp, with its output folders made
+// writable, in a session of its own, with no capabilities; when it exits,
+// every other process of the namespace is killed (kill(-1) from PID 1
+// reaches exactly those), so nothing it started outlives it.
+func serveResident(execRoot string) int {
+	fail := func(err error) int {
+		fmt.Fprintf(os.Stderr, "hepbuild resident sandbox: %v\n", err)
+		return 2
+	}
+	// kill(-1) anywhere but in a PID namespace of our own would reach every
+	// process of the user.
+	if os.Getpid() != 1 {
+		return fail(errors.New("not PID 1 of a PID namespace of its own"))
+	}
+	unix.CloseOnExec(residentFD)
+	f := os.NewFile(residentFD, "resident")
+	c, err := net.FileConn(f)
+	f.Close()
+	if err != nil {
+		return fail(err)
+	}
+	conn := c.(*net.UnixConn)
+	// Commands run as this user: they must not reach into this process
+	// (ptrace, /proc/1/mem), nor stop it with a signal (PID 1 gets only the
+	// signals it handles).
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return fail(err)
+	}
+	// Caught rather than ignored: ignored signals stay ignored in what
+	// this process executes.
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs)
+	go func() {
+		for range sigs {
+		}
+	}()
+	sp, err := newSpawner()
+	if err != nil {
+		return fail(err)
+	}
+	r := &residentServer{conn: conn, spawn: sp, execRoot: execRoot, writable: map[string]uint64{}}
+	if r.rootMount, err = mountID(execRoot); err != nil {
+		return fail(err)
+	}
+	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		return fail(err)
+	}
+	r.null = null
+	if err := r.reply(residentReply{Ready: true}); err != nil {
+		return fail(err)
+	}
+	msgs := make(chan residentMsg)
+	go r.read(msgs)
+	for m := range msgs {
+		if m.err != nil {
+			if errors.Is(m.err, errEOF) {
+				return 0
+			}
+			return fail(m.err)
+		}
+		if m.req.Signal != 0 {
+			closeAll(m.fds) // a signal for a command that has ended
+			continue
+		}
+		rep := r.run(m.req, m.fds, msgs)
+		closeAll(m.fds)
+		if err := r.reply(rep); err != nil {
+			return fail(err)
+		}
+		if rep.Err != "" || rep.Retire {
+			// The namespace may hold what the failed step left; a fresh
+			// sandbox replaces this one.
+			return 2
+		}
+	}
+	return 0
+}
+
+type residentServer struct {
+	conn     *net.UnixConn
+	spawn    *spawner
+	execRoot string
+	// rootMount is the mount ID of the exec root: a command that moved a
+	// folder leading to it, in /tmp, would leave the next without one.
+	rootMount uint64
+	// writable are the folders bound writable, with their mount IDs. They
+	// stay mounted while consecutive commands write in the same folders,
+	// as those of one package do.
+	writable map[string]uint64
+	null     *os.File // the command's stdin
+}
+
+// residentMsg is one message read from the caller.
+type residentMsg struct {
+	req residentRequest
+	fds []int
+	err error
+}
+
+var errEOF = errors.New("caller hung up")
+
+func (r *residentServer) read(msgs chan<- residentMsg) {
+	buf := make([]byte, maxResidentMsg)
+	oob := make([]byte, unix.CmsgSpace(2*4))
+	for {
+		n, oobn, _, _, err := r.conn.ReadMsgUnix(buf, oob)
+		if err == nil && n == 0 {
+			err = errEOF
+		}
+		if err != nil {
+			msgs <- residentMsg{err: err}
+			close(msgs)
+			return
+		}
+		var m residentMsg
+		if oobn > 0 {
+			m.fds, m.err = parseRights(oob[:oobn])
+		}
+		if m.err == nil {
+			m.err = json.Unmarshal(buf[:n], &m.req)
+		}
+		msgs <- m
+	}
+}
+
+func (r *residentServer) reply(rep residentReply) error {
+	b, err := json.Marshal(rep)
+	if err != nil {
+		return err
+	}
+	_, err = r.conn.Write(b)
+	return err
+}
+
+// run runs one command and says how it ended. Signal requests that arrive
+// meanwhile are applied to it.
+func (r *residentServer) run(req residentRequest, fds []int, msgs <-chan residentMsg) residentReply {
+	fd := func(i int) (uintptr, error) {
+		if i < 0 {
+			return 0, nil
+		}
+		if i >= len(fds) {
+			return 0, fmt.Errorf("descriptor %d was not passed", i)
+		}
+		return uintptr(fds[i]), nil
+	}
+	files := []uintptr{r.null.Fd(), r.null.Fd(), r.null.Fd()}
+	for i, n := range []int{req.Stdout, req.Stderr} {
+		v, err := fd(n)
+		if err != nil {
+			return residentReply{Err: err.Error()}
+		}
+		if n >= 0 {
+			files[i+1] = v
+		}
+	}
+
+	if id, err := mountID(r.execRoot); err != nil || id != r.rootMount {
+		return residentReply{Err: "the exec root is no longer mounted"}
+	}
+	if err := r.setWritable(req.Writable); err != nil {
+		return residentReply{Err: err.Error()}
+	}
+
+	path, err := lookPath(req.Argv[0], envValue(req.Env, "PATH"), req.Dir)
+	if err != nil {
+		return residentReply{StartErr: err.Error()}
+	}
+	pid, err := r.spawn.start(path, req.Argv, &syscall.ProcAttr{
+		Dir:   req.Dir,
+		Env:   req.Env,
+		Files: files,
+		Sys:   &syscall.SysProcAttr{Setsid: true},
+	})
+	if err != nil {
+		return residentReply{StartErr: err.Error()}
+	}
+	exited := make(chan unix.WaitStatus, 1)
+	go func() { exited <- reapUntil(pid) }()
+	var status unix.WaitStatus
+wait:
+	for {
+		select {
+		case status = <-exited:
+			break wait
+		case m, ok := <-msgs:
+			if !ok || m.err != nil {
+				// The caller is gone: end the command with everything else.
+				_ = unix.Kill(-1, unix.SIGKILL)
+				status = <-exited
+				killAll()
+				return residentReply{Err: "caller hung up"}
+			}
+			closeAll(m.fds)
+			switch sig := unix.Signal(m.req.Signal); sig {
+			case unix.SIGKILL:
+				_ = unix.Kill(-1, unix.SIGKILL)
+			case 0:
+			default:
+				_ = unix.Kill(-pid, sig)
+			}
+		}
+	}
+	killAll()
+	rep := residentReply{Status: int(status)}
+	// The next command gets an empty /tmp; nothing can write to it now.
+	if err := clearExcept("/tmp", r.execRoot); err != nil {
+		fmt.Fprintf(os.Stderr, "hepbuild resident sandbox: clearing /tmp: %v\n", err)
+		rep.Retire = true
+	}
+	return rep
+}
+
+// setWritable makes exactly the given folders writable: binds that are
+// not wanted, or no longer bound (the slot replaced the folder, which
+// detaches the mount), go; the missing ones are bound.
+func (r *residentServer) setWritable(want []string) error {
+	wanted := map[string]bool{}
+	for _, p := range want {
+		wanted[p] = true
+	}
+	var gone []string
+	for p, id := range r.writable {
+		if now, err := mountID(p); !wanted[p] || err != nil || now != id {
+			gone = append(gone, p)
+		}
+	}
+	sort.Sort(sort.Reverse(sort.StringSlice(gone))) // inner mounts first
+	for _, p := range gone {
+		if id, err := mountID(p); err == nil && id == r.writable[p] {
+			if err := unix.Unmount(p, unix.MNT_DETACH); err != nil {
+				return fmt.Errorf("unmounting %s: %w", p, err)
+			}
+		}
+		delete(r.writable, p)
+	}
+	for _, p := range want {
+		if _, ok := r.writable[p]; ok {
+			continue
+		}
+		if err := bindWritable(p); err != nil {
+			return err
+		}
+		id, err := mountID(p)
+		if err != nil {
+			return err
+		}
+		r.writable[p] = id
+	}
+	return nil
+}
+
+// mountID is the ID of the mount p is on.
+func mountID(p string) (uint64, error) {
+	var st unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, p, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_MNT_ID, &st); err != nil {
+		return 0, err
+	}
+	if st.Mask&unix.STATX_MNT_ID == 0 {
+		return 0, fmt.Errorf("%s: the kernel gives no mount ID", p)
+	}
+	return st.Mnt_id, nil
+}
+
+// clearExcept removes everything inside dir but the folders leading to
+// keep, and what keep holds.
+func clearExcept(dir, keep string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		p := filepath.Join(dir, e.Name())
+		switch {
+		case p == keep:
+		case e.IsDir() && underAny(keep, []string{p}):
+			if err := clearExcept(p, keep); err != nil {
+				return err
+			}
+		default:
+			if err := removeAll(p); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// killAll kills every process of the namespace but this one and reaps them.
+func killAll() {
+	_ = unix.Kill(-1, unix.SIGKILL)
+	for {
+		_, err := unix.Wait4(-1, nil, 0, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil { // ECHILD: none left
+			return
+		}
+	}
+}
+
+// reapUntil reaps children, orphans included (this is PID 1), until pid
+// has exited, and returns its status.
+func reapUntil(pid int) unix.WaitStatus {
+	for {
+		var ws unix.WaitStatus
+		got, err := unix.Wait4(-1, &ws, 0, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || got == pid {
+			return ws
+		}
+	}
+}
+
+// remount sets the flags of the mount at p, keeping those a user namespace
+// may not drop.
+func remount(p string, flags uintptr) error {
+	var st unix.Statfs_t
+	if err := unix.Statfs(p, &st); err != nil {
+		return fmt.Errorf("remounting %s: %w", p, err)
+	}
+	// The ST_ flags have the values of the MS_ flags of the same name.
+	keep := uintptr(st.Flags) & (unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC |
+		unix.MS_NOATIME | unix.MS_NODIRATIME | unix.MS_RELATIME)
+	if err := unix.Mount("", p, "", unix.MS_BIND|unix.MS_REMOUNT|keep|flags, ""); err != nil {
+		return fmt.Errorf("remounting %s: %w", p, err)
+	}
+	return nil
+}
+
+// bindWritable makes the folder p, inside a read-only mount, writable: a
+// bind mount of itself, remounted without MS_RDONLY but with the flags a
+// user namespace may not drop.
+func bindWritable(p string) error {
+	if err := unix.Mount(p, p, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("making %s writable: %w", p, err)
+	}
+	if err := remount(p, 0); err != nil {
+		_ = unix.Unmount(p, unix.MNT_DETACH)
+		return err
+	}
+	return nil
+}
+
+// spawner starts commands from one OS thread that holds no capabilities:
+// a child inherits the credentials of the thread that forks it, and this
+// process keeps CAP_SYS_ADMIN on its other threads for its mounts.
+type spawner struct {
+	reqs chan spawnReq
+}
+
+type spawnReq struct {
+	path string
+	argv []string
+	attr *syscall.ProcAttr
+	done chan spawnResult
+}
+
+type spawnResult struct {
+	pid int
+	err error
+}
+
+func newSpawner() (*spawner, error) {
+	sp := &spawner{reqs: make(chan spawnReq)}
+	ready := make(chan error)
+	go func() {
+		// The thread stays locked for the life of the process: its
+		// credentials are no longer those of the others.
+		runtime.LockOSThread()
+		ready <- dropCapabilities()
+		for r := range sp.reqs {
+			pid, err := syscall.ForkExec(r.path, r.argv, r.attr)
+			r.done <- spawnResult{pid, err}
+		}
+	}()
+	return sp, <-ready
+}
+
+func (sp *spawner) start(path string, argv []string, attr *syscall.ProcAttr) (int, error) {
+	done := make(chan spawnResult, 1)
+	sp.reqs <- spawnReq{path, argv, attr, done}
+	r := <-done
+	return r.pid, r.err
+}
+
+// dropCapabilities empties the calling thread's ambient, bounding,
+// inheritable, permitted and effective capability sets, so that nothing it
+// executes gains any, even as uid 0.
+func dropCapabilities() error {
+	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil {
+		return fmt.Errorf("clearing ambient capabilities: %w", err)
+	}
+	for c := 0; ; c++ {
+		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil {
+			if err == unix.EINVAL && c > 0 { // past the last capability
+				break
+			}
+			return fmt.Errorf("dropping capability %d: %w", c, err)
+		}
+	}
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capset(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("dropping capabilities: %w", err)
+	}
+	return nil
+}
+
+// parseRights returns the descriptors passed in the control messages.
+func parseRights(oob []byte) ([]int, error) {
+	cmsgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return nil, err
+	}
+	var fds []int
+	for _, c := range cmsgs {
+		f, err := unix.ParseUnixRights(&c)
+		if err != nil {
+			closeAll(fds)
+			return nil, err
+		}
+		fds = append(fds, f...)
+	}
+	for _, fd := range fds {
+		unix.CloseOnExec(fd)
+	}
+	return fds, nil
+}
+
+func closeAll(fds []int) {
+	for _, fd := range fds {
+		_ = unix.Close(fd)
+	}
+}
+
+// envValue is the value of name in a KEY=VALUE list.
+func envValue(env []string, name string) string {
+	for _, kv := range env {
+		if len(kv) > len(name) && kv[len(name)] == '=' && kv[:len(name)] == name {
+			return kv[len(name)+1:]
+		}
+	}
+	return ""
+}
