@@ -67,7 +67,12 @@ func (b bwrapArgs) build(bwrap string) ([]string, error) {
 		}
 		args = append(args, m...)
 	}
-	args = append(args, "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp")
+	if b.resident {
+		args = append(args, residentDev...)
+	} else {
+		args = append(args, "--dev", "/dev")
+	}
+	args = append(args, "--proc", "/proc", "--tmpfs", "/tmp")
 	if b.image == "" {
 		for _, h := range b.hide {
 			args = append(args, "--tmpfs", h)
@@ -97,6 +102,28 @@ func (b bwrapArgs) build(bwrap string) ([]string, error) {
 	}
 	args = append(args, "--chdir", b.chdir, "--")
 	return args, nil
+}
+
+// residentDev is the /dev of a resident sandbox: what bwrap's --dev makes
+// but the pseudo-terminals. Mounting devpts has unprivileged bwrap set up
+// the sandbox as uid 0 of one user namespace and run the command in a
+// second, which holds no capabilities over the mounts the resident sandbox
+// changes.
+var residentDev = []string{
+	"--tmpfs", "/dev",
+	"--dev-bind", "/dev/null", "/dev/null",
+	"--dev-bind", "/dev/zero", "/dev/zero",
+	"--dev-bind", "/dev/full", "/dev/full",
+	"--dev-bind", "/dev/random", "/dev/random",
+	"--dev-bind", "/dev/urandom", "/dev/urandom",
+	"--dev-bind", "/dev/tty", "/dev/tty",
+	"--symlink", "/proc/self/fd", "/dev/fd",
+	"--symlink", "/proc/self/fd/0", "/dev/stdin",
+	"--symlink", "/proc/self/fd/1", "/dev/stdout",
+	"--symlink", "/proc/self/fd/2", "/dev/stderr",
+	"--dir", "/dev/shm",
+	"--remount-ro", "/dev",
+	"--tmpfs", "/dev/shm",
 }
 
 // imageMounts makes the unpacked root file system the sandbox's /: an empty

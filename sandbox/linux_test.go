@@ -431,8 +431,8 @@ func TestLinuxResidentSandbox(t *testing.T) {
 	const show = `echo "pid1=$(tr '\0' ' ' </proc/1/cmdline)$(cut -d' ' -f22 /proc/1/stat)"; grep -E '^Cap(Inh|Prm|Eff|Bnd|Amb)' /proc/self/status;`
 	var first string
 	for i, script := range []string{
-		show + `echo left >/tmp/left; kill -TERM 1; kill -SEGV 1; kill -QUIT 1; echo done`,
-		show + `test ! -e /tmp/left && echo fresh-tmp; echo x >out/pkg/ok && echo wrote-output; echo x >pkg/no 2>/dev/null || echo read-only-elsewhere`,
+		show + `echo left >/tmp/left; echo left >/dev/shm/left; (echo left >/dev/left) 2>/dev/null; kill -TERM 1; kill -SEGV 1; kill -QUIT 1; echo done`,
+		show + `test ! -e /tmp/left && test ! -e /dev/shm/left && test ! -e /dev/left && echo fresh-tmp; echo x >out/pkg/ok && echo wrote-output; echo x >pkg/no 2>/dev/null || echo read-only-elsewhere`,
 	} {
 		res, out := runLinux(t, l, Spec{ExecRoot: root, Outputs: []string{"out/pkg/ok"}}, script)
 		if !res.Success() {
@@ -465,12 +465,12 @@ func TestLinuxResidentSandbox(t *testing.T) {
 	}
 }
 
-// A command that makes its output folder unwritable has the slot replace
+// A command that changes the mode of its output folder has the slot replace
 // the folder; the next command of the package still writes its output.
 func TestLinuxResidentReplacedOutputFolder(t *testing.T) {
 	bothWays(t, func(t *testing.T, l *Linux, root, _ string) {
 		for i, script := range []string{
-			"echo a >out/pkg/a && chmod 500 out/pkg",
+			"echo a >out/pkg/a && chmod 300 out/pkg", // writable, so a can be moved out, but not as the slot left it
 			"echo b >out/pkg/b",
 			"echo c >out/pkg/c",
 		} {

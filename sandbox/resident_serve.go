@@ -278,10 +278,13 @@ wait:
 	}
 	killAll()
 	rep := residentReply{Status: int(status)}
-	// The next command gets an empty /tmp; nothing can write to it now.
-	if err := clearExcept("/tmp", r.execRoot); err != nil {
-		fmt.Fprintf(os.Stderr, "hepbuild resident sandbox: clearing /tmp: %v\n", err)
-		rep.Retire = true
+	// The next command gets an empty /tmp and /dev/shm; nothing can write
+	// to them now.
+	for _, dir := range []string{"/tmp", "/dev/shm"} {
+		if err := clearExcept(dir, r.execRoot); err != nil {
+			fmt.Fprintf(os.Stderr, "hepbuild resident sandbox: clearing %s: %v\n", dir, err)
+			rep.Retire = true
+		}
 	}
 	return rep
 }
