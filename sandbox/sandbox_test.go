@@ -342,6 +342,11 @@ func writeFile(t *testing.T, root, rel, content string, mode os.FileMode) {
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// A new file, so that an earlier read-only one is replaced even when
+	// the tests do not run as root.
+	if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(p, []byte(content), mode); err != nil {
 		t.Fatal(err)
 	}
