@@ -431,8 +431,8 @@ func TestLinuxResidentSandbox(t *testing.T) {
 	const show = `echo "pid1=$(tr '\0' ' ' </proc/1/cmdline)$(cut -d' ' -f22 /proc/1/stat)"; grep -E '^Cap(Inh|Prm|Eff|Bnd|Amb)' /proc/self/status;`
 	var first string
 	for i, script := range []string{
-		show + `echo left >/tmp/left; echo left >/dev/shm/left; (echo left >/dev/left) 2>/dev/null; kill -TERM 1; kill -SEGV 1; kill -QUIT 1; echo done`,
-		show + `test ! -e /tmp/left && test ! -e /dev/shm/left && test ! -e /dev/left && echo fresh-tmp; echo x >out/pkg/ok && echo wrote-output; echo x >pkg/no 2>/dev/null || echo read-only-elsewhere`,
+		show + `echo left >/tmp/left; echo left >/dev/shm/left; (echo left >/dev/left) 2>/dev/null; python3 -c 'import sys; from ctypes import CDLL; sys.exit(CDLL(None).shmget(1234, 4096, 0o1600) < 0)' || echo no-shm; kill -TERM 1; kill -SEGV 1; kill -QUIT 1; echo done`,
+		show + `test ! -e /tmp/left && test ! -e /dev/shm/left && test ! -e /dev/left && ! grep -q 1234 /proc/sysvipc/shm && echo fresh-tmp; echo x >out/pkg/ok && echo wrote-output; echo x >pkg/no 2>/dev/null || echo read-only-elsewhere`,
 	} {
 		res, out := runLinux(t, l, Spec{ExecRoot: root, Outputs: []string{"out/pkg/ok"}}, script)
 		if !res.Success() {
@@ -452,8 +452,12 @@ func TestLinuxResidentSandbox(t *testing.T) {
 				t.Errorf("command %d has capabilities: %s", i, line)
 			}
 		}
+		if i == 0 && strings.Contains(out, "no-shm") {
+			t.Errorf("command 0 could not make a shared memory segment:\n%s", out)
+		}
 		if i == 1 {
 			for _, want := range []string{"fresh-tmp", "wrote-output", "read-only-elsewhere"} {
+				// fresh-tmp: no file in /tmp, /dev/shm or /dev, and no shared memory segment.
 				if !strings.Contains(out, want) {
 					t.Errorf("command %d: no %q in output:\n%s", i, want, out)
 				}

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -286,6 +288,10 @@ wait:
 			rep.Retire = true
 		}
 	}
+	if err := clearIPC(); err != nil {
+		fmt.Fprintf(os.Stderr, "hepbuild resident sandbox: %v\n", err)
+		rep.Retire = true
+	}
 	return rep
 }
 
@@ -338,6 +344,37 @@ func mountID(p string) (uint64, error) {
 		return 0, fmt.Errorf("%s: the kernel gives no mount ID", p)
 	}
 	return st.Mnt_id, nil
+}
+
+// clearIPC removes the System V shared memory segments, semaphore sets
+// and message queues of the sandbox's IPC namespace, which outlive the
+// processes that made them.
+func clearIPC() error {
+	for _, k := range []struct {
+		file string
+		ctl  uintptr
+	}{{"shm", unix.SYS_SHMCTL}, {"sem", unix.SYS_SEMCTL}, {"msg", unix.SYS_MSGCTL}} {
+		b, err := os.ReadFile("/proc/sysvipc/" + k.file)
+		if err != nil {
+			return fmt.Errorf("listing IPC objects: %w", err)
+		}
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		for _, line := range lines[1:] { // after the header
+			f := strings.Fields(line)
+			if len(f) < 2 {
+				continue
+			}
+			id, err := strconv.Atoi(f[1])
+			if err != nil {
+				continue
+			}
+			const ipcRMID = 0
+			if _, _, e := unix.Syscall(k.ctl, uintptr(id), ipcRMID, 0); e != 0 && e != unix.EINVAL && e != unix.EIDRM {
+				return fmt.Errorf("removing IPC object %s %d: %w", k.file, id, e)
+			}
+		}
+	}
+	return nil
 }
 
 // clearExcept removes everything inside dir but the folders leading to
