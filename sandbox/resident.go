@@ -146,7 +146,7 @@ func (r *resident) send(req residentRequest, fds []int) error {
 }
 
 func (r *resident) readReply() (residentReply, error) {
-	buf := make([]byte, 64<<10)
+	buf := make([]byte, 4<<10) // replies are short
 	n, err := r.conn.Read(buf)
 	if err == nil && n == 0 {
 		err = errors.New("the resident sandbox hung up")
@@ -169,9 +169,12 @@ func (r *resident) run(ctx context.Context, s Spec, dir string, writable []strin
 		return Result{}, &StartError{Path: "", Err: errors.New("empty command line")}
 	}
 	req := residentRequest{Argv: s.Argv, Env: envList(s.Env), Dir: dir, Writable: writable, Stdout: -1, Stderr: -1}
+	// The largest a request gets by naming its descriptors.
+	req.Stdout, req.Stderr = 1, 1
 	if b, _ := json.Marshal(req); len(b) > maxResidentMsg {
 		return Result{}, fmt.Errorf("%w: request of %d bytes", errResidentUnusable, len(b))
 	}
+	req.Stdout, req.Stderr = -1, -1
 	grace := s.Grace
 	if grace <= 0 {
 		grace = DefaultGrace
@@ -239,15 +242,13 @@ func (r *resident) run(ctx context.Context, s Spec, dir string, writable []strin
 		return Result{}, fmt.Errorf("linux sandbox: %v%s", err, r.complaint())
 	}
 	if rep.Err != "" {
-		// The server exits after a failed step; the command did not run.
+		// The server exits after a failed step, or retired after the last
+		// command; this one did not run.
 		r.stop()
 		return Result{}, fmt.Errorf("%w: %s", errResidentUnusable, rep.Err)
 	}
 	if rep.StartErr != "" {
 		return Result{}, &StartError{Path: s.Argv[0], Err: errors.New(rep.StartErr)}
-	}
-	if rep.Retire {
-		r.stop()
 	}
 	out.finish(grace)
 	ws := unix.WaitStatus(rep.Status)

@@ -61,8 +61,10 @@ type (
 		// StartErr says the command could not be started; Err that the
 		// sandbox failed before it could start it.
 		StartErr, Err string `json:",omitempty"`
-		// Retire says the command ran but the sandbox cannot serve another.
-		Retire bool `json:",omitempty"`
+		// Retired says the sandbox could not be made ready for another
+		// command after the last: the request this message answers did
+		// not run.
+		Retired bool `json:",omitempty"`
 	}
 )
 
@@ -144,10 +146,18 @@ func serveResident(execRoot string) int {
 		if err := r.reply(rep); err != nil {
 			return fail(err)
 		}
-		if rep.Err != "" || rep.Retire {
+		if rep.Err != "" {
 			// The namespace may hold what the failed step left; a fresh
 			// sandbox replaces this one.
 			return 2
+		}
+		// The next command gets an empty /tmp and /dev/shm and no IPC
+		// objects; the caller collects the outputs meanwhile.
+		if err := r.clear(); err != nil {
+			// The caller reads this instead of the reply to its next
+			// request, which is never run.
+			_ = r.reply(residentReply{Err: "retired: " + err.Error(), Retired: true})
+			return fail(err)
 		}
 	}
 	return 0
@@ -243,7 +253,7 @@ func (r *residentServer) run(req residentRequest, fds []int, msgs <-chan residen
 	if err != nil {
 		return residentReply{StartErr: err.Error()}
 	}
-	pid, err := r.spawn.start(path, req.Argv, &syscall.ProcAttr{
+	run, err := r.spawn.start(path, req.Argv, &syscall.ProcAttr{
 		Dir:   req.Dir,
 		Env:   req.Env,
 		Files: files,
@@ -252,19 +262,17 @@ func (r *residentServer) run(req residentRequest, fds []int, msgs <-chan residen
 	if err != nil {
 		return residentReply{StartErr: err.Error()}
 	}
-	exited := make(chan unix.WaitStatus, 1)
-	go func() { exited <- reapUntil(pid) }()
 	var status unix.WaitStatus
 wait:
 	for {
 		select {
-		case status = <-exited:
+		case status = <-run.exited:
 			break wait
 		case m, ok := <-msgs:
 			if !ok || m.err != nil {
 				// The caller is gone: end the command with everything else.
 				_ = unix.Kill(-1, unix.SIGKILL)
-				status = <-exited
+				<-run.exited
 				killAll()
 				return residentReply{Err: "caller hung up"}
 			}
@@ -274,25 +282,24 @@ wait:
 				_ = unix.Kill(-1, unix.SIGKILL)
 			case 0:
 			default:
-				_ = unix.Kill(-pid, sig)
+				_ = unix.Kill(-run.pid, sig)
 			}
 		}
 	}
 	killAll()
-	rep := residentReply{Status: int(status)}
-	// The next command gets an empty /tmp and /dev/shm; nothing can write
-	// to them now.
+	return residentReply{Status: int(status)}
+}
+
+// clear empties /tmp (but the folders leading to the exec root) and
+// /dev/shm, and removes the IPC objects: nothing runs that could write to
+// them.
+func (r *residentServer) clear() error {
 	for _, dir := range []string{"/tmp", "/dev/shm"} {
 		if err := clearExcept(dir, r.execRoot); err != nil {
-			fmt.Fprintf(os.Stderr, "hepbuild resident sandbox: clearing %s: %v\n", dir, err)
-			rep.Retire = true
+			return fmt.Errorf("clearing %s: %w", dir, err)
 		}
 	}
-	if err := clearIPC(); err != nil {
-		fmt.Fprintf(os.Stderr, "hepbuild resident sandbox: %v\n", err)
-		rep.Retire = true
-	}
-	return rep
+	return clearIPC()
 }
 
 // setWritable makes exactly the given folders writable: binds that are
@@ -462,21 +469,24 @@ func bindWritable(p string) error {
 
 // spawner starts commands from one OS thread that holds no capabilities:
 // a child inherits the credentials of the thread that forks it, and this
-// process keeps CAP_SYS_ADMIN on its other threads for its mounts.
+// process keeps CAP_SYS_ADMIN on its other threads for its mounts. The
+// same thread then waits for the command, which spares a hand-over.
 type spawner struct {
 	reqs chan spawnReq
 }
 
 type spawnReq struct {
-	path string
-	argv []string
-	attr *syscall.ProcAttr
-	done chan spawnResult
+	path    string
+	argv    []string
+	attr    *syscall.ProcAttr
+	started chan error
+	run     *spawned
 }
 
-type spawnResult struct {
-	pid int
-	err error
+// spawned is a started command: its PID, and its wait status once it exited.
+type spawned struct {
+	pid    int
+	exited chan unix.WaitStatus
 }
 
 func newSpawner() (*spawner, error) {
@@ -489,17 +499,25 @@ func newSpawner() (*spawner, error) {
 		ready <- dropCapabilities()
 		for r := range sp.reqs {
 			pid, err := syscall.ForkExec(r.path, r.argv, r.attr)
-			r.done <- spawnResult{pid, err}
+			r.run.pid = pid
+			r.started <- err
+			if err == nil {
+				r.run.exited <- reapUntil(pid)
+			}
 		}
 	}()
 	return sp, <-ready
 }
 
-func (sp *spawner) start(path string, argv []string, attr *syscall.ProcAttr) (int, error) {
-	done := make(chan spawnResult, 1)
-	sp.reqs <- spawnReq{path, argv, attr, done}
-	r := <-done
-	return r.pid, r.err
+// start starts the command; its exit status arrives on the result's exited.
+func (sp *spawner) start(path string, argv []string, attr *syscall.ProcAttr) (*spawned, error) {
+	run := &spawned{exited: make(chan unix.WaitStatus, 1)}
+	started := make(chan error, 1)
+	sp.reqs <- spawnReq{path, argv, attr, started, run}
+	if err := <-started; err != nil {
+		return nil, err
+	}
+	return run, nil
 }
 
 // dropCapabilities empties the calling thread's ambient, bounding,
