@@ -154,7 +154,17 @@ func (l *Linux) Run(ctx context.Context, s Spec) (Result, error) {
 			ro = append(ro, p)
 		}
 	}
-	if s.Image == "" && !s.Network && len(t.mounts) == 0 && len(ro) == 0 && s.Memory == 0 && s.CPU == 0 && !l.noResident.Load() {
+	// Limits go through a cgroup the command starts in, which a resident
+	// sandbox, in a cgroup namespace of its own, cannot move it into.
+	limited := false
+	if s.Memory > 0 || s.CPU > 0 {
+		if err := CgroupStatus(); err != nil {
+			l.warn(err)
+		} else {
+			limited = true
+		}
+	}
+	if s.Image == "" && !s.Network && len(t.mounts) == 0 && len(ro) == 0 && !limited && !l.noResident.Load() {
 		res, err := l.runResident(ctx, s, t, execRoot, hide)
 		if !errors.Is(err, errResidentUnusable) {
 			if cerr := t.collect(s); cerr != nil && err == nil {

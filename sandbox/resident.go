@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -79,6 +80,9 @@ func startResident(key, execRoot string, bwrapArgv []string) (*resident, error) 
 		Env:        []string{},
 		Stderr:     &r.stderr,
 		ExtraFiles: []*os.File{theirs, exe}, // descriptors 3 and 4
+		// Out of the terminal's process group: Ctrl-C reaches hepbuild,
+		// which stops the command as it stops any (SIGTERM, then SIGKILL).
+		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
 	}
 	if err := r.cmd.Start(); err != nil {
 		r.conn.Close()
@@ -239,6 +243,9 @@ func (r *resident) run(ctx context.Context, s Spec, dir string, writable []strin
 	dur := time.Since(start)
 	if err != nil {
 		r.stop()
+		if ctx.Err() != nil {
+			return Result{}, ctx.Err()
+		}
 		return Result{}, fmt.Errorf("linux sandbox: %v%s", err, r.complaint())
 	}
 	if rep.Err != "" {
