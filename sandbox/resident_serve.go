@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -76,10 +75,14 @@ const residentFD = 3
 // process when the caller hangs up. execRoot is where the sandbox shows the
 // slot's exec root, read-only.
 //
-// Each command starts in a fresh /tmp, with its output folders made
+// Each command starts in an empty /tmp, with its output folders made
 // writable, in a session of its own, with no capabilities; when it exits,
 // every other process of the namespace is killed (kill(-1) from PID 1
 // reaches exactly those), so nothing it started outlives it.
+//
+// All of it happens on one OS thread, in plain system calls: each action
+// waits for this loop twice (its start, its end), and a hand-over between
+// threads costs as much as the work.
 func serveResident(execRoot string) int {
 	fail := func(err error) int {
 		fmt.Fprintf(os.Stderr, "hepbuild resident sandbox: %v\n", err)
@@ -90,14 +93,12 @@ func serveResident(execRoot string) int {
 	if os.Getpid() != 1 {
 		return fail(errors.New("not PID 1 of a PID namespace of its own"))
 	}
-	unix.CloseOnExec(residentFD)
-	f := os.NewFile(residentFD, "resident")
-	c, err := net.FileConn(f)
-	f.Close()
-	if err != nil {
+	// The thread's credentials are about to differ from the other threads'.
+	runtime.LockOSThread()
+	if err := dropInheritedCapabilities(); err != nil {
 		return fail(err)
 	}
-	conn := c.(*net.UnixConn)
+	unix.CloseOnExec(residentFD)
 	// Commands run as this user: they must not reach into this process
 	// (ptrace, /proc/1/mem), nor stop it with a signal (PID 1 gets only the
 	// signals it handles).
@@ -112,37 +113,35 @@ func serveResident(execRoot string) int {
 		for range sigs {
 		}
 	}()
-	sp, err := newSpawner()
-	if err != nil {
-		return fail(err)
-	}
-	r := &residentServer{conn: conn, spawn: sp, execRoot: execRoot, writable: map[string]uint64{}}
+	r := &residentServer{fd: residentFD, execRoot: execRoot, writable: map[string]uint64{},
+		buf: make([]byte, maxResidentMsg), oob: make([]byte, unix.CmsgSpace(2*4))}
+	var err error
 	if r.rootMount, err = mountID(execRoot); err != nil {
 		return fail(err)
 	}
-	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
-	if err != nil {
+	if r.null, err = unix.Open(os.DevNull, unix.O_RDWR|unix.O_CLOEXEC, 0); err != nil {
 		return fail(err)
 	}
-	r.null = null
 	if err := r.reply(residentReply{Ready: true}); err != nil {
 		return fail(err)
 	}
-	msgs := make(chan residentMsg)
-	go r.read(msgs)
-	for m := range msgs {
-		if m.err != nil {
-			if errors.Is(m.err, errEOF) {
-				return 0
-			}
-			return fail(m.err)
+	for {
+		req, fds, err := r.read()
+		if errors.Is(err, errEOF) {
+			return 0
 		}
-		if m.req.Signal != 0 {
-			closeAll(m.fds) // a signal for a command that has ended
+		if err != nil {
+			return fail(err)
+		}
+		if req.Signal != 0 {
+			closeAll(fds) // a signal for a command that has ended
 			continue
 		}
-		rep := r.run(m.req, m.fds, msgs)
-		closeAll(m.fds)
+		rep, hungUp := r.run(req, fds)
+		closeAll(fds)
+		if hungUp {
+			return 0
+		}
 		if err := r.reply(rep); err != nil {
 			return fail(err)
 		}
@@ -160,12 +159,10 @@ func serveResident(execRoot string) int {
 			return fail(err)
 		}
 	}
-	return 0
 }
 
 type residentServer struct {
-	conn     *net.UnixConn
-	spawn    *spawner
+	fd       int // the socket to the caller
 	execRoot string
 	// rootMount is the mount ID of the exec root: a command that moved a
 	// folder leading to it, in /tmp, would leave the next without one.
@@ -174,39 +171,37 @@ type residentServer struct {
 	// stay mounted while consecutive commands write in the same folders,
 	// as those of one package do.
 	writable map[string]uint64
-	null     *os.File // the command's stdin
-}
-
-// residentMsg is one message read from the caller.
-type residentMsg struct {
-	req residentRequest
-	fds []int
-	err error
+	null     int // /dev/null, the command's stdin
+	buf, oob []byte
 }
 
 var errEOF = errors.New("caller hung up")
 
-func (r *residentServer) read(msgs chan<- residentMsg) {
-	buf := make([]byte, maxResidentMsg)
-	oob := make([]byte, unix.CmsgSpace(2*4))
+// read reads one message and the descriptors passed with it.
+func (r *residentServer) read() (residentRequest, []int, error) {
+	var req residentRequest
 	for {
-		n, oobn, _, _, err := r.conn.ReadMsgUnix(buf, oob)
+		n, oobn, _, _, err := unix.Recvmsg(r.fd, r.buf, r.oob, unix.MSG_CMSG_CLOEXEC)
+		if err == unix.EINTR {
+			continue
+		}
 		if err == nil && n == 0 {
 			err = errEOF
 		}
 		if err != nil {
-			msgs <- residentMsg{err: err}
-			close(msgs)
-			return
+			return req, nil, err
 		}
-		var m residentMsg
+		var fds []int
 		if oobn > 0 {
-			m.fds, m.err = parseRights(oob[:oobn])
+			if fds, err = parseRights(r.oob[:oobn]); err != nil {
+				return req, nil, err
+			}
 		}
-		if m.err == nil {
-			m.err = json.Unmarshal(buf[:n], &m.req)
+		if err := json.Unmarshal(r.buf[:n], &req); err != nil {
+			closeAll(fds)
+			return req, nil, err
 		}
-		msgs <- m
+		return req, fds, nil
 	}
 }
 
@@ -215,79 +210,89 @@ func (r *residentServer) reply(rep residentReply) error {
 	if err != nil {
 		return err
 	}
-	_, err = r.conn.Write(b)
-	return err
+	for {
+		_, err = unix.Write(r.fd, b)
+		if err != unix.EINTR {
+			return err
+		}
+	}
 }
 
-// run runs one command and says how it ended. Signal requests that arrive
-// meanwhile are applied to it.
-func (r *residentServer) run(req residentRequest, fds []int, msgs <-chan residentMsg) residentReply {
-	fd := func(i int) (uintptr, error) {
-		if i < 0 {
-			return 0, nil
-		}
-		if i >= len(fds) {
-			return 0, fmt.Errorf("descriptor %d was not passed", i)
-		}
-		return uintptr(fds[i]), nil
-	}
-	files := []uintptr{r.null.Fd(), r.null.Fd(), r.null.Fd()}
+// run runs one command and says how it ended, applying the signals asked
+// for meanwhile. hungUp says the caller went away, and the command with
+// everything else was killed.
+func (r *residentServer) run(req residentRequest, fds []int) (rep residentReply, hungUp bool) {
+	files := []uintptr{uintptr(r.null), uintptr(r.null), uintptr(r.null)}
 	for i, n := range []int{req.Stdout, req.Stderr} {
-		v, err := fd(n)
-		if err != nil {
-			return residentReply{Err: err.Error()}
+		if n < 0 {
+			continue
 		}
-		if n >= 0 {
-			files[i+1] = v
+		if n >= len(fds) {
+			return residentReply{Err: fmt.Sprintf("descriptor %d was not passed", n)}, false
 		}
+		files[i+1] = uintptr(fds[n])
 	}
-
+	if len(req.Argv) == 0 {
+		return residentReply{StartErr: "empty command line"}, false
+	}
 	if id, err := mountID(r.execRoot); err != nil || id != r.rootMount {
-		return residentReply{Err: "the exec root is no longer mounted"}
+		return residentReply{Err: "the exec root is no longer mounted"}, false
 	}
 	if err := r.setWritable(req.Writable); err != nil {
-		return residentReply{Err: err.Error()}
+		return residentReply{Err: err.Error()}, false
 	}
 
 	path, err := lookPath(req.Argv[0], envValue(req.Env, "PATH"), req.Dir)
 	if err != nil {
-		return residentReply{StartErr: err.Error()}
+		return residentReply{StartErr: err.Error()}, false
 	}
-	run, err := r.spawn.start(path, req.Argv, &syscall.ProcAttr{
+	pidfd := -1
+	pid, err := syscall.ForkExec(path, req.Argv, &syscall.ProcAttr{
 		Dir:   req.Dir,
 		Env:   req.Env,
 		Files: files,
-		Sys:   &syscall.SysProcAttr{Setsid: true},
+		Sys:   &syscall.SysProcAttr{Setsid: true, PidFD: &pidfd},
 	})
 	if err != nil {
-		return residentReply{StartErr: err.Error()}
+		return residentReply{StartErr: err.Error()}, false
 	}
-	var status unix.WaitStatus
-wait:
+	if pidfd < 0 {
+		// No pidfd (a kernel before 5.3): only the exit is waited for.
+		return residentReply{Status: int(reapUntil(pid))}, false
+	}
+	defer unix.Close(pidfd)
+	// Wait for the command's exit or a message: a signal to pass on, or
+	// the caller hanging up.
+	poll := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}, {Fd: int32(r.fd), Events: unix.POLLIN}}
 	for {
-		select {
-		case status = <-run.exited:
-			break wait
-		case m, ok := <-msgs:
-			if !ok || m.err != nil {
-				// The caller is gone: end the command with everything else.
-				_ = unix.Kill(-1, unix.SIGKILL)
-				<-run.exited
-				killAll()
-				return residentReply{Err: "caller hung up"}
-			}
-			closeAll(m.fds)
-			switch sig := unix.Signal(m.req.Signal); sig {
-			case unix.SIGKILL:
-				_ = unix.Kill(-1, unix.SIGKILL)
-			case 0:
-			default:
-				_ = unix.Kill(-run.pid, sig)
-			}
+		if _, err := unix.Poll(poll, -1); err != nil && err != unix.EINTR {
+			killAll()
+			return residentReply{Err: fmt.Sprintf("waiting for the command: %v", err)}, false
+		}
+		if poll[0].Revents != 0 {
+			break
+		}
+		if poll[1].Revents == 0 {
+			continue
+		}
+		m, mfds, err := r.read()
+		closeAll(mfds)
+		if err != nil {
+			// The caller is gone: end the command with everything else.
+			killAll()
+			return residentReply{}, true
+		}
+		switch sig := unix.Signal(m.Signal); sig {
+		case unix.SIGKILL:
+			_ = unix.Kill(-1, unix.SIGKILL)
+		case 0:
+		default:
+			_ = unix.Kill(-pid, sig)
 		}
 	}
+	status := reapUntil(pid)
 	killAll()
-	return residentReply{Status: int(status)}
+	return residentReply{Status: int(status)}, false
 }
 
 // clear empties /tmp (but the folders leading to the exec root) and
@@ -467,63 +472,12 @@ func bindWritable(p string) error {
 	return nil
 }
 
-// spawner starts commands from one OS thread that holds no capabilities:
-// a child inherits the credentials of the thread that forks it, and this
-// process keeps CAP_SYS_ADMIN on its other threads for its mounts. The
-// same thread then waits for the command, which spares a hand-over.
-type spawner struct {
-	reqs chan spawnReq
-}
-
-type spawnReq struct {
-	path    string
-	argv    []string
-	attr    *syscall.ProcAttr
-	started chan error
-	run     *spawned
-}
-
-// spawned is a started command: its PID, and its wait status once it exited.
-type spawned struct {
-	pid    int
-	exited chan unix.WaitStatus
-}
-
-func newSpawner() (*spawner, error) {
-	sp := &spawner{reqs: make(chan spawnReq)}
-	ready := make(chan error)
-	go func() {
-		// The thread stays locked for the life of the process: its
-		// credentials are no longer those of the others.
-		runtime.LockOSThread()
-		ready <- dropCapabilities()
-		for r := range sp.reqs {
-			pid, err := syscall.ForkExec(r.path, r.argv, r.attr)
-			r.run.pid = pid
-			r.started <- err
-			if err == nil {
-				r.run.exited <- reapUntil(pid)
-			}
-		}
-	}()
-	return sp, <-ready
-}
-
-// start starts the command; its exit status arrives on the result's exited.
-func (sp *spawner) start(path string, argv []string, attr *syscall.ProcAttr) (*spawned, error) {
-	run := &spawned{exited: make(chan unix.WaitStatus, 1)}
-	started := make(chan error, 1)
-	sp.reqs <- spawnReq{path, argv, attr, started, run}
-	if err := <-started; err != nil {
-		return nil, err
-	}
-	return run, nil
-}
-
-// dropCapabilities empties the calling thread's ambient, bounding,
-// inheritable, permitted and effective capability sets, so that nothing it
-// executes gains any, even as uid 0.
-func dropCapabilities() error {
+// dropInheritedCapabilities empties the calling thread's ambient, bounding
+// and inheritable capability sets and keeps its permitted and effective
+// ones: the thread still mounts, and nothing it executes gains any
+// capability, even as uid 0 (root's capabilities at exec are those of the
+// bounding set).
+func dropInheritedCapabilities() error {
 	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil {
 		return fmt.Errorf("clearing ambient capabilities: %w", err)
 	}
@@ -537,13 +491,18 @@ func dropCapabilities() error {
 	}
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("reading capabilities: %w", err)
+	}
+	data[0].Inheritable, data[1].Inheritable = 0, 0
 	if err := unix.Capset(&hdr, &data[0]); err != nil {
-		return fmt.Errorf("dropping capabilities: %w", err)
+		return fmt.Errorf("dropping inheritable capabilities: %w", err)
 	}
 	return nil
 }
 
-// parseRights returns the descriptors passed in the control messages.
+// parseRights returns the descriptors passed in the control messages
+// (received with MSG_CMSG_CLOEXEC).
 func parseRights(oob []byte) ([]int, error) {
 	cmsgs, err := unix.ParseSocketControlMessage(oob)
 	if err != nil {
@@ -557,9 +516,6 @@ func parseRights(oob []byte) ([]int, error) {
 			return nil, err
 		}
 		fds = append(fds, f...)
-	}
-	for _, fd := range fds {
-		unix.CloseOnExec(fd)
 	}
 	return fds, nil
 }
