@@ -88,44 +88,17 @@ func launchProcess(ctx context.Context, s Spec, l launch) (Result, error) {
 	out.started()
 	pgid := cmd.Process.Pid
 
-	// The watcher stops the group on cancellation or timeout. It signals the
-	// group only while the leader has not been reaped, so the group id cannot
-	// have been reused by then.
-	exited := make(chan struct{})
-	watcherDone := make(chan struct{})
-	var timedOut, cancelled bool
-	go func() {
-		defer close(watcherDone)
-		var timeout <-chan time.Time
-		if s.Timeout > 0 {
-			t := time.NewTimer(s.Timeout)
-			defer t.Stop()
-			timeout = t.C
-		}
-		select {
-		case <-exited:
-			return
-		case <-ctx.Done():
-			cancelled = true
-		case <-timeout:
-			timedOut = true
-		}
-		_ = unix.Kill(-pgid, unix.SIGTERM)
-		t := time.NewTimer(grace)
-		defer t.Stop()
-		select {
-		case <-exited:
-		case <-t.C:
-			_ = unix.Kill(-pgid, unix.SIGKILL)
-		}
-	}()
+	// The group is signalled only while the leader has not been reaped, so
+	// the group id cannot have been reused by then.
+	stopped := watchRun(ctx, s.Timeout, grace,
+		func() { _ = unix.Kill(-pgid, unix.SIGTERM) },
+		func() { _ = unix.Kill(-pgid, unix.SIGKILL) })
 
 	// Wait for the leader to exit without reaping it, kill what is left of
 	// its group, then reap it.
 	waitExit(pgid)
-	close(exited)
+	timedOut, cancelled := stopped()
 	_ = unix.Kill(-pgid, unix.SIGKILL)
-	<-watcherDone
 	werr := cmd.Wait()
 	dur := time.Since(start)
 	out.finish(grace)
@@ -147,6 +120,46 @@ func launchProcess(ctx context.Context, s Spec, l launch) (Result, error) {
 		return res, err
 	}
 	return res, nil
+}
+
+// watchRun stops a running command when ctx is done or the timeout (if
+// positive) passes: term, then kill once the grace time has passed too.
+// The returned function is called once the command has exited; it ends
+// the watch and says whether the command timed out or was cancelled.
+func watchRun(ctx context.Context, timeout, grace time.Duration, term, kill func()) (exited func() (timedOut, cancelled bool)) {
+	done := make(chan struct{})
+	watcherDone := make(chan struct{})
+	var timedOut, cancelled bool
+	go func() {
+		defer close(watcherDone)
+		var deadline <-chan time.Time
+		if timeout > 0 {
+			t := time.NewTimer(timeout)
+			defer t.Stop()
+			deadline = t.C
+		}
+		select {
+		case <-done:
+			return
+		case <-ctx.Done():
+			cancelled = true
+		case <-deadline:
+			timedOut = true
+		}
+		term()
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		select {
+		case <-done:
+		case <-t.C:
+			kill()
+		}
+	}()
+	return func() (bool, bool) {
+		close(done)
+		<-watcherDone
+		return timedOut, cancelled
+	}
 }
 
 // waitExit blocks until the process has exited, leaving it a zombie.

@@ -207,39 +207,13 @@ func (r *resident) run(ctx context.Context, s Spec, dir string, writable []strin
 	}
 	out.started()
 
-	// The watcher asks for the signals; the sandbox sends them, so a
-	// process that left the command's group is killed too.
-	exited := make(chan struct{})
-	watcherDone := make(chan struct{})
-	var timedOut, cancelled bool
-	go func() {
-		defer close(watcherDone)
-		var timeout <-chan time.Time
-		if s.Timeout > 0 {
-			t := time.NewTimer(s.Timeout)
-			defer t.Stop()
-			timeout = t.C
-		}
-		select {
-		case <-exited:
-			return
-		case <-ctx.Done():
-			cancelled = true
-		case <-timeout:
-			timedOut = true
-		}
-		_ = r.send(residentRequest{Signal: int(unix.SIGTERM)}, nil)
-		t := time.NewTimer(grace)
-		defer t.Stop()
-		select {
-		case <-exited:
-		case <-t.C:
-			_ = r.send(residentRequest{Signal: int(unix.SIGKILL)}, nil)
-		}
-	}()
+	// The sandbox sends the signals asked for: SIGKILL reaches every
+	// process of it, also those that left the command's group.
+	stopped := watchRun(ctx, s.Timeout, grace,
+		func() { _ = r.send(residentRequest{Signal: int(unix.SIGTERM)}, nil) },
+		func() { _ = r.send(residentRequest{Signal: int(unix.SIGKILL)}, nil) })
 	rep, err := r.readReply()
-	close(exited)
-	<-watcherDone
+	timedOut, cancelled := stopped()
 	dur := time.Since(start)
 	if err != nil {
 		r.stop()
