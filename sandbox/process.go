@@ -57,10 +57,7 @@ func launchProcess(ctx context.Context, s Spec, l launch) (Result, error) {
 		path = l.wrapper[0]
 		args = append(append([]string(nil), l.wrapper...), s.Argv...)
 	}
-	grace := s.Grace
-	if grace <= 0 {
-		grace = DefaultGrace
-	}
+	grace := s.grace()
 	out, err := openOutput(s)
 	if err != nil {
 		return Result{}, err

@@ -179,10 +179,7 @@ func (r *resident) run(ctx context.Context, s Spec, dir string, writable []strin
 		return Result{}, fmt.Errorf("%w: request of %d bytes", errResidentUnusable, len(b))
 	}
 	req.Stdout, req.Stderr = -1, -1
-	grace := s.Grace
-	if grace <= 0 {
-		grace = DefaultGrace
-	}
+	grace := s.grace()
 	out, err := openOutput(s)
 	if err != nil {
 		return Result{}, err

@@ -55,6 +55,14 @@ type Spec struct {
 	Stdout, Stderr io.Writer
 }
 
+// grace is Spec.Grace, or DefaultGrace when it is not set.
+func (s Spec) grace() time.Duration {
+	if s.Grace <= 0 {
+		return DefaultGrace
+	}
+	return s.Grace
+}
+
 // Result is how a command ended. A command that ran and failed is a Result,
 // not an error.
 type Result struct {
