@@ -14,6 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Linux runs each command with bubblewrap in new user, mount, PID, IPC,
@@ -39,8 +41,9 @@ type Linux struct {
 	bwrap    string
 	warnOnce sync.Once
 	// noResident is set once resident sandboxes failed (see runResident).
-	noResident   atomic.Bool
-	residentOnce sync.Once
+	noResident       atomic.Bool
+	residentFailures atomic.Int32 // in a row
+	residentOnce     sync.Once
 }
 
 // LinuxStatus says whether the linux strategy works on this machine.
@@ -114,8 +117,16 @@ func NewLinux(root string, hide ...string) (*Linux, error) {
 	if st.Err != nil {
 		return nil, &UnavailableError{Strategy: "linux", Reason: st.Err}
 	}
+	inheritedOnce.Do(func() {
+		// Descriptors this process inherited without close-on-exec (a
+		// shell's, a make jobserver's) would pass through bwrap into every
+		// command; os/exec only chooses what goes to descriptors 0 to 2.
+		_ = unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
+	})
 	return &Linux{Root: root, Hide: hide, bwrap: st.Bwrap}, nil
 }
+
+var inheritedOnce sync.Once
 
 // Name returns "linux".
 func (*Linux) Name() string { return "linux" }
@@ -216,8 +227,8 @@ func (l *Linux) Run(ctx context.Context, s Spec) (Result, error) {
 
 // runResident runs s in the slot's resident sandbox, starting one when the
 // slot has none, or one made for other folders. An error wrapping
-// errResidentUnusable means that s did not run; when the resident sandbox
-// failed, rather than s, none is used from then on.
+// errResidentUnusable means that s did not run; after resident sandboxes
+// failed three times in a row, none is used from then on.
 func (l *Linux) runResident(ctx context.Context, s Spec, t *slot, execRoot string, hide []string) (Result, error) {
 	key := execRoot + "\x00" + strings.Join(hide, "\x00")
 	if t.resident != nil && (t.resident.key != key || t.resident.done()) {
@@ -242,7 +253,13 @@ func (l *Linux) runResident(ctx context.Context, s Spec, t *slot, execRoot strin
 	res, err := t.resident.run(ctx, s, execRoot, writable)
 	if errors.Is(err, errResidentUnusable) && t.resident.done() {
 		t.stopResident()
-		l.giveUpResident(err)
+		// One failure may be an action's doing; failures in a row are the
+		// machine's.
+		if l.residentFailures.Add(1) >= 3 {
+			l.giveUpResident(err)
+		}
+	} else {
+		l.residentFailures.Store(0)
 	}
 	return res, err
 }

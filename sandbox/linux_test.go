@@ -489,3 +489,92 @@ func TestLinuxResidentReplacedOutputFolder(t *testing.T) {
 		}
 	})
 }
+
+// Nothing an action changes reaches the next action of its slot: each
+// case's first command changes some state, the second prints "clean"
+// only when it finds none of it, then writes its output. (Found by review
+// of the resident sandbox; a bwrap per command passes them trivially.)
+func TestLinuxNothingReachesTheNextAction(t *testing.T) {
+	const py = `python3 -c '
+import ctypes, sys
+libc = ctypes.CDLL(None, use_errno=True)
+rt = ctypes.CDLL("librt.so.1", use_errno=True)
+%s'`
+	for _, c := range []struct{ name, change, check string }{{
+		name:   "file size limit of PID 1",
+		change: `prlimit --pid 1 --fsize=10:10`,
+		check:  `test "$(ulimit -f)" = unlimited && echo clean`,
+	}, {
+		name:   "open files limit of PID 1",
+		change: `prlimit --pid 1 --nofile=4:4`,
+		check:  `test "$(ulimit -Hn)" -gt 4 && echo clean`,
+	}, {
+		name:   "mode of /tmp and /dev/shm",
+		change: `chmod 555 /tmp /dev/shm`,
+		check:  `echo x >/tmp/y && echo x >/dev/shm/y && echo clean`,
+	}, {
+		name:   "files in /tmp and /dev/shm",
+		change: `mkdir -p /tmp/a/b && echo x >/tmp/a/b/c && echo x >/dev/shm/d && echo x >"$(dirname "$PWD")/e"`,
+		check:  `! test -e /tmp/a && test -z "$(ls -A /dev/shm)" && ! test -e "$(dirname "$PWD")/e" && echo clean`,
+	}, {
+		name:   "folder leading to the exec root moved",
+		change: `first=/tmp/$(echo "$PWD" | cut -d/ -f3) && mv "$first" /tmp/moved`,
+		check:  `test -d "$PWD" && ! test -e /tmp/moved && echo clean`,
+	}, {
+		name: "POSIX message queue",
+		change: fmt.Sprintf(py, `fd = rt.mq_open(b"/leak", 0o102, 0o600, None)
+sys.exit(fd < 0 or rt.mq_send(fd, b"secret", 6, 0) != 0)`),
+		check: fmt.Sprintf(py, `sys.exit(rt.mq_open(b"/leak", 0o2) >= 0)`) + ` && echo clean`,
+	}, {
+		name: "System V shared memory",
+		change: fmt.Sprintf(py, `sys.exit(libc.shmget(1234, 4096, 0o1600) < 0)`),
+		check:  `! grep -q 1234 /proc/sysvipc/shm && echo clean`,
+	}, {
+		name: "user keyring",
+		// add_key(2) is system call 248, keyctl(2) 250 (KEYCTL_SEARCH is 10); -4 is the user keyring.
+		change: fmt.Sprintf(py, `sys.exit(libc.syscall(248, b"user", b"leak", b"secret", 6, ctypes.c_long(-4)) < 0)`),
+		check:  fmt.Sprintf(py, `sys.exit(libc.syscall(250, 10, ctypes.c_long(-4), b"user", b"leak", 0) >= 0)`) + ` && echo clean`,
+	}} {
+		t.Run(c.name, func(t *testing.T) {
+			bothWays(t, func(t *testing.T, l *Linux, root, _ string) {
+				s := Spec{ExecRoot: root, Outputs: []string{"out/o"}}
+				res, out := runLinux(t, l, s, c.change+" && echo changed >out/o")
+				if !res.Success() {
+					t.Fatalf("changing: got %+v, output:\n%s", res, out)
+				}
+				for i := 0; i < 2; i++ {
+					res, out = runLinux(t, l, s, c.check+"; echo x >out/o")
+					if !res.Success() || !strings.Contains(out, "clean") {
+						t.Errorf("action %d after the change: got %+v, output:\n%s", i+1, res, out)
+					}
+				}
+			})
+		})
+	}
+}
+
+// The commands see no descriptor but their standard ones: not the
+// resident sandbox's socket, nor the binary it was started from.
+func TestLinuxOnlyStandardDescriptors(t *testing.T) {
+	bothWays(t, func(t *testing.T, l *Linux, root, _ string) {
+		res, out := runLinux(t, l, Spec{ExecRoot: root}, `ls /proc/self/fd`)
+		// ls sees 0, 1, 2 and the folder it reads (3).
+		if !res.Success() || strings.Fields(out)[len(strings.Fields(out))-1] != "3" || len(strings.Fields(out)) != 4 {
+			t.Errorf("got %+v, descriptors:\n%s", res, out)
+		}
+	})
+}
+
+// A command that cannot be found is a StartError, however long the PATH
+// that was searched.
+func TestLinuxLongStartError(t *testing.T) {
+	bothWays(t, func(t *testing.T, l *Linux, root, _ string) {
+		env := hostEnv()
+		env["PATH"] = strings.Repeat("/nonexistent/dir", 400) + ":" + env["PATH"]
+		_, err := l.Run(context.Background(), Spec{ExecRoot: root, Env: env, Argv: []string{"no-such-tool"}})
+		var se *StartError
+		if !errors.As(err, &se) {
+			t.Errorf("got %v, want a StartError", err)
+		}
+	})
+}

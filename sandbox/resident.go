@@ -47,6 +47,7 @@ type resident struct {
 	stderr bytes.Buffer // bwrap's and the server's complaints
 	exited chan struct{}
 	wmu    sync.Mutex // the action's request against the watcher's signals
+	buf    []byte     // for replies
 }
 
 // startResident starts bwrap with the given arguments (ending in "--")
@@ -150,8 +151,10 @@ func (r *resident) send(req residentRequest, fds []int) error {
 }
 
 func (r *resident) readReply() (residentReply, error) {
-	buf := make([]byte, 4<<10) // replies are short
-	n, err := r.conn.Read(buf)
+	if r.buf == nil {
+		r.buf = make([]byte, maxResidentMsg)
+	}
+	n, err := r.conn.Read(r.buf)
 	if err == nil && n == 0 {
 		err = errors.New("the resident sandbox hung up")
 	}
@@ -159,7 +162,7 @@ func (r *resident) readReply() (residentReply, error) {
 		return residentReply{}, err
 	}
 	var rep residentReply
-	err = json.Unmarshal(buf[:n], &rep)
+	err = json.Unmarshal(r.buf[:n], &rep)
 	return rep, err
 }
 
@@ -173,12 +176,11 @@ func (r *resident) run(ctx context.Context, s Spec, dir string, writable []strin
 		return Result{}, &StartError{Path: "", Err: errors.New("empty command line")}
 	}
 	req := residentRequest{Argv: s.Argv, Env: envList(s.Env), Dir: dir, Writable: writable, Stdout: -1, Stderr: -1}
-	// The largest a request gets by naming its descriptors.
-	req.Stdout, req.Stderr = 1, 1
+	// Checked before the output is opened; naming descriptors (0, 1)
+	// instead of none (-1) only shortens it.
 	if b, _ := json.Marshal(req); len(b) > maxResidentMsg {
 		return Result{}, fmt.Errorf("%w: request of %d bytes", errResidentUnusable, len(b))
 	}
-	req.Stdout, req.Stderr = -1, -1
 	grace := s.grace()
 	out, err := openOutput(s)
 	if err != nil {
@@ -220,10 +222,13 @@ func (r *resident) run(ctx context.Context, s Spec, dir string, writable []strin
 		return Result{}, fmt.Errorf("linux sandbox: %v%s", err, r.complaint())
 	}
 	if rep.Err != "" {
-		// The server exits after a failed step, or retired after the last
-		// command; this one did not run.
+		// The server exits after a failed step; the command did not run.
 		r.stop()
 		return Result{}, fmt.Errorf("%w: %s", errResidentUnusable, rep.Err)
+	}
+	if rep.Retire {
+		// The command ran; the next one gets a new sandbox.
+		r.stop()
 	}
 	if rep.StartErr != "" {
 		return Result{}, &StartError{Path: s.Argv[0], Err: errors.New(rep.StartErr)}

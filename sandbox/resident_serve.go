@@ -9,8 +9,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
-	"strconv"
-	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -60,10 +58,9 @@ type (
 		// StartErr says the command could not be started; Err that the
 		// sandbox failed before it could start it.
 		StartErr, Err string `json:",omitempty"`
-		// Retired says the sandbox could not be made ready for another
-		// command after the last: the request this message answers did
-		// not run.
-		Retired bool `json:",omitempty"`
+		// Retire says the command ran but the sandbox cannot serve
+		// another: it exits after this reply.
+		Retire bool `json:",omitempty"`
 	}
 )
 
@@ -98,7 +95,11 @@ func serveResident(execRoot string) int {
 	if err := dropInheritedCapabilities(); err != nil {
 		return fail(err)
 	}
-	unix.CloseOnExec(residentFD)
+	// Nothing this process inherited (the socket, the binary it was
+	// started from) may reach the commands.
+	if err := unix.CloseRange(residentFD, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		return fail(fmt.Errorf("marking descriptors close-on-exec: %w", err))
+	}
 	// Commands run as this user: they must not reach into this process
 	// (ptrace, /proc/1/mem), nor stop it with a signal (PID 1 gets only the
 	// signals it handles).
@@ -120,6 +121,25 @@ func serveResident(execRoot string) int {
 		return fail(err)
 	}
 	if r.null, err = unix.Open(os.DevNull, unix.O_RDWR|unix.O_CLOEXEC, 0); err != nil {
+		return fail(err)
+	}
+	if underAny(execRoot, []string{"/tmp"}) {
+		// A fresh /tmp covers the exec root bwrap mounted in the first;
+		// this descriptor of it lets it be mounted again.
+		if r.execRootFD, err = unix.Open(execRoot, unix.O_PATH|unix.O_CLOEXEC, 0); err != nil {
+			return fail(err)
+		}
+		for d := filepath.Dir(execRoot); d != "/"; d = filepath.Dir(d) {
+			r.tmpDirs = append(r.tmpDirs, d)
+		}
+	} else {
+		r.tmpDirs = []string{"/tmp"}
+	}
+	r.tmpDirs = append(r.tmpDirs, "/dev/shm")
+	if r.marks, err = changeMarks(r.tmpDirs); err != nil {
+		return fail(err)
+	}
+	if r.pid1, err = pid1State(); err != nil {
 		return fail(err)
 	}
 	if err := r.reply(residentReply{Ready: true}); err != nil {
@@ -145,18 +165,10 @@ func serveResident(execRoot string) int {
 		if err := r.reply(rep); err != nil {
 			return fail(err)
 		}
-		if rep.Err != "" {
+		if rep.Err != "" || rep.Retire {
 			// The namespace may hold what the failed step left; a fresh
 			// sandbox replaces this one.
 			return 2
-		}
-		// The next command gets an empty /tmp and /dev/shm and no IPC
-		// objects; the caller collects the outputs meanwhile.
-		if err := r.clear(); err != nil {
-			// The caller reads this instead of the reply to its next
-			// request, which is never run.
-			_ = r.reply(residentReply{Err: "retired: " + err.Error(), Retired: true})
-			return fail(err)
 		}
 	}
 }
@@ -173,6 +185,22 @@ type residentServer struct {
 	writable map[string]uint64
 	null     int // /dev/null, the command's stdin
 	buf, oob []byte
+
+	// tmpDirs are the writable tmpfs folders a command may change: /tmp
+	// (or, when the exec root is inside it, the folders leading to it)
+	// and /dev/shm. marks are their change times when the last command
+	// started: a command that created, removed, renamed or changed
+	// anything in them, or their mode, changed those.
+	tmpDirs []string
+	marks   []unix.StatxTimestamp
+	// execRootFD, when positive, is the exec root under /tmp, to mount
+	// again in a fresh /tmp; freshTmp and freshShm say the current /tmp
+	// and /dev/shm are such fresh mounts over bwrap's.
+	execRootFD         int
+	freshTmp, freshShm bool
+	// pid1 is what a command may change of this process that its
+	// successors would inherit.
+	pid1 processState
 }
 
 var errEOF = errors.New("caller hung up")
@@ -251,14 +279,18 @@ func (r *residentServer) run(req residentRequest, fds []int) (rep residentReply,
 		Dir:   req.Dir,
 		Env:   req.Env,
 		Files: files,
-		Sys:   &syscall.SysProcAttr{Setsid: true, PidFD: &pidfd},
+		// An IPC namespace of its own: System V objects and POSIX message
+		// queues go with it. This thread may still create namespaces.
+		Sys: &syscall.SysProcAttr{Setsid: true, PidFD: &pidfd, Cloneflags: unix.CLONE_NEWIPC},
 	})
 	if err != nil {
 		return residentReply{StartErr: err.Error()}, false
 	}
 	if pidfd < 0 {
-		// No pidfd (a kernel before 5.3): only the exit is waited for.
-		return residentReply{Status: int(reapUntil(pid))}, false
+		// Without a pidfd (kernels before 5.3) signal requests could not
+		// be waited for together with the exit.
+		killAll()
+		return residentReply{Err: "the kernel gives no pidfd"}, false
 	}
 	defer unix.Close(pidfd)
 	// Wait for the command's exit or a message: a signal to pass on, or
@@ -266,8 +298,9 @@ func (r *residentServer) run(req residentRequest, fds []int) (rep residentReply,
 	poll := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}, {Fd: int32(r.fd), Events: unix.POLLIN}}
 	for {
 		if _, err := unix.Poll(poll, -1); err != nil && err != unix.EINTR {
-			killAll()
-			return residentReply{Err: fmt.Sprintf("waiting for the command: %v", err)}, false
+			fmt.Fprintf(os.Stderr, "hepbuild resident sandbox: waiting for the command: %v\n", err)
+			_ = unix.Kill(-1, unix.SIGKILL)
+			break
 		}
 		if poll[0].Revents != 0 {
 			break
@@ -292,19 +325,15 @@ func (r *residentServer) run(req residentRequest, fds []int) (rep residentReply,
 	}
 	status := reapUntil(pid)
 	killAll()
-	return residentReply{Status: int(status)}, false
-}
-
-// clear empties /tmp (but the folders leading to the exec root) and
-// /dev/shm, and removes the IPC objects: nothing runs that could write to
-// them.
-func (r *residentServer) clear() error {
-	for _, dir := range []string{"/tmp", "/dev/shm"} {
-		if err := clearExcept(dir, r.execRoot); err != nil {
-			return fmt.Errorf("clearing %s: %w", dir, err)
-		}
+	rep = residentReply{Status: int(status)}
+	// What the command changed that the next would see is undone, or
+	// this sandbox retires; either way before the caller hears of the
+	// end, so the cost is this command's.
+	if err := r.reset(); err != nil {
+		fmt.Fprintf(os.Stderr, "hepbuild resident sandbox: %v\n", err)
+		rep.Retire = true
 	}
-	return clearIPC()
+	return rep, false
 }
 
 // setWritable makes exactly the given folders writable: binds that are
@@ -358,59 +387,141 @@ func mountID(p string) (uint64, error) {
 	return st.Mnt_id, nil
 }
 
-// clearIPC removes the System V shared memory segments, semaphore sets
-// and message queues of the sandbox's IPC namespace, which outlive the
-// processes that made them.
-func clearIPC() error {
-	for _, k := range []struct {
-		file string
-		ctl  uintptr
-	}{{"shm", unix.SYS_SHMCTL}, {"sem", unix.SYS_SEMCTL}, {"msg", unix.SYS_MSGCTL}} {
-		b, err := os.ReadFile("/proc/sysvipc/" + k.file)
-		if err != nil {
-			return fmt.Errorf("listing IPC objects: %w", err)
-		}
-		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-		for _, line := range lines[1:] { // after the header
-			f := strings.Fields(line)
-			if len(f) < 2 {
-				continue
-			}
-			id, err := strconv.Atoi(f[1])
-			if err != nil {
-				continue
-			}
-			const ipcRMID = 0
-			if _, _, e := unix.Syscall(k.ctl, uintptr(id), ipcRMID, 0); e != 0 && e != unix.EINVAL && e != unix.EIDRM {
-				return fmt.Errorf("removing IPC object %s %d: %w", k.file, id, e)
+// reset undoes what the last command changed that the next would see:
+// /tmp and /dev/shm it touched are replaced by empty ones, and keys it
+// added to the user's keyrings are dropped. What it changed of this
+// process (resource limits, its OOM score) cannot all be undone without
+// privileges, and is an error.
+func (r *residentServer) reset() error {
+	now, err := changeMarks(r.tmpDirs)
+	if err != nil {
+		return err
+	}
+	tmp, shm := false, false
+	for i, d := range r.tmpDirs {
+		if now[i] != r.marks[i] {
+			if d == "/dev/shm" {
+				shm = true
+			} else {
+				tmp = true
 			}
 		}
+	}
+	if tmp {
+		if err := r.freshTmpfs("/tmp", &r.freshTmp); err != nil {
+			return err
+		}
+		if r.execRootFD > 0 {
+			if err := r.remountExecRoot(); err != nil {
+				return err
+			}
+		}
+		// The writable binds went with the old /tmp when the exec root is
+		// in it; otherwise they are kept.
+		for p, id := range r.writable {
+			if now, err := mountID(p); err != nil || now != id {
+				delete(r.writable, p)
+			}
+		}
+	}
+	if shm {
+		if err := r.freshTmpfs("/dev/shm", &r.freshShm); err != nil {
+			return err
+		}
+	}
+	if tmp || shm {
+		if r.marks, err = changeMarks(r.tmpDirs); err != nil {
+			return err
+		}
+	}
+	for _, ring := range []int{unix.KEY_SPEC_USER_KEYRING, unix.KEY_SPEC_USER_SESSION_KEYRING} {
+		if _, err := unix.KeyctlInt(unix.KEYCTL_CLEAR, ring, 0, 0, 0); err != nil {
+			return fmt.Errorf("clearing the keyring: %w", err)
+		}
+	}
+	st, err := pid1State()
+	if err != nil {
+		return err
+	}
+	if st != r.pid1 {
+		return errors.New("a command changed the resource limits or the OOM score of PID 1")
 	}
 	return nil
 }
 
-// clearExcept removes everything inside dir but the folders leading to
-// keep, and what keep holds.
-func clearExcept(dir, keep string) error {
-	entries, err := os.ReadDir(dir)
+// freshTmpfs mounts an empty tmpfs on dir, over bwrap's; one mounted
+// earlier (*fresh) is detached first, so that they do not pile up.
+func (r *residentServer) freshTmpfs(dir string, fresh *bool) error {
+	if *fresh {
+		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
+			return fmt.Errorf("unmounting %s: %w", dir, err)
+		}
+		*fresh = false
+	}
+	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755"); err != nil {
+		return fmt.Errorf("mounting %s: %w", dir, err)
+	}
+	*fresh = true
+	return nil
+}
+
+// remountExecRoot shows the exec root at its path again, read-only, in a
+// fresh /tmp.
+func (r *residentServer) remountExecRoot() error {
+	if err := os.MkdirAll(r.execRoot, 0o755); err != nil {
+		return fmt.Errorf("mounting the exec root: %w", err)
+	}
+	src := fmt.Sprintf("/proc/self/fd/%d", r.execRootFD)
+	if err := unix.Mount(src, r.execRoot, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("mounting the exec root: %w", err)
+	}
+	if err := remount(r.execRoot, unix.MS_RDONLY); err != nil {
+		return err
+	}
+	id, err := mountID(r.execRoot)
 	if err != nil {
 		return err
 	}
-	for _, e := range entries {
-		p := filepath.Join(dir, e.Name())
-		switch {
-		case p == keep:
-		case e.IsDir() && underAny(keep, []string{p}):
-			if err := clearExcept(p, keep); err != nil {
-				return err
-			}
-		default:
-			if err := removeAll(p); err != nil {
-				return err
-			}
+	r.rootMount = id
+	return nil
+}
+
+// changeMarks are the change times of the folders; a folder that is gone
+// (moved, removed) has a zero one.
+func changeMarks(dirs []string) ([]unix.StatxTimestamp, error) {
+	marks := make([]unix.StatxTimestamp, len(dirs))
+	for i, d := range dirs {
+		var st unix.Statx_t
+		err := unix.Statx(unix.AT_FDCWD, d, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_CTIME, &st)
+		if err == nil {
+			marks[i] = st.Ctime
+		} else if !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ENOTDIR) {
+			return nil, err
 		}
 	}
-	return nil
+	return marks, nil
+}
+
+// processState is what a command running as the same user may change of
+// PID 1, and that PID 1's later children would inherit.
+type processState struct {
+	limits   [unix.RLIMIT_RTTIME + 1]unix.Rlimit
+	oomScore string
+}
+
+func pid1State() (processState, error) {
+	var st processState
+	for res := range st.limits {
+		if err := unix.Prlimit(0, res, nil, &st.limits[res]); err != nil {
+			return st, fmt.Errorf("reading resource limit %d: %w", res, err)
+		}
+	}
+	b, err := os.ReadFile("/proc/self/oom_score_adj")
+	if err != nil {
+		return st, err
+	}
+	st.oomScore = string(b)
+	return st, nil
 }
 
 // killAll kills every process of the namespace but this one and reaps them.
