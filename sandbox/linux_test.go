@@ -526,7 +526,7 @@ rt = ctypes.CDLL("librt.so.1", use_errno=True)
 sys.exit(fd < 0 or rt.mq_send(fd, b"secret", 6, 0) != 0)`),
 		check: fmt.Sprintf(py, `sys.exit(rt.mq_open(b"/leak", 0o2) >= 0)`) + ` && echo clean`,
 	}, {
-		name: "System V shared memory",
+		name:   "System V shared memory",
 		change: fmt.Sprintf(py, `sys.exit(libc.shmget(1234, 4096, 0o1600) < 0)`),
 		check:  `! grep -q 1234 /proc/sysvipc/shm && echo clean`,
 	}, {
