@@ -14,14 +14,24 @@ import (
 
 // configured is an analysed target: its providers and default outputs.
 type configured struct {
-	label       graph.Label
 	target      *graph.Target
 	providers   map[*Provider]*ProviderInstance
 	files       []*File // DefaultInfo files, flattened
 	executable  *File
 	env         *exec.Environment // set for environment() targets
 	predeclared []*File           // outputs declared in the BUILD file (outs, attr.output, rule outputs)
-	value       *TargetValue
+	value       *TargetValue      // made by targetValue
+}
+
+func (c *configured) label() graph.Label { return c.target.Label }
+
+// targetValue is the target as rule code sees it, made on first use: most
+// targets are never seen by rule code, only by native rules.
+func (c *configured) targetValue() *TargetValue {
+	if c.value == nil {
+		c.value = &TargetValue{c: c}
+	}
+	return c.value
 }
 
 // analyzer runs rule implementations. One analyzer serves one Analyze call
@@ -122,16 +132,15 @@ func (a *analyzer) configure(lbl graph.Label, from *graph.Target) (*configured, 
 			}
 		}
 		if f == nil {
-			return nil, &Error{Pos: gen.target.Pos, Target: gen.label, Msg: fmt.Sprintf("declared output %s is not produced by any action of the rule", lbl.Name)}
+			return nil, &Error{Pos: gen.target.Pos, Target: gen.label(), Msg: fmt.Sprintf("declared output %s is not produced by any action of the rule", lbl.Name)}
 		}
-		c = &configured{label: lbl, target: t, files: []*File{f}}
+		c = &configured{target: t, files: []*File{f}}
 	default:
 		c, err = a.configureRule(t)
 	}
 	if err != nil {
 		return nil, err
 	}
-	c.value = &TargetValue{c: c}
 	a.done[lbl] = c
 	return c, nil
 }
@@ -180,7 +189,7 @@ func (a *analyzer) configureSource(t *graph.Target, from *graph.Target) (*config
 		a.srcExists[rel] = mode
 	}
 	f := &File{art: sourceArtifact(t.Label, mode.IsDir()), owner: t.Label}
-	c := &configured{label: t.Label, target: t, files: []*File{f}}
+	c := &configured{target: t, files: []*File{f}}
 	if mode&0o111 != 0 && !mode.IsDir() {
 		c.executable = f
 	}
@@ -188,12 +197,18 @@ func (a *analyzer) configureSource(t *graph.Target, from *graph.Target) (*config
 }
 
 func (a *analyzer) configureRule(t *graph.Target) (*configured, error) {
-	r := a.l.rule(t.Label)
-	if r == nil {
-		return nil, &Error{Pos: t.Pos, Target: t.Label, Msg: "internal error: rule instance not recorded"}
+	class := a.l.ruleClassOf(t)
+	if class == nil {
+		return nil, &Error{Pos: t.Pos, Target: t.Label, Msg: "internal error: rule class not recorded"}
 	}
-	deps := map[graph.Label]*configured{}
-	for _, at := range t.Attrs {
+	r := &ruleInstance{target: t, class: class}
+	// Native rules find their dependencies in a.done; only rule
+	// implementations need them by label.
+	var deps map[graph.Label]*configured
+	if r.class.native == nil {
+		deps = map[graph.Label]*configured{}
+	}
+	for at := range t.AllAttrs() {
 		var ls []graph.Label
 		switch v := at.Value.(type) {
 		case graph.Label:
@@ -204,6 +219,9 @@ func (a *analyzer) configureRule(t *graph.Target) (*configured, error) {
 			if at.Type == graph.AttrLabelList {
 				ls = v
 			}
+		}
+		if len(ls) == 0 {
+			continue
 		}
 		spec := r.class.attrs[at.Name]
 		for _, dl := range ls {
@@ -217,7 +235,9 @@ func (a *analyzer) configureRule(t *graph.Target) (*configured, error) {
 			if msg := attrString(dc.target, "deprecation"); msg != "" && dc.target.IsRule() {
 				fmt.Fprintf(a.l.stderr, "WARNING: %s: %s depends on deprecated %s: %s\n", t.Pos, t.Label, dl, msg)
 			}
-			deps[dl] = dc
+			if deps != nil {
+				deps[dl] = dc
+			}
 		}
 	}
 	if r.class.native != nil {
@@ -234,7 +254,7 @@ func (a *analyzer) configureRule(t *graph.Target) (*configured, error) {
 func checkDep(t *graph.Target, attr string, spec *attrSpec, dc *configured) error {
 	isFile := !dc.target.IsRule()
 	if isFile && !spec.allowFiles && !spec.allowSingleFile {
-		return &Error{Pos: t.Pos, Target: t.Label, Msg: fmt.Sprintf("attribute %s: %s is a file, but the attribute does not accept files (allow_files)", attr, dc.label)}
+		return &Error{Pos: t.Pos, Target: t.Label, Msg: fmt.Sprintf("attribute %s: %s is a file, but the attribute does not accept files (allow_files)", attr, dc.label())}
 	}
 	if len(spec.allowedExts) > 0 {
 		for _, f := range dc.files {
@@ -250,20 +270,20 @@ func checkDep(t *graph.Target, attr string, spec *attrSpec, dc *configured) erro
 		}
 	}
 	if spec.allowSingleFile && len(dc.files) != 1 {
-		return &Error{Pos: t.Pos, Target: t.Label, Msg: fmt.Sprintf("attribute %s: %s must produce exactly one file, it produces %d", attr, dc.label, len(dc.files))}
+		return &Error{Pos: t.Pos, Target: t.Label, Msg: fmt.Sprintf("attribute %s: %s must produce exactly one file, it produces %d", attr, dc.label(), len(dc.files))}
 	}
 	if spec.executable && dc.executable == nil {
 		if len(dc.files) == 1 && !dc.target.IsRule() {
 			dc.executable = dc.files[0]
 		} else {
-			return &Error{Pos: t.Pos, Target: t.Label, Msg: fmt.Sprintf("attribute %s: %s is not executable", attr, dc.label)}
+			return &Error{Pos: t.Pos, Target: t.Label, Msg: fmt.Sprintf("attribute %s: %s is not executable", attr, dc.label())}
 		}
 	}
 	for _, p := range spec.providers {
 		// Native rules make DefaultInfo on demand (TargetValue.Get) rather
 		// than keep one per target: every target provides it.
 		if _, ok := dc.providers[p]; !ok && p != defaultInfo {
-			return &Error{Pos: t.Pos, Target: t.Label, Msg: fmt.Sprintf("attribute %s: %s does not provide %s", attr, dc.label, p.Name())}
+			return &Error{Pos: t.Pos, Target: t.Label, Msg: fmt.Sprintf("attribute %s: %s does not provide %s", attr, dc.label(), p.Name())}
 		}
 	}
 	return nil

@@ -37,7 +37,6 @@ type Loader struct {
 	mu       sync.Mutex
 	modules  map[graph.Label]*loadEntry
 	packages map[string]*pkgEntry
-	rules    map[graph.Label]*ruleInstance
 	files    map[graph.Label]*graph.Target // source files of other packages resolved on demand
 
 	depMu sync.Mutex
@@ -58,9 +57,10 @@ type loadEntry struct {
 }
 
 type pkgEntry struct {
-	ready chan struct{}
-	pkg   *graph.Package
-	err   error
+	ready   chan struct{}
+	pkg     *graph.Package
+	classes map[string]*ruleClass // rule class of each rule target, by name
+	err     error
 }
 
 // NewLoader returns a loader for the workspace at root (the folder holding WORKSPACE.hep).
@@ -74,7 +74,6 @@ func NewLoader(root string, stderr io.Writer) (*Loader, error) {
 		stderr:   stderr,
 		modules:  map[graph.Label]*loadEntry{},
 		packages: map[string]*pkgEntry{},
-		rules:    map[graph.Label]*ruleInstance{},
 		files:    map[graph.Label]*graph.Target{},
 		deps:     map[string]struct{}{},
 	}
@@ -183,7 +182,7 @@ func (l *Loader) Package(repo, pkg string) (*graph.Package, error) {
 	e = &pkgEntry{ready: make(chan struct{})}
 	l.packages[key] = e
 	l.mu.Unlock()
-	e.pkg, e.err = l.loadPackage(repo, pkg)
+	e.pkg, e.classes, e.err = l.loadPackage(repo, pkg)
 	close(e.ready)
 	return e.pkg, e.err
 }
@@ -200,18 +199,18 @@ func (l *Loader) buildFile(pkg string) string {
 	return ""
 }
 
-func (l *Loader) loadPackage(repo, pkg string) (*graph.Package, error) {
+func (l *Loader) loadPackage(repo, pkg string) (*graph.Package, map[string]*ruleClass, error) {
 	if repo != "" {
-		return nil, &graph.NoSuchPackageError{Pkg: "@" + repo + "//" + pkg + " (repository @" + repo + " holds rule files only)"}
+		return nil, nil, &graph.NoSuchPackageError{Pkg: "@" + repo + "//" + pkg + " (repository @" + repo + " holds rule files only)"}
 	}
 	bf := l.buildFile(pkg)
 	if bf == "" {
-		return nil, &graph.NoSuchPackageError{Pkg: pkg, Suggestion: l.suggestPackage(pkg)}
+		return nil, nil, &graph.NoSuchPackageError{Pkg: pkg, Suggestion: l.suggestPackage(pkg)}
 	}
 	l.depend(bf)
 	src, err := os.ReadFile(filepath.Join(l.root, filepath.FromSlash(bf)))
 	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", bf, err)
+		return nil, nil, fmt.Errorf("reading %s: %w", bf, err)
 	}
 	fileLabel := graph.Label{Pkg: pkg, Name: path.Base(bf)}
 	entry := &loadEntry{label: fileLabel, ready: make(chan struct{})}
@@ -221,21 +220,16 @@ func (l *Loader) loadPackage(repo, pkg string) (*graph.Package, error) {
 	_, err = starlark.ExecFileOptions(fileOptions, thread, bf, src, buildPredeclared)
 	close(entry.ready)
 	if err != nil {
-		return nil, formatError(err)
+		return nil, nil, formatError(err)
 	}
 	p, err := b.finish(entry.loads)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for _, f := range p.ReadFiles {
 		l.depend(f)
 	}
-	l.mu.Lock()
-	for lbl, r := range b.rules {
-		l.rules[lbl] = r
-	}
-	l.mu.Unlock()
-	return p, nil
+	return p, b.classes, nil
 }
 
 // loadFromThread implements load(): module is a label, relative to the
@@ -476,8 +470,15 @@ func (l *Loader) subpackageOf(lbl graph.Label) string {
 	return ""
 }
 
-func (l *Loader) rule(lbl graph.Label) *ruleInstance {
+// ruleClassOf returns the class of the rule target t of a loaded package,
+// or nil.
+func (l *Loader) ruleClassOf(t *graph.Target) *ruleClass {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.rules[lbl]
+	e := l.packages[t.Label.Repo+"//"+t.Label.Pkg]
+	l.mu.Unlock()
+	if e == nil {
+		return nil
+	}
+	<-e.ready
+	return e.classes[t.Label.Name]
 }

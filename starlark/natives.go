@@ -103,7 +103,7 @@ func analyzeFilegroup(a *analyzer, r *ruleInstance) (*configured, error) {
 			}
 		}
 	}
-	c := &configured{label: t.Label, target: t, files: files}
+	c := &configured{target: t, files: files}
 	if len(files) == 1 {
 		c.executable = a.done[attrLabels(t, "srcs")[0]].executable
 	}
@@ -158,7 +158,7 @@ func analyzeEnvironment(a *analyzer, r *ruleInstance) (*configured, error) {
 	case kind == "cmssw" && (env.Params["release"] == "" || env.Params["arch"] == ""):
 		return nil, &Error{Pos: t.Pos, Target: t.Label, Msg: "environment: kind \"cmssw\" needs release and arch"}
 	}
-	c := &configured{label: t.Label, target: t, files: files, env: env}
+	c := &configured{target: t, files: files, env: env}
 	return c, nil
 }
 
@@ -171,40 +171,39 @@ func analyzeTask(a *analyzer, r *ruleInstance) (*configured, error) {
 	fail := func(format string, args ...any) error {
 		return &Error{Pos: t.Pos, Target: t.Label, Msg: fmt.Sprintf(format, args...)}
 	}
-	var srcs, tools []*File
-	byLabel := map[graph.Label][]*File{}
+	var srcs []*File
 	srcLabels := attrLabels(t, "srcs")
 	if len(srcLabels) == 1 {
 		srcs = a.done[srcLabels[0]].files
-		byLabel[srcLabels[0]] = srcs
 	} else {
 		for _, l := range srcLabels {
-			fs := a.done[l].files
-			byLabel[l] = fs
-			srcs = append(srcs, fs...)
+			srcs = append(srcs, a.done[l].files...)
 		}
 	}
 	var toolArts []exec.Artifact
-	for _, l := range attrLabels(t, "tools") {
-		c := a.done[l]
-		fs := c.files
-		if c.executable != nil {
-			fs = []*File{c.executable}
-			if len(c.files) > 1 {
-				fs = append(fs, c.files...)
-			}
-		}
-		byLabel[l] = fs
-		tools = append(tools, fs...)
-		for _, f := range fs {
+	toolLabels := attrLabels(t, "tools")
+	for _, l := range toolLabels {
+		for _, f := range toolFiles(a.done[l]) {
 			toolArts = append(toolArts, f.art)
 		}
 	}
-	var outs []*File
-	for _, l := range t.Outputs {
-		outs = append(outs, &File{art: outputArtifact(l, false), owner: t.Label})
+	outs := make([]*File, len(t.Outputs))
+	for i, l := range t.Outputs {
+		outs[i] = &File{art: outputArtifact(l, false), owner: t.Label}
 	}
-	cmd, err := expandTaskCmd(attrString(t, "cmd"), t, srcs, outs, byLabel)
+	// The files of each label in srcs and tools, for $(location ...): made
+	// only for the commands that use it, as a map per task is costly.
+	locations := func() map[graph.Label][]*File {
+		m := make(map[graph.Label][]*File, len(srcLabels)+len(toolLabels))
+		for _, l := range srcLabels {
+			m[l] = a.done[l].files
+		}
+		for _, l := range toolLabels {
+			m[l] = toolFiles(a.done[l])
+		}
+		return m
+	}
+	cmd, err := expandTaskCmd(attrString(t, "cmd"), t, srcs, outs, locations)
 	if err != nil {
 		return nil, fail("%s: cmd: %v", t.RuleClass, err)
 	}
@@ -220,7 +219,7 @@ func analyzeTask(a *analyzer, r *ruleInstance) (*configured, error) {
 		Mnemonic: "Task",
 		Progress: attrString(t, "message"),
 		Kind:     exec.KindRun,
-		Argv:     []string{"/bin/bash", "-c", "set -euo pipefail\n" + cmd},
+		Argv:     []string{"/bin/bash", "-c", cmd},
 		Env:      env,
 		Tools:    toolArts,
 		Tags:     attrStrings(t, "tags"),
@@ -228,7 +227,7 @@ func analyzeTask(a *analyzer, r *ruleInstance) (*configured, error) {
 		Pos:      t.Pos,
 	}
 	if act.Progress == "" {
-		act.Progress = "Running " + t.Label.String()
+		act.Progress = "Running %{label}" // expanded by Describe, when shown
 	}
 	if t.RuleClass == "genrule" {
 		act.Mnemonic = "Genrule"
@@ -271,7 +270,7 @@ func analyzeTask(a *analyzer, r *ruleInstance) (*configured, error) {
 	if err := a.addAction(act); err != nil {
 		return nil, err
 	}
-	c := &configured{label: t.Label, target: t, files: outs, predeclared: outs}
+	c := &configured{target: t, files: outs, predeclared: outs}
 	if len(outs) == 1 {
 		c.executable = outs[0]
 	}
@@ -300,8 +299,26 @@ func checkTags(tags []string) error {
 	return nil
 }
 
-// expandTaskCmd performs the $(...) substitutions of task's cmd.
-func expandTaskCmd(cmd string, t *graph.Target, srcs, outs []*File, byLabel map[graph.Label][]*File) (string, error) {
+// toolFiles are the files a task's tool stands for: its executable first.
+func toolFiles(c *configured) []*File {
+	if c.executable == nil {
+		return c.files
+	}
+	fs := []*File{c.executable}
+	if len(c.files) > 1 {
+		fs = append(fs, c.files...)
+	}
+	return fs
+}
+
+// taskCmdPrefix starts every task's bash command, so that a failing step
+// fails the task.
+const taskCmdPrefix = "set -euo pipefail\n"
+
+// expandTaskCmd performs the $(...) substitutions of task's cmd, and prefixes
+// it with taskCmdPrefix. locations gives the files of each label in srcs
+// and tools.
+func expandTaskCmd(cmd string, t *graph.Target, srcs, outs []*File, locations func() map[graph.Label][]*File) (string, error) {
 	paths := func(fs []*File) string {
 		p := make([]string, len(fs))
 		for i, f := range fs {
@@ -313,7 +330,10 @@ func expandTaskCmd(cmd string, t *graph.Target, srcs, outs []*File, byLabel map[
 	if t.Label.Pkg == "" {
 		ruledir = exec.OutDir
 	}
+	var byLabel map[graph.Label][]*File
 	var b strings.Builder
+	b.Grow(len(taskCmdPrefix) + len(cmd) + 64)
+	b.WriteString(taskCmdPrefix)
 	for i := 0; i < len(cmd); i++ {
 		c := cmd[i]
 		if c != '$' {
@@ -362,6 +382,9 @@ func expandTaskCmd(cmd string, t *graph.Target, srcs, outs []*File, byLabel map[
 					b.WriteString(ruledir)
 				}
 			case hasArg && (fn == "location" || fn == "execpath" || fn == "rootpath"):
+				if byLabel == nil {
+					byLabel = locations()
+				}
 				fs, err := locate(arg, t, byLabel, outs)
 				if err != nil {
 					return "", err
@@ -371,6 +394,9 @@ func expandTaskCmd(cmd string, t *graph.Target, srcs, outs []*File, byLabel map[
 				}
 				b.WriteString(shellQuote(fs[0].art.Path))
 			case hasArg && (fn == "locations" || fn == "execpaths" || fn == "rootpaths"):
+				if byLabel == nil {
+					byLabel = locations()
+				}
 				fs, err := locate(arg, t, byLabel, outs)
 				if err != nil {
 					return "", err

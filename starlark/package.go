@@ -13,7 +13,7 @@ import (
 	"github.com/hepbuild/hepbuild/graph"
 )
 
-// ruleInstance is one rule call of a BUILD file, kept for analysis.
+// ruleInstance is a rule target with its class, as analysis sees it.
 type ruleInstance struct {
 	target *graph.Target
 	class  *ruleClass
@@ -24,8 +24,8 @@ type ruleInstance struct {
 type pkgBuilder struct {
 	l         *Loader
 	pkg       *graph.Package
-	rules     map[graph.Label]*ruleInstance
-	refs      []graph.Label // same-package labels used in attributes, in order of first mention
+	classes   map[string]*ruleClass // by target name: the rule calls, for analysis
+	refs      []graph.Label         // same-package labels used in attributes, in order of first mention
 	refSeen   map[string]bool
 	readFiles []string
 	globCache []string // files of the package (no sub-packages), listed on first glob
@@ -36,7 +36,7 @@ func newPkgBuilder(l *Loader, pkg, buildFile string) *pkgBuilder {
 	return &pkgBuilder{
 		l:       l,
 		pkg:     &graph.Package{Name: pkg, BuildFile: buildFile, Targets: map[string]*graph.Target{}},
-		rules:   map[graph.Label]*ruleInstance{},
+		classes: map[string]*ruleClass{},
 		refSeen: map[string]bool{},
 	}
 }
