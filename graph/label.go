@@ -17,16 +17,11 @@ type Label struct {
 
 // String returns the canonical form, "//pkg:name" or "@repo//pkg:name".
 func (l Label) String() string {
-	var b strings.Builder
+	// One concatenation makes one allocation; a Builder grows several times.
 	if l.Repo != "" {
-		b.WriteString("@")
-		b.WriteString(l.Repo)
+		return "@" + l.Repo + "//" + l.Pkg + ":" + l.Name
 	}
-	b.WriteString("//")
-	b.WriteString(l.Pkg)
-	b.WriteString(":")
-	b.WriteString(l.Name)
-	return b.String()
+	return "//" + l.Pkg + ":" + l.Name
 }
 
 // PackageLabel returns the label of the package, "//pkg" ("@repo//pkg").

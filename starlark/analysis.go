@@ -34,31 +34,37 @@ func (c *configured) targetValue() *TargetValue {
 	return c.value
 }
 
+// inProgress stands, in analyzer.done, for a target whose analysis has begun
+// and not ended: meeting it again means a dependency cycle.
+var inProgress = &configured{}
+
 // analyzer runs rule implementations. One analyzer serves one Analyze call
 // and is used by one goroutine.
 type analyzer struct {
-	l          *Loader
-	done       map[graph.Label]*configured
-	inProgress map[graph.Label]bool
-	stack      []graph.Label
-	actions    []*exec.Action
-	srcExists  map[string]os.FileMode
+	l         *Loader
+	done      map[graph.Label]*configured
+	stack     []graph.Label
+	actions   []*exec.Action
+	srcExists map[string]os.FileMode
 }
 
 // Analyze loads the given targets and everything they depend on, runs the
 // rule implementations and returns the action graph. Errors are *Error values
 // naming the file, line and target.
 func (l *Loader) Analyze(labels []graph.Label) (*exec.Graph, error) {
-	a := &analyzer{l: l, done: map[graph.Label]*configured{}, inProgress: map[graph.Label]bool{}, srcExists: map[string]os.FileMode{}}
+	// Every label given is analysed, with what it depends on: sizing the
+	// map for them saves growing it through all the smaller sizes.
+	a := &analyzer{l: l, done: make(map[graph.Label]*configured, len(labels)), srcExists: map[string]os.FileMode{}}
 	for _, lbl := range labels {
 		if _, err := a.configure(lbl, nil); err != nil {
 			return nil, err
 		}
 	}
-	outs := make(map[graph.Label][]exec.Artifact, len(a.done))
-	for lbl, c := range a.done {
-		arts := make([]exec.Artifact, len(c.files))
-		for i, f := range c.files {
+	outs := make(map[graph.Label][]exec.Artifact, len(labels))
+	for _, lbl := range labels {
+		files := a.done[lbl].files
+		arts := make([]exec.Artifact, len(files))
+		for i, f := range files {
 			arts[i] = f.art
 		}
 		outs[lbl] = arts
@@ -77,10 +83,9 @@ func (l *Loader) Analyze(labels []graph.Label) (*exec.Graph, error) {
 
 // configure analyses one target; from is the target that depends on it (nil for a root).
 func (a *analyzer) configure(lbl graph.Label, from *graph.Target) (*configured, error) {
-	if c, ok := a.done[lbl]; ok {
+	if c, ok := a.done[lbl]; ok && c != inProgress {
 		return c, nil
-	}
-	if a.inProgress[lbl] {
+	} else if ok {
 		i := len(a.stack) - 1
 		for i > 0 && a.stack[i] != lbl {
 			i--
@@ -110,11 +115,13 @@ func (a *analyzer) configure(lbl graph.Label, from *graph.Target) (*configured, 
 		}
 		return nil, e
 	}
-	a.inProgress[lbl] = true
+	a.done[lbl] = inProgress
 	a.stack = append(a.stack, lbl)
 	defer func() {
-		delete(a.inProgress, lbl)
 		a.stack = a.stack[:len(a.stack)-1]
+		if a.done[lbl] == inProgress {
+			delete(a.done, lbl) // failed
+		}
 	}()
 	var c *configured
 	switch {
@@ -125,12 +132,7 @@ func (a *analyzer) configure(lbl graph.Label, from *graph.Target) (*configured, 
 		if err2 != nil {
 			return nil, err2
 		}
-		var f *File
-		for _, x := range gen.allOutputs() {
-			if x.art.Path == outputArtifact(lbl, false).Path {
-				f = x
-			}
-		}
+		f := gen.output(outputArtifact(lbl, false).Path)
 		if f == nil {
 			return nil, &Error{Pos: gen.target.Pos, Target: gen.label(), Msg: fmt.Sprintf("declared output %s is not produced by any action of the rule", lbl.Name)}
 		}
@@ -143,6 +145,24 @@ func (a *analyzer) configure(lbl graph.Label, from *graph.Target) (*configured, 
 	}
 	a.done[lbl] = c
 	return c, nil
+}
+
+// output returns the file at path among the rule's outputs (for a
+// generated-file target), or nil. Like allOutputs, but it makes no list for
+// the usual case: the file is one of the outputs the BUILD file declared.
+func (c *configured) output(path string) *File {
+	for i := len(c.predeclared) - 1; i >= 0; i-- {
+		if c.predeclared[i].art.Path == path {
+			return c.predeclared[i]
+		}
+	}
+	var f *File
+	for _, x := range c.allOutputs() {
+		if x.art.Path == path {
+			f = x // the last one, as predeclared outputs come last
+		}
+	}
+	return f
 }
 
 // allOutputs lists the files a rule's actions produce (for generated-file targets).
@@ -169,7 +189,14 @@ func (a *analyzer) configureSource(t *graph.Target, from *graph.Target) (*config
 	rel := t.Label.Path()
 	mode, ok := a.srcExists[rel]
 	if !ok {
-		fi, err := os.Stat(filepath.Join(a.l.root, filepath.FromSlash(rel)))
+		// One lstat per file: a file that is not a symbolic link needs no
+		// stat, and checkInside then resolves only its folder.
+		full := filepath.Join(a.l.root, filepath.FromSlash(rel))
+		fi, err := os.Lstat(full)
+		isLink := err == nil && fi.Mode()&os.ModeSymlink != 0
+		if isLink {
+			fi, err = os.Stat(full)
+		}
 		if err != nil {
 			e := &Error{Pos: t.Pos, Target: t.Label, Msg: fmt.Sprintf("missing input file %s", rel)}
 			if from != nil {
@@ -179,7 +206,7 @@ func (a *analyzer) configureSource(t *graph.Target, from *graph.Target) (*config
 			return nil, e
 		}
 		mode = fi.Mode()
-		if err := a.l.checkInside(rel); err != nil {
+		if err := a.l.checkInside(rel, isLink); err != nil {
 			e := &Error{Pos: t.Pos, Target: t.Label, Msg: err.Error()}
 			if from != nil {
 				e.Pos, e.Target = from.Pos, from.Label

@@ -33,6 +33,8 @@ type Loader struct {
 	realRootOnce sync.Once
 	realRootPath string
 	realRootErr  error
+	realDirsMu   sync.Mutex
+	realDirs     map[string]string // see realDir
 
 	mu       sync.Mutex
 	modules  map[graph.Label]*loadEntry
@@ -59,7 +61,7 @@ type loadEntry struct {
 type pkgEntry struct {
 	ready   chan struct{}
 	pkg     *graph.Package
-	classes map[string]*ruleClass // rule class of each rule target, by name
+	classes ruleClasses
 	err     error
 }
 
@@ -199,18 +201,18 @@ func (l *Loader) buildFile(pkg string) string {
 	return ""
 }
 
-func (l *Loader) loadPackage(repo, pkg string) (*graph.Package, map[string]*ruleClass, error) {
+func (l *Loader) loadPackage(repo, pkg string) (*graph.Package, ruleClasses, error) {
 	if repo != "" {
-		return nil, nil, &graph.NoSuchPackageError{Pkg: "@" + repo + "//" + pkg + " (repository @" + repo + " holds rule files only)"}
+		return nil, ruleClasses{}, &graph.NoSuchPackageError{Pkg: "@" + repo + "//" + pkg + " (repository @" + repo + " holds rule files only)"}
 	}
 	bf := l.buildFile(pkg)
 	if bf == "" {
-		return nil, nil, &graph.NoSuchPackageError{Pkg: pkg, Suggestion: l.suggestPackage(pkg)}
+		return nil, ruleClasses{}, &graph.NoSuchPackageError{Pkg: pkg, Suggestion: l.suggestPackage(pkg)}
 	}
 	l.depend(bf)
 	src, err := os.ReadFile(filepath.Join(l.root, filepath.FromSlash(bf)))
 	if err != nil {
-		return nil, nil, fmt.Errorf("reading %s: %w", bf, err)
+		return nil, ruleClasses{}, fmt.Errorf("reading %s: %w", bf, err)
 	}
 	fileLabel := graph.Label{Pkg: pkg, Name: path.Base(bf)}
 	entry := &loadEntry{label: fileLabel, ready: make(chan struct{})}
@@ -220,11 +222,11 @@ func (l *Loader) loadPackage(repo, pkg string) (*graph.Package, map[string]*rule
 	_, err = starlark.ExecFileOptions(fileOptions, thread, bf, src, buildPredeclared)
 	close(entry.ready)
 	if err != nil {
-		return nil, nil, formatError(err)
+		return nil, ruleClasses{}, formatError(err)
 	}
 	p, err := b.finish(entry.loads)
 	if err != nil {
-		return nil, nil, err
+		return nil, ruleClasses{}, err
 	}
 	for _, f := range p.ReadFiles {
 		l.depend(f)
@@ -480,5 +482,5 @@ func (l *Loader) ruleClassOf(t *graph.Target) *ruleClass {
 		return nil
 	}
 	<-e.ready
-	return e.classes[t.Label.Name]
+	return e.classes.of(t)
 }

@@ -152,14 +152,23 @@ func (r *ruleClass) CallInternal(thread *starlark.Thread, args starlark.Tuple, k
 				b.ref(x)
 			}
 		case []graph.Label:
-			for _, l := range x {
-				if a.Type == graph.AttrOutputList {
-					if err := b.addOutput(t, l); err != nil {
-						return nil, err
-					}
-				} else {
+			if a.Type != graph.AttrOutputList {
+				for _, l := range x {
 					b.ref(l)
 				}
+				continue
+			}
+			for _, l := range x {
+				if err := b.declareOutput(t, l); err != nil {
+					return nil, err
+				}
+			}
+			if t.Outputs == nil {
+				// Most rules have one list of outputs: share it rather
+				// than copy it, capped so that appending copies.
+				t.Outputs = slices.Clip(x)
+			} else {
+				t.Outputs = append(t.Outputs, x...)
 			}
 		}
 	}
@@ -190,18 +199,27 @@ func (r *ruleClass) CallInternal(thread *starlark.Thread, args starlark.Tuple, k
 			return nil, err
 		}
 	}
-	b.classes[name] = r
+	b.classes.add(t, r)
 	return starlark.None, nil
 }
 
+// addOutput declares out an output of rule and adds it to rule.Outputs.
 func (b *pkgBuilder) addOutput(rule *graph.Target, out graph.Label) error {
+	if err := b.declareOutput(rule, out); err != nil {
+		return err
+	}
+	rule.Outputs = append(rule.Outputs, out)
+	return nil
+}
+
+// declareOutput adds the generated-file target out of rule to the package.
+func (b *pkgBuilder) declareOutput(rule *graph.Target, out graph.Label) error {
 	if out.Repo != "" || out.Pkg != b.pkg.Name {
 		return errorf(rule.Label, "output %s is outside the package %s: outputs are names relative to the package", out, b.pkg.Name)
 	}
 	if out.Name == rule.Label.Name {
 		return errorf(rule.Label, "output %q has the same name as the rule", out.Name)
 	}
-	rule.Outputs = append(rule.Outputs, out)
 	return b.add(&graph.Target{Label: out, Generator: rule.Label, Pos: rule.Pos}, rule.Label)
 }
 
