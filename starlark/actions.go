@@ -100,7 +100,7 @@ func (v *actionsValue) declare(b *starlark.Builtin, args starlark.Tuple, kwargs 
 		}
 		return f, nil
 	}
-	f := &File{art: art, owner: t.Label}
+	f := &File{art: art, owner: t}
 	v.c.declared[art.Path] = f
 	return f, nil
 }
@@ -116,7 +116,7 @@ func (v *actionsValue) outputsOf(fn string, val starlark.Value) ([]exec.Artifact
 	}
 	var out []exec.Artifact
 	for _, f := range files {
-		if f.art.Source || f.owner != v.c.t().Label {
+		if f.art.Source || f.owner != v.c.t() {
 			return nil, fmt.Errorf("%s: output %s was not declared by this target (use ctx.actions.declare_file)", fn, f.shortPath())
 		}
 		if v.c.written[f.art.Path] {

@@ -117,10 +117,11 @@ func (a *analyzer) configure(lbl graph.Label, from *graph.Target) (*configured, 
 	}
 	a.done[lbl] = inProgress
 	a.stack = append(a.stack, lbl)
+	finished := false
 	defer func() {
 		a.stack = a.stack[:len(a.stack)-1]
-		if a.done[lbl] == inProgress {
-			delete(a.done, lbl) // failed
+		if !finished {
+			delete(a.done, lbl)
 		}
 	}()
 	var c *configured
@@ -143,7 +144,7 @@ func (a *analyzer) configure(lbl graph.Label, from *graph.Target) (*configured, 
 	if err != nil {
 		return nil, err
 	}
-	a.done[lbl] = c
+	a.done[lbl], finished = c, true
 	return c, nil
 }
 
@@ -215,7 +216,7 @@ func (a *analyzer) configureSource(t *graph.Target, from *graph.Target) (*config
 		}
 		a.srcExists[rel] = mode
 	}
-	f := &File{art: sourceArtifact(t.Label, mode.IsDir()), owner: t.Label}
+	f := &File{art: sourceArtifact(t.Label, mode.IsDir()), owner: t}
 	c := &configured{target: t, files: []*File{f}}
 	if mode&0o111 != 0 && !mode.IsDir() {
 		c.executable = f

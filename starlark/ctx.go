@@ -178,7 +178,7 @@ func (c *ruleContext) outputFile(l graph.Label) *File {
 	if f, ok := c.declared[p]; ok {
 		return f
 	}
-	f := &File{art: outputArtifact(l, false), owner: c.t().Label}
+	f := &File{art: outputArtifact(l, false), owner: c.t()}
 	c.declared[p] = f
 	return f
 }

@@ -189,7 +189,7 @@ func analyzeTask(a *analyzer, r *ruleInstance) (*configured, error) {
 	}
 	outs := make([]*File, len(t.Outputs))
 	for i, l := range t.Outputs {
-		outs[i] = &File{art: outputArtifact(l, false), owner: t.Label}
+		outs[i] = &File{art: outputArtifact(l, false), owner: t}
 	}
 	// The files of each label in srcs and tools, for $(location ...): made
 	// only for the commands that use it, as a map per task is costly.
@@ -425,7 +425,7 @@ func locate(arg string, t *graph.Target, byLabel map[graph.Label][]*File, outs [
 	}
 	for _, o := range t.Outputs {
 		if o == l {
-			return []*File{{art: outputArtifact(l, false), owner: t.Label}}, nil
+			return []*File{{art: outputArtifact(l, false), owner: t}}, nil
 		}
 	}
 	return nil, fmt.Errorf("$(location %s): %s is not in srcs, tools or outs", arg, l)
