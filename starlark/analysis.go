@@ -46,6 +46,7 @@ type analyzer struct {
 	stack     []graph.Label
 	actions   []*exec.Action
 	srcExists map[string]os.FileMode
+	cmdBuf    []byte // reused by analyzeTask
 }
 
 // Analyze loads the given targets and everything they depend on, runs the
@@ -55,16 +56,14 @@ func (l *Loader) Analyze(labels []graph.Label) (*exec.Graph, error) {
 	// Every label given is analysed, with what it depends on: sizing the
 	// map for them saves growing it through all the smaller sizes.
 	a := &analyzer{l: l, done: make(map[graph.Label]*configured, len(labels)), srcExists: map[string]os.FileMode{}}
-	for _, lbl := range labels {
-		if _, err := a.configure(lbl, nil); err != nil {
-			return nil, err
-		}
-	}
 	outs := make(map[graph.Label][]exec.Artifact, len(labels))
 	for _, lbl := range labels {
-		files := a.done[lbl].files
-		arts := make([]exec.Artifact, len(files))
-		for i, f := range files {
+		c, err := a.configure(lbl, nil)
+		if err != nil {
+			return nil, err
+		}
+		arts := make([]exec.Artifact, len(c.files))
+		for i, f := range c.files {
 			arts[i] = f.art
 		}
 		outs[lbl] = arts

@@ -203,10 +203,12 @@ func analyzeTask(a *analyzer, r *ruleInstance) (*configured, error) {
 		}
 		return m
 	}
-	cmd, err := expandTaskCmd(attrString(t, "cmd"), t, srcs, outs, locations)
+	var err error
+	a.cmdBuf, err = expandTaskCmd(a.cmdBuf[:0], attrString(t, "cmd"), t, srcs, outs, locations)
 	if err != nil {
 		return nil, fail("%s: cmd: %v", t.RuleClass, err)
 	}
+	cmd := string(a.cmdBuf)
 	env := hostEnv // shared and never modified: most tasks set no variables
 	if environ := attrDict(t, "environ"); len(environ) > 0 {
 		env = map[string]string{"PATH": HostPath}
@@ -315,54 +317,55 @@ func toolFiles(c *configured) []*File {
 // fails the task.
 const taskCmdPrefix = "set -euo pipefail\n"
 
-// expandTaskCmd performs the $(...) substitutions of task's cmd, and prefixes
-// it with taskCmdPrefix. locations gives the files of each label in srcs
-// and tools.
-func expandTaskCmd(cmd string, t *graph.Target, srcs, outs []*File, locations func() map[graph.Label][]*File) (string, error) {
-	paths := func(fs []*File) string {
-		p := make([]string, len(fs))
+// expandTaskCmd appends to b task's cmd, prefixed with taskCmdPrefix and
+// with its $(...) substitutions made. locations gives the files of each
+// label in srcs and tools. The caller reuses b, and makes a string of the
+// exact size: a million tasks have a million commands.
+func expandTaskCmd(b []byte, cmd string, t *graph.Target, srcs, outs []*File, locations func() map[graph.Label][]*File) ([]byte, error) {
+	paths := func(b []byte, fs []*File) []byte {
 		for i, f := range fs {
-			p[i] = shellQuote(f.art.Path)
+			if i > 0 {
+				b = append(b, ' ')
+			}
+			b = append(b, shellQuote(f.art.Path)...)
 		}
-		return strings.Join(p, " ")
+		return b
 	}
 	ruledir := exec.OutDir + "/" + t.Label.Pkg
 	if t.Label.Pkg == "" {
 		ruledir = exec.OutDir
 	}
 	var byLabel map[graph.Label][]*File
-	var b strings.Builder
-	b.Grow(len(taskCmdPrefix) + len(cmd) + 64)
-	b.WriteString(taskCmdPrefix)
+	b = append(b, taskCmdPrefix...)
 	for i := 0; i < len(cmd); i++ {
 		c := cmd[i]
 		if c != '$' {
-			b.WriteByte(c)
+			b = append(b, c)
 			continue
 		}
 		if i+1 >= len(cmd) {
-			return "", fmt.Errorf("a lone $ at the end: write $$ for a literal $")
+			return nil, fmt.Errorf("a lone $ at the end: write $$ for a literal $")
 		}
 		switch next := cmd[i+1]; next {
 		case '$':
-			b.WriteByte('$')
+			b = append(b, '$')
 			i++
 		case '@':
 			if len(outs) != 1 {
-				return "", fmt.Errorf("$@ needs exactly one output, the task has %d: use $(OUTS) or $(location name)", len(outs))
+				return nil, fmt.Errorf("$@ needs exactly one output, the task has %d: use $(OUTS) or $(location name)", len(outs))
 			}
-			b.WriteString(shellQuote(outs[0].art.Path))
+			b = append(b, shellQuote(outs[0].art.Path)...)
 			i++
 		case '<':
 			if len(srcs) != 1 {
-				return "", fmt.Errorf("$< needs exactly one input file, the task has %d: use $(SRCS) or $(location name)", len(srcs))
+				return nil, fmt.Errorf("$< needs exactly one input file, the task has %d: use $(SRCS) or $(location name)", len(srcs))
 			}
-			b.WriteString(shellQuote(srcs[0].art.Path))
+			b = append(b, shellQuote(srcs[0].art.Path)...)
 			i++
 		case '(':
 			end := strings.IndexByte(cmd[i:], ')')
 			if end < 0 {
-				return "", fmt.Errorf("unterminated $( at column %d", i+1)
+				return nil, fmt.Errorf("unterminated $( at column %d", i+1)
 			}
 			expr := cmd[i+2 : i+end]
 			i += end
@@ -370,16 +373,16 @@ func expandTaskCmd(cmd string, t *graph.Target, srcs, outs []*File, locations fu
 			arg = strings.TrimSpace(arg)
 			switch {
 			case expr == "SRCS":
-				b.WriteString(paths(srcs))
+				b = paths(b, srcs)
 			case expr == "OUTS":
-				b.WriteString(paths(outs))
+				b = paths(b, outs)
 			case expr == "RULEDIR":
-				b.WriteString(ruledir)
+				b = append(b, ruledir...)
 			case expr == "@D":
 				if len(outs) == 1 {
-					b.WriteString(path.Dir(outs[0].art.Path))
+					b = append(b, path.Dir(outs[0].art.Path)...)
 				} else {
-					b.WriteString(ruledir)
+					b = append(b, ruledir...)
 				}
 			case hasArg && (fn == "location" || fn == "execpath" || fn == "rootpath"):
 				if byLabel == nil {
@@ -387,32 +390,32 @@ func expandTaskCmd(cmd string, t *graph.Target, srcs, outs []*File, locations fu
 				}
 				fs, err := locate(arg, t, byLabel, outs)
 				if err != nil {
-					return "", err
+					return nil, err
 				}
 				if len(fs) != 1 {
-					return "", fmt.Errorf("$(%s %s) expands to %d files; use $(%ss %s)", fn, arg, len(fs), fn, arg)
+					return nil, fmt.Errorf("$(%s %s) expands to %d files; use $(%ss %s)", fn, arg, len(fs), fn, arg)
 				}
-				b.WriteString(shellQuote(fs[0].art.Path))
+				b = append(b, shellQuote(fs[0].art.Path)...)
 			case hasArg && (fn == "locations" || fn == "execpaths" || fn == "rootpaths"):
 				if byLabel == nil {
 					byLabel = locations()
 				}
 				fs, err := locate(arg, t, byLabel, outs)
 				if err != nil {
-					return "", err
+					return nil, err
 				}
-				b.WriteString(paths(fs))
+				b = paths(b, fs)
 			default:
-				return "", fmt.Errorf("unknown substitution $(%s): known are $(SRCS), $(OUTS), $(RULEDIR), $(@D), $(location L), $(locations L), $(execpath L), $(execpaths L), $@, $<; write $$ for a literal $", expr)
+				return nil, fmt.Errorf("unknown substitution $(%s): known are $(SRCS), $(OUTS), $(RULEDIR), $(@D), $(location L), $(locations L), $(execpath L), $(execpaths L), $@, $<; write $$ for a literal $", expr)
 			}
 		default:
 			if next == '{' || next == '_' || (next >= 'A' && next <= 'Z') || (next >= 'a' && next <= 'z') || (next >= '0' && next <= '9') {
-				return "", fmt.Errorf("$%c...: shell variables need $$ (as in $${HOME} or $$1), because $ starts a substitution", next)
+				return nil, fmt.Errorf("$%c...: shell variables need $$ (as in $${HOME} or $$1), because $ starts a substitution", next)
 			}
-			b.WriteByte('$')
+			b = append(b, '$')
 		}
 	}
-	return b.String(), nil
+	return b, nil
 }
 
 func locate(arg string, t *graph.Target, byLabel map[graph.Label][]*File, outs []*File) ([]*File, error) {
