@@ -41,12 +41,11 @@ var inProgress = &configured{}
 // analyzer runs rule implementations. One analyzer serves one Analyze call
 // and is used by one goroutine.
 type analyzer struct {
-	l         *Loader
-	done      map[graph.Label]*configured
-	stack     []graph.Label
-	actions   []*exec.Action
-	srcExists map[string]os.FileMode
-	cmdBuf    []byte // reused by analyzeTask
+	l       *Loader
+	done    map[graph.Label]*configured
+	stack   []graph.Label
+	actions []*exec.Action
+	cmdBuf  []byte // reused by analyzeTask
 }
 
 // Analyze loads the given targets and everything they depend on, runs the
@@ -55,7 +54,7 @@ type analyzer struct {
 func (l *Loader) Analyze(labels []graph.Label) (*exec.Graph, error) {
 	// Every label given is analysed, with what it depends on: sizing the
 	// map for them saves growing it through all the smaller sizes.
-	a := &analyzer{l: l, done: make(map[graph.Label]*configured, len(labels)), srcExists: map[string]os.FileMode{}}
+	a := &analyzer{l: l, done: make(map[graph.Label]*configured, len(labels))}
 	outs := make(map[graph.Label][]exec.Artifact, len(labels))
 	for _, lbl := range labels {
 		c, err := a.configure(lbl, nil)
@@ -187,33 +186,30 @@ func (c *configured) allOutputs() []*File {
 
 func (a *analyzer) configureSource(t *graph.Target, from *graph.Target) (*configured, error) {
 	rel := t.Label.Path()
-	mode, ok := a.srcExists[rel]
-	if !ok {
-		// One lstat per file: a file that is not a symbolic link needs no
-		// stat, and checkInside then resolves only its folder.
-		full := filepath.Join(a.l.root, filepath.FromSlash(rel))
-		fi, err := os.Lstat(full)
-		isLink := err == nil && fi.Mode()&os.ModeSymlink != 0
-		if isLink {
-			fi, err = os.Stat(full)
+	// A source target is analysed once (see done), with one lstat: a file
+	// that is not a symbolic link needs no stat, and checkInside then
+	// resolves only its folder.
+	full := filepath.Join(a.l.root, filepath.FromSlash(rel))
+	fi, err := os.Lstat(full)
+	isLink := err == nil && fi.Mode()&os.ModeSymlink != 0
+	if isLink {
+		fi, err = os.Stat(full)
+	}
+	if err != nil {
+		e := &Error{Pos: t.Pos, Target: t.Label, Msg: fmt.Sprintf("missing input file %s", rel)}
+		if from != nil {
+			e.Pos, e.Target = from.Pos, from.Label
+			e.Msg = fmt.Sprintf("missing input file %s: it does not exist and no rule declares it as an output", rel)
 		}
-		if err != nil {
-			e := &Error{Pos: t.Pos, Target: t.Label, Msg: fmt.Sprintf("missing input file %s", rel)}
-			if from != nil {
-				e.Pos, e.Target = from.Pos, from.Label
-				e.Msg = fmt.Sprintf("missing input file %s: it does not exist and no rule declares it as an output", rel)
-			}
-			return nil, e
+		return nil, e
+	}
+	mode := fi.Mode()
+	if err := a.l.checkInside(rel, isLink); err != nil {
+		e := &Error{Pos: t.Pos, Target: t.Label, Msg: err.Error()}
+		if from != nil {
+			e.Pos, e.Target = from.Pos, from.Label
 		}
-		mode = fi.Mode()
-		if err := a.l.checkInside(rel, isLink); err != nil {
-			e := &Error{Pos: t.Pos, Target: t.Label, Msg: err.Error()}
-			if from != nil {
-				e.Pos, e.Target = from.Pos, from.Label
-			}
-			return nil, e
-		}
-		a.srcExists[rel] = mode
+		return nil, e
 	}
 	f := &File{art: sourceArtifact(t.Label, mode.IsDir()), owner: t}
 	c := &configured{target: t, files: []*File{f}}
