@@ -19,6 +19,7 @@ type ruleClass struct {
 	name       string // the rule's name; for rule() the global it is bound to
 	attrs      map[string]*attrSpec
 	attrNames  []string
+	attrSpecs  []*attrSpec // attrs in the order of attrNames
 	impl       starlark.Callable
 	native     nativeImpl
 	outputs    map[string]string // predeclared output name templates, "%{name}.txt"
@@ -64,7 +65,9 @@ func newRuleClass(name string, attrs map[string]*attrSpec) *ruleClass {
 	}
 	r := &ruleClass{name: name, attrs: all, attrNames: sortedAttrNames(all)}
 	for _, k := range r.attrNames {
-		if spec := all[k]; !spec.mandatory {
+		spec := all[k]
+		r.attrSpecs = append(r.attrSpecs, spec)
+		if !spec.mandatory {
 			r.defaults = append(r.defaults, graph.Attr{Name: k, Type: spec.typ, Value: spec.def})
 		}
 	}
@@ -120,8 +123,8 @@ func (r *ruleClass) CallInternal(thread *starlark.Thread, args starlark.Tuple, k
 		return strings.Compare(string(x[0].(starlark.String)), string(y[0].(starlark.String)))
 	})
 	t := &graph.Target{Label: lbl, RuleClass: r.Name(), Pos: pos, Attrs: make([]graph.Attr, 0, len(given)), Defaults: r.defaults}
-	for _, k := range r.attrNames {
-		spec := r.attrs[k]
+	for i, k := range r.attrNames {
+		spec := r.attrSpecs[i]
 		var v starlark.Value = starlark.None
 		if len(given) > 0 && string(given[0][0].(starlark.String)) == k {
 			v = given[0][1]
