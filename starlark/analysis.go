@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/hepbuild/hepbuild/exec"
@@ -323,12 +323,16 @@ func (a *analyzer) addAction(act *exec.Action) error {
 			return &Error{Pos: act.Pos, Target: act.Owner, Msg: fmt.Sprintf("output %s is outside the package %s", o.Path, act.Owner.Pkg)}
 		}
 	}
-	sort.Slice(act.Inputs, func(i, j int) bool { return act.Inputs[i].Path < act.Inputs[j].Path })
+	// slices.SortFunc, unlike sort.Slice, allocates nothing: this runs for
+	// every action.
+	slices.SortFunc(act.Inputs, byPath)
 	act.Inputs = dedupArtifacts(act.Inputs)
-	sort.Slice(act.Outputs, func(i, j int) bool { return act.Outputs[i].Path < act.Outputs[j].Path })
+	slices.SortFunc(act.Outputs, byPath)
 	a.actions = append(a.actions, act)
 	return nil
 }
+
+func byPath(x, y exec.Artifact) int { return strings.Compare(x.Path, y.Path) }
 
 func dedupArtifacts(in []exec.Artifact) []exec.Artifact {
 	if len(in) < 2 {

@@ -102,11 +102,20 @@ func (b *pkgBuilder) ref(l graph.Label) {
 // finish creates source-file targets for labels used but not declared, and
 // the BUILD file's own target.
 func (b *pkgBuilder) finish(loads []graph.Label) (*graph.Package, error) {
+	// Whether a file is in a sub-package depends on its folder only, and
+	// a package's files are often many to a folder.
+	subpackageIn := map[string]string{}
 	for _, l := range b.refs {
 		if _, ok := b.pkg.Targets[l.Name]; ok {
 			continue // declared after its mention, or mentioned before
 		}
-		if sub := b.l.subpackageOf(l); sub != "" {
+		dir := path.Dir(l.Name)
+		sub, ok := subpackageIn[dir]
+		if !ok {
+			sub = b.l.subpackageOf(l)
+			subpackageIn[dir] = sub
+		}
+		if sub != "" {
 			return nil, &Error{Pos: graph.Pos{File: b.pkg.BuildFile}, Target: l,
 				Msg: fmt.Sprintf("label crosses into package %s: use //%s:%s", sub, sub, strings.TrimPrefix(l.Path(), sub+"/"))}
 		}
