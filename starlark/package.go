@@ -91,8 +91,8 @@ func (b *pkgBuilder) add(t *graph.Target, owner graph.Label) error {
 // ref records a label used in an attribute: if it names a target of this
 // package that is not declared (yet), finish makes it a source file.
 func (b *pkgBuilder) ref(l graph.Label) {
-	if l.IsZero() || l.Repo != "" || l.Pkg != b.pkg.Name {
-		return // None (a label attribute's default), or another package
+	if l.Repo != "" || l.Pkg != b.pkg.Name {
+		return
 	}
 	if _, declared := b.pkg.Targets[l.Name]; !declared {
 		b.refs = append(b.refs, l)

@@ -147,6 +147,9 @@ func (r *ruleClass) CallInternal(thread *starlark.Thread, args starlark.Tuple, k
 	for a := range t.AllAttrs() {
 		switch x := a.Value.(type) {
 		case graph.Label:
+			if x.IsZero() {
+				continue // None: an unset label or output
+			}
 			if a.Type == graph.AttrOutput {
 				if err := b.addOutput(t, x); err != nil {
 					return nil, err
