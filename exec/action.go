@@ -1,6 +1,7 @@
 package exec
 
 import (
+	"strings"
 	"time"
 
 	"github.com/hepbuild/hepbuild/graph"
@@ -10,8 +11,9 @@ import (
 // the output of //pkg:name is hepbuild-out/pkg/name, a source file is pkg/name.
 const OutDir = "hepbuild-out"
 
-// Kind says how an action produces its outputs.
-type Kind int
+// Kind says how an action produces its outputs. It is a byte so that it
+// packs with Action.Executable: a large analysis holds millions of actions.
+type Kind uint8
 
 const (
 	// KindRun runs Argv as a process.
@@ -66,9 +68,13 @@ type Action struct {
 	Owner graph.Label
 	// Mnemonic names the kind of work, e.g. "Task", "Histogram", "FileWrite".
 	Mnemonic string
-	// Progress is the message shown while the action runs.
+	// Progress is the message shown while the action runs (see Describe);
+	// %{label} in it stands for the owner's label. Analysis keeps the
+	// template rather than a message of its own for each action.
 	Progress string
 	Kind     Kind
+	// Executable marks the output of a KindWrite action executable.
+	Executable bool
 	// Argv is the command line of a KindRun action; Argv[0] is an exec-root
 	// relative path or a name looked up on the environment's PATH.
 	Argv []string
@@ -82,8 +88,6 @@ type Action struct {
 	Outputs []Artifact
 	// Content is what a KindWrite action writes.
 	Content []byte
-	// Executable marks the output of a KindWrite action executable.
-	Executable bool
 	// Environment is the software environment; nil means host.
 	Environment *Environment
 	Resources   Resources
@@ -107,12 +111,13 @@ func (a *Action) HasTag(tag string) bool {
 	return false
 }
 
-// Describe returns the progress message, or mnemonic and owner.
+// Describe returns the progress message with %{label} expanded, or
+// mnemonic and owner.
 func (a *Action) Describe() string {
-	if a.Progress != "" {
-		return a.Progress
+	if a.Progress == "" {
+		return a.Mnemonic + " " + a.Owner.String()
 	}
-	return a.Mnemonic + " " + a.Owner.String()
+	return strings.ReplaceAll(a.Progress, "%{label}", a.Owner.String())
 }
 
 // RunTimeout bounds one attempt of the action: the smaller of Timeout and

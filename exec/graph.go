@@ -13,7 +13,8 @@ type Graph struct {
 	Actions []*Action
 	// Producer maps an output path to the action that writes it.
 	Producer map[string]*Action
-	// TargetOutputs maps each analysed target to its default outputs (DefaultInfo files).
+	// TargetOutputs maps each target that analysis was asked for (not those
+	// it reached through dependencies) to its default outputs (DefaultInfo files).
 	TargetOutputs map[graph.Label][]Artifact
 }
 

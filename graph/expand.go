@@ -136,6 +136,20 @@ func ExpandSet(src PackageSource, patterns []Pattern) (map[Label]*Target, error)
 // workingPkg. As in Bazel, a pattern starting with "-" removes what it
 // matches from the targets of the patterns before it: "//... -//tools/...".
 func ExpandArgs(src PackageSource, args []string, workingPkg string) ([]*Target, error) {
+	if len(args) == 1 && !strings.HasPrefix(args[0], "-") {
+		// One pattern matches each target once; a set of every target of a
+		// large package would cost more than the sorting.
+		p, err := ParsePattern(args[0], workingPkg)
+		if err != nil {
+			return nil, err
+		}
+		ts, err := expandOne(src, p)
+		if err != nil {
+			return nil, err
+		}
+		sortTargets(ts)
+		return ts, nil
+	}
 	set := map[Label]*Target{}
 	for _, a := range args {
 		neg := strings.HasPrefix(a, "-")
@@ -270,18 +284,41 @@ func firstError(errs []error) error {
 // SortTargets returns the targets of set sorted by their canonical label
 // string, which is the order of `sort` on Bazel's label output.
 func SortTargets(set map[Label]*Target) []*Target {
+	out := make([]*Target, 0, len(set))
+	for _, t := range set {
+		out = append(out, t)
+	}
+	sortTargets(out)
+	return out
+}
+
+// sortTargets sorts ts by their canonical label string. The labels of one
+// package sort as their names do, so only targets of several packages need
+// their label strings made.
+func sortTargets(ts []*Target) {
+	if onePackage(ts) {
+		slices.SortFunc(ts, func(a, b *Target) int { return strings.Compare(a.Label.Name, b.Label.Name) })
+		return
+	}
 	type keyed struct {
 		key string
 		t   *Target
 	}
-	ks := make([]keyed, 0, len(set))
-	for l, t := range set {
-		ks = append(ks, keyed{l.String(), t})
+	ks := make([]keyed, len(ts))
+	for i, t := range ts {
+		ks[i] = keyed{t.Label.String(), t}
 	}
 	slices.SortFunc(ks, func(a, b keyed) int { return strings.Compare(a.key, b.key) })
-	out := make([]*Target, len(ks))
 	for i, k := range ks {
-		out[i] = k.t
+		ts[i] = k.t
 	}
-	return out
+}
+
+func onePackage(ts []*Target) bool {
+	for _, t := range ts {
+		if t.Label.Repo != ts[0].Label.Repo || t.Label.Pkg != ts[0].Label.Pkg {
+			return false
+		}
+	}
+	return true
 }

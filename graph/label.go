@@ -17,16 +17,11 @@ type Label struct {
 
 // String returns the canonical form, "//pkg:name" or "@repo//pkg:name".
 func (l Label) String() string {
-	var b strings.Builder
+	// One concatenation makes one allocation; a Builder grows several times.
 	if l.Repo != "" {
-		b.WriteString("@")
-		b.WriteString(l.Repo)
+		return "@" + l.Repo + "//" + l.Pkg + ":" + l.Name
 	}
-	b.WriteString("//")
-	b.WriteString(l.Pkg)
-	b.WriteString(":")
-	b.WriteString(l.Name)
-	return b.String()
+	return "//" + l.Pkg + ":" + l.Name
 }
 
 // PackageLabel returns the label of the package, "//pkg" ("@repo//pkg").
@@ -135,10 +130,8 @@ func checkPackage(p string) error {
 	if strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") || strings.Contains(p, "//") {
 		return fmt.Errorf("package name %q must not start or end with / or contain //", p)
 	}
-	for _, seg := range strings.Split(p, "/") {
-		if seg == ".." || seg == "." {
-			return fmt.Errorf("package name %q must not contain %q: labels cannot leave the workspace", p, seg)
-		}
+	if seg := dotSegment(p); seg != "" {
+		return fmt.Errorf("package name %q must not contain %q: labels cannot leave the workspace", p, seg)
 	}
 	if strings.ContainsAny(p, ":\x00") {
 		return fmt.Errorf("package name %q contains an invalid character", p)
@@ -154,13 +147,24 @@ func checkName(n string) error {
 	if strings.HasPrefix(n, "/") || strings.HasSuffix(n, "/") || strings.Contains(n, "//") {
 		return fmt.Errorf("target name %q must not start or end with / or contain //", n)
 	}
-	for _, seg := range strings.Split(n, "/") {
-		if seg == ".." || seg == "." {
-			return fmt.Errorf("target name %q must not contain %q: labels cannot leave the workspace", n, seg)
-		}
+	if seg := dotSegment(n); seg != "" {
+		return fmt.Errorf("target name %q must not contain %q: labels cannot leave the workspace", n, seg)
 	}
 	if strings.ContainsAny(n, ":\x00") {
 		return fmt.Errorf("target name %q contains an invalid character", n)
 	}
 	return nil
+}
+
+// dotSegment returns the first "." or ".." segment of the slash-separated
+// path s, or "". It splits nothing off: every label parsed passes here.
+func dotSegment(s string) string {
+	for s != "" {
+		seg, rest, _ := strings.Cut(s, "/")
+		if seg == "." || seg == ".." {
+			return seg
+		}
+		s = rest
+	}
+	return ""
 }

@@ -2,6 +2,7 @@ package graph
 
 import (
 	"fmt"
+	"iter"
 	"sort"
 )
 
@@ -19,8 +20,9 @@ func (p Pos) String() string {
 	return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Col)
 }
 
-// AttrType is the declared type of a rule attribute.
-type AttrType int
+// AttrType is the declared type of a rule attribute. It is a byte so that
+// an Attr, of which a large package holds millions, stays small.
+type AttrType uint8
 
 const (
 	AttrString AttrType = iota
@@ -39,8 +41,8 @@ const (
 // bool, []string, []int64, map[string]string, Label, []Label, nil.
 type Attr struct {
 	Name     string
-	Type     AttrType
 	Value    any
+	Type     AttrType
 	Explicit bool // set in the BUILD file rather than defaulted
 }
 
@@ -57,8 +59,14 @@ type Target struct {
 	// Generator is the rule that makes a generated file; zero for rules and source files.
 	Generator Label
 	Pos       Pos
-	// Attrs of a rule, sorted by name.
+	// Attrs of a rule, sorted by name: those set in the BUILD file, and
+	// possibly defaulted ones. AllAttrs yields these and Defaults together.
 	Attrs []Attr
+	// Defaults are attributes a rule takes from its rule class, sorted by
+	// name; an attribute in Attrs hides the one of the same name here. The
+	// targets of one rule class share the slice rather than each keep a copy
+	// of the same defaults, so it must not be modified.
+	Defaults []Attr
 	// Outputs of a rule: its declared and predeclared output files, in declaration order.
 	Outputs []Label
 	// Visibility, tags and the like stay in Attrs.
@@ -84,13 +92,42 @@ func (t *Target) Kind() string {
 	return "source file"
 }
 
-// Attr returns the named attribute.
+// Attr returns the named attribute, from Attrs or else from Defaults.
 func (t *Target) Attr(name string) (Attr, bool) {
-	i := sort.Search(len(t.Attrs), func(i int) bool { return t.Attrs[i].Name >= name })
-	if i < len(t.Attrs) && t.Attrs[i].Name == name {
-		return t.Attrs[i], true
+	if a, ok := findAttr(t.Attrs, name); ok {
+		return a, true
+	}
+	return findAttr(t.Defaults, name)
+}
+
+func findAttr(attrs []Attr, name string) (Attr, bool) {
+	i := sort.Search(len(attrs), func(i int) bool { return attrs[i].Name >= name })
+	if i < len(attrs) && attrs[i].Name == name {
+		return attrs[i], true
 	}
 	return Attr{}, false
+}
+
+// AllAttrs yields every attribute of a rule, sorted by name: those of Attrs,
+// and those of Defaults that Attrs does not hide.
+func (t *Target) AllAttrs() iter.Seq[Attr] {
+	return func(yield func(Attr) bool) {
+		set, def := t.Attrs, t.Defaults
+		for len(set) > 0 || len(def) > 0 {
+			var a Attr
+			if len(def) == 0 || len(set) > 0 && set[0].Name <= def[0].Name {
+				if len(def) > 0 && def[0].Name == set[0].Name {
+					def = def[1:]
+				}
+				a, set = set[0], set[1:]
+			} else {
+				a, def = def[0], def[1:]
+			}
+			if !yield(a) {
+				return
+			}
+		}
+	}
 }
 
 // Deps returns the direct dependencies of the target, in attribute order,
@@ -109,7 +146,7 @@ func (t *Target) Deps(implicit bool) []Label {
 			out = append(out, l)
 		}
 	}
-	for _, a := range t.Attrs {
+	for a := range t.AllAttrs() {
 		if a.Implicit() && !implicit {
 			continue
 		}

@@ -100,7 +100,7 @@ func (v *actionsValue) declare(b *starlark.Builtin, args starlark.Tuple, kwargs 
 		}
 		return f, nil
 	}
-	f := &File{art: art, owner: t.Label}
+	f := &File{art: art, owner: t}
 	v.c.declared[art.Path] = f
 	return f, nil
 }
@@ -116,7 +116,7 @@ func (v *actionsValue) outputsOf(fn string, val starlark.Value) ([]exec.Artifact
 	}
 	var out []exec.Artifact
 	for _, f := range files {
-		if f.art.Source || f.owner != v.c.t().Label {
+		if f.art.Source || f.owner != v.c.t() {
 			return nil, fmt.Errorf("%s: output %s was not declared by this target (use ctx.actions.declare_file)", fn, f.shortPath())
 		}
 		if v.c.written[f.art.Path] {
@@ -249,7 +249,7 @@ func (v *actionsValue) makeRun(fn string, r *runArgs, shell bool) (starlark.Valu
 			act.Argv = append([]string{string(x)}, argv...)
 		case *TargetValue:
 			if x.c.executable == nil {
-				return nil, fmt.Errorf("%s: executable %s is not executable", fn, x.c.label)
+				return nil, fmt.Errorf("%s: executable %s is not executable", fn, x.c.label())
 			}
 			act.Argv = append([]string{x.c.executable.art.Path}, argv...)
 			act.Inputs = append(act.Inputs, artifacts(x.c.files)...)
@@ -304,7 +304,7 @@ func (v *actionsValue) makeRun(fn string, r *runArgs, shell bool) (starlark.Valu
 		act.Environment = tv.c.env
 		act.Inputs = append(act.Inputs, tv.c.env.Files...)
 	}
-	act.Progress = expandProgress(r.progress, t.Label)
+	act.Progress = r.progress // Describe expands %{label}
 	act.Outputs, err = v.outputsOf(fn, r.outputs)
 	if err != nil {
 		return nil, err
@@ -313,10 +313,6 @@ func (v *actionsValue) makeRun(fn string, r *runArgs, shell bool) (starlark.Valu
 		return nil, err
 	}
 	return starlark.None, nil
-}
-
-func expandProgress(msg string, l graph.Label) string {
-	return strings.ReplaceAll(msg, "%{label}", l.String())
 }
 
 func (v *actionsValue) write(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
@@ -419,7 +415,7 @@ func (v *actionsValue) symlink(_ *starlark.Thread, b *starlark.Builtin, args sta
 	}
 	t := v.c.t()
 	return starlark.None, v.c.a.addAction(&exec.Action{Owner: t.Label, Kind: exec.KindSymlink, Mnemonic: "Symlink", Pos: t.Pos,
-		Outputs: outs, Inputs: []exec.Artifact{target.art}, Executable: isExec, Progress: expandProgress(progress, t.Label)})
+		Outputs: outs, Inputs: []exec.Artifact{target.art}, Executable: isExec, Progress: progress})
 }
 
 // expandArguments flattens run(arguments = [...]) of strings and Args.

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/hepbuild/hepbuild/exec"
@@ -14,39 +14,53 @@ import (
 
 // configured is an analysed target: its providers and default outputs.
 type configured struct {
-	label       graph.Label
 	target      *graph.Target
 	providers   map[*Provider]*ProviderInstance
 	files       []*File // DefaultInfo files, flattened
 	executable  *File
 	env         *exec.Environment // set for environment() targets
 	predeclared []*File           // outputs declared in the BUILD file (outs, attr.output, rule outputs)
-	value       *TargetValue
+	value       *TargetValue      // made by targetValue
 }
+
+func (c *configured) label() graph.Label { return c.target.Label }
+
+// targetValue is the target as rule code sees it, made on first use: most
+// targets are never seen by rule code, only by native rules.
+func (c *configured) targetValue() *TargetValue {
+	if c.value == nil {
+		c.value = &TargetValue{c: c}
+	}
+	return c.value
+}
+
+// inProgress stands, in analyzer.done, for a target whose analysis has begun
+// and not ended: meeting it again means a dependency cycle.
+var inProgress = &configured{}
 
 // analyzer runs rule implementations. One analyzer serves one Analyze call
 // and is used by one goroutine.
 type analyzer struct {
-	l          *Loader
-	done       map[graph.Label]*configured
-	inProgress map[graph.Label]bool
-	stack      []graph.Label
-	actions    []*exec.Action
-	srcExists  map[string]os.FileMode
+	l       *Loader
+	done    map[graph.Label]*configured
+	stack   []graph.Label
+	actions []*exec.Action
+	cmdBuf  []byte // reused by analyzeTask
 }
 
 // Analyze loads the given targets and everything they depend on, runs the
 // rule implementations and returns the action graph. Errors are *Error values
 // naming the file, line and target.
 func (l *Loader) Analyze(labels []graph.Label) (*exec.Graph, error) {
-	a := &analyzer{l: l, done: map[graph.Label]*configured{}, inProgress: map[graph.Label]bool{}, srcExists: map[string]os.FileMode{}}
+	// Every label given is analysed, with what it depends on: sizing the
+	// map for them saves growing it through all the smaller sizes.
+	a := &analyzer{l: l, done: make(map[graph.Label]*configured, len(labels))}
+	outs := make(map[graph.Label][]exec.Artifact, len(labels))
 	for _, lbl := range labels {
-		if _, err := a.configure(lbl, nil); err != nil {
+		c, err := a.configure(lbl, nil)
+		if err != nil {
 			return nil, err
 		}
-	}
-	outs := make(map[graph.Label][]exec.Artifact, len(a.done))
-	for lbl, c := range a.done {
 		arts := make([]exec.Artifact, len(c.files))
 		for i, f := range c.files {
 			arts[i] = f.art
@@ -67,10 +81,9 @@ func (l *Loader) Analyze(labels []graph.Label) (*exec.Graph, error) {
 
 // configure analyses one target; from is the target that depends on it (nil for a root).
 func (a *analyzer) configure(lbl graph.Label, from *graph.Target) (*configured, error) {
-	if c, ok := a.done[lbl]; ok {
+	if c, ok := a.done[lbl]; ok && c != inProgress {
 		return c, nil
-	}
-	if a.inProgress[lbl] {
+	} else if ok {
 		i := len(a.stack) - 1
 		for i > 0 && a.stack[i] != lbl {
 			i--
@@ -100,11 +113,14 @@ func (a *analyzer) configure(lbl graph.Label, from *graph.Target) (*configured, 
 		}
 		return nil, e
 	}
-	a.inProgress[lbl] = true
+	a.done[lbl] = inProgress
 	a.stack = append(a.stack, lbl)
+	finished := false
 	defer func() {
-		delete(a.inProgress, lbl)
 		a.stack = a.stack[:len(a.stack)-1]
+		if !finished {
+			delete(a.done, lbl)
+		}
 	}()
 	var c *configured
 	switch {
@@ -115,25 +131,37 @@ func (a *analyzer) configure(lbl graph.Label, from *graph.Target) (*configured, 
 		if err2 != nil {
 			return nil, err2
 		}
-		var f *File
-		for _, x := range gen.allOutputs() {
-			if x.art.Path == outputArtifact(lbl, false).Path {
-				f = x
-			}
-		}
+		f := gen.output(outputArtifact(lbl, false).Path)
 		if f == nil {
-			return nil, &Error{Pos: gen.target.Pos, Target: gen.label, Msg: fmt.Sprintf("declared output %s is not produced by any action of the rule", lbl.Name)}
+			return nil, &Error{Pos: gen.target.Pos, Target: gen.label(), Msg: fmt.Sprintf("declared output %s is not produced by any action of the rule", lbl.Name)}
 		}
-		c = &configured{label: lbl, target: t, files: []*File{f}}
+		c = &configured{target: t, files: []*File{f}}
 	default:
 		c, err = a.configureRule(t)
 	}
 	if err != nil {
 		return nil, err
 	}
-	c.value = &TargetValue{c: c}
-	a.done[lbl] = c
+	a.done[lbl], finished = c, true
 	return c, nil
+}
+
+// output returns the file at path among the rule's outputs (for a
+// generated-file target), or nil. Like allOutputs, but it makes no list for
+// the usual case: the file is one of the outputs the BUILD file declared.
+func (c *configured) output(path string) *File {
+	for i := len(c.predeclared) - 1; i >= 0; i-- {
+		if c.predeclared[i].art.Path == path {
+			return c.predeclared[i]
+		}
+	}
+	var f *File
+	for _, x := range c.allOutputs() {
+		if x.art.Path == path {
+			f = x // the last one, as predeclared outputs come last
+		}
+	}
+	return f
 }
 
 // allOutputs lists the files a rule's actions produce (for generated-file targets).
@@ -158,29 +186,33 @@ func (c *configured) allOutputs() []*File {
 
 func (a *analyzer) configureSource(t *graph.Target, from *graph.Target) (*configured, error) {
 	rel := t.Label.Path()
-	mode, ok := a.srcExists[rel]
-	if !ok {
-		fi, err := os.Stat(filepath.Join(a.l.root, filepath.FromSlash(rel)))
-		if err != nil {
-			e := &Error{Pos: t.Pos, Target: t.Label, Msg: fmt.Sprintf("missing input file %s", rel)}
-			if from != nil {
-				e.Pos, e.Target = from.Pos, from.Label
-				e.Msg = fmt.Sprintf("missing input file %s: it does not exist and no rule declares it as an output", rel)
-			}
-			return nil, e
-		}
-		mode = fi.Mode()
-		if err := a.l.checkInside(rel); err != nil {
-			e := &Error{Pos: t.Pos, Target: t.Label, Msg: err.Error()}
-			if from != nil {
-				e.Pos, e.Target = from.Pos, from.Label
-			}
-			return nil, e
-		}
-		a.srcExists[rel] = mode
+	// A source target is analysed once (see done), with one lstat: a file
+	// that is not a symbolic link needs no stat, and checkInside then
+	// resolves only its folder.
+	full := filepath.Join(a.l.root, filepath.FromSlash(rel))
+	fi, err := os.Lstat(full)
+	isLink := err == nil && fi.Mode()&os.ModeSymlink != 0
+	if isLink {
+		fi, err = os.Stat(full)
 	}
-	f := &File{art: sourceArtifact(t.Label, mode.IsDir()), owner: t.Label}
-	c := &configured{label: t.Label, target: t, files: []*File{f}}
+	if err != nil {
+		e := &Error{Pos: t.Pos, Target: t.Label, Msg: fmt.Sprintf("missing input file %s", rel)}
+		if from != nil {
+			e.Pos, e.Target = from.Pos, from.Label
+			e.Msg = fmt.Sprintf("missing input file %s: it does not exist and no rule declares it as an output", rel)
+		}
+		return nil, e
+	}
+	mode := fi.Mode()
+	if err := a.l.checkInside(rel, isLink); err != nil {
+		e := &Error{Pos: t.Pos, Target: t.Label, Msg: err.Error()}
+		if from != nil {
+			e.Pos, e.Target = from.Pos, from.Label
+		}
+		return nil, e
+	}
+	f := &File{art: sourceArtifact(t.Label, mode.IsDir()), owner: t}
+	c := &configured{target: t, files: []*File{f}}
 	if mode&0o111 != 0 && !mode.IsDir() {
 		c.executable = f
 	}
@@ -188,12 +220,18 @@ func (a *analyzer) configureSource(t *graph.Target, from *graph.Target) (*config
 }
 
 func (a *analyzer) configureRule(t *graph.Target) (*configured, error) {
-	r := a.l.rule(t.Label)
-	if r == nil {
-		return nil, &Error{Pos: t.Pos, Target: t.Label, Msg: "internal error: rule instance not recorded"}
+	class := a.l.ruleClassOf(t)
+	if class == nil {
+		return nil, &Error{Pos: t.Pos, Target: t.Label, Msg: "internal error: rule class not recorded"}
 	}
-	deps := map[graph.Label]*configured{}
-	for _, at := range t.Attrs {
+	r := &ruleInstance{target: t, class: class}
+	// Native rules find their dependencies in a.done; only rule
+	// implementations need them by label.
+	var deps map[graph.Label]*configured
+	if r.class.native == nil {
+		deps = map[graph.Label]*configured{}
+	}
+	for at := range t.AllAttrs() {
 		var ls []graph.Label
 		switch v := at.Value.(type) {
 		case graph.Label:
@@ -204,6 +242,9 @@ func (a *analyzer) configureRule(t *graph.Target) (*configured, error) {
 			if at.Type == graph.AttrLabelList {
 				ls = v
 			}
+		}
+		if len(ls) == 0 {
+			continue
 		}
 		spec := r.class.attrs[at.Name]
 		for _, dl := range ls {
@@ -217,7 +258,9 @@ func (a *analyzer) configureRule(t *graph.Target) (*configured, error) {
 			if msg := attrString(dc.target, "deprecation"); msg != "" && dc.target.IsRule() {
 				fmt.Fprintf(a.l.stderr, "WARNING: %s: %s depends on deprecated %s: %s\n", t.Pos, t.Label, dl, msg)
 			}
-			deps[dl] = dc
+			if deps != nil {
+				deps[dl] = dc
+			}
 		}
 	}
 	if r.class.native != nil {
@@ -234,7 +277,7 @@ func (a *analyzer) configureRule(t *graph.Target) (*configured, error) {
 func checkDep(t *graph.Target, attr string, spec *attrSpec, dc *configured) error {
 	isFile := !dc.target.IsRule()
 	if isFile && !spec.allowFiles && !spec.allowSingleFile {
-		return &Error{Pos: t.Pos, Target: t.Label, Msg: fmt.Sprintf("attribute %s: %s is a file, but the attribute does not accept files (allow_files)", attr, dc.label)}
+		return &Error{Pos: t.Pos, Target: t.Label, Msg: fmt.Sprintf("attribute %s: %s is a file, but the attribute does not accept files (allow_files)", attr, dc.label())}
 	}
 	if len(spec.allowedExts) > 0 {
 		for _, f := range dc.files {
@@ -250,20 +293,20 @@ func checkDep(t *graph.Target, attr string, spec *attrSpec, dc *configured) erro
 		}
 	}
 	if spec.allowSingleFile && len(dc.files) != 1 {
-		return &Error{Pos: t.Pos, Target: t.Label, Msg: fmt.Sprintf("attribute %s: %s must produce exactly one file, it produces %d", attr, dc.label, len(dc.files))}
+		return &Error{Pos: t.Pos, Target: t.Label, Msg: fmt.Sprintf("attribute %s: %s must produce exactly one file, it produces %d", attr, dc.label(), len(dc.files))}
 	}
 	if spec.executable && dc.executable == nil {
 		if len(dc.files) == 1 && !dc.target.IsRule() {
 			dc.executable = dc.files[0]
 		} else {
-			return &Error{Pos: t.Pos, Target: t.Label, Msg: fmt.Sprintf("attribute %s: %s is not executable", attr, dc.label)}
+			return &Error{Pos: t.Pos, Target: t.Label, Msg: fmt.Sprintf("attribute %s: %s is not executable", attr, dc.label())}
 		}
 	}
 	for _, p := range spec.providers {
 		// Native rules make DefaultInfo on demand (TargetValue.Get) rather
 		// than keep one per target: every target provides it.
 		if _, ok := dc.providers[p]; !ok && p != defaultInfo {
-			return &Error{Pos: t.Pos, Target: t.Label, Msg: fmt.Sprintf("attribute %s: %s does not provide %s", attr, dc.label, p.Name())}
+			return &Error{Pos: t.Pos, Target: t.Label, Msg: fmt.Sprintf("attribute %s: %s does not provide %s", attr, dc.label(), p.Name())}
 		}
 	}
 	return nil
@@ -280,12 +323,16 @@ func (a *analyzer) addAction(act *exec.Action) error {
 			return &Error{Pos: act.Pos, Target: act.Owner, Msg: fmt.Sprintf("output %s is outside the package %s", o.Path, act.Owner.Pkg)}
 		}
 	}
-	sort.Slice(act.Inputs, func(i, j int) bool { return act.Inputs[i].Path < act.Inputs[j].Path })
+	// slices.SortFunc, unlike sort.Slice, allocates nothing: this runs for
+	// every action.
+	slices.SortFunc(act.Inputs, byPath)
 	act.Inputs = dedupArtifacts(act.Inputs)
-	sort.Slice(act.Outputs, func(i, j int) bool { return act.Outputs[i].Path < act.Outputs[j].Path })
+	slices.SortFunc(act.Outputs, byPath)
 	a.actions = append(a.actions, act)
 	return nil
 }
+
+func byPath(x, y exec.Artifact) int { return strings.Compare(x.Path, y.Path) }
 
 func dedupArtifacts(in []exec.Artifact) []exec.Artifact {
 	if len(in) < 2 {

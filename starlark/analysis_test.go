@@ -43,7 +43,7 @@ func dumpActions(actions []*exec.Action) string {
 		fmt.Fprintf(&b, "  inputs: %s\n", paths(a.Inputs))
 		fmt.Fprintf(&b, "  outputs: %s\n", paths(a.Outputs))
 		if a.Progress != "" {
-			fmt.Fprintf(&b, "  progress: %s\n", a.Progress)
+			fmt.Fprintf(&b, "  progress: %s\n", a.Describe())
 		}
 		if len(a.Env) > 0 {
 			keys := make([]string, 0, len(a.Env))

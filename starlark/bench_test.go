@@ -2,11 +2,13 @@ package starlark
 
 import (
 	"os"
-	"os/exec"
+	osexec "os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"testing"
 
+	"github.com/hepbuild/hepbuild/exec"
 	"github.com/hepbuild/hepbuild/graph"
 )
 
@@ -20,7 +22,7 @@ func benchWorkspace(b *testing.B, d, f, s int) string {
 		b.Skipf("peer workload generator not found at %s (set HEPBUILD_GEN)", gen)
 	}
 	dir := filepath.Join(b.TempDir(), "ws")
-	cmd := exec.Command("python3", gen, dir, strconv.Itoa(d), strconv.Itoa(f), strconv.Itoa(s))
+	cmd := osexec.Command("python3", gen, dir, strconv.Itoa(d), strconv.Itoa(f), strconv.Itoa(s))
 	if out, err := cmd.CombinedOutput(); err != nil {
 		b.Fatalf("gen.py: %v\n%s", err, out)
 	}
@@ -28,7 +30,9 @@ func benchWorkspace(b *testing.B, d, f, s int) string {
 }
 
 // BenchmarkLoadAnalyze measures loading plus analysis of the peer workload at
-// 2k, 20k and 200k actions; it reports actions per second and bytes allocated.
+// 2k, 20k and 200k actions; it reports actions per second, bytes allocated,
+// and the heap the loaded packages and the action graph keep per action
+// (kept-B/action), which decides how large a workspace fits in memory.
 func BenchmarkLoadAnalyze(b *testing.B) {
 	for _, size := range []struct {
 		name    string
@@ -40,17 +44,32 @@ func BenchmarkLoadAnalyze(b *testing.B) {
 			b.ResetTimer()
 			var n int
 			for i := 0; i < b.N; i++ {
-				l, err := NewLoader(dir, nil)
-				if err != nil {
-					b.Fatal(err)
-				}
-				g, err := l.Analyze([]graph.Label{graph.MustParseLabel("//:all")})
-				if err != nil {
-					b.Fatal(err)
-				}
+				_, g := loadAnalyze(b, dir)
 				n = len(g.Actions)
 			}
+			b.StopTimer()
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			l, g := loadAnalyze(b, dir)
+			runtime.GC()
+			runtime.ReadMemStats(&after)
+			runtime.KeepAlive(l)
+			runtime.KeepAlive(g)
 			b.ReportMetric(float64(n), "actions")
+			b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(n), "kept-B/action")
 		})
 	}
+}
+
+func loadAnalyze(b *testing.B, dir string) (*Loader, *exec.Graph) {
+	l, err := NewLoader(dir, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	g, err := l.Analyze([]graph.Label{graph.MustParseLabel("//:all")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return l, g
 }

@@ -189,7 +189,7 @@ func existingRulesBuiltin(thread *starlark.Thread, fn *starlark.Builtin, args st
 	if err != nil {
 		return nil, err
 	}
-	d := starlark.NewDict(len(b.rules))
+	d := starlark.NewDict(0)
 	for _, name := range b.pkg.Order {
 		t := b.pkg.Targets[name]
 		if t.IsRule() {

@@ -30,15 +30,15 @@ var (
 	_ starlark.Mapping  = (*TargetValue)(nil)
 )
 
-func (v *TargetValue) String() string        { return "<target " + v.c.label.String() + ">" }
+func (v *TargetValue) String() string        { return "<target " + v.c.label().String() + ">" }
 func (v *TargetValue) Type() string          { return "Target" }
 func (v *TargetValue) Freeze()               {}
 func (v *TargetValue) Truth() starlark.Bool  { return true }
-func (v *TargetValue) Hash() (uint32, error) { return starlark.String(v.c.label.String()).Hash() }
+func (v *TargetValue) Hash() (uint32, error) { return starlark.String(v.c.label().String()).Hash() }
 func (v *TargetValue) Attr(name string) (starlark.Value, error) {
 	switch name {
 	case "label":
-		return &LabelValue{v.c.label}, nil
+		return &LabelValue{v.c.label()}, nil
 	case "files":
 		return depsetOf(v.c.files), nil
 	}
@@ -60,7 +60,7 @@ func (v *TargetValue) Get(k starlark.Value) (starlark.Value, bool, error) {
 	}
 	inst, ok := v.c.providers[p]
 	if !ok {
-		return nil, false, fmt.Errorf("%s does not provide %s", v.c.label, p.Name())
+		return nil, false, fmt.Errorf("%s does not provide %s", v.c.label(), p.Name())
 	}
 	return inst, true, nil
 }
@@ -117,7 +117,7 @@ func (c *ruleContext) Attr(name string) (starlark.Value, error) {
 func (c *ruleContext) attrView(view string) (starlark.Value, error) {
 	t := c.t()
 	d := starlark.StringDict{}
-	for _, at := range t.Attrs {
+	for at := range t.AllAttrs() {
 		spec := c.r.class.attrs[at.Name]
 		switch view {
 		case "attr":
@@ -178,7 +178,7 @@ func (c *ruleContext) outputFile(l graph.Label) *File {
 	if f, ok := c.declared[p]; ok {
 		return f
 	}
-	f := &File{art: outputArtifact(l, false), owner: c.t().Label}
+	f := &File{art: outputArtifact(l, false), owner: c.t()}
 	c.declared[p] = f
 	return f
 }
@@ -221,14 +221,14 @@ func (c *ruleContext) attrValue(at graph.Attr) starlark.Value {
 		if at.Type == graph.AttrOutput {
 			return c.outputFile(v)
 		}
-		return c.deps[v].value
+		return c.deps[v].targetValue()
 	case []graph.Label:
 		l := make([]starlark.Value, len(v))
 		for i, x := range v {
 			if at.Type == graph.AttrOutputList {
 				l[i] = c.outputFile(x)
 			} else {
-				l[i] = c.deps[x].value
+				l[i] = c.deps[x].targetValue()
 			}
 		}
 		return starlark.NewList(l)
@@ -254,7 +254,7 @@ func (a *analyzer) runImplementation(r *ruleInstance, deps map[graph.Label]*conf
 		outs[k] = f
 		predeclared = append(predeclared, f)
 	}
-	for _, at := range t.Attrs {
+	for at := range t.AllAttrs() {
 		switch at.Type {
 		case graph.AttrOutput:
 			if l, ok := at.Value.(graph.Label); ok && !l.IsZero() {
@@ -294,7 +294,7 @@ func (a *analyzer) runImplementation(r *ruleInstance, deps map[graph.Label]*conf
 		}
 		return nil, &Error{Pos: t.Pos, Target: t.Label, Msg: e.Error()}
 	}
-	conf := &configured{label: t.Label, target: t, providers: map[*Provider]*ProviderInstance{}, predeclared: predeclared}
+	conf := &configured{target: t, providers: map[*Provider]*ProviderInstance{}, predeclared: predeclared}
 	var list []starlark.Value
 	switch v := ret.(type) {
 	case starlark.NoneType:

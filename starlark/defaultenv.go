@@ -2,7 +2,6 @@ package starlark
 
 import (
 	"fmt"
-	"os"
 
 	"github.com/hepbuild/hepbuild/exec"
 	"github.com/hepbuild/hepbuild/graph"
@@ -12,7 +11,7 @@ import (
 // software environment it declares, for --default-environment. Its files
 // must be source files: they are not produced by any build.
 func (l *Loader) Environment(lbl graph.Label) (*exec.Environment, error) {
-	a := &analyzer{l: l, done: map[graph.Label]*configured{}, inProgress: map[graph.Label]bool{}, srcExists: map[string]os.FileMode{}}
+	a := &analyzer{l: l, done: map[graph.Label]*configured{}}
 	c, err := a.configure(lbl, nil)
 	if err != nil {
 		return nil, err

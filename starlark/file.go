@@ -14,8 +14,11 @@ import (
 
 // File is the Starlark File type: a source file or an output of an action.
 type File struct {
-	art   exec.Artifact
-	owner graph.Label
+	art exec.Artifact
+	// owner is the target that declares the file, or the source file's
+	// own target: a pointer rather than a copy of its label, as a large
+	// analysis has millions of files.
+	owner *graph.Target
 }
 
 var _ starlark.HasAttrs = (*File)(nil)
@@ -61,7 +64,7 @@ func (f *File) Attr(name string) (starlark.Value, error) {
 	case "extension":
 		return starlark.String(strings.TrimPrefix(path.Ext(f.art.Path), ".")), nil
 	case "owner":
-		return &LabelValue{f.owner}, nil
+		return &LabelValue{f.owner.Label}, nil
 	case "is_source":
 		return starlark.Bool(f.art.Source), nil
 	case "is_directory":

@@ -33,11 +33,12 @@ type Loader struct {
 	realRootOnce sync.Once
 	realRootPath string
 	realRootErr  error
+	realDirsMu   sync.Mutex
+	realDirs     map[string]string // see realDir
 
 	mu       sync.Mutex
 	modules  map[graph.Label]*loadEntry
 	packages map[string]*pkgEntry
-	rules    map[graph.Label]*ruleInstance
 	files    map[graph.Label]*graph.Target // source files of other packages resolved on demand
 
 	depMu sync.Mutex
@@ -58,9 +59,10 @@ type loadEntry struct {
 }
 
 type pkgEntry struct {
-	ready chan struct{}
-	pkg   *graph.Package
-	err   error
+	ready   chan struct{}
+	pkg     *graph.Package
+	classes ruleClasses
+	err     error
 }
 
 // NewLoader returns a loader for the workspace at root (the folder holding WORKSPACE.hep).
@@ -74,7 +76,6 @@ func NewLoader(root string, stderr io.Writer) (*Loader, error) {
 		stderr:   stderr,
 		modules:  map[graph.Label]*loadEntry{},
 		packages: map[string]*pkgEntry{},
-		rules:    map[graph.Label]*ruleInstance{},
 		files:    map[graph.Label]*graph.Target{},
 		deps:     map[string]struct{}{},
 	}
@@ -183,7 +184,7 @@ func (l *Loader) Package(repo, pkg string) (*graph.Package, error) {
 	e = &pkgEntry{ready: make(chan struct{})}
 	l.packages[key] = e
 	l.mu.Unlock()
-	e.pkg, e.err = l.loadPackage(repo, pkg)
+	e.pkg, e.classes, e.err = l.loadPackage(repo, pkg)
 	close(e.ready)
 	return e.pkg, e.err
 }
@@ -200,18 +201,18 @@ func (l *Loader) buildFile(pkg string) string {
 	return ""
 }
 
-func (l *Loader) loadPackage(repo, pkg string) (*graph.Package, error) {
+func (l *Loader) loadPackage(repo, pkg string) (*graph.Package, ruleClasses, error) {
 	if repo != "" {
-		return nil, &graph.NoSuchPackageError{Pkg: "@" + repo + "//" + pkg + " (repository @" + repo + " holds rule files only)"}
+		return nil, ruleClasses{}, &graph.NoSuchPackageError{Pkg: "@" + repo + "//" + pkg + " (repository @" + repo + " holds rule files only)"}
 	}
 	bf := l.buildFile(pkg)
 	if bf == "" {
-		return nil, &graph.NoSuchPackageError{Pkg: pkg, Suggestion: l.suggestPackage(pkg)}
+		return nil, ruleClasses{}, &graph.NoSuchPackageError{Pkg: pkg, Suggestion: l.suggestPackage(pkg)}
 	}
 	l.depend(bf)
 	src, err := os.ReadFile(filepath.Join(l.root, filepath.FromSlash(bf)))
 	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", bf, err)
+		return nil, ruleClasses{}, fmt.Errorf("reading %s: %w", bf, err)
 	}
 	fileLabel := graph.Label{Pkg: pkg, Name: path.Base(bf)}
 	entry := &loadEntry{label: fileLabel, ready: make(chan struct{})}
@@ -221,21 +222,16 @@ func (l *Loader) loadPackage(repo, pkg string) (*graph.Package, error) {
 	_, err = starlark.ExecFileOptions(fileOptions, thread, bf, src, buildPredeclared)
 	close(entry.ready)
 	if err != nil {
-		return nil, formatError(err)
+		return nil, ruleClasses{}, formatError(err)
 	}
 	p, err := b.finish(entry.loads)
 	if err != nil {
-		return nil, err
+		return nil, ruleClasses{}, err
 	}
 	for _, f := range p.ReadFiles {
 		l.depend(f)
 	}
-	l.mu.Lock()
-	for lbl, r := range b.rules {
-		l.rules[lbl] = r
-	}
-	l.mu.Unlock()
-	return p, nil
+	return p, b.classes, nil
 }
 
 // loadFromThread implements load(): module is a label, relative to the
@@ -476,8 +472,15 @@ func (l *Loader) subpackageOf(lbl graph.Label) string {
 	return ""
 }
 
-func (l *Loader) rule(lbl graph.Label) *ruleInstance {
+// ruleClassOf returns the class of the rule target t of a loaded package,
+// or nil.
+func (l *Loader) ruleClassOf(t *graph.Target) *ruleClass {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.rules[lbl]
+	e := l.packages[t.Label.Repo+"//"+t.Label.Pkg]
+	l.mu.Unlock()
+	if e == nil {
+		return nil
+	}
+	<-e.ready
+	return e.classes.of(t)
 }

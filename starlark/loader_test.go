@@ -160,3 +160,38 @@ func remove(t *testing.T, root, rel string) {
 		t.Fatal(err)
 	}
 }
+
+// TestPackageOrder checks the targets a BUILD file makes, in order: each
+// rule's outputs and the rule, as declared, then source files in order of
+// first mention, then the BUILD file. An unset label attribute (task's env)
+// names no target.
+func TestPackageOrder(t *testing.T) {
+	root := t.TempDir()
+	files := map[string]string{
+		"WORKSPACE.hep": "",
+		"BUILD": "task(name = 'b', srcs = ['in2.txt', ':a'], outs = ['b.txt'], cmd = 'cat $(SRCS) > $@')\n" +
+			"task(name = 'a', srcs = ['in1.txt', 'in2.txt'], outs = ['a.txt'], cmd = 'cat $(SRCS) > $@')\n",
+		"in1.txt": "1\n",
+		"in2.txt": "2\n",
+	}
+	for p, c := range files {
+		if err := os.WriteFile(filepath.Join(root, p), []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, err := NewLoader(root, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := l.Package("", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"b.txt", "b", "a.txt", "a", "in2.txt", "in1.txt", "BUILD"}
+	if diff := cmp.Diff(want, p.Order); diff != "" {
+		t.Errorf("Order mismatch (-want +got):\n%s", diff)
+	}
+	if len(p.Targets) != len(want) {
+		t.Errorf("%d targets, want %d: %v", len(p.Targets), len(want), p.Order)
+	}
+}

@@ -103,7 +103,7 @@ func analyzeFilegroup(a *analyzer, r *ruleInstance) (*configured, error) {
 			}
 		}
 	}
-	c := &configured{label: t.Label, target: t, files: files}
+	c := &configured{target: t, files: files}
 	if len(files) == 1 {
 		c.executable = a.done[attrLabels(t, "srcs")[0]].executable
 	}
@@ -158,7 +158,7 @@ func analyzeEnvironment(a *analyzer, r *ruleInstance) (*configured, error) {
 	case kind == "cmssw" && (env.Params["release"] == "" || env.Params["arch"] == ""):
 		return nil, &Error{Pos: t.Pos, Target: t.Label, Msg: "environment: kind \"cmssw\" needs release and arch"}
 	}
-	c := &configured{label: t.Label, target: t, files: files, env: env}
+	c := &configured{target: t, files: files, env: env}
 	return c, nil
 }
 
@@ -171,43 +171,44 @@ func analyzeTask(a *analyzer, r *ruleInstance) (*configured, error) {
 	fail := func(format string, args ...any) error {
 		return &Error{Pos: t.Pos, Target: t.Label, Msg: fmt.Sprintf(format, args...)}
 	}
-	var srcs, tools []*File
-	byLabel := map[graph.Label][]*File{}
+	var srcs []*File
 	srcLabels := attrLabels(t, "srcs")
 	if len(srcLabels) == 1 {
 		srcs = a.done[srcLabels[0]].files
-		byLabel[srcLabels[0]] = srcs
 	} else {
 		for _, l := range srcLabels {
-			fs := a.done[l].files
-			byLabel[l] = fs
-			srcs = append(srcs, fs...)
+			srcs = append(srcs, a.done[l].files...)
 		}
 	}
 	var toolArts []exec.Artifact
-	for _, l := range attrLabels(t, "tools") {
-		c := a.done[l]
-		fs := c.files
-		if c.executable != nil {
-			fs = []*File{c.executable}
-			if len(c.files) > 1 {
-				fs = append(fs, c.files...)
-			}
-		}
-		byLabel[l] = fs
-		tools = append(tools, fs...)
-		for _, f := range fs {
+	toolLabels := attrLabels(t, "tools")
+	for _, l := range toolLabels {
+		for _, f := range toolFiles(a.done[l]) {
 			toolArts = append(toolArts, f.art)
 		}
 	}
-	var outs []*File
-	for _, l := range t.Outputs {
-		outs = append(outs, &File{art: outputArtifact(l, false), owner: t.Label})
+	outs := make([]*File, len(t.Outputs))
+	for i, l := range t.Outputs {
+		outs[i] = &File{art: outputArtifact(l, false), owner: t}
 	}
-	cmd, err := expandTaskCmd(attrString(t, "cmd"), t, srcs, outs, byLabel)
+	// The files of each label in srcs and tools, for $(location ...): made
+	// only for the commands that use it, as a map per task is costly.
+	locations := func() map[graph.Label][]*File {
+		m := make(map[graph.Label][]*File, len(srcLabels)+len(toolLabels))
+		for _, l := range srcLabels {
+			m[l] = a.done[l].files
+		}
+		for _, l := range toolLabels {
+			m[l] = toolFiles(a.done[l])
+		}
+		return m
+	}
+	var err error
+	a.cmdBuf, err = expandTaskCmd(a.cmdBuf[:0], attrString(t, "cmd"), t, srcs, outs, locations)
 	if err != nil {
 		return nil, fail("%s: cmd: %v", t.RuleClass, err)
 	}
+	cmd := string(a.cmdBuf)
 	env := hostEnv // shared and never modified: most tasks set no variables
 	if environ := attrDict(t, "environ"); len(environ) > 0 {
 		env = map[string]string{"PATH": HostPath}
@@ -220,7 +221,7 @@ func analyzeTask(a *analyzer, r *ruleInstance) (*configured, error) {
 		Mnemonic: "Task",
 		Progress: attrString(t, "message"),
 		Kind:     exec.KindRun,
-		Argv:     []string{"/bin/bash", "-c", "set -euo pipefail\n" + cmd},
+		Argv:     []string{"/bin/bash", "-c", cmd},
 		Env:      env,
 		Tools:    toolArts,
 		Tags:     attrStrings(t, "tags"),
@@ -228,7 +229,7 @@ func analyzeTask(a *analyzer, r *ruleInstance) (*configured, error) {
 		Pos:      t.Pos,
 	}
 	if act.Progress == "" {
-		act.Progress = "Running " + t.Label.String()
+		act.Progress = "Running %{label}" // expanded by Describe, when shown
 	}
 	if t.RuleClass == "genrule" {
 		act.Mnemonic = "Genrule"
@@ -271,7 +272,7 @@ func analyzeTask(a *analyzer, r *ruleInstance) (*configured, error) {
 	if err := a.addAction(act); err != nil {
 		return nil, err
 	}
-	c := &configured{label: t.Label, target: t, files: outs, predeclared: outs}
+	c := &configured{target: t, files: outs, predeclared: outs}
 	if len(outs) == 1 {
 		c.executable = outs[0]
 	}
@@ -300,49 +301,71 @@ func checkTags(tags []string) error {
 	return nil
 }
 
-// expandTaskCmd performs the $(...) substitutions of task's cmd.
-func expandTaskCmd(cmd string, t *graph.Target, srcs, outs []*File, byLabel map[graph.Label][]*File) (string, error) {
-	paths := func(fs []*File) string {
-		p := make([]string, len(fs))
+// toolFiles are the files a task's tool stands for: its executable first.
+func toolFiles(c *configured) []*File {
+	if c.executable == nil {
+		return c.files
+	}
+	fs := []*File{c.executable}
+	if len(c.files) > 1 {
+		fs = append(fs, c.files...)
+	}
+	return fs
+}
+
+// taskCmdPrefix starts every task's bash command, so that a failing step
+// fails the task.
+const taskCmdPrefix = "set -euo pipefail\n"
+
+// expandTaskCmd appends to b task's cmd, prefixed with taskCmdPrefix and
+// with its $(...) substitutions made. locations gives the files of each
+// label in srcs and tools. The caller reuses b, and makes a string of the
+// exact size: a million tasks have a million commands.
+func expandTaskCmd(b []byte, cmd string, t *graph.Target, srcs, outs []*File, locations func() map[graph.Label][]*File) ([]byte, error) {
+	paths := func(b []byte, fs []*File) []byte {
 		for i, f := range fs {
-			p[i] = shellQuote(f.art.Path)
+			if i > 0 {
+				b = append(b, ' ')
+			}
+			b = append(b, shellQuote(f.art.Path)...)
 		}
-		return strings.Join(p, " ")
+		return b
 	}
 	ruledir := exec.OutDir + "/" + t.Label.Pkg
 	if t.Label.Pkg == "" {
 		ruledir = exec.OutDir
 	}
-	var b strings.Builder
+	var byLabel map[graph.Label][]*File
+	b = append(b, taskCmdPrefix...)
 	for i := 0; i < len(cmd); i++ {
 		c := cmd[i]
 		if c != '$' {
-			b.WriteByte(c)
+			b = append(b, c)
 			continue
 		}
 		if i+1 >= len(cmd) {
-			return "", fmt.Errorf("a lone $ at the end: write $$ for a literal $")
+			return nil, fmt.Errorf("a lone $ at the end: write $$ for a literal $")
 		}
 		switch next := cmd[i+1]; next {
 		case '$':
-			b.WriteByte('$')
+			b = append(b, '$')
 			i++
 		case '@':
 			if len(outs) != 1 {
-				return "", fmt.Errorf("$@ needs exactly one output, the task has %d: use $(OUTS) or $(location name)", len(outs))
+				return nil, fmt.Errorf("$@ needs exactly one output, the task has %d: use $(OUTS) or $(location name)", len(outs))
 			}
-			b.WriteString(shellQuote(outs[0].art.Path))
+			b = append(b, shellQuote(outs[0].art.Path)...)
 			i++
 		case '<':
 			if len(srcs) != 1 {
-				return "", fmt.Errorf("$< needs exactly one input file, the task has %d: use $(SRCS) or $(location name)", len(srcs))
+				return nil, fmt.Errorf("$< needs exactly one input file, the task has %d: use $(SRCS) or $(location name)", len(srcs))
 			}
-			b.WriteString(shellQuote(srcs[0].art.Path))
+			b = append(b, shellQuote(srcs[0].art.Path)...)
 			i++
 		case '(':
 			end := strings.IndexByte(cmd[i:], ')')
 			if end < 0 {
-				return "", fmt.Errorf("unterminated $( at column %d", i+1)
+				return nil, fmt.Errorf("unterminated $( at column %d", i+1)
 			}
 			expr := cmd[i+2 : i+end]
 			i += end
@@ -350,43 +373,49 @@ func expandTaskCmd(cmd string, t *graph.Target, srcs, outs []*File, byLabel map[
 			arg = strings.TrimSpace(arg)
 			switch {
 			case expr == "SRCS":
-				b.WriteString(paths(srcs))
+				b = paths(b, srcs)
 			case expr == "OUTS":
-				b.WriteString(paths(outs))
+				b = paths(b, outs)
 			case expr == "RULEDIR":
-				b.WriteString(ruledir)
+				b = append(b, ruledir...)
 			case expr == "@D":
 				if len(outs) == 1 {
-					b.WriteString(path.Dir(outs[0].art.Path))
+					b = append(b, path.Dir(outs[0].art.Path)...)
 				} else {
-					b.WriteString(ruledir)
+					b = append(b, ruledir...)
 				}
 			case hasArg && (fn == "location" || fn == "execpath" || fn == "rootpath"):
+				if byLabel == nil {
+					byLabel = locations()
+				}
 				fs, err := locate(arg, t, byLabel, outs)
 				if err != nil {
-					return "", err
+					return nil, err
 				}
 				if len(fs) != 1 {
-					return "", fmt.Errorf("$(%s %s) expands to %d files; use $(%ss %s)", fn, arg, len(fs), fn, arg)
+					return nil, fmt.Errorf("$(%s %s) expands to %d files; use $(%ss %s)", fn, arg, len(fs), fn, arg)
 				}
-				b.WriteString(shellQuote(fs[0].art.Path))
+				b = append(b, shellQuote(fs[0].art.Path)...)
 			case hasArg && (fn == "locations" || fn == "execpaths" || fn == "rootpaths"):
+				if byLabel == nil {
+					byLabel = locations()
+				}
 				fs, err := locate(arg, t, byLabel, outs)
 				if err != nil {
-					return "", err
+					return nil, err
 				}
-				b.WriteString(paths(fs))
+				b = paths(b, fs)
 			default:
-				return "", fmt.Errorf("unknown substitution $(%s): known are $(SRCS), $(OUTS), $(RULEDIR), $(@D), $(location L), $(locations L), $(execpath L), $(execpaths L), $@, $<; write $$ for a literal $", expr)
+				return nil, fmt.Errorf("unknown substitution $(%s): known are $(SRCS), $(OUTS), $(RULEDIR), $(@D), $(location L), $(locations L), $(execpath L), $(execpaths L), $@, $<; write $$ for a literal $", expr)
 			}
 		default:
 			if next == '{' || next == '_' || (next >= 'A' && next <= 'Z') || (next >= 'a' && next <= 'z') || (next >= '0' && next <= '9') {
-				return "", fmt.Errorf("$%c...: shell variables need $$ (as in $${HOME} or $$1), because $ starts a substitution", next)
+				return nil, fmt.Errorf("$%c...: shell variables need $$ (as in $${HOME} or $$1), because $ starts a substitution", next)
 			}
-			b.WriteByte('$')
+			b = append(b, '$')
 		}
 	}
-	return b.String(), nil
+	return b, nil
 }
 
 func locate(arg string, t *graph.Target, byLabel map[graph.Label][]*File, outs []*File) ([]*File, error) {
@@ -399,7 +428,7 @@ func locate(arg string, t *graph.Target, byLabel map[graph.Label][]*File, outs [
 	}
 	for _, o := range t.Outputs {
 		if o == l {
-			return []*File{{art: outputArtifact(l, false), owner: t.Label}}, nil
+			return []*File{{art: outputArtifact(l, false), owner: t}}, nil
 		}
 	}
 	return nil, fmt.Errorf("$(location %s): %s is not in srcs, tools or outs", arg, l)

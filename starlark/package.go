@@ -13,7 +13,7 @@ import (
 	"github.com/hepbuild/hepbuild/graph"
 )
 
-// ruleInstance is one rule call of a BUILD file, kept for analysis.
+// ruleInstance is a rule target with its class, as analysis sees it.
 type ruleInstance struct {
 	target *graph.Target
 	class  *ruleClass
@@ -24,9 +24,8 @@ type ruleInstance struct {
 type pkgBuilder struct {
 	l         *Loader
 	pkg       *graph.Package
-	rules     map[graph.Label]*ruleInstance
-	refs      []graph.Label // same-package labels used in attributes, in order of first mention
-	refSeen   map[string]bool
+	classes   ruleClasses   // of the rules, for analysis
+	refs      []graph.Label // same-package labels used in attributes before they were declared, in order of mention
 	readFiles []string
 	globCache []string // files of the package (no sub-packages), listed on first glob
 	globDone  bool
@@ -36,9 +35,40 @@ func newPkgBuilder(l *Loader, pkg, buildFile string) *pkgBuilder {
 	return &pkgBuilder{
 		l:       l,
 		pkg:     &graph.Package{Name: pkg, BuildFile: buildFile, Targets: map[string]*graph.Target{}},
-		rules:   map[graph.Label]*ruleInstance{},
-		refSeen: map[string]bool{},
+		classes: ruleClasses{byKind: map[string]*ruleClass{}},
 	}
+}
+
+// ruleClasses records the rule class of each rule target of a package. The
+// rules of one kind (graph.Target.RuleClass) nearly always share one class,
+// so it keeps a class per kind, and a class per target only for the targets
+// whose kind several classes share (rules of the same name loaded from
+// different files): a package of a million rules needs no map of them.
+type ruleClasses struct {
+	byKind   map[string]*ruleClass
+	byTarget map[string]*ruleClass // target name -> class, where byKind does not tell
+}
+
+func (rc *ruleClasses) add(t *graph.Target, c *ruleClass) {
+	switch rc.byKind[t.RuleClass] {
+	case nil:
+		rc.byKind[t.RuleClass] = c
+	case c:
+		// the usual case
+	default:
+		if rc.byTarget == nil {
+			rc.byTarget = map[string]*ruleClass{}
+		}
+		rc.byTarget[t.Label.Name] = c
+	}
+}
+
+// of returns the class of the rule target t, or nil.
+func (rc *ruleClasses) of(t *graph.Target) *ruleClass {
+	if c, ok := rc.byTarget[t.Label.Name]; ok {
+		return c
+	}
+	return rc.byKind[t.RuleClass]
 }
 
 func (b *pkgBuilder) label(name string) graph.Label {
@@ -58,9 +88,13 @@ func (b *pkgBuilder) add(t *graph.Target, owner graph.Label) error {
 	return nil
 }
 
+// ref records a label used in an attribute: if it names a target of this
+// package that is not declared (yet), finish makes it a source file.
 func (b *pkgBuilder) ref(l graph.Label) {
-	if l.Repo == "" && l.Pkg == b.pkg.Name && !b.refSeen[l.Name] {
-		b.refSeen[l.Name] = true
+	if l.Repo != "" || l.Pkg != b.pkg.Name {
+		return
+	}
+	if _, declared := b.pkg.Targets[l.Name]; !declared {
 		b.refs = append(b.refs, l)
 	}
 }
@@ -68,11 +102,20 @@ func (b *pkgBuilder) ref(l graph.Label) {
 // finish creates source-file targets for labels used but not declared, and
 // the BUILD file's own target.
 func (b *pkgBuilder) finish(loads []graph.Label) (*graph.Package, error) {
+	// Whether a file is in a sub-package depends on its folder only, and
+	// a package's files are often many to a folder.
+	subpackageIn := map[string]string{}
 	for _, l := range b.refs {
 		if _, ok := b.pkg.Targets[l.Name]; ok {
-			continue
+			continue // declared after its mention, or mentioned before
 		}
-		if sub := b.l.subpackageOf(l); sub != "" {
+		dir := path.Dir(l.Name)
+		sub, ok := subpackageIn[dir]
+		if !ok {
+			sub = b.l.subpackageOf(l)
+			subpackageIn[dir] = sub
+		}
+		if sub != "" {
 			return nil, &Error{Pos: graph.Pos{File: b.pkg.BuildFile}, Target: l,
 				Msg: fmt.Sprintf("label crosses into package %s: use //%s:%s", sub, sub, strings.TrimPrefix(l.Path(), sub+"/"))}
 		}

@@ -2,6 +2,7 @@ package starlark
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -18,12 +19,16 @@ type ruleClass struct {
 	name       string // the rule's name; for rule() the global it is bound to
 	attrs      map[string]*attrSpec
 	attrNames  []string
+	attrSpecs  []*attrSpec // attrs in the order of attrNames
 	impl       starlark.Callable
 	native     nativeImpl
 	outputs    map[string]string // predeclared output name templates, "%{name}.txt"
 	executable bool
 	doc        string
 	defFile    graph.Label
+	// defaults are the attributes with a default value, sorted by name, as
+	// every target of the class shares them (graph.Target.Defaults).
+	defaults []graph.Attr
 }
 
 var (
@@ -58,7 +63,15 @@ func newRuleClass(name string, attrs map[string]*attrSpec) *ruleClass {
 	for k, v := range attrs {
 		all[k] = v
 	}
-	return &ruleClass{name: name, attrs: all, attrNames: sortedAttrNames(all)}
+	r := &ruleClass{name: name, attrs: all, attrNames: sortedAttrNames(all)}
+	for _, k := range r.attrNames {
+		spec := all[k]
+		r.attrSpecs = append(r.attrSpecs, spec)
+		if !spec.mandatory {
+			r.defaults = append(r.defaults, graph.Attr{Name: k, Type: spec.typ, Value: spec.def})
+		}
+	}
+	return r
 }
 
 // CallInternal instantiates the rule in the package being loaded.
@@ -88,7 +101,6 @@ func (r *ruleClass) CallInternal(thread *starlark.Thread, args starlark.Tuple, k
 	if _, err := graph.ParseRelative(":"+name, b.pkg.Name); err != nil {
 		return nil, errorf(lbl, "%v", err)
 	}
-	t := &graph.Target{Label: lbl, RuleClass: r.Name(), Pos: pos, Attrs: make([]graph.Attr, 0, len(r.attrNames))}
 	for _, kv := range kwargs {
 		k := string(kv[0].(starlark.String))
 		if _, ok := r.attrs[k]; !ok {
@@ -102,32 +114,43 @@ func (r *ruleClass) CallInternal(thread *starlark.Thread, args starlark.Tuple, k
 			return nil, errorf(lbl, "attribute %s is private to the rule and cannot be set", k)
 		}
 	}
-	for _, k := range r.attrNames {
-		spec := r.attrs[k]
-		var v starlark.Value
-		ok := false
-		for _, kv := range kwargs {
-			if string(kv[0].(starlark.String)) == k {
-				v, ok = kv[1], true
-				break
-			}
+	// Walk the class's attributes and the arguments, both sorted by name,
+	// side by side: an argument becomes an attribute of the target, an
+	// attribute without one takes the class's shared default.
+	var buf [16]starlark.Tuple
+	given := append(buf[:0], kwargs...)
+	slices.SortStableFunc(given, func(x, y starlark.Tuple) int {
+		return strings.Compare(string(x[0].(starlark.String)), string(y[0].(starlark.String)))
+	})
+	t := &graph.Target{Label: lbl, RuleClass: r.Name(), Pos: pos, Attrs: make([]graph.Attr, 0, len(given)), Defaults: r.defaults}
+	for i, k := range r.attrNames {
+		spec := r.attrSpecs[i]
+		var v starlark.Value = starlark.None
+		if len(given) > 0 && string(given[0][0].(starlark.String)) == k {
+			v = given[0][1]
 		}
-		var val any
-		if ok && v != starlark.None {
-			val, err = convertAttr(spec, k, v, "", b.pkg.Name)
-			if err != nil {
-				return nil, errorf(lbl, "%s: %v", r.Name(), err)
-			}
-		} else {
+		for len(given) > 0 && string(given[0][0].(starlark.String)) == k {
+			given = given[1:]
+		}
+		if v == starlark.None {
 			if spec.mandatory {
 				return nil, errorf(lbl, "%s: missing mandatory attribute %s", r.Name(), k)
 			}
-			val, ok = spec.def, false
+			continue
 		}
-		t.Attrs = append(t.Attrs, graph.Attr{Name: k, Type: spec.typ, Value: val, Explicit: ok})
-		switch x := val.(type) {
+		val, err := convertAttr(spec, k, v, "", b.pkg.Name)
+		if err != nil {
+			return nil, errorf(lbl, "%s: %v", r.Name(), err)
+		}
+		t.Attrs = append(t.Attrs, graph.Attr{Name: k, Type: spec.typ, Value: val, Explicit: true})
+	}
+	for a := range t.AllAttrs() {
+		switch x := a.Value.(type) {
 		case graph.Label:
-			if spec.typ == graph.AttrOutput {
+			if x.IsZero() {
+				continue // None: an unset label or output
+			}
+			if a.Type == graph.AttrOutput {
 				if err := b.addOutput(t, x); err != nil {
 					return nil, err
 				}
@@ -135,14 +158,23 @@ func (r *ruleClass) CallInternal(thread *starlark.Thread, args starlark.Tuple, k
 				b.ref(x)
 			}
 		case []graph.Label:
-			for _, l := range x {
-				if spec.typ == graph.AttrOutputList {
-					if err := b.addOutput(t, l); err != nil {
-						return nil, err
-					}
-				} else {
+			if a.Type != graph.AttrOutputList {
+				for _, l := range x {
 					b.ref(l)
 				}
+				continue
+			}
+			for _, l := range x {
+				if err := b.declareOutput(t, l); err != nil {
+					return nil, err
+				}
+			}
+			if t.Outputs == nil {
+				// Most rules have one list of outputs: share it rather
+				// than copy it, capped so that appending copies.
+				t.Outputs = slices.Clip(x)
+			} else {
+				t.Outputs = append(t.Outputs, x...)
 			}
 		}
 	}
@@ -173,18 +205,27 @@ func (r *ruleClass) CallInternal(thread *starlark.Thread, args starlark.Tuple, k
 			return nil, err
 		}
 	}
-	b.rules[lbl] = &ruleInstance{target: t, class: r}
+	b.classes.add(t, r)
 	return starlark.None, nil
 }
 
+// addOutput declares out an output of rule and adds it to rule.Outputs.
 func (b *pkgBuilder) addOutput(rule *graph.Target, out graph.Label) error {
+	if err := b.declareOutput(rule, out); err != nil {
+		return err
+	}
+	rule.Outputs = append(rule.Outputs, out)
+	return nil
+}
+
+// declareOutput adds the generated-file target out of rule to the package.
+func (b *pkgBuilder) declareOutput(rule *graph.Target, out graph.Label) error {
 	if out.Repo != "" || out.Pkg != b.pkg.Name {
 		return errorf(rule.Label, "output %s is outside the package %s: outputs are names relative to the package", out, b.pkg.Name)
 	}
 	if out.Name == rule.Label.Name {
 		return errorf(rule.Label, "output %q has the same name as the rule", out.Name)
 	}
-	rule.Outputs = append(rule.Outputs, out)
 	return b.add(&graph.Target{Label: out, Generator: rule.Label, Pos: rule.Pos}, rule.Label)
 }
 

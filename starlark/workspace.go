@@ -39,10 +39,20 @@ func FindWorkspace(dir string) (root, pkg string, err error) {
 
 // checkInside rejects a workspace-relative path that resolves, through
 // symbolic links, to somewhere outside the workspace: an action must not read
-// what the workspace does not hold.
-func (l *Loader) checkInside(rel string) error {
+// what the workspace does not hold. isLink says whether rel itself is a
+// symbolic link; when it is not, only its folder needs resolving, which is
+// done once per folder rather than a system call per path component of
+// every source file.
+func (l *Loader) checkInside(rel string, isLink bool) error {
 	full := filepath.Join(l.root, filepath.FromSlash(rel))
-	real, err := filepath.EvalSymlinks(full)
+	var real string
+	var err error
+	if isLink {
+		real, err = filepath.EvalSymlinks(full)
+	} else {
+		real, err = l.realDir(filepath.Dir(full))
+		real = filepath.Join(real, filepath.Base(full))
+	}
 	if err != nil {
 		return fmt.Errorf("resolving %s: %v", rel, err)
 	}
@@ -54,6 +64,24 @@ func (l *Loader) checkInside(rel string) error {
 		return fmt.Errorf("input %s is a symbolic link to %s, outside the workspace: copy the file in, or declare it another way", rel, real)
 	}
 	return nil
+}
+
+// realDir is the folder dir with symbolic links resolved, remembered.
+func (l *Loader) realDir(dir string) (string, error) {
+	l.realDirsMu.Lock()
+	defer l.realDirsMu.Unlock()
+	if real, ok := l.realDirs[dir]; ok {
+		return real, nil
+	}
+	real, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return "", err
+	}
+	if l.realDirs == nil {
+		l.realDirs = map[string]string{}
+	}
+	l.realDirs[dir] = real
+	return real, nil
 }
 
 // realRoot is the workspace root with symbolic links resolved, computed once.

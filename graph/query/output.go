@@ -173,7 +173,7 @@ func writeJSON(w io.Writer, r *Result, opts WriteOptions) error {
 		}
 		if t.IsRule() {
 			jt.Attributes = map[string]any{}
-			for _, a := range t.Attrs {
+			for a := range t.AllAttrs() {
 				jt.Attributes[a.Name] = jsonValue(a.Value)
 			}
 		}
