@@ -122,6 +122,7 @@ var residentDev = []string{
 	"--symlink", "/proc/self/fd/1", "/dev/stdout",
 	"--symlink", "/proc/self/fd/2", "/dev/stderr",
 	"--dir", "/dev/shm",
+	"--dir", "/dev/mqueue",
 	"--remount-ro", "/dev",
 	"--tmpfs", "/dev/shm",
 }
