@@ -498,6 +498,7 @@ func (r *Runner) execute(ctx context.Context, a *Action, key *Key, in *inputDige
 	logPath := r.logPath(a)
 	before := r.statInputs(a)
 	res, err := r.Executor.Execute(ctx, a, r.ExecRoot, logPath)
+	CommandDone(ctx)
 	if err != nil {
 		_ = removeOutputs(r.ExecRoot, a)
 		if ctx.Err() == context.DeadlineExceeded {

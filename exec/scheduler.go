@@ -151,13 +151,16 @@ type run struct {
 
 	ready               readyQueue
 	jobs                int
-	capCPU, capMem      int64 // millicpus, bytes (0: unbounded)
-	running, backoffs   int
+	capCPU, capMem      int64  // millicpus, bytes (0: unbounded)
+	running, backoffs   int    // holding a job slot; waiting to retry
+	inflight            int    // started and not finished
+	slotFreed           []bool // the current attempt gave its job slot back
 	usedCPU, usedMem    int64
 	stopping, cancelled bool
 	failures            []*ActionError
 	infraErr            error
 	results             chan result // written by attempt goroutines
+	freed               chan int32  // written by attempt goroutines (CommandDone)
 	retry               chan int32  // written by backoff goroutines
 	backoff             time.Duration
 }
@@ -298,6 +301,8 @@ func (r *run) configure() {
 	r.outcome = make([]Outcome, n)
 	r.lastErr = map[int32]*ActionError{}
 	r.results = make(chan result, r.jobs)
+	r.freed = make(chan int32)
+	r.slotFreed = make([]bool, n)
 	r.retry = make(chan int32)
 }
 
@@ -405,12 +410,14 @@ func (r *run) loop() {
 			r.ready.pop()
 			r.start(i, cpu, mem)
 		}
-		if r.running == 0 && r.backoffs == 0 && (r.ready.len() == 0 || r.stopping || r.cancelled) {
+		if r.inflight == 0 && r.backoffs == 0 && (r.ready.len() == 0 || r.stopping || r.cancelled) {
 			return
 		}
 		select {
 		case res := <-r.results:
 			r.finish(res)
+		case i := <-r.freed:
+			r.freeSlot(i)
 		case i := <-r.retry:
 			r.resume(i)
 		case <-ctxDone:
@@ -427,6 +434,8 @@ func (r *run) cancel() {
 
 func (r *run) start(i int32, cpu, mem int64) {
 	r.running++
+	r.inflight++
+	r.slotFreed[i] = false
 	r.usedCPU += cpu
 	r.usedMem += mem
 	r.state[i] = stateRunning
@@ -442,10 +451,38 @@ func (r *run) start(i int32, cpu, mem int64) {
 	go r.attempt(i)
 }
 
+// freeSlot gives the action's job slot and resources back, once per attempt.
+func (r *run) freeSlot(i int32) {
+	if r.slotFreed[i] {
+		return
+	}
+	r.slotFreed[i] = true
+	cpu, mem := r.request(i)
+	r.running--
+	r.usedCPU -= cpu
+	r.usedMem -= mem
+}
+
+// slotKey is the context key of the function with which an attempt gives
+// its job slot back early (CommandDone).
+type slotKey struct{}
+
+// CommandDone tells the scheduler that the action's command has ended, so
+// that its job slot and its cpu and memory go to the next action while
+// this one's outputs are checked and stored: -j bounds the commands that
+// run at once, as Bazel's --jobs does, not hepbuild's own work around
+// them. It does nothing outside a Scheduler's Work, and after the first call.
+func CommandDone(ctx context.Context) {
+	if f, ok := ctx.Value(slotKey{}).(func()); ok {
+		f()
+	}
+}
+
 // attempt runs on its own goroutine; it reads only immutable run fields.
 func (r *run) attempt(i int32) {
 	a := r.actions[i]
-	ctx := r.ctx
+	var once sync.Once
+	ctx := context.WithValue(r.ctx, slotKey{}, func() { once.Do(func() { r.freed <- i }) })
 	limit := a.RunTimeout()
 	var cancel context.CancelFunc = func() {}
 	if limit > 0 {
@@ -480,10 +517,8 @@ func (r *run) call(ctx context.Context, a *Action) (out Outcome, err error) {
 func (r *run) finish(res result) {
 	i := res.i
 	a := r.actions[i]
-	cpu, mem := r.request(i)
-	r.running--
-	r.usedCPU -= cpu
-	r.usedMem -= mem
+	r.freeSlot(i)
+	r.inflight--
 	now := time.Since(r.t0)
 	r.took[i] = now - r.started[i]
 

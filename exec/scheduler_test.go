@@ -840,3 +840,51 @@ func BenchmarkRun(b *testing.B) {
 		b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/build")
 	})
 }
+
+// With -j 1, an action that says its command is done (CommandDone) lets the
+// next one start while it still stores its outputs; the commands
+// themselves never overlap.
+func TestCommandDoneFreesTheSlot(t *testing.T) {
+	b := newTestBuild(t, "a:", "b:", "c:")
+	var mu sync.Mutex
+	commands, maxCommands := 0, 0
+	started := make(chan string, 3)
+	release := make(chan struct{})
+	work := func(ctx context.Context, a *Action) (Outcome, error) {
+		mu.Lock()
+		commands++
+		maxCommands = max(maxCommands, commands)
+		mu.Unlock()
+		started <- a.Owner.Name
+		time.Sleep(10 * time.Millisecond) // the command
+		mu.Lock()
+		commands--
+		mu.Unlock()
+		CommandDone(ctx)
+		CommandDone(ctx) // a second call changes nothing
+		<-release        // storing outputs, until every action has started
+		return OutcomeExecuted, nil
+	}
+	go func() {
+		for range 3 {
+			<-started
+		}
+		close(release)
+	}()
+	done := make(chan error, 1)
+	go func() {
+		_, err := (&Scheduler{Jobs: 1}).Run(context.Background(), b.g, b.actions, work)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the actions waited for each other's storing: CommandDone did not free the slot")
+	}
+	if maxCommands != 1 {
+		t.Errorf("%d commands ran at once with -j 1", maxCommands)
+	}
+}
