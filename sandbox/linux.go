@@ -242,7 +242,7 @@ func (l *Linux) runResident(ctx context.Context, s Spec, t *slot, execRoot strin
 			t.resident, err = startResident(key, execRoot, argv)
 		}
 		if err != nil {
-			l.giveUpResident(err)
+			l.residentFailed(err)
 			return Result{}, fmt.Errorf("%w: %v", errResidentUnusable, err)
 		}
 	}
@@ -253,20 +253,20 @@ func (l *Linux) runResident(ctx context.Context, s Spec, t *slot, execRoot strin
 	res, err := t.resident.run(ctx, s, execRoot, writable)
 	if errors.Is(err, errResidentUnusable) && t.resident.done() {
 		t.stopResident()
-		// One failure may be an action's doing; failures in a row are the
-		// machine's.
-		if l.residentFailures.Add(1) >= 3 {
-			l.giveUpResident(err)
-		}
+		l.residentFailed(err)
 	} else {
 		l.residentFailures.Store(0)
 	}
 	return res, err
 }
 
-// giveUpResident makes every later command run in a bwrap of its own, and
-// says so once.
-func (l *Linux) giveUpResident(err error) {
+// residentFailed counts a failure of a resident sandbox. One may be an
+// action's doing; three in a row are the machine's: then every later
+// command runs in a bwrap of its own, and a warning says so once.
+func (l *Linux) residentFailed(err error) {
+	if l.residentFailures.Add(1) < 3 {
+		return
+	}
 	l.noResident.Store(true)
 	l.residentOnce.Do(func() {
 		if l.Warn != nil {

@@ -578,3 +578,28 @@ func TestLinuxLongStartError(t *testing.T) {
 		}
 	})
 }
+
+// Where resident sandboxes cannot start, each command still runs, in a
+// bwrap of its own; after three failures in a row one warning says so and
+// no resident sandbox is tried again.
+func TestLinuxWithoutResidentSandboxes(t *testing.T) {
+	l, root, base := linuxOrSkip(t)
+	// A bwrap that refuses what only a resident sandbox asks for.
+	wrapper := filepath.Join(base, "bwrap")
+	writeFile(t, base, "bwrap", fmt.Sprintf("#!/bin/sh\ncase \" $* \" in *' --as-pid-1 '*) echo no resident here >&2; exit 1;; esac\nexec %s \"$@\"\n", l.bwrap), 0o755)
+	l.bwrap = wrapper
+	var warn bytes.Buffer
+	l.Warn = &warn
+	for i := 0; i < 5; i++ {
+		res, out := runLinux(t, l, Spec{ExecRoot: root}, `tr '\0' ' ' </proc/1/cmdline`)
+		if !res.Success() || strings.Contains(out, residentArg) {
+			t.Fatalf("command %d: got %+v under %q, want a success in a bwrap of its own", i, res, out)
+		}
+		if gaveUp := l.noResident.Load(); gaveUp != (i >= 2) {
+			t.Errorf("after command %d: resident sandboxes given up: %v", i, gaveUp)
+		}
+	}
+	if n := strings.Count(warn.String(), "WARNING"); n != 1 || !strings.Contains(warn.String(), "no resident here") {
+		t.Errorf("got %d warnings, want one with bwrap's reason:\n%s", n, warn.String())
+	}
+}

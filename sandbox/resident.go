@@ -26,7 +26,7 @@ import (
 // fresh /tmp, only its output folders writable, a session of its own and no
 // capabilities, and when it ends every process it left is killed. What the
 // actions of one slot share is the namespaces themselves: their network
-// (none), IPC and host name.
+// (none) and host name, and their IPC namespace, emptied after each action.
 
 // maxResidentMsg bounds a request: a SOCK_SEQPACKET packet must fit the
 // socket's buffer. A command whose request is larger runs in a bwrap of
@@ -59,10 +59,10 @@ func startResident(key, execRoot string, bwrapArgv []string) (*resident, error) 
 		return nil, fmt.Errorf("starting resident sandbox: %w", err)
 	}
 	ours, theirs := os.NewFile(uintptr(fds[0]), "resident"), os.NewFile(uintptr(fds[1]), "resident")
-	defer theirs.Close()
 	c, err := net.FileConn(ours)
 	ours.Close()
 	if err != nil {
+		theirs.Close()
 		return nil, fmt.Errorf("starting resident sandbox: %w", err)
 	}
 	// The binary goes by descriptor: its path may be hidden in the sandbox
@@ -70,6 +70,7 @@ func startResident(key, execRoot string, bwrapArgv []string) (*resident, error) 
 	exe, err := os.Open("/proc/self/exe")
 	if err != nil {
 		c.Close()
+		theirs.Close()
 		return nil, fmt.Errorf("starting resident sandbox: %w", err)
 	}
 	defer exe.Close()
@@ -85,7 +86,10 @@ func startResident(key, execRoot string, bwrapArgv []string) (*resident, error) 
 		// which stops the command as it stops any (SIGTERM, then SIGKILL).
 		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
 	}
-	if err := r.cmd.Start(); err != nil {
+	err = r.cmd.Start()
+	// Only the sandbox holds its end now: if it dies, the read below ends.
+	theirs.Close()
+	if err != nil {
 		r.conn.Close()
 		return nil, fmt.Errorf("starting resident sandbox: %w", err)
 	}
@@ -176,11 +180,6 @@ func (r *resident) run(ctx context.Context, s Spec, dir string, writable []strin
 		return Result{}, &StartError{Path: "", Err: errors.New("empty command line")}
 	}
 	req := residentRequest{Argv: s.Argv, Env: envList(s.Env), Dir: dir, Writable: writable, Stdout: -1, Stderr: -1}
-	// Checked before the output is opened; naming descriptors (0, 1)
-	// instead of none (-1) only shortens it.
-	if b, _ := json.Marshal(req); len(b) > maxResidentMsg {
-		return Result{}, fmt.Errorf("%w: request of %d bytes", errResidentUnusable, len(b))
-	}
 	grace := s.grace()
 	out, err := openOutput(s)
 	if err != nil {
@@ -201,7 +200,11 @@ func (r *resident) run(ctx context.Context, s Spec, dir string, writable []strin
 	}
 	start := time.Now()
 	if err := r.send(req, fds); err != nil {
-		r.stop()
+		// A request too large for a packet leaves the sandbox as it was
+		// (the bwrap of the command's own opens the output again).
+		if !errors.Is(err, errResidentUnusable) {
+			r.stop()
+		}
 		return Result{}, fmt.Errorf("%w: %v", errResidentUnusable, err)
 	}
 	out.started()
