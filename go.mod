@@ -3,6 +3,7 @@ module github.com/hepbuild/hepbuild
 go 1.26.8
 
 require (
+	codeberg.org/go-pdf/fpdf v0.11.1
 	github.com/alecthomas/kong v1.17.0
 	github.com/bazelbuild/buildtools v0.0.0-20260904073137-eaa4d125b423
 	github.com/bazelbuild/remote-apis v0.0.0-20260908115904-76ddd98e1f92
@@ -23,7 +24,6 @@ require (
 	codeberg.org/go-fonts/liberation v0.5.0 // indirect
 	codeberg.org/go-latex/latex v0.2.0 // indirect
 	codeberg.org/go-mmap/mmap v0.8.0 // indirect
-	codeberg.org/go-pdf/fpdf v0.11.1 // indirect
 	codeberg.org/gonuts/binary v0.3.2 // indirect
 	git.sr.ht/~sbinet/gg v0.7.0 // indirect
 	github.com/ajstarks/svgo v0.0.0-20211024235047-1546f124cd8b // indirect

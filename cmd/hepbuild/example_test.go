@@ -84,6 +84,17 @@ func TestExampleAnalysis(t *testing.T) {
 
 	checkFit(t, out)
 
+	// A second clean build, of another copy of the workspace into another cache and output
+	// base, a minute later, must give every output byte for byte as the first.
+	t.Run("reproducible", func(t *testing.T) {
+		again := copyExample(t)
+		t.Setenv("XDG_CACHE_HOME", filepath.Join(t.TempDir(), "xdg"))
+		if second := buildExample(t, again); len(second["action_finished"]) != len(first["action_finished"]) {
+			t.Errorf("the second clean build executed %d actions, the first %d", len(second["action_finished"]), len(first["action_finished"]))
+		}
+		compareOutputs(t, filepath.Join(root, "hepbuild-out"), filepath.Join(again, "hepbuild-out"))
+	})
+
 	// Nothing changed: nothing runs.
 	if second := buildExample(t, root); len(second["action_finished"]) != 0 {
 		t.Errorf("second build executed %d actions, want 0: %v", len(second["action_finished"]), second["action_finished"])
@@ -218,7 +229,7 @@ func appendFile(t *testing.T, path, text string) {
 func buildExample(t *testing.T, root string) map[string][]string {
 	t.Helper()
 	ev := filepath.Join(t.TempDir(), "events.jsonl")
-	args := append([]string{"build", "--progress=none", "--events", ev}, tthTargets...)
+	args := append([]string{"build", "-j2", "--progress=none", "--events", ev}, tthTargets...)
 	var stdout, stderr bytes.Buffer
 	ctx := context.Background()
 	if code := run(ctx, args, &env{stdout: &stdout, stderr: &stderr, ctx: ctx, cwd: root}); code != 0 {
@@ -237,6 +248,66 @@ func buildExample(t *testing.T, root string) map[string][]string {
 		byType[e.Type] = append(byType[e.Type], e.Target)
 	}
 	return byType
+}
+
+// outputFiles returns the content of every file below the output tree out (a link to the output
+// base), by path relative to it.
+func outputFiles(t *testing.T, out string) map[string][]byte {
+	t.Helper()
+	files := map[string][]byte{}
+	err := filepath.WalkDir(out+"/", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(out, p)
+		files[rel] = data
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
+}
+
+// compareOutputs fails, naming each one, for every output that one build made and the other did
+// not, or that differs between the two.
+func compareOutputs(t *testing.T, a, b string) {
+	t.Helper()
+	fa, fb := outputFiles(t, a), outputFiles(t, b)
+	if len(fa) < 100 {
+		t.Fatalf("%s holds %d files, want the outputs of the whole example", a, len(fa))
+	}
+	var names []string
+	for n := range fa {
+		names = append(names, n)
+	}
+	for n := range fb {
+		if _, ok := fa[n]; !ok {
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	differ := 0
+	for _, n := range names {
+		da, inA := fa[n]
+		db, inB := fb[n]
+		switch {
+		case !inA:
+			t.Errorf("only the second build made %s", n)
+		case !inB:
+			t.Errorf("only the first build made %s", n)
+		case !bytes.Equal(da, db):
+			differ++
+			t.Errorf("%s differs between two clean builds (%d and %d bytes)", n, len(da), len(db))
+		}
+	}
+	if differ == 0 {
+		t.Logf("%d outputs, byte-identical in both builds", len(fa))
+	}
 }
 
 func queryLabels(t *testing.T, root, expr string) []string {
