@@ -14,6 +14,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // These tests keep BUILD.md, the language and command-line reference, in step
@@ -365,6 +368,330 @@ environment(name = "e")
 			if !strings.Contains(sec, "| `"+a+"` |") && !strings.Contains(common, "| `"+a+"` |") {
 				t.Errorf("BUILD.md documents no attribute %s of %s: add a row | `%s` | to %q or to the common attributes", a, kind, a, heading)
 			}
+		}
+	}
+}
+
+// The tests below hold README.md and BUILD.md to claims that drifted before: the items of
+// hepbuild info, the exit codes, the default sandbox, the execution-requirement tags, target
+// patterns and where a build's summary goes. Each checks the claim against the code or a real run.
+
+const readmeMD = "../../README.md"
+
+func readREADME(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(readmeMD)
+	if err != nil {
+		t.Fatalf("reading the README: %v", err)
+	}
+	return string(b)
+}
+
+// tableKeys returns the code spans of the first column of the table rows in text: "| `a`, `b` |"
+// gives a and b.
+func tableKeys(text string) []string {
+	var keys []string
+	for _, line := range strings.Split(text, "\n") {
+		if !strings.HasPrefix(line, "| `") {
+			continue
+		}
+		first := strings.SplitN(line[1:], "|", 2)[0]
+		for _, m := range regexp.MustCompile("`([^`]+)`").FindAllStringSubmatch(first, -1) {
+			keys = append(keys, m[1])
+		}
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func sortedCopy(s []string) []string {
+	s = append([]string(nil), s...)
+	sort.Strings(s)
+	return s
+}
+
+func TestDocsListEveryInfoItem(t *testing.T) {
+	root := docWorkspace(t, map[string]string{"BUILD": ""})
+	code, stdout, stderr := docRun(t, root, "info")
+	if code != 0 {
+		t.Fatalf("hepbuild info: exit %d\n%s", code, stderr)
+	}
+	values := map[string]string{}
+	var printed []string
+	for _, line := range strings.Split(strings.TrimSuffix(stdout, "\n"), "\n") {
+		k, v, ok := strings.Cut(line, ": ")
+		if !ok {
+			k = strings.TrimSuffix(line, ":") // an empty value
+		}
+		printed = append(printed, k)
+		values[k] = v
+	}
+	sort.Strings(printed)
+	if len(printed) < 5 {
+		t.Fatalf("hepbuild info printed %d items; has its layout changed?\n%s", len(printed), stdout)
+	}
+	if diff := cmp.Diff(printed, tableKeys(section(t, readBuildMD(t), "### info"))); diff != "" {
+		t.Errorf("the items of hepbuild info (-printed +BUILD.md's table):\n%s", diff)
+	}
+	// The help of the KEY argument lists them too.
+	_, help, _ := docRun(t, root, "info", "--help")
+	m := regexp.MustCompile(`Print only this item \(([^)]*)\)`).FindStringSubmatch(strings.Join(strings.Fields(help), " "))
+	if m == nil {
+		t.Fatalf("hepbuild info --help does not list the items:\n%s", help)
+	}
+	if diff := cmp.Diff(printed, sortedCopy(strings.Split(m[1], ", "))); diff != "" {
+		t.Errorf("the items of hepbuild info (-printed +listed by info --help):\n%s", diff)
+	}
+	for _, k := range printed {
+		if code, out, stderr := docRun(t, root, "info", k); code != 0 || strings.TrimSuffix(out, "\n") != values[k] {
+			t.Errorf("hepbuild info %s: exit %d, %q, want %q\n%s", k, code, out, values[k], stderr)
+		}
+	}
+	if code, _, _ := docRun(t, root, "info", "no_such_item"); code != exitBadInput {
+		t.Errorf("hepbuild info no_such_item: exit %d, want %d", code, exitBadInput)
+	}
+}
+
+// exitCodes reads the exit* constants of main.go.
+func exitCodes(t *testing.T) map[string]int {
+	t.Helper()
+	f, err := parser.ParseFile(token.NewFileSet(), "main.go", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	codes := map[string]int{}
+	ast.Inspect(f, func(n ast.Node) bool {
+		vs, ok := n.(*ast.ValueSpec)
+		if !ok {
+			return true
+		}
+		for i, name := range vs.Names {
+			if !strings.HasPrefix(name.Name, "exit") || i >= len(vs.Values) {
+				continue
+			}
+			if bl, ok := vs.Values[i].(*ast.BasicLit); ok && bl.Kind == token.INT {
+				n, _ := strconv.Atoi(bl.Value)
+				codes[name.Name] = n
+			}
+		}
+		return true
+	})
+	if len(codes) < 4 {
+		t.Fatalf("found %d exit code constants in main.go: update this test to its layout", len(codes))
+	}
+	return codes
+}
+
+// listedCodes returns the codes of an "Exit codes: 0 success, 1 ..., 8 interrupted." sentence.
+func listedCodes(sentence string) []string {
+	var out []string
+	for _, m := range regexp.MustCompile(`(?:: |, )(\d+) `).FindAllStringSubmatch(sentence, -1) {
+		out = append(out, m[1])
+	}
+	sort.Strings(out)
+	return out
+}
+
+func TestDocsStateTheExitCodesTheCodeUses(t *testing.T) {
+	var want []string
+	for _, n := range exitCodes(t) {
+		want = append(want, strconv.Itoa(n))
+	}
+	sort.Strings(want)
+	if diff := cmp.Diff(want, tableKeysPlain(section(t, readBuildMD(t), "### Exit codes"))); diff != "" {
+		t.Errorf("exit codes (-main.go +BUILD.md):\n%s", diff)
+	}
+	if diff := cmp.Diff(want, listedCodes(exitCodesHelp)); diff != "" {
+		t.Errorf("exit codes (-main.go +--help):\n%s", diff)
+	}
+	// The README says it in the words of --help.
+	readme := strings.Join(strings.Fields(readREADME(t)), " ")
+	if !strings.Contains(readme, exitCodesHelp) {
+		t.Errorf("README.md does not state the exit codes as --help does: %q", exitCodesHelp)
+	}
+	_, help, _ := docRun(t, t.TempDir(), "--help")
+	if !strings.Contains(strings.Join(strings.Fields(help), " "), exitCodesHelp) {
+		t.Errorf("hepbuild --help does not state the exit codes:\n%s", help)
+	}
+
+	// Each code, from a real run.
+	started := filepath.Join(t.TempDir(), "started")
+	root := testWorkspace(t, map[string]string{"BUILD": `
+task(name = "ok", outs = ["ok.txt"], cmd = "touch $@")
+task(name = "fails", outs = ["f.txt"], cmd = "exit 3")
+task(name = "waits", outs = ["w.txt"], cmd = "touch ` + started + `; sleep 60; touch $@")
+`})
+	notDir := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(notDir, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want int
+	}{
+		{[]string{"--sandbox=none", "//:ok"}, exitOK},
+		{[]string{"--sandbox=none", "//:fails"}, exitBuildFailed},
+		{[]string{"--sandbox=none", "//:nope"}, exitBadInput},
+		{[]string{"--sandbox=none", "--output-base=" + filepath.Join(notDir, "base"), "//:ok"}, exitInfra},
+	} {
+		if r := hepbuild(t, root, append([]string{"build", "--progress=none"}, tc.args...)...); r.code != tc.want {
+			t.Errorf("hepbuild build %s: exit %d, want %d\n%s", strings.Join(tc.args, " "), r.code, tc.want, r.stderr)
+		}
+	}
+	// Interrupted: cancel once the command has started, as Ctrl-C would.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan result, 1)
+	go func() { done <- hepbuildCtx(ctx, t, root, "build", "--progress=none", "--sandbox=none", "//:waits") }()
+	for {
+		if _, err := os.Stat(started); err == nil {
+			break
+		}
+		select {
+		case r := <-done:
+			t.Fatalf("the build ended before its command started: exit %d\n%s", r.code, r.stderr)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	cancel()
+	if r := <-done; r.code != exitInterrupted {
+		t.Errorf("interrupted build: exit %d, want %d\n%s", r.code, exitInterrupted, r.stderr)
+	}
+}
+
+// tableKeysPlain returns the first column of the table rows of text, without code spans.
+func tableKeysPlain(text string) []string {
+	var keys []string
+	for _, line := range strings.Split(text, "\n") {
+		cols := strings.Split(line, "|")
+		if len(cols) < 3 || !strings.HasPrefix(line, "| ") {
+			continue
+		}
+		if k := strings.TrimSpace(cols[1]); k != "" && k != "Code" && !strings.HasPrefix(k, "---") {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+var defaultStrategy = regexp.MustCompile("\\bdefault\\b[^.;|()]{0,40}?`(linux|symlink|none)`|`(linux|symlink|none)`[^.;|()]{0,20}\\(the default\\b")
+
+func TestDocsStateTheDefaultSandbox(t *testing.T) {
+	root := docWorkspace(t, map[string]string{"BUILD": ""})
+	_, got, stderr := docRun(t, root, "info", "sandbox")
+	var want string
+	switch {
+	case strings.HasPrefix(got, "linux ("):
+		want = "linux"
+	case strings.HasPrefix(got, "symlink (linux unavailable"):
+		t.Skipf("bubblewrap does not work here (%s): the documented default, linux, cannot be checked", strings.TrimSpace(got))
+	default:
+		t.Fatalf("hepbuild info sandbox = %q, want linux or symlink with a reason\n%s", got, stderr)
+	}
+	// Every phrase that names the default strategy ("the default `symlink` sandbox", "`linux` (the
+	// default ...", "the default is ...: `linux`") must name the one hepbuild picks.
+	for name, doc := range map[string]string{"BUILD.md": prose(readBuildMD(t)), "README.md": prose(readREADME(t))} {
+		doc = strings.Join(strings.Fields(doc), " ")
+		for _, m := range defaultStrategy.FindAllStringSubmatch(doc, -1) {
+			if got := m[1] + m[2]; got != want {
+				t.Errorf("%s says the default sandbox is %s, but hepbuild picks %s here: %q", name, got, want, m[0])
+			}
+		}
+	}
+	// A build without --sandbox uses it: under linux, /tmp is private to the action.
+	mark := filepath.Join("/tmp", filepath.Base(t.TempDir())+"-default-sandbox")
+	r := hepbuild(t, testWorkspace(t, map[string]string{"BUILD": `task(name = "t", outs = ["t.txt"], cmd = "touch ` + mark + ` $@")`}), "build", "--progress=none", "//:t")
+	if r.code != 0 {
+		t.Fatalf("build: exit %d\n%s", r.code, r.stderr)
+	}
+	if _, err := os.Lstat(mark); err == nil {
+		os.Remove(mark)
+		t.Errorf("a build without --sandbox wrote %s into the host's /tmp: it did not run in the %s sandbox", mark, want)
+	}
+}
+
+// knownTagsInSource reads the keys of knownTags in starlark/natives.go.
+func knownTagsInSource(t *testing.T) []string {
+	t.Helper()
+	const file = "../../starlark/natives.go"
+	f, err := parser.ParseFile(token.NewFileSet(), file, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tags []string
+	ast.Inspect(f, func(n ast.Node) bool {
+		vs, ok := n.(*ast.ValueSpec)
+		if !ok || len(vs.Names) != 1 || vs.Names[0].Name != "knownTags" || len(vs.Values) != 1 {
+			return true
+		}
+		for _, e := range vs.Values[0].(*ast.CompositeLit).Elts {
+			if s, ok := stringLit(e.(*ast.KeyValueExpr).Key); ok {
+				tags = append(tags, s)
+			}
+		}
+		return false
+	})
+	if len(tags) < 3 {
+		t.Fatalf("found %d tags in knownTags of %s: update this test to its layout", len(tags), file)
+	}
+	sort.Strings(tags)
+	return tags
+}
+
+func TestDocsListEveryTag(t *testing.T) {
+	if diff := cmp.Diff(knownTagsInSource(t), tableKeys(section(t, readBuildMD(t), "### tags"))); diff != "" {
+		t.Errorf("execution-requirement tags (-starlark/natives.go +BUILD.md's table):\n%s", diff)
+	}
+}
+
+// What BUILD.md says about target patterns on the command line and the manual tag, from a real
+// run: "-PATTERN" removes targets, and //... leaves out manual targets unless they are named.
+func TestDocsNegativePatternsAndManual(t *testing.T) {
+	doc := readBuildMD(t)
+	patterns := section(t, doc, "### Target patterns")
+	for _, claim := range []string{"a pattern preceded by\n`-` removes", "tagged `manual`"} {
+		if !strings.Contains(patterns, claim) {
+			t.Errorf("BUILD.md's target patterns section no longer says %q: update this test with it", claim)
+		}
+	}
+	root := testWorkspace(t, map[string]string{"BUILD": `
+task(name = "a", outs = ["a.txt"], cmd = "touch $@")
+task(name = "b", outs = ["b.txt"], cmd = "touch $@")
+task(name = "m", outs = ["m.txt"], cmd = "touch $@", tags = ["manual"])
+`})
+	built := func(args ...string) []string {
+		t.Helper()
+		ev := filepath.Join(t.TempDir(), "events.jsonl")
+		r := hepbuild(t, root, append([]string{"build", "--progress=none", "--sandbox=none", "--events", ev}, args...)...)
+		if r.code != 0 {
+			t.Fatalf("hepbuild build %s: exit %d\n%s", strings.Join(args, " "), r.code, r.stderr)
+		}
+		got := events(t, ev)
+		return sortedCopy(append(got["action_finished"], got["action_up_to_date"]...))
+	}
+	if diff := cmp.Diff([]string{"//:a"}, built("--", "//...", "-//:b")); diff != "" {
+		t.Errorf("build -- //... -//:b (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"//:m"}, built("//:m")); diff != "" {
+		t.Errorf("build //:m, a manual target named (-want +got):\n%s", diff)
+	}
+	code, out, _ := docRun(t, root, "query", "//...")
+	if code != 0 || !strings.Contains(out, "//:m\n") {
+		t.Errorf("query //...: exit %d, want //:m, a manual target, in:\n%s", code, out)
+	}
+}
+
+// BUILD.md says where a build prints: all on standard error.
+func TestDocsWhereABuildPrints(t *testing.T) {
+	if !strings.Contains(section(t, readBuildMD(t), "### build"), "Standard output stays empty") {
+		t.Fatalf("BUILD.md's build section no longer says where a build prints: update this test")
+	}
+	root := testWorkspace(t, map[string]string{"BUILD": `task(name = "a", outs = ["a.txt"], cmd = "touch $@")`})
+	for _, when := range []string{"first", "nothing to do"} {
+		r := hepbuild(t, root, "build", "--progress=none", "--sandbox=none", "//:a")
+		if r.code != 0 || r.stdout != "" || !regexp.MustCompile(`(?m)^hepbuild: .*elapsed .*\n  hepbuild-out/a.txt\n`).MatchString(r.stderr) {
+			t.Errorf("%s build: exit %d, stdout %q, stderr %q; want the summary and the outputs on stderr alone", when, r.code, r.stdout, r.stderr)
 		}
 	}
 }

@@ -11,7 +11,7 @@ import (
 // InfoCmd prints where things are.
 type InfoCmd struct {
 	BuildFlags
-	Key string `arg:"" optional:"" help:"Print only this item (workspace, output_base, output_path, disk_cache, sandbox, resource_limits, cores)."`
+	Key string `arg:"" optional:"" help:"Print only this item (workspace, workspace_name, output_base, output_path, disk_cache, sandbox, resource_limits, cores)."`
 }
 
 // Run prints the items.

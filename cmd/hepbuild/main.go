@@ -57,7 +57,7 @@ type env struct {
 	cwd            string
 }
 
-const exitCodesHelp = `Exit codes: 0 success, 1 build failure, 2 bad command line or BUILD error, 3 infrastructure failure (cache, batch system), 8 interrupted.`
+const exitCodesHelp = `Exit codes: 0 success, 1 build failure, 2 bad command line or BUILD error, 3 infrastructure failure (output base, cache, file system), 8 interrupted.`
 
 func main() {
 	// Loading a large analysis allocates many small, long-lived objects; the
