@@ -229,18 +229,23 @@ func TestGoBinaryIgnoresAUsersGoCacheOthersCanWrite(t *testing.T) {
 func TestGoBinaryRefusesACacheFolderOthersCanWrite(t *testing.T) {
 	needRoot(t)
 	for _, tc := range []struct {
-		name string
-		uid  int
-		perm fs.FileMode
+		name       string
+		uid        int
+		perm       fs.FileMode
+		parentPerm fs.FileMode // of ~/.cache
 	}{
-		{"owned by another user", otherUID, 0o700},
-		{"world-writable", 0, 0o777},
+		{"owned by another user", otherUID, 0o700, 0o755},
+		{"world-writable", 0, 0o777, 0o755},
+		{"in a folder anyone can write to", 0, 0o700, 0o777},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			root := goBinaryWorkspace(t)
 			home := filepath.Join(t.TempDir(), "home")
 			own := filepath.Join(home, ".cache", "hepbuild-go")
 			plant(t, own, tc.uid, tc.perm)
+			if err := os.Chmod(filepath.Dir(own), tc.parentPerm); err != nil {
+				t.Fatal(err)
+			}
 			before := listing(t, own)
 
 			code, output, log := buildGoBinary(t, root, home, t.TempDir())
