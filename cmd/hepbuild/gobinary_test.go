@@ -264,3 +264,28 @@ func TestGoBinaryRefusesACacheFolderOthersCanWrite(t *testing.T) {
 		})
 	}
 }
+
+// The caches are found when the action runs, so the action is the same for every user: nothing
+// of the home folder, the cache folder or TMPDIR of whoever runs hepbuild is in it.
+func TestGoBinaryActionIsTheSameForEveryUser(t *testing.T) {
+	root := goBinaryWorkspace(t)
+	var first string
+	for i, user := range []string{"alice", "bob"} {
+		home := filepath.Join(t.TempDir(), user)
+		t.Setenv("HOME", home)
+		t.Setenv("XDG_CACHE_HOME", filepath.Join(home, ".cache"))
+		t.Setenv("TMPDIR", filepath.Join(home, "tmp"))
+		r := hepbuild(t, root, "aquery", "--output=json", "//:hello")
+		if r.code != 0 {
+			t.Fatalf("aquery as %s: exit %d\n%s", user, r.code, r.stderr)
+		}
+		if strings.Contains(r.stdout, home) {
+			t.Errorf("the action of %s names their home folder %s:\n%s", user, home, r.stdout)
+		}
+		if i == 0 {
+			first = r.stdout
+		} else if r.stdout != first {
+			t.Errorf("the action differs between users:\n%s\nand\n%s", first, r.stdout)
+		}
+	}
+}
