@@ -126,6 +126,9 @@ func realGoCache(t *testing.T) string {
 		t.Fatalf("go env GOCACHE: %v", err)
 	}
 	dir := strings.TrimSpace(string(out))
+	if !filepath.IsAbs(dir) {
+		t.Skipf("go env GOCACHE is %q here, not a folder", dir)
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
