@@ -58,12 +58,12 @@ func TestCacheSigningKey(t *testing.T) {
 		args []string
 		want string
 	}{
-		{nil, "executed"},                                  // an unsigned entry
+		{nil, "executed"}, // an unsigned entry
 		{[]string{"--cache-signing-key", key1}, "executed"}, // not good enough: replaced by a signed one
 		{[]string{"--cache-signing-key", key1}, "cached"},
 		{[]string{"--cache-signing-key", key2}, "executed"}, // another key's entry: a miss
 		{[]string{"--cache-signing-key", key1}, "executed"}, // key2's entry replaced key1's
-		{nil, "cached"},                                     // without a key, any intact entry
+		{nil, "cached"}, // without a key, any intact entry
 	} {
 		r, evs := build(step.args...)
 		got := outcome(evs)
