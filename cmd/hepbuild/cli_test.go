@@ -373,3 +373,38 @@ func TestInputEditedByItsAction(t *testing.T) {
 		})
 	}
 }
+
+// TestLabelTagsDoNotRerun: tags that cannot change outputs (free-form
+// labels, manual, no-remote-exec, no-cache) leave the key alone, so adding
+// them neither reruns the action nor misses the cache; requires-network
+// changes the key.
+func TestLabelTagsDoNotRerun(t *testing.T) {
+	root := testWorkspace(t, map[string]string{"in.txt": "x\n"})
+	rule := func(tags string) {
+		os.WriteFile(filepath.Join(root, "BUILD"), []byte(`task(name = "a", srcs = ["in.txt"], outs = ["a.txt"], cmd = "cat $< > $@", tags = [`+tags+`])
+`), 0o644)
+	}
+	ev := filepath.Join(t.TempDir(), "events.jsonl")
+	build := func() map[string][]string {
+		t.Helper()
+		if r := hepbuild(t, root, "//:a", "--progress=plain", "--events", ev); r.code != 0 {
+			t.Fatalf("build: exit %d\n%s", r.code, r.stderr)
+		}
+		return events(t, ev)
+	}
+	rule("")
+	build()
+	rule(`"slow", "manual", "no-remote-exec", "no-cache", "team:higgs"`)
+	if evs := build(); len(evs["action_finished"])+len(evs["action_cached"]) != 0 {
+		t.Errorf("after adding label tags: executed %v, cached %v; want up to date", evs["action_finished"], evs["action_cached"])
+	}
+	rule(`"slow"`)
+	hepbuild(t, root, "clean")
+	if evs := build(); len(evs["action_cached"]) != 1 {
+		t.Errorf("after clean: cached %v, executed %v; want it restored", evs["action_cached"], evs["action_finished"])
+	}
+	rule(`"slow", "requires-network"`)
+	if evs := build(); len(evs["action_finished"]) != 1 {
+		t.Errorf("after adding requires-network: executed %v; want it run", evs["action_finished"])
+	}
+}
