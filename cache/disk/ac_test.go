@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
@@ -179,6 +180,7 @@ func TestReadSigningKey(t *testing.T) {
 		"group readable": {write("group", secret, 0o640), "permissions 0640 are too open"},
 		"group writable": {write("gw", secret, 0o620), "permissions 0620 are too open"},
 		"folder":         {dir, "not a regular file"},
+		"fifo":           {fifo(t, filepath.Join(dir, "fifo")), "not a regular file"},
 		"short":          {write("short", "abc\n", 0o600), "shorter than 16 bytes"},
 		"missing":        {filepath.Join(dir, "none"), "no such file"},
 	} {
@@ -258,4 +260,13 @@ func BenchmarkDecodeActionResult(b *testing.B) {
 			}
 		})
 	}
+}
+
+// fifo makes a named pipe: opening it for reading would wait for a writer.
+func fifo(t *testing.T, p string) string {
+	t.Helper()
+	if err := syscall.Mkfifo(p, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"syscall"
 )
 
 // Option configures a Cache at Open.
@@ -37,7 +38,9 @@ const maxKeySize = 64 << 10
 // must have at least 16 bytes. Errors name the file but never show its
 // content.
 func ReadSigningKey(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	// Non-blocking: a FIFO given by mistake (or swapped in) must fail the
+	// check below, not hang the build waiting for a writer.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, fmt.Errorf("cache signing key: %w", err)
 	}
