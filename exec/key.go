@@ -91,7 +91,7 @@ var keyHashed = map[string]string{
 	"Action.Content":     "platform property " + PropContent,
 	"Action.Executable":  "platform property " + PropExecutable,
 	"Action.Environment": "platform property " + PropEnvironment,
-	"Action.Tags":        "Action.do_not_cache and platform property " + PropTags,
+	"Action.Tags":        "platform property " + PropTags + ", the known tags that can change outputs (Tags, InKey)",
 	"Action.Timeout":     "Action.timeout",
 	"Artifact.Path":      "input root node names, output paths, environment file names",
 	"Artifact.Dir":       "inputs: the folder is expanded into the tree; outputs: output_directories",
@@ -114,14 +114,6 @@ var keyExcluded = map[string]string{
 		"and an input enters the key by its content, whoever made it",
 	"Environment.Label": "an environment is identified by what it is (kind, params, files), " +
 		"not by the name of the target declaring it: two names for one stack share results",
-}
-
-// Tags that say where or whether an action runs, not what it sees: they do not
-// change outputs. "no-cache" becomes Action.do_not_cache instead.
-var tagsNotInKey = map[string]bool{
-	"no-cache":  true, // Action.do_not_cache
-	"no-remote": true, // where it runs, not what it computes
-	"local":     true, // where it runs, not what it computes
 }
 
 var deterministic = proto.MarshalOptions{Deterministic: true}
@@ -177,8 +169,9 @@ func ComputeKey(a *Action, in Inputs) (*Key, error) {
 	act := &repb.Action{
 		CommandDigest:   cmdDigest.ToProto(),
 		InputRootDigest: rootDigest.ToProto(),
-		DoNotCache:      a.HasTag("no-cache"),
-		Platform:        cmd.Platform,
+		// Not do_not_cache: "no-cache" does not change outputs, so it does
+		// not change the key; the runner skips the cache for it.
+		Platform: cmd.Platform,
 	}
 	if a.Timeout > 0 {
 		act.Timeout = durationpb.New(a.Timeout)
@@ -238,15 +231,7 @@ func command(a *Action, envDigest cache.Digest) (*repb.Command, error) {
 	if a.Executable {
 		props[PropExecutable] = "true"
 	}
-	var tags []string
-	for _, t := range a.Tags {
-		if !tagsNotInKey[t] {
-			tags = append(tags, t)
-		}
-	}
-	if len(tags) > 0 {
-		sort.Strings(tags)
-		tags = dedupe(tags)
+	if tags := keyTags(a.Tags); len(tags) > 0 {
 		props[PropTags] = strings.Join(tags, ",")
 	}
 	cmd.Platform = platform(props)
@@ -449,7 +434,7 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 // fingerprintVersion salts fingerprints; bump it with any change below.
-const fingerprintVersion = "hepbuild-fingerprint-v1"
+const fingerprintVersion = "hepbuild-fingerprint-v2"
 
 // fingerprint identifies an action by what its key is computed from: every
 // field that enters the key, and every input's path, digest and executable
@@ -567,8 +552,9 @@ func fingerprint(a *Action, in Inputs) (string, error) {
 			return "", err
 		}
 	}
-	num(int64(len(a.Tags)))
-	for _, t := range a.Tags {
+	tags := keyTags(a.Tags)
+	num(int64(len(tags)))
+	for _, t := range tags {
 		str(t)
 	}
 	num(int64(a.Timeout))

@@ -251,7 +251,9 @@ func TestKeyMutations(t *testing.T) {
 		{"", "environment file content", func(_ *Action, in *fakeInputs) { in.files["envs/setup.sh"] = fakeFile{"source /cvmfs/y", false} }, true},
 		{"", "environment file executable bit", func(_ *Action, in *fakeInputs) { in.files["envs/setup.sh"] = fakeFile{"source /cvmfs/x", true} }, true},
 		{"Environment.Label", "environment label", func(a *Action, _ *fakeInputs) { a.Environment.Label = graph.MustParseLabel("//envs:other") }, false},
-		{"Action.Tags", "no-cache", func(a *Action, _ *fakeInputs) { a.Tags = append(a.Tags, "no-cache") }, true},
+		{"Action.Tags", "no-cache (whether cached, not what)", func(a *Action, _ *fakeInputs) { a.Tags = append(a.Tags, "no-cache") }, false},
+		{"Action.Tags", "manual (a label for patterns)", func(a *Action, _ *fakeInputs) { a.Tags = append(a.Tags, "manual") }, false},
+		{"Action.Tags", "slow (a free-form label)", func(a *Action, _ *fakeInputs) { a.Tags = append(a.Tags, "slow") }, false},
 		{"Action.Tags", "requires-network dropped", func(a *Action, _ *fakeInputs) { a.Tags = []string{"no-remote"} }, true},
 		{"Action.Tags", "no-sandbox", func(a *Action, _ *fakeInputs) { a.Tags = append(a.Tags, "no-sandbox") }, true},
 		{"Action.Tags", "local (where, not what)", func(a *Action, _ *fakeInputs) { a.Tags = append(a.Tags, "local") }, false},
@@ -292,6 +294,51 @@ func TestKeyMutations(t *testing.T) {
 				t.Errorf("no mutation case for %s", name)
 			}
 		}
+	}
+}
+
+// TestKeyTagsFollowTheTable: each known tag changes the key exactly when
+// Tags says it enters the key; an unknown tag never does. A tag that does
+// not change the key does not change the fingerprint either, so tagging a
+// target for a query does not even cost the key's computation next time.
+func TestKeyTagsFollowTheTable(t *testing.T) {
+	untagged := func() *Action {
+		a := testAction()
+		a.Tags = nil
+		return a
+	}
+	base := mustKey(t, untagged(), testInputs())
+	baseFP := mustFingerprint(t, untagged(), testInputs())
+	check := func(tag string, want bool) {
+		t.Helper()
+		a := untagged()
+		a.Tags = []string{tag}
+		k := mustKey(t, a, testInputs())
+		if got := k.Digest != base.Digest; got != want {
+			t.Errorf("tag %q: key changed = %v, want %v", tag, got, want)
+		}
+		if fpChanged := mustFingerprint(t, a, testInputs()) != baseFP; fpChanged != want {
+			t.Errorf("tag %q: fingerprint changed = %v, want %v", tag, fpChanged, want)
+		}
+	}
+	inKey := 0
+	for _, tag := range Tags {
+		check(tag.Name, tag.InKey)
+		if tag.InKey {
+			inKey++
+		}
+		if tag.Effect == "" || tag.Why == "" {
+			t.Errorf("tag %q: Tags needs its effect and why it is or is not in the key", tag.Name)
+		}
+	}
+	if inKey == 0 || inKey == len(Tags) {
+		t.Errorf("%d of %d known tags enter the key: the table cannot tell them apart", inKey, len(Tags))
+	}
+	for _, tag := range []string{"slow", "team:higgs", "no-such-requirement", "Manual", "requires-network "} {
+		if _, ok := LookupTag(tag); ok {
+			t.Fatalf("%q is a known tag", tag)
+		}
+		check(tag, false)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -120,6 +121,41 @@ func (r *Runner) warn(msg string) {
 // (OutcomeCached), or run (OutcomeExecuted). A failure of the action is an
 // *ActionError; it never leaves an output behind. It is an exec.Work.
 func (r *Runner) Work(ctx context.Context, a *Action) (Outcome, error) {
+	// An input edited while it was digested or while the command ran
+	// means the key names other inputs than the outputs were made from: the
+	// action starts again from its inputs' current content, a few times,
+	// and then fails naming the input that keeps changing.
+	for attempt := 1; ; attempt++ {
+		o, err := r.work(ctx, a)
+		var ce *inputChangedError
+		if !errors.As(err, &ce) {
+			return o, err
+		}
+		if attempt == inputAttempts {
+			ae := ce.failure
+			ae.Reason = fmt.Sprintf("input %s kept changing while the action was keyed and run (%d attempts); nothing was kept", ce.path, attempt)
+			return OutcomeFailed, ae
+		}
+		r.warn(fmt.Sprintf("%s: %s: input %s changed while the action was keyed and run; nothing was kept, running it again", a.Pos, a.Owner, ce.path))
+	}
+}
+
+// inputAttempts bounds how often Work starts an action again because an
+// input changed under it.
+const inputAttempts = 3
+
+// inputChangedError says that an input changed between the moment it was
+// stat'ed for its digest and the moment the result would have been stored.
+type inputChangedError struct {
+	path    string
+	failure *ActionError // the action's failure, should it be the last attempt
+}
+
+func (e *inputChangedError) Error() string {
+	return "input " + e.path + " changed while the action was keyed and run"
+}
+
+func (r *Runner) work(ctx context.Context, a *Action) (Outcome, error) {
 	in, key, upToDate, err := r.plan(a)
 	switch {
 	case err != nil:
@@ -353,7 +389,15 @@ type inputDigests struct {
 	// and then the key look at each input once.
 	memo    map[string]digestInfo
 	listing map[string][]FileEntry
+	// baseline holds each input file's stat taken before it was digested,
+	// by path; changed compares it with the file at the end.
+	baseline map[string]pathStat
 }
+
+// testHookDigested, when set by a test, is called after each input file or
+// folder is digested, with its path: the moment when an edit to an input
+// already digested used to slip into a result stored under the old key.
+var testHookDigested func(path string)
 
 type digestInfo struct {
 	d cache.Digest
@@ -399,6 +443,18 @@ func (in *inputDigests) Digest(art Artifact) (cache.Digest, bool, error) {
 
 func (in *inputDigests) digest(art Artifact) (cache.Digest, bool, error) {
 	p := in.r.abs(art.Path)
+	// The stat before the digest: whatever is read after it, an edit made
+	// from here on shows in changed's stat.
+	st, err := statPath(p)
+	if err == nil && st.exists {
+		if in.baseline == nil {
+			in.baseline = map[string]pathStat{}
+		}
+		in.baseline[art.Path] = st
+	}
+	if testHookDigested != nil {
+		defer testHookDigested(art.Path)
+	}
 	if j := in.r.Journal; j != nil {
 		if rec, ok := j.output(art.Path); ok {
 			if fi, err := os.Stat(p); err == nil && rec.sameStat(fi) {
@@ -433,7 +489,39 @@ func (in *inputDigests) ListDir(art Artifact) ([]FileEntry, error) {
 		in.listing = map[string][]FileEntry{}
 	}
 	in.listing[art.Path] = entries
+	if testHookDigested != nil {
+		testHookDigested(art.Path)
+	}
 	return entries, nil
+}
+
+// changed names an input that is not what it was when it was digested, or
+// "". A file whose stat (size, mtime, ctime, inode, device, mode) equals
+// the baseline taken before its digest is unchanged; any other is digested
+// again and compared, because a stat can change without the content (the
+// linux sandbox's hard links change ctime, the disk cache refreshes the
+// mtime of blobs that outputs are linked to). A folder is listed and
+// digested again; the stat cache keeps that to a stat per unchanged file.
+func (in *inputDigests) changed() string {
+	for _, p := range sortedKeys(in.baseline) {
+		was := in.baseline[p]
+		abs := in.r.abs(p)
+		if now, err := statPath(abs); err == nil && now == was {
+			continue
+		}
+		m, ok := in.memo[p]
+		d, x, err := in.r.fileDigestInfo(abs)
+		if !ok || err != nil || d != m.d || x != m.x {
+			return p
+		}
+	}
+	for _, p := range sortedKeys(in.listing) {
+		now, err := in.r.listDir(in.r.abs(p))
+		if err != nil || !slices.Equal(now, in.listing[p]) {
+			return p
+		}
+	}
+	return ""
 }
 
 // restore materialises the outputs from the action cache. It reports false
@@ -496,7 +584,6 @@ func (r *Runner) execute(ctx context.Context, a *Action, key *Key, in *inputDige
 		return err
 	}
 	logPath := r.logPath(a)
-	before := r.statInputs(a)
 	res, err := r.Executor.Execute(ctx, a, r.ExecRoot, logPath)
 	CommandDone(ctx)
 	if err != nil {
@@ -512,6 +599,11 @@ func (r *Runner) execute(ctx context.Context, a *Action, key *Key, in *inputDige
 	}
 	if !res.Success() {
 		_ = removeOutputs(r.ExecRoot, a)
+		if changed := in.changed(); changed != "" {
+			// The failure may be the edit's doing (a file deleted under
+			// the command): try the inputs as they are now.
+			return &inputChangedError{path: changed, failure: r.failure(a, res, logPath)}
+		}
 		return r.failure(a, res, logPath)
 	}
 	if err := checkOutputs(r.ExecRoot, a); err != nil {
@@ -521,13 +613,12 @@ func (r *Runner) execute(ctx context.Context, a *Action, key *Key, in *inputDige
 		return ae
 	}
 	// The key says which inputs the outputs were made from. An input edited
-	// while the command ran makes that a lie: storing the result would hand
-	// it to every later build (and every user of the cache) under the old key.
-	if changed := r.changedInputs(a, before); changed != "" {
+	// while it was digested or while the command ran makes that a lie:
+	// storing the result would hand it to every later build (and every
+	// user of the cache) under the old key.
+	if changed := in.changed(); changed != "" {
 		_ = removeOutputs(r.ExecRoot, a)
-		ae := r.failure(a, res, logPath)
-		ae.Reason = "input " + changed + " changed while the action ran; nothing was kept: build again"
-		return ae
+		return &inputChangedError{path: changed, failure: r.failure(a, res, logPath)}
 	}
 	digests, err := r.store(ctx, a, key.Digest)
 	if err != nil {
@@ -535,37 +626,6 @@ func (r *Runner) execute(ctx context.Context, a *Action, key *Key, in *inputDige
 		return err
 	}
 	return r.remember(a, key, in, digests)
-}
-
-// statInputs records the source files' stat before the action runs.
-// Generated inputs are read-only outputs of other actions; their stat may
-// change legitimately (the shared cache refreshes the recency of the blob
-// they are a hard link to), so they are not watched.
-func (r *Runner) statInputs(a *Action) map[string]pathStat {
-	m := make(map[string]pathStat, len(a.Inputs))
-	for _, in := range a.Inputs {
-		if in.Dir || !in.Source {
-			continue
-		}
-		if st, err := statPath(r.abs(in.Path)); err == nil {
-			m[in.Path] = st
-		}
-	}
-	return m
-}
-
-// changedInputs names an input whose stat differs from before, or "".
-func (r *Runner) changedInputs(a *Action, before map[string]pathStat) string {
-	for p, was := range before {
-		now, err := statPath(r.abs(p))
-		// Not ctime: the linux sandbox hard-links inputs into its private
-		// tree, which changes their ctime (and link count) but not their content.
-		now.ctime, was.ctime = 0, 0
-		if err != nil || now != was {
-			return p
-		}
-	}
-	return ""
 }
 
 // actionOutputPaths lists the action's output paths in order.

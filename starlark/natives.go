@@ -3,7 +3,6 @@ package starlark
 import (
 	"fmt"
 	"path"
-	"sort"
 	"strings"
 	"time"
 
@@ -279,20 +278,15 @@ func analyzeTask(a *analyzer, r *ruleInstance) (*configured, error) {
 	return c, nil
 }
 
-// knownTags are the execution requirements hepbuild understands; other tags are labels for humans and queries.
-var knownTags = map[string]bool{"no-cache": true, "no-sandbox": true, "no-remote": true, "requires-network": true, "local": true,
-	"no-remote-cache": true, "no-remote-exec": true, "manual": true}
-
+// checkTags rejects a tag that starts with "no-" but is not a known
+// execution requirement (exec.Tags): most likely a typo of one, which would
+// otherwise be a silent label. Other unknown tags are labels for humans and
+// queries.
 func checkTags(tags []string) error {
 	for _, tg := range tags {
-		if strings.HasPrefix(tg, "no-") && !knownTags[tg] {
-			keys := make([]string, 0, len(knownTags))
-			for k := range knownTags {
-				keys = append(keys, k)
-			}
-			sort.Strings(keys)
+		if _, ok := exec.LookupTag(tg); !ok && strings.HasPrefix(tg, "no-") {
 			msg := fmt.Sprintf("unknown execution requirement tag %q", tg)
-			if s := graph.Suggest(tg, keys); s != "" {
+			if s := graph.Suggest(tg, exec.TagNames()); s != "" {
 				msg += fmt.Sprintf(" (did you mean %q?)", s)
 			}
 			return fmt.Errorf("%s", msg)

@@ -3,9 +3,11 @@ package disk
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -16,32 +18,76 @@ import (
 	"github.com/hepbuild/hepbuild/cache"
 )
 
-// An action cache entry is acMagic, the SHA-256 of the payload, and the
-// payload: the deterministically serialized repb.ActionResult. The checksum
-// makes the entry self-verifying, as a blob is by its name.
-const acMagic = "hepac.v1"
+// An action cache entry is acMagic, a checksum, the length of a signature
+// (one byte: 0, or sha256.Size when signed) and the signature, then the
+// payload: the deterministically serialized repb.ActionResult. Checksum and
+// signature cover acMagic, the action's hash (the entry's name) and the
+// payload: the checksum makes the entry self-verifying and binds it to its
+// action, so an entry copied over another action's file is a miss, never
+// that action's result; the signature, an HMAC-SHA256 with the cache's
+// signing key, shows that a holder of the key wrote it. Version 1 entries
+// (not bound to their action) are misses.
+const acMagic = "hepac.v2"
 
-const acHeaderSize = len(acMagic) + sha256.Size
+const acHeaderSize = len(acMagic) + sha256.Size + 1
 
-func encodeAC(r *repb.ActionResult) ([]byte, error) {
+// acMessage feeds what an entry's checksum and signature cover to h.
+func acMessage(h hash.Hash, action string, payload []byte) {
+	h.Write([]byte(acMagic))
+	h.Write([]byte(action))
+	h.Write(payload)
+}
+
+func encodeAC(action string, r *repb.ActionResult, key []byte) ([]byte, error) {
 	payload, err := proto.MarshalOptions{Deterministic: true}.Marshal(r)
 	if err != nil {
 		return nil, err
 	}
-	sum := sha256.Sum256(payload)
-	b := make([]byte, 0, acHeaderSize+len(payload))
+	b := make([]byte, 0, acHeaderSize+sha256.Size+len(payload))
 	b = append(b, acMagic...)
-	b = append(b, sum[:]...)
+	h := sha256.New()
+	acMessage(h, action, payload)
+	b = h.Sum(b)
+	if key == nil {
+		b = append(b, 0)
+	} else {
+		b = append(b, sha256.Size)
+		m := hmac.New(sha256.New, key)
+		acMessage(m, action, payload)
+		b = m.Sum(b)
+	}
 	return append(b, payload...), nil
 }
 
-func decodeAC(b []byte) (*repb.ActionResult, error) {
+// errUnsigned says that an entry is intact and bound to its action but not
+// signed with the cache's signing key.
+var errUnsigned = errors.New("not signed with the cache signing key")
+
+// decodeAC verifies the entry named action and returns its result. With a
+// key, an entry without a valid signature fails with errUnsigned; without
+// one, a signature is not checked (only a key holder could).
+func decodeAC(action string, b []byte, key []byte) (*repb.ActionResult, error) {
 	if len(b) < acHeaderSize || string(b[:len(acMagic)]) != acMagic {
 		return nil, errors.New("bad header")
 	}
-	payload := b[acHeaderSize:]
-	if sum := sha256.Sum256(payload); !bytes.Equal(sum[:], b[len(acMagic):acHeaderSize]) {
-		return nil, errors.New("checksum mismatch")
+	sum := b[len(acMagic) : len(acMagic)+sha256.Size]
+	sigLen := int(b[acHeaderSize-1])
+	if sigLen != 0 && sigLen != sha256.Size || len(b) < acHeaderSize+sigLen {
+		return nil, errors.New("bad header")
+	}
+	sig, payload := b[acHeaderSize:acHeaderSize+sigLen], b[acHeaderSize+sigLen:]
+	h := sha256.New()
+	acMessage(h, action, payload)
+	var buf [sha256.Size]byte
+	if !bytes.Equal(h.Sum(buf[:0]), sum) {
+		return nil, errors.New("checksum mismatch: damaged, or the entry of another action")
+	}
+	if key != nil {
+		m := hmac.New(sha256.New, key)
+		acMessage(m, action, payload)
+		if sigLen == 0 || !hmac.Equal(m.Sum(buf[:0]), sig) {
+			return nil, errUnsigned
+		}
 	}
 	r := &repb.ActionResult{}
 	if err := proto.Unmarshal(payload, r); err != nil {
@@ -57,7 +103,7 @@ func decodeAC(b []byte) (*repb.ActionResult, error) {
 // can tell (a concurrent prune may still remove a blob later: callers treat
 // a blob missing at materialisation as a miss too).
 func (c *Cache) GetActionResult(ctx context.Context, action cache.Digest) (*repb.ActionResult, error) {
-	r, err := c.readAC(action, true)
+	r, err := c.readAC(action, true, true)
 	if err != nil {
 		return nil, err
 	}
@@ -78,8 +124,10 @@ func (c *Cache) GetActionResult(ctx context.Context, action cache.Digest) (*repb
 }
 
 // readAC reads and verifies the entry, without checking its references.
-// refresh marks it used; Prune reads without refreshing.
-func (c *Cache) readAC(action cache.Digest, refresh bool) (*repb.ActionResult, error) {
+// refresh marks it used; Prune reads without refreshing. signed checks the
+// signature when the cache has a signing key; Prune does not, since an
+// entry signed with another key is not damaged, only not ours to use.
+func (c *Cache) readAC(action cache.Digest, refresh, signed bool) (*repb.ActionResult, error) {
 	if err := checkDigest(action); err != nil {
 		return nil, err
 	}
@@ -100,7 +148,16 @@ func (c *Cache) readAC(action cache.Digest, refresh bool) (*repb.ActionResult, e
 	if err != nil {
 		return nil, fmt.Errorf("reading action result %s: %w", action, err)
 	}
-	r, err := decodeAC(b)
+	key := c.signingKey
+	if !signed {
+		key = nil
+	}
+	r, err := decodeAC(action.Hash, b, key)
+	if errors.Is(err, errUnsigned) {
+		// Left in place: it may be a good entry for another key's holders,
+		// and only a key holder's result replaces it.
+		return nil, fmt.Errorf("action result %s: %v: %w", action, err, cache.ErrNotFound)
+	}
 	if err != nil {
 		removeIfSame(p, fi)
 		return nil, fmt.Errorf("action result %s is corrupt (%v), removed: %w", action, err, cache.ErrNotFound)
@@ -166,7 +223,7 @@ func (c *Cache) PutActionResult(ctx context.Context, action cache.Digest, r *rep
 	if c.readOnly {
 		return fmt.Errorf("storing action result %s: %w", action, ErrReadOnly)
 	}
-	b, err := encodeAC(r)
+	b, err := encodeAC(action.Hash, r, c.signingKey)
 	if err != nil {
 		return fmt.Errorf("storing action result %s: %w", action, err)
 	}

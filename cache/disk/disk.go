@@ -11,9 +11,13 @@
 // written, verified, fsync'd and renamed into place, so a crash or a
 // concurrent writer never leaves a partial entry under an entry's name.
 // Entries are never trusted blindly either: a blob's size is checked on every
-// lookup and its hash on every read, an action result carries the digest of
-// its own bytes, and an entry that fails a check is removed and reported as
-// a miss. A wrong result is never returned.
+// lookup and its hash on every read, an action result carries a checksum of
+// its own bytes and of the action digest it is stored under (so that an
+// entry copied over another action's is a miss), and an entry that fails a
+// check is removed and reported as a miss. A wrong result is never returned.
+// With a signing key (WithSigningKey) results must also carry a valid
+// HMAC-SHA256 under that key; anyone who can write the folder can otherwise
+// add entries that verify.
 //
 // Recency for pruning is the entry's mtime, refreshed by reads at most once
 // a minute per entry.
@@ -69,6 +73,9 @@ var ErrCorrupt = errors.New("corrupt cache entry")
 type Cache struct {
 	dir      string
 	readOnly bool
+	// signingKey, when set, signs every action result written and is
+	// required of every one read (see WithSigningKey).
+	signingKey []byte
 
 	// verified remembers, by hash, the file identity of blobs whose content
 	// BlobPath has checked, so that linking a large output again does not
@@ -85,7 +92,7 @@ var _ cache.Cache = (*Cache)(nil)
 // dir exists but cannot be written (its permissions, a read-only mount),
 // Open succeeds with a read-only Cache: lookups work, every write fails with
 // ErrReadOnly, and ReadOnly reports it, so the caller can warn and build on.
-func Open(dir string) (*Cache, error) {
+func Open(dir string, opts ...Option) (*Cache, error) {
 	if dir == "" {
 		return nil, errors.New("opening disk cache: no folder given")
 	}
@@ -94,6 +101,9 @@ func Open(dir string) (*Cache, error) {
 		return nil, fmt.Errorf("opening disk cache %s: %w", dir, err)
 	}
 	c := &Cache{dir: abs}
+	for _, o := range opts {
+		o(c)
+	}
 	if err := os.MkdirAll(filepath.Dir(abs), 0o755); err != nil {
 		return nil, fmt.Errorf("opening disk cache %s: %w", abs, err)
 	}

@@ -131,7 +131,7 @@ func (c *Cache) Prune(ctx context.Context, opts PruneOptions) (PruneReport, erro
 			order = append(order, e)
 			continue
 		}
-		r, err := c.readAC(cache.Digest{Hash: e.hash, Size: e.size}, false)
+		r, err := c.readAC(cache.Digest{Hash: e.hash, Size: e.size}, false, false)
 		var refs []string
 		if err == nil {
 			ds, rerr := c.references(r, false)

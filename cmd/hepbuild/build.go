@@ -45,6 +45,7 @@ type BuildFlags struct {
 	Progress       string `enum:"auto,tty,plain,none" default:"auto" help:"Progress display: tty (live block), plain (a line per action), none, or auto."`
 	LocalResources string `name:"local-resources" placeholder:"cpu=N,memory=SIZE" help:"Capacity of this machine for resource-bounded scheduling (default: all cores and memory)."`
 	CacheMaxSize   string `name:"cache-max-size" placeholder:"SIZE" help:"After the build, prune the disk cache to SIZE (least recently used first)."`
+	SigningKey     string `name:"cache-signing-key" placeholder:"FILE" help:"Sign the action results written to the disk cache with the secret in FILE (readable by its owner only), and take only results signed with it as hits."`
 }
 
 // BuildCmd builds targets.
@@ -99,6 +100,16 @@ func (f *BuildFlags) diskCache() string {
 
 // analyse loads and analyses the targets and prepares the output base.
 func analyse(g *Globals, f *BuildFlags, e *env, patterns []string, lock bool) (*session, error) {
+	// The key first: a bad key file stops the command before it locks or
+	// writes anything.
+	var opts []disk.Option
+	if f.SigningKey != "" {
+		key, err := disk.ReadSigningKey(f.SigningKey)
+		if err != nil {
+			return nil, badInput("--cache-signing-key: %v", err)
+		}
+		opts = append(opts, disk.WithSigningKey(key))
+	}
 	w, err := openWorkspace(g, e)
 	if err != nil {
 		return nil, err
@@ -148,7 +159,7 @@ func analyse(g *Globals, f *BuildFlags, e *env, patterns []string, lock bool) (*
 		return nil, err
 	}
 	if !f.NoCache {
-		dc, err := disk.Open(s.cacheDir)
+		dc, err := disk.Open(s.cacheDir, opts...)
 		if err != nil {
 			fmt.Fprintf(e.stderr, "WARNING: disk cache %s unusable, building without it: %v\n", s.cacheDir, err)
 		} else {

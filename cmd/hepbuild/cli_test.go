@@ -329,3 +329,82 @@ task(name = "slow", outs = ["slow.txt"], cmd = "sleep 1.5; touch $@")`,
 		t.Errorf("fast.txt = %q after the second build, want v2", b)
 	}
 }
+
+// TestInputEditedByItsAction: the command edits its own input (on the first
+// run only, as a writer racing the build would). The result made from the
+// edited input must not be stored under the old content's key: the build
+// runs the action again on the new content, and a later build of the old
+// content runs it instead of restoring anything.
+func TestInputEditedByItsAction(t *testing.T) {
+	for _, sb := range []string{"none", "symlink"} {
+		t.Run(sb, func(t *testing.T) {
+			mark := filepath.Join(t.TempDir(), "edited")
+			root := testWorkspace(t, map[string]string{"in.txt": "v1\n"})
+			in := filepath.Join(root, "in.txt")
+			os.WriteFile(filepath.Join(root, "BUILD"), []byte(`task(name = "a", srcs = ["in.txt"], outs = ["a.txt"],
+    cmd = "cat $< > $@; if [ ! -e `+mark+` ]; then : > `+mark+`; echo v2 > `+in+`; fi")
+`), 0o644)
+			ev := filepath.Join(t.TempDir(), "events.jsonl")
+			r := hepbuild(t, root, "//:a", "--sandbox", sb, "--progress=plain", "--events", ev)
+			if r.code != 0 {
+				t.Fatalf("build: exit %d\n%s", r.code, r.stderr)
+			}
+			if !strings.Contains(r.stderr, "input in.txt changed while the action was keyed and run") {
+				t.Errorf("the build does not say that in.txt changed:\n%s", r.stderr)
+			}
+			if got := readOut(t, root, "a.txt"); got != "v2" {
+				t.Errorf("a.txt = %q, want v2", got)
+			}
+			if r := hepbuild(t, root, "//:a", "--sandbox", sb, "--progress=plain"); r.code != 0 || !strings.Contains(r.stderr, "nothing to do") {
+				t.Errorf("second build is not a null build: exit %d\n%s", r.code, r.stderr)
+			}
+			os.WriteFile(in, []byte("v1\n"), 0o644)
+			r = hepbuild(t, root, "//:a", "--sandbox", sb, "--progress=plain", "--events", ev)
+			if r.code != 0 {
+				t.Fatalf("build of v1: exit %d\n%s", r.code, r.stderr)
+			}
+			evs := events(t, ev)
+			if len(evs["action_cached"]) != 0 || len(evs["action_finished"]) != 1 {
+				t.Errorf("build of v1: cached %v, executed %v; want it executed", evs["action_cached"], evs["action_finished"])
+			}
+			if got := readOut(t, root, "a.txt"); got != "v1" {
+				t.Errorf("a.txt = %q, want v1", got)
+			}
+		})
+	}
+}
+
+// TestLabelTagsDoNotRerun: tags that cannot change outputs (free-form
+// labels, manual, no-remote-exec, no-cache) leave the key alone, so adding
+// them neither reruns the action nor misses the cache; requires-network
+// changes the key.
+func TestLabelTagsDoNotRerun(t *testing.T) {
+	root := testWorkspace(t, map[string]string{"in.txt": "x\n"})
+	rule := func(tags string) {
+		os.WriteFile(filepath.Join(root, "BUILD"), []byte(`task(name = "a", srcs = ["in.txt"], outs = ["a.txt"], cmd = "cat $< > $@", tags = [`+tags+`])
+`), 0o644)
+	}
+	ev := filepath.Join(t.TempDir(), "events.jsonl")
+	build := func() map[string][]string {
+		t.Helper()
+		if r := hepbuild(t, root, "//:a", "--progress=plain", "--events", ev); r.code != 0 {
+			t.Fatalf("build: exit %d\n%s", r.code, r.stderr)
+		}
+		return events(t, ev)
+	}
+	rule("")
+	build()
+	rule(`"slow", "manual", "no-remote-exec", "no-cache", "team:higgs"`)
+	if evs := build(); len(evs["action_finished"])+len(evs["action_cached"]) != 0 {
+		t.Errorf("after adding label tags: executed %v, cached %v; want up to date", evs["action_finished"], evs["action_cached"])
+	}
+	rule(`"slow"`)
+	hepbuild(t, root, "clean")
+	if evs := build(); len(evs["action_cached"]) != 1 {
+		t.Errorf("after clean: cached %v, executed %v; want it restored", evs["action_cached"], evs["action_finished"])
+	}
+	rule(`"slow", "requires-network"`)
+	if evs := build(); len(evs["action_finished"]) != 1 {
+		t.Errorf("after adding requires-network: executed %v; want it run", evs["action_finished"])
+	}
+}

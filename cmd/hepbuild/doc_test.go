@@ -611,40 +611,6 @@ func TestDocsStateTheDefaultSandbox(t *testing.T) {
 	}
 }
 
-// knownTagsInSource reads the keys of knownTags in starlark/natives.go.
-func knownTagsInSource(t *testing.T) []string {
-	t.Helper()
-	const file = "../../starlark/natives.go"
-	f, err := parser.ParseFile(token.NewFileSet(), file, nil, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tags []string
-	ast.Inspect(f, func(n ast.Node) bool {
-		vs, ok := n.(*ast.ValueSpec)
-		if !ok || len(vs.Names) != 1 || vs.Names[0].Name != "knownTags" || len(vs.Values) != 1 {
-			return true
-		}
-		for _, e := range vs.Values[0].(*ast.CompositeLit).Elts {
-			if s, ok := stringLit(e.(*ast.KeyValueExpr).Key); ok {
-				tags = append(tags, s)
-			}
-		}
-		return false
-	})
-	if len(tags) < 3 {
-		t.Fatalf("found %d tags in knownTags of %s: update this test to its layout", len(tags), file)
-	}
-	sort.Strings(tags)
-	return tags
-}
-
-func TestDocsListEveryTag(t *testing.T) {
-	if diff := cmp.Diff(knownTagsInSource(t), tableKeys(section(t, readBuildMD(t), "### tags"))); diff != "" {
-		t.Errorf("execution-requirement tags (-starlark/natives.go +BUILD.md's table):\n%s", diff)
-	}
-}
-
 // What BUILD.md says about target patterns on the command line and the manual tag, from a real
 // run: "-PATTERN" removes targets, and //... leaves out manual targets unless they are named.
 func TestDocsNegativePatternsAndManual(t *testing.T) {

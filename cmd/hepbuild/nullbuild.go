@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hepbuild/hepbuild/cache/disk"
 	"github.com/hepbuild/hepbuild/exec"
 	"github.com/hepbuild/hepbuild/exec/progress"
 	hstarlark "github.com/hepbuild/hepbuild/starlark"
@@ -37,6 +38,13 @@ func (c *BuildCmd) nullBuild(g *Globals, e *env, start time.Time) bool {
 	f := &c.BuildFlags
 	if f.Events != "" || f.Profile != "" || f.CacheMaxSize != "" {
 		return false
+	}
+	if f.SigningKey != "" {
+		// A key file that became unusable (readable by others) is an error
+		// even when nothing else changed: the full path reports it.
+		if _, err := disk.ReadSigningKey(f.SigningKey); err != nil {
+			return false
+		}
 	}
 	dir := e.cwd
 	if g.Directory != "" {

@@ -1,0 +1,10 @@
+package exec
+
+// SetDigestHook makes f run after each input of an action is digested, until
+// the returned function is called. Tests use it to edit an input at the
+// moment when the action's other inputs are still being hashed.
+func SetDigestHook(f func(path string)) (restore func()) {
+	old := testHookDigested
+	testHookDigested = f
+	return func() { testHookDigested = old }
+}
