@@ -20,10 +20,11 @@ import (
 
 // Linux runs each command with bubblewrap in new user, mount, PID, IPC,
 // network, UTS and cgroup namespaces: the host's file system read-only, the
-// workspace and the folders in Hide replaced by empty ones, the command's
-// private exec root (built as Symlink builds it, with only the declared
-// inputs) writable, a private /tmp, no network unless Spec.Network, and no
-// capabilities. When the command ends, the PID namespace ends with it, so
+// workspace, the home folders, /var/tmp, /run (unless Spec.Network) and
+// the folders in Hide replaced by empty ones, the command's private exec
+// root (built as Symlink builds it, with only the declared inputs)
+// writable, a private /tmp and /dev/shm bounded by Spec.Tmp, no network
+// unless Spec.Network, and no capabilities. When the command ends, the PID namespace ends with it, so
 // no process it started survives. Memory and CPU are limited through
 // cgroups v2 where this process may create cgroups with the memory
 // controller; elsewhere the limits are not enforced and Warn says so once.
@@ -32,7 +33,8 @@ type Linux struct {
 	// Root holds one folder per running command, e.g. <output base>/sandbox.
 	Root string
 	// Hide are host folders the command must not see, besides the exec
-	// root: the output base, the disk cache.
+	// root and those every command is denied (see hiddenFolders): the
+	// output base, the disk cache, --sandbox-hide.
 	Hide []string
 	// Warn receives the one warning about limits that cannot be enforced;
 	// nil discards it.
@@ -151,10 +153,15 @@ func (l *Linux) Run(ctx context.Context, s Spec) (Result, error) {
 	// hides it; the other folders are replaced by empty ones. Each mount
 	// costs, so folders inside hidden ones are left out.
 	var hide []string
-	for _, h := range realPaths(l.Hide) {
+	for _, h := range realPaths(append(hiddenFolders(s.Network), l.Hide...)) {
 		if !underAny(h, hide) && !underAny(h, []string{"/tmp"}) {
 			hide = append(hide, h)
 		}
+	}
+	expose := realPaths(s.Expose)
+	tmpSize := s.Tmp
+	if tmpSize <= 0 {
+		tmpSize = tmpSizeOr(s.Memory)
 	}
 	// Symlinked inputs (folders, other file systems) and the environment's
 	// folders are shown where they are, if hidden; / shows the rest.
@@ -176,7 +183,7 @@ func (l *Linux) Run(ctx context.Context, s Spec) (Result, error) {
 		}
 	}
 	if s.Image == "" && !s.Network && len(t.mounts) == 0 && len(ro) == 0 && !limited && !l.noResident.Load() {
-		res, err := l.runResident(ctx, s, t, execRoot, hide)
+		res, err := l.runResident(ctx, s, t, execRoot, hide, expose, tmpSize)
 		if !errors.Is(err, errResidentUnusable) {
 			if cerr := t.collect(s); cerr != nil && err == nil {
 				err = cerr
@@ -189,7 +196,7 @@ func (l *Linux) Run(ctx context.Context, s Spec) (Result, error) {
 		// An image for Apptainer or Podman: they isolate it themselves.
 		l2.wrapper, err = runtimeArgv(s, t.ExecRoot, []string{t.ExecRoot}, ro, true)
 	} else {
-		b := bwrapArgs{isolate: true, network: s.Network, image: s.Image, hide: hide, chdir: execRoot}
+		b := bwrapArgs{isolate: true, network: s.Network, image: s.Image, hide: hide, ro: expose, chdir: execRoot, tmpSize: tmpSize}
 		b.binds = append(b.binds, bind{src: t.ExecRoot, dst: execRoot})
 		for _, m := range t.mounts {
 			b.binds = append(b.binds, bind{src: m.src, dst: filepath.Join(execRoot, m.rel)})
@@ -229,17 +236,17 @@ func (l *Linux) Run(ctx context.Context, s Spec) (Result, error) {
 // slot has none, or one made for other folders. An error wrapping
 // errResidentUnusable means that s did not run; after resident sandboxes
 // failed three times in a row, none is used from then on.
-func (l *Linux) runResident(ctx context.Context, s Spec, t *slot, execRoot string, hide []string) (Result, error) {
-	key := execRoot + "\x00" + strings.Join(hide, "\x00")
+func (l *Linux) runResident(ctx context.Context, s Spec, t *slot, execRoot string, hide, expose []string, tmpSize int64) (Result, error) {
+	key := fmt.Sprintf("%s\x00%d\x00%s\x00\x00%s", execRoot, tmpSize, strings.Join(hide, "\x00"), strings.Join(expose, "\x00"))
 	if t.resident != nil && (t.resident.key != key || t.resident.done()) {
 		t.stopResident()
 	}
 	if t.resident == nil {
-		b := bwrapArgs{isolate: true, resident: true, hide: hide, chdir: "/",
+		b := bwrapArgs{isolate: true, resident: true, hide: hide, ro: expose, chdir: "/", tmpSize: tmpSize,
 			binds: []bind{{src: t.ExecRoot, dst: execRoot}}}
 		argv, err := b.build(l.bwrap)
 		if err == nil {
-			t.resident, err = startResident(key, execRoot, argv)
+			t.resident, err = startResident(key, execRoot, tmpSize, argv)
 		}
 		if err != nil {
 			l.residentFailed(err)
@@ -278,6 +285,24 @@ func (l *Linux) residentFailed(err error) {
 // Close removes the sandbox folders kept for reuse. Runs may follow; they
 // create new ones.
 func (l *Linux) Close() error { return poolFor(l.Root).close() }
+
+// hiddenFolders are the host folders no command sees, whatever the
+// workspace: home folders hold credentials (ssh keys, grid proxies,
+// tokens) and /var/tmp and /run hold the Unix sockets of the machine's
+// services (munge, whose credentials Slurm accepts; D-Bus; the container
+// runtimes). /tmp is a private tmpfs anyway. A command with network access
+// keeps /run: it reaches those services over the network anyway, and name
+// resolution may need it (/etc/resolv.conf often points into it).
+func hiddenFolders(network bool) []string {
+	hide := []string{"/home", "/root", "/var/tmp"}
+	if h := os.Getenv("HOME"); filepath.IsAbs(h) && h != "/" {
+		hide = append(hide, h)
+	}
+	if !network {
+		hide = append(hide, "/run", "/var/run")
+	}
+	return hide
+}
 
 // outputFolders are the exec-root relative folders the command writes in:
 // those of its outputs and its output folders, without those inside others.
