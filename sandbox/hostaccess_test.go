@@ -224,13 +224,13 @@ func TestLinuxTmpIsBounded(t *testing.T) {
 				s := c.spec
 				s.ExecRoot = root
 				res, out := runLinux(t, l, s, `for d in /tmp /dev/shm; do
-  if dd if=/dev/zero of=$d/big bs=1M count=64 2>$d/../err-$$ || ! grep -q 'No space left' $d/../err-$$ 2>/dev/null; then
-    head -c 64M /dev/zero > $d/big 2>/dev/null && echo "$d: wrote 64MB"
-  fi
+  if err=$( { head -c 64M /dev/zero > $d/big; } 2>&1 ); then echo "$d: wrote 64MB"
+  elif [[ $err == *"No space left on device"* ]]; then echo "$d: ENOSPC"
+  else echo "$d: $err"; fi
   rm -f $d/big
-done; echo finished`)
-				if !res.Success() || strings.Contains(out, "wrote") || !strings.Contains(out, "finished") {
-					t.Errorf("got %+v, output:\n%s\nwant writing 64MB to fail with a bound of 32MB", res, out)
+done`)
+				if !res.Success() || out != "/tmp: ENOSPC\n/dev/shm: ENOSPC\n" {
+					t.Errorf("got %+v, output:\n%s\nwant writing 64MB to fail with ENOSPC with a bound of 32MB", res, out)
 				}
 			})
 		}
