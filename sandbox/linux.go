@@ -20,8 +20,8 @@ import (
 
 // Linux runs each command with bubblewrap in new user, mount, PID, IPC,
 // network, UTS and cgroup namespaces: the host's file system read-only, the
-// workspace, the home folders, /var/tmp, /run (unless Spec.Network) and
-// the folders in Hide replaced by empty ones, the command's private exec
+// workspace, the home folders, /var/tmp, /run (but what name resolution
+// needs, with Spec.Network) and the folders in Hide replaced by empty ones, the command's private exec
 // root (built as Symlink builds it, with only the declared inputs)
 // writable, a private /tmp and /dev/shm bounded by Spec.Tmp, no network
 // unless Spec.Network, and no capabilities. When the command ends, the PID namespace ends with it, so
@@ -153,12 +153,16 @@ func (l *Linux) Run(ctx context.Context, s Spec) (Result, error) {
 	// hides it; the other folders are replaced by empty ones. Each mount
 	// costs, so folders inside hidden ones are left out.
 	var hide []string
-	for _, h := range realPaths(append(hiddenFolders(s.Network), l.Hide...)) {
+	for _, h := range realPaths(append(hiddenFolders(), l.Hide...)) {
 		if !underAny(h, hide) && !underAny(h, []string{"/tmp"}) {
 			hide = append(hide, h)
 		}
 	}
-	expose := realPaths(s.Expose)
+	exposed := s.Expose
+	if s.Network {
+		exposed = append(append([]string(nil), exposed...), resolverPaths()...)
+	}
+	expose := realPaths(exposed)
 	tmpSize := s.Tmp
 	if tmpSize <= 0 {
 		tmpSize = tmpSizeOr(s.Memory)
@@ -288,20 +292,33 @@ func (l *Linux) Close() error { return poolFor(l.Root).close() }
 
 // hiddenFolders are the host folders no command sees, whatever the
 // workspace: home folders hold credentials (ssh keys, grid proxies,
-// tokens) and /var/tmp and /run hold the Unix sockets of the machine's
-// services (munge, whose credentials Slurm accepts; D-Bus; the container
-// runtimes). /tmp is a private tmpfs anyway. A command with network access
-// keeps /run: it reaches those services over the network anyway, and name
-// resolution may need it (/etc/resolv.conf often points into it).
-func hiddenFolders(network bool) []string {
-	hide := []string{"/home", "/root", "/var/tmp"}
+// tokens), and /run, /var/run and /var/tmp the Unix sockets of the
+// machine's services (munge, whose credentials Slurm accepts; D-Bus; the
+// container runtimes, root to whoever reaches them; the user's ssh and gpg
+// agents under /run/user). /tmp is a private tmpfs anyway.
+func hiddenFolders() []string {
+	hide := []string{"/home", "/root", "/var/tmp", "/run", "/var/run"}
 	if h := os.Getenv("HOME"); filepath.IsAbs(h) && h != "/" {
 		hide = append(hide, h)
 	}
-	if !network {
-		hide = append(hide, "/run", "/var/run")
-	}
 	return hide
+}
+
+// resolverPaths are what name resolution reads under /run, shown to a
+// command with network access: the file /etc/resolv.conf leads to there
+// (systemd-resolved's, NetworkManager's), resolved's and nscd's sockets.
+// Nothing else of /run is: a service's socket is not the network.
+func resolverPaths() []string {
+	var paths []string
+	if r, err := filepath.EvalSymlinks("/etc/resolv.conf"); err == nil && underAny(r, []string{"/run"}) {
+		paths = append(paths, r)
+	}
+	for _, p := range []string{"/run/systemd/resolve", "/run/nscd"} {
+		if _, err := os.Stat(p); err == nil {
+			paths = append(paths, p)
+		}
+	}
+	return paths
 }
 
 // outputFolders are the exec-root relative folders the command writes in:
