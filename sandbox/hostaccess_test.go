@@ -252,3 +252,20 @@ done`)
 		})
 	})
 }
+
+// A path exposed inside /tmp stays visible to every action, also after a
+// resident sandbox replaced /tmp for the next one.
+func TestLinuxExposedInTmp(t *testing.T) {
+	dir := t.TempDir() // under /tmp
+	if err := os.WriteFile(filepath.Join(dir, "f"), []byte("x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bothWays(t, func(t *testing.T, l *Linux, root, _ string) {
+		for i := 0; i < 2; i++ {
+			res, out := runLinux(t, l, Spec{ExecRoot: root, Expose: []string{dir}}, "echo left > /tmp/left; cat "+dir+"/f")
+			if !res.Success() || out != "x\n" {
+				t.Errorf("action %d: got %+v, output %q", i, res, out)
+			}
+		}
+	})
+}

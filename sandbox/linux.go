@@ -186,7 +186,13 @@ func (l *Linux) Run(ctx context.Context, s Spec) (Result, error) {
 			limited = true
 		}
 	}
-	if s.Image == "" && !s.Network && len(t.mounts) == 0 && len(ro) == 0 && !limited && !l.noResident.Load() {
+	// A resident sandbox mounts a fresh /tmp and /dev/shm between actions,
+	// which would cover an exposed path inside them.
+	exposedInTmp := false
+	for _, p := range expose {
+		exposedInTmp = exposedInTmp || underAny(p, []string{"/tmp", "/dev/shm"})
+	}
+	if s.Image == "" && !s.Network && len(t.mounts) == 0 && len(ro) == 0 && !limited && !exposedInTmp && !l.noResident.Load() {
 		res, err := l.runResident(ctx, s, t, execRoot, hide, expose, tmpSize)
 		if !errors.Is(err, errResidentUnusable) {
 			if cerr := t.collect(s); cerr != nil && err == nil {
