@@ -19,13 +19,14 @@ import (
 )
 
 // Linux runs each command with bubblewrap in new user, mount, PID, IPC,
-// network, UTS and cgroup namespaces: the host's file system read-only, the
-// workspace, the home folders, /var/tmp, /run (but what name resolution
-// needs, with Spec.Network) and the folders in Hide replaced by empty ones, the command's private exec
-// root (built as Symlink builds it, with only the declared inputs)
-// writable, a private /tmp and /dev/shm bounded by Spec.Tmp, no network
-// unless Spec.Network, and no capabilities. When the command ends, the PID namespace ends with it, so
-// no process it started survives. Memory and CPU are limited through
+// network, UTS and cgroup namespaces: the host's file system read-only;
+// the workspace, the home folders, /var/tmp, /run (but for what name
+// resolution needs, with Spec.Network) and the folders in Hide replaced by
+// empty ones, and Spec.Expose shown again; the command's private exec root
+// (built as Symlink builds it, with only the declared inputs) writable; a
+// private /tmp and /dev/shm bounded by Spec.Tmp; no network unless
+// Spec.Network; and no capabilities. When the command ends, the PID
+// namespace ends with it, so no process it started survives. Memory and CPU are limited through
 // cgroups v2 where this process may create cgroups with the memory
 // controller; elsewhere the limits are not enforced and Warn says so once.
 // Safe for concurrent use.
