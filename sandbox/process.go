@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hepbuild/hepbuild/sandbox/internal/reaper"
 )
 
 // runProcess runs s.Argv in dir, in its own process group, and returns once
@@ -75,7 +77,7 @@ func launchProcess(ctx context.Context, s Spec, l launch) (Result, error) {
 		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
 	}
 	// A command without a PID namespace of its own runs under a reaper
-	// (see serveReaper), which outlives it to kill what it left.
+	// (see package reaper), which outlives it to kill what it left.
 	var status *os.File
 	if reaped := len(l.wrapper) == 0 && !l.inImage; reaped {
 		r, w, err := os.Pipe()
@@ -86,10 +88,10 @@ func launchProcess(ctx context.Context, s Spec, l launch) (Result, error) {
 		defer w.Close()
 		status = r
 		cmd.Path = "/proc/self/exe"
-		cmd.Args = append([]string{"hepbuild", reaperArg, path}, s.Argv...)
-		cmd.ExtraFiles = []*os.File{w} // reaperStatusFD
+		cmd.Args = append([]string{"hepbuild", reaper.Arg, path}, s.Argv...)
+		cmd.ExtraFiles = []*os.File{w} // reaper.StatusFD
 		// The reaper kills the command's tree when hepbuild dies.
-		cmd.SysProcAttr.Pdeathsig = reaperKill
+		cmd.SysProcAttr.Pdeathsig = reaper.Kill
 	}
 	if l.cgroupFD > 0 {
 		cmd.SysProcAttr.UseCgroupFD = true
@@ -107,10 +109,10 @@ func launchProcess(ctx context.Context, s Spec, l launch) (Result, error) {
 
 	// The group is signalled only while the leader has not been reaped, so
 	// the group id cannot have been reused by then. A reaper leads the
-	// group: it survives SIGTERM and kills everything on reaperKill.
+	// group: it survives SIGTERM and kills everything on reaper.Kill.
 	kill := func() { _ = unix.Kill(-pgid, unix.SIGKILL) }
 	if status != nil {
-		kill = func() { _ = unix.Kill(pgid, reaperKill) }
+		kill = func() { _ = unix.Kill(pgid, reaper.Kill) }
 	}
 	stopped := watchRun(ctx, s.Timeout, grace,
 		func() { _ = unix.Kill(-pgid, unix.SIGTERM) }, kill)
@@ -128,7 +130,7 @@ func launchProcess(ctx context.Context, s Spec, l launch) (Result, error) {
 	ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
 	if status != nil {
 		msg, _ := io.ReadAll(status)
-		cws, startErr, ok := parseReaperStatus(string(msg))
+		cws, startErr, ok := reaper.ParseStatus(string(msg))
 		switch {
 		case startErr != "":
 			return Result{}, &StartError{Path: s.Argv[0], Err: errors.New(startErr)}

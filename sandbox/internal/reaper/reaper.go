@@ -1,14 +1,19 @@
-package sandbox
+// Package reaper runs one command as a child subreaper and kills what the
+// command leaves behind (see package sandbox, which starts it for commands
+// without a PID namespace of their own). It imports only a few standard
+// packages, so that the hook in its init runs before the initialisation
+// of the rest of the binary (protocol buffers, the Starlark interpreter,
+// the network), which costs more than the reaper's own work and would be
+// paid once per action.
+package reaper
 
 import (
-	"fmt"
+	"errors"
 	"os"
 	"os/signal"
 	"strconv"
 	"strings"
 	"syscall"
-
-	"golang.org/x/sys/unix"
 )
 
 // Without a PID namespace (the none and symlink strategies, the no-sandbox
@@ -24,51 +29,51 @@ import (
 // would do the same, but needs cgroups v2 delegated to the user, which
 // batch nodes and many laptops lack; the reaper works everywhere.)
 
-// reaperArg, as the first argument, makes this binary the reaper of one
+// Arg, as the first argument, makes this binary the reaper of one
 // command: the arguments after it are the command's path and argv.
-const reaperArg = "__hepbuild-reaper__"
+const Arg = "__hepbuild-reaper__"
 
-// reaperStatusFD is the reaper's descriptor of the pipe on which it tells
+// StatusFD is the reaper's descriptor of the pipe on which it tells
 // the caller how the command ended: "status N" (a wait status) or
 // "start MESSAGE" (the command could not be started).
-const reaperStatusFD = 3
+const StatusFD = 3
 
-// reaperKill, sent to the reaper, kills the command and everything it
+// Kill, sent to the reaper, kills the command and everything it
 // started; SIGKILL to the reaper's group would kill the reaper first, and
 // leave the orphans to no one.
-const reaperKill = unix.SIGUSR1
+const Kill = syscall.SIGUSR1
 
 // Like the resident sandbox, the reaper is this binary started again.
 func init() {
-	if len(os.Args) >= 3 && os.Args[1] == reaperArg {
-		os.Exit(serveReaper(os.Args[2:]))
+	if len(os.Args) >= 3 && os.Args[1] == Arg {
+		os.Exit(serve(os.Args[2:]))
 	}
 }
 
-// serveReaper runs args[1:] as the command, with args[0] its path, in this
+// serve runs args[1:] as the command, with args[0] its path, in this
 // process's folder, environment and process group, and returns once the
 // command and every process it left have exited.
-func serveReaper(args []string) int {
-	status := os.NewFile(reaperStatusFD, "status")
+func serve(args []string) int {
+	status := os.NewFile(StatusFD, "status")
 	fail := func(err error) int {
-		fmt.Fprintf(status, "start %v", err)
+		status.WriteString("start " + err.Error())
 		return 0
 	}
-	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-		return fail(fmt.Errorf("becoming a subreaper: %w", err))
+	const prSetChildSubreaper = 36 // linux/prctl.h
+	if _, _, e := syscall.RawSyscall(syscall.SYS_PRCTL, prSetChildSubreaper, 1, 0); e != 0 {
+		return fail(errors.New("becoming a subreaper: " + e.Error()))
 	}
-	// Nothing but the command's own descriptors reaches it.
-	if err := unix.CloseRange(reaperStatusFD, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
-		return fail(fmt.Errorf("marking descriptors close-on-exec: %w", err))
-	}
+	// Nothing but the command's own descriptors reaches it: os/exec gave
+	// this process those and the status pipe alone.
+	syscall.CloseOnExec(StatusFD)
 	// The signals hepbuild sends the command's group reach the command
 	// directly; caught (not ignored: that would pass to the command), they
 	// leave the reaper alive to clean up.
 	sigs := make(chan os.Signal, 16)
-	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT, reaperKill)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT, Kill)
 	go func() {
 		for s := range sigs {
-			if s == reaperKill {
+			if s == Kill {
 				killChildren()
 			}
 		}
@@ -85,9 +90,9 @@ func serveReaper(args []string) int {
 	// descendant of one: kill the children, reap them (which reparents
 	// their children here) and repeat until none is left.
 	for {
-		var other unix.WaitStatus
-		got, err := unix.Wait4(-1, &other, unix.WNOHANG, nil)
-		if err == unix.EINTR {
+		var other syscall.WaitStatus
+		got, err := syscall.Wait4(-1, &other, syscall.WNOHANG, nil)
+		if err == syscall.EINTR {
 			continue
 		}
 		if err != nil { // ECHILD: nothing left
@@ -95,12 +100,12 @@ func serveReaper(args []string) int {
 		}
 		if got == 0 {
 			killChildren()
-			if _, err := unix.Wait4(-1, &other, 0, nil); err != nil && err != unix.EINTR {
+			if _, err := syscall.Wait4(-1, &other, 0, nil); err != nil && err != syscall.EINTR {
 				break
 			}
 		}
 	}
-	fmt.Fprintf(status, "status %d", int(ws))
+	status.WriteString("status " + strconv.Itoa(int(ws)))
 	return 0
 }
 
@@ -114,7 +119,7 @@ func killChildren() {
 			continue
 		}
 		if ppid, ok := parentOf(pid); ok && ppid == self {
-			_ = unix.Kill(pid, unix.SIGKILL)
+			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
 }
@@ -140,10 +145,10 @@ func parentOf(pid int) (int, bool) {
 	return ppid, err == nil
 }
 
-// parseReaperStatus reads what the reaper said: the command's wait status,
+// ParseStatus reads what the reaper said: the command's wait status,
 // or why it could not start it. ok is false when the reaper said nothing
 // (it was killed).
-func parseReaperStatus(msg string) (ws syscall.WaitStatus, startErr string, ok bool) {
+func ParseStatus(msg string) (ws syscall.WaitStatus, startErr string, ok bool) {
 	if m, found := strings.CutPrefix(msg, "start "); found {
 		return 0, m, true
 	}
@@ -154,4 +159,19 @@ func parseReaperStatus(msg string) (ws syscall.WaitStatus, startErr string, ok b
 		}
 	}
 	return 0, "", false
+}
+
+// reapUntil reaps children, orphans included, until pid has exited, and
+// returns its status.
+func reapUntil(pid int) syscall.WaitStatus {
+	for {
+		var ws syscall.WaitStatus
+		got, err := syscall.Wait4(-1, &ws, 0, nil)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil || got == pid {
+			return ws
+		}
+	}
 }
