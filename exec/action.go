@@ -42,11 +42,13 @@ type Artifact struct {
 	Dir    bool // a folder (declare_directory or a source folder)
 }
 
-// Resources an action declares; zero means the default (1 cpu, no memory bound).
+// Resources an action declares; zero means the default (1 cpu, no memory
+// bound, /tmp bounded by memory or the sandbox's default).
 type Resources struct {
 	CPU      float64
 	Memory   int64 // bytes
 	Walltime time.Duration
+	Tmp      int64 // bytes of the in-memory /tmp (and /dev/shm) of the linux sandbox
 }
 
 // Environment is the software environment an action runs in. The zero value
@@ -99,6 +101,10 @@ type Action struct {
 	Timeout time.Duration
 	// Pos is where the owning target was declared, for error messages.
 	Pos graph.Pos
+	// SandboxExpose are host paths the linux sandbox shows read-only
+	// although it hides them (--sandbox-expose), sorted: the action may
+	// read them, so they are part of what it sees.
+	SandboxExpose []string
 }
 
 // HasTag reports whether the action carries the execution requirement tag.

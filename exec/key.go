@@ -34,6 +34,7 @@ const (
 	PropTags        = "hepbuild-tags"             // execution requirements that can change outputs
 	PropContent     = "hepbuild-write-content"    // digest of a write action's content
 	PropExecutable  = "hepbuild-write-executable" // "true" when a write action's output is executable
+	PropExpose      = "hepbuild-sandbox-expose"   // host paths the sandbox shows (--sandbox-expose), quoted, comma-separated
 )
 
 // Key is an action's identity, and the REAPI messages it was computed from.
@@ -82,22 +83,23 @@ type DirInputs interface {
 // key_test.go walks Action by reflection (and the struct types of hashed
 // fields) and fails on a field that is in neither keyHashed nor keyExcluded.
 var keyHashed = map[string]string{
-	"Action.Kind":        "platform property " + PropKind,
-	"Action.Argv":        "Command.arguments",
-	"Action.Env":         "Command.environment_variables, sorted by name",
-	"Action.Inputs":      "input root Merkle tree",
-	"Action.Tools":       "input root Merkle tree (merged with Inputs)",
-	"Action.Outputs":     "Command.output_paths, output_files and output_directories",
-	"Action.Content":     "platform property " + PropContent,
-	"Action.Executable":  "platform property " + PropExecutable,
-	"Action.Environment": "platform property " + PropEnvironment,
-	"Action.Tags":        "platform property " + PropTags + ", the known tags that can change outputs (Tags, InKey)",
-	"Action.Timeout":     "Action.timeout",
-	"Artifact.Path":      "input root node names, output paths, environment file names",
-	"Artifact.Dir":       "inputs: the folder is expanded into the tree; outputs: output_directories",
-	"Environment.Kind":   "environment digest",
-	"Environment.Params": "environment digest",
-	"Environment.Files":  "environment digest (path, content digest and executable bit)",
+	"Action.Kind":          "platform property " + PropKind,
+	"Action.Argv":          "Command.arguments",
+	"Action.Env":           "Command.environment_variables, sorted by name",
+	"Action.Inputs":        "input root Merkle tree",
+	"Action.Tools":         "input root Merkle tree (merged with Inputs)",
+	"Action.Outputs":       "Command.output_paths, output_files and output_directories",
+	"Action.Content":       "platform property " + PropContent,
+	"Action.Executable":    "platform property " + PropExecutable,
+	"Action.Environment":   "platform property " + PropEnvironment,
+	"Action.Tags":          "platform property " + PropTags + ", the known tags that can change outputs (Tags, InKey)",
+	"Action.Timeout":       "Action.timeout",
+	"Action.SandboxExpose": "platform property " + PropExpose,
+	"Artifact.Path":        "input root node names, output paths, environment file names",
+	"Artifact.Dir":         "inputs: the folder is expanded into the tree; outputs: output_directories",
+	"Environment.Kind":     "environment digest",
+	"Environment.Params":   "environment digest",
+	"Environment.Files":    "environment digest (path, content digest and executable bit)",
 }
 
 // keyExcluded lists the fields that do not enter the key, each with the
@@ -108,7 +110,7 @@ var keyExcluded = map[string]string{
 	"Action.Progress": "a display message; it does not reach the process",
 	"Action.Pos":      "where the target was declared only locates error messages",
 	"Action.Retries":  "retries happen only after failures, and failed runs are never cached",
-	"Action.Resources": "cpu, memory and walltime bound scheduling and kill runs that exceed them; " +
+	"Action.Resources": "cpu, memory, tmp and walltime bound scheduling and kill runs that exceed them; " +
 		"a run that succeeds within them writes the same outputs, and failed runs are never cached",
 	"Artifact.Source": "sources and generated files are told apart by their path (hepbuild-out/...), " +
 		"and an input enters the key by its content, whoever made it",
@@ -233,6 +235,14 @@ func command(a *Action, envDigest cache.Digest) (*repb.Command, error) {
 	}
 	if tags := keyTags(a.Tags); len(tags) > 0 {
 		props[PropTags] = strings.Join(tags, ",")
+	}
+	if len(a.SandboxExpose) > 0 {
+		var quoted []string
+		for _, p := range a.SandboxExpose {
+			quoted = append(quoted, strconv.Quote(p))
+		}
+		sort.Strings(quoted)
+		props[PropExpose] = strings.Join(dedupe(quoted), ",")
 	}
 	cmd.Platform = platform(props)
 	return cmd, nil
@@ -558,6 +568,14 @@ func fingerprint(a *Action, in Inputs) (string, error) {
 		str(t)
 	}
 	num(int64(a.Timeout))
+	// Only when set, so that the fingerprints of other actions (and the
+	// journal's records of them) stay as they were.
+	if len(a.SandboxExpose) > 0 {
+		num(int64(len(a.SandboxExpose)))
+		for _, p := range a.SandboxExpose {
+			str(p)
+		}
+	}
 	var sum [sha256.Size]byte
 	return hex.EncodeToString(h.Sum(sum[:0])), nil
 }

@@ -259,6 +259,7 @@ func TestKeyMutations(t *testing.T) {
 		{"Action.Tags", "local (where, not what)", func(a *Action, _ *fakeInputs) { a.Tags = append(a.Tags, "local") }, false},
 		{"Action.Tags", "duplicate tag", func(a *Action, _ *fakeInputs) { a.Tags = append(a.Tags, "requires-network") }, false},
 		{"Action.Timeout", "timeout", func(a *Action, _ *fakeInputs) { a.Timeout = time.Hour }, true},
+		{"Action.SandboxExpose", "exposed path", func(a *Action, _ *fakeInputs) { a.SandboxExpose = []string{"/opt/data"} }, true},
 		{"Action.Owner", "owner", func(a *Action, _ *fakeInputs) { a.Owner = graph.MustParseLabel("//other:t") }, false},
 		{"Action.Mnemonic", "mnemonic", func(a *Action, _ *fakeInputs) { a.Mnemonic = "Histogram" }, false},
 		{"Action.Progress", "progress", func(a *Action, _ *fakeInputs) { a.Progress = "other" }, false},

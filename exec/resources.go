@@ -9,7 +9,7 @@ import (
 )
 
 // ParseResources parses a task's resources dict: cpu (a number), memory (a
-// size such as "2GB"), walltime (a duration such as "1h").
+// size such as "2GB"), walltime (a duration such as "1h"), tmp (a size).
 func ParseResources(m map[string]string) (Resources, error) {
 	var r Resources
 	keys := make([]string, 0, len(m))
@@ -32,6 +32,15 @@ func ParseResources(m map[string]string) (Resources, error) {
 				return r, fmt.Errorf("memory: %v", err)
 			}
 			r.Memory = n
+		case "tmp":
+			n, err := ParseBytes(v)
+			if err != nil {
+				return r, fmt.Errorf("tmp: %v", err)
+			}
+			if n <= 0 {
+				return r, fmt.Errorf("tmp %q: want a positive size such as \"4GB\"", v)
+			}
+			r.Tmp = n
 		case "walltime":
 			d, err := time.ParseDuration(v)
 			if err != nil || d <= 0 {
@@ -39,7 +48,7 @@ func ParseResources(m map[string]string) (Resources, error) {
 			}
 			r.Walltime = d
 		default:
-			return r, fmt.Errorf("unknown resource %q: known are cpu, memory, walltime", k)
+			return r, fmt.Errorf("unknown resource %q: known are cpu, memory, tmp, walltime", k)
 		}
 	}
 	return r, nil

@@ -25,7 +25,7 @@ var Tags = []TagInfo{
 		Why: "whether a result is cached does not change it"},
 	{Name: "no-sandbox", InKey: true, Effect: "run with the `none` strategy whatever `--sandbox` says",
 		Why: "without a sandbox the command sees undeclared files and the network, so its outputs may depend on them; they are not shared with sandboxed runs"},
-	{Name: "requires-network", InKey: true, Effect: "the action needs the network (sandboxes that cut the network leave it on)",
+	{Name: "requires-network", InKey: true, Effect: "the action needs the network (sandboxes that cut the network leave it on). Under `linux` it then shares the host's network namespace: every address the host reaches, the host's loopback services and its abstract Unix sockets (`@name`, which live in the network namespace). Socket files stay out of reach: home folders, `/tmp`, `/var/tmp`, `/dev/shm` and `/run` stay hidden, but for what name resolution reads there (the file `/etc/resolv.conf` leads to, `/run/systemd/resolve`, `/run/nscd`) |",
 		Why: "what the command reads from the network can change its outputs"},
 	{Name: "no-remote", Effect: "accepted; concerns remote caches and executors, which do not exist yet",
 		Why: "where an action runs or is cached, not what it computes"},

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -32,6 +33,9 @@ type bwrapArgs struct {
 	// capabilities to mount (see serveResident); it drops them for the
 	// commands it runs.
 	resident bool
+	// tmpSize bounds /tmp and /dev/shm, each, in bytes: both are in
+	// memory, and a tmpfs left unbounded takes half the machine's.
+	tmpSize int64
 }
 
 // bind mounts the host path src at dst in the sandbox.
@@ -67,12 +71,16 @@ func (b bwrapArgs) build(bwrap string) ([]string, error) {
 		}
 		args = append(args, m...)
 	}
+	size := strconv.FormatInt(tmpSizeOr(b.tmpSize), 10)
 	if b.resident {
 		args = append(args, residentDev...)
 	} else {
-		args = append(args, "--dev", "/dev")
+		// The /dev bwrap makes is a tmpfs of its own: read-only, so that
+		// only the bounded /dev/shm takes writes.
+		args = append(args, "--dev", "/dev", "--remount-ro", "/dev")
 	}
-	args = append(args, "--proc", "/proc", "--tmpfs", "/tmp")
+	args = append(args, "--size", size, "--tmpfs", "/dev/shm")
+	args = append(args, "--proc", "/proc", "--size", size, "--tmpfs", "/tmp")
 	if b.image == "" {
 		for _, h := range b.hide {
 			args = append(args, "--tmpfs", h)
@@ -124,7 +132,18 @@ var residentDev = []string{
 	"--dir", "/dev/shm",
 	"--dir", "/dev/mqueue",
 	"--remount-ro", "/dev",
-	"--tmpfs", "/dev/shm",
+}
+
+// DefaultTmpSize bounds the in-memory /tmp and /dev/shm of an action of
+// the linux strategy that declares neither a tmp nor a memory resource.
+const DefaultTmpSize = 1 << 30
+
+// tmpSizeOr is size, or DefaultTmpSize when size is not positive.
+func tmpSizeOr(size int64) int64 {
+	if size <= 0 {
+		return DefaultTmpSize
+	}
+	return size
 }
 
 // imageMounts makes the unpacked root file system the sandbox's /: an empty

@@ -19,12 +19,14 @@ import (
 )
 
 // Linux runs each command with bubblewrap in new user, mount, PID, IPC,
-// network, UTS and cgroup namespaces: the host's file system read-only, the
-// workspace and the folders in Hide replaced by empty ones, the command's
-// private exec root (built as Symlink builds it, with only the declared
-// inputs) writable, a private /tmp, no network unless Spec.Network, and no
-// capabilities. When the command ends, the PID namespace ends with it, so
-// no process it started survives. Memory and CPU are limited through
+// network, UTS and cgroup namespaces: the host's file system read-only;
+// the workspace, the home folders, /var/tmp, /run (but for what name
+// resolution needs, with Spec.Network) and the folders in Hide replaced by
+// empty ones, and Spec.Expose shown again; the command's private exec root
+// (built as Symlink builds it, with only the declared inputs) writable; a
+// private /tmp and /dev/shm bounded by Spec.Tmp; no network unless
+// Spec.Network; and no capabilities. When the command ends, the PID
+// namespace ends with it, so no process it started survives. Memory and CPU are limited through
 // cgroups v2 where this process may create cgroups with the memory
 // controller; elsewhere the limits are not enforced and Warn says so once.
 // Safe for concurrent use.
@@ -32,7 +34,8 @@ type Linux struct {
 	// Root holds one folder per running command, e.g. <output base>/sandbox.
 	Root string
 	// Hide are host folders the command must not see, besides the exec
-	// root: the output base, the disk cache.
+	// root and those every command is denied (see hiddenFolders): the
+	// output base, the disk cache, --sandbox-hide.
 	Hide []string
 	// Warn receives the one warning about limits that cannot be enforced;
 	// nil discards it.
@@ -151,10 +154,19 @@ func (l *Linux) Run(ctx context.Context, s Spec) (Result, error) {
 	// hides it; the other folders are replaced by empty ones. Each mount
 	// costs, so folders inside hidden ones are left out.
 	var hide []string
-	for _, h := range realPaths(l.Hide) {
+	for _, h := range realPaths(append(hiddenFolders(), l.Hide...)) {
 		if !underAny(h, hide) && !underAny(h, []string{"/tmp"}) {
 			hide = append(hide, h)
 		}
+	}
+	exposed := s.Expose
+	if s.Network {
+		exposed = append(append([]string(nil), exposed...), resolverPaths()...)
+	}
+	expose := realPaths(exposed)
+	tmpSize := s.Tmp
+	if tmpSize <= 0 {
+		tmpSize = tmpSizeOr(s.Memory)
 	}
 	// Symlinked inputs (folders, other file systems) and the environment's
 	// folders are shown where they are, if hidden; / shows the rest.
@@ -175,8 +187,14 @@ func (l *Linux) Run(ctx context.Context, s Spec) (Result, error) {
 			limited = true
 		}
 	}
-	if s.Image == "" && !s.Network && len(t.mounts) == 0 && len(ro) == 0 && !limited && !l.noResident.Load() {
-		res, err := l.runResident(ctx, s, t, execRoot, hide)
+	// A resident sandbox mounts a fresh /tmp and /dev/shm between actions,
+	// which would cover an exposed path inside them.
+	exposedInTmp := false
+	for _, p := range expose {
+		exposedInTmp = exposedInTmp || underAny(p, []string{"/tmp", "/dev/shm"})
+	}
+	if s.Image == "" && !s.Network && len(t.mounts) == 0 && len(ro) == 0 && !limited && !exposedInTmp && !l.noResident.Load() {
+		res, err := l.runResident(ctx, s, t, execRoot, hide, expose, tmpSize)
 		if !errors.Is(err, errResidentUnusable) {
 			if cerr := t.collect(s); cerr != nil && err == nil {
 				err = cerr
@@ -189,7 +207,7 @@ func (l *Linux) Run(ctx context.Context, s Spec) (Result, error) {
 		// An image for Apptainer or Podman: they isolate it themselves.
 		l2.wrapper, err = runtimeArgv(s, t.ExecRoot, []string{t.ExecRoot}, ro, true)
 	} else {
-		b := bwrapArgs{isolate: true, network: s.Network, image: s.Image, hide: hide, chdir: execRoot}
+		b := bwrapArgs{isolate: true, network: s.Network, image: s.Image, hide: hide, ro: expose, chdir: execRoot, tmpSize: tmpSize}
 		b.binds = append(b.binds, bind{src: t.ExecRoot, dst: execRoot})
 		for _, m := range t.mounts {
 			b.binds = append(b.binds, bind{src: m.src, dst: filepath.Join(execRoot, m.rel)})
@@ -229,17 +247,17 @@ func (l *Linux) Run(ctx context.Context, s Spec) (Result, error) {
 // slot has none, or one made for other folders. An error wrapping
 // errResidentUnusable means that s did not run; after resident sandboxes
 // failed three times in a row, none is used from then on.
-func (l *Linux) runResident(ctx context.Context, s Spec, t *slot, execRoot string, hide []string) (Result, error) {
-	key := execRoot + "\x00" + strings.Join(hide, "\x00")
+func (l *Linux) runResident(ctx context.Context, s Spec, t *slot, execRoot string, hide, expose []string, tmpSize int64) (Result, error) {
+	key := fmt.Sprintf("%s\x00%d\x00%s\x00\x00%s", execRoot, tmpSize, strings.Join(hide, "\x00"), strings.Join(expose, "\x00"))
 	if t.resident != nil && (t.resident.key != key || t.resident.done()) {
 		t.stopResident()
 	}
 	if t.resident == nil {
-		b := bwrapArgs{isolate: true, resident: true, hide: hide, chdir: "/",
+		b := bwrapArgs{isolate: true, resident: true, hide: hide, ro: expose, chdir: "/", tmpSize: tmpSize,
 			binds: []bind{{src: t.ExecRoot, dst: execRoot}}}
 		argv, err := b.build(l.bwrap)
 		if err == nil {
-			t.resident, err = startResident(key, execRoot, argv)
+			t.resident, err = startResident(key, execRoot, tmpSize, argv)
 		}
 		if err != nil {
 			l.residentFailed(err)
@@ -278,6 +296,37 @@ func (l *Linux) residentFailed(err error) {
 // Close removes the sandbox folders kept for reuse. Runs may follow; they
 // create new ones.
 func (l *Linux) Close() error { return poolFor(l.Root).close() }
+
+// hiddenFolders are the host folders no command sees, whatever the
+// workspace: home folders hold credentials (ssh keys, grid proxies,
+// tokens), and /run, /var/run and /var/tmp the Unix sockets of the
+// machine's services (munge, whose credentials Slurm accepts; D-Bus; the
+// container runtimes, root to whoever reaches them; the user's ssh and gpg
+// agents under /run/user). /tmp is a private tmpfs anyway.
+func hiddenFolders() []string {
+	hide := []string{"/home", "/root", "/var/tmp", "/run", "/var/run"}
+	if h := os.Getenv("HOME"); filepath.IsAbs(h) && h != "/" {
+		hide = append(hide, h)
+	}
+	return hide
+}
+
+// resolverPaths are what name resolution reads under /run, shown to a
+// command with network access: the file /etc/resolv.conf leads to there
+// (systemd-resolved's, NetworkManager's), resolved's and nscd's sockets.
+// Nothing else of /run is: a service's socket is not the network.
+func resolverPaths() []string {
+	var paths []string
+	if r, err := filepath.EvalSymlinks("/etc/resolv.conf"); err == nil && underAny(r, []string{"/run"}) {
+		paths = append(paths, r)
+	}
+	for _, p := range []string{"/run/systemd/resolve", "/run/nscd"} {
+		if _, err := os.Stat(p); err == nil {
+			paths = append(paths, p)
+		}
+	}
+	return paths
+}
 
 // outputFolders are the exec-root relative folders the command writes in:
 // those of its outputs and its output folders, without those inside others.

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -258,11 +259,12 @@ type procWatcher struct {
 	marker string
 	stop   chan struct{}
 	done   chan struct{}
-	pids   map[int]bool
+	mu     sync.Mutex
+	pids   map[int]string // pid -> command line, NULs as spaces
 }
 
 func watchProcs(marker string) *procWatcher {
-	w := &procWatcher{marker: marker, stop: make(chan struct{}), done: make(chan struct{}), pids: map[int]bool{}}
+	w := &procWatcher{marker: marker, stop: make(chan struct{}), done: make(chan struct{}), pids: map[int]string{}}
 	go func() {
 		defer close(w.done)
 		for {
@@ -286,8 +288,38 @@ func (w *procWatcher) scan() {
 		}
 		b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
 		if err == nil && bytes.Contains(b, []byte(w.marker)) {
-			w.pids[pid] = true
+			w.mu.Lock()
+			w.pids[pid] = string(bytes.ReplaceAll(b, []byte{0}, []byte{' '}))
+			w.mu.Unlock()
 		}
+	}
+}
+
+// await waits until the watcher has seen n processes whose command line
+// starts with prefix, and returns them. After a minute it fails the test
+// (it may run in a goroutine of its own, so it does not stop it) and
+// returns nil: a state that never comes is a failure, however loaded the
+// machine.
+func (w *procWatcher) await(t *testing.T, prefix string, n int) []int {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var pids []int
+		w.mu.Lock()
+		for p, c := range w.pids {
+			if strings.HasPrefix(c, prefix) {
+				pids = append(pids, p)
+			}
+		}
+		w.mu.Unlock()
+		if len(pids) >= n {
+			return pids
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("saw %d processes starting with %q, want %d", len(pids), prefix, n)
+			return nil
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -302,6 +334,35 @@ func (w *procWatcher) seen() []int {
 	return pids
 }
 
+// releaseWhenSeen sends SIGUSR1 to the action's bash (whose command line
+// holds the marker too) once the watcher has seen n daemons, "sleep
+// <marker>": an action that waits for that signal ends only after the
+// host saw what it left, without a window that a loaded machine misses.
+func releaseWhenSeen(t *testing.T, w *procWatcher, n int) {
+	t.Helper()
+	go func() {
+		w.await(t, "sleep "+w.marker, n)
+		// The first bash, not one forked to run a command.
+		first, firstStart := 0, int64(-1)
+		for _, p := range w.await(t, "/bin/bash -c", 1) {
+			b, err := os.ReadFile("/proc/" + strconv.Itoa(p) + "/stat")
+			if err != nil {
+				continue
+			}
+			f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+			if start, err := strconv.ParseInt(f[19], 10, 64); err == nil && (firstStart < 0 || start < firstStart || start == firstStart && p < first) {
+				first, firstStart = p, start
+			}
+		}
+		if first > 0 {
+			_ = syscall.Kill(first, syscall.SIGUSR1)
+		}
+	}()
+}
+
+// awaitRelease is the end of a script that waits for releaseWhenSeen.
+const awaitRelease = "\ntrap 'echo done; exit 0' USR1; while :; do sleep 0.01; done"
+
 // marker returns a sleep duration unique to this test run, to find its
 // processes in /proc.
 func marker() string {
@@ -315,17 +376,15 @@ func TestLinuxDaemonIsKilled(t *testing.T) {
 		m := marker()
 		w := watchProcs(m)
 		start := time.Now()
+		releaseWhenSeen(t, w, 2)
 		res, out := runLinux(t, l, Spec{ExecRoot: root},
-			fmt.Sprintf("(sleep %s &) ; setsid sleep %s & sleep 0.3; echo done", m, m))
+			fmt.Sprintf("(sleep %s &) ; setsid sleep %s &", m, m)+awaitRelease)
 		pids := w.seen()
 		if !res.Success() || out != "done\n" {
 			t.Fatalf("got %+v, output %q", res, out)
 		}
-		if d := time.Since(start); d > 5*time.Second {
+		if d := time.Since(start); d > time.Minute {
 			t.Errorf("run took %v: the daemons held it", d)
-		}
-		if len(pids) < 2 {
-			t.Fatalf("saw %d daemon processes in /proc while the action ran, want 2", len(pids))
 		}
 		for _, pid := range pids {
 			assertGone(t, pid)
@@ -335,23 +394,38 @@ func TestLinuxDaemonIsKilled(t *testing.T) {
 
 func TestLinuxTimeoutKillsEverything(t *testing.T) {
 	bothWays(t, func(t *testing.T, l *Linux, root, _ string) {
-		m := marker()
-		w := watchProcs(m)
-		start := time.Now()
-		res, _ := runLinux(t, l, Spec{ExecRoot: root, Timeout: 500 * time.Millisecond, Grace: 200 * time.Millisecond},
-			fmt.Sprintf("trap '' TERM; setsid sleep %s & sleep %s", m, m))
-		pids := w.seen()
-		if !res.TimedOut || res.Success() {
-			t.Errorf("got %+v, want timed out", res)
-		}
-		if d := time.Since(start); d > 5*time.Second {
-			t.Errorf("run took %v after a 500ms timeout", d)
-		}
-		if len(pids) == 0 {
-			t.Fatal("saw no sleep process while the action ran")
-		}
-		for _, pid := range pids {
-			assertGone(t, pid)
+		// A loaded machine may not start the daemon before the timeout:
+		// then the run proves nothing, and runs again with twice the time.
+		for timeout := 500 * time.Millisecond; ; timeout *= 2 {
+			m := marker()
+			w := watchProcs(m)
+			start := time.Now()
+			res, _ := runLinux(t, l, Spec{ExecRoot: root, Timeout: timeout, Grace: 200 * time.Millisecond},
+				fmt.Sprintf("trap '' TERM; setsid sleep %s & sleep %s", m, m))
+			pids := w.seen()
+			if !res.TimedOut || res.Success() {
+				t.Errorf("got %+v, want timed out", res)
+			}
+			// The daemon sleeps for 300s.
+			if d := time.Since(start); d > timeout+time.Minute {
+				t.Errorf("run took %v after a %v timeout", d, timeout)
+			}
+			daemons := 0
+			for _, c := range w.pids {
+				if strings.HasPrefix(c, "sleep "+m) {
+					daemons++
+				}
+			}
+			if daemons < 2 && timeout < time.Minute {
+				continue
+			}
+			if daemons < 2 {
+				t.Fatalf("saw %d sleep processes while the action ran, want 2", daemons)
+			}
+			for _, pid := range pids {
+				assertGone(t, pid)
+			}
+			return
 		}
 	})
 }
@@ -360,16 +434,18 @@ func TestLinuxCancelKillsEverything(t *testing.T) {
 	bothWays(t, func(t *testing.T, l *Linux, root, _ string) {
 		m := marker()
 		w := watchProcs(m)
-		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		// Cancelled once the daemon runs, however long starting it took.
+		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
+		go func() {
+			w.await(t, "sleep "+m, 2)
+			cancel()
+		}()
 		res, err := l.Run(ctx, Spec{ExecRoot: root, Env: hostEnv(), Grace: 200 * time.Millisecond,
 			Argv: []string{"/bin/bash", "-c", fmt.Sprintf("setsid sleep %s & sleep %s", m, m)}})
 		pids := w.seen()
-		if !errors.Is(err, context.DeadlineExceeded) || res.Success() {
+		if !errors.Is(err, context.Canceled) || res.Success() {
 			t.Errorf("got %+v, %v; want the context's error", res, err)
-		}
-		if len(pids) == 0 {
-			t.Fatal("saw no sleep process while the action ran")
 		}
 		for _, pid := range pids {
 			assertGone(t, pid)

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hepbuild/hepbuild/sandbox/internal/reaper"
 )
 
 // runProcess runs s.Argv in dir, in its own process group, and returns once
@@ -74,6 +76,23 @@ func launchProcess(ctx context.Context, s Spec, l launch) (Result, error) {
 		Stderr:      out.stderr,
 		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
 	}
+	// A command without a PID namespace of its own runs under a reaper
+	// (see package reaper), which outlives it to kill what it left.
+	var status *os.File
+	if reaped := len(l.wrapper) == 0 && !l.inImage; reaped {
+		r, w, err := os.Pipe()
+		if err != nil {
+			return Result{}, fmt.Errorf("starting %s: %w", s.Argv[0], err)
+		}
+		defer r.Close()
+		defer w.Close()
+		status = r
+		cmd.Path = "/proc/self/exe"
+		cmd.Args = append([]string{"hepbuild", reaper.Arg, path}, s.Argv...)
+		cmd.ExtraFiles = []*os.File{w} // reaper.StatusFD
+		// The reaper kills the command's tree when hepbuild dies.
+		cmd.SysProcAttr.Pdeathsig = reaper.Kill
+	}
 	if l.cgroupFD > 0 {
 		cmd.SysProcAttr.UseCgroupFD = true
 		cmd.SysProcAttr.CgroupFD = l.cgroupFD
@@ -83,13 +102,20 @@ func launchProcess(ctx context.Context, s Spec, l launch) (Result, error) {
 		return Result{}, &StartError{Path: s.Argv[0], Err: err}
 	}
 	out.started()
+	for _, f := range cmd.ExtraFiles {
+		f.Close()
+	}
 	pgid := cmd.Process.Pid
 
 	// The group is signalled only while the leader has not been reaped, so
-	// the group id cannot have been reused by then.
+	// the group id cannot have been reused by then. A reaper leads the
+	// group: it survives SIGTERM and kills everything on reaper.Kill.
+	kill := func() { _ = unix.Kill(-pgid, unix.SIGKILL) }
+	if status != nil {
+		kill = func() { _ = unix.Kill(pgid, reaper.Kill) }
+	}
 	stopped := watchRun(ctx, s.Timeout, grace,
-		func() { _ = unix.Kill(-pgid, unix.SIGTERM) },
-		func() { _ = unix.Kill(-pgid, unix.SIGKILL) })
+		func() { _ = unix.Kill(-pgid, unix.SIGTERM) }, kill)
 
 	// Wait for the leader to exit without reaping it, kill what is left of
 	// its group, then reap it.
@@ -101,7 +127,20 @@ func launchProcess(ctx context.Context, s Spec, l launch) (Result, error) {
 	out.finish(grace)
 
 	res := Result{ExitCode: cmd.ProcessState.ExitCode(), TimedOut: timedOut, Duration: dur}
-	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+	ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	if status != nil {
+		msg, _ := io.ReadAll(status)
+		cws, startErr, ok := reaper.ParseStatus(string(msg))
+		switch {
+		case startErr != "":
+			return Result{}, &StartError{Path: s.Argv[0], Err: errors.New(startErr)}
+		case ok:
+			ws, werr = cws, nil
+			res.ExitCode = ws.ExitStatus()
+		}
+	}
+	if ws.Signaled() {
+		res.ExitCode = -1
 		res.Signal = ws.Signal().String()
 	}
 	if werr != nil {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -52,8 +53,9 @@ type resident struct {
 
 // startResident starts bwrap with the given arguments (ending in "--")
 // running this binary as the resident sandbox with the exec root at
-// execRoot, and waits until it is ready.
-func startResident(key, execRoot string, bwrapArgv []string) (*resident, error) {
+// execRoot and /tmp and /dev/shm of tmpSize bytes, and waits until it is
+// ready.
+func startResident(key, execRoot string, tmpSize int64, bwrapArgv []string) (*resident, error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("starting resident sandbox: %w", err)
@@ -75,7 +77,7 @@ func startResident(key, execRoot string, bwrapArgv []string) (*resident, error) 
 	}
 	defer exe.Close()
 	r := &resident{key: key, conn: c.(*net.UnixConn), exited: make(chan struct{})}
-	argv := append(append([]string(nil), bwrapArgv...), "/proc/self/fd/4", residentArg, execRoot)
+	argv := append(append([]string(nil), bwrapArgv...), "/proc/self/fd/4", residentArg, execRoot, strconv.FormatInt(tmpSize, 10))
 	r.cmd = &exec.Cmd{
 		Path:       argv[0],
 		Args:       argv,

@@ -27,8 +27,8 @@ const residentArg = "__hepbuild-resident-sandbox__"
 // this package can serve, test binaries too, so the hook is an init
 // function rather than a call each main must remember to make.
 func init() {
-	if len(os.Args) == 3 && os.Args[1] == residentArg {
-		os.Exit(serveResident(os.Args[2]))
+	if len(os.Args) == 4 && os.Args[1] == residentArg {
+		os.Exit(serveResident(os.Args[2], os.Args[3]))
 	}
 }
 
@@ -73,7 +73,8 @@ const residentFD = 3
 // serveResident runs commands one after another as the caller asks, as PID
 // 1 of the sandbox's PID namespace, and returns the exit status of the
 // process when the caller hangs up. execRoot is where the sandbox shows the
-// slot's exec root, read-only.
+// slot's exec root, read-only; tmpSize bounds the /tmp and /dev/shm it
+// mounts afresh, as bwrap bounded the first.
 //
 // Each command starts in an empty /tmp, with its output folders made
 // writable, in a session of its own, with no capabilities; when it exits,
@@ -83,10 +84,14 @@ const residentFD = 3
 // All of it happens on one OS thread, in plain system calls: each action
 // waits for this loop twice (its start, its end), and a hand-over between
 // threads costs as much as the work.
-func serveResident(execRoot string) int {
+func serveResident(execRoot, tmpSize string) int {
 	fail := func(err error) int {
 		fmt.Fprintf(os.Stderr, "hepbuild resident sandbox: %v\n", err)
 		return 2
+	}
+	size, err := strconv.ParseInt(tmpSize, 10, 64)
+	if err != nil || size <= 0 {
+		return fail(fmt.Errorf("bad tmp size %q", tmpSize))
 	}
 	// kill(-1) anywhere but in a PID namespace of our own would reach every
 	// process of the user.
@@ -118,8 +123,7 @@ func serveResident(execRoot string) int {
 		}
 	}()
 	r := &residentServer{fd: residentFD, execRoot: execRoot, writable: map[string]uint64{},
-		buf: make([]byte, maxResidentMsg), oob: make([]byte, unix.CmsgSpace(2*4))}
-	var err error
+		buf: make([]byte, maxResidentMsg), oob: make([]byte, unix.CmsgSpace(2*4)), tmpSize: size}
 	if r.rootMount, err = mountID(execRoot); err != nil {
 		return fail(err)
 	}
@@ -196,6 +200,7 @@ type residentServer struct {
 	writable map[string]uint64
 	null     int // /dev/null, the command's stdin
 	buf, oob []byte
+	tmpSize  int64 // bytes, of each fresh /tmp and /dev/shm
 
 	// tmpDirs are the writable tmpfs folders a command may change: /tmp
 	// (or, when the exec root is inside it, the folders leading to it)
@@ -557,7 +562,7 @@ func (r *residentServer) freshTmpfs(dir string, fresh *bool) error {
 		}
 		*fresh = false
 	}
-	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755"); err != nil {
+	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755,size="+strconv.FormatInt(r.tmpSize, 10)); err != nil {
 		return fmt.Errorf("mounting %s: %w", dir, err)
 	}
 	*fresh = true

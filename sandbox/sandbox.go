@@ -43,6 +43,12 @@ type Spec struct {
 	// cgroups enforce them (see Linux).
 	Memory int64
 	CPU    float64
+	// Tmp bounds the in-memory /tmp and /dev/shm of the linux strategy, each,
+	// in bytes; zero means Memory, or DefaultTmpSize without it.
+	Tmp int64
+	// Expose are absolute host paths the linux strategy shows read-only
+	// although they are hidden (home folders, /run, Linux.Hide).
+	Expose []string
 	// Timeout bounds the run; zero means no bound.
 	Timeout time.Duration
 	// Grace is the time between SIGTERM and SIGKILL; zero means DefaultGrace.

@@ -336,6 +336,19 @@ func (sl *slot) wanted(s Spec, hard bool) (map[string]node, error) {
 		if err != nil {
 			return nil, fmt.Errorf("linking input %s: %w", in, err)
 		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			// A hard link to a symbolic link is the link itself, whose
+			// (relative) target need not be in the sandbox: link what
+			// it leads to, as its content is what the key hashed.
+			real, err := filepath.EvalSymlinks(target)
+			if err != nil {
+				return nil, fmt.Errorf("linking input %s: a symbolic link that leads nowhere: %w", in, err)
+			}
+			if fi, err = os.Stat(real); err != nil {
+				return nil, fmt.Errorf("linking input %s: %w", in, err)
+			}
+			target = real
+		}
 		st := fi.Sys().(*syscall.Stat_t)
 		if !fi.IsDir() && uint64(st.Dev) == sl.dev {
 			want[in] = node{kind: kindHardLink, ino: st.Ino, target: target}

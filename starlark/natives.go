@@ -25,7 +25,7 @@ func taskAttrs() map[string]*attrSpec {
 		"tools":     {typ: graph.AttrLabelList, def: []graph.Label(nil), allowFiles: true, doc: "Executables the command runs; their content is part of the key."},
 		"env":       {typ: graph.AttrLabel, def: graph.Label{}, doc: "The software environment (an environment() target); default: host."},
 		"environ":   {typ: graph.AttrStringDict, def: map[string]string(nil), doc: "Extra environment variables."},
-		"resources": {typ: graph.AttrStringDict, def: map[string]string(nil), doc: "cpu, memory (\"2GB\"), walltime (\"1h\")."},
+		"resources": {typ: graph.AttrStringDict, def: map[string]string(nil), doc: "cpu, memory (\"2GB\"), walltime (\"1h\"), tmp (\"4GB\": the linux sandbox's /tmp)."},
 		"retries":   {typ: graph.AttrInt, def: int64(0), doc: "Re-run a failed action up to this many more times."},
 		"timeout":   {typ: graph.AttrString, def: "", doc: "Kill the action after this duration (\"30m\")."},
 		"message":   {typ: graph.AttrString, def: "", doc: "Progress message shown while the action runs."},

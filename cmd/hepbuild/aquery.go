@@ -32,6 +32,7 @@ type actionJSON struct {
 	Tags        []string          `json:"tags,omitempty"`
 	Resources   *exec.Resources   `json:"resources,omitempty"`
 	Content     string            `json:"content,omitempty"`
+	Exposed     []string          `json:"sandbox_expose,omitempty"`
 	Location    string            `json:"location"`
 }
 
@@ -98,7 +99,7 @@ func paths(arts []exec.Artifact) []string {
 
 func writeActionJSON(w io.Writer, a *exec.Action) error {
 	j := actionJSON{Target: a.Owner.String(), Mnemonic: a.Mnemonic, Kind: a.Kind.String(), Argv: a.Argv, Env: a.Env,
-		Inputs: paths(a.Inputs), Outputs: paths(a.Outputs), Tags: a.Tags, Location: a.Pos.String()}
+		Inputs: paths(a.Inputs), Outputs: paths(a.Outputs), Tags: a.Tags, Location: a.Pos.String(), Exposed: a.SandboxExpose}
 	if a.Environment != nil {
 		j.Environment = a.Environment.Label.String()
 	}
@@ -136,7 +137,14 @@ func writeActionText(w io.Writer, a *exec.Action) {
 		fmt.Fprintf(w, "  Execution requirements: %s\n", strings.Join(a.Tags, ", "))
 	}
 	if a.Resources != (exec.Resources{}) {
-		fmt.Fprintf(w, "  Resources: cpu=%g memory=%d walltime=%s\n", a.Resources.CPU, a.Resources.Memory, a.Resources.Walltime)
+		tmp := ""
+		if a.Resources.Tmp > 0 {
+			tmp = fmt.Sprintf(" tmp=%d", a.Resources.Tmp)
+		}
+		fmt.Fprintf(w, "  Resources: cpu=%g memory=%d walltime=%s%s\n", a.Resources.CPU, a.Resources.Memory, a.Resources.Walltime, tmp)
+	}
+	if len(a.SandboxExpose) > 0 {
+		fmt.Fprintf(w, "  Sandbox exposes: [%s]\n", strings.Join(a.SandboxExpose, ", "))
 	}
 	switch a.Kind {
 	case exec.KindRun:

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -28,24 +29,28 @@ import (
 type EnvFlags struct {
 	DefaultEnv string   `name:"default-environment" placeholder:"LABEL" help:"The software environment (an environment() target) of actions that name none (default: host)."`
 	ActionEnv  []string `name:"action-env" placeholder:"NAME[=VALUE]" sep:"none" help:"Pass the variable NAME into every action: with its value in hepbuild's environment, or VALUE. It enters the actions' keys. Repeatable."`
+	// An exposed path changes what an action can read, so it is in the
+	// key, and here rather than with --sandbox-hide.
+	SandboxExpose []string `name:"sandbox-expose" placeholder:"PATH" sep:"none" help:"Show the host path PATH read-only to actions in the linux sandbox although it hides it (home folders, /run, --sandbox-hide). The path, not its content, enters the actions' keys. Repeatable."`
 }
 
 // BuildFlags are the flags of commands that build or inspect builds.
 type BuildFlags struct {
 	EnvFlags
-	Jobs           int    `short:"j" placeholder:"N" help:"Run at most N actions at once (default: number of cores)."`
-	KeepGoing      bool   `short:"k" name:"keep-going" help:"Keep building what does not depend on a failed action."`
-	Retries        int    `placeholder:"N" help:"Retry every failed action up to N more times (on top of its own retries)."`
-	DiskCache      string `name:"disk-cache" placeholder:"DIR" env:"HEPBUILD_DISK_CACHE" help:"The local cache shared by all workspaces (default: $XDG_CACHE_HOME/hepbuild). Empty string with --no-cache disables it."`
-	NoCache        bool   `name:"no-cache" help:"Neither read nor write the cache (actions still skip when up to date)."`
-	OutputBase     string `name:"output-base" placeholder:"DIR" env:"HEPBUILD_OUTPUT_BASE" help:"Where outputs, logs and build state live (default: under $XDG_CACHE_HOME/hepbuild/output); hepbuild-out links to it."`
-	Sandbox        string `enum:"none,symlink,linux," default:"" help:"Isolation of actions: none, symlink or linux (default: linux where bubblewrap works, else symlink; see hepbuild info)."`
-	Events         string `placeholder:"FILE" help:"Write every state change as a JSON object per line to FILE."`
-	Profile        string `placeholder:"FILE" help:"Write a Chrome-trace profile of the build to FILE (opens in Perfetto)."`
-	Progress       string `enum:"auto,tty,plain,none" default:"auto" help:"Progress display: tty (live block), plain (a line per action), none, or auto."`
-	LocalResources string `name:"local-resources" placeholder:"cpu=N,memory=SIZE" help:"Capacity of this machine for resource-bounded scheduling (default: all cores and memory)."`
-	CacheMaxSize   string `name:"cache-max-size" placeholder:"SIZE" help:"After the build, prune the disk cache to SIZE (least recently used first)."`
-	SigningKey     string `name:"cache-signing-key" placeholder:"FILE" help:"Sign the action results written to the disk cache with the secret in FILE (readable by its owner only), and take only results signed with it as hits."`
+	Jobs           int      `short:"j" placeholder:"N" help:"Run at most N actions at once (default: number of cores)."`
+	KeepGoing      bool     `short:"k" name:"keep-going" help:"Keep building what does not depend on a failed action."`
+	Retries        int      `placeholder:"N" help:"Retry every failed action up to N more times (on top of its own retries)."`
+	DiskCache      string   `name:"disk-cache" placeholder:"DIR" env:"HEPBUILD_DISK_CACHE" help:"The local cache shared by all workspaces (default: $XDG_CACHE_HOME/hepbuild). Empty string with --no-cache disables it."`
+	NoCache        bool     `name:"no-cache" help:"Neither read nor write the cache (actions still skip when up to date)."`
+	OutputBase     string   `name:"output-base" placeholder:"DIR" env:"HEPBUILD_OUTPUT_BASE" help:"Where outputs, logs and build state live (default: under $XDG_CACHE_HOME/hepbuild/output); hepbuild-out links to it."`
+	Sandbox        string   `enum:"none,symlink,linux," default:"" help:"Isolation of actions: none, symlink or linux (default: linux where bubblewrap works, else symlink; see hepbuild info)."`
+	SandboxHide    []string `name:"sandbox-hide" placeholder:"PATH" sep:"none" help:"Hide the host folder PATH from actions in the linux sandbox, besides home folders, /run, /var/tmp and hepbuild's own folders. Repeatable."`
+	Events         string   `placeholder:"FILE" help:"Write every state change as a JSON object per line to FILE."`
+	Profile        string   `placeholder:"FILE" help:"Write a Chrome-trace profile of the build to FILE (opens in Perfetto)."`
+	Progress       string   `enum:"auto,tty,plain,none" default:"auto" help:"Progress display: tty (live block), plain (a line per action), none, or auto."`
+	LocalResources string   `name:"local-resources" placeholder:"cpu=N,memory=SIZE" help:"Capacity of this machine for resource-bounded scheduling (default: all cores and memory)."`
+	CacheMaxSize   string   `name:"cache-max-size" placeholder:"SIZE" help:"After the build, prune the disk cache to SIZE (least recently used first)."`
+	SigningKey     string   `name:"cache-signing-key" placeholder:"FILE" help:"Sign the action results written to the disk cache with the secret in FILE (readable by its owner only), and take only results signed with it as hits."`
 }
 
 // BuildCmd builds targets.
@@ -197,7 +202,11 @@ func (f *BuildFlags) strategy(outputBase string) (sandbox.Strategy, error) {
 	case "symlink":
 		return sandbox.NewSymlink(root), nil
 	case "linux", "":
-		l, err := sandbox.NewLinux(root, outputBase, f.diskCache())
+		hide, err := absolutePaths("--sandbox-hide", f.SandboxHide)
+		if err != nil {
+			return nil, err
+		}
+		l, err := sandbox.NewLinux(root, append([]string{outputBase, f.diskCache()}, hide...)...)
 		if err != nil {
 			if f.Sandbox == "" {
 				return sandbox.NewSymlink(root), nil
@@ -208,6 +217,24 @@ func (f *BuildFlags) strategy(outputBase string) (sandbox.Strategy, error) {
 		return l, nil
 	}
 	return nil, badInput("--sandbox %s: unknown strategy (available: none, symlink, linux)", f.Sandbox)
+}
+
+// absolutePaths checks the paths of a flag: absolute, and existing, since
+// a misspelt one would hide or show nothing without a word. They come back
+// cleaned, sorted and without duplicates.
+func absolutePaths(flag string, paths []string) ([]string, error) {
+	var out []string
+	for _, p := range paths {
+		if !filepath.IsAbs(p) {
+			return nil, badInput("%s %q: want an absolute path", flag, p)
+		}
+		if _, err := os.Stat(p); err != nil {
+			return nil, badInput("%s %s: %v", flag, p, err)
+		}
+		out = append(out, filepath.Clean(p))
+	}
+	sort.Strings(out)
+	return slices.Compact(out), nil
 }
 
 // sandboxInfo says which strategy builds use and why, for hepbuild info.
@@ -255,6 +282,10 @@ func (f *EnvFlags) applyEnvironment(w *workspace, ag *exec.Graph) error {
 			return badInput("--default-environment %s: %v", f.DefaultEnv, err)
 		}
 	}
+	expose, err := absolutePaths("--sandbox-expose", f.SandboxExpose)
+	if err != nil {
+		return err
+	}
 	vars := map[string]string{}
 	for _, a := range f.ActionEnv {
 		name, value, ok := strings.Cut(a, "=")
@@ -280,6 +311,7 @@ func (f *EnvFlags) applyEnvironment(w *workspace, ag *exec.Graph) error {
 			a.Inputs = append(append([]exec.Artifact(nil), a.Inputs...), def.Files...)
 			sort.Slice(a.Inputs, func(i, j int) bool { return a.Inputs[i].Path < a.Inputs[j].Path })
 		}
+		a.SandboxExpose = expose
 		if len(vars) > 0 {
 			env := make(map[string]string, len(a.Env)+len(vars))
 			for k, v := range a.Env {

@@ -11,18 +11,19 @@ import (
 // allowedImports lists, for each package of the module, the hepbuild packages
 // it may import (DESIGN.md: imports point down). Prefixes end with "/".
 var allowedImports = map[string][]string{
-	"graph":        {},
-	"graph/query":  {"graph"},
-	"cache":        {},
-	"cache/":       {"cache"},
-	"sandbox":      {},
-	"exec":         {"graph", "cache", "sandbox"},
-	"exec/":        {"exec", "graph", "cache", "sandbox", "cache/"},
-	"rules":        {},
-	"starlark":     {"graph", "exec", "rules"},
-	"cmd/hepbuild": {"*"},
-	"examples/":    {"examples/"},
-	"bench/":       {"*"},
+	"graph":                   {},
+	"graph/query":             {"graph"},
+	"cache":                   {},
+	"cache/":                  {"cache"},
+	"sandbox":                 {"sandbox/internal/reaper"},
+	"sandbox/internal/reaper": {},
+	"exec":                    {"graph", "cache", "sandbox"},
+	"exec/":                   {"exec", "graph", "cache", "sandbox", "cache/"},
+	"rules":                   {},
+	"starlark":                {"graph", "exec", "rules"},
+	"cmd/hepbuild":            {"*"},
+	"examples/":               {"examples/"},
+	"bench/":                  {"*"},
 }
 
 // onlyStarlark are external modules only the starlark package may import.

@@ -185,3 +185,48 @@ func TestInfoSandbox(t *testing.T) {
 		t.Errorf("info sandbox = %q, want %q", r.stdout, want)
 	}
 }
+
+// --sandbox-expose shows a hidden path to linux actions and enters their
+// keys (the action reruns when the exposure changes, and aquery shows it);
+// --sandbox-hide and --sandbox-expose take only absolute, existing paths.
+func TestSandboxExposeAndHide(t *testing.T) {
+	if sandbox.ProbeLinux().Err != nil {
+		t.Skip("linux sandbox unavailable")
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	exposed, err := os.MkdirTemp(home, "hepbuild-test-expose-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(exposed)
+	os.WriteFile(filepath.Join(exposed, "f"), []byte("visible\n"), 0o644)
+	root := testWorkspace(t, map[string]string{"BUILD": `task(name = "read", outs = ["read.txt"], cmd = "cat ` + exposed + `/f > $@ || echo hidden > $@")` + "\n"})
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "hidden"},
+		{[]string{"--sandbox-expose", exposed}, "visible"},
+		{nil, "hidden"},
+	} {
+		args := append([]string{"//:read", "--progress=none", "--sandbox=linux"}, c.args...)
+		if r := hepbuild(t, root, args...); r.code != 0 {
+			t.Fatalf("%v: exit %d\n%s", args, r.code, r.stderr)
+		}
+		if got := readOut(t, root, "read.txt"); got != c.want {
+			t.Errorf("%v: read.txt = %q, want %q", c.args, got, c.want)
+		}
+	}
+	if r := hepbuild(t, root, "aquery", "//:read", "--sandbox-expose", exposed); r.code != 0 || !strings.Contains(r.stdout, "Sandbox exposes: ["+exposed+"]") {
+		t.Errorf("aquery: exit %d, want the exposed path in:\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	for _, args := range [][]string{{"--sandbox-expose", "relative"}, {"--sandbox-hide", "/no/such/folder"}} {
+		r := hepbuild(t, root, append([]string{"//:read", "--progress=none", "--sandbox=linux"}, args...)...)
+		if r.code != 2 || !strings.Contains(r.stderr, args[0]) {
+			t.Errorf("%v: exit %d, want 2 and an error naming the flag:\n%s", args, r.code, r.stderr)
+		}
+	}
+}

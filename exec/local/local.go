@@ -92,6 +92,8 @@ func (e *Executor) run(ctx context.Context, a *exec.Action, root, logPath string
 		LogPath:  logPath,
 		Memory:   a.Resources.Memory,
 		CPU:      a.Resources.CPU,
+		Tmp:      a.Resources.Tmp,
+		Expose:   a.SandboxExpose,
 	}
 	for _, set := range [][]exec.Artifact{a.Inputs, a.Tools} {
 		for _, in := range set {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -143,6 +145,84 @@ func TestFormatBytes(t *testing.T) {
 	for n, want := range map[int64]string{2e9: "2 GB", 1 << 31: "2.15 GB", 512e6: "512 MB", 1500: "1.5 kB", 12: "12 bytes"} {
 		if got := formatBytes(n); got != want {
 			t.Errorf("formatBytes(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
+
+// A daemon started by an action tagged no-sandbox, in its own session or
+// double-forked, does not outlive the action, whatever --sandbox says.
+func TestNoSandboxDaemonIsKilled(t *testing.T) {
+	root, dir := t.TempDir(), t.TempDir()
+	sb := sandbox.NewSymlink(filepath.Join(t.TempDir(), "sandbox"))
+	a := action(exec.KindRun)
+	a.Tags = []string{"no-sandbox"}
+	a.Argv = []string{"/bin/bash", "-c", `cd ` + dir + `
+setsid sh -c 'echo $$ > d1; exec sleep 1000' &
+( setsid sh -c 'sleep 1000 & echo $! > d2' & )
+until [ -s d1 ] && [ -s d2 ]; do sleep 0.01; done`}
+	res, err := New(sb).Execute(context.Background(), a, root, filepath.Join(root, "log"))
+	if err != nil || !res.Success() || res.Strategy != "none" {
+		t.Fatalf("got %+v, %v", res, err)
+	}
+	for _, f := range []string{"d1", "d2"} {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The action has ended: its daemons must be gone by now, reaped
+		// (no zombie either), not merely signalled.
+		if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); err == nil {
+			stat, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+			t.Errorf("daemon %d outlived the action: %s", pid, stat)
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}
+
+// The tmp resource and --sandbox-expose reach the linux sandbox.
+func TestLinuxTmpAndExpose(t *testing.T) {
+	home, err := os.UserHomeDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	exposed, err := os.MkdirTemp(home, "hepbuild-test-expose-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(exposed)
+	if err := os.WriteFile(filepath.Join(exposed, "f"), []byte("visible\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l, err := sandbox.NewLinux(filepath.Join(t.TempDir(), "sandbox"))
+	if err != nil {
+		t.Skipf("linux strategy unavailable: %v", err)
+	}
+	defer l.Close()
+	root := t.TempDir()
+	a := action(exec.KindRun)
+	a.Outputs = []exec.Artifact{{Path: "hepbuild-out/pkg/out"}}
+	a.Argv = []string{"/bin/bash", "-c", "cat " + exposed + "/f > hepbuild-out/pkg/out; head -c 32M /dev/zero > /tmp/big || echo full >> hepbuild-out/pkg/out"}
+	for _, expose := range []bool{false, true} {
+		a.Resources.Tmp = 16 << 20
+		a.SandboxExpose = nil
+		if expose {
+			a.SandboxExpose = []string{exposed}
+		}
+		res, err := New(l).Execute(context.Background(), a, root, filepath.Join(root, "log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := os.ReadFile(filepath.Join(root, "hepbuild-out/pkg/out"))
+		want := "full\n"
+		if expose {
+			want = "visible\nfull\n"
+		}
+		if string(b) != want || !res.Success() {
+			t.Errorf("expose=%v: got %+v, output %q, want %q", expose, res, b, want)
 		}
 	}
 }
