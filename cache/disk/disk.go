@@ -81,7 +81,8 @@ var _ cache.Cache = (*Cache)(nil)
 
 // Open opens the cache in dir, creating its folders as needed.
 //
-// Open returns an error when dir cannot be created or is not a folder. When
+// Open returns an error when dir cannot be created or is not a folder, and a
+// *NotOwnedError when it holds files that are not a cache's (see Marker). When
 // dir exists but cannot be written (its permissions, a read-only mount),
 // Open succeeds with a read-only Cache: lookups work, every write fails with
 // ErrReadOnly, and ReadOnly reports it, so the caller can warn and build on.
@@ -94,6 +95,10 @@ func Open(dir string) (*Cache, error) {
 		return nil, fmt.Errorf("opening disk cache %s: %w", dir, err)
 	}
 	c := &Cache{dir: abs}
+	st, err := inspect(abs)
+	if err != nil {
+		return nil, fmt.Errorf("opening disk cache: %w", err)
+	}
 	if err := os.MkdirAll(filepath.Dir(abs), 0o755); err != nil {
 		return nil, fmt.Errorf("opening disk cache %s: %w", abs, err)
 	}
@@ -118,6 +123,11 @@ func Open(dir string) (*Cache, error) {
 	}
 	f.Close()
 	os.Remove(f.Name())
+	if st != owned {
+		if err := writeMarker(abs); err != nil {
+			return nil, fmt.Errorf("opening disk cache %s: marking it as hepbuild's: %w", abs, err)
+		}
+	}
 	return c, nil
 }
 

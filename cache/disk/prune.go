@@ -16,8 +16,11 @@ import (
 
 // PruneOptions says what to remove. Zero fields do not limit.
 type PruneOptions struct {
-	// MaxSize is the total size, in bytes, the cache may keep.
+	// MaxSize is the total size, in bytes, the cache may keep. Zero means
+	// no limit unless LimitSize is set; then it means remove every entry.
 	MaxSize int64
+	// LimitSize makes MaxSize a limit even when it is zero.
+	LimitSize bool
 	// MaxAge removes entries not used for longer.
 	MaxAge time.Duration
 	// DryRun reports what would be removed and removes nothing.
@@ -165,7 +168,8 @@ func (c *Cache) Prune(ctx context.Context, opts PruneOptions) (PruneReport, erro
 		if e.gone {
 			continue
 		}
-		if !expired(e) && (opts.MaxSize <= 0 || total <= opts.MaxSize) {
+		fits := !opts.LimitSize && opts.MaxSize <= 0 || opts.MaxSize > 0 && total <= opts.MaxSize
+		if !expired(e) && fits {
 			break // everything after is newer and fits
 		}
 		for _, u := range e.users {

@@ -50,7 +50,12 @@ func (c *BuildCmd) nullBuild(g *Globals, e *env, start time.Time) bool {
 		return false
 	}
 	base := f.outputBase(root)
-	if _, err := os.Stat(base); err != nil {
+	// Only an output base hepbuild made (with its marker) is used here;
+	// anything else takes the full path, which says what is wrong with it.
+	if st, err := exec.InspectOutputBase(base); err != nil || st != exec.OutputBaseOwned {
+		return false
+	}
+	if _, err := f.checkOutputBase(root); err != nil {
 		return false
 	}
 	unlock, err := exec.LockOutputBase(base)
