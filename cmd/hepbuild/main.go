@@ -117,13 +117,18 @@ func exitCodeFor(err error, stderr io.Writer) int {
 	if err == nil {
 		return exitOK
 	}
+	// An interrupt (SIGINT, SIGTERM) cancels the context; whatever was
+	// under way then reports "context canceled" somewhere in its error,
+	// which says nothing to the user who pressed Ctrl-C.
+	if errors.Is(err, context.Canceled) {
+		fmt.Fprintln(stderr, "ERROR: interrupted")
+		return exitInterrupted
+	}
 	var se silentError
 	if !errors.As(err, &se) {
 		fmt.Fprintln(stderr, "ERROR:", err)
 	}
 	switch {
-	case errors.Is(err, context.Canceled):
-		return exitInterrupted
 	case errors.As(err, new(*badInputError)) || isLoadError(err):
 		return exitBadInput
 	case errors.As(err, new(*buildFailedError)):
@@ -139,6 +144,12 @@ func (e *badInputError) Error() string { return e.err.Error() }
 func (e *badInputError) Unwrap() error { return e.err }
 
 func badInput(format string, args ...any) error {
+	// An interrupt met while checking input is an interrupt, not bad input.
+	for _, a := range args {
+		if err, ok := a.(error); ok && errors.Is(err, context.Canceled) {
+			return err
+		}
+	}
 	return &badInputError{fmt.Errorf(format, args...)}
 }
 
