@@ -381,6 +381,10 @@ func (f *BuildFlags) capacity() (exec.Resources, error) {
 // Run builds the targets.
 func (c *BuildCmd) Run(g *Globals, e *env) error {
 	start := time.Now()
+	// Every flag value is checked before anything is loaded or written.
+	if _, err := c.capacity(); err != nil {
+		return err
+	}
 	if c.NoBuild {
 		return c.analyseOnly(g, e, start)
 	}

@@ -380,3 +380,44 @@ func TestFmtSymlinkedBuildFile(t *testing.T) {
 		t.Errorf("fmt --check through a link: exit %d, want 1", r.code)
 	}
 }
+
+// TestEmptyOutputsAreAnalysisErrors: a task with outs = [] and a rule that
+// declares a file or folder named "" fail at analysis, naming the file,
+// line and target, with exit 2; nothing runs and no output tree is made.
+func TestEmptyOutputsAreAnalysisErrors(t *testing.T) {
+	root := testWorkspace(t, map[string]string{
+		"BUILD": `load(":defs.star", "file_rule", "dir_rule")
+task(name = "none", outs = [], cmd = "touch x")
+file_rule(name = "f")
+dir_rule(name = "d")
+`,
+		"defs.star": `def _file(ctx):
+    out = ctx.actions.declare_file("")
+    ctx.actions.write(out, "x")
+    return [DefaultInfo(files = depset([out]))]
+
+file_rule = rule(implementation = _file)
+
+def _dir(ctx):
+    out = ctx.actions.declare_directory("")
+    ctx.actions.run_shell(outputs = [out], command = "true")
+    return [DefaultInfo(files = depset([out]))]
+
+dir_rule = rule(implementation = _dir)
+`})
+	for _, c := range []struct{ target, where, what string }{
+		{"//:none", "BUILD:2:", "outs is empty"},
+		{"//:f", "defs.star:2:", "declare_file: \"\" names no file"},
+		{"//:d", "defs.star:9:", "declare_directory: \"\" names no file"},
+	} {
+		for _, args := range [][]string{{c.target, "--progress=none"}, {"build", "--nobuild", c.target}} {
+			r := hepbuild(t, root, args...)
+			if r.code != 2 || !strings.Contains(r.stderr, c.where) || !strings.Contains(r.stderr, c.target+":") || !strings.Contains(r.stderr, c.what) {
+				t.Errorf("%v: exit %d, want 2 and an error at %s naming %s: %s\n%s", args, r.code, c.where, c.target, c.what, r.stderr)
+			}
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(root, "hepbuild-out")); err == nil {
+		t.Errorf("an analysis error left an output tree")
+	}
+}

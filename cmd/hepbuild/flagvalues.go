@@ -19,7 +19,7 @@ import (
 // popString takes the flag's value as written.
 func popString(ctx *kong.DecodeContext) (string, error) {
 	var s string
-	err := ctx.Scan.PopValueInto("value", &s)
+	err := ctx.Scan.PopValueInto("a", &s)
 	return s, err
 }
 

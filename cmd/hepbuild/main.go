@@ -92,24 +92,53 @@ func run(ctx context.Context, args []string, e *env) int {
 		fmt.Fprintln(e.stderr, "hepbuild:", err)
 		return exitInfra
 	}
-	args, err = expandConfig(args, e.cwd, flagAccepter(parser))
+	args, from, err := expandConfig(args, e.cwd, flagAccepter(parser))
 	if err != nil {
 		fmt.Fprintln(e.stderr, "hepbuild:", err)
 		return exitBadInput
+	}
+	// A bad value from a .hepbuildrc is reported with its file and line.
+	inRC := func(msg string) string {
+		if where := rcOrigin(msg, shortFlagNames(parser), from); where != "" {
+			return msg + " (set in " + where + ")"
+		}
+		return msg
 	}
 	kctx, err := parser.Parse(args)
 	if exitCode >= 0 {
 		return exitCode
 	}
 	if err != nil {
-		fmt.Fprintln(e.stderr, "hepbuild:", err)
+		fmt.Fprintln(e.stderr, "hepbuild:", inRC(err.Error()))
 		return exitBadInput
 	}
 	e.ctx = ctx
 	kctx.Bind(e)
 	kctx.Bind(&cli.Globals)
 	err = kctx.Run()
+	var bad *badInputError
+	if errors.As(err, &bad) && len(from) > 0 {
+		err = &badInputError{errors.New(inRC(err.Error()))}
+	}
 	return exitCodeFor(err, e.stderr)
+}
+
+// shortFlagNames maps every short flag of the command line to its long name.
+func shortFlagNames(parser *kong.Kong) map[string]string {
+	m := map[string]string{}
+	var walk func(n *kong.Node)
+	walk = func(n *kong.Node) {
+		for _, f := range n.Flags {
+			if f.Short != 0 {
+				m[string(f.Short)] = f.Name
+			}
+		}
+		for _, c := range n.Children {
+			walk(c)
+		}
+	}
+	walk(parser.Model.Node)
+	return m
 }
 
 // exitCodeFor prints err and maps it to an exit code: the one place that does.
