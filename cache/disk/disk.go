@@ -103,6 +103,12 @@ func Open(dir string) (*Cache, error) {
 		return nil, fmt.Errorf("opening disk cache %s: %w", abs, err)
 	}
 	for _, d := range []string{abs, filepath.Join(abs, casDir), filepath.Join(abs, acDir)} {
+		// The cache folder may be reached through a link (a cache home on
+		// another disk); its own sub-folders may not: entries written or
+		// removed there would be in a folder hepbuild does not own.
+		if fi, err := os.Lstat(d); err == nil && d != abs && fi.Mode()&fs.ModeSymlink != 0 {
+			return nil, fmt.Errorf("opening disk cache %s: %s is a symbolic link; hepbuild follows no link inside its cache (remove it)", abs, d)
+		}
 		if err := mkdirShared(d); err != nil {
 			if isPermission(err) && isDir(abs) {
 				c.readOnly = true
