@@ -21,8 +21,11 @@ type PruneOptions struct {
 	MaxSize int64
 	// LimitSize makes MaxSize a limit even when it is zero.
 	LimitSize bool
-	// MaxAge removes entries not used for longer.
+	// MaxAge removes entries not used for longer. Zero means no limit
+	// unless LimitAge is set; then every entry is old enough.
 	MaxAge time.Duration
+	// LimitAge makes MaxAge a limit even when it is zero.
+	LimitAge bool
 	// DryRun reports what would be removed and removes nothing.
 	DryRun bool
 }
@@ -163,7 +166,9 @@ func (c *Cache) Prune(ctx context.Context, opts PruneOptions) (PruneReport, erro
 		}
 		return order[i].kind == acDir && order[j].kind == casDir
 	})
-	expired := func(e *entry) bool { return opts.MaxAge > 0 && now.Sub(e.mtime) > opts.MaxAge }
+	expired := func(e *entry) bool {
+		return (opts.MaxAge > 0 || opts.LimitAge) && now.Sub(e.mtime) >= opts.MaxAge
+	}
 	for _, e := range order {
 		if e.gone {
 			continue

@@ -15,7 +15,7 @@ type CleanCmd struct {
 	LocationFlags
 	Cache         bool      `help:"Prune the disk cache instead of the output tree (with --max-size and/or --max-age)."`
 	MaxSize       sizeValue `name:"max-size" placeholder:"SIZE" help:"With --cache: shrink the cache to SIZE (e.g. 50GB; 0 empties it), least recently used first."`
-	MaxAge        ageValue  `name:"max-age" placeholder:"AGE" help:"With --cache: remove entries not used for AGE (e.g. 30d, 12h)."`
+	MaxAge        ageValue  `name:"max-age" placeholder:"AGE" help:"With --cache: remove entries not used for AGE (e.g. 30d, 12h; 0s removes every entry)."`
 	DryRun        bool      `name:"dry-run" help:"With --cache: say what would be removed, remove nothing."`
 	Expunge       bool      `help:"Remove this workspace's output base and the disk cache (only what hepbuild made in them)."`
 	AllWorkspaces bool      `name:"all-workspaces" help:"With --expunge: also remove the output bases of other workspaces kept in the cache folder."`
@@ -186,6 +186,7 @@ func (c *CleanCmd) pruneCache(e *env) error {
 	}
 	if c.MaxAge != "" {
 		o.MaxAge, _ = disk.ParseAge(string(c.MaxAge))
+		o.LimitAge = true
 	}
 	if err := disk.Check(c.diskCache()); err != nil {
 		return badInput("--disk-cache: %v", err)

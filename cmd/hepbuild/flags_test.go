@@ -173,6 +173,13 @@ func TestCleanMaxSizeZeroEmptiesTheCache(t *testing.T) {
 		t.Errorf("emptying the cache removed its marker: %v", err)
 	}
 	hepbuild(t, root, "clean")
+	if r := hepbuild(t, root, "//:b", "--progress=none"); r.code != 0 || entries() == 0 {
+		t.Fatalf("rebuild: exit %d, %d entries\n%s", r.code, entries(), r.stderr)
+	}
+	if r := hepbuild(t, root, "clean", "--cache", "--max-age=0s"); r.code != 0 || entries() != 0 {
+		t.Errorf("clean --cache --max-age=0s: exit %d, %d entries left\n%s%s", r.code, entries(), r.stdout, r.stderr)
+	}
+	hepbuild(t, root, "clean")
 	if r := hepbuild(t, root, "//:b", "--progress=none", "--cache-max-size=0"); r.code != 0 || entries() != 0 {
 		t.Errorf("--cache-max-size=0: exit %d, %d entries left\n%s", r.code, entries(), r.stderr)
 	}
