@@ -31,14 +31,15 @@ const markerHeader = "hepbuild output base"
 // files hepbuild did not make.
 type NotOwnedError struct {
 	Dir    string
-	What   string   // "output base", "disk cache"
+	What   string   // "output base"
+	Marker string   // the marker file's name
 	Sample []string // a few of the entries hepbuild did not make
 }
 
 func (e *NotOwnedError) Error() string {
 	return fmt.Sprintf("%s is not a hepbuild %s: it holds files hepbuild did not make (%s) and no %s marker; "+
 		"hepbuild neither writes into nor removes from such a folder: name a new or empty folder",
-		e.Dir, e.What, strings.Join(e.Sample, ", "), e.What)
+		e.Dir, e.What, strings.Join(e.Sample, ", "), e.Marker)
 }
 
 // outputBaseEntry reports whether name is a file or folder hepbuild makes at
@@ -114,7 +115,7 @@ func inspectOwned(dir, marker, what string, known func(string) bool) (OutputBase
 	if len(foreign) > 3 {
 		foreign = append(foreign[:3], "...")
 	}
-	return 0, &NotOwnedError{Dir: dir, What: what, Sample: foreign}
+	return 0, &NotOwnedError{Dir: dir, What: what, Marker: marker, Sample: foreign}
 }
 
 // ClaimOutputBase creates the output base dir for the workspace, or checks

@@ -142,6 +142,9 @@ func analyse(g *Globals, f *AnalysisFlags, e *env, patterns []string, lock bool)
 	if err := disk.Check(f.diskCache()); err != nil {
 		return nil, badInput("--disk-cache: %v", err)
 	}
+	if _, err := exec.InspectOutputBase(base); err != nil {
+		return nil, badInput("--output-base: %v", err)
+	}
 	s := &session{w: w, g: ag, targets: targets, flags: f, outputBase: base, cacheDir: f.diskCache()}
 	seen := map[string]bool{}
 	for _, l := range labels {
