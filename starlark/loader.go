@@ -83,6 +83,9 @@ func NewLoaderContext(ctx context.Context, root string, stderr io.Writer) (*Load
 	if stderr == nil {
 		stderr = io.Discard
 	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
 	l := &Loader{
 		ctx:      ctx,
 		root:     root,
