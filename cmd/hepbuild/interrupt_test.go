@@ -14,43 +14,31 @@ import (
 	"time"
 )
 
+// asMainEnv makes the test binary run hepbuild's main instead of the tests:
+// the tests that need a real process (signals go to a process, not to a
+// function call) start the test binary itself, so no separate build of
+// hepbuild is needed.
+const asMainEnv = "HEPBUILD_TEST_AS_MAIN"
+
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if binaryPath != "" && binaryErr == nil {
-		os.RemoveAll(filepath.Dir(binaryPath))
+	if os.Getenv(asMainEnv) == "1" {
+		main()
+		return
 	}
-	os.Exit(code)
+	os.Exit(m.Run())
 }
 
-var (
-	binaryOnce sync.Once
-	binaryPath string
-	binaryErr  error
-)
-
-// hepbuildBinary builds the hepbuild binary once for the tests that need a
-// real process (signals go to a process, not to a function call).
-func hepbuildBinary(t *testing.T) string {
+// hepbuildCommand returns a command that runs hepbuild with args in dir.
+func hepbuildCommand(t *testing.T, dir string, args ...string) *exec.Cmd {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("builds the binary")
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
 	}
-	binaryOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "hepbuild-bin-")
-		if err != nil {
-			binaryErr = err
-			return
-		}
-		binaryPath = filepath.Join(dir, "hepbuild")
-		if out, err := exec.Command("go", "build", "-o", binaryPath, ".").CombinedOutput(); err != nil {
-			binaryErr = err
-			binaryPath = string(out)
-		}
-	})
-	if binaryErr != nil {
-		t.Fatalf("go build: %v\n%s", binaryErr, binaryPath)
-	}
-	return binaryPath
+	cmd := exec.Command(self, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), asMainEnv+"=1")
+	return cmd
 }
 
 // startAndWaitFor starts hepbuild in root and returns once a line of its
@@ -58,8 +46,7 @@ func hepbuildBinary(t *testing.T) string {
 // collected into the returned buffer.
 func startAndWaitFor(t *testing.T, root, want string, args ...string) (*exec.Cmd, *syncBuffer) {
 	t.Helper()
-	cmd := exec.Command(hepbuildBinary(t), args...)
-	cmd.Dir = root
+	cmd := hepbuildCommand(t, root, args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -201,8 +188,7 @@ func TestInterruptBuildSaysInterrupted(t *testing.T) {
 		t.Run(sig.String(), func(t *testing.T) {
 			root := testWorkspace(t, map[string]string{"BUILD": `task(name = "slow", outs = ["slow.txt"], cmd = "sleep 60; echo > $@")` + "\n"})
 			ev := filepath.Join(t.TempDir(), "events.jsonl")
-			cmd := exec.Command(hepbuildBinary(t), "//:slow", "--progress=plain", "--events", ev)
-			cmd.Dir = root
+			cmd := hepbuildCommand(t, root, "//:slow", "--progress=plain", "--events", ev)
 			stderr := &syncBuffer{}
 			cmd.Stderr = stderr
 			if err := cmd.Start(); err != nil {

@@ -61,19 +61,11 @@ func TestPeerWorkloadMatchesNinja(t *testing.T) {
 // TestSIGINT interrupts a real hepbuild process: running actions are
 // stopped, nothing half-written is kept, and the exit status is 8.
 func TestSIGINT(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
-	bin := filepath.Join(t.TempDir(), "hepbuild")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
 	root := testWorkspace(t, map[string]string{"BUILD": `
 task(name = "slow", outs = ["slow.txt"], cmd = "echo partial > $@; sleep 60; echo done >> $@")
 task(name = "after", srcs = [":slow"], outs = ["after.txt"], cmd = "cp $< $@")
 `})
-	cmd := exec.Command(bin, "//:after", "--progress=plain")
-	cmd.Dir = root
+	cmd := hepbuildCommand(t, root, "//:after", "--progress=plain")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
