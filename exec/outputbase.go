@@ -34,9 +34,14 @@ type NotOwnedError struct {
 	What   string   // "output base"
 	Marker string   // the marker file's name
 	Sample []string // a few of the entries hepbuild did not make
+	// Workspace, when set, is the workspace whose output base Dir is.
+	Workspace string
 }
 
 func (e *NotOwnedError) Error() string {
+	if e.Workspace != "" {
+		return fmt.Sprintf("%s is the output base of the workspace %s: name another folder for this one", e.Dir, e.Workspace)
+	}
 	return fmt.Sprintf("%s is not a hepbuild %s: it holds files hepbuild did not make (%s) and no %s marker; "+
 		"hepbuild neither writes into nor removes from such a folder: name a new or empty folder",
 		e.Dir, e.What, strings.Join(e.Sample, ", "), e.Marker)
@@ -127,6 +132,11 @@ func ClaimOutputBase(dir, workspace string) error {
 		return err
 	}
 	if st == OutputBaseOwned {
+		// Two workspaces sharing one output base would overwrite each
+		// other's outputs, journal and build stamps.
+		if other := OutputBaseWorkspace(dir); other != "" && !sameFolder(other, workspace) {
+			return &NotOwnedError{Dir: dir, What: "output base", Marker: OutputBaseMarker, Workspace: other}
+		}
 		return nil
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -193,4 +203,14 @@ func RemoveOutputBase(dir string) (left []string, err error) {
 		}
 	}
 	return nil, nil
+}
+
+// sameFolder reports whether a and b name the same folder, through links.
+func sameFolder(a, b string) bool {
+	if a == b {
+		return true
+	}
+	ra, errA := filepath.EvalSymlinks(a)
+	rb, errB := filepath.EvalSymlinks(b)
+	return errA == nil && errB == nil && ra == rb
 }

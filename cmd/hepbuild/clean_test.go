@@ -266,3 +266,26 @@ func TestOldOutputBaseAndCacheAreAdopted(t *testing.T) {
 		t.Errorf("expunge of old layout left %v", listTree(t, cacheHome))
 	}
 }
+
+// TestOutputBaseOfAnotherWorkspaceIsRefused: two workspaces named with one
+// --output-base would overwrite each other's outputs and build state; the
+// second is refused, and the first's outputs stay.
+func TestOutputBaseOfAnotherWorkspaceIsRefused(t *testing.T) {
+	ws1 := testWorkspace(t, map[string]string{"BUILD": chain, "in.txt": "x\n", "other.txt": "y\n"})
+	ws2 := filepath.Join(t.TempDir(), "ws2")
+	os.MkdirAll(ws2, 0o755)
+	for p, c := range map[string]string{"WORKSPACE.hep": "", "BUILD": chain, "in.txt": "z\n", "other.txt": "w\n"} {
+		os.WriteFile(filepath.Join(ws2, p), []byte(c), 0o644)
+	}
+	base := filepath.Join(t.TempDir(), "base")
+	if r := hepbuild(t, ws1, "//:a", "--progress=none", "--output-base="+base); r.code != 0 {
+		t.Fatalf("build: %d %s", r.code, r.stderr)
+	}
+	r := hepbuild(t, ws2, "//:a", "--progress=none", "--output-base="+base)
+	if r.code != 2 || !strings.Contains(r.stderr, "output base of the workspace "+ws1) {
+		t.Errorf("second workspace on the same output base: exit %d, want 2 naming %s\n%s", r.code, ws1, r.stderr)
+	}
+	if b, err := os.ReadFile(filepath.Join(base, "out", "a.txt")); err != nil || string(b) != "X\n" {
+		t.Errorf("the first workspace's output changed: %q %v", b, err)
+	}
+}
