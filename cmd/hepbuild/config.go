@@ -26,7 +26,7 @@ var commands = map[string]bool{"build": true, "query": true, "aquery": true, "st
 //
 // from lists where each inserted flag came from, so that an error about
 // its value can name the file and line.
-func expandConfig(args []string, cwd string, accepts func(cmd, flag string) bool) (expanded []string, from []rcFlag, err error) {
+func expandConfig(args []string, cwd string, accepts *flagModel) (expanded []string, from []rcFlag, err error) {
 	cmdIdx, cmd := -1, "build"
 	var configs []string
 	dir := cwd
@@ -143,7 +143,7 @@ type rcFlag struct {
 	where string // "FILE:LINE"
 }
 
-func readRC(path, cmd string, configs []string, found map[string]bool, accepts func(cmd, flag string) bool) ([]rcFlag, error) {
+func readRC(path, cmd string, configs []string, found map[string]bool, accepts *flagModel) ([]rcFlag, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		if os.IsNotExist(err) {
@@ -191,14 +191,40 @@ func readRC(path, cmd string, configs []string, found map[string]bool, accepts f
 	return append(base, named...), sc.Err()
 }
 
-// commonFlags keeps the flags of a "common" line that cmd has. A flag's value
-// must be attached (--flag=value) for a value-taking flag to be dropped whole.
-func commonFlags(flags []string, cmd string, accepts func(cmd, flag string) bool) []string {
+// flagModel says which flags each command has; see flagAccepter.
+type flagModel struct {
+	has   map[string]map[string]bool // command → long names and "-x" short flags
+	value map[string]bool            // flag (of any command) → takes a value
+}
+
+// commonFlags keeps the flags of a "common" line that cmd has, dropping
+// the others with their values (attached, or the next word).
+func commonFlags(flags []string, cmd string, fm *flagModel) []string {
 	var out []string
-	for _, f := range flags {
-		name, _, _ := strings.Cut(strings.TrimPrefix(f, "--"), "=")
-		if !strings.HasPrefix(f, "--") || accepts(cmd, strings.TrimPrefix(name, "no-")) || accepts(cmd, name) {
-			out = append(out, f)
+	for i := 0; i < len(flags); i++ {
+		f := flags[i]
+		var key string
+		attached := false
+		switch {
+		case strings.HasPrefix(f, "--"):
+			name, _, eq := strings.Cut(f[2:], "=")
+			if fm.has[cmd][name] { // negatable flags are listed as no-NAME too
+				out = append(out, f)
+				continue
+			}
+			key, attached = name, eq
+		case strings.HasPrefix(f, "-") && len(f) >= 2:
+			key, attached = f[:2], len(f) > 2
+			if fm.has[cmd][key] {
+				out = append(out, f)
+				continue
+			}
+		default:
+			out = append(out, f) // a value of a kept flag
+			continue
+		}
+		if !attached && fm.value[key] && i+1 < len(flags) && !strings.HasPrefix(flags[i+1], "-") {
+			i++ // the dropped flag's value
 		}
 	}
 	return out

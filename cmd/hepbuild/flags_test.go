@@ -184,3 +184,16 @@ func TestCleanMaxSizeZeroEmptiesTheCache(t *testing.T) {
 		t.Errorf("--cache-max-size=0: exit %d, %d entries left\n%s", r.code, entries(), r.stderr)
 	}
 }
+
+// TestCommonLineFlagsGoOnlyWhereTheyAreUsed: a "common" line of
+// .hepbuildrc with build-only flags, short or long, with attached or
+// separate values, does not break the commands that do not take them.
+func TestCommonLineFlagsGoOnlyWhereTheyAreUsed(t *testing.T) {
+	root := testWorkspace(t, map[string]string{"BUILD": chain, "in.txt": "x\n", "other.txt": "y\n",
+		".hepbuildrc": "common -j 2 -k --retries 1 --progress=none -j3 --sandbox none --no-cache\n"})
+	for _, args := range [][]string{{"//:a"}, {"query", "//:a"}, {"aquery", "//:a"}, {"status", "//:a"}, {"explain", "//:a"}, {"info", "workspace"}, {"clean"}, {"fmt"}, {"version"}} {
+		if r := hepbuild(t, root, args...); r.code != 0 {
+			t.Errorf("%v with a common line of build flags: exit %d\n%s", args, r.code, r.stderr)
+		}
+	}
+}

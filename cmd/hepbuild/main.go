@@ -192,17 +192,28 @@ type silentError struct{ error }
 
 func (e silentError) Unwrap() error { return e.error }
 
-// flagAccepter answers, from the command-line model, whether a command has a long flag.
-func flagAccepter(parser *kong.Kong) func(cmd, flag string) bool {
-	byCmd := map[string]map[string]bool{}
+// flagAccepter describes, from the command-line model, which flags each
+// command has (long names, and "-x" for a short flag) and which flags take
+// a value, for filtering the "common" lines of .hepbuildrc.
+func flagAccepter(parser *kong.Kong) *flagModel {
+	fm := &flagModel{has: map[string]map[string]bool{}, value: map[string]bool{}}
 	for _, n := range parser.Model.Children {
 		m := map[string]bool{}
 		for _, group := range n.AllFlags(false) {
 			for _, f := range group {
+				takes := !f.IsBool() && !f.IsCounter()
 				m[f.Name] = true
+				fm.value[f.Name] = takes
+				if f.Tag.Negatable != "" {
+					m["no-"+f.Name] = true
+				}
+				if f.Short != 0 {
+					m["-"+string(f.Short)] = true
+					fm.value["-"+string(f.Short)] = takes
+				}
 			}
 		}
-		byCmd[n.Name] = m
+		fm.has[n.Name] = m
 	}
-	return func(cmd, flag string) bool { return byCmd[cmd][flag] }
+	return fm
 }
