@@ -598,6 +598,9 @@ func PrepareOutputBase(execRoot, outputBase string) error {
 	if err != nil {
 		return err
 	}
+	if err := ClaimOutputBase(outputBase, execRoot); err != nil {
+		return err
+	}
 	out := filepath.Join(outputBase, "out")
 	for _, d := range []string{out, filepath.Join(outputBase, "logs")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {

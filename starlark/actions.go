@@ -92,6 +92,11 @@ func (v *actionsValue) declare(b *starlark.Builtin, args starlark.Tuple, kwargs 
 	if path.IsAbs(rel) || strings.HasPrefix(path.Clean(rel), "..") {
 		return nil, fmt.Errorf("%s: %q must be a path inside the package", b.Name(), name)
 	}
+	// "" (or ".") would name the package's output folder itself: an action
+	// writing it would replace every other output of the package.
+	if path.Clean(rel) == "." || name == "" {
+		return nil, fmt.Errorf("%s: %q names no file: want a name such as \"out.root\"", b.Name(), name)
+	}
 	l := graph.Label{Repo: t.Label.Repo, Pkg: t.Label.Pkg, Name: path.Clean(rel)}
 	art := outputArtifact(l, dir)
 	if f, ok := v.c.declared[art.Path]; ok {

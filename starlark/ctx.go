@@ -280,8 +280,16 @@ func (a *analyzer) runImplementation(r *ruleInstance, deps map[graph.Label]*conf
 	thread.Load = func(*starlark.Thread, string) (starlark.StringDict, error) {
 		return nil, fmt.Errorf("load() is not allowed during analysis")
 	}
-	ret, err := starlark.Call(thread, r.class.impl, starlark.Tuple{c}, nil)
+	var ret starlark.Value
+	err := a.l.interruptible(thread, "analysing "+t.Label.String(), func() error {
+		var err error
+		ret, err = starlark.Call(thread, r.class.impl, starlark.Tuple{c}, nil)
+		return err
+	})
 	c.frozen = true
+	if a.l.interrupted(err) {
+		return nil, err
+	}
 	if err != nil {
 		e := formatError(err)
 		var se *Error

@@ -1,6 +1,7 @@
 package starlark
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"go.starlark.net/starlark"
 	"go.starlark.net/syntax"
@@ -27,8 +29,10 @@ const BuiltinRepo = "hepbuild"
 // implements graph.PackageSource. A Loader is safe for concurrent use.
 type Loader struct {
 	root          string
+	ctx           context.Context
 	workspaceName string
 	stderr        io.Writer
+	stderrMu      sync.Mutex // the notices of interruptible, from timer goroutines
 
 	realRootOnce sync.Once
 	realRootPath string
@@ -68,10 +72,22 @@ type pkgEntry struct {
 // NewLoader returns a loader for the workspace at root (the folder holding WORKSPACE.hep).
 // print() output of BUILD files goes to stderr.
 func NewLoader(root string, stderr io.Writer) (*Loader, error) {
+	return NewLoaderContext(context.Background(), root, stderr)
+}
+
+// NewLoaderContext is NewLoader whose loading and analysis stop when ctx
+// is done (an interrupt): the Starlark code running then, however long it
+// would loop, is cancelled, and the call under way returns an error
+// wrapping ctx.Err().
+func NewLoaderContext(ctx context.Context, root string, stderr io.Writer) (*Loader, error) {
 	if stderr == nil {
 		stderr = io.Discard
 	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
 	l := &Loader{
+		ctx:      ctx,
 		root:     root,
 		stderr:   stderr,
 		modules:  map[graph.Label]*loadEntry{},
@@ -80,7 +96,7 @@ func NewLoader(root string, stderr io.Writer) (*Loader, error) {
 		deps:     map[string]struct{}{},
 	}
 	l.depend(WorkspaceFile)
-	name, err := readWorkspaceName(root)
+	name, err := l.readWorkspaceName(root)
 	if err != nil {
 		return nil, err
 	}
@@ -124,7 +140,7 @@ func (l *Loader) Dependencies() []string {
 // WorkspaceName returns the name given by workspace(name = ...) in WORKSPACE.hep, or "".
 func (l *Loader) WorkspaceName() string { return l.workspaceName }
 
-func readWorkspaceName(root string) (string, error) {
+func (l *Loader) readWorkspaceName(root string) (string, error) {
 	file := filepath.Join(root, WorkspaceFile)
 	src, err := os.ReadFile(file)
 	if err != nil {
@@ -138,7 +154,13 @@ func readWorkspaceName(root string) (string, error) {
 		return starlark.None, nil
 	})
 	thread := &starlark.Thread{Name: WorkspaceFile}
-	_, err = starlark.ExecFileOptions(fileOptions, thread, WorkspaceFile, src, starlark.StringDict{"workspace": workspace})
+	err = l.interruptible(thread, "loading "+WorkspaceFile, func() error {
+		_, err := starlark.ExecFileOptions(fileOptions, thread, WorkspaceFile, src, starlark.StringDict{"workspace": workspace})
+		return err
+	})
+	if l.interrupted(err) {
+		return "", err
+	}
 	if err != nil {
 		return "", formatError(err)
 	}
@@ -168,6 +190,38 @@ func (l *Loader) newThread(name string, file graph.Label, e *loadEntry) *starlar
 	t.SetLocal(localFile, file)
 	t.SetLocal(localEntry, e)
 	return t
+}
+
+// slowNotice is how long a file's evaluation or a rule's analysis runs
+// before the loader says on stderr what it is busy with: a BUILD file that
+// loops for minutes otherwise looks like a hung hepbuild.
+const slowNotice = time.Second
+
+// interruptible runs fn, which evaluates Starlark code on thread, so that
+// the evaluation is cancelled when the loader's context is done, and says
+// on stderr what is running when it runs longer than slowNotice. An error
+// of an evaluation that was cancelled wraps the context's error, not the
+// interpreter's "cancelled" message.
+func (l *Loader) interruptible(thread *starlark.Thread, what string, fn func() error) error {
+	stop := context.AfterFunc(l.ctx, func() { thread.Cancel("interrupted") })
+	slow := time.AfterFunc(slowNotice, func() {
+		l.stderrMu.Lock()
+		fmt.Fprintf(l.stderr, "hepbuild: %s: still running after %s\n", what, slowNotice)
+		l.stderrMu.Unlock()
+	})
+	err := fn()
+	slow.Stop()
+	stop()
+	if err != nil && l.ctx.Err() != nil {
+		return fmt.Errorf("%s: %w", what, l.ctx.Err())
+	}
+	return err
+}
+
+// interrupted reports whether err is the error of an evaluation stopped by
+// the loader's context.
+func (l *Loader) interrupted(err error) bool {
+	return err != nil && l.ctx.Err() != nil && errors.Is(err, l.ctx.Err())
 }
 
 // Package implements graph.PackageSource: it loads the package once; later
@@ -219,8 +273,14 @@ func (l *Loader) loadPackage(repo, pkg string) (*graph.Package, ruleClasses, err
 	b := newPkgBuilder(l, pkg, bf)
 	thread := l.newThread(bf, fileLabel, entry)
 	thread.SetLocal(localPkg, b)
-	_, err = starlark.ExecFileOptions(fileOptions, thread, bf, src, buildPredeclared)
+	err = l.interruptible(thread, "loading package //"+pkg+" ("+bf+")", func() error {
+		_, err := starlark.ExecFileOptions(fileOptions, thread, bf, src, buildPredeclared)
+		return err
+	})
 	close(entry.ready)
+	if l.interrupted(err) {
+		return nil, ruleClasses{}, err
+	}
 	if err != nil {
 		return nil, ruleClasses{}, formatError(err)
 	}
@@ -342,7 +402,15 @@ func (l *Loader) execModule(lbl graph.Label, e *loadEntry) (starlark.StringDict,
 		return nil, err
 	}
 	thread := l.newThread(filename, lbl, e)
-	globals, err := starlark.ExecFileOptions(fileOptions, thread, filename, src, starPredeclared)
+	var globals starlark.StringDict
+	err = l.interruptible(thread, "loading "+lbl.String(), func() error {
+		var err error
+		globals, err = starlark.ExecFileOptions(fileOptions, thread, filename, src, starPredeclared)
+		return err
+	})
+	if l.interrupted(err) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, formatError(err)
 	}

@@ -186,6 +186,11 @@ func analyzeTask(a *analyzer, r *ruleInstance) (*configured, error) {
 			toolArts = append(toolArts, f.art)
 		}
 	}
+	if len(t.Outputs) == 0 {
+		// outs is mandatory: a task without outputs would never run, and
+		// say nothing about it.
+		return nil, fail("%s: outs is empty: a task declares at least one output", t.RuleClass)
+	}
 	outs := make([]*File, len(t.Outputs))
 	for i, l := range t.Outputs {
 		outs[i] = &File{art: outputArtifact(l, false), owner: t}

@@ -88,7 +88,8 @@ var _ cache.Cache = (*Cache)(nil)
 
 // Open opens the cache in dir, creating its folders as needed.
 //
-// Open returns an error when dir cannot be created or is not a folder. When
+// Open returns an error when dir cannot be created or is not a folder, and a
+// *NotOwnedError when it holds files that are not a cache's (see Marker). When
 // dir exists but cannot be written (its permissions, a read-only mount),
 // Open succeeds with a read-only Cache: lookups work, every write fails with
 // ErrReadOnly, and ReadOnly reports it, so the caller can warn and build on.
@@ -104,10 +105,20 @@ func Open(dir string, opts ...Option) (*Cache, error) {
 	for _, o := range opts {
 		o(c)
 	}
+	st, err := inspect(abs)
+	if err != nil {
+		return nil, fmt.Errorf("opening disk cache: %w", err)
+	}
 	if err := os.MkdirAll(filepath.Dir(abs), 0o755); err != nil {
 		return nil, fmt.Errorf("opening disk cache %s: %w", abs, err)
 	}
 	for _, d := range []string{abs, filepath.Join(abs, casDir), filepath.Join(abs, acDir)} {
+		// The cache folder may be reached through a link (a cache home on
+		// another disk); its own sub-folders may not: entries written or
+		// removed there would be in a folder hepbuild does not own.
+		if fi, err := os.Lstat(d); err == nil && d != abs && fi.Mode()&fs.ModeSymlink != 0 {
+			return nil, fmt.Errorf("opening disk cache %s: %s is a symbolic link; hepbuild follows no link inside its cache (remove it)", abs, d)
+		}
 		if err := mkdirShared(d); err != nil {
 			if isPermission(err) && isDir(abs) {
 				c.readOnly = true
@@ -128,6 +139,11 @@ func Open(dir string, opts ...Option) (*Cache, error) {
 	}
 	f.Close()
 	os.Remove(f.Name())
+	if st != owned {
+		if err := writeMarker(abs); err != nil {
+			return nil, fmt.Errorf("opening disk cache %s: marking it as hepbuild's: %w", abs, err)
+		}
+	}
 	return c, nil
 }
 

@@ -16,10 +16,16 @@ import (
 
 // PruneOptions says what to remove. Zero fields do not limit.
 type PruneOptions struct {
-	// MaxSize is the total size, in bytes, the cache may keep.
+	// MaxSize is the total size, in bytes, the cache may keep. Zero means
+	// no limit unless LimitSize is set; then it means remove every entry.
 	MaxSize int64
-	// MaxAge removes entries not used for longer.
+	// LimitSize makes MaxSize a limit even when it is zero.
+	LimitSize bool
+	// MaxAge removes entries not used for longer. Zero means no limit
+	// unless LimitAge is set; then every entry is old enough.
 	MaxAge time.Duration
+	// LimitAge makes MaxAge a limit even when it is zero.
+	LimitAge bool
 	// DryRun reports what would be removed and removes nothing.
 	DryRun bool
 }
@@ -160,12 +166,15 @@ func (c *Cache) Prune(ctx context.Context, opts PruneOptions) (PruneReport, erro
 		}
 		return order[i].kind == acDir && order[j].kind == casDir
 	})
-	expired := func(e *entry) bool { return opts.MaxAge > 0 && now.Sub(e.mtime) > opts.MaxAge }
+	expired := func(e *entry) bool {
+		return (opts.MaxAge > 0 || opts.LimitAge) && now.Sub(e.mtime) >= opts.MaxAge
+	}
 	for _, e := range order {
 		if e.gone {
 			continue
 		}
-		if !expired(e) && (opts.MaxSize <= 0 || total <= opts.MaxSize) {
+		fits := !opts.LimitSize && opts.MaxSize <= 0 || opts.MaxSize > 0 && total <= opts.MaxSize
+		if !expired(e) && fits {
 			break // everything after is newer and fits
 		}
 		for _, u := range e.users {

@@ -20,6 +20,9 @@ var sizeUnits = map[string]float64{
 // ambiguous.
 func ParseSize(s string) (int64, error) {
 	t := strings.TrimSpace(s)
+	if strings.HasPrefix(t, "-") {
+		return 0, fmt.Errorf("invalid size %q: negative (0 means nothing at all)", s)
+	}
 	i := 0
 	for i < len(t) && (t[i] >= '0' && t[i] <= '9' || t[i] == '.') {
 		i++
@@ -51,6 +54,9 @@ func ParseAge(s string) (time.Duration, error) {
 	t := strings.TrimSpace(s)
 	if t == "" {
 		return 0, fmt.Errorf("invalid age %q: want a number and a unit, like 30d", s)
+	}
+	if strings.HasPrefix(t, "-") {
+		return 0, fmt.Errorf("invalid age %q: negative", s)
 	}
 	var total time.Duration
 	for t != "" {

@@ -34,23 +34,40 @@ type EnvFlags struct {
 	SandboxExpose []string `name:"sandbox-expose" placeholder:"PATH" sep:"none" help:"Show the host path PATH read-only to actions in the linux sandbox although it hides it (home folders, /run, --sandbox-hide). The path, not its content, enters the actions' keys. Repeatable."`
 }
 
-// BuildFlags are the flags of commands that build or inspect builds.
-type BuildFlags struct {
+// LocationFlags say where the disk cache and the output base are: every
+// command that reads or removes them takes them.
+type LocationFlags struct {
+	DiskCache  pathValue `name:"disk-cache" placeholder:"DIR" env:"HEPBUILD_DISK_CACHE" help:"The local cache shared by all workspaces (default: $XDG_CACHE_HOME/hepbuild)."`
+	OutputBase pathValue `name:"output-base" placeholder:"DIR" env:"HEPBUILD_OUTPUT_BASE" help:"Where outputs, logs and build state live (default: under $XDG_CACHE_HOME/hepbuild/output); hepbuild-out links to it."`
+}
+
+// AnalysisFlags are the flags of commands that analyse targets and look
+// their actions up: what changes the actions, where their results are.
+type AnalysisFlags struct {
 	EnvFlags
-	Jobs           int      `short:"j" placeholder:"N" help:"Run at most N actions at once (default: number of cores)."`
-	KeepGoing      bool     `short:"k" name:"keep-going" help:"Keep building what does not depend on a failed action."`
-	Retries        int      `placeholder:"N" help:"Retry every failed action up to N more times (on top of its own retries)."`
-	DiskCache      string   `name:"disk-cache" placeholder:"DIR" env:"HEPBUILD_DISK_CACHE" help:"The local cache shared by all workspaces (default: $XDG_CACHE_HOME/hepbuild). Empty string with --no-cache disables it."`
-	NoCache        bool     `name:"no-cache" help:"Neither read nor write the cache (actions still skip when up to date)."`
-	OutputBase     string   `name:"output-base" placeholder:"DIR" env:"HEPBUILD_OUTPUT_BASE" help:"Where outputs, logs and build state live (default: under $XDG_CACHE_HOME/hepbuild/output); hepbuild-out links to it."`
-	Sandbox        string   `enum:"none,symlink,linux," default:"" help:"Isolation of actions: none, symlink or linux (default: linux where bubblewrap works, else symlink; see hepbuild info)."`
-	SandboxHide    []string `name:"sandbox-hide" placeholder:"PATH" sep:"none" help:"Hide the host folder PATH from actions in the linux sandbox, besides home folders, /run, /var/tmp and hepbuild's own folders. Repeatable."`
-	Events         string   `placeholder:"FILE" help:"Write every state change as a JSON object per line to FILE."`
-	Profile        string   `placeholder:"FILE" help:"Write a Chrome-trace profile of the build to FILE (opens in Perfetto)."`
-	Progress       string   `enum:"auto,tty,plain,none" default:"auto" help:"Progress display: tty (live block), plain (a line per action), none, or auto."`
-	LocalResources string   `name:"local-resources" placeholder:"cpu=N,memory=SIZE" help:"Capacity of this machine for resource-bounded scheduling (default: all cores and memory)."`
-	CacheMaxSize   string   `name:"cache-max-size" placeholder:"SIZE" help:"After the build, prune the disk cache to SIZE (least recently used first)."`
-	SigningKey     string   `name:"cache-signing-key" placeholder:"FILE" help:"Sign the action results written to the disk cache with the secret in FILE (readable by its owner only), and take only results signed with it as hits."`
+	LocationFlags
+	NoCache    bool      `name:"no-cache" help:"Neither read nor write the cache (actions still skip when up to date)."`
+	SigningKey pathValue `name:"cache-signing-key" placeholder:"FILE" help:"Sign the action results written to the disk cache with the secret in FILE (readable by its owner only), and take only results signed with it as hits."`
+}
+
+// SandboxFlags choose how actions are isolated.
+type SandboxFlags struct {
+	Sandbox     string   `enum:"none,symlink,linux," default:"" help:"Isolation of actions: none, symlink or linux (default: linux where bubblewrap works, else symlink; see hepbuild info)."`
+	SandboxHide []string `name:"sandbox-hide" placeholder:"PATH" sep:"none" help:"Hide the host folder PATH from actions in the linux sandbox, besides home folders, /run, /var/tmp and hepbuild's own folders. Repeatable."`
+}
+
+// BuildFlags are the flags of build: what runs actions and reports on them.
+type BuildFlags struct {
+	AnalysisFlags
+	SandboxFlags
+	Jobs           jobsValue  `short:"j" placeholder:"N" help:"Run at most N actions at once (default: number of cores)."`
+	KeepGoing      bool       `short:"k" name:"keep-going" help:"Keep building what does not depend on a failed action."`
+	Retries        countValue `placeholder:"N" help:"Retry every failed action up to N more times (on top of its own retries)."`
+	Events         pathValue  `placeholder:"FILE" help:"Write every state change as a JSON object per line to FILE."`
+	Profile        pathValue  `placeholder:"FILE" help:"Write a Chrome-trace profile of the build to FILE (opens in Perfetto)."`
+	Progress       string     `enum:"auto,tty,plain,none" default:"auto" help:"Progress display: tty (live block), plain (a line per action), none, or auto."`
+	LocalResources string     `name:"local-resources" placeholder:"cpu=N,memory=SIZE" help:"Capacity of this machine for resource-bounded scheduling (default: all cores and memory)."`
+	CacheMaxSize   sizeValue  `name:"cache-max-size" placeholder:"SIZE" help:"After the build, prune the disk cache to SIZE (least recently used first; 0 empties it)."`
 }
 
 // BuildCmd builds targets.
@@ -74,7 +91,7 @@ type session struct {
 	journal    *exec.Journal
 	unlock     func()
 	closers    []io.Closer
-	flags      *BuildFlags
+	flags      *AnalysisFlags
 }
 
 // defaultCacheHome is $XDG_CACHE_HOME/hepbuild or ~/.cache/hepbuild.
@@ -88,28 +105,28 @@ func defaultCacheHome() string {
 	return filepath.Join(os.TempDir(), "hepbuild-cache")
 }
 
-func (f *BuildFlags) outputBase(root string) string {
+func (f *LocationFlags) outputBase(root string) string {
 	if f.OutputBase != "" {
-		return f.OutputBase
+		return string(f.OutputBase)
 	}
 	sum := sha256.Sum256([]byte(root))
 	return filepath.Join(defaultCacheHome(), "output", hex.EncodeToString(sum[:8]))
 }
 
-func (f *BuildFlags) diskCache() string {
+func (f *LocationFlags) diskCache() string {
 	if f.DiskCache != "" {
-		return f.DiskCache
+		return string(f.DiskCache)
 	}
 	return defaultCacheHome()
 }
 
 // analyse loads and analyses the targets and prepares the output base.
-func analyse(g *Globals, f *BuildFlags, e *env, patterns []string, lock bool) (*session, error) {
+func analyse(g *Globals, f *AnalysisFlags, e *env, patterns []string, lock bool) (*session, error) {
 	// The key first: a bad key file stops the command before it locks or
 	// writes anything.
 	var opts []disk.Option
 	if f.SigningKey != "" {
-		key, err := disk.ReadSigningKey(f.SigningKey)
+		key, err := disk.ReadSigningKey(string(f.SigningKey))
 		if err != nil {
 			return nil, badInput("--cache-signing-key: %v", err)
 		}
@@ -134,7 +151,17 @@ func analyse(g *Globals, f *BuildFlags, e *env, patterns []string, lock bool) (*
 	if err := f.applyEnvironment(w, ag); err != nil {
 		return nil, err
 	}
-	s := &session{w: w, g: ag, targets: targets, flags: f, outputBase: f.outputBase(w.root), cacheDir: f.diskCache()}
+	base, err := f.checkOutputBase(w.root)
+	if err != nil {
+		return nil, err
+	}
+	if err := disk.Check(f.diskCache()); err != nil {
+		return nil, badInput("--disk-cache: %v", err)
+	}
+	if _, err := exec.InspectOutputBase(base); err != nil {
+		return nil, badInput("--output-base: %v", err)
+	}
+	s := &session{w: w, g: ag, targets: targets, flags: f, outputBase: base, cacheDir: f.diskCache()}
 	seen := map[string]bool{}
 	for _, l := range labels {
 		for _, a := range ag.TargetOutputs[l] {
@@ -147,6 +174,9 @@ func analyse(g *Globals, f *BuildFlags, e *env, patterns []string, lock bool) (*
 	sort.Slice(s.roots, func(i, j int) bool { return s.roots[i].Path < s.roots[j].Path })
 	s.actions = ag.Needed(s.roots)
 	if err := exec.PrepareOutputBase(w.root, s.outputBase); err != nil {
+		if errors.As(err, new(*exec.NotOwnedError)) {
+			return nil, badInput("--output-base: %v", err)
+		}
 		return nil, fmt.Errorf("preparing the output base %s: %w", s.outputBase, err)
 	}
 	if lock {
@@ -194,7 +224,7 @@ func (s *session) close() {
 // symlink. The linux strategy hides the output base and the disk cache
 // besides the workspace, and warns once on stderr (where progress goes)
 // when it cannot enforce memory and cpu limits.
-func (f *BuildFlags) strategy(outputBase string) (sandbox.Strategy, error) {
+func (f *SandboxFlags) strategy(outputBase, diskCache string) (sandbox.Strategy, error) {
 	root := filepath.Join(outputBase, "sandbox")
 	switch f.Sandbox {
 	case "none":
@@ -206,7 +236,7 @@ func (f *BuildFlags) strategy(outputBase string) (sandbox.Strategy, error) {
 		if err != nil {
 			return nil, err
 		}
-		l, err := sandbox.NewLinux(root, append([]string{outputBase, f.diskCache()}, hide...)...)
+		l, err := sandbox.NewLinux(root, append([]string{outputBase, diskCache}, hide...)...)
 		if err != nil {
 			if f.Sandbox == "" {
 				return sandbox.NewSymlink(root), nil
@@ -238,7 +268,7 @@ func absolutePaths(flag string, paths []string) ([]string, error) {
 }
 
 // sandboxInfo says which strategy builds use and why, for hepbuild info.
-func (f *BuildFlags) sandboxInfo() string {
+func (f *SandboxFlags) sandboxInfo() string {
 	st := sandbox.ProbeLinux()
 	linux := "linux unavailable: " + fmt.Sprint(st.Err)
 	if st.Err == nil {
@@ -261,7 +291,7 @@ func (f *BuildFlags) sandboxInfo() string {
 
 // environments builds software environments beside the disk cache, so
 // every workspace of the user shares them.
-func (f *BuildFlags) environments() *sandbox.Environments {
+func (f *LocationFlags) environments() *sandbox.Environments {
 	return sandbox.NewEnvironments(filepath.Join(f.diskCache(), "environments"))
 }
 
@@ -351,11 +381,12 @@ func (f *EnvFlags) applyEnvironment(w *workspace, ag *exec.Graph) error {
 	return nil
 }
 
-// runner makes the Runner that checks, restores or runs the session's actions.
-func (s *session) runner(events exec.EventSink) (*exec.Runner, error) {
-	strat, err := s.flags.strategy(s.outputBase)
-	if err != nil {
-		return nil, err
+// runner makes the Runner that checks, restores or runs the session's
+// actions, running them in strat (nil for one that only checks: status and
+// explain run nothing, so no sandbox is set up for them).
+func (s *session) runner(events exec.EventSink, strat sandbox.Strategy) (*exec.Runner, error) {
+	if strat == nil {
+		strat = sandbox.None{}
 	}
 	if c, ok := strat.(io.Closer); ok {
 		// Sandboxes keep private folders (hard links to inputs) between
@@ -396,19 +427,23 @@ func (f *BuildFlags) capacity() (exec.Resources, error) {
 // Run builds the targets.
 func (c *BuildCmd) Run(g *Globals, e *env) error {
 	start := time.Now()
+	// Every flag value is checked before anything is loaded or written.
+	if _, err := c.capacity(); err != nil {
+		return err
+	}
 	if c.NoBuild {
 		return c.analyseOnly(g, e, start)
 	}
 	if c.nullBuild(g, e, start) {
 		return nil
 	}
-	s, err := analyse(g, &c.BuildFlags, e, c.Targets, true)
+	s, err := analyse(g, &c.AnalysisFlags, e, c.Targets, true)
 	if err != nil {
 		return err
 	}
 	defer s.close()
 	before := s.snapshotSources()
-	if err := s.build(e, start); err != nil {
+	if err := s.build(e, start, &c.BuildFlags); err != nil {
 		return err
 	}
 	if changed := s.changedSources(before); changed != "" {
@@ -450,8 +485,7 @@ func (c *BuildCmd) analyseOnly(g *Globals, e *env, start time.Time) error {
 	return nil
 }
 
-func (s *session) build(e *env, start time.Time) error {
-	f := s.flags
+func (s *session) build(e *env, start time.Time, f *BuildFlags) error {
 	capacity, err := f.capacity()
 	if err != nil {
 		return err
@@ -465,7 +499,7 @@ func (s *session) build(e *env, start time.Time) error {
 	sinks := []exec.EventSink{printer}
 	var closers []func() error
 	if f.Events != "" {
-		fh, err := os.Create(f.Events)
+		fh, err := os.Create(string(f.Events))
 		if err != nil {
 			return badInput("--events: %v", err)
 		}
@@ -474,7 +508,7 @@ func (s *session) build(e *env, start time.Time) error {
 	}
 	var prof *exec.Profile
 	if f.Profile != "" {
-		fh, err := os.Create(f.Profile)
+		fh, err := os.Create(string(f.Profile))
 		if err != nil {
 			return badInput("--profile: %v", err)
 		}
@@ -483,15 +517,19 @@ func (s *session) build(e *env, start time.Time) error {
 		sinks = append(sinks, prof)
 	}
 	events := exec.Multi(sinks...)
-	runner, err := s.runner(events)
+	strat, err := f.strategy(s.outputBase, s.cacheDir)
 	if err != nil {
 		return err
 	}
-	jobs := f.Jobs
+	runner, err := s.runner(events, strat)
+	if err != nil {
+		return err
+	}
+	jobs := int(f.Jobs)
 	if jobs <= 0 {
 		jobs = runtime.NumCPU()
 	}
-	sched := &exec.Scheduler{Jobs: jobs, Capacity: capacity, Retries: f.Retries, KeepGoing: f.KeepGoing, Events: events}
+	sched := &exec.Scheduler{Jobs: jobs, Capacity: capacity, Retries: int(f.Retries), KeepGoing: f.KeepGoing, Events: events}
 	summary, runErr := sched.Run(e.ctx, s.g, s.actions, runner.Work)
 	if summary != nil {
 		summary.Elapsed = time.Since(start)
@@ -533,16 +571,12 @@ func printOutputs(e *env, s *session) {
 	printRoots(e, roots)
 }
 
-func pruneAfterBuild(s *session, size string, e *env) error {
+func pruneAfterBuild(s *session, size sizeValue, e *env) error {
 	dc, ok := s.cache.(*disk.Cache)
 	if !ok {
 		return nil
 	}
-	max, err := disk.ParseSize(size)
-	if err != nil {
-		return err
-	}
-	_, err = dc.Prune(e.ctx, disk.PruneOptions{MaxSize: max})
+	_, err := dc.Prune(e.ctx, disk.PruneOptions{MaxSize: size.bytes(), LimitSize: true})
 	return err
 }
 

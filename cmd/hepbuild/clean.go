@@ -1,8 +1,8 @@
 package main
 
 import (
+	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -12,45 +12,45 @@ import (
 
 // CleanCmd removes outputs, or prunes the cache.
 type CleanCmd struct {
-	BuildFlags
-	Cache   bool     `help:"Prune the disk cache instead of the output tree (with --max-size and/or --max-age)."`
-	MaxSize string   `name:"max-size" placeholder:"SIZE" help:"With --cache: shrink the cache to SIZE (e.g. 50GB), least recently used first."`
-	MaxAge  string   `name:"max-age" placeholder:"AGE" help:"With --cache: remove entries not used for AGE (e.g. 30d, 12h)."`
-	DryRun  bool     `name:"dry-run" help:"With --cache: say what would be removed, remove nothing."`
-	Expunge bool     `help:"Remove the output base (outputs, logs, build state) and the whole disk cache."`
-	Targets []string `arg:"" optional:"" name:"target" help:"Remove only what these targets made."`
+	LocationFlags
+	Cache         bool      `help:"Prune the disk cache instead of the output tree (with --max-size and/or --max-age)."`
+	MaxSize       sizeValue `name:"max-size" placeholder:"SIZE" help:"With --cache: shrink the cache to SIZE (e.g. 50GB; 0 empties it), least recently used first."`
+	MaxAge        ageValue  `name:"max-age" placeholder:"AGE" help:"With --cache: remove entries not used for AGE (e.g. 30d, 12h; 0s removes every entry)."`
+	DryRun        bool      `name:"dry-run" help:"With --cache: say what would be removed, remove nothing."`
+	Expunge       bool      `help:"Remove this workspace's output base and the disk cache (only what hepbuild made in them)."`
+	AllWorkspaces bool      `name:"all-workspaces" help:"With --expunge: also remove the output bases of other workspaces kept in the cache folder."`
+	Targets       []string  `arg:"" optional:"" name:"target" help:"Remove only what these targets made."`
 }
 
-// Run cleans.
+// Run cleans. Nothing is removed from a folder hepbuild did not make (see
+// exec.OutputBaseMarker and disk.Marker): such a folder named as output
+// base or cache is an error, checked before anything is removed.
 func (c *CleanCmd) Run(g *Globals, e *env) error {
 	switch {
 	case c.Cache:
 		return c.pruneCache(e)
 	case c.MaxSize != "" || c.MaxAge != "" || c.DryRun:
 		return badInput("--max-size, --max-age and --dry-run go with --cache")
+	case c.AllWorkspaces && !c.Expunge:
+		return badInput("--all-workspaces goes with --expunge")
 	}
 	w, err := openWorkspace(g, e)
 	if err != nil {
 		return err
 	}
-	base := c.outputBase(w.root)
+	base, err := c.checkOutputBase(w.root)
+	if err != nil {
+		return err
+	}
+	st, err := exec.InspectOutputBase(base)
+	if err != nil {
+		return badInput("--output-base: %v", err)
+	}
 	if c.Expunge {
-		unlock, err := exec.LockOutputBase(base)
-		if err == nil {
-			defer unlock()
-		}
-		if err := removeTree(base); err != nil {
-			return err
-		}
-		_ = os.Remove(filepath.Join(w.root, exec.OutDir))
-		if err := removeTree(c.diskCache()); err != nil {
-			return err
-		}
-		fmt.Fprintf(e.stderr, "removed the output base %s and the disk cache %s\n", base, c.diskCache())
-		return nil
+		return c.expunge(e, w.root, base, st)
 	}
 	if len(c.Targets) > 0 {
-		s, err := analyse(g, &c.BuildFlags, e, c.Targets, true)
+		s, err := analyse(g, &AnalysisFlags{LocationFlags: c.LocationFlags}, e, c.Targets, true)
 		if err != nil {
 			return err
 		}
@@ -60,12 +60,19 @@ func (c *CleanCmd) Run(g *Globals, e *env) error {
 			want[t.Label.String()] = true
 		}
 		n := 0
+		out := filepath.Join(s.outputBase, "out")
 		for _, a := range s.g.Actions {
 			if !want[a.Owner.String()] {
 				continue
 			}
 			for _, o := range a.Outputs {
-				p := filepath.Join(w.root, filepath.FromSlash(o.Path))
+				// Outputs are under hepbuild-out, which links to out/:
+				// remove them there, never through another link.
+				rel, ok := cutOutDir(o.Path)
+				if !ok {
+					continue
+				}
+				p := filepath.Join(out, rel)
 				if _, err := os.Lstat(p); err == nil {
 					if err := removeTree(p); err != nil {
 						return err
@@ -75,6 +82,10 @@ func (c *CleanCmd) Run(g *Globals, e *env) error {
 			}
 		}
 		fmt.Fprintf(e.stderr, "removed %d output(s) of %d target(s)\n", n, len(s.targets))
+		return nil
+	}
+	if st == exec.OutputBaseAbsent || st == exec.OutputBaseEmpty {
+		fmt.Fprintf(e.stderr, "nothing to remove: no output base at %s\n", base)
 		return nil
 	}
 	unlock, err := exec.LockOutputBase(base)
@@ -91,23 +102,99 @@ func (c *CleanCmd) Run(g *Globals, e *env) error {
 	return nil
 }
 
+// cutOutDir returns an output path relative to hepbuild-out.
+func cutOutDir(p string) (string, bool) {
+	rel, err := filepath.Rel(exec.OutDir, filepath.FromSlash(p))
+	if err != nil || rel == "." || !within(filepath.Join(exec.OutDir, rel), exec.OutDir) {
+		return "", false
+	}
+	return rel, true
+}
+
+// expunge removes this workspace's output base and the disk cache, each
+// only if it is hepbuild's, and of both only what hepbuild made; the output
+// bases of other workspaces in the cache folder go only with
+// --all-workspaces. It lists what it removes and what it keeps.
+func (c *CleanCmd) expunge(e *env, root, base string, st exec.OutputBaseState) error {
+	cacheDir := c.diskCache()
+	if err := disk.Check(cacheDir); err != nil {
+		return badInput("--disk-cache: %v", err)
+	}
+	if st != exec.OutputBaseAbsent {
+		unlock, err := exec.LockOutputBase(base)
+		if err != nil {
+			return err
+		}
+		left, err := exec.RemoveOutputBase(base)
+		unlock()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stderr, "removed the output base %s\n", base)
+		for _, l := range left {
+			fmt.Fprintf(e.stderr, "  kept %s: not made by hepbuild\n", filepath.Join(base, l))
+		}
+	}
+	if link := filepath.Join(root, exec.OutDir); isLink(link, filepath.Join(base, "out")) {
+		_ = os.Remove(link)
+	}
+	opts := disk.RemoveOptions{}
+	if c.AllWorkspaces {
+		opts.RemoveOutputBase = func(dir string) ([]string, error) {
+			ws := exec.OutputBaseWorkspace(dir)
+			left, err := exec.RemoveOutputBase(dir)
+			var no *exec.NotOwnedError
+			if errors.As(err, &no) {
+				return []string{dir}, nil
+			}
+			if err == nil && len(left) == 0 {
+				if ws == "" {
+					ws = "a workspace"
+				}
+				fmt.Fprintf(e.stderr, "removed the output base %s (of %s)\n", dir, ws)
+			}
+			return left, err
+		}
+	}
+	rep, err := disk.Remove(cacheDir, opts)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stderr, "removed the disk cache %s\n", cacheDir)
+	others := 0
+	for _, k := range rep.Kept {
+		if filepath.Base(filepath.Dir(k)) == disk.OutputDir && !c.AllWorkspaces {
+			others++
+			continue
+		}
+		fmt.Fprintf(e.stderr, "  kept %s: not made by hepbuild\n", k)
+	}
+	if others > 0 {
+		fmt.Fprintf(e.stderr, "  kept %d output base(s) of other workspaces in %s (--all-workspaces removes them too)\n",
+			others, filepath.Join(cacheDir, disk.OutputDir))
+	}
+	return nil
+}
+
 func (c *CleanCmd) pruneCache(e *env) error {
 	if c.MaxSize == "" && c.MaxAge == "" {
 		return badInput("clean --cache needs --max-size SIZE and/or --max-age AGE (or use --expunge to remove everything)")
 	}
-	var o disk.PruneOptions
-	var err error
+	o := disk.PruneOptions{DryRun: c.DryRun}
 	if c.MaxSize != "" {
-		if o.MaxSize, err = disk.ParseSize(c.MaxSize); err != nil {
-			return badInput("--max-size: %v", err)
-		}
+		o.MaxSize, o.LimitSize = c.MaxSize.bytes(), true
 	}
 	if c.MaxAge != "" {
-		if o.MaxAge, err = disk.ParseAge(c.MaxAge); err != nil {
-			return badInput("--max-age: %v", err)
-		}
+		o.MaxAge, _ = disk.ParseAge(string(c.MaxAge))
+		o.LimitAge = true
 	}
-	o.DryRun = c.DryRun
+	if err := disk.Check(c.diskCache()); err != nil {
+		return badInput("--disk-cache: %v", err)
+	}
+	if _, err := os.Stat(c.diskCache()); os.IsNotExist(err) {
+		fmt.Fprintf(e.stdout, "%s: no disk cache there, nothing to prune\n", c.diskCache())
+		return nil
+	}
 	dc, err := disk.Open(c.diskCache())
 	if err != nil {
 		return err
@@ -125,12 +212,16 @@ func (c *CleanCmd) pruneCache(e *env) error {
 }
 
 // removeTree removes path and everything below it, making read-only folders
-// (outputs are read-only) writable first.
+// (outputs are read-only) writable first. Symbolic links are removed, never
+// followed.
 func removeTree(path string) error {
 	if _, err := os.Lstat(path); os.IsNotExist(err) {
 		return nil
 	}
-	_ = filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
+	if os.RemoveAll(path) == nil {
+		return nil
+	}
+	_ = filepath.WalkDir(path, func(p string, d os.DirEntry, err error) error {
 		if err == nil && d.IsDir() {
 			_ = os.Chmod(p, 0o755)
 		}

@@ -408,3 +408,95 @@ func TestLabelTagsDoNotRerun(t *testing.T) {
 		t.Errorf("after adding requires-network: executed %v; want it run", evs["action_finished"])
 	}
 }
+
+// TestFmtSymlinkedBuildFile formats a BUILD file that is a link to a file
+// elsewhere: the link stays a link, the file it points to is formatted in
+// place, its mode kept, and no temporary file is left beside either.
+func TestFmtSymlinkedBuildFile(t *testing.T) {
+	root := testWorkspace(t, map[string]string{"pkg/x.txt": ""})
+	shared := filepath.Join(t.TempDir(), "shared")
+	if err := os.MkdirAll(shared, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	real := filepath.Join(shared, "BUILD.common")
+	if err := os.WriteFile(real, []byte("task(name='a',outs=['a'],cmd='true')\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(root, "pkg", "BUILD")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"fmt"}, {"fmt", "pkg/BUILD"}} {
+		if r := hepbuild(t, root, args...); r.code != 0 {
+			t.Fatalf("%v: exit %d %s", args, r.code, r.stderr)
+		}
+		fi, err := os.Lstat(link)
+		if err != nil || fi.Mode()&os.ModeSymlink == 0 {
+			t.Fatalf("%v: pkg/BUILD is no longer a link (%v, %v)", args, fi.Mode(), err)
+		}
+		if dest, _ := os.Readlink(link); dest != real {
+			t.Errorf("%v: link points to %s, want %s", args, dest, real)
+		}
+		got, _ := os.ReadFile(real)
+		if want := "task(\n    name = \"a\",\n    outs = [\"a\"],\n    cmd = \"true\",\n)\n"; string(got) != want {
+			t.Errorf("%v: linked file:\n%s\nwant:\n%s", args, got, want)
+		}
+		if fi, _ := os.Stat(real); fi.Mode().Perm() != 0o640 {
+			t.Errorf("%v: linked file mode %v, want 0640", args, fi.Mode().Perm())
+		}
+		for _, dir := range []string{shared, filepath.Dir(link)} {
+			ents, _ := os.ReadDir(dir)
+			for _, e := range ents {
+				if strings.Contains(e.Name(), ".fmt-") {
+					t.Errorf("%v: temporary file %s left in %s", args, e.Name(), dir)
+				}
+			}
+		}
+		// Unformat it again for the next round.
+		os.WriteFile(real, []byte("task(name='a',outs=['a'],cmd='true')\n"), 0o640)
+	}
+	if r := hepbuild(t, root, "fmt", "--check"); r.code != 1 {
+		t.Errorf("fmt --check through a link: exit %d, want 1", r.code)
+	}
+}
+
+// TestEmptyOutputsAreAnalysisErrors: a task with outs = [] and a rule that
+// declares a file or folder named "" fail at analysis, naming the file,
+// line and target, with exit 2; nothing runs and no output tree is made.
+func TestEmptyOutputsAreAnalysisErrors(t *testing.T) {
+	root := testWorkspace(t, map[string]string{
+		"BUILD": `load(":defs.star", "file_rule", "dir_rule")
+task(name = "none", outs = [], cmd = "touch x")
+file_rule(name = "f")
+dir_rule(name = "d")
+`,
+		"defs.star": `def _file(ctx):
+    out = ctx.actions.declare_file("")
+    ctx.actions.write(out, "x")
+    return [DefaultInfo(files = depset([out]))]
+
+file_rule = rule(implementation = _file)
+
+def _dir(ctx):
+    out = ctx.actions.declare_directory("")
+    ctx.actions.run_shell(outputs = [out], command = "true")
+    return [DefaultInfo(files = depset([out]))]
+
+dir_rule = rule(implementation = _dir)
+`})
+	for _, c := range []struct{ target, where, what string }{
+		{"//:none", "BUILD:2:", "outs is empty"},
+		{"//:f", "defs.star:2:", "declare_file: \"\" names no file"},
+		{"//:d", "defs.star:9:", "declare_directory: \"\" names no file"},
+	} {
+		for _, args := range [][]string{{c.target, "--progress=none"}, {"build", "--nobuild", c.target}} {
+			r := hepbuild(t, root, args...)
+			if r.code != 2 || !strings.Contains(r.stderr, c.where) || !strings.Contains(r.stderr, c.target+":") || !strings.Contains(r.stderr, c.what) {
+				t.Errorf("%v: exit %d, want 2 and an error at %s naming %s: %s\n%s", args, r.code, c.where, c.target, c.what, r.stderr)
+			}
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(root, "hepbuild-out")); err == nil {
+		t.Errorf("an analysis error left an output tree")
+	}
+}

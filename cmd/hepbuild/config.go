@@ -23,7 +23,10 @@ var commands = map[string]bool{"build": true, "query": true, "aquery": true, "st
 // flags of "common" lines that the command does not have are left out, as
 // in Bazel, so `common --sandbox=none` does not break `hepbuild query`.
 // Nil accepts everything.
-func expandConfig(args []string, cwd string, accepts func(cmd, flag string) bool) ([]string, error) {
+//
+// from lists where each inserted flag came from, so that an error about
+// its value can name the file and line.
+func expandConfig(args []string, cwd string, accepts *flagModel) (expanded []string, from []rcFlag, err error) {
 	cmdIdx, cmd := -1, "build"
 	var configs []string
 	dir := cwd
@@ -64,17 +67,20 @@ func expandConfig(args []string, cwd string, accepts func(cmd, flag string) bool
 	for _, f := range rcFiles {
 		flags, err := readRC(f, cmd, configs, found, accepts)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		extra = append(extra, flags...)
+		for _, fl := range flags {
+			extra = append(extra, fl.text)
+		}
+		from = append(from, flags...)
 	}
 	for _, c := range configs {
 		if !found[c] {
-			return nil, fmt.Errorf("--config %s: no line %q or \"common:%s\" in .hepbuildrc (looked in %s)", c, cmd+":"+c, c, strings.Join(rcFiles, ", "))
+			return nil, nil, fmt.Errorf("--config %s: no line %q or \"common:%s\" in .hepbuildrc (looked in %s)", c, cmd+":"+c, c, strings.Join(rcFiles, ", "))
 		}
 	}
 	if len(extra) == 0 {
-		return args, nil
+		return args, nil, nil
 	}
 	// Flags go right after the command word, so that command-line flags,
 	// which come later, win.
@@ -87,7 +93,41 @@ func expandConfig(args []string, cwd string, accepts func(cmd, flag string) bool
 		out = append(out, extra...)
 		out = append(out, args...)
 	}
-	return out, nil
+	return out, from, nil
+}
+
+// rcOrigin returns where in a .hepbuildrc the flag that msg complains
+// about was set ("FILE:LINE"), or "" when it came from the command line.
+// msg names the flag first, as kong's errors and hepbuild's own do
+// ("--jobs: ...", "--output-base DIR: ..."); when the flag is set both in a
+// file and on the command line, the value quoted in msg tells which.
+func rcOrigin(msg string, shortNames map[string]string, from []rcFlag) string {
+	for i, f := range from {
+		var name, value string
+		hasValue := false
+		switch {
+		case strings.HasPrefix(f.text, "--"):
+			name, value, hasValue = strings.Cut(f.text[2:], "=")
+		case strings.HasPrefix(f.text, "-") && len(f.text) >= 2:
+			name, value, hasValue = shortNames[f.text[1:2]], f.text[2:], len(f.text) > 2
+		default:
+			continue
+		}
+		if !hasValue && i+1 < len(from) && !strings.HasPrefix(from[i+1].text, "-") {
+			value, hasValue = from[i+1].text, true
+		}
+		if name == "" || !strings.HasPrefix(msg, "--"+name) {
+			continue
+		}
+		if rest := msg[len("--"+name):]; rest != "" && !strings.HasPrefix(rest, ":") && !strings.HasPrefix(rest, " ") {
+			continue // --cache is not --cache-max-size
+		}
+		if hasValue && value != "" && !strings.Contains(msg, value) {
+			continue
+		}
+		return f.where
+	}
+	return ""
 }
 
 func resolveDir(cwd, d string) string {
@@ -97,7 +137,13 @@ func resolveDir(cwd, d string) string {
 	return filepath.Join(cwd, d)
 }
 
-func readRC(path, cmd string, configs []string, found map[string]bool, accepts func(cmd, flag string) bool) ([]string, error) {
+// rcFlag is one word of a .hepbuildrc line and where it is.
+type rcFlag struct {
+	text  string // as written: "--jobs=4", "-j", "4"
+	where string // "FILE:LINE"
+}
+
+func readRC(path, cmd string, configs []string, found map[string]bool, accepts *flagModel) ([]rcFlag, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		if os.IsNotExist(err) {
@@ -106,7 +152,7 @@ func readRC(path, cmd string, configs []string, found map[string]bool, accepts f
 		return nil, err
 	}
 	defer f.Close()
-	var base, named []string
+	var base, named []rcFlag
 	sc := bufio.NewScanner(f)
 	n := 0
 	for sc.Scan() {
@@ -127,28 +173,58 @@ func readRC(path, cmd string, configs []string, found map[string]bool, accepts f
 		if head == "common" && accepts != nil {
 			flags = commonFlags(flags, cmd, accepts)
 		}
+		words := make([]rcFlag, len(flags))
+		for i, f := range flags {
+			words[i] = rcFlag{f, fmt.Sprintf("%s:%d", path, n)}
+		}
 		if name == "" {
-			base = append(base, flags...)
+			base = append(base, words...)
 			continue
 		}
 		for _, c := range configs {
 			if c == name {
 				found[c] = true
-				named = append(named, flags...)
+				named = append(named, words...)
 			}
 		}
 	}
 	return append(base, named...), sc.Err()
 }
 
-// commonFlags keeps the flags of a "common" line that cmd has. A flag's value
-// must be attached (--flag=value) for a value-taking flag to be dropped whole.
-func commonFlags(flags []string, cmd string, accepts func(cmd, flag string) bool) []string {
+// flagModel says which flags each command has; see flagAccepter.
+type flagModel struct {
+	has   map[string]map[string]bool // command → long names and "-x" short flags
+	value map[string]bool            // flag (of any command) → takes a value
+}
+
+// commonFlags keeps the flags of a "common" line that cmd has, dropping
+// the others with their values (attached, or the next word).
+func commonFlags(flags []string, cmd string, fm *flagModel) []string {
 	var out []string
-	for _, f := range flags {
-		name, _, _ := strings.Cut(strings.TrimPrefix(f, "--"), "=")
-		if !strings.HasPrefix(f, "--") || accepts(cmd, strings.TrimPrefix(name, "no-")) || accepts(cmd, name) {
-			out = append(out, f)
+	for i := 0; i < len(flags); i++ {
+		f := flags[i]
+		var key string
+		attached := false
+		switch {
+		case strings.HasPrefix(f, "--"):
+			name, _, eq := strings.Cut(f[2:], "=")
+			if fm.has[cmd][name] { // negatable flags are listed as no-NAME too
+				out = append(out, f)
+				continue
+			}
+			key, attached = name, eq
+		case strings.HasPrefix(f, "-") && len(f) >= 2:
+			key, attached = f[:2], len(f) > 2
+			if fm.has[cmd][key] {
+				out = append(out, f)
+				continue
+			}
+		default:
+			out = append(out, f) // a value of a kept flag
+			continue
+		}
+		if !attached && fm.value[key] && i+1 < len(flags) && !strings.HasPrefix(flags[i+1], "-") {
+			i++ // the dropped flag's value
 		}
 	}
 	return out

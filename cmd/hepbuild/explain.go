@@ -9,19 +9,19 @@ import (
 
 // ExplainCmd says why the actions of targets will run, or ran last time.
 type ExplainCmd struct {
-	BuildFlags
+	AnalysisFlags
 	Deps    bool     `help:"Explain the actions of the targets' dependencies too."`
 	Targets []string `arg:"" name:"target" help:"Targets or patterns."`
 }
 
 // Run compares each action with the record of its last run.
 func (c *ExplainCmd) Run(g *Globals, e *env) error {
-	s, err := analyse(g, &c.BuildFlags, e, c.Targets, false)
+	s, err := analyse(g, &c.AnalysisFlags, e, c.Targets, false)
 	if err != nil {
 		return err
 	}
 	defer s.close()
-	runner, err := s.runner(nil)
+	runner, err := s.runner(nil, nil)
 	if err != nil {
 		return err
 	}

@@ -73,14 +73,16 @@ func isStarlarkFile(name string) bool {
 	return name == "BUILD" || name == "BUILD.hep" || name == "WORKSPACE.hep" || strings.HasSuffix(name, ".star") || strings.HasSuffix(name, ".bzl")
 }
 
-// formatFile reports whether the file needed formatting, writing it if asked
-// (to a temporary file renamed over the original, so a crash loses nothing).
+// formatFile reports whether the file needed formatting, writing it if asked.
+// The new text goes to a temporary file beside the file's real location,
+// with the real file's mode, renamed over it, so a crash loses nothing. A
+// BUILD file that is a symbolic link (to a file shared between workspaces,
+// say) stays a link: the file it points to is what gets formatted.
 func formatFile(path string, write bool) (bool, error) {
 	src, err := os.ReadFile(path)
 	if err != nil {
 		return false, err
 	}
-	name := filepath.Base(path)
 	out, err := hstarlark.Format(path, src)
 	if err != nil {
 		return false, err
@@ -91,13 +93,17 @@ func formatFile(path string, write bool) (bool, error) {
 	if !write {
 		return true, nil
 	}
-	fi, err := os.Stat(path)
+	target, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return false, fmt.Errorf("formatting %s: %w", path, err)
+	}
+	fi, err := os.Stat(target)
 	if err != nil {
 		return false, err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+name+".fmt-*")
+	tmp, err := os.CreateTemp(filepath.Dir(target), "."+filepath.Base(target)+".fmt-*")
 	if err != nil {
-		return false, err
+		return false, fmt.Errorf("formatting %s: %w", path, err)
 	}
 	if _, err := tmp.Write(out); err != nil {
 		tmp.Close()
@@ -108,8 +114,11 @@ func formatFile(path string, write bool) (bool, error) {
 		os.Remove(tmp.Name())
 		return false, err
 	}
-	_ = os.Chmod(tmp.Name(), fi.Mode().Perm())
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := os.Chmod(tmp.Name(), fi.Mode().Perm()); err != nil {
+		os.Remove(tmp.Name())
+		return false, fmt.Errorf("formatting %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), target); err != nil {
 		os.Remove(tmp.Name())
 		return false, err
 	}

@@ -10,7 +10,8 @@ import (
 
 // InfoCmd prints where things are.
 type InfoCmd struct {
-	BuildFlags
+	LocationFlags
+	SandboxFlags
 	Key string `arg:"" optional:"" help:"Print only this item (workspace, workspace_name, output_base, output_path, disk_cache, sandbox, resource_limits, cores)."`
 }
 

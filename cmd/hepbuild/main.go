@@ -92,24 +92,53 @@ func run(ctx context.Context, args []string, e *env) int {
 		fmt.Fprintln(e.stderr, "hepbuild:", err)
 		return exitInfra
 	}
-	args, err = expandConfig(args, e.cwd, flagAccepter(parser))
+	args, from, err := expandConfig(args, e.cwd, flagAccepter(parser))
 	if err != nil {
 		fmt.Fprintln(e.stderr, "hepbuild:", err)
 		return exitBadInput
+	}
+	// A bad value from a .hepbuildrc is reported with its file and line.
+	inRC := func(msg string) string {
+		if where := rcOrigin(msg, shortFlagNames(parser), from); where != "" {
+			return msg + " (set in " + where + ")"
+		}
+		return msg
 	}
 	kctx, err := parser.Parse(args)
 	if exitCode >= 0 {
 		return exitCode
 	}
 	if err != nil {
-		fmt.Fprintln(e.stderr, "hepbuild:", err)
+		fmt.Fprintln(e.stderr, "hepbuild:", inRC(err.Error()))
 		return exitBadInput
 	}
 	e.ctx = ctx
 	kctx.Bind(e)
 	kctx.Bind(&cli.Globals)
 	err = kctx.Run()
+	var bad *badInputError
+	if errors.As(err, &bad) && len(from) > 0 {
+		err = &badInputError{errors.New(inRC(err.Error()))}
+	}
 	return exitCodeFor(err, e.stderr)
+}
+
+// shortFlagNames maps every short flag of the command line to its long name.
+func shortFlagNames(parser *kong.Kong) map[string]string {
+	m := map[string]string{}
+	var walk func(n *kong.Node)
+	walk = func(n *kong.Node) {
+		for _, f := range n.Flags {
+			if f.Short != 0 {
+				m[string(f.Short)] = f.Name
+			}
+		}
+		for _, c := range n.Children {
+			walk(c)
+		}
+	}
+	walk(parser.Model.Node)
+	return m
 }
 
 // exitCodeFor prints err and maps it to an exit code: the one place that does.
@@ -117,13 +146,18 @@ func exitCodeFor(err error, stderr io.Writer) int {
 	if err == nil {
 		return exitOK
 	}
+	// An interrupt (SIGINT, SIGTERM) cancels the context; whatever was
+	// under way then reports "context canceled" somewhere in its error,
+	// which says nothing to the user who pressed Ctrl-C.
+	if errors.Is(err, context.Canceled) {
+		fmt.Fprintln(stderr, "ERROR: interrupted")
+		return exitInterrupted
+	}
 	var se silentError
 	if !errors.As(err, &se) {
 		fmt.Fprintln(stderr, "ERROR:", err)
 	}
 	switch {
-	case errors.Is(err, context.Canceled):
-		return exitInterrupted
 	case errors.As(err, new(*badInputError)) || isLoadError(err):
 		return exitBadInput
 	case errors.As(err, new(*buildFailedError)):
@@ -139,6 +173,12 @@ func (e *badInputError) Error() string { return e.err.Error() }
 func (e *badInputError) Unwrap() error { return e.err }
 
 func badInput(format string, args ...any) error {
+	// An interrupt met while checking input is an interrupt, not bad input.
+	for _, a := range args {
+		if err, ok := a.(error); ok && errors.Is(err, context.Canceled) {
+			return err
+		}
+	}
 	return &badInputError{fmt.Errorf(format, args...)}
 }
 
@@ -152,17 +192,28 @@ type silentError struct{ error }
 
 func (e silentError) Unwrap() error { return e.error }
 
-// flagAccepter answers, from the command-line model, whether a command has a long flag.
-func flagAccepter(parser *kong.Kong) func(cmd, flag string) bool {
-	byCmd := map[string]map[string]bool{}
+// flagAccepter describes, from the command-line model, which flags each
+// command has (long names, and "-x" for a short flag) and which flags take
+// a value, for filtering the "common" lines of .hepbuildrc.
+func flagAccepter(parser *kong.Kong) *flagModel {
+	fm := &flagModel{has: map[string]map[string]bool{}, value: map[string]bool{}}
 	for _, n := range parser.Model.Children {
 		m := map[string]bool{}
 		for _, group := range n.AllFlags(false) {
 			for _, f := range group {
+				takes := !f.IsBool() && !f.IsCounter()
 				m[f.Name] = true
+				fm.value[f.Name] = takes
+				if f.Tag.Negatable != "" {
+					m["no-"+f.Name] = true
+				}
+				if f.Short != 0 {
+					m["-"+string(f.Short)] = true
+					fm.value["-"+string(f.Short)] = takes
+				}
 			}
 		}
-		byCmd[n.Name] = m
+		fm.has[n.Name] = m
 	}
-	return func(cmd, flag string) bool { return byCmd[cmd][flag] }
+	return fm
 }

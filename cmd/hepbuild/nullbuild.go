@@ -42,7 +42,7 @@ func (c *BuildCmd) nullBuild(g *Globals, e *env, start time.Time) bool {
 	if f.SigningKey != "" {
 		// A key file that became unusable (readable by others) is an error
 		// even when nothing else changed: the full path reports it.
-		if _, err := disk.ReadSigningKey(f.SigningKey); err != nil {
+		if _, err := disk.ReadSigningKey(string(f.SigningKey)); err != nil {
 			return false
 		}
 	}
@@ -58,7 +58,12 @@ func (c *BuildCmd) nullBuild(g *Globals, e *env, start time.Time) bool {
 		return false
 	}
 	base := f.outputBase(root)
-	if _, err := os.Stat(base); err != nil {
+	// Only an output base hepbuild made (with its marker) is used here;
+	// anything else takes the full path, which says what is wrong with it.
+	if st, err := exec.InspectOutputBase(base); err != nil || st != exec.OutputBaseOwned {
+		return false
+	}
+	if _, err := f.checkOutputBase(root); err != nil {
 		return false
 	}
 	unlock, err := exec.LockOutputBase(base)

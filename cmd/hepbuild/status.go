@@ -11,7 +11,7 @@ import (
 
 // StatusCmd says, for targets and their dependencies, what a build would do.
 type StatusCmd struct {
-	BuildFlags
+	AnalysisFlags
 	Output  string   `short:"o" default:"text" enum:"text,json" help:"Output format: text or json (one object per line)."`
 	Targets []string `arg:"" name:"target" help:"Targets or patterns."`
 }
@@ -35,12 +35,12 @@ type targetStatus struct {
 
 // Run checks every needed action without running anything.
 func (c *StatusCmd) Run(g *Globals, e *env) error {
-	s, err := analyse(g, &c.BuildFlags, e, c.Targets, false)
+	s, err := analyse(g, &c.AnalysisFlags, e, c.Targets, false)
 	if err != nil {
 		return err
 	}
 	defer s.close()
-	runner, err := s.runner(nil)
+	runner, err := s.runner(nil, nil)
 	if err != nil {
 		return err
 	}

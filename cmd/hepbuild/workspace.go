@@ -28,7 +28,7 @@ func openWorkspace(g *Globals, e *env) (*workspace, error) {
 	if err != nil {
 		return nil, &badInputError{err}
 	}
-	l, err := hstarlark.NewLoader(root, e.stderr)
+	l, err := hstarlark.NewLoaderContext(e.ctx, root, e.stderr)
 	if err != nil {
 		return nil, err
 	}
