@@ -52,14 +52,14 @@ type AnalysisFlags struct {
 
 // SandboxFlags choose how actions are isolated.
 type SandboxFlags struct {
-	Sandbox     string   `enum:"none,symlink,linux," default:"" help:"Isolation of actions: none, symlink or linux (default: linux where bubblewrap works, else symlink; see hepbuild info)."`
-	SandboxHide []string `name:"sandbox-hide" placeholder:"PATH" sep:"none" help:"Hide the host folder PATH from actions in the linux sandbox, besides home folders, /run, /var/tmp and hepbuild's own folders. Repeatable."`
+	Sandbox string `enum:"none,symlink,linux," default:"" help:"Isolation of actions: none, symlink or linux (default: linux where bubblewrap works, else symlink; see hepbuild info)."`
 }
 
 // BuildFlags are the flags of build: what runs actions and reports on them.
 type BuildFlags struct {
 	AnalysisFlags
 	SandboxFlags
+	SandboxHide    []string   `name:"sandbox-hide" placeholder:"PATH" sep:"none" help:"Hide the host folder PATH from actions in the linux sandbox, besides home folders, /run, /var/tmp and hepbuild's own folders. Repeatable."`
 	Jobs           jobsValue  `short:"j" placeholder:"N" help:"Run at most N actions at once (default: number of cores)."`
 	KeepGoing      bool       `short:"k" name:"keep-going" help:"Keep building what does not depend on a failed action."`
 	Retries        countValue `placeholder:"N" help:"Retry every failed action up to N more times (on top of its own retries)."`
@@ -224,7 +224,7 @@ func (s *session) close() {
 // symlink. The linux strategy hides the output base and the disk cache
 // besides the workspace, and warns once on stderr (where progress goes)
 // when it cannot enforce memory and cpu limits.
-func (f *SandboxFlags) strategy(outputBase, diskCache string) (sandbox.Strategy, error) {
+func (f *SandboxFlags) strategy(outputBase, diskCache string, hidden []string) (sandbox.Strategy, error) {
 	root := filepath.Join(outputBase, "sandbox")
 	switch f.Sandbox {
 	case "none":
@@ -232,7 +232,7 @@ func (f *SandboxFlags) strategy(outputBase, diskCache string) (sandbox.Strategy,
 	case "symlink":
 		return sandbox.NewSymlink(root), nil
 	case "linux", "":
-		hide, err := absolutePaths("--sandbox-hide", f.SandboxHide)
+		hide, err := absolutePaths("--sandbox-hide", hidden)
 		if err != nil {
 			return nil, err
 		}
@@ -517,7 +517,7 @@ func (s *session) build(e *env, start time.Time, f *BuildFlags) error {
 		sinks = append(sinks, prof)
 	}
 	events := exec.Multi(sinks...)
-	strat, err := f.strategy(s.outputBase, s.cacheDir)
+	strat, err := f.strategy(s.outputBase, s.cacheDir, f.SandboxHide)
 	if err != nil {
 		return err
 	}

@@ -532,7 +532,10 @@ task(name = "waits", outs = ["w.txt"], cmd = "touch ` + started + `; sleep 60; t
 		{[]string{"--sandbox=none", "//:ok"}, exitOK},
 		{[]string{"--sandbox=none", "//:fails"}, exitBuildFailed},
 		{[]string{"--sandbox=none", "//:nope"}, exitBadInput},
-		{[]string{"--sandbox=none", "--output-base=" + filepath.Join(notDir, "base"), "//:ok"}, exitInfra},
+		// A folder the machine refuses to make (an output base named as a
+		// file is bad input instead: exit 2).
+		{[]string{"--sandbox=none", "--output-base=/proc/hepbuild-no-such-folder", "//:ok"}, exitInfra},
+		{[]string{"--sandbox=none", "--output-base=" + filepath.Join(notDir, "base"), "//:ok"}, exitBadInput},
 	} {
 		if r := hepbuild(t, root, append([]string{"build", "--progress=none"}, tc.args...)...); r.code != tc.want {
 			t.Errorf("hepbuild build %s: exit %d, want %d\n%s", strings.Join(tc.args, " "), r.code, tc.want, r.stderr)
