@@ -246,7 +246,8 @@ func (r *Runner) upToDateFP(a *Action, key cache.Digest, fp string) bool {
 			return false
 		}
 		fi, err := os.Lstat(r.abs(o.Path))
-		if err != nil || fi.IsDir() != o.Dir || (!o.Dir && !fi.Mode().IsRegular()) {
+		isLink := err == nil && fi.Mode()&fs.ModeSymlink != 0
+		if err != nil || fi.IsDir() != o.Dir || (!o.Dir && !fi.Mode().IsRegular() && !isLink) {
 			return false
 		}
 		if !o.Dir && rec.sameStat(fi) {
@@ -255,7 +256,7 @@ func (r *Runner) upToDateFP(a *Action, key cache.Digest, fp string) bool {
 			}
 			continue
 		}
-		if !o.Dir && fi.Size() != rec.Digest.Size {
+		if !o.Dir && !isLink && fi.Size() != rec.Digest.Size {
 			return false
 		}
 		d, err := r.digestOutput(o)
@@ -273,11 +274,17 @@ func (r *Runner) upToDateFP(a *Action, key cache.Digest, fp string) bool {
 }
 
 // digestOutput digests an output file, or an output folder's listing.
+// A link is identified by its target, never followed.
 func (r *Runner) digestOutput(o Artifact) (cache.Digest, error) {
+	p := r.abs(o.Path)
 	if o.Dir {
-		return r.dirDigest(r.abs(o.Path))
+		return r.dirDigest(p)
 	}
-	return r.fileDigest(r.abs(o.Path))
+	if fi, err := os.Lstat(p); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+		t, err := os.Readlink(p)
+		return linkDigest(t), err
+	}
+	return r.fileDigest(p)
 }
 
 func (r *Runner) fileDigest(path string) (cache.Digest, error) {
@@ -302,7 +309,7 @@ func (r *Runner) fileDigestInfo(path string) (cache.Digest, bool, error) {
 // dirDigest identifies a folder by its files' paths, digests and executable
 // bits, for the journal; it is not the REAPI tree digest.
 func (r *Runner) dirDigest(path string) (cache.Digest, error) {
-	entries, err := r.listDir(path)
+	entries, err := r.listDir(path, true)
 	if err != nil {
 		return cache.Digest{}, err
 	}
@@ -314,14 +321,26 @@ func (r *Runner) dirDigest(path string) (cache.Digest, error) {
 }
 
 // listDir returns every regular file below the folder, sorted by path.
-// Symlinks are followed; other special files are an error.
-func (r *Runner) listDir(root string) ([]FileEntry, error) {
+// With keepLinks (an output folder: its links were checked to stay inside
+// it) a link is an entry identified by its target, never followed, so a
+// changed target shows; otherwise (a source folder) links are followed.
+// Other special files are an error.
+func (r *Runner) listDir(root string, keepLinks bool) ([]FileEntry, error) {
 	var out []FileEntry
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		if d.IsDir() {
+			return nil
+		}
+		if keepLinks && d.Type()&fs.ModeSymlink != 0 {
+			t, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			rel, _ := filepath.Rel(root, p)
+			out = append(out, FileEntry{Path: filepath.ToSlash(rel), Digest: linkDigest(t)})
 			return nil
 		}
 		fi, err := os.Stat(p)
@@ -422,7 +441,7 @@ func (in *inputDigests) ListDir(art Artifact) ([]FileEntry, error) {
 	if entries, ok := in.listing[art.Path]; ok {
 		return entries, nil
 	}
-	entries, err := in.r.listDir(in.r.abs(art.Path))
+	entries, err := in.r.listDir(in.r.abs(art.Path), !art.Source)
 	if err != nil {
 		return nil, fmt.Errorf("listing %s: %w", art.Path, err)
 	}
@@ -478,6 +497,9 @@ func resultCovers(a *Action, res *repb.ActionResult) bool {
 	for _, d := range res.GetOutputDirectories() {
 		dirs[d.GetPath()] = true
 	}
+	for p := range resultLinks(res) {
+		files[p] = true
+	}
 	for _, o := range a.Outputs {
 		if (o.Dir && !dirs[o.Path]) || (!o.Dir && !files[o.Path]) {
 			return false
@@ -531,8 +553,13 @@ func (r *Runner) execute(ctx context.Context, a *Action, key *Key, in *inputDige
 	}
 	digests, err := r.store(ctx, a, key.Digest)
 	if err != nil {
+		// A cache that fails only disables itself (guardedCache); what
+		// store reports is an output that cannot be read: the action's
+		// failure, not the build's.
 		_ = removeOutputs(r.ExecRoot, a)
-		return err
+		ae := r.failure(a, res, logPath)
+		ae.Reason = err.Error()
+		return ae
 	}
 	return r.remember(a, key, in, digests)
 }
