@@ -100,6 +100,13 @@ func (v *actionsValue) declare(b *starlark.Builtin, args starlark.Tuple, kwargs 
 		}
 		return f, nil
 	}
+	if kind := v.c.a.l.sourceKind(l.Path()); kind != "" && l.Repo == "" {
+		what := "file"
+		if dir {
+			what = "directory"
+		}
+		return nil, fmt.Errorf("%s: generated %s %q in rule %q (%s) conflicts with existing source %s %s", b.Name(), what, l.Name, t.Label.Name, t.Pos, kind, l.Path())
+	}
 	f := &File{art: art, owner: t}
 	v.c.declared[art.Path] = f
 	return f, nil

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// A source file that appears later under the name of an output makes the
+// next build an analysis error naming both, not a null build that keeps
+// shadowing it.
+func TestSourceAddedUnderOutputNameIsAnError(t *testing.T) {
+	root := testWorkspace(t, map[string]string{
+		"pkg/BUILD.hep": `task(name = "x", outs = ["sub/data.txt"], cmd = "echo generated > $@")` + "\n",
+	})
+	if r := hepbuild(t, root, "//pkg:x", "--progress=none"); r.code != 0 {
+		t.Fatalf("first build: exit %d\n%s", r.code, r.stderr)
+	}
+	if err := os.MkdirAll(filepath.Join(root, "pkg/sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "pkg/sub/data.txt"), []byte("source\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := hepbuild(t, root, "//pkg:x", "--progress=none")
+	want := `pkg/BUILD.hep:1:5: //pkg:x: generated file "sub/data.txt" in rule "x" conflicts with existing source file pkg/sub/data.txt`
+	if r.code != 2 || !strings.Contains(r.stderr, want) {
+		t.Errorf("exit %d, stderr:\n%s\nwant exit 2 and %q", r.code, r.stderr, want)
+	}
+}
+
+// A task whose output is a link out of its outputs fails with the target
+// and the link named, through the whole command line.
+func TestTaskOutputLinkOutsideFails(t *testing.T) {
+	root := testWorkspace(t, map[string]string{
+		"pkg/BUILD.hep": `task(name = "x", outs = ["x.txt"], cmd = "ln -s /etc/passwd $@")
+task(name = "ok", outs = ["a.txt", "b.txt"], cmd = "echo a > $(location a.txt); ln -s a.txt $(location b.txt)")
+`,
+	})
+	for _, sb := range []string{"none", "symlink", "linux"} {
+		r := hepbuild(t, root, "//pkg:x", "--progress=none", "--sandbox", sb)
+		if r.code != 1 || !strings.Contains(r.stderr, "//pkg:x") || !strings.Contains(r.stderr, `hepbuild-out/pkg/x.txt is a symbolic link to "/etc/passwd"`) {
+			t.Errorf("--sandbox %s: exit %d, stderr:\n%s", sb, r.code, r.stderr)
+		}
+		if _, err := os.Lstat(filepath.Join(root, "hepbuild-out/pkg/x.txt")); err == nil {
+			t.Errorf("--sandbox %s: the link was kept", sb)
+		}
+		r = hepbuild(t, root, "//pkg:ok", "--progress=none", "--sandbox", sb)
+		if r.code != 0 {
+			t.Fatalf("--sandbox %s: exit %d\n%s", sb, r.code, r.stderr)
+		}
+		if got, err := os.Readlink(filepath.Join(root, "hepbuild-out/pkg/b.txt")); err != nil || got != "a.txt" {
+			t.Errorf("--sandbox %s: b.txt links to %q (%v), want a.txt", sb, got, err)
+		}
+		if r := hepbuild(t, root, "clean", "--progress=none"); r.code != 0 {
+			t.Fatalf("clean: exit %d\n%s", r.code, r.stderr)
+		}
+	}
+}
+
+// hepbuild clean removes a link in the output tree, never what it points to.
+func TestCleanDoesNotFollowLinks(t *testing.T) {
+	root := testWorkspace(t, map[string]string{
+		"pkg/BUILD.hep": `task(name = "d", outs = ["d.txt"], cmd = "echo d > $@")` + "\n",
+	})
+	if r := hepbuild(t, root, "//pkg:d", "--progress=none"); r.code != 0 {
+		t.Fatalf("build: exit %d\n%s", r.code, r.stderr)
+	}
+	outside := filepath.Join(t.TempDir(), "keep")
+	if err := os.MkdirAll(filepath.Join(outside, "sub"), 0o555); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(outside, "file"), []byte("keep\n"), 0o444); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(root, "hepbuild-out/pkg/d.txt.link")); err != nil {
+		t.Fatal(err)
+	}
+	if r := hepbuild(t, root, "clean", "--progress=none"); r.code != 0 {
+		t.Fatalf("clean: exit %d\n%s", r.code, r.stderr)
+	}
+	if b, err := os.ReadFile(filepath.Join(outside, "file")); err != nil || string(b) != "keep\n" {
+		t.Errorf("clean reached through the link: %q, %v", b, err)
+	}
+	if fi, err := os.Stat(filepath.Join(outside, "sub")); err != nil || fi.Mode().Perm() != 0o555 {
+		t.Errorf("clean changed the folder behind the link: %v, %v", fi, err)
+	}
+}
