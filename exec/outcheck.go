@@ -117,6 +117,10 @@ func (c outputCheck) check() error {
 			return fmt.Errorf("did not write declared output %s", o.Path)
 		}
 		switch {
+		case o.Symlink && fi.Mode()&fs.ModeSymlink == 0:
+			return fmt.Errorf("declared symlink output %s is not a symbolic link but a %s", o.Path, kindOf(fi.Mode()))
+		case o.Symlink:
+			// declare_symlink: its target is whatever the rule wants.
 		case fi.Mode()&fs.ModeSymlink != 0 && o.Dir:
 			t, _ := os.Readlink(p)
 			return fmt.Errorf("declared output folder %s is a symbolic link to %q, not a folder", o.Path, t)
@@ -237,6 +241,8 @@ func kindOf(m fs.FileMode) string {
 		return "symbolic link"
 	case m.IsDir():
 		return "folder"
+	case m.IsRegular():
+		return "regular file"
 	}
 	return "special file"
 }

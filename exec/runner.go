@@ -418,6 +418,20 @@ func (in *inputDigests) Digest(art Artifact) (cache.Digest, bool, error) {
 
 func (in *inputDigests) digest(art Artifact) (cache.Digest, bool, error) {
 	p := in.r.abs(art.Path)
+	if art.Symlink {
+		// A declared link is its target, which may lead anywhere: it is
+		// never followed on the host.
+		t, err := os.Readlink(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			return cache.Digest{}, false, in.missing(art, err)
+		}
+		if err != nil {
+			return cache.Digest{}, false, fmt.Errorf("reading link %s: %w", art.Path, err)
+		}
+		d := linkDigest(t)
+		in.note(art.Path, d)
+		return d, false, nil
+	}
 	if j := in.r.Journal; j != nil {
 		if rec, ok := j.output(art.Path); ok {
 			if fi, err := os.Stat(p); err == nil && rec.sameStat(fi) {
@@ -626,6 +640,9 @@ func describeCommand(a *Action) string {
 	case KindWrite:
 		return "write " + strings.Join(actionOutputPaths(a), " ")
 	case KindSymlink:
+		if len(a.Outputs) == 1 && a.Outputs[0].Symlink {
+			return "symlink " + a.Outputs[0].Path + " -> " + string(a.Content)
+		}
 		return "copy to " + strings.Join(actionOutputPaths(a), " ")
 	}
 	if len(a.Argv) >= 3 && strings.HasSuffix(a.Argv[0], "sh") && a.Argv[1] == "-c" {

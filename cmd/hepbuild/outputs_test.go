@@ -87,3 +87,76 @@ func TestCleanDoesNotFollowLinks(t *testing.T) {
 		t.Errorf("clean changed the folder behind the link: %v, %v", fi, err)
 	}
 }
+
+// A rule that declares a symbolic link output (declare_symlink) may point
+// it anywhere, by ctx.actions.symlink(target_path=) or by its command; the
+// link is kept, cached and restored as a link, never followed.
+func TestDeclaredSymlinkOutputs(t *testing.T) {
+	root := testWorkspace(t, map[string]string{
+		"pkg/rules.star": `
+def _impl(ctx):
+    direct = ctx.actions.declare_symlink(ctx.label.name + ".direct")
+    ctx.actions.symlink(output = direct, target_path = ctx.attr.target)
+    made = ctx.actions.declare_symlink(ctx.label.name + ".made")
+    ctx.actions.run_shell(outputs = [made], command = "ln -s %s %s" % (ctx.attr.target, made.path))
+    use = ctx.actions.declare_file(ctx.label.name + ".use")
+    ctx.actions.run_shell(inputs = [direct, made], outputs = [use],
+        command = "readlink %s %s > %s" % (direct.path, made.path, use.path))
+    return [DefaultInfo(files = depset([direct, made, use]))]
+
+link = rule(implementation = _impl, attrs = {"target": attr.string()})
+
+def _bad_impl(ctx):
+    out = ctx.actions.declare_symlink(ctx.label.name + ".link")
+    ctx.actions.run_shell(outputs = [out], command = "echo not a link > " + out.path)
+    return [DefaultInfo(files = depset([out]))]
+
+bad = rule(implementation = _bad_impl)
+`,
+		"pkg/BUILD.hep": `load(":rules.star", "bad", "link")
+link(name = "l", target = "/cvmfs/sft.cern.ch/lcg/views")
+bad(name = "b")
+`,
+	})
+	check := func(when string) {
+		t.Helper()
+		for _, f := range []string{"l.direct", "l.made"} {
+			if got, err := os.Readlink(filepath.Join(root, "hepbuild-out/pkg", f)); err != nil || got != "/cvmfs/sft.cern.ch/lcg/views" {
+				t.Errorf("%s: %s links to %q (%v)", when, f, got, err)
+			}
+		}
+		b, _ := os.ReadFile(filepath.Join(root, "hepbuild-out/pkg/l.use"))
+		if string(b) != "/cvmfs/sft.cern.ch/lcg/views\n/cvmfs/sft.cern.ch/lcg/views\n" {
+			t.Errorf("%s: l.use = %q", when, b)
+		}
+	}
+	for _, sb := range []string{"none", "symlink", "linux"} {
+		if r := hepbuild(t, root, "//pkg:l", "--progress=none", "--sandbox", sb); r.code != 0 {
+			t.Fatalf("--sandbox %s: exit %d\n%s", sb, r.code, r.stderr)
+		}
+		check("--sandbox " + sb + " after the run")
+		if r := hepbuild(t, root, "clean", "--progress=none"); r.code != 0 {
+			t.Fatalf("clean: exit %d\n%s", r.code, r.stderr)
+		}
+		if r := hepbuild(t, root, "//pkg:l", "--progress=none", "--sandbox", sb); r.code != 0 {
+			t.Fatalf("--sandbox %s: exit %d\n%s", sb, r.code, r.stderr)
+		}
+		check("--sandbox " + sb + " after the restore")
+		r := hepbuild(t, root, "//pkg:b", "--progress=none", "--sandbox", sb)
+		if r.code != 1 || !strings.Contains(r.stderr, "declared symlink output hepbuild-out/pkg/b.link is not a symbolic link") {
+			t.Errorf("--sandbox %s: exit %d, stderr:\n%s", sb, r.code, r.stderr)
+		}
+	}
+	// A new target is a new link, and what uses it runs again.
+	if err := os.WriteFile(filepath.Join(root, "pkg/BUILD.hep"), []byte(`load(":rules.star", "link")
+link(name = "l", target = "../elsewhere")
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := hepbuild(t, root, "//pkg:l", "--progress=none"); r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "hepbuild-out/pkg/l.use")); string(b) != "../elsewhere\n../elsewhere\n" {
+		t.Errorf("after the target changed: l.use = %q", b)
+	}
+}
