@@ -100,7 +100,9 @@ type outputCheck struct {
 // replaced by a copy, so that making it read-only or linking it into the
 // cache never touches that other file.
 func checkOutputs(root string, a *Action) error {
-	return outputCheck{root: root, a: a, ownHardLinks: true}.check()
+	// Only a command can link a file it should not; a copy action
+	// hard-links a generated, read-only input on purpose.
+	return outputCheck{root: root, a: a, ownHardLinks: a.Kind == KindRun}.check()
 }
 
 // checkRestored verifies restored outputs the same way: a cache entry, which

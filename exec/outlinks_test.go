@@ -283,3 +283,24 @@ func TestUnstorableOutputFailsOnlyItsAction(t *testing.T) {
 		}
 	}
 }
+
+// A copy action (ctx.actions.symlink with target_file) still hard-links a
+// generated input: only a command's hard links are copied away.
+func TestCopyActionKeepsHardLink(t *testing.T) {
+	w := newWorkspace(t, "none", openDisk(t))
+	gen := shell("gen", "echo gen > hepbuild-out/pkg/gen.txt", nil, out("pkg/gen.txt"))
+	cp := &exec.Action{Owner: gen.Owner, Mnemonic: "Symlink", Kind: exec.KindSymlink,
+		Inputs: []exec.Artifact{{Path: out("pkg/gen.txt")}}, Outputs: []exec.Artifact{{Path: out("pkg/copy.txt")}}}
+	w.mustBuild([]exec.Outcome{executed, executed}, gen, cp)
+	a, err := os.Stat(filepath.Join(w.root, out("pkg/gen.txt")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.Stat(filepath.Join(w.root, out("pkg/copy.txt")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !os.SameFile(a, b) {
+		t.Error("the copy of a generated file is no longer a hard link to it")
+	}
+}
