@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
+	"google.golang.org/protobuf/proto"
+
 	"github.com/hepbuild/hepbuild/cache"
 	"github.com/hepbuild/hepbuild/exec"
 )
@@ -302,5 +305,52 @@ func TestCopyActionKeepsHardLink(t *testing.T) {
 	}
 	if !os.SameFile(a, b) {
 		t.Error("the copy of a generated file is no longer a hard link to it")
+	}
+}
+
+// A cache entry, which may come from a shared cache, is checked as a run
+// is: a result whose link leads out of the outputs, at the top or inside a
+// folder, is never restored; the action runs instead.
+func TestRestoredLinkLeadingOutIsNotUsed(t *testing.T) {
+	c := newMemCache()
+	w := newWorkspace(t, "none", c)
+	a := shell("links", `echo data > hepbuild-out/pkg/a.txt; ln -s a.txt hepbuild-out/pkg/b.txt
+mkdir -p hepbuild-out/pkg/d; echo f > hepbuild-out/pkg/d/f; ln -s f hepbuild-out/pkg/d/l`, nil)
+	a.Outputs = []exec.Artifact{{Path: out("pkg/a.txt")}, {Path: out("pkg/b.txt")}, {Path: out("pkg/d"), Dir: true}}
+	w.mustBuild([]exec.Outcome{executed}, a)
+	for _, tamper := range []func(res *repb.ActionResult){
+		func(res *repb.ActionResult) { res.OutputSymlinks[0].Target = "/etc/passwd" },
+		func(res *repb.ActionResult) {
+			// The folder's tree now holds a link to /etc.
+			root := &repb.Directory{Symlinks: []*repb.SymlinkNode{{Name: "l", Target: "/etc"}}}
+			tree, _ := proto.Marshal(&repb.Tree{Root: root})
+			d := cache.FromBytes(tree)
+			c.blobs[d] = tree // c.mu is held
+			res.OutputDirectories[0].TreeDigest = d.ToProto()
+		},
+	} {
+		c.mu.Lock()
+		if len(c.ac) != 1 {
+			t.Fatalf("%d action results", len(c.ac))
+		}
+		for k, b := range c.ac {
+			res := &repb.ActionResult{}
+			if err := proto.Unmarshal(b, res); err != nil {
+				t.Fatal(err)
+			}
+			tamper(res)
+			c.ac[k], _ = proto.Marshal(res)
+		}
+		c.mu.Unlock()
+		if err := os.RemoveAll(filepath.Join(w.base, "out")); err != nil {
+			t.Fatal(err)
+		}
+		w.mustBuild([]exec.Outcome{executed}, a)
+		if got, err := os.Readlink(filepath.Join(w.root, out("pkg/b.txt"))); err != nil || got != "a.txt" {
+			t.Errorf("b.txt links to %q (%v), want a.txt", got, err)
+		}
+		if got, err := os.Readlink(filepath.Join(w.root, out("pkg/d/l"))); err != nil || got != "f" {
+			t.Errorf("d/l links to %q (%v), want f", got, err)
+		}
 	}
 }
