@@ -160,3 +160,27 @@ link(name = "l", target = "../elsewhere")
 		t.Errorf("after the target changed: l.use = %q", b)
 	}
 }
+
+// An output link pointed elsewhere, even at the same file, is not what the
+// build made: the next build, null build check included, restores it.
+func TestRetargetedOutputLinkIsRestored(t *testing.T) {
+	root := testWorkspace(t, map[string]string{
+		"pkg/BUILD.hep": `task(name = "ok", outs = ["a.txt", "b.txt"], cmd = "echo a > $(location a.txt); ln -s a.txt $(location b.txt)")` + "\n",
+	})
+	if r := hepbuild(t, root, "//pkg:ok", "--progress=none"); r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	link := filepath.Join(root, "hepbuild-out/pkg/b.txt")
+	if err := os.Remove(link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("./a.txt", link); err != nil {
+		t.Fatal(err)
+	}
+	if r := hepbuild(t, root, "//pkg:ok", "--progress=none"); r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	if got, err := os.Readlink(link); err != nil || got != "a.txt" {
+		t.Errorf("b.txt links to %q (%v), want a.txt", got, err)
+	}
+}
