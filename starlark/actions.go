@@ -128,8 +128,10 @@ func (v *actionsValue) declare(b *starlark.Builtin, args starlark.Tuple, kwargs 
 		}
 		return f, nil
 	}
-	if src := v.c.a.l.sourceKind(l.Path()); src != "" && l.Repo == "" {
-		return nil, fmt.Errorf("%s: generated %s %q in rule %q (%s) conflicts with existing source %s %s", b.Name(), kind, l.Name, t.Label.Name, t.Pos, src, l.Path())
+	if l.Repo == "" {
+		if src := v.c.a.l.sourceKind(l.Pkg, l.Name); src != "" {
+			return nil, fmt.Errorf("%s: generated %s %q in rule %q (%s) conflicts with existing source %s %s", b.Name(), kind, l.Name, t.Label.Name, t.Pos, src, l.Path())
+		}
 	}
 	f := &File{art: art, owner: t}
 	v.c.declared[art.Path] = f

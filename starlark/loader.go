@@ -44,7 +44,8 @@ type Loader struct {
 	depMu sync.Mutex
 	deps  map[string]struct{} // see Dependencies
 
-	listings sync.Map // folder → *dirListing, see sourceKind
+	listingsMu sync.RWMutex
+	listings   map[dirKey]*dirListing // see sourceKind
 }
 
 // loadEntry is one .star file or BUILD file being evaluated or done. Waiting
