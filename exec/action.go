@@ -40,6 +40,11 @@ type Artifact struct {
 	Path   string
 	Source bool // a source file of the workspace, not made by an action
 	Dir    bool // a folder (declare_directory or a source folder)
+	// Symlink marks a declared symbolic link (declare_symlink): the action
+	// writes a link whose target, any string, is its content; hepbuild
+	// neither checks nor follows it. Other outputs may be links only
+	// inside the action's outputs.
+	Symlink bool
 }
 
 // Resources an action declares; zero means the default (1 cpu, no memory

@@ -722,15 +722,26 @@ func statOf(fi fs.FileInfo) pathStat {
 }
 
 // statPath stats p, following symbolic links; a missing path is a state too.
+// A link is also its own inode: an output link pointed elsewhere, even at
+// the same file, or a source link made anew, is a changed path.
 func statPath(p string) (pathStat, error) {
-	fi, err := os.Stat(p)
+	fi, err := os.Lstat(p)
+	var linkIno uint64
+	if err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			linkIno = uint64(st.Ino)
+		}
+		fi, err = os.Stat(p)
+	}
 	if errors.Is(err, fs.ErrNotExist) {
-		return pathStat{}, nil
+		return pathStat{ino: linkIno}, nil
 	}
 	if err != nil {
 		return pathStat{}, err
 	}
-	return statOf(fi), nil
+	s := statOf(fi)
+	s.ino ^= linkIno * 0x9e3779b97f4a7c15 // apart from the target's own inode
+	return s, nil
 }
 
 // stampRacySlop is the stat cache's racy window (see cache.StatCache).

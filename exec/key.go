@@ -112,6 +112,8 @@ var keyExcluded = map[string]string{
 	"Action.Retries":  "retries happen only after failures, and failed runs are never cached",
 	"Action.Resources": "cpu, memory, tmp and walltime bound scheduling and kill runs that exceed them; " +
 		"a run that succeeds within them writes the same outputs, and failed runs are never cached",
+	"Artifact.Symlink": "it says which links an action may write, not what it writes; an input link " +
+		"enters the key by its target (the digest of the link), and a restored result is checked against it",
 	"Artifact.Source": "sources and generated files are told apart by their path (hepbuild-out/...), " +
 		"and an input enters the key by its content, whoever made it",
 	"Environment.Label": "an environment is identified by what it is (kind, params, files), " +

@@ -233,6 +233,7 @@ func TestKeyMutations(t *testing.T) {
 		}, true},
 		{"Artifact.Source", "input source flag", func(a *Action, _ *fakeInputs) { a.Inputs[0].Source = false }, false},
 		{"Artifact.Source", "output source flag", func(a *Action, _ *fakeInputs) { a.Outputs[0].Source = true }, false},
+		{"Artifact.Symlink", "output declared a symlink", func(a *Action, _ *fakeInputs) { a.Outputs[0].Symlink = true }, false},
 		{"Action.Tools", "tool not also listed in inputs", func(a *Action, in *fakeInputs) {
 			in.files["tools/fit"] = fakeFile{"fit", true}
 			a.Tools = append(a.Tools, Artifact{Path: "tools/fit"})

@@ -57,61 +57,6 @@ func removeAll(path string) error {
 	return os.RemoveAll(path)
 }
 
-// checkOutputs verifies that the run wrote every declared output with the
-// declared type. An output file that is a symlink is replaced by a copy of
-// what it points to, so what is stored and recorded is content.
-func checkOutputs(root string, a *Action) error {
-	for _, o := range a.Outputs {
-		p := filepath.Join(root, o.Path)
-		fi, err := os.Lstat(p)
-		if err != nil {
-			return fmt.Errorf("did not write declared output %s", o.Path)
-		}
-		if fi.Mode()&fs.ModeSymlink != 0 {
-			if fi, err = os.Stat(p); err != nil {
-				return fmt.Errorf("declared output %s is a dangling symlink", o.Path)
-			}
-			if !o.Dir && fi.Mode().IsRegular() {
-				if err := replaceLinkByCopy(p, fi.Mode()); err != nil {
-					return fmt.Errorf("copying output %s in place of its symlink: %w", o.Path, err)
-				}
-			}
-		}
-		switch {
-		case o.Dir && !fi.IsDir():
-			return fmt.Errorf("declared output folder %s is not a folder", o.Path)
-		case !o.Dir && !fi.Mode().IsRegular():
-			return fmt.Errorf("declared output %s is not a regular file", o.Path)
-		}
-	}
-	return nil
-}
-
-func replaceLinkByCopy(p string, mode fs.FileMode) error {
-	src, err := os.Open(p)
-	if err != nil {
-		return err
-	}
-	defer src.Close()
-	tmp, err := os.CreateTemp(filepath.Dir(p), ".hepbuild-tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := io.Copy(tmp, src); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(mode.Perm()); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), p)
-}
-
 // readOnlyMode is the mode of a finished output: read-only, so that a tool
 // writing into it in place cannot corrupt the cache blob it may share an
 // inode with; executable bits are kept.
@@ -153,31 +98,41 @@ func (r *Runner) store(ctx context.Context, a *Action, key cache.Digest) (map[st
 	for _, o := range a.Outputs {
 		p := r.abs(o.Path)
 		if err := makeReadOnly(p); err != nil {
-			return nil, fmt.Errorf("%s: %s: making output %s read-only: %w", a.Pos, a.Owner, o.Path, err)
+			return nil, fmt.Errorf("making output %s read-only: %w", o.Path, err)
 		}
 		if o.Dir {
 			if useCache {
 				tree, err := r.storeTree(ctx, p)
 				if err != nil {
-					return nil, fmt.Errorf("%s: %s: storing output %s: %w", a.Pos, a.Owner, o.Path, err)
+					return nil, fmt.Errorf("storing output %s: %w", o.Path, err)
 				}
 				res.OutputDirectories = append(res.OutputDirectories,
 					&repb.OutputDirectory{Path: o.Path, TreeDigest: tree.ToProto()})
 			}
 			d, err := r.dirDigest(p)
 			if err != nil {
-				return nil, fmt.Errorf("%s: %s: digesting output %s: %w", a.Pos, a.Owner, o.Path, err)
+				return nil, fmt.Errorf("digesting output %s: %w", o.Path, err)
 			}
 			digests[o.Path] = d
 			continue
 		}
-		d, err := r.storeFile(ctx, p, useCache)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %s: storing output %s: %w", a.Pos, a.Owner, o.Path, err)
-		}
-		fi, err := os.Stat(p)
+		fi, err := os.Lstat(p)
 		if err != nil {
 			return nil, err
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			// checkOutputs made sure it stays inside the outputs: kept as a link.
+			t, err := os.Readlink(p)
+			if err != nil {
+				return nil, err
+			}
+			digests[o.Path] = linkDigest(t)
+			res.OutputSymlinks = append(res.OutputSymlinks, &repb.OutputSymlink{Path: o.Path, Target: t})
+			continue
+		}
+		d, err := r.storeFile(ctx, p, useCache)
+		if err != nil {
+			return nil, fmt.Errorf("storing output %s: %w", o.Path, err)
 		}
 		digests[o.Path] = d
 		res.OutputFiles = append(res.OutputFiles,
@@ -201,6 +156,11 @@ func (r *Runner) storeFile(ctx context.Context, p string, useCache bool) (cache.
 		d, err := g.files.PutFile(ctx, p)
 		if err == nil {
 			return d, nil
+		}
+		// An output that cannot be read is the action's failure; only a
+		// cache that cannot take a readable file has failed.
+		if _, rerr := cache.FromFile(p); rerr != nil {
+			return cache.Digest{}, rerr
 		}
 		g.fail(ctx, "putting an output in the cache", err) // err names the file
 	}
@@ -247,11 +207,17 @@ func (r *Runner) storeDirectory(ctx context.Context, p string, children map[cach
 	dir := &repb.Directory{}
 	for _, e := range entries {
 		q := filepath.Join(p, e.Name())
-		fi, err := os.Stat(q) // symlinks are stored as what they point to
+		fi, err := os.Lstat(q) // a link is stored as a link, never followed
 		if err != nil {
 			return nil, err
 		}
 		switch {
+		case fi.Mode()&fs.ModeSymlink != 0:
+			t, err := os.Readlink(q)
+			if err != nil {
+				return nil, err
+			}
+			dir.Symlinks = append(dir.Symlinks, &repb.SymlinkNode{Name: e.Name(), Target: t})
 		case fi.IsDir():
 			child, err := r.storeDirectory(ctx, q, children)
 			if err != nil {
@@ -303,11 +269,19 @@ func (r *Runner) materialize(ctx context.Context, a *Action, res *repb.ActionRes
 	for _, d := range res.GetOutputDirectories() {
 		dirs[d.GetPath()] = d
 	}
+	links := resultLinks(res)
 	digests := make(map[string]cache.Digest, len(a.Outputs))
 	for _, o := range a.Outputs {
 		dst := r.abs(o.Path)
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			return nil, err
+		}
+		if l, ok := links[o.Path]; ok && !o.Dir {
+			if err := r.restoreLink(l.GetTarget(), dst); err != nil {
+				return nil, err
+			}
+			digests[o.Path] = linkDigest(l.GetTarget())
+			continue
 		}
 		if o.Dir {
 			if err := r.restoreTree(ctx, cache.FromProto(dirs[o.Path].GetTreeDigest()), dst); err != nil {
@@ -327,7 +301,43 @@ func (r *Runner) materialize(ctx context.Context, a *Action, res *repb.ActionRes
 		}
 		digests[o.Path] = d
 	}
+	// A result from a shared cache is not trusted to hold only links
+	// that stay inside the outputs.
+	if err := checkRestored(r.ExecRoot, a); err != nil {
+		return nil, fmt.Errorf("%w: %v", errCorrupt, err)
+	}
 	return digests, nil
+}
+
+// resultLinks returns the result's output links by path. REAPI v2.1 servers
+// fill output_symlinks; older ones only output_file_symlinks.
+func resultLinks(res *repb.ActionResult) map[string]*repb.OutputSymlink {
+	links := map[string]*repb.OutputSymlink{}
+	for _, l := range res.GetOutputFileSymlinks() {
+		links[l.GetPath()] = l
+	}
+	for _, l := range res.GetOutputSymlinks() {
+		links[l.GetPath()] = l
+	}
+	return links
+}
+
+// restoreLink makes dst a symbolic link to target, replacing whatever is
+// there in one rename.
+func (r *Runner) restoreLink(target, dst string) error {
+	tmpDir, err := r.tmpDir()
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(tmpDir, "symlink-"+randomSuffix())
+	if err := os.Symlink(target, tmp); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
 }
 
 // tmpDir is where restored outputs are assembled before they are renamed
@@ -447,6 +457,14 @@ func (r *Runner) restoreTree(ctx context.Context, treeDigest cache.Digest, dst s
 				return fmt.Errorf("%w: bad file name %q", errCorrupt, f.GetName())
 			}
 			if err := r.fetchFile(ctx, cache.FromProto(f.GetDigest()), f.GetIsExecutable(), filepath.Join(p, f.GetName())); err != nil {
+				return err
+			}
+		}
+		for _, l := range dir.GetSymlinks() {
+			if !validName(l.GetName()) {
+				return fmt.Errorf("%w: bad link name %q", errCorrupt, l.GetName())
+			}
+			if err := os.Symlink(l.GetTarget(), filepath.Join(p, l.GetName())); err != nil {
 				return err
 			}
 		}

@@ -282,7 +282,8 @@ func (r *Runner) upToDateFP(a *Action, key cache.Digest, fp string) bool {
 			return false
 		}
 		fi, err := os.Lstat(r.abs(o.Path))
-		if err != nil || fi.IsDir() != o.Dir || (!o.Dir && !fi.Mode().IsRegular()) {
+		isLink := err == nil && fi.Mode()&fs.ModeSymlink != 0
+		if err != nil || fi.IsDir() != o.Dir || (!o.Dir && !fi.Mode().IsRegular() && !isLink) {
 			return false
 		}
 		if !o.Dir && rec.sameStat(fi) {
@@ -291,7 +292,7 @@ func (r *Runner) upToDateFP(a *Action, key cache.Digest, fp string) bool {
 			}
 			continue
 		}
-		if !o.Dir && fi.Size() != rec.Digest.Size {
+		if !o.Dir && !isLink && fi.Size() != rec.Digest.Size {
 			return false
 		}
 		d, err := r.digestOutput(o)
@@ -309,11 +310,17 @@ func (r *Runner) upToDateFP(a *Action, key cache.Digest, fp string) bool {
 }
 
 // digestOutput digests an output file, or an output folder's listing.
+// A link is identified by its target, never followed.
 func (r *Runner) digestOutput(o Artifact) (cache.Digest, error) {
+	p := r.abs(o.Path)
 	if o.Dir {
-		return r.dirDigest(r.abs(o.Path))
+		return r.dirDigest(p)
 	}
-	return r.fileDigest(r.abs(o.Path))
+	if fi, err := os.Lstat(p); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+		t, err := os.Readlink(p)
+		return linkDigest(t), err
+	}
+	return r.fileDigest(p)
 }
 
 func (r *Runner) fileDigest(path string) (cache.Digest, error) {
@@ -338,7 +345,7 @@ func (r *Runner) fileDigestInfo(path string) (cache.Digest, bool, error) {
 // dirDigest identifies a folder by its files' paths, digests and executable
 // bits, for the journal; it is not the REAPI tree digest.
 func (r *Runner) dirDigest(path string) (cache.Digest, error) {
-	entries, err := r.listDir(path)
+	entries, err := r.listDir(path, true)
 	if err != nil {
 		return cache.Digest{}, err
 	}
@@ -350,14 +357,26 @@ func (r *Runner) dirDigest(path string) (cache.Digest, error) {
 }
 
 // listDir returns every regular file below the folder, sorted by path.
-// Symlinks are followed; other special files are an error.
-func (r *Runner) listDir(root string) ([]FileEntry, error) {
+// With keepLinks (an output folder: its links were checked to stay inside
+// it) a link is an entry identified by its target, never followed, so a
+// changed target shows; otherwise (a source folder) links are followed.
+// Other special files are an error.
+func (r *Runner) listDir(root string, keepLinks bool) ([]FileEntry, error) {
 	var out []FileEntry
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		if d.IsDir() {
+			return nil
+		}
+		if keepLinks && d.Type()&fs.ModeSymlink != 0 {
+			t, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			rel, _ := filepath.Rel(root, p)
+			out = append(out, FileEntry{Path: filepath.ToSlash(rel), Digest: linkDigest(t)})
 			return nil
 		}
 		fi, err := os.Stat(p)
@@ -392,6 +411,12 @@ type inputDigests struct {
 	// baseline holds each input file's stat taken before it was digested,
 	// by path; changed compares it with the file at the end.
 	baseline map[string]pathStat
+	// links holds the target of each declared-link input, read once:
+	// the link is its target, so a retargeted link is a changed input.
+	links map[string]string
+	// generatedDirs are the folder inputs made by actions, whose links
+	// are kept as links when listed (see listDir).
+	generatedDirs map[string]bool
 }
 
 // testHookDigested, when set by a test, is called after each input file or
@@ -443,6 +468,24 @@ func (in *inputDigests) Digest(art Artifact) (cache.Digest, bool, error) {
 
 func (in *inputDigests) digest(art Artifact) (cache.Digest, bool, error) {
 	p := in.r.abs(art.Path)
+	if art.Symlink {
+		// A declared link is its target, which may lead anywhere: it is
+		// never followed on the host.
+		t, err := os.Readlink(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			return cache.Digest{}, false, in.missing(art, err)
+		}
+		if err != nil {
+			return cache.Digest{}, false, fmt.Errorf("reading link %s: %w", art.Path, err)
+		}
+		if in.links == nil {
+			in.links = map[string]string{}
+		}
+		in.links[art.Path] = t
+		d := linkDigest(t)
+		in.note(art.Path, d)
+		return d, false, nil
+	}
 	// The stat before the digest: whatever is read after it, an edit made
 	// from here on shows in changed's stat.
 	st, err := statPath(p)
@@ -478,7 +521,7 @@ func (in *inputDigests) ListDir(art Artifact) ([]FileEntry, error) {
 	if entries, ok := in.listing[art.Path]; ok {
 		return entries, nil
 	}
-	entries, err := in.r.listDir(in.r.abs(art.Path))
+	entries, err := in.r.listDir(in.r.abs(art.Path), !art.Source)
 	if err != nil {
 		return nil, fmt.Errorf("listing %s: %w", art.Path, err)
 	}
@@ -489,6 +532,12 @@ func (in *inputDigests) ListDir(art Artifact) ([]FileEntry, error) {
 		in.listing = map[string][]FileEntry{}
 	}
 	in.listing[art.Path] = entries
+	if !art.Source {
+		if in.generatedDirs == nil {
+			in.generatedDirs = map[string]bool{}
+		}
+		in.generatedDirs[art.Path] = true
+	}
 	if testHookDigested != nil {
 		testHookDigested(art.Path)
 	}
@@ -515,8 +564,13 @@ func (in *inputDigests) changed() string {
 			return p
 		}
 	}
+	for _, p := range sortedKeys(in.links) {
+		if now, err := os.Readlink(in.r.abs(p)); err != nil || now != in.links[p] {
+			return p
+		}
+	}
 	for _, p := range sortedKeys(in.listing) {
-		now, err := in.r.listDir(in.r.abs(p))
+		now, err := in.r.listDir(in.r.abs(p), in.generatedDirs[p])
 		if err != nil || !slices.Equal(now, in.listing[p]) {
 			return p
 		}
@@ -565,6 +619,9 @@ func resultCovers(a *Action, res *repb.ActionResult) bool {
 	dirs := map[string]bool{}
 	for _, d := range res.GetOutputDirectories() {
 		dirs[d.GetPath()] = true
+	}
+	for p := range resultLinks(res) {
+		files[p] = true
 	}
 	for _, o := range a.Outputs {
 		if (o.Dir && !dirs[o.Path]) || (!o.Dir && !files[o.Path]) {
@@ -622,8 +679,13 @@ func (r *Runner) execute(ctx context.Context, a *Action, key *Key, in *inputDige
 	}
 	digests, err := r.store(ctx, a, key.Digest)
 	if err != nil {
+		// A cache that fails only disables itself (guardedCache); what
+		// store reports is an output that cannot be read: the action's
+		// failure, not the build's.
 		_ = removeOutputs(r.ExecRoot, a)
-		return err
+		ae := r.failure(a, res, logPath)
+		ae.Reason = err.Error()
+		return ae
 	}
 	return r.remember(a, key, in, digests)
 }
@@ -659,6 +721,9 @@ func describeCommand(a *Action) string {
 	case KindWrite:
 		return "write " + strings.Join(actionOutputPaths(a), " ")
 	case KindSymlink:
+		if len(a.Outputs) == 1 && a.Outputs[0].Symlink {
+			return "symlink " + a.Outputs[0].Path + " -> " + string(a.Content)
+		}
 		return "copy to " + strings.Join(actionOutputPaths(a), " ")
 	}
 	if len(a.Argv) >= 3 && strings.HasSuffix(a.Argv[0], "sh") && a.Argv[1] == "-c" {

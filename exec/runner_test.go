@@ -69,8 +69,16 @@ func (w *workspace) exists(rel string) bool {
 
 func (w *workspace) runner(j *exec.Journal, stat *cache.StatCache) *exec.Runner {
 	var st sandbox.Strategy = sandbox.None{}
-	if w.strategy == "symlink" {
+	switch w.strategy {
+	case "symlink":
 		st = sandbox.NewSymlink(filepath.Join(w.base, "sandbox"))
+	case "linux":
+		l, err := sandbox.NewLinux(filepath.Join(w.base, "sandbox"), w.base)
+		if err != nil {
+			w.t.Fatalf("the linux strategy is unavailable (apt-get install bubblewrap): %v", err)
+		}
+		w.t.Cleanup(func() { l.Close() })
+		st = l
 	}
 	return &exec.Runner{
 		ExecRoot:   w.root,
@@ -131,6 +139,10 @@ func (w *workspace) mustBuild(want []exec.Outcome, actions ...*exec.Action) {
 	w.t.Helper()
 	got, err := w.build(actions...)
 	if err != nil {
+		var ae *exec.ActionError
+		if errors.As(err, &ae) {
+			w.t.Fatalf("build failed: %v\n%s", err, ae.Tail)
+		}
 		w.t.Fatalf("build failed: %v", err)
 	}
 	if diff := cmp.Diff(outcomeNames(want), outcomeNames(got)); diff != "" {
@@ -529,37 +541,45 @@ func TestWriteAndCopyActions(t *testing.T) {
 	w.mustBuild([]exec.Outcome{executed, upToDate, executed}, write, cp, use)
 }
 
+// In the linux sandbox the folder input sits in the folder of the
+// consumer's output: both must be visible.
 func TestOutputFolderRoundTrip(t *testing.T) {
-	for _, c := range []cache.Cache{newMemCache(), openDisk(t)} {
-		t.Run(fmt.Sprintf("%T", c)[1:], func(t *testing.T) {
-			w := newWorkspace(t, "symlink", c)
-			a := shell("tree", `d=hepbuild-out/pkg/tree
+	for _, strategy := range []string{"symlink", "linux"} {
+		for _, c := range []cache.Cache{newMemCache(), openDisk(t)} {
+			t.Run(strategy+"/"+fmt.Sprintf("%T", c)[1:], func(t *testing.T) {
+				testOutputFolderRoundTrip(t, strategy, c)
+			})
+		}
+	}
+}
+
+func testOutputFolderRoundTrip(t *testing.T, strategy string, c cache.Cache) {
+	w := newWorkspace(t, strategy, c)
+	a := shell("tree", `d=hepbuild-out/pkg/tree
 mkdir -p $d/sub/deeper $d/empty
 echo one > $d/one.txt
 echo two > $d/sub/two.txt
 printf '#!/bin/sh\n' > $d/sub/deeper/run.sh; chmod +x $d/sub/deeper/run.sh`, nil)
-			a.Outputs = []exec.Artifact{{Path: out("pkg/tree"), Dir: true}}
-			use := shell("use", "cat hepbuild-out/pkg/tree/sub/two.txt > hepbuild-out/pkg/use.txt",
-				nil, out("pkg/use.txt"))
-			use.Inputs = []exec.Artifact{{Path: out("pkg/tree"), Dir: true}}
-			w.mustBuild([]exec.Outcome{executed, executed}, a, use)
-			w.mustBuild([]exec.Outcome{upToDate, upToDate}, a, use)
-			if err := os.RemoveAll(filepath.Join(w.base, "out")); err != nil {
-				t.Fatal(err)
-			}
-			w.mustBuild([]exec.Outcome{cached, cached}, a, use)
-			for rel, want := range map[string]string{"one.txt": "one\n", "sub/two.txt": "two\n", "sub/deeper/run.sh": "#!/bin/sh\n"} {
-				if got := w.read(out("pkg/tree/" + rel)); got != want {
-					t.Errorf("%s = %q, want %q", rel, got, want)
-				}
-			}
-			if fi, err := os.Stat(filepath.Join(w.root, out("pkg/tree/sub/deeper/run.sh"))); err != nil || fi.Mode()&0o111 == 0 {
-				t.Errorf("run.sh lost its executable bit (%v, %v)", fi, err)
-			}
-			if !w.exists(out("pkg/tree/empty")) {
-				t.Error("the empty folder was not restored")
-			}
-		})
+	a.Outputs = []exec.Artifact{{Path: out("pkg/tree"), Dir: true}}
+	use := shell("use", "cat hepbuild-out/pkg/tree/sub/two.txt > hepbuild-out/pkg/use.txt",
+		nil, out("pkg/use.txt"))
+	use.Inputs = []exec.Artifact{{Path: out("pkg/tree"), Dir: true}}
+	w.mustBuild([]exec.Outcome{executed, executed}, a, use)
+	w.mustBuild([]exec.Outcome{upToDate, upToDate}, a, use)
+	if err := os.RemoveAll(filepath.Join(w.base, "out")); err != nil {
+		t.Fatal(err)
+	}
+	w.mustBuild([]exec.Outcome{cached, cached}, a, use)
+	for rel, want := range map[string]string{"one.txt": "one\n", "sub/two.txt": "two\n", "sub/deeper/run.sh": "#!/bin/sh\n"} {
+		if got := w.read(out("pkg/tree/" + rel)); got != want {
+			t.Errorf("%s = %q, want %q", rel, got, want)
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(w.root, out("pkg/tree/sub/deeper/run.sh"))); err != nil || fi.Mode()&0o111 == 0 {
+		t.Errorf("run.sh lost its executable bit (%v, %v)", fi, err)
+	}
+	if !w.exists(out("pkg/tree/empty")) {
+		t.Error("the empty folder was not restored")
 	}
 }
 

@@ -209,12 +209,18 @@ func (l *Linux) Run(ctx context.Context, s Spec) (Result, error) {
 	} else {
 		b := bwrapArgs{isolate: true, network: s.Network, image: s.Image, hide: hide, ro: expose, chdir: execRoot, tmpSize: tmpSize}
 		b.binds = append(b.binds, bind{src: t.ExecRoot, dst: execRoot})
-		for _, m := range t.mounts {
-			b.binds = append(b.binds, bind{src: m.src, dst: filepath.Join(execRoot, m.rel)})
-		}
+		// Output folders before the input folders mounted inside them
+		// (a folder input beside the outputs of its package): a later bind
+		// hides what earlier ones mounted below it.
+		var inner []bind
 		for _, d := range outputFolders(s) {
-			b.binds = append(b.binds, bind{src: filepath.Join(t.ExecRoot, d), dst: filepath.Join(execRoot, d), rw: true})
+			inner = append(inner, bind{src: filepath.Join(t.ExecRoot, d), dst: filepath.Join(execRoot, d), rw: true})
 		}
+		for _, m := range t.mounts {
+			inner = append(inner, bind{src: m.src, dst: filepath.Join(execRoot, m.rel)})
+		}
+		sort.SliceStable(inner, func(i, j int) bool { return inner[i].dst < inner[j].dst })
+		b.binds = append(b.binds, inner...)
 		for _, p := range ro {
 			b.binds = append(b.binds, bind{src: p, dst: p})
 		}

@@ -23,7 +23,7 @@ func (v *actionsValue) Freeze()               {}
 func (v *actionsValue) Truth() starlark.Bool  { return true }
 func (v *actionsValue) Hash() (uint32, error) { return 0, fmt.Errorf("unhashable: actions") }
 func (v *actionsValue) AttrNames() []string {
-	return []string{"args", "declare_directory", "declare_file", "expand_template", "run", "run_shell", "symlink", "write"}
+	return []string{"args", "declare_directory", "declare_file", "declare_symlink", "expand_template", "run", "run_shell", "symlink", "write"}
 }
 
 func (v *actionsValue) Attr(name string) (starlark.Value, error) {
@@ -31,11 +31,15 @@ func (v *actionsValue) Attr(name string) (starlark.Value, error) {
 	switch name {
 	case "declare_file":
 		fn = func(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-			return v.declare(b, args, kwargs, false)
+			return v.declare(b, args, kwargs, declaredFile)
 		}
 	case "declare_directory":
 		fn = func(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-			return v.declare(b, args, kwargs, true)
+			return v.declare(b, args, kwargs, declaredDirectory)
+		}
+	case "declare_symlink":
+		fn = func(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+			return v.declare(b, args, kwargs, declaredSymlink)
 		}
 	case "args":
 		fn = func(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
@@ -69,7 +73,30 @@ func (v *actionsValue) checkOpen(fn string) error {
 	return nil
 }
 
-func (v *actionsValue) declare(b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple, dir bool) (starlark.Value, error) {
+// declaredKind is what ctx.actions.declare_* declares.
+type declaredKind uint8
+
+const (
+	declaredFile declaredKind = iota
+	declaredDirectory
+	declaredSymlink
+)
+
+func (k declaredKind) String() string {
+	return [...]string{"file", "directory", "symlink"}[k]
+}
+
+func kindOfArtifact(a exec.Artifact) declaredKind {
+	switch {
+	case a.Dir:
+		return declaredDirectory
+	case a.Symlink:
+		return declaredSymlink
+	}
+	return declaredFile
+}
+
+func (v *actionsValue) declare(b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple, kind declaredKind) (starlark.Value, error) {
 	if err := v.checkOpen(b.Name()); err != nil {
 		return nil, err
 	}
@@ -98,12 +125,18 @@ func (v *actionsValue) declare(b *starlark.Builtin, args starlark.Tuple, kwargs 
 		return nil, fmt.Errorf("%s: %q names no file: want a name such as \"out.root\"", b.Name(), name)
 	}
 	l := graph.Label{Repo: t.Label.Repo, Pkg: t.Label.Pkg, Name: path.Clean(rel)}
-	art := outputArtifact(l, dir)
+	art := outputArtifact(l, kind == declaredDirectory)
+	art.Symlink = kind == declaredSymlink
 	if f, ok := v.c.declared[art.Path]; ok {
-		if f.art.Dir != dir {
-			return nil, fmt.Errorf("%s: %s was already declared as a %s", b.Name(), name, map[bool]string{true: "directory", false: "file"}[f.art.Dir])
+		if k := kindOfArtifact(f.art); k != kind {
+			return nil, fmt.Errorf("%s: %s was already declared as a %s", b.Name(), name, k)
 		}
 		return f, nil
+	}
+	if l.Repo == "" {
+		if src := v.c.a.l.sourceKind(l.Pkg, l.Name); src != "" {
+			return nil, fmt.Errorf("%s: generated %s %q in rule %q (%s) conflicts with existing source %s %s", b.Name(), kind, l.Name, t.Label.Name, t.Pos, src, l.Path())
+		}
 	}
 	f := &File{art: art, owner: t}
 	v.c.declared[art.Path] = f
@@ -411,14 +444,36 @@ func (v *actionsValue) symlink(_ *starlark.Thread, b *starlark.Builtin, args sta
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "output", &output, "target_file?", &target, "target_path?", &targetPath, "is_executable?", &isExec, "progress_message?", &progress); err != nil {
 		return nil, err
 	}
-	if target == nil {
-		return nil, fmt.Errorf("%s: target_file is required (target_path is not supported)", b.Name())
+	var path string
+	if targetPath != nil && targetPath != starlark.None {
+		s, ok := starlark.AsString(targetPath)
+		if !ok {
+			return nil, fmt.Errorf("%s: target_path: got %s, want string", b.Name(), targetPath.Type())
+		}
+		path = s
+	}
+	switch {
+	case output.art.Symlink && (target != nil || targetPath == nil || targetPath == starlark.None):
+		return nil, fmt.Errorf("%s: output %s was declared with declare_symlink: give its target as target_path", b.Name(), output.shortPath())
+	case output.art.Symlink && path == "":
+		return nil, fmt.Errorf("%s: target_path must not be empty", b.Name())
+	case !output.art.Symlink && targetPath != nil && targetPath != starlark.None:
+		return nil, fmt.Errorf("%s: target_path needs an output declared with ctx.actions.declare_symlink; %s is a %s", b.Name(), output.shortPath(), kindOfArtifact(output.art))
+	case !output.art.Symlink && target == nil:
+		return nil, fmt.Errorf("%s: target_file is required", b.Name())
+	case target != nil && target.art.Symlink:
+		// Copying what a declared link points to would follow it on the host.
+		return nil, fmt.Errorf("%s: target_file %s is a declared symlink: hepbuild does not follow it; declare the output with declare_symlink and pass target_path", b.Name(), target.shortPath())
 	}
 	outs, err := v.outputsOf(b.Name(), output)
 	if err != nil {
 		return nil, err
 	}
 	t := v.c.t()
+	if output.art.Symlink {
+		return starlark.None, v.c.a.addAction(&exec.Action{Owner: t.Label, Kind: exec.KindSymlink, Mnemonic: "Symlink", Pos: t.Pos,
+			Outputs: outs, Content: []byte(path), Progress: progress})
+	}
 	return starlark.None, v.c.a.addAction(&exec.Action{Owner: t.Label, Kind: exec.KindSymlink, Mnemonic: "Symlink", Pos: t.Pos,
 		Outputs: outs, Inputs: []exec.Artifact{target.art}, Executable: isExec, Progress: progress})
 }

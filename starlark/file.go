@@ -69,6 +69,8 @@ func (f *File) Attr(name string) (starlark.Value, error) {
 		return starlark.Bool(f.art.Source), nil
 	case "is_directory":
 		return starlark.Bool(f.art.Dir), nil
+	case "is_symlink":
+		return starlark.Bool(f.art.Symlink), nil
 	case "root":
 		p := ""
 		if !f.art.Source {
@@ -82,5 +84,5 @@ func (f *File) Attr(name string) (starlark.Value, error) {
 }
 
 func (f *File) AttrNames() []string {
-	return []string{"basename", "dirname", "extension", "is_directory", "is_source", "owner", "path", "root", "short_path"}
+	return []string{"basename", "dirname", "extension", "is_directory", "is_source", "is_symlink", "owner", "path", "root", "short_path"}
 }

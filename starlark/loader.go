@@ -47,6 +47,9 @@ type Loader struct {
 
 	depMu sync.Mutex
 	deps  map[string]struct{} // see Dependencies
+
+	listingsMu sync.RWMutex
+	listings   map[dirKey]*dirListing // see sourceKind
 }
 
 // loadEntry is one .star file or BUILD file being evaluated or done. Waiting

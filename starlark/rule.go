@@ -226,6 +226,9 @@ func (b *pkgBuilder) declareOutput(rule *graph.Target, out graph.Label) error {
 	if out.Name == rule.Label.Name {
 		return errorf(rule.Label, "output %q has the same name as the rule", out.Name)
 	}
+	if kind := b.l.sourceKind(out.Pkg, out.Name); kind != "" {
+		return errorf(rule.Label, "generated file %q in rule %q conflicts with existing source %s %s", out.Name, rule.Label.Name, kind, out.Path())
+	}
 	return b.add(&graph.Target{Label: out, Generator: rule.Label, Pos: rule.Pos}, rule.Label)
 }
 

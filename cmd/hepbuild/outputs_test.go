@@ -1,0 +1,186 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// A source file that appears later under the name of an output makes the
+// next build an analysis error naming both, not a null build that keeps
+// shadowing it.
+func TestSourceAddedUnderOutputNameIsAnError(t *testing.T) {
+	root := testWorkspace(t, map[string]string{
+		"pkg/BUILD.hep": `task(name = "x", outs = ["sub/data.txt"], cmd = "echo generated > $@")` + "\n",
+	})
+	if r := hepbuild(t, root, "//pkg:x", "--progress=none"); r.code != 0 {
+		t.Fatalf("first build: exit %d\n%s", r.code, r.stderr)
+	}
+	if err := os.MkdirAll(filepath.Join(root, "pkg/sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "pkg/sub/data.txt"), []byte("source\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := hepbuild(t, root, "//pkg:x", "--progress=none")
+	want := `pkg/BUILD.hep:1:5: //pkg:x: generated file "sub/data.txt" in rule "x" conflicts with existing source file pkg/sub/data.txt`
+	if r.code != 2 || !strings.Contains(r.stderr, want) {
+		t.Errorf("exit %d, stderr:\n%s\nwant exit 2 and %q", r.code, r.stderr, want)
+	}
+}
+
+// A task whose output is a link out of its outputs fails with the target
+// and the link named, through the whole command line.
+func TestTaskOutputLinkOutsideFails(t *testing.T) {
+	root := testWorkspace(t, map[string]string{
+		"pkg/BUILD.hep": `task(name = "x", outs = ["x.txt"], cmd = "ln -s /etc/passwd $@")
+task(name = "ok", outs = ["a.txt", "b.txt"], cmd = "echo a > $(location a.txt); ln -s a.txt $(location b.txt)")
+`,
+	})
+	for _, sb := range []string{"none", "symlink", "linux"} {
+		r := hepbuild(t, root, "//pkg:x", "--progress=none", "--sandbox", sb)
+		if r.code != 1 || !strings.Contains(r.stderr, "//pkg:x") || !strings.Contains(r.stderr, `hepbuild-out/pkg/x.txt is a symbolic link to "/etc/passwd"`) {
+			t.Errorf("--sandbox %s: exit %d, stderr:\n%s", sb, r.code, r.stderr)
+		}
+		if _, err := os.Lstat(filepath.Join(root, "hepbuild-out/pkg/x.txt")); err == nil {
+			t.Errorf("--sandbox %s: the link was kept", sb)
+		}
+		r = hepbuild(t, root, "//pkg:ok", "--progress=none", "--sandbox", sb)
+		if r.code != 0 {
+			t.Fatalf("--sandbox %s: exit %d\n%s", sb, r.code, r.stderr)
+		}
+		if got, err := os.Readlink(filepath.Join(root, "hepbuild-out/pkg/b.txt")); err != nil || got != "a.txt" {
+			t.Errorf("--sandbox %s: b.txt links to %q (%v), want a.txt", sb, got, err)
+		}
+		if r := hepbuild(t, root, "clean", "--progress=none"); r.code != 0 {
+			t.Fatalf("clean: exit %d\n%s", r.code, r.stderr)
+		}
+	}
+}
+
+// hepbuild clean removes a link in the output tree, never what it points to.
+func TestCleanDoesNotFollowLinks(t *testing.T) {
+	root := testWorkspace(t, map[string]string{
+		"pkg/BUILD.hep": `task(name = "d", outs = ["d.txt"], cmd = "echo d > $@")` + "\n",
+	})
+	if r := hepbuild(t, root, "//pkg:d", "--progress=none"); r.code != 0 {
+		t.Fatalf("build: exit %d\n%s", r.code, r.stderr)
+	}
+	outside := filepath.Join(t.TempDir(), "keep")
+	if err := os.MkdirAll(filepath.Join(outside, "sub"), 0o555); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(outside, "file"), []byte("keep\n"), 0o444); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(root, "hepbuild-out/pkg/d.txt.link")); err != nil {
+		t.Fatal(err)
+	}
+	if r := hepbuild(t, root, "clean", "--progress=none"); r.code != 0 {
+		t.Fatalf("clean: exit %d\n%s", r.code, r.stderr)
+	}
+	if b, err := os.ReadFile(filepath.Join(outside, "file")); err != nil || string(b) != "keep\n" {
+		t.Errorf("clean reached through the link: %q, %v", b, err)
+	}
+	if fi, err := os.Stat(filepath.Join(outside, "sub")); err != nil || fi.Mode().Perm() != 0o555 {
+		t.Errorf("clean changed the folder behind the link: %v, %v", fi, err)
+	}
+}
+
+// A rule that declares a symbolic link output (declare_symlink) may point
+// it anywhere, by ctx.actions.symlink(target_path=) or by its command; the
+// link is kept, cached and restored as a link, never followed.
+func TestDeclaredSymlinkOutputs(t *testing.T) {
+	root := testWorkspace(t, map[string]string{
+		"pkg/rules.star": `
+def _impl(ctx):
+    direct = ctx.actions.declare_symlink(ctx.label.name + ".direct")
+    ctx.actions.symlink(output = direct, target_path = ctx.attr.target)
+    made = ctx.actions.declare_symlink(ctx.label.name + ".made")
+    ctx.actions.run_shell(outputs = [made], command = "ln -s %s %s" % (ctx.attr.target, made.path))
+    use = ctx.actions.declare_file(ctx.label.name + ".use")
+    ctx.actions.run_shell(inputs = [direct, made], outputs = [use],
+        command = "readlink %s %s > %s" % (direct.path, made.path, use.path))
+    return [DefaultInfo(files = depset([direct, made, use]))]
+
+link = rule(implementation = _impl, attrs = {"target": attr.string()})
+
+def _bad_impl(ctx):
+    out = ctx.actions.declare_symlink(ctx.label.name + ".link")
+    ctx.actions.run_shell(outputs = [out], command = "echo not a link > " + out.path)
+    return [DefaultInfo(files = depset([out]))]
+
+bad = rule(implementation = _bad_impl)
+`,
+		"pkg/BUILD.hep": `load(":rules.star", "bad", "link")
+link(name = "l", target = "/cvmfs/sft.cern.ch/lcg/views")
+bad(name = "b")
+`,
+	})
+	check := func(when string) {
+		t.Helper()
+		for _, f := range []string{"l.direct", "l.made"} {
+			if got, err := os.Readlink(filepath.Join(root, "hepbuild-out/pkg", f)); err != nil || got != "/cvmfs/sft.cern.ch/lcg/views" {
+				t.Errorf("%s: %s links to %q (%v)", when, f, got, err)
+			}
+		}
+		b, _ := os.ReadFile(filepath.Join(root, "hepbuild-out/pkg/l.use"))
+		if string(b) != "/cvmfs/sft.cern.ch/lcg/views\n/cvmfs/sft.cern.ch/lcg/views\n" {
+			t.Errorf("%s: l.use = %q", when, b)
+		}
+	}
+	for _, sb := range []string{"none", "symlink", "linux"} {
+		if r := hepbuild(t, root, "//pkg:l", "--progress=none", "--sandbox", sb); r.code != 0 {
+			t.Fatalf("--sandbox %s: exit %d\n%s", sb, r.code, r.stderr)
+		}
+		check("--sandbox " + sb + " after the run")
+		if r := hepbuild(t, root, "clean", "--progress=none"); r.code != 0 {
+			t.Fatalf("clean: exit %d\n%s", r.code, r.stderr)
+		}
+		if r := hepbuild(t, root, "//pkg:l", "--progress=none", "--sandbox", sb); r.code != 0 {
+			t.Fatalf("--sandbox %s: exit %d\n%s", sb, r.code, r.stderr)
+		}
+		check("--sandbox " + sb + " after the restore")
+		r := hepbuild(t, root, "//pkg:b", "--progress=none", "--sandbox", sb)
+		if r.code != 1 || !strings.Contains(r.stderr, "declared symlink output hepbuild-out/pkg/b.link is not a symbolic link") {
+			t.Errorf("--sandbox %s: exit %d, stderr:\n%s", sb, r.code, r.stderr)
+		}
+	}
+	// A new target is a new link, and what uses it runs again.
+	if err := os.WriteFile(filepath.Join(root, "pkg/BUILD.hep"), []byte(`load(":rules.star", "link")
+link(name = "l", target = "../elsewhere")
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := hepbuild(t, root, "//pkg:l", "--progress=none"); r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "hepbuild-out/pkg/l.use")); string(b) != "../elsewhere\n../elsewhere\n" {
+		t.Errorf("after the target changed: l.use = %q", b)
+	}
+}
+
+// An output link pointed elsewhere, even at the same file, is not what the
+// build made: the next build, null build check included, restores it.
+func TestRetargetedOutputLinkIsRestored(t *testing.T) {
+	root := testWorkspace(t, map[string]string{
+		"pkg/BUILD.hep": `task(name = "ok", outs = ["a.txt", "b.txt"], cmd = "echo a > $(location a.txt); ln -s a.txt $(location b.txt)")` + "\n",
+	})
+	if r := hepbuild(t, root, "//pkg:ok", "--progress=none"); r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	link := filepath.Join(root, "hepbuild-out/pkg/b.txt")
+	if err := os.Remove(link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("./a.txt", link); err != nil {
+		t.Fatal(err)
+	}
+	if r := hepbuild(t, root, "//pkg:ok", "--progress=none"); r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	if got, err := os.Readlink(link); err != nil || got != "a.txt" {
+		t.Errorf("b.txt links to %q (%v), want a.txt", got, err)
+	}
+}
