@@ -24,6 +24,10 @@ type Spec struct {
 	Env map[string]string
 	// Inputs are the files and folders the command may read.
 	Inputs []string
+	// LinkInputs are the inputs that are declared symbolic links: the
+	// command sees each as the link it is, whose target may lead anywhere
+	// or nowhere. Other inputs that are links show what they lead to.
+	LinkInputs []string
 	// Outputs are the files the command must write; their folders are created.
 	Outputs []string
 	// OutputDirs are folders the command fills; they are created empty.

@@ -313,6 +313,10 @@ func (sl *slot) wanted(s Spec, hard bool) (map[string]node, error) {
 	}
 	inputs := append([]string(nil), s.Inputs...)
 	sort.Strings(inputs) // folders before what they hold
+	keepLink := map[string]bool{}
+	for _, in := range s.LinkInputs {
+		keepLink[filepath.Clean(in)] = true
+	}
 	linked := map[string]bool{}
 	for _, in := range inputs {
 		in = filepath.Clean(in)
@@ -336,7 +340,7 @@ func (sl *slot) wanted(s Spec, hard bool) (map[string]node, error) {
 		if err != nil {
 			return nil, fmt.Errorf("linking input %s: %w", in, err)
 		}
-		if fi.Mode()&fs.ModeSymlink != 0 {
+		if fi.Mode()&fs.ModeSymlink != 0 && !keepLink[in] {
 			// A hard link to a symbolic link is the link itself, whose
 			// (relative) target need not be in the sandbox: link what
 			// it leads to, as its content is what the key hashed.

@@ -53,14 +53,14 @@ task(name = "ok", outs = ["a.txt", "b.txt"], cmd = "echo a > $(location a.txt); 
 		if got, err := os.Readlink(filepath.Join(root, "hepbuild-out/pkg/b.txt")); err != nil || got != "a.txt" {
 			t.Errorf("--sandbox %s: b.txt links to %q (%v), want a.txt", sb, got, err)
 		}
-		if r := hepbuild(t, root, "clean", "--progress=none"); r.code != 0 {
+		if r := hepbuild(t, root, "clean"); r.code != 0 {
 			t.Fatalf("clean: exit %d\n%s", r.code, r.stderr)
 		}
 	}
 }
 
 // hepbuild clean removes a link in the output tree, never what it points to.
-func TestCleanDoesNotFollowLinks(t *testing.T) {
+func TestCleanDoesNotFollowOutputLinks(t *testing.T) {
 	root := testWorkspace(t, map[string]string{
 		"pkg/BUILD.hep": `task(name = "d", outs = ["d.txt"], cmd = "echo d > $@")` + "\n",
 	})
@@ -77,7 +77,7 @@ func TestCleanDoesNotFollowLinks(t *testing.T) {
 	if err := os.Symlink(outside, filepath.Join(root, "hepbuild-out/pkg/d.txt.link")); err != nil {
 		t.Fatal(err)
 	}
-	if r := hepbuild(t, root, "clean", "--progress=none"); r.code != 0 {
+	if r := hepbuild(t, root, "clean"); r.code != 0 {
 		t.Fatalf("clean: exit %d\n%s", r.code, r.stderr)
 	}
 	if b, err := os.ReadFile(filepath.Join(outside, "file")); err != nil || string(b) != "keep\n" {
@@ -135,7 +135,7 @@ bad(name = "b")
 			t.Fatalf("--sandbox %s: exit %d\n%s", sb, r.code, r.stderr)
 		}
 		check("--sandbox " + sb + " after the run")
-		if r := hepbuild(t, root, "clean", "--progress=none"); r.code != 0 {
+		if r := hepbuild(t, root, "clean"); r.code != 0 {
 			t.Fatalf("clean: exit %d\n%s", r.code, r.stderr)
 		}
 		if r := hepbuild(t, root, "//pkg:l", "--progress=none", "--sandbox", sb); r.code != 0 {

@@ -101,6 +101,9 @@ func (e *Executor) run(ctx context.Context, a *exec.Action, root, logPath string
 	for _, set := range [][]exec.Artifact{a.Inputs, a.Tools} {
 		for _, in := range set {
 			spec.Inputs = append(spec.Inputs, in.Path)
+			if in.Symlink {
+				spec.LinkInputs = append(spec.LinkInputs, in.Path)
+			}
 		}
 	}
 	if a.Environment != nil {
