@@ -34,10 +34,12 @@ for ((r = 1; r <= rounds; r++)); do
 		# before it: ext4 makes the creation of files right after the
 		# deletion of thousands slow, which would time the file system.
 		if [[ $s == ninja ]]; then
-			[[ -d $tmp/ws/out ]] && mv "$tmp/ws/out" "$tmp/old-out-$r"
 			t0=$(now)
 			(cd "$tmp/ws" && ninja -j2 >/dev/null)
 			t1=$(now)
+			# ninja writes into the workspace; left there, its files would
+			# be source files named like hepbuild's outputs, an error.
+			mv "$tmp/ws/out" "$tmp/ninja-out-$r"
 		else
 			# A fresh cache and output base per run: every action runs.
 			t0=$(now)
