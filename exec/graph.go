@@ -2,6 +2,7 @@ package exec
 
 import (
 	"fmt"
+	"path"
 	"sort"
 
 	"github.com/hepbuild/hepbuild/graph"
@@ -40,7 +41,29 @@ func NewGraph(actions []*Action, targetOutputs map[graph.Label][]Artifact) (*Gra
 			g.Producer[o.Path] = a
 		}
 	}
+	// An output inside another output (a file, a folder or a link) would be
+	// written through it.
+	for _, a := range actions {
+		for _, o := range a.Outputs {
+			for d := path.Dir(o.Path); d != "." && d != "/" && d != OutDir; d = path.Dir(d) {
+				if prev, ok := g.Producer[d]; ok {
+					return nil, &PrefixError{Path: o.Path, Outer: d, First: prev, Then: a}
+				}
+			}
+		}
+	}
 	return g, nil
+}
+
+// PrefixError says that an output lies inside another action's output.
+type PrefixError struct {
+	Path, Outer string
+	First, Then *Action
+}
+
+func (e *PrefixError) Error() string {
+	return fmt.Sprintf("%s: %s: output %s is inside %s, an output of %s (declared at %s)",
+		e.Then.Pos, e.Then.Owner, e.Path, e.Outer, e.First.Owner, e.First.Pos)
 }
 
 // Needed returns the actions needed to produce the given artifacts, in a

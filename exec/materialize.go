@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync/atomic"
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
@@ -35,6 +36,12 @@ var errCorrupt = errors.New("cached blob does not match its digest")
 // removeOutputs deletes the action's outputs, whatever they are now.
 func removeOutputs(root string, a *Action) error {
 	for _, o := range a.Outputs {
+		if !strings.HasPrefix(o.Path, OutDir+"/") {
+			return fmt.Errorf("%s: %s: output %s is not under %s", a.Pos, a.Owner, o.Path, OutDir)
+		}
+		if err := makeOutputParents(root, o.Path); err != nil {
+			return fmt.Errorf("%s: %s: %w", a.Pos, a.Owner, err)
+		}
 		if err := removeAll(filepath.Join(root, o.Path)); err != nil {
 			return fmt.Errorf("%s: %s: removing output %s: %w", a.Pos, a.Owner, o.Path, err)
 		}

@@ -74,6 +74,11 @@ func (l *Loader) Analyze(labels []graph.Label) (*exec.Graph, error) {
 			return nil, &Error{Pos: ce.Then.Pos, Target: ce.Then.Owner,
 				Msg: fmt.Sprintf("output %s is also written by %s (declared at %s)", ce.Path, ce.First.Owner, ce.First.Pos)}
 		}
+		var pe *exec.PrefixError
+		if errors.As(err, &pe) {
+			return nil, &Error{Pos: pe.Then.Pos, Target: pe.Then.Owner,
+				Msg: fmt.Sprintf("output %s is inside %s, an output of %s (declared at %s)", pe.Path, pe.Outer, pe.First.Owner, pe.First.Pos)}
+		}
 		return nil, err
 	}
 	return g, nil

@@ -73,6 +73,9 @@ func (c *CleanCmd) Run(g *Globals, e *env) error {
 					continue
 				}
 				p := filepath.Join(out, rel)
+				if !exec.OutputParentsAreReal(out, rel) {
+					continue // behind a link: not this target's output
+				}
 				if _, err := os.Lstat(p); err == nil {
 					if err := removeTree(p); err != nil {
 						return err

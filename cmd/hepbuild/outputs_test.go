@@ -184,3 +184,69 @@ func TestRetargetedOutputLinkIsRestored(t *testing.T) {
 		t.Errorf("b.txt links to %q (%v), want a.txt", got, err)
 	}
 }
+
+// A link declared by one target can sit where another target's outputs
+// have their folder. Built in one build, that is an analysis error; built
+// one after the other, hepbuild removes the link (an output of its own)
+// instead of writing, removing or restoring through it: the folder it
+// points to is never touched, by build or by clean.
+func TestOutputNeverWrittenThroughAnotherTargetsLink(t *testing.T) {
+	victim := t.TempDir()
+	bashrc := filepath.Join(victim, ".bashrc")
+	if err := os.WriteFile(bashrc, []byte("mine\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	root := testWorkspace(t, map[string]string{
+		"p/rl.star": `
+def _l(ctx):
+    s = ctx.actions.declare_symlink(ctx.attr.out)
+    ctx.actions.symlink(output = s, target_path = ctx.attr.tgt)
+    return [DefaultInfo(files = depset([s]))]
+
+lnk = rule(implementation = _l, attrs = {"out": attr.string(), "tgt": attr.string()})
+
+def _w(ctx):
+    f = ctx.actions.declare_file("h/written")
+    ctx.actions.write(f, "written\n")
+    return [DefaultInfo(files = depset([f]))]
+
+wr = rule(implementation = _w)
+`,
+		"p/BUILD.hep": `load(":rl.star", "lnk", "wr")
+lnk(name = "door", out = "h", tgt = "` + victim + `")
+task(name = "evil", outs = ["h/.bashrc"], cmd = "echo evil > $@")
+wr(name = "write")
+task(name = "both", srcs = [":door", ":evil"], outs = ["both.txt"], cmd = "touch $@")
+`,
+	})
+	r := hepbuild(t, root, "//p:both", "--progress=none", "--sandbox=none")
+	if r.code != 2 || !strings.Contains(r.stderr, "output hepbuild-out/p/h/.bashrc is inside hepbuild-out/p/h, an output of //p:door") {
+		t.Errorf("door and evil in one build: exit %d, want 2 and an analysis error:\n%s", r.code, r.stderr)
+	}
+	for _, sb := range []string{"none", "symlink", "linux"} {
+		for _, target := range []string{"//p:evil", "//p:write"} {
+			if r := hepbuild(t, root, "//p:door", "--progress=none", "--sandbox", sb); r.code != 0 {
+				t.Fatalf("--sandbox %s //p:door: exit %d\n%s", sb, r.code, r.stderr)
+			}
+			// Built, then restored from the cache after clean.
+			for _, round := range []string{"run", "restore"} {
+				if r := hepbuild(t, root, target, "--progress=none", "--sandbox", sb); r.code != 0 {
+					t.Fatalf("--sandbox %s %s (%s): exit %d\n%s", sb, target, round, r.code, r.stderr)
+				}
+				if fi, err := os.Lstat(filepath.Join(root, "hepbuild-out/p/h")); err != nil || !fi.IsDir() {
+					t.Errorf("--sandbox %s %s (%s): hepbuild-out/p/h is not a real folder (%v)", sb, target, round, err)
+				}
+				if r := hepbuild(t, root, "//p:door", "--progress=none", "--sandbox", sb); r.code != 0 {
+					t.Fatalf("--sandbox %s //p:door again: exit %d\n%s", sb, r.code, r.stderr)
+				}
+				if r := hepbuild(t, root, "clean", target); r.code != 0 {
+					t.Fatalf("clean %s: exit %d\n%s", target, r.code, r.stderr)
+				}
+				ents, _ := os.ReadDir(victim)
+				if b, err := os.ReadFile(bashrc); err != nil || string(b) != "mine\n" || len(ents) != 1 {
+					t.Fatalf("--sandbox %s %s (%s): the folder the link points to changed: .bashrc %q (%v), %d entries", sb, target, round, b, err, len(ents))
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,77 @@
+package exec
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// An output's path runs through folders of the output tree that other
+// actions may have made: a link declared by one target (declare_symlink)
+// can sit where another target, built another time, has a folder of
+// outputs. Followed on the host, writing or removing that output would
+// write or remove wherever the link leads. So hepbuild never goes through
+// a link, or through anything but a real folder, inside the output tree.
+
+// OutputParentsAreReal reports whether every folder between root (the real
+// output tree, <output base>/out) and rel is a real folder or absent: no
+// link, no file. Clean uses it to leave an output
+// behind a link alone.
+func OutputParentsAreReal(root, rel string) bool {
+	p := root
+	parts := strings.Split(filepath.Dir(filepath.Clean(rel)), string(filepath.Separator))
+	for _, part := range parts {
+		if part == "." || part == "" {
+			continue
+		}
+		p = filepath.Join(p, part)
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return true // absent: nothing below it to follow
+		}
+		if !fi.IsDir() {
+			return false
+		}
+	}
+	return true
+}
+
+// makeOutputParents makes every folder between the exec root and the
+// output path o real: a link or a file in the way (an output of another
+// target, from another build) is removed, as the link itself, never
+// followed, and a folder is made in its place.
+func makeOutputParents(root, o string) error {
+	dir := filepath.Dir(filepath.Clean(o))
+	if dir == "." {
+		return nil
+	}
+	p := root
+	for i, part := range strings.Split(dir, string(filepath.Separator)) {
+		p = filepath.Join(p, part)
+		if i == 0 && part == OutDir {
+			continue // the workspace's link to the output tree
+		}
+		fi, err := os.Lstat(p)
+		switch {
+		case err == nil && fi.IsDir():
+			continue
+		case err == nil:
+			// Not a folder: a link (never followed) or a file, made by
+			// some action under the output tree.
+			if fi.Mode()&fs.ModeSymlink == 0 && !fi.Mode().IsRegular() {
+				return fmt.Errorf("%s is in the way of output %s and is neither a file nor a link", p, o)
+			}
+			if err := os.Remove(p); err != nil {
+				return fmt.Errorf("removing %s, in the way of output %s: %w", p, o, err)
+			}
+		case !os.IsNotExist(err):
+			return err
+		}
+		if err := os.Mkdir(p, 0o755); err != nil && !os.IsExist(err) {
+			return err
+		}
+	}
+	return nil
+}
