@@ -83,10 +83,13 @@ const (
 // *NotOwnedError when dir holds anything else, and an error when dir is not a
 // folder.
 func InspectOutputBase(dir string) (OutputBaseState, error) {
-	return inspectOwned(dir, OutputBaseMarker, "output base", outputBaseEntry)
+	// Names like out/ and logs/ are common in users' own folders: an
+	// unmarked folder is taken for an old output base only when it also
+	// holds the lock and the journal, which only hepbuild writes.
+	return inspectOwned(dir, OutputBaseMarker, "output base", outputBaseEntry, []string{lockFile, journalFile})
 }
 
-func inspectOwned(dir, marker, what string, known func(string) bool) (OutputBaseState, error) {
+func inspectOwned(dir, marker, what string, known func(string) bool, signature []string) (OutputBaseState, error) {
 	fi, err := os.Stat(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return OutputBaseAbsent, nil
@@ -111,6 +114,11 @@ func inspectOwned(dir, marker, what string, known func(string) bool) (OutputBase
 	for _, e := range ents {
 		if !known(e.Name()) {
 			foreign = append(foreign, e.Name())
+		}
+	}
+	for _, sig := range signature {
+		if fi, err := os.Lstat(filepath.Join(dir, sig)); err != nil || !fi.Mode().IsRegular() {
+			foreign = append(foreign, "no "+sig)
 		}
 	}
 	if len(foreign) == 0 {

@@ -93,6 +93,14 @@ func inspect(dir string) (ownership, error) {
 			foreign = append(foreign, e.Name())
 		}
 	}
+	// output/ and environments/ are common names in users' own folders: an
+	// unmarked folder is taken for an old cache only when it also holds
+	// both of the cache's own folders, whose names only hepbuild uses.
+	for _, sig := range []string{casDir, acDir} {
+		if fi, err := os.Lstat(filepath.Join(dir, sig)); err != nil || !fi.IsDir() {
+			foreign = append(foreign, "no "+sig)
+		}
+	}
 	if len(foreign) == 0 {
 		return legacy, nil
 	}
@@ -112,6 +120,26 @@ func Check(dir string) error {
 	}
 	_, err = inspect(abs)
 	return err
+}
+
+// Claim makes dir, if absent, and marks it as hepbuild's disk cache when it
+// is new, empty or of the old layout: before anything else is put there
+// (the default output bases live below the default cache folder), so that
+// the folder is known as hepbuild's from its first entry on. A folder that
+// holds other files is a *NotOwnedError.
+func Claim(dir string) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	st, err := inspect(abs)
+	if err != nil || st == owned {
+		return err
+	}
+	if err := os.MkdirAll(abs, 0o755); err != nil {
+		return err
+	}
+	return writeMarker(abs)
 }
 
 // writeMarker marks dir as hepbuild's disk cache.

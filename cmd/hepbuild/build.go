@@ -158,6 +158,13 @@ func analyse(g *Globals, f *AnalysisFlags, e *env, patterns []string, lock bool)
 	if err := disk.Check(f.diskCache()); err != nil {
 		return nil, badInput("--disk-cache: %v", err)
 	}
+	if f.OutputBase == "" {
+		// The default output base lives in the default cache folder:
+		// mark that folder hepbuild's before the output base is made in it.
+		if err := disk.Claim(defaultCacheHome()); err != nil {
+			return nil, badInput("the default cache folder: %v", err)
+		}
+	}
 	if _, err := exec.InspectOutputBase(base); err != nil {
 		return nil, badInput("--output-base: %v", err)
 	}

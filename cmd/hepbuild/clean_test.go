@@ -104,6 +104,51 @@ func TestCleanRefusesFoldersHepbuildDidNotMake(t *testing.T) {
 	}
 }
 
+// A user's folder whose entries all carry names hepbuild also uses (out/,
+// logs/, tmp/; output/, environments/) is not an old output base or cache:
+// without hepbuild's marker and its own files (the lock and journal; the
+// cas and ac folders) it is refused, and nothing in it is removed.
+func TestFoldersWithHepbuildNamesAreNotAdopted(t *testing.T) {
+	root := testWorkspace(t, map[string]string{"BUILD": chain, "in.txt": "x\n", "other.txt": "y\n"})
+	mk := func(files ...string) string {
+		dir := filepath.Join(t.TempDir(), "proj")
+		for _, f := range files {
+			os.MkdirAll(filepath.Join(dir, filepath.Dir(f)), 0o755)
+			os.WriteFile(filepath.Join(dir, f), []byte("user data\n"), 0o644)
+		}
+		return dir
+	}
+	cases := []struct {
+		name string
+		dir  string
+		args func(dir string) []string
+		rc   bool
+	}{
+		{"clean output base", mk("out/thesis.pdf", "logs/run.log"), func(d string) []string { return []string{"clean", "--output-base=" + d} }, false},
+		{"build output base", mk("out/p/A.txt", "tmp/u1"), func(d string) []string { return []string{"//:b", "--progress=none", "--output-base=" + d} }, false},
+		{"rc output base", mk("out/p/A.txt", "tmp/u1"), func(d string) []string { return []string{"//:b", "--progress=none"} }, true},
+		{"expunge all workspaces", mk("output/run1/out/data.root"), func(d string) []string {
+			return []string{"clean", "--expunge", "--all-workspaces", "--disk-cache=" + d}
+		}, false},
+		{"expunge cache", mk("output/x", "environments/env.yml"), func(d string) []string { return []string{"clean", "--expunge", "--disk-cache=" + d} }, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			before := listTree(t, c.dir)
+			if c.rc {
+				rc := filepath.Join(root, ".hepbuildrc")
+				os.WriteFile(rc, []byte("common --output-base="+c.dir+"\n"), 0o644)
+				defer os.Remove(rc)
+			}
+			r := hepbuild(t, root, c.args(c.dir)...)
+			if r.code != 2 || !strings.Contains(r.stderr, "not a hepbuild") {
+				t.Errorf("exit %d, want 2 and a refusal:\n%s", r.code, r.stderr)
+			}
+			sameTree(t, "the user's folder", before, listTree(t, c.dir))
+		})
+	}
+}
+
 // TestExpungeRemovesOnlyThisWorkspace builds two workspaces sharing the
 // default cache home: --expunge in one removes its output base and the
 // cache, and keeps the other's output base; --all-workspaces removes that
