@@ -83,6 +83,11 @@ func (b bwrapArgs) build(bwrap string) ([]string, error) {
 	args = append(args, "--proc", "/proc", "--size", size, "--tmpfs", "/tmp")
 	if b.image == "" {
 		for _, h := range b.hide {
+			if isFile(h) {
+				// A secret file (a signing key): an empty one in its place.
+				args = append(args, "--ro-bind", "/dev/null", h)
+				continue
+			}
 			args = append(args, "--tmpfs", h)
 		}
 	}
@@ -105,7 +110,9 @@ func (b bwrapArgs) build(bwrap string) ([]string, error) {
 	} else {
 		// Nor to the empty folders that hide the workspace and output base.
 		for _, h := range b.hide {
-			args = append(args, "--remount-ro", h)
+			if !isFile(h) {
+				args = append(args, "--remount-ro", h)
+			}
 		}
 	}
 	args = append(args, "--chdir", b.chdir, "--")
@@ -209,4 +216,10 @@ func realPaths(paths []string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// isFile reports whether p exists and is not a folder.
+func isFile(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && !fi.IsDir()
 }

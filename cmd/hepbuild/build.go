@@ -524,7 +524,14 @@ func (s *session) build(e *env, start time.Time, f *BuildFlags) error {
 		sinks = append(sinks, prof)
 	}
 	events := exec.Multi(sinks...)
-	strat, err := f.strategy(s.outputBase, s.cacheDir, f.SandboxHide)
+	hidden := f.SandboxHide
+	if f.SigningKey != "" {
+		// The group's secret: no action may read it and put it in an output.
+		if k, err := filepath.Abs(string(f.SigningKey)); err == nil {
+			hidden = append(append([]string(nil), hidden...), k)
+		}
+	}
+	strat, err := f.strategy(s.outputBase, s.cacheDir, hidden)
 	if err != nil {
 		return err
 	}

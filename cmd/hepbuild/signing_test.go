@@ -103,3 +103,36 @@ func TestCacheSigningKey(t *testing.T) {
 		})
 	}
 }
+
+// The signing key is hidden from linux actions wherever it lives, so no
+// action can copy the group's secret into an output (and the shared cache).
+func TestSigningKeyHiddenFromActions(t *testing.T) {
+	// A folder the sandbox otherwise shows: not /tmp, not a home folder.
+	dir, err := os.MkdirTemp("/var/cache", "hepbuild-test-key-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	key := filepath.Join(dir, "group.key")
+	const secret = "group-secret-0123456789abcdef"
+	if err := os.WriteFile(key, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	root := testWorkspace(t, map[string]string{"BUILD": `task(name = "steal", outs = ["s.txt"], cmd = "cat ` + key + ` > $@ 2>&1 || true; echo end >> $@")`})
+	for _, args := range [][]string{{"--sandbox=linux"}, {"--sandbox=linux", "--cache-signing-key=" + key}} {
+		if r := hepbuild(t, root, "clean"); r.code != 0 {
+			t.Fatalf("clean: exit %d\n%s", r.code, r.stderr)
+		}
+		r := hepbuild(t, root, append([]string{"//:steal", "--progress=none"}, args...)...)
+		if r.code != 0 {
+			t.Fatalf("%v: exit %d\n%s", args, r.code, r.stderr)
+		}
+		b, _ := os.ReadFile(filepath.Join(root, "hepbuild-out", "s.txt"))
+		switch {
+		case len(args) == 1 && !strings.Contains(string(b), secret):
+			t.Fatalf("without the key flag the file should be readable (the test's premise): %q", b)
+		case len(args) == 2 && strings.Contains(string(b), secret):
+			t.Errorf("with --cache-signing-key the action read the key: %q", b)
+		}
+	}
+}
