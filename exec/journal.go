@@ -77,19 +77,25 @@ type outputRecord struct {
 	Size        int64
 	MTime       int64 // nanoseconds
 	Inode       uint64
+	// CTime (nanoseconds) catches an edit that restores size and mtime.
+	// The linux sandbox's hard links change it too; the runner then
+	// verifies the content and records the new one (see inputDigests.changed).
+	CTime int64
 }
 
 // sameStat reports whether the file looks untouched since it was recorded.
 func (o outputRecord) sameStat(fi fs.FileInfo) bool {
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	return ok && fi.Mode().IsRegular() && fi.Size() == o.Size &&
-		fi.ModTime().UnixNano() == o.MTime && uint64(st.Ino) == o.Inode
+		fi.ModTime().UnixNano() == o.MTime && uint64(st.Ino) == o.Inode &&
+		st.Ctim.Sec*1e9+st.Ctim.Nsec == o.CTime
 }
 
 func statRecord(key cache.Digest, fp string, d cache.Digest, fi fs.FileInfo) outputRecord {
 	rec := outputRecord{Key: key, Fingerprint: fp, Digest: d, Size: fi.Size(), MTime: fi.ModTime().UnixNano()}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		rec.Inode = uint64(st.Ino)
+		rec.CTime = st.Ctim.Sec*1e9 + st.Ctim.Nsec
 	}
 	return rec
 }
@@ -137,8 +143,9 @@ func lastByte(path string) byte {
 
 // apply parses one journal line into the map; a bad line is ignored.
 //
-// Lines are tab-separated: "o", path, key, digest, size, mtime, inode and
-// optionally the action's fingerprint for a recorded output; "d", path for a
+// Lines are tab-separated: "o", path, key, digest, size, mtime, inode, the
+// action's fingerprint (possibly empty) and ctime for a recorded output
+// (older lines lack the last one or two); "d", path for a
 // forgotten one; then a CRC-32 (hex) of everything before the last tab.
 func (j *Journal) apply(line []byte) {
 	k := bytes.LastIndexByte(line, '\t')
@@ -162,7 +169,7 @@ func (j *Journal) apply(line []byte) {
 	switch {
 	case f[0] == "d" && len(f) == 2:
 		delete(j.outputs, path)
-	case f[0] == "o" && (len(f) == 7 || len(f) == 8):
+	case f[0] == "o" && len(f) >= 7 && len(f) <= 9:
 		key, ok1 := parseDigestFast(f[2])
 		d, ok2 := parseDigestFast(f[3])
 		size, err1 := strconv.ParseInt(f[4], 10, 64)
@@ -172,8 +179,15 @@ func (j *Journal) apply(line []byte) {
 			return
 		}
 		rec := outputRecord{Key: key, Digest: d, Size: size, MTime: mtime, Inode: ino}
-		if len(f) == 8 {
+		if len(f) >= 8 {
 			rec.Fingerprint = f[7]
+		}
+		if len(f) == 9 {
+			// Lines written before ctime was recorded lack it: their
+			// files are verified by content once and recorded again.
+			if rec.CTime, err = strconv.ParseInt(f[8], 10, 64); err != nil {
+				return
+			}
 		}
 		j.outputs[path] = rec
 	}
@@ -207,9 +221,7 @@ func checksummed(body string) string {
 func recordLine(path string, o outputRecord) string {
 	line := "o\t" + quotePath(path) + "\t" + o.Key.String() + "\t" + o.Digest.String() + "\t" +
 		strconv.FormatInt(o.Size, 10) + "\t" + strconv.FormatInt(o.MTime, 10) + "\t" + strconv.FormatUint(o.Inode, 10)
-	if o.Fingerprint != "" {
-		line += "\t" + o.Fingerprint
-	}
+	line += "\t" + o.Fingerprint + "\t" + strconv.FormatInt(o.CTime, 10)
 	return checksummed(line)
 }
 

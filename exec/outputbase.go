@@ -85,8 +85,8 @@ const (
 func InspectOutputBase(dir string) (OutputBaseState, error) {
 	// Names like out/ and logs/ are common in users' own folders: an
 	// unmarked folder is taken for an old output base only when it also
-	// holds the lock and the journal, which only hepbuild writes.
-	return inspectOwned(dir, OutputBaseMarker, "output base", outputBaseEntry, []string{lockFile, journalFile})
+	// holds the lock file, which only hepbuild writes there.
+	return inspectOwned(dir, OutputBaseMarker, "output base", outputBaseEntry, []string{lockFile})
 }
 
 func inspectOwned(dir, marker, what string, known func(string) bool, signature []string) (OutputBaseState, error) {

@@ -559,9 +559,18 @@ func (in *inputDigests) changed() string {
 			continue
 		}
 		m, ok := in.memo[p]
+		fi, serr := os.Stat(abs) // before the digest: what it vouches for
 		d, x, err := in.r.fileDigestInfo(abs)
 		if !ok || err != nil || d != m.d || x != m.x {
 			return p
+		}
+		// A generated input whose stat moved without its content (the
+		// linux sandbox's links change ctime): record the stat it has now,
+		// so the next build need not hash it again.
+		if j := in.r.Journal; j != nil && serr == nil {
+			if rec, ok := j.output(p); ok && rec.Digest == d {
+				j.record(p, rec.Key, rec.Fingerprint, d, fi)
+			}
 		}
 	}
 	for _, p := range sortedKeys(in.links) {

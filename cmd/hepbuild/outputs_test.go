@@ -250,3 +250,43 @@ task(name = "both", srcs = [":door", ":evil"], outs = ["both.txt"], cmd = "touch
 		}
 	}
 }
+
+// An output edited in place to the same size, with its old mtime given
+// back, is not taken as unchanged: the journal compares ctime too, so the
+// action that made it runs again and what reads it never gets a result
+// stored under the recorded content's key.
+func TestEditedOutputWithRestoredMtimeIsNoticed(t *testing.T) {
+	for _, sb := range []string{"none", "linux"} {
+		t.Run(sb, func(t *testing.T) {
+			root := testWorkspace(t, map[string]string{"p/BUILD": `
+task(name = "A", outs = ["A.txt"], cmd = "echo AAAA > $@")
+task(name = "U", srcs = [":A"], outs = ["U.txt"], cmd = "cat $< > $@")
+`})
+			build := func(target string) {
+				t.Helper()
+				if r := hepbuild(t, root, target, "--progress=none", "--sandbox", sb); r.code != 0 {
+					t.Fatalf("%s: exit %d\n%s", target, r.code, r.stderr)
+				}
+			}
+			build("//p:U")
+			a := filepath.Join(root, "hepbuild-out/p/A.txt")
+			fi, err := os.Stat(a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Edit A.txt in place, same size, and give back its mtime.
+			os.Chmod(a, 0o644)
+			if err := os.WriteFile(a, []byte("EVIL\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			os.Chtimes(a, fi.ModTime(), fi.ModTime())
+			if r := hepbuild(t, root, "clean", "//p:U"); r.code != 0 {
+				t.Fatalf("clean: %d %s", r.code, r.stderr)
+			}
+			build("//p:U")
+			if b, _ := os.ReadFile(filepath.Join(root, "hepbuild-out/p/U.txt")); string(b) != "AAAA\n" {
+				t.Errorf("U.txt = %q after A.txt was edited with its mtime restored; want A rebuilt and U from AAAA", b)
+			}
+		})
+	}
+}
