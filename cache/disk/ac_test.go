@@ -183,6 +183,7 @@ func TestReadSigningKey(t *testing.T) {
 		"fifo":           {fifo(t, filepath.Join(dir, "fifo")), "not a regular file"},
 		"short":          {write("short", "abc\n", 0o600), "shorter than 16 bytes"},
 		"missing":        {filepath.Join(dir, "none"), "no such file"},
+		"someone else's": {chowned(t, write("theirs", secret, 0o600)), "owned by user"},
 	} {
 		_, err := ReadSigningKey(tc.path)
 		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), tc.path) && name != "missing" {
@@ -266,6 +267,19 @@ func BenchmarkDecodeActionResult(b *testing.B) {
 func fifo(t *testing.T, p string) string {
 	t.Helper()
 	if err := syscall.Mkfifo(p, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// chowned gives the file to another user (the tests run as root), or skips:
+// only root can.
+func chowned(t *testing.T, p string) string {
+	t.Helper()
+	if os.Getuid() != 0 {
+		t.Skip("giving a file to another user needs root")
+	}
+	if err := os.Chown(p, 4321, 4321); err != nil {
 		t.Fatal(err)
 	}
 	return p

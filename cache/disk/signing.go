@@ -56,6 +56,10 @@ func ReadSigningKey(path string) ([]byte, error) {
 	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
 		return nil, fmt.Errorf("cache signing key %s: permissions %04o are too open: others could read the key and sign entries, or replace it; make it readable by its owner only (chmod 600 %s)", path, perm, path)
 	}
+	// Owned by someone else, the key could be replaced by its owner at will.
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Getuid() {
+		return nil, fmt.Errorf("cache signing key %s: owned by user %d, not by you (%d); keep your own copy, readable by you only", path, st.Uid, os.Getuid())
+	}
 	b, err := io.ReadAll(io.LimitReader(f, maxKeySize+1))
 	if err != nil {
 		return nil, fmt.Errorf("cache signing key %s: %w", path, err)
