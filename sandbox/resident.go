@@ -238,6 +238,13 @@ func (r *resident) run(ctx context.Context, s Spec, dir string, writable []strin
 		if ctx.Err() != nil {
 			return Result{}, ctx.Err()
 		}
+		if !timedOut && !cancelled && errors.Is(err, syscall.ECONNRESET) {
+			// The helper went away with a message of ours unread, and the
+			// request was the only one: it never read it, and the command
+			// did not run. (A helper killed while idle may take its socket
+			// with it only after the request was sent.)
+			return Result{}, fmt.Errorf("%w: %v", errResidentUnusable, err)
+		}
 		return Result{}, fmt.Errorf("%s: %v%s", r.name, err, r.complaint())
 	}
 	if rep.Err != "" {
