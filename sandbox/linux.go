@@ -299,9 +299,13 @@ func (l *Linux) residentFailed(err error) {
 	})
 }
 
-// Close removes the sandbox folders kept for reuse. Runs may follow; they
-// create new ones.
-func (l *Linux) Close() error { return poolFor(l.Root).close() }
+// Close removes the sandbox folders and stops the resident sandboxes and
+// the reapers (of no-sandbox actions) kept for reuse. Runs may follow;
+// they create new ones.
+func (l *Linux) Close() error {
+	stopReapers()
+	return poolFor(l.Root).close()
+}
 
 // hiddenFolders are the host folders no command sees, whatever the
 // workspace: home folders hold credentials (ssh keys, grid proxies,

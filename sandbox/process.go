@@ -20,12 +20,6 @@ import (
 	"github.com/hepbuild/hepbuild/sandbox/internal/reaper"
 )
 
-// runProcess runs s.Argv in dir, in its own process group, and returns once
-// the process has exited and its group is gone.
-func runProcess(ctx context.Context, s Spec, dir string) (Result, error) {
-	return launchProcess(ctx, s, launch{dir: dir})
-}
-
 // launch says how to start a command beyond its Spec.
 type launch struct {
 	// dir is the working folder on the host; argv[0] is looked up relative to it.
@@ -77,7 +71,8 @@ func launchProcess(ctx context.Context, s Spec, l launch) (Result, error) {
 		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
 	}
 	// A command without a PID namespace of its own runs under a reaper
-	// (see package reaper), which outlives it to kill what it left.
+	// (see package reaper), which outlives it to kill what it left: a
+	// reaper of its own, when the resident ones (see runProcess) cannot.
 	var status *os.File
 	if reaped := len(l.wrapper) == 0 && !l.inImage; reaped {
 		r, w, err := os.Pipe()

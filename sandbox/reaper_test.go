@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -104,4 +105,110 @@ func waitForFile(t *testing.T, p string) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Fatalf("%s did not appear", p)
+}
+
+// Two actions running at once, each leaving a daemon: each daemon is
+// killed when its own action ends, and not when the other's does.
+func TestConcurrentDaemonsAreKilledWithTheirAction(t *testing.T) {
+	for _, st := range hostPIDStrategies(t) {
+		t.Run(st.Name(), func(t *testing.T) {
+			dir := t.TempDir()
+			m := marker()
+			// Each action leaves a daemon, says its pid, and ends when told.
+			script := func(name string) string {
+				return fmt.Sprintf(`cd %[1]s
+( setsid sh -c 'echo $$ > %[2]s.pid.tmp; mv %[2]s.pid.tmp %[2]s.pid; exec sleep %[3]s' & )
+until [ -e %[2]s.stop ]; do sleep 0.01; done`, dir, name, m)
+			}
+			type outcome struct {
+				res Result
+				err error
+			}
+			done := map[string]chan outcome{}
+			for _, name := range []string{"a", "b"} {
+				ch := make(chan outcome, 1)
+				done[name] = ch
+				go func() {
+					res, err := st.Run(context.Background(), Spec{ExecRoot: t.TempDir(), Env: hostEnv(),
+						Argv: []string{"/bin/bash", "-c", script(name)}, Grace: time.Second})
+					ch <- outcome{res, err}
+				}()
+			}
+			defer func() {
+				for _, name := range []string{"a", "b"} {
+					os.WriteFile(filepath.Join(dir, name+".stop"), nil, 0o644)
+				}
+			}()
+			waitForFile(t, filepath.Join(dir, "a.pid"))
+			waitForFile(t, filepath.Join(dir, "b.pid"))
+			a, b := readPID(t, filepath.Join(dir, "a.pid")), readPID(t, filepath.Join(dir, "b.pid"))
+
+			os.WriteFile(filepath.Join(dir, "a.stop"), nil, 0o644)
+			if o := <-done["a"]; o.err != nil || !o.res.Success() {
+				t.Fatalf("a: %+v, %v", o.res, o.err)
+			}
+			// Gone (reaped, not a zombie) as soon as its action has ended.
+			if _, err := os.Stat("/proc/" + strconv.Itoa(a)); err == nil {
+				t.Errorf("a's daemon %d outlived a", a)
+			}
+			if !alive(b) {
+				t.Fatalf("b's daemon %d was killed when a ended", b)
+			}
+			os.WriteFile(filepath.Join(dir, "b.stop"), nil, 0o644)
+			if o := <-done["b"]; o.err != nil || !o.res.Success() {
+				t.Fatalf("b: %+v, %v", o.res, o.err)
+			}
+			if _, err := os.Stat("/proc/" + strconv.Itoa(b)); err == nil {
+				t.Errorf("b's daemon %d outlived b", b)
+			}
+		})
+	}
+}
+
+// reaperOf runs a command that prints its parent's pid: the reaper's.
+func reaperOf(t *testing.T) int {
+	t.Helper()
+	var out strings.Builder
+	res, err := None{}.Run(context.Background(), Spec{ExecRoot: t.TempDir(), Env: hostEnv(),
+		Argv: []string{"/bin/sh", "-c", "echo $PPID"}, Stdout: &out})
+	if err != nil || !res.Success() {
+		t.Fatalf("got %+v, %v", res, err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(out.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pid
+}
+
+// Commands run one after another reuse a reaper; one killed from
+// outside while idle is replaced, and the next command runs all the same.
+func TestReaperIsReused(t *testing.T) {
+	stopReapers()
+	first := reaperOf(t)
+	if first == os.Getpid() {
+		t.Fatal("the command ran without a reaper")
+	}
+	cmdline, _ := os.ReadFile("/proc/" + strconv.Itoa(first) + "/cmdline")
+	if !strings.Contains(string(cmdline), reaperArg) {
+		t.Fatalf("the command's parent %d is no resident reaper: %q", first, cmdline)
+	}
+	if again := reaperOf(t); again != first {
+		t.Errorf("the second command ran under reaper %d, the first under %d", again, first)
+	}
+
+	if err := syscall.Kill(first, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	assertGone(t, first)
+	if next := reaperOf(t); next == first {
+		t.Errorf("the command ran under the killed reaper %d", next)
+	}
+
+	// Closing the strategy stops the idle reapers.
+	last := reaperOf(t)
+	if err := (None{}).Close(); err != nil {
+		t.Fatal(err)
+	}
+	assertGone(t, last)
 }

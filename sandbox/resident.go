@@ -38,11 +38,14 @@ const maxResidentMsg = 128 << 10
 // sandbox and may run in a bwrap of its own.
 var errResidentUnusable = errors.New("resident sandbox unusable")
 
-// resident is the caller's end of a resident sandbox. Not safe for
+// resident is the caller's end of a resident sandbox, or of a reaper
+// (see reaperPool), which speaks the same protocol. Not safe for
 // concurrent use: its slot's action holds it.
 type resident struct {
 	// key names the sandbox it is: the same mounts serve the same key.
-	key    string
+	key string
+	// name says what it is in errors: "linux sandbox", "reaper".
+	name   string
 	cmd    *exec.Cmd
 	conn   *net.UnixConn
 	stderr bytes.Buffer // bwrap's and the server's complaints
@@ -56,44 +59,55 @@ type resident struct {
 // execRoot and /tmp and /dev/shm of tmpSize bytes, and waits until it is
 // ready.
 func startResident(key, execRoot string, tmpSize int64, bwrapArgv []string) (*resident, error) {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("starting resident sandbox: %w", err)
-	}
-	ours, theirs := os.NewFile(uintptr(fds[0]), "resident"), os.NewFile(uintptr(fds[1]), "resident")
-	c, err := net.FileConn(ours)
-	ours.Close()
-	if err != nil {
-		theirs.Close()
-		return nil, fmt.Errorf("starting resident sandbox: %w", err)
-	}
 	// The binary goes by descriptor: its path may be hidden in the sandbox
 	// (a build under /tmp or the output base) or replaced by a newer build.
 	exe, err := os.Open("/proc/self/exe")
 	if err != nil {
-		c.Close()
-		theirs.Close()
 		return nil, fmt.Errorf("starting resident sandbox: %w", err)
 	}
 	defer exe.Close()
-	r := &resident{key: key, conn: c.(*net.UnixConn), exited: make(chan struct{})}
 	argv := append(append([]string(nil), bwrapArgv...), "/proc/self/fd/4", residentArg, execRoot, strconv.FormatInt(tmpSize, 10))
+	r, err := startHelper("linux sandbox", argv[0], argv, exe) // descriptor 4
+	if err != nil {
+		return nil, fmt.Errorf("starting resident sandbox: %w", err)
+	}
+	r.key = key
+	return r, nil
+}
+
+// startHelper starts path with argv and the caller's end of a new socket
+// as descriptor 3 (followed by extra), and waits until it says it is
+// ready. name says what it is in errors.
+func startHelper(name, path string, argv []string, extra ...*os.File) (*resident, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	ours, theirs := os.NewFile(uintptr(fds[0]), name), os.NewFile(uintptr(fds[1]), name)
+	c, err := net.FileConn(ours)
+	ours.Close()
+	if err != nil {
+		theirs.Close()
+		return nil, err
+	}
+	r := &resident{name: name, conn: c.(*net.UnixConn), exited: make(chan struct{})}
 	r.cmd = &exec.Cmd{
-		Path:       argv[0],
+		Path:       path,
 		Args:       argv,
 		Env:        []string{},
 		Stderr:     &r.stderr,
-		ExtraFiles: []*os.File{theirs, exe}, // descriptors 3 and 4
+		ExtraFiles: append([]*os.File{theirs}, extra...),
 		// Out of the terminal's process group: Ctrl-C reaches hepbuild,
 		// which stops the command as it stops any (SIGTERM, then SIGKILL).
 		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
 	}
 	err = r.cmd.Start()
-	// Only the sandbox holds its end now: if it dies, the read below ends.
+	// Only the helper holds its end now: if it dies, the read below ends;
+	// and when hepbuild dies, the helper reads the end of the socket.
 	theirs.Close()
 	if err != nil {
 		r.conn.Close()
-		return nil, fmt.Errorf("starting resident sandbox: %w", err)
+		return nil, err
 	}
 	go func() { _ = r.cmd.Wait(); close(r.exited) }()
 	_ = r.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -104,7 +118,7 @@ func startResident(key, execRoot string, tmpSize int64, bwrapArgv []string) (*re
 	}
 	if err != nil {
 		r.stop()
-		return nil, fmt.Errorf("starting resident sandbox: %w%s", err, r.complaint())
+		return nil, fmt.Errorf("%w%s", err, r.complaint())
 	}
 	return r, nil
 }
@@ -224,7 +238,14 @@ func (r *resident) run(ctx context.Context, s Spec, dir string, writable []strin
 		if ctx.Err() != nil {
 			return Result{}, ctx.Err()
 		}
-		return Result{}, fmt.Errorf("linux sandbox: %v%s", err, r.complaint())
+		if !timedOut && !cancelled && errors.Is(err, syscall.ECONNRESET) {
+			// The helper went away with a message of ours unread, and the
+			// request was the only one: it never read it, and the command
+			// did not run. (A helper killed while idle may take its socket
+			// with it only after the request was sent.)
+			return Result{}, fmt.Errorf("%w: %v", errResidentUnusable, err)
+		}
+		return Result{}, fmt.Errorf("%s: %v%s", r.name, err, r.complaint())
 	}
 	if rep.Err != "" {
 		// The server exits after a failed step; the command did not run.

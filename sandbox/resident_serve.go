@@ -1,7 +1,6 @@
 package sandbox
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -122,8 +121,7 @@ func serveResident(execRoot, tmpSize string) int {
 		for range sigs {
 		}
 	}()
-	r := &residentServer{fd: residentFD, execRoot: execRoot, writable: map[string]uint64{},
-		buf: make([]byte, maxResidentMsg), oob: make([]byte, unix.CmsgSpace(2*4)), tmpSize: size}
+	r := &residentServer{serverConn: newServerConn(residentFD), execRoot: execRoot, writable: map[string]uint64{}, tmpSize: size}
 	if r.rootMount, err = mountID(execRoot); err != nil {
 		return fail(err)
 	}
@@ -189,7 +187,7 @@ func serveResident(execRoot, tmpSize string) int {
 }
 
 type residentServer struct {
-	fd       int // the socket to the caller
+	serverConn
 	execRoot string
 	// rootMount is the mount ID of the exec root: a command that moved a
 	// folder leading to it, in /tmp, would leave the next without one.
@@ -198,8 +196,7 @@ type residentServer struct {
 	// stay mounted while consecutive commands write in the same folders,
 	// as those of one package do.
 	writable map[string]uint64
-	null     int // /dev/null, the command's stdin
-	buf, oob []byte
+	null     int   // /dev/null, the command's stdin
 	tmpSize  int64 // bytes, of each fresh /tmp and /dev/shm
 
 	// tmpDirs are the writable tmpfs folders a command may change: /tmp
@@ -221,62 +218,13 @@ type residentServer struct {
 	pid1 processState
 }
 
-var errEOF = errors.New("caller hung up")
-
-// read reads one message and the descriptors passed with it.
-func (r *residentServer) read() (residentRequest, []int, error) {
-	var req residentRequest
-	for {
-		n, oobn, _, _, err := unix.Recvmsg(r.fd, r.buf, r.oob, unix.MSG_CMSG_CLOEXEC)
-		if err == unix.EINTR {
-			continue
-		}
-		if err == nil && n == 0 {
-			err = errEOF
-		}
-		if err != nil {
-			return req, nil, err
-		}
-		var fds []int
-		if oobn > 0 {
-			if fds, err = parseRights(r.oob[:oobn]); err != nil {
-				return req, nil, err
-			}
-		}
-		if err := json.Unmarshal(r.buf[:n], &req); err != nil {
-			closeAll(fds)
-			return req, nil, err
-		}
-		return req, fds, nil
-	}
-}
-
-func (r *residentServer) reply(rep residentReply) error {
-	b, err := json.Marshal(rep)
-	if err != nil {
-		return err
-	}
-	for {
-		_, err = unix.Write(r.fd, b)
-		if err != unix.EINTR {
-			return err
-		}
-	}
-}
-
 // run runs one command and says how it ended, applying the signals asked
 // for meanwhile. hungUp says the caller went away, and the command with
 // everything else was killed.
 func (r *residentServer) run(req residentRequest, fds []int) (rep residentReply, hungUp bool) {
-	files := []uintptr{uintptr(r.null), uintptr(r.null), uintptr(r.null)}
-	for i, n := range []int{req.Stdout, req.Stderr} {
-		if n < 0 {
-			continue
-		}
-		if n >= len(fds) {
-			return residentReply{Err: fmt.Sprintf("descriptor %d was not passed", n)}, false
-		}
-		files[i+1] = uintptr(fds[n])
+	files, err := commandFiles(req, fds, r.null)
+	if err != nil {
+		return residentReply{Err: err.Error()}, false
 	}
 	if len(req.Argv) == 0 {
 		return residentReply{StartErr: "empty command line"}, false

@@ -48,9 +48,12 @@ func (l *Symlink) Run(ctx context.Context, s Spec) (Result, error) {
 	return res, runErr
 }
 
-// Close removes the sandbox folders kept for reuse. Runs may follow; they
-// create new ones.
-func (l *Symlink) Close() error { return poolFor(l.Root).close() }
+// Close removes the sandbox folders and stops the reapers kept for reuse.
+// Runs may follow; they create new ones.
+func (l *Symlink) Close() error {
+	stopReapers()
+	return poolFor(l.Root).close()
+}
 
 func insideLinked(p string, linked map[string]bool) bool {
 	for d := filepath.Dir(p); d != "." && d != "/"; d = filepath.Dir(d) {

@@ -28,6 +28,10 @@ import (
 // tree is reparented to it and to no other action's. (A cgroup per action
 // would do the same, but needs cgroups v2 delegated to the user, which
 // batch nodes and many laptops lack; the reaper works everywhere.)
+//
+// Usually the reaper is a resident one, which runs command after command
+// (see package sandbox, runProcess) and uses KillLeftovers; this reaper of
+// one command is what runs a command when no resident one can.
 
 // Arg, as the first argument, makes this binary the reaper of one
 // command: the arguments after it are the command's path and argv.
@@ -59,9 +63,8 @@ func serve(args []string) int {
 		status.WriteString("start " + err.Error())
 		return 0
 	}
-	const prSetChildSubreaper = 36 // linux/prctl.h
-	if _, _, e := syscall.RawSyscall(syscall.SYS_PRCTL, prSetChildSubreaper, 1, 0); e != 0 {
-		return fail(errors.New("becoming a subreaper: " + e.Error()))
+	if err := BecomeSubreaper(); err != nil {
+		return fail(err)
 	}
 	// Nothing but the command's own descriptors reaches it: os/exec gave
 	// this process those and the status pipe alone.
@@ -74,7 +77,7 @@ func serve(args []string) int {
 	go func() {
 		for s := range sigs {
 			if s == Kill {
-				killChildren()
+				KillChildren()
 			}
 		}
 	}()
@@ -86,9 +89,17 @@ func serve(args []string) int {
 		return fail(err)
 	}
 	ws := reapUntil(pid)
-	// Whatever the command left is this process's child by now, or the
-	// descendant of one: kill the children, reap them (which reparents
-	// their children here) and repeat until none is left.
+	KillLeftovers()
+	status.WriteString("status " + strconv.Itoa(int(ws)))
+	return 0
+}
+
+// KillLeftovers kills and reaps every process a subreaper's commands
+// left: whatever a command left is the subreaper's child once the command
+// has exited, or the descendant of one; so it kills the children, reaps
+// them (which reparents their children to it) and repeats until none is
+// left. Usually none is, and that takes one system call.
+func KillLeftovers() {
 	for {
 		var other syscall.WaitStatus
 		got, err := syscall.Wait4(-1, &other, syscall.WNOHANG, nil)
@@ -96,21 +107,21 @@ func serve(args []string) int {
 			continue
 		}
 		if err != nil { // ECHILD: nothing left
-			break
+			return
 		}
 		if got == 0 {
-			killChildren()
+			KillChildren()
 			if _, err := syscall.Wait4(-1, &other, 0, nil); err != nil && err != syscall.EINTR {
-				break
+				return
 			}
 		}
 	}
-	status.WriteString("status " + strconv.Itoa(int(ws)))
-	return 0
 }
 
-// killChildren sends SIGKILL to every child of this process.
-func killChildren() {
+// KillChildren sends SIGKILL to every child of this process: it scans
+// /proc for them, since kill(-1) outside a PID namespace of its own would
+// reach every process of the user.
+func KillChildren() {
 	self := os.Getpid()
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
@@ -159,6 +170,16 @@ func ParseStatus(msg string) (ws syscall.WaitStatus, startErr string, ok bool) {
 		}
 	}
 	return 0, "", false
+}
+
+// BecomeSubreaper makes this process the child subreaper of its
+// descendants: the orphans among them are reparented to it, not to init.
+func BecomeSubreaper() error {
+	const prSetChildSubreaper = 36 // linux/prctl.h
+	if _, _, e := syscall.RawSyscall(syscall.SYS_PRCTL, prSetChildSubreaper, 1, 0); e != 0 {
+		return errors.New("becoming a subreaper: " + e.Error())
+	}
+	return nil
 }
 
 // reapUntil reaps children, orphans included, until pid has exited, and
