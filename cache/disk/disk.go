@@ -153,8 +153,9 @@ func (c *Cache) Dir() string { return c.dir }
 // ReadOnly reports whether the cache folder could not be written when opened.
 func (c *Cache) ReadOnly() bool { return c.readOnly }
 
-// mkdirShared creates one folder with dirMode regardless of the umask, and
-// accepts a folder that exists (whoever made it, whatever its mode).
+// mkdirShared creates one folder, with dirMode regardless of the umask when
+// the folder it is in is group-writable, and accepts a folder that exists
+// (whoever made it, whatever its mode).
 func mkdirShared(dir string) error {
 	err := os.Mkdir(dir, 0o755)
 	if errors.Is(err, fs.ErrExist) {
@@ -165,6 +166,13 @@ func mkdirShared(dir string) error {
 	}
 	if err != nil {
 		return err
+	}
+	// A cache is shared by a group when its folder is group-writable (made
+	// so by whoever set it up); only then are new folders made group-writable
+	// too, whatever the umask. A personal cache stays the user's alone: in a
+	// group-writable one, any member of the user's group could add entries.
+	if parent, err := os.Stat(filepath.Dir(dir)); err != nil || parent.Mode().Perm()&0o020 == 0 {
+		return nil
 	}
 	// Only the creator may chmod; we just created it.
 	return os.Chmod(dir, dirMode)

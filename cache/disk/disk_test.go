@@ -123,10 +123,11 @@ func TestRoundTrip(t *testing.T) {
 		if fi.Mode().Perm() != fileMode {
 			t.Errorf("entry mode %v, want %v", fi.Mode().Perm(), fs.FileMode(fileMode))
 		}
-		// Folders we create are group-writable and setgid, for shared caches.
+		// In a personal cache (its folder is in one only its user can
+		// write), no folder is group-writable: no one else adds entries.
 		for _, dir := range []string{c.Dir(), filepath.Dir(filepath.Dir(p)), filepath.Dir(p)} {
-			if fi, err := os.Stat(dir); err != nil || fi.Mode()&(0o020|fs.ModeSetgid) != 0o020|fs.ModeSetgid {
-				t.Errorf("%s: mode %v, %v; want group-writable and setgid", dir, fi.Mode(), err)
+			if fi, err := os.Stat(dir); err != nil || fi.Mode()&0o022 != 0 {
+				t.Errorf("%s: mode %v, %v; want writable by its owner only", dir, fi.Mode(), err)
 			}
 		}
 		// Storing again is a no-op that does not even read.
@@ -892,6 +893,30 @@ func TestParseAge(t *testing.T) {
 	for _, in := range []string{"", "30", "d", "3y", "1.5d", "-1d", "1d 2h", "99999999999999w"} {
 		if got, err := ParseAge(in); err == nil {
 			t.Errorf("ParseAge(%q) = %v, want an error", in, got)
+		}
+	}
+}
+
+// A cache in a group-writable folder (set up for a group: chmod 2775) is
+// shared: every folder hepbuild makes in it is group-writable and setgid,
+// whatever the umask, so every member can add entries to every shard.
+func TestSharedCacheFoldersAreGroupWritable(t *testing.T) {
+	shared := filepath.Join(t.TempDir(), "group")
+	if err := os.Mkdir(shared, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(shared, 0o775|fs.ModeSetgid); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Open(filepath.Join(shared, "cache"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := put(t, c, []byte("shared"))
+	p := filepath.Join(c.Dir(), "cas.v1", d.Hash[:2], d.Hash)
+	for _, dir := range []string{c.Dir(), filepath.Dir(filepath.Dir(p)), filepath.Dir(p)} {
+		if fi, err := os.Stat(dir); err != nil || fi.Mode()&(0o020|fs.ModeSetgid) != 0o020|fs.ModeSetgid {
+			t.Errorf("%s: mode %v, %v; want group-writable and setgid", dir, fi.Mode(), err)
 		}
 	}
 }
