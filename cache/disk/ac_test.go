@@ -184,6 +184,7 @@ func TestReadSigningKey(t *testing.T) {
 		"short":          {write("short", "abc\n", 0o600), "shorter than 16 bytes"},
 		"missing":        {filepath.Join(dir, "none"), "no such file"},
 		"someone else's": {chowned(t, write("theirs", secret, 0o600)), "owned by user"},
+		"open folder":    {openFolderKey(t, secret), "writable by everyone"},
 	} {
 		_, err := ReadSigningKey(tc.path)
 		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), tc.path) && name != "missing" {
@@ -280,6 +281,23 @@ func chowned(t *testing.T, p string) string {
 		t.Skip("giving a file to another user needs root")
 	}
 	if err := os.Chown(p, 4321, 4321); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// openFolderKey is a good key file in a folder everyone may write to.
+func openFolderKey(t *testing.T, secret string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "open")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "key")
+	if err := os.WriteFile(p, []byte(secret), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return p

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"syscall"
 )
 
@@ -55,6 +57,13 @@ func ReadSigningKey(path string) ([]byte, error) {
 	}
 	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
 		return nil, fmt.Errorf("cache signing key %s: permissions %04o are too open: others could read the key and sign entries, or replace it; make it readable by its owner only (chmod 600 %s)", path, perm, path)
+	}
+	// In a folder others may write (and not sticky, as /tmp is), anyone
+	// could put another key in its place.
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		if dfi, err := os.Stat(filepath.Dir(real)); err == nil && dfi.Mode().Perm()&0o002 != 0 && dfi.Mode()&fs.ModeSticky == 0 {
+			return nil, fmt.Errorf("cache signing key %s: its folder %s is writable by everyone, who could replace the key; keep it in a folder of your own", path, filepath.Dir(real))
+		}
 	}
 	// Owned by someone else, the key could be replaced by its owner at will.
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Getuid() {
