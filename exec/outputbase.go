@@ -6,8 +6,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
+
+	"github.com/hepbuild/hepbuild/cache"
 )
 
 // An output base is hepbuild's: hepbuild writes a marker file into the
@@ -16,9 +17,9 @@ import (
 // --output-base (a home folder, the workspace itself) is refused instead
 // of being filled with build state and later removed by clean --expunge.
 //
-// Output bases made before the marker existed have none; a folder whose
-// every entry is one hepbuild makes in an output base (outputBaseEntry) is
-// taken to be one of those and gets its marker then.
+// Output bases made before the marker existed have none; a folder of the
+// old layout (outputBaseFolder) is taken to be one of those and gets its
+// marker then.
 
 // OutputBaseMarker is the marker file's name. It holds a first line naming
 // what the folder is and a line "workspace: PATH" naming the workspace it
@@ -27,25 +28,9 @@ const OutputBaseMarker = ".hepbuild-output-base"
 
 const markerHeader = "hepbuild output base"
 
-// NotOwnedError says that a folder named as an output base (or cache) holds
-// files hepbuild did not make.
-type NotOwnedError struct {
-	Dir    string
-	What   string   // "output base"
-	Marker string   // the marker file's name
-	Sample []string // a few of the entries hepbuild did not make
-	// Workspace, when set, is the workspace whose output base Dir is.
-	Workspace string
-}
-
-func (e *NotOwnedError) Error() string {
-	if e.Workspace != "" {
-		return fmt.Sprintf("%s is the output base of the workspace %s: name another folder for this one", e.Dir, e.Workspace)
-	}
-	return fmt.Sprintf("%s is not a hepbuild %s: it holds files hepbuild did not make (%s) and no %s marker; "+
-		"hepbuild neither writes into nor removes from such a folder: name a new or empty folder",
-		e.Dir, e.What, strings.Join(e.Sample, ", "), e.Marker)
-}
+// NotOwnedError says that a folder named as an output base holds files
+// hepbuild did not make, or is another workspace's.
+type NotOwnedError = cache.NotOwnedError
 
 // outputBaseEntry reports whether name is a file or folder hepbuild makes at
 // the top of an output base: what recognises an output base made before the
@@ -65,70 +50,27 @@ func outputBaseEntry(name string) bool {
 }
 
 // OutputBaseState says what a folder named as an output base is.
-type OutputBaseState int
+type OutputBaseState = cache.FolderState
 
 const (
-	// OutputBaseAbsent: nothing there yet.
-	OutputBaseAbsent OutputBaseState = iota
-	// OutputBaseEmpty: an empty folder, which hepbuild may claim.
-	OutputBaseEmpty
-	// OutputBaseOwned: hepbuild's, with its marker.
-	OutputBaseOwned
-	// OutputBaseLegacy: hepbuild's layout without the marker (made by an
-	// older hepbuild).
-	OutputBaseLegacy
+	OutputBaseAbsent = cache.FolderAbsent
+	OutputBaseEmpty  = cache.FolderEmpty
+	OutputBaseOwned  = cache.FolderOwned
+	OutputBaseLegacy = cache.FolderLegacy
 )
+
+// outputBaseFolder is what an output base is. Names like out/ and logs/ are
+// common in users' own folders: an unmarked folder is taken for an old
+// output base only when it also holds the lock file, which only hepbuild
+// writes there.
+var outputBaseFolder = cache.OwnedFolder{What: "output base", Marker: OutputBaseMarker,
+	Known: outputBaseEntry, Files: []string{lockFile}}
 
 // InspectOutputBase says whether dir is hepbuild's output base. It returns a
 // *NotOwnedError when dir holds anything else, and an error when dir is not a
 // folder.
 func InspectOutputBase(dir string) (OutputBaseState, error) {
-	// Names like out/ and logs/ are common in users' own folders: an
-	// unmarked folder is taken for an old output base only when it also
-	// holds the lock file, which only hepbuild writes there.
-	return inspectOwned(dir, OutputBaseMarker, "output base", outputBaseEntry, []string{lockFile})
-}
-
-func inspectOwned(dir, marker, what string, known func(string) bool, signature []string) (OutputBaseState, error) {
-	fi, err := os.Stat(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return OutputBaseAbsent, nil
-	}
-	if err != nil {
-		return 0, err
-	}
-	if !fi.IsDir() {
-		return 0, fmt.Errorf("%s exists and is not a folder", dir)
-	}
-	if mfi, err := os.Lstat(filepath.Join(dir, marker)); err == nil && mfi.Mode().IsRegular() {
-		return OutputBaseOwned, nil
-	}
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return 0, err
-	}
-	if len(ents) == 0 {
-		return OutputBaseEmpty, nil
-	}
-	var foreign []string
-	for _, e := range ents {
-		if !known(e.Name()) {
-			foreign = append(foreign, e.Name())
-		}
-	}
-	for _, sig := range signature {
-		if fi, err := os.Lstat(filepath.Join(dir, sig)); err != nil || !fi.Mode().IsRegular() {
-			foreign = append(foreign, "no "+sig)
-		}
-	}
-	if len(foreign) == 0 {
-		return OutputBaseLegacy, nil
-	}
-	sort.Strings(foreign)
-	if len(foreign) > 3 {
-		foreign = append(foreign[:3], "...")
-	}
-	return 0, &NotOwnedError{Dir: dir, What: what, Marker: marker, Sample: foreign}
+	return outputBaseFolder.Inspect(dir)
 }
 
 // ClaimOutputBase creates the output base dir for the workspace, or checks

@@ -139,7 +139,7 @@ func Open(dir string, opts ...Option) (*Cache, error) {
 	}
 	f.Close()
 	os.Remove(f.Name())
-	if st != owned {
+	if st != cache.FolderOwned {
 		if err := writeMarker(abs); err != nil {
 			return nil, fmt.Errorf("opening disk cache %s: marking it as hepbuild's: %w", abs, err)
 		}

@@ -6,17 +6,18 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
+
+	"github.com/hepbuild/hepbuild/cache"
 )
 
 // A disk cache is hepbuild's: Open writes a marker file into the folder
 // when it creates it (or finds it empty) and refuses a folder that holds
 // other files, so that a mistyped --disk-cache (a home folder, a data
 // folder) is neither filled with entries nor emptied by clean --expunge.
-// A cache made before the marker existed has none; a folder whose every
-// entry is one hepbuild makes in a cache (cacheEntry) is taken to be one
-// of those and gets its marker when it is next opened for writing.
+// A cache made before the marker existed has none; a folder of the old
+// layout (cacheFolder) is taken to be one of those and gets its marker when
+// it is next opened for writing.
 
 // Marker is the marker file's name.
 const Marker = ".hepbuild-disk-cache"
@@ -32,16 +33,7 @@ const environmentsDir = "environments"
 
 // NotOwnedError says that a folder named as the disk cache holds files
 // hepbuild did not make.
-type NotOwnedError struct {
-	Dir    string
-	Sample []string // a few of the entries hepbuild did not make
-}
-
-func (e *NotOwnedError) Error() string {
-	return fmt.Sprintf("%s is not a hepbuild disk cache: it holds files hepbuild did not make (%s) and no %s marker; "+
-		"hepbuild neither writes into nor removes from such a folder: name a new or empty folder",
-		e.Dir, strings.Join(e.Sample, ", "), Marker)
-}
+type NotOwnedError = cache.NotOwnedError
 
 // cacheEntry reports whether name is a file or folder hepbuild makes at the
 // top of a disk cache folder (which is also the default home of output
@@ -54,62 +46,16 @@ func cacheEntry(name string) bool {
 	return strings.HasPrefix(name, tmpPrefix)
 }
 
-// ownership is what a folder named as the disk cache is.
-type ownership int
-
-const (
-	absent ownership = iota
-	empty
-	owned
-	legacy // hepbuild's layout, made before the marker
-)
+// cacheFolder is what a disk cache is. output/ and environments/ are
+// common names in users' own folders: an unmarked folder is taken for an
+// old cache only when it also holds both of the cache's own folders, whose
+// names only hepbuild uses.
+var cacheFolder = cache.OwnedFolder{What: "disk cache", Marker: Marker, Known: cacheEntry,
+	Dirs: []string{casDir, acDir}}
 
 // inspect says whether dir is hepbuild's disk cache: a *NotOwnedError when
 // it holds anything else.
-func inspect(dir string) (ownership, error) {
-	fi, err := os.Stat(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return absent, nil
-	}
-	if err != nil {
-		return 0, err
-	}
-	if !fi.IsDir() {
-		return 0, fmt.Errorf("%s exists and is not a folder", dir)
-	}
-	if mfi, err := os.Lstat(filepath.Join(dir, Marker)); err == nil && mfi.Mode().IsRegular() {
-		return owned, nil
-	}
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return 0, err
-	}
-	if len(ents) == 0 {
-		return empty, nil
-	}
-	var foreign []string
-	for _, e := range ents {
-		if !cacheEntry(e.Name()) {
-			foreign = append(foreign, e.Name())
-		}
-	}
-	// output/ and environments/ are common names in users' own folders: an
-	// unmarked folder is taken for an old cache only when it also holds
-	// both of the cache's own folders, whose names only hepbuild uses.
-	for _, sig := range []string{casDir, acDir} {
-		if fi, err := os.Lstat(filepath.Join(dir, sig)); err != nil || !fi.IsDir() {
-			foreign = append(foreign, "no "+sig)
-		}
-	}
-	if len(foreign) == 0 {
-		return legacy, nil
-	}
-	sort.Strings(foreign)
-	if len(foreign) > 3 {
-		foreign = append(foreign[:3], "...")
-	}
-	return 0, &NotOwnedError{Dir: dir, Sample: foreign}
-}
+func inspect(dir string) (cache.FolderState, error) { return cacheFolder.Inspect(dir) }
 
 // Check returns an error when dir exists and is not hepbuild's disk cache
 // (a *NotOwnedError when it holds other files). It changes nothing.
@@ -133,7 +79,7 @@ func Claim(dir string) error {
 		return err
 	}
 	st, err := inspect(abs)
-	if err != nil || st == owned {
+	if err != nil || st == cache.FolderOwned {
 		return err
 	}
 	if err := os.MkdirAll(abs, 0o755); err != nil {
@@ -196,7 +142,7 @@ func Remove(dir string, opts RemoveOptions) (RemoveReport, error) {
 		return rep, err
 	}
 	st, err := inspect(abs)
-	if err != nil || st == absent {
+	if err != nil || st == cache.FolderAbsent {
 		return rep, err
 	}
 	ents, err := os.ReadDir(abs)
