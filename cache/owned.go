@@ -110,3 +110,20 @@ func (o OwnedFolder) Inspect(dir string) (FolderState, error) {
 	}
 	return 0, &NotOwnedError{Dir: dir, What: o.What, Marker: o.Marker, Sample: foreign}
 }
+
+// RemoveTree removes path and everything below it, making read-only folders
+// (outputs are read-only) writable first. Symbolic links are removed, never
+// followed.
+func RemoveTree(path string) error {
+	err := os.RemoveAll(path)
+	if err == nil {
+		return nil
+	}
+	_ = filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			_ = os.Chmod(p, 0o755)
+		}
+		return nil
+	})
+	return os.RemoveAll(path)
+}

@@ -619,7 +619,7 @@ func PrepareOutputBase(execRoot, outputBase string) error {
 			return fmt.Errorf("creating output base: %w", err)
 		}
 	}
-	if err := removeAll(filepath.Join(outputBase, "tmp")); err != nil {
+	if err := cache.RemoveTree(filepath.Join(outputBase, "tmp")); err != nil {
 		return fmt.Errorf("clearing output base tmp: %w", err)
 	}
 	link := filepath.Join(execRoot, OutDir)

@@ -42,26 +42,11 @@ func removeOutputs(root string, a *Action) error {
 		if err := makeOutputParents(root, o.Path); err != nil {
 			return fmt.Errorf("%s: %s: %w", a.Pos, a.Owner, err)
 		}
-		if err := removeAll(filepath.Join(root, o.Path)); err != nil {
+		if err := cache.RemoveTree(filepath.Join(root, o.Path)); err != nil {
 			return fmt.Errorf("%s: %s: removing output %s: %w", a.Pos, a.Owner, o.Path, err)
 		}
 	}
 	return nil
-}
-
-// removeAll is os.RemoveAll that also removes folders made read-only.
-func removeAll(path string) error {
-	err := os.RemoveAll(path)
-	if err == nil {
-		return nil
-	}
-	_ = filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.IsDir() {
-			_ = os.Chmod(p, 0o755)
-		}
-		return nil
-	})
-	return os.RemoveAll(path)
 }
 
 // readOnlyMode is the mode of a finished output: read-only, so that a tool
@@ -453,7 +438,7 @@ func (r *Runner) restoreTree(ctx context.Context, treeDigest cache.Digest, dst s
 	if err != nil {
 		return err
 	}
-	defer removeAll(tmp)
+	defer cache.RemoveTree(tmp)
 	var fill func(dir *repb.Directory, p string, depth int) error
 	fill = func(dir *repb.Directory, p string, depth int) error {
 		if depth > 256 {

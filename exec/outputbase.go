@@ -137,7 +137,7 @@ func RemoveOutputBase(dir string) (left []string, err error) {
 		if e.Name() == OutputBaseMarker {
 			continue
 		}
-		if err := removeAll(filepath.Join(dir, e.Name())); err != nil {
+		if err := cache.RemoveTree(filepath.Join(dir, e.Name())); err != nil {
 			return left, fmt.Errorf("removing output base %s: %w", dir, err)
 		}
 	}

@@ -177,7 +177,7 @@ func Remove(dir string, opts RemoveOptions) (RemoveReport, error) {
 			}
 			_ = os.Remove(p) // only when empty
 		case cacheEntry(name):
-			if err := removeTree(p); err != nil {
+			if err := cache.RemoveTree(p); err != nil {
 				return rep, fmt.Errorf("removing disk cache %s: %w", abs, err)
 			}
 		default:
@@ -194,20 +194,4 @@ func Remove(dir string, opts RemoveOptions) (RemoveReport, error) {
 		_ = os.Remove(abs)
 	}
 	return rep, nil
-}
-
-// removeTree removes path and everything below it, making folders writable
-// first (shards and output trees may be read-only). Symbolic links are
-// removed, not followed.
-func removeTree(path string) error {
-	if os.RemoveAll(path) == nil {
-		return nil
-	}
-	_ = filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.IsDir() {
-			_ = os.Chmod(p, 0o755)
-		}
-		return nil
-	})
-	return os.RemoveAll(path)
 }

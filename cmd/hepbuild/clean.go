@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/hepbuild/hepbuild/cache"
 	"github.com/hepbuild/hepbuild/cache/disk"
 	"github.com/hepbuild/hepbuild/exec"
 )
@@ -77,7 +78,7 @@ func (c *CleanCmd) Run(g *Globals, e *env) error {
 					continue // behind a link: not this target's output
 				}
 				if _, err := os.Lstat(p); err == nil {
-					if err := removeTree(p); err != nil {
+					if err := cache.RemoveTree(p); err != nil {
 						return err
 					}
 					n++
@@ -97,7 +98,7 @@ func (c *CleanCmd) Run(g *Globals, e *env) error {
 	}
 	defer unlock()
 	for _, sub := range []string{"out", "logs"} {
-		if err := removeTree(filepath.Join(base, sub)); err != nil {
+		if err := cache.RemoveTree(filepath.Join(base, sub)); err != nil {
 			return err
 		}
 	}
@@ -212,23 +213,4 @@ func (c *CleanCmd) pruneCache(e *env) error {
 	}
 	fmt.Fprintf(e.stdout, "%s %s: %s\n", c.diskCache(), verb, rep.String())
 	return nil
-}
-
-// removeTree removes path and everything below it, making read-only folders
-// (outputs are read-only) writable first. Symbolic links are removed, never
-// followed.
-func removeTree(path string) error {
-	if _, err := os.Lstat(path); os.IsNotExist(err) {
-		return nil
-	}
-	if os.RemoveAll(path) == nil {
-		return nil
-	}
-	_ = filepath.WalkDir(path, func(p string, d os.DirEntry, err error) error {
-		if err == nil && d.IsDir() {
-			_ = os.Chmod(p, 0o755)
-		}
-		return nil
-	})
-	return os.RemoveAll(path)
 }
