@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,33 +39,22 @@ func hepbuildCommand(t *testing.T, dir string, args ...string) *exec.Cmd {
 	return cmd
 }
 
-// startAndWaitFor starts hepbuild in root and returns once a line of its
-// standard error contains want; the rest of standard error keeps being
-// collected into the returned buffer.
+// startAndWaitFor starts hepbuild in root and returns once its standard
+// error contains want; the rest of standard error keeps being collected
+// into the returned buffer. Standard error is a Writer, not a pipe read by
+// the test: exec.Cmd.Wait then returns only after everything the process
+// wrote has been copied, where with StderrPipe Wait may close the pipe
+// before the last line ("ERROR: interrupted") was read.
 func startAndWaitFor(t *testing.T, root, want string, args ...string) (*exec.Cmd, *syncBuffer) {
 	t.Helper()
 	cmd := hepbuildCommand(t, root, args...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
+	seen := make(chan struct{})
+	buf := &syncBuffer{watch: want, seen: seen}
+	cmd.Stderr = buf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill() })
-	buf := &syncBuffer{}
-	seen := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		once := sync.Once{}
-		for sc.Scan() {
-			buf.WriteString(sc.Text() + "\n")
-			if strings.Contains(sc.Text(), want) {
-				once.Do(func() { close(seen) })
-			}
-		}
-		io.Copy(buf, stderr)
-	}()
 	select {
 	case <-seen:
 	case <-time.After(60 * time.Second):
@@ -93,15 +80,24 @@ func waitExit(t *testing.T, cmd *exec.Cmd, stderr *syncBuffer) int {
 	}
 }
 
+// syncBuffer collects a process's output; with watch set it closes seen
+// once the output contains watch.
 type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu    sync.Mutex
+	b     bytes.Buffer
+	watch string
+	seen  chan struct{}
 }
 
 func (s *syncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.b.Write(p)
+	n, err := s.b.Write(p)
+	if s.watch != "" && s.seen != nil && strings.Contains(s.b.String(), s.watch) {
+		close(s.seen)
+		s.seen = nil
+	}
+	return n, err
 }
 
 func (s *syncBuffer) WriteString(p string) {
