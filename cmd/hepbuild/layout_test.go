@@ -14,7 +14,7 @@ var allowedImports = map[string][]string{
 	"graph":                   {},
 	"graph/query":             {"graph"},
 	"cache":                   {},
-	"cache/":                  {"cache"},
+	"cache/":                  {"cache", "cache/"},
 	"sandbox":                 {"sandbox/internal/reaper"},
 	"sandbox/internal/reaper": {},
 	"exec":                    {"graph", "cache", "sandbox"},
