@@ -21,6 +21,7 @@ var allowedImports = map[string][]string{
 	"exec/":                   {"exec", "graph", "cache", "sandbox", "cache/"},
 	"rules":                   {},
 	"starlark":                {"graph", "exec", "rules"},
+	"internal/testserver":     {},
 	"cmd/hepbuild":            {"*"},
 	"examples/":               {"examples/"},
 	"bench/":                  {"*"},

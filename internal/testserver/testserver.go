@@ -1,0 +1,138 @@
+// Package testserver starts the real servers hepbuild's tests talk to
+// (bazel-remote, Buildbarn's storage, nginx WebDAV, XRootD) on loopback,
+// each in a temporary folder, and stops them by process id when the test
+// ends. .ci/services/*.sh install or build them; a test whose server is not
+// installed fails and says which script installs it, it never skips.
+package testserver
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// BinDir is where .ci/services/*.sh put the servers they build.
+func BinDir() string {
+	if d := os.Getenv("HEPBUILD_TEST_BIN"); d != "" {
+		return d
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".cache", "hepbuild-test", "bin")
+}
+
+// Binary returns the path of a server program: in BinDir, else on PATH.
+// A missing one fails the test naming the script that installs it.
+func Binary(t testing.TB, name, script string) string {
+	t.Helper()
+	p := filepath.Join(BinDir(), name)
+	if _, err := os.Stat(p); err == nil {
+		return p
+	}
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	t.Fatalf("%s is not installed: run .ci/services/%s (or .ci/run, which runs them all)", name, script)
+	return ""
+}
+
+// FreePort returns a loopback TCP port nobody listens on right now.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Process is a started server.
+type Process struct {
+	Cmd *exec.Cmd
+	Log string // its combined output
+}
+
+// Stop ends the server: SIGTERM, then SIGKILL after a grace period. It may
+// be called more than once (a test that kills the server mid-build).
+func (p *Process) Stop() {
+	if p.Cmd.Process == nil || p.Cmd.ProcessState != nil {
+		return
+	}
+	p.Cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { p.Cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		p.Cmd.Process.Kill()
+		<-done
+	}
+}
+
+// Start runs the command with its output in dir/<name>.log and stops it
+// when the test ends. It does not wait for the server to be ready.
+func Start(t testing.TB, dir, name string, cmd *exec.Cmd) *Process {
+	t.Helper()
+	logPath := filepath.Join(dir, name+".log")
+	f, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		t.Fatalf("starting %s: %v", name, err)
+	}
+	f.Close()
+	p := &Process{Cmd: cmd, Log: logPath}
+	t.Cleanup(p.Stop)
+	return p
+}
+
+// WaitTCP waits until addr accepts connections, or fails the test showing
+// the server's log.
+func WaitTCP(t testing.TB, p *Process, addr string, within time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			return
+		}
+	}
+	b, _ := os.ReadFile(p.Log)
+	t.Fatalf("server did not listen on %s within %v; its log:\n%s", addr, within, b)
+}
+
+// BazelRemote is a running bazel-remote.
+type BazelRemote struct {
+	*Process
+	Dir      string // its storage folder
+	HTTPAddr string // host:port of the HTTP cache protocol
+	GRPCAddr string // host:port of the REAPI cache services
+}
+
+// StartBazelRemote starts bazel-remote (built by
+// .ci/services/bazel-remote.sh) with an empty store in a temporary folder.
+// Extra arguments are passed on (e.g. --htpasswd_file).
+func StartBazelRemote(t testing.TB, args ...string) *BazelRemote {
+	t.Helper()
+	bin := Binary(t, "bazel-remote", "bazel-remote.sh")
+	dir := t.TempDir()
+	httpPort, grpcPort := FreePort(t), FreePort(t)
+	cmd := exec.Command(bin, append([]string{
+		"--dir", filepath.Join(dir, "data"), "--max_size", "1",
+		"--host", "127.0.0.1", "--port", strconv.Itoa(httpPort), "--grpc_port", strconv.Itoa(grpcPort),
+	}, args...)...)
+	p := Start(t, dir, "bazel-remote", cmd)
+	s := &BazelRemote{Process: p, Dir: dir,
+		HTTPAddr: fmt.Sprintf("127.0.0.1:%d", httpPort), GRPCAddr: fmt.Sprintf("127.0.0.1:%d", grpcPort)}
+	WaitTCP(t, p, s.HTTPAddr, 20*time.Second)
+	WaitTCP(t, p, s.GRPCAddr, 20*time.Second)
+	return s
+}
