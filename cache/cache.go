@@ -3,6 +3,7 @@ package cache
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
@@ -45,4 +46,38 @@ func FromProto(p *repb.Digest) Digest {
 		return Digest{}
 	}
 	return Digest{Hash: p.GetHash(), Size: p.GetSizeBytes()}
+}
+
+// References lists the blobs an action result needs: output files, stdout
+// and stderr, and for output folders their Tree blobs and every file in
+// them, read through readTree. A Tree that cannot be read is an error.
+func References(r *repb.ActionResult, readTree func(Digest) (*repb.Tree, error)) ([]Digest, error) {
+	var refs []Digest
+	addRef := func(p *repb.Digest) {
+		if p != nil && p.Hash != "" {
+			refs = append(refs, FromProto(p))
+		}
+	}
+	for _, f := range r.GetOutputFiles() {
+		addRef(f.Digest)
+	}
+	addRef(r.GetStdoutDigest())
+	addRef(r.GetStderrDigest())
+	for _, d := range r.GetOutputDirectories() {
+		addRef(d.RootDirectoryDigest)
+		if d.TreeDigest == nil {
+			continue
+		}
+		tree, err := readTree(FromProto(d.TreeDigest))
+		if err != nil {
+			return nil, fmt.Errorf("output folder %s: %w", d.Path, err)
+		}
+		addRef(d.TreeDigest)
+		for _, dir := range append([]*repb.Directory{tree.GetRoot()}, tree.GetChildren()...) {
+			for _, f := range dir.GetFiles() {
+				addRef(f.Digest)
+			}
+		}
+	}
+	return refs, nil
 }

@@ -168,38 +168,9 @@ func (c *Cache) readAC(action cache.Digest, refresh, signed bool) (*repb.ActionR
 	return r, nil
 }
 
-// references lists the blobs a result needs: output files, stdout and
-// stderr, and for output folders their Tree blobs and every file in them.
-// A Tree blob that cannot be read makes the result a miss.
+// references lists the blobs a result needs (see cache.References).
 func (c *Cache) references(r *repb.ActionResult, refresh bool) ([]cache.Digest, error) {
-	var refs []cache.Digest
-	addRef := func(p *repb.Digest) {
-		if p != nil && p.Hash != "" {
-			refs = append(refs, cache.FromProto(p))
-		}
-	}
-	for _, f := range r.OutputFiles {
-		addRef(f.Digest)
-	}
-	addRef(r.StdoutDigest)
-	addRef(r.StderrDigest)
-	for _, d := range r.OutputDirectories {
-		addRef(d.RootDirectoryDigest)
-		if d.TreeDigest == nil {
-			continue
-		}
-		tree, err := c.readTree(cache.FromProto(d.TreeDigest), refresh)
-		if err != nil {
-			return nil, fmt.Errorf("output folder %s: %w", d.Path, err)
-		}
-		addRef(d.TreeDigest)
-		for _, dir := range append([]*repb.Directory{tree.Root}, tree.Children...) {
-			for _, f := range dir.GetFiles() {
-				addRef(f.Digest)
-			}
-		}
-	}
-	return refs, nil
+	return cache.References(r, func(d cache.Digest) (*repb.Tree, error) { return c.readTree(d, refresh) })
 }
 
 func (c *Cache) readTree(d cache.Digest, refresh bool) (*repb.Tree, error) {

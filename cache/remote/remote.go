@@ -62,6 +62,10 @@ var ErrTransient = errors.New("remote unavailable")
 // that refuses writes): retrying does not help.
 var ErrDenied = errors.New("remote refused")
 
+// ErrCorrupt marks a blob whose content did not match its digest: the
+// remote holds a damaged or forged entry. It is a miss, never used.
+var ErrCorrupt = errors.New("remote blob does not match its digest")
+
 // Header is one header (HTTP) or metadata entry (gRPC) sent with every
 // request, e.g. authorization: Bearer <token>. Its value is a credential:
 // never printed, logged or hashed.

@@ -1,0 +1,413 @@
+package tiered
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
+
+	"github.com/hepbuild/hepbuild/cache"
+	"github.com/hepbuild/hepbuild/cache/disk"
+	"github.com/hepbuild/hepbuild/cache/remote"
+	"github.com/hepbuild/hepbuild/cache/remote/folder"
+	"github.com/hepbuild/hepbuild/cache/remote/remotetest"
+)
+
+// faulty wraps a real remote (a shared folder) and records or breaks its
+// calls. It is a stand-in on purpose: no real server can be told to lie,
+// stall or refuse on demand, call by call. The protocols' own tests run
+// against real servers.
+type faulty struct {
+	remote.Remote
+	mu    sync.Mutex
+	calls []string
+	// fail, when set, answers a call instead of the remote.
+	fail func(op string) error
+	// corrupt replaces every blob read with other bytes.
+	corrupt bool
+}
+
+func (f *faulty) record(op string) error {
+	f.mu.Lock()
+	f.calls = append(f.calls, op)
+	fail := f.fail
+	f.mu.Unlock()
+	if fail != nil {
+		return fail(op)
+	}
+	return nil
+}
+
+func (f *faulty) count(op string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, c := range f.calls {
+		if c == op {
+			n++
+		}
+	}
+	return n
+}
+
+func (f *faulty) Contains(ctx context.Context, d cache.Digest) (bool, error) {
+	if err := f.record("Contains"); err != nil {
+		return false, err
+	}
+	return f.Remote.Contains(ctx, d)
+}
+
+func (f *faulty) Get(ctx context.Context, d cache.Digest) (io.ReadCloser, error) {
+	if err := f.record("Get"); err != nil {
+		return nil, err
+	}
+	if f.corrupt {
+		return io.NopCloser(bytes.NewReader(bytes.Repeat([]byte("x"), int(d.Size)))), nil
+	}
+	return f.Remote.Get(ctx, d)
+}
+
+func (f *faulty) Put(ctx context.Context, d cache.Digest, r io.Reader) error {
+	if err := f.record("Put"); err != nil {
+		return err
+	}
+	return f.Remote.Put(ctx, d, r)
+}
+
+func (f *faulty) GetActionResult(ctx context.Context, a cache.Digest) (*repb.ActionResult, error) {
+	if err := f.record("GetActionResult"); err != nil {
+		return nil, err
+	}
+	return f.Remote.GetActionResult(ctx, a)
+}
+
+func (f *faulty) PutActionResult(ctx context.Context, a cache.Digest, r *repb.ActionResult) error {
+	if err := f.record("PutActionResult"); err != nil {
+		return err
+	}
+	return f.Remote.PutActionResult(ctx, a, r)
+}
+
+func (f *faulty) FindMissing(ctx context.Context, ds []cache.Digest) ([]cache.Digest, error) {
+	if err := f.record("FindMissing"); err != nil {
+		return nil, err
+	}
+	return f.Remote.FindMissing(ctx, ds)
+}
+
+func (f *faulty) GetBatch(ctx context.Context, ds []cache.Digest) (map[cache.Digest][]byte, error) {
+	if err := f.record("GetBatch"); err != nil {
+		return nil, err
+	}
+	got, err := f.Remote.GetBatch(ctx, ds)
+	if f.corrupt {
+		for d, b := range got {
+			got[d] = bytes.Repeat([]byte("x"), len(b))
+		}
+	}
+	return got, err
+}
+
+func (f *faulty) PutBatch(ctx context.Context, blobs map[cache.Digest][]byte) error {
+	if err := f.record("PutBatch"); err != nil {
+		return err
+	}
+	return f.Remote.PutBatch(ctx, blobs)
+}
+
+type fixture struct {
+	shared *folder.Cache
+	remote *faulty
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	shared, err := folder.Open("file://"+filepath.Join(t.TempDir(), "shared"), remote.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{shared: shared, remote: &faulty{Remote: shared}}
+}
+
+type warnings struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (w *warnings) add(m string) { w.mu.Lock(); w.msgs = append(w.msgs, m); w.mu.Unlock() }
+func (w *warnings) all() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]string(nil), w.msgs...)
+}
+
+// member is one user of the group: a disk cache of their own, the shared remote.
+func (f *fixture) member(t *testing.T, opts Options) (*Cache, *disk.Cache, *warnings) {
+	t.Helper()
+	local, err := disk.Open(filepath.Join(t.TempDir(), "disk"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &warnings{}
+	opts.Warn = w.add
+	c := New(local, f.remote, opts)
+	t.Cleanup(func() { c.Close() })
+	return c, local, w
+}
+
+// result stores n blobs (one of them large) and a result naming them in c.
+func result(t *testing.T, c *Cache, n int) (cache.Digest, *repb.ActionResult, map[cache.Digest][]byte) {
+	t.Helper()
+	ctx := context.Background()
+	blobs := map[cache.Digest][]byte{}
+	res := &repb.ActionResult{}
+	for i := 0; i < n; i++ {
+		size := 100 + i
+		if i == 0 {
+			size = 3 << 20 // streamed, not batched
+		}
+		b, d := remotetest.Blob(t, size)
+		blobs[d] = b
+		if err := c.Put(ctx, d, bytes.NewReader(b)); err != nil {
+			t.Fatal(err)
+		}
+		res.OutputFiles = append(res.OutputFiles, &repb.OutputFile{Path: fmt.Sprintf("out/%d", i), Digest: d.ToProto()})
+	}
+	_, key := remotetest.Blob(t, 32)
+	if err := c.PutActionResult(ctx, key, res); err != nil {
+		t.Fatal(err)
+	}
+	return key, res, blobs
+}
+
+func TestSharedThroughRemote(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	alice, _, aw := f.member(t, Options{})
+	key, _, blobs := result(t, alice, 300)
+	if err := alice.Flush(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.remote.count("FindMissing"); n > 10 {
+		t.Errorf("uploading 300 blobs asked the remote %d times which it lacks; want batches", n)
+	}
+	if n := f.remote.count("PutBatch"); n > 10 {
+		t.Errorf("uploading 299 small blobs took %d batch calls", n)
+	}
+	bob, bobDisk, bw := f.member(t, Options{})
+	res, err := bob.GetActionResult(ctx, key)
+	if err != nil {
+		t.Fatalf("bob does not find alice's result: %v", err)
+	}
+	if _, err := bobDisk.GetActionResult(ctx, key); !errors.Is(err, cache.ErrNotFound) {
+		t.Fatalf("the result is in bob's disk cache before its blobs: %v", err)
+	}
+	before := f.remote.count("GetBatch")
+	if err := bob.Prefetch(ctx, key, res); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.remote.count("GetBatch") - before; n > 2 {
+		t.Errorf("fetching 299 small blobs took %d batch calls", n)
+	}
+	for d, b := range blobs {
+		rc, err := bobDisk.Get(ctx, d)
+		if err != nil {
+			t.Fatalf("blob %v not in bob's disk cache: %v", d, err)
+		}
+		got, _ := io.ReadAll(rc)
+		rc.Close()
+		if !bytes.Equal(got, b) {
+			t.Fatalf("blob %v differs", d)
+		}
+	}
+	if _, err := bobDisk.GetActionResult(ctx, key); err != nil {
+		t.Errorf("the result did not reach bob's disk cache: %v", err)
+	}
+	if w := append(aw.all(), bw.all()...); len(w) > 0 {
+		t.Errorf("warnings: %q", w)
+	}
+}
+
+// TestResultAfterItsBlobs: a result reaches the remote only after every
+// blob it names, so no member ever sees a result whose blobs are missing.
+func TestResultAfterItsBlobs(t *testing.T) {
+	f := newFixture(t)
+	alice, _, _ := f.member(t, Options{})
+	_, _, _ = result(t, alice, 20)
+	if err := alice.Flush(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	f.remote.mu.Lock()
+	calls := strings.Join(f.remote.calls, " ")
+	f.remote.mu.Unlock()
+	i := strings.Index(calls, "PutActionResult")
+	if i < 0 || strings.Contains(calls[i:], "Put ") || strings.Contains(calls[i:], "PutBatch") {
+		t.Errorf("the result was not written after its blobs: %s", calls)
+	}
+}
+
+func TestRefusedWritesKeepReads(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	alice, _, _ := f.member(t, Options{})
+	key, _, _ := result(t, alice, 3)
+	alice.Flush(ctx, nil)
+
+	f.remote.fail = func(op string) error {
+		if strings.HasPrefix(op, "Put") {
+			return fmt.Errorf("%w: 403 Forbidden", remote.ErrDenied)
+		}
+		return nil
+	}
+	bob, bobDisk, w := f.member(t, Options{})
+	k2, _, _ := result(t, bob, 3)
+	bob.Flush(ctx, nil)
+	if !bob.WritesOff() || bob.ReadsOff() {
+		t.Errorf("after a refused write: writes off %v, reads off %v; want true, false", bob.WritesOff(), bob.ReadsOff())
+	}
+	if _, err := bobDisk.GetActionResult(ctx, k2); err != nil {
+		t.Errorf("bob's own result is not in his disk cache: %v", err)
+	}
+	res, err := bob.GetActionResult(ctx, key)
+	if err != nil {
+		t.Fatalf("reads stopped with writes: %v", err)
+	}
+	if err := bob.Prefetch(ctx, key, res); err != nil {
+		t.Fatal(err)
+	}
+	if msgs := w.all(); len(msgs) != 1 || !strings.Contains(msgs[0], "refuses writes") || !strings.Contains(msgs[0], f.shared.Name()) {
+		t.Errorf("want one warning naming the remote and saying it refuses writes, got %q", msgs)
+	}
+}
+
+func TestRemoteDownIsAMiss(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	f.remote.fail = func(string) error { return fmt.Errorf("%w: connection refused", remote.ErrTransient) }
+	c, local, w := f.member(t, Options{})
+	_, d := remotetest.Blob(t, 10)
+	if _, err := c.GetActionResult(ctx, d); !errors.Is(err, cache.ErrNotFound) {
+		t.Errorf("GetActionResult with the remote down: %v, want a miss", err)
+	}
+	if _, err := c.Get(ctx, d); !errors.Is(err, cache.ErrNotFound) {
+		t.Errorf("Get with the remote down: %v, want a miss", err)
+	}
+	key, _, _ := result(t, c, 3)
+	if err := c.Flush(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := local.GetActionResult(ctx, key); err != nil {
+		t.Errorf("the disk tier stopped with the remote: %v", err)
+	}
+	if n := f.remote.count("GetActionResult"); n != 3 {
+		t.Errorf("a transient failure was tried %d times, want 3 (two retries)", n)
+	}
+	calls := len(f.remote.calls)
+	c.GetActionResult(ctx, d)
+	if len(f.remote.calls) != calls {
+		t.Error("the remote is still asked after it failed")
+	}
+	if msgs := w.all(); len(msgs) != 1 || !strings.Contains(msgs[0], "connection refused") {
+		t.Errorf("want one warning saying what happened, got %q", msgs)
+	}
+}
+
+func TestCorruptBlobIsNeverUsed(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	alice, _, _ := f.member(t, Options{})
+	key, _, blobs := result(t, alice, 5)
+	alice.Flush(ctx, nil)
+	f.remote.corrupt = true
+	bob, bobDisk, w := f.member(t, Options{})
+	res, err := bob.GetActionResult(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bob.Prefetch(ctx, key, res); !errors.Is(err, cache.ErrNotFound) {
+		t.Fatalf("Prefetch of corrupt blobs: %v, want a miss", err)
+	}
+	for d := range blobs {
+		if ok, _ := bobDisk.Contains(ctx, d); ok {
+			t.Errorf("corrupt blob %v reached the disk cache", d)
+		}
+	}
+	if _, err := bobDisk.GetActionResult(ctx, key); err == nil {
+		t.Error("a result whose blobs were corrupt reached the disk cache")
+	}
+	if bob.ReadsOff() {
+		t.Error("a corrupt blob turned the remote off; it is a miss")
+	}
+	if msgs := w.all(); len(msgs) != 1 || !strings.Contains(msgs[0], "other content") {
+		t.Errorf("want one warning about the corrupt blob, got %q", msgs)
+	}
+}
+
+func TestResultWithMissingBlobIsAMiss(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	_, gone := remotetest.Blob(t, 50)
+	_, key := remotetest.Blob(t, 32)
+	res := &repb.ActionResult{OutputFiles: []*repb.OutputFile{{Path: "out/a", Digest: gone.ToProto()}}}
+	if err := f.shared.PutActionResult(ctx, key, res); err != nil {
+		t.Fatal(err)
+	}
+	c, local, _ := f.member(t, Options{})
+	// A server that checks completeness itself (as this one, bazel-remote
+	// and Buildbarn do) answers a miss; else Prefetch finds it.
+	got, err := c.GetActionResult(ctx, key)
+	if err == nil {
+		err = c.Prefetch(ctx, key, got)
+	}
+	if !errors.Is(err, cache.ErrNotFound) {
+		t.Errorf("Prefetch of a result whose blob is gone: %v, want a miss", err)
+	}
+	if _, err := local.GetActionResult(ctx, key); err == nil {
+		t.Error("an incomplete result reached the disk cache")
+	}
+}
+
+// TestPendingUploadsResume: results not uploaded when a build ends without
+// waiting are uploaded by the next one.
+func TestPendingUploadsResume(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	pending := filepath.Join(t.TempDir(), "remote-pending")
+	block := make(chan struct{})
+	f.remote.fail = func(op string) error {
+		if op == "FindMissing" {
+			<-block
+			return context.Canceled
+		}
+		return nil
+	}
+	local, err := disk.Open(filepath.Join(t.TempDir(), "disk"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := New(local, f.remote, Options{PendingFile: pending})
+	key, _, _ := result(t, c, 3)
+	time.Sleep(50 * time.Millisecond)
+	go func() { time.Sleep(100 * time.Millisecond); close(block) }()
+	left, _ := c.Close()
+	if left != 1 {
+		t.Fatalf("Close left %d results, want 1", left)
+	}
+	f.remote.fail = nil
+	c2 := New(local, f.remote, Options{PendingFile: pending})
+	if err := c2.Flush(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	c2.Close()
+	if _, err := f.shared.GetActionResult(ctx, key); err != nil {
+		t.Errorf("the pending result was not uploaded by the next build: %v", err)
+	}
+}
