@@ -83,10 +83,15 @@ func makeReadOnly(p string) error {
 // store makes the outputs read-only, stores them in the CAS and the result
 // in the action cache, and returns each output's digest for the journal.
 // A failing cache only means the outputs are not cached.
-func (r *Runner) store(ctx context.Context, a *Action, key cache.Digest) (map[string]cache.Digest, error) {
+func (r *Runner) store(ctx context.Context, a *Action, key cache.Digest, logPath string) (map[string]cache.Digest, error) {
 	useCache := r.cacheable(a)
 	digests := make(map[string]cache.Digest, len(a.Outputs))
 	res := &repb.ActionResult{}
+	if useCache {
+		// The log travels with the result (as REAPI's stdout), so a hit in
+		// another workspace, from a shared cache, shows what the run said.
+		res.StdoutDigest = r.storeLog(ctx, logPath)
+	}
 	for _, o := range a.Outputs {
 		p := r.abs(o.Path)
 		if err := makeReadOnly(p); err != nil {
@@ -139,6 +144,50 @@ func (r *Runner) store(ctx context.Context, a *Action, key cache.Digest) (map[st
 	}
 	return digests, nil
 }
+
+// storeLog stores the action's log by copy (the file stays writable for
+// the next run; a hard link would let that run change the cached blob) and
+// returns its digest, or nil when there is no log or it cannot be stored.
+func (r *Runner) storeLog(ctx context.Context, logPath string) *repb.Digest {
+	b, err := os.ReadFile(logPath)
+	if err != nil || len(b) == 0 || !r.cache.usable() {
+		return nil
+	}
+	d := cache.FromBytes(b)
+	if err := r.cache.c.Put(ctx, d, bytesReader(b)); err != nil {
+		r.cache.fail(ctx, "storing the log "+d.String(), err)
+		return nil
+	}
+	return d.ToProto()
+}
+
+// restoreLog puts the log of the run that made a restored result where the
+// action's own log goes; without one, a stale log of an earlier run of the
+// action is removed. The log is a copy: the next run rewrites it.
+func (r *Runner) restoreLog(ctx context.Context, a *Action, res *repb.ActionResult) {
+	logPath := r.logPath(a)
+	d := cache.FromProto(res.GetStdoutDigest())
+	if d.IsZero() || d.Size > maxRestoredLog {
+		os.Remove(logPath)
+		return
+	}
+	b, err := r.readBlob(ctx, d)
+	if err != nil {
+		os.Remove(logPath)
+		return
+	}
+	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
+		return
+	}
+	tmp := logPath + ".tmp-" + randomSuffix()
+	if err := os.WriteFile(tmp, b, 0o644); err != nil || os.Rename(tmp, logPath) != nil {
+		os.Remove(tmp)
+	}
+}
+
+// maxRestoredLog bounds a log brought back from a cache: beyond it, the log
+// stays in the cache.
+const maxRestoredLog = 64 << 20
 
 // storeFile digests the file and, when useCache, stores it in the CAS, by
 // hard link when the cache can.

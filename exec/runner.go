@@ -597,6 +597,19 @@ func (r *Runner) restore(ctx context.Context, a *Action, key *Key, in *inputDige
 	if !ok || !resultCovers(a, res) {
 		return false, nil
 	}
+	if pf, ok := r.cache.c.(prefetcher); ok {
+		// A result from a remote: its blobs come to the disk cache in
+		// batches before anything in the output tree is touched.
+		if err := pf.Prefetch(ctx, key.Digest, res); err != nil {
+			if ctx.Err() != nil {
+				return false, ctx.Err()
+			}
+			if !errors.Is(err, cache.ErrNotFound) {
+				r.cache.fail(ctx, "fetching the blobs of "+key.Digest.String(), err)
+			}
+			return false, nil
+		}
+	}
 	r.forget(a)
 	if err := removeOutputs(r.ExecRoot, a); err != nil {
 		return false, err
@@ -612,6 +625,7 @@ func (r *Runner) restore(ctx context.Context, a *Action, key *Key, in *inputDige
 	if err := r.remember(a, key, in, digests); err != nil {
 		return false, err
 	}
+	r.restoreLog(ctx, a, res)
 	return true, nil
 }
 
@@ -686,7 +700,7 @@ func (r *Runner) execute(ctx context.Context, a *Action, key *Key, in *inputDige
 		_ = removeOutputs(r.ExecRoot, a)
 		return &inputChangedError{path: changed, failure: r.failure(a, res, logPath)}
 	}
-	digests, err := r.store(ctx, a, key.Digest)
+	digests, err := r.store(ctx, a, key.Digest, logPath)
 	if err != nil {
 		// A cache that fails only disables itself (guardedCache); what
 		// store reports is an output that cannot be read: the action's
@@ -818,6 +832,13 @@ func (r *Runner) remember(a *Action, key *Key, in *inputDigests, digests map[str
 // outputs can be hard-linked to (cache/disk).
 type blobPather interface {
 	BlobPath(d cache.Digest) (string, error)
+}
+
+// prefetcher is a cache with a remote tier (cache/tiered): it brings a
+// remote result's blobs to the disk cache, in batches, before they are
+// materialised.
+type prefetcher interface {
+	Prefetch(ctx context.Context, action cache.Digest, res *repb.ActionResult) error
 }
 
 // filePutter is a cache that stores a file by hard-linking it (cache/disk).

@@ -172,6 +172,10 @@ func (c *Cache) Disable() {
 	c.writesOff.Store(true)
 }
 
+// DisableWrites keeps the remote read-only for this Cache (a member who
+// only reads the group's cache).
+func (c *Cache) DisableWrites() { c.writesOff.Store(true) }
+
 func (c *Cache) warnOnce(kind, msg string) {
 	if _, loaded := c.warned.LoadOrStore(kind, struct{}{}); !loaded {
 		(*c.warn.Load())(msg)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/hepbuild/hepbuild/cache"
 	"github.com/hepbuild/hepbuild/cache/disk"
+	"github.com/hepbuild/hepbuild/cache/tiered"
 	"github.com/hepbuild/hepbuild/exec"
 	"github.com/hepbuild/hepbuild/exec/local"
 	"github.com/hepbuild/hepbuild/exec/progress"
@@ -46,6 +47,7 @@ type LocationFlags struct {
 type AnalysisFlags struct {
 	EnvFlags
 	LocationFlags
+	RemoteFlags
 	NoCache    bool      `name:"no-cache" help:"Neither read nor write the cache (actions still skip when up to date)."`
 	SigningKey pathValue `name:"cache-signing-key" placeholder:"FILE" help:"Sign the action results written to the disk cache with the secret in FILE (readable by its owner only), and take only results signed with it as hits."`
 }
@@ -67,6 +69,7 @@ type BuildFlags struct {
 	Profile        pathValue  `placeholder:"FILE" help:"Write a Chrome-trace profile of the build to FILE (opens in Perfetto)."`
 	Progress       string     `enum:"auto,tty,plain,none" default:"auto" help:"Progress display: tty (live block), plain (a line per action), none, or auto."`
 	LocalResources string     `name:"local-resources" placeholder:"cpu=N,memory=SIZE" help:"Capacity of this machine for resource-bounded scheduling (default: all cores and memory)."`
+	RemoteUpload   string     `name:"remote-upload" enum:"wait,async-exit,off" default:"wait" help:"After the build: wait for uploads to the remote cache (wait), exit at once and leave them to the next build (async-exit), or upload nothing (off)."`
 	CacheMaxSize   sizeValue  `name:"cache-max-size" placeholder:"SIZE" help:"After the build, prune the disk cache to SIZE (least recently used first; 0 empties it)."`
 }
 
@@ -87,6 +90,8 @@ type session struct {
 	outputBase string
 	cacheDir   string
 	cache      cache.Cache
+	tiered     *tiered.Cache // the remote tier behind cache, if any
+	stderr     io.Writer     // where closing the remote tier reports
 	stat       *cache.StatCache
 	journal    *exec.Journal
 	unlock     func()
@@ -206,12 +211,19 @@ func analyse(g *Globals, f *AnalysisFlags, e *env, patterns []string, lock bool)
 			fmt.Fprintf(e.stderr, "WARNING: disk cache %s unusable, building without it: %v\n", s.cacheDir, err)
 		} else {
 			s.cache = dc
+			if f.RemoteCache != "" {
+				if err := s.withRemote(e, &f.RemoteFlags, dc); err != nil {
+					s.close()
+					return nil, err
+				}
+			}
 		}
 	}
 	return s, nil
 }
 
 func (s *session) close() {
+	s.closeRemote()
 	for _, c := range s.closers {
 		_ = c.Close()
 	}
@@ -400,6 +412,11 @@ func (s *session) runner(events exec.EventSink, strat sandbox.Strategy) (*exec.R
 		// actions; they go when the build ends.
 		s.closers = append(s.closers, c)
 	}
+	if s.tiered != nil && events != nil {
+		s.tiered.SetWarn(func(msg string) {
+			events.Event(exec.Event{Type: exec.EventWarning, Time: time.Now(), Message: msg})
+		})
+	}
 	return &exec.Runner{
 		ExecRoot:   s.w.root,
 		OutputBase: s.outputBase,
@@ -539,6 +556,9 @@ func (s *session) build(e *env, start time.Time, f *BuildFlags) error {
 	if err != nil {
 		return err
 	}
+	if s.tiered != nil && f.RemoteUpload == "off" {
+		s.tiered.DisableWrites()
+	}
 	jobs := int(f.Jobs)
 	if jobs <= 0 {
 		jobs = runtime.NumCPU()
@@ -549,6 +569,7 @@ func (s *session) build(e *env, start time.Time, f *BuildFlags) error {
 		summary.Elapsed = time.Since(start)
 		printer.Finish(summary)
 	}
+	s.finishUploads(e, f.RemoteUpload)
 	if prof != nil {
 		_ = prof.Close()
 	}
@@ -586,8 +607,8 @@ func printOutputs(e *env, s *session) {
 }
 
 func pruneAfterBuild(s *session, size sizeValue, e *env) error {
-	dc, ok := s.cache.(*disk.Cache)
-	if !ok {
+	dc := s.diskTier()
+	if dc == nil {
 		return nil
 	}
 	_, err := dc.Prune(e.ctx, disk.PruneOptions{MaxSize: size.bytes(), LimitSize: true})

@@ -211,6 +211,8 @@ func (c *CleanCmd) pruneCache(e *env) error {
 	if c.DryRun {
 		verb = "would free"
 	}
-	fmt.Fprintf(e.stdout, "%s %s: %s\n", c.diskCache(), verb, rep.String())
+	fmt.Fprintf(e.stdout, "disk cache %s %s: %s\n", c.diskCache(), verb, rep.String())
+	// A remote cache belongs to the group and keeps its own size limit.
+	fmt.Fprintln(e.stdout, "only the disk cache was pruned; remote caches are left to their servers' own limits")
 	return nil
 }

@@ -13,15 +13,15 @@ import (
 // ones: what its --help must list, no more and no less. A new command or
 // flag must be added here, deciding which commands use it.
 var commandFlags = map[string][]string{
-	"build": {"default-environment", "action-env", "sandbox-expose", "disk-cache", "output-base", "no-cache", "cache-signing-key", "sandbox", "sandbox-hide",
-		"jobs", "keep-going", "retries", "events", "profile", "progress", "local-resources", "cache-max-size", "nobuild"},
+	"build": {"default-environment", "action-env", "sandbox-expose", "disk-cache", "output-base", "no-cache", "cache-signing-key", "remote-cache", "remote-header", "remote-timeout", "remote-max-connections", "tls-ca-cert", "tls-client-cert", "tls-client-key", "sandbox", "sandbox-hide", "remote-upload",
+		"jobs", "keep-going", "retries", "events", "profile", "progress", "local-resources", "cache-max-size", "nobuild", "remote-upload"},
 	"query":   {"output"},
 	"aquery":  {"default-environment", "action-env", "sandbox-expose", "output"},
-	"status":  {"default-environment", "action-env", "sandbox-expose", "disk-cache", "output-base", "no-cache", "cache-signing-key", "output"},
-	"explain": {"default-environment", "action-env", "sandbox-expose", "disk-cache", "output-base", "no-cache", "cache-signing-key", "deps"},
+	"status":  {"default-environment", "action-env", "sandbox-expose", "disk-cache", "output-base", "no-cache", "cache-signing-key", "remote-cache", "remote-header", "remote-timeout", "remote-max-connections", "tls-ca-cert", "tls-client-cert", "tls-client-key", "output"},
+	"explain": {"default-environment", "action-env", "sandbox-expose", "disk-cache", "output-base", "no-cache", "cache-signing-key", "remote-cache", "remote-header", "remote-timeout", "remote-max-connections", "tls-ca-cert", "tls-client-cert", "tls-client-key", "deps"},
 	"clean":   {"disk-cache", "output-base", "cache", "max-size", "max-age", "dry-run", "expunge", "all-workspaces"},
 	"fmt":     {"check"},
-	"info":    {"disk-cache", "output-base", "sandbox"},
+	"info":    {"disk-cache", "output-base", "sandbox", "remote-cache", "remote-header", "remote-timeout", "remote-max-connections", "tls-ca-cert", "tls-client-cert", "tls-client-key"},
 	"version": {},
 }
 
@@ -29,7 +29,7 @@ var commandFlags = map[string][]string{
 var globalFlags = []string{"help", "directory", "config"}
 
 // buildOnlyFlags run or report on actions; only build has them.
-var buildOnlyFlags = []string{"sandbox-hide", "jobs", "keep-going", "retries", "events", "profile", "progress", "local-resources", "cache-max-size", "nobuild"}
+var buildOnlyFlags = []string{"sandbox-hide", "jobs", "keep-going", "retries", "events", "profile", "progress", "local-resources", "cache-max-size", "nobuild", "remote-upload"}
 
 // TestEachCommandListsOnlyItsFlags walks every command's --help: it lists
 // the global flags and exactly the flags the command uses, and no

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"strings"
 	"runtime"
 
 	"github.com/hepbuild/hepbuild/exec"
@@ -12,7 +14,8 @@ import (
 type InfoCmd struct {
 	LocationFlags
 	SandboxFlags
-	Key string `arg:"" optional:"" help:"Print only this item (workspace, workspace_name, output_base, output_path, disk_cache, sandbox, resource_limits, cores)."`
+	RemoteFlags
+	Key string `arg:"" optional:"" help:"Print only this item (workspace, workspace_name, output_base, output_path, disk_cache, cache_tiers, sandbox, resource_limits, cores)."`
 }
 
 // Run prints the items.
@@ -31,6 +34,7 @@ func (c *InfoCmd) Run(g *Globals, e *env) error {
 		{"output_base", c.outputBase(w.root)},
 		{"output_path", w.root + "/" + exec.OutDir},
 		{"disk_cache", c.diskCache()},
+		{"cache_tiers", c.cacheTiers(e)},
 		{"sandbox", c.sandboxInfo()},
 		{"resource_limits", limits},
 		{"cores", fmt.Sprint(runtime.NumCPU())},
@@ -47,4 +51,31 @@ func (c *InfoCmd) Run(g *Globals, e *env) error {
 		return badInput("info: unknown item %q", c.Key)
 	}
 	return nil
+}
+
+// cacheTiers says which caches a build would use, in order, and whether
+// each answered: the disk cache, then --remote-cache.
+func (c *InfoCmd) cacheTiers(e *env) string {
+	tiers := []string{"disk " + c.diskCache()}
+	if c.RemoteCache == "" {
+		return tiers[0]
+	}
+	opts, err := c.remoteOptions()
+	if err != nil {
+		return tiers[0] + "; remote: " + err.Error()
+	}
+	r, err := openRemote(c.RemoteCache, opts)
+	if err != nil {
+		return tiers[0] + "; remote: " + err.Error()
+	}
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(e.ctx, opts.WithDefaults().Timeout)
+	defer cancel()
+	what, err := r.Check(ctx)
+	if err != nil {
+		tiers = append(tiers, fmt.Sprintf("remote %s (did not answer: %v)", r.Name(), err))
+	} else {
+		tiers = append(tiers, fmt.Sprintf("remote %s (answered: %s)", r.Name(), what))
+	}
+	return strings.Join(tiers, ", then ")
 }

@@ -1,0 +1,196 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/hepbuild/hepbuild/cache"
+	"github.com/hepbuild/hepbuild/cache/disk"
+	"github.com/hepbuild/hepbuild/cache/remote"
+	"github.com/hepbuild/hepbuild/cache/remote/folder"
+	"github.com/hepbuild/hepbuild/cache/tiered"
+)
+
+// RemoteFlags put a remote cache behind the disk cache.
+type RemoteFlags struct {
+	RemoteCache          string        `name:"remote-cache" placeholder:"URL" help:"A cache shared by the group, behind the disk cache: grpc://, grpcs:// (REAPI), http://, https:// (HTTP cache protocol), root:// (XRootD) or file:// (a shared folder)."`
+	RemoteHeader         []string      `name:"remote-header" placeholder:"NAME=VALUE" sep:"none" help:"Send this header with every remote cache request, e.g. authorization=Bearer @FILE (a last word @FILE is replaced by FILE's content). Never printed. Repeatable."`
+	RemoteTimeout        time.Duration `name:"remote-timeout" default:"60s" placeholder:"DURATION" help:"Give up a remote cache call, or a transfer that makes no progress, after DURATION."`
+	RemoteMaxConnections int           `name:"remote-max-connections" default:"16" placeholder:"N" help:"At most N transfers to and from the remote cache at once."`
+	TLSCACert            pathValue     `name:"tls-ca-cert" placeholder:"FILE" help:"Trust remote cache servers whose certificate chains to the CA in FILE (PEM)."`
+	TLSClientCert        pathValue     `name:"tls-client-cert" placeholder:"FILE" help:"Authenticate to the remote cache with this certificate (PEM; with --tls-client-key)."`
+	TLSClientKey         pathValue     `name:"tls-client-key" placeholder:"FILE" help:"The key of --tls-client-cert (PEM)."`
+}
+
+// remoteOptions turns the flags into the options every protocol takes,
+// reading header values from files where asked. Errors never quote a
+// header's value.
+func (f *RemoteFlags) remoteOptions() (remote.Options, error) {
+	opts := remote.Options{
+		Timeout:        f.RemoteTimeout,
+		MaxConnections: f.RemoteMaxConnections,
+		CACert:         string(f.TLSCACert),
+		ClientCert:     string(f.TLSClientCert),
+		ClientKey:      string(f.TLSClientKey),
+		ProxyFile:      os.Getenv("X509_USER_PROXY"),
+	}
+	if f.RemoteTimeout <= 0 {
+		return opts, badInput("--remote-timeout %v: give a positive duration, e.g. 30s", f.RemoteTimeout)
+	}
+	if f.RemoteMaxConnections <= 0 {
+		return opts, badInput("--remote-max-connections %d: give at least 1", f.RemoteMaxConnections)
+	}
+	if (f.TLSClientCert == "") != (f.TLSClientKey == "") {
+		return opts, badInput("--tls-client-cert and --tls-client-key go together")
+	}
+	for _, h := range f.RemoteHeader {
+		name, value, ok := strings.Cut(h, "=")
+		name = strings.TrimSpace(name)
+		if !ok || name == "" || strings.ContainsAny(name, " \t\r\n:") {
+			return opts, badInput("--remote-header %q: want NAME=VALUE", name)
+		}
+		v, err := headerValue(value)
+		if err != nil {
+			return opts, badInput("--remote-header %s: %v", name, err)
+		}
+		opts.Headers = append(opts.Headers, remote.Header{Name: strings.ToLower(name), Value: v})
+	}
+	return opts, nil
+}
+
+// headerValue replaces a last word @FILE by FILE's content (without its
+// final newline), so that a token stays out of shell history and ps.
+func headerValue(v string) (string, error) {
+	words := strings.Fields(v)
+	if len(words) == 0 || !strings.HasPrefix(words[len(words)-1], "@") {
+		if strings.ContainsAny(v, "\r\n") {
+			return "", fmt.Errorf("the value holds a line break")
+		}
+		return v, nil
+	}
+	file := strings.TrimPrefix(words[len(words)-1], "@")
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("reading the value from %s: %w", file, err)
+	}
+	content := strings.TrimRight(string(b), "\r\n")
+	if content == "" || strings.ContainsAny(content, "\r\n") {
+		return "", fmt.Errorf("%s must hold one line (a token)", file)
+	}
+	return strings.TrimSpace(strings.Join(append(words[:len(words)-1], content), " ")), nil
+}
+
+// openRemote opens the remote cache the URL names.
+func openRemote(raw string, opts remote.Options) (remote.Remote, error) {
+	scheme, err := remote.Scheme(raw)
+	if err != nil {
+		return nil, err
+	}
+	switch scheme {
+	case "file":
+		return folder.Open(raw, opts)
+	}
+	return nil, fmt.Errorf("remote cache %s: the %s:// protocol is not available in this build", raw, scheme)
+}
+
+// withRemote puts the remote cache behind the disk cache. A remote that
+// cannot be opened is bad input; one that does not answer is a warning,
+// and the build goes on with the disk cache.
+func (s *session) withRemote(e *env, f *RemoteFlags, dc *disk.Cache) error {
+	s.stderr = e.stderr
+	opts, err := f.remoteOptions()
+	if err != nil {
+		return err
+	}
+	r, err := openRemote(f.RemoteCache, opts)
+	if err != nil {
+		return badInput("--remote-cache: %v", err)
+	}
+	t := tiered.New(dc, r, tiered.Options{
+		Timeout:     opts.WithDefaults().Timeout,
+		PendingFile: filepath.Join(s.outputBase, "remote-pending"),
+		Warn:        func(msg string) { fmt.Fprintln(e.stderr, "WARNING:", msg) },
+	})
+	ctx, cancel := context.WithTimeout(e.ctx, opts.WithDefaults().Timeout)
+	defer cancel()
+	if _, err := r.Check(ctx); err != nil {
+		if e.ctx.Err() != nil {
+			t.Close()
+			return e.ctx.Err()
+		}
+		fmt.Fprintf(e.stderr, "WARNING: remote cache %s: %v; building with the disk cache only\n", r.Name(), err)
+		t.Disable()
+	}
+	s.cache = t
+	s.tiered = t
+	return nil
+}
+
+// diskTier returns the session's disk cache, behind a remote or not.
+func (s *session) diskTier() *disk.Cache {
+	switch c := s.cache.(type) {
+	case *disk.Cache:
+		return c
+	case *tiered.Cache:
+		d, _ := c.Local().(*disk.Cache)
+		return d
+	}
+	return nil
+}
+
+// finishUploads waits for the remote cache's uploads (unless
+// --remote-upload=async-exit), showing how many results are left.
+func (s *session) finishUploads(e *env, mode string) {
+	t := s.tiered
+	if t == nil {
+		return
+	}
+	if mode == "wait" && !t.WritesOff() {
+		shown := time.Now()
+		err := t.Flush(e.ctx, func(left int) {
+			if time.Since(shown) >= 2*time.Second {
+				shown = time.Now()
+				fmt.Fprintf(e.stderr, "INFO: uploading %d action results to %s\n", left, t.Remote().Name())
+			}
+		})
+		if err != nil {
+			return // interrupted: Close keeps what is left for the next build
+		}
+	}
+	st := t.Stats()
+	if st.Hits+st.Results+st.Downloaded > 0 {
+		fmt.Fprintf(e.stderr, "INFO: remote cache %s: %d hits, %d blobs (%s) downloaded; %d results, %d blobs (%s) uploaded\n",
+			t.Remote().Name(), st.Hits, st.Downloaded, humanBytes(st.DownBytes), st.Results, st.Uploaded, humanBytes(st.UpBytes))
+	}
+}
+
+// closeRemote ends the remote tier; results not uploaded are kept for the
+// next build, which is said.
+func (s *session) closeRemote() {
+	t := s.tiered
+	if t == nil {
+		return
+	}
+	s.tiered = nil
+	if left, _ := t.Close(); left > 0 {
+		fmt.Fprintf(s.stderr, "INFO: %d action results not uploaded to %s yet; the next build with this output base uploads them\n", left, t.Remote().Name())
+	}
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+var _ cache.Cache = (*tiered.Cache)(nil)

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// remoteCaches are the remote caches the end-to-end tests run against,
+// each started fresh for the test that asks.
+var remoteCaches = map[string]func(t *testing.T) string{
+	"file": func(t *testing.T) string { return "file://" + filepath.Join(t.TempDir(), "shared") },
+}
+
+const remoteWorkspace = `
+task(name = "a", srcs = ["in.txt"], outs = ["a.txt"], cmd = "echo said-by-a >&2; tr a-z A-Z < $< > $@")
+task(name = "b", srcs = [":a"], outs = ["b.txt"], cmd = "wc -c < $< > $@")
+task(name = "big", outs = ["big.bin"], cmd = "head -c 5000000 /dev/urandom > $@")
+`
+
+// clone writes the workspace's files into a new folder: another member of
+// the group, with a disk cache of their own.
+func clone(t *testing.T, files map[string]string) (root, diskCache string) {
+	t.Helper()
+	root = testWorkspace(t, files)
+	return root, filepath.Join(t.TempDir(), "disk")
+}
+
+func buildOutcomes(t *testing.T, root string, args ...string) (result, map[string][]string) {
+	t.Helper()
+	ev := filepath.Join(t.TempDir(), "events.jsonl")
+	r := hepbuild(t, root, append([]string{"--progress=plain", "--events", ev}, args...)...)
+	if r.code != 0 {
+		t.Fatalf("hepbuild %v: exit %d\n%s", args, r.code, r.stderr)
+	}
+	return r, events(t, ev)
+}
+
+// TestRemoteCacheSharesResults: what one member built, another restores
+// from the remote with nothing executed, log included.
+func TestRemoteCacheSharesResults(t *testing.T) {
+	for name, start := range remoteCaches {
+		t.Run(name, func(t *testing.T) {
+			url := start(t)
+			files := map[string]string{"BUILD": remoteWorkspace, "in.txt": "hello\n"}
+			alice, aliceDisk := clone(t, files)
+			r, ev := buildOutcomes(t, alice, "//:all", "--disk-cache", aliceDisk, "--remote-cache", url)
+			if n := len(ev["action_finished"]); n != 3 {
+				t.Fatalf("alice's build ran %d actions, want 3\n%s", n, r.stderr)
+			}
+			if strings.Contains(r.stderr, "WARNING") {
+				t.Errorf("alice's build warned:\n%s", r.stderr)
+			}
+			bob, bobDisk := clone(t, map[string]string{"BUILD": remoteWorkspace, "in.txt": "hello\n"})
+			r, ev = buildOutcomes(t, bob, "//:all", "--disk-cache", bobDisk, "--remote-cache", url)
+			if n, c := len(ev["action_finished"]), len(ev["action_cached"]); n != 0 || c != 3 {
+				t.Fatalf("bob's build ran %d actions and restored %d, want 0 and 3\n%s", n, c, r.stderr)
+			}
+			for _, out := range []string{"a.txt", "b.txt", "big.bin"} {
+				a, err1 := os.ReadFile(filepath.Join(alice, "hepbuild-out", out))
+				b, err2 := os.ReadFile(filepath.Join(bob, "hepbuild-out", out))
+				if err1 != nil || err2 != nil || string(a) != string(b) {
+					t.Errorf("%s differs between alice and bob (%v, %v)", out, err1, err2)
+				}
+			}
+			log := findLog(t, bob, "a.txt.log")
+			if !strings.Contains(log, "said-by-a") {
+				t.Errorf("bob's log of //:a does not hold what alice's run said: %q", log)
+			}
+		})
+	}
+}
+
+// findLog reads the log of an action under the workspace's output base.
+func findLog(t *testing.T, root, name string) string {
+	t.Helper()
+	out, err := filepath.EvalSymlinks(filepath.Join(root, "hepbuild-out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(filepath.Dir(out), "logs", name))
+	if err != nil {
+		t.Fatalf("no log %s: %v", name, err)
+	}
+	return string(b)
+}
