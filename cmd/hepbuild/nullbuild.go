@@ -19,7 +19,12 @@ import (
 // the PATH environments may look tools up on. The files the build depends
 // on are the stamp's own business.
 func (c *BuildCmd) stampKey(root, pkg string) string {
-	parts := []string{root, pkg, os.Getenv("PATH"), fmt.Sprintf("%+v", c.BuildFlags)}
+	// The remote cache changes where results come from, never what they
+	// are; and its headers are credentials, which are never hashed.
+	f := c.BuildFlags
+	f.RemoteFlags = RemoteFlags{}
+	f.RemoteUpload = ""
+	parts := []string{root, pkg, os.Getenv("PATH"), fmt.Sprintf("%+v", f)}
 	// --action-env NAME takes NAME's value from this process: the value, not
 	// the flag, decides what the actions are.
 	for _, a := range c.ActionEnv {

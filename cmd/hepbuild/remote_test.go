@@ -85,3 +85,60 @@ func findLog(t *testing.T, root, name string) string {
 	}
 	return string(b)
 }
+
+// TestRemoteCredentialsStayHidden: a token given on the command line, or
+// read from a file, is in no message, no file hepbuild writes and no key.
+func TestRemoteCredentialsStayHidden(t *testing.T) {
+	const secret = "tok-9fQz7-never-shown-Kp2"
+	root, diskCache := clone(t, map[string]string{"BUILD": remoteWorkspace, "in.txt": "hello\n"})
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte(secret+"2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	url := "file://" + filepath.Join(t.TempDir(), "shared")
+	ev := filepath.Join(t.TempDir(), "events.jsonl")
+	args := []string{"//:all", "--progress=plain", "--events", ev, "--disk-cache", diskCache, "--remote-cache", url,
+		"--remote-header", "authorization=Bearer " + secret, "--remote-header", "x-token=@" + tokenFile}
+	var said strings.Builder
+	for i := 0; i < 2; i++ {
+		r := hepbuild(t, root, args...)
+		if r.code != 0 {
+			t.Fatalf("build: exit %d\n%s", r.code, r.stderr)
+		}
+		said.WriteString(r.stdout + r.stderr)
+	}
+	r := hepbuild(t, root, "info", "--remote-cache", url, "--remote-header", "authorization=Bearer "+secret)
+	said.WriteString(r.stdout + r.stderr)
+	r = hepbuild(t, root, "info", "--remote-cache", url, "--remote-header", "authorization="+secret+"\nx")
+	said.WriteString(r.stdout + r.stderr)
+	if strings.Contains(said.String(), secret) {
+		t.Errorf("hepbuild printed the credential:\n%s", said.String())
+	}
+	base, err := filepath.EvalSymlinks(filepath.Join(root, "hepbuild-out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{filepath.Dir(base), diskCache, filepath.Dir(ev), strings.TrimPrefix(url, "file://")} {
+		filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return nil
+			}
+			if b, err := os.ReadFile(p); err == nil && strings.Contains(string(b), secret) {
+				t.Errorf("%s holds the credential", p)
+			}
+			return nil
+		})
+	}
+}
+
+// TestStampHashesNoCredential: the null-build stamp, a hash of the build's
+// flags, does not change with a header's value: no credential is hashed.
+func TestStampHashesNoCredential(t *testing.T) {
+	a := &BuildCmd{}
+	a.RemoteHeader = []string{"authorization=Bearer one"}
+	b := &BuildCmd{}
+	b.RemoteHeader = []string{"authorization=Bearer two"}
+	if a.stampKey("/w", "") != b.stampKey("/w", "") {
+		t.Error("the null-build stamp hashes --remote-header values")
+	}
+}
