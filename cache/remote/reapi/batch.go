@@ -115,6 +115,7 @@ func (c *Cache) GetBatch(ctx context.Context, ds []cache.Digest) (map[cache.Dige
 			got[d] = []byte{}
 		}
 	}
+	c.learn(ctx)
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(parallelBatches)
@@ -194,6 +195,7 @@ func (c *Cache) PutBatch(ctx context.Context, blobs map[cache.Digest][]byte) err
 		}
 		ds = append(ds, d)
 	}
+	c.learn(ctx)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(parallelBatches)
 	for _, part := range c.pack(unique(ds)) {

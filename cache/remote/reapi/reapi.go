@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 	"google.golang.org/genproto/googleapis/bytestream"
@@ -62,6 +63,7 @@ type Cache struct {
 	// until then the defaults apply (no compression, 4 MiB batches).
 	mu       sync.Mutex
 	checked  bool
+	lastTry  time.Time
 	maxBatch int64
 	zstd     bool
 
@@ -179,16 +181,23 @@ func (c *Cache) batchMax() int64 {
 	return c.maxBatch - batchOverhead
 }
 
-// useZstd reports whether ByteStream transfers are compressed. It asks
-// the server's capabilities once, so that Get and Put before any Check
-// still compress where the server can.
-func (c *Cache) useZstd(ctx context.Context) bool {
+// learn asks the server's capabilities before the first transfer, so that
+// batches are sized by its limit and ByteStream compresses where it can.
+// A failed attempt leaves the defaults (4 MiB batches, no compression) and
+// is repeated at most once a minute: the transfer itself reports the error.
+func (c *Cache) learn(ctx context.Context) {
 	c.mu.Lock()
-	checked := c.checked
-	c.mu.Unlock()
-	if !checked {
-		c.Check(ctx) // on failure: no compression; the transfer reports the error
+	due := !c.checked && time.Since(c.lastTry) > time.Minute
+	if due {
+		c.lastTry = time.Now()
 	}
+	c.mu.Unlock()
+	if due {
+		c.Check(ctx)
+	}
+}
+
+func (c *Cache) useZstd() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.zstd

@@ -63,6 +63,7 @@ func (c *Cache) Get(ctx context.Context, d cache.Digest) (io.ReadCloser, error) 
 	if d.Size == 0 {
 		return io.NopCloser(bytes.NewReader(nil)), nil
 	}
+	c.learn(ctx)
 	if d.Size <= c.BatchLimit() {
 		b, err := c.getSmall(ctx, d)
 		if err != nil {
@@ -70,7 +71,7 @@ func (c *Cache) Get(ctx context.Context, d cache.Digest) (io.ReadCloser, error) 
 		}
 		return io.NopCloser(bytes.NewReader(b)), nil
 	}
-	zstdOK := c.useZstd(ctx)
+	zstdOK := c.useZstd()
 	what := "reading blob " + d.String()
 	if err := c.acquire(ctx); err != nil {
 		return nil, c.errorf(ctx, what, err, false)
@@ -219,6 +220,7 @@ func (r *blobReader) Close() error {
 // server never stores a wrong blob under d.
 func (c *Cache) Put(ctx context.Context, d cache.Digest, r io.Reader) error {
 	what := "storing blob " + d.String()
+	c.learn(ctx)
 	if d.Size <= c.BatchLimit() {
 		b, err := io.ReadAll(io.LimitReader(r, d.Size+1))
 		if err != nil {
@@ -232,7 +234,7 @@ func (c *Cache) Put(ctx context.Context, d cache.Digest, r io.Reader) error {
 		}
 		return c.PutBatch(ctx, map[cache.Digest][]byte{d: b})
 	}
-	zstdOK := c.useZstd(ctx)
+	zstdOK := c.useZstd()
 	if err := c.acquire(ctx); err != nil {
 		return c.errorf(ctx, what, err, false)
 	}
@@ -245,6 +247,7 @@ func (c *Cache) Put(ctx context.Context, d cache.Digest, r io.Reader) error {
 	if err != nil {
 		return c.errorf(ctx, what, err, wd.fired.Load())
 	}
+	wd.pause() // reading the content is not the server's delay; send restarts it
 	w := &chunkWriter{stream: stream, wd: wd, resource: c.uploadResource(d, zstdOK)}
 	var sink io.Writer = w
 	var enc *zstd.Encoder
