@@ -33,6 +33,7 @@ func TestBazelRemote(t *testing.T) {
 	c := open(t, "grpc://"+s.GRPCAddr, remote.Options{})
 	remotetest.Run(t, c)
 	desc, err := c.Check(context.Background())
+	t.Logf("Check: %s", desc)
 	if err != nil || !strings.HasPrefix(desc, "REAPI 2.0") {
 		t.Errorf("Check: %q, %v; want REAPI 2.0–…", desc, err)
 	}
@@ -46,6 +47,7 @@ func TestBBStorage(t *testing.T) {
 	c := open(t, "grpc://"+s.Addr+"/hepbuild-test", remote.Options{})
 	remotetest.Run(t, c)
 	desc, err := c.Check(context.Background())
+	t.Logf("Check: %s", desc)
 	if err != nil || !strings.HasSuffix(desc, ", zstd") {
 		t.Errorf("Check: %q, %v; want a server announcing zstd", desc, err)
 	}
