@@ -12,6 +12,7 @@ import (
 	"github.com/hepbuild/hepbuild/cache/disk"
 	"github.com/hepbuild/hepbuild/cache/remote"
 	"github.com/hepbuild/hepbuild/cache/remote/folder"
+	"github.com/hepbuild/hepbuild/cache/remote/reapi"
 	"github.com/hepbuild/hepbuild/cache/tiered"
 )
 
@@ -93,6 +94,8 @@ func openRemote(raw string, opts remote.Options) (remote.Remote, error) {
 	switch scheme {
 	case "file":
 		return folder.Open(raw, opts)
+	case "grpc", "grpcs":
+		return reapi.Open(raw, opts)
 	}
 	return nil, fmt.Errorf("remote cache %s: the %s:// protocol is not available in this build", raw, scheme)
 }
@@ -163,8 +166,8 @@ func (s *session) finishUploads(e *env, mode string) {
 	}
 	st := t.Stats()
 	if st.Hits+st.Results+st.Downloaded > 0 {
-		fmt.Fprintf(e.stderr, "INFO: remote cache %s: %d hits, %d blobs (%s) downloaded; %d results, %d blobs (%s) uploaded\n",
-			t.Remote().Name(), st.Hits, st.Downloaded, humanBytes(st.DownBytes), st.Results, st.Uploaded, humanBytes(st.UpBytes))
+		fmt.Fprintf(e.stderr, "INFO: remote cache %s: %d hits, %d blobs (%s) downloaded; %d results, %d blobs (%s) uploaded; %d calls\n",
+			t.Remote().Name(), st.Hits, st.Downloaded, humanBytes(st.DownBytes), st.Results, st.Uploaded, humanBytes(st.UpBytes), st.Calls)
 	}
 }
 

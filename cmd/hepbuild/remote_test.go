@@ -5,12 +5,20 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/hepbuild/hepbuild/internal/testserver"
 )
 
 // remoteCaches are the remote caches the end-to-end tests run against,
 // each started fresh for the test that asks.
 var remoteCaches = map[string]func(t *testing.T) string{
 	"file": func(t *testing.T) string { return "file://" + filepath.Join(t.TempDir(), "shared") },
+	"grpc-bazel-remote": func(t *testing.T) string {
+		return "grpc://" + testserver.StartBazelRemote(t).GRPCAddr
+	},
+	"grpc-buildbarn": func(t *testing.T) string {
+		return "grpc://" + testserver.StartBBStorage(t).Addr + "/hep"
+	},
 }
 
 const remoteWorkspace = `
