@@ -85,6 +85,9 @@ func headerValue(v string) (string, error) {
 	return strings.TrimSpace(strings.Join(append(words[:len(words)-1], content), " ")), nil
 }
 
+// defaultRemoteOptions are the options with every flag at its default.
+func defaultRemoteOptions() remote.Options { return remote.Options{}.WithDefaults() }
+
 // openRemote opens the remote cache the URL names.
 func openRemote(raw string, opts remote.Options) (remote.Remote, error) {
 	scheme, err := remote.Scheme(raw)

@@ -1,0 +1,204 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha1"
+	"encoding/base64"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hepbuild/hepbuild/cache"
+	"github.com/hepbuild/hepbuild/internal/testserver"
+)
+
+// TestRemoteKilledMidBuild: the remote dies while the build runs; the
+// build finishes with the disk cache and one warning naming the remote.
+func TestRemoteKilledMidBuild(t *testing.T) {
+	s := testserver.StartBazelRemote(t)
+	url := "grpc://" + s.GRPCAddr
+	var build strings.Builder
+	for i := 0; i < 8; i++ {
+		build.WriteString(`task(name = "t` + string(rune('0'+i)) + `", outs = ["t` + string(rune('0'+i)) + `.txt"], cmd = "sleep 0.2; echo ` + string(rune('0'+i)) + ` > $@")` + "\n")
+	}
+	root, diskCache := clone(t, map[string]string{"BUILD": build.String()})
+	ev := filepath.Join(t.TempDir(), "events.jsonl")
+	done := make(chan result, 1)
+	go func() {
+		done <- hepbuildCtx(context.Background(), t, root, "//:all", "-j1", "--progress=plain", "--events", ev,
+			"--disk-cache", diskCache, "--remote-cache", url, "--remote-timeout", "5s")
+	}()
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		b, _ := os.ReadFile(ev)
+		if bytes.Count(b, []byte(`"action_finished"`)) >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the build never finished two actions")
+		}
+	}
+	s.Stop()
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(120 * time.Second):
+		t.Fatal("the build did not finish after the remote died")
+	}
+	if r.code != 0 {
+		t.Fatalf("build with the remote killed: exit %d\n%s", r.code, r.stderr)
+	}
+	if n := strings.Count(r.stderr, "WARNING: remote cache "+url); n != 1 {
+		t.Errorf("want one warning naming the remote, got %d:\n%s", n, r.stderr)
+	}
+	for i := 0; i < 8; i++ {
+		if _, err := os.Stat(filepath.Join(root, "hepbuild-out", "t"+string(rune('0'+i))+".txt")); err != nil {
+			t.Errorf("output missing: %v", err)
+		}
+	}
+	// The disk tier kept everything: with the remote gone, nothing reruns.
+	_, evs := buildOutcomes(t, root, "//:all", "--disk-cache", diskCache, "--remote-cache", url, "--remote-timeout", "2s")
+	if n := len(evs["action_finished"]); n != 0 {
+		t.Errorf("the next build ran %d actions", n)
+	}
+}
+
+// TestRemoteWrongCredential: a remote that refuses the credential costs a
+// warning that names it, never the password; the build goes on locally.
+func TestRemoteWrongCredential(t *testing.T) {
+	dir := t.TempDir()
+	sum := sha1.Sum([]byte("right-password"))
+	htpasswd := filepath.Join(dir, "htpasswd")
+	if err := os.WriteFile(htpasswd, []byte("hep:{SHA}"+base64.StdEncoding.EncodeToString(sum[:])+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := testserver.StartBazelRemote(t, "--htpasswd_file", htpasswd)
+	files := map[string]string{"BUILD": remoteWorkspace, "in.txt": "hello\n"}
+	for _, c := range []struct{ name, url string }{
+		{"grpc", "grpc://hep:wrong-password@" + s.GRPCAddr},
+		{"http", "http://hep:wrong-password@" + s.HTTPAddr},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if c.name == "http" && !remoteSchemeAvailable("http") {
+				t.Fatal("http:// remote caches are not wired in")
+			}
+			root, diskCache := clone(t, files)
+			r, ev := buildOutcomes(t, root, "//:all", "--disk-cache", diskCache, "--remote-cache", c.url)
+			if n := len(ev["action_finished"]); n != 3 {
+				t.Errorf("ran %d actions, want 3", n)
+			}
+			name := strings.Replace(c.url, "hep:wrong-password@", "", 1)
+			if !strings.Contains(r.stderr, "WARNING: remote cache "+name) {
+				t.Errorf("no warning naming the remote %s:\n%s", name, r.stderr)
+			}
+			if strings.Contains(r.stderr, "wrong-password") {
+				t.Errorf("the password was printed:\n%s", r.stderr)
+			}
+		})
+	}
+}
+
+// remoteSchemeAvailable reports whether openRemote knows the scheme.
+func remoteSchemeAvailable(scheme string) bool {
+	_, err := openRemote(scheme+"://127.0.0.1:1", defaultRemoteOptions())
+	return err == nil || !strings.Contains(err.Error(), "not available in this build")
+}
+
+// TestRemoteCorruptBlob: a blob on the remote whose content is not its
+// digest is a miss: the action runs, and the bad content never reaches the
+// output tree or the disk cache.
+func TestRemoteCorruptBlob(t *testing.T) {
+	shared := filepath.Join(t.TempDir(), "shared")
+	url := "file://" + shared
+	files := map[string]string{"BUILD": remoteWorkspace, "in.txt": "hello\n"}
+	alice, aliceDisk := clone(t, files)
+	buildOutcomes(t, alice, "//:all", "--disk-cache", aliceDisk, "--remote-cache", url)
+	good, err := os.ReadFile(filepath.Join(alice, "hepbuild-out", "a.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := cache.FromBytes(good)
+	blob := filepath.Join(shared, "cas.v1", d.Hash[:2], d.Hash)
+	bad := bytes.ToLower(good) // same size, other content
+	os.Chmod(blob, 0o644)
+	if err := os.WriteFile(blob, bad, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bob, bobDisk := clone(t, files)
+	r, ev := buildOutcomes(t, bob, "//:all", "--disk-cache", bobDisk, "--remote-cache", url)
+	if n := len(ev["action_finished"]); n < 1 {
+		t.Errorf("no action ran; the corrupt result was used\n%s", r.stderr)
+	}
+	got, err := os.ReadFile(filepath.Join(bob, "hepbuild-out", "a.txt"))
+	if err != nil || !bytes.Equal(got, good) {
+		t.Errorf("bob's a.txt is %q (%v), want %q", got, err, good)
+	}
+	if !strings.Contains(r.stderr, "WARNING: remote cache "+url) {
+		t.Errorf("no warning about the corrupt blob:\n%s", r.stderr)
+	}
+	filepath.WalkDir(bobDisk, func(p string, de os.DirEntry, err error) error {
+		if err == nil && !de.IsDir() {
+			if b, _ := os.ReadFile(p); bytes.Equal(b, bad) {
+				t.Errorf("the corrupt content reached bob's disk cache: %s", p)
+			}
+		}
+		return nil
+	})
+}
+
+// TestBazelAndHepbuildShareARemote: Bazel and hepbuild pointed at one
+// bazel-remote each find their own results and never the other's.
+func TestBazelAndHepbuildShareARemote(t *testing.T) {
+	bazel, err := exec.LookPath("bazel")
+	if err != nil {
+		t.Fatal("bazel is not installed: .ci/run installs it (Debian bazel-bootstrap)")
+	}
+	s := testserver.StartBazelRemote(t)
+	url := "grpc://" + s.GRPCAddr
+	// The same command and output in both tools: the same blob, other keys.
+	bzl := t.TempDir()
+	os.WriteFile(filepath.Join(bzl, "WORKSPACE"), nil, 0o644)
+	os.WriteFile(filepath.Join(bzl, "BUILD"), []byte(`genrule(name = "g", outs = ["g.txt"], cmd = "echo shared-by-both > $@")`+"\n"), 0o644)
+	runBazel := func() string {
+		t.Helper()
+		cmd := exec.Command(bazel, "--batch", "--output_user_root="+filepath.Join(bzl, ".root"), "build", "//:g",
+			"--remote_cache="+url, "--noshow_progress")
+		cmd.Dir = bzl
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("bazel build: %v\n%s", err, out)
+		}
+		return string(out)
+	}
+	runBazel()
+	files := map[string]string{"BUILD": `task(name = "g", outs = ["g.txt"], cmd = "echo shared-by-both > $@")` + "\n"}
+	alice, aliceDisk := clone(t, files)
+	r, ev := buildOutcomes(t, alice, "//:g", "--disk-cache", aliceDisk, "--remote-cache", url)
+	if n := len(ev["action_finished"]); n != 1 {
+		t.Fatalf("hepbuild took Bazel's result: %d actions ran, want 1\n%s", n, r.stderr)
+	}
+	if strings.Contains(r.stderr, "WARNING") {
+		t.Errorf("hepbuild warned:\n%s", r.stderr)
+	}
+	// Bazel, from an empty output tree, finds its own result on the remote.
+	cmd := exec.Command(bazel, "--batch", "--output_user_root="+filepath.Join(bzl, ".root"), "clean")
+	cmd.Dir = bzl
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("bazel clean: %v\n%s", err, out)
+	}
+	if out := runBazel(); !strings.Contains(out, "remote cache hit") {
+		t.Errorf("Bazel did not find its own result on the remote after hepbuild used it:\n%s", out)
+	}
+	if b, err := os.ReadFile(filepath.Join(bzl, "bazel-bin", "g.txt")); err != nil || string(b) != "shared-by-both\n" {
+		t.Errorf("Bazel's output: %q, %v", b, err)
+	}
+	// hepbuild, from another clone, finds its own.
+	bob, bobDisk := clone(t, files)
+	_, ev = buildOutcomes(t, bob, "//:g", "--disk-cache", bobDisk, "--remote-cache", url)
+	if n, c := len(ev["action_finished"]), len(ev["action_cached"]); n != 0 || c != 1 {
+		t.Errorf("hepbuild after Bazel: %d ran, %d restored; want 0 and 1", n, c)
+	}
+}
