@@ -791,6 +791,10 @@ func tail(path string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
+// LogPath is where the action's log is: what its last run printed, or,
+// for outputs restored from a cache, what the run that made them printed.
+func (r *Runner) LogPath(a *Action) string { return r.logPath(a) }
+
 // logPath is where the action's output goes: logs/ mirrors the output tree,
 // named after the action's first output.
 func (r *Runner) logPath(a *Action) string {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 
 	"github.com/hepbuild/hepbuild/exec"
 	"github.com/hepbuild/hepbuild/graph"
@@ -58,6 +59,11 @@ func (c *ExplainCmd) Run(g *Globals, e *env) error {
 			fmt.Fprintf(e.stdout, "  will run after its dependencies make %d input(s), e.g. %s\n", len(ex.Pending), ex.Pending[0])
 		case ex.Outcome == exec.OutcomeUpToDate:
 			fmt.Fprintln(e.stdout, "  up to date: nothing changed since it last ran")
+			if p := runner.LogPath(a); fileExists(p) {
+				// Restored outputs come with the log of the run that made
+				// them, wherever it ran.
+				fmt.Fprintf(e.stdout, "  log of the run that made its outputs: %s\n", p)
+			}
 		case ex.NoPrevious && ex.Outcome == exec.OutcomeCached:
 			fmt.Fprintln(e.stdout, "  no previous run here; the cache has its result (another build or user made it)")
 		case ex.NoPrevious:
@@ -91,4 +97,9 @@ func verbFor(state string) string {
 		return "waits for its own dependencies and may run"
 	}
 	return "runs"
+}
+
+func fileExists(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular()
 }

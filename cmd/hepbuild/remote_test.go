@@ -76,6 +76,10 @@ func TestRemoteCacheSharesResults(t *testing.T) {
 			if !strings.Contains(log, "said-by-a") {
 				t.Errorf("bob's log of //:a does not hold what alice's run said: %q", log)
 			}
+			r = hepbuild(t, bob, "explain", "//:a", "--disk-cache", bobDisk, "--remote-cache", url)
+			if !strings.Contains(r.stdout, "log of the run that made its outputs: ") || !strings.Contains(r.stdout, "a.txt.log") {
+				t.Errorf("explain does not name the log of the run that made bob's a.txt:\n%s%s", r.stdout, r.stderr)
+			}
 		})
 	}
 }
