@@ -133,8 +133,8 @@ func TestBuildMDDocumentsEveryCommandAndFlag(t *testing.T) {
 	// The other way round: a flag in the prose of BUILD.md must exist,
 	// except the flags of other programs it names (Bazel's, to say that
 	// hepbuild does not have them; python3's). Code blocks are left out:
-	// they hold the flags of example tools.
-	notHepbuild := map[string]bool{"output_groups": true, "noimplicit_deps": true, "system-site-packages": true}
+	// they hold the flags of example tools; bazel-remote's --htpasswd_file.
+	notHepbuild := map[string]bool{"output_groups": true, "noimplicit_deps": true, "system-site-packages": true, "htpasswd_file": true}
 	reported := map[string]bool{}
 	for _, m := range regexp.MustCompile(`(?:^|[^A-Za-z0-9-])--([a-z][a-z0-9_-]*)`).FindAllStringSubmatch(prose(doc), -1) {
 		if f := m[1]; !allFlags[f] && !notHepbuild[f] && !reported[f] {
