@@ -593,7 +593,7 @@ func (r *Runner) restore(ctx context.Context, a *Action, key *Key, in *inputDige
 	if !r.cacheable(a) {
 		return false, nil
 	}
-	res, ok := r.cache.actionResult(ctx, key.Digest)
+	res, ok := r.cache.actionResultFor(ctx, key.Digest, a)
 	if !ok || !resultCovers(a, res) {
 		return false, nil
 	}
@@ -887,6 +887,32 @@ func (g *guardedCache) fail(ctx context.Context, op string, err error) {
 	g.once.Do(func() {
 		g.warn(fmt.Sprintf("cache failed, continuing without it: %s: %v", op, err))
 	})
+}
+
+// resultInliner is a cache that can bring a result's small outputs with
+// the result itself (cache/tiered with a REAPI remote).
+type resultInliner interface {
+	GetActionResultFor(ctx context.Context, action cache.Digest, paths []string) (*repb.ActionResult, error)
+}
+
+// actionResultFor is actionResult for an action about to be restored.
+func (g *guardedCache) actionResultFor(ctx context.Context, key cache.Digest, a *Action) (*repb.ActionResult, bool) {
+	ri, ok := g.c.(resultInliner)
+	if !ok {
+		return g.actionResult(ctx, key)
+	}
+	paths := make([]string, 0, len(a.Outputs))
+	for _, o := range a.Outputs {
+		if !o.Dir {
+			paths = append(paths, o.Path)
+		}
+	}
+	res, err := ri.GetActionResultFor(ctx, key, paths)
+	if err != nil {
+		g.fail(ctx, "reading action result "+key.String(), err)
+		return nil, false
+	}
+	return res, true
 }
 
 func (g *guardedCache) actionResult(ctx context.Context, key cache.Digest) (*repb.ActionResult, bool) {

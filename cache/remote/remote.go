@@ -17,6 +17,8 @@ import (
 	"strings"
 	"time"
 
+	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
+
 	"github.com/hepbuild/hepbuild/cache"
 )
 
@@ -52,6 +54,13 @@ type Remote interface {
 	Name() string
 	// Close releases connections.
 	Close() error
+}
+
+// Inliner is a Remote that can send the contents of small output files
+// and the log with an action result (REAPI's inline_output_files): a
+// restored action then costs one round trip.
+type Inliner interface {
+	GetActionResultInline(ctx context.Context, action cache.Digest, paths []string) (*repb.ActionResult, error)
 }
 
 // ErrTransient marks a failure that may pass: a server that is down,

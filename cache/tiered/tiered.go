@@ -380,17 +380,37 @@ func (v *verifying) Read(p []byte) (int, error) {
 // GetActionResult looks on the disk, then on the remote. A result from the
 // remote is returned as it is; Prefetch brings its blobs to the disk.
 func (c *Cache) GetActionResult(ctx context.Context, action cache.Digest) (*repb.ActionResult, error) {
+	return c.getActionResult(ctx, action, nil)
+}
+
+// GetActionResultFor is GetActionResult for an action that is about to be
+// restored, whose output files are at paths: a remote that can sends the
+// small ones with the result, and they go straight to the disk cache.
+func (c *Cache) GetActionResultFor(ctx context.Context, action cache.Digest, paths []string) (*repb.ActionResult, error) {
+	if paths == nil {
+		paths = []string{}
+	}
+	return c.getActionResult(ctx, action, paths)
+}
+
+func (c *Cache) getActionResult(ctx context.Context, action cache.Digest, paths []string) (*repb.ActionResult, error) {
 	res, err := c.local.GetActionResult(ctx, action)
 	if !errors.Is(err, cache.ErrNotFound) || c.readsOff.Load() {
 		return res, err
 	}
+	in, inline := c.remote.(remote.Inliner)
 	err = c.call(ctx, func(ctx context.Context) (err error) {
-		res, err = c.remote.GetActionResult(ctx, action)
+		if inline && paths != nil {
+			res, err = in.GetActionResultInline(ctx, action, paths)
+		} else {
+			res, err = c.remote.GetActionResult(ctx, action)
+		}
 		return err
 	})
 	switch {
 	case err == nil:
 		atomic.AddInt64(&c.stats.Hits, 1)
+		c.takeInlined(ctx, res)
 		c.fromRemote.Store(action, struct{}{})
 		return res, nil
 	case errors.Is(err, cache.ErrNotFound):
@@ -402,6 +422,37 @@ func (c *Cache) GetActionResult(ctx context.Context, action cache.Digest) (*repb
 		return nil, ctx.Err()
 	}
 	return nil, fmt.Errorf("action %s: %w", action, cache.ErrNotFound)
+}
+
+// takeInlined moves contents the remote sent with a result into the disk
+// cache, each verified against its digest, and leaves the result with
+// digests only. Contents that do not match are dropped: Prefetch then asks
+// for the blob like any other.
+func (c *Cache) takeInlined(ctx context.Context, res *repb.ActionResult) {
+	keep := func(b []byte, p *repb.Digest) {
+		d := cache.FromProto(p)
+		if d.IsZero() || len(b) == 0 && d.Size != 0 {
+			return
+		}
+		if cache.FromBytes(b) != d {
+			c.corrupt(d, errCorrupt)
+			return
+		}
+		if c.local.Put(ctx, d, bytes.NewReader(b)) == nil {
+			atomic.AddInt64(&c.stats.Downloaded, 1)
+			atomic.AddInt64(&c.stats.DownBytes, d.Size)
+		}
+	}
+	for _, f := range res.GetOutputFiles() {
+		if f.Contents != nil {
+			keep(f.Contents, f.Digest)
+			f.Contents = nil
+		}
+	}
+	if res.StdoutRaw != nil {
+		keep(res.StdoutRaw, res.StdoutDigest)
+		res.StdoutRaw = nil
+	}
 }
 
 // Prefetch brings every blob the result references to the disk cache, the

@@ -10,10 +10,19 @@ import (
 
 // GetActionResult asks the action cache; an absent action is cache.ErrNotFound.
 func (c *Cache) GetActionResult(ctx context.Context, action cache.Digest) (*repb.ActionResult, error) {
+	return c.GetActionResultInline(ctx, action, nil)
+}
+
+// GetActionResultInline is GetActionResult asking the server to send, with
+// the result, the contents of the output files at paths and the log
+// (stdout), as far as its size limit allows: a small result then costs one
+// call instead of two. The caller verifies inlined contents.
+func (c *Cache) GetActionResultInline(ctx context.Context, action cache.Digest, paths []string) (*repb.ActionResult, error) {
 	var res *repb.ActionResult
 	err := c.unary(ctx, "reading the result of action "+action.String(), func(ctx context.Context) (err error) {
 		res, err = c.ac.GetActionResult(ctx, &repb.GetActionResultRequest{
 			InstanceName: c.instance, ActionDigest: action.ToProto(), DigestFunction: repb.DigestFunction_SHA256,
+			InlineStdout: paths != nil, InlineOutputFiles: paths,
 		})
 		return err
 	})

@@ -1,6 +1,7 @@
 package reapi
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha1"
 	"encoding/base64"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 
 	"github.com/hepbuild/hepbuild/cache"
 	"github.com/hepbuild/hepbuild/cache/remote"
@@ -101,4 +104,36 @@ func mustParse(t *testing.T, s string) *neturl.URL {
 		t.Fatal(err)
 	}
 	return u
+}
+
+// TestInlineOutputs: bazel-remote sends the contents of small outputs and
+// the log with the result when asked, so a restore costs one call.
+func TestInlineOutputs(t *testing.T) {
+	s := testserver.StartBazelRemote(t)
+	c := open(t, "grpc://"+s.GRPCAddr, remote.Options{Timeout: 10 * time.Second})
+	ctx := context.Background()
+	out, od := remotetest.Blob(t, 300)
+	log, ld := remotetest.Blob(t, 40)
+	if err := c.PutBatch(ctx, map[cache.Digest][]byte{od: out, ld: log}); err != nil {
+		t.Fatal(err)
+	}
+	_, key := remotetest.Blob(t, 32)
+	res := &repb.ActionResult{OutputFiles: []*repb.OutputFile{{Path: "out/a", Digest: od.ToProto()}}, StdoutDigest: ld.ToProto()}
+	if err := c.PutActionResult(ctx, key, res); err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.GetActionResultInline(ctx, key, []string{"out/a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.GetOutputFiles()[0].GetContents(), out) || !bytes.Equal(got.GetStdoutRaw(), log) {
+		t.Errorf("contents not inlined: output %d bytes, log %d bytes", len(got.GetOutputFiles()[0].GetContents()), len(got.GetStdoutRaw()))
+	}
+	plain, err := c.GetActionResult(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plain.GetOutputFiles()[0].GetContents()) != 0 || len(plain.GetStdoutRaw()) != 0 {
+		t.Error("GetActionResult inlined contents nobody asked for")
+	}
 }
