@@ -3,8 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
-	"strings"
 	"runtime"
+	"strings"
 
 	"github.com/hepbuild/hepbuild/exec"
 	"github.com/hepbuild/hepbuild/sandbox"
