@@ -659,6 +659,12 @@ func (r *Runner) execute(ctx context.Context, a *Action, key *Key, in *inputDige
 	if r.Executor == nil {
 		return errors.New("runner has no executor")
 	}
+	// An action started to look its result up (Scheduler.Lookahead) waits
+	// here for a job slot; its walltime runs from now.
+	ctx, err := AcquireSlot(ctx)
+	if err != nil {
+		return err
+	}
 	r.forget(a)
 	if err := removeOutputs(r.ExecRoot, a); err != nil {
 		return err

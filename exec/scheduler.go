@@ -49,6 +49,13 @@ type Scheduler struct {
 	KeepGoing bool
 	// Events receives every state change; nil means none.
 	Events EventSink
+	// Lookahead lets up to this many actions beyond Jobs start without a
+	// job slot, to look their results up in the cache: a remote cache's
+	// round trips then overlap instead of each holding one of the few
+	// slots. Such an action takes a slot (and its cpu and memory) only when
+	// it must run its command, through AcquireSlot; waiting ones get slots
+	// before new actions start, most critical first. Zero means none.
+	Lookahead int
 	// Estimate guesses an action's duration (e.g. from the last build) to
 	// order the ready queue by critical path. Nil, or zero for an action,
 	// means unknown: every action weighs the same, or the mean of the known.
@@ -161,6 +168,11 @@ type run struct {
 	infraErr            error
 	results             chan result // written by attempt goroutines
 	freed               chan int32  // written by attempt goroutines (CommandDone)
+	want                chan int32  // written by attempt goroutines (AcquireSlot)
+	lookups             int         // started without a slot and not granted one yet
+	lookup              []bool      // the current attempt started without a slot
+	grant               []chan bool // answers AcquireSlot: true with a slot, false when none will come
+	waiting             readyQueue  // lookups that asked for a slot
 	retry               chan int32  // written by backoff goroutines
 	backoff             time.Duration
 }
@@ -302,6 +314,9 @@ func (r *run) configure() {
 	r.lastErr = map[int32]*ActionError{}
 	r.results = make(chan result, r.jobs)
 	r.freed = make(chan int32)
+	r.want = make(chan int32)
+	r.lookup = make([]bool, n)
+	r.waiting.prio = nil // set by prioritise
 	r.slotFreed = make([]bool, n)
 	r.retry = make(chan int32)
 }
@@ -346,6 +361,7 @@ func (r *run) prioritise() {
 		r.prio[i] = weight[i] + below
 	}
 	r.ready.prio = r.prio
+	r.waiting.prio = r.prio
 }
 
 // request is what action i takes from the machine while it runs, clamped to
@@ -395,7 +411,28 @@ func (r *run) enqueue(i int32) {
 func (r *run) loop() {
 	ctxDone := r.ctx.Done()
 	for {
-		for !r.stopping && !r.cancelled && r.ready.len() > 0 && r.running < r.jobs {
+		// Lookups that must run their command come first: they started
+		// before anything still in the ready queue.
+		for r.waiting.len() > 0 {
+			i := r.waiting.peek()
+			if r.stopping || r.cancelled {
+				r.waiting.pop()
+				r.lookups--
+				r.lookup[i] = false
+				r.grant[i] <- false
+				continue
+			}
+			cpu, mem := r.request(i)
+			if r.running >= r.jobs || r.usedCPU+cpu > r.capCPU || (r.capMem > 0 && r.usedMem+mem > r.capMem) {
+				break
+			}
+			r.waiting.pop()
+			r.lookups--
+			r.lookup[i] = false
+			r.take(i, cpu, mem)
+			r.grant[i] <- true
+		}
+		for !r.stopping && !r.cancelled && r.waiting.len() == 0 && r.ready.len() > 0 && r.running < r.jobs {
 			i := r.ready.peek()
 			cpu, mem := r.request(i)
 			// Strict priority: when the most critical action does not fit, wait
@@ -410,6 +447,9 @@ func (r *run) loop() {
 			r.ready.pop()
 			r.start(i, cpu, mem)
 		}
+		for !r.stopping && !r.cancelled && r.ready.len() > 0 && r.lookups < r.s.Lookahead && r.ctx.Err() == nil {
+			r.startLookup(r.ready.pop())
+		}
 		if r.inflight == 0 && r.backoffs == 0 && (r.ready.len() == 0 || r.stopping || r.cancelled) {
 			return
 		}
@@ -418,6 +458,8 @@ func (r *run) loop() {
 			r.finish(res)
 		case i := <-r.freed:
 			r.freeSlot(i)
+		case i := <-r.want:
+			r.waiting.push(i)
 		case i := <-r.retry:
 			r.resume(i)
 		case <-ctxDone:
@@ -433,11 +475,34 @@ func (r *run) cancel() {
 }
 
 func (r *run) start(i int32, cpu, mem int64) {
+	r.take(i, cpu, mem)
+	r.begin(i)
+}
+
+// startLookup starts the action without a job slot (see Lookahead).
+func (r *run) startLookup(i int32) {
+	r.lookups++
+	r.lookup[i] = true
+	r.slotFreed[i] = true // none held
+	if r.grant == nil {
+		r.grant = make([]chan bool, len(r.actions))
+	}
+	if r.grant[i] == nil {
+		r.grant[i] = make(chan bool, 1)
+	}
+	r.begin(i)
+}
+
+// take gives the action a job slot and its cpu and memory.
+func (r *run) take(i int32, cpu, mem int64) {
 	r.running++
-	r.inflight++
 	r.slotFreed[i] = false
 	r.usedCPU += cpu
 	r.usedMem += mem
+}
+
+func (r *run) begin(i int32) {
+	r.inflight++
 	r.state[i] = stateRunning
 	r.attempts[i]++
 	if r.attempts[i] == 1 {
@@ -478,20 +543,67 @@ func CommandDone(ctx context.Context) {
 	}
 }
 
-// attempt runs on its own goroutine; it reads only immutable run fields.
+// errNoSlot ends a lookup whose command may no longer start (the build
+// is stopping): the action is skipped, not failed.
+var errNoSlot = errors.New("the build stopped before the action could run")
+
+// acquireKey is the context key of the function with which an attempt
+// that started without a slot waits for one (AcquireSlot).
+type acquireKey struct{}
+
+// AcquireSlot waits, in an action started without a job slot (see
+// Scheduler.Lookahead), for the slot its command needs, and returns the
+// context the command must run under: the action's walltime counts from
+// here. Anywhere else it returns ctx at once.
+func AcquireSlot(ctx context.Context) (context.Context, error) {
+	if f, ok := ctx.Value(acquireKey{}).(func(context.Context) (context.Context, error)); ok {
+		return f(ctx)
+	}
+	return ctx, nil
+}
+
+// attempt runs on its own goroutine; it reads only immutable run fields
+// (and lookup[i], written before it starts).
 func (r *run) attempt(i int32) {
 	a := r.actions[i]
 	var once sync.Once
 	ctx := context.WithValue(r.ctx, slotKey{}, func() { once.Do(func() { r.freed <- i }) })
 	limit := a.RunTimeout()
 	var cancel context.CancelFunc = func() {}
-	if limit > 0 {
+	timed := ctx // the context whose deadline is the action's walltime
+	if r.lookup[i] {
+		// The walltime starts with the slot, not with the lookup.
+		var slotCancel context.CancelFunc
+		ctx = context.WithValue(ctx, acquireKey{}, func(c context.Context) (context.Context, error) {
+			select {
+			case r.want <- i:
+			case <-r.stop.Done():
+				return c, errNoSlot
+			case <-c.Done():
+				return c, c.Err()
+			}
+			if !<-r.grant[i] {
+				return c, errNoSlot
+			}
+			if limit > 0 {
+				c, slotCancel = context.WithTimeout(c, limit)
+				timed = c
+			}
+			return c, nil
+		})
+		cancel = func() {
+			if slotCancel != nil {
+				slotCancel()
+			}
+		}
+	} else if limit > 0 {
 		ctx, cancel = context.WithTimeout(ctx, limit)
+		timed = ctx
 	}
 	start := time.Now()
 	out, err := r.call(ctx, a)
 	took := time.Since(start)
-	if err != nil && limit > 0 && errors.Is(ctx.Err(), context.DeadlineExceeded) && r.ctx.Err() == nil {
+	if err != nil && limit > 0 && errors.Is(timed.Err(), context.DeadlineExceeded) && r.ctx.Err() == nil {
 		// The work should have said so itself; make sure a timeout is an
 		// action failure (retried, reported) and not an infrastructure one.
 		var ae *ActionError
@@ -518,7 +630,18 @@ func (r *run) finish(res result) {
 	i := res.i
 	a := r.actions[i]
 	r.freeSlot(i)
+	if r.lookup[i] {
+		// A lookup that needed no slot (a cache hit), or gave up waiting
+		// for one: if it asked, its request is still queued.
+		r.lookup[i] = false
+		r.lookups--
+		r.waiting.remove(i)
+	}
 	r.inflight--
+	if errors.Is(res.err, errNoSlot) {
+		r.done(i, OutcomeSkipped)
+		return
+	}
 	now := time.Since(r.t0)
 	r.took[i] = now - r.started[i]
 
@@ -832,6 +955,18 @@ func (q *readyQueue) push(i int32) {
 		}
 		q.items[k], q.items[p] = q.items[p], q.items[k]
 		k = p
+	}
+}
+
+// remove takes i out of the queue, if it is there.
+func (q *readyQueue) remove(i int32) {
+	// Only the short queue of waiting lookups uses it: rebuilding is cheap.
+	old := q.items
+	q.items = nil
+	for _, x := range old {
+		if x != i {
+			q.push(x)
+		}
 	}
 }
 

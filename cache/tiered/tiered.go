@@ -670,7 +670,7 @@ func (c *Cache) uploader() {
 
 const (
 	maxUploadBatch = 2000
-	uploadWindow   = 50 * time.Millisecond
+	uploadWindow   = 200 * time.Millisecond
 )
 
 func (c *Cache) upload(ctx context.Context, batch []unit) {

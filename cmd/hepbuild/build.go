@@ -564,6 +564,11 @@ func (s *session) build(e *env, start time.Time, f *BuildFlags) error {
 		jobs = runtime.NumCPU()
 	}
 	sched := &exec.Scheduler{Jobs: jobs, Capacity: capacity, Retries: int(f.Retries), KeepGoing: f.KeepGoing, Events: events}
+	if s.tiered != nil && !s.tiered.ReadsOff() {
+		// A remote lookup is a round trip: as many overlap as there are
+		// connections, beside the -j commands.
+		sched.Lookahead = f.RemoteMaxConnections
+	}
 	summary, runErr := sched.Run(e.ctx, s.g, s.actions, runner.Work)
 	if summary != nil {
 		summary.Elapsed = time.Since(start)
