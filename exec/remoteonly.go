@@ -95,9 +95,14 @@ func (r *Runner) fetchInputs(ctx context.Context, a *Action, in *inputDigests) e
 			return ctx.Err()
 		}
 		r.Journal.forgetKey(rec.Key)
-		return &ActionError{Action: a, ExitCode: -1, Reason: fmt.Sprintf(
-			"input %s was kept only in the cache, which no longer has it (%v); the action that makes it will run again: build again (or with --remote-download-outputs=all)",
-			p, err)}
+		reason := fmt.Sprintf("input %s was kept only in the cache, which no longer has it (%v); the action that makes it will run again: build again (or with --remote-download-outputs=all)", p, err)
+		r.fetchMu.Lock()
+		if r.lost == nil {
+			r.lost = map[string]string{}
+		}
+		r.lost[p] = reason // a retry of this build finds no record: say the same
+		r.fetchMu.Unlock()
+		return &ActionError{Action: a, ExitCode: -1, Reason: reason}
 	}
 	return nil
 }
@@ -140,4 +145,13 @@ func (r *Runner) fetchInput(ctx context.Context, p string, rec outputRecord) err
 	}
 	r.Journal.record(p, rec.Key, rec.Fingerprint, rec.Digest, fi)
 	return nil
+}
+
+// lostInput returns why the input at p is missing when the cache lost it
+// during this build (see fetchInputs).
+func (r *Runner) lostInput(p string) (string, bool) {
+	r.fetchMu.Lock()
+	defer r.fetchMu.Unlock()
+	reason, ok := r.lost[p]
+	return reason, ok
 }

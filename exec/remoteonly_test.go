@@ -1,6 +1,7 @@
 package exec_test
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -154,14 +155,33 @@ func TestRemoteOnlyInputGone(t *testing.T) {
 	c.remove(oneDigest)
 	c2 := shell("c", "cat hepbuild-out/pkg/b.txt hepbuild-out/pkg/a.txt > hepbuild-out/pkg/c.txt",
 		[]string{out("pkg/a.txt"), out("pkg/b.txt")}, out("pkg/c.txt"))
-	got, err := w.build(actions[0], actions[1], c2)
-	var ae *exec.ActionError
-	if !errors.As(err, &ae) || got[2] != exec.OutcomeFailed {
-		t.Fatalf("outcomes %v, error %v; want c to fail", outcomeNames(got), err)
+	// One build, c tried twice (--retries): both attempts say why.
+	unlock, err := exec.LockOutputBase(w.base)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if !strings.Contains(ae.Reason, out("pkg/a.txt")) || !strings.Contains(ae.Reason, "build again") {
-		t.Errorf("the error does not name the input and say to build again: %s", ae.Reason)
+	j, err := exec.OpenJournal(w.base)
+	if err != nil {
+		t.Fatal(err)
 	}
+	r := w.runner(j, nil)
+	for _, a := range actions[:2] {
+		if o, err := r.Work(context.Background(), a); o != upToDate || err != nil {
+			t.Fatalf("%s: %v %v, want up to date", a.Owner, outcomeNames([]exec.Outcome{o}), err)
+		}
+	}
+	for attempt := 1; attempt <= 2; attempt++ {
+		o, err := r.Work(context.Background(), c2)
+		var ae *exec.ActionError
+		if !errors.As(err, &ae) || o != exec.OutcomeFailed {
+			t.Fatalf("attempt %d: %v, error %v; want c to fail", attempt, outcomeNames([]exec.Outcome{o}), err)
+		}
+		if !strings.Contains(ae.Reason, out("pkg/a.txt")) || !strings.Contains(ae.Reason, "build again") {
+			t.Errorf("attempt %d: the error does not name the input and say to build again: %s", attempt, ae.Reason)
+		}
+	}
+	j.Close()
+	unlock()
 	w.mustBuild([]exec.Outcome{executed, upToDate, executed}, actions[0], actions[1], c2)
 	if got := w.read(out("pkg/c.txt")); got != "TWO\nONE\n" {
 		t.Errorf("c = %q", got)

@@ -109,6 +109,7 @@ type Runner struct {
 	// cache, which several actions may need at once (see fetchInput).
 	fetchMu  sync.Mutex
 	fetching map[string]*sync.Mutex
+	lost     map[string]string // inputs the cache lost, with the reason
 }
 
 // DownloadMode says which outputs of an action result restored from the
@@ -517,6 +518,9 @@ func (in *inputDigests) note(p string, d cache.Digest) {
 func (in *inputDigests) missing(art Artifact, err error) error {
 	a := in.a
 	reason := fmt.Sprintf("input %s: %v", art.Path, err)
+	if lost, ok := in.r.lostInput(art.Path); ok && errors.Is(err, fs.ErrNotExist) {
+		return &ActionError{Action: a, ExitCode: -1, Reason: lost}
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		what := "source file"
 		if art.Dir {
