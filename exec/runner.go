@@ -581,16 +581,17 @@ func (in *inputDigests) digest(art Artifact) (cache.Digest, bool, error) {
 		defer testHookDigested(art.Path)
 	}
 	if j := in.r.Journal; j != nil {
-		if rec, ok := j.output(art.Path); ok && rec.Remote && absent(p) {
-			// Kept only in the cache: its digest is known without it.
-			if in.remote == nil {
-				in.remote = map[string]outputRecord{}
-			}
-			in.remote[art.Path] = rec
-			in.note(art.Path, rec.Digest)
-			return rec.Digest, rec.Executable, nil
-		}
 		if rec, ok := j.output(art.Path); ok {
+			if rec.Remote && absent(p) {
+				// Kept only in the cache: its digest is known without it,
+				// and it is fetched only if the action runs.
+				if in.remote == nil {
+					in.remote = map[string]outputRecord{}
+				}
+				in.remote[art.Path] = rec
+				in.note(art.Path, rec.Digest)
+				return rec.Digest, rec.Executable, nil
+			}
 			if fi, err := os.Stat(p); err == nil && rec.sameStat(fi) {
 				in.note(art.Path, rec.Digest)
 				return rec.Digest, fi.Mode()&0o111 != 0, nil

@@ -149,6 +149,13 @@ func TestRemoteDownloadToplevel(t *testing.T) {
 	if _, ok := outFile("a.txt"); ok {
 		t.Fatal("a.txt was written by a toplevel build after clean")
 	}
+	if r := hepbuild(t, bob, "clean", "//:a"); !strings.Contains(r.stderr, "removed 1 output(s) of 1 target(s)") {
+		t.Errorf("clean //:a did not forget a.txt kept in the cache:\n%s", r.stderr)
+	}
+	if r := hepbuild(t, bob, append([]string{"status", "//:b"}, flags...)...); strings.Contains(r.stdout+r.stderr, "only in the cache") {
+		t.Errorf("status after clean //:a still lists outputs only in the cache:\n%s%s", r.stdout, r.stderr)
+	}
+	buildOutcomes(t, bob, toplevel...)
 	hepbuild(t, bob, "clean")
 	if r := hepbuild(t, bob, append([]string{"status", "//:b"}, flags...)...); strings.Contains(r.stdout+r.stderr, "only in the cache") {
 		t.Errorf("status after clean still lists outputs only in the cache:\n%s%s", r.stdout, r.stderr)
