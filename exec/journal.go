@@ -81,12 +81,18 @@ type outputRecord struct {
 	// The linux sandbox's hard links change it too; the runner then
 	// verifies the content and records the new one (see inputDigests.changed).
 	CTime int64
+	// Remote says that the output exists only in the cache: its result was
+	// restored without its bytes (see DownloadMode), and nothing is at its
+	// path. Executable is its mode then, for the keys of its dependents;
+	// the stat fields are unset.
+	Remote     bool
+	Executable bool
 }
 
 // sameStat reports whether the file looks untouched since it was recorded.
 func (o outputRecord) sameStat(fi fs.FileInfo) bool {
 	st, ok := fi.Sys().(*syscall.Stat_t)
-	return ok && fi.Mode().IsRegular() && fi.Size() == o.Size &&
+	return ok && !o.Remote && fi.Mode().IsRegular() && fi.Size() == o.Size &&
 		fi.ModTime().UnixNano() == o.MTime && uint64(st.Ino) == o.Inode &&
 		st.Ctim.Sec*1e9+st.Ctim.Nsec == o.CTime
 }
@@ -145,8 +151,12 @@ func lastByte(path string) byte {
 //
 // Lines are tab-separated: "o", path, key, digest, size, mtime, inode, the
 // action's fingerprint (possibly empty) and ctime for a recorded output
-// (older lines lack the last one or two); "d", path for a
-// forgotten one; then a CRC-32 (hex) of everything before the last tab.
+// (older lines lack the last one or two); "r", path, key, digest,
+// executable ("1" or "0") and fingerprint for an output kept only in the
+// cache (see outputRecord.Remote); "d", path for a forgotten one; then a
+// CRC-32 (hex) of everything before the last tab. Readers ignore types
+// they do not know: an "r" line always follows a "d" line for its path,
+// so an older hepbuild sees the output as never made, and makes it.
 func (j *Journal) apply(line []byte) {
 	k := bytes.LastIndexByte(line, '\t')
 	if k < 0 {
@@ -190,6 +200,13 @@ func (j *Journal) apply(line []byte) {
 			}
 		}
 		j.outputs[path] = rec
+	case f[0] == "r" && len(f) == 6 && (f[4] == "0" || f[4] == "1"):
+		key, ok1 := parseDigestFast(f[2])
+		d, ok2 := parseDigestFast(f[3])
+		if !ok1 || !ok2 {
+			return
+		}
+		j.outputs[path] = outputRecord{Key: key, Digest: d, Fingerprint: f[5], Remote: true, Executable: f[4] == "1"}
 	}
 }
 
@@ -219,6 +236,13 @@ func checksummed(body string) string {
 }
 
 func recordLine(path string, o outputRecord) string {
+	if o.Remote {
+		x := "0"
+		if o.Executable {
+			x = "1"
+		}
+		return checksummed("r\t" + quotePath(path) + "\t" + o.Key.String() + "\t" + o.Digest.String() + "\t" + x + "\t" + o.Fingerprint)
+	}
 	line := "o\t" + quotePath(path) + "\t" + o.Key.String() + "\t" + o.Digest.String() + "\t" +
 		strconv.FormatInt(o.Size, 10) + "\t" + strconv.FormatInt(o.MTime, 10) + "\t" + strconv.FormatUint(o.Inode, 10)
 	line += "\t" + o.Fingerprint + "\t" + strconv.FormatInt(o.CTime, 10)
@@ -241,6 +265,65 @@ func (j *Journal) record(path string, key cache.Digest, fp string, d cache.Diges
 	defer j.mu.Unlock()
 	j.outputs[path] = o
 	j.append(recordLine(path, o))
+}
+
+// recordRemote notes that the output at path, made by the action with the
+// key and fingerprint, exists only in the cache, as the blob d. The caller
+// forgot the path first (see apply) and removed whatever was there.
+func (j *Journal) recordRemote(path string, key cache.Digest, fp string, d cache.Digest, executable bool) {
+	o := outputRecord{Key: key, Fingerprint: fp, Digest: d, Remote: true, Executable: executable}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.outputs[path] = o
+	j.append(recordLine(path, o))
+}
+
+// RemoteOnly reports whether the journal records the output at path as
+// kept only in the cache, not in the output tree.
+func (j *Journal) RemoteOnly(path string) bool {
+	o, ok := j.output(path)
+	return ok && o.Remote
+}
+
+// ForgetRemoteOnly drops the records of those paths that are kept only in
+// the cache (all of them when all is true), so that the next build restores
+// or makes them again, and returns how many it dropped. hepbuild clean
+// uses it: an output it removes must not stay behind in the journal.
+func (j *Journal) ForgetRemoteOnly(paths []string, all bool) int {
+	j.mu.Lock()
+	if all {
+		paths = paths[:0:0]
+		for p, o := range j.outputs {
+			if o.Remote {
+				paths = append(paths, p)
+			}
+		}
+		sort.Strings(paths)
+	}
+	var drop []string
+	for _, p := range paths {
+		if o, ok := j.outputs[p]; ok && o.Remote {
+			drop = append(drop, p)
+		}
+	}
+	j.mu.Unlock()
+	j.forget(drop)
+	return len(drop)
+}
+
+// forgetKey drops every output that the action with the key made: when one
+// of them is gone from the cache, the next build makes them all again.
+func (j *Journal) forgetKey(key cache.Digest) {
+	j.mu.Lock()
+	var paths []string
+	for p, o := range j.outputs {
+		if o.Key == key {
+			paths = append(paths, p)
+		}
+	}
+	j.mu.Unlock()
+	sort.Strings(paths)
+	j.forget(paths)
 }
 
 // forget drops outputs that are about to be replaced.

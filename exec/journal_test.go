@@ -318,3 +318,51 @@ func TestStampRacyWholeSeconds(t *testing.T) {
 		}
 	}
 }
+
+// TestJournalRemoteOnlyLines: an output kept only in the cache survives
+// reopening and compaction as an "r" line, with its digest, executable bit
+// and fingerprint; forgetting it is a "d" line as for any output.
+func TestJournalRemoteOnlyLines(t *testing.T) {
+	base := t.TempDir()
+	key, d := cache.FromBytes([]byte("k")), cache.FromBytes([]byte("tool"))
+	j, err := OpenJournal(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.record("hepbuild-out/tool", key, "fp", d, outputFile(t, t.TempDir(), "tool", "tool"))
+	j.forget([]string{"hepbuild-out/tool"})
+	j.recordRemote("hepbuild-out/tool", key, "fp", d, true)
+	j.recordRemote("hepbuild-out/data", key, "", cache.FromBytes([]byte("data")), false)
+	want := outputRecord{Key: key, Fingerprint: "fp", Digest: d, Remote: true, Executable: true}
+	for _, step := range []string{"appended", "compacted"} {
+		j2, err := OpenJournal(base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want, j2.outputs["hepbuild-out/tool"]); diff != "" {
+			t.Errorf("%s: record mismatch (-want +got):\n%s", step, diff)
+		}
+		if !j2.RemoteOnly("hepbuild-out/data") || j2.outputs["hepbuild-out/data"].Executable {
+			t.Errorf("%s: data is %+v", step, j2.outputs["hepbuild-out/data"])
+		}
+		if err := j.Close(); err != nil {
+			t.Fatal(err)
+		}
+		j = j2
+	}
+	b, _ := os.ReadFile(filepath.Join(base, journalFile))
+	line := "r\thepbuild-out/tool\t" + key.String() + "\t" + d.String() + "\t1\tfp\t"
+	if !strings.Contains(string(b), line) {
+		t.Errorf("journal lacks the line %q:\n%s", line, b)
+	}
+	if n := j.ForgetRemoteOnly(nil, true); n != 2 {
+		t.Errorf("ForgetRemoteOnly forgot %d records, want 2", n)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	j, _ = OpenJournal(base)
+	if len(j.outputs) != 0 {
+		t.Errorf("records left after ForgetRemoteOnly: %v", j.outputs)
+	}
+}

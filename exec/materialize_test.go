@@ -21,11 +21,12 @@ type memCache struct {
 	blobs   map[cache.Digest][]byte
 	ac      map[cache.Digest][]byte
 	reads   int
-	failAll error // when set, every call fails with it
+	served  map[cache.Digest]int // blobs returned by Get
+	failAll error                // when set, every call fails with it
 }
 
 func newMemCache() *memCache {
-	return &memCache{blobs: map[cache.Digest][]byte{}, ac: map[cache.Digest][]byte{}}
+	return &memCache{blobs: map[cache.Digest][]byte{}, ac: map[cache.Digest][]byte{}, served: map[cache.Digest]int{}}
 }
 
 func (m *memCache) Contains(ctx context.Context, d cache.Digest) (bool, error) {
@@ -49,6 +50,7 @@ func (m *memCache) Get(ctx context.Context, d cache.Digest) (io.ReadCloser, erro
 	if !ok {
 		return nil, fmt.Errorf("blob %s: %w", d, cache.ErrNotFound)
 	}
+	m.served[d]++
 	return io.NopCloser(bytes.NewReader(b)), nil
 }
 
@@ -119,4 +121,17 @@ func (m *memCache) blobCount() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return len(m.blobs)
+}
+
+// servedCount says how often Get returned the blob.
+func (m *memCache) servedCount(d cache.Digest) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.served[d]
+}
+
+func (m *memCache) remove(d cache.Digest) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.blobs, d)
 }

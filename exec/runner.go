@@ -95,9 +95,71 @@ type Runner struct {
 	Events EventSink
 	// Warn receives warnings as text; nil means only Events gets them.
 	Warn func(string)
+	// Download says which outputs of results restored from the cache are
+	// written to the output tree; the others are kept only in the cache
+	// and recorded in the journal (DownloadAll without a journal).
+	Download DownloadMode
+	// TopLevel holds the paths of the outputs the build was asked for,
+	// which DownloadTopLevel writes.
+	TopLevel map[string]bool
 
 	once  sync.Once
 	cache *guardedCache
+	// fetching serialises the fetches of one output kept only in the
+	// cache, which several actions may need at once (see fetchInput).
+	fetchMu  sync.Mutex
+	fetching map[string]*sync.Mutex
+	lost     map[string]string // inputs the cache lost, with the reason
+}
+
+// DownloadMode says which outputs of an action result restored from the
+// cache are written to the output tree ("build without the bytes"). An
+// output not written exists only in the cache: its dependents are keyed
+// from its digest in the journal, and it is fetched only before an action
+// that reads it runs.
+type DownloadMode int
+
+const (
+	// DownloadAll writes every output, and restores those an earlier
+	// build kept only in the cache.
+	DownloadAll DownloadMode = iota
+	// DownloadTopLevel writes the outputs of the actions that make an
+	// output in Runner.TopLevel.
+	DownloadTopLevel
+	// DownloadMinimal writes none.
+	DownloadMinimal
+)
+
+var downloadModes = []string{"all", "toplevel", "minimal"}
+
+func (m DownloadMode) String() string {
+	if m < 0 || int(m) >= len(downloadModes) {
+		return fmt.Sprintf("DownloadMode(%d)", int(m))
+	}
+	return downloadModes[m]
+}
+
+// ParseDownloadMode parses "all", "toplevel" or "minimal".
+func ParseDownloadMode(s string) (DownloadMode, error) {
+	if i := slices.Index(downloadModes, s); i >= 0 {
+		return DownloadMode(i), nil
+	}
+	return 0, fmt.Errorf("unknown download mode %q (want %s)", s, strings.Join(downloadModes, ", "))
+}
+
+// wantsBytes reports whether a result of the action restored from the
+// cache is written to the output tree. Output folders and links always
+// are: only plain files are kept in the cache alone.
+func (r *Runner) wantsBytes(a *Action) bool {
+	if r.Download == DownloadAll || r.Journal == nil {
+		return true
+	}
+	for _, o := range a.Outputs {
+		if o.Dir || o.Symlink || (r.Download == DownloadTopLevel && r.TopLevel[o.Path]) {
+			return true
+		}
+	}
+	return false
 }
 
 func (r *Runner) init() {
@@ -281,6 +343,20 @@ func (r *Runner) upToDateFP(a *Action, key cache.Digest, fp string) bool {
 		if !ok || rec.Key != key {
 			return false
 		}
+		if rec.Remote {
+			// Kept only in the cache: up to date while nothing is at its
+			// path and the build does not want its bytes.
+			if r.wantsBytes(a) {
+				return false
+			}
+			if _, err := os.Lstat(r.abs(o.Path)); !errors.Is(err, fs.ErrNotExist) {
+				return false
+			}
+			if fp != "" && rec.Fingerprint != fp {
+				j.recordRemote(o.Path, key, fp, rec.Digest, rec.Executable)
+			}
+			continue
+		}
 		fi, err := os.Lstat(r.abs(o.Path))
 		isLink := err == nil && fi.Mode()&fs.ModeSymlink != 0
 		if err != nil || fi.IsDir() != o.Dir || (!o.Dir && !fi.Mode().IsRegular() && !isLink) {
@@ -417,6 +493,9 @@ type inputDigests struct {
 	// generatedDirs are the folder inputs made by actions, whose links
 	// are kept as links when listed (see listDir).
 	generatedDirs map[string]bool
+	// remote holds the inputs kept only in the cache, digested from their
+	// journal records, by path: fetched before the action runs.
+	remote map[string]outputRecord
 }
 
 // testHookDigested, when set by a test, is called after each input file or
@@ -439,6 +518,9 @@ func (in *inputDigests) note(p string, d cache.Digest) {
 func (in *inputDigests) missing(art Artifact, err error) error {
 	a := in.a
 	reason := fmt.Sprintf("input %s: %v", art.Path, err)
+	if lost, ok := in.r.lostInput(art.Path); ok && errors.Is(err, fs.ErrNotExist) {
+		return &ActionError{Action: a, ExitCode: -1, Reason: lost}
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		what := "source file"
 		if art.Dir {
@@ -500,6 +582,16 @@ func (in *inputDigests) digest(art Artifact) (cache.Digest, bool, error) {
 	}
 	if j := in.r.Journal; j != nil {
 		if rec, ok := j.output(art.Path); ok {
+			if rec.Remote && absent(p) {
+				// Kept only in the cache: its digest is known without it,
+				// and it is fetched only if the action runs.
+				if in.remote == nil {
+					in.remote = map[string]outputRecord{}
+				}
+				in.remote[art.Path] = rec
+				in.note(art.Path, rec.Digest)
+				return rec.Digest, rec.Executable, nil
+			}
 			if fi, err := os.Stat(p); err == nil && rec.sameStat(fi) {
 				in.note(art.Path, rec.Digest)
 				return rec.Digest, fi.Mode()&0o111 != 0, nil
@@ -568,7 +660,7 @@ func (in *inputDigests) changed() string {
 		// linux sandbox's links change ctime): record the stat it has now,
 		// so the next build need not hash it again.
 		if j := in.r.Journal; j != nil && serr == nil {
-			if rec, ok := j.output(p); ok && rec.Digest == d {
+			if rec, ok := j.output(p); ok && !rec.Remote && rec.Digest == d {
 				j.record(p, rec.Key, rec.Fingerprint, d, fi)
 			}
 		}
@@ -596,6 +688,17 @@ func (r *Runner) restore(ctx context.Context, a *Action, key *Key, in *inputDige
 	res, ok := r.cache.actionResultFor(ctx, key.Digest, a)
 	if !ok || !resultCovers(a, res) {
 		return false, nil
+	}
+	if !r.wantsBytes(a) && len(res.GetOutputDirectories()) == 0 && len(resultLinks(res)) == 0 {
+		err := r.available(ctx, res)
+		if err == nil {
+			return true, r.rememberRemote(a, key, in, res)
+		}
+		if ctx.Err() != nil {
+			return false, ctx.Err()
+		}
+		// A blob is gone: the result is restored with its bytes, which
+		// fails the same way, and the action runs.
 	}
 	if pf, ok := r.cache.c.(prefetcher); ok {
 		// A result from a remote: its blobs come to the disk cache in
@@ -658,6 +761,11 @@ func resultCovers(a *Action, res *repb.ActionResult) bool {
 func (r *Runner) execute(ctx context.Context, a *Action, key *Key, in *inputDigests) error {
 	if r.Executor == nil {
 		return errors.New("runner has no executor")
+	}
+	// Inputs kept only in the cache come first, without a slot: a
+	// download is not work for the machine.
+	if err := r.fetchInputs(ctx, a, in); err != nil {
+		return err
 	}
 	// An action started to look its result up (Scheduler.Lookahead) waits
 	// here for a job slot; its walltime runs from now.

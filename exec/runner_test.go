@@ -33,6 +33,8 @@ type workspace struct {
 	cache    cache.Cache
 	mu       sync.Mutex
 	warnings []string
+	// configure, when set, completes every Runner the workspace makes.
+	configure func(*exec.Runner)
 }
 
 func newWorkspace(t *testing.T, strategy string, c cache.Cache) *workspace {
@@ -80,7 +82,7 @@ func (w *workspace) runner(j *exec.Journal, stat *cache.StatCache) *exec.Runner 
 		w.t.Cleanup(func() { l.Close() })
 		st = l
 	}
-	return &exec.Runner{
+	r := &exec.Runner{
 		ExecRoot:   w.root,
 		OutputBase: w.base,
 		Cache:      w.cache,
@@ -93,6 +95,10 @@ func (w *workspace) runner(j *exec.Journal, stat *cache.StatCache) *exec.Runner 
 			w.mu.Unlock()
 		},
 	}
+	if w.configure != nil {
+		w.configure(r)
+	}
+	return r
 }
 
 // build runs the actions in order, as one build, and returns each outcome

@@ -475,6 +475,54 @@ func (c *Cache) Prefetch(ctx context.Context, action cache.Digest, res *repb.Act
 	return nil
 }
 
+// Available reports whether every blob the result references can still
+// be had, downloading none (but the Trees of output folders): those the
+// disk lacks are asked of the remote in one batched existence check. A
+// build that keeps outputs only in the cache (--remote-download-outputs)
+// asks before it does; anything missing, or a remote that cannot answer,
+// is cache.ErrNotFound.
+func (c *Cache) Available(ctx context.Context, res *repb.ActionResult) error {
+	refs, err := cache.References(res, func(d cache.Digest) (*repb.Tree, error) { return c.tree(ctx, d) })
+	if err != nil {
+		return err
+	}
+	var ask []cache.Digest
+	seen := map[cache.Digest]bool{}
+	for _, d := range refs {
+		if seen[d] {
+			continue
+		}
+		seen[d] = true
+		if ok, err := c.local.Contains(ctx, d); err != nil {
+			return err
+		} else if !ok {
+			ask = append(ask, d)
+		}
+	}
+	if len(ask) == 0 {
+		return nil
+	}
+	if c.readsOff.Load() {
+		return fmt.Errorf("blob %s: %w", ask[0], cache.ErrNotFound)
+	}
+	var missing []cache.Digest
+	err = c.call(ctx, func(ctx context.Context) (err error) {
+		missing, err = c.remote.FindMissing(ctx, ask)
+		return err
+	})
+	if err != nil {
+		c.trouble(ctx, fmt.Sprintf("checking %d blobs", len(ask)), err, false)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("%d blobs: %v: %w", len(ask), err, cache.ErrNotFound)
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("blob %s: %w", missing[0], cache.ErrNotFound)
+	}
+	return nil
+}
+
 func (c *Cache) tree(ctx context.Context, d cache.Digest) (*repb.Tree, error) {
 	rc, err := c.Get(ctx, d)
 	if err != nil {

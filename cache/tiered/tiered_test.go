@@ -411,3 +411,58 @@ func TestPendingUploadsResume(t *testing.T) {
 		t.Errorf("the pending result was not uploaded by the next build: %v", err)
 	}
 }
+
+// TestAvailableAsksOnce: whether a result's blobs can still be had is one
+// batched question to the remote for those the disk lacks, downloading
+// nothing; a blob that is nowhere, or a remote that cannot answer, is a miss.
+func TestAvailableAsksOnce(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	alice, _, _ := f.member(t, Options{})
+	key, _, blobs := result(t, alice, 50)
+	if err := alice.Flush(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	bob, bobDisk, bw := f.member(t, Options{})
+	res, err := bob.GetActionResult(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	finds, gets, batches := f.remote.count("FindMissing"), f.remote.count("Get"), f.remote.count("GetBatch")
+	if err := bob.Available(ctx, res); err != nil {
+		t.Fatalf("Available: %v, want every blob found", err)
+	}
+	if n := f.remote.count("FindMissing") - finds; n != 1 {
+		t.Errorf("Available asked the remote %d times, want once", n)
+	}
+	if f.remote.count("Get") != gets || f.remote.count("GetBatch") != batches {
+		t.Errorf("Available downloaded blobs")
+	}
+	for d := range blobs {
+		if ok, _ := bobDisk.Contains(ctx, d); ok {
+			t.Fatalf("blob %v reached bob's disk cache", d)
+		}
+	}
+	if st := bob.Stats(); st.Downloaded != 0 {
+		t.Errorf("Stats.Downloaded = %d, want 0", st.Downloaded)
+	}
+
+	_, gone := remotetest.Blob(t, 70)
+	withGone := &repb.ActionResult{OutputFiles: append(res.GetOutputFiles(), &repb.OutputFile{Path: "out/gone", Digest: gone.ToProto()})}
+	if err := bob.Available(ctx, withGone); !errors.Is(err, cache.ErrNotFound) {
+		t.Errorf("Available with a blob nowhere: %v, want cache.ErrNotFound", err)
+	}
+
+	f.remote.fail = func(op string) error {
+		if op == "FindMissing" {
+			return fmt.Errorf("%w: connection reset", remote.ErrTransient)
+		}
+		return nil
+	}
+	if err := bob.Available(ctx, res); !errors.Is(err, cache.ErrNotFound) {
+		t.Errorf("Available with a failing remote: %v, want cache.ErrNotFound", err)
+	}
+	if len(bw.all()) != 1 {
+		t.Errorf("a failing remote gave warnings %q, want one", bw.all())
+	}
+}

@@ -70,6 +70,7 @@ type BuildFlags struct {
 	Progress       string     `enum:"auto,tty,plain,none" default:"auto" help:"Progress display: tty (live block), plain (a line per action), none, or auto."`
 	LocalResources string     `name:"local-resources" placeholder:"cpu=N,memory=SIZE" help:"Capacity of this machine for resource-bounded scheduling (default: all cores and memory)."`
 	RemoteUpload   string     `name:"remote-upload" enum:"wait,async-exit,off" default:"wait" help:"After the build: wait for uploads to the remote cache (wait), exit at once and leave them to the next build (async-exit), or upload nothing (off)."`
+	RemoteDownload string     `name:"remote-download-outputs" enum:"all,toplevel,minimal" default:"all" help:"Which outputs of results restored from the cache are written to hepbuild-out: all, those of the targets named (toplevel), or none (minimal); the others stay in the cache until an action that runs reads them."`
 	CacheMaxSize   sizeValue  `name:"cache-max-size" placeholder:"SIZE" help:"After the build, prune the disk cache to SIZE (least recently used first; 0 empties it)."`
 }
 
@@ -97,6 +98,9 @@ type session struct {
 	unlock     func()
 	closers    []io.Closer
 	flags      *AnalysisFlags
+	// download says which outputs of restored results are written to the
+	// output tree (--remote-download-outputs).
+	download exec.DownloadMode
 }
 
 // defaultCacheHome is $XDG_CACHE_HOME/hepbuild or ~/.cache/hepbuild.
@@ -417,6 +421,12 @@ func (s *session) runner(events exec.EventSink, strat sandbox.Strategy) (*exec.R
 			events.Event(exec.Event{Type: exec.EventWarning, Time: time.Now(), Message: msg})
 		})
 	}
+	topLevel := map[string]bool{}
+	for _, r := range s.roots {
+		if !r.Source {
+			topLevel[r.Path] = true
+		}
+	}
 	return &exec.Runner{
 		ExecRoot:   s.w.root,
 		OutputBase: s.outputBase,
@@ -425,6 +435,8 @@ func (s *session) runner(events exec.EventSink, strat sandbox.Strategy) (*exec.R
 		Stat:       s.stat,
 		Journal:    s.journal,
 		Events:     events,
+		Download:   s.download,
+		TopLevel:   topLevel,
 	}, nil
 }
 
@@ -466,6 +478,9 @@ func (c *BuildCmd) Run(g *Globals, e *env) error {
 		return err
 	}
 	defer s.close()
+	if s.download, err = exec.ParseDownloadMode(c.RemoteDownload); err != nil {
+		return badInput("--remote-download-outputs: %v", err)
+	}
 	before := s.snapshotSources()
 	if err := s.build(e, start, &c.BuildFlags); err != nil {
 		return err

@@ -61,12 +61,14 @@ func (c *CleanCmd) Run(g *Globals, e *env) error {
 			want[t.Label.String()] = true
 		}
 		n := 0
+		var remoteOnly []string
 		out := filepath.Join(s.outputBase, "out")
 		for _, a := range s.g.Actions {
 			if !want[a.Owner.String()] {
 				continue
 			}
 			for _, o := range a.Outputs {
+				remoteOnly = append(remoteOnly, o.Path)
 				// Outputs are under hepbuild-out, which links to out/:
 				// remove them there, never through another link.
 				rel, ok := cutOutDir(o.Path)
@@ -85,6 +87,12 @@ func (c *CleanCmd) Run(g *Globals, e *env) error {
 				}
 			}
 		}
+		// Outputs kept only in the cache are removed by forgetting them:
+		// the next build restores or makes them as it would a removed file.
+		if k := s.journal.ForgetRemoteOnly(remoteOnly, false); k > 0 {
+			n += k
+			_ = exec.RemoveStamps(s.outputBase)
+		}
 		fmt.Fprintf(e.stderr, "removed %d output(s) of %d target(s)\n", n, len(s.targets))
 		return nil
 	}
@@ -102,7 +110,29 @@ func (c *CleanCmd) Run(g *Globals, e *env) error {
 			return err
 		}
 	}
+	if err := forgetRemoteOnly(base); err != nil {
+		return err
+	}
 	fmt.Fprintf(e.stderr, "removed the output tree %s (the cache keeps every result: the next build restores them)\n", filepath.Join(base, "out"))
+	return nil
+}
+
+// forgetRemoteOnly drops the journal's outputs kept only in the cache
+// (--remote-download-outputs), as the output tree they belong to goes; the
+// stamps go too, since a build whose outputs were all kept in the cache
+// would otherwise still find nothing changed.
+func forgetRemoteOnly(base string) error {
+	j, err := exec.OpenJournal(base)
+	if err != nil {
+		return err
+	}
+	n := j.ForgetRemoteOnly(nil, true)
+	if err := j.Close(); err != nil {
+		return err
+	}
+	if n > 0 {
+		return exec.RemoveStamps(base)
+	}
 	return nil
 }
 

@@ -22,6 +22,7 @@ func (c *ExplainCmd) Run(g *Globals, e *env) error {
 		return err
 	}
 	defer s.close()
+	s.download = exec.DownloadTopLevel // as status does
 	runner, err := s.runner(nil, nil)
 	if err != nil {
 		return err

@@ -14,7 +14,7 @@ import (
 // flag must be added here, deciding which commands use it.
 var commandFlags = map[string][]string{
 	"build": {"default-environment", "action-env", "sandbox-expose", "disk-cache", "output-base", "no-cache", "cache-signing-key", "remote-cache", "remote-header", "remote-timeout", "remote-max-connections", "tls-ca-cert", "tls-client-cert", "tls-client-key", "sandbox", "sandbox-hide", "remote-upload",
-		"jobs", "keep-going", "retries", "events", "profile", "progress", "local-resources", "cache-max-size", "nobuild", "remote-upload"},
+		"jobs", "keep-going", "retries", "events", "profile", "progress", "local-resources", "cache-max-size", "nobuild", "remote-upload", "remote-download-outputs"},
 	"query":   {"output"},
 	"aquery":  {"default-environment", "action-env", "sandbox-expose", "output"},
 	"status":  {"default-environment", "action-env", "sandbox-expose", "disk-cache", "output-base", "no-cache", "cache-signing-key", "remote-cache", "remote-header", "remote-timeout", "remote-max-connections", "tls-ca-cert", "tls-client-cert", "tls-client-key", "output"},
@@ -29,7 +29,7 @@ var commandFlags = map[string][]string{
 var globalFlags = []string{"help", "directory", "config"}
 
 // buildOnlyFlags run or report on actions; only build has them.
-var buildOnlyFlags = []string{"sandbox-hide", "jobs", "keep-going", "retries", "events", "profile", "progress", "local-resources", "cache-max-size", "nobuild", "remote-upload"}
+var buildOnlyFlags = []string{"sandbox-hide", "jobs", "keep-going", "retries", "events", "profile", "progress", "local-resources", "cache-max-size", "nobuild", "remote-upload", "remote-download-outputs"}
 
 // TestEachCommandListsOnlyItsFlags walks every command's --help: it lists
 // the global flags and exactly the flags the command uses, and no
@@ -106,6 +106,7 @@ func TestBadFlagValues(t *testing.T) {
 		{[]string{"//:a", "--events="}, "--events"},
 		{[]string{"//:a", "--profile="}, "--profile"},
 		{[]string{"//:a", "--local-resources=cpu=-2"}, "--local-resources"},
+		{[]string{"//:a", "--remote-download-outputs=some"}, "--remote-download-outputs"},
 		{[]string{"clean", "--cache", "--max-size=-5GB"}, "--max-size"},
 		{[]string{"clean", "--cache", "--max-age=-1d"}, "--max-age"},
 		{[]string{"clean", "--cache", "--max-age=forever"}, "--max-age"},

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hepbuild/hepbuild/cache"
 	"github.com/hepbuild/hepbuild/internal/testserver"
 )
 
@@ -152,5 +153,133 @@ func TestStampHashesNoCredential(t *testing.T) {
 	b.RemoteHeader = []string{"authorization=Bearer two"}
 	if a.stampKey("/w", "") != b.stampKey("/w", "") {
 		t.Error("the null-build stamp hashes --remote-header values")
+	}
+}
+
+// TestRemoteDownloadToplevel: with --remote-download-outputs=toplevel a
+// member restores a target without downloading its dependency's output,
+// builds it again with nothing to do, fetches the dependency when the
+// target must run, writes everything with =all, and recovers from a
+// dependency output the caches lost by making it again.
+func TestRemoteDownloadToplevel(t *testing.T) {
+	url := remoteCaches["file"](t)
+	shared := strings.TrimPrefix(url, "file://")
+	files := map[string]string{"BUILD": remoteWorkspace, "in.txt": "hello\n"}
+	alice, aliceDisk := clone(t, files)
+	buildOutcomes(t, alice, "//:b", "--disk-cache", aliceDisk, "--remote-cache", url)
+
+	bob, bobDisk := clone(t, map[string]string{"BUILD": remoteWorkspace, "in.txt": "hello\n"})
+	aBlob := cache.FromBytes([]byte("HELLO\n"))
+	flags := []string{"--disk-cache", bobDisk, "--remote-cache", url}
+	toplevel := append([]string{"//:b", "--remote-download-outputs=toplevel"}, flags...)
+	outFile := func(name string) (string, bool) {
+		b, err := os.ReadFile(filepath.Join(bob, "hepbuild-out", name))
+		return string(b), err == nil
+	}
+	wantOutcomes := func(step string, ev map[string][]string, executed, cached int) {
+		t.Helper()
+		if n, c := len(ev["action_finished"]), len(ev["action_cached"]); n != executed || c != cached {
+			t.Fatalf("%s: %d actions executed and %d restored, want %d and %d", step, n, c, executed, cached)
+		}
+	}
+
+	r, ev := buildOutcomes(t, bob, toplevel...)
+	wantOutcomes("toplevel", ev, 0, 2)
+	if got, ok := outFile("b.txt"); got != "6\n" {
+		t.Errorf("b.txt = %q (%t), want the target's output written", got, ok)
+	}
+	if _, ok := outFile("a.txt"); ok {
+		t.Errorf("a.txt was written; want it kept in the cache")
+	}
+	if hasBlob(t, bobDisk, aBlob) {
+		t.Errorf("a.txt's blob was downloaded to bob's disk cache\n%s", r.stderr)
+	}
+
+	r = hepbuild(t, bob, append([]string{"--progress=plain"}, toplevel...)...)
+	if r.code != 0 || !strings.Contains(r.stderr, "nothing to do") {
+		t.Errorf("the same build again: exit %d, want nothing to do\n%s", r.code, r.stderr)
+	}
+	r = hepbuild(t, bob, append([]string{"status", "//:b"}, flags...)...)
+	if !strings.Contains(r.stdout, "//:a (1 output only in the cache)") || !strings.Contains(r.stderr, "1 output only in the cache") {
+		t.Errorf("status does not say a.txt is only in the cache:\n%s%s", r.stdout, r.stderr)
+	}
+
+	// =all writes what the cache kept: no stamp says there is nothing to do.
+	_, ev = buildOutcomes(t, bob, append([]string{"//:b", "--remote-download-outputs=all"}, flags...)...)
+	wantOutcomes("all", ev, 0, 1)
+	if got, _ := outFile("a.txt"); got != "HELLO\n" {
+		t.Errorf("a.txt = %q after --remote-download-outputs=all", got)
+	}
+
+	// clean forgets outputs kept in the cache as it removes the others.
+	hepbuild(t, bob, "clean")
+	buildOutcomes(t, bob, toplevel...)
+	if _, ok := outFile("a.txt"); ok {
+		t.Fatal("a.txt was written by a toplevel build after clean")
+	}
+	if r := hepbuild(t, bob, "clean", "//:a"); !strings.Contains(r.stderr, "removed 1 output(s) of 1 target(s)") {
+		t.Errorf("clean //:a did not forget a.txt kept in the cache:\n%s", r.stderr)
+	}
+	if r := hepbuild(t, bob, append([]string{"status", "//:b"}, flags...)...); strings.Contains(r.stdout+r.stderr, "only in the cache") {
+		t.Errorf("status after clean //:a still lists outputs only in the cache:\n%s%s", r.stdout, r.stderr)
+	}
+	buildOutcomes(t, bob, toplevel...)
+	hepbuild(t, bob, "clean")
+	if r := hepbuild(t, bob, append([]string{"status", "//:b"}, flags...)...); strings.Contains(r.stdout+r.stderr, "only in the cache") {
+		t.Errorf("status after clean still lists outputs only in the cache:\n%s%s", r.stdout, r.stderr)
+	}
+	buildOutcomes(t, bob, toplevel...)
+
+	// b must run: a.txt is fetched first.
+	edit := func(cmd string) {
+		t.Helper()
+		build := strings.Replace(remoteWorkspace, `cmd = "wc -c < $< > $@"`, `cmd = "`+cmd+`"`, 1)
+		if err := os.WriteFile(filepath.Join(bob, "BUILD"), []byte(build), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	edit("cat $< > $@")
+	_, ev = buildOutcomes(t, bob, toplevel...)
+	wantOutcomes("b edited", ev, 1, 0)
+	if got, _ := outFile("b.txt"); got != "HELLO\n" {
+		t.Errorf("b.txt = %q after b ran", got)
+	}
+	if got, _ := outFile("a.txt"); got != "HELLO\n" {
+		t.Errorf("a.txt = %q after b ran, want it fetched", got)
+	}
+
+	// a.txt kept in the cache, then lost by every cache: b cannot run,
+	// and says so; the next build makes a again.
+	hepbuild(t, bob, "clean")
+	buildOutcomes(t, bob, toplevel...)
+	for _, dir := range []string{shared, bobDisk} {
+		removeBlob(t, dir, aBlob)
+	}
+	edit("cat $< $< > $@")
+	r = hepbuild(t, bob, append([]string{"--progress=plain"}, toplevel...)...)
+	if r.code == 0 || !strings.Contains(r.stderr, "hepbuild-out/a.txt") || !strings.Contains(r.stderr, "build again") {
+		t.Fatalf("b reading a lost a.txt: exit %d, want a failure naming a.txt and saying to build again\n%s", r.code, r.stderr)
+	}
+	_, ev = buildOutcomes(t, bob, toplevel...)
+	wantOutcomes("after the loss", ev, 2, 0)
+	if got, _ := outFile("b.txt"); got != "HELLO\nHELLO\n" {
+		t.Errorf("b.txt = %q after rebuilding", got)
+	}
+}
+
+// hasBlob reports whether the cache folder (disk cache layout) holds the blob.
+func hasBlob(t *testing.T, dir string, d cache.Digest) bool {
+	t.Helper()
+	_, err := os.Stat(filepath.Join(dir, "cas.v1", d.Hash[:2], d.Hash))
+	return err == nil
+}
+
+func removeBlob(t *testing.T, dir string, d cache.Digest) {
+	t.Helper()
+	if !hasBlob(t, dir, d) {
+		t.Fatalf("%s does not hold blob %s", dir, d)
+	}
+	if err := os.Remove(filepath.Join(dir, "cas.v1", d.Hash[:2], d.Hash)); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/hepbuild/hepbuild/exec"
 	"github.com/hepbuild/hepbuild/graph"
@@ -31,6 +32,9 @@ type targetStatus struct {
 	Run     int      `json:"run,omitempty"`
 	Cached  int      `json:"cached,omitempty"`
 	Outputs []string `json:"outputs,omitempty"`
+	// RemoteOnly lists the outputs that an earlier build kept only in the
+	// cache (--remote-download-outputs): not in hepbuild-out.
+	RemoteOnly []string `json:"remote_only,omitempty"`
 }
 
 // Run checks every needed action without running anything.
@@ -40,6 +44,10 @@ func (c *StatusCmd) Run(g *Globals, e *env) error {
 		return err
 	}
 	defer s.close()
+	// Outputs an earlier build kept only in the cache count as up to date,
+	// as for a build with --remote-download-outputs=toplevel, the mode that
+	// keeps them; the targets named must be in the output tree.
+	s.download = exec.DownloadTopLevel
 	runner, err := s.runner(nil, nil)
 	if err != nil {
 		return err
@@ -68,6 +76,9 @@ func (c *StatusCmd) Run(g *Globals, e *env) error {
 		}
 		for _, o := range a.Outputs {
 			ts.Outputs = append(ts.Outputs, o.Path)
+			if s.journal.RemoteOnly(o.Path) {
+				ts.RemoteOnly = append(ts.RemoteOnly, o.Path)
+			}
 		}
 	}
 	var list []*targetStatus
@@ -76,29 +87,41 @@ func (c *StatusCmd) Run(g *Globals, e *env) error {
 	}
 	sort.Slice(list, func(i, j int) bool { return list[i].Target < list[j].Target })
 	counts := map[string]int{}
+	remoteOnly := 0
 	for _, ts := range list {
 		counts[ts.State]++
+		remoteOnly += len(ts.RemoteOnly)
 		if c.Output == "json" {
 			b, _ := json.Marshal(ts)
 			fmt.Fprintf(e.stdout, "%s\n", b)
 			continue
 		}
-		detail := ""
+		var parts []string
 		if ts.Actions > 1 {
-			detail = fmt.Sprintf(" (%d actions", ts.Actions)
+			parts = append(parts, fmt.Sprintf("%d actions", ts.Actions))
 			if ts.Run > 0 {
-				detail += fmt.Sprintf(", %d to run", ts.Run)
+				parts = append(parts, fmt.Sprintf("%d to run", ts.Run))
 			}
 			if ts.Cached > 0 {
-				detail += fmt.Sprintf(", %d in cache", ts.Cached)
+				parts = append(parts, fmt.Sprintf("%d in cache", ts.Cached))
 			}
-			detail += ")"
+		}
+		if n := len(ts.RemoteOnly); n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s only in the cache", n, plural(n, "output", "outputs")))
+		}
+		detail := ""
+		if len(parts) > 0 {
+			detail = " (" + strings.Join(parts, ", ") + ")"
 		}
 		fmt.Fprintf(e.stdout, "%-32s %s%s\n", ts.State, ts.Target, detail)
 	}
 	if c.Output != "json" {
 		fmt.Fprintf(e.stderr, "%d targets: %d up to date, %d restorable from cache, %d will run, %d after their dependencies\n",
 			len(list), counts[stateUpToDate], counts[stateCached], counts[stateRun], counts[statePending])
+		if remoteOnly > 0 {
+			fmt.Fprintf(e.stderr, "%d %s only in the cache, not in %s (kept there by --remote-download-outputs; a build with --remote-download-outputs=all writes them)\n",
+				remoteOnly, plural(remoteOnly, "output", "outputs"), exec.OutDir)
+		}
 	}
 	return nil
 }
@@ -153,4 +176,11 @@ func planStates(e *env, s *session, runner *exec.Runner) (map[*exec.Action]strin
 		}
 	}
 	return state, nil
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
