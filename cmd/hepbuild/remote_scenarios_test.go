@@ -202,3 +202,39 @@ func TestBazelAndHepbuildShareARemote(t *testing.T) {
 		t.Errorf("hepbuild after Bazel: %d ran, %d restored; want 0 and 1", n, c)
 	}
 }
+
+// TestRemoteMutualTLS: a bazel-remote that requires a client certificate
+// signed by the group's CA serves a member who has one, and refuses (one
+// warning, the build goes on) one who has not or who does not trust it.
+func TestRemoteMutualTLS(t *testing.T) {
+	tf := testserver.NewTLSFiles(t)
+	s := testserver.StartBazelRemote(t, "--tls_cert_file", tf.ServerCert, "--tls_key_file", tf.ServerKey, "--tls_ca_file", tf.CA)
+	url := "grpcs://" + s.GRPCAddr
+	files := map[string]string{"BUILD": remoteWorkspace, "in.txt": "hello\n"}
+	alice, aliceDisk := clone(t, files)
+	tlsArgs := []string{"--tls-ca-cert", tf.CA, "--tls-client-cert", tf.ClientCert, "--tls-client-key", tf.ClientKey}
+	r, _ := buildOutcomes(t, alice, append([]string{"//:all", "--disk-cache", aliceDisk, "--remote-cache", url}, tlsArgs...)...)
+	if strings.Contains(r.stderr, "WARNING") {
+		t.Fatalf("a member with the right certificate got a warning:\n%s", r.stderr)
+	}
+	bob, bobDisk := clone(t, files)
+	_, ev := buildOutcomes(t, bob, append([]string{"//:all", "--disk-cache", bobDisk, "--remote-cache", url}, tlsArgs...)...)
+	if n := len(ev["action_cached"]); n != 3 {
+		t.Errorf("bob restored %d actions over mutual TLS, want 3", n)
+	}
+	for name, args := range map[string][]string{
+		"no client certificate": {"--tls-ca-cert", tf.CA},
+		"CA not trusted":        {"--tls-client-cert", tf.ClientCert, "--tls-client-key", tf.ClientKey},
+	} {
+		t.Run(name, func(t *testing.T) {
+			carol, carolDisk := clone(t, files)
+			r, ev := buildOutcomes(t, carol, append([]string{"//:all", "--disk-cache", carolDisk, "--remote-cache", url, "--remote-timeout", "5s"}, args...)...)
+			if n := len(ev["action_finished"]); n != 3 {
+				t.Errorf("ran %d actions, want 3 (the remote refused)", n)
+			}
+			if !strings.Contains(r.stderr, "WARNING: remote cache "+url) {
+				t.Errorf("no warning naming the remote:\n%s", r.stderr)
+			}
+		})
+	}
+}
