@@ -100,8 +100,9 @@ type Options struct {
 	Timeout time.Duration
 	// MaxConnections bounds concurrent transfers; 0 means DefaultMaxConnections.
 	MaxConnections int
-	// ProxyFile is an X.509 proxy (from $X509_USER_PROXY) for protocols
-	// that authenticate with one.
+	// ProxyFile is an X.509 proxy (from $X509_USER_PROXY): the client
+	// certificate over TLS when ClientCert is not set, and what XRootD
+	// authenticates with where it can.
 	ProxyFile string
 }
 
@@ -140,11 +141,20 @@ func (o Options) TLSConfig() (*tls.Config, error) {
 	if (o.ClientCert == "") != (o.ClientKey == "") {
 		return nil, errors.New("a TLS client certificate needs its key, and a key its certificate")
 	}
-	if o.ClientCert != "" {
-		pair, err := tls.LoadX509KeyPair(o.ClientCert, o.ClientKey)
+	certFile, keyFile := o.ClientCert, o.ClientKey
+	if certFile == "" && o.ProxyFile != "" {
+		// A grid proxy holds its certificate, its key and the chain in one
+		// PEM file: it is the client certificate of WLCG storage and caches.
+		certFile, keyFile = o.ProxyFile, o.ProxyFile
+	}
+	if certFile != "" {
+		pair, err := tls.LoadX509KeyPair(certFile, keyFile)
 		if err != nil {
 			// The error may quote the key file's content: say which files only.
-			return nil, fmt.Errorf("loading the TLS client certificate %s and key %s: not a matching PEM pair", o.ClientCert, o.ClientKey)
+			if certFile == o.ProxyFile {
+				return nil, fmt.Errorf("the X.509 proxy %s ($X509_USER_PROXY) does not hold a certificate and its key", o.ProxyFile)
+			}
+			return nil, fmt.Errorf("loading the TLS client certificate %s and key %s: not a matching PEM pair", certFile, keyFile)
 		}
 		cfg.Certificates = []tls.Certificate{pair}
 	}

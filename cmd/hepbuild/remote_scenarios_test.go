@@ -238,3 +238,28 @@ func TestRemoteMutualTLS(t *testing.T) {
 		})
 	}
 }
+
+// TestRemoteX509Proxy: a grid proxy ($X509_USER_PROXY: certificate, key
+// and chain in one file) is the client certificate over TLS.
+func TestRemoteX509Proxy(t *testing.T) {
+	tf := testserver.NewTLSFiles(t)
+	s := testserver.StartBazelRemote(t, "--tls_cert_file", tf.ServerCert, "--tls_key_file", tf.ServerKey, "--tls_ca_file", tf.CA)
+	cert, _ := os.ReadFile(tf.ClientCert)
+	key, _ := os.ReadFile(tf.ClientKey)
+	ca, _ := os.ReadFile(tf.CA)
+	proxy := filepath.Join(t.TempDir(), "x509up_u1000")
+	if err := os.WriteFile(proxy, append(append(cert, key...), ca...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("X509_USER_PROXY", proxy)
+	url := "grpcs://" + s.GRPCAddr
+	root, diskCache := clone(t, map[string]string{"BUILD": remoteWorkspace, "in.txt": "hello\n"})
+	r, _ := buildOutcomes(t, root, "//:all", "--disk-cache", diskCache, "--remote-cache", url, "--tls-ca-cert", tf.CA)
+	if strings.Contains(r.stderr, "WARNING") {
+		t.Errorf("the proxy was not accepted as the client certificate:\n%s", r.stderr)
+	}
+	r = hepbuild(t, root, "info", "cache_tiers", "--disk-cache", diskCache, "--remote-cache", url, "--tls-ca-cert", tf.CA)
+	if !strings.Contains(r.stdout, "answered") {
+		t.Errorf("info: %s%s", r.stdout, r.stderr)
+	}
+}
