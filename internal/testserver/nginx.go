@@ -1,0 +1,97 @@
+package testserver
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// NginxDAV is a running nginx serving a folder over WebDAV, which makes it
+// a Bazel HTTP cache (GET/PUT/HEAD of /ac/ and /cas/).
+type NginxDAV struct {
+	*Process
+	Dir  string // its configuration, logs and data
+	Data string // the served folder
+	Addr string // host:port
+}
+
+// StartNginxDAV starts nginx (installed by .ci/services/nginx.sh) on a
+// free loopback port with PUT allowed and missing folders created on PUT.
+func StartNginxDAV(t testing.TB) *NginxDAV {
+	t.Helper()
+	return startNginx(t, "dav_methods PUT DELETE MKCOL COPY MOVE; create_full_put_path on;")
+}
+
+// StartNginxReadOnly starts nginx like StartNginxDAV but without WebDAV
+// methods, so it answers PUT with 405: a cache that refuses writes.
+func StartNginxReadOnly(t testing.TB) *NginxDAV {
+	t.Helper()
+	return startNginx(t, "")
+}
+
+func startNginx(t testing.TB, dav string) *NginxDAV {
+	t.Helper()
+	bin := Binary(t, "nginx", "nginx.sh")
+	const module = "/usr/lib/nginx/modules/ngx_http_dav_ext_module.so"
+	if _, err := os.Stat(module); err != nil {
+		t.Fatalf("the nginx WebDAV module is not installed: run .ci/services/nginx.sh")
+	}
+	dir := t.TempDir()
+	data, tmp := filepath.Join(dir, "data"), filepath.Join(dir, "tmp")
+	for _, d := range []string{data, tmp} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Workers run as www-data (when started as root): they must reach the
+	// folders, and t.TempDir() makes them 0700.
+	for _, d := range []string{dir, filepath.Dir(dir)} {
+		if err := os.Chmod(d, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
+	userLine := ""
+	if os.Geteuid() == 0 {
+		u, err := user.Lookup("www-data")
+		if err != nil {
+			t.Fatalf("nginx runs its workers as www-data, which does not exist: %v", err)
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		for _, d := range []string{data, tmp} {
+			if err := os.Chown(d, uid, gid); err != nil {
+				t.Fatal(err)
+			}
+		}
+		userLine = "user www-data;"
+	}
+	port := FreePort(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	conf := fmt.Sprintf(`load_module %s;
+daemon off; master_process on; worker_processes 1; %s
+pid %s; error_log %s warn;
+events { worker_connections 256; }
+http {
+  access_log off; client_body_temp_path %s; client_max_body_size 0;
+  proxy_temp_path %s; fastcgi_temp_path %s; uwsgi_temp_path %s; scgi_temp_path %s;
+  server {
+    listen %s; root %s;
+    location / { %s dav_access user:rw group:rw all:r; }
+  }
+}
+`, module, userLine, filepath.Join(dir, "nginx.pid"), filepath.Join(dir, "error.log"),
+		tmp, tmp, tmp, tmp, tmp, addr, data, dav)
+	confPath := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-p", dir, "-c", confPath, "-e", filepath.Join(dir, "error.log"))
+	p := Start(t, dir, "nginx", cmd)
+	WaitTCP(t, p, addr, 20*time.Second)
+	return &NginxDAV{Process: p, Dir: dir, Data: data, Addr: addr}
+}
