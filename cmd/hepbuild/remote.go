@@ -12,6 +12,7 @@ import (
 	"github.com/hepbuild/hepbuild/cache/disk"
 	"github.com/hepbuild/hepbuild/cache/remote"
 	"github.com/hepbuild/hepbuild/cache/remote/folder"
+	"github.com/hepbuild/hepbuild/cache/remote/httpcache"
 	"github.com/hepbuild/hepbuild/cache/remote/reapi"
 	"github.com/hepbuild/hepbuild/cache/tiered"
 )
@@ -99,6 +100,8 @@ func openRemote(raw string, opts remote.Options) (remote.Remote, error) {
 		return folder.Open(raw, opts)
 	case "grpc", "grpcs":
 		return reapi.Open(raw, opts)
+	case "http", "https":
+		return httpcache.Open(raw, opts)
 	}
 	return nil, fmt.Errorf("remote cache %s: the %s:// protocol is not available in this build", raw, scheme)
 }
@@ -155,6 +158,9 @@ func (s *session) finishUploads(e *env, mode string) {
 	if t == nil {
 		return
 	}
+	// The progress display has finished: trouble while the last uploads
+	// go out is said on standard error directly.
+	t.SetWarn(func(msg string) { fmt.Fprintln(e.stderr, "WARNING:", msg) })
 	if mode == "wait" && !t.WritesOff() {
 		shown := time.Now()
 		err := t.Flush(e.ctx, func(left int) {

@@ -263,3 +263,24 @@ func TestRemoteX509Proxy(t *testing.T) {
 		t.Errorf("info: %s%s", r.stdout, r.stderr)
 	}
 }
+
+// TestRemoteRefusesWrites: a cache that refuses writes (a read-only nginx)
+// is still read; the build says once that it refuses writes and keeps its
+// results in the disk cache.
+func TestRemoteRefusesWrites(t *testing.T) {
+	s := testserver.StartNginxReadOnly(t)
+	url := "http://" + s.Addr + "/cache"
+	root, diskCache := clone(t, map[string]string{"BUILD": remoteWorkspace, "in.txt": "hello\n"})
+	r, ev := buildOutcomes(t, root, "//:all", "--disk-cache", diskCache, "--remote-cache", url)
+	if n := len(ev["action_finished"]); n != 3 {
+		t.Errorf("ran %d actions, want 3", n)
+	}
+	if n := strings.Count(r.stderr, "WARNING: remote cache "+url+" refuses writes"); n != 1 {
+		t.Errorf("want one warning that the remote refuses writes, got %d:\n%s", n, r.stderr)
+	}
+	other, _ := clone(t, map[string]string{"BUILD": remoteWorkspace, "in.txt": "hello\n"})
+	_, ev = buildOutcomes(t, other, "//:all", "--disk-cache", diskCache, "--remote-cache", url)
+	if n := len(ev["action_cached"]); n != 3 {
+		t.Errorf("the disk cache did not keep the results: %d restored, want 3", n)
+	}
+}

@@ -17,6 +17,12 @@ var remoteCaches = map[string]func(t *testing.T) string{
 	"grpc-bazel-remote": func(t *testing.T) string {
 		return "grpc://" + testserver.StartBazelRemote(t).GRPCAddr
 	},
+	"http-bazel-remote": func(t *testing.T) string {
+		return "http://" + testserver.StartBazelRemote(t).HTTPAddr
+	},
+	"http-nginx": func(t *testing.T) string {
+		return "http://" + testserver.StartNginxDAV(t).Addr + "/cache/analysis-x"
+	},
 	"grpc-buildbarn": func(t *testing.T) string {
 		return "grpc://" + testserver.StartBBStorage(t).Addr + "/hep"
 	},
