@@ -209,7 +209,12 @@ func TestBazelAndHepbuildShareARemote(t *testing.T) {
 func TestRemoteMutualTLS(t *testing.T) {
 	tf := testserver.NewTLSFiles(t)
 	s := testserver.StartBazelRemote(t, "--tls_cert_file", tf.ServerCert, "--tls_key_file", tf.ServerKey, "--tls_ca_file", tf.CA)
-	url := "grpcs://" + s.GRPCAddr
+	for _, url := range []string{"grpcs://" + s.GRPCAddr, "https://" + s.HTTPAddr} {
+		t.Run(strings.Split(url, ":")[0], func(t *testing.T) { testMutualTLS(t, tf, url) })
+	}
+}
+
+func testMutualTLS(t *testing.T, tf testserver.TLSFiles, url string) {
 	files := map[string]string{"BUILD": remoteWorkspace, "in.txt": "hello\n"}
 	alice, aliceDisk := clone(t, files)
 	tlsArgs := []string{"--tls-ca-cert", tf.CA, "--tls-client-cert", tf.ClientCert, "--tls-client-key", tf.ClientKey}
