@@ -161,7 +161,10 @@ func readRC(path, cmd string, configs []string, found map[string]bool, accepts *
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		fields := strings.Fields(line)
+		fields, err := rcWords(line)
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: %v", path, n, err)
+		}
 		head, name, _ := strings.Cut(fields[0], ":")
 		if head != "common" && !commands[head] {
 			return nil, fmt.Errorf("%s:%d: unknown command %q (want common or one of the hepbuild commands)", path, n, head)
@@ -189,6 +192,52 @@ func readRC(path, cmd string, configs []string, found map[string]bool, accepts *
 		}
 	}
 	return append(base, named...), sc.Err()
+}
+
+// rcWords splits a .hepbuildrc line into words as a shell would: spaces
+// separate words, except inside single or double quotes, and a backslash
+// outside single quotes keeps the next character as it is. So
+// --remote-header="authorization=Bearer @FILE" is one word.
+func rcWords(line string) ([]string, error) {
+	var words []string
+	var w strings.Builder
+	inWord := false
+	var quote rune
+	escaped := false
+	for _, c := range line {
+		switch {
+		case escaped:
+			w.WriteRune(c)
+			escaped = false
+		case c == '\\' && quote != '\'':
+			escaped, inWord = true, true
+		case quote != 0 && c == quote:
+			quote = 0
+		case quote != 0:
+			w.WriteRune(c)
+		case c == '\'' || c == '"':
+			quote, inWord = c, true
+		case c == ' ' || c == '\t':
+			if inWord {
+				words = append(words, w.String())
+				w.Reset()
+				inWord = false
+			}
+		default:
+			w.WriteRune(c)
+			inWord = true
+		}
+	}
+	if quote != 0 {
+		return nil, fmt.Errorf("unterminated %c quote", quote)
+	}
+	if escaped {
+		return nil, fmt.Errorf("a backslash ends the line")
+	}
+	if inWord {
+		words = append(words, w.String())
+	}
+	return words, nil
 }
 
 // flagModel says which flags each command has; see flagAccepter.

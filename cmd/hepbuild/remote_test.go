@@ -289,3 +289,31 @@ func removeBlob(t *testing.T, dir string, d cache.Digest) {
 		t.Fatal(err)
 	}
 }
+
+// TestRemoteFromHepbuildrc: the group's cache set once in .hepbuildrc, its
+// header value quoted (a space in it), reaches every command that has the
+// flags; query and clean, which have none, still run.
+func TestRemoteFromHepbuildrc(t *testing.T) {
+	shared := filepath.Join(t.TempDir(), "shared")
+	token := filepath.Join(t.TempDir(), "token")
+	os.WriteFile(token, []byte("rc-token-value\n"), 0o600)
+	rc := "common --remote-cache=file://" + shared + "\ncommon --remote-header=\"authorization=Bearer @" + token + "\"\n"
+	root, diskCache := clone(t, map[string]string{"BUILD": remoteWorkspace, "in.txt": "hello\n", ".hepbuildrc": rc})
+	r := hepbuild(t, root, "info", "cache_tiers")
+	if r.code != 0 || !strings.Contains(r.stdout, "remote file://"+shared+" (answered") {
+		t.Errorf("info cache_tiers: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	buildOutcomes(t, root, "//:all", "--disk-cache", diskCache)
+	if _, err := os.Stat(filepath.Join(shared, "ac.v1")); err != nil {
+		t.Errorf("the build did not use the remote from .hepbuildrc: %v", err)
+	}
+	for _, args := range [][]string{{"query", "//..."}, {"clean"}} {
+		if r := hepbuild(t, root, args...); r.code != 0 {
+			t.Errorf("%v with remote flags in .hepbuildrc: exit %d\n%s", args, r.code, r.stderr)
+		}
+	}
+	bad := testWorkspace(t, map[string]string{"BUILD": remoteWorkspace, ".hepbuildrc": "common --remote-header=\"x=y\n"})
+	if r := hepbuild(t, bad, "info"); r.code != exitBadInput || !strings.Contains(r.stderr, ".hepbuildrc:1: unterminated \" quote") {
+		t.Errorf("an unterminated quote: exit %d\n%s", r.code, r.stderr)
+	}
+}
