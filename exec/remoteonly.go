@@ -22,14 +22,14 @@ import (
 // blob a result references is still there (cache/tiered: the disk, then
 // one batched question to the remote).
 type availabler interface {
-	Available(ctx context.Context, res *repb.ActionResult) error
+	Available(ctx context.Context, action cache.Digest, res *repb.ActionResult) error
 }
 
 // available reports whether the result's blobs can still be had, so that
 // keeping them only in the cache is safe; an error means they cannot.
-func (r *Runner) available(ctx context.Context, res *repb.ActionResult) error {
+func (r *Runner) available(ctx context.Context, action cache.Digest, res *repb.ActionResult) error {
 	if av, ok := r.cache.c.(availabler); ok {
-		return av.Available(ctx, res)
+		return av.Available(ctx, action, res)
 	}
 	refs, err := cache.References(res, func(d cache.Digest) (*repb.Tree, error) {
 		return nil, fmt.Errorf("tree %s: %w", d, cache.ErrNotFound)

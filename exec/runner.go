@@ -685,12 +685,20 @@ func (r *Runner) restore(ctx context.Context, a *Action, key *Key, in *inputDige
 	if !r.cacheable(a) {
 		return false, nil
 	}
-	res, ok := r.cache.actionResultFor(ctx, key.Digest, a)
+	// Outputs that will be written come inlined with the result where the
+	// cache can; those that stay in the cache are not downloaded at all.
+	var res *repb.ActionResult
+	var ok bool
+	if r.wantsBytes(a) {
+		res, ok = r.cache.actionResultFor(ctx, key.Digest, a)
+	} else {
+		res, ok = r.cache.actionResult(ctx, key.Digest)
+	}
 	if !ok || !resultCovers(a, res) {
 		return false, nil
 	}
 	if !r.wantsBytes(a) && len(res.GetOutputDirectories()) == 0 && len(resultLinks(res)) == 0 {
-		err := r.available(ctx, res)
+		err := r.available(ctx, key.Digest, res)
 		if err == nil {
 			return true, r.rememberRemote(a, key, in, res)
 		}

@@ -63,6 +63,14 @@ type Inliner interface {
 	GetActionResultInline(ctx context.Context, action cache.Digest, paths []string) (*repb.ActionResult, error)
 }
 
+// CompletenessChecker is a Remote that answers an action result only
+// while every blob it references is stored, as REAPI asks of its servers
+// (bazel-remote and Buildbarn check): a result it just returned needs no
+// existence check of its blobs.
+type CompletenessChecker interface {
+	ChecksCompleteness() bool
+}
+
 // ErrTransient marks a failure that may pass: a server that is down,
 // overloaded or slow. The tiered cache retries it with backoff.
 var ErrTransient = errors.New("remote unavailable")

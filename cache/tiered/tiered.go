@@ -481,7 +481,7 @@ func (c *Cache) Prefetch(ctx context.Context, action cache.Digest, res *repb.Act
 // build that keeps outputs only in the cache (--remote-download-outputs)
 // asks before it does; anything missing, or a remote that cannot answer,
 // is cache.ErrNotFound.
-func (c *Cache) Available(ctx context.Context, res *repb.ActionResult) error {
+func (c *Cache) Available(ctx context.Context, action cache.Digest, res *repb.ActionResult) error {
 	refs, err := cache.References(res, func(d cache.Digest) (*repb.Tree, error) { return c.tree(ctx, d) })
 	if err != nil {
 		return err
@@ -504,6 +504,14 @@ func (c *Cache) Available(ctx context.Context, res *repb.ActionResult) error {
 	}
 	if c.readsOff.Load() {
 		return fmt.Errorf("blob %s: %w", ask[0], cache.ErrNotFound)
+	}
+	if cc, ok := c.remote.(remote.CompletenessChecker); ok && cc.ChecksCompleteness() {
+		if _, ok := c.fromRemote.Load(action); ok {
+			// The server answered this result only because every blob it
+			// names is stored: asking again would be a second round trip
+			// that tells nothing new.
+			return nil
+		}
 	}
 	var missing []cache.Digest
 	err = c.call(ctx, func(ctx context.Context) (err error) {

@@ -429,7 +429,7 @@ func TestAvailableAsksOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	finds, gets, batches := f.remote.count("FindMissing"), f.remote.count("Get"), f.remote.count("GetBatch")
-	if err := bob.Available(ctx, res); err != nil {
+	if err := bob.Available(ctx, cache.Digest{}, res); err != nil {
 		t.Fatalf("Available: %v, want every blob found", err)
 	}
 	if n := f.remote.count("FindMissing") - finds; n != 1 {
@@ -449,7 +449,7 @@ func TestAvailableAsksOnce(t *testing.T) {
 
 	_, gone := remotetest.Blob(t, 70)
 	withGone := &repb.ActionResult{OutputFiles: append(res.GetOutputFiles(), &repb.OutputFile{Path: "out/gone", Digest: gone.ToProto()})}
-	if err := bob.Available(ctx, withGone); !errors.Is(err, cache.ErrNotFound) {
+	if err := bob.Available(ctx, cache.Digest{}, withGone); !errors.Is(err, cache.ErrNotFound) {
 		t.Errorf("Available with a blob nowhere: %v, want cache.ErrNotFound", err)
 	}
 
@@ -459,7 +459,7 @@ func TestAvailableAsksOnce(t *testing.T) {
 		}
 		return nil
 	}
-	if err := bob.Available(ctx, res); !errors.Is(err, cache.ErrNotFound) {
+	if err := bob.Available(ctx, cache.Digest{}, res); !errors.Is(err, cache.ErrNotFound) {
 		t.Errorf("Available with a failing remote: %v, want cache.ErrNotFound", err)
 	}
 	if len(bw.all()) != 1 {

@@ -289,3 +289,32 @@ func TestRemoteRefusesWrites(t *testing.T) {
 		t.Errorf("the disk cache did not keep the results: %d restored, want 3", n)
 	}
 }
+
+// TestToplevelOverGRPCDownloadsNoIntermediate: with a REAPI remote, an
+// intermediate output that stays in the cache is not downloaded at all,
+// not even inlined into the disk cache, and costs one call.
+func TestToplevelOverGRPCDownloadsNoIntermediate(t *testing.T) {
+	s := testserver.StartBazelRemote(t)
+	url := "grpc://" + s.GRPCAddr
+	files := map[string]string{"BUILD": remoteWorkspace, "in.txt": "hello\n"}
+	alice, aliceDisk := clone(t, files)
+	buildOutcomes(t, alice, "//:b", "--disk-cache", aliceDisk, "--remote-cache", url)
+	a, err := os.ReadFile(filepath.Join(alice, "hepbuild-out", "a.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob, bobDisk := clone(t, files)
+	r, ev := buildOutcomes(t, bob, "//:b", "--disk-cache", bobDisk, "--remote-cache", url, "--remote-download-outputs=toplevel")
+	if n := len(ev["action_cached"]); n != 2 {
+		t.Fatalf("restored %d actions, want 2\n%s", n, r.stderr)
+	}
+	if hasBlob(t, bobDisk, cache.FromBytes(a)) {
+		t.Error("a.txt, which stays in the cache, was downloaded into bob's disk cache")
+	}
+	if _, err := os.Stat(filepath.Join(bob, "hepbuild-out", "a.txt")); err == nil {
+		t.Error("a.txt was written to bob's output tree")
+	}
+	if !strings.Contains(r.stderr, "; 2 calls") {
+		t.Errorf("want 2 remote calls for 2 restored actions:\n%s", r.stderr)
+	}
+}

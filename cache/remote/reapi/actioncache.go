@@ -38,3 +38,7 @@ func (c *Cache) PutActionResult(ctx context.Context, action cache.Digest, r *rep
 		return err
 	})
 }
+
+// ChecksCompleteness: REAPI servers return an action result only while the
+// blobs it references are in their CAS (bazel-remote and Buildbarn check).
+func (c *Cache) ChecksCompleteness() bool { return true }
