@@ -33,20 +33,24 @@ br_pid=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$hp/status" >/dev/null && break; sleep 0.1; done
 remote=grpc://127.0.0.1:$gp
 
-now() { date +%s.%N; }
-# run NAME ARGS...: one build of //:all in the workspace, timed; prints
-# the time and keeps the log.
+servercpu() { awk '{print ($14+$15)/100}' "/proc/$br_pid/stat"; }
+# run NAME ARGS...: one build of //:all in the workspace; prints its wall
+# time, and keeps in $tmp/NAME.cpu hepbuild's cpu time (user+sys) and the
+# server's, since on one machine the server's work competes with the build.
 run() {
 	local name=$1
 	shift
-	local t0 t1
-	t0=$(now)
-	"$tmp/hepbuild" build //:all -C "$tmp/ws" --sandbox=none --progress=none -j2 "$@" >/dev/null 2>"$tmp/$name.log" ||
+	local s0 s1
+	s0=$(servercpu)
+	/usr/bin/time -f '%e %U %S' -o "$tmp/$name.time" \
+		"$tmp/hepbuild" build //:all -C "$tmp/ws" --sandbox=none --progress=none -j2 "$@" >/dev/null 2>"$tmp/$name.log" ||
 		{ echo "$name failed:"; tail -20 "$tmp/$name.log"; exit 1; }
-	t1=$(now)
-	echo "$t1 - $t0" | bc -l
+	s1=$(servercpu)
+	read -r wall user sys <"$tmp/$name.time"
+	echo "$(echo "$user + $sys" | bc -l) $(echo "$s1 - $s0" | bc -l)" >"$tmp/$name.cpu"
+	echo "$wall"
 }
-actions=$(grep -o '[0-9]* actions' "$tmp/ws/BUILD" 2>/dev/null | head -1 || true)
+cpus() { read -r h s <"$tmp/$1.cpu"; printf '  [hepbuild cpu %.1f s, bazel-remote cpu %.1f s]' "$h" "$s"; }
 
 full_local=$(run full-local --disk-cache "$tmp/d1" --output-base "$tmp/o1")
 full_remote=$(run full-remote --disk-cache "$tmp/d2" --output-base "$tmp/o2" --remote-cache "$remote")
@@ -60,13 +64,14 @@ fi
 n=$(grep -o 'hepbuild: [0-9]* actions' "$tmp/restore-remote.log" | grep -o '[0-9]*' || true)
 calls=$(grep -o '[0-9]* calls' "$tmp/restore-remote.log" | grep -o '[0-9]*' || true)
 echo "workload: gen.py $D $F $S${n:+, $n actions}"
-printf '%-44s %8.2f s\n' "full build, disk cache only" "$full_local"
-printf '%-44s %8.2f s  (%.2fx; goal <= 1.10x)\n' "full build, --remote-cache (uploads waited)" "$full_remote" "$(echo "$full_remote / $full_local" | bc -l)"
-printf '%-44s %8.2f s\n' "restore from the disk cache" "$restore_disk"
-printf '%-44s %8.2f s  (%.2fx; goal <= 2x)\n' "restore from bazel-remote (gRPC), empty disk" "$restore_remote" "$(echo "$restore_remote / $restore_disk" | bc -l)"
+printf '%-44s %8.2f s%s\n' "full build, disk cache only" "$full_local" "$(cpus full-local)"
+printf '%-44s %8.2f s  (%.2fx; goal <= 1.10x)%s\n' "full build, --remote-cache (uploads waited)" "$full_remote" "$(echo "$full_remote / $full_local" | bc -l)" "$(cpus full-remote)"
+printf '%-44s %8.2f s%s\n' "restore from the disk cache" "$restore_disk" "$(cpus restore-disk)"
+printf '%-44s %8.2f s  (%.2fx; goal <= 2x)%s\n' "restore from bazel-remote (gRPC), empty disk" "$restore_remote" "$(echo "$restore_remote / $restore_disk" | bc -l)" "$(cpus restore-remote)"
 if [[ -n $top ]]; then
-	printf '%-44s %8.2f s  (%.2fx; goal <= 1.2x)\n' "  same, --remote-download-outputs=toplevel" "$top" "$(echo "$top / $restore_disk" | bc -l)"
+	printf '%-44s %8.2f s  (%.2fx; goal <= 1.2x)%s\n' "  same, --remote-download-outputs=toplevel" "$top" "$(echo "$top / $restore_disk" | bc -l)" "$(cpus restore-toplevel)"
 fi
+echo "(one machine: the server's cpu competes with the build's; a group's server runs elsewhere)"
 if [[ -n $n && -n $calls && $n -gt 0 ]]; then
 	printf 'remote calls per restored action: %.2f (%s calls for %s actions)\n' "$(echo "$calls / $n" | bc -l)" "$calls" "$n"
 fi
