@@ -208,8 +208,17 @@ func (c *Cache) call(ctx context.Context, what string, op func(ctx context.Conte
 	if err != nil {
 		return err
 	}
+	// go-hep must never see a cancelled context while its connection is
+	// healthy: a request given up early leaves the client's reader
+	// goroutine blocked on delivering the late answer (with the stream
+	// multiplexer's lock held), which stalls every later request and
+	// Close; and the extra data connection go-hep binds for reads and
+	// writes (kXR_bind) lives only as long as the context of the request
+	// that opened it, so the next read or write sent on it never gets its
+	// answer. op therefore runs without cancellation and the deadline is
+	// enforced here; a call that times out abandons the whole client.
 	done := make(chan error, 1)
-	go func() { done <- op(ctx, fs) }()
+	go func() { done <- op(context.WithoutCancel(ctx), fs) }()
 	select {
 	case err = <-done:
 	case <-ctx.Done():
