@@ -29,6 +29,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 	"go-hep.org/x/hep/xrootd"
@@ -71,8 +72,9 @@ type Cache struct {
 	opts                   remote.Options
 	sem                    chan struct{}
 
-	mu     sync.Mutex // guards client
+	mu     sync.Mutex // guards client and relay
 	client *xrootd.Client
+	relay  *relay
 }
 
 // Open returns the cache at rawURL, root://[user@]host:port//base/folder
@@ -117,17 +119,40 @@ func (c *Cache) Name() string { return c.name }
 // are read whole into memory.
 func (c *Cache) BatchLimit() int64 { return chunk }
 
-// Close drops the connection. go-hep's Client.Close blocks while a
-// request abandoned at its timeout still waits for its answer, so the
-// client is closed in the background and Close never hangs.
+// Close drops the connection, in the background: see abandon.
 func (c *Cache) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.client != nil {
-		go c.client.Close()
-		c.client = nil
+		c.abandon(c.client, c.relay)
+		c.client, c.relay = nil, nil
 	}
 	return nil
+}
+
+// abandon closes a client and then its relay, in the background. go-hep's
+// Client.Close can block (on a request whose answer its reader cannot
+// deliver); the relay's connections to the server are then dropped after
+// Timeout, while the client's side stays open so that go-hep cannot panic.
+func (c *Cache) abandon(cl *xrootd.Client, r *relay) {
+	go func() {
+		done := make(chan struct{})
+		go func() {
+			if cl != nil {
+				cl.Close()
+			}
+			close(done)
+		}()
+		t := time.NewTimer(c.opts.Timeout)
+		defer t.Stop()
+		select {
+		case <-done:
+		case <-t.C:
+			r.closeServerSide()
+			<-done
+		}
+		r.close()
+	}()
 }
 
 // fs returns the file system of the shared client, connecting first if
@@ -140,30 +165,73 @@ func (c *Cache) fs(ctx context.Context) (xrdfs.FileSystem, error) {
 	if c.client != nil {
 		return c.client.FS(), nil
 	}
+	// The first connection is dialled here, so that a server that is down
+	// is reported at once and plainly; go-hep then connects through the
+	// relay (see relay.go).
+	var d net.Dialer
+	first, err := d.DialContext(ctx, "tcp", c.addr)
+	if err != nil {
+		return nil, fmt.Errorf("remote cache %s: connecting: %w (%v)", c.name, remote.ErrTransient, err)
+	}
+	rl, err := newRelay(c.addr, first, func() (net.Conn, error) {
+		dctx, cancel := context.WithTimeout(context.Background(), c.opts.Timeout)
+		defer cancel()
+		return d.DialContext(dctx, "tcp", c.addr)
+	})
+	if err != nil {
+		first.Close()
+		return nil, fmt.Errorf("remote cache %s: connecting: %w (%v)", c.name, remote.ErrTransient, err)
+	}
 	type result struct {
 		cl  *xrootd.Client
 		err error
 	}
 	ch := make(chan result, 1)
+	// cctx is cancelled only if the login is given up, never after it
+	// succeeded: every session of the client lives on it.
+	cctx, ccancel := context.WithCancel(context.Background())
 	go func() {
-		cl, err := xrootd.NewClient(context.Background(), c.addr, c.user)
+		cl, err := xrootd.NewClient(cctx, rl.addr(), c.user)
 		ch <- result{cl, err}
 	}()
+	giveUp := func(why error) error {
+		ccancel()
+		go func() {
+			r := <-ch
+			c.abandon(r.cl, rl)
+		}()
+		return fmt.Errorf("remote cache %s: connecting: %w (%v)", c.name, remote.ErrTransient, why)
+	}
 	select {
 	case r := <-ch:
 		if r.err != nil {
+			ccancel()
+			rl.close() // NewClient closed its client
 			return nil, c.loginError(r.err)
 		}
-		c.client = r.cl
+		c.client, c.relay = r.cl, rl
+		go c.watch(r.cl, rl, ccancel)
 		return r.cl.FS(), nil
+	case <-rl.broken:
+		return nil, giveUp(rl.err)
 	case <-ctx.Done():
-		go func() {
-			if r := <-ch; r.cl != nil {
-				r.cl.Close()
-			}
-		}()
-		return nil, fmt.Errorf("remote cache %s: connecting: %w (%v)", c.name, remote.ErrTransient, ctx.Err())
+		return nil, giveUp(ctx.Err())
 	}
+}
+
+// watch drops the client when its relay loses the server, so that calls
+// waiting for answers fail at once and the next call dials again.
+func (c *Cache) watch(cl *xrootd.Client, rl *relay, cancel context.CancelFunc) {
+	<-rl.broken
+	c.mu.Lock()
+	if c.client == cl {
+		c.abandon(cl, rl)
+		c.client, c.relay = nil, nil
+	}
+	c.mu.Unlock()
+	// Cancelling the client's context makes its readers stop quietly
+	// whatever happens to their connections from now on.
+	cancel()
 }
 
 // loginError explains a failed connection or login. go-hep offers only
@@ -192,8 +260,8 @@ func (c *Cache) drop(fs xrdfs.FileSystem) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.client != nil && c.client.FS() == fs {
-		go c.client.Close() // may block on abandoned requests: see Close
-		c.client = nil
+		c.abandon(c.client, c.relay)
+		c.client, c.relay = nil, nil
 	}
 }
 
@@ -456,9 +524,10 @@ func (r *reader) readAt(b []byte, off int64) (int, error) {
 
 func (r *reader) Close() error {
 	r.once.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), r.c.opts.Timeout)
-		defer cancel()
-		r.f.Close(ctx)
+		// A fresh deadline: the caller's may have passed.
+		r.c.call(context.Background(), "close "+r.d.String(), func(ctx context.Context, _ xrdfs.FileSystem) error {
+			return r.f.Close(ctx)
+		})
 		r.c.release()
 	})
 	return nil
@@ -605,11 +674,9 @@ func (c *Cache) GetActionResult(ctx context.Context, action cache.Digest) (*repb
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), c.opts.Timeout)
-		defer cancel()
-		f.Close(cctx)
-	}()
+	defer c.call(context.Background(), "close ac "+action.String(), func(ctx context.Context, _ xrdfs.FileSystem) error {
+		return f.Close(ctx)
+	})
 	var data []byte
 	buf := make([]byte, chunk)
 	for {
