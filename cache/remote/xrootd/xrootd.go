@@ -53,6 +53,7 @@ const maxActionResult = 64 << 20
 
 // XRootD server error codes (XProtocol.hh) that go-hep does not name.
 const (
+	errFSError     = 3005
 	errNoMemory    = 3008
 	errServerError = 3012
 	errNoServer    = 3014
@@ -311,10 +312,16 @@ func (c *Cache) translate(what string, err error) error {
 			return fmt.Errorf("remote cache %s: %s: %w", c.name, what, cache.ErrNotFound)
 		case xrdproto.NotAuthorized, errFSReadOnly, errAuthFailed:
 			return fmt.Errorf("remote cache %s: %s: %w: %s", c.name, what, remote.ErrDenied, se.Message)
+		case errFSError:
+			// XRootD 5.5 reports a read-only export (EROFS) as a generic
+			// file system error, "file path marked read/only".
+			if m := strings.ToLower(se.Message); strings.Contains(m, "read/only") || strings.Contains(m, "read-only") || strings.Contains(m, "read only") {
+				return fmt.Errorf("remote cache %s: %s: %w: %s", c.name, what, remote.ErrDenied, se.Message)
+			}
 		case errNoMemory, errServerError, errNoServer, errOverloaded, errReqTimedOut, errTimerExpire:
 			return fmt.Errorf("remote cache %s: %s: %w: %s", c.name, what, remote.ErrTransient, se.Message)
 		}
-		return fmt.Errorf("remote cache %s: %s: %s", c.name, what, se.Message)
+		return fmt.Errorf("remote cache %s: %s: %s (XRootD error %d)", c.name, what, se.Message, se.Code)
 	}
 	var ne net.Error
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, syscall.ECONNREFUSED) ||
