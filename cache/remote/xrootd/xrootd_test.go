@@ -6,7 +6,9 @@ import (
 	"errors"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,8 +18,15 @@ import (
 	"github.com/hepbuild/hepbuild/internal/testserver"
 )
 
+// testTimeout bounds each call in these tests, well below go test's
+// -timeout: a call that would hang fails as ErrTransient instead.
+const testTimeout = 20 * time.Second
+
 func open(t *testing.T, rawURL string, opts remote.Options) *Cache {
 	t.Helper()
+	if opts.Timeout == 0 {
+		opts.Timeout = testTimeout
+	}
 	c, err := Open(rawURL, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -26,8 +35,23 @@ func open(t *testing.T, rawURL string, opts remote.Options) *Cache {
 	return c
 }
 
+// startXRootD starts a server that is stopped, failing the test, if the
+// test still runs after limit: whatever waits on it then fails at once
+// (ErrTransient) instead of hanging until go test's -timeout, which would
+// skip every cleanup and leave servers running.
+func startXRootD(t *testing.T, limit time.Duration, extra ...string) *testserver.XRootD {
+	t.Helper()
+	s := testserver.StartXRootD(t, extra...)
+	timer := time.AfterFunc(limit, func() {
+		t.Errorf("the test ran longer than %v: stopping the server (log: %s)", limit, s.Log)
+		s.Stop()
+	})
+	t.Cleanup(func() { timer.Stop() })
+	return s
+}
+
 func TestConformance(t *testing.T) {
-	s := testserver.StartXRootD(t)
+	s := startXRootD(t, 90*time.Second)
 	remotetest.Run(t, open(t, "root://"+s.Addr+"//hep/cache", remote.Options{}))
 }
 
@@ -52,7 +76,7 @@ func TestURLForms(t *testing.T) {
 // A file whose content does not match its name is never returned as the
 // blob, and a temporary file left by a killed write is never a blob.
 func TestCorruptAndTemporary(t *testing.T) {
-	s := testserver.StartXRootD(t)
+	s := startXRootD(t, 60*time.Second)
 	c := open(t, "root://"+s.Addr+"//cache", remote.Options{})
 	ctx := context.Background()
 	good, d := remotetest.Blob(t, 3000)
@@ -107,9 +131,72 @@ func TestCorruptAndTemporary(t *testing.T) {
 	}
 }
 
+// A server that stops in the middle of a streamed read: the rest of the
+// read fails with ErrTransient within Timeout, the process does not crash
+// (go-hep panics when its connection ends under an open client; see
+// relay.go), and Close returns.
+func TestServerStoppedMidRead(t *testing.T) {
+	s := startXRootD(t, 60*time.Second)
+	c := open(t, "root://"+s.Addr+"//cache", remote.Options{Timeout: 3 * time.Second})
+	ctx := context.Background()
+	b, d := remotetest.Blob(t, 3*chunk+5)
+	if err := c.Put(ctx, d, bytes.NewReader(b)); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := c.Get(ctx, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	if _, err := io.ReadFull(rc, make([]byte, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	s.Stop()
+	start := time.Now()
+	_, err = io.ReadAll(rc)
+	if !errors.Is(err, remote.ErrTransient) {
+		t.Errorf("reading on from a stopped server: %v, want ErrTransient", err)
+	}
+	if el := time.Since(start); el > 5*time.Second {
+		t.Errorf("took %v", el)
+	}
+	if err := c.Close(); err != nil {
+		t.Error(err)
+	}
+}
+
+// Action results round-trip, and the ac/ file is where xrdfs finds it:
+// the layout is the disk cache's, so sites can inspect it with the
+// XRootD tools.
+func TestLayoutWithXrdfs(t *testing.T) {
+	s := startXRootD(t, 60*time.Second)
+	c := open(t, "root://"+s.Addr+"//cache", remote.Options{})
+	ctx := context.Background()
+	b, d := remotetest.Blob(t, 2000)
+	if err := c.Put(ctx, d, bytes.NewReader(b)); err != nil {
+		t.Fatal(err)
+	}
+	xctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(xctx, "xrdfs", s.Addr, "stat", "/cache/cas/"+d.Hash[:2]+"/"+d.Hash).CombinedOutput()
+	if err != nil {
+		t.Fatalf("xrdfs stat: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "Size:   2000") && !strings.Contains(string(out), "2000") {
+		t.Errorf("xrdfs stat: %s", out)
+	}
+	out, err = exec.CommandContext(xctx, "xrdfs", s.Addr, "ls", "/cache/cas/"+d.Hash[:2]).CombinedOutput()
+	if err != nil {
+		t.Fatalf("xrdfs ls: %v\n%s", err, out)
+	}
+	if strings.Contains(string(out), ".tmp-") {
+		t.Errorf("a temporary file is left after Put:\n%s", out)
+	}
+}
+
 // A server that stops answering costs at most Timeout and is ErrTransient.
 func TestServerStopped(t *testing.T) {
-	s := testserver.StartXRootD(t)
+	s := startXRootD(t, 60*time.Second)
 	c := open(t, "root://"+s.Addr+"//cache", remote.Options{Timeout: 3 * time.Second})
 	ctx := context.Background()
 	b, d := remotetest.Blob(t, 100)
@@ -154,7 +241,7 @@ func TestServerSilent(t *testing.T) {
 }
 
 func TestReadOnly(t *testing.T) {
-	s := testserver.StartXRootD(t, "all.export / r/o")
+	s := startXRootD(t, 60*time.Second, "all.export / r/o")
 	c := open(t, "root://"+s.Addr+"//cache", remote.Options{})
 	b, d := remotetest.Blob(t, 100)
 	err := c.Put(context.Background(), d, bytes.NewReader(b))
