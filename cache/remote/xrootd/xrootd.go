@@ -11,7 +11,10 @@
 // so. The client panics in a goroutine of its own when a server answers a
 // checksum query asynchronously (kXR_waitresp), which no recover can
 // catch; this package therefore never asks the server for checksums and
-// hashes every blob itself, while writing and while reading.
+// hashes every blob itself, while writing and while reading. It also
+// panics when its connection ends while it is open, so it connects
+// through an in-process relay (relay.go), and it never receives a context
+// that is cancelled mid-request (see call).
 package xrootd
 
 import (
