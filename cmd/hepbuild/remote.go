@@ -14,6 +14,7 @@ import (
 	"github.com/hepbuild/hepbuild/cache/remote/folder"
 	"github.com/hepbuild/hepbuild/cache/remote/httpcache"
 	"github.com/hepbuild/hepbuild/cache/remote/reapi"
+	"github.com/hepbuild/hepbuild/cache/remote/xrootd"
 	"github.com/hepbuild/hepbuild/cache/tiered"
 )
 
@@ -102,6 +103,8 @@ func openRemote(raw string, opts remote.Options) (remote.Remote, error) {
 		return reapi.Open(raw, opts)
 	case "http", "https":
 		return httpcache.Open(raw, opts)
+	case "root", "roots":
+		return xrootd.Open(raw, opts)
 	}
 	return nil, fmt.Errorf("remote cache %s: the %s:// protocol is not available in this build", raw, scheme)
 }

@@ -23,6 +23,9 @@ var remoteCaches = map[string]func(t *testing.T) string{
 	"http-nginx": func(t *testing.T) string {
 		return "http://" + testserver.StartNginxDAV(t).Addr + "/cache/analysis-x"
 	},
+	"root-xrootd": func(t *testing.T) string {
+		return "root://" + testserver.StartXRootD(t).Addr + "//cache/analysis-x"
+	},
 	"grpc-buildbarn": func(t *testing.T) string {
 		return "grpc://" + testserver.StartBBStorage(t).Addr + "/hep"
 	},

@@ -1,0 +1,77 @@
+package testserver
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// XRootD is a running XRootD server.
+type XRootD struct {
+	*Process
+	Data string // the exported folder on disk (oss.localroot)
+	Addr string // host:port
+}
+
+// StartXRootD starts an XRootD server (installed by .ci/services/xrootd.sh)
+// exporting an empty folder. It runs as the xrootd user, so its folder is
+// made under /tmp with mode 0755 (t.TempDir is 0700 under a 0700 parent,
+// which that user cannot reach) and removed when the test ends. Extra
+// configuration lines are appended, e.g. "all.export / r/o" for a
+// read-only server (a later all.export of the same path replaces the first).
+func StartXRootD(t testing.TB, extra ...string) *XRootD {
+	t.Helper()
+	bin := Binary(t, "xrootd", "xrootd.sh")
+	dir, err := os.MkdirTemp("", "hepbuild-xrootd-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(dir, "data")
+	for _, d := range []string{data, filepath.Join(dir, "admin"), filepath.Join(dir, "run")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	port := FreePort(t)
+	export := "all.export /"
+	for _, e := range extra {
+		if len(e) > 10 && e[:10] == "all.export" {
+			export = ""
+		}
+	}
+	cfg := fmt.Sprintf("%s\noss.localroot %s\nxrd.port %d\nall.adminpath %s\nall.pidpath %s\nxrootd.chksum adler32\nxrd.allow host localhost\n",
+		export, data, port, filepath.Join(dir, "admin"), filepath.Join(dir, "run"))
+	for _, e := range extra {
+		cfg += e + "\n"
+	}
+	cfgPath := filepath.Join(dir, "xrd.cfg")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"-c", cfgPath, "-l", filepath.Join(dir, "xrd.log")}
+	if os.Geteuid() == 0 {
+		// xrootd refuses to run as root; it drops to the xrootd user,
+		// which must own the data folder to write into it.
+		u, err := user.Lookup("xrootd")
+		if err != nil {
+			t.Fatalf("no xrootd user: run .ci/services/xrootd.sh")
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		filepath.Walk(dir, func(p string, _ os.FileInfo, _ error) error { return os.Chown(p, uid, gid) })
+		args = append(args, "-R", "xrootd")
+	}
+	p := Start(t, dir, "xrootd", exec.Command(bin, args...))
+	s := &XRootD{Process: p, Data: data, Addr: fmt.Sprintf("127.0.0.1:%d", port)}
+	WaitTCP(t, p, s.Addr, 30*time.Second)
+	return s
+}
