@@ -100,7 +100,7 @@ func openRemote(raw string, opts remote.Options) (remote.Remote, error) {
 	case "grpc", "grpcs":
 		return reapi.Open(raw, opts)
 	}
-	return nil, fmt.Errorf("remote cache %s: the %s:// protocol is not available in this build", raw, scheme)
+	return nil, fmt.Errorf("remote cache %s: the %s:// protocol is not available in this build", remote.RedactString(raw), scheme)
 }
 
 // withRemote puts the remote cache behind the disk cache. A remote that

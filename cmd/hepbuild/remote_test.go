@@ -283,3 +283,28 @@ func removeBlob(t *testing.T, dir string, d cache.Digest) {
 		t.Fatal(err)
 	}
 }
+
+// TestRemoteURLCredentialsStayHiddenInErrors: a URL that hepbuild refuses
+// (a protocol not in this build, a file:// URL with a host, a URL missing
+// its scheme, one that does not parse) is named without the password it
+// carries.
+func TestRemoteURLCredentialsStayHiddenInErrors(t *testing.T) {
+	const secret = "pw-8Hq2-never-shown-Zx"
+	root, diskCache := clone(t, map[string]string{"BUILD": remoteWorkspace, "in.txt": "hello\n"})
+	for _, url := range []string{
+		"https://alice:" + secret + "@cache.example:443",
+		"file://alice:" + secret + "@cache.example/shared",
+		"alice:" + secret + "@cache.example:9092",
+		"grpc://alice:" + secret + "%zz@cache.example:9092",
+	} {
+		for _, cmd := range [][]string{{"info"}, {"build", "//:a"}} {
+			r := hepbuild(t, root, append(cmd, "--disk-cache", diskCache, "--remote-cache", url)...)
+			if cmd[0] == "build" && r.code != 2 {
+				t.Errorf("%s --remote-cache %s: exit %d, want 2\n%s", cmd[0], url, r.code, r.stderr)
+			}
+			if strings.Contains(r.stdout+r.stderr, secret) {
+				t.Errorf("%s --remote-cache %s printed the password:\n%s%s", cmd[0], url, r.stdout, r.stderr)
+			}
+		}
+	}
+}
