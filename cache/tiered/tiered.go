@@ -735,18 +735,23 @@ func (c *Cache) upload(ctx context.Context, batch []unit) {
 			continue
 		}
 		res, err := c.local.GetActionResult(ctx, u.action)
-		if err != nil {
-			c.dropResult(u.action) // pruned or unreadable meanwhile
-			continue
+		if err == nil {
+			var r []cache.Digest
+			if r, err = cache.References(res, func(d cache.Digest) (*repb.Tree, error) { return c.localTree(ctx, d) }); err == nil {
+				results[u.action] = res
+				refs[u.action] = r
+				blobs = append(blobs, r...)
+				continue
+			}
 		}
-		r, err := cache.References(res, func(d cache.Digest) (*repb.Tree, error) { return c.localTree(ctx, d) })
-		if err != nil {
-			c.dropResult(u.action)
-			continue
+		c.dropResult(u.action)
+		if errors.Is(err, cache.ErrNotFound) {
+			// Pruned meanwhile (or before this build, for a pending
+			// one): no later build can upload it either.
+			c.pendMu.Lock()
+			delete(c.pending, u.action)
+			c.pendMu.Unlock()
 		}
-		results[u.action] = res
-		refs[u.action] = r
-		blobs = append(blobs, r...)
 	}
 	failed := c.uploadBlobs(ctx, blobs)
 	for action, res := range results {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -464,5 +465,36 @@ func TestAvailableAsksOnce(t *testing.T) {
 	}
 	if len(bw.all()) != 1 {
 		t.Errorf("a failing remote gave warnings %q, want one", bw.all())
+	}
+}
+
+// TestPendingResultGoneIsForgotten: a pending result that the disk cache
+// no longer has (pruned by `hepbuild clean --cache` between builds) can
+// never be uploaded; the build that finds it gone forgets it, rather than
+// carrying it from build to build, each saying it is still to upload.
+func TestPendingResultGoneIsForgotten(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	pending := filepath.Join(t.TempDir(), "remote-pending")
+	_, gone := remotetest.Blob(t, 32)
+	if err := os.WriteFile(pending, []byte(gone.String()+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	local, err := disk.Open(filepath.Join(t.TempDir(), "disk"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := New(local, f.remote, Options{PendingFile: pending})
+	if err := c.Flush(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := c.PendingResults(); n != 0 {
+		t.Errorf("after Flush, %d results are still to upload, want 0", n)
+	}
+	if left, _ := c.Close(); left != 0 {
+		t.Errorf("Close left %d results for the next build, want 0", left)
+	}
+	if _, err := os.Stat(pending); err == nil {
+		t.Errorf("the pending file is still there")
 	}
 }
