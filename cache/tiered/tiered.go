@@ -76,7 +76,10 @@ type Cache struct {
 	queue    chan unit
 	active   sync.WaitGroup // units queued or being uploaded
 	stopOnce sync.Once
-	closed   atomic.Bool
+	// closeMu orders enqueue before Close: a sender holds it shared from
+	// its check of closed to its send, Close holds it to close the queue.
+	closeMu sync.RWMutex
+	closed  atomic.Bool
 	workers  sync.WaitGroup
 	pendMu   sync.Mutex
 	pending  map[cache.Digest]bool // action results queued, not yet uploaded
@@ -666,6 +669,8 @@ func (c *Cache) PutActionResult(ctx context.Context, action cache.Digest, res *r
 }
 
 func (c *Cache) enqueue(ctx context.Context, u unit) {
+	c.closeMu.RLock()
+	defer c.closeMu.RUnlock()
 	if c.writesOff.Load() || c.closed.Load() {
 		return
 	}
@@ -979,7 +984,11 @@ func (c *Cache) Close() (int, error) {
 	c.closed.Store(true)
 	c.writesOffForClose()
 	c.cancelUpload()
+	// A sender blocked on a full queue holds closeMu until the uploaders,
+	// now dropping what they take, make room.
+	c.closeMu.Lock()
 	c.stopOnce.Do(func() { close(c.queue) })
+	c.closeMu.Unlock()
 	c.workers.Wait()
 	left := c.savePending()
 	return left, c.remote.Close()

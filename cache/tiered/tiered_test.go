@@ -498,3 +498,36 @@ func TestPendingResultGoneIsForgotten(t *testing.T) {
 		t.Errorf("the pending file is still there")
 	}
 }
+
+// TestPutWhileClosing: a write that races with Close (an action storing
+// its outputs as an interrupted build ends) neither panics nor is lost
+// from the disk cache.
+func TestPutWhileClosing(t *testing.T) {
+	ctx := context.Background()
+	for i := 0; i < 50; i++ {
+		f := newFixture(t)
+		local, err := disk.Open(filepath.Join(t.TempDir(), "disk"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := New(local, f.remote, Options{})
+		b, d := remotetest.Blob(t, 64)
+		var wg sync.WaitGroup
+		for w := 0; w < 4; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for j := 0; j < 200; j++ {
+					if err := c.Put(ctx, d, bytes.NewReader(b)); err != nil {
+						t.Error(err)
+						return
+					}
+					c.uploaded.Delete(d)
+				}
+			}()
+		}
+		time.Sleep(time.Millisecond)
+		c.Close()
+		wg.Wait()
+	}
+}
