@@ -80,9 +80,9 @@ type Cache struct {
 	// its check of closed to its send, Close holds it to close the queue.
 	closeMu sync.RWMutex
 	closed  atomic.Bool
-	workers  sync.WaitGroup
-	pendMu   sync.Mutex
-	pending  map[cache.Digest]bool // action results queued, not yet uploaded
+	workers sync.WaitGroup
+	pendMu  sync.Mutex
+	pending map[cache.Digest]bool // action results queued, not yet uploaded
 
 	stats Stats
 
