@@ -127,3 +127,56 @@ func (l lyingResults) GetActionResult(ctx context.Context, action cache.Digest) 
 	}
 	return res, err
 }
+
+// TestMalformedRemoteDigestKeepsDiskCache: a remote result (told by an
+// in-process wrapper over a real file:// remote) whose output digest is
+// not a digest, an uppercase or a path-like hash or a negative size, is
+// a miss: the action runs, and the disk cache, which refuses such a
+// digest, stays on and stores the run's result.
+func TestMalformedRemoteDigestKeepsDiskCache(t *testing.T) {
+	for _, bad := range []*repb.Digest{
+		{Hash: "../../../../etc/passwd", SizeBytes: 4},
+		{Hash: strings.ToUpper(cache.FromBytes([]byte("ONE\n")).Hash), SizeBytes: 4},
+		{Hash: cache.FromBytes([]byte("ONE\n")).Hash, SizeBytes: -1},
+	} {
+		t.Run(bad.Hash[:8], func(t *testing.T) {
+			shared := filepath.Join(t.TempDir(), "shared")
+			writer, err := disk.Open(shared)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := shell("a", "tr a-z A-Z < pkg/src1.txt > hepbuild-out/pkg/a.txt", []string{"pkg/src1.txt"}, out("pkg/a.txt"))
+			w := newWorkspace(t, "symlink", writer)
+			w.write("pkg/src1.txt", "one\n")
+			w.mustBuild([]exec.Outcome{executed}, a)
+
+			mine, err := disk.Open(filepath.Join(t.TempDir(), "disk"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := folder.Open("file://"+shared, remote.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			lying := lyingResults{Remote: r, lie: func(res *repb.ActionResult) {
+				for _, f := range res.OutputFiles {
+					f.Digest = bad
+				}
+			}}
+			tier := tiered.New(mine, lying, tiered.Options{})
+			defer tier.Close()
+			w2 := newWorkspace(t, "symlink", tier)
+			w2.write("pkg/src1.txt", "one\n")
+			w2.mustBuild([]exec.Outcome{executed}, a)
+			for _, msg := range w2.warnings {
+				if strings.Contains(msg, "cache failed") {
+					t.Errorf("a lie turned the disk cache off: %s", msg)
+				}
+			}
+			if err := os.RemoveAll(filepath.Join(w2.base, "out")); err != nil {
+				t.Fatal(err)
+			}
+			w2.mustBuild([]exec.Outcome{cached}, a)
+		})
+	}
+}

@@ -463,7 +463,7 @@ func (c *Cache) takeInlined(ctx context.Context, res *repb.ActionResult) {
 // action cache when it came from the remote. Anything the remote lacks or
 // has wrong is cache.ErrNotFound: the action runs instead.
 func (c *Cache) Prefetch(ctx context.Context, action cache.Digest, res *repb.ActionResult) error {
-	refs, err := cache.References(res, func(d cache.Digest) (*repb.Tree, error) { return c.tree(ctx, d) })
+	refs, err := c.references(ctx, res)
 	if err != nil {
 		return err
 	}
@@ -485,7 +485,7 @@ func (c *Cache) Prefetch(ctx context.Context, action cache.Digest, res *repb.Act
 // asks before it does; anything missing, or a remote that cannot answer,
 // is cache.ErrNotFound.
 func (c *Cache) Available(ctx context.Context, res *repb.ActionResult) error {
-	refs, err := cache.References(res, func(d cache.Digest) (*repb.Tree, error) { return c.tree(ctx, d) })
+	refs, err := c.references(ctx, res)
 	if err != nil {
 		return err
 	}
@@ -522,6 +522,38 @@ func (c *Cache) Available(ctx context.Context, res *repb.ActionResult) error {
 	}
 	if len(missing) > 0 {
 		return fmt.Errorf("blob %s: %w", missing[0], cache.ErrNotFound)
+	}
+	return nil
+}
+
+// references lists the blobs of a result, which may come from the remote:
+// a digest that is not one (a hash that is not lowercase hex, a path, a
+// negative size) is the remote's lie, so a miss, never an error of the
+// disk cache, which refuses it (the runner would turn the disk off).
+func (c *Cache) references(ctx context.Context, res *repb.ActionResult) ([]cache.Digest, error) {
+	refs, err := cache.References(res, func(d cache.Digest) (*repb.Tree, error) {
+		if err := c.wellFormed(d); err != nil {
+			return nil, err
+		}
+		return c.tree(ctx, d)
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range refs {
+		if err := c.wellFormed(d); err != nil {
+			return nil, err
+		}
+	}
+	return refs, nil
+}
+
+func (c *Cache) wellFormed(d cache.Digest) error {
+	if p, err := cache.ParseDigest(d.String()); err != nil || p != d {
+		err := fmt.Errorf("%w: malformed digest %q", errCorrupt, d.String())
+		c.warnOnce("corrupt", fmt.Sprintf("remote cache %s returned an action result naming %v; it was not used, and the action runs instead", c.remote.Name(), err))
+		atomic.AddInt64(&c.stats.Corrupt, 1)
+		return fmt.Errorf("%v: %w", err, cache.ErrNotFound)
 	}
 	return nil
 }
