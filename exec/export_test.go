@@ -8,3 +8,11 @@ func SetDigestHook(f func(path string)) (restore func()) {
 	testHookDigested = f
 	return func() { testHookDigested = old }
 }
+
+// SetMaxTreeEntries lowers the bound on the entries of a restored output
+// folder until the returned function is called.
+func SetMaxTreeEntries(n int64) (restore func()) {
+	old := maxTreeEntries
+	maxTreeEntries = n
+	return func() { maxTreeEntries = old }
+}

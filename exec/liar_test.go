@@ -1,6 +1,7 @@
 package exec_test
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -8,6 +9,7 @@ import (
 	"testing"
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/hepbuild/hepbuild/cache"
 	"github.com/hepbuild/hepbuild/cache/disk"
@@ -178,5 +180,80 @@ func TestMalformedRemoteDigestKeepsDiskCache(t *testing.T) {
 			}
 			w2.mustBuild([]exec.Outcome{cached}, a)
 		})
+	}
+}
+
+// TestRemoteTreeThatMultipliesIsAMiss: a Tree is a DAG, so a remote
+// result's output folder can name the same subfolder twice at every level:
+// a few hundred bytes that expand to 2^depth files. Restoring it is a
+// miss, decided before anything is written; the folder's entries are
+// bounded (lowered here so that the expansion before the bound existed
+// stays small enough to run).
+func TestRemoteTreeThatMultipliesIsAMiss(t *testing.T) {
+	defer exec.SetMaxTreeEntries(1000)()
+	shared := filepath.Join(t.TempDir(), "shared")
+	writer, err := disk.Open(shared)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := shell("a", "mkdir -p hepbuild-out/pkg/tree; echo x > hepbuild-out/pkg/tree/f", nil)
+	a.Outputs = []exec.Artifact{{Path: out("pkg/tree"), Dir: true}}
+	w := newWorkspace(t, "symlink", writer)
+	w.mustBuild([]exec.Outcome{executed}, a)
+	keys, _ := filepath.Glob(filepath.Join(shared, "ac.v1", "*", "*"))
+	if len(keys) != 1 {
+		t.Fatalf("shared cache holds %d results, want 1", len(keys))
+	}
+	key := cache.Digest{Hash: filepath.Base(keys[0])}
+	ctx := context.Background()
+	res, err := writer.GetActionResult(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func(m proto.Message) cache.Digest {
+		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := cache.FromBytes(b)
+		if err := writer.Put(ctx, d, bytes.NewReader(b)); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	x := cache.FromBytes([]byte("x\n"))
+	level := &repb.Directory{Files: []*repb.FileNode{{Name: "f", Digest: x.ToProto()}}}
+	tree := &repb.Tree{}
+	for i := 0; i < 12; i++ {
+		tree.Children = append(tree.Children, level)
+		b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(level)
+		d := cache.FromBytes(b).ToProto()
+		level = &repb.Directory{Directories: []*repb.DirectoryNode{{Name: "a", Digest: d}, {Name: "b", Digest: d}}}
+	}
+	tree.Root = level
+	res.OutputDirectories[0].TreeDigest = put(tree).ToProto()
+	if err := writer.PutActionResult(ctx, key, res); err != nil {
+		t.Fatal(err)
+	}
+
+	mine, err := disk.Open(filepath.Join(t.TempDir(), "disk"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := folder.Open("file://"+shared, remote.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tier := tiered.New(mine, r, tiered.Options{})
+	defer tier.Close()
+	w2 := newWorkspace(t, "symlink", tier)
+	w2.mustBuild([]exec.Outcome{executed}, a)
+	if got := w2.read(out("pkg/tree/f")); got != "x\n" {
+		t.Errorf("tree/f = %q", got)
+	}
+	for _, msg := range w2.warnings {
+		if strings.Contains(msg, "cache failed") {
+			t.Errorf("a lie turned the disk cache off: %s", msg)
+		}
 	}
 }

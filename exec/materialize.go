@@ -479,6 +479,11 @@ func (r *Runner) restoreTree(ctx context.Context, treeDigest cache.Digest, dst s
 		}
 		children[cache.FromBytes(cb)] = c
 	}
+	// A Tree is a DAG: a few children, each named twice by its parent,
+	// expand to 2^depth entries. Count before writing anything.
+	if n := treeEntries(tree.GetRoot(), children, map[*repb.Directory]int64{}, 0); n > maxTreeEntries {
+		return fmt.Errorf("%w: tree %s expands to more than %d entries", errCorrupt, treeDigest, maxTreeEntries)
+	}
 	tmpDir, err := r.tmpDir()
 	if err != nil {
 		return err
@@ -531,6 +536,37 @@ func (r *Runner) restoreTree(ctx context.Context, treeDigest cache.Digest, dst s
 		return err
 	}
 	return os.Rename(tmp, dst)
+}
+
+// maxTreeEntries bounds the files, links and folders of one restored
+// output folder: no action makes more, and a Tree from a shared cache that
+// expands beyond it is a lie (a variable for tests).
+var maxTreeEntries int64 = 1 << 24
+
+// treeEntries counts the entries dir expands to, at most maxTreeEntries+1,
+// each distinct folder counted once per Tree (memo). A folder missing from
+// the Tree counts as empty: fill reports it.
+func treeEntries(dir *repb.Directory, children map[cache.Digest]*repb.Directory, memo map[*repb.Directory]int64, depth int) int64 {
+	over := maxTreeEntries + 1
+	if dir == nil {
+		return 0
+	}
+	if depth > 256 {
+		return over
+	}
+	if n, ok := memo[dir]; ok {
+		return n
+	}
+	n := int64(len(dir.GetFiles()) + len(dir.GetSymlinks()) + len(dir.GetDirectories()))
+	for _, sub := range dir.GetDirectories() {
+		if n >= over {
+			break
+		}
+		n += treeEntries(children[cache.FromProto(sub.GetDigest())], children, memo, depth+1)
+	}
+	n = min(n, over)
+	memo[dir] = n
+	return n
 }
 
 func validName(n string) bool {
