@@ -16,3 +16,11 @@ func SetMaxTreeEntries(n int64) (restore func()) {
 	maxTreeEntries = n
 	return func() { maxTreeEntries = old }
 }
+
+// SetMaxRestoredLog lowers the bound on a log kept with a result until the
+// returned function is called.
+func SetMaxRestoredLog(n int64) (restore func()) {
+	old := maxRestoredLog
+	maxRestoredLog = n
+	return func() { maxRestoredLog = old }
+}

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 	"google.golang.org/protobuf/proto"
@@ -148,9 +149,26 @@ func (r *Runner) store(ctx context.Context, a *Action, key cache.Digest, logPath
 // storeLog stores the action's log by copy (the file stays writable for
 // the next run; a hard link would let that run change the cached blob) and
 // returns its digest, or nil when there is no log or it cannot be stored.
+//
+// Only the log file itself is stored, and only when a restore would bring
+// it back: a link at its path (the action's doing) is not followed, so
+// the file it points to never reaches the group's cache, and a runaway
+// log is neither read into memory nor uploaded.
 func (r *Runner) storeLog(ctx context.Context, logPath string) *repb.Digest {
-	b, err := os.ReadFile(logPath)
-	if err != nil || len(b) == 0 || !r.cache.usable() {
+	if !r.cache.usable() {
+		return nil
+	}
+	f, err := os.OpenFile(logPath, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() == 0 || fi.Size() > maxRestoredLog {
+		return nil
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxRestoredLog+1))
+	if err != nil || len(b) == 0 || int64(len(b)) > maxRestoredLog {
 		return nil
 	}
 	d := cache.FromBytes(b)
@@ -185,9 +203,9 @@ func (r *Runner) restoreLog(ctx context.Context, a *Action, res *repb.ActionResu
 	}
 }
 
-// maxRestoredLog bounds a log brought back from a cache: beyond it, the log
-// stays in the cache.
-const maxRestoredLog = 64 << 20
+// maxRestoredLog bounds a log kept with a result and brought back from a
+// cache (a variable for tests).
+var maxRestoredLog int64 = 64 << 20
 
 // storeFile digests the file and, when useCache, stores it in the CAS, by
 // hard link when the cache can.
