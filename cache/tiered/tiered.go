@@ -65,7 +65,11 @@ type Cache struct {
 	warn      atomic.Pointer[func(string)]
 	readsOff  atomic.Bool
 	writesOff atomic.Bool
-	warned    sync.Map // kind → struct{}
+	// refused: writes are off for good (refused, or not wanted), so the
+	// results made meanwhile are not kept for the next build, as they are
+	// while a remote that failed is off.
+	refused atomic.Bool
+	warned  sync.Map // kind → struct{}
 
 	fetchMu  sync.Mutex
 	fetching map[cache.Digest]*fetchCall
@@ -177,7 +181,10 @@ func (c *Cache) Disable() {
 
 // DisableWrites keeps the remote read-only for this Cache (a member who
 // only reads the group's cache).
-func (c *Cache) DisableWrites() { c.writesOff.Store(true) }
+func (c *Cache) DisableWrites() {
+	c.refused.Store(true)
+	c.writesOff.Store(true)
+}
 
 func (c *Cache) warnOnce(kind, msg string) {
 	if _, loaded := c.warned.LoadOrStore(kind, struct{}{}); !loaded {
@@ -195,7 +202,7 @@ func (c *Cache) trouble(ctx context.Context, op string, err error, write bool) {
 	name := c.remote.Name()
 	switch {
 	case errors.Is(err, remote.ErrDenied) && write:
-		c.writesOff.Store(true)
+		c.DisableWrites()
 		c.pendMu.Lock()
 		clear(c.pending) // a refusal is for good: the next build need not try them again
 		c.pendMu.Unlock()
@@ -703,7 +710,16 @@ func (c *Cache) PutActionResult(ctx context.Context, action cache.Digest, res *r
 func (c *Cache) enqueue(ctx context.Context, u unit) {
 	c.closeMu.RLock()
 	defer c.closeMu.RUnlock()
-	if c.writesOff.Load() || c.closed.Load() {
+	if c.closed.Load() {
+		return
+	}
+	if c.writesOff.Load() {
+		if u.action.Hash != "" && !c.refused.Load() {
+			// The remote failed: the next build uploads what it missed.
+			c.pendMu.Lock()
+			c.pending[u.action] = true
+			c.pendMu.Unlock()
+		}
 		return
 	}
 	if u.blob.Hash != "" {

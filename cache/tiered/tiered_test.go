@@ -531,3 +531,42 @@ func TestPutWhileClosing(t *testing.T) {
 		wg.Wait()
 	}
 }
+
+// TestResultsMadeWhileRemoteIsDownArePending: the remote fails mid-build
+// (or does not answer at the start); the results made afterwards go to the
+// disk cache only, and are recorded as pending like those queued before
+// the failure, so the next build, with the remote back, uploads them for
+// the group. Results of a member the remote refuses writes to are not.
+func TestResultsMadeWhileRemoteIsDownArePending(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	pending := filepath.Join(t.TempDir(), "remote-pending")
+	local, err := disk.Open(filepath.Join(t.TempDir(), "disk"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := New(local, f.remote, Options{PendingFile: pending})
+	c.Disable() // as when the remote did not answer at the start
+	key, _, _ := result(t, c, 2)
+	if err := c.Flush(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := c.Close(); left != 1 {
+		t.Fatalf("Close left %d results for the next build, want 1", left)
+	}
+	c2 := New(local, f.remote, Options{PendingFile: pending})
+	if err := c2.Flush(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	c2.Close()
+	if _, err := f.shared.GetActionResult(ctx, key); err != nil {
+		t.Errorf("the result made while the remote was down was not uploaded by the next build: %v", err)
+	}
+
+	c3 := New(local, f.remote, Options{PendingFile: pending})
+	c3.DisableWrites() // --remote-upload=off
+	result(t, c3, 1)
+	if left, _ := c3.Close(); left != 0 {
+		t.Errorf("a build that does not upload left %d results for the next, want 0", left)
+	}
+}
