@@ -52,6 +52,10 @@ type Options struct {
 	// --remote-upload=async-exit); the next Cache opened with the same
 	// file uploads them first.
 	PendingFile string
+	// Off starts the Cache with the remote turned off (it did not answer
+	// at the start): pending results are kept for a later build, not
+	// uploaded to a remote already known not to answer.
+	Off bool
 }
 
 // Cache is a disk cache with a remote behind it. It implements cache.Cache,
@@ -130,6 +134,9 @@ func New(local Local, r remote.Remote, opts Options) *Cache {
 		pending:  map[cache.Digest]bool{},
 	}
 	c.SetWarn(opts.Warn)
+	if opts.Off {
+		c.Disable()
+	}
 	c.uploadCtx, c.cancelUpload = context.WithCancel(context.Background())
 	for i := 0; i < uploaders; i++ {
 		c.workers.Add(1)

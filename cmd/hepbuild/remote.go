@@ -116,20 +116,28 @@ func (s *session) withRemote(e *env, f *RemoteFlags, dc *disk.Cache) error {
 	if err != nil {
 		return badInput("--remote-cache: %v", err)
 	}
+	// The check comes first: the results an earlier build left to upload
+	// go only to a remote that answered (else their upload fails too, and
+	// says so a second time).
+	ctx, cancel := context.WithTimeout(e.ctx, opts.WithDefaults().Timeout)
+	defer cancel()
+	_, checkErr := r.Check(ctx)
+	if checkErr != nil && e.ctx.Err() != nil {
+		r.Close()
+		return e.ctx.Err()
+	}
 	t := tiered.New(dc, r, tiered.Options{
 		Timeout:     opts.WithDefaults().Timeout,
 		PendingFile: filepath.Join(s.outputBase, "remote-pending"),
 		Warn:        func(msg string) { fmt.Fprintln(e.stderr, "WARNING:", msg) },
+		Off:         checkErr != nil,
 	})
-	ctx, cancel := context.WithTimeout(e.ctx, opts.WithDefaults().Timeout)
-	defer cancel()
-	if _, err := r.Check(ctx); err != nil {
-		if e.ctx.Err() != nil {
-			t.Close()
-			return e.ctx.Err()
+	if checkErr != nil {
+		msg := checkErr.Error()
+		if !strings.HasPrefix(msg, "remote cache "+r.Name()) {
+			msg = "remote cache " + r.Name() + ": " + msg
 		}
-		fmt.Fprintf(e.stderr, "WARNING: remote cache %s: %v; building with the disk cache only\n", r.Name(), err)
-		t.Disable()
+		fmt.Fprintf(e.stderr, "WARNING: %s; building with the disk cache only\n", msg)
 	}
 	s.cache = t
 	s.tiered = t

@@ -5,10 +5,12 @@ import (
 	"context"
 	"crypto/sha1"
 	"encoding/base64"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -200,5 +202,68 @@ func TestBazelAndHepbuildShareARemote(t *testing.T) {
 	_, ev = buildOutcomes(t, bob, "//:g", "--disk-cache", bobDisk, "--remote-cache", url)
 	if n, c := len(ev["action_finished"]), len(ev["action_cached"]); n != 0 || c != 1 {
 		t.Errorf("hepbuild after Bazel: %d ran, %d restored; want 0 and 1", n, c)
+	}
+}
+
+// TestRemoteStalledAtStartWithPendingUploads: results left pending by an
+// earlier build are uploaded as the next build starts, while that build
+// checks the remote; a remote that accepts connections and never answers
+// (an in-process listener: no real server stalls on demand) fails both,
+// and the build says so once.
+func TestRemoteStalledAtStartWithPendingUploads(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var held []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c) // read nothing, answer nothing
+			mu.Unlock()
+		}
+	}()
+	defer func() {
+		mu.Lock()
+		for _, c := range held {
+			c.Close()
+		}
+		mu.Unlock()
+	}()
+	root, diskCache := clone(t, map[string]string{"BUILD": remoteWorkspace, "in.txt": "hello\n"})
+	buildOutcomes(t, root, "//:all", "--disk-cache", diskCache)
+	keys, _ := filepath.Glob(filepath.Join(diskCache, "ac.v1", "*", "*"))
+	if len(keys) == 0 {
+		t.Fatal("the disk cache holds no result")
+	}
+	var pending strings.Builder
+	for _, k := range keys {
+		pending.WriteString(filepath.Base(k) + "/0\n")
+	}
+	base := strings.TrimSpace(hepbuild(t, root, "info", "output_base", "--disk-cache", diskCache).stdout)
+	if err := os.WriteFile(filepath.Join(base, "remote-pending"), []byte(pending.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A build long enough for the uploads to fail after the check did.
+	if err := os.WriteFile(filepath.Join(root, "BUILD"), []byte(remoteWorkspace+`task(name = "slow", outs = ["slow.txt"], cmd = "sleep 2.5; echo > $@")`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	url := "grpc://" + ln.Addr().String()
+	start := time.Now()
+	r := hepbuild(t, root, "//:all", "--progress=plain", "--disk-cache", diskCache, "--remote-cache", url, "--remote-timeout", "1s")
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	if took := time.Since(start); took > 20*time.Second {
+		t.Errorf("the build took %v with a stalled remote", took)
+	}
+	if n := strings.Count(r.stderr, "WARNING: remote cache "+url); n != 1 {
+		t.Errorf("want one warning naming the remote, got %d:\n%s", n, r.stderr)
 	}
 }
