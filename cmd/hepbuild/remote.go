@@ -52,7 +52,9 @@ func (f *RemoteFlags) remoteOptions() (remote.Options, error) {
 		name, value, ok := strings.Cut(h, "=")
 		name = strings.TrimSpace(name)
 		if !ok || name == "" || strings.ContainsAny(name, " \t\r\n:") {
-			return opts, badInput("--remote-header %q: want NAME=VALUE", name)
+			// Not quoted: without its '=' (curl's "NAME: VALUE", a bare
+			// token), what looks like a name is the credential.
+			return opts, badInput("--remote-header: want NAME=VALUE, e.g. authorization=Bearer @FILE (what was given is not shown: it may hold a credential)")
 		}
 		v, err := headerValue(value)
 		if err != nil {

@@ -308,3 +308,20 @@ func TestRemoteURLCredentialsStayHiddenInErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestMalformedRemoteHeaderStaysHidden: a header written as curl takes it
+// (NAME: VALUE), or a bare token, is refused without being quoted.
+func TestMalformedRemoteHeaderStaysHidden(t *testing.T) {
+	const secret = "tok-Hd83-never-shown-Qa"
+	root, diskCache := clone(t, map[string]string{"BUILD": remoteWorkspace, "in.txt": "hello\n"})
+	url := "file://" + filepath.Join(t.TempDir(), "shared")
+	for _, h := range []string{"authorization: Bearer " + secret, secret, "Bearer " + secret, "x token=" + secret, "=" + secret} {
+		r := hepbuild(t, root, "//:a", "--disk-cache", diskCache, "--remote-cache", url, "--remote-header", h)
+		if r.code != 2 {
+			t.Errorf("--remote-header %q: exit %d, want 2", h, r.code)
+		}
+		if strings.Contains(r.stdout+r.stderr, secret) {
+			t.Errorf("a malformed --remote-header was printed:\n%s%s", r.stdout, r.stderr)
+		}
+	}
+}
