@@ -325,3 +325,42 @@ func TestMalformedRemoteHeaderStaysHidden(t *testing.T) {
 		}
 	}
 }
+
+// TestRemoteHeaderInRCFile: a header value holds a space ("Bearer TOKEN"),
+// so a .hepbuildrc must be able to quote it, as .bazelrc can; a value left
+// unquoted splits into a stray word, which is refused naming the file and
+// line, never quoted (it is the token).
+func TestRemoteHeaderInRCFile(t *testing.T) {
+	const secret = "tok-Rc71-never-shown-Lm"
+	root, diskCache := clone(t, map[string]string{"BUILD": remoteWorkspace, "in.txt": "hello\n"})
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	url := "file://" + filepath.Join(t.TempDir(), "shared")
+	rc := filepath.Join(root, ".hepbuildrc")
+	for _, c := range []struct {
+		line string
+		code int
+	}{
+		{`build --remote-cache=` + url + ` --remote-header="authorization=Bearer @` + tokenFile + `" -j 2`, 0},
+		{`build --remote-cache ` + url + ` --remote-header 'authorization=Bearer ` + secret + `'`, 0},
+		{`common --remote-header=authorization=Bearer\ ` + secret + ` --remote-cache=` + url, 0},
+		{`build --remote-cache=` + url + ` --remote-header=authorization=Bearer ` + secret, 2},
+		{`build --remote-cache=` + url + ` --remote-header="authorization=Bearer ` + secret, 2},
+	} {
+		if err := os.WriteFile(rc, []byte(c.line+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		r := hepbuild(t, root, "//:a", "--disk-cache", diskCache)
+		if r.code != c.code {
+			t.Errorf("%s: exit %d, want %d\n%s", c.line, r.code, c.code, r.stderr)
+		}
+		if c.code != 0 && !strings.Contains(r.stderr, rc+":1") {
+			t.Errorf("%s: the error does not name %s:1:\n%s", c.line, rc, r.stderr)
+		}
+		if strings.Contains(r.stdout+r.stderr, secret) {
+			t.Errorf("%s: printed the token:\n%s%s", c.line, r.stdout, r.stderr)
+		}
+	}
+}
