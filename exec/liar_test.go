@@ -257,3 +257,52 @@ func TestRemoteTreeThatMultipliesIsAMiss(t *testing.T) {
 		}
 	}
 }
+
+// TestRemoteFolderWithoutTreeKeepsDiskCache: a remote result (told by an
+// in-process wrapper over a real file:// remote) whose output folder has
+// no Tree digest, or a malformed one, is a miss; the disk cache stays on.
+func TestRemoteFolderWithoutTreeKeepsDiskCache(t *testing.T) {
+	for name, bad := range map[string]*repb.Digest{
+		"none":      nil,
+		"malformed": {Hash: "../../tree", SizeBytes: 10},
+	} {
+		t.Run(name, func(t *testing.T) {
+			shared := filepath.Join(t.TempDir(), "shared")
+			writer, err := disk.Open(shared)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := shell("a", "mkdir -p hepbuild-out/pkg/tree; echo x > hepbuild-out/pkg/tree/f", nil)
+			a.Outputs = []exec.Artifact{{Path: out("pkg/tree"), Dir: true}}
+			w := newWorkspace(t, "symlink", writer)
+			w.mustBuild([]exec.Outcome{executed}, a)
+
+			mine, err := disk.Open(filepath.Join(t.TempDir(), "disk"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := folder.Open("file://"+shared, remote.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			lying := lyingResults{Remote: r, lie: func(res *repb.ActionResult) {
+				for _, d := range res.OutputDirectories {
+					d.TreeDigest = bad
+				}
+			}}
+			tier := tiered.New(mine, lying, tiered.Options{})
+			defer tier.Close()
+			w2 := newWorkspace(t, "symlink", tier)
+			w2.mustBuild([]exec.Outcome{executed}, a)
+			for _, msg := range w2.warnings {
+				if strings.Contains(msg, "cache failed") {
+					t.Errorf("a lie turned the disk cache off: %s", msg)
+				}
+			}
+			if err := os.RemoveAll(filepath.Join(w2.base, "out")); err != nil {
+				t.Fatal(err)
+			}
+			w2.mustBuild([]exec.Outcome{cached}, a)
+		})
+	}
+}

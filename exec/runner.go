@@ -747,7 +747,11 @@ func resultCovers(a *Action, res *repb.ActionResult) bool {
 	}
 	dirs := map[string]bool{}
 	for _, d := range res.GetOutputDirectories() {
-		dirs[d.GetPath()] = true
+		// A folder is restored from its Tree; a result with only a root
+		// digest (or none) cannot restore it.
+		if d.GetTreeDigest().GetHash() != "" {
+			dirs[d.GetPath()] = true
+		}
 	}
 	for p := range resultLinks(res) {
 		files[p] = true
@@ -781,7 +785,7 @@ func declaredResult(a *Action, res *repb.ActionResult) *repb.ActionResult {
 		}
 	}
 	for _, d := range res.GetOutputDirectories() {
-		if dirs[d.GetPath()] {
+		if dirs[d.GetPath()] && d.GetTreeDigest().GetHash() != "" {
 			out.OutputDirectories = append(out.OutputDirectories, d)
 		}
 	}
