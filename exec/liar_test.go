@@ -134,14 +134,16 @@ func (l lyingResults) GetActionResult(ctx context.Context, action cache.Digest) 
 // in-process wrapper over a real file:// remote) whose output digest is
 // not a digest, an uppercase or a path-like hash or a negative size, is
 // a miss: the action runs, and the disk cache, which refuses such a
-// digest, stays on and stores the run's result.
+// digest, stays on and stores the run's result. So is an output file
+// without a digest.
 func TestMalformedRemoteDigestKeepsDiskCache(t *testing.T) {
-	for _, bad := range []*repb.Digest{
-		{Hash: "../../../../etc/passwd", SizeBytes: 4},
-		{Hash: strings.ToUpper(cache.FromBytes([]byte("ONE\n")).Hash), SizeBytes: 4},
-		{Hash: cache.FromBytes([]byte("ONE\n")).Hash, SizeBytes: -1},
+	for name, bad := range map[string]*repb.Digest{
+		"path":      {Hash: "../../../../etc/passwd", SizeBytes: 4},
+		"uppercase": {Hash: strings.ToUpper(cache.FromBytes([]byte("ONE\n")).Hash), SizeBytes: 4},
+		"negative":  {Hash: cache.FromBytes([]byte("ONE\n")).Hash, SizeBytes: -1},
+		"none":      nil,
 	} {
-		t.Run(bad.Hash[:8], func(t *testing.T) {
+		t.Run(name, func(t *testing.T) {
 			shared := filepath.Join(t.TempDir(), "shared")
 			writer, err := disk.Open(shared)
 			if err != nil {
@@ -304,5 +306,59 @@ func TestRemoteFolderWithoutTreeKeepsDiskCache(t *testing.T) {
 			}
 			w2.mustBuild([]exec.Outcome{cached}, a)
 		})
+	}
+}
+
+// TestRemoteTreeFileWithoutDigestKeepsDiskCache: a Tree on a shared
+// file:// cache whose file has no digest is a miss, not a failure of the
+// disk cache.
+func TestRemoteTreeFileWithoutDigestKeepsDiskCache(t *testing.T) {
+	shared := filepath.Join(t.TempDir(), "shared")
+	writer, err := disk.Open(shared)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := shell("a", "mkdir -p hepbuild-out/pkg/tree; echo x > hepbuild-out/pkg/tree/f", nil)
+	a.Outputs = []exec.Artifact{{Path: out("pkg/tree"), Dir: true}}
+	w := newWorkspace(t, "symlink", writer)
+	w.mustBuild([]exec.Outcome{executed}, a)
+	keys, _ := filepath.Glob(filepath.Join(shared, "ac.v1", "*", "*"))
+	if len(keys) != 1 {
+		t.Fatalf("shared cache holds %d results, want 1", len(keys))
+	}
+	key := cache.Digest{Hash: filepath.Base(keys[0])}
+	ctx := context.Background()
+	res, err := writer.GetActionResult(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(&repb.Tree{Root: &repb.Directory{Files: []*repb.FileNode{{Name: "f"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := cache.FromBytes(b)
+	if err := writer.Put(ctx, d, bytes.NewReader(b)); err != nil {
+		t.Fatal(err)
+	}
+	res.OutputDirectories[0].TreeDigest = d.ToProto()
+	if err := writer.PutActionResult(ctx, key, res); err != nil {
+		t.Fatal(err)
+	}
+	mine, err := disk.Open(filepath.Join(t.TempDir(), "disk"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := folder.Open("file://"+shared, remote.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tier := tiered.New(mine, r, tiered.Options{})
+	defer tier.Close()
+	w2 := newWorkspace(t, "symlink", tier)
+	w2.mustBuild([]exec.Outcome{executed}, a)
+	for _, msg := range w2.warnings {
+		if strings.Contains(msg, "cache failed") {
+			t.Errorf("a lie turned the disk cache off: %s", msg)
+		}
 	}
 }

@@ -355,6 +355,9 @@ func (r *Runner) materialize(ctx context.Context, a *Action, res *repb.ActionRes
 		}
 		f := files[o.Path]
 		d := cache.FromProto(f.GetDigest())
+		if !wellFormed(d) {
+			return nil, fmt.Errorf("%w: output %s has digest %q", errCorrupt, o.Path, d.String())
+		}
 		if err := r.fetchFile(ctx, d, f.GetIsExecutable(), dst); err != nil {
 			return nil, err
 		}
@@ -520,6 +523,9 @@ func (r *Runner) restoreTree(ctx context.Context, treeDigest cache.Digest, dst s
 			if !validName(f.GetName()) {
 				return fmt.Errorf("%w: bad file name %q", errCorrupt, f.GetName())
 			}
+			if d := cache.FromProto(f.GetDigest()); !wellFormed(d) {
+				return fmt.Errorf("%w: file %q has digest %q", errCorrupt, f.GetName(), d.String())
+			}
 			if err := r.fetchFile(ctx, cache.FromProto(f.GetDigest()), f.GetIsExecutable(), filepath.Join(p, f.GetName())); err != nil {
 				return err
 			}
@@ -585,6 +591,14 @@ func treeEntries(dir *repb.Directory, children map[cache.Digest]*repb.Directory,
 	n = min(n, over)
 	memo[dir] = n
 	return n
+}
+
+// wellFormed reports whether d, from a result that may come from a shared
+// cache, is a digest at all: the disk cache refuses any other with an
+// error that would turn it off.
+func wellFormed(d cache.Digest) bool {
+	p, err := cache.ParseDigest(d.String())
+	return err == nil && p == d
 }
 
 func validName(n string) bool {
