@@ -296,14 +296,23 @@ var errCorrupt = errors.New("blob does not match its digest")
 // has wrong, is cache.ErrNotFound.
 func (c *Cache) fetch(ctx context.Context, d cache.Digest) error {
 	c.fetchMu.Lock()
-	if f, ok := c.fetching[d]; ok {
+	for {
+		f, ok := c.fetching[d]
+		if !ok {
+			break
+		}
 		c.fetchMu.Unlock()
 		select {
 		case <-f.done:
-			return f.err
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+		if !errors.Is(f.err, context.Canceled) && !errors.Is(f.err, context.DeadlineExceeded) {
+			return f.err
+		}
+		// The caller whose download it was gave up, not the remote:
+		// this one, still wanting the blob, asks again.
+		c.fetchMu.Lock()
 	}
 	f := &fetchCall{done: make(chan struct{})}
 	c.fetching[d] = f

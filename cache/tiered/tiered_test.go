@@ -570,3 +570,51 @@ func TestResultsMadeWhileRemoteIsDownArePending(t *testing.T) {
 		t.Errorf("a build that does not upload left %d results for the next, want 0", left)
 	}
 }
+
+// TestFetchOutlivesAnAbandonedCaller: two callers want the same blob; the
+// one whose download is under way gives up (its context ends). The other,
+// still wanting it, gets the blob, not the first caller's cancellation
+// (which the runner would take for a failing cache).
+func TestFetchOutlivesAnAbandonedCaller(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	b, d := remotetest.Blob(t, 3<<20)
+	if err := f.shared.Put(ctx, d, bytes.NewReader(b)); err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	var first sync.Once
+	f.remote.fail = func(op string) error {
+		if op == "Get" {
+			blocked := false
+			first.Do(func() { blocked = true })
+			if blocked {
+				<-release
+				return context.Canceled
+			}
+		}
+		return nil
+	}
+	c, _, _ := f.member(t, Options{})
+	ctx1, cancel1 := context.WithCancel(ctx)
+	done1 := make(chan error, 1)
+	go func() { _, err := c.Get(ctx1, d); done1 <- err }()
+	for f.remote.count("Get") == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	done2 := make(chan error, 1)
+	go func() {
+		rc, err := c.Get(ctx, d)
+		if err == nil {
+			rc.Close()
+		}
+		done2 <- err
+	}()
+	time.Sleep(50 * time.Millisecond) // the second caller waits for the first's download
+	cancel1()
+	close(release)
+	<-done1
+	if err := <-done2; err != nil {
+		t.Errorf("the caller that still wanted the blob got %v", err)
+	}
+}
