@@ -558,6 +558,11 @@ func (c *Cache) references(ctx context.Context, res *repb.ActionResult) ([]cache
 		if err := c.wellFormed(d); err != nil {
 			return nil, err
 		}
+		if d.Size > maxTreeBytes {
+			c.warnOnce("corrupt", fmt.Sprintf("remote cache %s returned an action result whose output folder's Tree is %d bytes; it was not used, and the action runs instead", c.remote.Name(), d.Size))
+			atomic.AddInt64(&c.stats.Corrupt, 1)
+			return nil, fmt.Errorf("tree %s is too large: %w", d, cache.ErrNotFound)
+		}
 		return c.tree(ctx, d)
 	})
 	if err != nil {
@@ -570,6 +575,10 @@ func (c *Cache) references(ctx context.Context, res *repb.ActionResult) ([]cache
 	}
 	return refs, nil
 }
+
+// maxTreeBytes bounds the Tree of an output folder, which is read into
+// memory whole: 1 GiB describes millions of files (a variable for tests).
+var maxTreeBytes int64 = 1 << 30
 
 func (c *Cache) wellFormed(d cache.Digest) error {
 	if p, err := cache.ParseDigest(d.String()); err != nil || p != d {

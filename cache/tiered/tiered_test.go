@@ -618,3 +618,26 @@ func TestFetchOutlivesAnAbandonedCaller(t *testing.T) {
 		t.Errorf("the caller that still wanted the blob got %v", err)
 	}
 }
+
+// TestHugeTreeIsNotFetched: a remote result's output folder whose Tree
+// blob is beyond any honest Tree's size (lowered here) is a miss before
+// it is downloaded: a Tree is read into memory whole.
+func TestHugeTreeIsNotFetched(t *testing.T) {
+	defer func(n int64) { maxTreeBytes = n }(maxTreeBytes)
+	maxTreeBytes = 1000
+	ctx := context.Background()
+	f := newFixture(t)
+	b, d := remotetest.Blob(t, 2000)
+	if err := f.shared.Put(ctx, d, bytes.NewReader(b)); err != nil {
+		t.Fatal(err)
+	}
+	c, local, _ := f.member(t, Options{})
+	res := &repb.ActionResult{OutputDirectories: []*repb.OutputDirectory{{Path: "out/tree", TreeDigest: d.ToProto()}}}
+	_, key := remotetest.Blob(t, 32)
+	if err := c.Prefetch(ctx, key, res); !errors.Is(err, cache.ErrNotFound) {
+		t.Errorf("Prefetch: %v, want cache.ErrNotFound", err)
+	}
+	if ok, _ := local.Contains(ctx, d); ok {
+		t.Errorf("the huge Tree was downloaded")
+	}
+}
