@@ -8,3 +8,19 @@ func SetDigestHook(f func(path string)) (restore func()) {
 	testHookDigested = f
 	return func() { testHookDigested = old }
 }
+
+// SetMaxTreeEntries lowers the bound on the entries of a restored output
+// folder until the returned function is called.
+func SetMaxTreeEntries(n int64) (restore func()) {
+	old := maxTreeEntries
+	maxTreeEntries = n
+	return func() { maxTreeEntries = old }
+}
+
+// SetMaxRestoredLog lowers the bound on a log kept with a result until the
+// returned function is called.
+func SetMaxRestoredLog(n int64) (restore func()) {
+	old := maxRestoredLog
+	maxRestoredLog = n
+	return func() { maxRestoredLog = old }
+}

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 	"google.golang.org/protobuf/proto"
@@ -148,9 +149,26 @@ func (r *Runner) store(ctx context.Context, a *Action, key cache.Digest, logPath
 // storeLog stores the action's log by copy (the file stays writable for
 // the next run; a hard link would let that run change the cached blob) and
 // returns its digest, or nil when there is no log or it cannot be stored.
+//
+// Only the log file itself is stored, and only when a restore would bring
+// it back: a link at its path (the action's doing) is not followed, so
+// the file it points to never reaches the group's cache, and a runaway
+// log is neither read into memory nor uploaded.
 func (r *Runner) storeLog(ctx context.Context, logPath string) *repb.Digest {
-	b, err := os.ReadFile(logPath)
-	if err != nil || len(b) == 0 || !r.cache.usable() {
+	if !r.cache.usable() {
+		return nil
+	}
+	f, err := os.OpenFile(logPath, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() == 0 || fi.Size() > maxRestoredLog {
+		return nil
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxRestoredLog+1))
+	if err != nil || len(b) == 0 || int64(len(b)) > maxRestoredLog {
 		return nil
 	}
 	d := cache.FromBytes(b)
@@ -185,9 +203,9 @@ func (r *Runner) restoreLog(ctx context.Context, a *Action, res *repb.ActionResu
 	}
 }
 
-// maxRestoredLog bounds a log brought back from a cache: beyond it, the log
-// stays in the cache.
-const maxRestoredLog = 64 << 20
+// maxRestoredLog bounds a log kept with a result and brought back from a
+// cache (a variable for tests).
+var maxRestoredLog int64 = 64 << 20
 
 // storeFile digests the file and, when useCache, stores it in the CAS, by
 // hard link when the cache can.
@@ -337,6 +355,9 @@ func (r *Runner) materialize(ctx context.Context, a *Action, res *repb.ActionRes
 		}
 		f := files[o.Path]
 		d := cache.FromProto(f.GetDigest())
+		if !wellFormed(d) {
+			return nil, fmt.Errorf("%w: output %s has digest %q", errCorrupt, o.Path, d.String())
+		}
 		if err := r.fetchFile(ctx, d, f.GetIsExecutable(), dst); err != nil {
 			return nil, err
 		}
@@ -479,6 +500,11 @@ func (r *Runner) restoreTree(ctx context.Context, treeDigest cache.Digest, dst s
 		}
 		children[cache.FromBytes(cb)] = c
 	}
+	// A Tree is a DAG: a few children, each named twice by its parent,
+	// expand to 2^depth entries. Count before writing anything.
+	if n := treeEntries(tree.GetRoot(), children, map[*repb.Directory]int64{}, 0); n > maxTreeEntries {
+		return fmt.Errorf("%w: tree %s expands to more than %d entries", errCorrupt, treeDigest, maxTreeEntries)
+	}
 	tmpDir, err := r.tmpDir()
 	if err != nil {
 		return err
@@ -496,6 +522,9 @@ func (r *Runner) restoreTree(ctx context.Context, treeDigest cache.Digest, dst s
 		for _, f := range dir.GetFiles() {
 			if !validName(f.GetName()) {
 				return fmt.Errorf("%w: bad file name %q", errCorrupt, f.GetName())
+			}
+			if d := cache.FromProto(f.GetDigest()); !wellFormed(d) {
+				return fmt.Errorf("%w: file %q has digest %q", errCorrupt, f.GetName(), d.String())
 			}
 			if err := r.fetchFile(ctx, cache.FromProto(f.GetDigest()), f.GetIsExecutable(), filepath.Join(p, f.GetName())); err != nil {
 				return err
@@ -531,6 +560,45 @@ func (r *Runner) restoreTree(ctx context.Context, treeDigest cache.Digest, dst s
 		return err
 	}
 	return os.Rename(tmp, dst)
+}
+
+// maxTreeEntries bounds the files, links and folders of one restored
+// output folder: no action makes more, and a Tree from a shared cache that
+// expands beyond it is a lie (a variable for tests).
+var maxTreeEntries int64 = 1 << 24
+
+// treeEntries counts the entries dir expands to, at most maxTreeEntries+1,
+// each distinct folder counted once per Tree (memo). A folder missing from
+// the Tree counts as empty: fill reports it.
+func treeEntries(dir *repb.Directory, children map[cache.Digest]*repb.Directory, memo map[*repb.Directory]int64, depth int) int64 {
+	over := maxTreeEntries + 1
+	if dir == nil {
+		return 0
+	}
+	if depth > 256 {
+		return over
+	}
+	if n, ok := memo[dir]; ok {
+		return n
+	}
+	n := int64(len(dir.GetFiles()) + len(dir.GetSymlinks()) + len(dir.GetDirectories()))
+	for _, sub := range dir.GetDirectories() {
+		if n >= over {
+			break
+		}
+		n += treeEntries(children[cache.FromProto(sub.GetDigest())], children, memo, depth+1)
+	}
+	n = min(n, over)
+	memo[dir] = n
+	return n
+}
+
+// wellFormed reports whether d, from a result that may come from a shared
+// cache, is a digest at all: the disk cache refuses any other with an
+// error that would turn it off.
+func wellFormed(d cache.Digest) bool {
+	p, err := cache.ParseDigest(d.String())
+	return err == nil && p == d
 }
 
 func validName(n string) bool {

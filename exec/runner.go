@@ -697,6 +697,9 @@ func (r *Runner) restore(ctx context.Context, a *Action, key *Key, in *inputDige
 	if !ok || !resultCovers(a, res) {
 		return false, nil
 	}
+	// Whoever can write to a shared cache can add to a result: only what
+	// the action declares is fetched, and recorded in the disk cache.
+	res = declaredResult(a, res)
 	if !r.wantsBytes(a) && len(res.GetOutputDirectories()) == 0 && len(resultLinks(res)) == 0 {
 		err := r.available(ctx, key.Digest, res)
 		if err == nil {
@@ -752,7 +755,11 @@ func resultCovers(a *Action, res *repb.ActionResult) bool {
 	}
 	dirs := map[string]bool{}
 	for _, d := range res.GetOutputDirectories() {
-		dirs[d.GetPath()] = true
+		// A folder is restored from its Tree; a result with only a root
+		// digest (or none) cannot restore it.
+		if d.GetTreeDigest().GetHash() != "" {
+			dirs[d.GetPath()] = true
+		}
 	}
 	for p := range resultLinks(res) {
 		files[p] = true
@@ -763,6 +770,47 @@ func resultCovers(a *Action, res *repb.ActionResult) bool {
 		}
 	}
 	return true
+}
+
+// declaredResult returns the part of a result that restoring the action
+// uses: its declared outputs, and the log when it is small enough to be
+// restored. A result from a shared cache may name other paths (out of the
+// output tree, absolute), blobs of any claimed size, a stderr hepbuild
+// never stores: none of it is downloaded or kept.
+func declaredResult(a *Action, res *repb.ActionResult) *repb.ActionResult {
+	files, dirs := map[string]bool{}, map[string]bool{}
+	for _, o := range a.Outputs {
+		if o.Dir {
+			dirs[o.Path] = true
+		} else {
+			files[o.Path] = true
+		}
+	}
+	out := &repb.ActionResult{}
+	for _, f := range res.GetOutputFiles() {
+		if files[f.GetPath()] {
+			out.OutputFiles = append(out.OutputFiles, f)
+		}
+	}
+	for _, d := range res.GetOutputDirectories() {
+		if dirs[d.GetPath()] && d.GetTreeDigest().GetHash() != "" {
+			out.OutputDirectories = append(out.OutputDirectories, d)
+		}
+	}
+	for _, l := range res.GetOutputFileSymlinks() {
+		if files[l.GetPath()] {
+			out.OutputFileSymlinks = append(out.OutputFileSymlinks, l)
+		}
+	}
+	for _, l := range res.GetOutputSymlinks() {
+		if files[l.GetPath()] {
+			out.OutputSymlinks = append(out.OutputSymlinks, l)
+		}
+	}
+	if d := res.GetStdoutDigest(); d.GetSizeBytes() > 0 && d.GetSizeBytes() <= maxRestoredLog {
+		out.StdoutDigest = d
+	}
+	return out
 }
 
 // execute runs the action and stores its outputs.

@@ -180,17 +180,40 @@ func Redact(u *url.URL) string {
 	return c.String()
 }
 
+// RedactString is Redact for a URL as the user typed it, which may not
+// parse or may lack its "//" (user:token@host:port parses as scheme
+// "user" with the token in the opaque part). What cannot be told apart
+// from user information is dropped: everything up to the last '@'.
+func RedactString(raw string) string {
+	if u, err := url.Parse(raw); err == nil && u.Opaque == "" {
+		return Redact(u)
+	}
+	s, _, _ := strings.Cut(raw, "?")
+	s, _, _ = strings.Cut(s, "#")
+	scheme, rest, ok := strings.Cut(s, "://")
+	if !ok {
+		scheme, rest = "", s
+	}
+	if i := strings.LastIndex(rest, "@"); i >= 0 {
+		rest = rest[i+1:]
+	}
+	if scheme == "" {
+		return rest
+	}
+	return scheme + "://" + rest
+}
+
 // Scheme returns the scheme of a remote cache URL, lower case, or an error
 // naming the schemes hepbuild knows.
 func Scheme(raw string) (string, error) {
 	u, err := url.Parse(raw)
 	if err != nil || u.Scheme == "" {
-		return "", fmt.Errorf("remote cache %q is not a URL: give grpc://, grpcs://, http://, https://, root:// or file://", raw)
+		return "", fmt.Errorf("remote cache %q is not a URL: give grpc://, grpcs://, http://, https://, root:// or file://", RedactString(raw))
 	}
 	s := strings.ToLower(u.Scheme)
 	switch s {
 	case "grpc", "grpcs", "http", "https", "root", "roots", "file":
 		return s, nil
 	}
-	return "", fmt.Errorf("remote cache %s: unknown scheme %q: give grpc://, grpcs://, http://, https://, root:// or file://", Redact(u), u.Scheme)
+	return "", fmt.Errorf("remote cache %s: unknown scheme %q: give grpc://, grpcs://, http://, https://, root:// or file://", RedactString(raw), u.Scheme)
 }

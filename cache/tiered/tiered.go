@@ -52,6 +52,10 @@ type Options struct {
 	// --remote-upload=async-exit); the next Cache opened with the same
 	// file uploads them first.
 	PendingFile string
+	// Off starts the Cache with the remote turned off (it did not answer
+	// at the start): pending results are kept for a later build, not
+	// uploaded to a remote already known not to answer.
+	Off bool
 }
 
 // Cache is a disk cache with a remote behind it. It implements cache.Cache,
@@ -65,7 +69,11 @@ type Cache struct {
 	warn      atomic.Pointer[func(string)]
 	readsOff  atomic.Bool
 	writesOff atomic.Bool
-	warned    sync.Map // kind → struct{}
+	// refused: writes are off for good (refused, or not wanted), so the
+	// results made meanwhile are not kept for the next build, as they are
+	// while a remote that failed is off.
+	refused atomic.Bool
+	warned  sync.Map // kind → struct{}
 
 	fetchMu  sync.Mutex
 	fetching map[cache.Digest]*fetchCall
@@ -76,10 +84,13 @@ type Cache struct {
 	queue    chan unit
 	active   sync.WaitGroup // units queued or being uploaded
 	stopOnce sync.Once
-	closed   atomic.Bool
-	workers  sync.WaitGroup
-	pendMu   sync.Mutex
-	pending  map[cache.Digest]bool // action results queued, not yet uploaded
+	// closeMu orders enqueue before Close: a sender holds it shared from
+	// its check of closed to its send, Close holds it to close the queue.
+	closeMu sync.RWMutex
+	closed  atomic.Bool
+	workers sync.WaitGroup
+	pendMu  sync.Mutex
+	pending map[cache.Digest]bool // action results queued, not yet uploaded
 
 	stats Stats
 
@@ -123,6 +134,9 @@ func New(local Local, r remote.Remote, opts Options) *Cache {
 		pending:  map[cache.Digest]bool{},
 	}
 	c.SetWarn(opts.Warn)
+	if opts.Off {
+		c.Disable()
+	}
 	c.uploadCtx, c.cancelUpload = context.WithCancel(context.Background())
 	for i := 0; i < uploaders; i++ {
 		c.workers.Add(1)
@@ -174,7 +188,10 @@ func (c *Cache) Disable() {
 
 // DisableWrites keeps the remote read-only for this Cache (a member who
 // only reads the group's cache).
-func (c *Cache) DisableWrites() { c.writesOff.Store(true) }
+func (c *Cache) DisableWrites() {
+	c.refused.Store(true)
+	c.writesOff.Store(true)
+}
 
 func (c *Cache) warnOnce(kind, msg string) {
 	if _, loaded := c.warned.LoadOrStore(kind, struct{}{}); !loaded {
@@ -192,7 +209,7 @@ func (c *Cache) trouble(ctx context.Context, op string, err error, write bool) {
 	name := c.remote.Name()
 	switch {
 	case errors.Is(err, remote.ErrDenied) && write:
-		c.writesOff.Store(true)
+		c.DisableWrites()
 		c.pendMu.Lock()
 		clear(c.pending) // a refusal is for good: the next build need not try them again
 		c.pendMu.Unlock()
@@ -279,14 +296,23 @@ var errCorrupt = errors.New("blob does not match its digest")
 // has wrong, is cache.ErrNotFound.
 func (c *Cache) fetch(ctx context.Context, d cache.Digest) error {
 	c.fetchMu.Lock()
-	if f, ok := c.fetching[d]; ok {
+	for {
+		f, ok := c.fetching[d]
+		if !ok {
+			break
+		}
 		c.fetchMu.Unlock()
 		select {
 		case <-f.done:
-			return f.err
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+		if !errors.Is(f.err, context.Canceled) && !errors.Is(f.err, context.DeadlineExceeded) {
+			return f.err
+		}
+		// The caller whose download it was gave up, not the remote:
+		// this one, still wanting the blob, asks again.
+		c.fetchMu.Lock()
 	}
 	f := &fetchCall{done: make(chan struct{})}
 	c.fetching[d] = f
@@ -460,7 +486,7 @@ func (c *Cache) takeInlined(ctx context.Context, res *repb.ActionResult) {
 // action cache when it came from the remote. Anything the remote lacks or
 // has wrong is cache.ErrNotFound: the action runs instead.
 func (c *Cache) Prefetch(ctx context.Context, action cache.Digest, res *repb.ActionResult) error {
-	refs, err := cache.References(res, func(d cache.Digest) (*repb.Tree, error) { return c.tree(ctx, d) })
+	refs, err := c.references(ctx, res)
 	if err != nil {
 		return err
 	}
@@ -482,7 +508,7 @@ func (c *Cache) Prefetch(ctx context.Context, action cache.Digest, res *repb.Act
 // asks before it does; anything missing, or a remote that cannot answer,
 // is cache.ErrNotFound.
 func (c *Cache) Available(ctx context.Context, action cache.Digest, res *repb.ActionResult) error {
-	refs, err := cache.References(res, func(d cache.Digest) (*repb.Tree, error) { return c.tree(ctx, d) })
+	refs, err := c.references(ctx, res)
 	if err != nil {
 		return err
 	}
@@ -527,6 +553,47 @@ func (c *Cache) Available(ctx context.Context, action cache.Digest, res *repb.Ac
 	}
 	if len(missing) > 0 {
 		return fmt.Errorf("blob %s: %w", missing[0], cache.ErrNotFound)
+	}
+	return nil
+}
+
+// references lists the blobs of a result, which may come from the remote:
+// a digest that is not one (a hash that is not lowercase hex, a path, a
+// negative size) is the remote's lie, so a miss, never an error of the
+// disk cache, which refuses it (the runner would turn the disk off).
+func (c *Cache) references(ctx context.Context, res *repb.ActionResult) ([]cache.Digest, error) {
+	refs, err := cache.References(res, func(d cache.Digest) (*repb.Tree, error) {
+		if err := c.wellFormed(d); err != nil {
+			return nil, err
+		}
+		if d.Size > maxTreeBytes {
+			c.warnOnce("corrupt", fmt.Sprintf("remote cache %s returned an action result whose output folder's Tree is %d bytes; it was not used, and the action runs instead", c.remote.Name(), d.Size))
+			atomic.AddInt64(&c.stats.Corrupt, 1)
+			return nil, fmt.Errorf("tree %s is too large: %w", d, cache.ErrNotFound)
+		}
+		return c.tree(ctx, d)
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range refs {
+		if err := c.wellFormed(d); err != nil {
+			return nil, err
+		}
+	}
+	return refs, nil
+}
+
+// maxTreeBytes bounds the Tree of an output folder, which is read into
+// memory whole: 1 GiB describes millions of files (a variable for tests).
+var maxTreeBytes int64 = 1 << 30
+
+func (c *Cache) wellFormed(d cache.Digest) error {
+	if p, err := cache.ParseDigest(d.String()); err != nil || p != d {
+		err := fmt.Errorf("%w: malformed digest %q", errCorrupt, d.String())
+		c.warnOnce("corrupt", fmt.Sprintf("remote cache %s returned an action result naming %v; it was not used, and the action runs instead", c.remote.Name(), err))
+		atomic.AddInt64(&c.stats.Corrupt, 1)
+		return fmt.Errorf("%v: %w", err, cache.ErrNotFound)
 	}
 	return nil
 }
@@ -674,7 +741,18 @@ func (c *Cache) PutActionResult(ctx context.Context, action cache.Digest, res *r
 }
 
 func (c *Cache) enqueue(ctx context.Context, u unit) {
-	if c.writesOff.Load() || c.closed.Load() {
+	c.closeMu.RLock()
+	defer c.closeMu.RUnlock()
+	if c.closed.Load() {
+		return
+	}
+	if c.writesOff.Load() {
+		if u.action.Hash != "" && !c.refused.Load() {
+			// The remote failed: the next build uploads what it missed.
+			c.pendMu.Lock()
+			c.pending[u.action] = true
+			c.pendMu.Unlock()
+		}
 		return
 	}
 	if u.blob.Hash != "" {
@@ -743,18 +821,23 @@ func (c *Cache) upload(ctx context.Context, batch []unit) {
 			continue
 		}
 		res, err := c.local.GetActionResult(ctx, u.action)
-		if err != nil {
-			c.dropResult(u.action) // pruned or unreadable meanwhile
-			continue
+		if err == nil {
+			var r []cache.Digest
+			if r, err = cache.References(res, func(d cache.Digest) (*repb.Tree, error) { return c.localTree(ctx, d) }); err == nil {
+				results[u.action] = res
+				refs[u.action] = r
+				blobs = append(blobs, r...)
+				continue
+			}
 		}
-		r, err := cache.References(res, func(d cache.Digest) (*repb.Tree, error) { return c.localTree(ctx, d) })
-		if err != nil {
-			c.dropResult(u.action)
-			continue
+		c.dropResult(u.action)
+		if errors.Is(err, cache.ErrNotFound) {
+			// Pruned meanwhile (or before this build, for a pending
+			// one): no later build can upload it either.
+			c.pendMu.Lock()
+			delete(c.pending, u.action)
+			c.pendMu.Unlock()
 		}
-		results[u.action] = res
-		refs[u.action] = r
-		blobs = append(blobs, r...)
 	}
 	failed := c.uploadBlobs(ctx, blobs)
 	for action, res := range results {
@@ -982,7 +1065,11 @@ func (c *Cache) Close() (int, error) {
 	c.closed.Store(true)
 	c.writesOffForClose()
 	c.cancelUpload()
+	// A sender blocked on a full queue holds closeMu until the uploaders,
+	// now dropping what they take, make room.
+	c.closeMu.Lock()
 	c.stopOnce.Do(func() { close(c.queue) })
+	c.closeMu.Unlock()
 	c.workers.Wait()
 	left := c.savePending()
 	return left, c.remote.Close()

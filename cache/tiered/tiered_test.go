@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -464,5 +465,179 @@ func TestAvailableAsksOnce(t *testing.T) {
 	}
 	if len(bw.all()) != 1 {
 		t.Errorf("a failing remote gave warnings %q, want one", bw.all())
+	}
+}
+
+// TestPendingResultGoneIsForgotten: a pending result that the disk cache
+// no longer has (pruned by `hepbuild clean --cache` between builds) can
+// never be uploaded; the build that finds it gone forgets it, rather than
+// carrying it from build to build, each saying it is still to upload.
+func TestPendingResultGoneIsForgotten(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	pending := filepath.Join(t.TempDir(), "remote-pending")
+	_, gone := remotetest.Blob(t, 32)
+	if err := os.WriteFile(pending, []byte(gone.String()+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	local, err := disk.Open(filepath.Join(t.TempDir(), "disk"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := New(local, f.remote, Options{PendingFile: pending})
+	if err := c.Flush(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := c.PendingResults(); n != 0 {
+		t.Errorf("after Flush, %d results are still to upload, want 0", n)
+	}
+	if left, _ := c.Close(); left != 0 {
+		t.Errorf("Close left %d results for the next build, want 0", left)
+	}
+	if _, err := os.Stat(pending); err == nil {
+		t.Errorf("the pending file is still there")
+	}
+}
+
+// TestPutWhileClosing: a write that races with Close (an action storing
+// its outputs as an interrupted build ends) neither panics nor is lost
+// from the disk cache.
+func TestPutWhileClosing(t *testing.T) {
+	ctx := context.Background()
+	for i := 0; i < 50; i++ {
+		f := newFixture(t)
+		local, err := disk.Open(filepath.Join(t.TempDir(), "disk"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := New(local, f.remote, Options{})
+		b, d := remotetest.Blob(t, 64)
+		var wg sync.WaitGroup
+		for w := 0; w < 4; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for j := 0; j < 200; j++ {
+					if err := c.Put(ctx, d, bytes.NewReader(b)); err != nil {
+						t.Error(err)
+						return
+					}
+					c.uploaded.Delete(d)
+				}
+			}()
+		}
+		time.Sleep(time.Millisecond)
+		c.Close()
+		wg.Wait()
+	}
+}
+
+// TestResultsMadeWhileRemoteIsDownArePending: the remote fails mid-build
+// (or does not answer at the start); the results made afterwards go to the
+// disk cache only, and are recorded as pending like those queued before
+// the failure, so the next build, with the remote back, uploads them for
+// the group. Results of a member the remote refuses writes to are not.
+func TestResultsMadeWhileRemoteIsDownArePending(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	pending := filepath.Join(t.TempDir(), "remote-pending")
+	local, err := disk.Open(filepath.Join(t.TempDir(), "disk"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := New(local, f.remote, Options{PendingFile: pending})
+	c.Disable() // as when the remote did not answer at the start
+	key, _, _ := result(t, c, 2)
+	if err := c.Flush(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := c.Close(); left != 1 {
+		t.Fatalf("Close left %d results for the next build, want 1", left)
+	}
+	c2 := New(local, f.remote, Options{PendingFile: pending})
+	if err := c2.Flush(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	c2.Close()
+	if _, err := f.shared.GetActionResult(ctx, key); err != nil {
+		t.Errorf("the result made while the remote was down was not uploaded by the next build: %v", err)
+	}
+
+	c3 := New(local, f.remote, Options{PendingFile: pending})
+	c3.DisableWrites() // --remote-upload=off
+	result(t, c3, 1)
+	if left, _ := c3.Close(); left != 0 {
+		t.Errorf("a build that does not upload left %d results for the next, want 0", left)
+	}
+}
+
+// TestFetchOutlivesAnAbandonedCaller: two callers want the same blob; the
+// one whose download is under way gives up (its context ends). The other,
+// still wanting it, gets the blob, not the first caller's cancellation
+// (which the runner would take for a failing cache).
+func TestFetchOutlivesAnAbandonedCaller(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	b, d := remotetest.Blob(t, 3<<20)
+	if err := f.shared.Put(ctx, d, bytes.NewReader(b)); err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	var first sync.Once
+	f.remote.fail = func(op string) error {
+		if op == "Get" {
+			blocked := false
+			first.Do(func() { blocked = true })
+			if blocked {
+				<-release
+				return context.Canceled
+			}
+		}
+		return nil
+	}
+	c, _, _ := f.member(t, Options{})
+	ctx1, cancel1 := context.WithCancel(ctx)
+	done1 := make(chan error, 1)
+	go func() { _, err := c.Get(ctx1, d); done1 <- err }()
+	for f.remote.count("Get") == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	done2 := make(chan error, 1)
+	go func() {
+		rc, err := c.Get(ctx, d)
+		if err == nil {
+			rc.Close()
+		}
+		done2 <- err
+	}()
+	time.Sleep(50 * time.Millisecond) // the second caller waits for the first's download
+	cancel1()
+	close(release)
+	<-done1
+	if err := <-done2; err != nil {
+		t.Errorf("the caller that still wanted the blob got %v", err)
+	}
+}
+
+// TestHugeTreeIsNotFetched: a remote result's output folder whose Tree
+// blob is beyond any honest Tree's size (lowered here) is a miss before
+// it is downloaded: a Tree is read into memory whole.
+func TestHugeTreeIsNotFetched(t *testing.T) {
+	defer func(n int64) { maxTreeBytes = n }(maxTreeBytes)
+	maxTreeBytes = 1000
+	ctx := context.Background()
+	f := newFixture(t)
+	b, d := remotetest.Blob(t, 2000)
+	if err := f.shared.Put(ctx, d, bytes.NewReader(b)); err != nil {
+		t.Fatal(err)
+	}
+	c, local, _ := f.member(t, Options{})
+	res := &repb.ActionResult{OutputDirectories: []*repb.OutputDirectory{{Path: "out/tree", TreeDigest: d.ToProto()}}}
+	_, key := remotetest.Blob(t, 32)
+	if err := c.Prefetch(ctx, key, res); !errors.Is(err, cache.ErrNotFound) {
+		t.Errorf("Prefetch: %v, want cache.ErrNotFound", err)
+	}
+	if ok, _ := local.Contains(ctx, d); ok {
+		t.Errorf("the huge Tree was downloaded")
 	}
 }

@@ -467,6 +467,9 @@ func (c *BuildCmd) Run(g *Globals, e *env) error {
 	if _, err := c.capacity(); err != nil {
 		return err
 	}
+	if err := c.RemoteFlags.check(); err != nil {
+		return err
+	}
 	if c.NoBuild {
 		return c.analyseOnly(g, e, start)
 	}

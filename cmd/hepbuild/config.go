@@ -163,6 +163,7 @@ func readRC(path, cmd string, configs []string, found map[string]bool, accepts *
 		}
 		fields, err := rcWords(line)
 		if err != nil {
+			// Not quoted: the line may hold a credential.
 			return nil, fmt.Errorf("%s:%d: %v", path, n, err)
 		}
 		head, name, _ := strings.Cut(fields[0], ":")
@@ -173,6 +174,13 @@ func readRC(path, cmd string, configs []string, found map[string]bool, accepts *
 			continue
 		}
 		flags := fields[1:]
+		if accepts != nil {
+			if i := strayWord(flags, accepts); i >= 0 {
+				// Not quoted: most likely the rest of a value with a
+				// space, such as a header's token.
+				return nil, fmt.Errorf("%s:%d: word %d is neither a flag nor a flag's value; quote a value that holds a space (--remote-header=\"authorization=Bearer @FILE\")", path, n, i+2)
+			}
+		}
 		if head == "common" && accepts != nil {
 			flags = commonFlags(flags, cmd, accepts)
 		}
@@ -194,50 +202,86 @@ func readRC(path, cmd string, configs []string, found map[string]bool, accepts *
 	return append(base, named...), sc.Err()
 }
 
-// rcWords splits a .hepbuildrc line into words as a shell would: spaces
-// separate words, except inside single or double quotes, and a backslash
-// outside single quotes keeps the next character as it is. So
-// --remote-header="authorization=Bearer @FILE" is one word.
+// rcWords splits a .hepbuildrc line into words as a shell would: at
+// blanks, except inside '...' or "..." or after a backslash (inside "...",
+// a backslash escapes only " and \).
 func rcWords(line string) ([]string, error) {
 	var words []string
 	var w strings.Builder
 	inWord := false
 	var quote rune
 	escaped := false
-	for _, c := range line {
+	for _, r := range line {
 		switch {
 		case escaped:
-			w.WriteRune(c)
+			if quote == '"' && r != '"' && r != '\\' {
+				w.WriteRune('\\')
+			}
+			w.WriteRune(r)
 			escaped = false
-		case c == '\\' && quote != '\'':
+		case quote == '\'':
+			if r == '\'' {
+				quote = 0
+			} else {
+				w.WriteRune(r)
+			}
+		case r == '\\':
 			escaped, inWord = true, true
-		case quote != 0 && c == quote:
-			quote = 0
-		case quote != 0:
-			w.WriteRune(c)
-		case c == '\'' || c == '"':
-			quote, inWord = c, true
-		case c == ' ' || c == '\t':
+		case quote == '"':
+			if r == '"' {
+				quote = 0
+			} else {
+				w.WriteRune(r)
+			}
+		case r == '\'' || r == '"':
+			quote, inWord = r, true
+		case r == ' ' || r == '\t':
 			if inWord {
 				words = append(words, w.String())
 				w.Reset()
 				inWord = false
 			}
 		default:
-			w.WriteRune(c)
+			w.WriteRune(r)
 			inWord = true
 		}
 	}
-	if quote != 0 {
-		return nil, fmt.Errorf("unterminated %c quote", quote)
-	}
-	if escaped {
-		return nil, fmt.Errorf("a backslash ends the line")
+	if quote != 0 || escaped {
+		return nil, fmt.Errorf("a quote is not closed")
 	}
 	if inWord {
 		words = append(words, w.String())
 	}
 	return words, nil
+}
+
+// strayWord returns the index of the first of an rc line's words that is
+// neither a flag nor the value of the flag before it, or -1. Such a word
+// would become a target of the command.
+func strayWord(flags []string, fm *flagModel) int {
+	for i := 0; i < len(flags); i++ {
+		f := flags[i]
+		var key string
+		switch {
+		case strings.HasPrefix(f, "--"):
+			name, _, eq := strings.Cut(f[2:], "=")
+			if eq {
+				continue
+			}
+			key = name
+		case strings.HasPrefix(f, "-") && len(f) >= 2:
+			if len(f) > 2 {
+				continue
+			}
+			key = f
+		default:
+			return i
+		}
+		if fm.value[key] && i+1 < len(flags) {
+			i++ // its value, whatever it looks like
+		}
+	}
+	return -1
 }
 
 // flagModel says which flags each command has; see flagAccepter.

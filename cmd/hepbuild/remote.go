@@ -54,7 +54,9 @@ func (f *RemoteFlags) remoteOptions() (remote.Options, error) {
 		name, value, ok := strings.Cut(h, "=")
 		name = strings.TrimSpace(name)
 		if !ok || name == "" || strings.ContainsAny(name, " \t\r\n:") {
-			return opts, badInput("--remote-header %q: want NAME=VALUE", name)
+			// Not quoted: without its '=' (curl's "NAME: VALUE", a bare
+			// token), what looks like a name is the credential.
+			return opts, badInput("--remote-header: want NAME=VALUE, e.g. authorization=Bearer @FILE (what was given is not shown: it may hold a credential)")
 		}
 		v, err := headerValue(value)
 		if err != nil {
@@ -87,6 +89,24 @@ func headerValue(v string) (string, error) {
 	return strings.TrimSpace(strings.Join(append(words[:len(words)-1], content), " ")), nil
 }
 
+// check refuses a bad remote URL or header before anything else happens,
+// also when the build turns out to have nothing to do. Opening contacts no
+// server.
+func (f *RemoteFlags) check() error {
+	if f.RemoteCache == "" {
+		return nil
+	}
+	opts, err := f.remoteOptions()
+	if err != nil {
+		return err
+	}
+	r, err := openRemote(f.RemoteCache, opts)
+	if err != nil {
+		return badInput("--remote-cache: %v", err)
+	}
+	return r.Close()
+}
+
 // defaultRemoteOptions are the options with every flag at its default.
 func defaultRemoteOptions() remote.Options { return remote.Options{}.WithDefaults() }
 
@@ -106,7 +126,7 @@ func openRemote(raw string, opts remote.Options) (remote.Remote, error) {
 	case "root", "roots":
 		return xrootd.Open(raw, opts)
 	}
-	return nil, fmt.Errorf("remote cache %s: the %s:// protocol is not available in this build", raw, scheme)
+	return nil, fmt.Errorf("remote cache %s: the %s:// protocol is not available in this build", remote.RedactString(raw), scheme)
 }
 
 // withRemote puts the remote cache behind the disk cache. A remote that
@@ -122,20 +142,28 @@ func (s *session) withRemote(e *env, f *RemoteFlags, dc *disk.Cache) error {
 	if err != nil {
 		return badInput("--remote-cache: %v", err)
 	}
+	// The check comes first: the results an earlier build left to upload
+	// go only to a remote that answered (else their upload fails too, and
+	// says so a second time).
+	ctx, cancel := context.WithTimeout(e.ctx, opts.WithDefaults().Timeout)
+	defer cancel()
+	_, checkErr := r.Check(ctx)
+	if checkErr != nil && e.ctx.Err() != nil {
+		r.Close()
+		return e.ctx.Err()
+	}
 	t := tiered.New(dc, r, tiered.Options{
 		Timeout:     opts.WithDefaults().Timeout,
 		PendingFile: filepath.Join(s.outputBase, "remote-pending"),
 		Warn:        func(msg string) { fmt.Fprintln(e.stderr, "WARNING:", msg) },
+		Off:         checkErr != nil,
 	})
-	ctx, cancel := context.WithTimeout(e.ctx, opts.WithDefaults().Timeout)
-	defer cancel()
-	if _, err := r.Check(ctx); err != nil {
-		if e.ctx.Err() != nil {
-			t.Close()
-			return e.ctx.Err()
+	if checkErr != nil {
+		msg := checkErr.Error()
+		if !strings.HasPrefix(msg, "remote cache "+r.Name()) {
+			msg = "remote cache " + r.Name() + ": " + msg
 		}
-		fmt.Fprintf(e.stderr, "WARNING: remote cache %s: %v; building with the disk cache only\n", r.Name(), err)
-		t.Disable()
+		fmt.Fprintf(e.stderr, "WARNING: %s; building with the disk cache only\n", msg)
 	}
 	s.cache = t
 	s.tiered = t

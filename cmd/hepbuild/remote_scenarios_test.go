@@ -5,10 +5,12 @@ import (
 	"context"
 	"crypto/sha1"
 	"encoding/base64"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -316,5 +318,179 @@ func TestToplevelOverGRPCDownloadsNoIntermediate(t *testing.T) {
 	}
 	if !strings.Contains(r.stderr, "; 2 calls") {
 		t.Errorf("want 2 remote calls for 2 restored actions:\n%s", r.stderr)
+	}
+}
+
+// TestRemoteStalledAtStartWithPendingUploads: results left pending by an
+// earlier build are uploaded as the next build starts, while that build
+// checks the remote; a remote that accepts connections and never answers
+// (an in-process listener: no real server stalls on demand) fails both,
+// and the build says so once.
+func TestRemoteStalledAtStartWithPendingUploads(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var held []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c) // read nothing, answer nothing
+			mu.Unlock()
+		}
+	}()
+	defer func() {
+		mu.Lock()
+		for _, c := range held {
+			c.Close()
+		}
+		mu.Unlock()
+	}()
+	root, diskCache := clone(t, map[string]string{"BUILD": remoteWorkspace, "in.txt": "hello\n"})
+	buildOutcomes(t, root, "//:all", "--disk-cache", diskCache)
+	keys, _ := filepath.Glob(filepath.Join(diskCache, "ac.v1", "*", "*"))
+	if len(keys) == 0 {
+		t.Fatal("the disk cache holds no result")
+	}
+	var pending strings.Builder
+	for _, k := range keys {
+		pending.WriteString(filepath.Base(k) + "/0\n")
+	}
+	base := strings.TrimSpace(hepbuild(t, root, "info", "output_base", "--disk-cache", diskCache).stdout)
+	if err := os.WriteFile(filepath.Join(base, "remote-pending"), []byte(pending.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A build long enough for the uploads to fail after the check did.
+	if err := os.WriteFile(filepath.Join(root, "BUILD"), []byte(remoteWorkspace+`task(name = "slow", outs = ["slow.txt"], cmd = "sleep 2.5; echo > $@")`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	url := "grpc://" + ln.Addr().String()
+	start := time.Now()
+	r := hepbuild(t, root, "//:all", "--progress=plain", "--disk-cache", diskCache, "--remote-cache", url, "--remote-timeout", "1s")
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	if took := time.Since(start); took > 20*time.Second {
+		t.Errorf("the build took %v with a stalled remote", took)
+	}
+	if n := strings.Count(r.stderr, "WARNING: remote cache "+url); n != 1 {
+		t.Errorf("want one warning naming the remote, got %d:\n%s", n, r.stderr)
+	}
+}
+
+// freezingProxy forwards TCP to a real server until frozen; then it
+// forwards nothing more, either way, on any connection: a server that
+// stalls mid-build (an in-process stand-in: bazel-remote cannot be paused
+// on demand).
+type freezingProxy struct {
+	ln     net.Listener
+	frozen chan struct{}
+	once   sync.Once
+}
+
+func startFreezingProxy(t *testing.T, target string) *freezingProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &freezingProxy{ln: ln, frozen: make(chan struct{})}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			t.Cleanup(func() { c.Close(); s.Close() })
+			go p.pipe(c, s)
+			go p.pipe(s, c)
+		}
+	}()
+	return p
+}
+
+func (p *freezingProxy) pipe(dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		select {
+		case <-p.frozen:
+			<-make(chan struct{}) // hold the connection open, say nothing
+		default:
+		}
+		if n > 0 {
+			if _, err := dst.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (p *freezingProxy) freeze() { p.once.Do(func() { close(p.frozen) }) }
+
+// TestRemoteInterruptedFlushUploadsNextBuild: the remote stalls as the
+// build waits for its uploads, the user interrupts: the results left are
+// kept in the output base, and the next build there, with the remote
+// answering again, uploads them for the group, though it has nothing to
+// build (the interrupted build wrote its null-build stamp). (The remote
+// stalls through an in-process proxy in front of a real bazel-remote.)
+func TestRemoteInterruptedFlushUploadsNextBuild(t *testing.T) {
+	s := testserver.StartBazelRemote(t)
+	p := startFreezingProxy(t, s.GRPCAddr)
+	files := map[string]string{"BUILD": remoteWorkspace, "in.txt": "hello\n"}
+	root, diskCache := clone(t, files)
+	ev := filepath.Join(t.TempDir(), "events.jsonl")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan result, 1)
+	go func() {
+		done <- hepbuildCtx(ctx, t, root, "//:all", "-j1", "--progress=plain", "--events", ev,
+			"--disk-cache", diskCache, "--remote-cache", "grpc://"+p.ln.Addr().String(), "--remote-timeout", "60s")
+	}()
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		b, _ := os.ReadFile(ev)
+		if bytes.Count(b, []byte(`"action_finished"`)) >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the build never finished its actions")
+		}
+	}
+	p.freeze()
+	time.Sleep(time.Second)
+	cancel()
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the interrupted build did not end")
+	}
+	if !strings.Contains(r.stderr, "not uploaded") {
+		t.Fatalf("the interrupted build kept no result for the next (exit %d):\n%s", r.code, r.stderr)
+	}
+	url := "grpc://" + s.GRPCAddr
+	// Nothing to build, but something to upload: not a null build.
+	r = hepbuild(t, root, "//:all", "--progress=plain", "--disk-cache", diskCache, "--remote-cache", url)
+	if r.code != 0 || strings.Contains(r.stderr, "not uploaded") || strings.Contains(r.stderr, "WARNING") {
+		t.Errorf("the next build did not upload what was left:\n%s", r.stderr)
+	}
+	other, otherDisk := clone(t, files)
+	r, evs := buildOutcomes(t, other, "//:all", "--disk-cache", otherDisk, "--remote-cache", url)
+	if n := len(evs["action_cached"]); n != 3 {
+		t.Errorf("another member restored %d of 3 actions from the remote:\n%s", n, r.stderr)
 	}
 }

@@ -316,7 +316,93 @@ func TestRemoteFromHepbuildrc(t *testing.T) {
 		}
 	}
 	bad := testWorkspace(t, map[string]string{"BUILD": remoteWorkspace, ".hepbuildrc": "common --remote-header=\"x=y\n"})
-	if r := hepbuild(t, bad, "info"); r.code != exitBadInput || !strings.Contains(r.stderr, ".hepbuildrc:1: unterminated \" quote") {
+	if r := hepbuild(t, bad, "info"); r.code != exitBadInput || !strings.Contains(r.stderr, ".hepbuildrc:1: a quote is not closed") {
 		t.Errorf("an unterminated quote: exit %d\n%s", r.code, r.stderr)
+	}
+}
+
+// TestRemoteURLCredentialsStayHiddenInErrors: a URL that hepbuild refuses
+// (a protocol not in this build, a file:// URL with a host, a URL missing
+// its scheme, one that does not parse) is named without the password it
+// carries.
+func TestRemoteURLCredentialsStayHiddenInErrors(t *testing.T) {
+	const secret = "pw-8Hq2-never-shown-Zx"
+	root, diskCache := clone(t, map[string]string{"BUILD": remoteWorkspace, "in.txt": "hello\n"})
+	for _, c := range []struct {
+		url  string
+		code int // of build: 2 for a URL refused, 0 for a remote that cannot be reached
+	}{
+		{"https://alice:" + secret + "@127.0.0.1:1", 0},
+		{"root://alice:" + secret + "@127.0.0.1:1//cache", 0},
+		{"file://alice:" + secret + "@cache.example/shared", 2},
+		{"alice:" + secret + "@cache.example:9092", 2},
+		{"grpc://alice:" + secret + "%zz@cache.example:9092", 2},
+	} {
+		url := c.url
+		for _, cmd := range [][]string{{"info"}, {"build", "//:a"}} {
+			r := hepbuild(t, root, append(cmd, "--disk-cache", diskCache, "--remote-cache", url, "--remote-timeout", "3s")...)
+			if cmd[0] == "build" && r.code != c.code {
+				t.Errorf("%s --remote-cache %s: exit %d, want %d\n%s", cmd[0], url, r.code, c.code, r.stderr)
+			}
+			if strings.Contains(r.stdout+r.stderr, secret) {
+				t.Errorf("%s --remote-cache %s printed the password:\n%s%s", cmd[0], url, r.stdout, r.stderr)
+			}
+		}
+	}
+}
+
+// TestMalformedRemoteHeaderStaysHidden: a header written as curl takes it
+// (NAME: VALUE), or a bare token, is refused without being quoted.
+func TestMalformedRemoteHeaderStaysHidden(t *testing.T) {
+	const secret = "tok-Hd83-never-shown-Qa"
+	root, diskCache := clone(t, map[string]string{"BUILD": remoteWorkspace, "in.txt": "hello\n"})
+	url := "file://" + filepath.Join(t.TempDir(), "shared")
+	for _, h := range []string{"authorization: Bearer " + secret, secret, "Bearer " + secret, "x token=" + secret, "=" + secret} {
+		r := hepbuild(t, root, "//:a", "--disk-cache", diskCache, "--remote-cache", url, "--remote-header", h)
+		if r.code != 2 {
+			t.Errorf("--remote-header %q: exit %d, want 2", h, r.code)
+		}
+		if strings.Contains(r.stdout+r.stderr, secret) {
+			t.Errorf("a malformed --remote-header was printed:\n%s%s", r.stdout, r.stderr)
+		}
+	}
+}
+
+// TestRemoteHeaderInRCFile: a header value holds a space ("Bearer TOKEN"),
+// so a .hepbuildrc must be able to quote it, as .bazelrc can; a value left
+// unquoted splits into a stray word, which is refused naming the file and
+// line, never quoted (it is the token).
+func TestRemoteHeaderInRCFile(t *testing.T) {
+	const secret = "tok-Rc71-never-shown-Lm"
+	root, diskCache := clone(t, map[string]string{"BUILD": remoteWorkspace, "in.txt": "hello\n"})
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	url := "file://" + filepath.Join(t.TempDir(), "shared")
+	rc := filepath.Join(root, ".hepbuildrc")
+	for _, c := range []struct {
+		line string
+		code int
+	}{
+		{`build --remote-cache=` + url + ` --remote-header="authorization=Bearer @` + tokenFile + `" -j 2`, 0},
+		{`build --remote-cache ` + url + ` --remote-header 'authorization=Bearer ` + secret + `'`, 0},
+		{`common --remote-header=authorization=Bearer\ ` + secret + ` --remote-cache=` + url, 0},
+		{`build --remote-cache=` + url + ` --remote-header=authorization=Bearer ` + secret, 2},
+		{`build --remote-cache=` + url + ` --remote-header="authorization=Bearer ` + secret, 2},
+	} {
+		if err := os.WriteFile(rc, []byte(c.line+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		r := hepbuild(t, root, "//:a", "--disk-cache", diskCache)
+		if r.code != c.code {
+			t.Errorf("%s: exit %d, want %d\n%s", c.line, r.code, c.code, r.stderr)
+		}
+		if c.code != 0 && !strings.Contains(r.stderr, rc+":1") {
+			t.Errorf("%s: the error does not name %s:1:\n%s", c.line, rc, r.stderr)
+		}
+		if strings.Contains(r.stdout+r.stderr, secret) {
+			t.Errorf("%s: printed the token:\n%s%s", c.line, r.stdout, r.stderr)
+		}
 	}
 }

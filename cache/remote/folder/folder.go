@@ -36,7 +36,7 @@ var _ remote.Remote = (*Cache)(nil)
 func Open(raw string, opts remote.Options) (*Cache, error) {
 	u, err := url.Parse(raw)
 	if err != nil || u.Scheme != "file" || u.Path == "" || (u.Host != "" && u.Host != "localhost") {
-		return nil, fmt.Errorf("remote cache %q: want file:///absolute/folder", raw)
+		return nil, fmt.Errorf("remote cache %q: want file:///absolute/folder", remote.RedactString(raw))
 	}
 	opts = opts.WithDefaults()
 	d, err := disk.Open(u.Path)

@@ -1,8 +1,10 @@
 package reapi
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"sync"
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
@@ -173,16 +175,24 @@ func (c *Cache) GetBatch(ctx context.Context, ds []cache.Digest) (map[cache.Dige
 	return got, nil
 }
 
-var decoder, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1))
-
 // decodeAll decompresses a zstd blob that should be size bytes long,
-// refusing to grow beyond it.
+// refusing to grow beyond it: it streams through a limit, since a server's
+// few KiB of zstd can expand to gigabytes (DecodeAll would hold them all).
 func decodeAll(b []byte, size int64) ([]byte, error) {
-	out, err := decoder.DecodeAll(b, make([]byte, 0, size))
-	if err != nil || int64(len(out)) != size {
+	if size < 0 {
+		return nil, fmt.Errorf("zstd blob of %d bytes", size)
+	}
+	dec, err := zstd.NewReader(bytes.NewReader(b), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(64<<20), zstd.WithDecoderLowmem(true))
+	if err != nil {
 		return nil, fmt.Errorf("zstd blob does not decompress to %d bytes", size)
 	}
-	return out, nil
+	defer dec.Close()
+	out := bytes.NewBuffer(make([]byte, 0, size))
+	n, err := out.ReadFrom(io.LimitReader(dec, size+1))
+	if err != nil || n != size {
+		return nil, fmt.Errorf("zstd blob does not decompress to %d bytes", size)
+	}
+	return out.Bytes(), nil
 }
 
 // PutBatch stores blobs with BatchUpdateBlobs, as many per call as the
