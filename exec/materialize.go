@@ -197,9 +197,16 @@ func (r *Runner) restoreLog(ctx context.Context, a *Action, res *repb.ActionResu
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
 		return
 	}
-	tmp := logPath + ".tmp-" + randomSuffix()
-	if err := os.WriteFile(tmp, b, 0o644); err != nil || os.Rename(tmp, logPath) != nil {
-		os.Remove(tmp)
+	// A fresh temporary file (O_EXCL): nothing planted at a guessable
+	// name is written through.
+	f, err := os.CreateTemp(filepath.Dir(logPath), ".restore-*.log")
+	if err != nil {
+		return
+	}
+	_, werr := f.Write(b)
+	cerr := f.Close()
+	if werr != nil || cerr != nil || os.Chmod(f.Name(), 0o644) != nil || os.Rename(f.Name(), logPath) != nil {
+		os.Remove(f.Name())
 	}
 }
 

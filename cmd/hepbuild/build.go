@@ -92,6 +92,7 @@ type session struct {
 	cacheDir   string
 	cache      cache.Cache
 	tiered     *tiered.Cache // the remote tier behind cache, if any
+	building   bool          // a build (not status or explain) uses the remote tier
 	stderr     io.Writer     // where closing the remote tier reports
 	stat       *cache.StatCache
 	journal    *exec.Journal
@@ -592,7 +593,7 @@ func (s *session) build(e *env, start time.Time, f *BuildFlags) error {
 		summary.Elapsed = time.Since(start)
 		printer.Finish(summary)
 	}
-	s.finishUploads(e, f.RemoteUpload)
+	uploadErr := s.finishUploads(e, f.RemoteUpload)
 	if prof != nil {
 		_ = prof.Close()
 	}
@@ -603,6 +604,10 @@ func (s *session) build(e *env, start time.Time, f *BuildFlags) error {
 		if err := pruneAfterBuild(s, f.CacheMaxSize, e); err != nil {
 			fmt.Fprintf(e.stderr, "WARNING: pruning the cache: %v\n", err)
 		}
+	}
+	if runErr == nil && uploadErr != nil {
+		// The actions are done; an interrupt stopped the uploads.
+		runErr = uploadErr
 	}
 	if runErr != nil {
 		var bf *exec.BuildFailedError

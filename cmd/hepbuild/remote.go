@@ -184,11 +184,12 @@ func (s *session) diskTier() *disk.Cache {
 
 // finishUploads waits for the remote cache's uploads (unless
 // --remote-upload=async-exit), showing how many results are left.
-func (s *session) finishUploads(e *env, mode string) {
+func (s *session) finishUploads(e *env, mode string) error {
 	t := s.tiered
 	if t == nil {
-		return
+		return nil
 	}
+	s.building = true
 	// The progress display has finished: trouble while the last uploads
 	// go out is said on standard error directly.
 	t.SetWarn(func(msg string) { fmt.Fprintln(e.stderr, "WARNING:", msg) })
@@ -201,7 +202,8 @@ func (s *session) finishUploads(e *env, mode string) {
 			}
 		})
 		if err != nil {
-			return // interrupted: Close keeps what is left for the next build
+			// Interrupted: Close keeps what is left for the next build.
+			return err
 		}
 	}
 	st := t.Stats()
@@ -209,6 +211,7 @@ func (s *session) finishUploads(e *env, mode string) {
 		fmt.Fprintf(e.stderr, "INFO: remote cache %s: %d hits, %d blobs (%s) downloaded; %d results, %d blobs (%s) uploaded; %d calls\n",
 			t.Remote().Name(), st.Hits, st.Downloaded, humanBytes(st.DownBytes), st.Results, st.Uploaded, humanBytes(st.UpBytes), st.Calls)
 	}
+	return nil
 }
 
 // closeRemote ends the remote tier; results not uploaded are kept for the
@@ -219,7 +222,8 @@ func (s *session) closeRemote() {
 		return
 	}
 	s.tiered = nil
-	if left, _ := t.Close(); left > 0 {
+	// Only a build uploads: status and explain have nothing to say of it.
+	if left, _ := t.Close(); left > 0 && s.building {
 		fmt.Fprintf(s.stderr, "INFO: %d action results not uploaded to %s yet; the next build with this output base uploads them\n", left, t.Remote().Name())
 	}
 }

@@ -446,7 +446,7 @@ func (p *freezingProxy) freeze() { p.once.Do(func() { close(p.frozen) }) }
 // build waits for its uploads, the user interrupts: the results left are
 // kept in the output base, and the next build there, with the remote
 // answering again, uploads them for the group, though it has nothing to
-// build (the interrupted build wrote its null-build stamp). (The remote
+// build. The interrupted build exits 8, as any interrupt does. (The remote
 // stalls through an in-process proxy in front of a real bazel-remote.)
 func TestRemoteInterruptedFlushUploadsNextBuild(t *testing.T) {
 	s := testserver.StartBazelRemote(t)
@@ -481,6 +481,9 @@ func TestRemoteInterruptedFlushUploadsNextBuild(t *testing.T) {
 	}
 	if !strings.Contains(r.stderr, "not uploaded") {
 		t.Fatalf("the interrupted build kept no result for the next (exit %d):\n%s", r.code, r.stderr)
+	}
+	if r.code != exitInterrupted || !strings.Contains(r.stderr, "ERROR: interrupted") {
+		t.Errorf("an interrupt while uploading: exit %d, want 8 and \"ERROR: interrupted\"\n%s", r.code, r.stderr)
 	}
 	url := "grpc://" + s.GRPCAddr
 	// Nothing to build, but something to upload: not a null build.
