@@ -6,13 +6,11 @@
 package folder
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/url"
-	"sync"
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 
@@ -25,8 +23,8 @@ import (
 // concurrent use, by many processes of many users.
 type Cache struct {
 	*disk.Cache
-	name string
-	sem  chan struct{}
+	name  string
+	limit int // transfers at once
 }
 
 var _ remote.Remote = (*Cache)(nil)
@@ -43,7 +41,7 @@ func Open(raw string, opts remote.Options) (*Cache, error) {
 	if err != nil {
 		return nil, fmt.Errorf("remote cache %s: %w", remote.Redact(u), err)
 	}
-	return &Cache{Cache: d, name: remote.Redact(u), sem: make(chan struct{}, opts.MaxConnections)}, nil
+	return &Cache{Cache: d, name: remote.Redact(u), limit: opts.MaxConnections}, nil
 }
 
 // Name returns the folder's URL.
@@ -80,72 +78,22 @@ func denied(err error) error {
 	return err
 }
 
-// each runs f for every digest, at most MaxConnections at once, and
-// returns the first error.
-func (c *Cache) each(ds []cache.Digest, f func(d cache.Digest) error) error {
-	var wg sync.WaitGroup
-	var once sync.Once
-	var first error
-	for _, d := range ds {
-		c.sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-c.sem; wg.Done() }()
-			if err := f(d); err != nil {
-				once.Do(func() { first = err })
-			}
-		}()
-	}
-	wg.Wait()
-	return first
+// perBlob does the batch calls one blob at a time: a folder has files, no batch calls.
+func (c *Cache) perBlob() remote.PerBlob {
+	return remote.PerBlob{Limit: c.limit, Contains: c.Contains, Get: c.Get, Put: c.Put}
 }
 
-// FindMissing checks each file.
+// FindMissing checks each blob, at most the connection limit at once.
 func (c *Cache) FindMissing(ctx context.Context, ds []cache.Digest) ([]cache.Digest, error) {
-	var mu sync.Mutex
-	var missing []cache.Digest
-	err := c.each(ds, func(d cache.Digest) error {
-		ok, err := c.Contains(ctx, d)
-		if err == nil && !ok {
-			mu.Lock()
-			missing = append(missing, d)
-			mu.Unlock()
-		}
-		return err
-	})
-	return missing, err
+	return c.perBlob().FindMissing(ctx, ds)
 }
 
-// GetBatch reads each file.
+// GetBatch reads each blob, at most the connection limit at once.
 func (c *Cache) GetBatch(ctx context.Context, ds []cache.Digest) (map[cache.Digest][]byte, error) {
-	var mu sync.Mutex
-	got := map[cache.Digest][]byte{}
-	err := c.each(ds, func(d cache.Digest) error {
-		rc, err := c.Get(ctx, d)
-		if errors.Is(err, cache.ErrNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		defer rc.Close()
-		b, err := io.ReadAll(rc)
-		if err != nil {
-			return err
-		}
-		mu.Lock()
-		got[d] = b
-		mu.Unlock()
-		return nil
-	})
-	return got, err
+	return c.perBlob().GetBatch(ctx, ds)
 }
 
-// PutBatch writes each file.
+// PutBatch stores each blob, at most the connection limit at once.
 func (c *Cache) PutBatch(ctx context.Context, blobs map[cache.Digest][]byte) error {
-	ds := make([]cache.Digest, 0, len(blobs))
-	for d := range blobs {
-		ds = append(ds, d)
-	}
-	return c.each(ds, func(d cache.Digest) error { return c.Put(ctx, d, bytes.NewReader(blobs[d])) })
+	return c.perBlob().PutBatch(ctx, blobs)
 }

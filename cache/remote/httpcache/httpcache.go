@@ -21,11 +21,9 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
-	"golang.org/x/sync/errgroup"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/hepbuild/hepbuild/cache"
@@ -473,76 +471,6 @@ func (c *Cache) PutActionResult(ctx context.Context, action cache.Digest, ar *re
 	return c.put(ctx, "ac/"+action.Hash, bytes.NewReader(b), int64(len(b)))
 }
 
-// FindMissing sends one HEAD per digest, MaxConnections at a time: the
-// HTTP cache protocol has no batch call.
-func (c *Cache) FindMissing(ctx context.Context, ds []cache.Digest) ([]cache.Digest, error) {
-	var mu sync.Mutex
-	var missing []cache.Digest
-	err := c.each(ctx, ds, func(ctx context.Context, d cache.Digest) error {
-		ok, err := c.Contains(ctx, d)
-		if err == nil && !ok {
-			mu.Lock()
-			missing = append(missing, d)
-			mu.Unlock()
-		}
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return missing, nil
-}
-
-// GetBatch sends one GET per digest, MaxConnections at a time.
-func (c *Cache) GetBatch(ctx context.Context, ds []cache.Digest) (map[cache.Digest][]byte, error) {
-	var mu sync.Mutex
-	got := make(map[cache.Digest][]byte, len(ds))
-	err := c.each(ctx, ds, func(ctx context.Context, d cache.Digest) error {
-		rc, err := c.Get(ctx, d)
-		if errors.Is(err, cache.ErrNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		defer rc.Close()
-		b, err := io.ReadAll(rc)
-		if err != nil {
-			return err
-		}
-		mu.Lock()
-		got[d] = b
-		mu.Unlock()
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return got, nil
-}
-
-// PutBatch sends one PUT per blob, MaxConnections at a time.
-func (c *Cache) PutBatch(ctx context.Context, blobs map[cache.Digest][]byte) error {
-	ds := make([]cache.Digest, 0, len(blobs))
-	for d := range blobs {
-		ds = append(ds, d)
-	}
-	return c.each(ctx, ds, func(ctx context.Context, d cache.Digest) error {
-		return c.Put(ctx, d, bytes.NewReader(blobs[d]))
-	})
-}
-
-// each runs f for every digest, MaxConnections at a time, and stops at the
-// first error.
-func (c *Cache) each(ctx context.Context, ds []cache.Digest, f func(context.Context, cache.Digest) error) error {
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(c.opts.MaxConnections)
-	for _, d := range ds {
-		g.Go(func() error { return f(gctx, d) })
-	}
-	return g.Wait()
-}
-
 // Check sends one HEAD for the empty blob: any answer but a refusal
 // (present or absent) shows that the server speaks and accepts the
 // credential.
@@ -557,4 +485,24 @@ func (c *Cache) Check(ctx context.Context) (string, error) {
 		return "", c.statusError(http.MethodHead, key, code)
 	}
 	return "HTTP cache", nil
+}
+
+// perBlob does the batch calls one blob at a time: the HTTP cache protocol has no batch call.
+func (c *Cache) perBlob() remote.PerBlob {
+	return remote.PerBlob{Limit: c.opts.MaxConnections, Contains: c.Contains, Get: c.Get, Put: c.Put}
+}
+
+// FindMissing checks each blob, at most the connection limit at once.
+func (c *Cache) FindMissing(ctx context.Context, ds []cache.Digest) ([]cache.Digest, error) {
+	return c.perBlob().FindMissing(ctx, ds)
+}
+
+// GetBatch reads each blob, at most the connection limit at once.
+func (c *Cache) GetBatch(ctx context.Context, ds []cache.Digest) (map[cache.Digest][]byte, error) {
+	return c.perBlob().GetBatch(ctx, ds)
+}
+
+// PutBatch stores each blob, at most the connection limit at once.
+func (c *Cache) PutBatch(ctx context.Context, blobs map[cache.Digest][]byte) error {
+	return c.perBlob().PutBatch(ctx, blobs)
 }

@@ -38,7 +38,6 @@ import (
 	"go-hep.org/x/hep/xrootd"
 	"go-hep.org/x/hep/xrootd/xrdfs"
 	"go-hep.org/x/hep/xrootd/xrdproto"
-	"golang.org/x/sync/errgroup"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/hepbuild/hepbuild/cache"
@@ -395,32 +394,6 @@ func (c *Cache) contains(ctx context.Context, d cache.Digest) (bool, error) {
 	return !st.IsDir() && st.Size() == d.Size, nil
 }
 
-// FindMissing stats each digest, at most MaxConnections at once: go-hep
-// offers no batch existence call (kXR_statx answers flags only, not
-// whether each path exists), so this costs one round trip per digest.
-func (c *Cache) FindMissing(ctx context.Context, ds []cache.Digest) ([]cache.Digest, error) {
-	present := make([]bool, len(ds))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(c.opts.MaxConnections)
-	for i, d := range ds {
-		g.Go(func() error {
-			ok, err := c.Contains(gctx, d)
-			present[i] = ok
-			return err
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return nil, err
-	}
-	var missing []cache.Digest
-	for i, d := range ds {
-		if !present[i] {
-			missing = append(missing, d)
-		}
-	}
-	return missing, nil
-}
-
 // Get opens the blob for streaming. The reader hashes what it reads and
 // returns an error, not io.EOF, when the content does not match d.
 func (c *Cache) Get(ctx context.Context, d cache.Digest) (io.ReadCloser, error) {
@@ -628,49 +601,6 @@ func (c *Cache) write(ctx context.Context, kind string, d cache.Digest, r io.Rea
 	return nil
 }
 
-// GetBatch reads the blobs, at most MaxConnections at once; XRootD has
-// no batch read of many files.
-func (c *Cache) GetBatch(ctx context.Context, ds []cache.Digest) (map[cache.Digest][]byte, error) {
-	var mu sync.Mutex
-	out := make(map[cache.Digest][]byte, len(ds))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(c.opts.MaxConnections)
-	for _, d := range ds {
-		g.Go(func() error {
-			rc, err := c.Get(gctx, d)
-			if errors.Is(err, cache.ErrNotFound) {
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			defer rc.Close()
-			b, err := io.ReadAll(rc)
-			if err != nil {
-				return err
-			}
-			mu.Lock()
-			out[d] = b
-			mu.Unlock()
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-// PutBatch stores the blobs, at most MaxConnections at once.
-func (c *Cache) PutBatch(ctx context.Context, blobs map[cache.Digest][]byte) error {
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(c.opts.MaxConnections)
-	for d, b := range blobs {
-		g.Go(func() error { return c.Put(gctx, d, bytes.NewReader(b)) })
-	}
-	return g.Wait()
-}
-
 // GetActionResult reads the serialized ActionResult under ac/.
 func (c *Cache) GetActionResult(ctx context.Context, action cache.Digest) (*repb.ActionResult, error) {
 	if err := validDigest(action); err != nil {
@@ -783,3 +713,24 @@ func (c *Cache) proxyNote() string {
 }
 
 var _ remote.Remote = (*Cache)(nil)
+
+// perBlob does the batch calls one blob at a time: go-hep offers no batch existence call (kXR_statx answers
+// flags only, not whether each path exists) nor a batch read.
+func (c *Cache) perBlob() remote.PerBlob {
+	return remote.PerBlob{Limit: c.opts.MaxConnections, Contains: c.Contains, Get: c.Get, Put: c.Put}
+}
+
+// FindMissing checks each blob, at most the connection limit at once.
+func (c *Cache) FindMissing(ctx context.Context, ds []cache.Digest) ([]cache.Digest, error) {
+	return c.perBlob().FindMissing(ctx, ds)
+}
+
+// GetBatch reads each blob, at most the connection limit at once.
+func (c *Cache) GetBatch(ctx context.Context, ds []cache.Digest) (map[cache.Digest][]byte, error) {
+	return c.perBlob().GetBatch(ctx, ds)
+}
+
+// PutBatch stores each blob, at most the connection limit at once.
+func (c *Cache) PutBatch(ctx context.Context, blobs map[cache.Digest][]byte) error {
+	return c.perBlob().PutBatch(ctx, blobs)
+}
