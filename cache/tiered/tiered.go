@@ -223,6 +223,16 @@ func (c *Cache) trouble(ctx context.Context, op string, err error, write bool) {
 	}
 }
 
+// readFailed reports a failed read from the remote (see trouble) and
+// makes it a miss, or the interrupt it was.
+func (c *Cache) readFailed(ctx context.Context, op string, err error) error {
+	c.trouble(ctx, op, err, false)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return fmt.Errorf("%s: %v: %w", op, err, cache.ErrNotFound)
+}
+
 // call runs op against the remote, retrying a transient failure twice
 // with backoff unless it took half the timeout (a stalled server).
 func (c *Cache) call(ctx context.Context, op func(context.Context) error) error {
@@ -359,11 +369,7 @@ func (c *Cache) fetchOnce(ctx context.Context, d cache.Digest) error {
 		c.corrupt(d, err)
 		return fmt.Errorf("blob %s: %w", d, cache.ErrNotFound)
 	}
-	c.trouble(ctx, "reading "+d.String(), err, false)
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	return fmt.Errorf("blob %s: %v: %w", d, err, cache.ErrNotFound)
+	return c.readFailed(ctx, "reading "+d.String(), err)
 }
 
 func (c *Cache) corrupt(d cache.Digest, err error) {
@@ -443,11 +449,7 @@ func (c *Cache) getActionResult(ctx context.Context, action cache.Digest, paths 
 		atomic.AddInt64(&c.stats.Misses, 1)
 		return nil, err
 	}
-	c.trouble(ctx, "reading action result "+action.String(), err, false)
-	if ctx.Err() != nil {
-		return nil, ctx.Err()
-	}
-	return nil, fmt.Errorf("action %s: %w", action, cache.ErrNotFound)
+	return nil, c.readFailed(ctx, "reading action result "+action.String(), err)
 }
 
 // takeInlined moves contents the remote sent with a result into the disk
@@ -545,11 +547,7 @@ func (c *Cache) Available(ctx context.Context, action cache.Digest, res *repb.Ac
 		return err
 	})
 	if err != nil {
-		c.trouble(ctx, fmt.Sprintf("checking %d blobs", len(ask)), err, false)
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return fmt.Errorf("%d blobs: %v: %w", len(ask), err, cache.ErrNotFound)
+		return c.readFailed(ctx, fmt.Sprintf("checking %d blobs", len(ask)), err)
 	}
 	if len(missing) > 0 {
 		return fmt.Errorf("blob %s: %w", missing[0], cache.ErrNotFound)
@@ -686,11 +684,7 @@ func (c *Cache) fetchBatch(ctx context.Context, ds []cache.Digest) error {
 			return err
 		})
 		if err != nil {
-			c.trouble(ctx, fmt.Sprintf("reading %d blobs", len(chunk)), err, false)
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return fmt.Errorf("%d blobs: %v: %w", len(chunk), err, cache.ErrNotFound)
+			return c.readFailed(ctx, fmt.Sprintf("reading %d blobs", len(chunk)), err)
 		}
 		for _, d := range chunk {
 			b, ok := got[d]
