@@ -451,7 +451,15 @@ func (p *freezingProxy) freeze() { p.once.Do(func() { close(p.frozen) }) }
 func TestRemoteInterruptedFlushUploadsNextBuild(t *testing.T) {
 	s := testserver.StartBazelRemote(t)
 	p := startFreezingProxy(t, s.GRPCAddr)
-	files := map[string]string{"BUILD": remoteWorkspace, "in.txt": "hello\n"}
+	// Three independent actions: all look their results up at the start
+	// (Lookahead), then run one after the other; the remote freezes after
+	// the first, so the uploads of the others are surely stuck, however
+	// slowly the test runs.
+	files := map[string]string{"BUILD": `
+task(name = "x1", outs = ["x1.txt"], cmd = "sleep 0.5; echo 1 > $@")
+task(name = "x2", outs = ["x2.txt"], cmd = "sleep 0.5; echo 2 > $@")
+task(name = "x3", outs = ["x3.txt"], cmd = "sleep 0.5; echo 3 > $@")
+`}
 	root, diskCache := clone(t, files)
 	ev := filepath.Join(t.TempDir(), "events.jsonl")
 	ctx, cancel := context.WithCancel(context.Background())
@@ -463,6 +471,16 @@ func TestRemoteInterruptedFlushUploadsNextBuild(t *testing.T) {
 	}()
 	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(5 * time.Millisecond) {
 		b, _ := os.ReadFile(ev)
+		if bytes.Count(b, []byte(`"action_finished"`)) >= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the build never finished an action")
+		}
+	}
+	p.freeze()
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		b, _ := os.ReadFile(ev)
 		if bytes.Count(b, []byte(`"action_finished"`)) >= 3 {
 			break
 		}
@@ -470,8 +488,7 @@ func TestRemoteInterruptedFlushUploadsNextBuild(t *testing.T) {
 			t.Fatal("the build never finished its actions")
 		}
 	}
-	p.freeze()
-	time.Sleep(time.Second)
+	time.Sleep(500 * time.Millisecond) // the build now waits for its uploads
 	cancel()
 	var r result
 	select {
