@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"runtime"
 	"strings"
@@ -60,18 +59,12 @@ func (c *InfoCmd) cacheTiers(e *env) string {
 	if c.RemoteCache == "" {
 		return tiers[0]
 	}
-	opts, err := c.remoteOptions()
-	if err != nil {
-		return tiers[0] + "; remote: " + err.Error()
-	}
-	r, err := openRemote(c.RemoteCache, opts)
+	r, opts, err := c.open()
 	if err != nil {
 		return tiers[0] + "; remote: " + err.Error()
 	}
 	defer r.Close()
-	ctx, cancel := context.WithTimeout(e.ctx, opts.WithDefaults().Timeout)
-	defer cancel()
-	what, err := r.Check(ctx)
+	what, err := checkRemote(e.ctx, r, opts)
 	if err != nil {
 		tiers = append(tiers, fmt.Sprintf("remote %s (did not answer: %v)", r.Name(), err))
 	} else {

@@ -96,19 +96,34 @@ func (f *RemoteFlags) check() error {
 	if f.RemoteCache == "" {
 		return nil
 	}
-	opts, err := f.remoteOptions()
+	r, _, err := f.open()
 	if err != nil {
 		return err
-	}
-	r, err := openRemote(f.RemoteCache, opts)
-	if err != nil {
-		return badInput("--remote-cache: %v", err)
 	}
 	return r.Close()
 }
 
-// defaultRemoteOptions are the options with every flag at its default.
-func defaultRemoteOptions() remote.Options { return remote.Options{}.WithDefaults() }
+// open opens the remote cache the flags name, without contacting it; a
+// bad URL or header is bad input.
+func (f *RemoteFlags) open() (remote.Remote, remote.Options, error) {
+	opts, err := f.remoteOptions()
+	if err != nil {
+		return nil, opts, err
+	}
+	r, err := openRemote(f.RemoteCache, opts)
+	if err != nil {
+		return nil, opts, badInput("--remote-cache: %v", err)
+	}
+	return r, opts, nil
+}
+
+// checkRemote asks the remote what it is (capabilities, credentials),
+// within the remote timeout.
+func checkRemote(ctx context.Context, r remote.Remote, opts remote.Options) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
+	defer cancel()
+	return r.Check(ctx)
+}
 
 // openRemote opens the remote cache the URL names.
 func openRemote(raw string, opts remote.Options) (remote.Remote, error) {
@@ -134,26 +149,20 @@ func openRemote(raw string, opts remote.Options) (remote.Remote, error) {
 // and the build goes on with the disk cache.
 func (s *session) withRemote(e *env, f *RemoteFlags, dc *disk.Cache) error {
 	s.stderr = e.stderr
-	opts, err := f.remoteOptions()
+	r, opts, err := f.open()
 	if err != nil {
 		return err
-	}
-	r, err := openRemote(f.RemoteCache, opts)
-	if err != nil {
-		return badInput("--remote-cache: %v", err)
 	}
 	// The check comes first: the results an earlier build left to upload
 	// go only to a remote that answered (else their upload fails too, and
 	// says so a second time).
-	ctx, cancel := context.WithTimeout(e.ctx, opts.WithDefaults().Timeout)
-	defer cancel()
-	_, checkErr := r.Check(ctx)
+	_, checkErr := checkRemote(e.ctx, r, opts)
 	if checkErr != nil && e.ctx.Err() != nil {
 		r.Close()
 		return e.ctx.Err()
 	}
 	t := tiered.New(dc, r, tiered.Options{
-		Timeout:     opts.WithDefaults().Timeout,
+		Timeout:     opts.Timeout,
 		PendingFile: filepath.Join(s.outputBase, "remote-pending"),
 		Warn:        func(msg string) { fmt.Fprintln(e.stderr, "WARNING:", msg) },
 		Off:         checkErr != nil,

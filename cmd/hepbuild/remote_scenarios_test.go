@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hepbuild/hepbuild/cache"
+	"github.com/hepbuild/hepbuild/cache/remote"
 	"github.com/hepbuild/hepbuild/internal/testserver"
 )
 
@@ -105,7 +106,7 @@ func TestRemoteWrongCredential(t *testing.T) {
 
 // remoteSchemeAvailable reports whether openRemote knows the scheme.
 func remoteSchemeAvailable(scheme string) bool {
-	_, err := openRemote(scheme+"://127.0.0.1:1", defaultRemoteOptions())
+	_, err := openRemote(scheme+"://127.0.0.1:1", remote.Options{}.WithDefaults())
 	return err == nil || !strings.Contains(err.Error(), "not available in this build")
 }
 
