@@ -596,8 +596,18 @@ func (c *Cache) wellFormed(d cache.Digest) error {
 	return nil
 }
 
+// tree reads a Tree from either tier; localTree from the disk alone.
 func (c *Cache) tree(ctx context.Context, d cache.Digest) (*repb.Tree, error) {
-	rc, err := c.Get(ctx, d)
+	return readTree(ctx, c.Get, d)
+}
+
+func (c *Cache) localTree(ctx context.Context, d cache.Digest) (*repb.Tree, error) {
+	return readTree(ctx, c.local.Get, d)
+}
+
+// readTree reads the Tree d through get; one that does not parse is a miss.
+func readTree(ctx context.Context, get func(context.Context, cache.Digest) (io.ReadCloser, error), d cache.Digest) (*repb.Tree, error) {
+	rc, err := get(ctx, d)
 	if err != nil {
 		return nil, err
 	}
@@ -858,20 +868,6 @@ func (c *Cache) upload(ctx context.Context, batch []unit) {
 	}
 }
 
-func (c *Cache) localTree(ctx context.Context, d cache.Digest) (*repb.Tree, error) {
-	rc, err := c.local.Get(ctx, d)
-	if err != nil {
-		return nil, err
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(rc)
-	if err != nil {
-		return nil, err
-	}
-	t := &repb.Tree{}
-	return t, proto.Unmarshal(b, t)
-}
-
 // uploadBlobs puts on the remote those of ds it lacks and returns the ones
 // that did not get there.
 func (c *Cache) uploadBlobs(ctx context.Context, ds []cache.Digest) map[cache.Digest]bool {
@@ -1017,11 +1013,6 @@ func (c *Cache) drop(batch []unit) {
 
 func (c *Cache) dropResult(action cache.Digest) {
 	atomic.AddInt64(&c.stats.Dropped, 1)
-}
-
-// Queued returns how many uploads are waiting or under way.
-func (c *Cache) Queued() int {
-	return len(c.queue)
 }
 
 // Flush waits until every queued upload is done or given up, calling
