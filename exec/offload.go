@@ -32,8 +32,10 @@ type ExecRequest struct {
 	// Key is the action's key with every REAPI message (Action, Command,
 	// input Directories) in Key.Blobs.
 	Key *Key
-	// ExecRoot holds the action's inputs, for upload.
+	// ExecRoot holds the action's inputs, for upload (UploadInputs).
 	ExecRoot string
+	// Inputs digests them, as the key was computed.
+	Inputs Inputs
 	// LogPath is where the log of a run that failed goes, for the runner's
 	// failure message; a successful run's log comes with its result.
 	LogPath string

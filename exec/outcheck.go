@@ -33,6 +33,10 @@ var errLeaves = errors.New("leads outside")
 
 // linkDigest identifies a symbolic link by its target for the journal. The
 // prefix keeps it apart from a file whose content is the target's text.
+// LinkDigest is what a symbolic link with this target enters keys and
+// journals as: its target, never what it leads to.
+func LinkDigest(target string) cache.Digest { return linkDigest(target) }
+
 func linkDigest(target string) cache.Digest {
 	return cache.FromBytes([]byte("symlink\x00" + target))
 }

@@ -236,6 +236,38 @@ func (r *Runner) work(ctx context.Context, a *Action) (Outcome, error) {
 	return OutcomeExecuted, nil
 }
 
+// WorkAs does the work of an action that must have the key want, as a
+// worker on a batch node does: it recomputes the key from the action and
+// the inputs in the exec root, and refuses (without running anything) an
+// action whose key is another, so that no description, however forged,
+// can put a result under a key that does not name what ran.
+func (r *Runner) WorkAs(ctx context.Context, a *Action, want cache.Digest) (Outcome, error) {
+	in, key, _, err := r.plan(a)
+	if err != nil {
+		return OutcomeFailed, err
+	}
+	if key == nil || key.Digest != want {
+		got := "none"
+		if key != nil {
+			got = key.Digest.String()
+		}
+		return OutcomeFailed, fmt.Errorf("%w: asked to run %s, the description and inputs make %s", ErrKeyMismatch, want, got)
+	}
+	if ok, err := r.restore(ctx, a, key, in); err != nil {
+		return OutcomeFailed, err
+	} else if ok {
+		return OutcomeCached, nil
+	}
+	if err := r.execute(ctx, a, key, in); err != nil {
+		return OutcomeFailed, err
+	}
+	return OutcomeExecuted, nil
+}
+
+// ErrKeyMismatch says that an action's description and inputs do not make
+// the key a worker was asked to run.
+var ErrKeyMismatch = errors.New("the action does not have the key it was sent with")
+
 // plan digests the action's inputs and says whether its outputs are up to
 // date. When the journal's fingerprint matches, the full key is not even
 // computed (key is nil then); otherwise key is the action's key.

@@ -299,3 +299,12 @@ func ReadBlob(ctx context.Context, cas cache.CAS, d cache.Digest, limit int64) (
 	}
 	return b, nil
 }
+
+// FailureKey is where a worker records, in the action cache, how an action
+// it ran failed (exit code and log as an ActionResult), for the build that
+// submitted it: the action cache holds only successes under the action's
+// own key. token is the submission's, so that a record of an earlier
+// attempt is never mistaken for this one's.
+func FailureKey(action cache.Digest, token string) cache.Digest {
+	return cache.FromBytes([]byte("hepbuild-failure\x00" + action.String() + "\x00" + token))
+}

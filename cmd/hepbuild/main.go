@@ -40,6 +40,7 @@ type CLI struct {
 	Clean   CleanCmd   `cmd:"" help:"Remove the output tree, one target's outputs, or prune the cache."`
 	Fmt     FmtCmd     `cmd:"" help:"Format BUILD and .star files."`
 	Info    InfoCmd    `cmd:"" help:"Print where things are: workspace, output base, cache, sandbox."`
+	Worker  WorkerCmd  `cmd:"" help:"Run actions by their digests from a cache, on a batch node (started by batch jobs, not by hand)."`
 	Version VersionCmd `cmd:"" help:"Print the version."`
 }
 

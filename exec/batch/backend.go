@@ -88,11 +88,11 @@ type Request struct {
 type State int
 
 const (
-	StatePending  State = iota // queued, held, being transferred
-	StateRunning               // started on a node
-	StateDone                  // ended; whether its actions succeeded is in the cache
-	StateFailed                // ended abnormally (killed, over a limit, node failure)
-	StateHeld                  // held (HTCondor): will not run until released; the engine removes and resubmits it
+	StatePending State = iota // queued, held, being transferred
+	StateRunning              // started on a node
+	StateDone                 // ended; whether its actions succeeded is in the cache
+	StateFailed               // ended abnormally (killed, over a limit, node failure)
+	StateHeld                 // held (HTCondor): will not run until released; the engine removes and resubmits it
 )
 
 func (s State) String() string {
