@@ -21,10 +21,13 @@ const (
 	// EventActionInterrupted ends an action that was running when the build
 	// was cancelled; its result is unknown and it counts as skipped.
 	EventActionInterrupted EventType = "action_interrupted"
-	EventJobSubmitted      EventType = "job_submitted"
-	EventJobRunning        EventType = "job_running"
-	EventJobFinished       EventType = "job_finished"
-	EventWarning           EventType = "warning"
+	// Job events follow an action run by a remote executor: queued for
+	// a job, submitted (with the job's id), running, finished.
+	EventJobQueued    EventType = "job_queued"
+	EventJobSubmitted EventType = "job_submitted"
+	EventJobRunning   EventType = "job_running"
+	EventJobFinished  EventType = "job_finished"
+	EventWarning      EventType = "warning"
 )
 
 // Event is one state change, written as one JSON object per line by --events.
@@ -41,7 +44,12 @@ type Event struct {
 	Attempt  int           `json:"attempt,omitempty"`
 	Log      string        `json:"log,omitempty"` // full log path of a failed action
 	Total    int           `json:"total,omitempty"`
-	Action   *Action       `json:"-"`
+	// Executor, JobID and JobState describe a job event: "slurm",
+	// "5599680_3", "running" (see JobUpdate).
+	Executor string  `json:"executor,omitempty"`
+	JobID    string  `json:"job_id,omitempty"`
+	JobState string  `json:"job_state,omitempty"`
+	Action   *Action `json:"-"`
 	// Err is the failure of an action_failed or action_retry event that ran
 	// and failed; nil for infrastructure failures (see Message).
 	Err *ActionError `json:"-"`

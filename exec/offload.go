@@ -2,6 +2,8 @@ package exec
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
@@ -79,4 +81,85 @@ type ExecResponse struct {
 	Where string
 	// Queued is how long the action waited before it started to run.
 	Queued time.Duration
+}
+
+// route returns the remote executor of the action, or nil to run it here.
+// An action that cannot be cached cannot come back from a remote run.
+func (r *Runner) route(a *Action) RemoteExecutor {
+	if r.Route == nil || !r.cacheable(a) {
+		return nil
+	}
+	return r.Route(a)
+}
+
+// executeRemote runs the action on a remote executor and restores its
+// outputs from the cache, as a hit. It holds no local job slot: the
+// executor bounds its own work, and the action's walltime is the remote
+// system's to enforce, from its request.
+func (r *Runner) executeRemote(ctx context.Context, rx RemoteExecutor, a *Action, key *Key, in *inputDigests) error {
+	CommandDone(ctx) // give the local slot back: nothing runs here
+	logPath := r.logPath(a)
+	req := &ExecRequest{Action: a, Key: key, ExecRoot: r.ExecRoot, Inputs: in, LogPath: logPath, Progress: r.jobProgress(a, key)}
+	resp, err := rx.Execute(ctx, req)
+	if err != nil {
+		var ce *inputChangedError
+		if errors.As(err, &ce) {
+			ce.failure = &ActionError{Action: a, ExitCode: -1, Reason: ce.Error(), Command: describeCommand(a)}
+			return ce
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("%s: %s: could not run %s on %s: %w", a.Pos, a.Owner, a.Mnemonic, rx.Name(), err)
+	}
+	if !resp.Result.Success() {
+		_ = removeOutputs(r.ExecRoot, a)
+		ae := r.failure(a, resp.Result, logPath)
+		if resp.Where != "" {
+			ae.Reason += " (on " + resp.Where + ")"
+		}
+		return ae
+	}
+	ok, err := r.restore(ctx, a, key, in)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("%s: %s: %s ran %s, but its result is not in the cache (%s)", a.Pos, a.Owner, rx.Name(), a.Mnemonic, resp.Where)
+	}
+	return nil
+}
+
+// jobProgress turns an executor's job updates into events.
+func (r *Runner) jobProgress(a *Action, key *Key) func(JobUpdate) {
+	if r.Events == nil {
+		return nil
+	}
+	return func(u JobUpdate) {
+		t := EventJobSubmitted
+		switch u.State {
+		case JobQueued:
+			t = EventJobQueued
+		case JobRunning:
+			t = EventJobRunning
+		case JobFinished, JobFailed:
+			t = EventJobFinished
+		}
+		msg := u.Executor
+		if u.JobID != "" {
+			msg += " job " + u.JobID
+		}
+		if u.Message != "" {
+			msg += ": " + u.Message
+		}
+		r.Events.Event(Event{Type: t, Time: time.Now(), Target: a.Owner.String(), Mnemonic: a.Mnemonic, Key: key.Digest.String(),
+			Message: msg, Executor: u.Executor, JobID: u.JobID, JobState: string(u.State), Log: u.Log, Action: a})
+	}
+}
+
+// Offloaded reports whether the action would run away from this machine
+// (Route), for Scheduler.Offloaded.
+func (r *Runner) Offloaded(a *Action) bool {
+	r.init()
+	return r.route(a) != nil
 }

@@ -37,7 +37,7 @@ type NotOwnedError = cache.NotOwnedError
 // marker, and the only entries clean --expunge removes.
 func outputBaseEntry(name string) bool {
 	switch name {
-	case "out", "logs", "tmp", "sandbox", stampDir, "stat.cache", journalFile, explainFile, lockFile, OutputBaseMarker:
+	case "out", "logs", "tmp", "sandbox", "batch", stampDir, "stat.cache", journalFile, explainFile, lockFile, OutputBaseMarker:
 		return true
 	}
 	// Temporary files of atomic writes (journal, explain log, stat cache).

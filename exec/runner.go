@@ -102,6 +102,11 @@ type Runner struct {
 	// TopLevel holds the paths of the outputs the build was asked for,
 	// which DownloadTopLevel writes.
 	TopLevel map[string]bool
+	// Route picks the remote executor (batch system, REAPI service) that
+	// runs an action away from this machine; nil, or a nil answer, runs
+	// it here with Executor. The results of remote runs come back through
+	// the cache, so an action routed away needs one.
+	Route func(*Action) RemoteExecutor
 
 	once  sync.Once
 	cache *guardedCache
@@ -847,6 +852,9 @@ func declaredResult(a *Action, res *repb.ActionResult) *repb.ActionResult {
 
 // execute runs the action and stores its outputs.
 func (r *Runner) execute(ctx context.Context, a *Action, key *Key, in *inputDigests) error {
+	if rx := r.route(a); rx != nil {
+		return r.executeRemote(ctx, rx, a, key, in)
+	}
 	if r.Executor == nil {
 		return errors.New("runner has no executor")
 	}

@@ -56,6 +56,12 @@ type Scheduler struct {
 	// it must run its command, through AcquireSlot; waiting ones get slots
 	// before new actions start, most critical first. Zero means none.
 	Lookahead int
+	// Offloaded says which actions run away from this machine (a batch
+	// system, a remote executor: Runner.Offloaded): they start without a
+	// job slot, beyond -j and Lookahead, hold no local cpu or memory, and
+	// their walltime is the far side's to enforce. Should one run here
+	// after all, it waits for a slot through AcquireSlot. Nil means none.
+	Offloaded func(*Action) bool
 	// Estimate guesses an action's duration (e.g. from the last build) to
 	// order the ready queue by critical path. Nil, or zero for an action,
 	// means unknown: every action weighs the same, or the mean of the known.
@@ -157,6 +163,8 @@ type run struct {
 	names    []eventNames           // made on first use, with an event sink only
 
 	ready               readyQueue
+	offReady            readyQueue // ready actions that run away from here (Offloaded)
+	offload             []bool     // Scheduler.Offloaded, per action; nil without
 	jobs                int
 	capCPU, capMem      int64  // millicpus, bytes (0: unbounded)
 	running, backoffs   int    // holding a job slot; waiting to retry
@@ -317,6 +325,12 @@ func (r *run) configure() {
 	r.want = make(chan int32)
 	r.lookup = make([]bool, n)
 	r.waiting.prio = nil // set by prioritise
+	if r.s.Offloaded != nil {
+		r.offload = make([]bool, n)
+		for i, a := range r.actions {
+			r.offload[i] = r.s.Offloaded(a)
+		}
+	}
 	r.slotFreed = make([]bool, n)
 	r.retry = make(chan int32)
 }
@@ -362,6 +376,7 @@ func (r *run) prioritise() {
 	}
 	r.ready.prio = r.prio
 	r.waiting.prio = r.prio
+	r.offReady.prio = r.prio
 }
 
 // request is what action i takes from the machine while it runs, clamped to
@@ -384,6 +399,9 @@ func (r *run) warnOversized() {
 		return
 	}
 	for i, a := range r.actions {
+		if r.offload != nil && r.offload[i] {
+			continue // the batch system's machines, not this one, run it
+		}
 		var over []string
 		if a.Resources.CPU > float64(r.capCPU)/1000 {
 			over = append(over, fmt.Sprintf("%g cpus, more than the %g available", a.Resources.CPU, float64(r.capCPU)/1000))
@@ -401,7 +419,11 @@ func (r *run) warnOversized() {
 
 func (r *run) enqueue(i int32) {
 	r.state[i] = stateReady
-	r.ready.push(i)
+	if r.offload != nil && r.offload[i] {
+		r.offReady.push(i)
+	} else {
+		r.ready.push(i)
+	}
 	if r.events != nil {
 		r.emit(r.actionEvent(EventActionQueued, i))
 	}
@@ -417,7 +439,7 @@ func (r *run) loop() {
 			i := r.waiting.peek()
 			if r.stopping || r.cancelled {
 				r.waiting.pop()
-				r.lookups--
+				r.unlook(i)
 				r.lookup[i] = false
 				r.grant[i] <- false
 				continue
@@ -427,7 +449,7 @@ func (r *run) loop() {
 				break
 			}
 			r.waiting.pop()
-			r.lookups--
+			r.unlook(i)
 			r.lookup[i] = false
 			r.take(i, cpu, mem)
 			r.grant[i] <- true
@@ -450,7 +472,12 @@ func (r *run) loop() {
 		for !r.stopping && !r.cancelled && r.ready.len() > 0 && r.lookups < r.s.Lookahead && r.ctx.Err() == nil {
 			r.startLookup(r.ready.pop())
 		}
-		if r.inflight == 0 && r.backoffs == 0 && (r.ready.len() == 0 || r.stopping || r.cancelled) {
+		for !r.stopping && !r.cancelled && r.offReady.len() > 0 && r.ctx.Err() == nil {
+			i := r.offReady.pop()
+			r.startLookup(i)
+			r.lookups-- // not a lookup: Lookahead does not bound it
+		}
+		if r.inflight == 0 && r.backoffs == 0 && (r.ready.len()+r.offReady.len() == 0 || r.stopping || r.cancelled) {
 			return
 		}
 		select {
@@ -477,6 +504,14 @@ func (r *run) cancel() {
 func (r *run) start(i int32, cpu, mem int64) {
 	r.take(i, cpu, mem)
 	r.begin(i)
+}
+
+// unlook ends a lookup's count against Lookahead; offloaded actions,
+// which also start without a slot, never counted.
+func (r *run) unlook(i int32) {
+	if r.offload == nil || !r.offload[i] {
+		r.lookups--
+	}
 }
 
 // startLookup starts the action without a job slot (see Lookahead).
@@ -634,7 +669,7 @@ func (r *run) finish(res result) {
 		// A lookup that needed no slot (a cache hit), or gave up waiting
 		// for one: if it asked, its request is still queued.
 		r.lookup[i] = false
-		r.lookups--
+		r.unlook(i)
 		r.waiting.remove(i)
 	}
 	r.inflight--

@@ -61,6 +61,7 @@ type SandboxFlags struct {
 type BuildFlags struct {
 	AnalysisFlags
 	SandboxFlags
+	ExecutorFlags
 	SandboxHide    []string   `name:"sandbox-hide" placeholder:"PATH" sep:"none" help:"Hide the host folder PATH from actions in the linux sandbox, besides home folders, /run, /var/tmp and hepbuild's own folders. Repeatable."`
 	Jobs           jobsValue  `short:"j" placeholder:"N" help:"Run at most N actions at once (default: number of cores)."`
 	KeepGoing      bool       `short:"k" name:"keep-going" help:"Keep building what does not depend on a failed action."`
@@ -471,6 +472,9 @@ func (c *BuildCmd) Run(g *Globals, e *env) error {
 	if err := c.RemoteFlags.check(); err != nil {
 		return err
 	}
+	if err := c.ExecutorFlags.check(); err != nil {
+		return err
+	}
 	if c.NoBuild {
 		return c.analyseOnly(g, e, start)
 	}
@@ -578,6 +582,14 @@ func (s *session) build(e *env, start time.Time, f *BuildFlags) error {
 	if s.tiered != nil && f.RemoteUpload == "off" {
 		s.tiered.DisableWrites()
 	}
+	warn := func(msg string) { events.Event(exec.Event{Type: exec.EventWarning, Time: time.Now(), Message: msg}) }
+	remotes, engines, err := s.batchEngines(e, f, warn)
+	if err != nil {
+		return err
+	}
+	if len(remotes) > 0 {
+		runner.Route = f.router(remotes)
+	}
 	jobs := int(f.Jobs)
 	if jobs <= 0 {
 		jobs = runtime.NumCPU()
@@ -588,7 +600,11 @@ func (s *session) build(e *env, start time.Time, f *BuildFlags) error {
 		// connections, beside the -j commands.
 		sched.Lookahead = f.RemoteMaxConnections
 	}
+	if runner.Route != nil {
+		sched.Offloaded = runner.Offloaded
+	}
 	summary, runErr := sched.Run(e.ctx, s.g, s.actions, runner.Work)
+	closeEngines(e, engines, f.Detach)
 	if summary != nil {
 		summary.Elapsed = time.Since(start)
 		printer.Finish(summary)

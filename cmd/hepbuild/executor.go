@@ -1,0 +1,288 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hepbuild/hepbuild/cache"
+	"github.com/hepbuild/hepbuild/exec"
+	"github.com/hepbuild/hepbuild/exec/batch"
+	"github.com/hepbuild/hepbuild/exec/batch/slurm"
+)
+
+// ExecutorFlags choose where actions run: here, or on a batch system.
+type ExecutorFlags struct {
+	Executor      string        `name:"executor" default:"local" placeholder:"NAME" help:"Where run actions go: local, or a batch system (slurm, htcondor, lsf, arc, glite) whose jobs run hepbuild worker. Writes, copies and actions tagged local stay here."`
+	ExecutorFor   []string      `name:"executor-for" placeholder:"MNEMONIC=NAME" sep:"none" help:"Send the actions of this mnemonic to executor NAME (local keeps them here), e.g. Histogram=slurm. Repeatable."`
+	BatchJobs     int           `name:"batch-jobs" default:"1000" placeholder:"N" help:"At most N batch jobs in flight at once, apart from -j."`
+	ActionsPerJob int           `name:"actions-per-job" default:"1" placeholder:"N" help:"Run up to N actions (of the same resource request) one after another in one batch job."`
+	BatchWindow   time.Duration `name:"batch-window" default:"2s" placeholder:"DURATION" help:"Gather ready actions this long before submitting them together as one job array."`
+	BatchPoll     time.Duration `name:"batch-poll" default:"10s" placeholder:"DURATION" help:"Ask the batch system for the state of all jobs in flight (one query) this often."`
+	BatchOption   []string      `name:"batch-option" placeholder:"SYSTEM:OPTION" sep:"none" help:"Pass OPTION to every submission to SYSTEM, e.g. slurm:--partition=short, htcondor:accounting_group=cms. Repeatable."`
+	BatchDir      pathValue     `name:"batch-dir" placeholder:"DIR" help:"Where job scripts and job logs go, on a file system the nodes share (default: the output base's batch folder)."`
+	WorkerBinary  pathValue     `name:"worker-binary" placeholder:"PATH" help:"The hepbuild binary the jobs run as hepbuild worker, at a path the nodes see (default: this hepbuild)."`
+	RetryBump     string        `name:"retry-bump" placeholder:"memory=2x" help:"On resubmitting an action whose job exceeded its memory request, multiply the request by this factor."`
+	Detach        bool          `name:"detach" help:"On Ctrl-C, leave the batch jobs running; the next build re-attaches to them."`
+}
+
+// executors are the batch systems --executor knows.
+var executors = []string{"local", "slurm", "htcondor", "lsf", "arc", "glite"}
+
+// checkExecutors refuses bad executor flags before anything is loaded.
+func (f *ExecutorFlags) check() error {
+	known := func(n string) bool {
+		for _, e := range executors {
+			if e == n {
+				return true
+			}
+		}
+		return false
+	}
+	if !known(f.Executor) {
+		return badInput("--executor %s: unknown (known: %s)", f.Executor, strings.Join(executors, ", "))
+	}
+	for _, kv := range f.ExecutorFor {
+		m, n, ok := strings.Cut(kv, "=")
+		if !ok || m == "" || !known(n) {
+			return badInput("--executor-for %q: want MNEMONIC=NAME with NAME one of %s", kv, strings.Join(executors, ", "))
+		}
+	}
+	if f.BatchJobs < 1 {
+		return badInput("--batch-jobs %d: give at least 1", f.BatchJobs)
+	}
+	if f.ActionsPerJob < 1 {
+		return badInput("--actions-per-job %d: give at least 1", f.ActionsPerJob)
+	}
+	if f.BatchPoll <= 0 || f.BatchWindow < 0 {
+		return badInput("--batch-poll and --batch-window: give positive durations")
+	}
+	for _, o := range f.BatchOption {
+		if sys, opt, ok := strings.Cut(o, ":"); !ok || !known(sys) || sys == "local" || opt == "" {
+			return badInput("--batch-option %q: want SYSTEM:OPTION, e.g. slurm:--partition=short", o)
+		}
+	}
+	if _, err := f.memoryBump(); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (f *ExecutorFlags) memoryBump() (float64, error) {
+	if f.RetryBump == "" {
+		return 0, nil
+	}
+	k, v, ok := strings.Cut(f.RetryBump, "=")
+	x, err := strconv.ParseFloat(strings.TrimSuffix(v, "x"), 64)
+	if !ok || k != "memory" || err != nil || x < 1 || x > 100 {
+		return 0, badInput("--retry-bump %q: want memory=FACTOR, e.g. memory=2x", f.RetryBump)
+	}
+	return x, nil
+}
+
+// used lists the batch systems the flags send actions to.
+func (f *ExecutorFlags) used() []string {
+	set := map[string]bool{}
+	if f.Executor != "local" {
+		set[f.Executor] = true
+	}
+	for _, kv := range f.ExecutorFor {
+		if _, n, _ := strings.Cut(kv, "="); n != "local" {
+			set[n] = true
+		}
+	}
+	var out []string
+	for n := range set {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// keepLocal are the tags that keep an action on this machine.
+var keepLocal = []string{"local", "no-remote", "no-remote-exec"}
+
+// router returns the Runner's Route for the flags and executors: writes
+// and copies, actions tagged local, and those routed to "local" stay.
+func (f *ExecutorFlags) router(byName map[string]exec.RemoteExecutor) func(*exec.Action) exec.RemoteExecutor {
+	perMnemonic := map[string]string{}
+	for _, kv := range f.ExecutorFor {
+		m, n, _ := strings.Cut(kv, "=")
+		perMnemonic[m] = n
+	}
+	return func(a *exec.Action) exec.RemoteExecutor {
+		if a.Kind != exec.KindRun {
+			return nil
+		}
+		for _, t := range keepLocal {
+			if a.HasTag(t) {
+				return nil
+			}
+		}
+		name := f.Executor
+		if n, ok := perMnemonic[a.Mnemonic]; ok {
+			name = n
+		}
+		return byName[name]
+	}
+}
+
+// batchEngines starts one batch engine per batch system the flags use.
+func (s *session) batchEngines(e *env, f *BuildFlags, warn func(string)) (map[string]exec.RemoteExecutor, []*batch.Engine, error) {
+	names := f.used()
+	if len(names) == 0 {
+		return nil, nil, nil
+	}
+	if s.cache == nil {
+		return nil, nil, badInput("--executor %s: batch jobs return their results through the cache; drop --no-cache", names[0])
+	}
+	worker, upload, err := s.workerCommand(f)
+	if err != nil {
+		return nil, nil, err
+	}
+	bump, _ := f.memoryBump()
+	byName := map[string]exec.RemoteExecutor{}
+	var engines []*batch.Engine
+	for _, n := range names {
+		be, err := newBackend(n)
+		if err != nil {
+			for _, en := range engines {
+				_ = en.Close(context.Background(), true)
+			}
+			return nil, nil, err
+		}
+		dir := filepath.Join(s.outputBase, "batch", n)
+		if f.BatchDir != "" {
+			dir = filepath.Join(string(f.BatchDir), n)
+		}
+		var opts []string
+		for _, o := range f.BatchOption {
+			if sys, opt, _ := strings.Cut(o, ":"); sys == n {
+				opts = append(opts, opt)
+			}
+		}
+		en, err := batch.New(batch.Config{
+			Backend:       be,
+			Results:       s.cache,
+			Upload:        upload,
+			Worker:        worker,
+			Dir:           dir,
+			Name:          "hepbuild-" + filepath.Base(s.w.root),
+			MaxJobs:       f.BatchJobs,
+			ActionsPerJob: f.ActionsPerJob,
+			Window:        f.BatchWindow,
+			PollInterval:  f.BatchPoll,
+			Retries:       int(f.Retries),
+			MemoryBump:    bump,
+			Options:       opts,
+			Warn:          warn,
+		})
+		if err != nil {
+			return nil, nil, fmt.Errorf("--executor %s: %w", n, err)
+		}
+		if k := en.Adopted(); k > 0 {
+			fmt.Fprintf(e.stderr, "INFO: re-attached to %d %s jobs of an earlier build\n", k, n)
+		}
+		byName[n] = en
+		engines = append(engines, en)
+	}
+	return byName, engines, nil
+}
+
+func newBackend(name string) (batch.Backend, error) {
+	switch name {
+	case "slurm":
+		return slurm.New(), nil
+	}
+	return nil, badInput("--executor %s: not available in this hepbuild", name)
+}
+
+// workerCommand is what a job runs, and the cache the worker reads: the
+// remote cache when there is one, else the disk cache (which must then be
+// on a file system the nodes share).
+func (s *session) workerCommand(f *BuildFlags) ([]string, cache.CAS, error) {
+	bin := string(f.WorkerBinary)
+	if bin == "" {
+		self, err := os.Executable()
+		if err != nil {
+			return nil, nil, fmt.Errorf("finding this hepbuild's binary for the workers: %w (give --worker-binary)", err)
+		}
+		bin = self
+	}
+	// The node may not have the binary (no shared file system there) or
+	// not be able to run it: the job says so in its log, with exit status 97.
+	check := `test -x "$0" || { echo "hepbuild: the worker binary $0 is not on this node: give --worker-binary a path on a file system the nodes share" >&2; exit 97; }; exec "$0" "$@"`
+	cmd := []string{"/bin/sh", "-c", check, bin, "worker"}
+	if f.Sandbox != "" {
+		cmd = append(cmd, "--sandbox="+f.Sandbox)
+	}
+	if s.tiered != nil {
+		r := &f.RemoteFlags
+		cmd = append(cmd, "--remote-cache="+r.RemoteCache, "--remote-timeout="+r.RemoteTimeout.String())
+		for _, h := range r.RemoteHeader {
+			name, value, _ := strings.Cut(h, "=")
+			words := strings.Fields(value)
+			if len(words) == 0 || !strings.HasPrefix(words[len(words)-1], "@") {
+				// Job scripts and the batch system's job records are read
+				// by others: a credential must come from a file.
+				return nil, nil, badInput("--remote-header %s: batch jobs get headers only as NAME=@FILE (a file on a shared file system), never a value written into job scripts", strings.TrimSpace(name))
+			}
+			file, err := filepath.Abs(strings.TrimPrefix(words[len(words)-1], "@"))
+			if err != nil {
+				return nil, nil, err
+			}
+			words[len(words)-1] = "@" + file
+			cmd = append(cmd, "--remote-header="+name+"="+strings.Join(words, " "))
+		}
+		for _, tf := range []struct {
+			flag string
+			path pathValue
+		}{{"--tls-ca-cert", r.TLSCACert}, {"--tls-client-cert", r.TLSClientCert}, {"--tls-client-key", r.TLSClientKey}} {
+			if tf.path != "" {
+				cmd = append(cmd, tf.flag+"="+string(tf.path))
+			}
+		}
+		return cmd, s.tiered.Remote(), nil
+	}
+	dir, err := filepath.Abs(s.cacheDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	cmd = append(cmd, "--disk-cache="+dir)
+	if f.SigningKey != "" {
+		cmd = append(cmd, "--cache-signing-key="+string(f.SigningKey))
+	}
+	dc := s.diskTier()
+	if dc == nil {
+		return nil, nil, badInput("--executor: the disk cache %s is unusable", dir)
+	}
+	return cmd, dc, nil
+}
+
+// closeEngines ends the batch engines after the build. Interrupted, every
+// job in flight is cancelled with one call per system, unless --detach
+// leaves them running for the next build to re-attach to. After a build
+// that ended normally nothing of its own is in flight; jobs of an earlier
+// build it did not need stay recorded.
+func closeEngines(e *env, engines []*batch.Engine, detach bool) {
+	interrupted := e.ctx.Err() != nil
+	for _, en := range engines {
+		ids := en.InFlight()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		err := en.Close(ctx, detach || !interrupted)
+		cancel()
+		switch {
+		case err != nil:
+			fmt.Fprintf(e.stderr, "WARNING: %v\n", err)
+		case interrupted && detach && len(ids) > 0:
+			fmt.Fprintf(e.stderr, "INFO: left %d %s jobs running (--detach); the next build re-attaches to them\n", len(ids), en.Name())
+		case interrupted && len(ids) > 0:
+			fmt.Fprintf(e.stderr, "INFO: cancelled %d %s jobs\n", len(ids), en.Name())
+		}
+	}
+}
