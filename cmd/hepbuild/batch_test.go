@@ -1,11 +1,16 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"os"
+	osexec "os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/hepbuild/hepbuild/internal/testserver"
 )
@@ -118,4 +123,201 @@ func equalMaps(a, b map[string]string) bool {
 
 func equalSlices(a, b []string) bool {
 	return strings.Join(a, ",") == strings.Join(b, ",")
+}
+
+// jobEvents reads the job events of an events file: job id by target.
+func jobEvents(t *testing.T, path, typ string) map[string]string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var e struct {
+			Type, Target string
+			JobID        string `json:"job_id"`
+		}
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("bad event line %q: %v", line, err)
+		}
+		if e.Type == typ {
+			out[e.Target] = e.JobID
+		}
+	}
+	return out
+}
+
+// waitEvents waits until the events file holds n events of the type.
+func waitEvents(t *testing.T, path, typ string, n int, within time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		b, _ := os.ReadFile(path)
+		if bytes.Count(b, []byte(`"type":"`+typ+`"`)) >= n {
+			return
+		}
+	}
+	b, _ := os.ReadFile(path)
+	t.Fatalf("no %d %s events within %v:\n%s", n, typ, within, b)
+}
+
+const slowJobs = `
+task(name = "s1", outs = ["s1.txt"], cmd = "sleep 4; echo 1 > $@")
+task(name = "s2", outs = ["s2.txt"], cmd = "sleep 4; echo 2 > $@")
+task(name = "s3", outs = ["s3.txt"], cmd = "sleep 4; echo 3 > $@")
+`
+
+var batchFlags = []string{"--executor=slurm", "--batch-poll=300ms", "--batch-window=200ms"}
+
+// TestSlurmFailureShowsLog: an action failing on the cluster fails the
+// build like a local one, with its exit status, its log's tail and the
+// job that ran it.
+func TestSlurmFailureShowsLog(t *testing.T) {
+	testserver.StartSlurm(t)
+	t.Setenv(asMainEnv, "1")
+	root, diskCache := clone(t, map[string]string{"BUILD": `task(name = "bad", outs = ["bad.txt"], cmd = "echo the fit did not converge; exit 3")`})
+	r := hepbuild(t, root, append([]string{"//:bad", "--disk-cache", diskCache, "--progress=plain"}, batchFlags...)...)
+	if r.code != 1 {
+		t.Fatalf("exit %d, want 1\n%s", r.code, r.stderr)
+	}
+	for _, want := range []string{"exit status 3", "the fit did not converge", "on slurm job "} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("output lacks %q:\n%s", want, r.stderr)
+		}
+	}
+}
+
+// TestSlurmJobCancelledIsResubmitted: a job killed on the cluster (scancel,
+// as an admin or a node failure would) is resubmitted for its actions, and
+// the build succeeds; without retries it fails naming the job.
+func TestSlurmJobCancelledIsResubmitted(t *testing.T) {
+	testserver.StartSlurm(t)
+	t.Setenv(asMainEnv, "1")
+	root, diskCache := clone(t, map[string]string{"BUILD": `task(name = "s", outs = ["s.txt"], cmd = "sleep 3; echo ok > $@")`})
+	ev := filepath.Join(t.TempDir(), "events.jsonl")
+	done := make(chan result, 1)
+	go func() {
+		done <- hepbuild(t, root, append([]string{"//:s", "--disk-cache", diskCache, "--progress=plain", "--events", ev, "--retries=1"}, batchFlags...)...)
+	}()
+	waitEvents(t, ev, "job_running", 1, 60*time.Second)
+	id := jobEvents(t, ev, "job_running")["//:s"]
+	if out, err := osexec.Command("scancel", id).CombinedOutput(); err != nil {
+		t.Fatalf("scancel %s: %v %s", id, err, out)
+	}
+	r := <-done
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "resubmitting") || !strings.Contains(r.stderr, "slurm job "+id) {
+		t.Errorf("no word of the resubmission of job %s:\n%s", id, r.stderr)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "hepbuild-out/s.txt")); string(b) != "ok\n" {
+		t.Errorf("output %q", b)
+	}
+}
+
+// TestSlurmOverMemory: a job over its memory request is reported as such
+// (Slurm's cgroup kills it; without accounting the job's log says so), and
+// --retry-bump raises the request so that the retry succeeds.
+func TestSlurmOverMemory(t *testing.T) {
+	testserver.StartSlurm(t)
+	t.Setenv(asMainEnv, "1")
+	build := `task(name = "big", outs = ["big.txt"], resources = {"memory": "200MB"},
+    cmd = "python3 -c 'b = bytearray(500 * 1024 * 1024); print(len(b))' > $@")`
+	root, diskCache := clone(t, map[string]string{"BUILD": build})
+	args := append([]string{"//:big", "--disk-cache", diskCache, "--progress=plain"}, batchFlags...)
+	r := hepbuild(t, root, args...)
+	if r.code != 1 || !strings.Contains(r.stderr, "exceeded its memory request of 191 MB") {
+		t.Fatalf("exit %d, want 1 with the memory named:\n%s", r.code, r.stderr)
+	}
+	r = hepbuild(t, root, append(args, "--retries=1", "--retry-bump=memory=4x")...)
+	if r.code != 0 {
+		t.Fatalf("with a bigger request: exit %d\n%s", r.code, r.stderr)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "hepbuild-out/big.txt")); string(b) != "524288000\n" {
+		t.Errorf("output %q", b)
+	}
+}
+
+// TestSlurmInterruptCancelsJobs: Ctrl-C leaves no job of the build in the
+// queue; with --detach they run on and the next build re-attaches.
+func TestSlurmInterruptCancelsJobs(t *testing.T) {
+	s := testserver.StartSlurm(t)
+	root, diskCache := clone(t, map[string]string{"BUILD": slowJobs})
+	ev := filepath.Join(t.TempDir(), "events.jsonl")
+	cmd := hepbuildCommand(t, root, append([]string{"//:all", "--disk-cache", diskCache, "--progress=plain", "--events", ev}, batchFlags...)...)
+	buf := &syncBuffer{}
+	cmd.Stderr = buf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	waitEvents(t, ev, "job_submitted", 3, 60*time.Second)
+	if q := s.Squeue(t); q == "" {
+		t.Fatal("nothing in the queue")
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	if code := waitExit(t, cmd, buf); code != exitInterrupted {
+		t.Errorf("exit %d, want %d\n%s", code, exitInterrupted, buf)
+	}
+	if !strings.Contains(buf.String(), "cancelled 3 slurm jobs") {
+		t.Errorf("no word of the cancelled jobs:\n%s", buf)
+	}
+	if q := s.Squeue(t); q != "" {
+		t.Errorf("jobs left in the queue after Ctrl-C:\n%s", q)
+	}
+}
+
+// TestSlurmReattachAfterKill: hepbuild killed with SIGKILL while its jobs
+// run; the next build re-attaches to them instead of submitting again.
+func TestSlurmReattachAfterKill(t *testing.T) {
+	s := testserver.StartSlurm(t)
+	root, diskCache := clone(t, map[string]string{"BUILD": slowJobs})
+	ev := filepath.Join(t.TempDir(), "events.jsonl")
+	args := append([]string{"//:all", "--disk-cache", diskCache, "--progress=plain"}, batchFlags...)
+	cmd := hepbuildCommand(t, root, append(args, "--events", ev)...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitEvents(t, ev, "job_submitted", 3, 60*time.Second)
+	first := jobEvents(t, ev, "job_submitted")
+	cmd.Process.Kill()
+	cmd.Wait()
+	if q := s.Squeue(t); q == "" {
+		t.Fatal("the jobs did not outlive hepbuild")
+	}
+	t.Setenv(asMainEnv, "1")
+	ev2 := filepath.Join(t.TempDir(), "events2.jsonl")
+	r := hepbuild(t, root, append(args, "--events", ev2)...)
+	if r.code != 0 {
+		t.Fatalf("rerun: exit %d\n%s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "re-attached to 3 slurm jobs") {
+		t.Errorf("no word of re-attaching:\n%s", r.stderr)
+	}
+	second := jobEvents(t, ev2, "job_submitted")
+	for tg, id := range second {
+		if first[tg] != id {
+			t.Errorf("%s went to job %s, not to its earlier job %s", tg, id, first[tg])
+		}
+	}
+	for _, n := range []string{"1", "2", "3"} {
+		if b, _ := os.ReadFile(filepath.Join(root, "hepbuild-out/s"+n+".txt")); string(b) != n+"\n" {
+			t.Errorf("s%s.txt: %q", n, b)
+		}
+	}
+}
+
+// TestWorkerBinaryMissingOnNode: a worker binary the node cannot run is a
+// clear error naming the flag, not a hang or a silent failure.
+func TestWorkerBinaryMissingOnNode(t *testing.T) {
+	testserver.StartSlurm(t)
+	root, diskCache := clone(t, map[string]string{"BUILD": `task(name = "x", outs = ["x.txt"], cmd = "echo > $@")`})
+	r := hepbuild(t, root, append([]string{"//:x", "--disk-cache", diskCache, "--progress=plain", "--worker-binary=/nonexistent/hepbuild"}, batchFlags...)...)
+	if r.code == 0 {
+		t.Fatalf("built with a missing worker binary:\n%s", r.stderr)
+	}
+	if !strings.Contains(r.stderr, "is not on this node") || !strings.Contains(r.stderr, "--worker-binary") {
+		t.Errorf("the error does not say what is wrong:\n%s", r.stderr)
+	}
 }

@@ -539,12 +539,16 @@ func (e *Engine) settle(ctx context.Context, j *job, s Status) {
 			e.deliver(it, outcome{resp: &exec.ExecResponse{ActionResult: res, Result: exec.ExecResult{Strategy: e.Name()}, Where: where, Queued: 0}})
 			continue
 		}
-		if rec, err := e.cfg.Results.GetActionResult(ctx, exec.FailureKey(it.action, j.Token)); err == nil {
+		rec, recErr := e.cfg.Results.GetActionResult(ctx, exec.FailureKey(it.action, j.Token))
+		if recErr == nil && !s.OverMemory && !s.OverTime {
 			e.progress(it, exec.JobFinished, j, "")
 			e.deliver(it, outcome{resp: e.failed(ctx, it, rec, where)})
 			continue
 		}
-		reason := describe(s, j)
+		// No record (the job was lost, or killed with its worker), or the
+		// batch system killed what the action ran for exceeding the job's
+		// request: the job's failure, resubmitted while retries last.
+		reason := describe(s, it.request)
 		if it.attempts < e.cfg.Retries {
 			it.attempts++
 			if s.OverMemory && e.cfg.MemoryBump > 1 && it.request.Memory > 0 {
@@ -558,13 +562,24 @@ func (e *Engine) settle(ctx context.Context, j *job, s Status) {
 			continue
 		}
 		e.progress(it, exec.JobFailed, j, reason)
-		writeJobLog(it.req.LogPath, j.Log, where+": "+reason)
 		if s.OverMemory || s.OverTime {
 			// The action asked for too little: its failure, not the system's.
-			e.deliver(it, outcome{resp: &exec.ExecResponse{Result: exec.ExecResult{ExitCode: -1, Failure: reason + " (" + where + ")", Strategy: e.Name()}, Where: where}})
+			if recErr == nil {
+				e.failed(ctx, it, rec, where)
+			} else {
+				writeJobLog(it.req.LogPath, j.Log, where+": "+reason)
+			}
+			e.deliver(it, outcome{resp: &exec.ExecResponse{Result: exec.ExecResult{ExitCode: -1, Failure: reason, Strategy: e.Name()}, Where: where}})
 			continue
 		}
-		e.deliver(it, outcome{err: fmt.Errorf("%s: %s, and its actions' results are not in the cache; see %s", where, reason, j.Log)})
+		writeJobLog(it.req.LogPath, j.Log, where+": "+reason)
+		msg := fmt.Sprintf("%s: %s, and its actions' results are not in the cache", where, reason)
+		if t := lastLines(j.Log, 5); t != "" {
+			msg += "; the end of its log " + j.Log + ":\n" + t
+		} else {
+			msg += "; its log " + j.Log + " is empty or missing"
+		}
+		e.deliver(it, outcome{err: errors.New(msg)})
 	}
 	if len(again) > 0 {
 		e.mu.Lock()
@@ -576,12 +591,16 @@ func (e *Engine) settle(ctx context.Context, j *job, s Status) {
 }
 
 // describe says why a job ended without results.
-func describe(s Status, j *job) string {
+func describe(s Status, r Request) string {
 	switch {
+	case s.OverMemory && r.Memory > 0:
+		return fmt.Sprintf("exceeded its memory request of %d MB", (r.Memory+(1<<20)-1)>>20) + reasonSuffix(s)
 	case s.OverMemory:
-		return "exceeded its memory request" + reasonSuffix(s)
+		return "exceeded the default memory request of the batch system" + reasonSuffix(s)
+	case s.OverTime && r.Walltime > 0:
+		return "exceeded its walltime request of " + r.Walltime.String() + reasonSuffix(s)
 	case s.OverTime:
-		return "exceeded its walltime request" + reasonSuffix(s)
+		return "exceeded the default walltime of the batch system" + reasonSuffix(s)
 	case s.State == StateHeld:
 		return "was held" + reasonSuffix(s)
 	case s.State == StateFailed:
@@ -621,6 +640,27 @@ func (e *Engine) failed(ctx context.Context, it *item, rec *repb.ActionResult, w
 		res.Failure = "failed on " + where
 	}
 	return &exec.ExecResponse{Result: res, Where: where}
+}
+
+// lastLines returns the last n lines of a file, indented, read from its
+// last 64 KiB.
+func lastLines(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	if len(b) > 64<<10 {
+		b = b[len(b)-64<<10:]
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	s := strings.TrimSpace(strings.Join(lines, "\n"))
+	if s == "" {
+		return ""
+	}
+	return "  | " + strings.ReplaceAll(s, "\n", "\n  | ")
 }
 
 // writeJobLog puts the end of the job's batch log, after a line saying
