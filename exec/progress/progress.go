@@ -105,6 +105,9 @@ type running struct {
 	desc    string
 	since   time.Time
 	attempt int
+	// executor, job and jobState say where an action run by a batch
+	// system or remote executor is: "slurm", "5599680_3", "running".
+	executor, job, jobState string
 }
 
 // New returns a printer writing to w (usually os.Stderr) in mode.
@@ -151,11 +154,23 @@ func (p *Printer) Event(e exec.Event) {
 		delete(p.running, k)
 		p.counts.upToDate++
 	case exec.EventActionFinished:
+		where := ""
+		if r := p.running[k]; r != nil && r.job != "" {
+			where = " on " + r.executor + " job " + r.job
+		}
 		delete(p.running, k)
 		p.counts.executed++
 		if p.mode == Plain {
-			above = append(above, p.line("ran", describe(e)+" ("+Duration(e.Duration)+attemptNote(e.Attempt)+")"))
+			above = append(above, p.line("ran", describe(e)+where+" ("+Duration(e.Duration)+attemptNote(e.Attempt)+")"))
 		}
+	case exec.EventJobQueued, exec.EventJobSubmitted, exec.EventJobRunning, exec.EventJobFinished:
+		if r := p.running[k]; r != nil {
+			r.executor, r.jobState = e.Executor, e.JobState
+			if e.JobID != "" {
+				r.job = e.JobID
+			}
+		}
+		return
 	case exec.EventActionFailed:
 		delete(p.running, k)
 		p.counts.failed++
@@ -318,6 +333,7 @@ func (p *Printer) block() []string {
 	if !p.started.IsZero() {
 		status += " · " + Duration(now.Sub(p.started))
 	}
+	status += p.jobCounts()
 	lines := []string{p.paint(bold, truncate(status, width-1))}
 
 	rs := make([]*running, 0, len(p.running))
@@ -337,12 +353,52 @@ func (p *Printer) block() []string {
 	}
 	for _, r := range rs {
 		l := fmt.Sprintf("  %6s  %s%s", Duration(now.Sub(r.since)), r.desc, attemptNote(r.attempt))
+		if r.executor != "" {
+			l += "  [" + strings.Join(strings.Fields(r.executor+" "+r.job+" "+r.jobState), " ") + "]"
+		}
 		lines = append(lines, truncate(l, width-1))
 	}
 	if more > 0 {
 		lines = append(lines, fmt.Sprintf("  … and %d more", more))
 	}
 	return lines
+}
+
+// jobCounts says, per executor, how many actions wait to be submitted,
+// are pending in the batch system and run there: " · slurm: 3 queued,
+// 120 pending, 16 running".
+func (p *Printer) jobCounts() string {
+	type c struct{ queued, pending, running int }
+	per := map[string]*c{}
+	for _, r := range p.running {
+		if r.executor == "" {
+			continue
+		}
+		n := per[r.executor]
+		if n == nil {
+			n = &c{}
+			per[r.executor] = n
+		}
+		switch exec.JobState(r.jobState) {
+		case exec.JobQueued:
+			n.queued++
+		case exec.JobSubmitted:
+			n.pending++
+		case exec.JobRunning:
+			n.running++
+		}
+	}
+	names := make([]string, 0, len(per))
+	for n := range per {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for _, n := range names {
+		v := per[n]
+		fmt.Fprintf(&b, " · %s: %d queued, %d pending, %d running", n, v.queued, v.pending, v.running)
+	}
+	return b.String()
 }
 
 func (p *Printer) size() (width, height int) {

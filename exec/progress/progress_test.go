@@ -432,3 +432,46 @@ func BenchmarkScheduledTTY(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/build")
 }
+
+// Actions on a batch system show their job and its state, and the status
+// line counts them per executor; the plain line names the job that ran it.
+func TestBatchJobs(t *testing.T) {
+	var buf bytes.Buffer
+	c := newClock()
+	p := New(&buf, TTY)
+	p.Now, p.Interval, p.Width, p.Height, p.Color = c.Now, -1, 100, 24, false
+	a1 := &exec.Action{Mnemonic: "Histogram", Progress: "Filling h1"}
+	a2 := &exec.Action{Mnemonic: "Histogram", Progress: "Filling h2"}
+	a3 := &exec.Action{Mnemonic: "Histogram", Progress: "Filling h3"}
+	p.Event(exec.Event{Type: exec.EventBuildStarted, Total: 3})
+	for _, a := range []*exec.Action{a1, a2, a3} {
+		p.Event(exec.Event{Type: exec.EventActionStarted, Action: a})
+	}
+	p.Event(exec.Event{Type: exec.EventJobQueued, Action: a1, Executor: "slurm", JobState: "queued"})
+	p.Event(exec.Event{Type: exec.EventJobSubmitted, Action: a2, Executor: "slurm", JobID: "77_0", JobState: "submitted"})
+	p.Event(exec.Event{Type: exec.EventJobSubmitted, Action: a3, Executor: "slurm", JobID: "77_1", JobState: "submitted"})
+	p.Event(exec.Event{Type: exec.EventJobRunning, Action: a3, Executor: "slurm", JobID: "77_1", JobState: "running"})
+	c.advance(2 * time.Second)
+	p.Render()
+	rs := redraws(t, buf.String())
+	want := strings.Join([]string{
+		"[0/3] 0 executed, 0 cached · 2.0s · slurm: 1 queued, 1 pending, 1 running",
+		"    2.0s  Filling h1  [slurm queued]",
+		"    2.0s  Filling h2  [slurm 77_0 submitted]",
+		"    2.0s  Filling h3  [slurm 77_1 running]",
+		"",
+	}, "\n")
+	if diff := cmp.Diff(want, rs[len(rs)-1].text); diff != "" {
+		t.Errorf("block mismatch (-want +got):\n%s", diff)
+	}
+
+	var plain bytes.Buffer
+	q := New(&plain, Plain)
+	q.Event(exec.Event{Type: exec.EventBuildStarted, Total: 1})
+	q.Event(exec.Event{Type: exec.EventActionStarted, Action: a1})
+	q.Event(exec.Event{Type: exec.EventJobRunning, Action: a1, Executor: "slurm", JobID: "78_0", JobState: "running"})
+	q.Event(exec.Event{Type: exec.EventActionFinished, Action: a1, Duration: 3 * time.Second})
+	if got := plain.String(); !strings.Contains(got, "[1/1] ran      Filling h1 on slurm job 78_0 (3.0s)") {
+		t.Errorf("plain line %q", got)
+	}
+}
