@@ -277,8 +277,11 @@ func (e *Engine) loop() {
 			e.submit(ctx)
 		case <-poll.C:
 			e.poll(ctx)
-			// Jobs that ended made room: what waited goes now.
-			e.submit(ctx)
+			// Jobs that ended made room: what waited for it goes now,
+			// unless new actions are still gathering.
+			if window == nil {
+				e.submit(ctx)
+			}
 		}
 	}
 }
