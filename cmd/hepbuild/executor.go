@@ -276,6 +276,13 @@ func closeEngines(e *env, engines []*batch.Engine, detach bool) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		err := en.Close(ctx, detach || !interrupted)
 		cancel()
+		if st := en.Stats(); st.Jobs > 0 {
+			fmt.Fprintf(e.stderr, "hepbuild: %s: %d actions in %d jobs, %d submissions, %d status queries", en.Name(), st.Actions, st.Jobs, st.Submits, st.Polls)
+			if st.Resubmitted > 0 {
+				fmt.Fprintf(e.stderr, ", %d actions resubmitted", st.Resubmitted)
+			}
+			fmt.Fprintln(e.stderr)
+		}
 		switch {
 		case err != nil:
 			fmt.Fprintf(e.stderr, "WARNING: %v\n", err)

@@ -83,6 +83,7 @@ type Engine struct {
 type Stats struct {
 	Submits, Polls, Histories, Cancels int
 	Jobs                               int // jobs submitted
+	Actions                            int // actions submitted, resubmissions included
 	Resubmitted                        int // actions resubmitted
 }
 
@@ -385,6 +386,7 @@ func (e *Engine) submitArray(ctx context.Context, req Request, groups [][]*item)
 		if j.ID != "" {
 			e.inflight[j.ID] = j
 			e.stats.Jobs++
+			e.stats.Actions += len(j.items)
 		}
 	}
 	e.mu.Unlock()
