@@ -321,3 +321,45 @@ func TestWorkerBinaryMissingOnNode(t *testing.T) {
 		t.Errorf("the error does not say what is wrong:\n%s", r.stderr)
 	}
 }
+
+// TestTolerance: with --tolerance, a build of independent branches that
+// lost at most that many succeeds, listing the failures, and the next
+// build tries them again; one failure more fails it.
+func TestTolerance(t *testing.T) {
+	build := `
+task(name = "ok1", outs = ["ok1.txt"], cmd = "echo 1 > $@")
+task(name = "ok2", outs = ["ok2.txt"], cmd = "echo 2 > $@")
+task(name = "bad1", outs = ["bad1.txt"], cmd = "exit 1")
+task(name = "bad2", outs = ["bad2.txt"], cmd = "exit 2")
+`
+	root := testWorkspace(t, map[string]string{"BUILD": build})
+	r := hepbuild(t, root, "//:all", "--tolerance=2", "--progress=plain")
+	if r.code != 0 {
+		t.Fatalf("exit %d within the tolerance\n%s", r.code, r.stderr)
+	}
+	for _, want := range []string{"2 of 4 actions failed, within --tolerance=2", "//:bad1 Task: exit status 1", "//:bad2 Task: exit status 2"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("output lacks %q:\n%s", want, r.stderr)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(root, "hepbuild-out/ok2.txt")); err != nil {
+		t.Error(err)
+	}
+	_, ev := buildOutcomesCode(t, root, 1, "//:all", "--tolerance=25%")
+	if n := len(ev["action_failed"]); n != 2 {
+		t.Errorf("the next build tried %d failed actions again, want 2", n)
+	}
+	if r := hepbuild(t, root, "//:all", "--tolerance=x"); r.code != 2 {
+		t.Errorf("--tolerance=x: exit %d", r.code)
+	}
+}
+
+func buildOutcomesCode(t *testing.T, root string, code int, args ...string) (result, map[string][]string) {
+	t.Helper()
+	ev := filepath.Join(t.TempDir(), "events.jsonl")
+	r := hepbuild(t, root, append([]string{"--progress=plain", "--events", ev}, args...)...)
+	if r.code != code {
+		t.Fatalf("hepbuild %v: exit %d, want %d\n%s", args, r.code, code, r.stderr)
+	}
+	return r, events(t, ev)
+}

@@ -10,8 +10,10 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"math"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -70,6 +72,7 @@ type BuildFlags struct {
 	Profile        pathValue  `placeholder:"FILE" help:"Write a Chrome-trace profile of the build to FILE (opens in Perfetto)."`
 	Progress       string     `enum:"auto,tty,plain,none" default:"auto" help:"Progress display: tty (live block), plain (a line per action), none, or auto."`
 	LocalResources string     `name:"local-resources" placeholder:"cpu=N,memory=SIZE" help:"Capacity of this machine for resource-bounded scheduling (default: all cores and memory)."`
+	Tolerance      string     `name:"tolerance" placeholder:"N|F%" help:"Finish successfully when at most N actions (or F percent of them) failed, listing them; implies -k. For many independent branches, some of which may fail."`
 	RemoteUpload   string     `name:"remote-upload" enum:"wait,async-exit,off" default:"wait" help:"After the build: wait for uploads to the remote cache (wait), exit at once and leave them to the next build (async-exit), or upload nothing (off)."`
 	RemoteDownload string     `name:"remote-download-outputs" enum:"all,toplevel,minimal" default:"all" help:"Which outputs of results restored from the cache are written to hepbuild-out: all, those of the targets named (toplevel), or none (minimal); the others stay in the cache until an action that runs reads them."`
 	CacheMaxSize   sizeValue  `name:"cache-max-size" placeholder:"SIZE" help:"After the build, prune the disk cache to SIZE (least recently used first; 0 empties it)."`
@@ -475,6 +478,9 @@ func (c *BuildCmd) Run(g *Globals, e *env) error {
 	if err := c.ExecutorFlags.check(); err != nil {
 		return err
 	}
+	if _, err := c.tolerance(); err != nil {
+		return err
+	}
 	if c.NoBuild {
 		return c.analyseOnly(g, e, start)
 	}
@@ -491,6 +497,11 @@ func (c *BuildCmd) Run(g *Globals, e *env) error {
 	}
 	before := s.snapshotSources()
 	if err := s.build(e, start, &c.BuildFlags); err != nil {
+		if errors.Is(err, errTolerated) {
+			// Success, with failures: no stamp, so that the next build
+			// tries the failed actions again.
+			return nil
+		}
 		return err
 	}
 	if changed := s.changedSources(before); changed != "" {
@@ -594,7 +605,11 @@ func (s *session) build(e *env, start time.Time, f *BuildFlags) error {
 	if jobs <= 0 {
 		jobs = runtime.NumCPU()
 	}
-	sched := &exec.Scheduler{Jobs: jobs, Capacity: capacity, Retries: int(f.Retries), KeepGoing: f.KeepGoing, Events: events}
+	tolerated, err := f.tolerance()
+	if err != nil {
+		return err
+	}
+	sched := &exec.Scheduler{Jobs: jobs, Capacity: capacity, Retries: int(f.Retries), KeepGoing: f.KeepGoing || tolerated != nil, Events: events}
 	if s.tiered != nil && !s.tiered.ReadsOff() {
 		// A remote lookup is a round trip: as many overlap as there are
 		// connections, beside the -j commands.
@@ -604,11 +619,11 @@ func (s *session) build(e *env, start time.Time, f *BuildFlags) error {
 		sched.Offloaded = runner.Offloaded
 	}
 	summary, runErr := sched.Run(e.ctx, s.g, s.actions, runner.Work)
-	closeEngines(e, engines, f.Detach)
 	if summary != nil {
 		summary.Elapsed = time.Since(start)
 		printer.Finish(summary)
 	}
+	closeEngines(e, engines, f.Detach)
 	uploadErr := s.finishUploads(e, f.RemoteUpload)
 	if prof != nil {
 		_ = prof.Close()
@@ -628,6 +643,10 @@ func (s *session) build(e *env, start time.Time, f *BuildFlags) error {
 	if runErr != nil {
 		var bf *exec.BuildFailedError
 		if errors.As(runErr, &bf) {
+			if tolerated != nil && summary != nil && summary.Failed <= tolerated(summary.Total) {
+				reportTolerated(e, summary, f.Tolerance)
+				return errTolerated
+			}
 			return silentError{&buildFailedError{runErr.Error()}}
 		}
 		return runErr
@@ -682,5 +701,43 @@ func printRoots(e *env, roots []string) {
 			break
 		}
 		fmt.Fprintf(e.stderr, "  %s\n", r)
+	}
+}
+
+// errTolerated says that actions failed within --tolerance: the build
+// succeeds, but is not complete.
+var errTolerated = errors.New("failures within the tolerance")
+
+// tolerance parses --tolerance into the number of failures allowed among
+// total actions; nil without the flag.
+func (f *BuildFlags) tolerance() (func(total int) int, error) {
+	t := strings.TrimSpace(f.Tolerance)
+	if t == "" {
+		return nil, nil
+	}
+	if p, ok := strings.CutSuffix(t, "%"); ok {
+		x, err := strconv.ParseFloat(p, 64)
+		if err != nil || x < 0 || x > 100 {
+			return nil, badInput("--tolerance %q: want a count N or a percentage F%%, e.g. 5 or 2.5%%", f.Tolerance)
+		}
+		return func(total int) int { return int(math.Floor(x / 100 * float64(total))) }, nil
+	}
+	n, err := strconv.Atoi(t)
+	if err != nil || n < 0 {
+		return nil, badInput("--tolerance %q: want a count N or a percentage F%%, e.g. 5 or 2.5%%", f.Tolerance)
+	}
+	return func(int) int { return n }, nil
+}
+
+// reportTolerated lists the failed actions of a build that succeeds
+// within --tolerance.
+func reportTolerated(e *env, s *exec.Summary, tol string) {
+	fmt.Fprintf(e.stderr, "WARNING: %d of %d actions failed, within --tolerance=%s; the build counts as done without them:\n", s.Failed, s.Total, tol)
+	for i, ae := range s.Failures {
+		if i == 20 {
+			fmt.Fprintf(e.stderr, "  ... and %d more\n", len(s.Failures)-20)
+			break
+		}
+		fmt.Fprintf(e.stderr, "  %s %s: %s\n", ae.Action.Owner, ae.Action.Mnemonic, ae.Reason)
 	}
 }
