@@ -55,36 +55,47 @@ func (e *Executor) Execute(ctx context.Context, req *exec.ExecRequest) (*exec.Ex
 	}
 	for attempt := 1; ; attempt++ {
 		op, err := e.run(ctx, req)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			if attempt == 1 && missingInputs(err) {
-				// The CAS dropped blobs between the upload and the run
-				// (evicted, or a CAS in front of another): upload again.
-				if _, err := exec.UploadInputs(ctx, e.cas, a, req.Key, req.ExecRoot, noInputs{}); err != nil {
-					return nil, fmt.Errorf("%s: uploading inputs to %s again: %w", a.Describe(), e.conn.Name(), err)
-				}
-				continue
-			}
-			e.progress(req, exec.JobFailed, op.name, err.Error())
-			return nil, fmt.Errorf("%s: %w", a.Describe(), err)
+		var resp *exec.ExecResponse
+		if err == nil {
+			resp, err = e.finish(ctx, req, op)
 		}
-		resp, err := e.finish(ctx, req, op)
-		if err != nil && attempt == 1 && missingInputs(err) {
+		if err == nil {
+			e.progress(req, exec.JobFinished, op.name, "")
+			return resp, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		var rerun *rerunError
+		if attempt < maxRuns && (missingInputs(err) || errors.As(err, &rerun)) {
+			// The CAS lost blobs between the upload and the run (evicted,
+			// restarted), or the worker could not run the action (it
+			// could not fetch inputs, it went away): upload what is
+			// missing and execute again.
+			e.progress(req, exec.JobQueued, "", "executing again: "+err.Error())
 			if _, err := exec.UploadInputs(ctx, e.cas, a, req.Key, req.ExecRoot, noInputs{}); err != nil {
+				if ctx.Err() != nil {
+					return nil, ctx.Err()
+				}
 				return nil, fmt.Errorf("%s: uploading inputs to %s again: %w", a.Describe(), e.conn.Name(), err)
 			}
 			continue
 		}
-		if err != nil {
-			e.progress(req, exec.JobFailed, op.name, err.Error())
-			return nil, fmt.Errorf("%s: %w", a.Describe(), err)
-		}
-		e.progress(req, exec.JobFinished, op.name, "")
-		return resp, nil
+		e.progress(req, exec.JobFailed, op.name, err.Error())
+		return nil, fmt.Errorf("%s: %w", a.Describe(), err)
 	}
 }
+
+// maxRuns bounds how often one Execute asks the service to run the
+// action: again only when the service lost its inputs or its worker.
+const maxRuns = 3
+
+// rerunError is an operation that ended without running the action to
+// its end for a reason that may pass (UNAVAILABLE: the worker could not
+// fetch inputs or went away): worth executing again.
+type rerunError struct{ error }
+
+func (e *rerunError) Unwrap() error { return e.error }
 
 func (e *Executor) cachedResult(ctx context.Context, key cache.Digest) (*repb.ActionResult, error) {
 	cctx, cancel := context.WithTimeout(ctx, e.conn.Options().Timeout)
@@ -269,8 +280,9 @@ func missingInputs(err error) bool {
 	return ce.code == codes.FailedPrecondition || ce.code == codes.InvalidArgument
 }
 
-// cancel asks the server to cancel the operation, once and briefly: the
-// caller does not wait for the answer beyond a few seconds. Buildbarn
+// cancel asks the server to cancel the operation, in the background: the
+// caller (interrupted) does not wait for the answer, and the request gives
+// up after a few seconds on a server that does not answer. Buildbarn
 // offers no google.longrunning.Operations service (UNIMPLEMENTED); it
 // drops an operation nobody waits for after a minute
 // (OperationWithNoWaitersTimeout) and then stops the worker's run, so
@@ -285,14 +297,18 @@ func (e *Executor) cancel(name string) {
 	if skip {
 		return
 	}
-	ctx, done := context.WithTimeout(context.Background(), 5*time.Second)
-	defer done()
-	_, err := e.ops.CancelOperation(ctx, &longrunningpb.CancelOperationRequest{Name: name})
-	if status.Code(err) == codes.Unimplemented {
-		e.mu.Lock()
-		e.noCancel = true
-		e.mu.Unlock()
-	}
+	e.cancels.Add(1)
+	go func() {
+		defer e.cancels.Done()
+		ctx, done := context.WithTimeout(context.Background(), 5*time.Second)
+		defer done()
+		_, err := e.ops.CancelOperation(ctx, &longrunningpb.CancelOperationRequest{Name: name})
+		if status.Code(err) == codes.Unimplemented {
+			e.mu.Lock()
+			e.noCancel = true
+			e.mu.Unlock()
+		}
+	}()
 }
 
 func (e *Executor) progress(req *exec.ExecRequest, s exec.JobState, id, msg string) {
@@ -341,7 +357,12 @@ func (e *Executor) finish(ctx context.Context, req *exec.ExecRequest, op *operat
 		e.writeLog(ctx, req.LogPath, res, resp.GetMessage())
 		return out, nil
 	}
-	return nil, e.statusError("operation "+op.name, st.Err())
+	err := e.statusError("operation "+op.name, st.Err())
+	switch st.Code() {
+	case codes.Unavailable, codes.Aborted, codes.ResourceExhausted:
+		return nil, &rerunError{err}
+	}
+	return nil, err
 }
 
 // writeLog writes a failed action's stdout and stderr (each bounded by

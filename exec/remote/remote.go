@@ -71,6 +71,9 @@ type Executor struct {
 	// (Buildbarn), so a cancelled action is only abandoned.
 	mu       sync.Mutex
 	noCancel bool
+	// cancels are the CancelOperation requests in flight; Close waits
+	// for them (each gives up after a few seconds).
+	cancels sync.WaitGroup
 }
 
 // Option configures an Executor.
@@ -158,8 +161,12 @@ func (e *Executor) URL() string { return e.conn.Name() }
 // does must name the same CAS, or results would not be found.
 func (e *Executor) CAS() *reapi.Cache { return e.cas }
 
-// Close closes the connection (and the CAS's, which is the same).
-func (e *Executor) Close() error { return e.conn.Close() }
+// Close closes the connection (and the CAS's, which is the same), once
+// the cancellations asked for were sent.
+func (e *Executor) Close() error {
+	e.cancels.Wait()
+	return e.conn.Close()
+}
 
 // Remotable says why the action cannot run on a REAPI service, or nil. A
 // service runs a command in an input root; it cannot set up a hepbuild

@@ -286,12 +286,20 @@ func TestCancelStopsWaiting(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatalf("the action did not start running; progress %v", pl.states())
 	}
+	cancelled := time.Now()
 	cancel()
 	select {
 	case err := <-done:
 		if !errors.Is(err, context.Canceled) {
 			t.Errorf("got %v, want context.Canceled", err)
 		}
+		t.Logf("returned %v after the cancellation", time.Since(cancelled))
+		c.e.cancels.Wait()
+		c.e.mu.Lock()
+		// Buildbarn has no Operations service: it drops the operation a
+		// minute after its last waiter left.
+		t.Logf("CancelOperation unimplemented: %v", c.e.noCancel)
+		c.e.mu.Unlock()
 	case <-time.After(8 * time.Second):
 		t.Fatal("Execute kept waiting after its context was cancelled")
 	}
@@ -399,5 +407,86 @@ func TestNewRefusesACacheOnly(t *testing.T) {
 	_, err := New(ctx, "grpc://"+s.Addr, cacheremote.Options{})
 	if err == nil || !strings.Contains(err.Error(), "does not offer remote execution") {
 		t.Fatalf("got %v, want a refusal naming execution", err)
+	}
+}
+
+// A server that lacks the action's blobs says so in a way the executor
+// takes for "upload again", not for a failure of the service: Buildbarn
+// is asked to run an action nobody uploaded.
+func TestMissingBlobsAreRecognised(t *testing.T) {
+	c := start(t)
+	root := workspace(t)
+	req := request(t, bashAction("echo never uploaded"), root)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	op, err := c.e.run(ctx, req)
+	if err == nil {
+		_, err = c.e.finish(ctx, req, op)
+	}
+	if !missingInputs(err) {
+		t.Fatalf("got %v, want an error missingInputs recognises", err)
+	}
+	t.Logf("error: %v", err)
+	// Execute uploads, so the same request runs.
+	resp, err := c.e.Execute(ctx, req)
+	if err != nil || !resp.Result.Success() {
+		t.Fatalf("got %+v, %v", resp, err)
+	}
+}
+
+// The frontend restarts while the action runs. Once the worker has its
+// inputs, the executor re-attaches to the operation, which the scheduler
+// kept, instead of running it again; before, the worker cannot fetch them
+// and the executor uploads them again and executes again.
+func TestFrontendRestart(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		delay    time.Duration
+		sameOpID bool
+	}{{"while fetching inputs", 0, false}, {"while running", time.Second, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := start(t, WithReattachments(6, 200*time.Millisecond))
+			root := workspace(t)
+			req := request(t, bashAction("sleep 3; mkdir -p hepbuild-out/pkg; echo survived > hepbuild-out/pkg/out.txt"), root)
+			pl := newProgressLog()
+			req.Progress = pl.add
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			type result struct {
+				resp *exec.ExecResponse
+				err  error
+			}
+			done := make(chan result, 1)
+			go func() {
+				resp, err := c.e.Execute(ctx, req)
+				done <- result{resp, err}
+			}()
+			select {
+			case <-pl.running:
+			case <-time.After(20 * time.Second):
+				t.Fatal("the action did not start running")
+			}
+			time.Sleep(tc.delay)
+			c.bb.RestartStorage(t, 500*time.Millisecond)
+			r := <-done
+			if r.err != nil {
+				t.Fatal(r.err)
+			}
+			if !r.resp.Result.Success() {
+				t.Fatalf("got %+v", r.resp.Result)
+			}
+			var ids []string
+			pl.mu.Lock()
+			for _, u := range pl.updates {
+				if u.State == exec.JobRunning {
+					ids = append(ids, u.JobID)
+				}
+			}
+			pl.mu.Unlock()
+			t.Logf("ran as %v, result from %s", ids, r.resp.Where)
+			if tc.sameOpID && (len(ids) == 0 || r.resp.Where != "reapi "+ids[0]) {
+				t.Errorf("result from %q, ran as %v: want one operation, re-attached", r.resp.Where, ids)
+			}
+		})
 	}
 }

@@ -80,6 +80,21 @@ type Buildbarn struct {
 
 	Storage, Scheduler, Worker, Runner *Process
 	adminAddr                          string
+	startStorage                       func(testing.TB) *Process
+	restarts                           int
+}
+
+// RestartStorage kills the frontend (bb_storage: the CAS, the action cache
+// and the Execution service clients talk to), waits for down, and starts
+// it again on the same port, empty. The scheduler and worker keep running,
+// and so do their operations.
+func (b *Buildbarn) RestartStorage(t testing.TB, down time.Duration) {
+	t.Helper()
+	b.Storage.Cmd.Process.Kill()
+	b.Storage.Stop()
+	time.Sleep(down)
+	b.Storage = b.startStorage(t)
+	WaitTCP(t, b.Storage, b.Addr, 20*time.Second)
 }
 
 // URL is grpc://Addr.
@@ -253,6 +268,12 @@ func StartBuildbarn(t testing.TB) *Buildbarn {
 		cmd := exec.Command(bins["bb_"+name], filepath.Join(dir, name+".jsonnet"))
 		cmd.Dir = dir
 		return Start(t, dir, "bb_"+name, cmd)
+	}
+	b.startStorage = func(t testing.TB) *Process {
+		b.restarts++
+		cmd := exec.Command(bins["bb_storage"], filepath.Join(dir, "storage.jsonnet"))
+		cmd.Dir = dir
+		return Start(t, dir, fmt.Sprintf("bb_storage.%d", b.restarts), cmd)
 	}
 	b.Storage = start("storage")
 	b.Scheduler = start("scheduler")
