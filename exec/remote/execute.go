@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"cloud.google.com/go/longrunning/autogen/longrunningpb"
@@ -170,8 +171,10 @@ func (e *Executor) run(ctx context.Context, req *exec.ExecRequest) (*operation, 
 func (e *Executor) follow(ctx context.Context, req *exec.ExecRequest, op *operation) error {
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stalled := make(chan struct{})
-	timer := time.AfterFunc(e.stall, func() { close(stalled); cancel() })
+	// A flag, not a closed channel: Reset may re-arm a timer that fired
+	// while a last message was arriving.
+	var stalled atomic.Bool
+	timer := time.AfterFunc(e.stall, func() { stalled.Store(true); cancel() })
 	defer timer.Stop()
 
 	type receiver interface {
@@ -225,10 +228,8 @@ func (e *Executor) follow(ctx context.Context, req *exec.ExecRequest, op *operat
 		op.result = &resp
 		return nil
 	}
-	select {
-	case <-stalled:
+	if stalled.Load() {
 		return &transientError{fmt.Errorf("remote executor %s: %s: no word from the server for %v", e.conn.Name(), what, e.stall)}
-	default:
 	}
 	if err == io.EOF {
 		return &transientError{fmt.Errorf("remote executor %s: %s: the server ended the stream before the operation was done", e.conn.Name(), what)}
