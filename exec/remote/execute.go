@@ -270,15 +270,12 @@ func retryable(err error) bool {
 }
 
 // missingInputs says whether the server refused the action for blobs its
-// CAS lacks: FAILED_PRECONDITION (with MISSING violations) by REAPI, or
-// INVALID_ARGUMENT from servers that report an absent Command or input
-// folder so.
+// CAS lacks: FAILED_PRECONDITION (with MISSING violations), as REAPI
+// specifies. INVALID_ARGUMENT is not that: Buildbarn says so of a command
+// it cannot start (see finish).
 func missingInputs(err error) bool {
 	var ce *codeError
-	if !errors.As(err, &ce) {
-		return false
-	}
-	return ce.code == codes.FailedPrecondition || ce.code == codes.InvalidArgument
+	return errors.As(err, &ce) && ce.code == codes.FailedPrecondition
 }
 
 // cancel asks the server to cancel the operation, in the background: the
@@ -356,6 +353,14 @@ func (e *Executor) finish(ctx context.Context, req *exec.ExecRequest, op *operat
 			out.Result.Timeout = req.Action.RunTimeout()
 		}
 		e.writeLog(ctx, req.LogPath, res, resp.GetMessage())
+		return out, nil
+	case codes.InvalidArgument:
+		// The command could not be started (Buildbarn: "Failed to run
+		// command: Cannot find executable ..."): the action's failure,
+		// as a missing tool is in a local run.
+		out.Result.ExitCode = -1
+		out.Result.StartError = limitString(st.Message(), 4<<10)
+		e.writeLog(ctx, req.LogPath, res, st.Message())
 		return out, nil
 	}
 	err := e.statusError("operation "+op.name, st.Err())

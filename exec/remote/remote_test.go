@@ -490,3 +490,52 @@ func TestFrontendRestart(t *testing.T) {
 		})
 	}
 }
+
+// A command the worker cannot start is the action's failure, as it is in
+// a local run, not the service's.
+func TestMissingToolIsTheActionsFailure(t *testing.T) {
+	c := start(t)
+	root := workspace(t)
+	a := bashAction("")
+	a.Argv = []string{"no-such-tool-hepbuild"}
+	req := request(t, a, root)
+	resp, err := c.e.Execute(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Result.Success() || !strings.Contains(resp.Result.StartError, "no-such-tool-hepbuild") {
+		t.Fatalf("got %+v, want a start error naming the tool", resp.Result)
+	}
+	if b, _ := os.ReadFile(req.LogPath); !strings.Contains(string(b), "no-such-tool-hepbuild") {
+		t.Errorf("log %q does not name the tool", b)
+	}
+}
+
+// Actions beyond the job limit wait for a slot; all of them run.
+func TestJobLimit(t *testing.T) {
+	c := start(t, WithJobs(2))
+	root := workspace(t)
+	var wg sync.WaitGroup
+	errs := make([]error, 5)
+	for i := range errs {
+		req := request(t, bashAction("mkdir -p hepbuild-out/pkg; echo "+strings.Repeat("x", i)+" > hepbuild-out/pkg/out.txt"), root)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := c.e.Execute(context.Background(), req)
+			if err == nil && !resp.Result.Success() {
+				err = errors.New("failed: " + resp.Result.StartError)
+			}
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("action %d: %v", i, err)
+		}
+	}
+	if n := len(c.e.jobs); n != 0 {
+		t.Errorf("%d job slots still taken", n)
+	}
+}
