@@ -3,6 +3,7 @@ module github.com/hepbuild/hepbuild
 go 1.26.8
 
 require (
+	cloud.google.com/go/longrunning v0.8.0
 	codeberg.org/go-pdf/fpdf v0.11.1
 	github.com/alecthomas/kong v1.17.0
 	github.com/bazelbuild/buildtools v0.0.0-20260904073137-eaa4d125b423
@@ -25,7 +26,6 @@ require (
 )
 
 require (
-	cloud.google.com/go/longrunning v0.8.0 // indirect
 	codeberg.org/go-fonts/liberation v0.5.0 // indirect
 	codeberg.org/go-latex/latex v0.2.0 // indirect
 	codeberg.org/go-mmap/mmap v0.8.0 // indirect

@@ -201,7 +201,7 @@ func (c *Cache) PutBatch(ctx context.Context, blobs map[cache.Digest][]byte) err
 	var ds []cache.Digest
 	for d, b := range blobs {
 		if cache.FromBytes(b) != d {
-			return fmt.Errorf("remote cache %s: storing blob %v: the content does not match the digest", c.name, d)
+			return fmt.Errorf("%s: storing blob %v: the content does not match the digest", c.label(), d)
 		}
 		ds = append(ds, d)
 	}
@@ -241,7 +241,7 @@ func (c *Cache) getSmall(ctx context.Context, d cache.Digest) ([]byte, error) {
 	}
 	b, ok := got[d]
 	if !ok {
-		return nil, fmt.Errorf("remote cache %s: reading blob %v: %w", c.name, d, cache.ErrNotFound)
+		return nil, fmt.Errorf("%s: reading blob %v: %w", c.label(), d, cache.ErrNotFound)
 	}
 	return b, nil
 }

@@ -25,14 +25,14 @@ func (c *Cache) Check(ctx context.Context) (string, error) {
 	low, high := caps.GetLowApiVersion(), caps.GetHighApiVersion()
 	v2 := &semver.SemVer{Major: 2}
 	if (low != nil || high != nil) && (compare(low, v2) > 0 || compare(high, v2) < 0) {
-		return "", fmt.Errorf("remote cache %s: the server speaks REAPI %s–%s, not 2.0", c.name, version(low), version(high))
+		return "", fmt.Errorf("%s: the server speaks REAPI %s–%s, not 2.0", c.label(), version(low), version(high))
 	}
 	cc := caps.GetCacheCapabilities()
 	if cc == nil {
-		return "", fmt.Errorf("remote cache %s: the server offers no cache", c.name)
+		return "", fmt.Errorf("%s: the server offers no cache", c.label())
 	}
 	if !slices.Contains(cc.GetDigestFunctions(), repb.DigestFunction_SHA256) {
-		return "", fmt.Errorf("remote cache %s: the server does not offer SHA-256 digests (it offers %v)", c.name, cc.GetDigestFunctions())
+		return "", fmt.Errorf("%s: the server does not offer SHA-256 digests (it offers %v)", c.label(), cc.GetDigestFunctions())
 	}
 	maxBatch := cc.GetMaxBatchTotalSizeBytes()
 	if maxBatch <= 0 {
@@ -40,7 +40,7 @@ func (c *Cache) Check(ctx context.Context) (string, error) {
 	}
 	maxBatch = min(maxBatch, maxMessageSize)
 	if maxBatch < 2*batchOverhead {
-		return "", fmt.Errorf("remote cache %s: the server's batch limit of %d bytes is too small", c.name, maxBatch)
+		return "", fmt.Errorf("%s: the server's batch limit of %d bytes is too small", c.label(), maxBatch)
 	}
 	zstd := slices.Contains(cc.GetSupportedCompressors(), repb.Compressor_ZSTD)
 	c.mu.Lock()

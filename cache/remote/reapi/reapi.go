@@ -3,7 +3,8 @@
 // content-addressable storage, the action cache, ByteStream for large
 // blobs and Capabilities to learn batch sizes and compressors. It is what
 // lets hepbuild share results with bazel-remote, Buildbarn and any other
-// REAPI cache.
+// REAPI cache. Its Conn (dialling, TLS, headers, error translation) is
+// shared with the remote executor, which talks to the same kind of server.
 package reapi
 
 import (
@@ -47,12 +48,8 @@ const (
 // Cache is a REAPI cache server. It is safe for concurrent use: at most
 // Options.MaxConnections calls (and open streams) run at once.
 type Cache struct {
-	name     string   // URL without credentials, for messages
-	secrets  []string // header values and the URL's password, never shown
-	instance string
-	opts     remote.Options
-	conn     *grpc.ClientConn
-	sem      chan struct{}
+	*Conn
+	sem chan struct{}
 
 	cas  repb.ContentAddressableStorageClient
 	ac   repb.ActionCacheClient
@@ -71,15 +68,53 @@ type Cache struct {
 }
 
 // Open connects (lazily: the first call dials) to the server named by a
+// grpc:// or grpcs:// URL, as Dial does, and returns its cache.
+func Open(rawURL string, opts remote.Options) (*Cache, error) {
+	conn, err := Dial(rawURL, opts, "remote cache")
+	if err != nil {
+		return nil, err
+	}
+	return NewCache(conn), nil
+}
+
+// NewCache returns the cache services of the server conn is connected to,
+// for a client that uses other services on the same endpoint too (the
+// remote executor uploads inputs to its own CAS). Closing the cache
+// closes conn.
+func NewCache(conn *Conn) *Cache {
+	return &Cache{
+		Conn:     conn,
+		sem:      make(chan struct{}, conn.opts.MaxConnections),
+		maxBatch: defaultMaxBatch,
+		cas:      repb.NewContentAddressableStorageClient(conn.conn),
+		ac:       repb.NewActionCacheClient(conn.conn),
+		caps:     repb.NewCapabilitiesClient(conn.conn),
+		bs:       bytestream.NewByteStreamClient(conn.conn),
+	}
+}
+
+// Conn is a connection to a REAPI server, shared by the services a client
+// uses on it. It is safe for concurrent use.
+type Conn struct {
+	role     string   // "remote cache", "remote executor": what the messages call the server
+	name     string   // URL without credentials, for messages
+	secrets  []string // header values and the URL's password, never shown
+	instance string
+	opts     remote.Options
+	conn     *grpc.ClientConn
+}
+
+// Dial connects (lazily: the first call dials) to the server named by a
 // grpc:// or grpcs:// URL. The URL's path, if any, is the REAPI instance
 // name. grpcs:// uses TLS configured from opts. opts.Headers go as gRPC
 // metadata with every call; user:password@ in the URL goes in the
-// :authority, where bazel-remote looks for basic-auth credentials.
-func Open(rawURL string, opts remote.Options) (*Cache, error) {
+// :authority, where bazel-remote looks for basic-auth credentials. role
+// names the server in messages: "remote cache", "remote executor".
+func Dial(rawURL string, opts remote.Options, role string) (*Conn, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		// url's error quotes the URL, credentials and all.
-		return nil, fmt.Errorf("a remote cache URL does not parse: give grpc://host:port or grpcs://host:port")
+		return nil, fmt.Errorf("a %s URL does not parse: give grpc://host:port or grpcs://host:port", role)
 	}
 	name := remote.Redact(u)
 	var creds credentials.TransportCredentials
@@ -89,24 +124,23 @@ func Open(rawURL string, opts remote.Options) (*Cache, error) {
 	case "grpcs":
 		var cfg *tls.Config
 		if cfg, err = opts.TLSConfig(); err != nil {
-			return nil, fmt.Errorf("remote cache %s: %w", name, err)
+			return nil, fmt.Errorf("%s %s: %w", role, name, err)
 		}
 		// Name the server explicitly: the authority may carry user:password@.
 		cfg.ServerName = u.Hostname()
 		creds = credentials.NewTLS(cfg)
 	default:
-		return nil, fmt.Errorf("remote cache %s: not a grpc:// or grpcs:// URL", name)
+		return nil, fmt.Errorf("%s %s: not a grpc:// or grpcs:// URL", role, name)
 	}
 	if u.Host == "" || u.Port() == "" {
-		return nil, fmt.Errorf("remote cache %s: the URL needs a host and a port", name)
+		return nil, fmt.Errorf("%s %s: the URL needs a host and a port", role, name)
 	}
 	opts = opts.WithDefaults()
-	c := &Cache{
+	c := &Conn{
+		role:     role,
 		name:     name,
 		instance: strings.Trim(u.Path, "/"),
 		opts:     opts,
-		sem:      make(chan struct{}, opts.MaxConnections),
-		maxBatch: defaultMaxBatch,
 	}
 	md := metadata.MD{}
 	for _, h := range opts.Headers {
@@ -142,14 +176,23 @@ func Open(rawURL string, opts remote.Options) (*Cache, error) {
 		}),
 	)...)
 	if err != nil {
-		return nil, fmt.Errorf("remote cache %s: %v", name, err)
+		return nil, fmt.Errorf("%s %s: %v", role, name, err)
 	}
-	c.cas = repb.NewContentAddressableStorageClient(c.conn)
-	c.ac = repb.NewActionCacheClient(c.conn)
-	c.caps = repb.NewCapabilitiesClient(c.conn)
-	c.bs = bytestream.NewByteStreamClient(c.conn)
 	return c, nil
 }
+
+// ClientConn is the connection, for services the server offers besides
+// the cache (Execution, Operations). Calls on it carry Options.Headers.
+func (c *Conn) ClientConn() grpc.ClientConnInterface { return c.conn }
+
+// Instance is the REAPI instance name: the URL's path.
+func (c *Conn) Instance() string { return c.instance }
+
+// Options are the options the connection was dialled with, defaults filled.
+func (c *Conn) Options() remote.Options { return c.opts }
+
+// label names the server in messages: "remote cache grpc://host:port".
+func (c *Conn) label() string { return c.role + " " + c.name }
 
 func outgoing(ctx context.Context) metadata.MD {
 	md, _ := metadata.FromOutgoingContext(ctx)
@@ -157,10 +200,10 @@ func outgoing(ctx context.Context) metadata.MD {
 }
 
 // Name is the URL without credentials.
-func (c *Cache) Name() string { return c.name }
+func (c *Conn) Name() string { return c.name }
 
 // Close closes the connection.
-func (c *Cache) Close() error { return c.conn.Close() }
+func (c *Conn) Close() error { return c.conn.Close() }
 
 // CorruptBlobs counts the blobs the server returned whose content did not
 // match their digest (each treated as absent): a non-zero count means a
@@ -237,9 +280,17 @@ type callError struct {
 func (e *callError) Error() string   { return e.msg }
 func (e *callError) Unwrap() []error { return e.kinds }
 
-// errorf translates err from an RPC made under ctx. stalled says that a
-// stream was aborted because the server sent nothing for Timeout.
-func (c *Cache) errorf(ctx context.Context, what string, err error, stalled bool) error {
+// Error translates err from a call made on ClientConn under ctx, once: its
+// message names the server and what was being done (what), never holds a
+// credential, and it wraps the kind of failure (remote.ErrTransient,
+// remote.ErrDenied, cache.ErrNotFound) and the gRPC status.
+func (c *Conn) Error(ctx context.Context, what string, err error) error {
+	return c.errorf(ctx, what, err, false)
+}
+
+// errorf is Error; stalled says that a stream was aborted because the
+// server sent nothing for Timeout.
+func (c *Conn) errorf(ctx context.Context, what string, err error, stalled bool) error {
 	if err == nil {
 		return nil
 	}
@@ -248,20 +299,20 @@ func (c *Cache) errorf(ctx context.Context, what string, err error, stalled bool
 		return err
 	}
 	if stalled {
-		return &callError{fmt.Sprintf("remote cache %s: %s: no answer for %v", c.name, what, c.opts.Timeout), []error{remote.ErrTransient, err}}
+		return &callError{fmt.Sprintf("%s: %s: no answer for %v", c.label(), what, c.opts.Timeout), []error{remote.ErrTransient, err}}
 	}
 	if ctx.Err() != nil {
 		// The caller gave up: not the server's fault, not worth a retry.
-		return fmt.Errorf("remote cache %s: %s: %w", c.name, what, ctx.Err())
+		return fmt.Errorf("%s: %s: %w", c.label(), what, ctx.Err())
 	}
 	st, ok := status.FromError(err)
 	if !ok {
 		if errors.Is(err, context.DeadlineExceeded) {
-			return &callError{fmt.Sprintf("remote cache %s: %s: no answer within %v", c.name, what, c.opts.Timeout), []error{remote.ErrTransient, err}}
+			return &callError{fmt.Sprintf("%s: %s: no answer within %v", c.label(), what, c.opts.Timeout), []error{remote.ErrTransient, err}}
 		}
-		return fmt.Errorf("remote cache %s: %s: %s", c.name, what, c.hide(err.Error()))
+		return fmt.Errorf("%s: %s: %s", c.label(), what, c.hide(err.Error()))
 	}
-	msg := fmt.Sprintf("remote cache %s: %s: %s: %s", c.name, what, codeName(st.Code()), c.hide(st.Message()))
+	msg := fmt.Sprintf("%s: %s: %s: %s", c.label(), what, codeName(st.Code()), c.hide(st.Message()))
 	var kind error
 	switch st.Code() {
 	case codes.NotFound:
@@ -287,7 +338,7 @@ func (c *Cache) errorf(ctx context.Context, what string, err error, stalled bool
 
 // hide removes credentials from a server's message: a server may quote
 // the credential it refused.
-func (c *Cache) hide(s string) string {
+func (c *Conn) hide(s string) string {
 	for _, v := range c.secrets {
 		if v != "" {
 			s = strings.ReplaceAll(s, v, "<hidden>")

@@ -99,7 +99,7 @@ func (c *Cache) Get(ctx context.Context, d cache.Digest) (io.ReadCloser, error) 
 		dec, err := zstd.NewReader(cr, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(64<<20))
 		if err != nil {
 			br.finish()
-			return nil, fmt.Errorf("remote cache %s: %s: %v", c.name, what, err)
+			return nil, fmt.Errorf("%s: %s: %v", c.label(), what, err)
 		}
 		br.src = dec
 		br.dec = dec
@@ -181,12 +181,12 @@ func (r *blobReader) Read(p []byte) (int, error) {
 	switch {
 	case r.n > r.want.Size:
 		r.c.corrupt.Add(1)
-		r.err = fmt.Errorf("remote cache %s: %s: the server sent more than %d bytes", r.c.name, r.what, r.want.Size)
+		r.err = fmt.Errorf("%s: %s: the server sent more than %d bytes", r.c.label(), r.what, r.want.Size)
 		n = 0
 	case err == io.EOF:
 		if got := r.hash.Digest(); got != r.want {
 			r.c.corrupt.Add(1)
-			r.err = fmt.Errorf("remote cache %s: %s: the server sent content of digest %v", r.c.name, r.what, got)
+			r.err = fmt.Errorf("%s: %s: the server sent content of digest %v", r.c.label(), r.what, got)
 		} else {
 			r.err = io.EOF
 		}
@@ -224,10 +224,10 @@ func (c *Cache) Put(ctx context.Context, d cache.Digest, r io.Reader) error {
 	if d.Size <= c.BatchLimit() {
 		b, err := io.ReadAll(io.LimitReader(r, d.Size+1))
 		if err != nil {
-			return fmt.Errorf("remote cache %s: %s: %w", c.name, what, err)
+			return fmt.Errorf("%s: %s: %w", c.label(), what, err)
 		}
 		if cache.FromBytes(b) != d {
-			return fmt.Errorf("remote cache %s: %s: the content does not match the digest", c.name, what)
+			return fmt.Errorf("%s: %s: the content does not match the digest", c.label(), what)
 		}
 		if d.Size == 0 {
 			return nil
@@ -264,11 +264,11 @@ func (c *Cache) Put(ctx context.Context, d cache.Digest, r io.Reader) error {
 		if w.err != nil {
 			return c.errorf(ctx, what, w.err, wd.fired.Load())
 		}
-		return fmt.Errorf("remote cache %s: %s: reading the content: %w", c.name, what, err)
+		return fmt.Errorf("%s: %s: reading the content: %w", c.label(), what, err)
 	}
 	if got := h.Digest(); got != d {
 		// Cancel without the final message: the server discards the upload.
-		return fmt.Errorf("remote cache %s: %s: the content does not match the digest (%d bytes read)", c.name, what, n)
+		return fmt.Errorf("%s: %s: the content does not match the digest (%d bytes read)", c.label(), what, n)
 	}
 	if enc != nil {
 		if err := enc.Close(); err != nil {
@@ -290,7 +290,7 @@ func (c *Cache) Put(ctx context.Context, d cache.Digest, r io.Reader) error {
 		return c.errorf(ctx, what, err, wd.fired.Load())
 	}
 	if cs := resp.GetCommittedSize(); cs != d.Size && cs != w.offset && cs != -1 {
-		return fmt.Errorf("remote cache %s: %s: the server committed %d bytes of %d", c.name, what, cs, d.Size)
+		return fmt.Errorf("%s: %s: the server committed %d bytes of %d", c.label(), what, cs, d.Size)
 	}
 	return nil
 }
@@ -305,7 +305,7 @@ func (c *Cache) finishEarly(ctx context.Context, what string, stream bytestream.
 		return c.errorf(ctx, what, err, wd.fired.Load())
 	}
 	if cs := resp.GetCommittedSize(); cs != d.Size && cs != -1 {
-		return fmt.Errorf("remote cache %s: %s: the server ended the upload at %d bytes of %d", c.name, what, cs, d.Size)
+		return fmt.Errorf("%s: %s: the server ended the upload at %d bytes of %d", c.label(), what, cs, d.Size)
 	}
 	return nil
 }
