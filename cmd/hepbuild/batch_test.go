@@ -363,3 +363,41 @@ func buildOutcomesCode(t *testing.T, root string, code int, args ...string) (res
 	}
 	return r, events(t, ev)
 }
+
+// TestRemoteExecutorBuildsLikeLocal: with --remote-executor on a real
+// Buildbarn, the run actions execute there (the local-tagged one here),
+// outputs match a local build's, and another workspace with an empty disk
+// cache restores everything from the service's cache.
+func TestRemoteExecutorBuildsLikeLocal(t *testing.T) {
+	bb := testserver.StartBuildbarn(t)
+	url := "grpc://" + bb.Addr
+	local, localCache := clone(t, fanoutFiles)
+	buildOutcomes(t, local, "//:summary", "--disk-cache", localCache)
+	want := outputsOf(t, local)
+
+	root, diskCache := clone(t, fanoutFiles)
+	ev := filepath.Join(t.TempDir(), "events.jsonl")
+	r := hepbuild(t, root, "//:summary", "--disk-cache", diskCache, "--remote-executor", url, "--progress=plain", "--events", ev)
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	if got := outputsOf(t, root); !equalMaps(got, want) {
+		t.Errorf("outputs differ from the local build's:\n got %v\nwant %v", got, want)
+	}
+	ran := jobEvents(t, ev, "job_running")
+	if _, ok := ran["//:summary"]; ok || len(ran) != 5 {
+		t.Errorf("ran remotely: %v; want the five untagged actions", ran)
+	}
+	if !strings.Contains(r.stderr, "on reapi job /operations/") {
+		t.Errorf("the progress does not say where actions ran:\n%s", r.stderr)
+	}
+
+	other, otherCache := clone(t, fanoutFiles)
+	_, ev2 := buildOutcomes(t, other, "//:summary", "--disk-cache", otherCache, "--remote-cache", url)
+	if n := len(ev2["action_cached"]); n != 6 {
+		t.Errorf("another workspace restored %d actions from the service, want all 6", n)
+	}
+	if r := hepbuild(t, root, "//:summary", "--remote-executor", url, "--remote-cache", "grpc://127.0.0.1:1"); r.code != 2 {
+		t.Errorf("a remote cache other than the executor's: exit %d\n%s", r.code, r.stderr)
+	}
+}

@@ -472,6 +472,14 @@ func (c *BuildCmd) Run(g *Globals, e *env) error {
 	if _, err := c.capacity(); err != nil {
 		return err
 	}
+	if c.RemoteExecutor != "" {
+		// Inputs and outputs travel through the service's own CAS.
+		if c.RemoteCache == "" {
+			c.RemoteCache = c.RemoteExecutor
+		} else if !sameService(c.RemoteCache, c.RemoteExecutor) {
+			return badInput("--remote-cache and --remote-executor name different services: the executor's results are in its own CAS, which must be the remote cache (leave --remote-cache out to use it)")
+		}
+	}
 	if err := c.RemoteFlags.check(); err != nil {
 		return err
 	}
@@ -597,6 +605,15 @@ func (s *session) build(e *env, start time.Time, f *BuildFlags) error {
 	remotes, engines, err := s.batchEngines(e, f, warn)
 	if err != nil {
 		return err
+	}
+	if rx, err := s.remoteExecutor(e, f); err != nil {
+		closeEngines(e, engines, true)
+		return err
+	} else if rx != nil {
+		if remotes == nil {
+			remotes = map[string]exec.RemoteExecutor{}
+		}
+		remotes["remote"] = rx
 	}
 	if len(remotes) > 0 {
 		runner.Route = f.router(remotes)

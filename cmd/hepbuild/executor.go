@@ -14,11 +14,13 @@ import (
 	"github.com/hepbuild/hepbuild/exec"
 	"github.com/hepbuild/hepbuild/exec/batch"
 	"github.com/hepbuild/hepbuild/exec/batch/slurm"
+	"github.com/hepbuild/hepbuild/exec/remote"
 )
 
 // ExecutorFlags choose where actions run: here, or on a batch system.
 type ExecutorFlags struct {
-	Executor      string        `name:"executor" default:"local" placeholder:"NAME" help:"Where run actions go: local, or a batch system (slurm, htcondor, lsf, arc, glite) whose jobs run hepbuild worker. Writes, copies and actions tagged local stay here."`
+	Executor       string        `name:"executor" placeholder:"NAME" help:"Where run actions go: local, a batch system (slurm, htcondor, lsf, arc, glite) whose jobs run hepbuild worker, or remote (--remote-executor). Writes, copies and actions tagged local stay here (default: remote with --remote-executor, else local)."`
+	RemoteExecutor string        `name:"remote-executor" placeholder:"URL" help:"A Remote Execution API service (grpc:// or grpcs://) that runs actions; its CAS is the remote cache. Uses the --remote-header and --tls-* flags."`
 	ExecutorFor   []string      `name:"executor-for" placeholder:"MNEMONIC=NAME" sep:"none" help:"Send the actions of this mnemonic to executor NAME (local keeps them here), e.g. Histogram=slurm. Repeatable."`
 	BatchJobs     int           `name:"batch-jobs" default:"1000" placeholder:"N" help:"At most N batch jobs in flight at once, apart from -j."`
 	ActionsPerJob int           `name:"actions-per-job" default:"1" placeholder:"N" help:"Run up to N actions (of the same resource request) one after another in one batch job."`
@@ -32,7 +34,7 @@ type ExecutorFlags struct {
 }
 
 // executors are the batch systems --executor knows.
-var executors = []string{"local", "slurm", "htcondor", "lsf", "arc", "glite"}
+var executors = []string{"local", "slurm", "htcondor", "lsf", "arc", "glite", "remote"}
 
 // checkExecutors refuses bad executor flags before anything is loaded.
 func (f *ExecutorFlags) check() error {
@@ -44,7 +46,7 @@ func (f *ExecutorFlags) check() error {
 		}
 		return false
 	}
-	if !known(f.Executor) {
+	if f.Executor != "" && !known(f.Executor) {
 		return badInput("--executor %s: unknown (known: %s)", f.Executor, strings.Join(executors, ", "))
 	}
 	for _, kv := range f.ExecutorFor {
@@ -52,6 +54,9 @@ func (f *ExecutorFlags) check() error {
 		if !ok || m == "" || !known(n) {
 			return badInput("--executor-for %q: want MNEMONIC=NAME with NAME one of %s", kv, strings.Join(executors, ", "))
 		}
+	}
+	if f.RemoteExecutor == "" && (f.Executor == "remote" || strings.Contains(strings.Join(f.ExecutorFor, ","), "=remote")) {
+		return badInput("executor remote: give the service with --remote-executor URL")
 	}
 	if f.BatchJobs < 1 {
 		return badInput("--batch-jobs %d: give at least 1", f.BatchJobs)
@@ -88,11 +93,11 @@ func (f *ExecutorFlags) memoryBump() (float64, error) {
 // used lists the batch systems the flags send actions to.
 func (f *ExecutorFlags) used() []string {
 	set := map[string]bool{}
-	if f.Executor != "local" {
-		set[f.Executor] = true
+	if e := f.defaultExecutor(); e != "local" && e != "remote" {
+		set[e] = true
 	}
 	for _, kv := range f.ExecutorFor {
-		if _, n, _ := strings.Cut(kv, "="); n != "local" {
+		if _, n, _ := strings.Cut(kv, "="); n != "local" && n != "remote" {
 			set[n] = true
 		}
 	}
@@ -102,6 +107,18 @@ func (f *ExecutorFlags) used() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// defaultExecutor is where run actions go unless --executor-for says
+// otherwise.
+func (f *ExecutorFlags) defaultExecutor() string {
+	switch {
+	case f.Executor != "":
+		return f.Executor
+	case f.RemoteExecutor != "":
+		return "remote"
+	}
+	return "local"
 }
 
 // keepLocal are the tags that keep an action on this machine.
@@ -124,12 +141,37 @@ func (f *ExecutorFlags) router(byName map[string]exec.RemoteExecutor) func(*exec
 				return nil
 			}
 		}
-		name := f.Executor
+		name := f.defaultExecutor()
 		if n, ok := perMnemonic[a.Mnemonic]; ok {
 			name = n
 		}
+		if name == "remote" && remote.Remotable(a) != nil {
+			return nil // a software environment: the service cannot set it up
+		}
 		return byName[name]
 	}
+}
+
+// remoteExecutor connects to the --remote-executor service.
+func (s *session) remoteExecutor(e *env, f *BuildFlags) (*remote.Executor, error) {
+	if f.RemoteExecutor == "" {
+		return nil, nil
+	}
+	opts, err := f.remoteOptions()
+	if err != nil {
+		return nil, err
+	}
+	rx, err := remote.New(e.ctx, f.RemoteExecutor, opts, remote.WithJobs(f.BatchJobs))
+	if err != nil {
+		return nil, fmt.Errorf("--remote-executor: %w", err)
+	}
+	s.closers = append(s.closers, rx)
+	return rx, nil
+}
+
+// sameService reports whether two remote URLs name the same service and instance.
+func sameService(a, b string) bool {
+	return strings.TrimRight(a, "/") == strings.TrimRight(b, "/")
 }
 
 // batchEngines starts one batch engine per batch system the flags use.

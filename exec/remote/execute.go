@@ -48,7 +48,7 @@ func (e *Executor) Execute(ctx context.Context, req *exec.ExecRequest) (*exec.Ex
 		return &exec.ExecResponse{ActionResult: res, Result: exec.ExecResult{Strategy: Name}, Where: Name + " action cache"}, nil
 	}
 
-	if _, err := exec.UploadInputs(ctx, e.cas, a, req.Key, req.ExecRoot, noInputs{}); err != nil {
+	if _, err := exec.UploadInputs(ctx, e.cas, a, req.Key, req.ExecRoot, req.Inputs); err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
@@ -74,7 +74,7 @@ func (e *Executor) Execute(ctx context.Context, req *exec.ExecRequest) (*exec.Ex
 			// could not fetch inputs, it went away): upload what is
 			// missing and execute again.
 			e.progress(req, exec.JobQueued, "", "executing again: "+err.Error())
-			if _, err := exec.UploadInputs(ctx, e.cas, a, req.Key, req.ExecRoot, noInputs{}); err != nil {
+			if _, err := exec.UploadInputs(ctx, e.cas, a, req.Key, req.ExecRoot, req.Inputs); err != nil {
 				if ctx.Err() != nil {
 					return nil, ctx.Err()
 				}

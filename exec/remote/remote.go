@@ -19,7 +19,6 @@ import (
 	"cloud.google.com/go/longrunning/autogen/longrunningpb"
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 
-	"github.com/hepbuild/hepbuild/cache"
 	cacheremote "github.com/hepbuild/hepbuild/cache/remote"
 	"github.com/hepbuild/hepbuild/cache/remote/reapi"
 	"github.com/hepbuild/hepbuild/exec"
@@ -185,15 +184,6 @@ func Remotable(a *exec.Action) error {
 		}
 	}
 	return nil
-}
-
-// noInputs is the Inputs UploadInputs gets: it asks for input digests
-// only for environment files, and actions with environments are not
-// remotable.
-type noInputs struct{}
-
-func (noInputs) Digest(a exec.Artifact) (cache.Digest, bool, error) {
-	return cache.Digest{}, false, fmt.Errorf("%s: a remote action has no environment files", a.Path)
 }
 
 var _ exec.RemoteExecutor = (*Executor)(nil)

@@ -9,8 +9,10 @@ import (
 	"github.com/bazelbuild/remote-apis/build/bazel/semver"
 )
 
-// Check asks the server's capabilities: it must speak REAPI 2.0 (its
-// announced range includes 2.0) and SHA-256. It records the batch limit and
+// Check asks the server's capabilities: it must speak REAPI v2 (its
+// announced range includes a 2.x: the cache calls hepbuild makes are
+// those of 2.0, which every 2.x server answers, Buildbarn's 2.3–2.12
+// included) and SHA-256. It records the batch limit and
 // whether ByteStream transfers may be zstd-compressed, and describes what
 // it found, e.g. "REAPI 2.0–2.1, zstd".
 func (c *Cache) Check(ctx context.Context) (string, error) {
@@ -23,9 +25,8 @@ func (c *Cache) Check(ctx context.Context) (string, error) {
 		return "", err
 	}
 	low, high := caps.GetLowApiVersion(), caps.GetHighApiVersion()
-	v2 := &semver.SemVer{Major: 2}
-	if (low != nil || high != nil) && (compare(low, v2) > 0 || compare(high, v2) < 0) {
-		return "", fmt.Errorf("%s: the server speaks REAPI %s–%s, not 2.0", c.label(), version(low), version(high))
+	if (low != nil || high != nil) && (low.GetMajor() > 2 || high.GetMajor() < 2) {
+		return "", fmt.Errorf("%s: the server speaks REAPI %s–%s, not v2", c.label(), version(low), version(high))
 	}
 	cc := caps.GetCacheCapabilities()
 	if cc == nil {
