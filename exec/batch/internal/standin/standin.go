@@ -16,6 +16,7 @@ package standin
 
 import (
 	"bufio"
+	"bytes"
 	"embed"
 	"errors"
 	"os"
@@ -248,11 +249,28 @@ func Status(t testing.TB, dir, id string) string {
 	return strings.TrimSpace(string(b))
 }
 
-// Alive says whether the job's process still runs.
+// Alive says whether a process of the job's session still runs. Zombies
+// do not count: killed jobs are reparented to PID 1, which may reap them
+// late.
 func Alive(t testing.TB, dir, id string) bool {
 	t.Helper()
 	pid := readInt(filepath.Join(jobDir(dir, id), "pid"))
-	return pid > 0 && syscall.Kill(-pid, 0) == nil
+	if pid <= 0 {
+		return false
+	}
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, p := range stats {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid pgrp ...; comm may hold spaces and parentheses.
+		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		if len(f) >= 3 && f[0] != "Z" && f[2] == strconv.Itoa(pid) {
+			return true
+		}
+	}
+	return false
 }
 
 // WaitStatus waits until the job's stand-in status is want.
