@@ -53,13 +53,16 @@ func Install(t testing.TB, system string) (dir string) {
 	}
 	bin := t.TempDir()
 	dir = t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "jobs"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	for _, name := range append(append([]string{}, helpers...), tools...) {
 		body, err := scripts.ReadFile("scripts/" + name)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if name != "common.sh" {
-			body = append([]byte("#!/bin/bash\nBIN=$(cd \"$(dirname \"$0\")\" && pwd)\n"), body...)
+			body = append([]byte("#!/bin/bash\nBIN=${0%/*}\n"), body...)
 		}
 		if err := os.WriteFile(filepath.Join(bin, name), body, 0o755); err != nil {
 			t.Fatal(err)

@@ -13,7 +13,6 @@ set -u
 : "${STANDIN_STATE:?STANDIN_STATE is not set: install the stand-ins with standin.Install}"
 S=$STANDIN_STATE
 TOOL=${0##*/}
-BIN=$(cd "$(dirname "$0")" && pwd)
 
 record_call() {
 	local line=$TOOL a
@@ -32,7 +31,6 @@ if [ -f "$S/garbage/$TOOL" ]; then
 	cat "$S/garbage/$TOOL"
 	exit 0
 fi
-mkdir -p "$S/jobs"
 
 # with_lock runs a command while holding the state folder's lock.
 with_lock() {
@@ -45,7 +43,8 @@ with_lock() {
 # next_number prints the next number of counter $1, starting at $2.
 next_number() {
 	local f="$S/counter.$1" n
-	n=$(cat "$f" 2>/dev/null || echo "$2")
+	n=$2
+	[ -f "$f" ] && read -r n <"$f"
 	echo $((n + 1)) >"$f"
 	echo "$n"
 }
@@ -53,8 +52,17 @@ next_number() {
 # set_file writes a job file atomically.
 set_file() { printf '%s\n' "$2" >"$1.tmp" && mv -f "$1.tmp" "$1"; }
 
-# job_get prints a job file, or $3 when absent.
-job_get() { cat "$S/jobs/$1/$2" 2>/dev/null || printf '%s' "${3-}"; }
+# job_get prints the first line of a job file, or $3 when absent; it
+# starts no process, as each one costs milliseconds here.
+job_get() {
+	local line
+	if [ -f "$S/jobs/$1/$2" ]; then
+		IFS= read -r line <"$S/jobs/$1/$2"
+		printf '%s' "$line"
+	else
+		printf '%s' "${3-}"
+	fi
+}
 
 # launch KEY ARRAY OUT ERR DIR ARGV... registers a queued job and starts
 # it in its own session, like a batch node would, with the job's standard
@@ -65,8 +73,8 @@ launch() {
 	local j="$S/jobs/$key" seq
 	mkdir -p "$j"
 	seq=$(with_lock next_number jobs 1)
-	set_file "$j/seq" "$seq"
-	set_file "$j/array" "$array"
+	printf '%s\n' "$seq" >"$j/seq"
+	printf '%s\n' "$array" >"$j/array"
 	set_file "$j/status" queued
 	setsid bash "$BIN/standin-run-job" "$j" "$out" "$err" "$dir" "$@" </dev/null >/dev/null 2>&1 &
 }
