@@ -259,4 +259,3 @@ func onlyNotFound(stderr []byte) bool {
 	}
 	return any
 }
-

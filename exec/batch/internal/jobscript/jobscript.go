@@ -93,4 +93,3 @@ func Args(options []string) []string {
 	}
 	return args
 }
-

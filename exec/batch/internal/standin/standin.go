@@ -299,4 +299,3 @@ func Submitted(dir, cluster string) string {
 	b, _ := os.ReadFile(filepath.Join(dir, "cluster."+cluster+".submit"))
 	return string(b)
 }
-
