@@ -224,15 +224,16 @@ func (b *Backend) Cancel(ctx context.Context, ids []string) error {
 	if err != nil {
 		return fmt.Errorf("glite: glite-ce-job-cancel: %w", err)
 	}
-	if res.ExitCode != 0 && !onlyGone(res.Stderr) {
+	// The CREAM CLI prints its errors on either stream.
+	if res.ExitCode != 0 && !onlyGone(append(append([]byte{}, res.Stderr...), res.Stdout...)) {
 		return fmt.Errorf("glite: glite-ce-job-cancel exited with status %d: %s", res.ExitCode, res.Brief())
 	}
 	return nil
 }
 
-func onlyGone(stderr []byte) bool {
+func onlyGone(output []byte) bool {
 	any := false
-	for _, l := range strings.Split(strings.TrimSpace(string(stderr)), "\n") {
+	for _, l := range strings.Split(strings.TrimSpace(string(output)), "\n") {
 		if l = strings.TrimSpace(l); l == "" {
 			continue
 		}

@@ -45,6 +45,23 @@ func TestParseRecordedOutputs(t *testing.T) {
 	}
 }
 
+func TestParseToleratesNotFoundAndRejectsGarbage(t *testing.T) {
+	const id = "https://cream.example.org:8443/CREAM1"
+	got, err := ParseStatus([]byte("2026-12-06 03:00:00,000 ERROR - JobID [https://cream.example.org:8443/CREAM2] not found\n******  JobID=[" + id + "]\n\tStatus        = [IDLE]\n"))
+	if err != nil || len(got) != 1 || got[id].State != batch.StatePending {
+		t.Errorf("got %v, %v", got, err)
+	}
+	for _, out := range []string{
+		"ERROR - proxy expired",
+		"******  JobID=[" + id + "]\n",
+		"******  Status = [IDLE]\n",
+	} {
+		if got, err := ParseStatus([]byte(out)); err == nil {
+			t.Errorf("ParseStatus(%q) = %v, want an error", out, got)
+		}
+	}
+}
+
 func TestJDLMapsResources(t *testing.T) {
 	got := string(JDL("/out/b/job-0.sh", batch.Request{CPU: 4, Memory: 3 << 30, Walltime: 90 * 60e9}))
 	for _, want := range []string{

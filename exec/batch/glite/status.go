@@ -19,8 +19,12 @@ var fieldRE = regexp.MustCompile(`(\w+)\s*=\s*\[([^\]\n]*)\]`)
 func ParseStatus(out []byte) (map[string]batch.Status, error) {
 	jobs := map[string]batch.Status{}
 	blocks := bytes.Split(out, []byte("******"))
-	if len(bytes.TrimSpace(blocks[0])) > 0 {
-		return nil, fmt.Errorf("unexpected text before the first job: %q", head(blocks[0]))
+	for _, l := range strings.Split(string(blocks[0]), "\n") {
+		// The CLI may print its complaints about purged jobs on standard
+		// output too; anything else before the first block is not status.
+		if l = strings.TrimSpace(l); l != "" && !strings.Contains(l, "not found") {
+			return nil, fmt.Errorf("unexpected text before the first job: %q", head(blocks[0]))
+		}
 	}
 	for _, block := range blocks[1:] {
 		f := map[string]string{}
