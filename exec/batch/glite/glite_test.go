@@ -63,6 +63,8 @@ func submit(t *testing.T, b *glite.Backend, a *batch.Array) []string {
 }
 
 // CREAM has no arrays: three jobs are three submissions.
+//
+// Runs against stand-ins built from the CREAM user guide (standin.Install): the real tools cannot be installed here.
 func TestEachJobIsOneSubmissionAndRuns(t *testing.T) {
 	state := standin.Install(t, "glite")
 	b := glite.New(glite.Endpoint(ce))
@@ -97,6 +99,7 @@ func TestEachJobIsOneSubmissionAndRuns(t *testing.T) {
 	}
 }
 
+// Runs against stand-ins built from the CREAM user guide (standin.Install): the real tools cannot be installed here.
 func TestEndpointFromOptions(t *testing.T) {
 	state := standin.Install(t, "glite")
 	a := array(t, "opt", 1, "true")
@@ -111,6 +114,7 @@ func TestEndpointFromOptions(t *testing.T) {
 	standin.WaitStatus(t, state, ids[0], "done", 10*time.Second)
 }
 
+// Runs against stand-ins built from the CREAM user guide (standin.Install): the real tools cannot be installed here.
 func TestPollIsOneCall(t *testing.T) {
 	state := standin.Install(t, "glite")
 	b := glite.New(glite.Endpoint(ce))
@@ -133,6 +137,7 @@ func TestPollIsOneCall(t *testing.T) {
 	b.Cancel(context.Background(), ids)
 }
 
+// Runs against stand-ins built from the CREAM user guide (standin.Install): the real tools cannot be installed here.
 func TestTrouble(t *testing.T) {
 	state := standin.Install(t, "glite")
 	b := glite.New(glite.Endpoint(ce))
@@ -162,6 +167,7 @@ func TestTrouble(t *testing.T) {
 	}
 }
 
+// Runs against stand-ins built from the CREAM user guide (standin.Install): the real tools cannot be installed here.
 func TestCancelIsOneCallAndStopsJobs(t *testing.T) {
 	state := standin.Install(t, "glite")
 	b := glite.New(glite.Endpoint(ce))
@@ -195,6 +201,7 @@ func TestCancelIsOneCallAndStopsJobs(t *testing.T) {
 	}
 }
 
+// Runs against stand-ins built from the CREAM user guide (standin.Install): the real tools cannot be installed here.
 func TestSubmitFailureSaysWhy(t *testing.T) {
 	state := standin.Install(t, "glite")
 	standin.Fail(t, state, "glite-ce-job-submit", "MethodName=[jobRegister] ErrorCode=[0] Description=[system overloaded]")
@@ -209,6 +216,7 @@ func TestSubmitFailureSaysWhy(t *testing.T) {
 	}
 }
 
+// Runs against stand-ins built from the CREAM user guide (standin.Install): the real tools cannot be installed here.
 func TestGarbageIsAnError(t *testing.T) {
 	state := standin.Install(t, "glite")
 	b := glite.New(glite.Endpoint(ce))

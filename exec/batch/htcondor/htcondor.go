@@ -111,18 +111,15 @@ func (b *Backend) Submit(ctx context.Context, a *batch.Array) ([]string, error) 
 func SubmitFile(a *batch.Array, script string) ([]byte, error) {
 	var b strings.Builder
 	line := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
-	line("# hepbuild array %s: %d jobs, one cluster; proc P runs job P of %s.", a.Name, len(a.Jobs), filepath.Base(script))
+	line("# hepbuild array %s: %d jobs, one cluster; proc P runs job P of %s.", strings.Map(printable, a.Name), len(a.Jobs), filepath.Base(script))
 	line("universe = vanilla")
 	line("executable = %s", script)
 	line("arguments = $(Process)")
 	line("output = %s", filepath.Join(a.Dir, "condor.$(Process).out"))
 	line("error = %s", filepath.Join(a.Dir, "condor.$(Process).err"))
 	line("log = %s", filepath.Join(a.Dir, "condor.log"))
-	if a.Name != "" {
-		if strings.ContainsAny(a.Name, "\n\"") {
-			return nil, fmt.Errorf("array name %q has a newline or a quote", a.Name)
-		}
-		line("batch_name = %s", a.Name)
+	if name := strings.Map(printable, a.Name); name != "" {
+		line("batch_name = %s", name)
 	}
 	r := a.Resources
 	cpus := 1
@@ -150,6 +147,14 @@ func SubmitFile(a *batch.Array, script string) ([]byte, error) {
 	}
 	line("queue %d", len(a.Jobs))
 	return []byte(b.String()), nil
+}
+
+// printable keeps a batch name on its line and out of ClassAd quoting.
+func printable(r rune) rune {
+	if r < ' ' || r == '"' || r == 0x7f {
+		return '_'
+	}
+	return r
 }
 
 // attributes are the job ClassAd attributes Poll and History read.

@@ -62,6 +62,7 @@ func submit(t *testing.T, b *htcondor.Backend, a *batch.Array) []string {
 	return ids
 }
 
+// Runs against stand-ins built from the HTCondor manual (standin.Install): the real tools cannot be installed here.
 func TestArrayIsOneClusterAndRuns(t *testing.T) {
 	state := standin.Install(t, "htcondor")
 	b := htcondor.New()
@@ -105,6 +106,7 @@ func TestArrayIsOneClusterAndRuns(t *testing.T) {
 	}
 }
 
+// Runs against stand-ins built from the HTCondor manual (standin.Install): the real tools cannot be installed here.
 func TestPollIsOneCallForAllClusters(t *testing.T) {
 	state := standin.Install(t, "htcondor")
 	b := htcondor.New()
@@ -130,6 +132,7 @@ func TestPollIsOneCallForAllClusters(t *testing.T) {
 	}
 }
 
+// Runs against stand-ins built from the HTCondor manual (standin.Install): the real tools cannot be installed here.
 func TestTrouble(t *testing.T) {
 	state := standin.Install(t, "htcondor")
 	b := htcondor.New()
@@ -162,6 +165,7 @@ func TestTrouble(t *testing.T) {
 	}
 }
 
+// Runs against stand-ins built from the HTCondor manual (standin.Install): the real tools cannot be installed here.
 func TestPlannedTrouble(t *testing.T) {
 	state := standin.Install(t, "htcondor")
 	standin.Plan(t, state, 2, standin.OverTime, "")
@@ -177,6 +181,7 @@ func TestPlannedTrouble(t *testing.T) {
 	}
 }
 
+// Runs against stand-ins built from the HTCondor manual (standin.Install): the real tools cannot be installed here.
 func TestCancelIsOneCallAndStopsJobs(t *testing.T) {
 	state := standin.Install(t, "htcondor")
 	b := htcondor.New()
@@ -214,6 +219,7 @@ func TestCancelIsOneCallAndStopsJobs(t *testing.T) {
 	}
 }
 
+// Runs against stand-ins built from the HTCondor manual (standin.Install): the real tools cannot be installed here.
 func TestSubmitFailureSaysWhy(t *testing.T) {
 	state := standin.Install(t, "htcondor")
 	standin.Fail(t, state, "condor_submit", "ERROR: Can't find address of local schedd")
@@ -223,6 +229,7 @@ func TestSubmitFailureSaysWhy(t *testing.T) {
 	}
 }
 
+// Runs against stand-ins built from the HTCondor manual (standin.Install): the real tools cannot be installed here.
 func TestGarbageIsAnError(t *testing.T) {
 	state := standin.Install(t, "htcondor")
 	b := htcondor.New()

@@ -53,8 +53,10 @@ func (b *Backend) run(ctx context.Context, dir string, argv ...string) (sandbox.
 
 var submittedRE = regexp.MustCompile(`Job <(\d+)> is submitted to`)
 
-// jobName is what LSF accepts as the name before the array's index range.
-var jobName = regexp.MustCompile(`^[A-Za-z0-9_.+-]*$`)
+// notInJobName matches what hepbuild keeps out of an LSF job name: the
+// brackets and % of the array syntax, quotes, spaces, and anything else
+// that a site's wrapper scripts might trip over.
+var notInJobName = regexp.MustCompile(`[^A-Za-z0-9_.+-]+`)
 
 // Submit writes jobs.sh in a.Dir (element I runs job I-1) and submits it
 // as one job array with one bsub.
@@ -91,10 +93,7 @@ func (b *Backend) Submit(ctx context.Context, a *batch.Array) ([]string, error) 
 // LSF_UNIT_FOR_LIMITS does not matter) and -W (minutes, rounded up).
 // Options come last, so the user's -q or -R adds to or overrides ours.
 func (b *Backend) SubmitArgs(a *batch.Array) ([]string, error) {
-	if !jobName.MatchString(a.Name) {
-		return nil, fmt.Errorf("array name %q is not a valid LSF job name", a.Name)
-	}
-	name := a.Name
+	name := notInJobName.ReplaceAllString(a.Name, "_")
 	if name == "" {
 		name = "hepbuild"
 	}

@@ -60,6 +60,7 @@ func submit(t *testing.T, b *lsf.Backend, a *batch.Array) []string {
 	return ids
 }
 
+// Runs against stand-ins built from the LSF documentation (standin.Install): the real tools cannot be installed here.
 func TestArrayIsOneBsubAndRuns(t *testing.T) {
 	state := standin.Install(t, "lsf")
 	b := lsf.New()
@@ -99,6 +100,7 @@ func TestArrayIsOneBsubAndRuns(t *testing.T) {
 	}
 }
 
+// Runs against stand-ins built from the LSF documentation (standin.Install): the real tools cannot be installed here.
 func TestPollIsOneCallForAllArrays(t *testing.T) {
 	state := standin.Install(t, "lsf")
 	b := lsf.New()
@@ -121,6 +123,7 @@ func TestPollIsOneCallForAllArrays(t *testing.T) {
 	b.Cancel(context.Background(), ids)
 }
 
+// Runs against stand-ins built from the LSF documentation (standin.Install): the real tools cannot be installed here.
 func TestTrouble(t *testing.T) {
 	state := standin.Install(t, "lsf")
 	b := lsf.New()
@@ -150,6 +153,7 @@ func TestTrouble(t *testing.T) {
 	}
 }
 
+// Runs against stand-ins built from the LSF documentation (standin.Install): the real tools cannot be installed here.
 func TestCancelIsOneCallAndStopsJobs(t *testing.T) {
 	state := standin.Install(t, "lsf")
 	b := lsf.New()
@@ -186,6 +190,7 @@ func TestCancelIsOneCallAndStopsJobs(t *testing.T) {
 	}
 }
 
+// Runs against stand-ins built from the LSF documentation (standin.Install): the real tools cannot be installed here.
 func TestSubmitFailureSaysWhy(t *testing.T) {
 	state := standin.Install(t, "lsf")
 	standin.Fail(t, state, "bsub", "Bad user ID. Job not submitted.")
@@ -195,6 +200,7 @@ func TestSubmitFailureSaysWhy(t *testing.T) {
 	}
 }
 
+// Runs against stand-ins built from the LSF documentation (standin.Install): the real tools cannot be installed here.
 func TestGarbageIsAnError(t *testing.T) {
 	state := standin.Install(t, "lsf")
 	b := lsf.New()

@@ -70,8 +70,8 @@ func TestSubmitArgsMapResources(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("bsub arguments mismatch (-want +got):\n%s", diff)
 	}
-	a.Name = "bad name[1]"
-	if _, err := New().SubmitArgs(a); err == nil {
-		t.Error("a name with brackets was accepted")
+	a.Name = "hepbuild //ana:hist[1]"
+	if got, _ := New().SubmitArgs(a); got[1] != "hepbuild_ana_hist_1_[1-4]" {
+		t.Errorf("job name %q", got[1])
 	}
 }

@@ -23,6 +23,12 @@ var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 // index (e.g. "$1" or "$LSB_JOBINDEX") is first+i.
 func Script(name string, jobs []batch.Job, index string, first int) ([]byte, error) {
 	var b strings.Builder
+	name = strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return '_' // a newline would end the comment
+		}
+		return r
+	}, name)
 	fmt.Fprintf(&b, "#!/bin/bash\n# hepbuild array %s: %d jobs; the job to run is %s (the first is %d).\n", name, len(jobs), index, first)
 	fmt.Fprintf(&b, "case \"%s\" in\n", index)
 	for i, j := range jobs {

@@ -10,8 +10,18 @@
 // tool that fails or prints garbage.
 //
 // Install puts one system's tools first on PATH for a test; the other
-// functions inspect or disturb the state folder it returns. Nothing here
-// is safe for use by parallel tests (Install uses t.Setenv).
+// functions inspect or disturb the state folder it returns. From another
+// package's test (the engine's, cmd/hepbuild's end-to-end tests):
+//
+//	state := standin.Install(t, "htcondor")  // or "lsf", "glite"
+//	standin.Plan(t, state, 2, standin.Held, "input missing") // the 2nd job submitted
+//	... run the engine with htcondor.New() (glite.New(glite.Endpoint("ce.example.org:8443/cream-pbs-q"))) ...
+//	if standin.Count(t, state, "condor_q") > polls { ... }
+//
+// Jobs run on this machine with the test's environment (PATH included),
+// in the folder of the submit file, so a job's `hepbuild worker` must be
+// on PATH or named by its absolute path. Nothing here is safe for use by
+// parallel tests (Install uses t.Setenv).
 package standin
 
 import (

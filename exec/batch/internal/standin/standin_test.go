@@ -26,6 +26,7 @@ func run(t *testing.T, dir string, argv ...string) sandbox.ToolResult {
 	return res
 }
 
+// Runs against stand-ins built from the HTCondor, LSF and CREAM documentation: the real tools cannot be installed here.
 func TestCondorPausedJobsStayIdle(t *testing.T) {
 	state := standin.Install(t, "htcondor")
 	standin.Pause(t, state)
@@ -51,6 +52,7 @@ func TestCondorPausedJobsStayIdle(t *testing.T) {
 	}
 }
 
+// Runs against stand-ins built from the HTCondor, LSF and CREAM documentation: the real tools cannot be installed here.
 func TestLSFVanishedJobIsNotFound(t *testing.T) {
 	state := standin.Install(t, "lsf")
 	standin.Plan(t, state, 1, standin.Vanished, "")
@@ -68,6 +70,7 @@ func TestLSFVanishedJobIsNotFound(t *testing.T) {
 	}
 }
 
+// Runs against stand-ins built from the HTCondor, LSF and CREAM documentation: the real tools cannot be installed here.
 func TestFailAndGarbage(t *testing.T) {
 	state := standin.Install(t, "glite")
 	standin.Fail(t, state, "glite-ce-job-status", "ERROR - connection refused")
