@@ -119,7 +119,16 @@ func (b *Backend) Submit(ctx context.Context, a *batch.Array) ([]string, error) 
 			return nil
 		})
 	}
-	return ids, g.Wait()
+	if err := g.Wait(); err != nil {
+		return ids, err
+	}
+	// Submissions skipped because ctx ended leave empty ids behind.
+	for i, id := range ids {
+		if id == "" {
+			return ids, fmt.Errorf("glite: job %d of %s not submitted: %w", i, a.Name, context.Cause(ctx))
+		}
+	}
+	return ids, nil
 }
 
 func hasEndpoint(args []string) bool {

@@ -217,6 +217,17 @@ func TestSubmitFailureSaysWhy(t *testing.T) {
 }
 
 // Runs against stand-ins built from the CREAM user guide (standin.Install): the real tools cannot be installed here.
+func TestSubmitInterruptedIsAnError(t *testing.T) {
+	standin.Install(t, "glite")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	ids, err := glite.New(glite.Endpoint(ce)).Submit(ctx, array(t, "interrupted", 3, "true"))
+	if err == nil {
+		t.Fatalf("Submit with a cancelled context returned %q and no error", ids)
+	}
+}
+
+// Runs against stand-ins built from the CREAM user guide (standin.Install): the real tools cannot be installed here.
 func TestGarbageIsAnError(t *testing.T) {
 	state := standin.Install(t, "glite")
 	b := glite.New(glite.Endpoint(ce))
