@@ -219,3 +219,23 @@ func TestGarbageIsAnError(t *testing.T) {
 	standin.Garbage(t, state, "bjobs", "")
 	b.Cancel(context.Background(), ids)
 }
+
+// Runs against stand-ins built from the LSF documentation (standin.Install): the real tools cannot be installed here.
+func TestQueuedJobIsPendingWithReason(t *testing.T) {
+	state := standin.Install(t, "lsf")
+	standin.Pause(t, state)
+	b := lsf.New(lsf.Queue("short"))
+	ids := submit(t, b, array(t, "pending", 1, "true"))
+	got, err := b.Poll(context.Background(), ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := got[ids[0]]; s.State != batch.StatePending || s.Reason == "" {
+		t.Errorf("queued job: %+v", s)
+	}
+	if c := standin.Calls(t, state)[0]; !strings.Contains(strings.Join(c, " "), "-q short") {
+		t.Errorf("bsub %q does not name the queue", c)
+	}
+	standin.Resume(t, state)
+	standin.WaitStatus(t, state, ids[0], "done", 10*time.Second)
+}
