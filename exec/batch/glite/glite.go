@@ -241,15 +241,15 @@ func (b *Backend) Cancel(ctx context.Context, ids []string) error {
 }
 
 func onlyGone(output []byte) bool {
-	any := false
+	complained := false
 	for _, l := range strings.Split(strings.TrimSpace(string(output)), "\n") {
 		if l = strings.TrimSpace(l); l == "" {
 			continue
 		}
-		any = true
+		complained = true
 		if !strings.Contains(l, "not found") && !strings.Contains(l, "does not allow the cancel") {
 			return false
 		}
 	}
-	return any
+	return complained
 }

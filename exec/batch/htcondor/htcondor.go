@@ -52,8 +52,7 @@ func New(opts ...Option) *Backend {
 // Name is "htcondor".
 func (b *Backend) Name() string { return "htcondor" }
 
-// run runs an HTCondor tool; a non-zero exit status is an error with the
-// tool's message unless ok accepts it.
+// run runs an HTCondor tool, at the configured schedd.
 func (b *Backend) run(ctx context.Context, dir string, argv ...string) (sandbox.ToolResult, error) {
 	if b.schedd != "" {
 		argv = append([]string{argv[0], "-name", b.schedd}, argv[1:]...)
@@ -251,16 +250,16 @@ func (b *Backend) Cancel(ctx context.Context, ids []string) error {
 // onlyNotFound says whether every complaint is about jobs that are no
 // longer in the queue.
 func onlyNotFound(stderr []byte) bool {
-	any := false
+	complained := false
 	for _, l := range strings.Split(strings.TrimSpace(string(stderr)), "\n") {
 		l = strings.TrimSpace(l)
 		if l == "" {
 			continue
 		}
-		any = true
+		complained = true
 		if !strings.Contains(l, "not found") && !strings.HasPrefix(l, "Couldn't find/remove all jobs") {
 			return false
 		}
 	}
-	return any
+	return complained
 }

@@ -243,3 +243,24 @@ func TestGarbageIsAnError(t *testing.T) {
 	standin.Garbage(t, state, "condor_q", "")
 	b.Cancel(context.Background(), ids)
 }
+
+// Runs against stand-ins built from the HTCondor manual (standin.Install): the real tools cannot be installed here.
+func TestScheddReachesEveryTool(t *testing.T) {
+	state := standin.Install(t, "htcondor")
+	b := htcondor.New(htcondor.Schedd("ap2.example.org"))
+	ids := submit(t, b, array(t, "schedd", 1, "sleep 30"))
+	if _, err := b.Poll(context.Background(), ids); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.History(context.Background(), ids); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Cancel(context.Background(), ids); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range standin.Calls(t, state) {
+		if len(c) < 3 || c[1] != "-name" || c[2] != "ap2.example.org" {
+			t.Errorf("%q does not name the schedd", c)
+		}
+	}
+}

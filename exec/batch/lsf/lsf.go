@@ -191,15 +191,15 @@ func (b *Backend) Cancel(ctx context.Context, ids []string) error {
 }
 
 func onlyGone(stderr []byte) bool {
-	any := false
+	complained := false
 	for _, l := range strings.Split(strings.TrimSpace(string(stderr)), "\n") {
 		if l = strings.TrimSpace(l); l == "" {
 			continue
 		}
-		any = true
+		complained = true
 		if !strings.Contains(l, "No matching job found") && !strings.Contains(l, "Job has already finished") && !strings.Contains(l, "is not found") {
 			return false
 		}
 	}
-	return any
+	return complained
 }
