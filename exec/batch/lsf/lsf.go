@@ -22,8 +22,9 @@ import (
 
 // Backend submits to LSF. It is safe for concurrent use.
 type Backend struct {
-	queue   string
-	timeout time.Duration
+	queue     string
+	limitUnit string
+	timeout   time.Duration
 }
 
 // Option configures a Backend.
@@ -31,6 +32,11 @@ type Option func(*Backend)
 
 // Queue submits to the named queue (bsub -q) unless Options name one.
 func Queue(name string) Option { return func(b *Backend) { b.queue = name } }
+
+// LimitUnit writes memory as bare numbers in the cluster's
+// LSF_UNIT_FOR_LIMITS ("KB", "MB", "GB", ...), for LSF before 10.1.0.2,
+// which does not understand a unit after the number.
+func LimitUnit(unit string) Option { return func(b *Backend) { b.limitUnit = strings.ToUpper(unit) } }
 
 // ToolTimeout bounds each run of an LSF tool (default one minute).
 func ToolTimeout(d time.Duration) Option { return func(b *Backend) { b.timeout = d } }
@@ -110,13 +116,31 @@ func (b *Backend) SubmitArgs(a *batch.Array) ([]string, error) {
 		args = append(args, "-n", fmt.Sprint(int(math.Ceil(r.CPU))))
 	}
 	if r.Memory > 0 {
-		mb := (r.Memory + (1 << 20) - 1) >> 20
-		args = append(args, "-M", fmt.Sprintf("%dMB", mb), "-R", fmt.Sprintf("rusage[mem=%dMB]", mb))
+		mem, err := b.memory(r.Memory)
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, "-M", mem, "-R", fmt.Sprintf("rusage[mem=%s]", mem))
 	}
 	if r.Walltime > 0 {
 		args = append(args, "-W", fmt.Sprint(int64(math.Ceil(r.Walltime.Minutes()))))
 	}
 	return append(args, jobscript.Args(a.Options)...), nil
+}
+
+// memory formats bytes, rounded up, in MB with the unit written out, or
+// as a bare number in LimitUnit.
+func (b *Backend) memory(bytes int64) (string, error) {
+	shift := map[string]uint{"": 20, "KB": 10, "K": 10, "MB": 20, "M": 20, "GB": 30, "G": 30, "TB": 40, "T": 40}
+	s, ok := shift[b.limitUnit]
+	if !ok {
+		return "", fmt.Errorf("unknown LSF limit unit %q", b.limitUnit)
+	}
+	n := (bytes + (1 << s) - 1) >> s
+	if b.limitUnit == "" {
+		return fmt.Sprintf("%dMB", n), nil
+	}
+	return fmt.Sprint(n), nil
 }
 
 // fields are bjobs -o's fields Poll reads.

@@ -70,6 +70,13 @@ func TestSubmitArgsMapResources(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("bsub arguments mismatch (-want +got):\n%s", diff)
 	}
+	old, err := New(LimitUnit("KB")).SubmitArgs(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"-M", "1572864", "-R", "rusage[mem=1572864]"}, old[8:12]); diff != "" {
+		t.Errorf("memory in KB mismatch (-want +got):\n%s", diff)
+	}
 	a.Name = "hepbuild //ana:hist[1]"
 	if got, _ := New().SubmitArgs(a); got[1] != "hepbuild_ana_hist_1_[1-4]" {
 		t.Errorf("job name %q", got[1])
