@@ -171,17 +171,34 @@ func (b *Backend) Poll(ctx context.Context, ids []string) (map[string]batch.Stat
 }
 
 // History asks condor_history once for the jobs of ids that left the
-// queue, by a constraint on their clusters.
+// queue. The constraint names each cluster's range of procs, which keeps
+// it short for large arrays, and -match stops the scan of the history
+// (newest first) once every job in those ranges has been found: a job
+// leaves the queue, and enters the history, once.
 func (b *Backend) History(ctx context.Context, ids []string) (map[string]batch.Status, error) {
 	clusters, err := clustersOf(ids)
 	if err != nil || len(clusters) == 0 {
 		return map[string]batch.Status{}, err
 	}
-	terms := make([]string, len(clusters))
-	for i, c := range clusters {
-		terms[i] = "ClusterId == " + c
+	lo, hi := map[string]int64{}, map[string]int64{}
+	for _, id := range ids {
+		c, p, _ := strings.Cut(id, ".")
+		n, _ := strconv.ParseInt(p, 10, 64)
+		if l, ok := lo[c]; !ok || n < l {
+			lo[c] = n
+		}
+		if n > hi[c] {
+			hi[c] = n
+		}
 	}
-	argv := []string{"condor_history", "-json", "-attributes", attributes, "-constraint", strings.Join(terms, " || ")}
+	terms := make([]string, len(clusters))
+	var match int64
+	for i, c := range clusters {
+		terms[i] = fmt.Sprintf("ClusterId == %s && ProcId >= %d && ProcId <= %d", c, lo[c], hi[c])
+		match += hi[c] - lo[c] + 1
+	}
+	argv := []string{"condor_history", "-json", "-attributes", attributes,
+		"-match", strconv.FormatInt(match, 10), "-constraint", strings.Join(terms, " || ")}
 	return b.query(ctx, argv, ids)
 }
 

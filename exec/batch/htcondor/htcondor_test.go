@@ -104,6 +104,18 @@ func TestArrayIsOneClusterAndRuns(t *testing.T) {
 	if n := standin.Count(t, state, "condor_history"); n != 1 {
 		t.Errorf("%d condor_history calls, want 1", n)
 	}
+	// One job's history is one job, even in a cluster of three.
+	one, err := b.History(context.Background(), ids[1:2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string]batch.Status{ids[1]: {State: batch.StateDone}}, one); diff != "" {
+		t.Errorf("History of one job mismatch (-want +got):\n%s", diff)
+	}
+	calls := standin.Calls(t, state)
+	if last := strings.Join(calls[len(calls)-1], " "); !strings.Contains(last, "-match 1 -constraint ClusterId == "+cluster+" && ProcId >= 1 && ProcId <= 1") {
+		t.Errorf("condor_history call %q", last)
+	}
 }
 
 // Runs against stand-ins built from the HTCondor manual (standin.Install): the real tools cannot be installed here.
