@@ -191,7 +191,12 @@ func (b *Backend) Poll(ctx context.Context, ids []string) (map[string]batch.Stat
 	if err := checkIDs(ids); err != nil {
 		return nil, err
 	}
-	res, err := b.run(ctx, "", append([]string{"glite-ce-job-status", "-L", "1"}, ids...)...)
+	args, done, err := idArgs(ids)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	res, err := b.run(ctx, "", append([]string{"glite-ce-job-status", "-L", "1"}, args...)...)
 	if err != nil {
 		return nil, fmt.Errorf("glite: glite-ce-job-status: %w", err)
 	}
@@ -209,6 +214,34 @@ func (b *Backend) Poll(ctx context.Context, ids []string) (map[string]batch.Stat
 		}
 	}
 	return out, nil
+}
+
+// maxIDArgs is how many job ids go on the command line; more go in a
+// file (-i), as thousands of URLs would pass the kernel's limit on a
+// command line.
+var maxIDArgs = 1000
+
+// idArgs returns the arguments naming ids, and a function that removes
+// the file it may have written.
+func idArgs(ids []string) ([]string, func(), error) {
+	if len(ids) <= maxIDArgs {
+		return ids, func() {}, nil
+	}
+	f, err := os.CreateTemp("", "hepbuild-cream-ids-*")
+	if err != nil {
+		return nil, nil, fmt.Errorf("glite: %w", err)
+	}
+	done := func() { os.Remove(f.Name()) }
+	// The format of glite-ce-job-submit -o: a header line, then one id a line.
+	_, err = fmt.Fprintf(f, "##CREAMJOBS##\n%s\n", strings.Join(ids, "\n"))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		done()
+		return nil, nil, fmt.Errorf("glite: writing job ids: %w", err)
+	}
+	return []string{"-i", f.Name()}, done, nil
 }
 
 func checkIDs(ids []string) error {
@@ -229,7 +262,12 @@ func (b *Backend) Cancel(ctx context.Context, ids []string) error {
 	if err := checkIDs(ids); err != nil {
 		return err
 	}
-	res, err := b.run(ctx, "", append([]string{"glite-ce-job-cancel", "-N"}, ids...)...)
+	args, done, err := idArgs(ids)
+	if err != nil {
+		return err
+	}
+	defer done()
+	res, err := b.run(ctx, "", append([]string{"glite-ce-job-cancel", "-N"}, args...)...)
 	if err != nil {
 		return fmt.Errorf("glite: glite-ce-job-cancel: %w", err)
 	}

@@ -134,7 +134,20 @@ func TestPollIsOneCall(t *testing.T) {
 			t.Errorf("job %s is %+v, want running", id, got[id])
 		}
 	}
-	b.Cancel(context.Background(), ids)
+	// Many ids go in a file (-i) instead of on the command line.
+	defer glite.SetMaxIDArgs(2)()
+	if got, err := b.Poll(context.Background(), ids); err != nil || len(got) != len(ids) {
+		t.Errorf("Poll with an id file: %v, %v", got, err)
+	}
+	if calls := standin.Calls(t, state); calls[len(calls)-1][3] != "-i" {
+		t.Errorf("call %q does not read the ids from a file", calls[len(calls)-1])
+	}
+	if err := b.Cancel(context.Background(), ids); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		standin.WaitStatus(t, state, id, "removed", 5*time.Second)
+	}
 }
 
 // Runs against stand-ins built from the CREAM user guide (standin.Install): the real tools cannot be installed here.
