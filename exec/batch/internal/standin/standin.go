@@ -9,6 +9,9 @@
 // a held job, a job over its memory or time limit, a job that vanishes, a
 // tool that fails or prints garbage.
 //
+// Tests outside exec/batch (cmd/hepbuild's) use the same API through
+// exec/batch/standin, as Go keeps them from importing an internal package.
+//
 // Install puts one system's tools first on PATH for a test; the other
 // functions inspect or disturb the state folder it returns. From another
 // package's test (the engine's, cmd/hepbuild's end-to-end tests):
