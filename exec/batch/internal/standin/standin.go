@@ -87,12 +87,21 @@ func Install(t testing.TB, system string) (dir string) {
 	return dir
 }
 
-// killAll kills the session of every job that may still run.
+// killAll kills the session of every job that may still run, and waits
+// for them to die so that none writes into a folder being removed.
 func killAll(dir string) {
-	pids, _ := filepath.Glob(filepath.Join(dir, "jobs", "*", "pid"))
-	for _, p := range pids {
+	files, _ := filepath.Glob(filepath.Join(dir, "jobs", "*", "pid"))
+	var pids []int
+	for _, p := range files {
 		if pid := readInt(p); pid > 0 {
 			syscall.Kill(-pid, syscall.SIGKILL)
+			pids = append(pids, pid)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for _, pid := range pids {
+		for sessionAlive(pid) && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
 		}
 	}
 }
@@ -270,7 +279,12 @@ func Status(t testing.TB, dir, id string) string {
 // late.
 func Alive(t testing.TB, dir, id string) bool {
 	t.Helper()
-	pid := readInt(filepath.Join(jobDir(dir, id), "pid"))
+	return sessionAlive(readInt(filepath.Join(jobDir(dir, id), "pid")))
+}
+
+// sessionAlive says whether a process that is not a zombie is in the
+// process group pid.
+func sessionAlive(pid int) bool {
 	if pid <= 0 {
 		return false
 	}
