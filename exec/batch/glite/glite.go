@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -96,8 +95,7 @@ func (b *Backend) Submit(ctx context.Context, a *batch.Array) ([]string, error) 
 			return nil, fmt.Errorf("glite: %w", err)
 		}
 	}
-	ids := make([]string, len(a.Jobs))
-	var mu sync.Mutex
+	ids := make([]string, len(a.Jobs)) // each goroutine writes its own element
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(submitters)
 	for i := range a.Jobs {
@@ -113,9 +111,7 @@ func (b *Backend) Submit(ctx context.Context, a *batch.Array) ([]string, error) 
 			if res.ExitCode != 0 || !jobIDRE.MatchString(id) {
 				return fmt.Errorf("glite: glite-ce-job-submit %s exited with status %d: %s", jdls[i], res.ExitCode, res.Brief())
 			}
-			mu.Lock()
 			ids[i] = id
-			mu.Unlock()
 			return nil
 		})
 	}
