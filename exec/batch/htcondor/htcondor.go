@@ -130,6 +130,7 @@ func SubmitFile(a *batch.Array, script string) ([]byte, error) {
 		line("request_memory = %d", (r.Memory+(1<<20)-1)>>20)
 	}
 	if r.Walltime > 0 {
+		line("# walltime in seconds, as CERN's and DESY's pools read it; other pools: see Options")
 		line("+MaxRuntime = %d", int64(math.Ceil(r.Walltime.Seconds())))
 	}
 	for _, o := range a.Options {

@@ -87,6 +87,7 @@ log = /out/batch/1/condor.log
 batch_name = hepbuild-tth
 request_cpus = 2
 request_memory = 2049
+# walltime in seconds, as CERN's and DESY's pools read it; other pools: see Options
 +MaxRuntime = 5401
 accounting_group = group_u_CMS.u_zh
 +JobFlavour = "longlunch"
