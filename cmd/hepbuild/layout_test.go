@@ -26,6 +26,10 @@ var allowedImports = map[string][]string{
 	"cmd/hepbuild":            {"*"},
 	"examples/":               {"examples/"},
 	"bench/":                  {"*"},
+
+	// Batch backends (exec/batch/htcondor, ...) implement the engine's
+	// Backend and share its internal helpers (job scripts, stand-ins).
+	"exec/batch/": {"exec", "exec/batch", "exec/batch/internal/", "graph", "cache", "sandbox", "cache/"},
 }
 
 // onlyStarlark are external modules only the starlark package may import.
