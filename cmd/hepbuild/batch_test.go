@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	osexec "os/exec"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hepbuild/hepbuild/exec/batch/standin"
 	"github.com/hepbuild/hepbuild/internal/testserver"
 )
 
@@ -399,5 +401,48 @@ func TestRemoteExecutorBuildsLikeLocal(t *testing.T) {
 	}
 	if r := hepbuild(t, root, "//:summary", "--remote-executor", url, "--remote-cache", "grpc://127.0.0.1:1"); r.code != 2 {
 		t.Errorf("a remote cache other than the executor's: exit %d\n%s", r.code, r.stderr)
+	}
+}
+
+// TestStandInSystemsBuildLikeLocal runs the fan-out through hepbuild
+// worker on HTCondor, LSF and gLite/CREAM. These systems cannot be
+// installed here: their tools are stand-ins built from the systems'
+// documentation (exec/batch/standin) that really run the jobs; what is
+// checked is hepbuild's side: one submission per array (per job on CREAM,
+// which has no arrays), one status query per poll, outputs identical to a
+// local build's.
+func TestStandInSystemsBuildLikeLocal(t *testing.T) {
+	local, localCache := clone(t, fanoutFiles)
+	buildOutcomes(t, local, "//:summary", "--disk-cache", localCache)
+	want := outputsOf(t, local)
+	for _, c := range []struct {
+		system, submit, poll string
+		extra                []string
+		submits              int
+	}{
+		{"htcondor", "condor_submit", "condor_q", nil, 2},
+		{"lsf", "bsub", "bjobs", nil, 2},
+		{"glite", "glite-ce-job-submit", "glite-ce-job-status", []string{"--batch-option=glite:-r ce.example.org:8443/cream-pbs-grid"}, 5},
+	} {
+		t.Run(c.system, func(t *testing.T) {
+			state := standin.Install(t, c.system)
+			t.Setenv(asMainEnv, "1")
+			root, diskCache := clone(t, fanoutFiles)
+			args := append([]string{"//:summary", "--disk-cache", diskCache, "--executor=" + c.system, "--batch-poll=300ms", "--batch-window=300ms"}, c.extra...)
+			r, ev := buildOutcomes(t, root, args...)
+			if got := outputsOf(t, root); !equalMaps(got, want) {
+				t.Errorf("outputs differ from the local build's:\n got %v\nwant %v\n%s", got, want, r.stderr)
+			}
+			if n := len(eventTargets(t, ev, "job_submitted")); n != 5 {
+				t.Errorf("%d actions went to jobs, want 5", n)
+			}
+			if n := standin.Count(t, state, c.submit); n != c.submits {
+				t.Errorf("%d calls of %s, want %d (hist_* gathered, then merge)", n, c.submit, c.submits)
+			}
+			polls := standin.Count(t, state, c.poll)
+			if !strings.Contains(r.stderr, fmt.Sprintf("%d status queries", polls)) {
+				t.Errorf("%d calls of %s, not one per poll as hepbuild counted:\n%s", polls, c.poll, r.stderr)
+			}
+		})
 	}
 }

@@ -13,6 +13,9 @@ import (
 	"github.com/hepbuild/hepbuild/cache"
 	"github.com/hepbuild/hepbuild/exec"
 	"github.com/hepbuild/hepbuild/exec/batch"
+	"github.com/hepbuild/hepbuild/exec/batch/glite"
+	"github.com/hepbuild/hepbuild/exec/batch/htcondor"
+	"github.com/hepbuild/hepbuild/exec/batch/lsf"
 	"github.com/hepbuild/hepbuild/exec/batch/slurm"
 	"github.com/hepbuild/hepbuild/exec/remote"
 )
@@ -240,6 +243,12 @@ func newBackend(name string) (batch.Backend, error) {
 	switch name {
 	case "slurm":
 		return slurm.New(), nil
+	case "htcondor":
+		return htcondor.New(), nil
+	case "lsf":
+		return lsf.New(), nil
+	case "glite":
+		return glite.New(), nil
 	}
 	return nil, badInput("--executor %s: not available in this hepbuild", name)
 }
