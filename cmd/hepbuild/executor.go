@@ -24,16 +24,16 @@ import (
 type ExecutorFlags struct {
 	Executor       string        `name:"executor" placeholder:"NAME" help:"Where run actions go: local, a batch system (slurm, htcondor, lsf, arc, glite) whose jobs run hepbuild worker, or remote (--remote-executor). Writes, copies and actions tagged local stay here (default: remote with --remote-executor, else local)."`
 	RemoteExecutor string        `name:"remote-executor" placeholder:"URL" help:"A Remote Execution API service (grpc:// or grpcs://) that runs actions; its CAS is the remote cache. Uses the --remote-header and --tls-* flags."`
-	ExecutorFor   []string      `name:"executor-for" placeholder:"MNEMONIC=NAME" sep:"none" help:"Send the actions of this mnemonic to executor NAME (local keeps them here), e.g. Histogram=slurm. Repeatable."`
-	BatchJobs     int           `name:"batch-jobs" default:"1000" placeholder:"N" help:"At most N batch jobs in flight at once, apart from -j."`
-	ActionsPerJob int           `name:"actions-per-job" default:"1" placeholder:"N" help:"Run up to N actions (of the same resource request) one after another in one batch job."`
-	BatchWindow   time.Duration `name:"batch-window" default:"2s" placeholder:"DURATION" help:"Gather ready actions this long before submitting them together as one job array."`
-	BatchPoll     time.Duration `name:"batch-poll" default:"10s" placeholder:"DURATION" help:"Ask the batch system for the state of all jobs in flight (one query) this often."`
-	BatchOption   []string      `name:"batch-option" placeholder:"SYSTEM:OPTION" sep:"none" help:"Pass OPTION to every submission to SYSTEM, e.g. slurm:--partition=short, htcondor:accounting_group=cms. Repeatable."`
-	BatchDir      pathValue     `name:"batch-dir" placeholder:"DIR" help:"Where job scripts and job logs go, on a file system the nodes share (default: the output base's batch folder)."`
-	WorkerBinary  pathValue     `name:"worker-binary" placeholder:"PATH" help:"The hepbuild binary the jobs run as hepbuild worker, at a path the nodes see (default: this hepbuild)."`
-	RetryBump     string        `name:"retry-bump" placeholder:"memory=2x" help:"On resubmitting an action whose job exceeded its memory request, multiply the request by this factor."`
-	Detach        bool          `name:"detach" help:"On Ctrl-C, leave the batch jobs running; the next build re-attaches to them."`
+	ExecutorFor    []string      `name:"executor-for" placeholder:"MNEMONIC=NAME" sep:"none" help:"Send the actions of this mnemonic to executor NAME (local keeps them here), e.g. Histogram=slurm. Repeatable."`
+	BatchJobs      int           `name:"batch-jobs" default:"1000" placeholder:"N" help:"At most N batch jobs in flight at once, apart from -j."`
+	ActionsPerJob  int           `name:"actions-per-job" default:"1" placeholder:"N" help:"Run up to N actions (of the same resource request) one after another in one batch job."`
+	BatchWindow    time.Duration `name:"batch-window" default:"2s" placeholder:"DURATION" help:"Gather ready actions this long before submitting them together as one job array."`
+	BatchPoll      time.Duration `name:"batch-poll" default:"10s" placeholder:"DURATION" help:"Ask the batch system for the state of all jobs in flight (one query) this often."`
+	BatchOption    []string      `name:"batch-option" placeholder:"SYSTEM:OPTION" sep:"none" help:"Pass OPTION to every submission to SYSTEM, e.g. slurm:--partition=short, htcondor:accounting_group=cms. Repeatable."`
+	BatchDir       pathValue     `name:"batch-dir" placeholder:"DIR" help:"Where job scripts and job logs go, on a file system the nodes share (default: the output base's batch folder)."`
+	WorkerBinary   pathValue     `name:"worker-binary" placeholder:"PATH" help:"The hepbuild binary the jobs run as hepbuild worker, at a path the nodes see (default: this hepbuild)."`
+	RetryBump      string        `name:"retry-bump" placeholder:"memory=2x" help:"On resubmitting an action whose job exceeded its memory request, multiply the request by this factor."`
+	Detach         bool          `name:"detach" help:"On Ctrl-C, leave the batch jobs running; the next build re-attaches to them."`
 }
 
 // executors are the batch systems --executor knows.
