@@ -97,7 +97,7 @@ SchedulerType=sched/backfill
 SchedulerParameters=batch_sched_delay=0,sched_min_interval=0
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
-DefMemPerCPU=100
+DefMemPerCPU=2000
 SlurmdParameters=config_overrides
 JobCompType=jobcomp/none
 JobAcctGatherType=jobacct_gather/cgroup

@@ -172,7 +172,19 @@ func (b *Backend) Poll(ctx context.Context, ids []string) (map[string]batch.Stat
 			return nil, fmt.Errorf("squeue printed %q, not JOBID|STATE|REASON", line)
 		}
 		if want[f[0]] {
-			out[f[0]] = status(f[1], f[2], "")
+			st := status(f[1], f[2], "")
+			if st.State == batch.StateDone || st.State == batch.StateFailed {
+				// squeue lists an ended job for a moment, as COMPLETED
+				// even when the cgroup killed a process of it: slurmstepd
+				// says so in the job's log.
+				b.mu.Lock()
+				logged, ok := fromLog(b.logs[f[0]])
+				b.mu.Unlock()
+				if ok && (logged.OverMemory || logged.OverTime) {
+					st = logged
+				}
+			}
+			out[f[0]] = st
 		}
 	}
 	return out, nil
