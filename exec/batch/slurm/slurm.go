@@ -21,8 +21,9 @@ import (
 
 // Backend submits to Slurm with its command-line tools.
 type Backend struct {
-	mu   sync.Mutex
-	logs map[string]string // job id → its log, for jobs squeue no longer lists
+	mu       sync.Mutex
+	logs     map[string]string // job id → its log, for jobs squeue no longer lists
+	maxTasks int               // the cluster's MaxArraySize-1, asked once
 }
 
 // New returns the Slurm backend.
@@ -42,6 +43,26 @@ func (b *Backend) Submit(ctx context.Context, a *batch.Array) ([]string, error) 
 	script := filepath.Join(a.Dir, "array.sh")
 	if err := os.WriteFile(script, []byte(arrayScript(a)), 0o755); err != nil {
 		return nil, err
+	}
+	// A cluster takes arrays of at most MaxArraySize-1 tasks: larger
+	// arrays go as several, each of one sbatch call.
+	max := b.maxArray(ctx)
+	if len(a.Jobs) > max {
+		var ids []string
+		for start := 0; start < len(a.Jobs); start += max {
+			part := *a
+			part.Jobs = a.Jobs[start:min(start+max, len(a.Jobs))]
+			part.Dir = filepath.Join(a.Dir, strconv.Itoa(start/max))
+			if err := os.MkdirAll(part.Dir, 0o755); err != nil {
+				return ids, err
+			}
+			got, err := b.Submit(ctx, &part)
+			ids = append(ids, got...)
+			if err != nil {
+				return ids, err
+			}
+		}
+		return ids, nil
 	}
 	args := []string{"sbatch", "--parsable",
 		"--array=0-" + strconv.Itoa(len(a.Jobs)-1),
@@ -73,6 +94,31 @@ func (b *Backend) Submit(ctx context.Context, a *batch.Array) ([]string, error) 
 	}
 	b.mu.Unlock()
 	return ids, nil
+}
+
+// maxArray returns the largest array the cluster takes: MaxArraySize-1
+// from scontrol show config, asked once; 1000 (Slurm's default) if the
+// question fails.
+func (b *Backend) maxArray(ctx context.Context) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.maxTasks > 0 {
+		return b.maxTasks
+	}
+	b.maxTasks = 1000
+	res, err := sandbox.RunTool(ctx, sandbox.Tool{Argv: []string{"scontrol", "show", "config"}, Timeout: time.Minute})
+	if err != nil || res.ExitCode != 0 {
+		return b.maxTasks
+	}
+	for _, l := range strings.Split(string(res.Stdout), "\n") {
+		k, v, ok := strings.Cut(l, "=")
+		if ok && strings.TrimSpace(k) == "MaxArraySize" {
+			if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n > 1 {
+				b.maxTasks = n - 1
+			}
+		}
+	}
+	return b.maxTasks
 }
 
 // requestArgs maps a request to sbatch options.
