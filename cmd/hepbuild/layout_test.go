@@ -19,6 +19,7 @@ var allowedImports = map[string][]string{
 	"sandbox/internal/reaper": {},
 	"exec":                    {"graph", "cache", "sandbox"},
 	"exec/":                   {"exec", "graph", "cache", "sandbox", "cache/"},
+	"exec/batch/":             {"exec", "exec/batch", "graph", "cache", "sandbox", "cache/"},
 	"rules":                   {},
 	"starlark":                {"graph", "exec", "rules"},
 	"internal/testserver":     {},

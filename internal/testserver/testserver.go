@@ -1,5 +1,5 @@
 // Package testserver starts the real servers hepbuild's tests talk to
-// (bazel-remote, Buildbarn's storage, nginx WebDAV, XRootD) on loopback,
+// (bazel-remote, Buildbarn's storage, nginx WebDAV, XRootD, an ARC CE) on loopback,
 // each in a temporary folder, and stops them by process id when the test
 // ends. .ci/services/*.sh install or build them; a test whose server is not
 // installed fails and says which script installs it, it never skips.
