@@ -80,10 +80,14 @@ func StartARC(t testing.TB) *ARC {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	for _, d := range []string{"", "control", "session", "run", "log", "tmp"} {
+		mode := os.FileMode(0o755)
+		if d == "tmp" {
+			mode = 0o777 | os.ModeSticky // A-REX's configuration check insists
+		}
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.Chmod(filepath.Join(dir, d), 0o755); err != nil {
+		if err := os.Chmod(filepath.Join(dir, d), mode); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -169,12 +173,14 @@ logfile = %[2]s/log/infoprovider.log
 	// Each leads its own process group, which the fork LRMS's jobs join,
 	// so that stopping the group also ends a job its cancel missed. The
 	// parent-death signal stops them if the test binary is killed.
+	var procs []*Process
 	for _, name := range []string{"arex", "arex-ws"} {
 		cmd := exec.Command("/usr/share/arc/arc-"+name+"-start", "-f")
 		cmd.Env = append(os.Environ(), "ARC_CONFIG="+conf)
 		cmd.Dir = dir
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 		p := Start(t, dir, name+".out", cmd)
+		procs = append(procs, p)
 		t.Cleanup(func() {
 			pgid := p.Cmd.Process.Pid
 			syscall.Kill(-pgid, syscall.SIGTERM)
@@ -186,18 +192,37 @@ logfile = %[2]s/log/infoprovider.log
 	if out, err := exec.Command("arcproxy", "-P", s.Proxy).CombinedOutput(); err != nil {
 		t.Fatalf("arcproxy: %v\n%s", err, out)
 	}
-	deadline := time.Now().Add(3 * time.Minute)
+	started := time.Now()
+	deadline := started.Add(3 * time.Minute)
 	var last []byte
 	for {
 		cmd := exec.Command("arcinfo", "-l", "-t", "20", "-c", ce)
 		cmd.Env = append(os.Environ(), "X509_USER_PROXY="+s.Proxy)
 		last, _ = cmd.CombinedOutput()
 		if bytes.Contains(last, []byte("Health state: ok")) {
+			t.Logf("A-REX at %s healthy %v after its start", ce, time.Since(started).Round(time.Second))
 			return s
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("A-REX at %s did not report itself healthy within 3 minutes; arcinfo said:\n%s\n%s", ce, last, tail())
 		}
+		for _, p := range procs {
+			if ended(p.Cmd.Process.Pid) {
+				t.Fatalf("A-REX (%s) ended while starting:\n%s", strings.Join(p.Cmd.Args, " "), tail())
+			}
+		}
 		time.Sleep(2 * time.Second)
 	}
+}
+
+// ended says whether the child process has exited (a zombie not yet
+// waited for), without reaping it: Process.Stop waits for it later.
+func ended(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	// The state follows the command name, which is in parentheses.
+	i := bytes.LastIndexByte(b, ')')
+	return i < 0 || i+2 >= len(b) || b[i+2] == 'Z'
 }

@@ -69,8 +69,12 @@ func TestRealCE(t *testing.T) {
 			t.Fatalf("Poll returned %d states for %d jobs: %v", len(st), len(all), st)
 		}
 		if !cancelled {
+			calls := b.Calls()
 			if err := b.Cancel(ctx, sleeper); err != nil {
 				t.Fatal(err)
+			}
+			if got := b.Calls() - calls; got != 1 {
+				t.Errorf("Cancel ran %d ARC tools, want 1 arckill", got)
 			}
 			cancelled = true
 		}

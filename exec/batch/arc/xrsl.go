@@ -26,7 +26,8 @@ func xrsl(a *batch.Array) (string, error) {
 		}
 	}
 	var sb strings.Builder
-	// One job is a plain conjunction: "+" with one operand does not parse.
+	// One job is a plain conjunction, without the parentheses around each
+	// of a multi-job request's (arcsub rejects "(&...)" alone).
 	multi := len(a.Jobs) > 1
 	if multi {
 		sb.WriteString("+\n")
