@@ -2,6 +2,8 @@ package testserver
 
 import (
 	"bytes"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"os"
 	"os/exec"
@@ -58,10 +60,7 @@ func StartARC(t testing.TB) *ARC {
 			t.Fatalf("%s is missing: run .ci/services/%s", p, script)
 		}
 	}
-	host, err := os.Hostname()
-	if err != nil {
-		t.Fatal(err)
-	}
+	host := certHost(t, "/etc/grid-security/testCA-hostcert.pem")
 
 	lock, err := os.OpenFile(filepath.Join(os.TempDir(), arcLock), os.O_CREATE|os.O_RDWR, 0o666)
 	if err != nil {
@@ -225,4 +224,29 @@ func ended(pid int) bool {
 	// The state follows the command name, which is in parentheses.
 	i := bytes.LastIndexByte(b, ')')
 	return i < 0 || i+2 >= len(b) || b[i+2] == 'Z'
+}
+
+// certHost returns the host name in the host certificate ("CN=host/vm"):
+// clients must call the CE by that name for TLS to accept it, and the
+// package's postinst made it from `hostname -f`, which may differ from
+// os.Hostname.
+func certHost(t testing.TB, file string) string {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(b)
+	if block == nil {
+		t.Fatalf("%s holds no PEM certificate: run .ci/services/arc.sh", file)
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatalf("%s: %v", file, err)
+	}
+	host, ok := strings.CutPrefix(cert.Subject.CommonName, "host/")
+	if !ok || host == "" {
+		t.Fatalf("%s is for %q, not a host/NAME", file, cert.Subject.CommonName)
+	}
+	return host
 }

@@ -15,8 +15,10 @@ import (
 	"github.com/hepbuild/hepbuild/sandbox"
 )
 
-// Backend talks to one ARC computing element through the ARC client tools.
-// It is safe for concurrent use: the tools lock the job list themselves.
+// Backend talks to ARC computing elements through the ARC client tools.
+// It is safe for concurrent use: it keeps no state of its own, and the
+// tools' job list is an SQLite database, which they lock (the tests do
+// not run tools against one job list concurrently).
 type Backend struct {
 	ce      string
 	jobList string

@@ -27,6 +27,11 @@ func (b *Backend) Submit(ctx context.Context, a *batch.Array) ([]string, error) 
 	if err != nil {
 		return nil, err
 	}
+	if b.jobList != "" {
+		if err := os.MkdirAll(filepath.Dir(b.jobList), 0o755); err != nil {
+			return nil, fmt.Errorf("making the job list's folder: %w", err)
+		}
+	}
 	file := filepath.Join(a.Dir, "arc.xrsl")
 	if err := os.WriteFile(file, []byte(desc), 0o644); err != nil {
 		return nil, fmt.Errorf("writing the job description: %w", err)
