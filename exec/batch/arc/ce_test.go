@@ -1,16 +1,17 @@
-package arc_test
+package arc
 
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hepbuild/hepbuild/exec/batch"
-	"github.com/hepbuild/hepbuild/exec/batch/arc"
 	"github.com/hepbuild/hepbuild/internal/testserver"
+	"golang.org/x/tools/txtar"
 )
 
 // TestRealCE runs jobs on a real A-REX with the fork LRMS on this machine:
@@ -23,7 +24,8 @@ func TestRealCE(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	dir := t.TempDir()
-	b := arc.New(arc.WithCE(ce.CE), arc.WithJobList(filepath.Join(dir, "jobs.dat")), arc.WithProxy(ce.Proxy))
+	jobList := filepath.Join(dir, "jobs.dat")
+	b := New(WithCE(ce.CE), WithJobList(jobList), WithProxy(ce.Proxy))
 
 	two := &batch.Array{Name: "hepbuild-test", Dir: dir, Resources: batch.Request{CPU: 1, Memory: 256 << 20, Walltime: 10 * time.Minute}}
 	for _, code := range []string{"0", "3"} {
@@ -93,6 +95,9 @@ func TestRealCE(t *testing.T) {
 		time.Sleep(3 * time.Second)
 	}
 	t.Logf("all three jobs ended %v after submission", time.Since(start).Round(time.Second))
+	if *update {
+		record(t, "testdata/arcstat/real-ended.txtar", ce, jobList, all)
+	}
 	for i, want := range []batch.Status{{State: batch.StateDone}, {State: batch.StateDone, ExitCode: 3}} {
 		if got := st[ids[i]]; got.State != want.State || got.ExitCode != want.ExitCode {
 			t.Errorf("job %d: %+v, want %v with exit code %d", i, got, want.State, want.ExitCode)
@@ -129,5 +134,26 @@ func TestRealCE(t *testing.T) {
 	}
 	if len(st) != 0 {
 		t.Errorf("after Clean, Poll still knows %v", st)
+	}
+}
+
+// record saves what arcstat -l says about the ended jobs, for
+// TestParseStatus (go test -run 'TestRealCE|TestParseStatus' -update).
+func record(t *testing.T, file string, ce *testserver.ARC, jobList string, ids []string) {
+	cmd := exec.Command("arcstat", append([]string{"-l", "-j", jobList}, ids...)...)
+	cmd.Env = append(os.Environ(), "X509_USER_PROXY="+ce.Proxy)
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.Run()
+	ar := &txtar.Archive{
+		Comment: []byte("Recorded by TestRealCE -update from A-REX 6.17 (fork LRMS): jobs that\nexited 0 and 3, and one killed by arckill --keep.\n"),
+		Files: []txtar.File{
+			{Name: "ids", Data: []byte(strings.Join(ids, "\n") + "\n")},
+			{Name: "stdout", Data: []byte(stdout.String())},
+			{Name: "stderr", Data: []byte(stderr.String())},
+		},
+	}
+	if err := os.WriteFile(file, txtar.Format(ar), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
