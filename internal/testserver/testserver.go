@@ -1,7 +1,8 @@
 // Package testserver starts the real servers hepbuild's tests talk to
 // (bazel-remote, Buildbarn's storage or a whole Buildbarn remote execution
-// cluster, nginx WebDAV, XRootD) on loopback, each in a temporary folder,
-// and stops them by process id when the test ends. .ci/services/*.sh install or build them; a test whose server is not
+// cluster, nginx WebDAV, XRootD, a Slurm cluster, an ARC CE) on loopback,
+// each in a temporary folder, and stops them by process id when the test
+// ends. .ci/services/*.sh install or build them; a test whose server is not
 // installed fails and says which script installs it, it never skips.
 package testserver
 
