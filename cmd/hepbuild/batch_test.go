@@ -446,3 +446,50 @@ func TestStandInSystemsBuildLikeLocal(t *testing.T) {
 		})
 	}
 }
+
+// TestARCBuild: an action runs through hepbuild worker on a real ARC CE
+// (A-REX with the fork LRMS on this machine), its output and log come back
+// through the cache, and the CE forgets the job afterwards.
+func TestARCBuild(t *testing.T) {
+	ce := testserver.StartARC(t)
+	for k, v := range ce.Env {
+		t.Setenv(k, v)
+	}
+	// As on the grid, the job runs as a mapped account (here nobody) on
+	// a node that shares no file system with this machine: it reaches the
+	// worker binary at a path it can read and the cache over the network.
+	cacheServer := testserver.StartBazelRemote(t)
+	shared, err := os.MkdirTemp("", "hepbuild-arc-bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(shared) })
+	self, _ := os.Executable()
+	bin := filepath.Join(shared, "hepbuild")
+	if b, err := os.ReadFile(self); err != nil || os.WriteFile(bin, b, 0o755) != nil || os.Chmod(shared, 0o755) != nil {
+		t.Fatal(err)
+	}
+	root, diskCache := clone(t, fanoutFiles)
+	ev := filepath.Join(t.TempDir(), "events.jsonl")
+	r := hepbuild(t, root, "//:hist_a", "--disk-cache", diskCache, "--progress=plain", "--events", ev,
+		"--remote-cache=grpc://"+cacheServer.GRPCAddr, "--worker-binary="+bin,
+		"--executor=arc", "--batch-option=arc:--computing-element="+ce.CE, "--worker-env="+asMainEnv+"=1",
+		"--batch-poll=3s", "--batch-window=200ms")
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "hepbuild-out/hist_a.txt")); string(b) != "x\ny\nz\n" {
+		t.Errorf("output %q", b)
+	}
+	id := jobEvents(t, ev, "job_submitted")["//:hist_a"]
+	if !strings.HasPrefix(id, "https://") {
+		t.Errorf("job id %q is not an ARC job URL", id)
+	}
+	if b, err := os.ReadFile(logOf(t, root, "hist_a.txt")); err != nil || string(b) != "filled a\n" {
+		t.Errorf("log %q %v", b, err)
+	}
+	out, _ := osexec.Command("arcstat", "-j", filepath.Join(strings.TrimSpace(hepbuild(t, root, "info", "output_base").stdout), "batch/arc/arc-jobs.dat"), id).CombinedOutput()
+	if !strings.Contains(string(out), "not found") && !strings.Contains(string(out), "No jobs") {
+		t.Errorf("the CE still knows the job after the build:\n%s", out)
+	}
+}

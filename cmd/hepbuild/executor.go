@@ -13,6 +13,7 @@ import (
 	"github.com/hepbuild/hepbuild/cache"
 	"github.com/hepbuild/hepbuild/exec"
 	"github.com/hepbuild/hepbuild/exec/batch"
+	"github.com/hepbuild/hepbuild/exec/batch/arc"
 	"github.com/hepbuild/hepbuild/exec/batch/glite"
 	"github.com/hepbuild/hepbuild/exec/batch/htcondor"
 	"github.com/hepbuild/hepbuild/exec/batch/lsf"
@@ -33,6 +34,7 @@ type ExecutorFlags struct {
 	BatchDir       pathValue     `name:"batch-dir" placeholder:"DIR" help:"Where job scripts and job logs go, on a file system the nodes share (default: the output base's batch folder)."`
 	WorkerBinary   pathValue     `name:"worker-binary" placeholder:"PATH" help:"The hepbuild binary the jobs run as hepbuild worker, at a path the nodes see (default: this hepbuild)."`
 	RetryBump      string        `name:"retry-bump" placeholder:"memory=2x" help:"On resubmitting an action whose job exceeded its memory request, multiply the request by this factor."`
+	WorkerEnv      []string      `name:"worker-env" placeholder:"NAME[=VALUE]" sep:"none" help:"Set this variable for hepbuild worker in every job (its value here without =VALUE), e.g. X509_USER_PROXY for a remote cache on the node. Not passed to actions. Repeatable."`
 	Detach         bool          `name:"detach" help:"On Ctrl-C, leave the batch jobs running; the next build re-attaches to them."`
 }
 
@@ -78,7 +80,27 @@ func (f *ExecutorFlags) check() error {
 	if _, err := f.memoryBump(); err != nil {
 		return err
 	}
-	return nil
+	_, err := f.workerEnv()
+	return err
+}
+
+// workerEnv is --worker-env as a map.
+func (f *ExecutorFlags) workerEnv() (map[string]string, error) {
+	if len(f.WorkerEnv) == 0 {
+		return nil, nil
+	}
+	m := map[string]string{}
+	for _, kv := range f.WorkerEnv {
+		name, value, ok := strings.Cut(kv, "=")
+		if name == "" || strings.ContainsAny(name, " \t=") {
+			return nil, badInput("--worker-env %q: want NAME or NAME=VALUE", kv)
+		}
+		if !ok {
+			value = os.Getenv(name)
+		}
+		m[name] = value
+	}
+	return m, nil
 }
 
 func (f *ExecutorFlags) memoryBump() (float64, error) {
@@ -194,16 +216,16 @@ func (s *session) batchEngines(e *env, f *BuildFlags, warn func(string)) (map[st
 	byName := map[string]exec.RemoteExecutor{}
 	var engines []*batch.Engine
 	for _, n := range names {
-		be, err := newBackend(n)
+		dir := filepath.Join(s.outputBase, "batch", n)
+		if f.BatchDir != "" {
+			dir = filepath.Join(string(f.BatchDir), n)
+		}
+		be, err := newBackend(n, dir)
 		if err != nil {
 			for _, en := range engines {
 				_ = en.Close(context.Background(), true)
 			}
 			return nil, nil, err
-		}
-		dir := filepath.Join(s.outputBase, "batch", n)
-		if f.BatchDir != "" {
-			dir = filepath.Join(string(f.BatchDir), n)
 		}
 		var opts []string
 		for _, o := range f.BatchOption {
@@ -211,7 +233,12 @@ func (s *session) batchEngines(e *env, f *BuildFlags, warn func(string)) (map[st
 				opts = append(opts, opt)
 			}
 		}
+		wenv, err := f.workerEnv()
+		if err != nil {
+			return nil, nil, err
+		}
 		en, err := batch.New(batch.Config{
+			WorkerEnv:     wenv,
 			Backend:       be,
 			Results:       s.cache,
 			Upload:        upload,
@@ -239,8 +266,12 @@ func (s *session) batchEngines(e *env, f *BuildFlags, warn func(string)) (map[st
 	return byName, engines, nil
 }
 
-func newBackend(name string) (batch.Backend, error) {
+func newBackend(name, dir string) (batch.Backend, error) {
 	switch name {
+	case "arc":
+		// The ARC client's job list lives with the build's batch state,
+		// not in the user's ~/.arc, so that re-attaching finds it.
+		return arc.New(arc.WithJobList(filepath.Join(dir, "arc-jobs.dat"))), nil
 	case "slurm":
 		return slurm.New(), nil
 	case "htcondor":

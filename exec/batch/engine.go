@@ -505,13 +505,20 @@ func (e *Engine) poll(ctx context.Context) {
 		e.stats.Cancels++
 		e.mu.Unlock()
 	}
+	// Logs first, then the system forgets the jobs, then the actions are
+	// settled: once the last one is, the build may end and stop the engine.
 	var clean []string
-	for i, j := range ended {
-		e.settle(ctx, j, endedStatus[i])
+	for _, j := range ended {
+		if r, ok := e.cfg.Backend.(Retriever); ok {
+			_ = r.Retrieve(ctx, j.ID, j.spec)
+		}
 		clean = append(clean, j.ID)
 	}
 	if c, ok := e.cfg.Backend.(Cleaner); ok && len(clean) > 0 {
 		_ = c.Clean(ctx, clean)
+	}
+	for i, j := range ended {
+		e.settle(ctx, j, endedStatus[i])
 	}
 	if len(ended) > 0 {
 		e.save()
@@ -530,9 +537,6 @@ func (e *Engine) settle(ctx context.Context, j *job, s Status) {
 	}
 	items := j.items
 	e.mu.Unlock()
-	if r, ok := e.cfg.Backend.(Retriever); ok {
-		_ = r.Retrieve(ctx, j.ID, j.spec)
-	}
 	where := e.Name() + " job " + j.ID
 	var again []*item
 	for _, it := range items {
@@ -716,6 +720,9 @@ func (e *Engine) Close(ctx context.Context, detach bool) error {
 	}
 	sort.Strings(ids)
 	err := e.cfg.Backend.Cancel(ctx, ids)
+	if c, ok := e.cfg.Backend.(Cleaner); ok && err == nil {
+		_ = c.Clean(ctx, ids) // a system that keeps killed jobs (ARC) forgets them
+	}
 	e.mu.Lock()
 	e.stats.Cancels++
 	if err == nil {
