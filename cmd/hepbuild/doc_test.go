@@ -134,7 +134,9 @@ func TestBuildMDDocumentsEveryCommandAndFlag(t *testing.T) {
 	// except the flags of other programs it names (Bazel's, to say that
 	// hepbuild does not have them; python3's). Code blocks are left out:
 	// they hold the flags of example tools; bazel-remote's --htpasswd_file.
-	notHepbuild := map[string]bool{"output_groups": true, "noimplicit_deps": true, "system-site-packages": true, "htpasswd_file": true}
+	notHepbuild := map[string]bool{"output_groups": true, "noimplicit_deps": true, "system-site-packages": true, "htpasswd_file": true,
+		// sbatch's and arcsub's, in examples of --batch-option and of what a request becomes.
+		"partition": true, "array": true, "cpus-per-task": true, "mem": true, "time": true, "computing-element": true}
 	reported := map[string]bool{}
 	for _, m := range regexp.MustCompile(`(?:^|[^A-Za-z0-9-])--([a-z][a-z0-9_-]*)`).FindAllStringSubmatch(prose(doc), -1) {
 		if f := m[1]; !allFlags[f] && !notHepbuild[f] && !reported[f] {

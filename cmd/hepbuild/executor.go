@@ -24,7 +24,7 @@ import (
 // ExecutorFlags choose where actions run: here, or on a batch system.
 type ExecutorFlags struct {
 	Executor       string        `name:"executor" placeholder:"NAME" help:"Where run actions go: local, a batch system (slurm, htcondor, lsf, arc, glite) whose jobs run hepbuild worker, or remote (--remote-executor). Writes, copies and actions tagged local stay here (default: remote with --remote-executor, else local)."`
-	RemoteExecutor string        `name:"remote-executor" placeholder:"URL" help:"A Remote Execution API service (grpc:// or grpcs://) that runs actions; its CAS is the remote cache. Uses the --remote-header and --tls-* flags."`
+	RemoteExecutor string        `name:"remote-executor" placeholder:"URL" help:"A Remote Execution API service (grpc:// or grpcs://) that runs actions; its CAS is the remote cache. Takes the header and TLS flags of the remote cache."`
 	ExecutorFor    []string      `name:"executor-for" placeholder:"MNEMONIC=NAME" sep:"none" help:"Send the actions of this mnemonic to executor NAME (local keeps them here), e.g. Histogram=slurm. Repeatable."`
 	BatchJobs      int           `name:"batch-jobs" default:"1000" placeholder:"N" help:"At most N batch jobs in flight at once, apart from -j."`
 	ActionsPerJob  int           `name:"actions-per-job" default:"1" placeholder:"N" help:"Run up to N actions (of the same resource request) one after another in one batch job."`
