@@ -322,6 +322,11 @@ func TestWorkerBinaryMissingOnNode(t *testing.T) {
 	if !strings.Contains(r.stderr, "is not on this node") || !strings.Contains(r.stderr, "--worker-binary") {
 		t.Errorf("the error does not say what is wrong:\n%s", r.stderr)
 	}
+	// Slurm sends no files with jobs: --ship-worker is refused at once.
+	r = hepbuild(t, root, append([]string{"//:x", "--disk-cache", diskCache, "--ship-worker"}, batchFlags...)...)
+	if r.code != 2 || !strings.Contains(r.stderr, "slurm does not send files with its jobs") {
+		t.Errorf("--ship-worker with slurm: exit %d\n%s", r.code, r.stderr)
+	}
 }
 
 // TestTolerance: with --tolerance, a build of independent branches that
@@ -448,31 +453,22 @@ func TestStandInSystemsBuildLikeLocal(t *testing.T) {
 }
 
 // TestARCBuild: an action runs through hepbuild worker on a real ARC CE
-// (A-REX with the fork LRMS on this machine), its output and log come back
-// through the cache, and the CE forgets the job afterwards.
+// (A-REX with the fork LRMS on this machine), the worker binary sent with
+// the job, its output and log come back through the cache, and the CE
+// forgets the job afterwards.
 func TestARCBuild(t *testing.T) {
 	ce := testserver.StartARC(t)
 	for k, v := range ce.Env {
 		t.Setenv(k, v)
 	}
 	// As on the grid, the job runs as a mapped account (here nobody) on
-	// a node that shares no file system with this machine: it reaches the
-	// worker binary at a path it can read and the cache over the network.
+	// a node that shares no file system with this machine: the worker
+	// binary comes with the job, the inputs from the remote cache.
 	cacheServer := testserver.StartBazelRemote(t)
-	shared, err := os.MkdirTemp("", "hepbuild-arc-bin")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(shared) })
-	self, _ := os.Executable()
-	bin := filepath.Join(shared, "hepbuild")
-	if b, err := os.ReadFile(self); err != nil || os.WriteFile(bin, b, 0o755) != nil || os.Chmod(shared, 0o755) != nil {
-		t.Fatal(err)
-	}
 	root, diskCache := clone(t, fanoutFiles)
 	ev := filepath.Join(t.TempDir(), "events.jsonl")
 	r := hepbuild(t, root, "//:hist_a", "--disk-cache", diskCache, "--progress=plain", "--events", ev,
-		"--remote-cache=grpc://"+cacheServer.GRPCAddr, "--worker-binary="+bin,
+		"--remote-cache=grpc://"+cacheServer.GRPCAddr, "--ship-worker",
 		"--executor=arc", "--batch-option=arc:--computing-element="+ce.CE, "--worker-env="+asMainEnv+"=1",
 		"--batch-poll=3s", "--batch-window=200ms")
 	if r.code != 0 {

@@ -16,6 +16,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/hepbuild/hepbuild/internal/testserver"
+
 	"github.com/hepbuild/hepbuild/examples/tth/tools/card"
 )
 
@@ -93,6 +95,30 @@ func TestExampleAnalysis(t *testing.T) {
 			t.Errorf("the second clean build executed %d actions, the first %d", len(second["action_finished"]), len(first["action_finished"]))
 		}
 		compareOutputs(t, filepath.Join(root, "hepbuild-out"), filepath.Join(again, "hepbuild-out"))
+	})
+
+	// The same analysis on a (single-node, real) Slurm cluster: every run
+	// action goes through a batch job and hepbuild worker, the outputs are
+	// the local build's byte for byte, and after clean everything comes
+	// back from the cache without a job.
+	t.Run("slurm", func(t *testing.T) {
+		testserver.StartSlurm(t)
+		t.Setenv(asMainEnv, "1") // the jobs run this test binary as hepbuild worker
+		again := copyExample(t)
+		t.Setenv("XDG_CACHE_HOME", filepath.Join(t.TempDir(), "xdg"))
+		flags := []string{"--executor=slurm", "--batch-poll=500ms", "--batch-window=300ms", "--actions-per-job=4"}
+		ran := buildExample(t, again, flags...)
+		if n, local := len(ran["job_submitted"]), len(first["action_finished"]); n < local*3/4 {
+			t.Errorf("%d actions went to jobs of %d run", n, local)
+		}
+		compareOutputs(t, filepath.Join(root, "hepbuild-out"), filepath.Join(again, "hepbuild-out"))
+		if r := hepbuild(t, again, "clean"); r.code != 0 {
+			t.Fatal(r.stderr)
+		}
+		restored := buildExample(t, again, flags...)
+		if n := len(restored["action_finished"]) + len(restored["job_submitted"]); n != 0 {
+			t.Errorf("after clean, %d actions ran or went to jobs", n)
+		}
 	})
 
 	// Nothing changed: nothing runs.
@@ -226,10 +252,10 @@ func appendFile(t *testing.T, path, text string) {
 
 // buildExample builds the datacards and plots and returns the targets of the --events file's
 // events, by event type.
-func buildExample(t *testing.T, root string) map[string][]string {
+func buildExample(t *testing.T, root string, extra ...string) map[string][]string {
 	t.Helper()
 	ev := filepath.Join(t.TempDir(), "events.jsonl")
-	args := append([]string{"build", "-j2", "--progress=none", "--events", ev}, tthTargets...)
+	args := append(append([]string{"build", "-j2", "--progress=none", "--events", ev}, extra...), tthTargets...)
 	var stdout, stderr bytes.Buffer
 	ctx := context.Background()
 	if code := run(ctx, args, &env{stdout: &stdout, stderr: &stderr, ctx: ctx, cwd: root}); code != 0 {

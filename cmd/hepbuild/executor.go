@@ -34,6 +34,7 @@ type ExecutorFlags struct {
 	BatchDir       pathValue     `name:"batch-dir" placeholder:"DIR" help:"Where job scripts and job logs go, on a file system the nodes share (default: the output base's batch folder)."`
 	WorkerBinary   pathValue     `name:"worker-binary" placeholder:"PATH" help:"The hepbuild binary the jobs run as hepbuild worker, at a path the nodes see (default: this hepbuild)."`
 	RetryBump      string        `name:"retry-bump" placeholder:"memory=2x" help:"On resubmitting an action whose job exceeded its memory request, multiply the request by this factor."`
+	ShipWorker     bool          `name:"ship-worker" help:"Send the worker binary with every job (ARC), for nodes that share no file system with this machine."`
 	WorkerEnv      []string      `name:"worker-env" placeholder:"NAME[=VALUE]" sep:"none" help:"Set this variable for hepbuild worker in every job (its value here without =VALUE), e.g. X509_USER_PROXY for a remote cache on the node. Not passed to actions. Repeatable."`
 	Detach         bool          `name:"detach" help:"On Ctrl-C, leave the batch jobs running; the next build re-attaches to them."`
 }
@@ -208,7 +209,7 @@ func (s *session) batchEngines(e *env, f *BuildFlags, warn func(string)) (map[st
 	if s.cache == nil {
 		return nil, nil, badInput("--executor %s: batch jobs return their results through the cache; drop --no-cache", names[0])
 	}
-	worker, upload, err := s.workerCommand(f)
+	worker, upload, ship, err := s.workerCommand(f)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -252,9 +253,13 @@ func (s *session) batchEngines(e *env, f *BuildFlags, warn func(string)) (map[st
 			Retries:       int(f.Retries),
 			MemoryBump:    bump,
 			Options:       opts,
+			Ship:          ship,
 			Warn:          warn,
 		})
 		if err != nil {
+			if f.ShipWorker {
+				return nil, nil, badInput("--ship-worker with --executor %s: %v", n, err)
+			}
 			return nil, nil, fmt.Errorf("--executor %s: %w", n, err)
 		}
 		if k := en.Adopted(); k > 0 {
@@ -287,7 +292,15 @@ func newBackend(name, dir string) (batch.Backend, error) {
 // workerCommand is what a job runs, and the cache the worker reads: the
 // remote cache when there is one, else the disk cache (which must then be
 // on a file system the nodes share).
-func (s *session) workerCommand(f *BuildFlags) ([]string, cache.CAS, error) {
+func (s *session) workerCommand(f *BuildFlags) (cmd []string, upload cache.CAS, ship []string, err error) {
+	cmd, upload, err = s.workerArgs(f)
+	if err != nil || !f.ShipWorker {
+		return cmd, upload, nil, err
+	}
+	return cmd, upload, []string{s.workerBinary}, nil
+}
+
+func (s *session) workerArgs(f *BuildFlags) ([]string, cache.CAS, error) {
 	bin := string(f.WorkerBinary)
 	if bin == "" {
 		self, err := os.Executable()
@@ -296,10 +309,25 @@ func (s *session) workerCommand(f *BuildFlags) ([]string, cache.CAS, error) {
 		}
 		bin = self
 	}
+	if f.ShipWorker {
+		abs, err := filepath.Abs(bin)
+		if err != nil {
+			return nil, nil, err
+		}
+		bin = abs
+	}
+	s.workerBinary = bin
 	// The node may not have the binary (no shared file system there) or
 	// not be able to run it: the job says so in its log, with exit status 97.
 	check := `test -x "$0" || { echo "hepbuild: the worker binary $0 is not on this node: give --worker-binary a path on a file system the nodes share" >&2; exit 97; }; exec "$0" "$@"`
-	cmd := []string{"/bin/sh", "-c", check, bin, "worker"}
+	run := bin
+	if f.ShipWorker {
+		// Sent into the job's working folder, where it may arrive
+		// without its executable bit.
+		check = `chmod +x "$0" 2>/dev/null; ` + strings.Replace(check, "is not on this node: give --worker-binary a path on a file system the nodes share", "did not arrive with the job (--ship-worker)", 1)
+		run = "./" + filepath.Base(bin)
+	}
+	cmd := []string{"/bin/sh", "-c", check, run, "worker"}
 	if f.Sandbox != "" {
 		cmd = append(cmd, "--sandbox="+f.Sandbox)
 	}

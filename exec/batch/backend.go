@@ -64,6 +64,17 @@ type Array struct {
 	// they are (--batch-option=slurm:--partition=short): sbatch options,
 	// submit file lines, bsub options.
 	Options []string
+	// Ship are files every job needs in its working folder, sent with the
+	// job (the worker binary, where no file system is shared); only a
+	// Shipper takes them.
+	Ship []string
+}
+
+// Shipper is a Backend whose system transfers files with a job into its
+// working folder (ARC's inputFiles), so that nodes need no file system
+// shared with the submitting machine.
+type Shipper interface {
+	ShipsFiles() bool
 }
 
 // Job is one job: it runs Command (a `hepbuild worker` invocation) on a

@@ -58,6 +58,8 @@ type Config struct {
 	MemoryBump float64
 	// Options are passed to the backend with every array.
 	Options []string
+	// Ship are files sent with every job (the backend must be a Shipper).
+	Ship []string
 	// Warn receives warnings (polling trouble, resubmissions).
 	Warn func(string)
 }
@@ -139,6 +141,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if cfg.Name == "" {
 		cfg.Name = "hepbuild"
+	}
+	if sh, ok := cfg.Backend.(Shipper); len(cfg.Ship) > 0 && (!ok || !sh.ShipsFiles()) {
+		return nil, fmt.Errorf("%s does not send files with its jobs: the nodes must read the worker binary from a shared file system (--worker-binary)", cfg.Backend.Name())
 	}
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, err
@@ -349,7 +354,7 @@ func (e *Engine) submitArray(ctx context.Context, req Request, groups [][]*item)
 		e.failAll(groups, fmt.Errorf("batch folder: %w", err))
 		return
 	}
-	arr := &Array{Name: e.cfg.Name, Dir: dir, Resources: req, Options: e.cfg.Options}
+	arr := &Array{Name: e.cfg.Name, Dir: dir, Resources: req, Options: e.cfg.Options, Ship: e.cfg.Ship}
 	jobs := make([]*job, len(groups))
 	for i, g := range groups {
 		token := newToken()

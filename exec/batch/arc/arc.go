@@ -63,6 +63,9 @@ func New(opts ...Option) *Backend {
 // Name is the executor's name.
 func (b *Backend) Name() string { return "arc" }
 
+// ShipsFiles says that ARC sends files with a job (xRSL inputfiles).
+func (b *Backend) ShipsFiles() bool { return true }
+
 // Calls is how many ARC tools the backend has run: tests check that a
 // poll of many jobs is one call.
 func (b *Backend) Calls() int64 { return b.calls.Load() }

@@ -3,6 +3,7 @@ package arc
 import (
 	"fmt"
 	"math"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -61,6 +62,15 @@ func xrsl(a *batch.Array) (string, error) {
 		}
 		// One file for both streams, fetched by arcget: an empty
 		// destination in outputfiles means "keep it for the client".
+		if len(a.Ship) > 0 {
+			// Sent with the job into its session folder: arcsub uploads
+			// each local file, so the node needs no shared file system.
+			sb.WriteString("\n  (inputfiles=")
+			for _, f := range a.Ship {
+				sb.WriteString("(" + quote(filepath.Base(f)) + " " + quote(f) + ")")
+			}
+			sb.WriteByte(')')
+		}
 		rel("stdout", logName)
 		rel("join", "yes")
 		sb.WriteString("\n  (outputfiles=(" + quote(logName) + " \"\"))")
