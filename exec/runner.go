@@ -230,6 +230,11 @@ func (r *Runner) work(ctx context.Context, a *Action) (Outcome, error) {
 	case upToDate:
 		return OutcomeUpToDate, nil
 	}
+	return r.make(ctx, a, key, in)
+}
+
+// make restores the action's outputs from the cache, or runs it.
+func (r *Runner) make(ctx context.Context, a *Action, key *Key, in *inputDigests) (Outcome, error) {
 	if ok, err := r.restore(ctx, a, key, in); err != nil {
 		return OutcomeFailed, err
 	} else if ok {
@@ -258,15 +263,7 @@ func (r *Runner) WorkAs(ctx context.Context, a *Action, want cache.Digest) (Outc
 		}
 		return OutcomeFailed, fmt.Errorf("%w: asked to run %s, the description and inputs make %s", ErrKeyMismatch, want, got)
 	}
-	if ok, err := r.restore(ctx, a, key, in); err != nil {
-		return OutcomeFailed, err
-	} else if ok {
-		return OutcomeCached, nil
-	}
-	if err := r.execute(ctx, a, key, in); err != nil {
-		return OutcomeFailed, err
-	}
-	return OutcomeExecuted, nil
+	return r.make(ctx, a, key, in)
 }
 
 // ErrKeyMismatch says that an action's description and inputs do not make
