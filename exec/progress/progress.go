@@ -354,7 +354,11 @@ func (p *Printer) block() []string {
 	for _, r := range rs {
 		l := fmt.Sprintf("  %6s  %s%s", Duration(now.Sub(r.since)), r.desc, attemptNote(r.attempt))
 		if r.executor != "" {
-			l += "  [" + strings.Join(strings.Fields(r.executor+" "+r.job+" "+r.jobState), " ") + "]"
+			state := r.jobState
+			if exec.JobState(state) == exec.JobSubmitted {
+				state = "pending" // in the batch system's queue, as the status line counts it
+			}
+			l += "  [" + strings.Join(strings.Fields(r.executor+" "+r.job+" "+state), " ") + "]"
 		}
 		lines = append(lines, truncate(l, width-1))
 	}

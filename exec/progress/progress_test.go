@@ -457,7 +457,7 @@ func TestBatchJobs(t *testing.T) {
 	want := strings.Join([]string{
 		"[0/3] 0 executed, 0 cached · 2.0s · slurm: 1 queued, 1 pending, 1 running",
 		"    2.0s  Filling h1  [slurm queued]",
-		"    2.0s  Filling h2  [slurm 77_0 submitted]",
+		"    2.0s  Filling h2  [slurm 77_0 pending]",
 		"    2.0s  Filling h3  [slurm 77_1 running]",
 		"",
 	}, "\n")
