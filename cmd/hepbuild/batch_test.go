@@ -489,3 +489,20 @@ func TestARCBuild(t *testing.T) {
 		t.Errorf("the CE still knows the job after the build:\n%s", out)
 	}
 }
+
+// TestWorkerIgnoresHepbuildrc: a node's ~/.hepbuildrc must not change what
+// a job's worker was told (here: a second cache, which it would refuse).
+func TestWorkerIgnoresHepbuildrc(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	if err := os.WriteFile(filepath.Join(home, ".hepbuildrc"), []byte("common --remote-cache=grpc://127.0.0.1:1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := hepbuild(t, t.TempDir(), "worker", "--disk-cache", t.TempDir(), "0000000000000000000000000000000000000000000000000000000000000000/1:0000000000000000000000000000000000000000000000000000000000000000/1")
+	if strings.Contains(r.stderr, "exactly one of") || !strings.Contains(r.stdout, "could not run") {
+		t.Errorf("exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	if r.code != 3 {
+		t.Errorf("exit %d, want 3 (could not run: the action is not in the cache)", r.code)
+	}
+}

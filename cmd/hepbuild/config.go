@@ -55,6 +55,12 @@ func expandConfig(args []string, cwd string, accepts *flagModel) (expanded []str
 			}
 		}
 	}
+	if cmd == "worker" {
+		// A batch job's worker gets everything from its arguments: a
+		// .hepbuildrc in the node's home folder (common --disk-cache=...)
+		// must not change what the submitting build asked for.
+		return args, nil, nil
+	}
 	var rcFiles []string
 	if home, err := os.UserHomeDir(); err == nil {
 		rcFiles = append(rcFiles, filepath.Join(home, ".hepbuildrc"))
