@@ -13,6 +13,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 
@@ -179,23 +180,55 @@ func (w *Worker) materialize(ctx context.Context, execRoot string, action *repb.
 	if err != nil {
 		return fmt.Errorf("reading the input tree: %w", err)
 	}
+	// An input link may lead anywhere (a declared link is never followed
+	// on the host): nothing is ever written through one, or the
+	// description could have the worker write outside its scratch folder.
+	links := map[string]bool{}
 	for _, f := range files {
+		if err := notBelowLink(links, f.Path); err != nil {
+			return err
+		}
 		if t, ok := spec.Links[f.Path]; ok {
 			if err := w.link(execRoot, f.Path, t); err != nil {
 				return err
 			}
+			links[f.Path] = true
 			continue
 		}
 		if err := w.fetch(ctx, execRoot, f.Path, f.Digest, f.Executable); err != nil {
 			return err
 		}
 	}
+	// Only the environment's own files, which its digest (and so the key)
+	// covers: any other file would be an input the key does not name.
+	envFiles := map[string]bool{}
+	if e := spec.Action.Environment; e != nil {
+		for _, f := range e.Files {
+			envFiles[f.Path] = true
+		}
+	}
 	for _, f := range spec.EnvFiles {
 		if err := checkRel(f.Path); err != nil {
 			return err
 		}
+		if !envFiles[f.Path] {
+			return fmt.Errorf("the action's description names an environment file %q its environment does not have", f.Path)
+		}
+		if err := notBelowLink(links, f.Path); err != nil {
+			return err
+		}
 		if err := w.fetch(ctx, execRoot, f.Path, f.Digest, f.Executable); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// notBelowLink refuses a path with an input link among its parent folders.
+func notBelowLink(links map[string]bool, p string) error {
+	for d := path.Dir(p); d != "." && d != "/"; d = path.Dir(d) {
+		if links[d] {
+			return fmt.Errorf("the action's description names a file %q below the input link %q", p, d)
 		}
 	}
 	return nil
