@@ -191,6 +191,11 @@ func (s *session) batchEngines(e *env, f *BuildFlags, warn func(string)) (map[st
 		return nil, nil, err
 	}
 	bump, _ := f.memoryBump()
+	base, err := filepath.Abs(s.outputBase)
+	if err != nil {
+		return nil, nil, err
+	}
+	ws := filepath.Base(s.w.root) + "-" + cache.FromBytes([]byte(base)).Hash[:12]
 	byName := map[string]exec.RemoteExecutor{}
 	var engines []*batch.Engine
 	for _, n := range names {
@@ -203,7 +208,10 @@ func (s *session) batchEngines(e *env, f *BuildFlags, warn func(string)) (map[st
 		}
 		dir := filepath.Join(s.outputBase, "batch", n)
 		if f.BatchDir != "" {
-			dir = filepath.Join(string(f.BatchDir), n)
+			// A shared folder may serve many workspaces: each keeps its
+			// own record of jobs in flight (jobs.json), or one would
+			// re-attach to, and cancel, another's jobs.
+			dir = filepath.Join(string(f.BatchDir), n, ws)
 		}
 		var opts []string
 		for _, o := range f.BatchOption {
