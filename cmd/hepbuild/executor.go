@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hepbuild/hepbuild/cache"
+	cacheremote "github.com/hepbuild/hepbuild/cache/remote"
 	"github.com/hepbuild/hepbuild/exec"
 	"github.com/hepbuild/hepbuild/exec/batch"
 	"github.com/hepbuild/hepbuild/exec/batch/glite"
@@ -247,6 +249,11 @@ func (s *session) batchEngines(e *env, f *BuildFlags, warn func(string)) (map[st
 	return byName, engines, nil
 }
 
+func hasPassword(u *url.URL) bool {
+	_, ok := u.User.Password()
+	return ok
+}
+
 func newBackend(name string) (batch.Backend, error) {
 	switch name {
 	case "slurm":
@@ -282,6 +289,11 @@ func (s *session) workerCommand(f *BuildFlags) ([]string, cache.CAS, error) {
 	}
 	if s.tiered != nil {
 		r := &f.RemoteFlags
+		if u, err := url.Parse(r.RemoteCache); err != nil || u.Opaque != "" || u.RawQuery != "" || hasPassword(u) {
+			// Job scripts, the batch system's job records and the
+			// worker's arguments are read by others, as for headers.
+			return nil, nil, badInput("--remote-cache %s: batch jobs get no password or query in the cache's URL (it would be written into job scripts); give the credential as --remote-header NAME=@FILE", cacheremote.RedactString(r.RemoteCache))
+		}
 		cmd = append(cmd, "--remote-cache="+r.RemoteCache, "--remote-timeout="+r.RemoteTimeout.String())
 		for _, h := range r.RemoteHeader {
 			name, value, _ := strings.Cut(h, "=")
