@@ -686,9 +686,10 @@ func writeJobLog(logPath, jobLog, what string) {
 	_ = os.WriteFile(logPath, []byte(msg), 0o644)
 }
 
-// Close stops the engine. Unless detach, every job in flight is cancelled
-// with one call and forgotten; with detach they go on and stay recorded
-// for the next hepbuild to re-attach to.
+// Close stops the engine. Unless detach, every job of this build in
+// flight (InFlight) is cancelled with one call and forgotten; with detach
+// they go on and stay recorded for the next hepbuild to re-attach to, as
+// do, always, the jobs of an earlier build that this one never needed.
 func (e *Engine) Close(ctx context.Context, detach bool) error {
 	e.mu.Lock()
 	if e.closed {
@@ -700,10 +701,7 @@ func (e *Engine) Close(ctx context.Context, detach bool) error {
 	close(e.stop)
 	<-e.stopped
 	e.mu.Lock()
-	ids := make([]string, 0, len(e.inflight))
-	for id := range e.inflight {
-		ids = append(ids, id)
-	}
+	ids := e.own()
 	pending := e.pending
 	e.pending = nil
 	e.mu.Unlock()
@@ -719,7 +717,9 @@ func (e *Engine) Close(ctx context.Context, detach bool) error {
 	e.mu.Lock()
 	e.stats.Cancels++
 	if err == nil {
-		e.inflight = map[string]*job{}
+		for _, id := range ids {
+			delete(e.inflight, id)
+		}
 	}
 	e.mu.Unlock()
 	e.save()
@@ -729,13 +729,23 @@ func (e *Engine) Close(ctx context.Context, detach bool) error {
 	return nil
 }
 
-// InFlight lists the ids of the jobs not yet ended.
+// InFlight lists the ids of this build's jobs not yet ended: those it
+// submitted and those of an earlier build whose actions it asked for.
 func (e *Engine) InFlight() []string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	return e.own()
+}
+
+// own lists InFlight's jobs, sorted; e.mu is held. A job of an earlier
+// build that this one never needed has no items: it is not this build's
+// to cancel, and stays recorded for the build that wants it.
+func (e *Engine) own() []string {
 	ids := make([]string, 0, len(e.inflight))
-	for id := range e.inflight {
-		ids = append(ids, id)
+	for id, j := range e.inflight {
+		if len(j.items) > 0 {
+			ids = append(ids, id)
+		}
 	}
 	sort.Strings(ids)
 	return ids
