@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	osexec "os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -188,6 +189,15 @@ func (s *session) batchEngines(e *env, f *BuildFlags, warn func(string)) (map[st
 	if s.cache == nil {
 		return nil, nil, badInput("--executor %s: batch jobs return their results through the cache; drop --no-cache", names[0])
 	}
+	for _, n := range names {
+		// A machine without the system's tools (a laptop, not a login
+		// node) is one error now, before anything is uploaded or written.
+		if tool := submitTool[n]; tool != "" {
+			if _, err := osexec.LookPath(tool); err != nil {
+				return nil, nil, fmt.Errorf("--executor %s: %s is not on PATH: run hepbuild on a machine that submits to %s (a login node), or choose another executor", n, tool, n)
+			}
+		}
+	}
 	worker, upload, err := s.workerCommand(f)
 	if err != nil {
 		return nil, nil, err
@@ -253,6 +263,9 @@ func hasPassword(u *url.URL) bool {
 	_, ok := u.User.Password()
 	return ok
 }
+
+// submitTool is the command each batch system submits with.
+var submitTool = map[string]string{"slurm": "sbatch", "htcondor": "condor_submit", "lsf": "bsub", "glite": "glite-ce-job-submit"}
 
 func newBackend(name string) (batch.Backend, error) {
 	switch name {
