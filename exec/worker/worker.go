@@ -16,6 +16,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"time"
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 	"google.golang.org/protobuf/proto"
@@ -90,6 +91,9 @@ func (w *Worker) Run(ctx context.Context, refs []Ref) Status {
 		switch {
 		case err == nil:
 			w.say("%s: %s", ref.Action, outcomeWord(outcome))
+		case errors.As(err, &ae) && killedWithJob(ctx, ae):
+			w.say("%s: interrupted: %s", ref.Action, ae.Reason)
+			return CouldNotRun
 		case errors.As(err, &ae):
 			w.say("%s: failed: %s", ref.Action, ae.Reason)
 			if rerr := w.recordFailure(ctx, ref, ae); rerr != nil {
@@ -104,6 +108,26 @@ func (w *Worker) Run(ctx context.Context, refs []Ref) Status {
 		}
 	}
 	return st
+}
+
+// signalGrace is how long a worker whose action died of a signal waits
+// to be told to stop itself before it records the death as the action's.
+const signalGrace = time.Second
+
+// killedWithJob reports whether the action's failure is the job's end: a
+// batch system ending a job (scancel, preemption) signals all of its
+// processes at once, the command's perhaps a moment before the worker's,
+// and that death must not be recorded as the action's failure.
+func killedWithJob(ctx context.Context, ae *exec.ActionError) bool {
+	if ae.ExitCode == -1 || ae.ExitCode > 128 { // a signal, or a shell's report of one
+		t := time.NewTimer(signalGrace)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+	}
+	return ctx.Err() != nil
 }
 
 func outcomeWord(o exec.Outcome) string {
