@@ -116,6 +116,7 @@ type job struct {
 	items   []*item
 	spec    Job
 	running bool
+	reason  string // why it is pending, as last shown
 }
 
 // recordFile lists the jobs in flight, so that a hepbuild killed or run
@@ -469,12 +470,21 @@ func (e *Engine) poll(ctx context.Context) {
 	var started [][]*item
 	var startedJob []*job
 	var endedStatus []Status
+	var waiting [][]*item
+	var waitingJob []*job
 	e.mu.Lock()
 	for _, id := range ids {
 		j := e.inflight[id]
 		s, listed := st[id]
 		switch {
 		case listed && s.State == StatePending:
+			// A job that does not start says why (a hold, a limit): the
+			// build shows it rather than "submitted" for ever.
+			if s.Reason != j.reason {
+				j.reason = s.Reason
+				waiting = append(waiting, append([]*item(nil), j.items...))
+				waitingJob = append(waitingJob, j)
+			}
 		case listed && s.State == StateRunning:
 			if !j.running {
 				j.running = true
@@ -492,6 +502,11 @@ func (e *Engine) poll(ctx context.Context) {
 		}
 	}
 	e.mu.Unlock()
+	for i, its := range waiting {
+		for _, it := range its {
+			e.progress(it, exec.JobSubmitted, waitingJob[i], waitingJob[i].reason)
+		}
+	}
 	for i, its := range started {
 		for _, it := range its {
 			e.progress(it, exec.JobRunning, startedJob[i], "")
