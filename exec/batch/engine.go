@@ -51,7 +51,9 @@ type Config struct {
 	// PollInterval is the time between two status queries; default 10s.
 	PollInterval time.Duration
 	// Retries is how often a failed or lost job is resubmitted, for its
-	// actions whose results are not in the cache.
+	// actions whose results are not in the cache. A job killed over its
+	// memory or walltime request is not: that is its actions' failure,
+	// which the runner's scheduler retries.
 	Retries int
 	// MemoryBump multiplies the memory request of an action whose job
 	// exceeded its memory, on retry; 0 or 1 means no change.
@@ -70,13 +72,17 @@ type Engine struct {
 	pending  []*item
 	inflight map[string]*job       // by job id
 	adopted  map[cache.Digest]*job // jobs of an earlier hepbuild, by action
-	wake     chan struct{}
-	stop     chan struct{}
-	stopped  chan struct{}
-	closed   bool
-	seq      int
-	stats    Stats
-	warned   map[string]bool
+	// bumped is the memory request of actions whose job exceeded its
+	// memory, raised by MemoryBump for their next run (a retry of the
+	// scheduler's, which sees an over-limit kill as the action's failure).
+	bumped  map[cache.Digest]int64
+	wake    chan struct{}
+	stop    chan struct{}
+	stopped chan struct{}
+	closed  bool
+	seq     int
+	stats   Stats
+	warned  map[string]bool
 }
 
 // Stats counts the engine's calls to the batch system.
@@ -148,6 +154,7 @@ func New(cfg Config) (*Engine, error) {
 		cfg:      cfg,
 		inflight: map[string]*job{},
 		adopted:  map[cache.Digest]*job{},
+		bumped:   map[cache.Digest]int64{},
 		wake:     make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 		stopped:  make(chan struct{}),
@@ -201,6 +208,9 @@ func (e *Engine) Execute(ctx context.Context, req *exec.ExecRequest) (*exec.Exec
 		queued:  time.Now(),
 	}
 	e.mu.Lock()
+	if m, ok := e.bumped[it.action]; ok && m > it.request.Memory {
+		it.request.Memory = m
+	}
 	if e.closed {
 		e.mu.Unlock()
 		return nil, errors.New("the batch executor was closed")
@@ -569,11 +579,17 @@ func (e *Engine) settle(ctx context.Context, j *job, s Status) {
 		// batch system killed what the action ran for exceeding the job's
 		// request: the job's failure, resubmitted while retries last.
 		reason := describe(s, it.request)
-		if it.attempts < e.cfg.Retries {
+		if s.OverMemory && e.cfg.MemoryBump > 1 && it.request.Memory > 0 {
+			e.mu.Lock()
+			e.bumped[it.action] = int64(float64(it.request.Memory) * e.cfg.MemoryBump)
+			e.mu.Unlock()
+		}
+		// A job killed over its request is the action's failure, which the
+		// scheduler retries (--retries) with the bumped request: resubmitted
+		// here as well, every retry of the scheduler's would bring a new
+		// round of the engine's.
+		if it.attempts < e.cfg.Retries && !s.OverMemory && !s.OverTime {
 			it.attempts++
-			if s.OverMemory && e.cfg.MemoryBump > 1 && it.request.Memory > 0 {
-				it.request.Memory = int64(float64(it.request.Memory) * e.cfg.MemoryBump)
-			}
 			e.progress(it, exec.JobFailed, j, reason)
 			if e.cfg.Warn != nil {
 				e.cfg.Warn(fmt.Sprintf("%s: %s; resubmitting %s (attempt %d of %d)", where, reason, it.req.Action.Describe(), it.attempts+1, e.cfg.Retries+1))
