@@ -146,7 +146,10 @@ func (w *Worker) say(format string, args ...any) {
 // one runs one action in a fresh exec root.
 func (w *Worker) one(ctx context.Context, ref Ref) (exec.Outcome, error) {
 	// Someone (an earlier attempt, another build) may have made it already.
-	if res, err := w.Cache.GetActionResult(ctx, ref.Action); err == nil && res.GetExitCode() == 0 {
+	// Not a result whose blobs are gone (evicted from a cache that keeps
+	// action results regardless): the submitter, which could not restore
+	// it, would get it back again.
+	if res, err := w.Cache.GetActionResult(ctx, ref.Action); err == nil && res.GetExitCode() == 0 && w.complete(ctx, res) {
 		return exec.OutcomeCached, nil
 	}
 	b, err := exec.ReadBlob(ctx, w.Cache, ref.Spec, maxSpec)
@@ -194,6 +197,23 @@ func (w *Worker) one(ctx context.Context, ref Ref) (exec.Outcome, error) {
 		}
 	}
 	return o, err
+}
+
+// complete reports whether every output blob of the result is in the cache.
+func (w *Worker) complete(ctx context.Context, res *repb.ActionResult) bool {
+	var ds []cache.Digest
+	for _, f := range res.GetOutputFiles() {
+		ds = append(ds, cache.FromProto(f.GetDigest()))
+	}
+	for _, d := range res.GetOutputDirectories() {
+		ds = append(ds, cache.FromProto(d.GetTreeDigest()))
+	}
+	for _, d := range ds {
+		if ok, err := w.Cache.Contains(ctx, d); err != nil || !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // materialize writes the action's input tree, its input links and its
