@@ -374,7 +374,11 @@ func (e *Engine) submitArray(ctx context.Context, req Request, groups [][]*item)
 		arr.Jobs = append(arr.Jobs, spec)
 		jobs[i] = &job{Token: token, Actions: actions, Log: spec.Log, Backend: e.Name(), items: g, spec: spec}
 	}
-	ids, err := e.cfg.Backend.Submit(ctx, arr)
+	// Not cancelled with the engine: the system may have taken the jobs
+	// before the submit command printed their ids, and a command killed
+	// then leaves them running unknown. Close waits for it (its tools'
+	// own timeouts bound it) and cancels the jobs.
+	ids, err := e.cfg.Backend.Submit(context.WithoutCancel(ctx), arr)
 	e.mu.Lock()
 	e.stats.Submits++
 	e.mu.Unlock()
