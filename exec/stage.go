@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -54,6 +55,14 @@ func NewSpec(a *Action, execRoot string, in Inputs) ([]byte, cache.Digest, error
 	s := Spec{Version: SpecVersion, Action: a}
 	for _, set := range [][]Artifact{a.Inputs, a.Tools} {
 		for _, art := range set {
+			if art.Dir && !art.Source {
+				// A generated folder's links enter the tree as links (see
+				// listDir): the worker makes them again.
+				if err := folderLinks(&s, execRoot, art.Path); err != nil {
+					return nil, cache.Digest{}, err
+				}
+				continue
+			}
 			if !art.Symlink {
 				continue
 			}
@@ -81,6 +90,29 @@ func NewSpec(a *Action, execRoot string, in Inputs) ([]byte, cache.Digest, error
 		return nil, cache.Digest{}, err
 	}
 	return b, cache.FromBytes(b), nil
+}
+
+// folderLinks adds the links below the generated folder dir to s.Links.
+func folderLinks(s *Spec, execRoot, dir string) error {
+	root := filepath.Join(execRoot, dir)
+	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.Type()&fs.ModeSymlink == 0 {
+			return err
+		}
+		t, err := os.Readlink(p)
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil {
+			return err
+		}
+		if s.Links == nil {
+			s.Links = map[string]string{}
+		}
+		s.Links[path.Join(dir, filepath.ToSlash(rel))] = t
+		return nil
+	})
 }
 
 // ParseSpec reads a serialized Spec.
