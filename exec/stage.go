@@ -254,7 +254,14 @@ func UploadInputs(ctx context.Context, cas cache.CAS, a *Action, key *Key, execR
 		sem <- struct{}{}
 		go func(d cache.Digest) {
 			defer func() { <-sem; wg.Done() }()
-			err := putOne(ctx, cas, d, blobs[d], byDigest[d], execRoot)
+			var err error
+			select {
+			case uploadSlots <- struct{}{}:
+				err = putOne(ctx, cas, d, blobs[d], byDigest[d], execRoot)
+				<-uploadSlots
+			case <-ctx.Done():
+				err = ctx.Err()
+			}
 			if err != nil {
 				mu.Lock()
 				if firstErr == nil {
@@ -267,6 +274,11 @@ func UploadInputs(ctx context.Context, cas cache.CAS, a *Action, key *Key, execR
 	wg.Wait()
 	return specDigest, firstErr
 }
+
+// uploadSlots bounds the blobs being uploaded by all UploadInputs calls
+// at once: actions sent away start together, without a job slot each,
+// and each upload holds open files (the input, a cache's temporary file).
+var uploadSlots = make(chan struct{}, 64)
 
 func putOne(ctx context.Context, cas cache.CAS, d cache.Digest, b []byte, p, execRoot string) error {
 	if b != nil {
