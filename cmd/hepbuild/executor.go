@@ -240,7 +240,7 @@ func (s *session) batchEngines(e *env, f *BuildFlags, warn func(string)) (map[st
 			Name:          "hepbuild-" + filepath.Base(s.w.root),
 			MaxJobs:       f.BatchJobs,
 			ActionsPerJob: f.ActionsPerJob,
-			Window:        f.BatchWindow,
+			Window:        max(f.BatchWindow, time.Nanosecond), // 0 would mean the engine's default
 			PollInterval:  f.BatchPoll,
 			Retries:       int(f.Retries),
 			MemoryBump:    bump,
