@@ -568,7 +568,7 @@ func (e *Engine) settle(ctx context.Context, j *job, s Status) {
 		if it.finished || it.ctx.Err() != nil {
 			continue
 		}
-		if res, err := e.cfg.Results.GetActionResult(ctx, it.action); err == nil && res.GetExitCode() == 0 {
+		if res, err := e.cfg.Results.GetActionResult(ctx, it.action); err == nil && res.GetExitCode() == 0 && e.complete(ctx, res) {
 			e.progress(it, exec.JobFinished, j, "")
 			e.deliver(it, outcome{resp: &exec.ExecResponse{ActionResult: res, Result: exec.ExecResult{Strategy: e.Name()}, Where: where, Queued: 0}})
 			continue
@@ -628,6 +628,26 @@ func (e *Engine) settle(ctx context.Context, j *job, s Status) {
 		e.mu.Unlock()
 		e.poke()
 	}
+}
+
+// complete reports whether every output blob of a result is in the cache:
+// a cache that keeps results whose blobs it evicted (the HTTP protocol)
+// may hold the very result that could not be restored, which sent the
+// action here; that is no sign that the job ran it.
+func (e *Engine) complete(ctx context.Context, res *repb.ActionResult) bool {
+	var ds []cache.Digest
+	for _, f := range res.GetOutputFiles() {
+		ds = append(ds, cache.FromProto(f.GetDigest()))
+	}
+	for _, d := range res.GetOutputDirectories() {
+		ds = append(ds, cache.FromProto(d.GetTreeDigest()))
+	}
+	for _, d := range ds {
+		if ok, err := e.cfg.Results.Contains(ctx, d); err != nil || !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // describe says why a job ended without results.
