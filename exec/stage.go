@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -54,6 +55,14 @@ func NewSpec(a *Action, execRoot string, in Inputs) ([]byte, cache.Digest, error
 	s := Spec{Version: SpecVersion, Action: a}
 	for _, set := range [][]Artifact{a.Inputs, a.Tools} {
 		for _, art := range set {
+			if art.Dir && !art.Source {
+				// A generated folder's links enter the tree as links (see
+				// listDir): the worker makes them again.
+				if err := folderLinks(&s, execRoot, art.Path); err != nil {
+					return nil, cache.Digest{}, err
+				}
+				continue
+			}
 			if !art.Symlink {
 				continue
 			}
@@ -81,6 +90,29 @@ func NewSpec(a *Action, execRoot string, in Inputs) ([]byte, cache.Digest, error
 		return nil, cache.Digest{}, err
 	}
 	return b, cache.FromBytes(b), nil
+}
+
+// folderLinks adds the links below the generated folder dir to s.Links.
+func folderLinks(s *Spec, execRoot, dir string) error {
+	root := filepath.Join(execRoot, dir)
+	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.Type()&fs.ModeSymlink == 0 {
+			return err
+		}
+		t, err := os.Readlink(p)
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil {
+			return err
+		}
+		if s.Links == nil {
+			s.Links = map[string]string{}
+		}
+		s.Links[path.Join(dir, filepath.ToSlash(rel))] = t
+		return nil
+	})
 }
 
 // ParseSpec reads a serialized Spec.
@@ -222,7 +254,14 @@ func UploadInputs(ctx context.Context, cas cache.CAS, a *Action, key *Key, execR
 		sem <- struct{}{}
 		go func(d cache.Digest) {
 			defer func() { <-sem; wg.Done() }()
-			err := putOne(ctx, cas, d, blobs[d], byDigest[d], execRoot)
+			var err error
+			select {
+			case uploadSlots <- struct{}{}:
+				err = putOne(ctx, cas, d, blobs[d], byDigest[d], execRoot)
+				<-uploadSlots
+			case <-ctx.Done():
+				err = ctx.Err()
+			}
 			if err != nil {
 				mu.Lock()
 				if firstErr == nil {
@@ -235,6 +274,11 @@ func UploadInputs(ctx context.Context, cas cache.CAS, a *Action, key *Key, execR
 	wg.Wait()
 	return specDigest, firstErr
 }
+
+// uploadSlots bounds the blobs being uploaded by all UploadInputs calls
+// at once: actions sent away start together, without a job slot each,
+// and each upload holds open files (the input, a cache's temporary file).
+var uploadSlots = make(chan struct{}, 64)
 
 func putOne(ctx context.Context, cas cache.CAS, d cache.Digest, b []byte, p, execRoot string) error {
 	if b != nil {

@@ -72,7 +72,7 @@ type BuildFlags struct {
 	Profile        pathValue  `placeholder:"FILE" help:"Write a Chrome-trace profile of the build to FILE (opens in Perfetto)."`
 	Progress       string     `enum:"auto,tty,plain,none" default:"auto" help:"Progress display: tty (live block), plain (a line per action), none, or auto."`
 	LocalResources string     `name:"local-resources" placeholder:"cpu=N,memory=SIZE" help:"Capacity of this machine for resource-bounded scheduling (default: all cores and memory)."`
-	Tolerance      string     `name:"tolerance" placeholder:"N|F%" help:"Finish successfully when at most N actions (or F percent of them) failed, listing them; implies -k. For many independent branches, some of which may fail."`
+	Tolerance      string     `name:"tolerance" placeholder:"N|F%" help:"Finish successfully when at most N actions (or F percent of them) failed, listing them, and no requested target needs one of them; implies -k. For many independent branches, some of which may fail."`
 	RemoteUpload   string     `name:"remote-upload" enum:"wait,async-exit,off" default:"wait" help:"After the build: wait for uploads to the remote cache (wait), exit at once and leave them to the next build (async-exit), or upload nothing (off)."`
 	RemoteDownload string     `name:"remote-download-outputs" enum:"all,toplevel,minimal" default:"all" help:"Which outputs of results restored from the cache are written to hepbuild-out: all, those of the targets named (toplevel), or none (minimal); the others stay in the cache until an action that runs reads them."`
 	CacheMaxSize   sizeValue  `name:"cache-max-size" placeholder:"SIZE" help:"After the build, prune the disk cache to SIZE (least recently used first; 0 empties it)."`
@@ -663,8 +663,13 @@ func (s *session) build(e *env, start time.Time, f *BuildFlags) error {
 		var bf *exec.BuildFailedError
 		if errors.As(runErr, &bf) {
 			if tolerated != nil && summary != nil && summary.Failed <= tolerated(summary.Total) {
-				reportTolerated(e, summary, f.Tolerance)
-				return errTolerated
+				// An action skipped because it needs a failed one is on
+				// the way to a requested target: that target was not built.
+				if summary.Skipped == 0 {
+					reportTolerated(e, summary, f.Tolerance)
+					return errTolerated
+				}
+				fmt.Fprintf(e.stderr, "ERROR: %d of %d actions failed, within --tolerance=%s, but %d that need them were skipped: a requested target was not built\n", summary.Failed, summary.Total, f.Tolerance, summary.Skipped)
 			}
 			return silentError{&buildFailedError{runErr.Error()}}
 		}

@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"os"
+	osexec "os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hepbuild/hepbuild/cache"
+	cacheremote "github.com/hepbuild/hepbuild/cache/remote"
 	"github.com/hepbuild/hepbuild/exec"
 	"github.com/hepbuild/hepbuild/exec/batch"
 	"github.com/hepbuild/hepbuild/exec/batch/arc"
@@ -209,17 +212,34 @@ func (s *session) batchEngines(e *env, f *BuildFlags, warn func(string)) (map[st
 	if s.cache == nil {
 		return nil, nil, badInput("--executor %s: batch jobs return their results through the cache; drop --no-cache", names[0])
 	}
+	for _, n := range names {
+		// A machine without the system's tools (a laptop, not a login
+		// node) is one error now, before anything is uploaded or written.
+		if tool := submitTool[n]; tool != "" {
+			if _, err := osexec.LookPath(tool); err != nil {
+				return nil, nil, fmt.Errorf("--executor %s: %s is not on PATH: run hepbuild on a machine that submits to %s (a login node), or choose another executor", n, tool, n)
+			}
+		}
+	}
 	worker, upload, ship, err := s.workerCommand(f)
 	if err != nil {
 		return nil, nil, err
 	}
 	bump, _ := f.memoryBump()
+	base, err := filepath.Abs(s.outputBase)
+	if err != nil {
+		return nil, nil, err
+	}
+	ws := filepath.Base(s.w.root) + "-" + cache.FromBytes([]byte(base)).Hash[:12]
 	byName := map[string]exec.RemoteExecutor{}
 	var engines []*batch.Engine
 	for _, n := range names {
 		dir := filepath.Join(s.outputBase, "batch", n)
 		if f.BatchDir != "" {
-			dir = filepath.Join(string(f.BatchDir), n)
+			// A shared folder may serve many workspaces: each keeps its
+			// own record of jobs in flight (jobs.json), or one would
+			// re-attach to, and cancel, another's jobs.
+			dir = filepath.Join(string(f.BatchDir), n, ws)
 		}
 		be, err := newBackend(n, dir)
 		if err != nil {
@@ -248,7 +268,7 @@ func (s *session) batchEngines(e *env, f *BuildFlags, warn func(string)) (map[st
 			Name:          "hepbuild-" + filepath.Base(s.w.root),
 			MaxJobs:       f.BatchJobs,
 			ActionsPerJob: f.ActionsPerJob,
-			Window:        f.BatchWindow,
+			Window:        max(f.BatchWindow, time.Nanosecond), // 0 would mean the engine's default
 			PollInterval:  f.BatchPoll,
 			Retries:       int(f.Retries),
 			MemoryBump:    bump,
@@ -270,6 +290,14 @@ func (s *session) batchEngines(e *env, f *BuildFlags, warn func(string)) (map[st
 	}
 	return byName, engines, nil
 }
+
+func hasPassword(u *url.URL) bool {
+	_, ok := u.User.Password()
+	return ok
+}
+
+// submitTool is the command each batch system submits with.
+var submitTool = map[string]string{"slurm": "sbatch", "htcondor": "condor_submit", "lsf": "bsub", "glite": "glite-ce-job-submit", "arc": "arcsub"}
 
 func newBackend(name, dir string) (batch.Backend, error) {
 	switch name {
@@ -333,6 +361,11 @@ func (s *session) workerArgs(f *BuildFlags) ([]string, cache.CAS, error) {
 	}
 	if s.tiered != nil {
 		r := &f.RemoteFlags
+		if u, err := url.Parse(r.RemoteCache); err != nil || u.Opaque != "" || u.RawQuery != "" || hasPassword(u) {
+			// Job scripts, the batch system's job records and the
+			// worker's arguments are read by others, as for headers.
+			return nil, nil, badInput("--remote-cache %s: batch jobs get no password or query in the cache's URL (it would be written into job scripts); give the credential as --remote-header NAME=@FILE", cacheremote.RedactString(r.RemoteCache))
+		}
 		cmd = append(cmd, "--remote-cache="+r.RemoteCache, "--remote-timeout="+r.RemoteTimeout.String())
 		for _, h := range r.RemoteHeader {
 			name, value, _ := strings.Cut(h, "=")

@@ -51,7 +51,9 @@ type Config struct {
 	// PollInterval is the time between two status queries; default 10s.
 	PollInterval time.Duration
 	// Retries is how often a failed or lost job is resubmitted, for its
-	// actions whose results are not in the cache.
+	// actions whose results are not in the cache. A job killed over its
+	// memory or walltime request is not: that is its actions' failure,
+	// which the runner's scheduler retries.
 	Retries int
 	// MemoryBump multiplies the memory request of an action whose job
 	// exceeded its memory, on retry; 0 or 1 means no change.
@@ -72,13 +74,17 @@ type Engine struct {
 	pending  []*item
 	inflight map[string]*job       // by job id
 	adopted  map[cache.Digest]*job // jobs of an earlier hepbuild, by action
-	wake     chan struct{}
-	stop     chan struct{}
-	stopped  chan struct{}
-	closed   bool
-	seq      int
-	stats    Stats
-	warned   map[string]bool
+	// bumped is the memory request of actions whose job exceeded its
+	// memory, raised by MemoryBump for their next run (a retry of the
+	// scheduler's, which sees an over-limit kill as the action's failure).
+	bumped  map[cache.Digest]int64
+	wake    chan struct{}
+	stop    chan struct{}
+	stopped chan struct{}
+	closed  bool
+	seq     int
+	stats   Stats
+	warned  map[string]bool
 }
 
 // Stats counts the engine's calls to the batch system.
@@ -118,6 +124,7 @@ type job struct {
 	items   []*item
 	spec    Job
 	running bool
+	reason  string // why it is pending, as last shown
 }
 
 // recordFile lists the jobs in flight, so that a hepbuild killed or run
@@ -152,6 +159,7 @@ func New(cfg Config) (*Engine, error) {
 		cfg:      cfg,
 		inflight: map[string]*job{},
 		adopted:  map[cache.Digest]*job{},
+		bumped:   map[cache.Digest]int64{},
 		wake:     make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 		stopped:  make(chan struct{}),
@@ -205,6 +213,9 @@ func (e *Engine) Execute(ctx context.Context, req *exec.ExecRequest) (*exec.Exec
 		queued:  time.Now(),
 	}
 	e.mu.Lock()
+	if m, ok := e.bumped[it.action]; ok && m > it.request.Memory {
+		it.request.Memory = m
+	}
 	if e.closed {
 		e.mu.Unlock()
 		return nil, errors.New("the batch executor was closed")
@@ -368,7 +379,11 @@ func (e *Engine) submitArray(ctx context.Context, req Request, groups [][]*item)
 		arr.Jobs = append(arr.Jobs, spec)
 		jobs[i] = &job{Token: token, Actions: actions, Log: spec.Log, Backend: e.Name(), items: g, spec: spec}
 	}
-	ids, err := e.cfg.Backend.Submit(ctx, arr)
+	// Not cancelled with the engine: the system may have taken the jobs
+	// before the submit command printed their ids, and a command killed
+	// then leaves them running unknown. Close waits for it (its tools'
+	// own timeouts bound it) and cancels the jobs.
+	ids, err := e.cfg.Backend.Submit(context.WithoutCancel(ctx), arr)
 	e.mu.Lock()
 	e.stats.Submits++
 	e.mu.Unlock()
@@ -474,12 +489,21 @@ func (e *Engine) poll(ctx context.Context) {
 	var started [][]*item
 	var startedJob []*job
 	var endedStatus []Status
+	var waiting [][]*item
+	var waitingJob []*job
 	e.mu.Lock()
 	for _, id := range ids {
 		j := e.inflight[id]
 		s, listed := st[id]
 		switch {
 		case listed && s.State == StatePending:
+			// A job that does not start says why (a hold, a limit): the
+			// build shows it rather than "submitted" for ever.
+			if s.Reason != j.reason {
+				j.reason = s.Reason
+				waiting = append(waiting, append([]*item(nil), j.items...))
+				waitingJob = append(waitingJob, j)
+			}
 		case listed && s.State == StateRunning:
 			if !j.running {
 				j.running = true
@@ -497,6 +521,11 @@ func (e *Engine) poll(ctx context.Context) {
 		}
 	}
 	e.mu.Unlock()
+	for i, its := range waiting {
+		for _, it := range its {
+			e.progress(it, exec.JobSubmitted, waitingJob[i], waitingJob[i].reason)
+		}
+	}
 	for i, its := range started {
 		for _, it := range its {
 			e.progress(it, exec.JobRunning, startedJob[i], "")
@@ -548,7 +577,7 @@ func (e *Engine) settle(ctx context.Context, j *job, s Status) {
 		if it.finished || it.ctx.Err() != nil {
 			continue
 		}
-		if res, err := e.cfg.Results.GetActionResult(ctx, it.action); err == nil && res.GetExitCode() == 0 {
+		if res, err := e.cfg.Results.GetActionResult(ctx, it.action); err == nil && res.GetExitCode() == 0 && e.complete(ctx, res) {
 			e.progress(it, exec.JobFinished, j, "")
 			e.deliver(it, outcome{resp: &exec.ExecResponse{ActionResult: res, Result: exec.ExecResult{Strategy: e.Name()}, Where: where, Queued: 0}})
 			continue
@@ -563,11 +592,17 @@ func (e *Engine) settle(ctx context.Context, j *job, s Status) {
 		// batch system killed what the action ran for exceeding the job's
 		// request: the job's failure, resubmitted while retries last.
 		reason := describe(s, it.request)
-		if it.attempts < e.cfg.Retries {
+		if s.OverMemory && e.cfg.MemoryBump > 1 && it.request.Memory > 0 {
+			e.mu.Lock()
+			e.bumped[it.action] = int64(float64(it.request.Memory) * e.cfg.MemoryBump)
+			e.mu.Unlock()
+		}
+		// A job killed over its request is the action's failure, which the
+		// scheduler retries (--retries) with the bumped request: resubmitted
+		// here as well, every retry of the scheduler's would bring a new
+		// round of the engine's.
+		if it.attempts < e.cfg.Retries && !s.OverMemory && !s.OverTime {
 			it.attempts++
-			if s.OverMemory && e.cfg.MemoryBump > 1 && it.request.Memory > 0 {
-				it.request.Memory = int64(float64(it.request.Memory) * e.cfg.MemoryBump)
-			}
 			e.progress(it, exec.JobFailed, j, reason)
 			if e.cfg.Warn != nil {
 				e.cfg.Warn(fmt.Sprintf("%s: %s; resubmitting %s (attempt %d of %d)", where, reason, it.req.Action.Describe(), it.attempts+1, e.cfg.Retries+1))
@@ -602,6 +637,26 @@ func (e *Engine) settle(ctx context.Context, j *job, s Status) {
 		e.mu.Unlock()
 		e.poke()
 	}
+}
+
+// complete reports whether every output blob of a result is in the cache:
+// a cache that keeps results whose blobs it evicted (the HTTP protocol)
+// may hold the very result that could not be restored, which sent the
+// action here; that is no sign that the job ran it.
+func (e *Engine) complete(ctx context.Context, res *repb.ActionResult) bool {
+	var ds []cache.Digest
+	for _, f := range res.GetOutputFiles() {
+		ds = append(ds, cache.FromProto(f.GetDigest()))
+	}
+	for _, d := range res.GetOutputDirectories() {
+		ds = append(ds, cache.FromProto(d.GetTreeDigest()))
+	}
+	for _, d := range ds {
+		if ok, err := e.cfg.Results.Contains(ctx, d); err != nil || !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // describe says why a job ended without results.
@@ -695,9 +750,10 @@ func writeJobLog(logPath, jobLog, what string) {
 	_ = os.WriteFile(logPath, []byte(msg), 0o644)
 }
 
-// Close stops the engine. Unless detach, every job in flight is cancelled
-// with one call and forgotten; with detach they go on and stay recorded
-// for the next hepbuild to re-attach to.
+// Close stops the engine. Unless detach, every job of this build in
+// flight (InFlight) is cancelled with one call and forgotten; with detach
+// they go on and stay recorded for the next hepbuild to re-attach to, as
+// do, always, the jobs of an earlier build that this one never needed.
 func (e *Engine) Close(ctx context.Context, detach bool) error {
 	e.mu.Lock()
 	if e.closed {
@@ -709,10 +765,7 @@ func (e *Engine) Close(ctx context.Context, detach bool) error {
 	close(e.stop)
 	<-e.stopped
 	e.mu.Lock()
-	ids := make([]string, 0, len(e.inflight))
-	for id := range e.inflight {
-		ids = append(ids, id)
-	}
+	ids := e.own()
 	pending := e.pending
 	e.pending = nil
 	e.mu.Unlock()
@@ -731,7 +784,9 @@ func (e *Engine) Close(ctx context.Context, detach bool) error {
 	e.mu.Lock()
 	e.stats.Cancels++
 	if err == nil {
-		e.inflight = map[string]*job{}
+		for _, id := range ids {
+			delete(e.inflight, id)
+		}
 	}
 	e.mu.Unlock()
 	e.save()
@@ -741,13 +796,23 @@ func (e *Engine) Close(ctx context.Context, detach bool) error {
 	return nil
 }
 
-// InFlight lists the ids of the jobs not yet ended.
+// InFlight lists the ids of this build's jobs not yet ended: those it
+// submitted and those of an earlier build whose actions it asked for.
 func (e *Engine) InFlight() []string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	return e.own()
+}
+
+// own lists InFlight's jobs, sorted; e.mu is held. A job of an earlier
+// build that this one never needed has no items: it is not this build's
+// to cancel, and stays recorded for the build that wants it.
+func (e *Engine) own() []string {
 	ids := make([]string, 0, len(e.inflight))
-	for id := range e.inflight {
-		ids = append(ids, id)
+	for id, j := range e.inflight {
+		if len(j.items) > 0 {
+			ids = append(ids, id)
+		}
 	}
 	sort.Strings(ids)
 	return ids

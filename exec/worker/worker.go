@@ -13,8 +13,10 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
+	"time"
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 	"google.golang.org/protobuf/proto"
@@ -89,6 +91,9 @@ func (w *Worker) Run(ctx context.Context, refs []Ref) Status {
 		switch {
 		case err == nil:
 			w.say("%s: %s", ref.Action, outcomeWord(outcome))
+		case errors.As(err, &ae) && killedWithJob(ctx, ae):
+			w.say("%s: interrupted: %s", ref.Action, ae.Reason)
+			return CouldNotRun
 		case errors.As(err, &ae):
 			w.say("%s: failed: %s", ref.Action, ae.Reason)
 			if rerr := w.recordFailure(ctx, ref, ae); rerr != nil {
@@ -103,6 +108,26 @@ func (w *Worker) Run(ctx context.Context, refs []Ref) Status {
 		}
 	}
 	return st
+}
+
+// signalGrace is how long a worker whose action died of a signal waits
+// to be told to stop itself before it records the death as the action's.
+const signalGrace = time.Second
+
+// killedWithJob reports whether the action's failure is the job's end: a
+// batch system ending a job (scancel, preemption) signals all of its
+// processes at once, the command's perhaps a moment before the worker's,
+// and that death must not be recorded as the action's failure.
+func killedWithJob(ctx context.Context, ae *exec.ActionError) bool {
+	if ae.ExitCode == -1 || ae.ExitCode > 128 { // a signal, or a shell's report of one
+		t := time.NewTimer(signalGrace)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+	}
+	return ctx.Err() != nil
 }
 
 func outcomeWord(o exec.Outcome) string {
@@ -121,7 +146,10 @@ func (w *Worker) say(format string, args ...any) {
 // one runs one action in a fresh exec root.
 func (w *Worker) one(ctx context.Context, ref Ref) (exec.Outcome, error) {
 	// Someone (an earlier attempt, another build) may have made it already.
-	if res, err := w.Cache.GetActionResult(ctx, ref.Action); err == nil && res.GetExitCode() == 0 {
+	// Not a result whose blobs are gone (evicted from a cache that keeps
+	// action results regardless): the submitter, which could not restore
+	// it, would get it back again.
+	if res, err := w.Cache.GetActionResult(ctx, ref.Action); err == nil && res.GetExitCode() == 0 && w.complete(ctx, res) {
 		return exec.OutcomeCached, nil
 	}
 	b, err := exec.ReadBlob(ctx, w.Cache, ref.Spec, maxSpec)
@@ -171,6 +199,23 @@ func (w *Worker) one(ctx context.Context, ref Ref) (exec.Outcome, error) {
 	return o, err
 }
 
+// complete reports whether every output blob of the result is in the cache.
+func (w *Worker) complete(ctx context.Context, res *repb.ActionResult) bool {
+	var ds []cache.Digest
+	for _, f := range res.GetOutputFiles() {
+		ds = append(ds, cache.FromProto(f.GetDigest()))
+	}
+	for _, d := range res.GetOutputDirectories() {
+		ds = append(ds, cache.FromProto(d.GetTreeDigest()))
+	}
+	for _, d := range ds {
+		if ok, err := w.Cache.Contains(ctx, d); err != nil || !ok {
+			return false
+		}
+	}
+	return true
+}
+
 // materialize writes the action's input tree, its input links and its
 // environment's files into the exec root, each file verified and read-only.
 func (w *Worker) materialize(ctx context.Context, execRoot string, action *repb.Action, spec *exec.Spec) error {
@@ -179,23 +224,55 @@ func (w *Worker) materialize(ctx context.Context, execRoot string, action *repb.
 	if err != nil {
 		return fmt.Errorf("reading the input tree: %w", err)
 	}
+	// An input link may lead anywhere (a declared link is never followed
+	// on the host): nothing is ever written through one, or the
+	// description could have the worker write outside its scratch folder.
+	links := map[string]bool{}
 	for _, f := range files {
+		if err := notBelowLink(links, f.Path); err != nil {
+			return err
+		}
 		if t, ok := spec.Links[f.Path]; ok {
 			if err := w.link(execRoot, f.Path, t); err != nil {
 				return err
 			}
+			links[f.Path] = true
 			continue
 		}
 		if err := w.fetch(ctx, execRoot, f.Path, f.Digest, f.Executable); err != nil {
 			return err
 		}
 	}
+	// Only the environment's own files, which its digest (and so the key)
+	// covers: any other file would be an input the key does not name.
+	envFiles := map[string]bool{}
+	if e := spec.Action.Environment; e != nil {
+		for _, f := range e.Files {
+			envFiles[f.Path] = true
+		}
+	}
 	for _, f := range spec.EnvFiles {
 		if err := checkRel(f.Path); err != nil {
 			return err
 		}
+		if !envFiles[f.Path] {
+			return fmt.Errorf("the action's description names an environment file %q its environment does not have", f.Path)
+		}
+		if err := notBelowLink(links, f.Path); err != nil {
+			return err
+		}
 		if err := w.fetch(ctx, execRoot, f.Path, f.Digest, f.Executable); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// notBelowLink refuses a path with an input link among its parent folders.
+func notBelowLink(links map[string]bool, p string) error {
+	for d := path.Dir(p); d != "." && d != "/"; d = path.Dir(d) {
+		if links[d] {
+			return fmt.Errorf("the action's description names a file %q below the input link %q", p, d)
 		}
 	}
 	return nil
