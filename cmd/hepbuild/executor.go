@@ -151,7 +151,7 @@ func (f *ExecutorFlags) defaultExecutor() string {
 }
 
 // keepLocal are the tags that keep an action on this machine.
-var keepLocal = []string{"local", "no-remote", "no-remote-exec"}
+var keepLocal = []string{"local", "no-remote", "no-remote-exec", "no-remote-cache"}
 
 // router returns the Runner's Route for the flags and executors: writes
 // and copies, actions tagged local, and those routed to "local" stay.

@@ -240,8 +240,18 @@ func (e *Engine) Execute(ctx context.Context, req *exec.ExecRequest) (*exec.Exec
 	}
 }
 
+// stagingTime is added to an action's walltime in its job's request: the
+// worker fetches inputs and stores outputs around the command, whose own
+// walltime the worker enforces exactly (a timed-out action fails with its
+// log, as here); the batch system's limit is the safety net.
+const stagingTime = 10 * time.Minute
+
 func requestOf(a *exec.Action) Request {
-	return Request{CPU: math.Max(1, math.Ceil(a.Resources.CPU)), Memory: a.Resources.Memory, Walltime: a.RunTimeout()}
+	r := Request{CPU: math.Max(1, math.Ceil(a.Resources.CPU)), Memory: a.Resources.Memory}
+	if w := a.RunTimeout(); w > 0 {
+		r.Walltime = w + stagingTime
+	}
+	return r
 }
 
 func (e *Engine) poke() {

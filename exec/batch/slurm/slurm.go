@@ -246,6 +246,12 @@ func status(state, reason, exit string) batch.Status {
 	if code, _, ok := strings.Cut(exit, ":"); ok {
 		s.ExitCode, _ = strconv.Atoi(code)
 	}
+	if state == "PENDING" && strings.Contains(s.Reason, "launch failed requeued held") {
+		// The node could not start it and Slurm held it: it will not run
+		// until an admin releases it; removed and resubmitted, as a hold.
+		s.State = batch.StateHeld
+		return s
+	}
 	switch state {
 	case "PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING", "SUSPENDED", "STOPPED", "SIGNALING", "STAGE_OUT":
 		s.State = batch.StatePending

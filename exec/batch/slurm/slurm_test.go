@@ -26,6 +26,8 @@ func TestStatus(t *testing.T) {
 		{"CANCELLED by 0", "", "0:15", batch.Status{State: batch.StateFailed, Reason: "CANCELLED"}},
 		{"NODE_FAIL", "", "", batch.Status{State: batch.StateFailed, Reason: "NODE_FAIL"}},
 		{"WEIRD", "", "", batch.Status{State: batch.StatePending, Reason: "unknown Slurm state WEIRD"}},
+		{"PENDING", "launch failed requeued held", "", batch.Status{State: batch.StateHeld, Reason: "launch failed requeued held"}},
+		{"PENDING", "JobHeldUser", "", batch.Status{State: batch.StatePending, Reason: "JobHeldUser"}},
 	} {
 		if got := status(c.state, c.reason, c.exit); got != c.want {
 			t.Errorf("status(%q, %q, %q) = %+v, want %+v", c.state, c.reason, c.exit, got, c.want)
