@@ -247,11 +247,7 @@ func (e *Engine) Execute(ctx context.Context, req *exec.ExecRequest) (*exec.Exec
 const stagingTime = 10 * time.Minute
 
 func requestOf(a *exec.Action) Request {
-	r := Request{CPU: math.Max(1, math.Ceil(a.Resources.CPU)), Memory: a.Resources.Memory}
-	if w := a.RunTimeout(); w > 0 {
-		r.Walltime = w + stagingTime
-	}
-	return r
+	return Request{CPU: math.Max(1, math.Ceil(a.Resources.CPU)), Memory: a.Resources.Memory, Walltime: a.RunTimeout()}
 }
 
 func (e *Engine) poke() {
@@ -374,6 +370,15 @@ func (e *Engine) submitArray(ctx context.Context, req Request, groups [][]*item)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		e.failAll(groups, fmt.Errorf("batch folder: %w", err))
 		return
+	}
+	// A job runs its actions one after another: its walltime is theirs
+	// added up, and the staging around them.
+	if req.Walltime > 0 {
+		most := 0
+		for _, g := range groups {
+			most = max(most, len(g))
+		}
+		req.Walltime = req.Walltime*time.Duration(most) + stagingTime
 	}
 	arr := &Array{Name: e.cfg.Name, Dir: dir, Resources: req, Options: e.cfg.Options, Ship: e.cfg.Ship}
 	jobs := make([]*job, len(groups))

@@ -458,3 +458,27 @@ func TestReattach(t *testing.T) {
 		t.Errorf("the record of cancelled jobs is still there: %v", err)
 	}
 }
+
+// A job asks for the walltime of all its actions, run one after another,
+// and the staging around them.
+func TestJobWalltime(t *testing.T) {
+	r := newRig(t, Config{ActionsPerJob: 3, Window: 300 * time.Millisecond})
+	var as []*exec.Action
+	var ks []*exec.Key
+	for i := 0; i < 4; i++ {
+		a, _ := r.action(i, 0)
+		a.Resources.Walltime = 20 * time.Minute
+		k, err := exec.ComputeKey(a, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		as, ks = append(as, a), append(ks, k)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r.run(ctx, as, ks)
+	r.waitJobs(2)
+	if got := r.be.arrays[0].Resources.Walltime; got != 3*20*time.Minute+stagingTime {
+		t.Errorf("walltime %v, want 3 x 20m + %v", got, stagingTime)
+	}
+}
