@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	osexec "os/exec"
 	"runtime"
 	"strings"
 
@@ -14,7 +15,7 @@ type InfoCmd struct {
 	LocationFlags
 	SandboxFlags
 	RemoteFlags
-	Key string `arg:"" optional:"" help:"Print only this item (workspace, workspace_name, output_base, output_path, disk_cache, cache_tiers, sandbox, resource_limits, cores)."`
+	Key string `arg:"" optional:"" help:"Print only this item (workspace, workspace_name, output_base, output_path, disk_cache, cache_tiers, sandbox, resource_limits, batch_systems, cores)."`
 }
 
 // Run prints the items.
@@ -36,6 +37,7 @@ func (c *InfoCmd) Run(g *Globals, e *env) error {
 		{"cache_tiers", c.cacheTiers(e)},
 		{"sandbox", c.sandboxInfo()},
 		{"resource_limits", limits},
+		{"batch_systems", batchSystems()},
 		{"cores", fmt.Sprint(runtime.NumCPU())},
 	}
 	for _, it := range items {
@@ -71,4 +73,33 @@ func (c *InfoCmd) cacheTiers(e *env) string {
 		tiers = append(tiers, fmt.Sprintf("remote %s (answered: %s)", r.Name(), what))
 	}
 	return strings.Join(tiers, ", then ")
+}
+
+// batchSystems says which batch systems this machine can submit to: those
+// whose submit command is on PATH (a login node has them, a laptop none).
+func batchSystems() string {
+	var have, lack []string
+	for _, n := range executors {
+		tool, ok := submitTool[n]
+		if !ok {
+			continue
+		}
+		if _, err := osexec.LookPath(tool); err == nil {
+			have = append(have, n)
+		} else {
+			lack = append(lack, n)
+		}
+	}
+	if len(have) == 0 {
+		return "none (no " + strings.Join(submitToolsOf(lack), ", ") + " on PATH)"
+	}
+	return strings.Join(have, ", ") + " (submit commands on PATH; not: " + strings.Join(lack, ", ") + ")"
+}
+
+func submitToolsOf(names []string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = submitTool[n]
+	}
+	return out
 }
