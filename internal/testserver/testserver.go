@@ -8,11 +8,13 @@ package testserver
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -42,9 +44,29 @@ func Binary(t testing.TB, name, script string) string {
 	return ""
 }
 
-// FreePort returns a loopback TCP port nobody listens on right now.
+// FreePort returns a loopback TCP port nobody listens on right now. It
+// picks a random port below the kernel's ephemeral range: a port from that
+// range (what listening on port 0 gives) may be taken, before the server
+// binds it, by any outgoing connection of the tests running beside this
+// one, which the many gRPC clients of the suite make all the time.
 func FreePort(t testing.TB) int {
 	t.Helper()
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil && n > 12000 {
+				low = n
+			}
+		}
+	}
+	for range 200 {
+		port := 10000 + rand.IntN(low-10000)
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			l.Close()
+			return port
+		}
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
