@@ -81,3 +81,21 @@ func References(r *repb.ActionResult, readTree func(Digest) (*repb.Tree, error))
 	}
 	return refs, nil
 }
+
+type localOnlyKey struct{}
+
+// WithLocalOnly marks calls made with the returned context as those of an
+// action whose results stay on this machine (tags no-remote-cache and
+// no-remote): a cache with a remote tier neither reads the action's result
+// from the remote nor writes anything to it. Blobs may still be read from
+// the remote: they are named by their content, and an input kept only in
+// the remote is the same bytes wherever it comes from.
+func WithLocalOnly(ctx context.Context) context.Context {
+	return context.WithValue(ctx, localOnlyKey{}, true)
+}
+
+// LocalOnly reports whether ctx was marked by WithLocalOnly.
+func LocalOnly(ctx context.Context) bool {
+	v, _ := ctx.Value(localOnlyKey{}).(bool)
+	return v
+}

@@ -188,6 +188,7 @@ func (r *Runner) warn(msg string) {
 // (OutcomeCached), or run (OutcomeExecuted). A failure of the action is an
 // *ActionError; it never leaves an output behind. It is an exec.Work.
 func (r *Runner) Work(ctx context.Context, a *Action) (Outcome, error) {
+	ctx = localOnly(ctx, a)
 	// An input edited while it was digested or while the command ran
 	// means the key names other inputs than the outputs were made from: the
 	// action starts again from its inputs' current content, a few times,
@@ -246,6 +247,15 @@ func (r *Runner) make(ctx context.Context, a *Action, key *Key, in *inputDigests
 	return OutcomeExecuted, nil
 }
 
+// localOnly marks the context of an action whose results stay on this
+// machine: a remote cache tier neither gives nor takes them.
+func localOnly(ctx context.Context, a *Action) context.Context {
+	if a.HasTag("no-remote-cache") || a.HasTag("no-remote") {
+		return cache.WithLocalOnly(ctx)
+	}
+	return ctx
+}
+
 // WorkAs does the work of an action that must have the key want, as a
 // worker on a batch node does: it recomputes the key from the action and
 // the inputs in the exec root, and refuses (without running anything) an
@@ -295,6 +305,7 @@ func (r *Runner) plan(a *Action) (in *inputDigests, key *Key, upToDate bool, err
 // run). It backs `hepbuild status`; it does not verify that the cached blobs
 // are still present.
 func (r *Runner) Check(ctx context.Context, a *Action) (Outcome, error) {
+	ctx = localOnly(ctx, a)
 	_, key, upToDate, err := r.plan(a)
 	switch {
 	case err != nil:

@@ -427,7 +427,7 @@ func (c *Cache) GetActionResultFor(ctx context.Context, action cache.Digest, pat
 
 func (c *Cache) getActionResult(ctx context.Context, action cache.Digest, paths []string) (*repb.ActionResult, error) {
 	res, err := c.local.GetActionResult(ctx, action)
-	if !errors.Is(err, cache.ErrNotFound) || c.readsOff.Load() {
+	if !errors.Is(err, cache.ErrNotFound) || c.readsOff.Load() || cache.LocalOnly(ctx) {
 		return res, err
 	}
 	in, inline := c.remote.(remote.Inliner)
@@ -745,6 +745,9 @@ func (c *Cache) PutActionResult(ctx context.Context, action cache.Digest, res *r
 }
 
 func (c *Cache) enqueue(ctx context.Context, u unit) {
+	if cache.LocalOnly(ctx) {
+		return // an action whose results stay here (no-remote-cache)
+	}
 	c.closeMu.RLock()
 	defer c.closeMu.RUnlock()
 	if c.closed.Load() {

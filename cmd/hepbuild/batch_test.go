@@ -506,3 +506,53 @@ func TestWorkerIgnoresHepbuildrc(t *testing.T) {
 		t.Errorf("exit %d, want 3 (could not run: the action is not in the cache)", r.code)
 	}
 }
+
+// TestNoRemoteCacheStaysHere: an action tagged no-remote-cache (or
+// no-remote) leaves nothing in the group's cache, result nor outputs, and
+// takes no result from it; its neighbours are shared as usual.
+func TestNoRemoteCacheStaysHere(t *testing.T) {
+	group := filepath.Join(t.TempDir(), "group")
+	url := "file://" + group
+	files := map[string]string{"BUILD": `
+task(name = "open", outs = ["open.txt"], cmd = "echo shared-result > $@")
+task(name = "secret", outs = ["secret.txt"], cmd = "echo private-result > $@", tags = ["no-remote-cache"])
+task(name = "quiet", outs = ["quiet.txt"], cmd = "echo quiet-result > $@", tags = ["no-remote"])
+`}
+	root, diskCache := clone(t, files)
+	buildOutcomes(t, root, "//:all", "--disk-cache", diskCache, "--remote-cache", url)
+	var stored []string
+	filepath.Walk(group, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() {
+			b, _ := os.ReadFile(p)
+			stored = append(stored, string(b))
+		}
+		return nil
+	})
+	all := strings.Join(stored, "\n")
+	if !strings.Contains(all, "shared-result") {
+		t.Fatalf("the untagged action's output is not in the group's cache")
+	}
+	for _, private := range []string{"private-result", "quiet-result"} {
+		if strings.Contains(all, private) {
+			t.Errorf("%q reached the group's cache", private)
+		}
+	}
+	// Another member restores the open result and runs the others.
+	other, otherCache := clone(t, files)
+	_, ev := buildOutcomes(t, other, "//:all", "--disk-cache", otherCache, "--remote-cache", url)
+	if got := eventTargets(t, ev, "action_cached"); !equalSlices(got, []string{"//:open"}) {
+		t.Errorf("restored from the group's cache: %v, want only //:open", got)
+	}
+	// A result someone else put in the group's cache (the same action
+	// without the tag, which is not in the key) is not taken either.
+	untagged, untaggedCache := clone(t, map[string]string{"BUILD": `task(name = "secret", outs = ["secret.txt"], cmd = "echo private-result > $@")`})
+	buildOutcomes(t, untagged, "//:secret", "--disk-cache", untaggedCache, "--remote-cache", url)
+	third, thirdCache := clone(t, files)
+	_, ev = buildOutcomes(t, third, "//:secret", "--disk-cache", thirdCache, "--remote-cache", url)
+	if n := len(ev["action_cached"]); n != 0 {
+		t.Errorf("a no-remote-cache action took a result from the group's cache")
+	}
+	if n := len(ev["action_finished"]); n != 1 {
+		t.Errorf("the no-remote-cache action did not run: %v", ev)
+	}
+}
