@@ -40,6 +40,11 @@ func (b *Backend) Submit(ctx context.Context, a *batch.Array) ([]string, error) 
 	if len(a.Jobs) == 0 {
 		return nil, nil
 	}
+	for _, o := range a.Options {
+		if o == "-J" || strings.HasPrefix(o, "-J") || strings.HasPrefix(o, "--job-name") || strings.HasPrefix(o, "--array") || strings.HasPrefix(o, "--output") {
+			return nil, fmt.Errorf("option %q: hepbuild sets the job name, the array and the output itself (it recognises its jobs by their name)", o)
+		}
+	}
 	script := filepath.Join(a.Dir, "array.sh")
 	if err := os.WriteFile(script, []byte(arrayScript(a)), 0o755); err != nil {
 		return nil, err
@@ -189,7 +194,7 @@ func (b *Backend) Poll(ctx context.Context, ids []string) (map[string]batch.Stat
 		}
 	}
 	res, err := sandbox.RunTool(ctx, sandbox.Tool{
-		Argv:    []string{"squeue", "--noheader", "--array", "--format=%i|%T|%r", "--jobs=" + strings.Join(list, ",")},
+		Argv:    []string{"squeue", "--noheader", "--array", "--format=%i|%T|%r|%j", "--jobs=" + strings.Join(list, ",")},
 		Timeout: 2 * time.Minute,
 	})
 	if err != nil {
@@ -213,9 +218,15 @@ func (b *Backend) Poll(ctx context.Context, ids []string) (map[string]batch.Stat
 		if line == "" {
 			continue
 		}
-		f := strings.Split(line, "|")
-		if len(f) != 3 {
-			return nil, fmt.Errorf("squeue printed %q, not JOBID|STATE|REASON", line)
+		f := strings.SplitN(line, "|", 4)
+		if len(f) != 4 {
+			return nil, fmt.Errorf("squeue printed %q, not JOBID|STATE|REASON|NAME", line)
+		}
+		if !strings.HasPrefix(f[3], "hepbuild") {
+			// Not a job of hepbuild's: the id was given anew (a cluster
+			// whose ids started over since a recorded job was submitted).
+			// The recorded job is gone; the cache decides what it made.
+			continue
 		}
 		if want[f[0]] {
 			st := status(f[1], f[2], "")

@@ -138,3 +138,22 @@ func TestBackendOnCluster(t *testing.T) {
 		t.Errorf("history of the cancelled job: %+v", h[ids[2]])
 	}
 }
+
+// A recorded job id that squeue lists under another name is somebody
+// else's job (a cluster whose ids started over): it counts as gone, never
+// as ours. squeue here is a stand-in printing what the real one prints.
+func TestPollIgnoresForeignJobs(t *testing.T) {
+	dir := t.TempDir()
+	script := "#!/bin/sh\necho '77_0|RUNNING|None|hepbuild-tth'\necho '78_0|RUNNING|None|someone-elses-fit'\n"
+	if err := os.WriteFile(filepath.Join(dir, "squeue"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+":"+os.Getenv("PATH"))
+	st, err := New().Poll(context.Background(), []string{"77_0", "78_0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := st["78_0"]; ok || st["77_0"].State != batch.StateRunning {
+		t.Errorf("poll %+v: want 77_0 running and 78_0 absent", st)
+	}
+}
