@@ -46,10 +46,13 @@ type Event struct {
 	Total    int           `json:"total,omitempty"`
 	// Executor, JobID and JobState describe a job event: "slurm",
 	// "5599680_3", "running" (see JobUpdate).
-	Executor string  `json:"executor,omitempty"`
-	JobID    string  `json:"job_id,omitempty"`
-	JobState string  `json:"job_state,omitempty"`
-	Action   *Action `json:"-"`
+	Executor string `json:"executor,omitempty"`
+	JobID    string `json:"job_id,omitempty"`
+	JobState string `json:"job_state,omitempty"`
+	// JobReason is the batch system's word on a job's state: why it
+	// waits ("Resources", "QOSMaxJobsPerUserLimit"), why it failed.
+	JobReason string  `json:"job_reason,omitempty"`
+	Action    *Action `json:"-"`
 	// Err is the failure of an action_failed or action_retry event that ran
 	// and failed; nil for infrastructure failures (see Message).
 	Err *ActionError `json:"-"`

@@ -153,7 +153,7 @@ func (r *Runner) jobProgress(a *Action, key *Key) func(JobUpdate) {
 			msg += ": " + u.Message
 		}
 		r.Events.Event(Event{Type: t, Time: time.Now(), Target: a.Owner.String(), Mnemonic: a.Mnemonic, Key: key.Digest.String(),
-			Message: msg, Executor: u.Executor, JobID: u.JobID, JobState: string(u.State), Log: u.Log, Action: a})
+			Message: msg, Executor: u.Executor, JobID: u.JobID, JobState: string(u.State), JobReason: u.Message, Log: u.Log, Action: a})
 	}
 }
 

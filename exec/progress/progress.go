@@ -108,6 +108,7 @@ type running struct {
 	// executor, job and jobState say where an action run by a batch
 	// system or remote executor is: "slurm", "5599680_3", "running".
 	executor, job, jobState string
+	jobReason               string // why the job waits, as the batch system says
 }
 
 // New returns a printer writing to w (usually os.Stderr) in mode.
@@ -165,7 +166,7 @@ func (p *Printer) Event(e exec.Event) {
 		}
 	case exec.EventJobQueued, exec.EventJobSubmitted, exec.EventJobRunning, exec.EventJobFinished:
 		if r := p.running[k]; r != nil {
-			r.executor, r.jobState = e.Executor, e.JobState
+			r.executor, r.jobState, r.jobReason = e.Executor, e.JobState, e.JobReason
 			if e.JobID != "" {
 				r.job = e.JobID
 			}
@@ -357,6 +358,9 @@ func (p *Printer) block() []string {
 			state := r.jobState
 			if exec.JobState(state) == exec.JobSubmitted {
 				state = "pending" // in the batch system's queue, as the status line counts it
+				if r.jobReason != "" {
+					state += ": " + r.jobReason
+				}
 			}
 			l += "  [" + strings.Join(strings.Fields(r.executor+" "+r.job+" "+state), " ") + "]"
 		}

@@ -450,6 +450,7 @@ func TestBatchJobs(t *testing.T) {
 	p.Event(exec.Event{Type: exec.EventJobQueued, Action: a1, Executor: "slurm", JobState: "queued"})
 	p.Event(exec.Event{Type: exec.EventJobSubmitted, Action: a2, Executor: "slurm", JobID: "77_0", JobState: "submitted"})
 	p.Event(exec.Event{Type: exec.EventJobSubmitted, Action: a3, Executor: "slurm", JobID: "77_1", JobState: "submitted"})
+	p.Event(exec.Event{Type: exec.EventJobSubmitted, Action: a2, Executor: "slurm", JobID: "77_0", JobState: "submitted", JobReason: "QOSMaxJobsPerUserLimit"})
 	p.Event(exec.Event{Type: exec.EventJobRunning, Action: a3, Executor: "slurm", JobID: "77_1", JobState: "running"})
 	c.advance(2 * time.Second)
 	p.Render()
@@ -457,7 +458,7 @@ func TestBatchJobs(t *testing.T) {
 	want := strings.Join([]string{
 		"[0/3] 0 executed, 0 cached · 2.0s · slurm: 1 queued, 1 pending, 1 running",
 		"    2.0s  Filling h1  [slurm queued]",
-		"    2.0s  Filling h2  [slurm 77_0 pending]",
+		"    2.0s  Filling h2  [slurm 77_0 pending: QOSMaxJobsPerUserLimit]",
 		"    2.0s  Filling h3  [slurm 77_1 running]",
 		"",
 	}, "\n")
