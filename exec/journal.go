@@ -94,14 +94,14 @@ func (o outputRecord) sameStat(fi fs.FileInfo) bool {
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	return ok && !o.Remote && fi.Mode().IsRegular() && fi.Size() == o.Size &&
 		fi.ModTime().UnixNano() == o.MTime && uint64(st.Ino) == o.Inode &&
-		st.Ctim.Sec*1e9+st.Ctim.Nsec == o.CTime
+		ctimeOf(st) == o.CTime
 }
 
 func statRecord(key cache.Digest, fp string, d cache.Digest, fi fs.FileInfo) outputRecord {
 	rec := outputRecord{Key: key, Fingerprint: fp, Digest: d, Size: fi.Size(), MTime: fi.ModTime().UnixNano()}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		rec.Inode = uint64(st.Ino)
-		rec.CTime = st.Ctim.Sec*1e9 + st.Ctim.Nsec
+		rec.CTime = ctimeOf(st)
 	}
 	return rec
 }
@@ -810,7 +810,7 @@ type pathStat struct {
 func statOf(fi fs.FileInfo) pathStat {
 	s := pathStat{exists: true, dir: fi.IsDir(), size: fi.Size(), mtime: fi.ModTime().UnixNano(), mode: uint32(fi.Mode())}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		s.ctime = st.Ctim.Sec*1e9 + st.Ctim.Nsec
+		s.ctime = ctimeOf(st)
 		s.ino, s.dev = uint64(st.Ino), uint64(st.Dev)
 	}
 	return s

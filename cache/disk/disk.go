@@ -37,8 +37,6 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/hepbuild/hepbuild/cache"
 )
 
@@ -564,20 +562,19 @@ func idOf(fi fs.FileInfo) fileID {
 	id := fileID{size: fi.Size(), mtime: fi.ModTime().UnixNano()}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		id.ino = int64(st.Ino)
-		id.ctim = st.Ctim.Nano()
+		id.ctim = ctimeOf(st)
 	}
 	return id
 }
 
 // touch refreshes an entry's recency, at most once per touchInterval so that
-// reads stay cheap. UTIME_NOW needs only write permission or ownership;
-// failures are ignored (another user's entry in a shared cache just ages).
+// reads stay cheap. Failures are ignored (another user's entry in a shared
+// cache just ages).
 func touch(p string, fi fs.FileInfo) {
 	if time.Since(fi.ModTime()) < touchInterval {
 		return
 	}
-	now := unix.Timespec{Nsec: unix.UTIME_NOW}
-	unix.UtimesNanoAt(unix.AT_FDCWD, p, []unix.Timespec{now, now}, 0)
+	touchNow(p)
 }
 
 // removeIfSame removes the entry at p if it is still the file fi describes:
