@@ -177,7 +177,7 @@ logfile = %[2]s/log/infoprovider.log
 		cmd := exec.Command("/usr/share/arc/arc-"+name+"-start", "-f")
 		cmd.Env = append(os.Environ(), "ARC_CONFIG="+conf)
 		cmd.Dir = dir
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+		cmd.SysProcAttr = groupLeaderDyingWithParent()
 		p := Start(t, dir, name+".out", cmd)
 		procs = append(procs, p)
 		t.Cleanup(func() {

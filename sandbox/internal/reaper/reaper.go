@@ -8,7 +8,6 @@
 package reaper
 
 import (
-	"errors"
 	"os"
 	"os/signal"
 	"strconv"
@@ -170,16 +169,6 @@ func ParseStatus(msg string) (ws syscall.WaitStatus, startErr string, ok bool) {
 		}
 	}
 	return 0, "", false
-}
-
-// BecomeSubreaper makes this process the child subreaper of its
-// descendants: the orphans among them are reparented to it, not to init.
-func BecomeSubreaper() error {
-	const prSetChildSubreaper = 36 // linux/prctl.h
-	if _, _, e := syscall.RawSyscall(syscall.SYS_PRCTL, prSetChildSubreaper, 1, 0); e != 0 {
-		return errors.New("becoming a subreaper: " + e.Error())
-	}
-	return nil
 }
 
 // reapUntil reaps children, orphans included, until pid has exited, and
