@@ -38,11 +38,7 @@ func runInImage(ctx context.Context, s Spec, dir string, rw, ro []string) (Resul
 	rw, ro = realPaths(rw), realPaths(ro)
 	var err error
 	if isDir(s.Image) {
-		st := ProbeLinux()
-		if st.Bwrap == "" {
-			return Result{}, &EnvironmentError{Kind: "container", Err: fmt.Errorf("image %s is a root file system folder, which needs bubblewrap: %v", s.Image, st.Err)}
-		}
-		l.wrapper, err = bwrapArgs{image: s.Image, rw: rw, ro: ro, chdir: hostOf(dir)}.build(st.Bwrap)
+		l.wrapper, err = imageFolderArgv(s.Image, dir, rw, ro)
 	} else {
 		l.wrapper, err = runtimeArgv(s, hostOf(dir), rw, ro, false)
 	}

@@ -1,3 +1,5 @@
+//go:build linux
+
 package sandbox
 
 import (
@@ -49,18 +51,6 @@ type Linux struct {
 	residentOnce     sync.Once
 }
 
-// LinuxStatus says whether the linux strategy works on this machine.
-type LinuxStatus struct {
-	// Bwrap is the path of bubblewrap, Version what it says it is ("bubblewrap 0.8.0").
-	Bwrap, Version string
-	// Err says why the strategy is unavailable; nil when it is available.
-	Err error
-}
-
-// ProbeLinux finds bubblewrap and runs it once with the namespaces the
-// strategy uses. The answer is computed once per process.
-var ProbeLinux = sync.OnceValue(probeLinux)
-
 func probeLinux() LinuxStatus {
 	path, err := exec.LookPath("bwrap")
 	if err != nil {
@@ -100,18 +90,6 @@ func probeLinux() LinuxStatus {
 	}
 	return st
 }
-
-// UnavailableError says that a strategy was asked for but cannot run here.
-type UnavailableError struct {
-	Strategy string
-	Reason   error
-}
-
-func (e *UnavailableError) Error() string {
-	return fmt.Sprintf("the %s sandbox is not available: %v (use --sandbox symlink)", e.Strategy, e.Reason)
-}
-
-func (e *UnavailableError) Unwrap() error { return e.Reason }
 
 // NewLinux returns the linux strategy with its folders under root, hiding
 // the given folders too, or an *UnavailableError.
@@ -365,17 +343,4 @@ func (l *Linux) warn(err error) {
 			fmt.Fprintf(l.Warn, "WARNING: memory and cpu limits are not enforced: %v\n", err)
 		}
 	})
-}
-
-func isDir(p string) bool {
-	fi, err := os.Stat(p)
-	return err == nil && fi.IsDir()
-}
-
-// hostOf is the real path of p, or p itself.
-func hostOf(p string) string {
-	if r, err := filepath.EvalSymlinks(p); err == nil {
-		return r
-	}
-	return p
 }

@@ -74,7 +74,7 @@ func launchProcess(ctx context.Context, s Spec, l launch) (Result, error) {
 	// (see package reaper), which outlives it to kill what it left: a
 	// reaper of its own, when the resident ones (see runProcess) cannot.
 	var status *os.File
-	if reaped := len(l.wrapper) == 0 && !l.inImage; reaped {
+	if reaped := reaper.Supported && len(l.wrapper) == 0 && !l.inImage; reaped {
 		r, w, err := os.Pipe()
 		if err != nil {
 			return Result{}, fmt.Errorf("starting %s: %w", s.Argv[0], err)
@@ -86,11 +86,10 @@ func launchProcess(ctx context.Context, s Spec, l launch) (Result, error) {
 		cmd.Args = append([]string{"hepbuild", reaper.Arg, path}, s.Argv...)
 		cmd.ExtraFiles = []*os.File{w} // reaper.StatusFD
 		// The reaper kills the command's tree when hepbuild dies.
-		cmd.SysProcAttr.Pdeathsig = reaper.Kill
+		setDeathSignal(cmd.SysProcAttr, reaper.Kill)
 	}
 	if l.cgroupFD > 0 {
-		cmd.SysProcAttr.UseCgroupFD = true
-		cmd.SysProcAttr.CgroupFD = l.cgroupFD
+		startInCgroup(cmd.SysProcAttr, l.cgroupFD)
 	}
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
@@ -190,17 +189,6 @@ func watchRun(ctx context.Context, timeout, grace time.Duration, term, kill func
 		close(done)
 		<-watcherDone
 		return timedOut, cancelled
-	}
-}
-
-// waitExit blocks until the process has exited, leaving it a zombie.
-func waitExit(pid int) {
-	for {
-		var info unix.Siginfo
-		err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
-		if err != unix.EINTR {
-			return
-		}
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 )
@@ -188,38 +187,12 @@ func imageMounts(image string, bound []string) ([]string, error) {
 	return args, nil
 }
 
-// underAny reports whether p is one of the folders or inside one.
-func underAny(p string, folders []string) bool {
-	for _, f := range folders {
-		if p == f || strings.HasPrefix(p, strings.TrimSuffix(f, "/")+"/") {
-			return true
-		}
+// imageFolderArgv is the bubblewrap command line that runs a command in an
+// unpacked root file system (see runInImage).
+func imageFolderArgv(image, dir string, rw, ro []string) ([]string, error) {
+	st := ProbeLinux()
+	if st.Bwrap == "" {
+		return nil, &EnvironmentError{Kind: "container", Err: fmt.Errorf("image %s is a root file system folder, which needs bubblewrap: %v", image, st.Err)}
 	}
-	return false
-}
-
-// realPaths resolves symlinks in the existing paths and drops the others,
-// sorted and without duplicates.
-func realPaths(paths []string) []string {
-	var out []string
-	seen := map[string]bool{}
-	for _, p := range paths {
-		if p == "" {
-			continue
-		}
-		r, err := filepath.EvalSymlinks(p)
-		if err != nil || r == "/" || seen[r] {
-			continue
-		}
-		seen[r] = true
-		out = append(out, r)
-	}
-	sort.Strings(out)
-	return out
-}
-
-// isFile reports whether p exists and is not a folder.
-func isFile(p string) bool {
-	fi, err := os.Stat(p)
-	return err == nil && !fi.IsDir()
+	return bwrapArgs{image: image, rw: rw, ro: ro, chdir: hostOf(dir)}.build(st.Bwrap)
 }
