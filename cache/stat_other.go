@@ -1,4 +1,4 @@
-//go:build !linux
+//go:build !linux && !darwin
 
 package cache
 
@@ -8,8 +8,9 @@ import (
 )
 
 // statFile returns the stat data of the file path names, following links.
-// Outside Linux only size, mtime and mode are portable; the stat cache is
-// weaker there (no ctime or inode check) but still follows the racy rule.
+// Elsewhere than Linux and darwin only size, mtime and mode are portable;
+// the stat cache is weaker there (no ctime or inode check) but still
+// follows the racy rule.
 func statFile(path string) (fileStat, error) {
 	fi, err := os.Stat(path)
 	if err != nil {

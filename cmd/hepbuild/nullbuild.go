@@ -141,7 +141,7 @@ func stateOf(p string) (sourceState, bool) {
 	if err := syscall.Stat(p, &st); err != nil {
 		return sourceState{}, false
 	}
-	return sourceState{size: st.Size, mtime: st.Mtim.Nano(), ino: st.Ino}, true
+	return sourceState{size: st.Size, mtime: mtimeOf(&st), ino: st.Ino}, true
 }
 
 // sourcePaths are the files and folders a build reads but does not write:

@@ -1,3 +1,5 @@
+//go:build linux || darwin
+
 package cache
 
 import (
@@ -10,6 +12,7 @@ import (
 // statFile returns the stat data of the file path names, following links.
 // It avoids os.Stat's FileInfo allocation: the stat cache calls it for every
 // input of every build.
+// (x/sys/unix calls darwin's st_ctimespec Ctim too.)
 func statFile(path string) (fileStat, error) {
 	var st unix.Stat_t
 	for {
@@ -31,6 +34,6 @@ func statFile(path string) (fileStat, error) {
 		ctime: st.Ctim.Nano(),
 		ino:   st.Ino,
 		dev:   uint64(st.Dev),
-		mode:  st.Mode & 0o7777,
+		mode:  uint32(st.Mode & 0o7777), // uint16 on darwin
 	}, nil
 }
