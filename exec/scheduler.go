@@ -1,12 +1,10 @@
 package exec
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"runtime"
 	"strconv"
 	"strings"
@@ -942,27 +940,6 @@ func formatBytes(b int64) string {
 	}
 	return strconv.FormatFloat(float64(b)/(1<<20), 'g', 3, 64) + " MiB"
 }
-
-// physicalMemory is MemTotal from /proc/meminfo, or 0 when unknown.
-var physicalMemory = sync.OnceValue(func() int64 {
-	f, err := os.Open("/proc/meminfo")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) >= 2 && fields[0] == "MemTotal:" {
-			kb, err := strconv.ParseInt(fields[1], 10, 64)
-			if err != nil {
-				return 0
-			}
-			return kb << 10
-		}
-	}
-	return 0
-})
 
 // readyQueue is a binary max-heap of action indices by priority, ties going
 // to the earlier action so that runs are reproducible.
