@@ -73,6 +73,8 @@ func launchProcess(ctx context.Context, s Spec, l launch) (Result, error) {
 	// A command without a PID namespace of its own runs under a reaper
 	// (see package reaper), which outlives it to kill what it left: a
 	// reaper of its own, when the resident ones (see runProcess) cannot.
+	// Where there are no child subreapers (not Linux), only the command's
+	// process group is killed.
 	var status *os.File
 	if reaped := reaper.Supported && len(l.wrapper) == 0 && !l.inImage; reaped {
 		r, w, err := os.Pipe()
