@@ -419,6 +419,13 @@ func (r *Runner) tmpDir() (string, error) {
 	return dir, nil
 }
 
+// FetchFile puts the blob at dst, as fetchFile does; a worker materialises
+// an action's inputs with it.
+func (r *Runner) FetchFile(ctx context.Context, d cache.Digest, executable bool, dst string) error {
+	r.init()
+	return r.fetchFile(ctx, d, executable, dst)
+}
+
 // fetchFile puts the blob at dst: a hard link to the cache's own file when
 // the cache offers one with the right mode, else a verified copy. The file
 // appears at dst complete or not at all.

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -177,15 +176,15 @@ func (w *Worker) one(ctx context.Context, ref Ref) (exec.Outcome, error) {
 	if err := os.MkdirAll(filepath.Join(execRoot, exec.OutDir), 0o755); err != nil {
 		return exec.OutcomeFailed, err
 	}
-	if err := w.materialize(ctx, execRoot, &action, spec); err != nil {
-		return exec.OutcomeFailed, err
-	}
 	r := &exec.Runner{
 		ExecRoot:   execRoot,
 		OutputBase: filepath.Join(root, "base"),
 		Cache:      w.Cache,
 		Executor:   w.Executor,
 		Warn:       func(s string) { w.say("%s: %s", ref.Action, s) },
+	}
+	if err := w.materialize(ctx, r, &action, spec); err != nil {
+		return exec.OutcomeFailed, err
 	}
 	a := spec.Action
 	o, err := r.WorkAs(ctx, a, ref.Action)
@@ -218,7 +217,8 @@ func (w *Worker) complete(ctx context.Context, res *repb.ActionResult) bool {
 
 // materialize writes the action's input tree, its input links and its
 // environment's files into the exec root, each file verified and read-only.
-func (w *Worker) materialize(ctx context.Context, execRoot string, action *repb.Action, spec *exec.Spec) error {
+func (w *Worker) materialize(ctx context.Context, r *exec.Runner, action *repb.Action, spec *exec.Spec) error {
+	execRoot := r.ExecRoot
 	get := func(d cache.Digest) ([]byte, error) { return exec.ReadBlob(ctx, w.Cache, d, 64<<20) }
 	files, err := exec.InputFiles(cache.FromProto(action.GetInputRootDigest()), get)
 	if err != nil {
@@ -239,7 +239,7 @@ func (w *Worker) materialize(ctx context.Context, execRoot string, action *repb.
 			links[f.Path] = true
 			continue
 		}
-		if err := w.fetch(ctx, execRoot, f.Path, f.Digest, f.Executable); err != nil {
+		if err := fetch(ctx, r, f.Path, f.Digest, f.Executable); err != nil {
 			return err
 		}
 	}
@@ -261,7 +261,7 @@ func (w *Worker) materialize(ctx context.Context, execRoot string, action *repb.
 		if err := notBelowLink(links, f.Path); err != nil {
 			return err
 		}
-		if err := w.fetch(ctx, execRoot, f.Path, f.Digest, f.Executable); err != nil {
+		if err := fetch(ctx, r, f.Path, f.Digest, f.Executable); err != nil {
 			return err
 		}
 	}
@@ -296,37 +296,19 @@ func (w *Worker) link(execRoot, p, target string) error {
 	return os.Symlink(target, dst)
 }
 
-// fetch writes one input file from the cache, verified.
-func (w *Worker) fetch(ctx context.Context, execRoot, p string, d cache.Digest, executable bool) error {
-	dst := filepath.Join(execRoot, filepath.FromSlash(p))
+// fetch writes one input file from the cache, verified: a hard link to a
+// disk cache's blob where it can (Runner.FetchFile), else a copy. A file
+// listed twice (an environment's file that is also an input) is written
+// twice with the same content.
+func fetch(ctx context.Context, r *exec.Runner, p string, d cache.Digest, executable bool) error {
+	dst := filepath.Join(r.ExecRoot, filepath.FromSlash(p))
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return err
 	}
-	rc, err := w.Cache.Get(ctx, d)
-	if err != nil {
+	if err := r.FetchFile(ctx, d, executable, dst); err != nil {
 		return fmt.Errorf("fetching input %s (%s): %w", p, d, err)
 	}
-	defer rc.Close()
-	mode := fs.FileMode(0o444)
-	if executable {
-		mode = 0o555
-	}
-	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return err
-	}
-	h := cache.NewHasher()
-	_, err = io.Copy(io.MultiWriter(f, h), rc)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("fetching input %s: %w", p, err)
-	}
-	if got := h.Digest(); got != d {
-		return fmt.Errorf("fetching input %s: the cache returned %s for %s", p, got, d)
-	}
-	return os.Chmod(dst, mode)
+	return nil
 }
 
 // recordFailure stores how the action failed under its failure key: the
