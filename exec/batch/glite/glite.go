@@ -268,22 +268,8 @@ func (b *Backend) Cancel(ctx context.Context, ids []string) error {
 		return fmt.Errorf("glite: glite-ce-job-cancel: %w", err)
 	}
 	// The CREAM CLI prints its errors on either stream.
-	if res.ExitCode != 0 && !onlyGone(append(append([]byte{}, res.Stderr...), res.Stdout...)) {
+	if res.ExitCode != 0 && !batch.OnlyAbout(append(append([]byte{}, res.Stderr...), res.Stdout...), "not found", "does not allow the cancel") {
 		return fmt.Errorf("glite: glite-ce-job-cancel exited with status %d: %s", res.ExitCode, res.Brief())
 	}
 	return nil
-}
-
-func onlyGone(output []byte) bool {
-	complained := false
-	for _, l := range strings.Split(strings.TrimSpace(string(output)), "\n") {
-		if l = strings.TrimSpace(l); l == "" {
-			continue
-		}
-		complained = true
-		if !strings.Contains(l, "not found") && !strings.Contains(l, "does not allow the cancel") {
-			return false
-		}
-	}
-	return complained
 }

@@ -259,25 +259,8 @@ func (b *Backend) Cancel(ctx context.Context, ids []string) error {
 	if err != nil {
 		return fmt.Errorf("htcondor: condor_rm: %w", err)
 	}
-	if res.ExitCode != 0 && !onlyNotFound(res.Stderr) {
+	if res.ExitCode != 0 && !batch.OnlyAbout(res.Stderr, "not found", "Couldn't find/remove all jobs") {
 		return fmt.Errorf("htcondor: condor_rm exited with status %d: %s", res.ExitCode, res.Brief())
 	}
 	return nil
-}
-
-// onlyNotFound says whether every complaint is about jobs that are no
-// longer in the queue.
-func onlyNotFound(stderr []byte) bool {
-	complained := false
-	for _, l := range strings.Split(strings.TrimSpace(string(stderr)), "\n") {
-		l = strings.TrimSpace(l)
-		if l == "" {
-			continue
-		}
-		complained = true
-		if !strings.Contains(l, "not found") && !strings.HasPrefix(l, "Couldn't find/remove all jobs") {
-			return false
-		}
-	}
-	return complained
 }

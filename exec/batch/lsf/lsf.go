@@ -208,22 +208,8 @@ func (b *Backend) Cancel(ctx context.Context, ids []string) error {
 	if err != nil {
 		return fmt.Errorf("lsf: bkill: %w", err)
 	}
-	if res.ExitCode != 0 && !onlyGone(res.Stderr) {
+	if res.ExitCode != 0 && !batch.OnlyAbout(res.Stderr, "No matching job found", "Job has already finished", "is not found") {
 		return fmt.Errorf("lsf: bkill exited with status %d: %s", res.ExitCode, res.Brief())
 	}
 	return nil
-}
-
-func onlyGone(stderr []byte) bool {
-	complained := false
-	for _, l := range strings.Split(strings.TrimSpace(string(stderr)), "\n") {
-		if l = strings.TrimSpace(l); l == "" {
-			continue
-		}
-		complained = true
-		if !strings.Contains(l, "No matching job found") && !strings.Contains(l, "Job has already finished") && !strings.Contains(l, "is not found") {
-			return false
-		}
-	}
-	return complained
 }
