@@ -120,7 +120,14 @@ func (r *Runner) executeRemote(ctx context.Context, rx RemoteExecutor, a *Action
 		}
 		return ae
 	}
-	ok, err := r.restore(ctx, a, key, in)
+	// The executor already read the result (the engine from the action
+	// cache, a REAPI service in its answer): no second lookup.
+	var ok bool
+	if resp.ActionResult != nil {
+		ok, err = r.restoreResult(ctx, a, key, in, resp.ActionResult)
+	} else {
+		ok, err = r.restore(ctx, a, key, in)
+	}
 	if err != nil {
 		return err
 	}

@@ -739,7 +739,17 @@ func (r *Runner) restore(ctx context.Context, a *Action, key *Key, in *inputDige
 	} else {
 		res, ok = r.cache.actionResult(ctx, key.Digest)
 	}
-	if !ok || !resultCovers(a, res) {
+	if !ok {
+		return false, nil
+	}
+	return r.restoreResult(ctx, a, key, in, res)
+}
+
+// restoreResult materialises the outputs a result from the cache names
+// (a lookup's, or what a remote executor returned), or reports false
+// when it does not cover the action or a blob is gone.
+func (r *Runner) restoreResult(ctx context.Context, a *Action, key *Key, in *inputDigests, res *repb.ActionResult) (bool, error) {
+	if !resultCovers(a, res) {
 		return false, nil
 	}
 	// Whoever can write to a shared cache can add to a result: only what
