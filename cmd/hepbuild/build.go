@@ -98,13 +98,11 @@ type session struct {
 	tiered     *tiered.Cache // the remote tier behind cache, if any
 	building   bool          // a build (not status or explain) uses the remote tier
 	stderr     io.Writer     // where closing the remote tier reports
-	// workerBinary is the hepbuild that batch jobs run (--worker-binary).
-	workerBinary string
-	stat         *cache.StatCache
-	journal      *exec.Journal
-	unlock       func()
-	closers      []io.Closer
-	flags        *AnalysisFlags
+	stat       *cache.StatCache
+	journal    *exec.Journal
+	unlock     func()
+	closers    []io.Closer
+	flags      *AnalysisFlags
 	// download says which outputs of restored results are written to the
 	// output tree (--remote-download-outputs).
 	download exec.DownloadMode

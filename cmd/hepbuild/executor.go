@@ -321,30 +321,31 @@ func newBackend(name, dir string) (batch.Backend, error) {
 // remote cache when there is one, else the disk cache (which must then be
 // on a file system the nodes share).
 func (s *session) workerCommand(f *BuildFlags) (cmd []string, upload cache.CAS, ship []string, err error) {
-	cmd, upload, err = s.workerArgs(f)
+	bin, err := workerBinary(f)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cmd, upload, err = s.workerArgs(f, bin)
 	if err != nil || !f.ShipWorker {
 		return cmd, upload, nil, err
 	}
-	return cmd, upload, []string{s.workerBinary}, nil
+	return cmd, upload, []string{bin}, nil
 }
 
-func (s *session) workerArgs(f *BuildFlags) ([]string, cache.CAS, error) {
+// workerBinary is the hepbuild the jobs run: --worker-binary, else this one.
+func workerBinary(f *BuildFlags) (string, error) {
 	bin := string(f.WorkerBinary)
 	if bin == "" {
 		self, err := os.Executable()
 		if err != nil {
-			return nil, nil, fmt.Errorf("finding this hepbuild's binary for the workers: %w (give --worker-binary)", err)
+			return "", fmt.Errorf("finding this hepbuild's binary for the workers: %w (give --worker-binary)", err)
 		}
 		bin = self
 	}
-	if f.ShipWorker {
-		abs, err := filepath.Abs(bin)
-		if err != nil {
-			return nil, nil, err
-		}
-		bin = abs
-	}
-	s.workerBinary = bin
+	return filepath.Abs(bin)
+}
+
+func (s *session) workerArgs(f *BuildFlags, bin string) ([]string, cache.CAS, error) {
 	// The node may not have the binary (no shared file system there) or
 	// not be able to run it: the job says so in its log, with exit status 97.
 	check := `test -x "$0" || { echo "hepbuild: the worker binary $0 is not on this node: give --worker-binary a path on a file system the nodes share" >&2; exit 97; }; exec "$0" "$@"`
@@ -352,7 +353,7 @@ func (s *session) workerArgs(f *BuildFlags) ([]string, cache.CAS, error) {
 	if f.ShipWorker {
 		// Sent into the job's working folder, where it may arrive
 		// without its executable bit.
-		check = `chmod +x "$0" 2>/dev/null; ` + strings.Replace(check, "is not on this node: give --worker-binary a path on a file system the nodes share", "did not arrive with the job (--ship-worker)", 1)
+		check = `chmod +x "$0" 2>/dev/null; test -x "$0" || { echo "hepbuild: the worker binary $0 did not arrive with the job (--ship-worker)" >&2; exit 97; }; exec "$0" "$@"`
 		run = "./" + filepath.Base(bin)
 	}
 	cmd := []string{"/bin/sh", "-c", check, run, "worker"}
