@@ -471,9 +471,7 @@ func (r *run) loop() {
 			r.startLookup(r.ready.pop())
 		}
 		for !r.stopping && !r.cancelled && r.offReady.len() > 0 && r.ctx.Err() == nil {
-			i := r.offReady.pop()
-			r.startLookup(i)
-			r.lookups-- // not a lookup: Lookahead does not bound it
+			r.startWithoutSlot(r.offReady.pop()) // not a lookup: Lookahead does not bound it
 		}
 		if r.inflight == 0 && r.backoffs == 0 && (r.ready.len()+r.offReady.len() == 0 || r.stopping || r.cancelled) {
 			return
@@ -515,6 +513,12 @@ func (r *run) unlook(i int32) {
 // startLookup starts the action without a job slot (see Lookahead).
 func (r *run) startLookup(i int32) {
 	r.lookups++
+	r.startWithoutSlot(i)
+}
+
+// startWithoutSlot starts the action holding no job slot: it asks for one
+// through AcquireSlot should it run its command here.
+func (r *run) startWithoutSlot(i int32) {
 	r.lookup[i] = true
 	r.slotFreed[i] = true // none held
 	if r.grant == nil {
