@@ -15,6 +15,8 @@ var allowedImports = map[string][]string{
 	"graph/query":             {"graph"},
 	"cache":                   {},
 	"cache/":                  {"cache", "cache/"},
+	"storage":                 {"cache", "cache/"},
+	"storage/":                {"storage", "cache", "cache/"},
 	"sandbox":                 {"sandbox/internal/reaper"},
 	"sandbox/internal/reaper": {},
 	"exec":                    {"graph", "cache", "sandbox"},
