@@ -1,6 +1,7 @@
 package exec
 
 import (
+	"fmt"
 	"strings"
 	"time"
 
@@ -22,6 +23,9 @@ const (
 	KindWrite
 	// KindSymlink makes its single output a copy of (or link to) its single input.
 	KindSymlink
+	// KindFetch downloads the remote file Fetch names into its single
+	// output, verified against the file's size and checksum.
+	KindFetch
 )
 
 func (k Kind) String() string {
@@ -30,6 +34,8 @@ func (k Kind) String() string {
 		return "write"
 	case KindSymlink:
 		return "symlink"
+	case KindFetch:
+		return "fetch"
 	}
 	return "run"
 }
@@ -45,6 +51,34 @@ type Artifact struct {
 	// neither checks nor follows it. Other outputs may be links only
 	// inside the action's outputs.
 	Symlink bool
+	// URL is set on the identity file of a remote file streamed by URL
+	// (remote_files with stream = True): the action is given URL, not
+	// Path, and reads the file from storage itself. Path holds the
+	// file's identity (URL, size, checksum), which is what its readers'
+	// keys see.
+	URL string
+}
+
+// RemoteFile is a file on grid storage, identified without its bytes by
+// its URL, its size and the checksum the storage keeps.
+type RemoteFile struct {
+	URL  string
+	Size int64
+	// Checksum is "algo:hex" (adler32), or "" when the storage keeps none.
+	Checksum string
+	// ModTime (Unix seconds) identifies the content only when there is no
+	// checksum: the file is then taken to change when its size or
+	// modification time does.
+	ModTime int64
+}
+
+// Identity is the canonical text of what identifies the file's content:
+// the fetch action's key holds it.
+func (f *RemoteFile) Identity() string {
+	if f.Checksum != "" {
+		return fmt.Sprintf("%s size=%d %s", f.URL, f.Size, f.Checksum)
+	}
+	return fmt.Sprintf("%s size=%d mtime=%d", f.URL, f.Size, f.ModTime)
 }
 
 // Resources an action declares; zero means the default (1 cpu, no memory
@@ -106,6 +140,9 @@ type Action struct {
 	Timeout time.Duration
 	// Pos is where the owning target was declared, for error messages.
 	Pos graph.Pos
+	// Remote is the remote file a KindFetch action downloads, or whose
+	// identity a KindWrite action records (a file streamed by URL).
+	Remote *RemoteFile
 	// SandboxExpose are host paths the linux sandbox shows read-only
 	// although it hides them (--sandbox-expose), sorted: the action may
 	// read them, so they are part of what it sees.

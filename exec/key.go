@@ -35,6 +35,7 @@ const (
 	PropContent     = "hepbuild-write-content"    // digest of a write action's content
 	PropExecutable  = "hepbuild-write-executable" // "true" when a write action's output is executable
 	PropExpose      = "hepbuild-sandbox-expose"   // host paths the sandbox shows (--sandbox-expose), quoted, comma-separated
+	PropRemoteFile  = "hepbuild-remote-file"      // what a fetch action downloads: URL, size, checksum (RemoteFile.Identity)
 )
 
 // Key is an action's identity, and the REAPI messages it was computed from.
@@ -95,6 +96,11 @@ var keyHashed = map[string]string{
 	"Action.Tags":          "platform property " + PropTags + ", the known tags that can change outputs (Tags, InKey)",
 	"Action.Timeout":       "Action.timeout",
 	"Action.SandboxExpose": "platform property " + PropExpose,
+	"Action.Remote":         "platform property " + PropRemoteFile + " (RemoteFile.Identity)",
+	"RemoteFile.URL":       "platform property " + PropRemoteFile,
+	"RemoteFile.Size":      "platform property " + PropRemoteFile,
+	"RemoteFile.Checksum":  "platform property " + PropRemoteFile,
+	"RemoteFile.ModTime":   "platform property " + PropRemoteFile + ", only when the storage keeps no checksum",
 	"Artifact.Path":        "input root node names, output paths, environment file names",
 	"Artifact.Dir":         "inputs: the folder is expanded into the tree; outputs: output_directories",
 	"Environment.Kind":     "environment digest",
@@ -116,6 +122,8 @@ var keyExcluded = map[string]string{
 		"enters the key by its target (the digest of the link), and a restored result is checked against it",
 	"Artifact.Source": "sources and generated files are told apart by their path (hepbuild-out/...), " +
 		"and an input enters the key by its content, whoever made it",
+	"Artifact.URL": "a streamed remote file enters its readers' keys by its identity file at Path (URL, size, " +
+		"checksum), whose content is in the input tree; the URL alone says nothing of the content",
 	"Environment.Label": "an environment is identified by what it is (kind, params, files), " +
 		"not by the name of the target declaring it: two names for one stack share results",
 }
@@ -234,6 +242,9 @@ func command(a *Action, envDigest cache.Digest) (*repb.Command, error) {
 	}
 	if a.Executable {
 		props[PropExecutable] = "true"
+	}
+	if a.Remote != nil {
+		props[PropRemoteFile] = a.Remote.Identity()
 	}
 	if tags := keyTags(a.Tags); len(tags) > 0 {
 		props[PropTags] = strings.Join(tags, ",")
@@ -577,6 +588,10 @@ func fingerprint(a *Action, in Inputs) (string, error) {
 		for _, p := range a.SandboxExpose {
 			str(p)
 		}
+	}
+	if a.Remote != nil {
+		str(PropRemoteFile)
+		str(a.Remote.Identity())
 	}
 	var sum [sha256.Size]byte
 	return hex.EncodeToString(h.Sum(sum[:0])), nil

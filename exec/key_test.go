@@ -183,6 +183,39 @@ func contains(xs []string, x string) bool {
 	return false
 }
 
+// TestRemoteFileIdentity: the fetch key follows the checksum, and the
+// modification time only where the storage keeps no checksum.
+func TestRemoteFileIdentity(t *testing.T) {
+	keyOf := func(f RemoteFile) cache.Digest {
+		a := &Action{Kind: KindFetch, Remote: &f, Outputs: []Artifact{{Path: "hepbuild-out/data/a.root"}}}
+		return mustKey(t, a, testInputs()).Digest
+	}
+	withSum := RemoteFile{URL: "root://eos.example//store/a.root", Size: 10, Checksum: "adler32:0000000a", ModTime: 1}
+	for _, c := range []struct {
+		name    string
+		mutate  func(f *RemoteFile)
+		changes bool
+	}{
+		{"url", func(f *RemoteFile) { f.URL += "2" }, true},
+		{"size", func(f *RemoteFile) { f.Size++ }, true},
+		{"checksum", func(f *RemoteFile) { f.Checksum = "adler32:0000000b" }, true},
+		{"mtime with a checksum", func(f *RemoteFile) { f.ModTime++ }, false},
+		{"checksum lost", func(f *RemoteFile) { f.Checksum = "" }, true},
+	} {
+		f := withSum
+		c.mutate(&f)
+		if got := keyOf(f) != keyOf(withSum); got != c.changes {
+			t.Errorf("%s: key changed = %v, want %v", c.name, got, c.changes)
+		}
+	}
+	noSum := RemoteFile{URL: "https://dav.example/a.root", Size: 10, ModTime: 1}
+	later := noSum
+	later.ModTime++
+	if keyOf(noSum) == keyOf(later) {
+		t.Error("without a checksum, a new modification time must change the key")
+	}
+}
+
 // TestKeyMutations changes one thing at a time and checks that the key
 // changes exactly when the thing is hashed. Every field named in keyHashed and
 // keyExcluded needs at least one case, so the table cannot fall behind.
@@ -261,6 +294,16 @@ func TestKeyMutations(t *testing.T) {
 		{"Action.Tags", "duplicate tag", func(a *Action, _ *fakeInputs) { a.Tags = append(a.Tags, "requires-network") }, false},
 		{"Action.Timeout", "timeout", func(a *Action, _ *fakeInputs) { a.Timeout = time.Hour }, true},
 		{"Action.SandboxExpose", "exposed path", func(a *Action, _ *fakeInputs) { a.SandboxExpose = []string{"/opt/data"} }, true},
+		{"Action.Remote", "fetch of a remote file", func(a *Action, _ *fakeInputs) {
+			a.Remote = &RemoteFile{URL: "root://eos.example//store/a.root", Size: 10, Checksum: "adler32:0000000a"}
+		}, true},
+		{"RemoteFile.URL", "remote file URL", func(a *Action, _ *fakeInputs) {
+			a.Remote = &RemoteFile{URL: "root://eos.example//store/b.root", Size: 10, Checksum: "adler32:0000000a"}
+		}, true},
+		{"RemoteFile.Size", "remote file size", func(a *Action, _ *fakeInputs) { a.Remote = &RemoteFile{URL: "u", Size: 11} }, true},
+		{"RemoteFile.Checksum", "remote file checksum", func(a *Action, _ *fakeInputs) { a.Remote = &RemoteFile{URL: "u", Checksum: "adler32:1"} }, true},
+		{"RemoteFile.ModTime", "remote file mtime", func(a *Action, _ *fakeInputs) { a.Remote = &RemoteFile{URL: "u", ModTime: 7} }, true},
+		{"Artifact.URL", "streamed input's URL alone", func(a *Action, _ *fakeInputs) { a.Inputs[0].URL = "root://eos.example//x" }, false},
 		{"Action.Owner", "owner", func(a *Action, _ *fakeInputs) { a.Owner = graph.MustParseLabel("//other:t") }, false},
 		{"Action.Mnemonic", "mnemonic", func(a *Action, _ *fakeInputs) { a.Mnemonic = "Histogram" }, false},
 		{"Action.Progress", "progress", func(a *Action, _ *fakeInputs) { a.Progress = "other" }, false},

@@ -976,6 +976,10 @@ func describeCommand(a *Action) string {
 			return "symlink " + a.Outputs[0].Path + " -> " + string(a.Content)
 		}
 		return "copy to " + strings.Join(actionOutputPaths(a), " ")
+	case KindFetch:
+		if a.Remote != nil {
+			return "download " + a.Remote.URL + " to " + strings.Join(actionOutputPaths(a), " ")
+		}
 	}
 	if len(a.Argv) >= 3 && strings.HasSuffix(a.Argv[0], "sh") && a.Argv[1] == "-c" {
 		return a.Argv[2]

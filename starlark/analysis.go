@@ -332,6 +332,15 @@ func (a *analyzer) addAction(act *exec.Action) error {
 	// every action.
 	slices.SortFunc(act.Inputs, byPath)
 	act.Inputs = dedupArtifacts(act.Inputs)
+	if act.Kind == exec.KindRun && !act.HasTag("requires-network") {
+		// An action given a URL reads the file from storage itself.
+		for _, in := range act.Inputs {
+			if in.URL != "" {
+				act.Tags = append(slices.Clip(act.Tags), "requires-network")
+				break
+			}
+		}
+	}
 	slices.SortFunc(act.Outputs, byPath)
 	a.actions = append(a.actions, act)
 	return nil

@@ -142,7 +142,7 @@ func argString(v starlark.Value) (string, error) {
 	case starlark.String:
 		return string(x), nil
 	case *File:
-		return x.art.Path, nil
+		return execPath(x.art), nil
 	case *LabelValue:
 		return x.l.String(), nil
 	case starlark.Int, starlark.Bool, starlark.Float:

@@ -17,6 +17,8 @@ var (
 	genruleRule     = newRuleClass("genrule", taskAttrs())
 	filegroupRule   = newRuleClass("filegroup", filegroupAttrs())
 	environmentRule = newRuleClass("environment", environmentAttrs())
+	remoteFilesRule = newRuleClass("remote_files", remoteFilesAttrs())
+	remoteGlobRule  = newRuleClass("remote_glob", remoteGlobAttrs())
 )
 
 func init() {
@@ -24,6 +26,8 @@ func init() {
 	genruleRule.native = analyzeTask
 	filegroupRule.native = analyzeFilegroup
 	environmentRule.native = analyzeEnvironment
+	remoteFilesRule.native = analyzeRemoteFiles
+	remoteGlobRule.native = analyzeRemoteGlob
 }
 
 // nativeRules are callable from BUILD files and as native.<name> from macros.
@@ -33,6 +37,8 @@ func nativeRules() starlark.StringDict {
 		"genrule":      genruleRule,
 		"filegroup":    filegroupRule,
 		"environment":  environmentRule,
+		"remote_files": remoteFilesRule,
+		"remote_glob":  remoteGlobRule,
 		"glob":         starlark.NewBuiltin("glob", globBuiltin),
 		"package_name": starlark.NewBuiltin("package_name", packageNameBuiltin),
 		"repository_name": starlark.NewBuiltin("repository_name", func(*starlark.Thread, *starlark.Builtin, starlark.Tuple, []starlark.Tuple) (starlark.Value, error) {

@@ -54,7 +54,10 @@ func (f *File) CompareSameType(op syntax.Token, y starlark.Value, depth int) (bo
 func (f *File) Attr(name string) (starlark.Value, error) {
 	switch name {
 	case "path":
-		return starlark.String(f.art.Path), nil
+		// A file streamed from storage is read by its URL.
+		return starlark.String(execPath(f.art)), nil
+	case "url":
+		return starlark.String(f.art.URL), nil
 	case "short_path":
 		return starlark.String(f.shortPath()), nil
 	case "basename":
@@ -84,5 +87,5 @@ func (f *File) Attr(name string) (starlark.Value, error) {
 }
 
 func (f *File) AttrNames() []string {
-	return []string{"basename", "dirname", "extension", "is_directory", "is_source", "is_symlink", "owner", "path", "root", "short_path"}
+	return []string{"basename", "dirname", "extension", "is_directory", "is_source", "is_symlink", "owner", "path", "root", "short_path", "url"}
 }

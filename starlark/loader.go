@@ -50,6 +50,8 @@ type Loader struct {
 
 	listingsMu sync.RWMutex
 	listings   map[dirKey]*dirListing // see sourceKind
+
+	remote RemoteData // see SetRemoteData
 }
 
 // loadEntry is one .star file or BUILD file being evaluated or done. Waiting

@@ -326,7 +326,7 @@ func expandTaskCmd(b []byte, cmd string, t *graph.Target, srcs, outs []*File, lo
 			if i > 0 {
 				b = append(b, ' ')
 			}
-			b = append(b, shellQuote(f.art.Path)...)
+			b = append(b, shellQuote(execPath(f.art))...)
 		}
 		return b
 	}
@@ -359,7 +359,7 @@ func expandTaskCmd(b []byte, cmd string, t *graph.Target, srcs, outs []*File, lo
 			if len(srcs) != 1 {
 				return nil, fmt.Errorf("$< needs exactly one input file, the task has %d: use $(SRCS) or $(location name)", len(srcs))
 			}
-			b = append(b, shellQuote(srcs[0].art.Path)...)
+			b = append(b, shellQuote(execPath(srcs[0].art))...)
 			i++
 		case '(':
 			end := strings.IndexByte(cmd[i:], ')')
@@ -394,7 +394,7 @@ func expandTaskCmd(b []byte, cmd string, t *graph.Target, srcs, outs []*File, lo
 				if len(fs) != 1 {
 					return nil, fmt.Errorf("$(%s %s) expands to %d files; use $(%ss %s)", fn, arg, len(fs), fn, arg)
 				}
-				b = append(b, shellQuote(fs[0].art.Path)...)
+				b = append(b, shellQuote(execPath(fs[0].art))...)
 			case hasArg && (fn == "locations" || fn == "execpaths" || fn == "rootpaths"):
 				if byLabel == nil {
 					byLabel = locations()

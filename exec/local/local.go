@@ -24,6 +24,7 @@ type Executor struct {
 	strategy sandbox.Strategy
 	grace    time.Duration
 	envs     *sandbox.Environments
+	fetcher  exec.Fetcher
 }
 
 // Option configures an Executor.
@@ -37,6 +38,10 @@ func WithGrace(d time.Duration) Option { return func(e *Executor) { e.grace = d 
 func WithEnvironments(envs *sandbox.Environments) Option {
 	return func(e *Executor) { e.envs = envs }
 }
+
+// WithFetcher sets what downloads the remote files of fetch actions
+// (remote_files); without one, fetch actions cannot run.
+func WithFetcher(f exec.Fetcher) Option { return func(e *Executor) { e.fetcher = f } }
 
 // DefaultEnvironmentRoot is where venvs, conda environments and release
 // areas are built when no WithEnvironments says otherwise:
@@ -76,6 +81,8 @@ func (e *Executor) Execute(ctx context.Context, a *exec.Action, root, logPath st
 			return e.link(a, root)
 		}
 		return e.copy(a, root)
+	case exec.KindFetch:
+		return e.fetch(ctx, a, root)
 	}
 	return e.run(ctx, a, root, logPath)
 }
@@ -228,6 +235,36 @@ func (e *Executor) write(a *exec.Action, root string) (exec.ExecResult, error) {
 		return exec.ExecResult{}, fmt.Errorf("writing %s: %w", out.Path, err)
 	}
 	return exec.ExecResult{Duration: time.Since(start), Strategy: "local"}, nil
+}
+
+// fetch downloads the remote file into the output through a temporary
+// file, so the output is the verified content or absent. Content that
+// does not match its size or checksum is the action's failure; a storage
+// that cannot be reached is an error (hepbuild could not run it).
+func (e *Executor) fetch(ctx context.Context, a *exec.Action, root string) (exec.ExecResult, error) {
+	start := time.Now()
+	out, err := single(a, "fetch")
+	if err != nil {
+		return exec.ExecResult{}, err
+	}
+	if a.Remote == nil {
+		return exec.ExecResult{}, fmt.Errorf("%s: %s: a fetch action without a remote file", a.Pos, a.Owner)
+	}
+	if e.fetcher == nil {
+		return exec.ExecResult{}, fmt.Errorf("%s: %s: no storage client to download %s", a.Pos, a.Owner, a.Remote.URL)
+	}
+	err = atomicWrite(filepath.Join(root, out.Path), 0o444, func(w io.Writer) error {
+		return e.fetcher.Fetch(ctx, a.Remote, w)
+	})
+	res := exec.ExecResult{Duration: time.Since(start), Strategy: "local"}
+	if exec.IsFetchError(err) {
+		res.ExitCode, res.Failure = 1, err.Error()
+		return res, nil
+	}
+	if err != nil {
+		return exec.ExecResult{}, fmt.Errorf("downloading %s: %w", a.Remote.URL, err)
+	}
+	return res, nil
 }
 
 // link makes the output, a declared symlink, a link to Content

@@ -1,0 +1,46 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"hash"
+	"io"
+)
+
+// Download streams the file at url to w and verifies it while it
+// streams: exactly size bytes, and, unless sum is zero, the checksum.
+// Content that does not match wraps ErrChecksumMismatch; w then holds
+// bytes that must be thrown away (callers write to a temporary file).
+func (p *Pool) Download(ctx context.Context, url string, size int64, sum Checksum, w io.Writer) error {
+	c, err := p.Client(url)
+	if err != nil {
+		return err
+	}
+	var h hash.Hash
+	if !sum.IsZero() {
+		if h, err = sum.Hash(); err != nil {
+			return err
+		}
+		w = io.MultiWriter(w, h)
+	}
+	r, err := c.Open(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	// One byte more than expected is enough to know the file grew.
+	n, err := io.Copy(w, io.LimitReader(r, size+1))
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", Redact(url), err)
+	}
+	if n != size {
+		return fmt.Errorf("%s: %w: %d bytes, not the %d recorded (the file changed on storage since it was recorded: run hepbuild fetch)", Redact(url), ErrChecksumMismatch, n, size)
+	}
+	if h != nil {
+		got := Checksum{Algo: sum.Algo, Value: fmt.Sprintf("%08x", h.Sum(nil))}
+		if got != sum {
+			return fmt.Errorf("%s: %w: the bytes read have %s, storage says %s", Redact(url), ErrChecksumMismatch, got, sum)
+		}
+	}
+	return nil
+}

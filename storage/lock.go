@@ -1,0 +1,208 @@
+package storage
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+)
+
+// LockName is the lock file's name at the workspace root.
+const LockName = "hepbuild.lock"
+
+// lockVersion is the format version the lock file records.
+const lockVersion = 1
+
+// Identity is what identifies a remote file's content without its bytes:
+// its size and the checksum the storage keeps, or, where the storage
+// keeps none, its size and modification time.
+type Identity struct {
+	Size int64 `json:"size"`
+	// ModTime is the modification time in Unix seconds, as the storage
+	// reported it.
+	ModTime int64 `json:"mtime"`
+	// Checksum is "adler32:<hex>", or empty when the storage keeps none.
+	Checksum string `json:"checksum,omitempty"`
+}
+
+// Lock is hepbuild.lock: the identity of every remote file the workspace's
+// builds read, and the files each remote_glob matched. It is readable
+// JSON, sorted, meant to be committed: a build is reproducible from it,
+// and `--offline` builds from it without asking storage anything.
+// Safe for concurrent use.
+type Lock struct {
+	path string
+
+	mu      sync.Mutex
+	files   map[string]Identity
+	globs   map[string][]string
+	changed bool
+}
+
+type lockFile struct {
+	Version int                 `json:"version"`
+	Files   map[string]Identity `json:"files"`
+	Globs   map[string][]string `json:"globs,omitempty"`
+}
+
+// LoadLock reads the lock file at path; a missing file is an empty lock.
+func LoadLock(path string) (*Lock, error) {
+	l := &Lock{path: path, files: map[string]Identity{}, globs: map[string][]string{}}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return l, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var f lockFile
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		return nil, fmt.Errorf("%s: not a lock file hepbuild can read: %v (remove it and run hepbuild fetch to make a new one)", path, err)
+	}
+	if f.Version != lockVersion {
+		return nil, fmt.Errorf("%s: version %d, this hepbuild reads version %d (run hepbuild fetch to rewrite it)", path, f.Version, lockVersion)
+	}
+	for u, id := range f.Files {
+		if id.Checksum != "" {
+			if _, err := ParseChecksum(id.Checksum); err != nil {
+				return nil, fmt.Errorf("%s: %s: %v", path, Redact(u), err)
+			}
+		}
+		if id.Size < 0 {
+			return nil, fmt.Errorf("%s: %s: negative size", path, Redact(u))
+		}
+		l.files[u] = id
+	}
+	for p, us := range f.Globs {
+		l.globs[p] = us
+	}
+	return l, nil
+}
+
+// Path is where the lock file is.
+func (l *Lock) Path() string { return l.path }
+
+// File returns the recorded identity of the file at url.
+func (l *Lock) File(url string) (Identity, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	id, ok := l.files[url]
+	return id, ok
+}
+
+// SetFile records the identity of the file at url.
+func (l *Lock) SetFile(url string, id Identity) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if old, ok := l.files[url]; !ok || old != id {
+		l.files[url] = id
+		l.changed = true
+	}
+}
+
+// Glob returns the files a pattern matched when recorded.
+func (l *Lock) Glob(pattern string) ([]string, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	us, ok := l.globs[pattern]
+	return us, ok
+}
+
+// SetGlob records the files a pattern matches.
+func (l *Lock) SetGlob(pattern string, urls []string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	old, ok := l.globs[pattern]
+	if !ok || !equalStrings(old, urls) {
+		l.globs[pattern] = append([]string(nil), urls...)
+		l.changed = true
+	}
+}
+
+// Keep drops every file and glob not in the sets: what hepbuild fetch
+// does over the whole workspace, so that the lock lists what is read.
+func (l *Lock) Keep(files, globs map[string]bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for u := range l.files {
+		if !files[u] {
+			delete(l.files, u)
+			l.changed = true
+		}
+	}
+	for p := range l.globs {
+		if !globs[p] {
+			delete(l.globs, p)
+			l.changed = true
+		}
+	}
+}
+
+// Len is the number of files recorded.
+func (l *Lock) Len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.files)
+}
+
+// Save writes the lock file if anything changed since it was read:
+// through a temporary file and a rename, so it is whole or as before.
+func (l *Lock) Save() (bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.changed {
+		return false, nil
+	}
+	f := lockFile{Version: lockVersion, Files: l.files}
+	if len(l.globs) > 0 {
+		f.Globs = l.globs
+		for _, us := range f.Globs {
+			sort.Strings(us)
+		}
+	}
+	b, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		return false, err
+	}
+	b = append(b, '\n')
+	tmp, err := os.CreateTemp(filepath.Dir(l.path), "."+LockName+".tmp-*")
+	if err != nil {
+		return false, err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return false, err
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return false, err
+	}
+	if err := tmp.Close(); err != nil {
+		return false, err
+	}
+	if err := os.Rename(tmp.Name(), l.path); err != nil {
+		return false, err
+	}
+	l.changed = false
+	return true, nil
+}
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,291 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// listAbove is the number of wanted files in one folder from which the
+// resolver lists the folder (one round trip) rather than stat each file.
+const listAbove = 3
+
+// Resolver validates remote files against storage and the lock file:
+// one cheap metadata query per file (or one listing per folder), the
+// checksum asked again only when the size or modification time moved.
+// Safe for concurrent use.
+type Resolver struct {
+	pool *Pool
+	lock *Lock
+	ctx  context.Context
+	// Offline answers from the lock alone and asks storage nothing.
+	Offline bool
+	// Refresh asks every checksum again (hepbuild fetch).
+	Refresh bool
+	// Parallel bounds the queries in flight; 0 means 32.
+	Parallel int
+
+	mu     sync.Mutex
+	listed map[string]File // by URL, from listings made during this run
+
+	queries, checksums atomic.Int64
+}
+
+// NewResolver validates against the storage of pool and records in lock;
+// ctx bounds every query, Glob's included.
+func NewResolver(ctx context.Context, pool *Pool, lock *Lock) *Resolver {
+	return &Resolver{pool: pool, lock: lock, ctx: ctx, listed: map[string]File{}}
+}
+
+// Lock is the lock file the resolver records in.
+func (r *Resolver) Lock() *Lock { return r.lock }
+
+// Queries is the number of metadata queries (stat, list, checksum) sent.
+func (r *Resolver) Queries() int64 { return r.queries.Load() }
+
+// Checksums is the number of checksum queries among them.
+func (r *Resolver) Checksums() int64 { return r.checksums.Load() }
+
+func (r *Resolver) parallel() int {
+	if r.Parallel > 0 {
+		return r.Parallel
+	}
+	return 32
+}
+
+// splitURL cuts a URL into its folder (ending in "/") and last segment.
+func splitURL(raw string) (dir, name string) {
+	i := strings.LastIndexByte(raw, '/')
+	return raw[:i+1], raw[i+1:]
+}
+
+// Glob lists the folder of pattern (one query) and returns the files
+// whose names match its last segment, in the pattern's own spelling,
+// sorted. Offline, it answers what the lock recorded.
+func (r *Resolver) Glob(pattern string) ([]string, error) {
+	if r.Offline {
+		us, ok := r.lock.Glob(pattern)
+		if !ok {
+			return nil, fmt.Errorf("%s is not in %s, and --offline asks storage nothing: run hepbuild fetch", Redact(pattern), LockName)
+		}
+		return us, nil
+	}
+	dir, last := splitURL(pattern)
+	c, err := r.pool.Client(dir)
+	if err != nil {
+		return nil, err
+	}
+	r.queries.Add(1)
+	entries, err := c.List(r.ctx, dir)
+	if err != nil {
+		return nil, fmt.Errorf("listing %s: %w", Redact(dir), err)
+	}
+	var urls []string
+	r.mu.Lock()
+	for _, e := range entries {
+		if e.Dir {
+			continue
+		}
+		name := path.Base(strings.TrimRight(e.URL, "/"))
+		if ok, _ := path.Match(last, name); !ok {
+			continue
+		}
+		u := dir + name
+		e.URL = u
+		r.listed[u] = e
+		urls = append(urls, u)
+	}
+	r.mu.Unlock()
+	sort.Strings(urls)
+	r.lock.SetGlob(pattern, urls)
+	return urls, nil
+}
+
+// MissingError names remote files that storage does not have.
+type MissingError struct {
+	URLs []string
+}
+
+func (e *MissingError) Error() string {
+	var b strings.Builder
+	for i, u := range e.URLs {
+		if i == 5 {
+			fmt.Fprintf(&b, " and %d more", len(e.URLs)-5)
+			break
+		}
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(Redact(u))
+	}
+	return "no such file on storage: " + b.String()
+}
+
+func (e *MissingError) Unwrap() error { return ErrNotExist }
+
+// Resolve returns the identity of every url, from the lock where storage
+// confirms it (same size and modification time) and from a checksum
+// query where not, and records it in the lock. Files storage lacks are a
+// *MissingError naming them all; a storage that cannot be reached is
+// an error wrapping ErrUnavailable.
+func (r *Resolver) Resolve(urls []string) (map[string]Identity, error) {
+	out := make(map[string]Identity, len(urls))
+	if r.Offline {
+		var missing []string
+		for _, u := range urls {
+			id, ok := r.lock.File(u)
+			if !ok {
+				missing = append(missing, u)
+				continue
+			}
+			out[u] = id
+		}
+		if len(missing) > 0 {
+			return nil, fmt.Errorf("%d remote files are not in %s, and --offline asks storage nothing: run hepbuild fetch (first: %s)", len(missing), LockName, Redact(missing[0]))
+		}
+		return out, nil
+	}
+
+	// What storage says now: from this run's listings, else one listing
+	// per folder with several wanted files, else one stat per file.
+	now := make(map[string]File, len(urls))
+	var mu sync.Mutex
+	byDir := map[string][]string{}
+	r.mu.Lock()
+	for _, u := range urls {
+		if f, ok := r.listed[u]; ok {
+			now[u] = f
+			continue
+		}
+		dir, _ := splitURL(u)
+		byDir[dir] = append(byDir[dir], u)
+	}
+	r.mu.Unlock()
+
+	g, ctx := errgroup.WithContext(r.ctx)
+	g.SetLimit(r.parallel())
+	var missing []string
+	notFound := func(u string) {
+		mu.Lock()
+		missing = append(missing, u)
+		mu.Unlock()
+	}
+	for dir, us := range byDir {
+		c, err := r.pool.Client(dir)
+		if err != nil {
+			return nil, err
+		}
+		if len(us) >= listAbove {
+			g.Go(func() error {
+				r.queries.Add(1)
+				entries, err := c.List(ctx, dir)
+				if errors.Is(err, ErrNotExist) {
+					for _, u := range us {
+						notFound(u)
+					}
+					return nil
+				}
+				if err != nil {
+					return fmt.Errorf("listing %s: %w", Redact(dir), err)
+				}
+				byName := make(map[string]File, len(entries))
+				for _, e := range entries {
+					byName[path.Base(strings.TrimRight(e.URL, "/"))] = e
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				for _, u := range us {
+					_, name := splitURL(u)
+					e, ok := byName[name]
+					if !ok || e.Dir {
+						missing = append(missing, u)
+						continue
+					}
+					e.URL = u
+					now[u] = e
+				}
+				return nil
+			})
+			continue
+		}
+		for _, u := range us {
+			g.Go(func() error {
+				r.queries.Add(1)
+				f, err := c.Stat(ctx, u)
+				if errors.Is(err, ErrNotExist) || (err == nil && f.Dir) {
+					notFound(u)
+					return nil
+				}
+				if err != nil {
+					return fmt.Errorf("%s: %w", Redact(u), err)
+				}
+				f.URL = u
+				mu.Lock()
+				now[u] = f
+				mu.Unlock()
+				return nil
+			})
+		}
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	if len(missing) > 0 {
+		sort.Strings(missing)
+		return nil, &MissingError{URLs: missing}
+	}
+
+	// The checksum of each file whose size or time moved.
+	g, ctx = errgroup.WithContext(r.ctx)
+	g.SetLimit(r.parallel())
+	for _, u := range urls {
+		f := now[u]
+		id := Identity{Size: f.Size, ModTime: f.ModTime.Unix()}
+		if f.ModTime.IsZero() {
+			id.ModTime = 0
+		}
+		if old, ok := r.lock.File(u); ok && !r.Refresh && old.Size == id.Size && old.ModTime == id.ModTime {
+			out[u] = old
+			continue
+		}
+		c, err := r.pool.Client(u)
+		if err != nil {
+			return nil, err
+		}
+		g.Go(func() error {
+			r.queries.Add(1)
+			r.checksums.Add(1)
+			sum, err := c.Checksum(ctx, u)
+			switch {
+			case errors.Is(err, ErrNoChecksum):
+			case errors.Is(err, ErrNotExist):
+				notFound(u)
+				return nil
+			case err != nil:
+				return fmt.Errorf("checksum of %s: %w", Redact(u), err)
+			default:
+				id.Checksum = sum.String()
+			}
+			mu.Lock()
+			out[u] = id
+			mu.Unlock()
+			r.lock.SetFile(u, id)
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	if len(missing) > 0 {
+		sort.Strings(missing)
+		return nil, &MissingError{URLs: missing}
+	}
+	return out, nil
+}
