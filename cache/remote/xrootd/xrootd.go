@@ -111,6 +111,17 @@ func (c *Cache) call(ctx context.Context, what string, op func(ctx context.Conte
 	return c.conn.Call(ctx, what, func(ctx context.Context, cl *xrootd.Client) error { return op(ctx, cl.FS()) })
 }
 
+// file is a file open on one connection (client) of the cache.
+type file struct {
+	f  xrdfs.File
+	cl *xrootd.Client
+}
+
+// callOn runs op on the connection f is open on: see xrdconn.Conn.CallOn.
+func (c *Cache) callOn(ctx context.Context, what string, f file, op func(ctx context.Context, f xrdfs.File) error) error {
+	return c.conn.CallOn(ctx, what, f.cl, func(ctx context.Context, _ *xrootd.Client) error { return op(ctx, f.f) })
+}
+
 func (c *Cache) path(kind string, d cache.Digest) string {
 	return path.Join(c.base, kind, d.Hash[:2], d.Hash)
 }
@@ -195,11 +206,12 @@ func (c *Cache) Get(ctx context.Context, d cache.Digest) (io.ReadCloser, error) 
 	return &reader{c: c, ctx: ctx, f: f, d: d, h: cache.NewHasher()}, nil
 }
 
-func (c *Cache) open(ctx context.Context, kind string, d cache.Digest) (xrdfs.File, error) {
-	var f xrdfs.File
-	err := c.call(ctx, "open "+kind+" "+d.String(), func(ctx context.Context, fs xrdfs.FileSystem) error {
+func (c *Cache) open(ctx context.Context, kind string, d cache.Digest) (file, error) {
+	var f file
+	err := c.conn.Call(ctx, "open "+kind+" "+d.String(), func(ctx context.Context, cl *xrootd.Client) error {
 		var err error
-		f, err = fs.Open(ctx, c.path(kind, d), 0, xrdfs.OpenOptionsOpenRead)
+		f.cl = cl
+		f.f, err = cl.FS().Open(ctx, c.path(kind, d), 0, xrdfs.OpenOptionsOpenRead)
 		return err
 	})
 	return f, err
@@ -210,7 +222,7 @@ func (c *Cache) open(ctx context.Context, kind string, d cache.Digest) (xrdfs.Fi
 type reader struct {
 	c    *Cache
 	ctx  context.Context
-	f    xrdfs.File
+	f    file
 	d    cache.Digest
 	h    *cache.Hasher
 	off  int64
@@ -265,9 +277,9 @@ func (r *reader) fill() error {
 
 func (r *reader) readAt(b []byte, off int64) (int, error) {
 	var n int
-	err := r.c.call(r.ctx, "read "+r.d.String(), func(ctx context.Context, _ xrdfs.FileSystem) error {
+	err := r.c.callOn(r.ctx, "read "+r.d.String(), r.f, func(ctx context.Context, f xrdfs.File) error {
 		var err error
-		n, err = r.f.ReadAtContext(ctx, b, off)
+		n, err = f.ReadAtContext(ctx, b, off)
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
@@ -279,8 +291,8 @@ func (r *reader) readAt(b []byte, off int64) (int, error) {
 func (r *reader) Close() error {
 	r.once.Do(func() {
 		// A fresh deadline: the caller's may have passed.
-		r.c.call(context.Background(), "close "+r.d.String(), func(ctx context.Context, _ xrdfs.FileSystem) error {
-			return r.f.Close(ctx)
+		r.c.callOn(context.Background(), "close "+r.d.String(), r.f, func(ctx context.Context, f xrdfs.File) error {
+			return f.Close(ctx)
 		})
 		r.c.release()
 	})
@@ -306,11 +318,12 @@ func (c *Cache) write(ctx context.Context, kind string, d cache.Digest, r io.Rea
 	var rnd [8]byte
 	rand.Read(rnd[:])
 	tmp := final + ".tmp-" + hex.EncodeToString(rnd[:])
-	var f xrdfs.File
-	err := c.call(ctx, "create "+kind+" "+d.String(), func(ctx context.Context, fs xrdfs.FileSystem) error {
+	var f file
+	err := c.conn.Call(ctx, "create "+kind+" "+d.String(), func(ctx context.Context, cl *xrootd.Client) error {
 		var err error
+		f.cl = cl
 		// MkPath creates the shard folder with its parents; one that exists is fine.
-		f, err = fs.Open(ctx, tmp, xrdfs.OpenModeOwnerRead|xrdfs.OpenModeOwnerWrite|xrdfs.OpenModeGroupRead|xrdfs.OpenModeOtherRead,
+		f.f, err = cl.FS().Open(ctx, tmp, xrdfs.OpenModeOwnerRead|xrdfs.OpenModeOwnerWrite|xrdfs.OpenModeGroupRead|xrdfs.OpenModeOtherRead,
 			xrdfs.OpenOptionsNew|xrdfs.OpenOptionsMkPath)
 		return err
 	})
@@ -323,7 +336,7 @@ func (c *Cache) write(ctx context.Context, kind string, d cache.Digest, r io.Rea
 			// Best effort, with a fresh deadline: the caller's may have passed.
 			cctx, cancel := context.WithTimeout(context.Background(), c.opts.Timeout)
 			defer cancel()
-			c.call(cctx, "close", func(ctx context.Context, _ xrdfs.FileSystem) error { return f.Close(ctx) })
+			c.callOn(cctx, "close", f, func(ctx context.Context, f xrdfs.File) error { return f.Close(ctx) })
 			c.call(cctx, "remove "+tmp, func(ctx context.Context, fs xrdfs.FileSystem) error { return fs.RemoveFile(ctx, tmp) })
 		}
 	}()
@@ -338,7 +351,7 @@ func (c *Cache) write(ctx context.Context, kind string, d cache.Digest, r io.Rea
 				return fmt.Errorf("remote cache %s: put %v: content is longer than its digest says", c.name, d)
 			}
 			p, o := buf[:n], off
-			if err := c.call(ctx, "write "+d.String(), func(ctx context.Context, _ xrdfs.FileSystem) error {
+			if err := c.callOn(ctx, "write "+d.String(), f, func(ctx context.Context, f xrdfs.File) error {
 				return f.WriteAtContext(ctx, p, o)
 			}); err != nil {
 				return err
@@ -357,7 +370,7 @@ func (c *Cache) write(ctx context.Context, kind string, d cache.Digest, r io.Rea
 			return fmt.Errorf("remote cache %s: put %v: content has digest %v", c.name, d, got)
 		}
 	}
-	if err := c.call(ctx, "close "+d.String(), func(ctx context.Context, _ xrdfs.FileSystem) error {
+	if err := c.callOn(ctx, "close "+d.String(), f, func(ctx context.Context, f xrdfs.File) error {
 		return f.Close(ctx)
 	}); err != nil {
 		return err
@@ -385,7 +398,7 @@ func (c *Cache) GetActionResult(ctx context.Context, action cache.Digest) (*repb
 	if err != nil {
 		return nil, err
 	}
-	defer c.call(context.Background(), "close ac "+action.String(), func(ctx context.Context, _ xrdfs.FileSystem) error {
+	defer c.callOn(context.Background(), "close ac "+action.String(), f, func(ctx context.Context, f xrdfs.File) error {
 		return f.Close(ctx)
 	})
 	var data []byte
@@ -393,7 +406,7 @@ func (c *Cache) GetActionResult(ctx context.Context, action cache.Digest) (*repb
 	for {
 		var n int
 		off := int64(len(data))
-		err := c.call(ctx, "read ac "+action.String(), func(ctx context.Context, _ xrdfs.FileSystem) error {
+		err := c.callOn(ctx, "read ac "+action.String(), f, func(ctx context.Context, f xrdfs.File) error {
 			var err error
 			n, err = f.ReadAtContext(ctx, buf, off)
 			if errors.Is(err, io.EOF) {

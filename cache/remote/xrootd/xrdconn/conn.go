@@ -136,11 +136,19 @@ func (c *Conn) abandon(cl *xrootd.Client, r *relay) {
 // client lives beyond ctx (go-hep ties its reader goroutine to the
 // context given to NewClient), so it is made with a background context
 // and ctx only bounds the wait for it.
-func (c *Conn) get(ctx context.Context) (*xrootd.Client, error) {
+func (c *Conn) get(ctx context.Context, what string) (*xrootd.Client, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.client != nil {
-		return c.client, nil
+		select {
+		case <-c.relay.broken:
+			// Lost, and watch has not dropped it yet: a request sent
+			// on it would fail.
+			c.abandon(c.client, c.relay)
+			c.client, c.relay = nil, nil
+		default:
+			return c.client, nil
+		}
 	}
 	// The first connection is dialled here, so that a server that is down
 	// is reported at once and plainly; go-hep then connects through the
@@ -148,7 +156,7 @@ func (c *Conn) get(ctx context.Context) (*xrootd.Client, error) {
 	var d net.Dialer
 	first, err := d.DialContext(ctx, "tcp", c.cfg.Addr)
 	if err != nil {
-		return nil, c.errorf("connecting", "%w (%v)", remote.ErrTransient, err)
+		return nil, c.errorf(what+": connecting", "%w (%v)", remote.ErrTransient, err)
 	}
 	rl, err := newRelay(c.cfg.Addr, first, func() (net.Conn, error) {
 		dctx, cancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
@@ -157,7 +165,7 @@ func (c *Conn) get(ctx context.Context) (*xrootd.Client, error) {
 	}, &c.answers)
 	if err != nil {
 		first.Close()
-		return nil, c.errorf("connecting", "%w (%v)", remote.ErrTransient, err)
+		return nil, c.errorf(what+": connecting", "%w (%v)", remote.ErrTransient, err)
 	}
 	type result struct {
 		cl  *xrootd.Client
@@ -177,14 +185,14 @@ func (c *Conn) get(ctx context.Context) (*xrootd.Client, error) {
 			r := <-ch
 			c.abandon(r.cl, rl)
 		}()
-		return c.errorf("connecting", "%w (%v)", remote.ErrTransient, why)
+		return c.errorf(what+": connecting", "%w (%v)", remote.ErrTransient, why)
 	}
 	select {
 	case r := <-ch:
 		if r.err != nil {
 			ccancel()
 			rl.close() // NewClient closed its client
-			return nil, c.loginError(r.err)
+			return nil, c.loginError(what, r.err)
 		}
 		c.client, c.relay = r.cl, rl
 		go c.watch(r.cl, rl, ccancel)
@@ -214,7 +222,7 @@ func (c *Conn) watch(cl *xrootd.Client, rl *relay, cancel context.CancelFunc) {
 // loginError explains a failed connection or login. go-hep offers only
 // the unix, krb5 and host protocols; a server that accepts none of them
 // (GSI with an X.509 proxy, tokens) refuses the login.
-func (c *Conn) loginError(err error) error {
+func (c *Conn) loginError(what string, err error) error {
 	msg := err.Error()
 	low := strings.ToLower(msg)
 	var se xrdproto.ServerError
@@ -226,9 +234,9 @@ func (c *Conn) loginError(err error) error {
 		} else if strings.Contains(low, "ztn") {
 			why = "the server demands token authentication (ztn), which hepbuild's XRootD client does not support; use its https:// (davs://) interface with the token"
 		}
-		return c.errorf("login", "%s: %w (%s)", why, remote.ErrDenied, msg)
+		return c.errorf(what+": login", "%s: %w (%s)", why, remote.ErrDenied, msg)
 	}
-	return c.errorf("connecting", "%w (%s)", remote.ErrTransient, msg)
+	return c.errorf(what+": connecting", "%w (%s)", remote.ErrTransient, msg)
 }
 
 // drop forgets a client whose connection failed, so the next call dials
@@ -250,10 +258,31 @@ func (c *Conn) drop(cl *xrootd.Client) {
 func (c *Conn) Call(ctx context.Context, what string, op func(ctx context.Context, cl *xrootd.Client) error) error {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
-	cl, err := c.get(ctx)
+	cl, err := c.get(ctx, what)
 	if err != nil {
 		return err
 	}
+	return c.run(ctx, what, cl, op)
+}
+
+// CallOn is Call on the client cl, the one a file was opened on: a file
+// handle is only valid on its own connection. If that connection was
+// lost, CallOn fails at once with remote.ErrTransient rather than sending
+// the request on a new connection, where its failure would drop a
+// healthy client.
+func (c *Conn) CallOn(ctx context.Context, what string, cl *xrootd.Client, op func(ctx context.Context, cl *xrootd.Client) error) error {
+	c.mu.Lock()
+	current := c.client == cl
+	c.mu.Unlock()
+	if !current {
+		return c.errorf(what, "%w (the connection the file was opened on was lost)", remote.ErrTransient)
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	return c.run(ctx, what, cl, op)
+}
+
+func (c *Conn) run(ctx context.Context, what string, cl *xrootd.Client, op func(ctx context.Context, cl *xrootd.Client) error) error {
 	// go-hep must never see a cancelled context while its connection is
 	// healthy: a request given up early leaves the client's reader
 	// goroutine blocked on delivering the late answer (with the stream
@@ -265,6 +294,7 @@ func (c *Conn) Call(ctx context.Context, what string, op func(ctx context.Contex
 	// enforced here; a call that times out abandons the whole client.
 	done := make(chan error, 1)
 	go func() { done <- op(context.WithoutCancel(ctx), cl) }()
+	var err error
 	select {
 	case err = <-done:
 	case <-ctx.Done():
