@@ -449,3 +449,52 @@ func TestServerKilledMidRead(t *testing.T) {
 		t.Errorf("Stat after the server died: %v", err)
 	}
 }
+
+// A server configured for another algorithm answers it: ErrNoChecksum,
+// naming the algorithm.
+func TestChecksumOtherAlgorithm(t *testing.T) {
+	s := startXRootD(t, 60*time.Second, "xrootd.chksum md5")
+	c := client(t, s.Addr, storage.Options{})
+	onDisk(t, s, "m", []byte("hello"))
+	_, err := c.Checksum(context.Background(), "root://"+s.Addr+"//m")
+	if !errors.Is(err, storage.ErrNoChecksum) || !strings.Contains(err.Error(), "md5") {
+		t.Errorf("Checksum from an md5 server: %v, want ErrNoChecksum naming md5", err)
+	}
+	t.Log(err)
+}
+
+// The server stalls (stopped, its connections open) in the middle of a
+// streamed read: the reader fails with ErrUnavailable after about
+// Timeout, not a hang, and so does the next call.
+func TestServerStalledMidRead(t *testing.T) {
+	s := startXRootD(t, 60*time.Second)
+	pid := s.Cmd.Process.Pid
+	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGCONT) }) // before Stop
+	c := client(t, s.Addr, storage.Options{Timeout: 2 * time.Second})
+	ctx := context.Background()
+	onDisk(t, s, "big", content(40*chunk, 3))
+	rc, err := c.Open(ctx, "root://"+s.Addr+"//big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	if _, err := io.ReadFull(rc, make([]byte, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	syscall.Kill(pid, syscall.SIGSTOP)
+	start := time.Now()
+	_, err = io.Copy(io.Discard, rc)
+	if !errors.Is(err, storage.ErrUnavailable) {
+		t.Errorf("reading on from a stalled server: %v, want ErrUnavailable", err)
+	}
+	if el := time.Since(start); el > 6*time.Second {
+		t.Errorf("took %v", el)
+	}
+	start = time.Now()
+	if _, err := c.Stat(ctx, "root://"+s.Addr+"//big"); !errors.Is(err, storage.ErrUnavailable) {
+		t.Errorf("Stat on a stalled server: %v, want ErrUnavailable", err)
+	}
+	if el := time.Since(start); el > 4*time.Second {
+		t.Errorf("Stat took %v", el)
+	}
+}
