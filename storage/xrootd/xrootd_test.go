@@ -258,9 +258,13 @@ func TestOpenPutRoundTrip(t *testing.T) {
 		if err := c.Put(ctx, u, bytes.NewReader(b), int64(n)); err != nil {
 			t.Fatalf("Put %d bytes: %v", n, err)
 		}
+		before := c.Answers()
 		rc, err := c.Open(ctx, u)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if n := c.Answers() - before; n != 1 {
+			t.Errorf("Open took %d round trips, want 1 (kXR_open returning the size)", n)
 		}
 		var got bytes.Buffer
 		_, err = io.Copy(&got, rc) // WriteTo
