@@ -8,13 +8,10 @@
 // C++ XRootD libraries. That client authenticates with the unix, krb5 and
 // host protocols only: not with GSI (X.509 proxies) and not with tokens
 // (ztn). A server that demands either refuses the login, and the error says
-// so. The client panics in a goroutine of its own when a server answers a
-// checksum query asynchronously (kXR_waitresp), which no recover can
-// catch; this package therefore never asks the server for checksums and
-// hashes every blob itself, while writing and while reading. It also
-// panics when its connection ends while it is open, so it connects
-// through an in-process relay (relay.go), and it never receives a context
-// that is cancelled mid-request (see call).
+// so. The cache hashes every blob itself, while writing and while
+// reading, and never asks the server for checksums. It connects through
+// xrdconn, which keeps go-hep from crashing the process when a connection
+// ends or a server answers asynchronously, and bounds every call.
 package xrootd
 
 import (
@@ -31,17 +28,15 @@ import (
 	"path"
 	"strings"
 	"sync"
-	"syscall"
-	"time"
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 	"go-hep.org/x/hep/xrootd"
 	"go-hep.org/x/hep/xrootd/xrdfs"
-	"go-hep.org/x/hep/xrootd/xrdproto"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/hepbuild/hepbuild/cache"
 	"github.com/hepbuild/hepbuild/cache/remote"
+	"github.com/hepbuild/hepbuild/cache/remote/xrootd/xrdconn"
 )
 
 // chunk is the size of each read and write request: large enough that a
@@ -53,19 +48,6 @@ const chunk = 1 << 20
 // small message, and a huge file under ac/ is not one.
 const maxActionResult = 64 << 20
 
-// XRootD server error codes (XProtocol.hh) that go-hep does not name.
-const (
-	errFSError     = 3005
-	errNoMemory    = 3008
-	errServerError = 3012
-	errNoServer    = 3014
-	errFSReadOnly  = 3025
-	errOverloaded  = 3024
-	errAuthFailed  = 3030
-	errReqTimedOut = 3034
-	errTimerExpire = 3035
-)
-
 // Cache is a remote cache on an XRootD server. It is safe for concurrent
 // use: one client (one TCP connection, on which XRootD multiplexes
 // requests) serves every call, and at most Options.MaxConnections
@@ -74,10 +56,7 @@ type Cache struct {
 	addr, user, base, name string
 	opts                   remote.Options
 	sem                    chan struct{}
-
-	mu     sync.Mutex // guards client and relay
-	client *xrootd.Client
-	relay  *relay
+	conn                   *xrdconn.Conn
 }
 
 // Open returns the cache at rawURL, root://[user@]host:port//base/folder
@@ -111,7 +90,9 @@ func Open(rawURL string, opts remote.Options) (*Cache, error) {
 	}
 	opts = opts.WithDefaults()
 	return &Cache{addr: addr, user: username, base: base, name: name, opts: opts,
-		sem: make(chan struct{}, opts.MaxConnections)}, nil
+		sem: make(chan struct{}, opts.MaxConnections),
+		conn: xrdconn.New(xrdconn.Config{Addr: addr, User: username, Prefix: "remote cache " + name,
+			NotFound: cache.ErrNotFound, Timeout: opts.Timeout})}, nil
 }
 
 // Name is the URL without credentials.
@@ -122,222 +103,23 @@ func (c *Cache) Name() string { return c.name }
 // are read whole into memory.
 func (c *Cache) BatchLimit() int64 { return chunk }
 
-// Close drops the connection, in the background: see abandon.
-func (c *Cache) Close() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.client != nil {
-		c.abandon(c.client, c.relay)
-		c.client, c.relay = nil, nil
-	}
-	return nil
-}
+// Close drops the connection, in the background.
+func (c *Cache) Close() error { return c.conn.Close() }
 
-// abandon closes a client and then its relay, in the background. go-hep's
-// Client.Close can block (on a request whose answer its reader cannot
-// deliver); the relay's connections to the server are then dropped after
-// Timeout, while the client's side stays open so that go-hep cannot panic.
-func (c *Cache) abandon(cl *xrootd.Client, r *relay) {
-	go func() {
-		done := make(chan struct{})
-		go func() {
-			if cl != nil {
-				cl.Close()
-			}
-			close(done)
-		}()
-		t := time.NewTimer(c.opts.Timeout)
-		defer t.Stop()
-		select {
-		case <-done:
-		case <-t.C:
-			r.closeServerSide()
-			<-done
-		}
-		r.close()
-	}()
-}
-
-// fs returns the file system of the shared client, connecting first if
-// there is none. The client lives beyond ctx (go-hep ties its reader
-// goroutine to the context given to NewClient), so it is made with a
-// background context and ctx only bounds the wait for it.
-func (c *Cache) fs(ctx context.Context) (xrdfs.FileSystem, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.client != nil {
-		return c.client.FS(), nil
-	}
-	// The first connection is dialled here, so that a server that is down
-	// is reported at once and plainly; go-hep then connects through the
-	// relay (see relay.go).
-	var d net.Dialer
-	first, err := d.DialContext(ctx, "tcp", c.addr)
-	if err != nil {
-		return nil, fmt.Errorf("remote cache %s: connecting: %w (%v)", c.name, remote.ErrTransient, err)
-	}
-	rl, err := newRelay(c.addr, first, func() (net.Conn, error) {
-		dctx, cancel := context.WithTimeout(context.Background(), c.opts.Timeout)
-		defer cancel()
-		return d.DialContext(dctx, "tcp", c.addr)
-	})
-	if err != nil {
-		first.Close()
-		return nil, fmt.Errorf("remote cache %s: connecting: %w (%v)", c.name, remote.ErrTransient, err)
-	}
-	type result struct {
-		cl  *xrootd.Client
-		err error
-	}
-	ch := make(chan result, 1)
-	// cctx is cancelled only if the login is given up, never after it
-	// succeeded: every session of the client lives on it.
-	cctx, ccancel := context.WithCancel(context.Background())
-	go func() {
-		cl, err := xrootd.NewClient(cctx, rl.addr(), c.user)
-		ch <- result{cl, err}
-	}()
-	giveUp := func(why error) error {
-		ccancel()
-		go func() {
-			r := <-ch
-			c.abandon(r.cl, rl)
-		}()
-		return fmt.Errorf("remote cache %s: connecting: %w (%v)", c.name, remote.ErrTransient, why)
-	}
-	select {
-	case r := <-ch:
-		if r.err != nil {
-			ccancel()
-			rl.close() // NewClient closed its client
-			return nil, c.loginError(r.err)
-		}
-		c.client, c.relay = r.cl, rl
-		go c.watch(r.cl, rl, ccancel)
-		return r.cl.FS(), nil
-	case <-rl.broken:
-		return nil, giveUp(rl.err)
-	case <-ctx.Done():
-		return nil, giveUp(ctx.Err())
-	}
-}
-
-// watch drops the client when its relay loses the server, so that calls
-// waiting for answers fail at once and the next call dials again.
-func (c *Cache) watch(cl *xrootd.Client, rl *relay, cancel context.CancelFunc) {
-	<-rl.broken
-	c.mu.Lock()
-	if c.client == cl {
-		c.abandon(cl, rl)
-		c.client, c.relay = nil, nil
-	}
-	c.mu.Unlock()
-	// Cancelling the client's context makes its readers stop quietly
-	// whatever happens to their connections from now on.
-	cancel()
-}
-
-// loginError explains a failed connection or login. go-hep offers only
-// the unix, krb5 and host protocols; a server that accepts none of them
-// (GSI with an X.509 proxy, tokens) refuses the login.
-func (c *Cache) loginError(err error) error {
-	msg := err.Error()
-	low := strings.ToLower(msg)
-	var se xrdproto.ServerError
-	if strings.Contains(low, "gsi") || strings.Contains(low, "ztn") || strings.Contains(low, "auth") ||
-		(errors.As(err, &se) && (se.Code == xrdproto.NotAuthorized || se.Code == errAuthFailed)) {
-		why := "the server refused every authentication protocol hepbuild's XRootD client offers (unix, krb5, host)"
-		if strings.Contains(low, "gsi") {
-			why = "the server demands X.509 proxy authentication (GSI), which hepbuild's XRootD client does not support; use a server or door that allows unix or krb5 (kinit), or an https:// remote with the proxy"
-		} else if strings.Contains(low, "ztn") {
-			why = "the server demands token authentication (ztn), which hepbuild's XRootD client does not support; use an https:// remote with the token"
-		}
-		return fmt.Errorf("remote cache %s: login: %s: %w (%s)", c.name, why, remote.ErrDenied, msg)
-	}
-	return fmt.Errorf("remote cache %s: connecting: %w (%s)", c.name, remote.ErrTransient, msg)
-}
-
-// drop forgets a client whose connection failed, so the next call dials
-// again (go-hep does not reconnect by itself).
-func (c *Cache) drop(fs xrdfs.FileSystem) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.client != nil && c.client.FS() == fs {
-		c.abandon(c.client, c.relay)
-		c.client, c.relay = nil, nil
-	}
-}
-
-// call runs op on the shared file system within the timeout, translating
-// its error. op runs in its own goroutine so that a server that stops
-// answering costs Timeout, never a hang, even where go-hep would not
-// notice the cancelled context.
+// call runs op on the connection's file system: see xrdconn.Conn.Call.
 func (c *Cache) call(ctx context.Context, what string, op func(ctx context.Context, fs xrdfs.FileSystem) error) error {
-	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
-	defer cancel()
-	fs, err := c.fs(ctx)
-	if err != nil {
-		return err
-	}
-	// go-hep must never see a cancelled context while its connection is
-	// healthy: a request given up early leaves the client's reader
-	// goroutine blocked on delivering the late answer (with the stream
-	// multiplexer's lock held), which stalls every later request and
-	// Close; and the extra data connection go-hep binds for reads and
-	// writes (kXR_bind) lives only as long as the context of the request
-	// that opened it, so the next read or write sent on it never gets its
-	// answer. op therefore runs without cancellation and the deadline is
-	// enforced here; a call that times out abandons the whole client.
-	done := make(chan error, 1)
-	go func() { done <- op(context.WithoutCancel(ctx), fs) }()
-	select {
-	case err = <-done:
-	case <-ctx.Done():
-		err = ctx.Err()
-	}
-	if err == nil {
-		return nil
-	}
-	err = c.translate(what, err)
-	if errors.Is(err, remote.ErrTransient) {
-		c.drop(fs)
-	}
-	return err
+	return c.conn.Call(ctx, what, func(ctx context.Context, cl *xrootd.Client) error { return op(ctx, cl.FS()) })
 }
 
-// translate maps a go-hep error to the kinds the tiered cache tells apart.
-func (c *Cache) translate(what string, err error) error {
-	var se xrdproto.ServerError
-	if errors.As(err, &se) {
-		switch se.Code {
-		case xrdproto.NotFound:
-			return fmt.Errorf("remote cache %s: %s: %w", c.name, what, cache.ErrNotFound)
-		case xrdproto.NotAuthorized, errFSReadOnly, errAuthFailed:
-			return fmt.Errorf("remote cache %s: %s: %w: %s", c.name, what, remote.ErrDenied, se.Message)
-		case errFSError:
-			// XRootD 5.5 reports a read-only export (EROFS) as a generic
-			// file system error, "file path marked read/only".
-			if m := strings.ToLower(se.Message); strings.Contains(m, "read/only") || strings.Contains(m, "read-only") || strings.Contains(m, "read only") {
-				return fmt.Errorf("remote cache %s: %s: %w: %s", c.name, what, remote.ErrDenied, se.Message)
-			}
-		case errNoMemory, errServerError, errNoServer, errOverloaded, errReqTimedOut, errTimerExpire:
-			return fmt.Errorf("remote cache %s: %s: %w: %s", c.name, what, remote.ErrTransient, se.Message)
-		}
-		return fmt.Errorf("remote cache %s: %s: %s (XRootD error %d)", c.name, what, se.Message, se.Code)
-	}
-	var ne net.Error
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, syscall.ECONNREFUSED) ||
-		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
-		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
-		errors.As(err, &ne) || strings.Contains(err.Error(), "closed") {
-		return fmt.Errorf("remote cache %s: %s: %w (%v)", c.name, what, remote.ErrTransient, err)
-	}
-	if errors.Is(err, context.Canceled) {
-		return fmt.Errorf("remote cache %s: %s: %w", c.name, what, err)
-	}
-	// go-hep reports a broken connection in many ways; anything that is not
-	// the server's own answer is taken as one.
-	return fmt.Errorf("remote cache %s: %s: %w (%v)", c.name, what, remote.ErrTransient, err)
+// file is a file open on one connection (client) of the cache.
+type file struct {
+	f  xrdfs.File
+	cl *xrootd.Client
+}
+
+// callOn runs op on the connection f is open on: see xrdconn.Conn.CallOn.
+func (c *Cache) callOn(ctx context.Context, what string, f file, op func(ctx context.Context, f xrdfs.File) error) error {
+	return c.conn.CallOn(ctx, what, f.cl, func(ctx context.Context, _ *xrootd.Client) error { return op(ctx, f.f) })
 }
 
 func (c *Cache) path(kind string, d cache.Digest) string {
@@ -424,11 +206,12 @@ func (c *Cache) Get(ctx context.Context, d cache.Digest) (io.ReadCloser, error) 
 	return &reader{c: c, ctx: ctx, f: f, d: d, h: cache.NewHasher()}, nil
 }
 
-func (c *Cache) open(ctx context.Context, kind string, d cache.Digest) (xrdfs.File, error) {
-	var f xrdfs.File
-	err := c.call(ctx, "open "+kind+" "+d.String(), func(ctx context.Context, fs xrdfs.FileSystem) error {
+func (c *Cache) open(ctx context.Context, kind string, d cache.Digest) (file, error) {
+	var f file
+	err := c.conn.Call(ctx, "open "+kind+" "+d.String(), func(ctx context.Context, cl *xrootd.Client) error {
 		var err error
-		f, err = fs.Open(ctx, c.path(kind, d), 0, xrdfs.OpenOptionsOpenRead)
+		f.cl = cl
+		f.f, err = cl.FS().Open(ctx, c.path(kind, d), 0, xrdfs.OpenOptionsOpenRead)
 		return err
 	})
 	return f, err
@@ -439,7 +222,7 @@ func (c *Cache) open(ctx context.Context, kind string, d cache.Digest) (xrdfs.Fi
 type reader struct {
 	c    *Cache
 	ctx  context.Context
-	f    xrdfs.File
+	f    file
 	d    cache.Digest
 	h    *cache.Hasher
 	off  int64
@@ -494,9 +277,9 @@ func (r *reader) fill() error {
 
 func (r *reader) readAt(b []byte, off int64) (int, error) {
 	var n int
-	err := r.c.call(r.ctx, "read "+r.d.String(), func(ctx context.Context, _ xrdfs.FileSystem) error {
+	err := r.c.callOn(r.ctx, "read "+r.d.String(), r.f, func(ctx context.Context, f xrdfs.File) error {
 		var err error
-		n, err = r.f.ReadAtContext(ctx, b, off)
+		n, err = f.ReadAtContext(ctx, b, off)
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
@@ -508,8 +291,8 @@ func (r *reader) readAt(b []byte, off int64) (int, error) {
 func (r *reader) Close() error {
 	r.once.Do(func() {
 		// A fresh deadline: the caller's may have passed.
-		r.c.call(context.Background(), "close "+r.d.String(), func(ctx context.Context, _ xrdfs.FileSystem) error {
-			return r.f.Close(ctx)
+		r.c.callOn(context.Background(), "close "+r.d.String(), r.f, func(ctx context.Context, f xrdfs.File) error {
+			return f.Close(ctx)
 		})
 		r.c.release()
 	})
@@ -535,11 +318,12 @@ func (c *Cache) write(ctx context.Context, kind string, d cache.Digest, r io.Rea
 	var rnd [8]byte
 	rand.Read(rnd[:])
 	tmp := final + ".tmp-" + hex.EncodeToString(rnd[:])
-	var f xrdfs.File
-	err := c.call(ctx, "create "+kind+" "+d.String(), func(ctx context.Context, fs xrdfs.FileSystem) error {
+	var f file
+	err := c.conn.Call(ctx, "create "+kind+" "+d.String(), func(ctx context.Context, cl *xrootd.Client) error {
 		var err error
+		f.cl = cl
 		// MkPath creates the shard folder with its parents; one that exists is fine.
-		f, err = fs.Open(ctx, tmp, xrdfs.OpenModeOwnerRead|xrdfs.OpenModeOwnerWrite|xrdfs.OpenModeGroupRead|xrdfs.OpenModeOtherRead,
+		f.f, err = cl.FS().Open(ctx, tmp, xrdfs.OpenModeOwnerRead|xrdfs.OpenModeOwnerWrite|xrdfs.OpenModeGroupRead|xrdfs.OpenModeOtherRead,
 			xrdfs.OpenOptionsNew|xrdfs.OpenOptionsMkPath)
 		return err
 	})
@@ -552,7 +336,7 @@ func (c *Cache) write(ctx context.Context, kind string, d cache.Digest, r io.Rea
 			// Best effort, with a fresh deadline: the caller's may have passed.
 			cctx, cancel := context.WithTimeout(context.Background(), c.opts.Timeout)
 			defer cancel()
-			c.call(cctx, "close", func(ctx context.Context, _ xrdfs.FileSystem) error { return f.Close(ctx) })
+			c.callOn(cctx, "close", f, func(ctx context.Context, f xrdfs.File) error { return f.Close(ctx) })
 			c.call(cctx, "remove "+tmp, func(ctx context.Context, fs xrdfs.FileSystem) error { return fs.RemoveFile(ctx, tmp) })
 		}
 	}()
@@ -567,7 +351,7 @@ func (c *Cache) write(ctx context.Context, kind string, d cache.Digest, r io.Rea
 				return fmt.Errorf("remote cache %s: put %v: content is longer than its digest says", c.name, d)
 			}
 			p, o := buf[:n], off
-			if err := c.call(ctx, "write "+d.String(), func(ctx context.Context, _ xrdfs.FileSystem) error {
+			if err := c.callOn(ctx, "write "+d.String(), f, func(ctx context.Context, f xrdfs.File) error {
 				return f.WriteAtContext(ctx, p, o)
 			}); err != nil {
 				return err
@@ -586,7 +370,7 @@ func (c *Cache) write(ctx context.Context, kind string, d cache.Digest, r io.Rea
 			return fmt.Errorf("remote cache %s: put %v: content has digest %v", c.name, d, got)
 		}
 	}
-	if err := c.call(ctx, "close "+d.String(), func(ctx context.Context, _ xrdfs.FileSystem) error {
+	if err := c.callOn(ctx, "close "+d.String(), f, func(ctx context.Context, f xrdfs.File) error {
 		return f.Close(ctx)
 	}); err != nil {
 		return err
@@ -614,7 +398,7 @@ func (c *Cache) GetActionResult(ctx context.Context, action cache.Digest) (*repb
 	if err != nil {
 		return nil, err
 	}
-	defer c.call(context.Background(), "close ac "+action.String(), func(ctx context.Context, _ xrdfs.FileSystem) error {
+	defer c.callOn(context.Background(), "close ac "+action.String(), f, func(ctx context.Context, f xrdfs.File) error {
 		return f.Close(ctx)
 	})
 	var data []byte
@@ -622,7 +406,7 @@ func (c *Cache) GetActionResult(ctx context.Context, action cache.Digest) (*repb
 	for {
 		var n int
 		off := int64(len(data))
-		err := c.call(ctx, "read ac "+action.String(), func(ctx context.Context, _ xrdfs.FileSystem) error {
+		err := c.callOn(ctx, "read ac "+action.String(), f, func(ctx context.Context, f xrdfs.File) error {
 			var err error
 			n, err = f.ReadAtContext(ctx, buf, off)
 			if errors.Is(err, io.EOF) {

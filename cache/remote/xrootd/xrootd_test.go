@@ -134,7 +134,7 @@ func TestCorruptAndTemporary(t *testing.T) {
 // A server that stops in the middle of a streamed read: the rest of the
 // read fails with ErrTransient within Timeout, the process does not crash
 // (go-hep panics when its connection ends under an open client; see
-// relay.go), and Close returns.
+// xrdconn/relay.go), and Close returns.
 func TestServerStoppedMidRead(t *testing.T) {
 	s := startXRootD(t, 60*time.Second)
 	c := open(t, "root://"+s.Addr+"//cache", remote.Options{Timeout: 3 * time.Second})
