@@ -21,10 +21,27 @@ type NginxDAV struct {
 }
 
 // StartNginxDAV starts nginx (installed by .ci/services/nginx.sh) on a
-// free loopback port with PUT allowed and missing folders created on PUT.
+// free loopback port with PUT allowed, missing folders created on PUT, and
+// PROPFIND answered (the dav_ext module), so it is a WebDAV server storage
+// clients can list as well as a Bazel HTTP cache.
 func StartNginxDAV(t testing.TB) *NginxDAV {
 	t.Helper()
-	return startNginx(t, "dav_methods PUT DELETE MKCOL COPY MOVE; create_full_put_path on;")
+	return startNginx(t, "dav_methods PUT DELETE MKCOL COPY MOVE; dav_ext_methods PROPFIND OPTIONS; create_full_put_path on;")
+}
+
+// StartNginxStrictDAV starts nginx like StartNginxDAV but without
+// create_full_put_path, as most WebDAV servers behave: a PUT into a
+// missing folder fails (409) and clients must MKCOL the folders first.
+func StartNginxStrictDAV(t testing.TB) *NginxDAV {
+	t.Helper()
+	return startNginx(t, "dav_methods PUT DELETE MKCOL COPY MOVE; dav_ext_methods PROPFIND OPTIONS;")
+}
+
+// StartNginxNoMoveDAV starts nginx like StartNginxDAV but refusing MOVE
+// and COPY (405), for clients that fall back to writing in place.
+func StartNginxNoMoveDAV(t testing.TB) *NginxDAV {
+	t.Helper()
+	return startNginx(t, "dav_methods PUT DELETE MKCOL; dav_ext_methods PROPFIND OPTIONS; create_full_put_path on;")
 }
 
 // StartNginxReadOnly starts nginx like StartNginxDAV but without WebDAV
