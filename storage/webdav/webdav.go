@@ -313,6 +313,8 @@ func (x *exchange) statusError() error {
 		return fmt.Errorf("%s: %w", what, storage.ErrNotExist)
 	case code == http.StatusUnauthorized || code == http.StatusForbidden:
 		return fmt.Errorf("%s: %w: credential or permission refused", what, storage.ErrDenied)
+	case code == http.StatusMethodNotAllowed && x.method == http.MethodPut:
+		return fmt.Errorf("%s: %w: the server refuses writes", what, storage.ErrDenied)
 	case code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500:
 		return fmt.Errorf("%s: %w", what, storage.ErrUnavailable)
 	case code >= 300 && code < 400:

@@ -278,3 +278,63 @@ func TestXRootDHTTPS(t *testing.T) {
 		t.Errorf("Checksum = %v, %v", got, err)
 	}
 }
+
+// TestStatWithoutPropfind: a plain web server (nginx without the WebDAV
+// methods refuses PROPFIND) is asked with HEAD.
+func TestStatWithoutPropfind(t *testing.T) {
+	s := testserver.StartNginxReadOnly(t)
+	p := filepath.Join(s.Data, "x.root")
+	if err := os.WriteFile(p, []byte("hello"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + s.Addr
+	c := open(t, base, storage.Options{})
+	f, err := c.Stat(context.Background(), base+"/x.root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := storage.File{URL: base + "/x.root", Size: 5, ModTime: fi.ModTime().Truncate(time.Second)}
+	if diff := cmp.Diff(want, f); diff != "" {
+		t.Errorf("Stat mismatch (-want +got):\n%s", diff)
+	}
+	if _, err := c.Stat(context.Background(), base+"/nope"); !errors.Is(err, storage.ErrNotExist) {
+		t.Errorf("Stat of a missing file: %v, want ErrNotExist", err)
+	}
+	if err := c.Put(context.Background(), base+"/y", strings.NewReader("y"), 1); !errors.Is(err, storage.ErrDenied) {
+		t.Errorf("Put to a read-only server: %v, want ErrDenied", err)
+	}
+}
+
+// TestConcurrent: one client used from many goroutines (run with -race).
+func TestConcurrent(t *testing.T) {
+	s := testserver.StartNginxStrictDAV(t)
+	base := "http://" + s.Addr
+	c := open(t, base, storage.Options{MaxConnections: 4})
+	ctx := context.Background()
+	errs := make(chan error, 32)
+	for i := range 32 {
+		go func() {
+			u := fmt.Sprintf("%s/c/d%d/f%d", base, i%4, i)
+			content := []byte(u)
+			if err := c.Put(ctx, u, bytes.NewReader(content), int64(len(content))); err != nil {
+				errs <- err
+				return
+			}
+			f, err := c.Stat(ctx, u)
+			if err == nil && f.Size != int64(len(content)) {
+				err = fmt.Errorf("%s: size %d, want %d", u, f.Size, len(content))
+			}
+			errs <- err
+		}()
+	}
+	for range 32 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	noTemporaries(t, s.Data)
+}
