@@ -93,6 +93,14 @@ func (c *Client) Put(ctx context.Context, rawURL string, r io.Reader, size int64
 	if err != nil {
 		return err
 	}
+	if err := c.putVia(ctx, u, r, size); err != nil {
+		// The steps name the temporary; say which file it was for.
+		return fmt.Errorf("writing %s: %w", storage.Redact(rawURL), err)
+	}
+	return nil
+}
+
+func (c *Client) putVia(ctx context.Context, u *url.URL, r io.Reader, size int64) error {
 	if strings.HasSuffix(u.Path, "/") || u.Path == "/" {
 		return fmt.Errorf("PUT %s: names a folder, not a file", storage.Redact(u.String()))
 	}
@@ -110,7 +118,7 @@ func (c *Client) Put(ctx context.Context, rawURL string, r io.Reader, size int64
 		c.remove(ctx, &tmp)
 		return err
 	}
-	err = c.move(ctx, &tmp, u)
+	err := c.move(ctx, &tmp, u)
 	var refused *methodRefused
 	if errors.As(err, &refused) {
 		c.noMove.Store(true)
@@ -210,7 +218,9 @@ func (c *Client) put(ctx context.Context, u *url.URL, body *exactReader, size in
 
 // move renames from onto to.
 func (c *Client) move(ctx context.Context, from, to *url.URL) error {
-	dest := to.String()
+	d := *to
+	d.RawQuery, d.ForceQuery = "", false // a token in the query is for the request, not a name
+	dest := d.String()
 	if c.rawPaths.Load() {
 		// XrdHttp does not decode Destination: it would name the file
 		// "a%20b". It takes the path as it is.
