@@ -338,3 +338,48 @@ func TestConcurrent(t *testing.T) {
 	}
 	noTemporaries(t, s.Data)
 }
+
+// TestClientCertificate: a server that demands a client certificate gets
+// the one from Options, or the X.509 proxy (certificate, key and chain in
+// one file, as voms-proxy-init writes it), and refuses a client without.
+func TestClientCertificate(t *testing.T) {
+	files := testserver.NewTLSFiles(t)
+	s := testserver.StartNginxDAVTLS(t, files)
+	base := "davs://" + s.Addr
+	ctx := context.Background()
+
+	cert, err := os.ReadFile(files.ClientCert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := os.ReadFile(files.ClientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := filepath.Join(t.TempDir(), "x509up")
+	if err := os.WriteFile(proxy, append(cert, key...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	for name, opts := range map[string]storage.Options{
+		"certificate": {CACert: files.CA, ClientCert: files.ClientCert, ClientKey: files.ClientKey},
+		"proxy":       {CACert: files.CA, ProxyFile: proxy},
+	} {
+		c := open(t, base, opts)
+		u := base + "/" + name + "/x"
+		put(t, c, u, []byte(name))
+		if got := read(t, c, u); string(got) != name {
+			t.Errorf("%s: read %q", name, got)
+		}
+		if f, err := c.Stat(ctx, u); err != nil || f.URL != u {
+			t.Errorf("%s: Stat = %+v, %v", name, f, err)
+		}
+	}
+
+	// Without a certificate the handshake succeeds and nginx answers 400
+	// (not ErrDenied: a 400 says nothing certain).
+	c := open(t, base, storage.Options{CACert: files.CA})
+	if _, err := c.Stat(ctx, base+"/certificate/x"); err == nil {
+		t.Error("Stat without a client certificate succeeded")
+	}
+}
