@@ -312,3 +312,19 @@ func TestHrefPath(t *testing.T) {
 		t.Error("a relative href was taken")
 	}
 }
+
+func TestWritesRawPaths(t *testing.T) {
+	for server, want := range map[string]bool{
+		"XrootD/v5.5.3":  true,
+		"XrootD/v4.12.8": true,
+		"XrootD/v5.6.0":  false,
+		"XrootD/v6.0.0":  false,
+		"XrootD":         false,
+		"nginx/1.22.1":   false,
+		"":               false,
+	} {
+		if got := writesRawPaths(server); got != want {
+			t.Errorf("writesRawPaths(%q) = %v, want %v", server, got, want)
+		}
+	}
+}

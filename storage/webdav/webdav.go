@@ -18,6 +18,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -40,9 +41,9 @@ type Client struct {
 	timeout time.Duration
 	http    *http.Client
 
-	// rawPaths is set once the server shows it is XrdHttp, which writes
+	// rawPaths is set once the server shows it is an XrdHttp that writes
 	// PROPFIND hrefs without percent-encoding and takes MOVE's
-	// Destination path literally (measured with XRootD 5.5).
+	// Destination path literally (see writesRawPaths).
 	rawPaths atomic.Bool
 	// noMove is set once the server refused MOVE: Put then writes in place.
 	noMove atomic.Bool
@@ -270,7 +271,7 @@ func (c *Client) do(ctx context.Context, r request) (*exchange, error) {
 	}
 	x.dog.disarm() // armed by the last piece of the request body
 	x.resp = resp
-	if strings.HasPrefix(resp.Header.Get("Server"), "XrootD") {
+	if writesRawPaths(resp.Header.Get("Server")) {
 		c.rawPaths.Store(true)
 	}
 	return x, nil
@@ -341,4 +342,25 @@ func (u *uploadReader) Read(p []byte) (int, error) {
 		u.dog.arm()
 	}
 	return n, err
+}
+
+// writesRawPaths reports whether a Server header names an XrdHttp known to
+// write PROPFIND hrefs unencoded and to take MOVE's Destination
+// literally: measured with XRootD 5.5.3, assumed of older versions. Newer
+// ones are taken to follow RFC 4918 until measured: if they do not,
+// decoding a raw href still goes wrong only for a name holding a valid
+// "%XX", whereas taking encoded hrefs literally would break every name
+// with a space.
+func writesRawPaths(server string) bool {
+	v, ok := strings.CutPrefix(server, "XrootD/v")
+	if !ok {
+		return false
+	}
+	f := strings.SplitN(v, ".", 3)
+	if len(f) < 2 {
+		return false
+	}
+	major, err1 := strconv.Atoi(f[0])
+	minor, err2 := strconv.Atoi(f[1])
+	return err1 == nil && err2 == nil && (major < 5 || major == 5 && minor <= 5)
 }
