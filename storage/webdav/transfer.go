@@ -187,7 +187,12 @@ func (e *exactReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// put sends one PUT of all of body.
+// put sends one PUT of all of body. It asks the server to confirm
+// before the body goes (Expect: 100-continue), so a storage that
+// redirects writes to another node (dCache sends its doors' PUTs to a
+// pool with 307) gets the body there; net/http cannot follow such a
+// redirect itself without rewinding the body. The credential headers go
+// to that node only when it is the same server.
 func (c *Client) put(ctx context.Context, u *url.URL, body *exactReader, size int64) error {
 	if size == 0 {
 		// The transport sends no body and reads none: check it is empty.
@@ -195,25 +200,42 @@ func (c *Client) put(ctx context.Context, u *url.URL, body *exactReader, size in
 			return fmt.Errorf("PUT %s: %w", storage.Redact(u.String()), err)
 		}
 	}
-	x, err := c.do(ctx, request{method: http.MethodPut, u: u, body: body, size: size})
-	if body.err != nil {
-		// The transport's complaint would be about the body it got.
-		if x != nil {
-			x.close()
+	r := request{method: http.MethodPut, u: u, body: body, size: size}
+	if size > 0 {
+		r.header = http.Header{"Expect": {"100-continue"}}
+	}
+	for redirects := 0; ; redirects++ {
+		x, err := c.do(ctx, r)
+		if body.err != nil {
+			// The transport's complaint would be about the body it got.
+			if x != nil {
+				x.close()
+			}
+			return fmt.Errorf("PUT %s: %w", storage.Redact(r.u.String()), body.err)
 		}
-		return fmt.Errorf("PUT %s: %w", storage.Redact(u.String()), body.err)
+		if err != nil {
+			return err
+		}
+		code := x.resp.StatusCode
+		if (code == http.StatusTemporaryRedirect || code == http.StatusPermanentRedirect) && body.left == size && redirects < maxRedirects {
+			loc, err := x.resp.Location()
+			x.close()
+			if err != nil {
+				return fmt.Errorf("PUT %s: HTTP %d without a usable Location", storage.Redact(r.u.String()), code)
+			}
+			r.foreign = r.foreign || !sameServer(r.u, loc)
+			r.u = loc
+			continue
+		}
+		defer x.close()
+		if !ok(code) {
+			return x.statusError()
+		}
+		if body.left > 0 {
+			return fmt.Errorf("PUT %s: the server answered before taking %d of the bytes", x.what, body.left)
+		}
+		return nil
 	}
-	if err != nil {
-		return err
-	}
-	defer x.close()
-	if !ok(x.resp.StatusCode) {
-		return x.statusError()
-	}
-	if body.left > 0 {
-		return fmt.Errorf("PUT %s: the server answered before taking %d of the bytes", x.what, body.left)
-	}
-	return nil
 }
 
 // move renames from onto to.

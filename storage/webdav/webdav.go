@@ -117,9 +117,7 @@ func (c *Client) checkRedirect(req *http.Request, via []*http.Request) error {
 	if req.Method != first.Method {
 		return http.ErrUseLastResponse
 	}
-	sameServer := strings.EqualFold(req.URL.Host, first.URL.Host) &&
-		(req.URL.Scheme == first.URL.Scheme || req.URL.Scheme == "https")
-	if !sameServer {
+	if !sameServer(first.URL, req.URL) {
 		for _, h := range c.headers {
 			req.Header.Del(h.Name)
 		}
@@ -128,6 +126,13 @@ func (c *Client) checkRedirect(req *http.Request, via []*http.Request) error {
 		req.Host = ""
 	}
 	return nil
+}
+
+// sameServer reports whether a redirect from one URL to another stays
+// with the server that was given the credentials: same host and port, and
+// no step down from https to http.
+func sameServer(from, to *url.URL) bool {
+	return strings.EqualFold(from.Host, to.Host) && (from.Scheme == to.Scheme || to.Scheme == "https")
 }
 
 // Name is the server's URL without credentials.
@@ -225,6 +230,9 @@ type request struct {
 	header http.Header
 	body   io.Reader // exactly size bytes, or nil
 	size   int64
+	// foreign: u is on a server a redirect named, which gets no
+	// credential header.
+	foreign bool
 }
 
 // do sends a request; the caller closes the exchange. A failure to get
@@ -257,6 +265,9 @@ func (c *Client) do(ctx context.Context, r request) (*exchange, error) {
 		req.Header[k] = v
 	}
 	for _, h := range c.headers {
+		if r.foreign {
+			break
+		}
 		if strings.EqualFold(h.Name, "host") {
 			req.Host = h.Value
 			continue
