@@ -96,7 +96,8 @@ func (Client) Stat(ctx context.Context, rawURL string) (storage.File, error) {
 	return fileOf(p, fi), nil
 }
 
-// List reads the folder; entries that vanish while it reads are left out.
+// List reads the folder; entries that vanish while it reads, and writes
+// in progress (storage.IsTemp), are left out.
 func (Client) List(ctx context.Context, rawURL string) ([]storage.File, error) {
 	p, err := parse(rawURL)
 	if err != nil {
@@ -110,6 +111,9 @@ func (Client) List(ctx context.Context, rawURL string) ([]storage.File, error) {
 	for _, e := range ents {
 		if err := ctx.Err(); err != nil {
 			return nil, err
+		}
+		if storage.IsTemp(e.Name()) {
+			continue
 		}
 		ep := filepath.Join(p, e.Name())
 		fi, err := os.Stat(ep)
@@ -214,11 +218,7 @@ func (Client) Put(ctx context.Context, rawURL string, r io.Reader, size int64) e
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return pathError(err)
 	}
-	base := filepath.Base(p)
-	if len(base) > 200 {
-		base = base[:200]
-	}
-	tmp, err := os.CreateTemp(dir, "."+base+".hepbuild-*.tmp")
+	tmp, err := os.OpenFile(filepath.Join(dir, storage.TempName(filepath.Base(p))), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return pathError(err)
 	}

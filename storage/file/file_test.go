@@ -72,6 +72,10 @@ func TestPutStatListOpenChecksum(t *testing.T) {
 	if err := c.Put(ctx, "file://"+dir+"/runs/2024/sub/x", strings.NewReader(""), 0); err != nil {
 		t.Fatal(err)
 	}
+	// A write in progress is not an entry.
+	if err := os.WriteFile(filepath.Join(dir, "runs/2024", storage.TempName("y")), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	list, err := c.List(ctx, "file://"+dir+"/runs/2024")
 	if err != nil {
 		t.Fatal(err)

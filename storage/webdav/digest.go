@@ -20,7 +20,11 @@ func (c *Client) Checksum(ctx context.Context, rawURL string) (storage.Checksum,
 	if err != nil {
 		return storage.Checksum{}, err
 	}
-	x, err := c.do(ctx, request{method: http.MethodHead, u: u, header: http.Header{"Want-Digest": {"adler32"}}})
+	// An old XrdHttp may answer twice (isOldXrdHttp): the connection is
+	// not used again, so the second answer is never taken for another
+	// request's. Until the server is known, assume it may be one.
+	closeAfter := c.oldXrdHttp.Load() || !c.identified.Load()
+	x, err := c.do(ctx, request{method: http.MethodHead, u: u, header: http.Header{"Want-Digest": {"adler32"}}, close: closeAfter})
 	if err != nil {
 		return storage.Checksum{}, err
 	}

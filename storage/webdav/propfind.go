@@ -97,7 +97,8 @@ func (c *Client) head(ctx context.Context, u *url.URL, rawURL string) (storage.F
 
 // List sends one PROPFIND with Depth 1 to the folder (with a trailing
 // slash, the collection's own URL: a server that redirects there would
-// otherwise cost a round trip).
+// otherwise cost a round trip). Writes in progress (storage.IsTemp) are
+// left out.
 func (c *Client) List(ctx context.Context, rawURL string) ([]storage.File, error) {
 	u, err := c.target(rawURL)
 	if err != nil {
@@ -111,7 +112,7 @@ func (c *Client) List(ctx context.Context, rawURL string) ([]storage.File, error
 	self := path.Clean(dir.Path)
 	var files []storage.File
 	err = c.propfind(ctx, &dir, "1", maxListing, func(f storage.File, p string) error {
-		if path.Clean(p) == self {
+		if path.Clean(p) == self || storage.IsTemp(path.Base(p)) {
 			return nil
 		}
 		f.URL = c.userURL(rawURL, p)
@@ -163,7 +164,7 @@ func (c *Client) propfind(ctx context.Context, u *url.URL, depth string, limit i
 		}
 		return fmt.Errorf("PROPFIND %s: not a WebDAV multistatus answer: %v", x.what, err)
 	}
-	raw := c.rawPaths.Load()
+	raw := c.oldXrdHttp.Load()
 	for {
 		tok, err := d.Token()
 		if err == io.EOF {

@@ -2,8 +2,6 @@ package webdav
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -68,10 +66,9 @@ func (s *sizedReader) Read(p []byte) (int, error) {
 		return 0, s.err
 	case err == io.EOF && s.n < s.size:
 		s.err = fmt.Errorf("GET %s: %w: the body ended after %d of %d bytes", s.x.what, storage.ErrUnavailable, s.n, s.size)
-	case err == io.ErrUnexpectedEOF:
-		// net/http's answer to a body shorter than its Content-Length.
-		s.err = fmt.Errorf("GET %s: %w: the body ended after %d of %d bytes", s.x.what, storage.ErrUnavailable, s.n, s.size)
 	case err != nil:
+		// A body shorter than its Content-Length is net/http's
+		// io.ErrUnexpectedEOF, already ErrUnavailable (exchange.Read).
 		s.err = err
 	}
 	return n, s.err
@@ -82,8 +79,8 @@ func (s *sizedReader) Close() error {
 	return nil
 }
 
-// Put writes to a temporary name in the same folder (".name.hepbuild-
-// <random>.tmp") and MOVEs it onto url (Overwrite: T), so readers never
+// Put writes to a temporary name in the same folder (storage.TempName)
+// and MOVEs it onto url (Overwrite: T), so readers never
 // see a partial file; the temporary is deleted when anything fails. The
 // parent folders are made with MKCOL the first time this client writes
 // into them. A server that refuses MOVE gets the file written in place
@@ -113,7 +110,7 @@ func (c *Client) putVia(ctx context.Context, u *url.URL, r io.Reader, size int64
 		return c.putInPlace(ctx, u, body, size)
 	}
 	tmp := *u
-	tmp.Path, tmp.RawPath = dir+tempName(base), ""
+	tmp.Path, tmp.RawPath = dir+storage.TempName(base), ""
 	if err := c.put(ctx, &tmp, body, size); err != nil {
 		c.remove(ctx, &tmp)
 		return err
@@ -129,17 +126,6 @@ func (c *Client) putVia(ctx context.Context, u *url.URL, r io.Reader, size int64
 		c.remove(ctx, &tmp)
 	}
 	return err
-}
-
-// tempName is unique and hidden, and keeps a long name under the usual
-// 255-byte limit of a name.
-func tempName(base string) string {
-	var b [8]byte
-	rand.Read(b[:])
-	if len(base) > 200 {
-		base = base[:200]
-	}
-	return "." + base + ".hepbuild-" + hex.EncodeToString(b[:]) + ".tmp"
 }
 
 // exactReader passes on exactly left bytes of r and fails when r has
@@ -243,7 +229,7 @@ func (c *Client) move(ctx context.Context, from, to *url.URL) error {
 	d := *to
 	d.RawQuery, d.ForceQuery = "", false // a token in the query is for the request, not a name
 	dest := d.String()
-	if c.rawPaths.Load() {
+	if c.oldXrdHttp.Load() {
 		// XrdHttp does not decode Destination: it would name the file
 		// "a%20b". It takes the path as it is.
 		dest = to.Scheme + "://" + to.Host + to.Path

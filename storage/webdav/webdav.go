@@ -41,10 +41,11 @@ type Client struct {
 	timeout time.Duration
 	http    *http.Client
 
-	// rawPaths is set once the server shows it is an XrdHttp that writes
-	// PROPFIND hrefs without percent-encoding and takes MOVE's
-	// Destination path literally (see writesRawPaths).
-	rawPaths atomic.Bool
+	// oldXrdHttp is set once the server shows it is an XrdHttp with the
+	// quirks measured on XRootD 5.5 (see isOldXrdHttp).
+	oldXrdHttp atomic.Bool
+	// identified is set once any answer came, so the server is known.
+	identified atomic.Bool
 	// noMove is set once the server refused MOVE: Put then writes in place.
 	noMove atomic.Bool
 	// folders that exist (made or found by MKCOL), so a Put into a known
@@ -190,6 +191,10 @@ func newWatchdog(d time.Duration, cancel context.CancelCauseFunc) *watchdog {
 func (w *watchdog) arm()    { w.t.Reset(w.d) }
 func (w *watchdog) disarm() { w.t.Stop() }
 
+// drainWait bounds reading the rest of a body nobody wants, for the
+// connection's reuse.
+const drainWait = 100 * time.Millisecond
+
 // exchange is one HTTP request and its response.
 type exchange struct {
 	c      *Client
@@ -205,8 +210,11 @@ type exchange struct {
 func (x *exchange) close() {
 	x.dog.disarm()
 	if x.resp != nil {
-		// Drain a little so the connection can be reused.
+		// Drain a little so the connection can be reused, but never wait
+		// for it: a server that sends no more would hold close forever.
+		t := time.AfterFunc(drainWait, func() { x.cancel(errStall) })
 		io.Copy(io.Discard, io.LimitReader(x.resp.Body, 4096))
+		t.Stop()
 		x.resp.Body.Close()
 	}
 	x.cancel(context.Canceled)
@@ -233,6 +241,8 @@ type request struct {
 	// foreign: u is on a server a redirect named, which gets no
 	// credential header.
 	foreign bool
+	// close: the connection is not used again after this exchange.
+	close bool
 }
 
 // do sends a request; the caller closes the exchange. A failure to get
@@ -264,6 +274,7 @@ func (c *Client) do(ctx context.Context, r request) (*exchange, error) {
 	for k, v := range r.header {
 		req.Header[k] = v
 	}
+	req.Close = r.close
 	for _, h := range c.headers {
 		if r.foreign {
 			break
@@ -282,9 +293,10 @@ func (c *Client) do(ctx context.Context, r request) (*exchange, error) {
 	}
 	x.dog.disarm() // armed by the last piece of the request body
 	x.resp = resp
-	if writesRawPaths(resp.Header.Get("Server")) {
-		c.rawPaths.Store(true)
+	if isOldXrdHttp(resp.Header.Get("Server")) {
+		c.oldXrdHttp.Store(true)
 	}
+	c.identified.Store(true)
 	return x, nil
 }
 
@@ -355,14 +367,20 @@ func (u *uploadReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// writesRawPaths reports whether a Server header names an XrdHttp known to
-// write PROPFIND hrefs unencoded and to take MOVE's Destination
-// literally: measured with XRootD 5.5.3, assumed of older versions. Newer
-// ones are taken to follow RFC 4918 until measured: if they do not,
-// decoding a raw href still goes wrong only for a name holding a valid
-// "%XX", whereas taking encoded hrefs literally would break every name
-// with a space.
-func writesRawPaths(server string) bool {
+// isOldXrdHttp reports whether a Server header names an XrdHttp with the
+// quirks measured on XRootD 5.5.3 (and assumed of older versions):
+//   - PROPFIND hrefs are not percent-encoded, and MOVE's Destination is
+//     taken literally ("a%20b" names a file called that);
+//   - a HEAD with Want-Digest for a file whose checksum is not stored yet
+//     is answered twice (once when the checksum job is scheduled, once
+//     when it ends), so the next request on the connection gets the
+//     second answer and its own is lost.
+//
+// Newer versions are taken to follow RFC 4918 until measured: if they do
+// not, decoding a raw href still goes wrong only for a name holding a
+// valid "%XX", whereas taking encoded hrefs literally would break every
+// name with a space.
+func isOldXrdHttp(server string) bool {
 	v, ok := strings.CutPrefix(server, "XrootD/v")
 	if !ok {
 		return false
