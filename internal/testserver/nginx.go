@@ -21,10 +21,27 @@ type NginxDAV struct {
 }
 
 // StartNginxDAV starts nginx (installed by .ci/services/nginx.sh) on a
-// free loopback port with PUT allowed and missing folders created on PUT.
+// free loopback port with PUT allowed, missing folders created on PUT, and
+// PROPFIND answered (the dav_ext module), so it is a WebDAV server storage
+// clients can list as well as a Bazel HTTP cache.
 func StartNginxDAV(t testing.TB) *NginxDAV {
 	t.Helper()
-	return startNginx(t, "dav_methods PUT DELETE MKCOL COPY MOVE; create_full_put_path on;")
+	return startNginx(t, "dav_methods PUT DELETE MKCOL COPY MOVE; dav_ext_methods PROPFIND OPTIONS; create_full_put_path on;")
+}
+
+// StartNginxStrictDAV starts nginx like StartNginxDAV but without
+// create_full_put_path, as most WebDAV servers behave: a PUT into a
+// missing folder fails (409) and clients must MKCOL the folders first.
+func StartNginxStrictDAV(t testing.TB) *NginxDAV {
+	t.Helper()
+	return startNginx(t, "dav_methods PUT DELETE MKCOL COPY MOVE; dav_ext_methods PROPFIND OPTIONS;")
+}
+
+// StartNginxNoMoveDAV starts nginx like StartNginxDAV but refusing MOVE
+// and COPY (405), for clients that fall back to writing in place.
+func StartNginxNoMoveDAV(t testing.TB) *NginxDAV {
+	t.Helper()
+	return startNginx(t, "dav_methods PUT DELETE MKCOL; dav_ext_methods PROPFIND OPTIONS; create_full_put_path on;")
 }
 
 // StartNginxReadOnly starts nginx like StartNginxDAV but without WebDAV
@@ -35,6 +52,33 @@ func StartNginxReadOnly(t testing.TB) *NginxDAV {
 }
 
 func startNginx(t testing.TB, dav string) *NginxDAV {
+	t.Helper()
+	return startNginxServer(t, dav, "", "")
+}
+
+// StartNginxDAVTLS starts nginx like StartNginxDAV over HTTPS with the
+// server certificate of files, demanding a client certificate signed by
+// its authority (mutual TLS, as WLCG storage asks for an X.509 proxy).
+func StartNginxDAVTLS(t testing.TB, files TLSFiles) *NginxDAV {
+	t.Helper()
+	// Workers (www-data) read the key when started as root: they must
+	// reach the files. The key is throwaway, made for this test.
+	for _, f := range []string{files.CA, files.ServerCert, files.ServerKey} {
+		if err := os.Chmod(f, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for d := filepath.Dir(f); d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
+			os.Chmod(d, 0o711)
+		}
+	}
+	return startNginxServer(t, "dav_methods PUT DELETE MKCOL COPY MOVE; dav_ext_methods PROPFIND OPTIONS; create_full_put_path on;",
+		" ssl", fmt.Sprintf("ssl_certificate %s; ssl_certificate_key %s; ssl_client_certificate %s; ssl_verify_client on; ssl_verify_depth 3;",
+			files.ServerCert, files.ServerKey, files.CA))
+}
+
+// startNginxServer starts nginx with dav in its location, listen options
+// and lines for the server block.
+func startNginxServer(t testing.TB, dav, listenOpts, serverLines string) *NginxDAV {
 	t.Helper()
 	bin := Binary(t, "nginx", "nginx.sh")
 	const module = "/usr/lib/nginx/modules/ngx_http_dav_ext_module.so"
@@ -80,12 +124,12 @@ http {
   access_log off; client_body_temp_path %s; client_max_body_size 0;
   proxy_temp_path %s; fastcgi_temp_path %s; uwsgi_temp_path %s; scgi_temp_path %s;
   server {
-    listen %s; root %s;
+    listen %s%s; root %s; %s
     location / { %s dav_access user:rw group:rw all:r; }
   }
 }
 `, module, userLine, filepath.Join(dir, "nginx.pid"), filepath.Join(dir, "error.log"),
-		tmp, tmp, tmp, tmp, tmp, addr, data, dav)
+		tmp, tmp, tmp, tmp, tmp, addr, listenOpts, data, serverLines, dav)
 	confPath := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)

@@ -16,6 +16,9 @@ type XRootD struct {
 	*Process
 	Data string // the exported folder on disk (oss.localroot)
 	Addr string // host:port
+	// HTTPAddr is the host:port of the HTTP/WebDAV interface (XrdHttp),
+	// set by StartXRootDHTTP only.
+	HTTPAddr string
 }
 
 // StartXRootD starts an XRootD server (installed by .ci/services/xrootd.sh)
@@ -73,5 +76,20 @@ func StartXRootD(t testing.TB, extra ...string) *XRootD {
 	p := Start(t, dir, "xrootd", exec.Command(bin, args...))
 	s := &XRootD{Process: p, Data: data, Addr: fmt.Sprintf("127.0.0.1:%d", port)}
 	WaitTCP(t, p, s.Addr, 30*time.Second)
+	return s
+}
+
+// StartXRootDHTTP starts XRootD like StartXRootD with its HTTP/WebDAV
+// interface (XrdHttp) on a second loopback port: PROPFIND lists folders,
+// and HEAD with "Want-Digest: adler32" answers the stored checksum.
+func StartXRootDHTTP(t testing.TB, extra ...string) *XRootD {
+	t.Helper()
+	port := FreePort(t)
+	s := StartXRootD(t, append([]string{
+		fmt.Sprintf("xrd.protocol XrdHttp:%d libXrdHttp.so", port),
+		"http.listingdeny false",
+	}, extra...)...)
+	s.HTTPAddr = fmt.Sprintf("127.0.0.1:%d", port)
+	WaitTCP(t, s.Process, s.HTTPAddr, 30*time.Second)
 	return s
 }

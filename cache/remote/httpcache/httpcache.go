@@ -67,22 +67,9 @@ func Open(rawURL string, opts remote.Options) (*Cache, error) {
 		return nil, fmt.Errorf("remote cache %s: no host", name)
 	}
 	opts = opts.WithDefaults()
-	tlsCfg, err := opts.TLSConfig()
+	tr, err := Transport(opts)
 	if err != nil {
 		return nil, fmt.Errorf("remote cache %s: %w", name, err)
-	}
-	dialer := &net.Dialer{Timeout: opts.Timeout, KeepAlive: 30 * time.Second}
-	tr := &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           dialer.DialContext,
-		TLSClientConfig:       tlsCfg,
-		TLSHandshakeTimeout:   opts.Timeout,
-		ResponseHeaderTimeout: opts.Timeout,
-		ExpectContinueTimeout: time.Second,
-		MaxConnsPerHost:       opts.MaxConnections,
-		MaxIdleConnsPerHost:   opts.MaxConnections,
-		IdleConnTimeout:       90 * time.Second,
-		ForceAttemptHTTP2:     true,
 	}
 	base := *u
 	base.User, base.RawQuery, base.ForceQuery, base.Fragment = nil, "", false, ""
@@ -95,6 +82,34 @@ func Open(rawURL string, opts remote.Options) (*Cache, error) {
 		// No Client.Timeout: it would cut a long transfer that is still
 		// progressing. Stalls are caught by stallTimer instead.
 		client: &http.Client{Transport: tr},
+	}, nil
+}
+
+// Transport is the HTTP transport of a client that follows opts: TLS from
+// opts.TLSConfig (CA, client certificate or X.509 proxy), connecting,
+// the TLS handshake and waiting for response headers each bounded by
+// opts.Timeout, at most opts.MaxConnections connections per server. It
+// sets no bound on a whole exchange: a long transfer that keeps moving
+// must not be cut, so callers catch stalled bodies themselves (as Cache
+// does with stallTimer). The WebDAV storage client shares it.
+func Transport(opts remote.Options) (*http.Transport, error) {
+	opts = opts.WithDefaults()
+	tlsCfg, err := opts.TLSConfig()
+	if err != nil {
+		return nil, err
+	}
+	dialer := &net.Dialer{Timeout: opts.Timeout, KeepAlive: 30 * time.Second}
+	return &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           dialer.DialContext,
+		TLSClientConfig:       tlsCfg,
+		TLSHandshakeTimeout:   opts.Timeout,
+		ResponseHeaderTimeout: opts.Timeout,
+		ExpectContinueTimeout: time.Second,
+		MaxConnsPerHost:       opts.MaxConnections,
+		MaxIdleConnsPerHost:   opts.MaxConnections,
+		IdleConnTimeout:       90 * time.Second,
+		ForceAttemptHTTP2:     true,
 	}, nil
 }
 
