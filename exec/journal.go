@@ -381,7 +381,10 @@ type ActionRecord struct {
 	Environment cache.Digest
 	// Content is the digest of a write action's content.
 	Content cache.Digest
-	Time    time.Time
+	// Remote is the identity of the remote file the action downloads or
+	// records (RemoteFile.Identity).
+	Remote string
+	Time   time.Time
 }
 
 // actionRecordJSON is the explain log's line: digests as "hash/size".
@@ -395,6 +398,7 @@ type actionRecordJSON struct {
 	Inputs      map[string]string `json:"inputs,omitempty"`
 	Environment string            `json:"environment,omitempty"`
 	Content     string            `json:"content,omitempty"`
+	Remote      string            `json:"remote,omitempty"`
 	Time        time.Time         `json:"time"`
 }
 
@@ -413,13 +417,16 @@ func newActionRecord(a *Action, key *Key, inputs map[string]cache.Digest) *Actio
 	if a.Kind == KindWrite {
 		rec.Content = cache.FromBytes(a.Content)
 	}
+	if a.Remote != nil {
+		rec.Remote = a.Remote.Identity()
+	}
 	return rec
 }
 
 func (r *ActionRecord) toJSON() actionRecordJSON {
 	w := actionRecordJSON{
 		Key: r.Key.String(), Owner: r.Owner, Mnemonic: r.Mnemonic, Outputs: r.Outputs,
-		Argv: r.Argv, Env: r.Env, Time: r.Time,
+		Argv: r.Argv, Env: r.Env, Remote: r.Remote, Time: r.Time,
 	}
 	if len(r.Inputs) > 0 {
 		w.Inputs = make(map[string]string, len(r.Inputs))
@@ -443,7 +450,7 @@ func (w *actionRecordJSON) record() (*ActionRecord, error) {
 		}
 		return cache.ParseDigest(s)
 	}
-	r := &ActionRecord{Owner: w.Owner, Mnemonic: w.Mnemonic, Outputs: w.Outputs, Argv: w.Argv, Env: w.Env, Time: w.Time}
+	r := &ActionRecord{Owner: w.Owner, Mnemonic: w.Mnemonic, Outputs: w.Outputs, Argv: w.Argv, Env: w.Env, Remote: w.Remote, Time: w.Time}
 	var err error
 	if r.Key, err = parse(w.Key); err != nil {
 		return nil, err

@@ -96,7 +96,7 @@ var keyHashed = map[string]string{
 	"Action.Tags":          "platform property " + PropTags + ", the known tags that can change outputs (Tags, InKey)",
 	"Action.Timeout":       "Action.timeout",
 	"Action.SandboxExpose": "platform property " + PropExpose,
-	"Action.Remote":         "platform property " + PropRemoteFile + " (RemoteFile.Identity)",
+	"Action.Remote":        "platform property " + PropRemoteFile + " (RemoteFile.Identity)",
 	"RemoteFile.URL":       "platform property " + PropRemoteFile,
 	"RemoteFile.Size":      "platform property " + PropRemoteFile,
 	"RemoteFile.Checksum":  "platform property " + PropRemoteFile,

@@ -20,7 +20,13 @@ type Error struct {
 	Target    graph.Label
 	Msg       string
 	Backtrace string
+	// Err is the cause, when it is not the BUILD file's fault: storage
+	// that could not be reached while a remote_glob listed it.
+	Err error
 }
+
+// Unwrap returns the cause, if any.
+func (e *Error) Unwrap() error { return e.Err }
 
 func (e *Error) Error() string {
 	var b strings.Builder

@@ -28,8 +28,9 @@ var remoteSchemes = map[string]bool{"root": true, "roots": true, "davs": true, "
 
 func remoteFilesAttrs() map[string]*attrSpec {
 	return map[string]*attrSpec{
-		"urls":   {typ: graph.AttrStringList, def: []string(nil), mandatory: true, doc: "The files' URLs: root://, davs://, https://, http:// or file://."},
-		"stream": {typ: graph.AttrBool, def: false, doc: "Give actions the URL instead of a downloaded copy; they read the file from storage themselves and get the network."},
+		"urls":    {typ: graph.AttrStringList, def: []string(nil), mandatory: true, doc: "The files' URLs: root://, davs://, https://, http:// or file://."},
+		"stream":  {typ: graph.AttrBool, def: false, doc: "Give actions the URL instead of a downloaded copy; they read the file from storage themselves and get the network."},
+		"out_dir": {typ: graph.AttrString, def: "", doc: "The folder, relative to the package's output folder, the files go to (default: the target's name)."},
 	}
 }
 
@@ -38,6 +39,7 @@ func remoteGlobAttrs() map[string]*attrSpec {
 		"url":     {typ: graph.AttrString, def: "", mandatory: true, doc: "A folder URL whose last segment has wildcards, e.g. root://host//store/ttH/*.root."},
 		"exclude": {typ: graph.AttrStringList, def: []string(nil), doc: "Patterns of file names (last segment) to leave out."},
 		"stream":  {typ: graph.AttrBool, def: false, doc: "As remote_files' stream."},
+		"out_dir": {typ: graph.AttrString, def: "", doc: "As remote_files' out_dir."},
 	}
 }
 
@@ -133,7 +135,9 @@ func analyzeRemoteGlob(a *analyzer, r *ruleInstance) (*configured, error) {
 	}
 	urls, err := a.l.remote.Glob(pattern)
 	if err != nil {
-		return nil, fail("remote_glob: %v", err)
+		e := fail("remote_glob: %v", err).(*Error)
+		e.Err = err
+		return nil, e
 	}
 	var kept []string
 	for _, raw := range urls {
@@ -169,6 +173,12 @@ func analyzeRemote(a *analyzer, t *graph.Target, urls []string) (*configured, er
 	}
 	stream := attrBool(t, "stream")
 	dir := exec.OutDir + "/" + t.Label.Path()
+	if od := attrString(t, "out_dir"); od != "" {
+		if path.IsAbs(od) || path.Clean(od) != od || od == "." || od == ".." || strings.HasPrefix(od, "../") {
+			return nil, fail("%s: out_dir %q: want a relative folder inside the package, such as \"events\"", t.RuleClass, od)
+		}
+		dir = exec.OutDir + "/" + path.Join(t.Label.Pkg, od)
+	}
 	byName := map[string]string{}
 	files := make([]*File, 0, len(urls))
 	for _, raw := range urls {

@@ -64,6 +64,9 @@ func ParseChecksum(s string) (Checksum, error) {
 	if _, err := c.Hash(); err != nil {
 		return Checksum{}, err
 	}
+	if len(c.Value) != 8 || strings.Trim(c.Value, "0123456789abcdef") != "" {
+		return Checksum{}, fmt.Errorf("checksum %q: an adler32 is 8 hex digits", s)
+	}
 	return c, nil
 }
 

@@ -24,6 +24,7 @@ type actionJSON struct {
 	Target      string            `json:"target"`
 	Mnemonic    string            `json:"mnemonic"`
 	Kind        string            `json:"kind"`
+	URL         string            `json:"url,omitempty"`
 	Argv        []string          `json:"argv,omitempty"`
 	Env         map[string]string `json:"env,omitempty"`
 	Inputs      []string          `json:"inputs"`
@@ -58,6 +59,12 @@ func (c *AqueryCmd) Run(g *Globals, e *env) error {
 			want[t.Label] = true
 		}
 	}
+	rd, err := (&RemoteDataFlags{lenient: true}).openRemoteData(e.ctx, w.root)
+	if err != nil {
+		return err
+	}
+	defer rd.Close()
+	w.loader.SetRemoteData(globFunc(rd.glob(true)))
 	ag, err := w.loader.Analyze(labels)
 	if err != nil {
 		return err
@@ -110,6 +117,9 @@ func writeActionJSON(w io.Writer, a *exec.Action) error {
 	if a.Kind == exec.KindWrite {
 		j.Content = string(a.Content)
 	}
+	if a.Remote != nil {
+		j.URL = a.Remote.URL
+	}
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false) // commands are full of < > &
 	return enc.Encode(j)
@@ -158,6 +168,8 @@ func writeActionText(w io.Writer, a *exec.Action) {
 		}
 	case exec.KindWrite:
 		fmt.Fprintf(w, "  Content: %q\n", a.Content)
+	case exec.KindFetch:
+		fmt.Fprintf(w, "  Download: %s\n", a.Remote.URL)
 	}
 	fmt.Fprintln(w)
 }

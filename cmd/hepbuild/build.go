@@ -50,6 +50,7 @@ type AnalysisFlags struct {
 	EnvFlags
 	LocationFlags
 	RemoteFlags
+	RemoteDataFlags
 	NoCache    bool      `name:"no-cache" help:"Neither read nor write the cache (actions still skip when up to date)."`
 	SigningKey pathValue `name:"cache-signing-key" placeholder:"FILE" help:"Sign the action results written to the disk cache with the secret in FILE (readable by its owner only), and take only results signed with it as hits."`
 }
@@ -106,6 +107,8 @@ type session struct {
 	// download says which outputs of restored results are written to the
 	// output tree (--remote-download-outputs).
 	download exec.DownloadMode
+	// remoteData validates and downloads remote inputs (remote_files).
+	remoteData *remoteData
 }
 
 // defaultCacheHome is $XDG_CACHE_HOME/hepbuild or ~/.cache/hepbuild.
@@ -154,6 +157,17 @@ func analyse(g *Globals, f *AnalysisFlags, e *env, patterns []string, lock bool)
 	if err != nil {
 		return nil, err
 	}
+	rd, err := f.openRemoteData(e.ctx, w.root)
+	if err != nil {
+		return nil, err
+	}
+	keep := false
+	defer func() {
+		if !keep {
+			rd.Close()
+		}
+	}()
+	w.loader.SetRemoteData(globFunc(rd.glob(f.lenient)))
 	labels := make([]graph.Label, 0, len(targets))
 	for _, t := range targets {
 		labels = append(labels, t.Label)
@@ -194,6 +208,13 @@ func analyse(g *Globals, f *AnalysisFlags, e *env, patterns []string, lock bool)
 	}
 	sort.Slice(s.roots, func(i, j int) bool { return s.roots[i].Path < s.roots[j].Path })
 	s.actions = ag.Needed(s.roots)
+	if !f.lenient {
+		if err := rd.resolve(s.actions, e.stderr); err != nil {
+			return nil, err
+		}
+	}
+	s.remoteData, keep = rd, true
+	s.closers = append(s.closers, rd)
 	if err := exec.PrepareOutputBase(w.root, s.outputBase); err != nil {
 		if errors.As(err, new(*exec.NotOwnedError)) {
 			return nil, badInput("--output-base: %v", err)
@@ -436,7 +457,7 @@ func (s *session) runner(events exec.EventSink, strat sandbox.Strategy) (*exec.R
 		ExecRoot:   s.w.root,
 		OutputBase: s.outputBase,
 		Cache:      s.cache,
-		Executor:   local.New(strat, local.WithEnvironments(s.flags.environments())),
+		Executor:   local.New(strat, local.WithEnvironments(s.flags.environments()), local.WithFetcher(s.remoteData)),
 		Stat:       s.stat,
 		Journal:    s.journal,
 		Events:     events,
@@ -535,6 +556,12 @@ func (c *BuildCmd) analyseOnly(g *Globals, e *env, start time.Time) error {
 	if err != nil {
 		return err
 	}
+	rd, err := (&RemoteDataFlags{lenient: true, Offline: c.Offline}).openRemoteData(e.ctx, w.root)
+	if err != nil {
+		return err
+	}
+	defer rd.Close()
+	w.loader.SetRemoteData(globFunc(rd.glob(true)))
 	labels := make([]graph.Label, len(targets))
 	for i, t := range targets {
 		labels[i] = t.Label

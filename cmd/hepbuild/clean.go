@@ -51,7 +51,7 @@ func (c *CleanCmd) Run(g *Globals, e *env) error {
 		return c.expunge(e, w.root, base, st)
 	}
 	if len(c.Targets) > 0 {
-		s, err := analyse(g, &AnalysisFlags{LocationFlags: c.LocationFlags}, e, c.Targets, true)
+		s, err := analyse(g, &AnalysisFlags{LocationFlags: c.LocationFlags, RemoteDataFlags: RemoteDataFlags{lenient: true}}, e, c.Targets, true)
 		if err != nil {
 			return err
 		}

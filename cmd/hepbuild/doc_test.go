@@ -333,6 +333,8 @@ task(name = "t", outs = ["t.txt"], cmd = "touch $@")
 genrule(name = "g", outs = ["g.txt"], cmd = "touch $@")
 filegroup(name = "f")
 environment(name = "e")
+remote_files(name = "r", urls = ["file:///nowhere/x.root"])
+remote_glob(name = "rg", url = "file:///nowhere/*.root")
 `,
 	})
 	code, stdout, stderr := docRun(t, root, "query", "--output=json", "//:all")
@@ -353,15 +355,17 @@ environment(name = "e")
 		}
 	}
 	sections := map[string]string{
-		"task":        "## 3. task",
-		"genrule":     "## 3. task",
-		"filegroup":   "### filegroup",
-		"environment": "### environment",
+		"task":         "## 3. task",
+		"genrule":      "## 3. task",
+		"filegroup":    "### filegroup",
+		"environment":  "### environment",
+		"remote_files": "### remote_files",
+		"remote_glob":  "### remote_glob",
 	}
-	common := section(t, doc, "### Rules: calling task, filegroup, environment and rule() rules")
+	common := section(t, doc, "### Rules: calling task, filegroup, environment, remote_files and rule() rules")
 	for kind, heading := range sections {
 		names := attrs[kind]
-		if len(names) < 5 {
+		if len(names) < 7 {
 			t.Fatalf("query --output=json lists %d attributes of %s; has the json output changed?", len(names), kind)
 		}
 		sort.Strings(names)

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/hepbuild/hepbuild/cache/remote"
 	"io"
 	"os"
 	"os/signal"
@@ -38,6 +39,8 @@ type CLI struct {
 	Status  StatusCmd  `cmd:"" help:"Say, without running anything, which targets are up to date, restorable from cache, or will run."`
 	Explain ExplainCmd `cmd:"" help:"Say why the actions of targets will run: which input, command, variable or environment changed."`
 	Clean   CleanCmd   `cmd:"" help:"Remove the output tree, one target's outputs, or prune the cache."`
+	Fetch   FetchCmd   `cmd:"" help:"Ask storage again for every remote file the targets read, and record them in hepbuild.lock."`
+	Export  ExportCmd  `cmd:"" help:"Build targets and copy their outputs to storage (root://, davs://, a folder), verified by checksum."`
 	Fmt     FmtCmd     `cmd:"" help:"Format BUILD and .star files."`
 	Info    InfoCmd    `cmd:"" help:"Print where things are: workspace, output base, cache, sandbox."`
 	Worker  WorkerCmd  `cmd:"" help:"Run actions by their digests from a cache, on a batch node (started by batch jobs, not by hand)."`
@@ -159,7 +162,13 @@ func exitCodeFor(err error, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "ERROR:", err)
 	}
 	switch {
-	case errors.As(err, new(*badInputError)) || isLoadError(err):
+	case errors.As(err, new(*badInputError)):
+		return exitBadInput
+	case errors.Is(err, remote.ErrTransient) || errors.Is(err, remote.ErrDenied):
+		// A cache or storage server that is down or refused us, even
+		// while a BUILD file was being analysed (remote_glob).
+		return exitInfra
+	case isLoadError(err):
 		return exitBadInput
 	case errors.As(err, new(*buildFailedError)):
 		return exitBuildFailed

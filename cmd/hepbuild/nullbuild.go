@@ -88,6 +88,14 @@ func (c *BuildCmd) nullBuild(g *Globals, e *env, start time.Time) bool {
 
 // writeStamp records what a successful build depended on and made.
 func (s *session) writeStamp(key string) error {
+	for _, a := range s.actions {
+		if a.Remote != nil {
+			// Remote files can change without a trace on this machine:
+			// every build asks storage (one cheap query per folder or
+			// file), so there is no null build that skips it.
+			return nil
+		}
+	}
 	var files, trees []string
 	for _, d := range s.w.loader.Dependencies() {
 		files = append(files, filepath.Join(s.w.root, d))

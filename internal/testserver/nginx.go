@@ -121,7 +121,7 @@ daemon off; master_process on; worker_processes 1; %s
 pid %s; error_log %s warn;
 events { worker_connections 256; }
 http {
-  access_log off; client_body_temp_path %s; client_max_body_size 0;
+  access_log %s; client_body_temp_path %s; client_max_body_size 0;
   proxy_temp_path %s; fastcgi_temp_path %s; uwsgi_temp_path %s; scgi_temp_path %s;
   server {
     listen %s%s; root %s; %s
@@ -129,7 +129,7 @@ http {
   }
 }
 `, module, userLine, filepath.Join(dir, "nginx.pid"), filepath.Join(dir, "error.log"),
-		tmp, tmp, tmp, tmp, tmp, addr, listenOpts, data, serverLines, dav)
+		filepath.Join(dir, "access.log"), tmp, tmp, tmp, tmp, tmp, addr, listenOpts, data, serverLines, dav)
 	confPath := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,79 @@
+package storage
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestLockRoundTrip(t *testing.T) {
+	p := filepath.Join(t.TempDir(), LockName)
+	l, err := LoadLock(p)
+	if err != nil || l.Len() != 0 {
+		t.Fatalf("a missing lock: %v, %d files", err, l.Len())
+	}
+	if saved, err := l.Save(); saved || err != nil {
+		t.Fatalf("an unchanged lock was written: %v %v", saved, err)
+	}
+	l.SetFile("root://h//b.root", Identity{Size: 2, ModTime: 5, Checksum: "adler32:00000002"})
+	l.SetFile("root://h//a.root", Identity{Size: 1, ModTime: 5})
+	l.SetGlob("root://h//*.root", []string{"root://h//b.root", "root://h//a.root"})
+	if saved, err := l.Save(); !saved || err != nil {
+		t.Fatalf("save: %v %v", saved, err)
+	}
+	b, _ := os.ReadFile(p)
+	if strings.Index(string(b), "a.root") > strings.Index(string(b), "b.root") || !strings.HasSuffix(string(b), "\n") {
+		t.Errorf("the lock is not sorted, one entry a line:\n%s", b)
+	}
+	again, err := LoadLock(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, _ := again.File("root://h//b.root"); id.Checksum != "adler32:00000002" || id.Size != 2 {
+		t.Errorf("read back %+v", id)
+	}
+	if g, _ := again.Glob("root://h//*.root"); len(g) != 2 || g[0] != "root://h//a.root" {
+		t.Errorf("glob read back %v", g)
+	}
+	again.Keep(map[string]bool{"root://h//a.root": true}, nil)
+	again.Save()
+	b, _ = os.ReadFile(p)
+	if strings.Contains(string(b), "b.root") || strings.Contains(string(b), "globs") {
+		t.Errorf("Keep left:\n%s", b)
+	}
+}
+
+// TestLockBadFiles: a lock hepbuild cannot read is an error naming the
+// file and what to do, never silently an empty lock.
+func TestLockBadFiles(t *testing.T) {
+	for name, content := range map[string]string{
+		"not json":        "{",
+		"other version":   `{"version": 2, "files": {}}`,
+		"unknown field":   `{"version": 1, "files": {}, "extra": 1}`,
+		"bad checksum":    `{"version": 1, "files": {"root://h//a": {"size": 1, "mtime": 0, "checksum": "crc99:1"}}}`,
+		"negative size":   `{"version": 1, "files": {"root://h//a": {"size": -1, "mtime": 0}}}`,
+		"checksum format": `{"version": 1, "files": {"root://h//a": {"size": 1, "mtime": 0, "checksum": "adler32"}}}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), LockName)
+			os.WriteFile(p, []byte(content), 0o644)
+			_, err := LoadLock(p)
+			if err == nil || !strings.Contains(err.Error(), p) {
+				t.Errorf("got %v, want an error naming %s", err, p)
+			}
+		})
+	}
+}
+
+func TestParseChecksum(t *testing.T) {
+	c, err := ParseChecksum("ADLER32:0A0B0C0D")
+	if err != nil || c.String() != "adler32:0a0b0c0d" {
+		t.Errorf("got %v %v", c, err)
+	}
+	for _, bad := range []string{"", "adler32", ":1", "md5:abc", "adler32:zz", "adler32:123"} {
+		if _, err := ParseChecksum(bad); err == nil {
+			t.Errorf("%q parsed", bad)
+		}
+	}
+}
