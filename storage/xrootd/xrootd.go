@@ -48,6 +48,20 @@ const (
 	readAhead = 6
 )
 
+// checksumsInFlight bounds the checksum queries one Client has in flight.
+// XRootD computes a checksum it has not stored as a job: "xrootd.chksum
+// max" of them (4 by default) at once, up to twice as many more waiting in
+// its job table, for all its clients together (XrdXrootdJob). A query that
+// finds the table full is answered kXR_wait, "retry in 30 s" (xrdconn asks
+// again sooner, within the timeout); and a job that had to wait is, now
+// and then, never run nor answered by XRootD 5.5 (measured: about one run
+// in three of 3,000 unstored files at 8 in flight lost one answer, which
+// then cost the whole timeout; at 4, none in 23 runs). So a client keeps no
+// more in flight than the server computes at once: no faster with more, as
+// the server computes 4 at a time, and checksums it has stored are answered
+// at once anyway.
+const checksumsInFlight = 4
+
 // errUnsupported is kXR_Unsupported: a server without checksums.
 const errUnsupported = 3013
 
@@ -57,6 +71,7 @@ type Client struct {
 	scheme, host, name string
 	opts               storage.Options
 	sem                chan struct{}
+	sums               chan struct{} // checksum queries in flight (checksumsInFlight)
 	conn               *xrdconn.Conn
 }
 
@@ -93,7 +108,7 @@ func open(u *url.URL, opts storage.Options) (*Client, error) {
 	}
 	opts = opts.WithDefaults()
 	c := &Client{scheme: "root", host: u.Host, name: "root://" + u.Host, opts: opts,
-		sem: make(chan struct{}, opts.MaxConnections)}
+		sem: make(chan struct{}, opts.MaxConnections), sums: make(chan struct{}, checksumsInFlight)}
 	c.conn = xrdconn.New(xrdconn.Config{Addr: addr, User: username, NotFound: storage.ErrNotExist, Timeout: opts.Timeout})
 	return c, nil
 }
@@ -195,12 +210,20 @@ func (c *Client) List(ctx context.Context, rawURL string) ([]storage.File, error
 // Checksum is one kXR_query of the file's checksum. The server answers
 // "adler32 <hex>"; when it has not stored the checksum yet it computes it
 // first and answers asynchronously, which xrdconn turns into an ordinary
-// answer (within Options.Timeout).
+// answer (within Options.Timeout). At most checksumsInFlight run at once;
+// a server whose job table is full all the same (other clients) is asked
+// again by xrdconn within the timeout.
 func (c *Client) Checksum(ctx context.Context, rawURL string) (storage.Checksum, error) {
 	p, err := c.path(rawURL)
 	if err != nil {
 		return storage.Checksum{}, err
 	}
+	select {
+	case c.sums <- struct{}{}:
+	case <-ctx.Done():
+		return storage.Checksum{}, fmt.Errorf("checksum %s: %w", c.url(p), ctx.Err())
+	}
+	defer func() { <-c.sums }()
 	what := "checksum " + c.url(p)
 	var resp query.Response
 	unsupported := ""

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -500,5 +501,69 @@ func TestServerStalledMidRead(t *testing.T) {
 	}
 	if el := time.Since(start); el > 4*time.Second {
 		t.Errorf("Stat took %v", el)
+	}
+}
+
+// Many files without a stored checksum, asked at once as the resolver
+// does (32 in flight): every answer arrives, right, well within the
+// timeout. XRootD 5.5 queues at most 3 × "xrootd.chksum max" (12) such
+// jobs for all its clients and answers the rest kXR_wait, "retry in 30
+// s", which go-hep slept out past the call's timeout; and a job that had
+// to wait in that queue was sometimes never run nor answered at all (the
+// server lost it), so Checksum keeps no more in flight than the server
+// computes at once.
+func TestChecksumManyUnstored(t *testing.T) {
+	const files, parallel = 2000, 32
+	s := startXRootD(t, 120*time.Second)
+	want := make(map[string]string, files)
+	for i := range files {
+		b := content(100+i%700, int64(1000+i))
+		name := fmt.Sprintf("many/d%02d/f%04d", i%20, i)
+		onDisk(t, s, name, b)
+		want[name] = adler(b)
+	}
+	c := client(t, s.Addr, storage.Options{})
+	names := make(chan string)
+	go func() {
+		defer close(names)
+		for name := range want {
+			names <- name
+		}
+	}()
+	errs := make(chan error, files)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range parallel {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for name := range names {
+				got, err := c.Checksum(context.Background(), "root://"+s.Addr+"//"+name)
+				if err == nil && got != (storage.Checksum{Algo: "adler32", Value: want[name]}) {
+					err = fmt.Errorf("%s: %v, want adler32 %s", name, got, want[name])
+				}
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	took := time.Since(start)
+	failed := 0
+	for err := range errs {
+		if err != nil {
+			if failed++; failed <= 5 {
+				t.Error(err)
+			}
+		}
+	}
+	if failed > 0 {
+		t.Errorf("%d of %d checksums failed (server log: %s)", failed, files, s.Log)
+	}
+	t.Logf("%d unstored checksums, %d at once: %v", files, parallel, took)
+	// A dozen milliseconds' work per hundred files here; a lost answer
+	// costs the 20 s timeout, a kXR_wait slept out 30 s.
+	if took > 10*time.Second {
+		t.Errorf("%d unstored checksums took %v", files, took)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -282,7 +283,66 @@ func (c *Conn) CallOn(ctx context.Context, what string, cl *xrootd.Client, op fu
 	return c.run(ctx, what, cl, op)
 }
 
+// Re-sending a request the server answered kXR_wait: after waitFirst,
+// doubling up to waitMax, or after the seconds the server asked for if
+// fewer. XRootD asks 30 s whenever its checksum job table is full, however
+// soon it empties (a dozen small files take milliseconds), and 30 s is
+// more than a whole call may take; asking again sooner costs the server
+// one request a second or two per waiting call.
+const (
+	waitFirst = 100 * time.Millisecond
+	waitMax   = 2 * time.Second
+)
+
+// serverWait reports whether err is a kXR_wait answer (turned into an
+// error by the relay, see waitAsError), with the seconds the server asked
+// to wait and its message.
+func serverWait(err error) (secs int, msg string, ok bool) {
+	var se xrdproto.ServerError
+	if !errors.As(err, &se) || se.Code != errWait {
+		return 0, "", false
+	}
+	n, msg, _ := strings.Cut(se.Message, " ")
+	secs, cerr := strconv.Atoi(n)
+	if cerr != nil {
+		secs = -1
+	}
+	return secs, msg, true
+}
+
+// run runs op, again while the server answers kXR_wait and the deadline
+// allows (op is then re-run whole: every op hepbuild runs is one request,
+// or ends at the one the server did not perform). A server that keeps
+// asking to wait past the deadline is remote.ErrTransient, but its healthy
+// connection is kept.
 func (c *Conn) run(ctx context.Context, what string, cl *xrootd.Client, op func(ctx context.Context, cl *xrootd.Client) error) error {
+	delay := waitFirst
+	for {
+		err := c.runOnce(ctx, what, cl, op)
+		secs, msg, ok := serverWait(err)
+		if !ok {
+			return err
+		}
+		d := delay
+		if secs >= 0 && time.Duration(secs)*time.Second < d {
+			d = time.Duration(secs) * time.Second
+		}
+		delay = min(2*delay, waitMax)
+		busy := c.errorf(what, "%w: the server is busy and keeps asking to retry (in %d s: %s)", remote.ErrTransient, secs, msg)
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
+			return busy
+		}
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return busy
+		}
+	}
+}
+
+func (c *Conn) runOnce(ctx context.Context, what string, cl *xrootd.Client, op func(ctx context.Context, cl *xrootd.Client) error) error {
 	// go-hep must never see a cancelled context while its connection is
 	// healthy: a request given up early leaves the client's reader
 	// goroutine blocked on delivering the late answer (with the stream
@@ -302,6 +362,9 @@ func (c *Conn) run(ctx context.Context, what string, cl *xrootd.Client, op func(
 	}
 	if err == nil {
 		return nil
+	}
+	if _, _, ok := serverWait(err); ok {
+		return err // for run
 	}
 	err = c.Translate(what, err)
 	if errors.Is(err, remote.ErrTransient) {
@@ -328,6 +391,9 @@ func (c *Conn) Translate(what string, err error) error {
 			if m := strings.ToLower(se.Message); strings.Contains(m, "read/only") || strings.Contains(m, "read-only") || strings.Contains(m, "read only") {
 				return c.errorf(what, "%w: %s", remote.ErrDenied, se.Message)
 			}
+		case errWait:
+			secs, msg, _ := serverWait(err)
+			return c.errorf(what, "%w: the server is busy and asks to retry in %d s (%s)", remote.ErrTransient, secs, msg)
 		case errNoMemory, errServerError, errNoServer, errOverloaded, errReqTimedOut, errTimerExpire:
 			return c.errorf(what, "%w: %s", remote.ErrTransient, se.Message)
 		}

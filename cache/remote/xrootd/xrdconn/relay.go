@@ -1,6 +1,7 @@
 package xrdconn
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -153,13 +154,43 @@ func (r *relay) closeServerSide() {
 }
 
 // Response statuses and attention codes (XProtocol.hh) that go-hep does
-// not handle.
+// not handle, or handles in a way hepbuild cannot use.
 const (
 	statusOkSoFar  = 4000 // kXR_oksofar: part of an answer, more follows
 	statusAttn     = 4001 // kXR_attn: unsolicited message
+	statusError    = 4003 // kXR_error: errnum[4] message
+	statusWait     = 4005 // kXR_wait: seconds[4] message; re-send the request then
 	statusWaitResp = 4006 // kXR_waitresp: the answer comes later, as kXR_attn
 	actAsynResp    = 5008 // kXR_asynresp: a kXR_attn carrying a delayed answer
 )
+
+// errWait is the error number of the kXR_error frame forward makes of a
+// kXR_wait (see waitAsError); XRootD's own error numbers are 3000–3999.
+const errWait = 4005
+
+// waitAsError turns the data of a kXR_wait answer (seconds[4] message)
+// into that of a kXR_error of number errWait, whose message is the
+// seconds in decimal, a space and the server's message (see serverWait).
+//
+// go-hep handles kXR_wait by sleeping the seconds the server asks for and
+// re-sending the request by itself, outside any deadline: XRootD asks 30 s
+// whenever its checksum job table is full (XrdXrootdJob::Schedule; the
+// table holds 3 × "xrootd.chksum max", 12 by default, for every client of
+// the server), so with more than 12 unstored checksums asked at once the
+// extra ones outlive a call's timeout, which drops the connection and
+// fails any other call still on it. As an error, the kXR_wait reaches
+// Conn.run, which re-sends within the call's deadline.
+func waitAsError(data []byte) []byte {
+	secs := int64(-1)
+	msg := ""
+	if len(data) >= 4 {
+		secs = int64(int32(binary.BigEndian.Uint32(data[:4])))
+		msg = string(bytes.TrimRight(data[4:], "\x00"))
+	}
+	b := binary.BigEndian.AppendUint32(nil, errWait)
+	b = append(b, fmt.Sprintf("%d %s", secs, msg)...)
+	return append(b, 0)
+}
 
 // smallFrame is the size up to which a frame is read whole and written
 // in one piece; larger ones (read data) are copied by the kernel.
@@ -180,6 +211,10 @@ const smallFrame = 64 << 10
 // synchronous answer. Other kXR_attn frames (asking the client to
 // reconnect elsewhere, or obsolete ones) are dropped: go-hep would panic
 // on them too; the request they concern then times out.
+//
+// A kXR_wait (the server asks to re-send the request after some seconds)
+// is passed on as a kXR_error (see waitAsError), directly or inside a
+// kXR_asynresp.
 func (r *relay) forward(down, up net.Conn) error {
 	var hdr [16]byte
 	buf := make([]byte, 8+smallFrame)
@@ -203,6 +238,23 @@ func (r *relay) forward(down, up net.Conn) error {
 	}
 	discard := func(n int64) error {
 		_, err := io.CopyN(io.Discard, up, n)
+		return err
+	}
+	// sendWait passes a kXR_wait of n bytes on as a kXR_error.
+	sendWait := func(sid [2]byte, n int64) error {
+		if n > smallFrame {
+			return fmt.Errorf("xrootd server sent a malformed kXR_wait (%d bytes)", n)
+		}
+		data := buf[:n]
+		if _, err := io.ReadFull(up, data); err != nil {
+			return err
+		}
+		e := waitAsError(data)
+		b := make([]byte, 8, 8+len(e))
+		copy(b, sid[:])
+		binary.BigEndian.PutUint16(b[2:4], statusError)
+		binary.BigEndian.PutUint32(b[4:8], uint32(len(e)))
+		_, err := down.Write(append(b, e...))
 		return err
 	}
 	for {
@@ -255,7 +307,18 @@ func (r *relay) forward(down, up net.Conn) error {
 				delete(waiting, esid)
 				r.answers.Add(1)
 			}
+			if estatus == statusWait {
+				if err := sendWait(esid, elen); err != nil {
+					return err
+				}
+				continue
+			}
 			if err := send(hdr[8:16], elen); err != nil {
+				return err
+			}
+		case statusWait:
+			r.answers.Add(1)
+			if err := sendWait(sid, dlen); err != nil {
 				return err
 			}
 		default:

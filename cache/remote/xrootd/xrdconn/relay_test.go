@@ -51,6 +51,13 @@ func TestForwardFrames(t *testing.T) {
 	add(attn(actAsynResp, answer), answer)
 	add(attn(actAsynResp, answer)) // answered already
 	add(frame([2]byte{0, 5}, 4003, []byte("\x00\x00\x0b\xb9no such file\x00")), frame([2]byte{0, 5}, 4003, []byte("\x00\x00\x0b\xb9no such file\x00")))
+	// kXR_wait, which go-hep would sleep out past any deadline: an error
+	// carrying the seconds, directly and as a delayed answer.
+	add(frame([2]byte{0, 6}, statusWait, []byte("\x00\x00\x00\x1eJob resources currently not available.")),
+		frame([2]byte{0, 6}, statusError, []byte("\x00\x00\x0f\xa530 Job resources currently not available.\x00")))
+	add(frame([2]byte{0, 7}, statusWaitResp, []byte("\x00\x00\x02XJob scheduled.")))
+	add(attn(actAsynResp, frame([2]byte{0, 7}, statusWait, []byte("\x00\x00\x00\x05later\x00"))),
+		frame([2]byte{0, 7}, statusError, []byte("\x00\x00\x0f\xa55 later\x00")))
 
 	serverSide, relayUp := net.Pipe()
 	relayDown, clientSide := net.Pipe()
@@ -73,8 +80,8 @@ func TestForwardFrames(t *testing.T) {
 		t.Errorf("what go-hep sees (%d bytes, want %d): mismatch (-want +got):\n%s", got.Len(), len(want),
 			cmp.Diff(summary(want), summary(got.Bytes())))
 	}
-	if n := r.answers.Load(); n != 4 {
-		t.Errorf("answers %d, want 4", n)
+	if n := r.answers.Load(); n != 6 {
+		t.Errorf("answers %d, want 6", n)
 	}
 }
 
