@@ -263,6 +263,13 @@ func (r *Resolver) Resolve(urls []string) (map[string]Identity, error) {
 			r.queries.Add(1)
 			r.checksums.Add(1)
 			sum, err := c.Checksum(ctx, u)
+			if errors.Is(err, ErrUnavailable) && ctx.Err() == nil {
+				// Servers lose the odd checksum job under load (XRootD
+				// 5.5 over HTTP, about one in thousands): ask once more
+				// before calling the storage unavailable.
+				r.queries.Add(1)
+				sum, err = c.Checksum(ctx, u)
+			}
 			switch {
 			case errors.Is(err, ErrNoChecksum):
 			case errors.Is(err, ErrNotExist):
