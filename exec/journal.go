@@ -830,8 +830,12 @@ func statPath(p string) (pathStat, error) {
 	fi, err := os.Lstat(p)
 	var linkIno uint64
 	if err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+		// The link's inode alone is not enough: a link removed and made
+		// anew often gets the inode just freed. Its length (that of its
+		// target) and its time tell the new link from the old.
+		linkIno = uint64(fi.Size())*0xff51afd7ed558ccd ^ uint64(fi.ModTime().UnixNano())*0xc4ceb9fe1a85ec53
 		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-			linkIno = uint64(st.Ino)
+			linkIno ^= uint64(st.Ino)
 		}
 		fi, err = os.Stat(p)
 	}
