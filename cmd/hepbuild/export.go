@@ -6,6 +6,7 @@ import (
 	"hash/adler32"
 	"io"
 	"io/fs"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -90,7 +91,9 @@ func (c *ExportCmd) Run(g *Globals, e *env) error {
 	copied, skipped := 0, 0
 	var bytes int64
 	for _, f := range files {
-		u := destURL + f.name
+		// f.name is a file name, not a URL: "#", "?" and "%" in it
+		// would otherwise name another file (x#1.txt and x#2.txt both x).
+		u := destURL + escapePath(f.name)
 		did, n, err := exportOne(e, pool, f.local, f.name, u, c.DryRun)
 		if err != nil {
 			return fmt.Errorf("export %s to %s: %w", f.name, storage.Redact(u), err)
@@ -121,7 +124,8 @@ func exportDest(dest, cwd string) (string, error) {
 		if !filepath.IsAbs(abs) {
 			abs = filepath.Join(cwd, dest)
 		}
-		dest = "file://" + filepath.ToSlash(abs)
+		// Escaped, so that a folder named a#b or 50% is that folder.
+		dest = (&url.URL{Scheme: "file", Path: filepath.ToSlash(abs)}).String()
 	}
 	if err := checkExportURL(dest); err != nil {
 		return "", badInput("export: %v", err)
@@ -130,6 +134,15 @@ func exportDest(dest, cwd string) (string, error) {
 		dest += "/"
 	}
 	return dest, nil
+}
+
+// escapePath escapes each segment of the slash-separated path p for a URL.
+func escapePath(p string) string {
+	segs := strings.Split(p, "/")
+	for i, s := range segs {
+		segs[i] = url.PathEscape(s)
+	}
+	return strings.Join(segs, "/")
 }
 
 func checkExportURL(dest string) error {

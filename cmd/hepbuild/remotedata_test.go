@@ -355,3 +355,44 @@ func TestFetchRefreshesTheLock(t *testing.T) {
 		t.Errorf("the lock still lists the dropped glob:\n%s", b)
 	}
 }
+
+// TestExportOddNames: an output's name is a file name, not a URL. Before
+// export escaped it, x#1.txt and x#2.txt were both copied to "x" (the
+// rest read as a fragment), y?z.txt to "y" and p%41.txt to "pA.txt", each
+// "verified", and a DEST folder named a#b wrote to "a".
+func TestExportOddNames(t *testing.T) {
+	for _, name := range []string{"nginx", "file"} {
+		t.Run(name, func(t *testing.T) {
+			s := remoteStores[name](t)
+			s.put(t, "export/.keep", "")
+			outs := []string{"x#1.txt", "x#2.txt", "y?z.txt", "p%41.txt", "b c.txt"}
+			root, disk := clone(t, map[string]string{
+				"BUILD": `task(name = "top", outs = ["x#1.txt", "x#2.txt", "y?z.txt", "p%41.txt", "b c.txt"], cmd = "for o in $(OUTS); do echo \"$$o\" > \"$$o\"; done")`,
+			})
+			dests := map[string]string{s.URL + "/export/v1/": filepath.Join(s.Dir, "export", "v1")}
+			if name == "file" {
+				folder := filepath.Join(s.Dir, "export", "a#b")
+				dests[folder] = folder
+			}
+			for dest, dir := range dests {
+				r := hepbuild(t, root, "export", "//:top", dest, "--disk-cache", disk)
+				if r.code != 0 || !strings.Contains(r.stdout, "copied 5 files") {
+					t.Fatalf("export to %s: exit %d\n%s%s", dest, r.code, r.stdout, r.stderr)
+				}
+				ents, _ := os.ReadDir(dir)
+				var got []string
+				for _, e := range ents {
+					got = append(got, e.Name())
+				}
+				if want := sortedCopy(outs); strings.Join(got, " ") != strings.Join(want, " ") {
+					t.Errorf("export to %s wrote %q, want %q", dest, got, want)
+				}
+				for _, o := range outs {
+					if b, err := os.ReadFile(filepath.Join(dir, o)); err != nil || string(b) != "hepbuild-out/"+o+"\n" {
+						t.Errorf("%s on storage: %q, %v", o, b, err)
+					}
+				}
+			}
+		})
+	}
+}
