@@ -276,6 +276,10 @@ func (r *Resolver) Resolve(urls []string) (map[string]Identity, error) {
 	g.SetLimit(r.parallel())
 	for _, u := range urls {
 		f := now[u]
+		if f.Size < 0 {
+			// Never into the lock, which would then not load.
+			return nil, fmt.Errorf("%s: %w: the server reports a negative size (%d)", Redact(u), ErrUnavailable, f.Size)
+		}
 		id := Identity{Size: f.Size, ModTime: f.ModTime.Unix()}
 		if f.ModTime.IsZero() {
 			id.ModTime = 0

@@ -92,3 +92,21 @@ func TestListingKeepsToTheFolder(t *testing.T) {
 		t.Errorf("Resolve with a listing naming other folders' files: %v, want b, c and d missing", err)
 	}
 }
+
+// TestNegativeSizeIsRefused: a size below zero is nonsense from the
+// server, and must not reach the lock: LoadLock refuses a negative size,
+// so one bad answer made every later build of the workspace fail until
+// hepbuild.lock was removed by hand.
+func TestNegativeSizeIsRefused(t *testing.T) {
+	c := &lyingClient{files: map[string]File{"root://h//store/a.root": {Size: -5, ModTime: time.Unix(1796500000, 0)}}}
+	r := lyingResolver(t, c)
+	if _, err := r.Resolve([]string{"root://h//store/a.root"}); err == nil || !strings.Contains(err.Error(), "negative size") {
+		t.Errorf("Resolve of a file with a negative size: %v, want an error saying so", err)
+	}
+	if _, err := r.Lock().Save(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadLock(r.Lock().Path()); err != nil {
+		t.Errorf("the lock cannot be read after a lying answer: %v", err)
+	}
+}
