@@ -396,3 +396,39 @@ func TestExportOddNames(t *testing.T) {
 		})
 	}
 }
+
+// TestNoChecksumReplacedFileIsRefused: on storage that keeps no checksum
+// (nginx) a file is its size and modification time. A file replaced by
+// other bytes of the same size after the lock recorded it was downloaded
+// and stored under the old identity, verified by its size alone, with
+// --offline (which "verifies downloads against the lock") and when the
+// file changes between validation and download alike. The download is
+// now refused unless storage still reports the recorded time.
+func TestNoChecksumReplacedFileIsRefused(t *testing.T) {
+	s := remoteStores["nginx"](t)
+	s.put(t, "calib.txt", "scale 1.02\n")
+	build := fmt.Sprintf(`remote_files(name = "calib", urls = ["%s/calib.txt"])
+task(name = "calibrated", srcs = [":calib"], outs = ["calibrated.txt"], cmd = "cat $< > $@")
+`, s.URL)
+	root, disk := clone(t, map[string]string{"BUILD": build})
+	if r := hepbuild(t, root, "fetch"); r.code != 0 {
+		t.Fatalf("fetch: %s", r.stderr)
+	}
+	time.Sleep(1100 * time.Millisecond) // a new modification time, to the second
+	s.put(t, "calib.txt", "scale 9.99\n")
+	r := hepbuild(t, root, "//:calibrated", "--disk-cache", disk, "--offline", "--progress=plain")
+	if r.code != 1 || !strings.Contains(r.stderr, "calib.txt") || !strings.Contains(r.stderr, "hepbuild fetch") {
+		t.Errorf("offline, the file replaced on storage: exit %d, want 1 and a refusal naming it\n%s", r.code, r.stderr)
+	}
+	if b, err := os.ReadFile(filepath.Join(root, "hepbuild-out", "calib", "calib.txt")); err == nil {
+		t.Errorf("the replaced file's bytes are in the output tree: %q", b)
+	}
+	if b, err := os.ReadFile(filepath.Join(root, "hepbuild-out", "calibrated.txt")); err == nil {
+		t.Errorf("an action read the replaced bytes: %q", b)
+	}
+	// Online, the new identity is recorded and the new bytes are right.
+	r = hepbuild(t, root, "//:calibrated", "--disk-cache", disk)
+	if got := outText(t, root, "calibrated.txt"); r.code != 0 || got != "scale 9.99\n" {
+		t.Errorf("online after the replacement: exit %d, calibrated.txt %q\n%s", r.code, got, r.stderr)
+	}
+}
