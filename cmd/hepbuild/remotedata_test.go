@@ -432,3 +432,42 @@ task(name = "calibrated", srcs = [":calib"], outs = ["calibrated.txt"], cmd = "c
 		t.Errorf("online after the replacement: exit %d, calibrated.txt %q\n%s", r.code, got, r.stderr)
 	}
 }
+
+// TestExportRefusesOwnFolders: DEST/<package>/<file> inside hepbuild's
+// output tree is another target's output path. Before, export to
+// hepbuild-out/analysis replaced //analysis:top's top.txt with //:top's
+// (until a build noticed); to the output base it wrote among logs; to a
+// file it failed as an infrastructure error (exit 3); and an absolute
+// DEST with ".." in it was refused as a URL with a .. segment.
+func TestExportRefusesOwnFolders(t *testing.T) {
+	root, disk := clone(t, map[string]string{
+		"BUILD":          `task(name = "top", outs = ["top.txt"], cmd = "echo root top > $@")`,
+		"analysis/BUILD": `task(name = "top", outs = ["top.txt"], cmd = "echo analysis top > $@")`,
+	})
+	if r := hepbuild(t, root, "//:all", "//analysis:all", "--disk-cache", disk); r.code != 0 {
+		t.Fatalf("build: %s", r.stderr)
+	}
+	base, err := filepath.EvalSymlinks(filepath.Join(root, "hepbuild-out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "a-file")
+	os.WriteFile(file, []byte("x"), 0o644)
+	for _, dest := range []string{"hepbuild-out/analysis", "hepbuild-out", filepath.Join(root, "hepbuild-out", "analysis"),
+		filepath.Join(filepath.Dir(base), "logs"), base, "file://" + base + "/x", file} {
+		r := hepbuild(t, root, "export", "--disk-cache", disk, "//:top", dest)
+		if r.code != 2 {
+			t.Errorf("export to %s: exit %d, want 2\n%s%s", dest, r.code, r.stdout, r.stderr)
+		}
+	}
+	if got := outText(t, root, "analysis/top.txt"); got != "analysis top\n" {
+		t.Errorf("//analysis:top's output is now %q", got)
+	}
+	mine := t.TempDir()
+	if r := hepbuild(t, root, "export", "--disk-cache", disk, "//:top", mine+"/sub/../v1"); r.code != 0 {
+		t.Errorf("export to a folder spelt with ..: exit %d\n%s", r.code, r.stderr)
+	}
+	if b, err := os.ReadFile(filepath.Join(mine, "v1", "top.txt")); err != nil || string(b) != "root top\n" {
+		t.Errorf("v1/top.txt: %q, %v", b, err)
+	}
+}
