@@ -471,3 +471,24 @@ func TestExportRefusesOwnFolders(t *testing.T) {
 		t.Errorf("v1/top.txt: %q, %v", b, err)
 	}
 }
+
+// TestFetchErrorHidesQuery: a failed download's message names the URL
+// without its query, as every other storage message does (a query may
+// hold a credential: a signature, an S3 or SAS token). Before, "could not
+// run Fetch: downloading http://...?sig=..." printed it whole.
+func TestFetchErrorHidesQuery(t *testing.T) {
+	const u = "http://127.0.0.1:1/store/calib.txt?sig=QSECRET77"
+	root, disk := clone(t, map[string]string{"BUILD": fmt.Sprintf(`remote_files(name = "q", urls = [%q])`, u)})
+	lock, err := storage.LoadLock(filepath.Join(root, storage.LockName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lock.SetFile(u, storage.Identity{Size: 11, ModTime: 1796500000})
+	if _, err := lock.Save(); err != nil {
+		t.Fatal(err)
+	}
+	r := hepbuild(t, root, "//:q", "--disk-cache", disk, "--offline", "--storage-timeout=5s", "--progress=plain")
+	if r.code != 3 || strings.Contains(r.stdout+r.stderr, "QSECRET77") || !strings.Contains(r.stderr, "127.0.0.1:1/store/calib.txt") {
+		t.Errorf("download from a server that is down: exit %d, want 3 and a message naming the URL without its query\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
