@@ -492,3 +492,38 @@ func TestFetchErrorHidesQuery(t *testing.T) {
 		t.Errorf("download from a server that is down: exit %d, want 3 and a message naming the URL without its query\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
+
+// TestFetchKeepsManualTargets: hepbuild fetch without targets records the
+// remote files of targets tagged manual too. Before, it dropped them from
+// the lock (manual targets are not part of //...), so an --offline build
+// of such a target failed with "run hepbuild fetch", and running it
+// dropped them again.
+func TestFetchKeepsManualTargets(t *testing.T) {
+	s := remoteStores["file"](t)
+	s.put(t, "big/a.root", "a\n")
+	s.put(t, "calib.txt", "c\n")
+	root, disk := clone(t, map[string]string{"BUILD": fmt.Sprintf(`
+remote_glob(name = "big", url = "%[1]s/big/*.root", tags = ["manual"])
+remote_files(name = "calib", urls = ["%[1]s/calib.txt"])
+task(name = "slow", srcs = [":big"], outs = ["slow.txt"], cmd = "cat $(SRCS) > $@", tags = ["manual"])
+`, s.URL)})
+	if r := hepbuild(t, root, "//:slow", "--disk-cache", disk); r.code != 0 {
+		t.Fatalf("build: %s", r.stderr)
+	}
+	if r := hepbuild(t, root, "fetch"); r.code != 0 || !strings.Contains(r.stdout, "2 remote files") {
+		t.Errorf("fetch: exit %d, want 2 remote files recorded\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	lock, err := storage.LoadLock(filepath.Join(root, storage.LockName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := lock.File(s.URL + "/big/a.root"); !ok {
+		t.Error("fetch dropped the manual target's file from the lock")
+	}
+	if _, ok := lock.Glob(s.URL + "/big/*.root"); !ok {
+		t.Error("fetch dropped the manual target's glob from the lock")
+	}
+	if r := hepbuild(t, root, "//:slow", "--disk-cache", disk, "--offline"); r.code != 0 {
+		t.Errorf("offline build of the manual target after fetch: exit %d\n%s", r.code, r.stderr)
+	}
+}
