@@ -42,6 +42,13 @@ type Lock struct {
 	files   map[string]Identity
 	globs   map[string][]string
 	changed bool
+	// What this process set and dropped since the lock was read: Save
+	// applies them to the file as it is then, so that builds of the
+	// workspace running at once do not erase each other's entries.
+	setFiles map[string]Identity
+	setGlobs map[string][]string
+	dropped  map[string]bool // files
+	droppedG map[string]bool // globs
 }
 
 type lockFile struct {
@@ -52,6 +59,16 @@ type lockFile struct {
 
 // LoadLock reads the lock file at path; a missing file is an empty lock.
 func LoadLock(path string) (*Lock, error) {
+	l, err := readLock(path)
+	if err != nil {
+		return nil, err
+	}
+	l.setFiles, l.setGlobs = map[string]Identity{}, map[string][]string{}
+	l.dropped, l.droppedG = map[string]bool{}, map[string]bool{}
+	return l, nil
+}
+
+func readLock(path string) (*Lock, error) {
 	l := &Lock{path: path, files: map[string]Identity{}, globs: map[string][]string{}}
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -103,6 +120,8 @@ func (l *Lock) SetFile(url string, id Identity) {
 	defer l.mu.Unlock()
 	if old, ok := l.files[url]; !ok || old != id {
 		l.files[url] = id
+		l.setFiles[url] = id
+		delete(l.dropped, url)
 		l.changed = true
 	}
 }
@@ -122,6 +141,8 @@ func (l *Lock) SetGlob(pattern string, urls []string) {
 	old, ok := l.globs[pattern]
 	if !ok || !equalStrings(old, urls) {
 		l.globs[pattern] = append([]string(nil), urls...)
+		l.setGlobs[pattern] = l.globs[pattern]
+		delete(l.droppedG, pattern)
 		l.changed = true
 	}
 }
@@ -134,12 +155,16 @@ func (l *Lock) Keep(files, globs map[string]bool) {
 	for u := range l.files {
 		if !files[u] {
 			delete(l.files, u)
+			delete(l.setFiles, u)
+			l.dropped[u] = true
 			l.changed = true
 		}
 	}
 	for p := range l.globs {
 		if !globs[p] {
 			delete(l.globs, p)
+			delete(l.setGlobs, p)
+			l.droppedG[p] = true
 			l.changed = true
 		}
 	}
@@ -152,13 +177,33 @@ func (l *Lock) Len() int {
 	return len(l.files)
 }
 
-// Save writes the lock file if anything changed since it was read:
+// Save writes the lock file if anything changed since it was read,
+// applying the changes to the file as it is now (another build may have
+// saved meanwhile):
 // through a temporary file and a rename, so it is whole or as before.
 func (l *Lock) Save() (bool, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if !l.changed {
 		return false, nil
+	}
+	// Another build may have saved since this one read the lock: apply
+	// this one's changes to what is there now. A file that cannot be
+	// read is replaced, as before.
+	if now, err := readLock(l.path); err == nil {
+		for u := range l.dropped {
+			delete(now.files, u)
+		}
+		for p := range l.droppedG {
+			delete(now.globs, p)
+		}
+		for u, id := range l.setFiles {
+			now.files[u] = id
+		}
+		for p, us := range l.setGlobs {
+			now.globs[p] = us
+		}
+		l.files, l.globs = now.files, now.globs
 	}
 	f := lockFile{Version: lockVersion, Files: l.files}
 	if len(l.globs) > 0 {
@@ -192,6 +237,10 @@ func (l *Lock) Save() (bool, error) {
 		return false, err
 	}
 	l.changed = false
+	clear(l.setFiles)
+	clear(l.setGlobs)
+	clear(l.dropped)
+	clear(l.droppedG)
 	return true, nil
 }
 
