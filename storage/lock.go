@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 )
 
@@ -68,9 +70,9 @@ func LoadLock(path string) (*Lock, error) {
 	return l, nil
 }
 
-func readLock(path string) (*Lock, error) {
-	l := &Lock{path: path, files: map[string]Identity{}, globs: map[string][]string{}}
-	b, err := os.ReadFile(path)
+func readLock(file string) (*Lock, error) {
+	l := &Lock{path: file, files: map[string]Identity{}, globs: map[string][]string{}}
+	b, err := os.ReadFile(file)
 	if errors.Is(err, fs.ErrNotExist) {
 		return l, nil
 	}
@@ -81,23 +83,37 @@ func readLock(path string) (*Lock, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&f); err != nil {
-		return nil, fmt.Errorf("%s: not a lock file hepbuild can read: %v (remove it and run hepbuild fetch to make a new one)", path, err)
+		return nil, fmt.Errorf("%s: not a lock file hepbuild can read: %v (remove it and run hepbuild fetch to make a new one)", file, err)
 	}
 	if f.Version != lockVersion {
-		return nil, fmt.Errorf("%s: version %d, this hepbuild reads version %d (run hepbuild fetch to rewrite it)", path, f.Version, lockVersion)
+		return nil, fmt.Errorf("%s: version %d, this hepbuild reads version %d (run hepbuild fetch to rewrite it)", file, f.Version, lockVersion)
 	}
 	for u, id := range f.Files {
 		if id.Checksum != "" {
 			if _, err := ParseChecksum(id.Checksum); err != nil {
-				return nil, fmt.Errorf("%s: %s: %v", path, Redact(u), err)
+				return nil, fmt.Errorf("%s: %s: %v", file, Redact(u), err)
 			}
 		}
 		if id.Size < 0 {
-			return nil, fmt.Errorf("%s: %s: negative size", path, Redact(u))
+			return nil, fmt.Errorf("%s: %s: negative size", file, Redact(u))
 		}
 		l.files[u] = id
 	}
 	for p, us := range f.Globs {
+		// Offline, a glob's files come from here: a lock that lists
+		// what the pattern cannot match (file:///home/ana/.ssh/id_rsa
+		// for root://h//data/*.root) would have it downloaded, read
+		// and cached as the dataset.
+		dir, last := splitURL(p)
+		for _, u := range us {
+			name, ok := strings.CutPrefix(u, dir)
+			if ok {
+				ok, _ = path.Match(last, name)
+			}
+			if !ok || name == "." || name == ".." || strings.Contains(name, "/") {
+				return nil, fmt.Errorf("%s: the glob %s lists %s, which it does not match (remove the glob from the file and run hepbuild fetch)", file, Redact(p), Redact(u))
+			}
+		}
 		l.globs[p] = us
 	}
 	return l, nil
@@ -179,8 +195,8 @@ func (l *Lock) Len() int {
 
 // Save writes the lock file if anything changed since it was read,
 // applying the changes to the file as it is now (another build may have
-// saved meanwhile):
-// through a temporary file and a rename, so it is whole or as before.
+// saved meanwhile), through a temporary file and a rename, so it is
+// whole or as before.
 func (l *Lock) Save() (bool, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
