@@ -65,7 +65,12 @@ func CheckRemoteURL(raw string) error {
 	}
 	for k := range u.Query() {
 		switch strings.ToLower(k) {
-		case "authz", "access_token", "token", "bearer_token", "xrd.wantprot":
+		case "authz", "access_token", "token", "bearer_token", "xrd.wantprot",
+			// Signed URLs (S3, Azure SAS, Google Cloud Storage, CloudFront,
+			// xrootd's signed CGI): the signature is the credential.
+			"x-amz-signature", "x-amz-credential", "x-amz-security-token", "awsaccesskeyid",
+			"signature", "sig", "x-goog-signature", "x-goog-credential", "googleaccessid",
+			"key-pair-id", "policy", "password", "passwd", "xrd.gsiusrpxy", "xrdcl.secgsi":
 			return fmt.Errorf("%s: the URL carries a credential (%s=...): use a token file instead", redactURL(raw), k)
 		}
 	}

@@ -475,9 +475,9 @@ func TestExportRefusesOwnFolders(t *testing.T) {
 // TestFetchErrorHidesQuery: a failed download's message names the URL
 // without its query, as every other storage message does (a query may
 // hold a credential: a signature, an S3 or SAS token). Before, "could not
-// run Fetch: downloading http://...?sig=..." printed it whole.
+// run Fetch: downloading http://...?eos.app=..." printed it whole.
 func TestFetchErrorHidesQuery(t *testing.T) {
-	const u = "http://127.0.0.1:1/store/calib.txt?sig=QSECRET77"
+	const u = "http://127.0.0.1:1/store/calib.txt?eos.app=QSECRET77"
 	root, disk := clone(t, map[string]string{"BUILD": fmt.Sprintf(`remote_files(name = "q", urls = [%q])`, u)})
 	lock, err := storage.LoadLock(filepath.Join(root, storage.LockName))
 	if err != nil {
