@@ -65,12 +65,32 @@ func CheckRemoteURL(raw string) error {
 	}
 	for k := range u.Query() {
 		switch strings.ToLower(k) {
-		case "authz", "access_token", "token", "bearer_token", "xrd.wantprot":
+		case "authz", "access_token", "token", "bearer_token", "xrd.wantprot",
+			// Signed URLs (S3, Azure SAS, Google Cloud Storage, CloudFront,
+			// xrootd's signed CGI): the signature is the credential.
+			"x-amz-signature", "x-amz-credential", "x-amz-security-token", "awsaccesskeyid",
+			"signature", "sig", "x-goog-signature", "x-goog-credential", "googleaccessid",
+			"key-pair-id", "policy", "password", "passwd", "xrd.gsiusrpxy", "xrdcl.secgsi":
 			return fmt.Errorf("%s: the URL carries a credential (%s=...): use a token file instead", redactURL(raw), k)
 		}
 	}
 	if u.Path == "" || strings.HasSuffix(u.Path, "/") {
 		return fmt.Errorf("%s: names no file", redactURL(raw))
+	}
+	// The last segment becomes a file name in the output tree, and the
+	// URL a line of hepbuild.lock and of messages: "..", "." or an
+	// encoded "/" would name a folder, or another file than it seems,
+	// and a control character would break both.
+	if strings.IndexFunc(u.Path, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0 {
+		return fmt.Errorf("%s: the path holds a control character", redactURL(raw))
+	}
+	for _, seg := range strings.Split(u.Path, "/") {
+		if seg == "." || seg == ".." {
+			return fmt.Errorf("%s: the path has a . or .. segment: name the file itself", redactURL(raw))
+		}
+	}
+	if strings.Contains(strings.ToLower(u.EscapedPath()), "%2f") {
+		return fmt.Errorf("%s: the path holds an encoded / (%%2F): write the folders with /", redactURL(raw))
 	}
 	if u.Host == "" && strings.ToLower(u.Scheme) != "file" {
 		return fmt.Errorf("%s: no host", redactURL(raw))

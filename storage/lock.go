@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 )
 
@@ -42,6 +44,13 @@ type Lock struct {
 	files   map[string]Identity
 	globs   map[string][]string
 	changed bool
+	// What this process set and dropped since the lock was read: Save
+	// applies them to the file as it is then, so that builds of the
+	// workspace running at once do not erase each other's entries.
+	setFiles map[string]Identity
+	setGlobs map[string][]string
+	dropped  map[string]bool // files
+	droppedG map[string]bool // globs
 }
 
 type lockFile struct {
@@ -52,8 +61,18 @@ type lockFile struct {
 
 // LoadLock reads the lock file at path; a missing file is an empty lock.
 func LoadLock(path string) (*Lock, error) {
-	l := &Lock{path: path, files: map[string]Identity{}, globs: map[string][]string{}}
-	b, err := os.ReadFile(path)
+	l, err := readLock(path)
+	if err != nil {
+		return nil, err
+	}
+	l.setFiles, l.setGlobs = map[string]Identity{}, map[string][]string{}
+	l.dropped, l.droppedG = map[string]bool{}, map[string]bool{}
+	return l, nil
+}
+
+func readLock(file string) (*Lock, error) {
+	l := &Lock{path: file, files: map[string]Identity{}, globs: map[string][]string{}}
+	b, err := os.ReadFile(file)
 	if errors.Is(err, fs.ErrNotExist) {
 		return l, nil
 	}
@@ -64,23 +83,37 @@ func LoadLock(path string) (*Lock, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&f); err != nil {
-		return nil, fmt.Errorf("%s: not a lock file hepbuild can read: %v (remove it and run hepbuild fetch to make a new one)", path, err)
+		return nil, fmt.Errorf("%s: not a lock file hepbuild can read: %v (remove it and run hepbuild fetch to make a new one)", file, err)
 	}
 	if f.Version != lockVersion {
-		return nil, fmt.Errorf("%s: version %d, this hepbuild reads version %d (run hepbuild fetch to rewrite it)", path, f.Version, lockVersion)
+		return nil, fmt.Errorf("%s: version %d, this hepbuild reads version %d (run hepbuild fetch to rewrite it)", file, f.Version, lockVersion)
 	}
 	for u, id := range f.Files {
 		if id.Checksum != "" {
 			if _, err := ParseChecksum(id.Checksum); err != nil {
-				return nil, fmt.Errorf("%s: %s: %v", path, Redact(u), err)
+				return nil, fmt.Errorf("%s: %s: %v", file, Redact(u), err)
 			}
 		}
 		if id.Size < 0 {
-			return nil, fmt.Errorf("%s: %s: negative size", path, Redact(u))
+			return nil, fmt.Errorf("%s: %s: negative size", file, Redact(u))
 		}
 		l.files[u] = id
 	}
 	for p, us := range f.Globs {
+		// Offline, a glob's files come from here: a lock that lists
+		// what the pattern cannot match (file:///home/ana/.ssh/id_rsa
+		// for root://h//data/*.root) would have it downloaded, read
+		// and cached as the dataset.
+		dir, last := splitURL(p)
+		for _, u := range us {
+			name, ok := strings.CutPrefix(u, dir)
+			if ok {
+				ok, _ = path.Match(last, name)
+			}
+			if !ok || name == "." || name == ".." || strings.Contains(name, "/") {
+				return nil, fmt.Errorf("%s: the glob %s lists %s, which it does not match (remove the glob from the file and run hepbuild fetch)", file, Redact(p), Redact(u))
+			}
+		}
 		l.globs[p] = us
 	}
 	return l, nil
@@ -103,6 +136,8 @@ func (l *Lock) SetFile(url string, id Identity) {
 	defer l.mu.Unlock()
 	if old, ok := l.files[url]; !ok || old != id {
 		l.files[url] = id
+		l.setFiles[url] = id
+		delete(l.dropped, url)
 		l.changed = true
 	}
 }
@@ -122,6 +157,8 @@ func (l *Lock) SetGlob(pattern string, urls []string) {
 	old, ok := l.globs[pattern]
 	if !ok || !equalStrings(old, urls) {
 		l.globs[pattern] = append([]string(nil), urls...)
+		l.setGlobs[pattern] = l.globs[pattern]
+		delete(l.droppedG, pattern)
 		l.changed = true
 	}
 }
@@ -134,12 +171,16 @@ func (l *Lock) Keep(files, globs map[string]bool) {
 	for u := range l.files {
 		if !files[u] {
 			delete(l.files, u)
+			delete(l.setFiles, u)
+			l.dropped[u] = true
 			l.changed = true
 		}
 	}
 	for p := range l.globs {
 		if !globs[p] {
 			delete(l.globs, p)
+			delete(l.setGlobs, p)
+			l.droppedG[p] = true
 			l.changed = true
 		}
 	}
@@ -152,13 +193,33 @@ func (l *Lock) Len() int {
 	return len(l.files)
 }
 
-// Save writes the lock file if anything changed since it was read:
-// through a temporary file and a rename, so it is whole or as before.
+// Save writes the lock file if anything changed since it was read,
+// applying the changes to the file as it is now (another build may have
+// saved meanwhile), through a temporary file and a rename, so it is
+// whole or as before.
 func (l *Lock) Save() (bool, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if !l.changed {
 		return false, nil
+	}
+	// Another build may have saved since this one read the lock: apply
+	// this one's changes to what is there now. A file that cannot be
+	// read is replaced, as before.
+	if now, err := readLock(l.path); err == nil {
+		for u := range l.dropped {
+			delete(now.files, u)
+		}
+		for p := range l.droppedG {
+			delete(now.globs, p)
+		}
+		for u, id := range l.setFiles {
+			now.files[u] = id
+		}
+		for p, us := range l.setGlobs {
+			now.globs[p] = us
+		}
+		l.files, l.globs = now.files, now.globs
 	}
 	f := lockFile{Version: lockVersion, Files: l.files}
 	if len(l.globs) > 0 {
@@ -192,6 +253,10 @@ func (l *Lock) Save() (bool, error) {
 		return false, err
 	}
 	l.changed = false
+	clear(l.setFiles)
+	clear(l.setGlobs)
+	clear(l.dropped)
+	clear(l.droppedG)
 	return true, nil
 }
 

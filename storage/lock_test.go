@@ -77,3 +77,72 @@ func TestParseChecksum(t *testing.T) {
 		}
 	}
 }
+
+// TestConcurrentSavesMerge: two builds of one workspace, each recording
+// the files it read, both save; neither loses the other's entries, and
+// what one dropped (fetch) stays dropped. Before, each wrote the lock as
+// it had read it at its start plus its own changes: the last to save
+// erased what the other had recorded.
+func TestConcurrentSavesMerge(t *testing.T) {
+	p := filepath.Join(t.TempDir(), LockName)
+	first, _ := LoadLock(p)
+	first.SetFile("root://h//old.root", Identity{Size: 1})
+	first.SetFile("root://h//gone.root", Identity{Size: 1})
+	if _, err := first.Save(); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := LoadLock(p)
+	b, _ := LoadLock(p)
+	a.SetFile("root://h//a.root", Identity{Size: 2})
+	a.SetGlob("root://h//*.root", []string{"root://h//a.root"})
+	a.Keep(map[string]bool{"root://h//old.root": true, "root://h//a.root": true}, map[string]bool{"root://h//*.root": true})
+	b.SetFile("root://h//b.root", Identity{Size: 3})
+	b.SetFile("root://h//old.root", Identity{Size: 4})
+	for _, l := range []*Lock{a, b} {
+		if _, err := l.Save(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := LoadLock(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int64{"root://h//a.root": 2, "root://h//b.root": 3, "root://h//old.root": 4}
+	if got.Len() != len(want) {
+		t.Errorf("the lock has %d files, want %d", got.Len(), len(want))
+	}
+	for u, size := range want {
+		if id, ok := got.File(u); !ok || id.Size != size {
+			t.Errorf("%s: %+v, %v; want size %d", u, id, ok, size)
+		}
+	}
+	if _, ok := got.Glob("root://h//*.root"); !ok {
+		t.Error("the glob one build recorded is lost")
+	}
+}
+
+// TestLockGlobListsOnlyMatches: offline, a glob's files come from the
+// lock. A lock (a commit, a merge) listing under a pattern a URL the
+// pattern cannot match is refused when read. Before, --offline took it as
+// one of the dataset's files: file:///home/ana/.ssh/id_rsa, listed under
+// root://h//data/*.root with its size and checksum, was downloaded into
+// the output tree, read by the analysis and put in shared caches.
+func TestLockGlobListsOnlyMatches(t *testing.T) {
+	for _, bad := range []string{"file:///home/ana/.ssh/id_rsa", "root://h//data/sub/x.root", "root://h//data/..", "root://h//data/x.txt", "root://other//data/x.root"} {
+		p := filepath.Join(t.TempDir(), LockName)
+		body := `{"version": 1, "files": {}, "globs": {"root://h//data/*": ["root://h//data/a.root", "` + bad + `"]}}`
+		if bad == "root://h//data/x.txt" {
+			body = strings.Replace(body, `data/*"`, `data/*.root"`, 1)
+		}
+		os.WriteFile(p, []byte(body), 0o644)
+		_, err := LoadLock(p)
+		if err == nil || !strings.Contains(err.Error(), "does not match") {
+			t.Errorf("a lock listing %s under the glob: %v, want an error", bad, err)
+		}
+	}
+	p := filepath.Join(t.TempDir(), LockName)
+	os.WriteFile(p, []byte(`{"version": 1, "files": {}, "globs": {"root://h//data/*.root": ["root://h//data/a.root", "root://h//data/b%20c.root"]}}`), 0o644)
+	if _, err := LoadLock(p); err != nil {
+		t.Errorf("a lock whose glob lists matches: %v", err)
+	}
+}

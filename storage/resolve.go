@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"path"
 	"sort"
 	"strings"
@@ -66,6 +67,29 @@ func splitURL(raw string) (dir, name string) {
 	return raw[:i+1], raw[i+1:]
 }
 
+// entryName returns the last segment of entry, an entry's URL in a
+// listing of folder dir, and whether the entry is in that folder: a
+// listing that names the folder's parent, itself, another folder's file
+// or a sub-folder's (a broken or hostile server) names no file of dir.
+// Only paths are compared: servers spell their own name as they like.
+func entryName(dir, entry string) (string, bool) {
+	du, err1 := url.Parse(dir)
+	eu, err2 := url.Parse(entry)
+	if err1 != nil || err2 != nil {
+		return "", false
+	}
+	p := strings.TrimSuffix(eu.Path, "/")
+	for _, seg := range strings.Split(p, "/") {
+		if seg == "." || seg == ".." {
+			return "", false
+		}
+	}
+	if path.Dir(path.Clean("/"+p)) != path.Clean("/"+du.Path) {
+		return "", false
+	}
+	return path.Base(strings.TrimRight(entry, "/")), true
+}
+
 // Glob lists the folder of pattern (one query) and returns the files
 // whose names match its last segment, in the pattern's own spelling,
 // sorted. Offline, it answers what the lock recorded.
@@ -93,7 +117,10 @@ func (r *Resolver) Glob(pattern string) ([]string, error) {
 		if e.Dir {
 			continue
 		}
-		name := path.Base(strings.TrimRight(e.URL, "/"))
+		name, in := entryName(dir, e.URL)
+		if !in {
+			continue
+		}
 		if ok, _ := path.Match(last, name); !ok {
 			continue
 		}
@@ -197,7 +224,9 @@ func (r *Resolver) Resolve(urls []string) (map[string]Identity, error) {
 				}
 				byName := make(map[string]File, len(entries))
 				for _, e := range entries {
-					byName[path.Base(strings.TrimRight(e.URL, "/"))] = e
+					if name, in := entryName(dir, e.URL); in {
+						byName[name] = e
+					}
 				}
 				mu.Lock()
 				defer mu.Unlock()
@@ -247,6 +276,10 @@ func (r *Resolver) Resolve(urls []string) (map[string]Identity, error) {
 	g.SetLimit(r.parallel())
 	for _, u := range urls {
 		f := now[u]
+		if f.Size < 0 {
+			// Never into the lock, which would then not load.
+			return nil, fmt.Errorf("%s: %w: the server reports a negative size (%d)", Redact(u), ErrUnavailable, f.Size)
+		}
 		id := Identity{Size: f.Size, ModTime: f.ModTime.Unix()}
 		if f.ModTime.IsZero() {
 			id.ModTime = 0

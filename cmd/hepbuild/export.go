@@ -6,6 +6,7 @@ import (
 	"hash/adler32"
 	"io"
 	"io/fs"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -49,6 +50,9 @@ func (c *ExportCmd) Run(g *Globals, e *env) error {
 		return err
 	}
 	defer s.close()
+	if err := checkExportFolder(destURL, s.w.root); err != nil {
+		return err
+	}
 	var files []exportFile
 	for _, r := range s.roots {
 		local := filepath.Join(s.w.root, filepath.FromSlash(r.Path))
@@ -90,7 +94,9 @@ func (c *ExportCmd) Run(g *Globals, e *env) error {
 	copied, skipped := 0, 0
 	var bytes int64
 	for _, f := range files {
-		u := destURL + f.name
+		// f.name is a file name, not a URL: "#", "?" and "%" in it
+		// would otherwise name another file (x#1.txt and x#2.txt both x).
+		u := destURL + escapePath(f.name)
 		did, n, err := exportOne(e, pool, f.local, f.name, u, c.DryRun)
 		if err != nil {
 			return fmt.Errorf("export %s to %s: %w", f.name, storage.Redact(u), err)
@@ -117,11 +123,12 @@ type exportFile struct{ local, name string }
 // folder as file://.
 func exportDest(dest, cwd string) (string, error) {
 	if !strings.Contains(dest, "://") {
-		abs := dest
+		abs := filepath.Clean(dest)
 		if !filepath.IsAbs(abs) {
 			abs = filepath.Join(cwd, dest)
 		}
-		dest = "file://" + filepath.ToSlash(abs)
+		// Escaped, so that a folder named a#b or 50% is that folder.
+		dest = (&url.URL{Scheme: "file", Path: filepath.ToSlash(abs)}).String()
 	}
 	if err := checkExportURL(dest); err != nil {
 		return "", badInput("export: %v", err)
@@ -130,6 +137,59 @@ func exportDest(dest, cwd string) (string, error) {
 		dest += "/"
 	}
 	return dest, nil
+}
+
+// checkExportFolder refuses a folder DEST that is a file, or that is in
+// hepbuild's output tree or output base: export would replace outputs of
+// other targets there (DEST/<package>/<file> is another package's output
+// path), behind the build's back.
+func checkExportFolder(destURL, root string) error {
+	u, err := url.Parse(destURL)
+	if err != nil || !strings.EqualFold(u.Scheme, "file") {
+		return nil
+	}
+	dest := realPath(filepath.FromSlash(u.Path))
+	if fi, err := os.Stat(dest); err == nil && !fi.IsDir() {
+		return badInput("export: %s is a file: give a folder", dest)
+	}
+	out := realPath(filepath.Join(root, exec.OutDir))
+	own := []string{out}
+	if base := filepath.Dir(out); fileExists(filepath.Join(base, exec.OutputBaseMarker)) {
+		own = append(own, base)
+	}
+	for _, d := range own {
+		if dest == d || strings.HasPrefix(dest, d+string(filepath.Separator)) {
+			return badInput("export: %s is inside hepbuild's own folder %s, where it would replace other targets' outputs: export to a folder of your own", dest, d)
+		}
+	}
+	return nil
+}
+
+// realPath is p with every symbolic link of its longest existing prefix
+// resolved.
+func realPath(p string) string {
+	p = filepath.Clean(p)
+	rest := ""
+	for {
+		if r, err := filepath.EvalSymlinks(p); err == nil {
+			return filepath.Join(r, rest)
+		}
+		parent := filepath.Dir(p)
+		if parent == p {
+			return filepath.Join(p, rest)
+		}
+		rest = filepath.Join(filepath.Base(p), rest)
+		p = parent
+	}
+}
+
+// escapePath escapes each segment of the slash-separated path p for a URL.
+func escapePath(p string) string {
+	segs := strings.Split(p, "/")
+	for i, s := range segs {
+		segs[i] = url.PathEscape(s)
+	}
+	return strings.Join(segs, "/")
 }
 
 func checkExportURL(dest string) error {

@@ -28,7 +28,15 @@ func (c *FetchCmd) Run(g *Globals, e *env) error {
 	if whole {
 		patterns = []string{"//..."}
 	}
-	targets, err := w.expand(patterns)
+	var targets []*graph.Target
+	if whole {
+		// Every target, manual ones included: the lock then lists what
+		// any target reads, and an --offline build of a manual target
+		// finds its files (expand leaves manual targets out of //...).
+		targets, err = graph.ExpandArgs(w.loader, patterns, w.workingPkg)
+	} else {
+		targets, err = w.expand(patterns)
+	}
 	if err != nil {
 		return err
 	}

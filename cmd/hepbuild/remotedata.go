@@ -230,7 +230,7 @@ func (d *remoteData) Fetch(ctx context.Context, f *exec.RemoteFile, w io.Writer)
 			return &exec.FetchError{URL: storage.Redact(f.URL), Msg: err.Error()}
 		}
 	}
-	err := d.pool.Download(ctx, f.URL, f.Size, sum, w)
+	err := d.pool.Download(ctx, f.URL, f.Size, f.ModTime, sum, w)
 	switch {
 	case errors.Is(err, storage.ErrChecksumMismatch):
 		return &exec.FetchError{URL: storage.Redact(f.URL), Msg: "refused: " + strings.TrimPrefix(err.Error(), storage.Redact(f.URL)+": ")}

@@ -355,3 +355,175 @@ func TestFetchRefreshesTheLock(t *testing.T) {
 		t.Errorf("the lock still lists the dropped glob:\n%s", b)
 	}
 }
+
+// TestExportOddNames: an output's name is a file name, not a URL. Before
+// export escaped it, x#1.txt and x#2.txt were both copied to "x" (the
+// rest read as a fragment), y?z.txt to "y" and p%41.txt to "pA.txt", each
+// "verified", and a DEST folder named a#b wrote to "a".
+func TestExportOddNames(t *testing.T) {
+	for _, name := range []string{"nginx", "file"} {
+		t.Run(name, func(t *testing.T) {
+			s := remoteStores[name](t)
+			s.put(t, "export/.keep", "")
+			outs := []string{"x#1.txt", "x#2.txt", "y?z.txt", "p%41.txt", "b c.txt"}
+			root, disk := clone(t, map[string]string{
+				"BUILD": `task(name = "top", outs = ["x#1.txt", "x#2.txt", "y?z.txt", "p%41.txt", "b c.txt"], cmd = "for o in $(OUTS); do echo \"$$o\" > \"$$o\"; done")`,
+			})
+			dests := map[string]string{s.URL + "/export/v1/": filepath.Join(s.Dir, "export", "v1")}
+			if name == "file" {
+				folder := filepath.Join(s.Dir, "export", "a#b")
+				dests[folder] = folder
+			}
+			for dest, dir := range dests {
+				r := hepbuild(t, root, "export", "//:top", dest, "--disk-cache", disk)
+				if r.code != 0 || !strings.Contains(r.stdout, "copied 5 files") {
+					t.Fatalf("export to %s: exit %d\n%s%s", dest, r.code, r.stdout, r.stderr)
+				}
+				ents, _ := os.ReadDir(dir)
+				var got []string
+				for _, e := range ents {
+					got = append(got, e.Name())
+				}
+				if want := sortedCopy(outs); strings.Join(got, " ") != strings.Join(want, " ") {
+					t.Errorf("export to %s wrote %q, want %q", dest, got, want)
+				}
+				for _, o := range outs {
+					if b, err := os.ReadFile(filepath.Join(dir, o)); err != nil || string(b) != "hepbuild-out/"+o+"\n" {
+						t.Errorf("%s on storage: %q, %v", o, b, err)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestNoChecksumReplacedFileIsRefused: on storage that keeps no checksum
+// (nginx) a file is its size and modification time. A file replaced by
+// other bytes of the same size after the lock recorded it was downloaded
+// and stored under the old identity, verified by its size alone, with
+// --offline (which "verifies downloads against the lock") and when the
+// file changes between validation and download alike. The download is
+// now refused unless storage still reports the recorded time.
+func TestNoChecksumReplacedFileIsRefused(t *testing.T) {
+	s := remoteStores["nginx"](t)
+	s.put(t, "calib.txt", "scale 1.02\n")
+	build := fmt.Sprintf(`remote_files(name = "calib", urls = ["%s/calib.txt"])
+task(name = "calibrated", srcs = [":calib"], outs = ["calibrated.txt"], cmd = "cat $< > $@")
+`, s.URL)
+	root, disk := clone(t, map[string]string{"BUILD": build})
+	if r := hepbuild(t, root, "fetch"); r.code != 0 {
+		t.Fatalf("fetch: %s", r.stderr)
+	}
+	time.Sleep(1100 * time.Millisecond) // a new modification time, to the second
+	s.put(t, "calib.txt", "scale 9.99\n")
+	r := hepbuild(t, root, "//:calibrated", "--disk-cache", disk, "--offline", "--progress=plain")
+	if r.code != 1 || !strings.Contains(r.stderr, "calib.txt") || !strings.Contains(r.stderr, "hepbuild fetch") {
+		t.Errorf("offline, the file replaced on storage: exit %d, want 1 and a refusal naming it\n%s", r.code, r.stderr)
+	}
+	if b, err := os.ReadFile(filepath.Join(root, "hepbuild-out", "calib", "calib.txt")); err == nil {
+		t.Errorf("the replaced file's bytes are in the output tree: %q", b)
+	}
+	if b, err := os.ReadFile(filepath.Join(root, "hepbuild-out", "calibrated.txt")); err == nil {
+		t.Errorf("an action read the replaced bytes: %q", b)
+	}
+	// Online, the new identity is recorded and the new bytes are right.
+	r = hepbuild(t, root, "//:calibrated", "--disk-cache", disk)
+	if got := outText(t, root, "calibrated.txt"); r.code != 0 || got != "scale 9.99\n" {
+		t.Errorf("online after the replacement: exit %d, calibrated.txt %q\n%s", r.code, got, r.stderr)
+	}
+}
+
+// TestExportRefusesOwnFolders: DEST/<package>/<file> inside hepbuild's
+// output tree is another target's output path. Before, export to
+// hepbuild-out/analysis replaced //analysis:top's top.txt with //:top's
+// (until a build noticed); to the output base it wrote among logs; to a
+// file it failed as an infrastructure error (exit 3); and an absolute
+// DEST with ".." in it was refused as a URL with a .. segment.
+func TestExportRefusesOwnFolders(t *testing.T) {
+	root, disk := clone(t, map[string]string{
+		"BUILD":          `task(name = "top", outs = ["top.txt"], cmd = "echo root top > $@")`,
+		"analysis/BUILD": `task(name = "top", outs = ["top.txt"], cmd = "echo analysis top > $@")`,
+	})
+	if r := hepbuild(t, root, "//:all", "//analysis:all", "--disk-cache", disk); r.code != 0 {
+		t.Fatalf("build: %s", r.stderr)
+	}
+	base, err := filepath.EvalSymlinks(filepath.Join(root, "hepbuild-out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "a-file")
+	os.WriteFile(file, []byte("x"), 0o644)
+	for _, dest := range []string{"hepbuild-out/analysis", "hepbuild-out", filepath.Join(root, "hepbuild-out", "analysis"),
+		filepath.Join(filepath.Dir(base), "logs"), base, "file://" + base + "/x", file} {
+		r := hepbuild(t, root, "export", "--disk-cache", disk, "//:top", dest)
+		if r.code != 2 {
+			t.Errorf("export to %s: exit %d, want 2\n%s%s", dest, r.code, r.stdout, r.stderr)
+		}
+	}
+	if got := outText(t, root, "analysis/top.txt"); got != "analysis top\n" {
+		t.Errorf("//analysis:top's output is now %q", got)
+	}
+	mine := t.TempDir()
+	if r := hepbuild(t, root, "export", "--disk-cache", disk, "//:top", mine+"/sub/../v1"); r.code != 0 {
+		t.Errorf("export to a folder spelt with ..: exit %d\n%s", r.code, r.stderr)
+	}
+	if b, err := os.ReadFile(filepath.Join(mine, "v1", "top.txt")); err != nil || string(b) != "root top\n" {
+		t.Errorf("v1/top.txt: %q, %v", b, err)
+	}
+}
+
+// TestFetchErrorHidesQuery: a failed download's message names the URL
+// without its query, as every other storage message does (a query may
+// hold a credential: a signature, an S3 or SAS token). Before, "could not
+// run Fetch: downloading http://...?eos.app=..." printed it whole.
+func TestFetchErrorHidesQuery(t *testing.T) {
+	const u = "http://127.0.0.1:1/store/calib.txt?eos.app=QSECRET77"
+	root, disk := clone(t, map[string]string{"BUILD": fmt.Sprintf(`remote_files(name = "q", urls = [%q])`, u)})
+	lock, err := storage.LoadLock(filepath.Join(root, storage.LockName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lock.SetFile(u, storage.Identity{Size: 11, ModTime: 1796500000})
+	if _, err := lock.Save(); err != nil {
+		t.Fatal(err)
+	}
+	r := hepbuild(t, root, "//:q", "--disk-cache", disk, "--offline", "--storage-timeout=5s", "--progress=plain")
+	if r.code != 3 || strings.Contains(r.stdout+r.stderr, "QSECRET77") || !strings.Contains(r.stderr, "127.0.0.1:1/store/calib.txt") {
+		t.Errorf("download from a server that is down: exit %d, want 3 and a message naming the URL without its query\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// TestFetchKeepsManualTargets: hepbuild fetch without targets records the
+// remote files of targets tagged manual too. Before, it dropped them from
+// the lock (manual targets are not part of //...), so an --offline build
+// of such a target failed with "run hepbuild fetch", and running it
+// dropped them again.
+func TestFetchKeepsManualTargets(t *testing.T) {
+	s := remoteStores["file"](t)
+	s.put(t, "big/a.root", "a\n")
+	s.put(t, "calib.txt", "c\n")
+	root, disk := clone(t, map[string]string{"BUILD": fmt.Sprintf(`
+remote_glob(name = "big", url = "%[1]s/big/*.root", tags = ["manual"])
+remote_files(name = "calib", urls = ["%[1]s/calib.txt"])
+task(name = "slow", srcs = [":big"], outs = ["slow.txt"], cmd = "cat $(SRCS) > $@", tags = ["manual"])
+`, s.URL)})
+	if r := hepbuild(t, root, "//:slow", "--disk-cache", disk); r.code != 0 {
+		t.Fatalf("build: %s", r.stderr)
+	}
+	if r := hepbuild(t, root, "fetch"); r.code != 0 || !strings.Contains(r.stdout, "2 remote files") {
+		t.Errorf("fetch: exit %d, want 2 remote files recorded\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	lock, err := storage.LoadLock(filepath.Join(root, storage.LockName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := lock.File(s.URL + "/big/a.root"); !ok {
+		t.Error("fetch dropped the manual target's file from the lock")
+	}
+	if _, ok := lock.Glob(s.URL + "/big/*.root"); !ok {
+		t.Error("fetch dropped the manual target's glob from the lock")
+	}
+	if r := hepbuild(t, root, "//:slow", "--disk-cache", disk, "--offline"); r.code != 0 {
+		t.Errorf("offline build of the manual target after fetch: exit %d\n%s", r.code, r.stderr)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hepbuild/hepbuild/cache/remote"
 	"github.com/hepbuild/hepbuild/exec"
 	"github.com/hepbuild/hepbuild/sandbox"
 )
@@ -251,7 +252,7 @@ func (e *Executor) fetch(ctx context.Context, a *exec.Action, root string) (exec
 		return exec.ExecResult{}, fmt.Errorf("%s: %s: a fetch action without a remote file", a.Pos, a.Owner)
 	}
 	if e.fetcher == nil {
-		return exec.ExecResult{}, fmt.Errorf("%s: %s: no storage client to download %s", a.Pos, a.Owner, a.Remote.URL)
+		return exec.ExecResult{}, fmt.Errorf("%s: %s: no storage client to download %s", a.Pos, a.Owner, remote.RedactString(a.Remote.URL))
 	}
 	err = atomicWrite(filepath.Join(root, out.Path), 0o444, func(w io.Writer) error {
 		return e.fetcher.Fetch(ctx, a.Remote, w)
@@ -262,7 +263,8 @@ func (e *Executor) fetch(ctx context.Context, a *exec.Action, root string) (exec
 		return res, nil
 	}
 	if err != nil {
-		return exec.ExecResult{}, fmt.Errorf("downloading %s: %w", a.Remote.URL, err)
+		// The query may hold a credential.
+		return exec.ExecResult{}, fmt.Errorf("downloading %s: %w", remote.RedactString(a.Remote.URL), err)
 	}
 	return res, nil
 }

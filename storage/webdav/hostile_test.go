@@ -408,3 +408,33 @@ func TestErrorBodyStalls(t *testing.T) {
 		}
 	})
 }
+
+// TestListKeepsToTheFolder: a listing that names entries outside the
+// folder (another folder's file, "..", ".", a sub-folder's file, a path
+// climbing out) lists only the folder's own files. Before, each was
+// returned, and remote_glob took its last segment as a file of the
+// folder: /elsewhere/b.root became ds/b.root with b.root's metadata, and
+// ".." matched "*".
+func TestListKeepsToTheFolder(t *testing.T) {
+	hrefs := []string{"/d/", "/d/a.root", "/d/..", "/d/.", "/d/../../etc/passwd", "/elsewhere/b.root", "/d/sub/c.root", "/d/%2e%2e", "/d/b%2Fc.root"}
+	base := server(t, always(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusMultiStatus)
+		io.WriteString(w, `<?xml version="1.0"?><D:multistatus xmlns:D="DAV:">`)
+		for _, h := range hrefs {
+			fmt.Fprintf(w, `<D:response><D:href>%s</D:href><D:propstat><D:prop><D:getcontentlength>1</D:getcontentlength></D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat></D:response>`, h)
+		}
+		io.WriteString(w, `</D:multistatus>`)
+	}))
+	c := open(t, base, quick())
+	files, err := c.List(context.Background(), base+"/d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, f := range files {
+		got = append(got, strings.TrimPrefix(f.URL, base))
+	}
+	if diff := cmp.Diff([]string{"/d/a.root"}, got); diff != "" {
+		t.Errorf("List mismatch (-want +got):\n%s", diff)
+	}
+}

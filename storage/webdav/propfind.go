@@ -112,7 +112,7 @@ func (c *Client) List(ctx context.Context, rawURL string) ([]storage.File, error
 	self := path.Clean(dir.Path)
 	var files []storage.File
 	err = c.propfind(ctx, &dir, "1", maxListing, func(f storage.File, p string) error {
-		if path.Clean(p) == self || storage.IsTemp(path.Base(p)) {
+		if path.Clean(p) == self || storage.IsTemp(path.Base(p)) || !inFolder(p, self) {
 			return nil
 		}
 		f.URL = c.userURL(rawURL, p)
@@ -123,6 +123,21 @@ func (c *Client) List(ctx context.Context, rawURL string) ([]storage.File, error
 		return nil, err
 	}
 	return files, nil
+}
+
+// inFolder reports whether p, a path a listing of folder self (clean)
+// names, is an entry of that folder itself: not the folder's parent,
+// another folder's file or a sub-folder's, which a hostile or broken
+// server may name, and which the caller would take for a file of the
+// folder by its last segment.
+func inFolder(p, self string) bool {
+	q := strings.TrimSuffix(p, "/")
+	for _, seg := range strings.Split(q, "/") {
+		if seg == "." || seg == ".." {
+			return false
+		}
+	}
+	return path.Dir(path.Clean(q)) == self
 }
 
 // methodRefused says the server does not do PROPFIND.

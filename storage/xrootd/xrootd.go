@@ -132,7 +132,13 @@ func (c *Client) path(rawURL string) (string, error) {
 	if !strings.EqualFold(u.Scheme, c.scheme) || !strings.EqualFold(u.Host, c.host) {
 		return "", fmt.Errorf("%s is not on %s", storage.Redact(rawURL), c.name)
 	}
-	return path.Clean("/" + strings.TrimLeft(u.Path, "/")), nil
+	p := path.Clean("/" + strings.TrimLeft(u.Path, "/"))
+	if strings.ContainsRune(p, '?') {
+		// The protocol reads "?" as the start of the request's opaque
+		// data: the server would act on the name before it.
+		return "", fmt.Errorf("%s: XRootD cannot name a file whose path holds '?' (it starts the request's opaque data); use the server's davs:// door", storage.Redact(rawURL))
+	}
+	return p, nil
 }
 
 // url names p on this server: root://host//abs/path.

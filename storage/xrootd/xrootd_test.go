@@ -567,3 +567,32 @@ func TestChecksumManyUnstored(t *testing.T) {
 		t.Errorf("%d unstored checksums took %v", files, took)
 	}
 }
+
+// TestQuestionMarkInName: XRootD reads "?" in a path as the start of the
+// request's opaque data, so a file name holding one cannot be named.
+// Before, a URL naming y?z.txt (y%3Fz.txt) read and wrote "y" instead:
+// export of y?z.txt replaced y and verified it, and a remote file
+// y?z.root downloaded y.
+func TestQuestionMarkInName(t *testing.T) {
+	s := startXRootD(t, 60*time.Second)
+	c := client(t, s.Addr, storage.Options{})
+	ctx := context.Background()
+	onDisk(t, s, "q/y", []byte("not y?z\n"))
+	u := fmt.Sprintf("root://%s//q/y%%3Fz.txt", s.Addr)
+	if err := c.Put(ctx, u, strings.NewReader("y?z\n"), 4); err == nil || !strings.Contains(err.Error(), "?") {
+		t.Errorf("Put to a name with ?: %v, want an error saying why", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(s.Data, "q", "y")); string(b) != "not y?z\n" {
+		t.Errorf("q/y is now %q", b)
+	}
+	if _, err := c.Stat(ctx, u); err == nil {
+		t.Error("Stat of a name with ? answered (for another file)")
+	}
+	if rc, err := c.Open(ctx, u); err == nil {
+		rc.Close()
+		t.Error("Open of a name with ? opened another file")
+	}
+	if _, err := c.Checksum(ctx, u); err == nil {
+		t.Error("Checksum of a name with ? answered (for another file)")
+	}
+}
