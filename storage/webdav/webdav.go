@@ -169,27 +169,6 @@ func (c *Client) target(rawURL string) (*url.URL, error) {
 	return &w, nil
 }
 
-// errStall is the cause a request is cancelled with when it makes no
-// progress for the timeout.
-var errStall = errors.New("no progress")
-
-// watchdog cancels a request when one blocking step (a read of the
-// response body, or the transport sending what the last read of the
-// request body gave it) lasts longer than the timeout. Only blocking
-// time counts, so a long transfer that keeps moving is never cut.
-type watchdog struct {
-	d time.Duration
-	t *time.Timer
-}
-
-func newWatchdog(d time.Duration, cancel context.CancelCauseFunc) *watchdog {
-	w := &watchdog{d: d, t: time.AfterFunc(time.Hour, func() { cancel(errStall) })}
-	w.t.Stop()
-	return w
-}
-
-func (w *watchdog) arm()    { w.t.Reset(w.d) }
-func (w *watchdog) disarm() { w.t.Stop() }
 
 // drainWait bounds reading the rest of a body nobody wants, for the
 // connection's reuse.
@@ -203,16 +182,16 @@ type exchange struct {
 	ctx    context.Context
 	parent context.Context
 	cancel context.CancelCauseFunc
-	dog    *watchdog
+	dog    *httpcache.StallTimer
 	resp   *http.Response
 }
 
 func (x *exchange) close() {
-	x.dog.disarm()
+	x.dog.Disarm()
 	if x.resp != nil {
 		// Drain a little so the connection can be reused, but never wait
 		// for it: a server that sends no more would hold close forever.
-		t := time.AfterFunc(drainWait, func() { x.cancel(errStall) })
+		t := time.AfterFunc(drainWait, func() { x.cancel(httpcache.ErrStall) })
 		io.Copy(io.Discard, io.LimitReader(x.resp.Body, 4096))
 		t.Stop()
 		x.resp.Body.Close()
@@ -222,9 +201,9 @@ func (x *exchange) close() {
 
 // read reads from the response body under the watchdog.
 func (x *exchange) Read(p []byte) (int, error) {
-	x.dog.arm()
+	x.dog.Arm()
 	n, err := x.resp.Body.Read(p)
-	x.dog.disarm()
+	x.dog.Disarm()
 	if err != nil && err != io.EOF {
 		err = x.failure(err)
 	}
@@ -251,7 +230,7 @@ type request struct {
 func (c *Client) do(ctx context.Context, r request) (*exchange, error) {
 	rctx, cancel := context.WithCancelCause(ctx)
 	x := &exchange{c: c, method: r.method, what: remote.Redact(r.u), ctx: rctx, parent: ctx, cancel: cancel}
-	x.dog = newWatchdog(c.timeout, cancel)
+	x.dog = httpcache.NewStallTimer(c.timeout, cancel)
 	var body io.Reader
 	if r.body != nil {
 		body = &uploadReader{r: r.body, dog: x.dog}
@@ -291,7 +270,7 @@ func (c *Client) do(ctx context.Context, r request) (*exchange, error) {
 		x.close()
 		return nil, err
 	}
-	x.dog.disarm() // armed by the last piece of the request body
+	x.dog.Disarm() // armed by the last piece of the request body
 	x.resp = resp
 	if isOldXrdHttp(resp.Header.Get("Server")) {
 		c.oldXrdHttp.Store(true)
@@ -309,7 +288,7 @@ func (x *exchange) failure(err error) error {
 	if x.parent.Err() != nil {
 		return fmt.Errorf("%s: %w", what, x.parent.Err())
 	}
-	if errors.Is(context.Cause(x.ctx), errStall) {
+	if errors.Is(context.Cause(x.ctx), httpcache.ErrStall) {
 		return fmt.Errorf("%s: %w: no progress for %v", what, storage.ErrUnavailable, x.c.timeout)
 	}
 	var ue *url.Error
@@ -355,14 +334,14 @@ func ok(code int) bool { return code >= 200 && code < 300 }
 // Read returned, so a server that stops taking bytes aborts the upload.
 type uploadReader struct {
 	r   io.Reader
-	dog *watchdog
+	dog *httpcache.StallTimer
 }
 
 func (u *uploadReader) Read(p []byte) (int, error) {
-	u.dog.disarm()
+	u.dog.Disarm()
 	n, err := u.r.Read(p)
 	if err == nil {
-		u.dog.arm()
+		u.dog.Arm()
 	}
 	return n, err
 }

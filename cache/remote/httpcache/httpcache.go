@@ -80,7 +80,7 @@ func Open(rawURL string, opts remote.Options) (*Cache, error) {
 		headers: opts.Headers,
 		opts:    opts,
 		// No Client.Timeout: it would cut a long transfer that is still
-		// progressing. Stalls are caught by stallTimer instead.
+		// progressing. Stalls are caught by StallTimer instead.
 		client: &http.Client{Transport: tr},
 	}, nil
 }
@@ -91,7 +91,7 @@ func Open(rawURL string, opts remote.Options) (*Cache, error) {
 // opts.Timeout, at most opts.MaxConnections connections per server. It
 // sets no bound on a whole exchange: a long transfer that keeps moving
 // must not be cut, so callers catch stalled bodies themselves (as Cache
-// does with stallTimer). The WebDAV storage client shares it.
+// does with StallTimer). The WebDAV storage client shares it.
 func Transport(opts remote.Options) (*http.Transport, error) {
 	opts = opts.WithDefaults()
 	tlsCfg, err := opts.TLSConfig()
@@ -125,38 +125,40 @@ func (c *Cache) Close() error {
 	return nil
 }
 
-// errStall is the cause a request is cancelled with when a transfer makes
+// ErrStall is the cause a request is cancelled with when a transfer makes
 // no progress for Options.Timeout.
-var errStall = errors.New("no progress")
+var ErrStall = errors.New("no progress")
 
-// stallTimer cancels a request when one blocking step (a read of the
+// StallTimer cancels a request when one blocking step (a read of the
 // response body, or the transport sending what the last read of the request
 // body gave it) lasts longer than the timeout. Only blocking time counts, so
 // a long transfer that keeps moving is never cut.
-type stallTimer struct {
+type StallTimer struct {
 	d time.Duration
 	t *time.Timer
 }
 
-func newStallTimer(d time.Duration, cancel context.CancelCauseFunc) *stallTimer {
-	s := &stallTimer{d: d, t: time.AfterFunc(time.Hour, func() { cancel(errStall) })}
+func NewStallTimer(d time.Duration, cancel context.CancelCauseFunc) *StallTimer {
+	s := &StallTimer{d: d, t: time.AfterFunc(time.Hour, func() { cancel(ErrStall) })}
 	s.t.Stop()
 	return s
 }
 
-func (s *stallTimer) arm()    { s.t.Reset(s.d) }
-func (s *stallTimer) disarm() { s.t.Stop() }
+// Arm starts a blocking step; Disarm ends it. The WebDAV storage client
+// shares the timer.
+func (s *StallTimer) Arm()    { s.t.Reset(s.d) }
+func (s *StallTimer) Disarm() { s.t.Stop() }
 
 // request is one HTTP exchange with its cancellation and stall timer.
 type request struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
-	stall  *stallTimer
+	stall  *StallTimer
 	resp   *http.Response
 }
 
 func (r *request) close() {
-	r.stall.disarm()
+	r.stall.Disarm()
 	if r.resp != nil {
 		r.resp.Body.Close()
 	}
@@ -167,7 +169,7 @@ func (r *request) close() {
 // caller closes the returned request.
 func (c *Cache) do(ctx context.Context, method, key string, body io.Reader, size int64) (*request, error) {
 	rctx, cancel := context.WithCancelCause(ctx)
-	r := &request{ctx: rctx, cancel: cancel, stall: newStallTimer(c.opts.Timeout, cancel)}
+	r := &request{ctx: rctx, cancel: cancel, stall: NewStallTimer(c.opts.Timeout, cancel)}
 	if body != nil {
 		body = &uploadReader{r: body, stall: r.stall}
 	}
@@ -207,14 +209,14 @@ func (c *Cache) do(ctx context.Context, method, key string, body io.Reader, size
 // Read returned, so a server that stops accepting bytes aborts the upload.
 type uploadReader struct {
 	r     io.Reader
-	stall *stallTimer
+	stall *StallTimer
 }
 
 func (u *uploadReader) Read(p []byte) (int, error) {
-	u.stall.disarm()
+	u.stall.Disarm()
 	n, err := u.r.Read(p)
 	if err == nil {
-		u.stall.arm()
+		u.stall.Arm()
 	}
 	return n, err
 }
@@ -226,7 +228,7 @@ func (c *Cache) transportError(ctx, rctx context.Context, method, key string, er
 	if ctx.Err() != nil {
 		return fmt.Errorf("%s: %s %s: %w", c.name, method, key, ctx.Err())
 	}
-	if errors.Is(context.Cause(rctx), errStall) {
+	if errors.Is(context.Cause(rctx), ErrStall) {
 		return fmt.Errorf("%s: %s %s: %w: no progress for %v", c.name, method, key, remote.ErrTransient, c.opts.Timeout)
 	}
 	var bad *contentError
@@ -315,9 +317,9 @@ func (v *verifyingReader) Read(p []byte) (int, error) {
 	if v.err != nil {
 		return 0, v.err
 	}
-	v.req.stall.arm()
+	v.req.stall.Arm()
 	n, err := v.req.resp.Body.Read(p)
-	v.req.stall.disarm()
+	v.req.stall.Disarm()
 	v.h.Write(p[:n])
 	v.n += int64(n)
 	switch {
@@ -331,7 +333,7 @@ func (v *verifyingReader) Read(p []byte) (int, error) {
 		}
 		v.err = io.EOF
 	case err != nil:
-		if errors.Is(context.Cause(v.req.ctx), errStall) {
+		if errors.Is(context.Cause(v.req.ctx), ErrStall) {
 			v.err = fmt.Errorf("%s: GET %s: %w: no progress for %v", v.c.name, v.key, remote.ErrTransient, v.c.opts.Timeout)
 		} else if v.req.ctx.Err() != nil && errors.Is(context.Cause(v.req.ctx), context.Canceled) {
 			v.err = fmt.Errorf("%s: GET %s: %w", v.c.name, v.key, context.Cause(v.req.ctx))
@@ -461,9 +463,9 @@ func (c *Cache) GetActionResult(ctx context.Context, action cache.Digest) (*repb
 	}
 	// The action result is small; read it under the stall timer as a
 	// whole, as Get's reader does per read.
-	r.stall.arm()
+	r.stall.Arm()
 	b, err := io.ReadAll(io.LimitReader(r.resp.Body, maxActionResult+1))
-	r.stall.disarm()
+	r.stall.Disarm()
 	if err != nil {
 		return nil, c.transportError(ctx, r.ctx, http.MethodGet, key, err)
 	}
