@@ -169,7 +169,6 @@ func (c *Client) target(rawURL string) (*url.URL, error) {
 	return &w, nil
 }
 
-
 // drainWait bounds reading the rest of a body nobody wants, for the
 // connection's reuse.
 const drainWait = 100 * time.Millisecond
