@@ -2,6 +2,7 @@ package testserver
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -84,12 +85,42 @@ func StartXRootD(t testing.TB, extra ...string) *XRootD {
 // and HEAD with "Want-Digest: adler32" answers the stored checksum.
 func StartXRootDHTTP(t testing.TB, extra ...string) *XRootD {
 	t.Helper()
-	port := FreePort(t)
-	s := StartXRootD(t, append([]string{
-		fmt.Sprintf("xrd.protocol XrdHttp:%d libXrdHttp.so", port),
-		"http.listingdeny false",
-	}, extra...)...)
-	s.HTTPAddr = fmt.Sprintf("127.0.0.1:%d", port)
-	WaitTCP(t, s.Process, s.HTTPAddr, 30*time.Second)
-	return s
+	// XRootD binds its HTTP port on every address, while FreePort checked
+	// loopback only, and under a loaded test run another server may take
+	// the port in between: a server whose HTTP door does not open is
+	// stopped and started again on other ports, its log kept in the test's.
+	var last string
+	for attempt := 1; attempt <= 3; attempt++ {
+		port := FreePort(t)
+		s := StartXRootD(t, append([]string{
+			fmt.Sprintf("xrd.protocol XrdHttp:%d libXrdHttp.so", port),
+			"http.listingdeny false",
+		}, extra...)...)
+		s.HTTPAddr = fmt.Sprintf("127.0.0.1:%d", port)
+		if listens(s.HTTPAddr, 20*time.Second) {
+			return s
+		}
+		logs, _ := filepath.Glob(filepath.Join(filepath.Dir(s.Data), "xrd.log*"))
+		last = ""
+		for _, l := range logs {
+			b, _ := os.ReadFile(l)
+			last += string(b)
+		}
+		t.Logf("xrootd's HTTP door did not open on %s (attempt %d); its log:\n%s", s.HTTPAddr, attempt, last)
+		s.Stop()
+	}
+	t.Fatalf("xrootd's HTTP door did not open in three attempts")
+	return nil
+}
+
+// listens reports whether something accepts connections on addr within
+// the time given.
+func listens(addr string, within time.Duration) bool {
+	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			return true
+		}
+	}
+	return false
 }
