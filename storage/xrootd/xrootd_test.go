@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/hepbuild/hepbuild/internal/testserver"
 	"github.com/hepbuild/hepbuild/storage"
 )
@@ -82,7 +84,7 @@ func onDisk(t *testing.T, s *testserver.XRootD, rel string, data []byte) {
 // extended attribute where its default checksum manager stores it.
 func stored(t *testing.T, s *testserver.XRootD, rel string) bool {
 	t.Helper()
-	_, err := syscall.Getxattr(filepath.Join(s.Data, rel), "user.XrdCks.adler32", make([]byte, 256))
+	_, err := unix.Getxattr(filepath.Join(s.Data, rel), "user.XrdCks.adler32", make([]byte, 256))
 	return err == nil
 }
 
