@@ -97,7 +97,15 @@ for i in $(seq "$N"); do
 done
 cb=$(echo "${c[*]}" | best)
 printf '%-44s %6s MB/s   (runs: %s s)\n' "hepbuild build: download into the cache" "$(mbps "$cb")" "${c[*]}"
+# xrdcp verifying the copy as hepbuild does (adler32 against the server's).
+v=()
+for _ in $(seq "$N"); do
+	v+=("$(secs xrdcp -f -s --cksum adler32:source "$url" "$tmp/out/f")")
+done
+vb=$(echo "${v[*]}" | best)
+printf '%-44s %6s MB/s   (runs: %s s)\n' "xrdcp --cksum adler32:source, to a file" "$(mbps "$vb")" "${v[*]}"
 # Both land on the disk: compare with xrdcp to a file.
 ratio=$(awk -v a="$xfile" -v b="$cb" 'BEGIN { printf "%.2f", a / b }')
 verdict=$(awk -v r="$ratio" 'BEGIN { print (r >= 0.8 ? "PASS" : "FAIL") }')
 echo "  hepbuild build / xrdcp to a file: $ratio (goal >= 0.80: $verdict)"
+echo "  hepbuild build / xrdcp --cksum to a file: $(awk -v a="$vb" -v b="$cb" 'BEGIN { printf "%.2f", a / b }')"
