@@ -134,8 +134,9 @@ func (f *RemoteDataFlags) openRemoteData(ctx context.Context, root string) (*rem
 	return &remoteData{pool: pool, resolver: r}, nil
 }
 
-// Glob is what remote_glob asks (starlark.RemoteData). A lenient command
-// takes the lock's answer where there is one.
+// glob answers what remote_glob asks (starlark.RemoteData). A lenient
+// command (clean, aquery, --nobuild) takes the lock's answer where there is
+// one.
 func (d *remoteData) glob(lenient bool) func(string) ([]string, error) {
 	return func(pattern string) ([]string, error) {
 		if lenient {
@@ -147,6 +148,7 @@ func (d *remoteData) glob(lenient bool) func(string) ([]string, error) {
 	}
 }
 
+// globFunc adapts a function to starlark.RemoteData.
 type globFunc func(string) ([]string, error)
 
 func (g globFunc) Glob(pattern string) ([]string, error) { return g(pattern) }
