@@ -148,39 +148,21 @@ func checkExportFolder(destURL, root string) error {
 	if err != nil || !strings.EqualFold(u.Scheme, "file") {
 		return nil
 	}
-	dest := realPath(filepath.FromSlash(u.Path))
+	dest := resolveExisting(filepath.Clean(filepath.FromSlash(u.Path)))
 	if fi, err := os.Stat(dest); err == nil && !fi.IsDir() {
 		return badInput("export: %s is a file: give a folder", dest)
 	}
-	out := realPath(filepath.Join(root, exec.OutDir))
+	out := resolveExisting(filepath.Join(root, exec.OutDir))
 	own := []string{out}
 	if base := filepath.Dir(out); fileExists(filepath.Join(base, exec.OutputBaseMarker)) {
 		own = append(own, base)
 	}
 	for _, d := range own {
-		if dest == d || strings.HasPrefix(dest, d+string(filepath.Separator)) {
+		if within(dest, d) {
 			return badInput("export: %s is inside hepbuild's own folder %s, where it would replace other targets' outputs: export to a folder of your own", dest, d)
 		}
 	}
 	return nil
-}
-
-// realPath is p with every symbolic link of its longest existing prefix
-// resolved.
-func realPath(p string) string {
-	p = filepath.Clean(p)
-	rest := ""
-	for {
-		if r, err := filepath.EvalSymlinks(p); err == nil {
-			return filepath.Join(r, rest)
-		}
-		parent := filepath.Dir(p)
-		if parent == p {
-			return filepath.Join(p, rest)
-		}
-		rest = filepath.Join(filepath.Base(p), rest)
-		p = parent
-	}
 }
 
 // escapePath escapes each segment of the slash-separated path p for a URL.

@@ -232,7 +232,7 @@ func (c *Client) do(ctx context.Context, r request) (*exchange, error) {
 	x.dog = httpcache.NewStallTimer(c.timeout, cancel)
 	var body io.Reader
 	if r.body != nil {
-		body = &uploadReader{r: r.body, dog: x.dog}
+		body = &httpcache.UploadReader{R: r.body, Stall: x.dog}
 	}
 	req, err := http.NewRequestWithContext(rctx, r.method, r.u.String(), body)
 	if err != nil {
@@ -328,22 +328,6 @@ func (x *exchange) statusError() error {
 }
 
 func ok(code int) bool { return code >= 200 && code < 300 }
-
-// uploadReader arms the watchdog while the transport sends what the last
-// Read returned, so a server that stops taking bytes aborts the upload.
-type uploadReader struct {
-	r   io.Reader
-	dog *httpcache.StallTimer
-}
-
-func (u *uploadReader) Read(p []byte) (int, error) {
-	u.dog.Disarm()
-	n, err := u.r.Read(p)
-	if err == nil {
-		u.dog.Arm()
-	}
-	return n, err
-}
 
 // isOldXrdHttp reports whether a Server header names an XrdHttp with the
 // quirks measured on XRootD 5.5.3 (and assumed of older versions):

@@ -171,7 +171,7 @@ func (c *Cache) do(ctx context.Context, method, key string, body io.Reader, size
 	rctx, cancel := context.WithCancelCause(ctx)
 	r := &request{ctx: rctx, cancel: cancel, stall: NewStallTimer(c.opts.Timeout, cancel)}
 	if body != nil {
-		body = &uploadReader{r: body, stall: r.stall}
+		body = &UploadReader{R: body, Stall: r.stall}
 	}
 	req, err := http.NewRequestWithContext(rctx, method, c.base+"/"+key, body)
 	if err != nil {
@@ -205,18 +205,19 @@ func (c *Cache) do(ctx context.Context, method, key string, body io.Reader, size
 	return r, nil
 }
 
-// uploadReader arms the stall timer while the transport sends what the last
+// UploadReader arms the stall timer while the transport sends what the last
 // Read returned, so a server that stops accepting bytes aborts the upload.
-type uploadReader struct {
-	r     io.Reader
-	stall *StallTimer
+// The WebDAV storage client shares it.
+type UploadReader struct {
+	R     io.Reader
+	Stall *StallTimer
 }
 
-func (u *uploadReader) Read(p []byte) (int, error) {
-	u.stall.Disarm()
-	n, err := u.r.Read(p)
+func (u *UploadReader) Read(p []byte) (int, error) {
+	u.Stall.Disarm()
+	n, err := u.R.Read(p)
 	if err == nil {
-		u.stall.Arm()
+		u.Stall.Arm()
 	}
 	return n, err
 }
