@@ -204,6 +204,18 @@ func (r *Resolver) Resolve(urls []string) (map[string]Identity, error) {
 		missing = append(missing, u)
 		mu.Unlock()
 	}
+	// wait ends a round of queries: its first error, else the files
+	// storage lacks, all of them.
+	wait := func() error {
+		if err := g.Wait(); err != nil {
+			return err
+		}
+		if len(missing) > 0 {
+			sort.Strings(missing)
+			return &MissingError{URLs: missing}
+		}
+		return nil
+	}
 	for dir, us := range byDir {
 		c, err := r.pool.Client(dir)
 		if err != nil {
@@ -263,12 +275,8 @@ func (r *Resolver) Resolve(urls []string) (map[string]Identity, error) {
 			})
 		}
 	}
-	if err := g.Wait(); err != nil {
+	if err := wait(); err != nil {
 		return nil, err
-	}
-	if len(missing) > 0 {
-		sort.Strings(missing)
-		return nil, &MissingError{URLs: missing}
 	}
 
 	// The checksum of each file whose size or time moved.
@@ -285,7 +293,9 @@ func (r *Resolver) Resolve(urls []string) (map[string]Identity, error) {
 			id.ModTime = 0
 		}
 		if old, ok := r.lock.File(u); ok && !r.Refresh && old.Size == id.Size && old.ModTime == id.ModTime {
+			mu.Lock() // the checksum goroutines write out too
 			out[u] = old
+			mu.Unlock()
 			continue
 		}
 		c, err := r.pool.Client(u)
@@ -320,12 +330,8 @@ func (r *Resolver) Resolve(urls []string) (map[string]Identity, error) {
 			return nil
 		})
 	}
-	if err := g.Wait(); err != nil {
+	if err := wait(); err != nil {
 		return nil, err
-	}
-	if len(missing) > 0 {
-		sort.Strings(missing)
-		return nil, &MissingError{URLs: missing}
 	}
 	return out, nil
 }
