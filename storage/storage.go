@@ -143,14 +143,25 @@ type Pool struct {
 	opts    Options
 	openers map[string]Opener
 
-	mu      sync.Mutex
-	clients map[string]Client
+	mu          sync.Mutex
+	clients     map[string]Client
+	credentials func(*Options) error // see WithCredentials; nil once applied
+	credErr     error
 }
 
 // NewPool returns a pool with openers by scheme ("root", "davs", "https",
 // "http", "file").
 func NewPool(opts Options, openers map[string]Opener) *Pool {
 	return &Pool{opts: opts, openers: openers, clients: map[string]Client{}}
+}
+
+// WithCredentials makes the pool add credentials to its options when it
+// opens its first client, not before: finding a token or proxy (and
+// failing to read one) is then the business of builds that use storage
+// only. Call it before the pool is used.
+func (p *Pool) WithCredentials(add func(*Options) error) *Pool {
+	p.credentials = add
+	return p
 }
 
 // Client returns the client for rawURL's server.
@@ -169,6 +180,13 @@ func (p *Pool) Client(rawURL string) (Client, error) {
 	defer p.mu.Unlock()
 	if c, ok := p.clients[key]; ok {
 		return c, nil
+	}
+	if p.credentials != nil {
+		p.credErr = p.credentials(&p.opts)
+		p.credentials = nil
+	}
+	if p.credErr != nil {
+		return nil, p.credErr
 	}
 	c, err := open(u, p.opts)
 	if err != nil {

@@ -43,10 +43,18 @@ var storageOpeners = map[string]storage.Opener{
 	"file":  storagefile.Open,
 }
 
-// storageOptions are the credentials and limits of storage clients. The
-// token follows the WLCG bearer token discovery; the X.509 proxy is
-// $X509_USER_PROXY or /tmp/x509up_u<uid>. Errors never quote a token.
+// storageOptions are the credentials and limits of storage clients.
 func (f *RemoteDataFlags) storageOptions() (storage.Options, error) {
+	opts, err := f.storageLimits()
+	if err != nil {
+		return opts, err
+	}
+	return opts, f.addCredentials(&opts)
+}
+
+// storageLimits are the timeout, connections and CA of storage clients:
+// the flags, checked before anything is loaded.
+func (f *RemoteDataFlags) storageLimits() (storage.Options, error) {
 	opts := storage.Options{
 		Timeout:        f.StorageTimeout,
 		MaxConnections: f.StorageConnections,
@@ -59,6 +67,13 @@ func (f *RemoteDataFlags) storageOptions() (storage.Options, error) {
 	if f.StorageConnections < 0 {
 		return opts, badInput("--storage-connections %d: give at least 1", f.StorageConnections)
 	}
+	return opts, nil
+}
+
+// addCredentials adds the storage credentials: the token of the WLCG bearer
+// token discovery and the X.509 proxy ($X509_USER_PROXY or
+// /tmp/x509up_u<uid>). Errors never quote a token.
+func (f *RemoteDataFlags) addCredentials(opts *storage.Options) error {
 	if p := os.Getenv("X509_USER_PROXY"); p != "" {
 		opts.ProxyFile = p
 	} else if p := fmt.Sprintf("/tmp/x509up_u%d", os.Getuid()); fileExists(p) {
@@ -66,12 +81,12 @@ func (f *RemoteDataFlags) storageOptions() (storage.Options, error) {
 	}
 	token, err := f.bearerToken()
 	if err != nil {
-		return opts, err
+		return err
 	}
 	if token != "" {
 		opts.Headers = []remote.Header{{Name: "authorization", Value: "Bearer " + token}}
 	}
-	return opts, nil
+	return nil
 }
 
 // bearerToken finds the storage token: --storage-token-file, else the
@@ -118,9 +133,10 @@ type remoteData struct {
 }
 
 // openRemoteData loads the workspace's lock file and makes the resolver.
-// It contacts no server.
+// It contacts no server, and looks for credentials only when a storage
+// client is first needed: a workspace without remote files never does.
 func (f *RemoteDataFlags) openRemoteData(ctx context.Context, root string) (*remoteData, error) {
-	opts, err := f.storageOptions()
+	opts, err := f.storageLimits()
 	if err != nil {
 		return nil, err
 	}
@@ -128,7 +144,7 @@ func (f *RemoteDataFlags) openRemoteData(ctx context.Context, root string) (*rem
 	if err != nil {
 		return nil, badInput("%v", err)
 	}
-	pool := storage.NewPool(opts, storageOpeners)
+	pool := storage.NewPool(opts, storageOpeners).WithCredentials(f.addCredentials)
 	r := storage.NewResolver(ctx, pool, lock)
 	r.Offline = f.Offline
 	return &remoteData{pool: pool, resolver: r}, nil

@@ -527,3 +527,19 @@ task(name = "slow", srcs = [":big"], outs = ["slow.txt"], cmd = "cat $(SRCS) > $
 		t.Errorf("offline build of the manual target after fetch: exit %d\n%s", r.code, r.stderr)
 	}
 }
+
+// TestStorageCredentialsOnlyWhenUsed: a token that cannot be read is an
+// error for builds that reach storage, and none for those that do not.
+func TestStorageCredentialsOnlyWhenUsed(t *testing.T) {
+	t.Setenv("BEARER_TOKEN_FILE", filepath.Join(t.TempDir(), "no-such-token"))
+	root, disk := clone(t, map[string]string{"BUILD": `task(name = "t", outs = ["t.txt"], cmd = "echo t > $@")`})
+	if r := hepbuild(t, root, "//:t", "--disk-cache", disk); r.code != 0 {
+		t.Errorf("a build without remote files failed on the storage token: exit %d\n%s", r.code, r.stderr)
+	}
+	s := remoteStores["file"](t)
+	s.put(t, "a.txt", "a\n")
+	root, disk = clone(t, map[string]string{"BUILD": fmt.Sprintf(`remote_files(name = "a", urls = ["%s/a.txt"])`, s.URL)})
+	if r := hepbuild(t, root, "//:a", "--disk-cache", disk); r.code != 2 || !strings.Contains(r.stderr, "$BEARER_TOKEN_FILE") {
+		t.Errorf("a build reading storage with an unreadable token: exit %d, want 2 naming $BEARER_TOKEN_FILE\n%s", r.code, r.stderr)
+	}
+}
