@@ -5,6 +5,7 @@ import (
 
 	"github.com/hepbuild/hepbuild/exec"
 	"github.com/hepbuild/hepbuild/graph"
+	"github.com/hepbuild/hepbuild/storage"
 )
 
 // FetchCmd refreshes hepbuild.lock.
@@ -61,10 +62,10 @@ func (c *FetchCmd) Run(g *Globals, e *env) error {
 	}
 	actions := remoteActions(ag.Needed(roots))
 	lock := rd.resolver.Lock()
-	before := map[string]string{}
+	before := map[string]storage.Identity{}
 	for _, a := range actions {
 		if id, ok := lock.File(a.Remote.URL); ok {
-			before[a.Remote.URL] = fmt.Sprint(id)
+			before[a.Remote.URL] = id
 		}
 	}
 	if whole {
@@ -95,7 +96,7 @@ func (c *FetchCmd) Run(g *Globals, e *env) error {
 		switch was, ok := before[u]; {
 		case !ok:
 			added++
-		case was != fmt.Sprint(id):
+		case was != id:
 			changed++
 			fmt.Fprintf(e.stdout, "changed: %s\n", a.Remote.Identity())
 		}
