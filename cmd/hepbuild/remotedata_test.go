@@ -116,7 +116,9 @@ func TestRemoteData(t *testing.T) {
 			}
 			s.put(t, "calib.txt", "scale 1.02\n")
 			root, disk := clone(t, map[string]string{"BUILD": fmt.Sprintf(remoteDataBuild, s.URL)})
-			flags := []string{"//:all", "--disk-cache", disk}
+			// A bounded wait: a request the server leaves unanswered is
+			// asked again after it (see exec/local's fetch).
+			flags := []string{"//:all", "--disk-cache", disk, "--storage-timeout=15s"}
 
 			r, ev := buildOutcomes(t, root, flags...)
 			if got := len(ev["action_finished"]); got != 8 {

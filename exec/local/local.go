@@ -254,9 +254,17 @@ func (e *Executor) fetch(ctx context.Context, a *exec.Action, root string) (exec
 	if e.fetcher == nil {
 		return exec.ExecResult{}, fmt.Errorf("%s: %s: no storage client to download %s", a.Pos, a.Owner, remote.RedactString(a.Remote.URL))
 	}
-	err = atomicWrite(filepath.Join(root, out.Path), 0o444, func(w io.Writer) error {
-		return e.fetcher.Fetch(ctx, a.Remote, w)
-	})
+	// A download that failed for want of the storage is tried once more,
+	// from the start, into a new temporary file: XRootD 5.5's HTTP door
+	// now and then leaves a request unanswered until the timeout.
+	for attempt := 1; ; attempt++ {
+		err = atomicWrite(filepath.Join(root, out.Path), 0o444, func(w io.Writer) error {
+			return e.fetcher.Fetch(ctx, a.Remote, w)
+		})
+		if err == nil || exec.IsFetchError(err) || ctx.Err() != nil || attempt == 2 {
+			break
+		}
+	}
 	res := exec.ExecResult{Duration: time.Since(start), Strategy: "local"}
 	if exec.IsFetchError(err) {
 		res.ExitCode, res.Failure = 1, err.Error()
