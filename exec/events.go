@@ -18,6 +18,10 @@ const (
 	EventActionFinished EventType = "action_finished" // ran and succeeded
 	EventActionFailed   EventType = "action_failed"
 	EventActionRetry    EventType = "action_retry"
+	// EventActionWaiting says that the action waits for another build of
+	// the group, which runs the same key (Coordinator); it ends with the
+	// action's usual end event.
+	EventActionWaiting EventType = "action_waiting"
 	// EventActionInterrupted ends an action that was running when the build
 	// was cancelled; its result is unknown and it counts as skipped.
 	EventActionInterrupted EventType = "action_interrupted"
@@ -93,4 +97,20 @@ type ActionError struct {
 func (e *ActionError) Error() string {
 	msg := e.Action.Pos.String() + ": " + e.Action.Owner.String() + ": " + e.Action.Mnemonic + " failed: " + e.Reason
 	return msg
+}
+
+// Coordinator lets concurrent builds of a group share work: before an
+// action that missed the cache runs, the Runner claims its key, so that of
+// two builds needing the same key at once only one runs it and the other
+// restores the result from the shared cache. Implementations must be safe
+// for concurrent use.
+type Coordinator interface {
+	// Claim asks to run the action with key. When the action is this
+	// build's to run, run is true and release must be called once when it
+	// ended, with ok when its result is in the cache. When another build
+	// ran it meanwhile, run is false: the caller looks in the cache again.
+	// Claim blocks while another build holds the key (calling waiting
+	// once, first); it returns ctx's error when ctx ends. A coordinator
+	// that cannot be reached grants the claim: it never stops a build.
+	Claim(ctx context.Context, a *Action, key string, waiting func()) (run bool, release func(ok bool), err error)
 }
