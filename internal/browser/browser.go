@@ -92,6 +92,16 @@ func (b *Browser) ConsoleErrors() []string {
 	return append([]string(nil), b.console...)
 }
 
+// TakeConsoleErrors returns the console's errors so far and forgets them,
+// for a test that expects some (a 404 page logs its status).
+func (b *Browser) TakeConsoleErrors() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	errs := b.console
+	b.console = nil
+	return errs
+}
+
 func (b *Browser) step() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(b.ctx, Timeout)
 }
@@ -166,6 +176,17 @@ func (b *Browser) Count(sel string) (int, error) {
 	return n, err
 }
 
+// Resize sets the size of the page's window in CSS pixels (1280x900 at
+// the start), for a screenshot of a wide page.
+func (b *Browser) Resize(width, height int) error {
+	ctx, cancel := b.step()
+	defer cancel()
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(int64(width), int64(height))); err != nil {
+		return fmt.Errorf("resizing the window: %w", err)
+	}
+	return nil
+}
+
 // Click clicks the first element matching the CSS selector.
 func (b *Browser) Click(sel string) error {
 	ctx, cancel := b.step()
@@ -176,12 +197,13 @@ func (b *Browser) Click(sel string) error {
 	return nil
 }
 
-// Eval evaluates a JavaScript expression in the page and decodes its value
-// (JSON) into res, a pointer.
+// Eval evaluates a JavaScript expression in the page, waits for it when it
+// is a promise, and decodes its value (JSON) into res, a pointer, unless
+// res is nil.
 func (b *Browser) Eval(expr string, res any) error {
 	ctx, cancel := b.step()
 	defer cancel()
-	raw, err := chromedp.Run(ctx, chromedp.Evaluate[[]byte](expr))
+	raw, err := chromedp.Run(ctx, chromedp.Evaluate[[]byte](expr, chromedp.EvalAwaitPromise))
 	if err != nil {
 		return fmt.Errorf("evaluating %s: %w", clip(expr), err)
 	}
