@@ -30,6 +30,7 @@ var allowedImports = map[string][]string{
 	"rules":                   {},
 	"starlark":                {"graph", "exec", "rules"},
 	"internal/testserver":     {},
+	"internal/browser":        {},
 	"cmd/hepbuild":            {"*"},
 	"examples/":               {"examples/"},
 	"bench/":                  {"*"},
