@@ -107,6 +107,10 @@ type Runner struct {
 	// it here with Executor. The results of remote runs come back through
 	// the cache, so an action routed away needs one.
 	Route func(*Action) RemoteExecutor
+	// Reasons, when set, is told why an action that must run does (what
+	// explain would say: what changed since its last run in this output
+	// base), with its key, just before it runs here or away. See reasons.go.
+	Reasons func(a *Action, key string, why []string)
 
 	once  sync.Once
 	cache *guardedCache
@@ -870,6 +874,7 @@ func declaredResult(a *Action, res *repb.ActionResult) *repb.ActionResult {
 
 // execute runs the action and stores its outputs.
 func (r *Runner) execute(ctx context.Context, a *Action, key *Key, in *inputDigests) error {
+	r.tellReasons(a, key, in)
 	if rx := r.route(a); rx != nil {
 		return r.executeRemote(ctx, rx, a, key, in)
 	}
