@@ -68,7 +68,8 @@ type Options struct {
 	// sends no logs.
 	LogPath func(*exec.Action) string
 	// Offloaded says which actions run away from this machine
-	// (exec.Runner.Offloaded): they take no local slot.
+	// (exec.Runner.Offloaded): they take no local slot. It is asked when
+	// an action starts, so it may be set up after New.
 	Offloaded func(*exec.Action) bool
 	// Warn receives the one warning about a server that fails; nil
 	// means stderr.
@@ -91,7 +92,6 @@ type Reporter struct {
 	shown   string // URL as it may be printed: no user information
 	client  *http.Client
 	index   map[*exec.Action]int32
-	offload []bool
 
 	mu      sync.Mutex
 	events  []api.Event
@@ -178,12 +178,6 @@ func New(opts Options) *Reporter {
 	for i, a := range opts.Actions {
 		r.index[a] = int32(i)
 	}
-	if opts.Offloaded != nil {
-		r.offload = make([]bool, len(opts.Actions))
-		for i, a := range opts.Actions {
-			r.offload[i] = opts.Offloaded(a)
-		}
-	}
 	go r.loop()
 	return r
 }
@@ -199,6 +193,34 @@ func (r *Reporter) Dropped() int64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.total
+}
+
+// ActionID is the action's id on the wire, false for an action not of
+// this build.
+func (r *Reporter) ActionID(a *exec.Action) (int32, bool) {
+	i, ok := r.index[a]
+	return i, ok
+}
+
+// Steps is a critical path on the wire.
+func (r *Reporter) Steps(path []exec.Step) []api.Step {
+	var out []api.Step
+	for _, s := range path {
+		id, ok := r.index[s.Action]
+		if !ok {
+			continue
+		}
+		out = append(out, api.Step{Action: id, Target: s.Action.Owner.String(), Mnemonic: s.Action.Mnemonic, Duration: int64(s.Duration)})
+	}
+	return out
+}
+
+// Counts are a summary's counts on the wire; nil counts nothing.
+func Counts(s *exec.Summary) api.Counts {
+	if s == nil {
+		return api.Counts{}
+	}
+	return api.Counts{Total: s.Total, Executed: s.Executed, Cached: s.Cached, UpToDate: s.UpToDate, Failed: s.Failed, Skipped: s.Skipped}
 }
 
 // Redact removes the user information (a password) from a URL.
@@ -241,6 +263,7 @@ func (r *Reporter) Event(e exec.Event) {
 	if ev.Time.IsZero() {
 		ev.Time = time.Now()
 	}
+	away := e.Type == exec.EventActionStarted && r.opts.Offloaded != nil && r.opts.Offloaded(e.Action)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
@@ -249,7 +272,7 @@ func (r *Reporter) Event(e exec.Event) {
 	if id >= 0 {
 		switch e.Type {
 		case exec.EventActionStarted:
-			if r.offload == nil || !r.offload[id] {
+			if !away {
 				r.freeSlot(id)
 				ev.Slot = r.takeSlot(id)
 				r.where[id] = "local slot " + strconv.Itoa(ev.Slot)
