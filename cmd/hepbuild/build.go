@@ -627,19 +627,15 @@ func (s *session) build(e *env, start time.Time, f *BuildFlags, rp *reporting) e
 		closers = append(closers, fh.Close)
 		sinks = append(sinks, prof)
 	}
-	var events exec.EventSink
+	events := exec.Multi(append(sinks, rp.sink())...)
 	var runner *exec.Runner
 	// The server hears of every event, and its warning shows in the
 	// progress; the runner says why actions run, where their logs are,
 	// which run away from here.
-	reporter := rp.begin(s,
+	rp.begin(s,
 		func(msg string) { events.Event(exec.Event{Type: exec.EventWarning, Time: time.Now(), Message: msg}) },
 		func(a *exec.Action) string { return runner.LogPath(a) },
 		func(a *exec.Action) bool { return runner.Route != nil && runner.Offloaded(a) })
-	if reporter != nil {
-		sinks = append(sinks, reporter)
-	}
-	events = exec.Multi(sinks...)
 	hidden := f.SandboxHide
 	if f.SigningKey != "" {
 		// The group's secret: no action may read it and put it in an output.
@@ -702,7 +698,7 @@ func (s *session) build(e *env, start time.Time, f *BuildFlags, rp *reporting) e
 	}
 	if summary != nil {
 		summary.Elapsed = time.Since(start)
-		printer.Finish(summary)
+		rp.finishOutput(func() { printer.Finish(summary) })
 	}
 	closeEngines(e, engines, f.Detach)
 	uploadErr := s.finishUploads(e, f.RemoteUpload)

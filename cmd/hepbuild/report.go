@@ -12,7 +12,6 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/hepbuild/hepbuild/exec"
@@ -45,9 +44,10 @@ type reporting struct {
 	rep     *report.Reporter // nil until the build started on the server
 	summary *exec.Summary
 	closers []func()
-	// after says that the build's output is done: warnings go straight
-	// to stderr, no longer through the progress display.
-	after atomic.Bool
+	// after says that the progress display finished: warnings go
+	// straight to stderr. mu orders a warning and the display's end.
+	mu    sync.Mutex
+	after bool
 	warn  func(string)
 }
 
@@ -124,16 +124,36 @@ func readToken(file string) (string, error) {
 	return tok, nil
 }
 
-// begin starts the build on the server, once its actions are known (none
-// for a build with nothing to do), and prints its page's address. The
-// sink it returns (nil without --server) receives the build's events;
-// warn reports during the build.
-func (rp *reporting) begin(s *session, warn func(string), logPath func(*exec.Action) string, offloaded func(*exec.Action) bool) exec.EventSink {
-	if rp == nil || rp.flags.Server == "" || rp.rep != nil {
+// sink passes the build's events to the server once begin started the
+// build there; nil without --server.
+func (rp *reporting) sink() exec.EventSink {
+	if rp == nil || rp.flags.Server == "" {
 		return nil
 	}
+	return reportSink{rp}
+}
+
+type reportSink struct{ rp *reporting }
+
+// Event passes e on. rp.rep is set before the build's first event, on
+// the goroutine that starts the scheduler.
+func (s reportSink) Event(e exec.Event) {
+	if r := s.rp.rep; r != nil {
+		r.Event(e)
+	}
+}
+
+// begin starts the build on the server, once its actions are known (none
+// for a build with nothing to do), and prints its page's address. warn
+// reports during the build (nil: on stderr).
+func (rp *reporting) begin(s *session, warn func(string), logPath func(*exec.Action) string, offloaded func(*exec.Action) bool) {
+	if rp == nil || rp.flags.Server == "" || rp.rep != nil {
+		return
+	}
 	rp.warn = func(msg string) {
-		if rp.after.Load() || warn == nil {
+		rp.mu.Lock()
+		defer rp.mu.Unlock()
+		if rp.after || warn == nil {
 			fmt.Fprintln(rp.e.stderr, "WARNING: "+msg)
 			return
 		}
@@ -155,7 +175,6 @@ func (rp *reporting) begin(s *session, warn func(string), logPath func(*exec.Act
 	opts.Start.Workspace = rp.workspace
 	rp.rep = report.New(opts)
 	fmt.Fprintf(rp.e.stderr, "INFO: build reported to %s\n", rp.rep.PageURL())
-	return rp.rep
 }
 
 // end closes the reported build and sends the notifications: the outcome
@@ -164,7 +183,7 @@ func (rp *reporting) end(err error) {
 	if rp == nil {
 		return
 	}
-	rp.after.Store(true)
+	rp.finishOutput(nil)
 	for _, c := range rp.closers {
 		c()
 	}
@@ -206,6 +225,23 @@ func (rp *reporting) end(err error) {
 		})
 	}
 	wg.Wait()
+}
+
+// finishOutput ends the progress display with finish (nil: it ended):
+// warnings from then on go to stderr, none is lost in between.
+func (rp *reporting) finishOutput(finish func()) {
+	if rp == nil {
+		if finish != nil {
+			finish()
+		}
+		return
+	}
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	if finish != nil {
+		finish()
+	}
+	rp.after = true
 }
 
 // outcomeOf names the outcome of a build that exits with code.

@@ -87,11 +87,11 @@ type Options struct {
 // Reporter streams one build to a server. Event and Reasons are safe for
 // concurrent use and never block on the network.
 type Reporter struct {
-	opts    Options
-	base    string // URL without a trailing slash
-	shown   string // URL as it may be printed: no user information
-	client  *http.Client
-	index   map[*exec.Action]int32
+	opts   Options
+	base   string // URL without a trailing slash
+	shown  string // URL as it may be printed: no user information
+	client *http.Client
+	index  map[*exec.Action]int32
 
 	mu      sync.Mutex
 	events  []api.Event
