@@ -1,9 +1,6 @@
-//go:build hepbuild_notify
-
 package main
 
-// The notifications' wiring, built once exec/notify is merged: drop the
-// build constraint above and delete notifywire_off.go.
+// The wiring of --notify to exec/notify.
 
 import (
 	"context"

@@ -26,7 +26,7 @@ import (
 type ReportFlags struct {
 	Server          string    `name:"server" placeholder:"URL" help:"Report the build to hepbuild serve at URL (http:// or https://), where its page shows it live, and share work with the group's concurrent builds. A slow or absent server costs one warning, never the build."`
 	ServerTokenFile pathValue `name:"server-token-file" placeholder:"FILE" help:"The token of --server, one line in FILE. Never printed."`
-	Notify          []string  `name:"notify" placeholder:"SPEC" sep:"none" help:"When the build ends, tell SPEC: a Slack or Mattermost incoming webhook, a Telegram bot, a JSON webhook, or @FILE holding one. Repeatable; never printed."`
+	Notify          []string  `name:"notify" placeholder:"SPEC" sep:"none" help:"When the build ends, however it ends, tell SPEC: slack+https://..., mattermost+https://..., telegram://TOKEN@CHAT_ID, webhook+https://... (JSON), or @FILE holding one. Repeatable; never printed."`
 }
 
 // reporting is one build's server report and notifications, from the

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hepbuild/hepbuild/exec/notify/notifytest"
 	"github.com/hepbuild/hepbuild/exec/server/api"
 	"github.com/hepbuild/hepbuild/exec/server/report/reporttest"
 )
@@ -178,5 +180,63 @@ func TestFlagOutcomeOfExitCode(t *testing.T) {
 		if got := outcomeOf(code); got != want {
 			t.Errorf("outcomeOf(%d) = %q, want %q", code, got, want)
 		}
+	}
+}
+
+// TestServerFlagNotifies: --notify tells a webhook how the build ended:
+// what was built, the outcome and exit code, the counts, and the build's
+// page with --server; a failed build too, without a server.
+func TestServerFlagNotifies(t *testing.T) {
+	rec := &reporttest.Recorder{}
+	srv := httptest.NewServer(rec)
+	defer srv.Close()
+	hook := notifytest.New(t)
+	root, _ := reportedWorkspace(t)
+	spec := "webhook+" + hook.URL + "/hook/s3cr3t"
+	r := hepbuild(t, root, "build", "--server="+srv.URL, "--notify="+spec, "--progress=none", "//:b")
+	m := pageLine.FindStringSubmatch(r.stderr)
+	if r.code != 0 || m == nil {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	type news struct {
+		Targets  []string
+		Outcome  string
+		ExitCode int `json:"exit_code"`
+		Counts   struct{ Total, Executed, Failed int }
+		Link     string
+	}
+	got := func(i int) news {
+		t.Helper()
+		reqs := hook.Requests()
+		if len(reqs) != i+1 {
+			t.Fatalf("%d notifications, want %d", len(reqs), i+1)
+		}
+		var n news
+		if err := json.Unmarshal(reqs[i].Body, &n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	n := got(0)
+	if !slices.Equal(n.Targets, []string{"//:b"}) || n.Outcome != "success" || n.ExitCode != 0 || n.Counts.Total != 2 || n.Counts.Executed != 2 || n.Link != srv.URL+"/builds/"+m[2] {
+		t.Errorf("notification %+v", n)
+	}
+	if b := rec.Build(m[2]); b.Start == nil || strings.Contains(strings.Join(b.Start.Command, " "), "s3cr3t") {
+		t.Errorf("the notification's secret is on record: %q", b.Start.Command)
+	}
+
+	r = hepbuild(t, root, "build", "--notify="+spec, "--progress=none", "//:fails")
+	if r.code != 1 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	if n := got(1); n.Outcome != "failed" || n.ExitCode != 1 || n.Counts.Failed != 1 || n.Link != "" {
+		t.Errorf("failed build's notification %+v", n)
+	}
+
+	// A destination that fails is a warning, not a failed build.
+	hook.Answer(500, "no")
+	r = hepbuild(t, root, "build", "--notify="+spec, "--progress=none", "//:b")
+	if r.code != 0 || !strings.Contains(r.stderr, "WARNING: notification not sent") || strings.Contains(r.stderr, "s3cr3t") {
+		t.Errorf("exit %d\n%s", r.code, r.stderr)
 	}
 }
