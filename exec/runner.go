@@ -95,6 +95,10 @@ type Runner struct {
 	Events EventSink
 	// Warn receives warnings as text; nil means only Events gets them.
 	Warn func(string)
+	// Reasons, when set, is told why an action that must run does (what
+	// explain would say: what changed since its last run in this output
+	// base), with its key, just before it runs here or away. See reasons.go.
+	Reasons func(a *Action, key string, why []string)
 	// Download says which outputs of results restored from the cache are
 	// written to the output tree; the others are kept only in the cache
 	// and recorded in the journal (DownloadAll without a journal).
@@ -107,10 +111,6 @@ type Runner struct {
 	// it here with Executor. The results of remote runs come back through
 	// the cache, so an action routed away needs one.
 	Route func(*Action) RemoteExecutor
-	// Reasons, when set, is told why an action that must run does (what
-	// explain would say: what changed since its last run in this output
-	// base), with its key, just before it runs here or away. See reasons.go.
-	Reasons func(a *Action, key string, why []string)
 
 	once  sync.Once
 	cache *guardedCache
