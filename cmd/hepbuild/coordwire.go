@@ -28,7 +28,7 @@ func (rp *reporting) coordinate(runner *exec.Runner) {
 		t.MaxIdleConnsPerHost = 64
 		hc = &http.Client{Transport: t}
 	}
-	c := coord.NewClient(rp.flags.Server, hc, rp.token, rp.rep.ID(), rp.warn)
+	c := coord.NewClient(rp.flags.Server, hc, rp.token, rp.rep.ID(), rp.serverWarn)
 	runner.Coordinator = c
 	rp.closers = append(rp.closers, func() { _ = c.Close() })
 }

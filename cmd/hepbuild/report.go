@@ -12,6 +12,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hepbuild/hepbuild/exec"
@@ -49,6 +50,9 @@ type reporting struct {
 	mu    sync.Mutex
 	after bool
 	warn  func(string)
+	// serverWarned: a server that fails costs one warning, whether the
+	// reporter or the coordinator meets the failure first.
+	serverWarned atomic.Bool
 }
 
 // reporting checks the flags, before anything is loaded: a bad URL,
@@ -160,7 +164,7 @@ func (rp *reporting) begin(s *session, warn func(string), logPath func(*exec.Act
 		warn(msg)
 	}
 	opts := report.Options{
-		URL: rp.flags.Server, Client: rp.client, Token: rp.token, Warn: rp.warn,
+		URL: rp.flags.Server, Client: rp.client, Token: rp.token, Warn: rp.serverWarn,
 		Start: api.BuildStart{
 			ID: report.NewID(), User: userName(), Targets: rp.targets, Command: redactArgs(rp.e.args),
 			Started: rp.started, Version: hepbuildVersion(),
@@ -225,6 +229,13 @@ func (rp *reporting) end(err error) {
 		})
 	}
 	wg.Wait()
+}
+
+// serverWarn shows the first warning about the server, and only it.
+func (rp *reporting) serverWarn(msg string) {
+	if rp.serverWarned.CompareAndSwap(false, true) {
+		rp.warn(msg)
+	}
 }
 
 // finishOutput ends the progress display with finish (nil: it ended):
