@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/hepbuild/hepbuild/exec/server/api"
 )
@@ -32,8 +33,9 @@ type Recorder struct {
 	// that hangs.
 	Stall chan struct{}
 
-	mu   sync.Mutex
-	reqs []Request
+	mu     sync.Mutex
+	reqs   []Request
+	claims int
 }
 
 // ServeHTTP records a BuildStart, a Batch or a BuildEnd.
@@ -47,6 +49,10 @@ func (rec *Recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.Method != http.MethodPost {
 		http.Error(w, "want POST", http.StatusMethodNotAllowed)
+		return
+	}
+	if strings.HasPrefix(r.URL.Path, "/api/v1/claims/") {
+		rec.claim(w, r)
 		return
 	}
 	q := Request{Auth: r.Header.Get("Authorization")}
@@ -133,4 +139,25 @@ func (rec *Recorder) Build(id string) *Build {
 		}
 	}
 	return b
+}
+
+// claim grants every claim (no other build runs anything) and takes
+// every renewal and release; it counts them in Claims.
+func (rec *Recorder) claim(w http.ResponseWriter, r *http.Request) {
+	rec.mu.Lock()
+	rec.claims++
+	rec.mu.Unlock()
+	if r.URL.Path == api.PathClaim {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(api.ClaimResponse{State: api.ClaimGranted, Lease: int64(30 * time.Second)})
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// Claims counts the coordinator's requests.
+func (rec *Recorder) Claims() int {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	return rec.claims
 }
