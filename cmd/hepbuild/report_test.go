@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"encoding/pem"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -238,5 +239,42 @@ func TestServerFlagNotifies(t *testing.T) {
 	r = hepbuild(t, root, "build", "--notify="+spec, "--progress=none", "//:b")
 	if r.code != 0 || !strings.Contains(r.stderr, "WARNING: notification not sent") || strings.Contains(r.stderr, "s3cr3t") {
 		t.Errorf("exit %d\n%s", r.code, r.stderr)
+	}
+}
+
+// TestServerFlagFromConfig: --server and its token come from .hepbuildrc
+// ("common" lines reach build and export, not the commands without them),
+// and an https server is trusted through --tls-ca-cert.
+func TestServerFlagFromConfig(t *testing.T) {
+	rec := &reporttest.Recorder{}
+	srv := httptest.NewTLSServer(rec)
+	defer srv.Close()
+	root, tokenFile := reportedWorkspace(t)
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rc := "common --server=" + srv.URL + " --server-token-file=" + tokenFile + "\nbuild --tls-ca-cert=" + ca + "\n"
+	if err := os.WriteFile(filepath.Join(root, ".hepbuildrc"), []byte(rc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := hepbuild(t, root, "build", "--progress=none", "//:b")
+	m := pageLine.FindStringSubmatch(r.stderr)
+	if r.code != 0 || m == nil || strings.Contains(r.stderr, "WARNING") {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	if b := rec.Build(m[2]); b.Start == nil || b.End == nil || b.End.Outcome != api.OutcomeSuccess || len(b.Actions) != 2 {
+		t.Errorf("reported %+v", b)
+	}
+	if r := hepbuild(t, root, "query", "//:b"); r.code != 0 {
+		t.Errorf("query with a common --server: exit %d\n%s", r.code, r.stderr)
+	}
+	// Without the CA, the server's certificate is refused: one warning.
+	if err := os.WriteFile(filepath.Join(root, ".hepbuildrc"), []byte("build --server="+srv.URL+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = hepbuild(t, root, "build", "--progress=none", "//:other")
+	if r.code != 0 || strings.Count(r.stderr, "WARNING") != 1 {
+		t.Errorf("untrusted server: exit %d\n%s", r.code, r.stderr)
 	}
 }

@@ -40,6 +40,8 @@ const (
 	// LogTail is how much of the log of an action that did not fail is
 	// sent; a failed action's log gets api.MaxLog.
 	LogTail = 8 << 10
+	// eventChunk is how many events one chunk of the buffer holds.
+	eventChunk = 1024
 	// maxBackoff bounds the wait before trying a server that failed again.
 	maxBackoff = 30 * time.Second
 	// budget keeps one request body well below api.MaxBody.
@@ -93,8 +95,11 @@ type Reporter struct {
 	client *http.Client
 	index  map[*exec.Action]int32
 
-	mu      sync.Mutex
-	events  []api.Event
+	mu sync.Mutex
+	// events are held in chunks of fixed capacity: appending never
+	// copies what is held already, so Event costs the same at any size.
+	events  [][]api.Event
+	nEvents int
 	ended   []ended // actions whose details are due
 	dropped int64   // events and details that did not fit, not yet reported
 	total   int64   // all dropped, for Dropped
@@ -296,13 +301,19 @@ func (r *Reporter) Event(e exec.Event) {
 			}
 		}
 	}
-	if len(r.events) >= r.opts.Buffer {
+	if r.nEvents >= r.opts.Buffer {
 		r.dropped++
 		r.total++
 		return
 	}
-	r.events = append(r.events, ev)
-	if len(r.events)%r.opts.FlushAt == 0 {
+	last := len(r.events) - 1
+	if last < 0 || len(r.events[last]) == cap(r.events[last]) {
+		r.events = append(r.events, make([]api.Event, 0, eventChunk))
+		last++
+	}
+	r.events[last] = append(r.events[last], ev)
+	r.nEvents++
+	if r.nEvents%r.opts.FlushAt == 0 {
 		select {
 		case r.kick <- struct{}{}:
 		default:
@@ -474,7 +485,7 @@ func (r *Reporter) send(ctx context.Context, final bool) error {
 func (r *Reporter) buffered() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return len(r.events) + len(r.evLeft)
+	return r.nEvents + len(r.evLeft)
 }
 
 // ok notes a server that answers again.
@@ -642,8 +653,9 @@ func (r *Reporter) next() *api.Batch {
 		why   reasonsKey
 	}
 	r.mu.Lock()
-	if len(r.evLeft) == 0 && len(r.events) > 0 {
-		r.evLeft, r.events = r.events, nil
+	var chunks [][]api.Event
+	if len(r.evLeft) == 0 && r.nEvents > 0 {
+		chunks, r.events, r.nEvents = r.events, nil, 0
 	}
 	var dues []due
 	room := api.MaxBatchActions - len(r.infoLeft)
@@ -660,6 +672,17 @@ func (r *Reporter) next() *api.Batch {
 	dropped := r.dropped
 	r.dropped = 0
 	r.mu.Unlock()
+
+	if chunks != nil {
+		n := 0
+		for _, c := range chunks {
+			n += len(c)
+		}
+		r.evLeft = make([]api.Event, 0, n)
+		for _, c := range chunks {
+			r.evLeft = append(r.evLeft, c...)
+		}
+	}
 
 	for _, d := range dues {
 		r.infoLeft = append(r.infoLeft, r.info(d.ended, d.where, d.why))

@@ -397,3 +397,26 @@ func TestReportBounds(t *testing.T) {
 		t.Errorf("an empty build reported %+v", b)
 	}
 }
+
+// BenchmarkReporterEvent is the cost of one event on the build's side,
+// with a server taking the batches meanwhile.
+func BenchmarkReporterEvent(b *testing.B) {
+	srv := httptest.NewServer(&reporttest.Recorder{})
+	defer srv.Close()
+	var actions []*exec.Action
+	for i := 0; i < 20165; i++ {
+		actions = append(actions, &exec.Action{Owner: graph.Label{Pkg: "p", Name: "t" + strings.Repeat("x", i%7)}, Mnemonic: "Task",
+			Argv: []string{"/bin/true"}, Outputs: []exec.Artifact{{Path: "hepbuild-out/p/o" + strings.Repeat("y", i%11)}}})
+	}
+	r := report.New(report.Options{URL: srv.URL, Actions: actions})
+	types := []exec.EventType{exec.EventActionQueued, exec.EventActionStarted, exec.EventActionFinished}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		r.Event(exec.Event{Type: types[i%3], Action: actions[(i/3)%len(actions)], Time: time.Now()})
+	}
+	b.StopTimer()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_ = r.Close(ctx, api.BuildEnd{Outcome: api.OutcomeSuccess})
+	b.ReportMetric(float64(r.Dropped()), "dropped")
+}
