@@ -432,6 +432,10 @@ func (r *Reporter) send(ctx context.Context, final bool) error {
 	if !r.started {
 		if err := r.post(ctx, api.PathBuilds, r.start()); err != nil {
 			r.fail(err)
+			if permanent(err) {
+				// The server will not have this build: no batch could go.
+				r.denied = true
+			}
 			return err
 		}
 		r.started = true

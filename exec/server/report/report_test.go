@@ -271,10 +271,11 @@ func TestReportServerHangs(t *testing.T) {
 	}
 }
 
-// TestReportServerFails: a server that answers 500, or refuses the token
-// (401), costs one warning, whatever the number of batches.
+// TestReportServerFails: a server that answers 500, refuses the token
+// (401) or the build (400) costs one warning, whatever the number of
+// batches.
 func TestReportServerFails(t *testing.T) {
-	for _, code := range []int{http.StatusInternalServerError, http.StatusUnauthorized} {
+	for _, code := range []int{http.StatusInternalServerError, http.StatusUnauthorized, http.StatusBadRequest} {
 		rec := &reporttest.Recorder{Status: func(string) int { return code }}
 		srv := httptest.NewServer(rec)
 		actions, g, _ := chain(t)
