@@ -649,7 +649,9 @@ func (r *Reporter) plan() [][]api.PlannedAction {
 }
 
 // next takes a batch's worth of events and action details from the
-// buffer, or returns nil when there is nothing to send.
+// buffer, or returns nil when there is nothing to send. Its Dropped is
+// what was dropped since the batch before: the server adds them up (a
+// batch sent again has the same Seq, which the server ignores).
 func (r *Reporter) next() *api.Batch {
 	type due struct {
 		ended
