@@ -95,6 +95,10 @@ type Runner struct {
 	Events EventSink
 	// Warn receives warnings as text; nil means only Events gets them.
 	Warn func(string)
+	// Reasons, when set, is told why an action that must run does (what
+	// explain would say: what changed since its last run in this output
+	// base), with its key, just before it runs here or away. See reasons.go.
+	Reasons func(a *Action, key string, why []string)
 	// Download says which outputs of results restored from the cache are
 	// written to the output tree; the others are kept only in the cache
 	// and recorded in the journal (DownloadAll without a journal).
@@ -870,6 +874,7 @@ func declaredResult(a *Action, res *repb.ActionResult) *repb.ActionResult {
 
 // execute runs the action and stores its outputs.
 func (r *Runner) execute(ctx context.Context, a *Action, key *Key, in *inputDigests) error {
+	r.tellReasons(a, key, in)
 	if rx := r.route(a); rx != nil {
 		return r.executeRemote(ctx, rx, a, key, in)
 	}

@@ -65,6 +65,7 @@ type BuildFlags struct {
 	AnalysisFlags
 	SandboxFlags
 	ExecutorFlags
+	ReportFlags
 	SandboxHide    []string   `name:"sandbox-hide" placeholder:"PATH" sep:"none" help:"Hide the host folder PATH from actions in the linux sandbox, besides home folders, /run, /var/tmp and hepbuild's own folders. Repeatable."`
 	Jobs           jobsValue  `short:"j" placeholder:"N" help:"Run at most N actions at once (default: number of cores)."`
 	KeepGoing      bool       `short:"k" name:"keep-going" help:"Keep building what does not depend on a failed action."`
@@ -486,13 +487,28 @@ func (f *BuildFlags) capacity() (exec.Resources, error) {
 	return r, nil
 }
 
-// Run builds the targets.
-func (c *BuildCmd) Run(g *Globals, e *env) error {
+// Run builds the targets; with --server the build is reported (from
+// the end of analysis on), and with --notify its end is announced,
+// whatever the outcome.
+func (c *BuildCmd) Run(g *Globals, e *env) (err error) {
 	start := time.Now()
 	// Every flag value is checked before anything is loaded or written.
 	if _, err := c.capacity(); err != nil {
 		return err
 	}
+	rp, err := c.ReportFlags.reporting(&c.RemoteFlags, e, start, c.Targets)
+	if err != nil {
+		return err
+	}
+	if c.NoBuild {
+		// Nothing runs: nothing to report.
+		rp = nil
+	}
+	defer func() { rp.end(err) }()
+	return c.run(g, e, start, rp)
+}
+
+func (c *BuildCmd) run(g *Globals, e *env, start time.Time, rp *reporting) error {
 	if c.RemoteExecutor != "" {
 		// Inputs and outputs travel through the service's own CAS.
 		if c.RemoteCache == "" {
@@ -514,6 +530,8 @@ func (c *BuildCmd) Run(g *Globals, e *env) error {
 		return c.analyseOnly(g, e, start)
 	}
 	if c.nullBuild(g, e, start) {
+		// Reported as a build without actions.
+		rp.begin(nil, nil, nil, nil)
 		return nil
 	}
 	s, err := analyse(g, &c.AnalysisFlags, e, c.Targets, true)
@@ -525,7 +543,7 @@ func (c *BuildCmd) Run(g *Globals, e *env) error {
 		return badInput("--remote-download-outputs: %v", err)
 	}
 	before := s.snapshotSources()
-	if err := s.build(e, start, &c.BuildFlags); err != nil {
+	if err := s.build(e, start, &c.BuildFlags, rp); err != nil {
 		if errors.Is(err, errTolerated) {
 			// Success, with failures: no stamp, so that the next build
 			// tries the failed actions again.
@@ -578,7 +596,7 @@ func (c *BuildCmd) analyseOnly(g *Globals, e *env, start time.Time) error {
 	return nil
 }
 
-func (s *session) build(e *env, start time.Time, f *BuildFlags) error {
+func (s *session) build(e *env, start time.Time, f *BuildFlags, rp *reporting) error {
 	capacity, err := f.capacity()
 	if err != nil {
 		return err
@@ -609,7 +627,15 @@ func (s *session) build(e *env, start time.Time, f *BuildFlags) error {
 		closers = append(closers, fh.Close)
 		sinks = append(sinks, prof)
 	}
-	events := exec.Multi(sinks...)
+	events := exec.Multi(append(sinks, rp.sink())...)
+	var runner *exec.Runner
+	// The server hears of every event, and its warning shows in the
+	// progress; the runner says why actions run, where their logs are,
+	// which run away from here.
+	rp.begin(s,
+		func(msg string) { events.Event(exec.Event{Type: exec.EventWarning, Time: time.Now(), Message: msg}) },
+		func(a *exec.Action) string { return runner.LogPath(a) },
+		func(a *exec.Action) bool { return runner.Route != nil && runner.Offloaded(a) })
 	hidden := f.SandboxHide
 	if f.SigningKey != "" {
 		// The group's secret: no action may read it and put it in an output.
@@ -621,9 +647,13 @@ func (s *session) build(e *env, start time.Time, f *BuildFlags) error {
 	if err != nil {
 		return err
 	}
-	runner, err := s.runner(events, strat)
+	runner, err = s.runner(events, strat)
 	if err != nil {
 		return err
+	}
+	if rp != nil && rp.rep != nil {
+		runner.Reasons = rp.rep.Reasons
+		rp.coordinate(runner)
 	}
 	if s.tiered != nil && f.RemoteUpload == "off" {
 		s.tiered.DisableWrites()
@@ -663,9 +693,12 @@ func (s *session) build(e *env, start time.Time, f *BuildFlags) error {
 		sched.Offloaded = runner.Offloaded
 	}
 	summary, runErr := sched.Run(e.ctx, s.g, s.actions, runner.Work)
+	if rp != nil {
+		rp.summary = summary
+	}
 	if summary != nil {
 		summary.Elapsed = time.Since(start)
-		printer.Finish(summary)
+		rp.finishOutput(func() { printer.Finish(summary) })
 	}
 	closeEngines(e, engines, f.Detach)
 	uploadErr := s.finishUploads(e, f.RemoteUpload)

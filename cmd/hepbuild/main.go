@@ -59,6 +59,9 @@ type env struct {
 	stdin          io.Reader
 	ctx            context.Context
 	cwd            string
+	// args is the command line as given (argv[1:]), for the build's
+	// record on a server (redacted there).
+	args []string
 }
 
 const exitCodesHelp = `Exit codes: 0 success, 1 build failure, 2 bad command line or BUILD error, 3 infrastructure failure (output base, cache, file system), 8 interrupted.`
@@ -84,6 +87,7 @@ func main() {
 func run(ctx context.Context, args []string, e *env) int {
 	var cli CLI
 	exitCode := -1
+	e.args = args
 	parser, err := kong.New(&cli,
 		kong.Name("hepbuild"),
 		kong.Description("hepbuild builds HEP analyses from Starlark BUILD files: content-hashed, cached, parallel.\n\n"+exitCodesHelp),
@@ -145,23 +149,30 @@ func shortFlagNames(parser *kong.Kong) map[string]string {
 	return m
 }
 
-// exitCodeFor prints err and maps it to an exit code: the one place that does.
+// exitCodeFor prints err and maps it to an exit code (exitCodeOf).
 func exitCodeFor(err error, stderr io.Writer) int {
-	if err == nil {
-		return exitOK
-	}
-	// An interrupt (SIGINT, SIGTERM) cancels the context; whatever was
-	// under way then reports "context canceled" somewhere in its error,
-	// which says nothing to the user who pressed Ctrl-C.
-	if errors.Is(err, context.Canceled) {
+	code := exitCodeOf(err)
+	switch {
+	case err == nil:
+	case code == exitInterrupted:
+		// An interrupt (SIGINT, SIGTERM) cancels the context; whatever was
+		// under way then reports "context canceled" somewhere in its error,
+		// which says nothing to the user who pressed Ctrl-C.
 		fmt.Fprintln(stderr, "ERROR: interrupted")
-		return exitInterrupted
-	}
-	var se silentError
-	if !errors.As(err, &se) {
+	case !errors.As(err, new(silentError)):
 		fmt.Fprintln(stderr, "ERROR:", err)
 	}
+	return code
+}
+
+// exitCodeOf maps an error to an exit code: the one place that does (a
+// reported build's end and notifications say the same as the exit).
+func exitCodeOf(err error) int {
 	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, context.Canceled):
+		return exitInterrupted
 	case errors.As(err, new(*badInputError)):
 		return exitBadInput
 	case errors.Is(err, remote.ErrTransient) || errors.Is(err, remote.ErrDenied):

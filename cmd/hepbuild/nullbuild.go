@@ -24,6 +24,9 @@ func (c *BuildCmd) stampKey(root, pkg string) string {
 	f := c.BuildFlags
 	f.RemoteFlags = RemoteFlags{}
 	f.RemoteUpload = ""
+	// Who hears of the build changes nothing in it; the token and the
+	// notification specs are credentials.
+	f.ReportFlags = ReportFlags{}
 	parts := []string{root, pkg, os.Getenv("PATH"), fmt.Sprintf("%+v", f)}
 	// --action-env NAME takes NAME's value from this process: the value, not
 	// the flag, decides what the actions are.

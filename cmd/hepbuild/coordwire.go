@@ -1,0 +1,34 @@
+//go:build hepbuild_coord
+
+package main
+
+// The coordinator's wiring, built once exec/server/coord's client and
+// Runner.Coordinator are merged: drop the build constraint above and
+// delete coordwire_off.go.
+
+import (
+	"net/http"
+
+	"github.com/hepbuild/hepbuild/exec"
+	"github.com/hepbuild/hepbuild/exec/server/coord"
+)
+
+// coordinate lets the build share work with the group's concurrent builds
+// through the server it reports to: an action another build is running
+// is waited for and restored from the cache instead of run twice.
+func (rp *reporting) coordinate(runner *exec.Runner) {
+	if rp == nil || rp.rep == nil {
+		return
+	}
+	var hc *http.Client
+	if rp.client != nil && rp.client.Transport != nil {
+		// The group's CA; a claim may wait up to api.MaxClaimWait, so no
+		// bound on the request's time, and one connection per wait.
+		t := rp.client.Transport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = 64
+		hc = &http.Client{Transport: t}
+	}
+	c := coord.NewClient(rp.flags.Server, hc, rp.token, rp.rep.ID(), rp.serverWarn)
+	runner.Coordinator = c
+	rp.closers = append(rp.closers, func() { _ = c.Close() })
+}
