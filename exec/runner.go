@@ -107,6 +107,11 @@ type Runner struct {
 	// it here with Executor. The results of remote runs come back through
 	// the cache, so an action routed away needs one.
 	Route func(*Action) RemoteExecutor
+	// Coordinator, when set, shares work with concurrent builds of the
+	// group: an action that missed the cache is claimed before it runs,
+	// locally or remotely, and one that another build runs meanwhile is
+	// waited for and restored from the cache. Nil runs every miss.
+	Coordinator Coordinator
 
 	once  sync.Once
 	cache *guardedCache
@@ -240,6 +245,69 @@ func (r *Runner) make(ctx context.Context, a *Action, key *Key, in *inputDigests
 		return OutcomeFailed, err
 	} else if ok {
 		return OutcomeCached, nil
+	}
+	if r.Coordinator != nil && r.cacheable(a) {
+		return r.makeClaimed(ctx, a, key, in)
+	}
+	if err := r.execute(ctx, a, key, in); err != nil {
+		return OutcomeFailed, err
+	}
+	return OutcomeExecuted, nil
+}
+
+// claimRounds bounds how often an action that another build ran is looked
+// up and claimed again because its result is not in this build's cache
+// (the holder's store failed, or the caches are not shared): the
+// coordinator grants a second claim by then, and should it keep saying
+// "done", the action runs unclaimed rather than never.
+const claimRounds = 3
+
+// makeClaimed runs an action that missed the cache once the Coordinator
+// grants its key, or restores it from the cache when another build of the
+// group ran it meanwhile. A wait for another build holds no job slot and
+// does not count in the action's walltime (Unslotted).
+func (r *Runner) makeClaimed(ctx context.Context, a *Action, key *Key, in *inputDigests) (Outcome, error) {
+	k := key.Digest.String()
+	wctx, yield := Unslotted(ctx)
+	for round := 1; round <= claimRounds; round++ {
+		var waited atomic.Bool
+		run, release, err := r.Coordinator.Claim(wctx, a, k, func(holder string) {
+			if waited.Swap(true) {
+				return
+			}
+			yield()
+			if r.Events != nil {
+				msg := "waiting for " + holder
+				r.Events.Event(Event{Type: EventActionWaiting, Time: time.Now(), Target: a.Owner.String(), Mnemonic: a.Mnemonic,
+					Key: k, Message: msg, Action: a})
+			}
+		})
+		if waited.Load() {
+			// The slot went back: the command waits for another, and its
+			// walltime starts then (AcquireSlot on wctx).
+			ctx = wctx
+		}
+		if err != nil {
+			if errors.Is(context.Cause(wctx), errNoSlot) {
+				return OutcomeSkipped, errNoSlot // the build stopped during the wait
+			}
+			return OutcomeFailed, err
+		}
+		if run {
+			err := r.execute(ctx, a, key, in)
+			// Waiters restore the result only when it is in the cache; a
+			// cache that failed while storing it did not keep it.
+			release(err == nil && r.cache.usable())
+			if err != nil {
+				return OutcomeFailed, err
+			}
+			return OutcomeExecuted, nil
+		}
+		if ok, err := r.restore(ctx, a, key, in); err != nil {
+			return OutcomeFailed, err
+		} else if ok {
+			return OutcomeCached, nil
+		}
 	}
 	if err := r.execute(ctx, a, key, in); err != nil {
 		return OutcomeFailed, err
