@@ -20,7 +20,8 @@ const (
 	EventActionRetry    EventType = "action_retry"
 	// EventActionWaiting says that the action waits for another build of
 	// the group, which runs the same key (Coordinator); it ends with the
-	// action's usual end event.
+	// action's usual end event, or, when this build gets the key after
+	// all, with a second action_started: its own run.
 	EventActionWaiting EventType = "action_waiting"
 	// EventActionInterrupted ends an action that was running when the build
 	// was cancelled; its result is unknown and it counts as skipped.

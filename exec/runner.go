@@ -294,6 +294,11 @@ func (r *Runner) makeClaimed(ctx context.Context, a *Action, key *Key, in *input
 			return OutcomeFailed, err
 		}
 		if run {
+			if waited.Load() && r.Events != nil {
+				// The wait is over: the action's own run starts.
+				r.Events.Event(Event{Type: EventActionStarted, Time: time.Now(), Target: a.Owner.String(), Mnemonic: a.Mnemonic,
+					Message: a.Describe(), Key: k, Action: a})
+			}
 			err := r.execute(ctx, a, key, in)
 			// Waiters restore the result only when it is in the cache; a
 			// cache that failed while storing it did not keep it.
