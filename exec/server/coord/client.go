@@ -196,24 +196,28 @@ func (c *Client) renewLoop() {
 			return
 		case <-t.C:
 		}
-		if c.off.Load() {
-			continue
-		}
-		c.mu.Lock()
-		keys := make([]string, 0, len(c.held))
-		for k := range c.held {
-			keys = append(keys, k)
-		}
-		c.mu.Unlock()
-		if len(keys) == 0 {
-			continue
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-		err := c.post(ctx, api.PathRenew, &api.RenewRequest{Build: c.build, Keys: keys}, nil, 0)
-		cancel()
-		if err != nil && !errors.Is(err, errBusy) {
-			c.fail(err)
-		}
+		c.renew()
+	}
+}
+
+// renew renews every held claim in one request.
+func (c *Client) renew() {
+	if c.off.Load() {
+		return
+	}
+	c.mu.Lock()
+	keys := make([]string, 0, len(c.held))
+	for k := range c.held {
+		keys = append(keys, k)
+	}
+	c.mu.Unlock()
+	if len(keys) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+	defer cancel()
+	if err := c.post(ctx, api.PathRenew, &api.RenewRequest{Build: c.build, Keys: keys}, nil, 0); err != nil && !errors.Is(err, errBusy) {
+		c.fail(err)
 	}
 }
 
