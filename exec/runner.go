@@ -246,13 +246,21 @@ func (r *Runner) make(ctx context.Context, a *Action, key *Key, in *inputDigests
 	} else if ok {
 		return OutcomeCached, nil
 	}
-	if r.Coordinator != nil && r.cacheable(a) {
+	if r.coordinated(a) {
 		return r.makeClaimed(ctx, a, key, in)
 	}
 	if err := r.execute(ctx, a, key, in); err != nil {
 		return OutcomeFailed, err
 	}
 	return OutcomeExecuted, nil
+}
+
+// coordinated says whether the action is claimed before it runs: only
+// commands and downloads are worth a round trip to the coordinator; a
+// file written or copied is made faster than it is claimed. Its result
+// must reach the other builds through the cache.
+func (r *Runner) coordinated(a *Action) bool {
+	return r.Coordinator != nil && (a.Kind == KindRun || a.Kind == KindFetch) && r.cacheable(a)
 }
 
 // claimRounds bounds how often an action that another build ran is looked
