@@ -302,7 +302,11 @@ func (s *Server) claim(r *http.Request, req *api.ClaimRequest) (*api.ClaimRespon
 			s.mu.Unlock()
 			return &api.ClaimResponse{State: api.ClaimGranted, Lease: int64(s.opts.Lease)}, 0, nil
 		}
-		holder := s.holder(c)
+		holderBuild, holderTarget := c.build, c.target
+		if wait <= 0 {
+			s.mu.Unlock()
+			return &api.ClaimResponse{State: api.ClaimHeld, Holder: s.holder(holderBuild, holderTarget)}, 0, nil
+		}
 		if !counted {
 			if s.waiters >= s.opts.MaxWaiters {
 				s.mu.Unlock()
@@ -319,20 +323,21 @@ func (s *Server) claim(r *http.Request, req *api.ClaimRequest) (*api.ClaimRespon
 		case <-lease.C:
 		case <-timer.C:
 			lease.Stop()
-			return &api.ClaimResponse{State: api.ClaimHeld, Holder: holder}, 0, nil
+			return &api.ClaimResponse{State: api.ClaimHeld, Holder: s.holder(holderBuild, holderTarget)}, 0, nil
 		case <-r.Context().Done():
 			lease.Stop()
-			return &api.ClaimResponse{State: api.ClaimHeld, Holder: holder}, 0, nil
+			return &api.ClaimResponse{State: api.ClaimHeld, Holder: s.holder(holderBuild, holderTarget)}, 0, nil
 		}
 		lease.Stop()
 	}
 }
 
-// holder describes the build holding c. Called with s.mu held.
-func (s *Server) holder(c *claim) *api.Holder {
-	h := &api.Holder{Build: c.build, Target: c.target}
+// holder describes the build holding a claim. Called without s.mu:
+// Holder may look the build up in a store.
+func (s *Server) holder(build, target string) *api.Holder {
+	h := &api.Holder{Build: build, Target: target}
 	if s.opts.Holder != nil {
-		h.User, h.Host = s.opts.Holder(c.build)
+		h.User, h.Host = s.opts.Holder(build)
 	}
 	return h
 }
