@@ -263,6 +263,24 @@ func (r *Runner) coordinated(a *Action) bool {
 	return r.Coordinator != nil && (a.Kind == KindRun || a.Kind == KindFetch) && r.cacheable(a)
 }
 
+// executeClaimed runs an action whose key this build claimed, and
+// releases the claim however the run ends (a panic included, which the
+// scheduler turns into a failure): waiters must not wait for a run that
+// is over.
+func (r *Runner) executeClaimed(ctx context.Context, a *Action, key *Key, in *inputDigests, release func(ok bool)) (Outcome, error) {
+	stored := false
+	defer func() {
+		// Waiters restore the result only when it is in the cache; a
+		// cache that failed while storing it did not keep it.
+		release(stored && r.cache.usable())
+	}()
+	if err := r.execute(ctx, a, key, in); err != nil {
+		return OutcomeFailed, err
+	}
+	stored = true
+	return OutcomeExecuted, nil
+}
+
 // claimRounds bounds how often an action that another build ran is looked
 // up and claimed again because its result is not in this build's cache
 // (the holder's store failed, or the caches are not shared): the
@@ -307,14 +325,7 @@ func (r *Runner) makeClaimed(ctx context.Context, a *Action, key *Key, in *input
 				r.Events.Event(Event{Type: EventActionStarted, Time: time.Now(), Target: a.Owner.String(), Mnemonic: a.Mnemonic,
 					Message: a.Describe(), Key: k, Action: a})
 			}
-			err := r.execute(ctx, a, key, in)
-			// Waiters restore the result only when it is in the cache; a
-			// cache that failed while storing it did not keep it.
-			release(err == nil && r.cache.usable())
-			if err != nil {
-				return OutcomeFailed, err
-			}
-			return OutcomeExecuted, nil
+			return r.executeClaimed(ctx, a, key, in, release)
 		}
 		if ok, err := r.restore(ctx, a, key, in); err != nil {
 			return OutcomeFailed, err

@@ -619,9 +619,9 @@ func (s *slot) onEnd(f func()) {
 // CommandDone tells the scheduler that the action's command has ended, so
 // that its job slot and its cpu and memory go to the next action while
 // this one's outputs are checked and stored: -j bounds the commands that
-// run at once, as Bazel's --jobs does, not hepbuild's own work around
-// them. It does nothing outside a Scheduler's Work, and when the action
-// holds no slot (a second call, say).
+// run at once, not hepbuild's own work around them. It does nothing
+// outside a Scheduler's Work, and when the action holds no slot (a second
+// call, say).
 func CommandDone(ctx context.Context) {
 	s, ok := ctx.Value(attemptKey{}).(*slot)
 	if !ok {
