@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -145,6 +146,9 @@ func (b *coordBuild) run(ctx context.Context, c exec.Coordinator, jobs int, acti
 	r.Events = b.events
 	r.Coordinator = c
 	s := &exec.Scheduler{Jobs: jobs, Events: b.events}
+	if r.Route != nil {
+		s.Offloaded = r.Offloaded // as a build with a batch system does
+	}
 	return s.Run(ctx, g, actions, r.Work)
 }
 
@@ -535,5 +539,52 @@ func TestWaitHoldsNoSlot(t *testing.T) {
 	}
 	if b2.sum.Executed != 2 {
 		t.Errorf("executed %d, want 2", b2.sum.Executed)
+	}
+}
+
+// fakeRemote is a remote executor whose runs all fail, counting them.
+type fakeRemote struct{ runs atomic.Int32 }
+
+func (f *fakeRemote) Name() string { return "fake" }
+
+func (f *fakeRemote) Execute(ctx context.Context, req *exec.ExecRequest) (*exec.ExecResponse, error) {
+	f.runs.Add(1)
+	return &exec.ExecResponse{Result: exec.ExecResult{ExitCode: 1}, Where: "fake job 1"}, nil
+}
+
+// An action routed to a remote executor is claimed before it is sent
+// there: while another build holds its key, nothing is submitted.
+func TestRemoteActionClaimedBeforeRouting(t *testing.T) {
+	srv := startCoordinator(t, coord.ServerOptions{})
+	g := newGate(t)
+	w1, w2 := twoWorkspaces(t)
+	holder := newCrashing(t, srv.URL)
+	ctx1, stop1 := context.WithCancel(context.Background())
+	defer stop1()
+	b1 := startBuild(ctx1, w1, holder, 1, slowAction(g, "sel"))
+	key := holder.claimedKey(t)
+
+	remote := &fakeRemote{}
+	w2.configure = func(r *exec.Runner) { r.Route = func(*exec.Action) exec.RemoteExecutor { return remote } }
+	c2 := coord.NewClient(srv.URL, nil, "", newBuildID(t), w2.warn)
+	defer c2.Close()
+	b2 := startBuild(context.Background(), w2, c2, 1, slowAction(g, "sel"))
+	if !b2.events.waitFor(exec.EventActionWaiting, "sel", b2.done) {
+		t.Fatal("the second build did not wait")
+	}
+	if n := remote.runs.Load(); n != 0 {
+		t.Errorf("sent to the remote executor %d times while another build held the key", n)
+	}
+	stop1()
+	b1.wait(t)
+	if err := holder.release(key, false); err != nil {
+		t.Fatal(err)
+	}
+	b2.wait(t)
+	if n := remote.runs.Load(); n != 1 {
+		t.Errorf("sent to the remote executor %d times, want once", n)
+	}
+	if b2.outcome() != exec.OutcomeFailed {
+		t.Errorf("outcome %v, want the remote run's failure", outcomeNames([]exec.Outcome{b2.outcome()}))
 	}
 }
