@@ -76,6 +76,10 @@ type Server struct {
 	perBuild map[string]int    // claims held, by build
 	waiters  int               // claim requests waiting
 	swept    time.Time
+	// closing ends every wait (Close): a server shutting down would
+	// otherwise wait for each long poll to end by itself.
+	closing   chan struct{}
+	closeOnce sync.Once
 }
 
 // claim is a key held by a build.
@@ -115,7 +119,8 @@ func NewServer(opts ServerOptions) *Server {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Server{opts: opts, claims: map[string]*claim{}, done: map[string]*done{}, perBuild: map[string]int{}}
+	return &Server{opts: opts, claims: map[string]*claim{}, done: map[string]*done{}, perBuild: map[string]int{},
+		closing: make(chan struct{})}
 }
 
 // ServeHTTP answers the claim paths of the API (the full paths, as
@@ -307,6 +312,12 @@ func (s *Server) claim(r *http.Request, req *api.ClaimRequest) (*api.ClaimRespon
 			s.mu.Unlock()
 			return &api.ClaimResponse{State: api.ClaimHeld, Holder: s.holder(holderBuild, holderTarget)}, 0, nil
 		}
+		select {
+		case <-s.closing:
+			s.mu.Unlock()
+			return nil, http.StatusServiceUnavailable, errShutdown
+		default:
+		}
 		if !counted {
 			if s.waiters >= s.opts.MaxWaiters {
 				s.mu.Unlock()
@@ -327,6 +338,9 @@ func (s *Server) claim(r *http.Request, req *api.ClaimRequest) (*api.ClaimRespon
 		case <-r.Context().Done():
 			lease.Stop()
 			return &api.ClaimResponse{State: api.ClaimHeld, Holder: s.holder(holderBuild, holderTarget)}, 0, nil
+		case <-s.closing:
+			lease.Stop()
+			return nil, http.StatusServiceUnavailable, errShutdown
 		}
 		lease.Stop()
 	}
@@ -414,6 +428,17 @@ func (s *Server) ReleaseBuild(build string) {
 			s.drop(k, c)
 		}
 	}
+}
+
+// errShutdown answers the claims that would wait on a closed server: their
+// builds run the actions themselves rather than ask again and again.
+var errShutdown = errors.New("the coordinator is shutting down")
+
+// Close answers every waiting claim request at once (503: its build runs
+// the action itself), so that the server around it shuts down without
+// waiting for the long polls; so are later claims that would wait.
+func (s *Server) Close() {
+	s.closeOnce.Do(func() { close(s.closing) })
 }
 
 // Claims returns how many claims are held, for the server's status.

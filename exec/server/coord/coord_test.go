@@ -455,3 +455,27 @@ func TestClientBusyAndBroken(t *testing.T) {
 		t.Errorf("broken server: warnings %q, want one", warnings)
 	}
 }
+
+// Close ends the long polls, so that the server around it can stop.
+func TestCloseEndsWaits(t *testing.T) {
+	s, url := start(t, ServerOptions{})
+	claimKey(t, url, buildA, key("sel"), 0)
+	w := make(chan int, 1)
+	go func() {
+		code, _ := post(t, url, api.PathClaim, api.ClaimRequest{Build: buildB, Key: key("sel"), Wait: int64(time.Minute)})
+		w <- code
+	}()
+	waitWaiters(t, s, 1)
+	s.Close()
+	select {
+	case code := <-w:
+		if code != http.StatusServiceUnavailable {
+			t.Errorf("the waiting claim after Close: status %d, want 503", code)
+		}
+	case <-time.After(hang):
+		t.Fatal("Close did not end the wait")
+	}
+	if code, _ := post(t, url, api.PathClaim, api.ClaimRequest{Build: buildC, Key: key("sel"), Wait: int64(time.Minute)}); code != http.StatusServiceUnavailable {
+		t.Errorf("a claim that would wait after Close: status %d, want 503", code)
+	}
+}
