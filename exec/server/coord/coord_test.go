@@ -479,3 +479,25 @@ func TestCloseEndsWaits(t *testing.T) {
 		t.Errorf("a claim that would wait after Close: status %d, want 503", code)
 	}
 }
+
+// BenchmarkClaimRelease is what the coordinator costs an action that
+// missed the cache: a claim and a release over loopback.
+func BenchmarkClaimRelease(b *testing.B) {
+	srv := httptest.NewServer(NewServer(ServerOptions{}))
+	defer srv.Close()
+	c := NewClient(srv.URL, nil, "", buildA, func(m string) { b.Error(m) })
+	defer c.Close()
+	a := &exec.Action{Owner: graph.Label{Pkg: "pkg", Name: "sel"}}
+	keys := make([]string, b.N)
+	for i := range keys {
+		keys[i] = key(fmt.Sprint(i))
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		run, release, err := c.Claim(context.Background(), a, keys[i], nil)
+		if !run || err != nil {
+			b.Fatal(run, err)
+		}
+		release(true)
+	}
+}
