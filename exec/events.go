@@ -20,7 +20,8 @@ const (
 	EventActionRetry    EventType = "action_retry"
 	// EventActionWaiting says that the action waits for another build of
 	// the group, which runs the same key (Coordinator); it ends with the
-	// action's usual end event.
+	// action's usual end event, or, when this build gets the key after
+	// all, with a second action_started: its own run.
 	EventActionWaiting EventType = "action_waiting"
 	// EventActionInterrupted ends an action that was running when the build
 	// was cancelled; its result is unknown and it counts as skipped.
@@ -110,7 +111,8 @@ type Coordinator interface {
 	// ended, with ok when its result is in the cache. When another build
 	// ran it meanwhile, run is false: the caller looks in the cache again.
 	// Claim blocks while another build holds the key (calling waiting
-	// once, first); it returns ctx's error when ctx ends. A coordinator
-	// that cannot be reached grants the claim: it never stops a build.
-	Claim(ctx context.Context, a *Action, key string, waiting func()) (run bool, release func(ok bool), err error)
+	// once, first, with who holds it: "user@host", or the build's id);
+	// it returns ctx's error when ctx ends. A coordinator that cannot be
+	// reached grants the claim: it never stops a build.
+	Claim(ctx context.Context, a *Action, key string, waiting func(holder string)) (run bool, release func(ok bool), err error)
 }

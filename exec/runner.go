@@ -111,6 +111,11 @@ type Runner struct {
 	// it here with Executor. The results of remote runs come back through
 	// the cache, so an action routed away needs one.
 	Route func(*Action) RemoteExecutor
+	// Coordinator, when set, shares work with concurrent builds of the
+	// group: an action that missed the cache is claimed before it runs,
+	// locally or remotely, and one that another build runs meanwhile is
+	// waited for and restored from the cache. Nil runs every miss.
+	Coordinator Coordinator
 
 	once  sync.Once
 	cache *guardedCache
@@ -244,6 +249,93 @@ func (r *Runner) make(ctx context.Context, a *Action, key *Key, in *inputDigests
 		return OutcomeFailed, err
 	} else if ok {
 		return OutcomeCached, nil
+	}
+	if r.coordinated(a) {
+		return r.makeClaimed(ctx, a, key, in)
+	}
+	if err := r.execute(ctx, a, key, in); err != nil {
+		return OutcomeFailed, err
+	}
+	return OutcomeExecuted, nil
+}
+
+// coordinated says whether the action is claimed before it runs: only
+// commands and downloads are worth a round trip to the coordinator; a
+// file written or copied is made faster than it is claimed. Its result
+// must reach the other builds through the cache.
+func (r *Runner) coordinated(a *Action) bool {
+	return r.Coordinator != nil && (a.Kind == KindRun || a.Kind == KindFetch) && r.cacheable(a)
+}
+
+// executeClaimed runs an action whose key this build claimed, and
+// releases the claim however the run ends (a panic included, which the
+// scheduler turns into a failure): waiters must not wait for a run that
+// is over.
+func (r *Runner) executeClaimed(ctx context.Context, a *Action, key *Key, in *inputDigests, release func(ok bool)) (Outcome, error) {
+	stored := false
+	defer func() {
+		// Waiters restore the result only when it is in the cache; a
+		// cache that failed while storing it did not keep it.
+		release(stored && r.cache.usable())
+	}()
+	if err := r.execute(ctx, a, key, in); err != nil {
+		return OutcomeFailed, err
+	}
+	stored = true
+	return OutcomeExecuted, nil
+}
+
+// claimRounds bounds how often an action that another build ran is looked
+// up and claimed again because its result is not in this build's cache
+// (the holder's store failed, or the caches are not shared): the
+// coordinator grants a second claim by then, and should it keep saying
+// "done", the action runs unclaimed rather than never.
+const claimRounds = 3
+
+// makeClaimed runs an action that missed the cache once the Coordinator
+// grants its key, or restores it from the cache when another build of the
+// group ran it meanwhile. A wait for another build holds no job slot and
+// does not count in the action's walltime (Unslotted).
+func (r *Runner) makeClaimed(ctx context.Context, a *Action, key *Key, in *inputDigests) (Outcome, error) {
+	k := key.Digest.String()
+	wctx, yield := Unslotted(ctx)
+	for round := 1; round <= claimRounds; round++ {
+		var waited atomic.Bool
+		run, release, err := r.Coordinator.Claim(wctx, a, k, func(holder string) {
+			if waited.Swap(true) {
+				return
+			}
+			yield()
+			if r.Events != nil {
+				msg := "waiting for " + holder
+				r.Events.Event(Event{Type: EventActionWaiting, Time: time.Now(), Target: a.Owner.String(), Mnemonic: a.Mnemonic,
+					Key: k, Message: msg, Action: a})
+			}
+		})
+		if waited.Load() {
+			// The slot went back: the command waits for another, and its
+			// walltime starts then (AcquireSlot on wctx).
+			ctx = wctx
+		}
+		if err != nil {
+			if errors.Is(context.Cause(wctx), errNoSlot) {
+				return OutcomeSkipped, errNoSlot // the build stopped during the wait
+			}
+			return OutcomeFailed, err
+		}
+		if run {
+			if waited.Load() && r.Events != nil {
+				// The wait is over: the action's own run starts.
+				r.Events.Event(Event{Type: EventActionStarted, Time: time.Now(), Target: a.Owner.String(), Mnemonic: a.Mnemonic,
+					Message: a.Describe(), Key: k, Action: a})
+			}
+			return r.executeClaimed(ctx, a, key, in, release)
+		}
+		if ok, err := r.restore(ctx, a, key, in); err != nil {
+			return OutcomeFailed, err
+		} else if ok {
+			return OutcomeCached, nil
+		}
 	}
 	if err := r.execute(ctx, a, key, in); err != nil {
 		return OutcomeFailed, err

@@ -175,6 +175,7 @@ type run struct {
 	results             chan result // written by attempt goroutines
 	freed               chan int32  // written by attempt goroutines (CommandDone)
 	want                chan int32  // written by attempt goroutines (AcquireSlot)
+	unslot              chan int32  // written by attempt goroutines (Unslotted)
 	lookups             int         // started without a slot and not granted one yet
 	lookup              []bool      // the current attempt started without a slot
 	grant               []chan bool // answers AcquireSlot: true with a slot, false when none will come
@@ -321,6 +322,7 @@ func (r *run) configure() {
 	r.results = make(chan result, r.jobs)
 	r.freed = make(chan int32)
 	r.want = make(chan int32)
+	r.unslot = make(chan int32)
 	r.lookup = make([]bool, n)
 	r.waiting.prio = nil // set by prioritise
 	if r.s.Offloaded != nil {
@@ -437,8 +439,7 @@ func (r *run) loop() {
 			i := r.waiting.peek()
 			if r.stopping || r.cancelled {
 				r.waiting.pop()
-				r.unlook(i)
-				r.lookup[i] = false
+				r.unlookup(i)
 				r.grant[i] <- false
 				continue
 			}
@@ -447,8 +448,7 @@ func (r *run) loop() {
 				break
 			}
 			r.waiting.pop()
-			r.unlook(i)
-			r.lookup[i] = false
+			r.unlookup(i)
 			r.take(i, cpu, mem)
 			r.grant[i] <- true
 		}
@@ -483,6 +483,14 @@ func (r *run) loop() {
 			r.freeSlot(i)
 		case i := <-r.want:
 			r.waiting.push(i)
+		case i := <-r.unslot:
+			// The action waits for another build: its slot goes to the
+			// next, and it asks for one again (AcquireSlot) should it run
+			// its command after all. The attempt reads grant[i] only after
+			// its request went through want, which this loop receives
+			// after the write below.
+			r.freeSlot(i)
+			r.grantChan(i)
 		case i := <-r.retry:
 			r.resume(i)
 		case <-ctxDone:
@@ -521,13 +529,27 @@ func (r *run) startLookup(i int32) {
 func (r *run) startWithoutSlot(i int32) {
 	r.lookup[i] = true
 	r.slotFreed[i] = true // none held
+	r.grantChan(i)
+	r.begin(i)
+}
+
+// grantChan makes the channel that answers the action's AcquireSlot.
+func (r *run) grantChan(i int32) {
 	if r.grant == nil {
 		r.grant = make([]chan bool, len(r.actions))
 	}
 	if r.grant[i] == nil {
 		r.grant[i] = make(chan bool, 1)
 	}
-	r.begin(i)
+}
+
+// unlookup ends the lookup state of an action that asked for a slot; one
+// that gave its slot back to wait (Unslotted) never was a lookup.
+func (r *run) unlookup(i int32) {
+	if r.lookup[i] {
+		r.unlook(i)
+		r.lookup[i] = false
+	}
 }
 
 // take gives the action a job slot and its cpu and memory.
@@ -565,18 +587,52 @@ func (r *run) freeSlot(i int32) {
 	r.usedMem -= mem
 }
 
-// slotKey is the context key of the function with which an attempt gives
-// its job slot back early (CommandDone).
-type slotKey struct{}
+// attemptKey is the context key of an attempt's job slot (slot): what
+// CommandDone, AcquireSlot and Unslotted work on.
+type attemptKey struct{}
+
+// slot is the job slot of one attempt of action i, and its walltime.
+// The attempt's Work uses it; the mutex guards against a Work that calls
+// CommandDone from another goroutine.
+type slot struct {
+	r     *run
+	i     int32
+	limit time.Duration // the action's walltime; 0 for none
+	mu    sync.Mutex
+	held  bool // holds a job slot (and its cpu and memory)
+	// acquire says that the command must wait for a slot (AcquireSlot):
+	// the attempt started without one, or gave its slot back to wait for
+	// another build (Unslotted).
+	acquire bool
+	// timed is the context whose deadline is the walltime now running;
+	// nil while none runs (before a slot, or during a wait).
+	timed context.Context
+	stops []func() // cancels of the contexts made for the attempt
+}
+
+func (s *slot) onEnd(f func()) {
+	s.mu.Lock()
+	s.stops = append(s.stops, f)
+	s.mu.Unlock()
+}
 
 // CommandDone tells the scheduler that the action's command has ended, so
 // that its job slot and its cpu and memory go to the next action while
 // this one's outputs are checked and stored: -j bounds the commands that
-// run at once, as Bazel's --jobs does, not hepbuild's own work around
-// them. It does nothing outside a Scheduler's Work, and after the first call.
+// run at once, not hepbuild's own work around them. It does nothing
+// outside a Scheduler's Work, and when the action holds no slot (a second
+// call, say).
 func CommandDone(ctx context.Context) {
-	if f, ok := ctx.Value(slotKey{}).(func()); ok {
-		f()
+	s, ok := ctx.Value(attemptKey{}).(*slot)
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	held := s.held
+	s.held = false
+	s.mu.Unlock()
+	if held {
+		s.r.freed <- s.i
 	}
 }
 
@@ -584,71 +640,116 @@ func CommandDone(ctx context.Context) {
 // is stopping): the action is skipped, not failed.
 var errNoSlot = errors.New("the build stopped before the action could run")
 
-// acquireKey is the context key of the function with which an attempt
-// that started without a slot waits for one (AcquireSlot).
-type acquireKey struct{}
-
 // AcquireSlot waits, in an action started without a job slot (see
-// Scheduler.Lookahead), for the slot its command needs, and returns the
-// context the command must run under: the action's walltime counts from
-// here. Anywhere else it returns ctx at once.
+// Scheduler.Lookahead) or that gave its slot back (Unslotted), for the
+// slot its command needs, and returns the context the command must run
+// under: the action's walltime counts from here. Anywhere else it returns
+// ctx at once.
 func AcquireSlot(ctx context.Context) (context.Context, error) {
-	if f, ok := ctx.Value(acquireKey{}).(func(context.Context) (context.Context, error)); ok {
-		return f(ctx)
+	s, ok := ctx.Value(attemptKey{}).(*slot)
+	if !ok {
+		return ctx, nil
+	}
+	s.mu.Lock()
+	acquire := s.acquire
+	s.mu.Unlock()
+	if !acquire {
+		return ctx, nil
+	}
+	r := s.r
+	select {
+	case r.want <- s.i:
+	case <-r.stop.Done():
+		return ctx, errNoSlot
+	case <-ctx.Done():
+		return ctx, ctx.Err()
+	}
+	if !<-r.grant[s.i] {
+		return ctx, errNoSlot
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.held, s.acquire = true, false
+	if s.limit > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.limit)
+		s.timed = ctx
+		s.stops = append(s.stops, cancel)
 	}
 	return ctx, nil
+}
+
+// Unslotted returns the context for a wait that is not the action's work
+// (another build of the group runs the same key, see Coordinator): it has
+// the values of ctx but no walltime, and it ends when the build is
+// cancelled or stops starting actions (context.Cause is then the build's
+// error or errNoSlot). yield gives the action's job slot back for the
+// wait, so that a wait never holds one of the -j slots: after it,
+// AcquireSlot on wctx waits for a slot again and starts the walltime
+// afresh, so that the wait does not count in it either. Outside a
+// Scheduler's Work, wctx is ctx and yield does nothing.
+func Unslotted(ctx context.Context) (wctx context.Context, yield func()) {
+	s, ok := ctx.Value(attemptKey{}).(*slot)
+	if !ok {
+		return ctx, func() {}
+	}
+	r := s.r
+	wctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(r.stop, func() {
+		if err := r.ctx.Err(); err != nil {
+			cancel(err)
+			return
+		}
+		cancel(errNoSlot)
+	})
+	s.onEnd(func() { stop(); cancel(nil) })
+	var once sync.Once
+	return wctx, func() {
+		once.Do(func() {
+			s.mu.Lock()
+			held := s.held
+			if held {
+				s.held, s.acquire, s.timed = false, true, nil
+			}
+			s.mu.Unlock()
+			if held {
+				r.unslot <- s.i
+			}
+		})
+	}
 }
 
 // attempt runs on its own goroutine; it reads only immutable run fields
 // (and lookup[i], written before it starts).
 func (r *run) attempt(i int32) {
 	a := r.actions[i]
-	var once sync.Once
-	ctx := context.WithValue(r.ctx, slotKey{}, func() { once.Do(func() { r.freed <- i }) })
-	limit := a.RunTimeout()
-	var cancel context.CancelFunc = func() {}
-	timed := ctx // the context whose deadline is the action's walltime
-	if r.lookup[i] {
-		// The walltime starts with the slot, not with the lookup.
-		var slotCancel context.CancelFunc
-		ctx = context.WithValue(ctx, acquireKey{}, func(c context.Context) (context.Context, error) {
-			select {
-			case r.want <- i:
-			case <-r.stop.Done():
-				return c, errNoSlot
-			case <-c.Done():
-				return c, c.Err()
-			}
-			if !<-r.grant[i] {
-				return c, errNoSlot
-			}
-			if limit > 0 {
-				c, slotCancel = context.WithTimeout(c, limit)
-				timed = c
-			}
-			return c, nil
-		})
-		cancel = func() {
-			if slotCancel != nil {
-				slotCancel()
-			}
-		}
-	} else if limit > 0 {
-		ctx, cancel = context.WithTimeout(ctx, limit)
-		timed = ctx
+	s := &slot{r: r, i: i, limit: a.RunTimeout(), held: !r.lookup[i], acquire: r.lookup[i]}
+	ctx := context.WithValue(r.ctx, attemptKey{}, s)
+	if s.held && s.limit > 0 {
+		// The walltime of an action started without a slot starts with
+		// the slot, not with the lookup (AcquireSlot).
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.limit)
+		s.timed = ctx
+		s.stops = append(s.stops, cancel)
 	}
 	start := time.Now()
 	out, err := r.call(ctx, a)
 	took := time.Since(start)
-	if err != nil && limit > 0 && errors.Is(timed.Err(), context.DeadlineExceeded) && r.ctx.Err() == nil {
+	s.mu.Lock()
+	timed, stops := s.timed, s.stops
+	s.mu.Unlock()
+	if err != nil && timed != nil && errors.Is(timed.Err(), context.DeadlineExceeded) && r.ctx.Err() == nil {
 		// The work should have said so itself; make sure a timeout is an
 		// action failure (retried, reported) and not an infrastructure one.
 		var ae *ActionError
 		if !errors.As(err, &ae) {
-			err = &ActionError{Action: a, ExitCode: -1, Reason: "timed out after " + limit.String()}
+			err = &ActionError{Action: a, ExitCode: -1, Reason: "timed out after " + s.limit.String()}
 		}
 	}
-	cancel()
+	for _, f := range stops {
+		f()
+	}
 	r.results <- result{i: i, outcome: out, err: err, took: took}
 }
 

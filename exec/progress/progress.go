@@ -109,6 +109,9 @@ type running struct {
 	// system or remote executor is: "slurm", "5599680_3", "running".
 	executor, job, jobState string
 	jobReason               string // why the job waits, as the batch system says
+	// waiting says whom the action waits for: another build of the group
+	// runs the same key ("waiting for alice@host").
+	waiting string
 }
 
 // New returns a printer writing to w (usually os.Stderr) in mode.
@@ -164,6 +167,19 @@ func (p *Printer) Event(e exec.Event) {
 		if p.mode == Plain {
 			above = append(above, p.line("ran", describe(e)+where+" ("+Duration(e.Duration)+attemptNote(e.Attempt)+")"))
 		}
+	case exec.EventActionWaiting:
+		r := p.running[k]
+		if r == nil {
+			return
+		}
+		r.waiting = e.Message
+		if r.waiting == "" {
+			r.waiting = "waiting for another build"
+		}
+		if p.mode != Plain {
+			return
+		}
+		above = append(above, p.line("waiting", r.desc+" "+strings.TrimPrefix(r.waiting, "waiting ")))
 	case exec.EventJobQueued, exec.EventJobSubmitted, exec.EventJobRunning, exec.EventJobFinished:
 		if r := p.running[k]; r != nil {
 			r.executor, r.jobState, r.jobReason = e.Executor, e.JobState, e.JobReason
@@ -331,6 +347,9 @@ func (p *Printer) block() []string {
 	if c.failed > 0 {
 		status += fmt.Sprintf(", %d failed", c.failed)
 	}
+	if n := p.waiting(); n > 0 {
+		status += fmt.Sprintf(", %d waiting for other builds", n)
+	}
 	if !p.started.IsZero() {
 		status += " · " + Duration(now.Sub(p.started))
 	}
@@ -354,7 +373,9 @@ func (p *Printer) block() []string {
 	}
 	for _, r := range rs {
 		l := fmt.Sprintf("  %6s  %s%s", Duration(now.Sub(r.since)), r.desc, attemptNote(r.attempt))
-		if r.executor != "" {
+		if r.waiting != "" {
+			l += "  [" + r.waiting + "]"
+		} else if r.executor != "" {
 			state := r.jobState
 			if exec.JobState(state) == exec.JobSubmitted {
 				state = "pending" // in the batch system's queue, as the status line counts it
@@ -370,6 +391,17 @@ func (p *Printer) block() []string {
 		lines = append(lines, fmt.Sprintf("  … and %d more", more))
 	}
 	return lines
+}
+
+// waiting counts the actions that wait for another build.
+func (p *Printer) waiting() int {
+	n := 0
+	for _, r := range p.running {
+		if r.waiting != "" {
+			n++
+		}
+	}
+	return n
 }
 
 // jobCounts says, per executor, how many actions wait to be submitted,

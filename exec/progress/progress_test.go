@@ -476,3 +476,56 @@ func TestBatchJobs(t *testing.T) {
 		t.Errorf("plain line %q", got)
 	}
 }
+
+// An action that waits for another build of the group (the coordinator)
+// says so, and whom it waits for, in the block and in a plain line; when
+// this build gets the key after all, it shows as running again.
+func TestWaitingForAnotherBuild(t *testing.T) {
+	sel := action("//ana:sel", "Task", "")
+	hist := action("//ana:hist", "Histogram", "")
+	waiting := ev(exec.EventActionWaiting, sel)
+	waiting.Message = "waiting for alice@lxplus7"
+	steps := []step{
+		{0, exec.Event{Type: exec.EventBuildStarted, Total: 2}},
+		{0, ev(exec.EventActionStarted, sel)},
+		{0, ev(exec.EventActionStarted, hist)},
+		{time.Second, waiting},
+	}
+
+	var buf bytes.Buffer
+	c := newClock()
+	p := New(&buf, TTY)
+	p.Now, p.Interval, p.Width, p.Height, p.Color = c.Now, -1, 80, 24, false
+	play(p, c, steps)
+	c.advance(2 * time.Second)
+	p.Render()
+	rs := redraws(t, buf.String())
+	want := strings.Join([]string{
+		"[0/2] 0 executed, 0 cached, 1 waiting for other builds · 3.0s",
+		"    3.0s  Histogram //ana:hist",
+		"    3.0s  Task //ana:sel  [waiting for alice@lxplus7]",
+		"",
+	}, "\n")
+	if diff := cmp.Diff(want, rs[len(rs)-1].text); diff != "" {
+		t.Errorf("block mismatch (-want +got):\n%s", diff)
+	}
+	// Granted after the wait: its run starts.
+	buf.Reset()
+	p.Event(ev(exec.EventActionStarted, sel))
+	p.Render()
+	rs = redraws(t, buf.String())
+	if got := rs[len(rs)-1].text; strings.Contains(got, "waiting") || !strings.Contains(got, "0.0s  Task //ana:sel") {
+		t.Errorf("after the wait, the block is\n%s", got)
+	}
+
+	buf.Reset()
+	c = newClock()
+	p = New(&buf, Plain)
+	p.Now = c.Now
+	play(p, c, steps)
+	cached := ev(exec.EventActionCached, sel)
+	p.Event(cached)
+	if got, want := buf.String(), "[0/2] waiting  Task //ana:sel for alice@lxplus7\n"; got != want {
+		t.Errorf("plain output %q, want %q", got, want)
+	}
+}
