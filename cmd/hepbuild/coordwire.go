@@ -1,10 +1,4 @@
-//go:build hepbuild_coord
-
 package main
-
-// The coordinator's wiring, built once exec/server/coord's client and
-// Runner.Coordinator are merged: drop the build constraint above and
-// delete coordwire_off.go.
 
 import (
 	"net/http"
