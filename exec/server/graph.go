@@ -96,6 +96,11 @@ func tokenEnd(s string, i int) int {
 func sortKey(s string) string {
 	var b strings.Builder
 	b.Grow(len(s) + 8)
+	appendSortKey(&b, s)
+	return b.String()
+}
+
+func appendSortKey(b *strings.Builder, s string) {
 	for i := 0; i < len(s); {
 		j := tokenEnd(s, i)
 		if isDigit(s[i]) {
@@ -109,7 +114,6 @@ func sortKey(s string) string {
 		b.WriteByte(0)
 		i = j
 	}
-	return b.String()
 }
 
 // prefixLen is the length of the first k tokens of s.
@@ -210,46 +214,74 @@ func splitLabel(label string) (pkg, name string) {
 	return label, label
 }
 
-// newGraphIndex sorts the targets of p.
+// newGraphIndex sorts the targets of p. The sort keys are cut from one
+// buffer and the sort moves int32s: at a million targets, allocating a
+// string per key and moving structs cost most of the time.
 func newGraphIndex(p *plan) *graphIndex {
 	n := len(p.targets)
-	type entry struct {
-		pkgKey, key string
-		t           int32
+	var buf strings.Builder
+	size := 0
+	for _, label := range p.targets {
+		size += len(label) + len(label)/2
 	}
-	entries := make([]entry, n)
-	pkgKey := map[string]string{}
+	buf.Grow(size)
+	off := make([]int, n+1)
+	pkgRank := make([]int32, n)
+	pkgIdx := map[string]int32{}
+	var pkgNames []string
 	for t, label := range p.targets {
 		pkg, name := splitLabel(label)
-		pk, ok := pkgKey[pkg]
+		r, ok := pkgIdx[pkg]
 		if !ok {
-			pk = sortKey(pkg)
-			pkgKey[pkg] = pk
+			r = int32(len(pkgNames))
+			pkgIdx[pkg] = r
+			pkgNames = append(pkgNames, pkg)
 		}
-		entries[t] = entry{pk, sortKey(name), int32(t)}
+		pkgRank[t] = r
+		appendSortKey(&buf, name)
+		off[t+1] = buf.Len()
 	}
-	slices.SortFunc(entries, func(a, b entry) int {
-		if c := strings.Compare(a.pkgKey, b.pkgKey); c != 0 {
+	all := buf.String()
+	keyOf := func(t int32) string { return all[off[t]:off[t+1]] }
+	// Packages in their own order, then the targets by package rank and key.
+	pkgKeys := make([]string, len(pkgNames))
+	byKey := make([]int32, len(pkgNames))
+	for i, pkg := range pkgNames {
+		pkgKeys[i] = sortKey(pkg)
+		byKey[i] = int32(i)
+	}
+	slices.SortFunc(byKey, func(a, b int32) int { return strings.Compare(pkgKeys[a], pkgKeys[b]) })
+	rank := make([]int32, len(pkgNames))
+	for r, i := range byKey {
+		rank[i] = int32(r)
+	}
+	order := make([]int32, n)
+	for t := range order {
+		order[t] = int32(t)
+		pkgRank[t] = rank[pkgRank[t]]
+	}
+	slices.SortFunc(order, func(a, b int32) int {
+		if ra, rb := pkgRank[a], pkgRank[b]; ra != rb {
+			return int(ra - rb)
+		}
+		if c := strings.Compare(keyOf(a), keyOf(b)); c != 0 {
 			return c
 		}
-		if c := strings.Compare(a.key, b.key); c != 0 {
-			return c
-		}
-		return int(a.t - b.t)
+		return int(a - b)
 	})
 	g := &graphIndex{
-		planned: p.planned, order: make([]int32, n), pos: make([]int32, n), keys: make([]string, n),
+		planned: p.planned, order: order, pos: make([]int32, n), keys: make([]string, n),
 		names: make([]string, n), pkgOf: map[string]int{},
 		children: map[string][]gnode{}, edges: map[string][]api.GraphEdge{},
 	}
-	for i, e := range entries {
-		g.order[i], g.pos[e.t], g.keys[i] = e.t, int32(i), e.key
-		pkg, name := splitLabel(p.targets[e.t])
+	for i, t := range order {
+		g.pos[t], g.keys[i] = int32(i), keyOf(t)
+		pkg, name := splitLabel(p.targets[t])
 		g.names[i] = name
 		if len(g.pkgs) == 0 || g.pkgs[len(g.pkgs)-1].name != pkg {
 			g.pkgOf[pkg] = len(g.pkgs)
 			g.pkgs = append(g.pkgs, pkgRange{name: pkg, lo: i})
-			g.pkgKeys = append(g.pkgKeys, e.pkgKey)
+			g.pkgKeys = append(g.pkgKeys, pkgKeys[byKey[pkgRank[t]]])
 		}
 		g.pkgs[len(g.pkgs)-1].hi = i + 1
 	}

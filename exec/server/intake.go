@@ -152,11 +152,13 @@ func (s *Server) liveFor(w http.ResponseWriter, r *http.Request) *liveBuild {
 	return nil
 }
 
-// batchWire is a Batch whose events stay raw too: they are stored as they
-// came, without encoding them again.
+// batchWire is a Batch whose events and action details stay raw too: they
+// are stored as they came (once decoded and checked), without encoding
+// them again.
 type batchWire struct {
 	api.Batch
-	Events json.RawMessage `json:"events,omitempty"`
+	Events  json.RawMessage   `json:"events,omitempty"`
+	Actions []json.RawMessage `json:"actions,omitempty"`
 }
 
 func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
@@ -174,11 +176,22 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if len(wire.Actions) > api.MaxBatchActions {
+		httpError(w, http.StatusBadRequest, fmt.Sprintf("batch too large: more than %d actions", api.MaxBatchActions))
+		return
+	}
+	wire.Batch.Actions = make([]api.ActionInfo, len(wire.Actions))
+	for i, raw := range wire.Actions {
+		if err := json.Unmarshal(raw, &wire.Batch.Actions[i]); err != nil {
+			httpError(w, http.StatusBadRequest, "bad JSON: actions: "+err.Error())
+			return
+		}
+	}
 	if err := validateBatch(&wire.Batch, b.start.Total); err != nil {
 		s.answer(w, err)
 		return
 	}
-	if err := s.intake(r.Context(), b, &wire.Batch, wire.Events); err != nil {
+	if err := s.intake(r.Context(), b, &wire.Batch, wire.Events, wire.Actions); err != nil {
 		if errors.Is(err, errEnded) {
 			httpError(w, http.StatusConflict, "build has ended")
 			return
@@ -192,7 +205,9 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 var errEnded = errors.New("build has ended")
 
 // intake stores one batch and applies it to the build in memory.
-func (s *Server) intake(ctx context.Context, b *liveBuild, batch *api.Batch, rawEvents []byte) error {
+// rawEvents and rawActions are batch's events and actions as they came;
+// rawActions may be nil, and they are encoded again.
+func (s *Server) intake(ctx context.Context, b *liveBuild, batch *api.Batch, rawEvents []byte, rawActions []json.RawMessage) error {
 	b.intake.Lock()
 	defer b.intake.Unlock()
 	b.mu.Lock()
@@ -205,14 +220,28 @@ func (s *Server) intake(ctx context.Context, b *liveBuild, batch *api.Batch, raw
 		return nil // a retried request
 	}
 	now := s.now()
-	if err := s.store(ctx, b.start.ID, batch, rawEvents, now); err != nil {
+	if err := s.store(ctx, b.start.ID, batch, rawEvents, rawActions, now); err != nil {
 		return err
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.apply(batch)
 	b.lastSeen = now
+	if len(batch.Plan) > 0 && b.plan.planned == b.start.Total {
+		// The plan is complete: sort its targets now rather than on the
+		// first request for the graph (most of a second at a million).
+		go b.prepareGraph()
+	}
 	return nil
+}
+
+// prepareGraph builds the graph index if it is missing or stale.
+func (b *build) prepareGraph() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.graph == nil || b.graph.planned != b.plan.planned {
+		b.graph = newGraphIndex(b.plan)
+	}
 }
 
 // apply applies a stored batch. b.mu is held.
@@ -229,7 +258,7 @@ func (b *build) apply(batch *api.Batch) {
 }
 
 // store writes one batch in one transaction.
-func (s *Server) store(ctx context.Context, id string, batch *api.Batch, rawEvents []byte, now time.Time) error {
+func (s *Server) store(ctx context.Context, id string, batch *api.Batch, rawEvents []byte, rawActions []json.RawMessage, now time.Time) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	tx, err := s.db.BeginTx(ctx, nil)
@@ -254,8 +283,10 @@ func (s *Server) store(ctx context.Context, id string, batch *api.Batch, rawEven
 		}
 		defer st.Close()
 		for i := range batch.Actions {
-			info, err := json.Marshal(&batch.Actions[i])
-			if err != nil {
+			var info []byte
+			if rawActions != nil {
+				info = rawActions[i]
+			} else if info, err = json.Marshal(&batch.Actions[i]); err != nil {
 				return err
 			}
 			if _, err := st.ExecContext(ctx, id, batch.Actions[i].ID, info); err != nil {

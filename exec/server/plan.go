@@ -128,8 +128,9 @@ func encodePlan(actions []api.PlannedAction) []byte {
 
 var errCorrupt = errors.New("corrupt plan record")
 
-// decodePlan adds the actions of one encodePlan record to p.
-func decodePlan(p *plan, data []byte) error {
+// decodePlan calls add with each action of one encodePlan record; a is
+// reused between calls.
+func decodePlan(data []byte, add func(a *api.PlannedAction)) error {
 	r := reader{b: data}
 	n := r.uvarint()
 	if n > uint64(len(data)) {
@@ -148,15 +149,19 @@ func decodePlan(p *plan, data []byte) error {
 		a.ID = int32(r.uvarint())
 		ti, mi := r.uvarint(), r.uvarint()
 		nd := r.uvarint()
-		if r.err != nil || ti >= uint64(len(strs)) || mi >= uint64(len(strs)) || nd > uint64(len(data)) || a.ID < 0 {
+		if r.err != nil || ti >= uint64(len(strs)) || mi >= uint64(len(strs)) || nd > uint64(len(data)) || a.ID < 0 || a.ID >= maxActions {
 			return errCorrupt
 		}
 		a.Target, a.Mnemonic = strs[ti], strs[mi]
 		a.Deps = a.Deps[:0]
 		for range nd {
-			a.Deps = append(a.Deps, int32(int64(a.ID)-r.varint()))
+			d := int64(a.ID) - r.varint()
+			if d < 0 || d >= maxActions {
+				return errCorrupt
+			}
+			a.Deps = append(a.Deps, int32(d))
 		}
-		p.add(&a)
+		add(&a)
 	}
 	if r.err != nil {
 		return fmt.Errorf("%w: %v", errCorrupt, r.err)

@@ -92,6 +92,12 @@ type liveBuild struct {
 	*build
 }
 
+// OptionsError is a bad Option: a command line to correct, not a failure
+// of the server.
+type OptionsError struct{ msg string }
+
+func (e *OptionsError) Error() string { return e.msg }
+
 // cookieName is the login cookie's.
 const cookieName = "hepbuild_session"
 
@@ -109,7 +115,7 @@ func New(opts Options) (*Server, error) {
 		opts.Log = os.Stderr
 	}
 	if opts.DB == "" {
-		return nil, errors.New("hepbuild serve: no history database given")
+		return nil, &OptionsError{"hepbuild serve: no history database given"}
 	}
 	s := &Server{opts: opts, log: log.New(opts.Log, "hepbuild serve: ", 0), now: func() time.Time { return time.Now().UTC() },
 		live: map[string]*liveBuild{}, stop: make(chan struct{}), done: make(chan struct{})}
@@ -117,12 +123,12 @@ func New(opts Options) (*Server, error) {
 	if opts.TokenFile != "" {
 		data, err := os.ReadFile(opts.TokenFile)
 		if err != nil {
-			return nil, fmt.Errorf("reading the token file: %w", err)
+			return nil, &OptionsError{fmt.Sprintf("reading the token file: %v", err)}
 		}
 		token, _, _ = strings.Cut(string(data), "\n")
 		token = strings.TrimSpace(token)
 		if token == "" {
-			return nil, fmt.Errorf("the token file %s is empty", opts.TokenFile)
+			return nil, &OptionsError{fmt.Sprintf("the token file %s is empty", opts.TokenFile)}
 		}
 	}
 	if token != "" {
@@ -133,15 +139,15 @@ func New(opts Options) (*Server, error) {
 		mac.Write([]byte("hepbuild serve login v1"))
 		s.cookie = hex.EncodeToString(mac.Sum(nil))
 	} else if opts.Addr != "" && !loopback(opts.Addr) {
-		return nil, fmt.Errorf("hepbuild serve: %s is not a loopback address: without --token-file the server listens on loopback only (127.0.0.1, ::1, localhost)", opts.Addr)
+		return nil, &OptionsError{fmt.Sprintf("hepbuild serve: %s is not a loopback address: without --token-file the server listens on loopback only (127.0.0.1, ::1, localhost)", opts.Addr)}
 	}
 	if (opts.TLSCert == "") != (opts.TLSKey == "") {
-		return nil, errors.New("hepbuild serve: give both a TLS certificate and its key, or neither")
+		return nil, &OptionsError{"hepbuild serve: give both a TLS certificate and its key, or neither"}
 	}
 	if opts.TLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(opts.TLSCert, opts.TLSKey)
 		if err != nil {
-			return nil, fmt.Errorf("hepbuild serve: loading the TLS certificate: %w", err)
+			return nil, &OptionsError{fmt.Sprintf("hepbuild serve: loading the TLS certificate: %v", err)}
 		}
 		s.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}

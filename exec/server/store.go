@@ -164,24 +164,16 @@ func (s *Server) loadPlan(ctx context.Context, b *build) error {
 		if err := rows.Scan(&data); err != nil {
 			return fmt.Errorf("reading the plan of build %s: %w", b.start.ID, err)
 		}
-		chunk := newPlan()
-		if err := decodePlan(chunk, data); err != nil {
+		one := make([]api.PlannedAction, 1)
+		err := decodePlan(data, func(a *api.PlannedAction) {
+			one[0] = *a
+			b.addPlan(one)
+		})
+		if err != nil {
 			return fmt.Errorf("reading the plan of build %s: %w", b.start.ID, err)
 		}
-		b.addPlan(chunk.actions())
 	}
 	return rows.Err()
-}
-
-// actions lists the planned actions of a decoded chunk.
-func (p *plan) actions() []api.PlannedAction {
-	out := make([]api.PlannedAction, 0, p.planned)
-	for id, t := range p.target {
-		if t >= 0 {
-			out = append(out, api.PlannedAction{ID: int32(id), Target: p.targets[t], Mnemonic: p.mnemonics[p.mnem[id]], Deps: p.depsOf(int32(id))})
-		}
-	}
-	return out
 }
 
 // replay applies the stored events of a running build, and the logs of its
