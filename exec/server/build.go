@@ -177,8 +177,10 @@ func newBuild(start api.BuildStart) *build {
 		running: map[int32]struct{}{},
 		jobs:    map[string]*api.Job{},
 	}
+	// The per-action arrays grow with the ids that arrive, not with the
+	// announced total: a BuildStart alone reserves no memory.
 	if start.Total > 0 {
-		b.grow(start.Total)
+		b.plan.targetIdx = make(map[string]int32, min(start.Total, 1<<16))
 	}
 	return b
 }
@@ -188,10 +190,7 @@ func (b *build) grow(n int) {
 	if n <= len(b.state) {
 		return
 	}
-	if n > cap(b.state) && b.start.Total < n {
-		// Amortise growth for a build that did not say its size.
-		n = max(n, 2*len(b.state))
-	}
+	// append amortises: growing one id at a time costs O(1) each.
 	extend := func(s []int64) []int64 { return append(s, make([]int64, n-len(s))...) }
 	b.state = append(b.state, make([]uint8, n-len(b.state))...)
 	b.attempts = append(b.attempts, make([]uint8, n-len(b.attempts))...)

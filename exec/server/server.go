@@ -78,9 +78,10 @@ type Server struct {
 
 	// mu guards live and loaded. Lock order: a build's intake, then mu,
 	// then a build's mu; never the other way round.
-	mu     sync.Mutex
-	live   map[string]*liveBuild // running builds
-	loaded []*build              // ended builds in memory, most recent last
+	mu      sync.Mutex
+	live    map[string]*liveBuild    // running builds
+	loaded  []*build                 // ended builds in memory, most recent last
+	loading map[string]chan struct{} // ended builds being loaded
 
 	stop chan struct{}
 	done chan struct{}
@@ -118,7 +119,7 @@ func New(opts Options) (*Server, error) {
 		return nil, &OptionsError{"hepbuild serve: no history database given"}
 	}
 	s := &Server{opts: opts, log: log.New(opts.Log, "hepbuild serve: ", 0), now: func() time.Time { return time.Now().UTC() },
-		live: map[string]*liveBuild{}, stop: make(chan struct{}), done: make(chan struct{})}
+		live: map[string]*liveBuild{}, loading: map[string]chan struct{}{}, stop: make(chan struct{}), done: make(chan struct{})}
 	token := opts.Token
 	if opts.TokenFile != "" {
 		data, err := os.ReadFile(opts.TokenFile)

@@ -49,25 +49,43 @@ func (s *Server) inMemory(id string) *build {
 }
 
 // get returns build id in memory, loading an ended build from the
-// database; api.ErrNotFound when there is no such build.
+// database; api.ErrNotFound when there is no such build. Concurrent
+// requests for a build being loaded wait for that load.
 func (s *Server) get(ctx context.Context, id string) (*build, error) {
 	if !validID(id) {
 		return nil, api.ErrNotFound
 	}
-	if b := s.inMemory(id); b != nil {
-		return b, nil
+	for {
+		if b := s.inMemory(id); b != nil {
+			return b, nil
+		}
+		s.mu.Lock()
+		if ch, ok := s.loading[id]; ok {
+			s.mu.Unlock()
+			select {
+			case <-ch:
+				continue
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		ch := make(chan struct{})
+		s.loading[id] = ch
+		s.mu.Unlock()
+		b, err := s.load(ctx, id)
+		s.mu.Lock()
+		delete(s.loading, id)
+		close(ch)
+		if err == nil {
+			if l := s.live[id]; l != nil {
+				b = l.build
+			} else {
+				s.addLoaded(b)
+			}
+		}
+		s.mu.Unlock()
+		return b, err
 	}
-	b, err := s.load(ctx, id, false)
-	if err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if l := s.live[id]; l != nil {
-		return l.build, nil
-	}
-	s.addLoaded(b)
-	return b, nil
 }
 
 const buildColumns = "id, user, host, workspace, targets, command, version, total, started, finished, updated, outcome, exit_code, error, counts, elapsed, last_seq, dropped"
@@ -112,7 +130,7 @@ func (r *buildRecord) row() api.BuildRow {
 // load reads build id from the database: its plan, and its state from the
 // snapshot of an ended build or, for a running one (restore), by
 // replaying its events.
-func (s *Server) load(ctx context.Context, id string, running bool) (*build, error) {
+func (s *Server) load(ctx context.Context, id string) (*build, error) {
 	rec, err := scanBuild(s.db.QueryRowContext(ctx, "SELECT "+buildColumns+" FROM builds WHERE id = ?", id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, api.ErrNotFound
@@ -228,7 +246,7 @@ func (s *Server) restore(ctx context.Context) error {
 	}
 	rows.Close()
 	for _, id := range ids {
-		b, err := s.load(ctx, id, true)
+		b, err := s.load(ctx, id)
 		if err != nil {
 			return err
 		}

@@ -9,8 +9,8 @@ import (
 )
 
 // maxActions bounds the actions of one build (ids and BuildStart.Total):
-// the per-action arrays of a build this size take about half a gigabyte.
-const maxActions = 1 << 24
+// the per-action arrays of a build this size take about 200 MB.
+const maxActions = 1 << 22
 
 // badRequest is a request the server refuses with 400 and this message.
 type badRequest struct{ msg string }
