@@ -43,8 +43,12 @@ func (c *ServeCmd) Run(e *env) error {
 		return fmt.Errorf("hepbuild serve: %w", err)
 	}
 	fmt.Fprintf(e.stderr, "hepbuild serve: %s (history in %s)\n", s.URL(ln.Addr().String()), db)
-	if c.TokenFile == "" {
+	host, _, _ := net.SplitHostPort(c.Addr)
+	switch ip := net.ParseIP(host); {
+	case c.TokenFile == "":
 		fmt.Fprintln(e.stderr, "hepbuild serve: no --token-file: listening on loopback only, anyone on this machine can read and report builds")
+	case c.TLSCert == "" && host != "localhost" && (ip == nil || !ip.IsLoopback()):
+		fmt.Fprintln(e.stderr, "hepbuild serve: warning: without --tls-cert the token crosses the network in clear text")
 	}
 	return s.Serve(e.ctx, ln)
 }

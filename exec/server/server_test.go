@@ -460,3 +460,67 @@ func TestNewerSchemaIsRefused(t *testing.T) {
 		t.Errorf("opening a newer database: %v, want an error saying it is newer", err)
 	}
 }
+
+// TestConcurrentIntakeAndReads reports four builds at once while the pages
+// read them; run with -race it checks the locking.
+func TestConcurrentIntakeAndReads(t *testing.T) {
+	ts := startServer(t, Options{})
+	plan := peerPlan(4, 5, 3)
+	ctx := context.Background()
+	ids := make([]string, 4)
+	for i := range ids {
+		ids[i] = ts.startBuild(t, len(plan))
+	}
+	errc := make(chan error, len(ids))
+	for _, id := range ids {
+		go func() {
+			// No t.Fatal off the test's goroutine: errors go to errc.
+			path := fmt.Sprintf(api.PathBatch, id)
+			if code, body := ts.do(t, "POST", path, api.Batch{Seq: 1, Plan: plan}); code != http.StatusNoContent {
+				errc <- fmt.Errorf("plan: %d %s", code, body)
+				return
+			}
+			for i := range plan {
+				b := api.Batch{Seq: int64(i + 2), Events: []api.Event{ev("action_started", int32(i), time.Now()), ev("action_finished", int32(i), time.Now())}}
+				if code, body := ts.do(t, "POST", path, b); code != http.StatusNoContent {
+					errc <- fmt.Errorf("batch: %d %s", code, body)
+					return
+				}
+			}
+			code, body := ts.do(t, "POST", fmt.Sprintf(api.PathEnd, id), api.BuildEnd{Outcome: api.OutcomeSuccess})
+			if code != http.StatusNoContent {
+				errc <- fmt.Errorf("end: %d %s", code, body)
+				return
+			}
+			errc <- nil
+		}()
+	}
+	done := 0
+	for done < len(ids) {
+		select {
+		case err := <-errc:
+			if err != nil {
+				t.Fatal(err)
+			}
+			done++
+		default:
+			for _, id := range ids {
+				if _, err := ts.Build(ctx, id); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := ts.Graph(ctx, id, "//"); err != nil && err != api.ErrNotFound {
+					t.Fatal(err)
+				}
+				if _, err := ts.ListBuilds(ctx, api.ListQuery{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	for _, id := range ids {
+		v, err := ts.Build(ctx, id)
+		if err != nil || v.Outcome != api.OutcomeSuccess || v.Counts.Executed != len(plan) {
+			t.Errorf("build %s: %+v %v", id, v.BuildRow, err)
+		}
+	}
+}
