@@ -171,7 +171,8 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(wire.Events) > 0 && string(wire.Events) != "null" {
-		if err := json.Unmarshal(wire.Events, &wire.Batch.Events); err != nil {
+		var err error
+		if wire.Batch.Events, err = decodeEvents(wire.Events); err != nil {
 			httpError(w, http.StatusBadRequest, "bad JSON: events: "+err.Error())
 			return
 		}

@@ -204,11 +204,11 @@ func (s *Server) replay(ctx context.Context, b *build) error {
 	defer rows.Close()
 	for rows.Next() {
 		var data []byte
-		var events []api.Event
 		if err := rows.Scan(&data); err != nil {
 			return fmt.Errorf("reading the events of build %s: %w", b.start.ID, err)
 		}
-		if err := json.Unmarshal(data, &events); err != nil {
+		events, err := decodeEvents(data)
+		if err != nil {
 			return fmt.Errorf("reading the events of build %s: %w", b.start.ID, err)
 		}
 		for i := range events {
