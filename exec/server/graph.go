@@ -536,7 +536,7 @@ func (g *graphIndex) edgesOf(p *plan, n gnode, children []gnode) []api.GraphEdge
 	return edges
 }
 
-// graph is one level of b's graph. b.mu is held.
+// graphView is one level of b's graph. b.mu is held.
 func (b *build) graphView(path string) (*api.GraphView, error) {
 	p := b.plan
 	if b.graph == nil || b.graph.planned != p.planned {

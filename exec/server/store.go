@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -176,13 +177,27 @@ func (s *Server) loadPlan(ctx context.Context, b *build) error {
 	if err != nil {
 		return fmt.Errorf("reading the plan of build %s: %w", b.start.ID, err)
 	}
-	defer rows.Close()
+	var chunks [][]byte
+	strs := 0
 	for rows.Next() {
 		var data []byte
 		if err := rows.Scan(&data); err != nil {
+			rows.Close()
 			return fmt.Errorf("reading the plan of build %s: %w", b.start.ID, err)
 		}
-		one := make([]api.PlannedAction, 1)
+		chunks = append(chunks, data)
+		n, _ := binary.Uvarint(data)
+		strs += int(min(n, uint64(len(data))))
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("reading the plan of build %s: %w", b.start.ID, err)
+	}
+	// Each chunk's string table holds its targets: sizing the map for
+	// them all at once saves rehashing a million labels as it grows.
+	b.plan.targetIdx = make(map[string]int32, strs)
+	one := make([]api.PlannedAction, 1)
+	for _, data := range chunks {
 		err := decodePlan(data, func(a *api.PlannedAction) {
 			one[0] = *a
 			b.addPlan(one)
@@ -191,7 +206,7 @@ func (s *Server) loadPlan(ctx context.Context, b *build) error {
 			return fmt.Errorf("reading the plan of build %s: %w", b.start.ID, err)
 		}
 	}
-	return rows.Err()
+	return nil
 }
 
 // replay applies the stored events of a running build, and the logs of its
