@@ -76,8 +76,8 @@ type Server struct {
 	// never meets SQLITE_BUSY within this process.
 	writeMu sync.Mutex
 
-	// mu guards live and loaded. Lock order: a build's intake, then mu,
-	// then a build's mu; never the other way round.
+	// mu guards live, loaded and loading. Lock order: a build's intake,
+	// then mu, then writeMu or a build's mu; never the other way round.
 	mu      sync.Mutex
 	live    map[string]*liveBuild    // running builds
 	loaded  []*build                 // ended builds in memory, most recent last

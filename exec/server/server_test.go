@@ -121,6 +121,11 @@ func TestIntakeOverHTTPAndRestart(t *testing.T) {
 	ts = startServer(t, Options{DB: db})
 	check("after the restart")
 
+	// A build restored at the restart has a whole LostAfter to report.
+	ts.markLost(time.Now().Add(9 * time.Minute))
+	if v, _ := ts.Build(ctx, running); v.Outcome != api.OutcomeRunning {
+		t.Fatalf("a build restored 9 minutes ago is %s", v.Outcome)
+	}
 	// The running build goes on after the restart.
 	ts.batch(t, running, api.Batch{Seq: 4, Events: []api.Event{ev("action_finished", 13, time.Now())}})
 	v, err := ts.Build(ctx, running)

@@ -265,6 +265,10 @@ func (s *Server) restore(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		// Lost is final (later batches are refused), and the client may
+		// have waited for this server all along: it gets a whole
+		// LostAfter from now to report again.
+		b.lastSeen = s.now()
 		s.live[id] = &liveBuild{build: b}
 	}
 	return nil
