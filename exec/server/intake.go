@@ -152,6 +152,29 @@ func (s *Server) liveFor(w http.ResponseWriter, r *http.Request) *liveBuild {
 	return nil
 }
 
+// lostFor finds the build of a request's {id} when it was marked lost: its
+// client, cut off from the server for a while, may still say how it ended.
+// ended says that the build has ended otherwise.
+func (s *Server) lostFor(r *http.Request) (b *liveBuild, ended bool) {
+	id := r.PathValue("id")
+	if !validID(id) {
+		return nil, false
+	}
+	var outcome string
+	err := s.db.QueryRowContext(r.Context(), "SELECT outcome FROM builds WHERE id = ?", id).Scan(&outcome)
+	if err != nil || outcome == api.OutcomeRunning {
+		return nil, false
+	}
+	if outcome != api.OutcomeLost {
+		return nil, true
+	}
+	l, err := s.get(r.Context(), id)
+	if err != nil {
+		return nil, false
+	}
+	return &liveBuild{build: l}, false
+}
+
 // batchWire is a Batch whose events and action details stay raw too: they
 // are stored as they came (once decoded and checked), without encoding
 // them again.
@@ -305,9 +328,15 @@ func (s *Server) store(ctx context.Context, id string, batch *api.Batch, rawEven
 }
 
 func (s *Server) handleEnd(w http.ResponseWriter, r *http.Request) {
-	b := s.liveFor(w, r)
-	if b == nil {
+	b, ended := s.lostFor(r)
+	if ended {
+		w.WriteHeader(http.StatusNoContent) // a retried end: the first one counts
 		return
+	}
+	if b == nil {
+		if b = s.liveFor(w, r); b == nil {
+			return
+		}
 	}
 	var end api.BuildEnd
 	if !decode(w, r, &end) {
@@ -334,10 +363,11 @@ func (s *Server) finish(ctx context.Context, b *liveBuild, end *api.BuildEnd) er
 	b.intake.Lock()
 	defer b.intake.Unlock()
 	b.mu.Lock()
-	if b.end != nil {
+	if b.end != nil && (b.end.Outcome != api.OutcomeLost || end.Outcome == api.OutcomeLost) {
 		b.mu.Unlock()
 		return errEnded
 	}
+	previous := b.end
 	b.end = end
 	for id := range b.running {
 		// Still running when the build ended (lost, or an end without the
@@ -359,7 +389,7 @@ func (s *Server) finish(ctx context.Context, b *liveBuild, end *api.BuildEnd) er
 	id := b.start.ID
 	if err := s.storeEnd(ctx, id, end, view, string(counts), pageJSON, snap, targets); err != nil {
 		b.mu.Lock()
-		b.end = nil
+		b.end = previous
 		b.mu.Unlock()
 		return err
 	}

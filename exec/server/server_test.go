@@ -157,6 +157,20 @@ func TestLostBuild(t *testing.T) {
 	if err != nil || a.State != "action_interrupted" {
 		t.Errorf("an action running when its build was lost: %+v %v", a, err)
 	}
+	// Its client comes back and says how it ended; the end wins over lost.
+	ts.mu.Lock()
+	ts.loaded = nil
+	ts.mu.Unlock()
+	ts.must(t, "POST", fmt.Sprintf(api.PathEnd, id), api.BuildEnd{Outcome: api.OutcomeFailed, ExitCode: 1, Counts: api.Counts{Total: 21, Executed: 12, Failed: 1, Skipped: 8}})
+	if v, err := ts.Build(context.Background(), id); err != nil || v.Outcome != api.OutcomeFailed || v.ExitCode != 1 {
+		t.Errorf("a lost build that ended after all: %+v %v", v, err)
+	}
+	if code, body := ts.do(t, "POST", fmt.Sprintf(api.PathEnd, id), api.BuildEnd{Outcome: api.OutcomeSuccess}); code != http.StatusNoContent {
+		t.Errorf("a repeated end: %d %s", code, body)
+	}
+	if v, _ := ts.Build(context.Background(), id); v.Outcome != api.OutcomeFailed {
+		t.Errorf("a second end changed the outcome to %s", v.Outcome)
+	}
 }
 
 func TestAuth(t *testing.T) {
