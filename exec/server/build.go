@@ -267,6 +267,9 @@ func (b *build) addEvent(e *api.Event) {
 		}
 		return
 	}
+	if e.Action >= 0 {
+		b.grow(int(e.Action) + 1)
+	}
 	if e.JobID != "" {
 		b.addJob(e)
 	}
@@ -274,7 +277,6 @@ func (b *build) addEvent(e *api.Event) {
 		return
 	}
 	id := e.Action
-	b.grow(int(id) + 1)
 	st, ok := stateOf[e.Type]
 	if !ok {
 		return

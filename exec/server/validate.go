@@ -90,6 +90,13 @@ func validateStart(s *api.BuildStart) error {
 	if s.Total < 0 || s.Total > maxActions {
 		return bad("total must be between 0 and %d", maxActions)
 	}
+	// The pages get lists, never null.
+	if s.Targets == nil {
+		s.Targets = []string{}
+	}
+	if s.Command == nil {
+		s.Command = []string{}
+	}
 	return nil
 }
 
