@@ -126,6 +126,9 @@ func New(opts Options) (*Server, error) {
 		if err != nil {
 			return nil, &OptionsError{fmt.Sprintf("reading the token file: %v", err)}
 		}
+		if fi, err := os.Stat(opts.TokenFile); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			fmt.Fprintf(opts.Log, "hepbuild serve: warning: others can read the token file %s (chmod 600 it)\n", opts.TokenFile)
+		}
 		token, _, _ = strings.Cut(string(data), "\n")
 		token = strings.TrimSpace(token)
 		if token == "" {
