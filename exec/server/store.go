@@ -507,7 +507,8 @@ func (s *Server) Search(ctx context.Context, label string, limit int) ([]api.Sea
 			continue
 		}
 		var data []byte
-		err := s.db.QueryRowContext(ctx, "SELECT data FROM targets WHERE build = ?", c.id).Scan(&data)
+		// instr looks inside SQLite: a build without a match costs no copy.
+		err := s.db.QueryRowContext(ctx, "SELECT data FROM targets WHERE build = ? AND instr(data, ?) > 0", c.id, []byte(label)).Scan(&data)
 		if errors.Is(err, sql.ErrNoRows) {
 			continue
 		}
