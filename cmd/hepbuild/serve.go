@@ -43,6 +43,9 @@ func (c *ServeCmd) Run(e *env) error {
 		return fmt.Errorf("hepbuild serve: %w", err)
 	}
 	fmt.Fprintf(e.stderr, "hepbuild serve: %s (history in %s)\n", s.URL(ln.Addr().String()), db)
+	if c.TokenFile != "" {
+		fmt.Fprintf(e.stderr, "hepbuild serve: browsers log in once at %slogin with the token; builds send it with their token file\n", s.URL(ln.Addr().String()))
+	}
 	host, _, _ := net.SplitHostPort(c.Addr)
 	switch ip := net.ParseIP(host); {
 	case c.TokenFile == "":

@@ -33,9 +33,14 @@ func BenchmarkGraph1M(b *testing.B) {
 	}
 	planTime := time.Since(t0)
 	// Half of the selections ran, through intake as 5,000-event batches.
+	// Stored and applied as the HTTP handler does once it has decoded a
+	// batch (BenchmarkIntake times the whole request).
 	now := time.Now().UTC()
-	t0 = time.Now()
-	lb := ts.live[id]
+	type prepared struct {
+		batch api.Batch
+		raw   []byte
+	}
+	var batches []prepared
 	for i := 0; i < len(plan)/2; i += 2500 {
 		seq++
 		var events []api.Event
@@ -43,7 +48,12 @@ func BenchmarkGraph1M(b *testing.B) {
 			events = append(events, ev("action_started", int32(a), now), ev("action_finished", int32(a), now))
 		}
 		raw, _ := json.Marshal(events)
-		if err := ts.intake(ctx, lb, &api.Batch{Seq: seq, Events: events}, raw, nil); err != nil {
+		batches = append(batches, prepared{api.Batch{Seq: seq, Events: events}, raw})
+	}
+	lb := ts.live[id]
+	t0 = time.Now()
+	for _, p := range batches {
+		if err := ts.intake(ctx, lb, &p.batch, p.raw, nil); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -81,7 +91,7 @@ func BenchmarkGraph1M(b *testing.B) {
 	b.StopTimer()
 	n := time.Duration(b.N)
 	b.ReportMetric(ms(planTime), "plan-intake-ms")
-	b.ReportMetric(ms(eventTime)/float64(len(plan)/2/2500), "batch5000-ms")
+	b.ReportMetric(ms(eventTime)/float64(len(batches)), "store+apply-5000-events-ms")
 	b.ReportMetric(ms(coldTop), "cold-top-ms")
 	b.ReportMetric(ms(coldPkg), "cold-pkg-ms")
 	b.ReportMetric(ms(coldSel), "cold-sel-ms")
