@@ -1,0 +1,70 @@
+package server
+
+import (
+	"crypto/subtle"
+	"html/template"
+	"net/http"
+	"strings"
+)
+
+var loginTemplate = template.Must(template.New("login").Parse(`<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>hepbuild: log in</title></head>
+<body>
+<h1>hepbuild</h1>
+{{if .Message}}<p>{{.Message}}</p>{{end}}
+<form method="post" action="/login">
+<input type="hidden" name="next" value="{{.Next}}">
+<label>Token <input type="password" name="token" autocomplete="current-password" autofocus></label>
+<button type="submit">Log in</button>
+</form>
+</body></html>
+`))
+
+// loginPage shows the form asking for the token.
+func (s *Server) loginPage(w http.ResponseWriter, r *http.Request, code int, msg string) {
+	next := r.URL.RequestURI()
+	if r.URL.Path == "/login" {
+		next = r.FormValue("next")
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_ = loginTemplate.Execute(w, struct{ Message, Next string }{msg, localPath(next)})
+}
+
+// localPath keeps a redirect on this server: a path, not "//host".
+func localPath(p string) string {
+	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.HasPrefix(p, "/\\") || strings.HasPrefix(p, "/login") {
+		return "/"
+	}
+	return p
+}
+
+// handleLogin answers /login: the form, and the form's post, which sets
+// the cookie when the token is right.
+func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
+	if s.token == nil {
+		http.Redirect(w, r, "/", http.StatusSeeOther)
+		return
+	}
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		s.loginPage(w, r, http.StatusOK, "")
+	case http.MethodPost:
+		if err := r.ParseForm(); err != nil {
+			httpError(w, http.StatusBadRequest, "bad form")
+			return
+		}
+		if subtle.ConstantTimeCompare([]byte(r.PostFormValue("token")), s.token) != 1 {
+			s.loginPage(w, r, http.StatusUnauthorized, "Wrong token.")
+			return
+		}
+		http.SetCookie(w, &http.Cookie{
+			Name: cookieName, Value: s.cookie, Path: "/", MaxAge: 30 * 24 * 3600,
+			HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: s.tls != nil,
+		})
+		http.Redirect(w, r, localPath(r.PostFormValue("next")), http.StatusSeeOther)
+	default:
+		httpError(w, http.StatusMethodNotAllowed, "GET or POST")
+	}
+}
