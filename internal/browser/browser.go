@@ -131,11 +131,20 @@ func (b *Browser) WaitVisible(sel string) error {
 func (b *Browser) WaitText(sel, text string) error {
 	ctx, cancel := b.step()
 	defer cancel()
-	_, err := chromedp.Run(ctx, chromedp.PollFunction[chromedp.Void](
-		`(sel, text) => { const e = document.querySelector(sel); return e !== null && e.textContent.includes(text); }`,
-		chromedp.WithPollingArgs(sel, text),
-		chromedp.WithPollingInterval(50*time.Millisecond),
-		chromedp.WithPollingTimeout(Timeout)))
+	var err error
+	for {
+		_, err = chromedp.Run(ctx, chromedp.PollFunction[chromedp.Void](
+			`(sel, text) => { const e = document.querySelector(sel); return e !== null && e.textContent.includes(text); }`,
+			chromedp.WithPollingArgs(sel, text),
+			chromedp.WithPollingInterval(50*time.Millisecond),
+			chromedp.WithPollingTimeout(Timeout)))
+		// A page that navigates (a click on a link) destroys the context
+		// the poll ran in: wait on in the new page.
+		if err == nil || ctx.Err() != nil || !strings.Contains(err.Error(), "Cannot find context") {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	if err != nil {
 		got, _ := b.Text(sel)
 		return fmt.Errorf("waiting for %q in %s (it shows %q): %w", text, sel, clip(got), err)
