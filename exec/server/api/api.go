@@ -36,6 +36,10 @@ const (
 	MaxString        = 4096 // labels, messages, user names, ...
 	MaxClaimWait     = 60 * time.Second
 	DefaultClaimWait = 30 * time.Second
+	// Heartbeat is how often a build that has nothing to report sends an
+	// empty Batch, so that the server, which takes a build silent for
+	// several minutes for lost, knows it is alive.
+	Heartbeat = time.Minute
 )
 
 // BuildStart announces a build. ID is chosen by the client (IDLen hex

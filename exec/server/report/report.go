@@ -84,6 +84,9 @@ type Options struct {
 	FlushAt  int
 	Buffer   int
 	Timeout  time.Duration
+	// Heartbeat is how long the reporter stays silent before it sends an
+	// empty batch (api.Heartbeat).
+	Heartbeat time.Duration
 }
 
 // Reporter streams one build to a server. Event and Reasons are safe for
@@ -120,6 +123,7 @@ type Reporter struct {
 	infoLeft []api.ActionInfo      // details made, not yet sent
 	pending  *api.Batch            // a batch that failed and is tried again
 	seq      int64                 // the last batch the server took
+	lastPost time.Time             // when the server last took a batch
 	failing  bool                  // the last request failed: waiting until retry
 	warned   bool
 	denied   bool // 401/403: the server will not take this build
@@ -150,6 +154,9 @@ func NewID() string {
 func New(opts Options) *Reporter {
 	if opts.Interval <= 0 {
 		opts.Interval = DefaultInterval
+	}
+	if opts.Heartbeat <= 0 {
+		opts.Heartbeat = api.Heartbeat
 	}
 	if opts.FlushAt <= 0 {
 		opts.FlushAt = DefaultFlushAt
@@ -439,6 +446,7 @@ func (r *Reporter) send(ctx context.Context, final bool) error {
 			return err
 		}
 		r.started = true
+		r.lastPost = time.Now()
 		r.planLeft = r.plan()
 	}
 	for len(r.planLeft) > 0 {
@@ -456,7 +464,13 @@ func (r *Reporter) send(ctx context.Context, final bool) error {
 	}
 	for {
 		if r.pending == nil {
-			if r.pending = r.next(); r.pending == nil {
+			if r.pending = r.next(); r.pending == nil && !final && time.Since(r.lastPost) > r.opts.Heartbeat {
+				// Actions that run for hours send nothing: an empty
+				// batch says the build is alive, so that the server
+				// does not take it for lost.
+				r.pending = &api.Batch{Seq: r.seq + 1}
+			}
+			if r.pending == nil {
 				r.ok()
 				return nil
 			}
@@ -479,6 +493,7 @@ func (r *Reporter) send(ctx context.Context, final bool) error {
 		}
 		r.pending = nil
 		r.seq++
+		r.lastPost = time.Now()
 		if !final && r.buffered() < r.opts.FlushAt {
 			r.ok()
 			return nil

@@ -421,3 +421,35 @@ func BenchmarkReporterEvent(b *testing.B) {
 	_ = r.Close(ctx, api.BuildEnd{Outcome: api.OutcomeSuccess})
 	b.ReportMetric(float64(r.Dropped()), "dropped")
 }
+
+// A build whose actions run for hours has nothing to say meanwhile: empty
+// batches tell the server it is alive, so that it is not taken for lost.
+func TestReportHeartbeat(t *testing.T) {
+	rec := &reporttest.Recorder{}
+	srv := httptest.NewServer(rec)
+	defer srv.Close()
+	actions, g, logs := chain(t)
+	r := report.New(report.Options{URL: srv.URL, Actions: actions, Graph: g, LogPath: logPath(logs), Heartbeat: 30 * time.Millisecond,
+		Start: api.BuildStart{User: "ana", Host: "lxplus", Workspace: "/work/ana", Targets: []string{"//ana:hist"}}})
+	r.Event(exec.Event{Type: exec.EventBuildStarted, Total: 3})
+	emit(r, actions[0], exec.EventActionStarted)
+	empty := func() int {
+		n := 0
+		for _, q := range rec.Requests() {
+			if q.Kind == "batch" && q.Batch != nil && len(q.Batch.Events) == 0 && len(q.Batch.Plan) == 0 && len(q.Batch.Actions) == 0 {
+				n++
+			}
+		}
+		return n
+	}
+	for deadline := time.Now().Add(30 * time.Second); empty() < 3; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no heartbeat in 30 s; requests: %+v", rec.Requests())
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := r.Close(ctx, api.BuildEnd{Outcome: api.OutcomeSuccess}); err != nil {
+		t.Fatal(err)
+	}
+}
