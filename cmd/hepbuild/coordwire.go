@@ -11,7 +11,7 @@ import (
 // through the server it reports to: an action another build is running
 // is waited for and restored from the cache instead of run twice.
 func (rp *reporting) coordinate(runner *exec.Runner) {
-	if rp == nil || rp.rep == nil {
+	if rp == nil || rp.rep == nil || !rp.flags.Coordinate {
 		return
 	}
 	var hc *http.Client

@@ -388,3 +388,59 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 	}
 }
+
+// A server with a token: builds without it are refused (one warning, the
+// build goes on), builds with it are shown, and a browser logs in once.
+func TestDashboardToken(t *testing.T) {
+	secret := "s3cret-" + strings.Repeat("x", 32)
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := startDashboard(t, "--token-file", tokenFile)
+	d.token = secret
+	root := testWorkspace(t, map[string]string{"ana/BUILD": dashboardBuild})
+	without := hepbuild(t, root, "build", "--server", d.url, "//ana:hist")
+	if without.code != 0 || strings.Count(without.stderr, "WARNING") != 1 || !strings.Contains(without.stderr, "401") && !strings.Contains(without.stderr, "token") {
+		t.Fatalf("a build without the token: exit %d, want 0 with one warning about the token:\n%s", without.code, without.stderr)
+	}
+	with := hepbuild(t, root, "build", "--server", d.url, "--server-token-file", tokenFile, "//ana:plot")
+	if with.code != 0 || strings.Contains(with.stderr, "WARNING") {
+		t.Fatalf("a build with the token: exit %d\n%s", with.code, with.stderr)
+	}
+	for _, out := range []string{without.stderr, with.stderr, without.stdout, with.stdout} {
+		if strings.Contains(out, secret) {
+			t.Fatal("the token was printed")
+		}
+	}
+	if rows := d.builds(t); len(rows) != 1 || rows[0].ID != buildID(t, with.stderr) {
+		t.Fatalf("builds shown: %+v, want only the one with the token", rows)
+	}
+
+	b := browser.ForTest(t)
+	if err := b.Navigate(d.url + "/"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.WaitVisible(`form.login input[name=token]`); err != nil {
+		t.Fatal("no login form:", err)
+	}
+	if n, _ := b.Count("table.builds"); n != 0 {
+		t.Fatal("the build list is shown without the token")
+	}
+	browser.SaveScreenshot(t, b, "dashboard-login")
+	b.TakeConsoleErrors() // the 401 of the page itself
+	if err := b.Eval(`document.querySelector("form.login input[name=token]").value = `+strconvQuote(secret)+`; document.querySelector("form.login").submit(); true`, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.WaitText("table.builds", "//ana:plot"); err != nil {
+		t.Fatal("after logging in:", err)
+	}
+	if errs := b.ConsoleErrors(); len(errs) > 0 {
+		t.Errorf("the pages logged errors: %q", errs)
+	}
+}
+
+func strconvQuote(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}

@@ -27,6 +27,7 @@ import (
 type ReportFlags struct {
 	Server          string    `name:"server" placeholder:"URL" help:"Report the build to hepbuild serve at URL (http:// or https://), where its page shows it live, and share work with the group's concurrent builds. A slow or absent server costs one warning, never the build."`
 	ServerTokenFile pathValue `name:"server-token-file" placeholder:"FILE" help:"The token of --server, one line in FILE. Never printed."`
+	Coordinate      bool      `name:"coordinate" default:"true" negatable:"" help:"With --server, claim each action on the server before running it, so that of the group's concurrent builds needing it only one runs it and the others restore it from the shared cache (--no-coordinate: report only)."`
 	Notify          []string  `name:"notify" placeholder:"SPEC" sep:"none" help:"When the build ends, however it ends, tell SPEC: slack+https://..., mattermost+https://..., telegram://TOKEN@CHAT_ID, webhook+https://... (JSON), or @FILE holding one. Repeatable; never printed."`
 }
 

@@ -8,15 +8,24 @@ import (
 )
 
 var loginTemplate = template.Must(template.New("login").Parse(`<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>hepbuild: log in</title></head>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Log in · hepbuild</title>
+<link rel="stylesheet" href="/static/style.css">
+<link rel="icon" href="/static/icon.svg" type="image/svg+xml">
+</head>
 <body>
-<h1>hepbuild</h1>
-{{if .Message}}<p>{{.Message}}</p>{{end}}
-<form method="post" action="/login">
+<header class="top"><a class="brand" href="/"><img src="/static/icon.svg" alt="" width="20" height="20">hepbuild</a></header>
+<main>
+<form class="login" method="post" action="/login">
+<h1>Log in</h1>
+<p>This server shows the group's builds to those who have its token.</p>
+{{if .Message}}<p class="t-failed">{{.Message}}</p>{{end}}
 <input type="hidden" name="next" value="{{.Next}}">
 <label>Token <input type="password" name="token" autocomplete="current-password" autofocus></label>
 <button type="submit">Log in</button>
 </form>
+</main>
 </body></html>
 `))
 

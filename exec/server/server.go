@@ -247,7 +247,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.handleLogin(w, r)
 		return
 	}
-	if !s.authorized(r) {
+	// The style sheet, scripts and icon are the same for everyone and
+	// hold no data: the login page uses them.
+	if !s.authorized(r) && !(strings.HasPrefix(r.URL.Path, "/static/") && (r.Method == http.MethodGet || r.Method == http.MethodHead)) {
 		if strings.HasPrefix(r.URL.Path, "/api/") {
 			h.Set("WWW-Authenticate", `Bearer realm="hepbuild"`)
 			httpError(w, http.StatusUnauthorized, "missing or wrong token")

@@ -140,7 +140,7 @@ func (b *Browser) WaitText(sel, text string) error {
 			chromedp.WithPollingTimeout(Timeout)))
 		// A page that navigates (a click on a link) destroys the context
 		// the poll ran in: wait on in the new page.
-		if err == nil || ctx.Err() != nil || !strings.Contains(err.Error(), "Cannot find context") {
+		if err == nil || ctx.Err() != nil || !navigated(err) {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -300,4 +300,15 @@ func clip(s string) string {
 func jsString(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
+}
+
+// navigated says that err is a page's script context that went away: the
+// page navigated (a click on a link, a form's submission).
+func navigated(err error) bool {
+	for _, m := range []string{"Cannot find context", "navigated or closed", "context was destroyed"} {
+		if strings.Contains(err.Error(), m) {
+			return true
+		}
+	}
+	return false
 }
