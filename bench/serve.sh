@@ -43,30 +43,44 @@ python3 "$gen" "$tmp/ws-alone" "$D" "$F" "$S" >/dev/null
 cp -a "$tmp/ws-alone" "$tmp/ws-served"
 cp -a "$tmp/ws-alone" "$tmp/ws-reported"
 
-# build NAME [FLAGS...]: a full build from a cold cache of its own.
+# cpu PID prints the CPU seconds (user + system) the process used so far.
+cpu() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat"; }
+
+# build NAME [FLAGS...]: a full build from a cold cache of its own; sets
+# $wall, $bcpu (the build's CPU, its commands included) and $scpu (the
+# server's CPU meanwhile).
 build() {
-	local ws=$tmp/ws-$1
+	local ws=$tmp/ws-$1 s0 out
 	shift
-	XDG_CACHE_HOME=$tmp/cache-$(basename "$ws") timed "$hb" -C "$ws" build -j2 --progress=none "$@" //:all
+	out=$(mktemp)
+	s0=$(cpu "$serve_pid")
+	XDG_CACHE_HOME=$tmp/cache-$(basename "$ws") /usr/bin/time -o "$out" -f '%e %U %S' \
+		"$hb" -C "$ws" build -j2 --progress=none "$@" //:all >/dev/null 2>"$out.err" ||
+		{ echo "FAILED: build $*" >&2; tail -5 "$out.err" >&2; }
+	read -r wall u sy <"$out"
+	bcpu=$(awk -v a="$u" -v b="$sy" 'BEGIN { printf "%.1f", a + b }')
+	scpu=$(awk -v a="$s0" -v b="$(cpu "$serve_pid")" 'BEGIN { printf "%.1f", b - a }')
+	rm -f "$out" "$out.err"
 }
+row() { printf '%-40s %9s %7s %12s %12s\n' "$@"; }
 build alone
-alone=$wall
+alone=$wall r1=$(row "alone" "${wall}s" "" "${bcpu}s" "${scpu}s")
 build reported --server "$url" --no-coordinate
-reported=$wall
+reported=$wall r2=$(row "reporting (--server --no-coordinate)" "${wall}s" "$(ratio "$wall" "$alone")x" "${bcpu}s" "${scpu}s")
 build served --server "$url"
-served=$wall
+served=$wall r3=$(row "reporting, coordinating (--server)" "${wall}s" "$(ratio "$wall" "$alone")x" "${bcpu}s" "${scpu}s")
 id=$(curl -sf "$url/api/v1/builds" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')
 
 echo
 echo "== $n actions, full build, -j2, cold cache"
-printf '%-44s %9s %6s\n' "alone" "${alone}s" "" \
-	"reporting (--server --no-coordinate)" "${reported}s" "$(ratio "$reported" "$alone")x" \
-	"reporting and coordinating (--server)" "${served}s" "$(ratio "$served" "$alone")x"
+row "" "wall" "ratio" "build CPU" "server CPU"
+printf '%s\n' "$r1" "$r2" "$r3"
 r=$(ratio "$served" "$alone")
 echo "ratio $r (goal <= 1.05): $(verdict "$r" "<=" 1.05)"
 echo
 echo "== pages of that build"
 "$tmp/servepages" -server "$url" -build "$id"
+echo "server peak memory so far: $(awk '/VmHWM/ { printf "%.0f MB", $2 / 1024 }' "/proc/$serve_pid/status")"
 if ((big > 0)); then
 	echo
 	echo "== a $big-action build"

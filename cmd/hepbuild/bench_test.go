@@ -1,8 +1,13 @@
 package main
 
 import (
+	"fmt"
+	"io"
+	"net"
+
 	"bytes"
 	"context"
+	"github.com/hepbuild/hepbuild/exec/server"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -109,5 +114,40 @@ func BenchmarkCacheRebuild(b *testing.B) {
 		}
 		b.StartTimer()
 		benchHepbuild(b, dir, home, "build", "//:all", "-j2", "--progress=none")
+	}
+}
+
+// BenchmarkFullBuildServed is BenchmarkFullBuild reporting to a `hepbuild
+// serve` in this process (its profile holds both sides); -coordinate=false
+// leaves the claims out.
+func BenchmarkFullBuildServed(b *testing.B) {
+	size := benchSizes[0]
+	src := genWorkspace(b, size.d, size.f, size.s)
+	srv, err := server.New(server.Options{DB: filepath.Join(b.TempDir(), "history.db"), Log: io.Discard})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = srv.Serve(ctx, ln) }()
+	url := "http://" + ln.Addr().String()
+	for _, coordinate := range []bool{false, true} {
+		b.Run(fmt.Sprintf("coordinate=%v", coordinate), func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				home := b.TempDir()
+				dir := filepath.Join(b.TempDir(), "ws")
+				if out, err := exec.Command("cp", "-r", src, dir).CombinedOutput(); err != nil {
+					b.Fatalf("copying the workspace: %v\n%s", err, out)
+				}
+				b.StartTimer()
+				benchHepbuild(b, dir, home, "build", "//:all", "-j2", "--progress=none", "--server", url, fmt.Sprintf("--coordinate=%v", coordinate))
+			}
+		})
 	}
 }

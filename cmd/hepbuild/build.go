@@ -689,6 +689,11 @@ func (s *session) build(e *env, start time.Time, f *BuildFlags, rp *reporting) e
 		// connections, beside the -j commands.
 		sched.Lookahead = f.RemoteMaxConnections
 	}
+	if runner.Coordinator != nil {
+		// A claim is a round trip to the server: actions claim their keys
+		// before they hold a slot, while -j others run their commands.
+		sched.Lookahead = max(sched.Lookahead, 2*jobs)
+	}
 	if runner.Route != nil {
 		sched.Offloaded = runner.Offloaded
 	}
