@@ -444,3 +444,48 @@ func strconvQuote(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
 }
+
+// A build on a real Slurm cluster: its page shows the jobs by state and,
+// for the failed action, the job that ran it and the end of its log.
+func TestDashboardShowsSlurmJobs(t *testing.T) {
+	testserver.StartSlurm(t)
+	t.Setenv(asMainEnv, "1")
+	d := startDashboard(t)
+	root, diskCache := clone(t, map[string]string{"BUILD": `
+task(name = "good", outs = ["good.txt"], cmd = "echo converged > $@")
+task(name = "bad", outs = ["bad.txt"], cmd = "echo the fit did not converge; exit 3")
+`})
+	r := hepbuild(t, root, append([]string{"-k", "//:all", "--disk-cache", diskCache, "--server", d.url}, batchFlags...)...)
+	if r.code != 1 {
+		t.Fatalf("exit %d, want 1\n%s", r.code, r.stderr)
+	}
+	id := buildID(t, r.stderr)
+	var view api.BuildView
+	d.get(t, "/builds/"+id+".json", &view)
+	jobs := 0
+	for _, j := range view.JobCounts {
+		if j.Executor == "slurm" {
+			jobs += j.Count
+		}
+	}
+	if jobs == 0 || len(view.Jobs) == 0 {
+		t.Errorf("the build's page shows no slurm jobs: %+v %+v", view.JobCounts, view.Jobs)
+	}
+	if len(view.Failures) != 1 || !strings.Contains(view.Failures[0].Log, "the fit did not converge") {
+		t.Fatalf("failures: %+v", view.Failures)
+	}
+	b := browser.ForTest(t)
+	if err := b.Navigate(fmt.Sprintf("%s/builds/%s/actions/%d", d.url, id, view.Failures[0].ID)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.WaitText("body", "slurm job "); err != nil {
+		t.Error("the action page does not say which job ran it:", err)
+	}
+	if err := b.Navigate(d.url + "/builds/" + id); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.WaitText("#jobs-section", "slurm"); err != nil {
+		t.Error("the build page does not show the jobs:", err)
+	}
+	browser.SaveScreenshot(t, b, "dashboard-slurm")
+}
