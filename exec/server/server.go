@@ -71,6 +71,8 @@ type Server struct {
 	mux    *http.ServeMux
 	log    *log.Logger
 	now    func() time.Time
+	// sameOrigin refuses what a browser posts from another origin.
+	sameOrigin *http.CrossOriginProtection
 
 	// writeMu serialises writes to the database: one writer at a time
 	// never meets SQLITE_BUSY within this process.
@@ -119,7 +121,8 @@ func New(opts Options) (*Server, error) {
 		return nil, &OptionsError{"hepbuild serve: no history database given"}
 	}
 	s := &Server{opts: opts, log: log.New(opts.Log, "hepbuild serve: ", 0), now: func() time.Time { return time.Now().UTC() },
-		live: map[string]*liveBuild{}, loading: map[string]chan struct{}{}, stop: make(chan struct{}), done: make(chan struct{})}
+		live: map[string]*liveBuild{}, loading: map[string]chan struct{}{}, stop: make(chan struct{}), done: make(chan struct{}),
+		sameOrigin: http.NewCrossOriginProtection()}
 	token := opts.Token
 	if opts.TokenFile != "" {
 		data, err := os.ReadFile(opts.TokenFile)
@@ -243,6 +246,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusMisdirectedRequest, "this server answers only requests addressed to a loopback host")
 		return
 	}
+	if !safeMethod(r.Method) {
+		// A page on another site can make its visitor's browser post here
+		// (a form needs no preflight), with the login cookie, or to a
+		// server without a token on loopback. Builds send neither Origin
+		// nor Sec-Fetch-Site, so they pass; browsers send them.
+		if err := s.sameOrigin.Check(r); err != nil {
+			httpError(w, http.StatusForbidden, "cross-origin request refused")
+			return
+		}
+	}
 	if r.URL.Path == "/login" {
 		s.handleLogin(w, r)
 		return
@@ -273,7 +286,13 @@ func loopbackHost(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+func safeMethod(m string) bool {
+	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
+}
+
 // authorized checks the bearer token or the login cookie, in constant time.
+// The cookie is a browser's, which reads pages: what writes through the API
+// (reports, claims) needs the token itself.
 func (s *Server) authorized(r *http.Request) bool {
 	if s.token == nil {
 		return true
@@ -281,6 +300,9 @@ func (s *Server) authorized(r *http.Request) bool {
 	if a := r.Header.Get("Authorization"); a != "" {
 		got, ok := strings.CutPrefix(a, "Bearer ")
 		return ok && subtle.ConstantTimeCompare([]byte(got), s.token) == 1
+	}
+	if strings.HasPrefix(r.URL.Path, "/api/") && !safeMethod(r.Method) {
+		return false
 	}
 	if c, err := r.Cookie(cookieName); err == nil {
 		return subtle.ConstantTimeCompare([]byte(c.Value), []byte(s.cookie)) == 1

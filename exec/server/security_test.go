@@ -1,0 +1,97 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/hepbuild/hepbuild/exec/server/api"
+)
+
+// rawPost sends a POST with the headers a browser would add, and returns
+// the status.
+func rawPost(t *testing.T, target, contentType string, body []byte, headers map[string]string) int {
+	t.Helper()
+	req, err := http.NewRequest("POST", target, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", contentType)
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// A page on another site must not write to the server through the
+// visitor's browser: without a token, anything that reaches loopback is
+// trusted, and a form post (text/plain, no preflight) reaches it; with a
+// token, the browser's login cookie must not stand in for it.
+func TestCrossSiteWritesAreRefused(t *testing.T) {
+	ts := startServer(t, Options{})
+	start := func() []byte {
+		return fmt.Appendf(nil, `{"id":%q,"user":"mallory","host":"evil","targets":["//:x"],"total":4194304}`, newID(t))
+	}
+	for _, h := range []map[string]string{
+		{"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"},
+		{"Sec-Fetch-Site": "same-site", "Origin": "http://127.0.0.1:9999"},
+		{"Origin": "https://evil.example"}, // an older browser
+	} {
+		if code := rawPost(t, ts.url+api.PathBuilds, "text/plain", start(), h); code != http.StatusForbidden {
+			t.Errorf("a cross-site form posting a build with %v: %d, want 403", h, code)
+		}
+		claim := fmt.Appendf(nil, `{"build":%q,"key":%q}`, newID(t), strings.Repeat("0", 64)+"/1")
+		if code := rawPost(t, ts.url+api.PathClaim, "text/plain", claim, h); code != http.StatusForbidden {
+			t.Errorf("a cross-site form posting a claim with %v: %d, want 403", h, code)
+		}
+	}
+	if rows, err := ts.ListBuilds(context.Background(), api.ListQuery{}); err != nil || len(rows) != 0 {
+		t.Errorf("builds after cross-site posts: %v %v", rows, err)
+	}
+	// Builds (no browser headers) and the server's own pages still may.
+	if code := rawPost(t, ts.url+api.PathBuilds, "application/json", start(), nil); code != http.StatusCreated {
+		t.Errorf("a build's start: %d, want 201", code)
+	}
+	if code := rawPost(t, ts.url+api.PathBuilds, "application/json", start(), map[string]string{"Sec-Fetch-Site": "same-origin", "Origin": ts.url}); code != http.StatusCreated {
+		t.Errorf("a same-origin post: %d, want 201", code)
+	}
+
+	const token = "t0ken-of-the-group"
+	tt := startServer(t, Options{Token: token})
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noRedirect.PostForm(tt.url+"/login", url.Values{"token": {token}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	cookies := resp.Cookies()
+	if len(cookies) != 1 {
+		t.Fatalf("login cookies %v", cookies)
+	}
+	req, _ := http.NewRequest("POST", tt.url+api.PathBuilds, bytes.NewReader(start()))
+	req.Header.Set("Content-Type", "application/json")
+	req.AddCookie(cookies[0])
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("posting a build with the login cookie only: %d, want 401 (the API's writes need the token)", resp.StatusCode)
+	}
+	// A cross-site login would log the visitor in as someone else.
+	if code := rawPost(t, tt.url+"/login", "application/x-www-form-urlencoded", []byte("token="+token), map[string]string{"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"}); code != http.StatusForbidden {
+		t.Errorf("a cross-site login: %d, want 403", code)
+	}
+}
