@@ -4,6 +4,8 @@ import (
 	"crypto/subtle"
 	"html/template"
 	"net/http"
+	"net/url"
+	"path"
 	"strings"
 )
 
@@ -42,8 +44,19 @@ func (s *Server) loginPage(w http.ResponseWriter, r *http.Request, code int, msg
 }
 
 // localPath keeps a redirect on this server: a path, not "//host".
+// Browsers drop tabs and newlines from a Location and read a backslash as
+// a slash ("/\t/host", "/x/../\host" lead off the server), and
+// http.Redirect cleans the path: the check is on what the browser follows.
 func localPath(p string) string {
-	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.HasPrefix(p, "/\\") || strings.HasPrefix(p, "/login") {
+	if strings.ContainsFunc(p, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '\\' }) {
+		return "/"
+	}
+	u, err := url.Parse(p)
+	if err != nil || u.Scheme != "" || u.Opaque != "" || u.User != nil || u.Host != "" {
+		return "/"
+	}
+	clean := path.Clean(u.Path)
+	if !strings.HasPrefix(clean, "/") || strings.HasPrefix(clean, "//") || strings.HasPrefix(clean, "/login") {
 		return "/"
 	}
 	return p

@@ -95,3 +95,27 @@ func TestCrossSiteWritesAreRefused(t *testing.T) {
 		t.Errorf("a cross-site login: %d, want 403", code)
 	}
 }
+
+// The login's next parameter is a path on this server, however a browser
+// reads the Location it becomes (it drops tabs and newlines and takes a
+// backslash for a slash).
+func TestLoginNextStaysOnServer(t *testing.T) {
+	const token = "t0ken-of-the-group"
+	ts := startServer(t, Options{Token: token})
+	base, _ := url.Parse(ts.url + "/login")
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	browser := strings.NewReplacer("\t", "", "\n", "", "\r", "", "\\", "/")
+	for _, next := range []string{"//evil.example/", "/\t/evil.example/", "/x/../\\evil.example/", "/\\/evil.example/", "/./\\evil.example",
+		"/%09/evil.example", "/x/..//evil.example", "/\x00/evil.example", "https://evil.example/", "/builds/\t/\\evil.example"} {
+		resp, err := noRedirect.PostForm(ts.url+"/login", url.Values{"token": {token}, "next": {next}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		loc := resp.Header.Get("Location")
+		u, err := base.Parse(browser.Replace(loc))
+		if resp.StatusCode != http.StatusSeeOther || err != nil || u.Host != base.Host {
+			t.Errorf("login with next %q: %d to %q, off the server", next, resp.StatusCode, loc)
+		}
+	}
+}
