@@ -378,16 +378,18 @@ func (s *Server) finish(ctx context.Context, b *liveBuild, end *api.BuildEnd) er
 	snap, err := b.encodeSnapshot()
 	targets := b.targetsText()
 	b.mu.Unlock()
-	if err != nil {
-		return err
+	var pageJSON []byte
+	if err == nil {
+		pageJSON, err = json.Marshal(view)
 	}
-	pageJSON, err := json.Marshal(view)
-	if err != nil {
-		return err
-	}
-	counts, _ := json.Marshal(view.Counts)
 	id := b.start.ID
-	if err := s.storeEnd(ctx, id, end, view, string(counts), pageJSON, snap, targets); err != nil {
+	if err == nil {
+		counts, _ := json.Marshal(view.Counts)
+		err = s.storeEnd(ctx, id, end, view, string(counts), pageJSON, snap, targets)
+	}
+	if err != nil {
+		// Not ended after all: a build ended in memory only would refuse
+		// its batches and stay among the running builds for good.
 		b.mu.Lock()
 		b.end = previous
 		b.mu.Unlock()

@@ -119,3 +119,33 @@ func TestLoginNextStaysOnServer(t *testing.T) {
 		}
 	}
 }
+
+// Times out of any build's range (a clock gone wrong, or a client that
+// lies) are refused: they made pages that could not be encoded and a
+// build that could never end.
+func TestTimesOutOfRangeAreRefused(t *testing.T) {
+	ts := startServer(t, Options{})
+	for _, started := range []string{"9999-12-31T23:59:59-23:00", "0001-01-02T00:00:00Z", "1600-01-01T00:00:00Z"} {
+		id := newID(t)
+		code, body := ts.do(t, "POST", api.PathBuilds, fmt.Appendf(nil, `{"id":%q,"user":"u","host":"h","started":%q,"total":1}`, id, started))
+		if code != http.StatusBadRequest {
+			t.Errorf("a build started at %s: %d %s, want 400", started, code, body)
+		}
+	}
+	id := ts.startBuild(t, 1)
+	for _, at := range []string{"9999-12-31T23:59:59-23:00", "0001-01-02T00:00:00Z"} {
+		code, body := ts.do(t, "POST", fmt.Sprintf(api.PathBatch, id),
+			fmt.Appendf(nil, `{"seq":1,"events":[{"type":"job_submitted","action":0,"time":%q,"executor":"slurm","job_id":"1"}]}`, at))
+		if code != http.StatusBadRequest {
+			t.Errorf("an event at %s: %d %s, want 400", at, code, body)
+		}
+		code, body = ts.do(t, "POST", fmt.Sprintf(api.PathEnd, id), fmt.Appendf(nil, `{"outcome":"success","finished":%q}`, at))
+		if code != http.StatusBadRequest {
+			t.Errorf("an end at %s: %d %s, want 400", at, code, body)
+		}
+	}
+	if code, body := ts.do(t, "GET", "/builds/"+id+".json", nil); code != http.StatusOK {
+		t.Errorf("the build's JSON: %d %s", code, body)
+	}
+	ts.must(t, "POST", fmt.Sprintf(api.PathEnd, id), api.BuildEnd{Outcome: api.OutcomeSuccess})
+}

@@ -72,9 +72,28 @@ func checkLabel(what, s string) error {
 	return nil
 }
 
+// Times a build may report: Unix nanoseconds hold them (the history's
+// unit), and JSON can encode them (a year of five digits it cannot: a
+// page holding one failed, and so did the build's end).
+var (
+	minTime = time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)
+	maxTime = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
+// checkTime refuses a time out of range; zero means "not given".
+func checkTime(what string, t time.Time) error {
+	if t.IsZero() || !t.Before(minTime) && t.Before(maxTime) {
+		return nil
+	}
+	return bad("%s %s is not between %d and %d", what, t.UTC().Format(time.RFC3339), minTime.Year(), maxTime.Year())
+}
+
 func validateStart(s *api.BuildStart) error {
 	if !validID(s.ID) {
 		return bad("build id must be %d lowercase hex digits", api.IDLen)
+	}
+	if err := checkTime("start", s.Started); err != nil {
+		return err
 	}
 	for what, v := range map[string]string{"user": s.User, "host": s.Host, "workspace": s.Workspace, "version": s.Version} {
 		if err := checkString(what, v); err != nil {
@@ -156,6 +175,9 @@ func validateBatch(b *api.Batch, total int) error {
 				return err
 			}
 		}
+		if err := checkTime("event time", e.Time); err != nil {
+			return err
+		}
 		if e.Attempt < 0 || e.Slot < 0 || e.Duration < 0 {
 			return bad("event of action %d: negative attempt, slot or duration", e.Action)
 		}
@@ -221,6 +243,9 @@ func validateEnd(e *api.BuildEnd, now time.Time) error {
 		if n < 0 || n > maxActions {
 			return bad("counts must be between 0 and %d", maxActions)
 		}
+	}
+	if err := checkTime("end", e.Finished); err != nil {
+		return err
 	}
 	if e.Finished.IsZero() {
 		e.Finished = now
