@@ -162,7 +162,16 @@ func split(keys []string, base int) []span {
 	if n == 1 {
 		return []span{{lo: 0, hi: 1, leaf: true}}
 	}
-	for k := base + 1; ; k++ {
+	// The keys are sorted: those between the first and the last share the
+	// tokens these two share, and no level above that splits them. Start
+	// there rather than at base+1, one scan of all keys per level: names
+	// with a long common run of tokens cost its square otherwise.
+	first, last := keys[0], keys[n-1]
+	common := 0
+	for common < len(first) && common < len(last) && first[common] == last[common] {
+		common++
+	}
+	for k := max(base+1, strings.Count(first[:common], "\x00")); ; k++ {
 		var spans []span
 		var prev string
 		prevLeaf := false

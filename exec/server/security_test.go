@@ -7,8 +7,10 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hepbuild/hepbuild/exec/server/api"
 )
@@ -148,4 +150,52 @@ func TestTimesOutOfRangeAreRefused(t *testing.T) {
 		t.Errorf("the build's JSON: %d %s", code, body)
 	}
 	ts.must(t, "POST", fmt.Sprintf(api.PathEnd, id), api.BuildEnd{Outcome: api.OutcomeSuccess})
+}
+
+// Target names that share a long run of tokens: the graph's grouping
+// must cost about the size of the names, not their square times their
+// number (it took minutes, holding the build's lock).
+func TestGraphLongCommonPrefix(t *testing.T) {
+	ts := startServer(t, Options{})
+	const n = 2000
+	common := strings.Repeat("a_", 1500)
+	plan := make([]api.PlannedAction, n)
+	for i := range plan {
+		plan[i] = api.PlannedAction{ID: int32(i), Target: "//p:" + common + strconv.Itoa(i), Mnemonic: "M"}
+		if i > 0 {
+			plan[i].Deps = []int32{int32(i - 1)}
+		}
+	}
+	id := ts.startBuild(t, n)
+	ts.batch(t, id, api.Batch{Seq: 1, Plan: plan})
+	done := make(chan error, 1)
+	go func() {
+		path := ""
+		for range 4 {
+			v, err := ts.Graph(context.Background(), id, path)
+			if err != nil {
+				done <- fmt.Errorf("graph at %.20q: %w", path, err)
+				return
+			}
+			path = ""
+			for _, nd := range v.Nodes {
+				if nd.Children > 0 {
+					path = nd.Path
+					break
+				}
+			}
+			if path == "" {
+				break
+			}
+		}
+		done <- nil
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the graph of targets with a long common prefix takes more than 10 s")
+	}
 }
