@@ -487,9 +487,18 @@ func (g *graphIndex) childrenOf(p *plan, n gnode) []gnode {
 			}
 		}
 	}
+	if len(g.children) >= maxGraphMemo {
+		clear(g.children)
+	}
 	g.children[n.path] = out
 	return out
 }
+
+// maxGraphMemo bounds the levels whose children, and those whose edges, an
+// index remembers: the pages ask for a few, but a chunked level's ranges
+// can be named in as many ways as there are pairs, each worth up to
+// api.MaxNodes children. Beyond, the memory starts over.
+const maxGraphMemo = 2048
 
 // edgesOf is the edges among the children of n, memoised: an action under
 // one child that reads the output of an action under another.
@@ -541,6 +550,9 @@ func (g *graphIndex) edgesOf(p *plan, n gnode, children []gnode) []api.GraphEdge
 		}
 		return edges[i].To < edges[j].To
 	})
+	if len(g.edges) >= maxGraphMemo {
+		clear(g.edges)
+	}
 	g.edges[n.path] = edges
 	return edges
 }

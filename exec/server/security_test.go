@@ -199,3 +199,31 @@ func TestGraphLongCommonPrefix(t *testing.T) {
 		t.Fatal("the graph of targets with a long common prefix takes more than 10 s")
 	}
 }
+
+// Every level of the graph that someone asks for is remembered until the
+// plan grows; asking for many distinct levels (ranges of a chunked level
+// can be named in as many ways as there are pairs) must not grow the
+// server's memory without bound.
+func TestGraphMemoIsBounded(t *testing.T) {
+	ts := startServer(t, Options{})
+	const n = 1000
+	plan := make([]api.PlannedAction, n)
+	for i := range plan {
+		plan[i] = api.PlannedAction{ID: int32(i), Target: fmt.Sprintf("//p%d:t", i), Mnemonic: "M"}
+	}
+	id := ts.startBuild(t, n)
+	ts.batch(t, id, api.Batch{Seq: 1, Plan: plan})
+	for i := range 3 * maxGraphMemo / 2 {
+		a := i / 10
+		path := fmt.Sprintf("*~%d-%d", a, a+2+i%10)
+		if _, err := ts.Graph(context.Background(), id, path); err != nil {
+			t.Fatalf("graph at %s: %v", path, err)
+		}
+	}
+	b := ts.inMemory(id)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if c, e := len(b.graph.children), len(b.graph.edges); c > maxGraphMemo || e > maxGraphMemo {
+		t.Errorf("the graph remembers %d levels' children and %d levels' edges, more than %d", c, e, maxGraphMemo)
+	}
+}
