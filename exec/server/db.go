@@ -3,7 +3,9 @@ package server
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -87,6 +89,14 @@ CREATE TABLE targets (
 // openDB opens or creates the history database at path.
 func openDB(ctx context.Context, path string) (*sql.DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("history database: %w", err)
+	}
+	// The history holds the builds' command lines, environment variables
+	// and logs: readable by its owner only. SQLite gives its WAL and
+	// shared-memory files the database file's mode.
+	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		f.Close()
+	} else if !errors.Is(err, fs.ErrExist) {
 		return nil, fmt.Errorf("history database: %w", err)
 	}
 	// WAL lets the pages read while a batch is written; synchronous=NORMAL

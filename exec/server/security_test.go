@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -197,6 +198,25 @@ func TestGraphLongCommonPrefix(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the graph of targets with a long common prefix takes more than 10 s")
+	}
+}
+
+// The history holds what builds ran, their environment variables and
+// logs: only its owner may read it.
+func TestHistoryIsPrivate(t *testing.T) {
+	ts := startServer(t, Options{})
+	runBuild(t, ts, false)
+	for _, f := range []string{ts.db, ts.db + "-wal", ts.db + "-shm"} {
+		fi, err := os.Stat(f)
+		if os.IsNotExist(err) && f != ts.db {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s has mode %v, want no access for others", f, fi.Mode().Perm())
+		}
 	}
 }
 

@@ -163,6 +163,9 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if fi, err := os.Stat(opts.DB); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		fmt.Fprintf(opts.Log, "hepbuild serve: warning: others can read the history %s, which holds the builds' commands, environments and logs (chmod 600 it)\n", opts.DB)
+	}
 	s.db = db
 	if err := s.restore(ctx); err != nil {
 		db.Close()
