@@ -128,6 +128,9 @@ const (
 	maxWarnings = 100
 	maxRunning  = 500
 	maxJobs     = 200
+	// maxExtraJobs is how many more jobs than actions a build may have
+	// in memory (a job runs one action or more; resubmissions add some).
+	maxExtraJobs = 4096
 )
 
 // build is one build in memory: a running build (kept until it ends), or an
@@ -327,6 +330,9 @@ func (b *build) addJob(e *api.Event) {
 	key := e.Executor + " " + e.JobID
 	j := b.jobs[key]
 	if j == nil {
+		if len(b.jobs) >= len(b.state)+maxExtraJobs {
+			return // more jobs than a build of this size submits
+		}
 		j = &api.Job{Executor: e.Executor, ID: e.JobID}
 		b.jobs[key] = j
 	}

@@ -247,3 +247,28 @@ func TestGraphMemoIsBounded(t *testing.T) {
 		t.Errorf("the graph remembers %d levels' children and %d levels' edges, more than %d", c, e, maxGraphMemo)
 	}
 }
+
+// A build's batch jobs are kept in memory, and every poll of its page
+// sorts them: job ids that never end (distinct in every event) must not
+// grow them without bound. A build has at most about a job per action.
+func TestJobsPerBuildAreBounded(t *testing.T) {
+	ts := startServer(t, Options{})
+	id := ts.startBuild(t, 10)
+	for seq := range 5 {
+		events := make([]api.Event, api.MaxBatchEvents)
+		for i := range events {
+			events[i] = api.Event{Type: "job_submitted", Action: -1, Executor: "slurm", JobID: fmt.Sprintf("%d_%d", seq, i), JobState: "queued"}
+		}
+		ts.batch(t, id, api.Batch{Seq: int64(seq + 1), Events: events})
+	}
+	b := ts.inMemory(id)
+	b.mu.Lock()
+	n := len(b.jobs)
+	b.mu.Unlock()
+	if n > 10+maxExtraJobs {
+		t.Errorf("the build keeps %d jobs for 10 actions", n)
+	}
+	if v, err := ts.Build(context.Background(), id); err != nil || len(v.Jobs) == 0 {
+		t.Errorf("the build's page: %v, jobs %d", err, len(v.Jobs))
+	}
+}
