@@ -70,6 +70,12 @@ func NewClient(base string, hc *http.Client, token, build string, warn func(stri
 
 var _ exec.Coordinator = (*Client)(nil)
 
+// minHeldGap is the least time between two requests for a key that
+// another build holds: a server waits up to the asked time before it
+// answers "held", one that answers at once (broken, or lying) is asked
+// again no faster than this.
+const minHeldGap = time.Second
+
 // requestTimeout bounds a request that does not wait on the server: a
 // server that accepts connections but never answers is given up on.
 const requestTimeout = 15 * time.Second
@@ -94,6 +100,7 @@ func (c *Client) Claim(ctx context.Context, a *exec.Action, key string, waiting 
 	waited := false
 	for {
 		var resp api.ClaimResponse
+		asked := time.Now()
 		err := c.post(ctx, api.PathClaim, &req, &resp, time.Duration(req.Wait))
 		if err != nil {
 			if ctx.Err() != nil {
@@ -118,6 +125,17 @@ func (c *Client) Claim(ctx context.Context, a *exec.Action, key string, waiting 
 				waited = true
 				if waiting != nil {
 					waiting(describeHolder(resp.Holder))
+				}
+			}
+			if req.Wait > 0 {
+				if early := minHeldGap - time.Since(asked); early > 0 {
+					t := time.NewTimer(early)
+					select {
+					case <-t.C:
+					case <-ctx.Done():
+						t.Stop()
+						return false, nil, ctx.Err()
+					}
 				}
 			}
 			req.Wait = int64(c.Wait)

@@ -501,3 +501,32 @@ func BenchmarkClaimRelease(b *testing.B) {
 		release(true)
 	}
 }
+
+// A server that answers "held" at once, again and again (broken, or
+// lying), is asked at most about once a second: the wait neither spins
+// nor floods it, and ends with the build's context.
+func TestClientPacesHeldAnswers(t *testing.T) {
+	var n sync.Mutex
+	requests := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.Lock()
+		requests++
+		n.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"state":"held","holder":{"build":%q}}`, buildB)
+	}))
+	defer srv.Close()
+	c := NewClient(srv.URL, nil, "", buildA, nil)
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	a := &exec.Action{Owner: graph.Label{Pkg: "pkg", Name: "sel"}}
+	if _, _, err := c.Claim(ctx, a, key("sel"), nil); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("claim: %v, want the context's deadline", err)
+	}
+	n.Lock()
+	defer n.Unlock()
+	if requests > 6 {
+		t.Errorf("%d claim requests in 2 s to a server that answers held at once, want a few", requests)
+	}
+}
