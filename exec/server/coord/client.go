@@ -58,6 +58,7 @@ func NewClient(base string, hc *http.Client, token, build string, warn func(stri
 		// to the server as the build waits on keys.
 		hc = &http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, MaxIdleConnsPerHost: 64}}
 	}
+	hc = noRedirects(hc)
 	if warn == nil {
 		warn = func(string) {}
 	}
@@ -69,6 +70,15 @@ func NewClient(base string, hc *http.Client, token, build string, warn func(stri
 }
 
 var _ exec.Coordinator = (*Client)(nil)
+
+// noRedirects is hc answering redirects as they are: net/http would
+// repeat the request, body and token included, to another port of the
+// same host or wherever the answer says.
+func noRedirects(hc *http.Client) *http.Client {
+	c := *hc
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &c
+}
 
 // minHeldGap is the least time between two requests for a key that
 // another build holds: a server waits up to the asked time before it

@@ -530,3 +530,39 @@ func TestClientPacesHeldAnswers(t *testing.T) {
 		t.Errorf("%d claim requests in 2 s to a server that answers held at once, want a few", requests)
 	}
 }
+
+// A redirect is not followed: it would carry the claim, and the token to
+// another port of the same host, elsewhere. The claim is granted locally.
+func TestClientDoesNotFollowRedirects(t *testing.T) {
+	var mu sync.Mutex
+	var got []string
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got = append(got, r.Header.Get("Authorization"))
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"state":"granted"}`)
+	}))
+	defer other.Close()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.URL+r.URL.Path, http.StatusTemporaryRedirect)
+	}))
+	defer srv.Close()
+	for _, hc := range []*http.Client{nil, {}} {
+		var warnings []string
+		c := NewClient(srv.URL, hc, "s3cret", buildA, func(m string) { warnings = append(warnings, m) })
+		a := &exec.Action{Owner: graph.Label{Pkg: "pkg", Name: "sel"}}
+		if run, _, err := c.Claim(context.Background(), a, key("sel"), nil); !run || err != nil {
+			t.Errorf("claim: %v %v, want granted locally", run, err)
+		}
+		c.Close()
+		if len(warnings) != 1 || strings.Contains(warnings[0], "s3cret") {
+			t.Errorf("warnings %q, want one without the token", warnings)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 0 {
+		t.Errorf("the redirect was followed: %q", got)
+	}
+}

@@ -187,6 +187,12 @@ func New(opts Options) *Reporter {
 	if r.client == nil {
 		r.client = &http.Client{}
 	}
+	// A redirect is answered as it is, a failure: net/http would repeat
+	// the report, token included, to another port of the same host or
+	// wherever the answer says.
+	c := *r.client
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	r.client = &c
 	for i, a := range opts.Actions {
 		r.index[a] = int32(i)
 	}

@@ -453,3 +453,31 @@ func TestReportHeartbeat(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A redirect is not followed: Go would send the report, and the token, to
+// another port of the same host. It costs the usual one warning.
+func TestReportDoesNotFollowRedirects(t *testing.T) {
+	rec := &reporttest.Recorder{}
+	other := httptest.NewServer(rec)
+	defer other.Close()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.URL+r.URL.Path, http.StatusTemporaryRedirect)
+	}))
+	defer srv.Close()
+	actions, g, _ := chain(t)
+	var w warnings
+	r := report.New(report.Options{URL: srv.URL, Token: token, Actions: actions, Graph: g, Warn: w.add, Interval: 5 * time.Millisecond})
+	r.Event(exec.Event{Type: exec.EventActionQueued, Action: actions[0]})
+	time.Sleep(50 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := r.Close(ctx, api.BuildEnd{Outcome: api.OutcomeSuccess}); err == nil {
+		t.Errorf("Close says the end was taken")
+	}
+	if reqs := rec.Requests(); len(reqs) != 0 {
+		t.Errorf("the redirect was followed: %d requests reached the other server, the first with %q", len(reqs), reqs[0].Auth)
+	}
+	if ws := w.list(); len(ws) != 1 || strings.Contains(ws[0], token) {
+		t.Errorf("warnings %q, want one without the token", ws)
+	}
+}
