@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -270,5 +272,29 @@ func TestJobsPerBuildAreBounded(t *testing.T) {
 	}
 	if v, err := ts.Build(context.Background(), id); err != nil || len(v.Jobs) == 0 {
 		t.Errorf("the build's page: %v, jobs %d", err, len(v.Jobs))
+	}
+}
+
+// The history is the file named, whatever its name: SQLite reads the
+// DSN as a URI, where '#' and '?' end the path and %41 is "A".
+func TestHistoryPathIsTakenLiterally(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"hist#1.db", "h%41x.db", "q?mode=ro.db"} {
+		s, err := New(Options{DB: filepath.Join(dir, name), Log: io.Discard})
+		if err != nil {
+			t.Errorf("history %s: %v", name, err)
+			continue
+		}
+		s.Close()
+	}
+	var got []string
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if n := e.Name(); !strings.HasSuffix(n, "-wal") && !strings.HasSuffix(n, "-shm") {
+			got = append(got, n)
+		}
+	}
+	if want := []string{"h%41x.db", "hist#1.db", "q?mode=ro.db"}; !slices.Equal(got, want) {
+		t.Errorf("files in the history's folder: %q, want %q", got, want)
 	}
 }
