@@ -23,6 +23,7 @@ func (rp *reporting) coordinate(runner *exec.Runner) {
 		hc = &http.Client{Transport: t}
 	}
 	c := coord.NewClient(rp.flags.Server, hc, rp.token, rp.rep.ID(), rp.serverWarn)
+	c.Ready = rp.rep.Started()
 	runner.Coordinator = c
 	rp.closers = append(rp.closers, func() { _ = c.Close() })
 }

@@ -298,3 +298,40 @@ func TestHistoryPathIsTakenLiterally(t *testing.T) {
 		t.Errorf("files in the history's folder: %q, want %q", got, want)
 	}
 }
+
+// Claims belong to running builds: a claim or renewal for a build the
+// server does not have, or one that ended (its claims were released
+// then), is refused; otherwise any id made up on the spot held keys,
+// renewed for ever, that no build's end or loss would release.
+func TestClaimsNeedARunningBuild(t *testing.T) {
+	ts := startServer(t, Options{})
+	key := strings.Repeat("ab", 32) + "/12"
+	claim := func(build string) int {
+		code, _ := ts.do(t, "POST", api.PathClaim, api.ClaimRequest{Build: build, Key: key})
+		return code
+	}
+	renew := func(build string) int {
+		code, _ := ts.do(t, "POST", api.PathRenew, api.RenewRequest{Build: build, Keys: []string{key}})
+		return code
+	}
+	if code := claim(newID(t)); code != http.StatusNotFound {
+		t.Errorf("a claim of an unknown build: %d, want 404", code)
+	}
+	if code := renew(newID(t)); code != http.StatusNotFound {
+		t.Errorf("a renewal of an unknown build: %d, want 404", code)
+	}
+	id := ts.startBuild(t, 1)
+	if code := claim(id); code != http.StatusOK {
+		t.Errorf("a claim of a running build: %d, want 200", code)
+	}
+	if code := renew(id); code != http.StatusNoContent {
+		t.Errorf("a renewal of a running build: %d, want 204", code)
+	}
+	ts.must(t, "POST", fmt.Sprintf(api.PathEnd, id), api.BuildEnd{Outcome: api.OutcomeSuccess})
+	if code := claim(id); code != http.StatusNotFound {
+		t.Errorf("a claim of an ended build: %d, want 404", code)
+	}
+	if n := ts.coord.Claims(); n != 0 {
+		t.Errorf("%d claims held after the only build ended", n)
+	}
+}

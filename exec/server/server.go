@@ -171,7 +171,7 @@ func New(opts Options) (*Server, error) {
 		db.Close()
 		return nil, err
 	}
-	s.coord = coord.NewServer(coord.ServerOptions{Holder: s.holder})
+	s.coord = coord.NewServer(coord.ServerOptions{Holder: s.holder, Running: s.running})
 	s.pages = web.New(s, web.Options{})
 	s.routes()
 	go s.watchLost()
@@ -200,6 +200,13 @@ func loopback(addr string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// running tells the coordinator whether a build runs.
+func (s *Server) running(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.live[id] != nil
 }
 
 // holder tells the coordinator who a build is.

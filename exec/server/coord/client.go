@@ -34,6 +34,10 @@ type Client struct {
 	// holder's release before it asks again (api.DefaultClaimWait).
 	// Set it before the first Claim.
 	Wait time.Duration
+	// Ready, when set, is closed once the server has the build (the
+	// reporter's Started): the server refuses claims of builds it does
+	// not have, so claims wait for it. Set it before the first Claim.
+	Ready <-chan struct{}
 
 	off      atomic.Bool
 	offOnce  sync.Once
@@ -102,6 +106,16 @@ func (c *Client) Claim(ctx context.Context, a *exec.Action, key string, waiting 
 	grantLocally := func() (bool, func(bool), error) { return true, func(bool) {}, nil }
 	if c.off.Load() {
 		return grantLocally()
+	}
+	if c.Ready != nil {
+		select {
+		case <-c.Ready:
+		case <-ctx.Done():
+			return false, nil, ctx.Err()
+		}
+		if c.off.Load() {
+			return grantLocally()
+		}
 	}
 	req := api.ClaimRequest{Build: c.build, Key: key}
 	if a != nil {

@@ -54,6 +54,10 @@ type ServerOptions struct {
 	// Holder describes a build for those who wait on it; nil leaves
 	// User and Host empty.
 	Holder func(build string) (user, host string)
+	// Running says whether a build is running; claims and renewals of
+	// any other build are refused (404), so that no claim outlives its
+	// build's end or belongs to none. nil takes every build.
+	Running func(build string) bool
 	// DoneMemory is how long a key released OK answers ClaimDone
 	// (DefaultDoneMemory when zero).
 	DoneMemory time.Duration
@@ -66,7 +70,7 @@ type ServerOptions struct {
 
 // Server answers api.PathClaim, api.PathRenew and api.PathRelease. It is
 // safe for concurrent use. It does not authenticate: the server that
-// mounts it does, and rejects unknown builds before it.
+// mounts it does, and says which builds run (ServerOptions.Running).
 type Server struct {
 	opts ServerOptions
 
@@ -148,6 +152,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
+		if !s.running(req.Build) {
+			http.Error(w, errNotRunning.Error(), http.StatusNotFound)
+			return
+		}
 		resp, code, err := s.claim(r, &req)
 		if err != nil {
 			http.Error(w, err.Error(), code)
@@ -162,6 +170,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		if err := s.validRenew(&req); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		if !s.running(req.Build) {
+			http.Error(w, errNotRunning.Error(), http.StatusNotFound)
 			return
 		}
 		s.renew(&req)
@@ -428,6 +440,14 @@ func (s *Server) ReleaseBuild(build string) {
 			s.drop(k, c)
 		}
 	}
+}
+
+// errNotRunning refuses a claim or renewal of a build the server does not
+// have running: unknown, or ended (its claims were released then).
+var errNotRunning = errors.New("no such running build: report the build before claiming")
+
+func (s *Server) running(build string) bool {
+	return s.opts.Running == nil || s.opts.Running(build)
 }
 
 // errShutdown answers the claims that would wait on a closed server: their

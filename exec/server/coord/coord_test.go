@@ -566,3 +566,44 @@ func TestClientDoesNotFollowRedirects(t *testing.T) {
 		t.Errorf("the redirect was followed: %q", got)
 	}
 }
+
+// A claim waits for Ready (the server has the build), and for no more
+// than the build's context.
+func TestClientWaitsUntilReady(t *testing.T) {
+	s, url := start(t, ServerOptions{Running: func(string) bool { return true }})
+	ready := make(chan struct{})
+	c := NewClient(url, nil, "", buildA, nil)
+	c.Ready = ready
+	defer c.Close()
+	a := &exec.Action{Owner: graph.Label{Pkg: "pkg", Name: "sel"}}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if _, _, err := c.Claim(ctx, a, key("sel"), nil); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("claim before ready: %v, want the context's deadline", err)
+	}
+	if n := s.Claims(); n != 0 {
+		t.Errorf("%d claims reached the server before ready", n)
+	}
+	close(ready)
+	if run, _, err := c.Claim(context.Background(), a, key("sel"), nil); !run || err != nil || s.Claims() != 1 {
+		t.Errorf("claim once ready: %v %v, %d claims on the server", run, err, s.Claims())
+	}
+}
+
+// A server that does not have the build refuses its claims: the client
+// goes on without it, with one warning.
+func TestClientOfAnUnknownBuild(t *testing.T) {
+	_, url := start(t, ServerOptions{Running: func(b string) bool { return b == buildB }})
+	var warnings []string
+	c := NewClient(url, nil, "", buildA, func(m string) { warnings = append(warnings, m) })
+	defer c.Close()
+	a := &exec.Action{Owner: graph.Label{Pkg: "pkg", Name: "sel"}}
+	for i := range 3 {
+		if run, _, err := c.Claim(context.Background(), a, key(fmt.Sprint(i)), nil); !run || err != nil {
+			t.Errorf("claim %d: %v %v, want granted locally", i, run, err)
+		}
+	}
+	if len(warnings) != 1 || !strings.Contains(warnings[0], "404") {
+		t.Errorf("warnings %q, want one about the refusal", warnings)
+	}
+}

@@ -112,9 +112,13 @@ type Reporter struct {
 	reasons map[int32]reasonsKey
 	closed  bool
 	kick    chan struct{} // a full buffer asks for a batch at once
-	closing chan closeRequest
-	done    chan struct{}
-	endErr  error
+	// begun is closed once the server answered the BuildStart, or the
+	// first try failed (see Started).
+	begun     chan struct{}
+	beginOnce sync.Once
+	closing   chan closeRequest
+	done      chan struct{}
+	endErr    error
 
 	// Owned by the sending goroutine.
 	started  bool
@@ -180,6 +184,7 @@ func New(opts Options) *Reporter {
 		where:   make([]string, len(opts.Actions)),
 		reasons: map[int32]reasonsKey{},
 		kick:    make(chan struct{}, 1),
+		begun:   make(chan struct{}),
 		closing: make(chan closeRequest, 1),
 		done:    make(chan struct{}),
 	}
@@ -196,9 +201,20 @@ func New(opts Options) *Reporter {
 	for i, a := range opts.Actions {
 		r.index[a] = int32(i)
 	}
+	// The BuildStart goes at once, not after a first Interval: claims
+	// wait for it (Started).
+	r.kick <- struct{}{}
 	go r.loop()
 	return r
 }
+
+// Started is closed once the server took the BuildStart, or the first
+// try to send it failed (the build goes on without the server), or the
+// reporter closed. The coordinator's claims wait for it: the server
+// refuses claims of a build it does not have.
+func (r *Reporter) Started() <-chan struct{} { return r.begun }
+
+func (r *Reporter) begin() { r.beginOnce.Do(func() { close(r.begun) }) }
 
 // ID is the build's id on the server.
 func (r *Reporter) ID() string { return r.opts.Start.ID }
@@ -387,6 +403,7 @@ type closeRequest struct {
 // FlushAt events wait, unless a failed server is being left alone.
 func (r *Reporter) loop() {
 	defer close(r.done)
+	defer r.begin()
 	t := time.NewTicker(r.opts.Interval)
 	defer t.Stop()
 	for {
@@ -443,7 +460,9 @@ var errDenied = errors.New("the server refused the build")
 // wait, or everything when final. It stops at the first failure.
 func (r *Reporter) send(ctx context.Context, final bool) error {
 	if !r.started {
-		if err := r.post(ctx, api.PathBuilds, r.start()); err != nil {
+		err := r.post(ctx, api.PathBuilds, r.start())
+		r.begin()
+		if err != nil {
 			r.fail(err)
 			if permanent(err) {
 				// The server will not have this build: no batch could go.

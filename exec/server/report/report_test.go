@@ -481,3 +481,27 @@ func TestReportDoesNotFollowRedirects(t *testing.T) {
 		t.Errorf("warnings %q, want one without the token", ws)
 	}
 }
+
+// The BuildStart goes at once, and Started says when the server has it
+// (or could not be reached): the coordinator's claims wait for it.
+func TestReportStarted(t *testing.T) {
+	rec := &reporttest.Recorder{}
+	srv := httptest.NewServer(rec)
+	defer srv.Close()
+	actions, g, _ := chain(t)
+	for _, url := range []string{srv.URL, "http://127.0.0.1:1"} {
+		var w warnings
+		r := report.New(report.Options{URL: url, Actions: actions, Graph: g, Warn: w.add, Interval: time.Hour})
+		select {
+		case <-r.Started():
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: Started is not closed 10 s after New", url)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = r.Close(ctx, api.BuildEnd{Outcome: api.OutcomeSuccess})
+		cancel()
+	}
+	if reqs := rec.Requests(); len(reqs) == 0 || reqs[0].Kind != "start" {
+		t.Errorf("the server's requests: %+v, want the start first", reqs)
+	}
+}
