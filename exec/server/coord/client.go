@@ -39,6 +39,9 @@ type Client struct {
 	// not have, so claims wait for it. Set it before the first Claim.
 	Ready <-chan struct{}
 
+	// slow is slowAnswer; tests shorten it.
+	slow time.Duration
+
 	off      atomic.Bool
 	offOnce  sync.Once
 	busyOnce sync.Once
@@ -67,7 +70,7 @@ func NewClient(base string, hc *http.Client, token, build string, warn func(stri
 		warn = func(string) {}
 	}
 	c := &Client{base: strings.TrimRight(base, "/"), hc: hc, token: token, build: build, warn: warn,
-		Wait: api.DefaultClaimWait, held: map[string]bool{}, lease: DefaultLease,
+		Wait: api.DefaultClaimWait, slow: slowAnswer, held: map[string]bool{}, lease: DefaultLease,
 		stop: make(chan struct{}), stopped: make(chan struct{})}
 	go c.renewLoop()
 	return c
@@ -93,6 +96,13 @@ const minHeldGap = time.Second
 // requestTimeout bounds a request that does not wait on the server: a
 // server that accepts connections but never answers is given up on.
 const requestTimeout = 15 * time.Second
+
+// slowAnswer is the longest a claim that need not wait may take: each
+// claim is on its action's way, and a server that takes seconds to
+// answer every claim (overloaded, or stalling) would add them to every
+// action that runs. Beyond, the client turns off, as for a server that
+// cannot be reached.
+const slowAnswer = 5 * time.Second
 
 // errBusy is a server at one of its limits (429, 503): that claim is
 // granted locally, the client stays on.
@@ -138,6 +148,11 @@ func (c *Client) Claim(ctx context.Context, a *exec.Action, key string, waiting 
 			}
 			c.fail(err)
 			return grantLocally()
+		}
+		if took := time.Since(asked); req.Wait == 0 && took > c.slow {
+			// Its answer still counts: a key granted is held (and
+			// expires with its lease), one held is waited for.
+			c.fail(fmt.Errorf("the server took %s to answer a claim", took.Round(time.Millisecond)))
 		}
 		switch resp.State {
 		case api.ClaimGranted:

@@ -607,3 +607,41 @@ func TestClientOfAnUnknownBuild(t *testing.T) {
 		t.Errorf("warnings %q, want one about the refusal", warnings)
 	}
 }
+
+// A server that takes seconds to answer each claim that need not wait
+// would add them to every action: the first such answer still counts,
+// then the client goes on without the server, with one warning.
+func TestClientLeavesASlowServer(t *testing.T) {
+	var mu sync.Mutex
+	requests := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		requests++
+		mu.Unlock()
+		time.Sleep(300 * time.Millisecond)
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"state":"granted","lease":30000000000}`)
+	}))
+	defer srv.Close()
+	var warnings []string
+	c := NewClient(srv.URL, nil, "", buildA, func(m string) { warnings = append(warnings, m) })
+	c.slow = 100 * time.Millisecond
+	defer c.Close()
+	a := &exec.Action{Owner: graph.Label{Pkg: "pkg", Name: "sel"}}
+	t0 := time.Now()
+	for i := range 5 {
+		if run, release, err := c.Claim(context.Background(), a, key(fmt.Sprint(i)), nil); !run || err != nil {
+			t.Errorf("claim %d: %v %v", i, run, err)
+		} else {
+			release(true)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if requests != 1 || time.Since(t0) > time.Second {
+		t.Errorf("%d requests, %s for 5 claims to a server that takes 300 ms each, want 1 request", requests, time.Since(t0))
+	}
+	if len(warnings) != 1 || !strings.Contains(warnings[0], "took") {
+		t.Errorf("warnings %q, want one about the slow server", warnings)
+	}
+}
