@@ -220,6 +220,10 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 			httpError(w, http.StatusConflict, "build has ended")
 			return
 		}
+		if errors.Is(err, errFull) {
+			httpError(w, http.StatusServiceUnavailable, err.Error())
+			return
+		}
 		s.answer(w, err)
 		return
 	}
@@ -227,6 +231,39 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 }
 
 var errEnded = errors.New("build has ended")
+
+// errFull refuses a batch that would take the running builds beyond
+// Options.MaxLiveActions.
+var errFull = errors.New("the server holds as many actions of running builds as it may: try again later")
+
+// reserve counts the per-action room batch needs in b (its highest
+// action id) against Options.MaxLiveActions, and returns what it added.
+// b.intake is held, so that b's room grows by this batch only.
+func (s *Server) reserve(b *liveBuild, batch *api.Batch) (int, error) {
+	need := int32(-1)
+	for i := range batch.Plan {
+		need = max(need, batch.Plan[i].ID)
+	}
+	for i := range batch.Events {
+		need = max(need, batch.Events[i].Action)
+	}
+	b.mu.Lock()
+	grow := int(need) + 1 - len(b.state)
+	b.mu.Unlock()
+	if grow <= 0 {
+		return 0, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.live[b.start.ID] != b {
+		return 0, nil // not among the running builds
+	}
+	if s.liveActions+grow > s.opts.MaxLiveActions {
+		return 0, errFull
+	}
+	s.liveActions += grow
+	return grow, nil
+}
 
 // intake stores one batch and applies it to the build in memory.
 // rawEvents and rawActions are batch's events and actions as they came;
@@ -243,8 +280,15 @@ func (s *Server) intake(ctx context.Context, b *liveBuild, batch *api.Batch, raw
 	if seen {
 		return nil // a retried request
 	}
+	grown, err := s.reserve(b, batch)
+	if err != nil {
+		return err
+	}
 	now := s.now()
 	if err := s.store(ctx, b.start.ID, batch, rawEvents, rawActions, now); err != nil {
+		s.mu.Lock()
+		s.liveActions -= grown
+		s.mu.Unlock()
 		return err
 	}
 	b.mu.Lock()
@@ -397,6 +441,11 @@ func (s *Server) finish(ctx context.Context, b *liveBuild, end *api.BuildEnd) er
 	}
 	s.coord.ReleaseBuild(id)
 	s.mu.Lock()
+	if s.live[id] == b {
+		b.mu.Lock()
+		s.liveActions -= len(b.state)
+		b.mu.Unlock()
+	}
 	delete(s.live, id)
 	s.addLoaded(b.build)
 	s.mu.Unlock()

@@ -335,3 +335,28 @@ func TestClaimsNeedARunningBuild(t *testing.T) {
 		t.Errorf("%d claims held after the only build ended", n)
 	}
 }
+
+// The running builds are held in memory, each up to maxActions actions,
+// and any client may start as many as it likes, each announcing 4M
+// actions and reporting the last one: the actions of the running builds
+// together are bounded; a batch beyond is refused (503: the reporter
+// sends it again later) until builds end.
+func TestLiveActionsAreBounded(t *testing.T) {
+	ts := startServer(t, Options{MaxLiveActions: 100})
+	a, b := ts.startBuild(t, 80), ts.startBuild(t, 80)
+	ts.batch(t, a, api.Batch{Seq: 1, Events: []api.Event{ev("action_queued", 79, time.Now())}})
+	big := api.Batch{Seq: 1, Events: []api.Event{ev("action_queued", 50, time.Now())}}
+	if code, body := ts.do(t, "POST", fmt.Sprintf(api.PathBatch, b), big); code != http.StatusServiceUnavailable {
+		t.Errorf("a batch beyond the running builds' bound: %d %s, want 503", code, body)
+	}
+	ts.batch(t, b, api.Batch{Seq: 1, Events: []api.Event{ev("action_queued", 19, time.Now())}})
+	ts.must(t, "POST", fmt.Sprintf(api.PathEnd, a), api.BuildEnd{Outcome: api.OutcomeSuccess})
+	big.Seq = 2
+	ts.batch(t, b, big)
+	ts.mu.Lock()
+	n := ts.liveActions
+	ts.mu.Unlock()
+	if n != 51 {
+		t.Errorf("the running builds hold room for %d actions, want 51", n)
+	}
+}

@@ -54,6 +54,11 @@ type Options struct {
 	// Loaded is how many ended builds stay in memory for their graph and
 	// action pages (3 by default).
 	Loaded int
+	// MaxLiveActions bounds the actions of the running builds together,
+	// which the server holds in memory (DefaultMaxLiveActions by
+	// default): a batch that would go beyond is refused (503) until
+	// builds end, and its build sends it again later.
+	MaxLiveActions int
 	// Log receives the server's messages (standard error by default).
 	Log io.Writer
 }
@@ -80,10 +85,13 @@ type Server struct {
 
 	// mu guards live, loaded and loading. Lock order: a build's intake,
 	// then mu, then writeMu or a build's mu; never the other way round.
-	mu      sync.Mutex
-	live    map[string]*liveBuild    // running builds
-	loaded  []*build                 // ended builds in memory, most recent last
-	loading map[string]chan struct{} // ended builds being loaded
+	mu   sync.Mutex
+	live map[string]*liveBuild // running builds
+	// liveActions is the per-action room of the running builds
+	// together (their len(state)), within Options.MaxLiveActions.
+	liveActions int
+	loaded      []*build                 // ended builds in memory, most recent last
+	loading     map[string]chan struct{} // ended builds being loaded
 
 	stop chan struct{}
 	done chan struct{}
@@ -101,6 +109,11 @@ type OptionsError struct{ msg string }
 
 func (e *OptionsError) Error() string { return e.msg }
 
+// DefaultMaxLiveActions is Options.MaxLiveActions's default: about
+// 100 bytes an action, a gigabyte and a half; sixteen builds of a million
+// actions at once.
+const DefaultMaxLiveActions = 1 << 24
+
 // cookieName is the login cookie's.
 const cookieName = "hepbuild_session"
 
@@ -113,6 +126,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.Loaded <= 0 {
 		opts.Loaded = 3
+	}
+	if opts.MaxLiveActions <= 0 {
+		opts.MaxLiveActions = DefaultMaxLiveActions
 	}
 	if opts.Log == nil {
 		opts.Log = os.Stderr

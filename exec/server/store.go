@@ -270,6 +270,7 @@ func (s *Server) restore(ctx context.Context) error {
 		// LostAfter from now to report again.
 		b.lastSeen = s.now()
 		s.live[id] = &liveBuild{build: b}
+		s.liveActions += len(b.state)
 	}
 	return nil
 }
