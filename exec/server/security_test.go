@@ -360,3 +360,21 @@ func TestLiveActionsAreBounded(t *testing.T) {
 		t.Errorf("the running builds hold room for %d actions, want 51", n)
 	}
 }
+
+// The pages carry the server's whole policy: the pages' handler set a
+// laxer one over it (no base-uri, no form-action, a referrer).
+func TestPagesKeepTheServersPolicy(t *testing.T) {
+	ts := startServer(t, Options{})
+	id, _ := runBuild(t, ts, true)
+	for _, path := range []string{"/", "/builds/" + id, "/builds/" + id + "/graph", "/builds/" + id + "/actions/0", "/static/style.css"} {
+		resp, err := http.Get(ts.url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "form-action 'self'") || !strings.Contains(csp, "base-uri 'none'") ||
+			resp.Header.Get("Referrer-Policy") != "no-referrer" {
+			t.Errorf("%s: policy %q, referrer %q", path, csp, resp.Header.Get("Referrer-Policy"))
+		}
+	}
+}

@@ -125,14 +125,21 @@ func New(store api.Store, opts Options) http.Handler {
 	return securityHeaders(mux)
 }
 
-// securityHeaders sets the policy the pages are written for (the server sets
-// it too): scripts and styles only from /static, no framing, no sniffing.
+// securityHeaders sets the policy the pages are written for: scripts and
+// styles only from /static, no framing, no sniffing. A server that set a
+// stricter one before (package server does) keeps it.
 func securityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hd := w.Header()
-		hd.Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'")
-		hd.Set("X-Content-Type-Options", "nosniff")
-		hd.Set("Referrer-Policy", "same-origin")
+		for k, v := range map[string]string{
+			"Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'",
+			"X-Content-Type-Options":  "nosniff",
+			"Referrer-Policy":         "same-origin",
+		} {
+			if hd.Get(k) == "" {
+				hd.Set(k, v)
+			}
+		}
 		next.ServeHTTP(w, r)
 	})
 }
