@@ -51,6 +51,13 @@ type Client struct {
 	closed   bool
 	stop     chan struct{}
 	stopped  chan struct{}
+	// releases wait for the release loop, which sends them off the
+	// action's path: a finished action's dependents need not wait for a
+	// round trip to the server. kick wakes the loop; released is closed
+	// when it ended, every release sent.
+	releases []api.ReleaseRequest
+	kick     chan struct{}
+	released chan struct{}
 }
 
 // NewClient returns a client of the coordinator at base (the server's
@@ -71,8 +78,9 @@ func NewClient(base string, hc *http.Client, token, build string, warn func(stri
 	}
 	c := &Client{base: strings.TrimRight(base, "/"), hc: hc, token: token, build: build, warn: warn,
 		Wait: api.DefaultClaimWait, slow: slowAnswer, held: map[string]bool{}, lease: DefaultLease,
-		stop: make(chan struct{}), stopped: make(chan struct{})}
+		stop: make(chan struct{}), stopped: make(chan struct{}), kick: make(chan struct{}, 1), released: make(chan struct{})}
 	go c.renewLoop()
+	go c.releaseLoop()
 	return c
 }
 
@@ -219,14 +227,57 @@ func (c *Client) hold(key string, lease time.Duration) func(ok bool) {
 			if !held || c.off.Load() {
 				return // released by Close, or the server is gone: the lease ends it
 			}
-			// Not the action's context: a cancelled build still tells
-			// the others that the key is free.
-			ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-			defer cancel()
-			if err := c.post(ctx, api.PathRelease, &api.ReleaseRequest{Build: c.build, Key: key, OK: ok}, nil, 0); err != nil && !errors.Is(err, errBusy) {
-				c.fail(err)
+			c.mu.Lock()
+			c.releases = append(c.releases, api.ReleaseRequest{Build: c.build, Key: key, OK: ok})
+			c.mu.Unlock()
+			select {
+			case c.kick <- struct{}{}:
+			default:
 			}
 		})
+	}
+}
+
+// releaseLoop sends the queued releases, in order, until Close; then it
+// sends what is left, within a few seconds.
+func (c *Client) releaseLoop() {
+	defer close(c.released)
+	for {
+		select {
+		case <-c.kick:
+			// Not the action's context: a cancelled build still tells
+			// the others that the key is free.
+			c.sendReleases(context.Background())
+		case <-c.stop:
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			c.sendReleases(ctx)
+			cancel()
+			return
+		}
+	}
+}
+
+// sendReleases sends the queued releases.
+func (c *Client) sendReleases(ctx context.Context) {
+	for {
+		c.mu.Lock()
+		rs := c.releases
+		c.releases = nil
+		c.mu.Unlock()
+		if len(rs) == 0 {
+			return
+		}
+		for _, r := range rs {
+			if c.off.Load() || ctx.Err() != nil {
+				break // the server is gone: the leases end the claims
+			}
+			rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+			err := c.post(rctx, api.PathRelease, &r, nil, 0)
+			cancel()
+			if err != nil && !errors.Is(err, errBusy) {
+				c.fail(err)
+			}
+		}
 	}
 }
 
@@ -297,6 +348,7 @@ func (c *Client) Close() error {
 	c.mu.Unlock()
 	close(c.stop)
 	<-c.stopped
+	<-c.released
 	wasOff := c.off.Swap(true)
 	if wasOff {
 		return nil
