@@ -50,11 +50,16 @@ var (
 )
 
 // helpFlags returns the long flags (without "--") listed by a --help text.
+// negatableFlag matches a flag line of kong's help for a negatable flag.
+var negatableFlag = regexp.MustCompile(`^\s+(?:-[A-Za-z], )?--\[no-\]([a-z][a-z0-9-]*)`)
+
 func helpFlags(help string) []string {
 	var out []string
 	for _, line := range strings.Split(help, "\n") {
 		if m := helpFlag.FindStringSubmatch(line); m != nil {
 			out = append(out, m[1])
+		} else if m := negatableFlag.FindStringSubmatch(line); m != nil {
+			out = append(out, m[1], "no-"+m[1]) // --[no-]coordinate
 		}
 	}
 	return out

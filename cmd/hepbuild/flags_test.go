@@ -15,7 +15,7 @@ import (
 var commandFlags = map[string][]string{
 	"build": {"offline", "storage-token-file", "storage-ca-cert", "storage-timeout", "storage-connections", "default-environment", "action-env", "sandbox-expose", "disk-cache", "output-base", "no-cache", "cache-signing-key", "remote-cache", "remote-header", "remote-timeout", "remote-max-connections", "tls-ca-cert", "tls-client-cert", "tls-client-key", "sandbox", "sandbox-hide", "remote-upload",
 		"jobs", "keep-going", "retries", "events", "profile", "progress", "local-resources", "cache-max-size", "nobuild", "remote-upload", "remote-download-outputs",
-		"executor", "executor-for", "remote-executor", "batch-jobs", "actions-per-job", "batch-window", "batch-poll", "batch-option", "batch-dir", "worker-binary", "ship-worker", "worker-env", "retry-bump", "detach", "tolerance", "server", "server-token-file", "notify"},
+		"executor", "executor-for", "remote-executor", "batch-jobs", "actions-per-job", "batch-window", "batch-poll", "batch-option", "batch-dir", "worker-binary", "ship-worker", "worker-env", "retry-bump", "detach", "tolerance", "server", "server-token-file", "coordinate", "no-coordinate", "notify"},
 	"query":   {"output"},
 	"aquery":  {"default-environment", "action-env", "sandbox-expose", "output"},
 	"status":  {"offline", "storage-token-file", "storage-ca-cert", "storage-timeout", "storage-connections", "default-environment", "action-env", "sandbox-expose", "disk-cache", "output-base", "no-cache", "cache-signing-key", "remote-cache", "remote-header", "remote-timeout", "remote-max-connections", "tls-ca-cert", "tls-client-cert", "tls-client-key", "output"},
@@ -46,7 +46,7 @@ var globalFlags = []string{"help", "directory", "config"}
 
 // buildOnlyFlags run or report on actions; only build has them.
 var buildOnlyFlags = []string{"sandbox-hide", "jobs", "keep-going", "retries", "events", "profile", "progress", "local-resources", "cache-max-size", "nobuild", "remote-upload", "remote-download-outputs",
-	"executor", "executor-for", "remote-executor", "batch-jobs", "actions-per-job", "batch-window", "batch-poll", "batch-option", "batch-dir", "worker-binary", "ship-worker", "worker-env", "retry-bump", "detach", "tolerance", "server", "server-token-file", "notify"}
+	"executor", "executor-for", "remote-executor", "batch-jobs", "actions-per-job", "batch-window", "batch-poll", "batch-option", "batch-dir", "worker-binary", "ship-worker", "worker-env", "retry-bump", "detach", "tolerance", "server", "server-token-file", "coordinate", "no-coordinate", "notify"}
 
 // TestEachCommandListsOnlyItsFlags walks every command's --help: it lists
 // the global flags and exactly the flags the command uses, and no
