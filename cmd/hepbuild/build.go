@@ -9,6 +9,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
+	"regexp"
 	"runtime"
 	"runtime/debug"
 	"slices"
@@ -505,8 +507,34 @@ func (c *BuildCmd) Run(g *Globals, e *env) (err error) {
 		rp = nil
 	}
 	defer func() { rp.end(err) }()
-	return c.run(g, e, start, rp)
+	err = c.run(g, e, start, rp)
+	if err != nil && exitCodeOf(err) == exitBadInput && len(c.Targets) > 0 {
+		// `hepbuild qurey ...` is a build of the target "qurey": say
+		// which command was likely meant.
+		if cmd := suggestCommand(c.Targets[0]); cmd != "" {
+			err = fmt.Errorf("%w (did you mean the command %q?)", err, cmd)
+		}
+	}
+	return err
 }
+
+// suggestCommand returns the command whose name word is a likely
+// misspelling of, or "" when word is no bare word or near none.
+func suggestCommand(word string) string {
+	if !bareWord.MatchString(word) {
+		return ""
+	}
+	var names []string
+	t := reflect.TypeFor[CLI]()
+	for i := 0; i < t.NumField(); i++ {
+		if _, ok := t.Field(i).Tag.Lookup("cmd"); ok {
+			names = append(names, strings.ToLower(t.Field(i).Name))
+		}
+	}
+	return graph.Suggest(word, names)
+}
+
+var bareWord = regexp.MustCompile(`^[a-z][a-z-]*$`)
 
 func (c *BuildCmd) run(g *Globals, e *env, start time.Time, rp *reporting) error {
 	if c.RemoteExecutor != "" {

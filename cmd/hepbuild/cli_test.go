@@ -500,3 +500,21 @@ dir_rule = rule(implementation = _dir)
 		t.Errorf("an analysis error left an output tree")
 	}
 }
+
+// A misspelt command is a build of a target by that name; when there is
+// none, the error says which command was likely meant.
+func TestMisspeltCommand(t *testing.T) {
+	root := testWorkspace(t, map[string]string{"BUILD": `task(name = "qury", outs = ["q.txt"], cmd = "echo q > $@")`})
+	r := hepbuild(t, root, "qurey", "deps(//:qury)")
+	if r.code != 2 || !strings.Contains(r.stderr, `did you mean the command "query"?`) {
+		t.Errorf("hepbuild qurey: exit %d, want 2 suggesting query:\n%s", r.code, r.stderr)
+	}
+	// A target that exists is built, whatever its name.
+	if r := hepbuild(t, root, "qury"); r.code != 0 {
+		t.Errorf("hepbuild qury: exit %d\n%s", r.code, r.stderr)
+	}
+	// A name near no command gets no suggestion.
+	if r := hepbuild(t, root, "histogram"); r.code != 2 || strings.Contains(r.stderr, "the command") {
+		t.Errorf("hepbuild histogram: exit %d\n%s", r.code, r.stderr)
+	}
+}
