@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -213,5 +214,38 @@ func TestCommonLineFlagsGoOnlyWhereTheyAreUsed(t *testing.T) {
 		if r := hepbuild(t, root, args...); r.code != 0 {
 			t.Errorf("%v with a common line of build flags: exit %d\n%s", args, r.code, r.stderr)
 		}
+	}
+}
+
+// TestHelpExamplesUseRealFlags: the examples at the end of each command's
+// --help use only flags that command has.
+func TestHelpExamplesUseRealFlags(t *testing.T) {
+	dir := t.TempDir()
+	code, top, _ := docRun(t, dir, "--help")
+	if code != 0 {
+		t.Fatal("hepbuild --help failed")
+	}
+	examples := 0
+	for _, c := range helpCommands(top) {
+		_, help, _ := docRun(t, dir, c, "--help")
+		has := map[string]bool{"help": true}
+		for _, f := range helpFlags(help) {
+			has[f] = true
+		}
+		for _, line := range strings.Split(help, "\n") {
+			cmdline, _, _ := strings.Cut(strings.TrimSpace(line), "#")
+			if !strings.HasPrefix(cmdline, "hepbuild ") {
+				continue
+			}
+			examples++
+			for _, m := range regexp.MustCompile(`(?:^|\s)--([a-z][a-z0-9-]*)`).FindAllStringSubmatch(cmdline, -1) {
+				if !has[m[1]] {
+					t.Errorf("hepbuild %s --help: the example %q uses --%s, which %s does not have", c, cmdline, m[1], c)
+				}
+			}
+		}
+	}
+	if examples < 10 {
+		t.Errorf("found %d examples in the commands' help, want every command to show some", examples)
 	}
 }
