@@ -524,6 +524,11 @@ func suggestCommand(word string) string {
 	if !bareWord.MatchString(word) {
 		return ""
 	}
+	return graph.Suggest(word, commandNames())
+}
+
+// commandNames lists the commands of the CLI.
+func commandNames() []string {
 	var names []string
 	t := reflect.TypeFor[CLI]()
 	for i := 0; i < t.NumField(); i++ {
@@ -531,7 +536,7 @@ func suggestCommand(word string) string {
 			names = append(names, strings.ToLower(t.Field(i).Name))
 		}
 	}
-	return graph.Suggest(word, names)
+	return names
 }
 
 var bareWord = regexp.MustCompile(`^[a-z][a-z-]*$`)

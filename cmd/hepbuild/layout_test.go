@@ -11,6 +11,8 @@ import (
 // allowedImports lists, for each package of the module, the hepbuild packages
 // it may import (DESIGN.md: imports point down). Prefixes end with "/".
 var allowedImports = map[string][]string{
+	// The module root holds BUILD.md for the binary (docs.go).
+	"":                              {},
 	"graph":                         {},
 	"graph/query":                   {"graph"},
 	"cache":                         {},

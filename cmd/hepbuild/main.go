@@ -45,6 +45,7 @@ type CLI struct {
 	Info    InfoCmd    `cmd:"" help:"Print where things are: workspace, output base, cache, sandbox."`
 	Serve   ServeCmd   `cmd:"" help:"Run the group's dashboard, build history and coordinator: builds report to it with --server."`
 	Worker  WorkerCmd  `cmd:"" help:"Run actions by their digests from a cache, on a batch node (started by batch jobs, not by hand)."`
+	Help    HelpCmd    `cmd:"" help:"Print a topic of the reference (labels, patterns, query, hepbuildrc, exit-codes) or a command's help."`
 	Version VersionCmd `cmd:"" help:"Print the version."`
 }
 
