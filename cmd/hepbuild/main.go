@@ -46,6 +46,7 @@ type CLI struct {
 	Serve   ServeCmd   `cmd:"" help:"Run the group's dashboard, build history and coordinator: builds report to it with --server."`
 	Worker  WorkerCmd  `cmd:"" help:"Run actions by their digests from a cache, on a batch node (started by batch jobs, not by hand)."`
 	Version VersionCmd `cmd:"" help:"Print the version."`
+	Init    InitCmd    `cmd:"" help:"Start a new analysis workspace from a template: WORKSPACE.hep, a BUILD with one task, .hepbuildrc, .gitignore."`
 }
 
 // Globals are the flags every command accepts.
