@@ -3,6 +3,7 @@ package main
 import (
 	"io"
 	"os"
+	osexec "os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -56,6 +57,28 @@ func TestInitBuilds(t *testing.T) {
 	want := "event,njets,nbtags,met\n1,4,2,41.2\n3,6,3,65.0\n5,4,2,33.7\n7,7,4,80.4\n9,5,2,54.6\n"
 	if diff := cmp.Diff(want, string(got)); diff != "" {
 		t.Errorf("selected.csv mismatch (-want +got):\n%s", diff)
+	}
+	// The other sandboxes, the only ones on macOS, run it too.
+	for _, sb := range []string{"symlink", "none"} {
+		if r := hepbuild(t, root, "clean"); r.code != 0 {
+			t.Fatalf("clean: exit %d\n%s", r.code, r.stderr)
+		}
+		if r := hepbuild(t, root, "build", "--no-cache", "--sandbox="+sb, "//..."); r.code != 0 || !strings.Contains(r.stderr, "1 executed") {
+			t.Errorf("build --sandbox=%s: exit %d, want the task run\n%s", sb, r.code, r.stderr)
+		}
+	}
+	if git, err := osexec.LookPath("git"); err == nil {
+		// hepbuild-out is a link, which "hepbuild-out/" would not match.
+		cmd := osexec.Command(git, "init", "-q", ".")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git init: %v\n%s", err, out)
+		}
+		cmd = osexec.Command(git, "check-ignore", "-q", "hepbuild-out")
+		cmd.Dir = root
+		if err := cmd.Run(); err != nil {
+			t.Errorf("git does not ignore hepbuild-out with the template's .gitignore: %v", err)
+		}
 	}
 	if r := hepbuild(t, root, "fmt", "--check"); r.code != 0 {
 		t.Errorf("the template is not formatted: fmt --check exit %d\n%s%s", r.code, r.stdout, r.stderr)
@@ -144,6 +167,13 @@ func TestInitWorkspaceNames(t *testing.T) {
 		}
 	}
 	initHome(t)
+	file := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := hepbuild(t, filepath.Dir(file), "init", "f"); r.code != 2 {
+		t.Errorf("init FILE: exit %d, want 2\n%s", r.code, r.stderr)
+	}
 	for _, bad := range []string{"9lives", "a b", "a/b", "_x"} {
 		dir := t.TempDir()
 		r := hepbuild(t, dir, "init", "--name="+bad)
