@@ -180,9 +180,11 @@ func writeNewFile(path string, data []byte) error {
 	return os.Rename(tmp.Name(), path)
 }
 
+var plainPath = regexp.MustCompile(`^[A-Za-z0-9_./+-]+$`)
+
 // shellQuote quotes s for a shell when it holds more than a path's usual characters.
 func shellQuote(s string) string {
-	if regexp.MustCompile(`^[A-Za-z0-9_./+-]+$`).MatchString(s) {
+	if plainPath.MatchString(s) {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
