@@ -12,7 +12,7 @@ import (
 
 // commands are the subcommand names, for finding where flags from .hepbuildrc go.
 var commands = map[string]bool{"build": true, "query": true, "aquery": true, "status": true, "explain": true, "clean": true,
-	"run": true, "fmt": true, "lint": true, "serve": true, "worker": true, "completion": true, "info": true, "version": true, "help": true}
+	"run": true, "fmt": true, "lint": true, "serve": true, "worker": true, "completion": true, "info": true, "version": true, "init": true, "help": true}
 
 // expandConfig inserts the flags of .hepbuildrc files (home folder, then
 // workspace; later ones win) for the command being run, like .bazelrc: lines

@@ -26,6 +26,7 @@ var commandFlags = map[string][]string{
 	"help":    {},
 	"info":    {"disk-cache", "output-base", "sandbox", "remote-cache", "remote-header", "remote-timeout", "remote-max-connections", "tls-ca-cert", "tls-client-cert", "tls-client-key"},
 	"version": {},
+	"init":    {"name"},
 	"serve":   {"addr", "db", "token-file", "tls-cert", "tls-key"},
 	"fetch":   {"offline", "storage-token-file", "storage-ca-cert", "storage-timeout", "storage-connections"},
 	"worker":  {"disk-cache", "remote-cache", "remote-header", "remote-timeout", "remote-max-connections", "tls-ca-cert", "tls-client-cert", "tls-client-key", "cache-signing-key", "sandbox", "work-dir", "token"},

@@ -47,6 +47,7 @@ type CLI struct {
 	Worker  WorkerCmd  `cmd:"" help:"Run actions by their digests from a cache, on a batch node (started by batch jobs, not by hand)."`
 	Help    HelpCmd    `cmd:"" help:"Print a topic of the reference (labels, patterns, query, hepbuildrc, exit-codes) or a command's help."`
 	Version VersionCmd `cmd:"" help:"Print the version."`
+	Init    InitCmd    `cmd:"" help:"Start a new analysis workspace from a template: WORKSPACE.hep, a BUILD with one task, .hepbuildrc, .gitignore."`
 }
 
 // Globals are the flags every command accepts.
