@@ -6,7 +6,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // runWorkspace has a task whose output is a program (a shell script made
@@ -120,5 +123,31 @@ func TestRunBuildFailureIsABuildFailure(t *testing.T) {
 	r := hepbuildIn(t, root, "", "run", "--progress=none", ":bad")
 	if r.code != exitBuildFailed {
 		t.Fatalf("exit %d, want %d\n%s", r.code, exitBuildFailed, r.stderr)
+	}
+}
+
+// TestRunForwardsSignals runs hepbuild as a real process: SIGTERM and
+// SIGINT sent to it reach the program, whose exit status hepbuild takes.
+func TestRunForwardsSignals(t *testing.T) {
+	for _, c := range []struct {
+		sig  syscall.Signal
+		code int
+	}{{syscall.SIGTERM, 5}, {syscall.SIGINT, 6}} {
+		t.Run(c.sig.String(), func(t *testing.T) {
+			root := testWorkspace(t, map[string]string{
+				"BUILD": `task(name = "wait", srcs = ["wait.in"], outs = ["wait.sh"], cmd = "cp $< $@ && chmod +x $@")`,
+				"wait.in": "#!/bin/sh\ntrap 'echo got-TERM >&2; exit 5' TERM\ntrap 'echo got-INT >&2; exit 6' INT\n" +
+					"echo program-ready >&2\nwhile :; do sleep 0.05; done\n",
+			})
+			cmd, stderr := startAndWaitFor(t, root, "program-ready", "run", "--progress=none", ":wait")
+			if err := cmd.Process.Signal(c.sig); err != nil {
+				t.Fatal(err)
+			}
+			code := waitExit(t, cmd, stderr)
+			want := "got-" + strings.TrimPrefix(unix.SignalName(c.sig), "SIG")
+			if code != c.code || !strings.Contains(stderr.String(), want) {
+				t.Errorf("after %v: exit %d, want the program's %d and %q\n%s", c.sig, code, c.code, want, stderr.String())
+			}
+		})
 	}
 }
