@@ -151,3 +151,24 @@ func TestRunForwardsSignals(t *testing.T) {
 		})
 	}
 }
+
+// TestRunTakesBuildLinesOfHepbuildrc: run builds, so the build lines of
+// .hepbuildrc apply to it (bad values are reported with their line), but
+// not --nobuild, which would leave nothing to run.
+func TestRunTakesBuildLinesOfHepbuildrc(t *testing.T) {
+	t.Setenv("HOME", t.TempDir())
+	root := runWorkspace(t)
+	rc := filepath.Join(root, ".hepbuildrc")
+	if err := os.WriteFile(rc, []byte("build --nobuild --progress=none\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := hepbuildIn(t, root, "x\n", "run", ":greet"); r.code != 0 || !strings.HasPrefix(r.stdout, "args:|stdin:x") {
+		t.Fatalf("exit %d, stdout %q\n%s", r.code, r.stdout, r.stderr)
+	}
+	if err := os.WriteFile(rc, []byte("build --tolerance=bogus\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := hepbuildIn(t, root, "", "run", ":greet"); r.code != exitBadInput || !strings.Contains(r.stderr, ".hepbuildrc:1") {
+		t.Fatalf("exit %d, want %d and the rc file's line\n%s", r.code, exitBadInput, r.stderr)
+	}
+}
