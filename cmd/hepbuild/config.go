@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	hstarlark "github.com/hepbuild/hepbuild/starlark"
@@ -176,10 +177,15 @@ func readRC(path, cmd string, configs []string, found map[string]bool, accepts *
 		if head != "common" && !commands[head] {
 			return nil, fmt.Errorf("%s:%d: unknown command %q (want common or one of the hepbuild commands)", path, n, head)
 		}
-		if head != "common" && head != cmd {
+		// run builds first: it takes build's lines too, as in Bazel.
+		inherited := head == "build" && cmd == "run"
+		if head != "common" && head != cmd && !inherited {
 			continue
 		}
 		flags := fields[1:]
+		if inherited {
+			flags = slices.DeleteFunc(slices.Clone(flags), func(f string) bool { return f == "--nobuild" })
+		}
 		if accepts != nil {
 			if i := strayWord(flags, accepts); i >= 0 {
 				// Not quoted: most likely the rest of a value with a

@@ -42,6 +42,12 @@ func init() {
 			break
 		}
 	}
+	// run builds first too: every build flag but --nobuild.
+	for _, f := range commandFlags["build"] {
+		if f != "nobuild" {
+			commandFlags["run"] = append(commandFlags["run"], f)
+		}
+	}
 }
 
 // globalFlags are what every command takes: where to run, which profile.
@@ -95,7 +101,7 @@ func TestEachCommandListsOnlyItsFlags(t *testing.T) {
 				t.Errorf("hepbuild %s --help does not list --%s", c, f)
 			}
 		}
-		if c != "build" && c != "export" { // export builds first
+		if c != "build" && c != "export" && c != "run" { // export and run build first
 			for _, f := range buildOnlyFlags {
 				if got[f] {
 					t.Errorf("the build-only flag --%s leaks into hepbuild %s --help", f, c)

@@ -34,6 +34,7 @@ type CLI struct {
 	Globals
 
 	Build   BuildCmd   `cmd:"" default:"withargs" help:"Build targets and everything they need (the default command)."`
+	Run     RunCmd     `cmd:"" help:"Build one target and run its program in the workspace root with the arguments after --; its exit status is hepbuild's."`
 	Query   QueryCmd   `cmd:"" help:"Ask questions about the target graph, with Bazel's query language."`
 	Aquery  AqueryCmd  `cmd:"" help:"List the actions of targets: command, environment, inputs and outputs."`
 	Status  StatusCmd  `cmd:"" help:"Say, without running anything, which targets are up to date, restorable from cache, or will run."`
@@ -171,6 +172,7 @@ func exitCodeFor(err error, stderr io.Writer) int {
 // exitCodeOf maps an error to an exit code: the one place that does (a
 // reported build's end and notifications say the same as the exit).
 func exitCodeOf(err error) int {
+	var program *programExitError
 	switch {
 	case err == nil:
 		return exitOK
@@ -186,6 +188,9 @@ func exitCodeOf(err error) int {
 		return exitBadInput
 	case errors.As(err, new(*buildFailedError)):
 		return exitBuildFailed
+	case errors.As(err, &program):
+		// hepbuild run: the program's status, not hepbuild's.
+		return program.code
 	}
 	return exitInfra
 }
