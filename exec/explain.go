@@ -30,10 +30,7 @@ type Explanation struct {
 func (r *Runner) Explain(ctx context.Context, a *Action) (*Explanation, error) {
 	r.init()
 	ex := &Explanation{Action: a}
-	var prev *ActionRecord
-	if r.Journal != nil && len(a.Outputs) > 0 {
-		prev, _ = r.Journal.Previous(a.Outputs[0].Path)
-	}
+	prev := r.previous(a)
 	ex.NoPrevious = prev == nil
 	in := &inputDigests{r: r, a: a}
 	key, err := r.key(a, in)
@@ -68,17 +65,32 @@ func (r *Runner) Explain(ctx context.Context, a *Action) (*Explanation, error) {
 	default:
 		ex.Outcome = OutcomeExecuted
 	}
-	if prev == nil {
-		return ex, nil
-	}
-	if prev.Key == key.Digest {
-		return ex, nil
-	}
-	ex.Changes = diffRecord(prev, a, in.seen, key)
-	if len(ex.Changes) == 0 {
-		ex.Changes = []string{"the action key changed (hepbuild version, tags, timeout or outputs)"}
+	if prev != nil {
+		ex.Changes = changesSince(prev, a, in.seen, key)
 	}
 	return ex, nil
+}
+
+// previous is the journal's record of the action's last run here, or nil.
+func (r *Runner) previous(a *Action) *ActionRecord {
+	if r.Journal == nil || len(a.Outputs) == 0 {
+		return nil
+	}
+	prev, _ := r.Journal.Previous(a.Outputs[0].Path)
+	return prev
+}
+
+// changesSince lists what differs between the action's last run (prev)
+// and the action now, with its inputs' digests and key; nil when the key
+// is the same.
+func changesSince(prev *ActionRecord, a *Action, inputs map[string]cache.Digest, key *Key) []string {
+	if prev.Key == key.Digest {
+		return nil
+	}
+	if changes := diffRecord(prev, a, inputs, key); len(changes) > 0 {
+		return changes
+	}
+	return []string{"the action key changed (hepbuild version, tags, timeout or outputs)"}
 }
 
 // diffRecord lists the differences between the recorded run and the action now.

@@ -16,22 +16,16 @@ func (r *Runner) tellReasons(a *Action, key *Key, in *inputDigests) {
 // reasons compares the action with the journal's record of its last run,
 // as Explain does.
 func (r *Runner) reasons(a *Action, key *Key, in *inputDigests) []string {
-	var prev *ActionRecord
-	if r.Journal != nil && len(a.Outputs) > 0 {
-		prev, _ = r.Journal.Previous(a.Outputs[0].Path)
-	}
+	prev := r.previous(a)
 	if prev == nil {
 		return []string{"never run here before"}
 	}
-	if prev.Key == key.Digest {
-		// Same key: nothing it reads changed; what it made did, and no
-		// cache had the result.
-		return []string{"its outputs are missing or changed since its last run, and no cache holds the result"}
-	}
-	if changes := diffRecord(prev, a, in.seen, key); len(changes) > 0 {
+	if changes := changesSince(prev, a, in.seen, key); changes != nil {
 		return changes
 	}
-	return []string{"the action key changed (hepbuild version, tags, timeout or outputs)"}
+	// Same key: nothing it reads changed; what it made did, and no cache
+	// had the result.
+	return []string{"its outputs are missing or changed since its last run, and no cache holds the result"}
 }
 
 // DescribeCommand shows what an action runs, as its failure message does:
