@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"github.com/hepbuild/hepbuild/cache/remote"
 	"net/http"
 	"net/url"
 	"os"
@@ -63,10 +64,10 @@ func (f *ReportFlags) reporting(rf *RemoteFlags, e *env, start time.Time, target
 	if f.Server != "" {
 		u, err := url.Parse(f.Server)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-			return nil, badInput("--server %s: want http://HOST:PORT or https://HOST:PORT, the address of hepbuild serve", report.Redact(f.Server))
+			return nil, badInput("--server %s: want http://HOST:PORT or https://HOST:PORT, the address of hepbuild serve", remote.RedactString(f.Server))
 		}
 		if u.User != nil {
-			return nil, badInput("--server %s: a password in the URL would be shown and stored; give the token with --server-token-file", report.Redact(f.Server))
+			return nil, badInput("--server %s: a password in the URL would be shown and stored; give the token with --server-token-file", remote.RedactString(f.Server))
 		}
 		rp.client = &http.Client{}
 		if rf != nil && rf.TLSCACert != "" && u.Scheme == "https" {
@@ -352,5 +353,5 @@ func redactURL(a string) string {
 		return a
 	}
 	start := strings.LastIndexByte(a[:i], '=') + 1
-	return a[:start] + report.Redact(a[start:])
+	return a[:start] + remote.RedactString(a[start:])
 }

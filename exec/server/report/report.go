@@ -188,7 +188,7 @@ func New(opts Options) *Reporter {
 		closing: make(chan closeRequest, 1),
 		done:    make(chan struct{}),
 	}
-	r.shown = Redact(r.base)
+	r.shown = redact(r.base)
 	if r.client == nil {
 		r.client = &http.Client{}
 	}
@@ -257,8 +257,8 @@ func Counts(s *exec.Summary) api.Counts {
 	return api.Counts{Total: s.Total, Executed: s.Executed, Cached: s.Cached, UpToDate: s.UpToDate, Failed: s.Failed, Skipped: s.Skipped}
 }
 
-// Redact removes the user information (a password) from a URL.
-func Redact(raw string) string {
+// redact removes the user information (a password) from a URL.
+func redact(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil || u.User == nil {
 		return raw
