@@ -1,5 +1,11 @@
 package main
 
+import (
+	"strings"
+
+	hstarlark "github.com/hepbuild/hepbuild/starlark"
+)
+
 // Each command's --help ends with examples (kong shows what Help returns
 // below the command's one-line description).
 
@@ -55,6 +61,15 @@ func (FmtCmd) Help() string {
 	return `Examples:
   hepbuild fmt                               # format every BUILD and .star file of the workspace
   hepbuild fmt analysis/BUILD`
+}
+
+func (LintCmd) Help() string {
+	return `Examples:
+  hepbuild lint                              # every BUILD and .star file of the workspace; exit 1 on findings
+  hepbuild lint --fix analysis/BUILD         # apply the automatic fixes and the formatting, report the rest
+  hepbuild lint --warnings=-print,+module-docstring --format=json
+
+Checks on by default: ` + strings.Join(hstarlark.DefaultLintChecks(), ", ") + `.`
 }
 
 func (InfoCmd) Help() string {
