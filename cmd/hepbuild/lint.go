@@ -165,7 +165,7 @@ func (c *LintCmd) Run(g *Globals, e *env) error {
 	}
 	if len(broken) > 0 {
 		sort.Strings(broken)
-		return badInput("lint: %s; %d file(s) could not be read as Starlark:\n%s", summary, len(broken), strings.Join(broken, "\n"))
+		return badInput("lint: %s; %d file(s) did not parse or load:\n%s", summary, len(broken), strings.Join(broken, "\n"))
 	}
 	if len(findings) > 0 {
 		return &buildFailedError{"lint: " + summary}
