@@ -268,6 +268,11 @@ func TestLintPackage(t *testing.T) {
 			[]string{`ana/BUILD:4:5: undeclared-input: cmd names binning.json, a file of the package that srcs and tools do not declare; the command runs at the workspace root and its sandbox holds only declared inputs: add "binning.json" to srcs and write $(location binning.json) (//ana:h)`}},
 		{"sub-package file", `task(name = "h", outs = ["h.txt"], cmd = "cat --config=ana/sub/config.txt > $@")`,
 			[]string{`ana/BUILD:1:36: undeclared-input: cmd reads ana/sub/config.txt, which srcs and tools do not declare: the sandbox will not hold it and a change to it will not rerun the task; add "//ana/sub:config.txt" to srcs (or tools) and write $(location //ana/sub:config.txt) (//ana:h)`}},
+		{"shared storage and absolute paths", "task(\n    name = \"h\",\n    outs = [\"h.txt\"],\n    cmd = \"hadd -f $@ /eos/user/a/ana/ntuple.root /usr/share/dict/words /tmp/scratch.txt /eos/user/a/ana/ > /dev/null && cat ROOT/tools/fit.py\",\n)",
+			[]string{
+				`ana/BUILD:4:5: undeclared-input: cmd names /eos/user/a/ana/ntuple.root, a file outside the workspace: hepbuild does not hash it, so a change to it does not rerun the task, and it does not keep what the task writes there; read it through remote_files(urls = ["file:///eos/user/a/ana/ntuple.root"]) in srcs or a copy in the workspace, and publish results with hepbuild export (//ana:h)`,
+				`ana/BUILD:4:5: undeclared-input: cmd reads tools/fit.py, which srcs and tools do not declare: the sandbox will not hold it and a change to it will not rerun the task; add "//tools:fit.py" to srcs (or tools) and write $(location //tools:fit.py) (//ana:h)`,
+			}},
 		{"declared directly", `task(name = "h", srcs = ["binning.json"], tools = ["//tools:hist.py"], outs = ["h.txt"], cmd = "python3 tools/hist.py ana/binning.json > $@")`, nil},
 		{"declared through a filegroup", `task(name = "h", srcs = ["//tools:scripts"], outs = ["h.txt"], cmd = "python3 tools/fit.py > $@")`, nil},
 		{"substitutions, flags, missing files and generated files", `task(name = "h", srcs = ["data/a.csv"], outs = ["h.txt"], cmd = "cat $(location data/a.csv) -o=x.y $$HOME/a.txt /etc/passwd nothere.txt hepbuild-out/ana/x.txt > $@")`, nil},
@@ -293,6 +298,11 @@ func TestLintPackage(t *testing.T) {
 				files[k] = v
 			}
 			root := writeTree(t, files)
+			// ROOT/ stands for the workspace's absolute path.
+			build := strings.ReplaceAll(c.build, "ROOT/", filepath.ToSlash(root)+"/")
+			if err := os.WriteFile(filepath.Join(root, "ana/BUILD"), []byte(build), 0o644); err != nil {
+				t.Fatal(err)
+			}
 			l, err := NewLoader(root, nil)
 			if err != nil {
 				t.Fatal(err)
@@ -302,7 +312,7 @@ func TestLintPackage(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			lf, err := LintFile(root, "ana/BUILD", []byte(c.build), nil, false)
+			lf, err := LintFile(root, "ana/BUILD", []byte(build), nil, false)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -146,16 +146,18 @@ func editDistance(a, b string) int {
 	return prev[len(b)]
 }
 
-// undeclaredInputs reads a task's cmd for paths of workspace files that the
-// task does not declare. A word of cmd (outside $(...) substitutions,
-// split at blanks, quotes, "=" and the shell's operators) counts when it
-// holds a "." or a "/", no "$", "*", "?", "~" or "..", does not start
-// with "-" or "/", and names a file (not a folder) of the workspace,
-// outside hepbuild-out and dot-folders: as a workspace-relative path (the
-// command runs at the workspace root), or as a path relative to the
-// task's package (which the command would not find there). A file counts
-// as declared when srcs, tools, env or another label attribute names it,
-// directly or through filegroups and other non-task rules.
+// undeclaredInputs reads a task's cmd for paths of files that the task
+// does not declare. A word of cmd (outside $(...) substitutions, split at
+// blanks, quotes, "=" and the shell's operators) counts when it holds a
+// "." or a "/", no "$", "*", "?", "~" or "..", does not start with "-",
+// and names a file (not a folder) of the workspace, outside hepbuild-out
+// and dot-folders: as a workspace-relative path (the command runs at the
+// workspace root), as a path relative to the task's package (which the
+// command would not find there), or as an absolute path into the
+// workspace. A file counts as declared when srcs, tools, env or another
+// label attribute names it, directly or through filegroups and other
+// non-task rules. An absolute path outside the workspace counts when
+// outsideFile says it looks like data.
 func (l *Loader) undeclaredInputs(t *graph.Target) []string {
 	a, _ := t.Attr("cmd")
 	cmd, _ := a.Value.(string)
@@ -168,10 +170,20 @@ func (l *Loader) undeclaredInputs(t *graph.Target) []string {
 	for _, w := range cmdWords(cmd) {
 		w = strings.TrimPrefix(w, "./")
 		if !strings.ContainsAny(w, "./") || strings.ContainsAny(w, "$*?~[]{}\\") || strings.HasPrefix(w, "-") ||
-			strings.HasPrefix(w, "/") || strings.Contains(w, "..") || seen[w] {
+			strings.Contains(w, "..") || seen[w] {
 			continue
 		}
 		seen[w] = true
+		if strings.HasPrefix(w, "/") {
+			inside, ok := strings.CutPrefix(w, filepath.ToSlash(l.root)+"/")
+			if !ok {
+				if outsideFile(w) {
+					msgs = append(msgs, fmt.Sprintf("cmd names %s, a file outside the workspace: hepbuild does not hash it, so a change to it does not rerun the task, and it does not keep what the task writes there; read it through remote_files(urls = [\"file://%s\"]) in srcs or a copy in the workspace, and publish results with hepbuild export", w, w))
+				}
+				continue
+			}
+			w = inside
+		}
 		rel := path.Clean(w)
 		inPkg := false
 		if !l.isSourceFile(rel) {
@@ -195,6 +207,34 @@ func (l *Loader) undeclaredInputs(t *graph.Target) []string {
 		msgs = append(msgs, fmt.Sprintf("cmd reads %s, which srcs and tools do not declare: the sandbox will not hold it and a change to it will not rerun the task; add %q to srcs (or tools) and write $(location %s)", rel, ref, ref))
 	}
 	return msgs
+}
+
+// systemPrefixes hold the host's programs, libraries, devices and scratch
+// space, and software stacks: a command names them to run, not as data.
+var systemPrefixes = []string{"/bin/", "/sbin/", "/usr/", "/lib", "/etc/", "/dev/", "/proc/", "/sys/", "/tmp/", "/var/", "/run/", "/opt/", "/cvmfs/", "/nix/"}
+
+// storagePrefixes are the mounts of shared storage where analyses keep
+// their data, often not mounted where lint runs.
+var storagePrefixes = []string{"/eos/", "/afs/", "/pnfs/"}
+
+// outsideFile reports whether the absolute path p looks like data read from
+// outside the workspace: a file that exists on this machine outside the
+// system's folders, or a file name with an extension on shared storage.
+func outsideFile(p string) bool {
+	for _, pre := range systemPrefixes {
+		if strings.HasPrefix(p, pre) {
+			return false
+		}
+	}
+	if fi, err := os.Stat(p); err == nil {
+		return fi.Mode().IsRegular()
+	}
+	for _, pre := range storagePrefixes {
+		if strings.HasPrefix(p, pre) {
+			return strings.Contains(path.Base(p), ".") && !strings.HasSuffix(p, "/")
+		}
+	}
+	return false
 }
 
 // cmdWords splits cmd into the words that could be paths: $(...)
