@@ -207,7 +207,7 @@ func lintParse(rel string, src []byte) (*build.File, error) {
 }
 
 // hepbuildDisable matches hepbuild's spelling of a disable comment.
-var hepbuildDisable = regexp.MustCompile(`(?i)\bhepbuild:(\s*)disable=`)
+var hepbuildDisable = regexp.MustCompile(`(?i)\bhepbuild:\s*disable=`)
 
 // withHepbuildComments runs fn with every "# hepbuild: disable=NAME"
 // comment of f spelled as buildtools understands it, so that its warnings
@@ -218,7 +218,7 @@ func withHepbuildComments(f *build.File, fn func()) {
 		for i := range cs {
 			c := &cs[i]
 			if old := c.Token; hepbuildDisable.MatchString(old) {
-				c.Token = hepbuildDisable.ReplaceAllString(old, "buildifier:${1}disable=")
+				c.Token = hepbuildDisable.ReplaceAllString(old, "buildifier: disable=")
 				restore = append(restore, func() { c.Token = old })
 			}
 		}

@@ -285,6 +285,7 @@ func TestLintPackage(t *testing.T) {
 			`ana/BUILD:5:5: unknown-tag: unknown tag "mnaual" (did you mean "manual"?): as written it is a label with no effect (//ana:h)`,
 			`ana/BUILD:5:5: unknown-tag: unknown tag "requires-netwrok" (did you mean "requires-network"?): as written it is a label with no effect (//ana:h)`,
 		}},
+		{"suppressed without a blank", "task(\n    name = \"h\",\n    outs = [\"h.txt\"],\n    cmd = \"cat tools/fit.py > $@\",  # HEPBUILD:disable=unknown-tag,undeclared-input\n)", nil},
 		{"tag suppressed", "task(\n    name = \"h\",\n    outs = [\"h.txt\"],\n    cmd = \"touch $@\",\n    tags = [\"exclusive\"],  # hepbuild: disable=unknown-tag\n)", nil},
 		{"empty glob", "filegroup(name = \"a\", srcs = glob([\"data/*.root\"]))\nfilegroup(name = \"b\", srcs = glob([\"data/*.csv\"]))\nfilegroup(name = \"c\", srcs = glob([\"*.root\"], allow_empty = True))\n",
 			[]string{`ana/BUILD:1:34: empty-glob: glob(["data/*.root"]) matches no file of package //ana: a misspelt pattern or a missing file; say allow_empty = True if an empty list is meant`}},

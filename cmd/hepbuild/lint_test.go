@@ -43,6 +43,10 @@ task(
 )
 `,
 		"clean/in.txt": "x\n",
+		// Another workspace inside, as a test fixture: its packages do
+		// not load as this workspace's.
+		"fixture/WORKSPACE.hep": "",
+		"fixture/BUILD":         "load(\"//macros:defs.bzl\", \"m\")\n\nm(name = \"x\")\n",
 	})
 }
 
@@ -69,7 +73,7 @@ ana/defs.star:2:5: unused-variable: Variable "unused" is unused. Please remove i
 	if diff := cmp.Diff(wantSorted, r.stdout); diff != "" {
 		t.Errorf("lint output mismatch (-want +got):\n%s", diff)
 	}
-	if !strings.Contains(r.stderr, "lint: 4 finding(s) in 5 file(s)") {
+	if !strings.Contains(r.stderr, "lint: 4 finding(s) in 7 file(s)") {
 		t.Errorf("lint's summary on stderr: %q", r.stderr)
 	}
 	if after, _ := os.ReadFile(filepath.Join(root, "ana/BUILD")); string(after) != string(before) {
