@@ -1,11 +1,5 @@
 package main
 
-import (
-	"strings"
-
-	hstarlark "github.com/hepbuild/hepbuild/starlark"
-)
-
 // Each command's --help ends with examples (kong shows what Help returns
 // below the command's one-line description).
 
@@ -67,9 +61,7 @@ func (LintCmd) Help() string {
 	return `Examples:
   hepbuild lint                              # every BUILD and .star file of the workspace; exit 1 on findings
   hepbuild lint --fix analysis/BUILD         # apply the automatic fixes and the formatting, report the rest
-  hepbuild lint --warnings=-print,+module-docstring --format=json
-
-Checks on by default: ` + strings.Join(hstarlark.DefaultLintChecks(), ", ") + `.`
+  hepbuild lint --warnings=-print,+module-docstring --format=json` + lintChecksHelp()
 }
 
 func (InfoCmd) Help() string {

@@ -82,7 +82,7 @@ func (c *LintCmd) Run(g *Globals, e *env) error {
 			return err
 		}
 		rel := f
-		if r, err := filepath.Rel(root, f); err == nil && !strings.HasPrefix(r, "..") {
+		if r, err := filepath.Rel(root, f); err == nil && r != ".." && !strings.HasPrefix(r, ".."+string(filepath.Separator)) {
 			rel = filepath.ToSlash(r)
 		}
 		src, err := os.ReadFile(f)
@@ -172,6 +172,11 @@ func (c *LintCmd) Run(g *Globals, e *env) error {
 	}
 	fmt.Fprintf(e.stderr, "hepbuild lint: %s\n", summary)
 	return nil
+}
+
+// lintChecksHelp ends lint --help with the default checks.
+func lintChecksHelp() string {
+	return "\n\nChecks on by default: " + strings.Join(hstarlark.DefaultLintChecks(), ", ") + "."
 }
 
 func countFixable(fs []hstarlark.LintFinding) int {
