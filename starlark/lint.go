@@ -126,7 +126,8 @@ func AllLintChecks() []string {
 }
 
 // LintedFile is one file after lint: its findings and, when fixing, its
-// new text.
+// new text. It is not safe for concurrent use: Suppressed rewrites the
+// comments of its parsed file while it looks.
 type LintedFile struct {
 	// Findings are those left in Fixed (in the file as it was, without
 	// fixing), sorted.
