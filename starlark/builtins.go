@@ -124,6 +124,9 @@ func globBuiltin(thread *starlark.Thread, fn *starlark.Builtin, args starlark.Tu
 	if err != nil {
 		return nil, err
 	}
+	if len(files) == 0 {
+		b.noteEmptyGlob(thread, inc, kwargs)
+	}
 	out := make([]starlark.Value, len(files))
 	for i, f := range files {
 		out[i] = starlark.String(f)

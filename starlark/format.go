@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/bazelbuild/buildtools/build"
+	"github.com/bazelbuild/buildtools/tables"
 
 	"github.com/hepbuild/hepbuild/graph"
 )
@@ -15,18 +16,42 @@ import (
 // Format returns the canonical formatting of a BUILD, WORKSPACE.hep, .star or
 // .bzl file (name decides which dialect), or a syntax error naming the line.
 func Format(name string, src []byte) ([]byte, error) {
-	base := filepath.Base(name)
-	var f *build.File
-	var err error
-	if strings.HasSuffix(base, ".star") || strings.HasSuffix(base, ".bzl") {
-		f, err = build.ParseBzl(name, src)
-	} else {
-		f, err = build.ParseBuild(name, src)
-	}
+	f, err := parse(name, src)
 	if err != nil {
 		return nil, err
 	}
-	return build.Format(f), nil
+	return build.FormatWithRewriter(rewriter(), f), nil
+}
+
+// parse reads a BUILD, WORKSPACE.hep, .star or .bzl file (name decides
+// which dialect).
+func parse(name string, src []byte) (*build.File, error) {
+	base := filepath.Base(name)
+	if strings.HasSuffix(base, ".star") || strings.HasSuffix(base, ".bzl") {
+		return build.ParseBzl(name, src)
+	}
+	return build.ParseBuild(name, src)
+}
+
+// rewriter is buildtools' canonical rewriter, except that it keeps the
+// order of a task's srcs and outs, as it keeps a genrule's: $(SRCS) and
+// $(OUTS) hand them to the command in the written order, so sorting them
+// would change commands (and their results).
+func rewriter() *build.Rewriter {
+	deny := map[string]bool{"task.srcs": true, "task.outs": true}
+	for k, v := range tables.SortableDenylist {
+		deny[k] = v
+	}
+	return &build.Rewriter{
+		IsLabelArg:                      tables.IsLabelArg,
+		LabelDenyList:                   tables.LabelDenylist,
+		IsSortableListArg:               tables.IsSortableListArg,
+		SortableDenylist:                deny,
+		SortableAllowlist:               tables.SortableAllowlist,
+		NamePriority:                    tables.NamePriority,
+		StripLabelLeadingSlashes:        tables.StripLabelLeadingSlashes,
+		ShortenAbsoluteLabelsToRelative: tables.ShortenAbsoluteLabelsToRelative,
+	}
 }
 
 // FormatRule prints the rule target t as the BUILD file call that declares

@@ -68,10 +68,11 @@ type loadEntry struct {
 }
 
 type pkgEntry struct {
-	ready   chan struct{}
-	pkg     *graph.Package
-	classes ruleClasses
-	err     error
+	ready      chan struct{}
+	pkg        *graph.Package
+	classes    ruleClasses
+	emptyGlobs []EmptyGlob
+	err        error
 }
 
 // NewLoader returns a loader for the workspace at root (the folder holding WORKSPACE.hep).
@@ -243,9 +244,23 @@ func (l *Loader) Package(repo, pkg string) (*graph.Package, error) {
 	e = &pkgEntry{ready: make(chan struct{})}
 	l.packages[key] = e
 	l.mu.Unlock()
-	e.pkg, e.classes, e.err = l.loadPackage(repo, pkg)
+	e.pkg, e.classes, e.emptyGlobs, e.err = l.loadPackage(repo, pkg)
 	close(e.ready)
 	return e.pkg, e.err
+}
+
+// EmptyGlobs returns the glob() calls of the BUILD file of pkg that matched
+// no file without saying allow_empty, in the order they ran. The package
+// must have been loaded (Package).
+func (l *Loader) EmptyGlobs(pkg string) []EmptyGlob {
+	l.mu.Lock()
+	e, ok := l.packages["//"+pkg]
+	l.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	<-e.ready
+	return e.emptyGlobs
 }
 
 // buildFile returns the workspace-relative path of pkg's BUILD file, or "".
@@ -260,18 +275,18 @@ func (l *Loader) buildFile(pkg string) string {
 	return ""
 }
 
-func (l *Loader) loadPackage(repo, pkg string) (*graph.Package, ruleClasses, error) {
+func (l *Loader) loadPackage(repo, pkg string) (*graph.Package, ruleClasses, []EmptyGlob, error) {
 	if repo != "" {
-		return nil, ruleClasses{}, &graph.NoSuchPackageError{Pkg: "@" + repo + "//" + pkg + " (repository @" + repo + " holds rule files only)"}
+		return nil, ruleClasses{}, nil, &graph.NoSuchPackageError{Pkg: "@" + repo + "//" + pkg + " (repository @" + repo + " holds rule files only)"}
 	}
 	bf := l.buildFile(pkg)
 	if bf == "" {
-		return nil, ruleClasses{}, &graph.NoSuchPackageError{Pkg: pkg, Suggestion: l.suggestPackage(pkg)}
+		return nil, ruleClasses{}, nil, &graph.NoSuchPackageError{Pkg: pkg, Suggestion: l.suggestPackage(pkg)}
 	}
 	l.depend(bf)
 	src, err := os.ReadFile(filepath.Join(l.root, filepath.FromSlash(bf)))
 	if err != nil {
-		return nil, ruleClasses{}, fmt.Errorf("reading %s: %w", bf, err)
+		return nil, ruleClasses{}, nil, fmt.Errorf("reading %s: %w", bf, err)
 	}
 	fileLabel := graph.Label{Pkg: pkg, Name: path.Base(bf)}
 	entry := &loadEntry{label: fileLabel, ready: make(chan struct{})}
@@ -284,19 +299,19 @@ func (l *Loader) loadPackage(repo, pkg string) (*graph.Package, ruleClasses, err
 	})
 	close(entry.ready)
 	if l.interrupted(err) {
-		return nil, ruleClasses{}, err
+		return nil, ruleClasses{}, nil, err
 	}
 	if err != nil {
-		return nil, ruleClasses{}, formatError(err)
+		return nil, ruleClasses{}, nil, formatError(err)
 	}
 	p, err := b.finish(entry.loads)
 	if err != nil {
-		return nil, ruleClasses{}, err
+		return nil, ruleClasses{}, nil, err
 	}
 	for _, f := range p.ReadFiles {
 		l.depend(f)
 	}
-	return p, b.classes, nil
+	return p, b.classes, b.emptyGlobs, nil
 }
 
 // loadFromThread implements load(): module is a label, relative to the

@@ -29,6 +29,31 @@ type pkgBuilder struct {
 	readFiles []string
 	globCache []string // files of the package (no sub-packages), listed on first glob
 	globDone  bool
+	// emptyGlobs are the glob calls of the BUILD file itself that matched
+	// nothing, for lint.
+	emptyGlobs []EmptyGlob
+}
+
+// EmptyGlob is a glob() written in a BUILD file that matched no file,
+// though it did not say allow_empty = True.
+type EmptyGlob struct {
+	Pos     graph.Pos
+	Include []string
+}
+
+// noteEmptyGlob records a glob that matched nothing, when the BUILD file
+// calls it itself and does not say allow_empty: a macro that globs for
+// optional files, or a call that allows an empty result in so many words,
+// means it.
+func (b *pkgBuilder) noteEmptyGlob(thread *starlark.Thread, include []string, kwargs []starlark.Tuple) {
+	for _, kv := range kwargs {
+		if string(kv[0].(starlark.String)) == "allow_empty" {
+			return
+		}
+	}
+	if pos := thread.CallFrame(1).Pos; pos.Filename() == b.pkg.BuildFile {
+		b.emptyGlobs = append(b.emptyGlobs, EmptyGlob{Pos: posOf(pos), Include: include})
+	}
 }
 
 func newPkgBuilder(l *Loader, pkg, buildFile string) *pkgBuilder {

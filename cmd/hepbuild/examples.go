@@ -57,6 +57,13 @@ func (FmtCmd) Help() string {
   hepbuild fmt analysis/BUILD`
 }
 
+func (LintCmd) Help() string {
+	return `Examples:
+  hepbuild lint                              # every BUILD and .star file of the workspace; exit 1 on findings
+  hepbuild lint --fix analysis/BUILD         # apply the automatic fixes and the formatting, report the rest
+  hepbuild lint --warnings=-print,+module-docstring --format=json` + lintChecksHelp()
+}
+
 func (InfoCmd) Help() string {
 	return `Examples:
   hepbuild info                              # everything

@@ -23,6 +23,7 @@ var commandFlags = map[string][]string{
 	"explain": {"offline", "storage-token-file", "storage-ca-cert", "storage-timeout", "storage-connections", "default-environment", "action-env", "sandbox-expose", "disk-cache", "output-base", "no-cache", "cache-signing-key", "remote-cache", "remote-header", "remote-timeout", "remote-max-connections", "tls-ca-cert", "tls-client-cert", "tls-client-key", "deps"},
 	"clean":   {"disk-cache", "output-base", "cache", "max-size", "max-age", "dry-run", "expunge", "all-workspaces"},
 	"fmt":     {"check"},
+	"lint":    {"fix", "warnings", "format"},
 	"help":    {},
 	"info":    {"disk-cache", "output-base", "sandbox", "remote-cache", "remote-header", "remote-timeout", "remote-max-connections", "tls-ca-cert", "tls-client-cert", "tls-client-key"},
 	"version": {},

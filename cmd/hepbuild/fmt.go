@@ -27,19 +27,7 @@ func (c *FmtCmd) Run(g *Globals, e *env) error {
 			return err
 		}
 		base = w.root
-		err = filepath.WalkDir(w.root, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if d.IsDir() && p != w.root && (strings.HasPrefix(d.Name(), ".") || d.Name() == "hepbuild-out") {
-				return filepath.SkipDir
-			}
-			if !d.IsDir() && isStarlarkFile(d.Name()) {
-				files = append(files, p)
-			}
-			return nil
-		})
-		if err != nil {
+		if files, err = workspaceStarlarkFiles(w.root); err != nil {
 			return err
 		}
 	}
@@ -69,15 +57,34 @@ func (c *FmtCmd) Run(g *Globals, e *env) error {
 	return nil
 }
 
+// workspaceStarlarkFiles lists every BUILD, BUILD.hep, WORKSPACE.hep,
+// .star and .bzl file under root, outside dot-folders and hepbuild-out, in
+// walk order: what fmt and lint see with no files named.
+func workspaceStarlarkFiles(root string) ([]string, error) {
+	var files []string
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && p != root && (strings.HasPrefix(d.Name(), ".") || d.Name() == "hepbuild-out") {
+			return filepath.SkipDir
+		}
+		if !d.IsDir() && isStarlarkFile(d.Name()) {
+			files = append(files, p)
+		}
+		return nil
+	})
+	return files, err
+}
+
 func isStarlarkFile(name string) bool {
 	return name == "BUILD" || name == "BUILD.hep" || name == "WORKSPACE.hep" || strings.HasSuffix(name, ".star") || strings.HasSuffix(name, ".bzl")
 }
 
-// formatFile reports whether the file needed formatting, writing it if asked.
-// The new text goes to a temporary file beside the file's real location,
-// with the real file's mode, renamed over it, so a crash loses nothing. A
-// BUILD file that is a symbolic link (to a file shared between workspaces,
-// say) stays a link: the file it points to is what gets formatted.
+// formatFile reports whether the file needed formatting, writing it if
+// asked, atomically (writeFileAtomic). A BUILD file that is a symbolic link
+// (to a file shared between workspaces, say) stays a link: the file it
+// points to is what gets formatted.
 func formatFile(path string, write bool) (bool, error) {
 	src, err := os.ReadFile(path)
 	if err != nil {
@@ -93,34 +100,45 @@ func formatFile(path string, write bool) (bool, error) {
 	if !write {
 		return true, nil
 	}
+	if err := writeFileAtomic(path, out); err != nil {
+		return false, fmt.Errorf("formatting %s: %w", path, err)
+	}
+	return true, nil
+}
+
+// writeFileAtomic replaces the content of the file at path with data: a
+// temporary file beside the file's real location, with its mode, renamed
+// over it, so a crash loses nothing. A file that is a symbolic link stays a
+// link: the file it points to is what gets rewritten.
+func writeFileAtomic(path string, data []byte) error {
 	target, err := filepath.EvalSymlinks(path)
 	if err != nil {
-		return false, fmt.Errorf("formatting %s: %w", path, err)
+		return err
 	}
 	fi, err := os.Stat(target)
 	if err != nil {
-		return false, err
+		return err
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(target), "."+filepath.Base(target)+".fmt-*")
 	if err != nil {
-		return false, fmt.Errorf("formatting %s: %w", path, err)
+		return err
 	}
-	if _, err := tmp.Write(out); err != nil {
+	if _, err := tmp.Write(data); err != nil {
 		tmp.Close()
 		os.Remove(tmp.Name())
-		return false, err
+		return err
 	}
 	if err := tmp.Close(); err != nil {
 		os.Remove(tmp.Name())
-		return false, err
+		return err
 	}
 	if err := os.Chmod(tmp.Name(), fi.Mode().Perm()); err != nil {
 		os.Remove(tmp.Name())
-		return false, fmt.Errorf("formatting %s: %w", path, err)
+		return err
 	}
 	if err := os.Rename(tmp.Name(), target); err != nil {
 		os.Remove(tmp.Name())
-		return false, err
+		return err
 	}
-	return true, nil
+	return nil
 }

@@ -43,6 +43,7 @@ type CLI struct {
 	Fetch   FetchCmd   `cmd:"" help:"Ask storage again for every remote file the targets read, and record them in hepbuild.lock."`
 	Export  ExportCmd  `cmd:"" help:"Build targets and copy their outputs to storage (root://, davs://, a folder), verified by checksum."`
 	Fmt     FmtCmd     `cmd:"" help:"Format BUILD and .star files."`
+	Lint    LintCmd    `cmd:"" help:"Report buildtools' warnings and hepbuild's own checks on BUILD and .star files; --fix fixes what it can."`
 	Info    InfoCmd    `cmd:"" help:"Print where things are: workspace, output base, cache, sandbox."`
 	Serve   ServeCmd   `cmd:"" help:"Run the group's dashboard, build history and coordinator: builds report to it with --server."`
 	Worker  WorkerCmd  `cmd:"" help:"Run actions by their digests from a cache, on a batch node (started by batch jobs, not by hand)."`
