@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	osexec "os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -217,7 +218,7 @@ func TestCompletionIndex(t *testing.T) {
 	}
 	// The index is what completion reads: one made by hand is believed
 	// while nothing changed...
-	idx, err := readCompletionIndex(ob, root, "ana")
+	idx, err := readCompletionIndex(ob, root, "ana", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +248,7 @@ func TestCompletionIndex(t *testing.T) {
 	if r := hepbuild(t, root, "query", "//ana/sub:all"); r.code != 0 {
 		t.Fatalf("query: %d %s", r.code, r.stderr)
 	}
-	if got, err := readCompletionIndex(ob, root, "ana/sub"); err != nil || !slices.Contains(got.targets, indexTarget{kindRule, "x"}) {
+	if got, err := readCompletionIndex(ob, root, "ana/sub", nil); err != nil || !slices.Contains(got.targets, indexTarget{kindRule, "x"}) {
 		t.Errorf("the index query wrote: %+v, %v", got, err)
 	}
 	if diff := cmp.Diff(before, workspaceFiles(t, root)); diff != "" {
@@ -295,4 +296,42 @@ func workspaceFiles(t *testing.T, root string) map[string]bool {
 		return nil
 	})
 	return m
+}
+
+// BenchmarkCompletionOfThePeerWorkload times a Tab on a label of the
+// 20,165-action peer workload (one package of 45,331 targets) as a shell
+// runs it: a process of the real binary per Tab. "start" completes a
+// command name (the cost of starting the process); "warm" a label with the
+// package's index current; "cold" the same with the index removed first,
+// so that the package is loaded and the index written; "all" prints every
+// target of the package. Run with
+//
+//	go test ./cmd/hepbuild -run '^$' -bench CompletionOfThePeerWorkload -benchtime 20x
+func BenchmarkCompletionOfThePeerWorkload(b *testing.B) {
+	root := peerWorkload(b, 40, 125, 4, "")
+	bin := filepath.Join(b.TempDir(), "hepbuild")
+	if out, err := osexec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		b.Fatalf("go build: %v\n%s", err, out)
+	}
+	index := filepath.Join((&LocationFlags{}).outputBase(root), completionIndexDir)
+	tab := func(b *testing.B, line string, want int, before func()) {
+		for i := 0; i < b.N; i++ {
+			if before != nil {
+				b.StopTimer()
+				before()
+				b.StartTimer()
+			}
+			cmd := osexec.Command(bin, "__complete", "fish", line)
+			cmd.Dir = root
+			out, err := cmd.Output()
+			if n := strings.Count(string(out), "\n"); err != nil || n != want {
+				b.Fatalf("%q: %d candidates, want %d (%v)", line, n, want, err)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/tab")
+	}
+	b.Run("start", func(b *testing.B) { tab(b, "hepbuild bu", 1, nil) })
+	b.Run("cold", func(b *testing.B) { tab(b, "hepbuild //:hist_d1_", 4, func() { os.RemoveAll(index) }) })
+	b.Run("warm", func(b *testing.B) { tab(b, "hepbuild //:hist_d1_", 4, nil) })
+	b.Run("all", func(b *testing.B) { tab(b, "hepbuild //:", 40330, nil) })
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -77,13 +76,11 @@ func (c *completer) labels(dir, word string, kinds targetKind) []string {
 		if !isPackageDir(root, pkg) {
 			return nil
 		}
-		names := c.targetNames(root, pkg, kinds)
+		names, loaded := c.targetNames(root, pkg, kinds, name)
 		for _, n := range names {
-			if strings.HasPrefix(n, name) {
-				out = append(out, base+pkgPart+":"+n)
-			}
+			out = append(out, base+pkgPart+":"+n)
 		}
-		if len(names) > 0 && kinds != ruleKinds && strings.HasPrefix("all", name) {
+		if loaded && kinds != ruleKinds && strings.HasPrefix("all", name) {
 			out = append(out, base+pkgPart+":all")
 		}
 		return out
@@ -115,11 +112,8 @@ func (c *completer) labels(dir, word string, kinds targetKind) []string {
 	}
 	if !abs && dirPart == "" {
 		// A bare name is a target of the package of the current folder.
-		for _, n := range c.targetNames(root, working, kinds) {
-			if strings.HasPrefix(n, last) {
-				out = append(out, n)
-			}
-		}
+		names, _ := c.targetNames(root, working, kinds, last)
+		out = append(out, names...)
 	}
 	return out
 }
@@ -172,32 +166,37 @@ func hasPackageBelow(root, pkg string) bool {
 	return false
 }
 
-// targetNames returns the names of the targets of pkg of the given kinds,
-// from the package's index in the output base when it is current, else by
-// loading the package (its BUILD file and the files it loads, nothing
-// more) and writing the index for the next time.
-func (c *completer) targetNames(root, pkg string, kinds targetKind) []string {
+// targetNames returns the names of the targets of pkg of the given kinds
+// that start with prefix, from the package's index in the output base when
+// it is current, else by loading the package (its BUILD file and the files
+// it loads, nothing more) and writing the index for the next time. loaded
+// says whether the package has targets at all.
+func (c *completer) targetNames(root, pkg string, kinds targetKind, prefix string) (names []string, loaded bool) {
 	ob := c.outputBase
 	if ob == "" {
 		ob = (&LocationFlags{OutputBase: pathValue(os.Getenv("HEPBUILD_OUTPUT_BASE"))}).outputBase(root)
 	}
-	idx, err := readCompletionIndex(ob, root, pkg)
+	// Only the matching names become strings: the peer workload's package
+	// has 45,331 targets, and a Tab must not pay for each.
+	pre := []byte(prefix)
+	idx, err := readCompletionIndex(ob, root, pkg, func(k targetKind, name []byte) bool {
+		return k&kinds != 0 && bytes.HasPrefix(name, pre)
+	})
 	if err != nil {
 		idx, err = loadCompletionIndex(root, pkg)
 		if err != nil {
-			return nil
+			return nil, false
 		}
 		// Without an index, the next Tab loads the package again: slower,
 		// never wrong, so a failure to write it is not reported.
 		_ = writeCompletionIndex(ob, root, idx)
 	}
-	var out []string
 	for _, t := range idx.targets {
-		if t.kind&kinds != 0 {
-			out = append(out, t.name)
+		if t.kind&kinds != 0 && strings.HasPrefix(t.name, prefix) {
+			names = append(names, t.name)
 		}
 	}
-	return out
+	return names, idx.count > 0
 }
 
 // completionIndex is what completion knows of one package: its targets,
@@ -207,6 +206,7 @@ type completionIndex struct {
 	pkg     string
 	deps    []indexDep
 	targets []indexTarget
+	count   int // of targets, kept or not (readCompletionIndex)
 }
 
 type indexDep struct {
@@ -255,6 +255,7 @@ func loadCompletionIndex(root, pkg string) (*completionIndex, error) {
 	}
 	if err == nil {
 		idx.targets = packageTargets(p)
+		idx.count = len(idx.targets)
 	} else if !isLoadError(err) {
 		return nil, err
 	}
@@ -282,8 +283,9 @@ func packageTargets(p *graph.Package) []indexTarget {
 }
 
 // readCompletionIndex reads pkg's index and checks that nothing it was
-// made from changed; an error means there is none to trust.
-func readCompletionIndex(ob, root, pkg string) (*completionIndex, error) {
+// made from changed; an error means there is none to trust. It keeps the
+// targets keep accepts (all when keep is nil).
+func readCompletionIndex(ob, root, pkg string, keep func(targetKind, []byte) bool) (*completionIndex, error) {
 	data, err := os.ReadFile(completionIndexPath(ob, pkg))
 	if err != nil {
 		return nil, err
@@ -293,17 +295,20 @@ func readCompletionIndex(ob, root, pkg string) (*completionIndex, error) {
 		return nil, errors.New("completion index of another package or format")
 	}
 	idx := &completionIndex{pkg: pkg}
-	sc := bufio.NewScanner(bytes.NewReader(rest))
-	sc.Buffer(nil, 1<<20)
 	inTargets := false
-	for sc.Scan() {
-		line := sc.Text()
+	for len(rest) > 0 {
+		i := bytes.IndexByte(rest, '\n')
+		if i < 0 {
+			return nil, errors.New("truncated completion index")
+		}
+		line := rest[:i]
+		rest = rest[i+1:]
 		if !inTargets {
-			if line == "--" {
+			if string(line) == "--" {
 				inTargets = true
 				continue
 			}
-			f := strings.SplitN(line, " ", 3)
+			f := strings.SplitN(string(line), " ", 3)
 			if len(f) != 3 {
 				return nil, errors.New("malformed completion index")
 			}
@@ -317,16 +322,16 @@ func readCompletionIndex(ob, root, pkg string) (*completionIndex, error) {
 			}
 			continue
 		}
-		if len(line) < 2 {
+		if len(line) < 3 || line[0] < '1' || line[0] > '7' || line[1] != ' ' {
 			return nil, errors.New("malformed completion index")
 		}
-		k, err := strconv.Atoi(line[:1])
-		if err != nil {
-			return nil, errors.New("malformed completion index")
+		idx.count++
+		k, name := targetKind(line[0]-'0'), line[2:]
+		if keep == nil || keep(k, name) {
+			idx.targets = append(idx.targets, indexTarget{k, string(name)})
 		}
-		idx.targets = append(idx.targets, indexTarget{targetKind(k), line[2:]})
 	}
-	if !inTargets || sc.Err() != nil {
+	if !inTargets {
 		return nil, errors.New("truncated completion index")
 	}
 	return idx, nil
