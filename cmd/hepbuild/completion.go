@@ -50,7 +50,14 @@ type CompleteCmd struct {
 }
 
 // Run prints the candidates.
-func (c *CompleteCmd) Run(kctx *kong.Context, e *env) error {
+func (c *CompleteCmd) Run(kctx *kong.Context, e *env) (err error) {
+	// A bug here must cost the user a completion, not a stack trace
+	// under the prompt.
+	defer func() {
+		if recover() != nil {
+			err = nil
+		}
+	}()
 	lw := splitShellLine(c.Line)
 	if len(lw.words) == 0 {
 		return nil // not even the program's name

@@ -181,10 +181,15 @@ func TestCompletionScripts(t *testing.T) {
 	if r := hepbuild(t, t.TempDir(), "completion", "tcsh"); r.code != 2 || !strings.Contains(r.stderr, `"bash","zsh","fish"`) {
 		t.Errorf("completion tcsh: exit %d, want 2 naming the shells\n%s", r.code, r.stderr)
 	}
-	// A .hepbuildrc line for build does not reach __complete.
-	root := testWorkspace(t, map[string]string{"BUILD": "", ".hepbuildrc": "build --progress=plain\ncommon --config=nope\n"})
+	// A .hepbuildrc line for build does not reach __complete; its
+	// profiles are what --config completes to.
+	t.Setenv("HOME", t.TempDir())
+	root := testWorkspace(t, map[string]string{"BUILD": "", ".hepbuildrc": "build --progress=plain\ncommon --config=nope\nbuild:ci -k\n# query:old -o label\ncommon:grid --sandbox=none\n"})
 	if got := complete(t, root, "fish", "hepbuild qu"); !slices.Equal(got, []string{"query"}) {
 		t.Errorf("with a .hepbuildrc: %q", got)
+	}
+	if got := complete(t, root, "fish", "hepbuild --config="); !slices.Equal(got, []string{"--config=ci", "--config=grid"}) {
+		t.Errorf("--config=: %q", got)
 	}
 }
 
