@@ -77,6 +77,7 @@ func TestCompletionCandidates(t *testing.T) {
 		// packages, "..." patterns; no folder without packages.
 		{dir: root, line: "hepbuild //", want: []string{"//...", "//:", "//ana/", "//ana:", "//bad:"}},
 		{dir: root, line: "hepbuild //an", want: []string{"//ana/", "//ana:"}},
+		{dir: ana, line: "hepbuild /", want: []string{"//...", "//:", "//ana/", "//ana:", "//bad:"}},
 		{dir: root, line: "hepbuild build //ana/", want: []string{"//ana/...", "//ana/sub:"}},
 		{dir: root, line: "hepbuild //d", want: nil},
 		// Targets of a package: rules and generated files for build, rules

@@ -59,6 +59,9 @@ func (c *completer) labels(dir, word string, kinds targetKind) []string {
 	if err != nil {
 		return nil
 	}
+	if word == "/" {
+		word = "//" // on the way to an absolute label
+	}
 	abs := strings.HasPrefix(word, "//")
 	rest, base := word, ""
 	if abs {
