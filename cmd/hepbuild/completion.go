@@ -111,6 +111,10 @@ func (c *CompleteCmd) Run(kctx *kong.Context, e *env) (err error) {
 			if strings.HasSuffix(lw.cur, cur) && strings.HasPrefix(cand, lw.cur) {
 				cand = cand[len(lw.cur)-len(cur):]
 			}
+			// A query expression is listed by its last word, after a tab.
+			if d := lastQueryWord(cand); lw.quote != 0 && d != cand {
+				cand += "\t" + d
+			}
 			fmt.Fprintln(w, cand)
 		default:
 			fmt.Fprintln(w, cand)
@@ -218,6 +222,17 @@ func (sl shellLine) bashReplacement(cand, cur string) (string, bool) {
 		}
 	}
 	return raw, true
+}
+
+// lastQueryWord is the last word of a query expression, with the
+// parenthesis of a function: what a list of candidates shows of each.
+func lastQueryWord(expr string) string {
+	body := strings.TrimSuffix(expr, "(")
+	i := len(body)
+	for i > 0 && isQueryWordByte(body[i-1]) {
+		i--
+	}
+	return expr[i:]
 }
 
 // continued says whether a candidate is a beginning the user goes on
@@ -620,21 +635,26 @@ complete -o nospace -o noquote -F _hepbuild_complete hepbuild
 # with fpath+=(~/.zfunc) before compinit in ~/.zshrc, or source <(hepbuild completion zsh)
 # after compinit.
 _hepbuild() {
-    local -a goon ends
+    local -a goon goonshown ends endsshown
     local c
     # The words as typed, and the current one up to the cursor: zsh takes
     # the quotes out of LBUFFER, and inside quotes PREFIX is all after one.
     local line="${(j: :)words[1,CURRENT-1]} ${QIPREFIX}${PREFIX}"
+    # Each line is a candidate, and after a tab what a list shows of it.
     for c in ${(f)"$(command hepbuild __complete zsh "$line" "$PREFIX" 2>/dev/null)"}; do
-        if [[ $c == *[/:=\(] ]]; then goon+=("$c"); else ends+=("$c"); fi
+        if [[ ${c%%$'\t'*} == *[/:=\(] ]]; then
+            goon+=("${c%%$'\t'*}"); goonshown+=("${c#*$'\t'}")
+        else
+            ends+=("${c%%$'\t'*}"); endsshown+=("${c#*$'\t'}")
+        fi
     done
-    (( $#goon )) && compadd -S '' -- "${goon[@]}"
+    (( $#goon )) && compadd -S '' -d goonshown -- "${goon[@]}"
     if [[ -n $compstate[quote] ]]; then
         # Inside quotes (a query expression) the word goes on: no
         # closing quote, no blank.
-        (( $#ends )) && compadd -S '' -- "${ends[@]}"
+        (( $#ends )) && compadd -S '' -d endsshown -- "${ends[@]}"
     else
-        (( $#ends )) && compadd -- "${ends[@]}"
+        (( $#ends )) && compadd -d endsshown -- "${ends[@]}"
     fi
     return 0
 }

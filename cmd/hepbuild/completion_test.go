@@ -160,7 +160,9 @@ func TestCompletionForEachShell(t *testing.T) {
 		{"bash", "hepbuild query de", breaks, []string{`deps\(`}},
 		{"zsh", "hepbuild //ana:fi", "//ana:fi", []string{"//ana:fit"}},
 		{"zsh", "hepbuild query 'deps(//ana:fit) + //ana:hist_ttb", "//ana:hist_ttb", []string{"//ana:hist_ttbb"}},
-		{"zsh", "hepbuild query 'deps(//ana:fit) + //ana:hist_ttb", "deps(//ana:fit) + //ana:hist_ttb", []string{"deps(//ana:fit) + //ana:hist_ttbb"}},
+		{"zsh", "hepbuild query 'deps(//ana:fit) + //ana:hist_ttb", "deps(//ana:fit) + //ana:hist_ttb", []string{"deps(//ana:fit) + //ana:hist_ttbb\t//ana:hist_ttbb"}},
+		{"zsh", "hepbuild query 'de", "de", []string{"deps("}},
+		{"zsh", "hepbuild query 'deps(//ana:fit) + k", "deps(//ana:fit) + k", []string{"deps(//ana:fit) + kind(\tkind("}},
 		{"fish", "hepbuild query 'deps(//ana:fi", "", []string{"deps(//ana:fit", "deps(//ana:fit "}},
 	}
 	for _, c := range cases {
