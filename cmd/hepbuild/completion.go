@@ -22,13 +22,6 @@ type CompletionCmd struct {
 	Shell string `arg:"" enum:"bash,zsh,fish" help:"The shell: bash, zsh or fish."`
 }
 
-func (CompletionCmd) Help() string {
-	return `Examples:
-  source <(hepbuild completion bash)         # in ~/.bashrc
-  hepbuild completion zsh > ~/.zfunc/_hepbuild   # with fpath+=(~/.zfunc) before compinit in ~/.zshrc
-  hepbuild completion fish > ~/.config/fish/completions/hepbuild.fish`
-}
-
 // Run prints the script for the shell.
 func (c *CompletionCmd) Run(e *env) error {
 	script, ok := completionScripts[c.Shell]
