@@ -206,9 +206,22 @@ func TestCompletionIndex(t *testing.T) {
 `
 	files["ana/defs.star"] = `NAMES = ["alpha", "beta"]` + "\n"
 	root := testWorkspace(t, files)
-	before := workspaceFiles(t, root)
 	ob := (&LocationFlags{}).outputBase(root)
 	index := completionIndexPath(ob, "ana")
+	// Before the first build there is no output base, and completion
+	// does not make one (the disk cache around it must be made first).
+	if got := complete(t, root, "fish", "hepbuild run //ana:"); len(got) != 2 {
+		t.Fatalf("before any build: %q", got)
+	}
+	if _, err := os.Stat(ob); err == nil {
+		t.Fatalf("completion made the output base %s", ob)
+	}
+	// status makes it, as a build does, without running anything.
+	if r := hepbuild(t, root, "status", "//:top"); r.code != 0 {
+		t.Fatalf("status: %d %s", r.code, r.stderr)
+	}
+	os.RemoveAll(filepath.Join(ob, completionIndexDir))
+	before := workspaceFiles(t, root)
 	rules := func() []string {
 		return complete(t, root, "fish", "hepbuild run //ana:")
 	}
@@ -323,6 +336,11 @@ func BenchmarkCompletionOfThePeerWorkload(b *testing.B) {
 		b.Fatalf("go build: %v\n%s", err, out)
 	}
 	root := peerWorkload(b, 40, 125, 4, "")
+	// The output base a first build makes, where the index goes: status
+	// makes it as a build does, without running anything.
+	if out, err := osexec.Command(bin, "-C", root, "status", "//:card_s0").CombinedOutput(); err != nil {
+		b.Fatalf("status: %v\n%s", err, out)
+	}
 	index := filepath.Join((&LocationFlags{}).outputBase(root), completionIndexDir)
 	// tab reports, besides the time, how many Tabs found fewer candidates
 	// than want ("missed"): a package that takes longer than

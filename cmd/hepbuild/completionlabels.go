@@ -341,11 +341,13 @@ func readCompletionIndex(ob, root, pkg string, keep func(targetKind, []byte) boo
 }
 
 // writeCompletionIndex writes the index atomically (a temporary file
-// renamed over the old one) into the output base, which it claims as
-// builds do when it does not exist yet.
+// renamed over the old one) into the output base. It never makes the
+// output base: that is a build's to claim (under the cache home, which
+// must get its own marker first), so before the first build every Tab on
+// a label loads the package.
 func writeCompletionIndex(ob, root string, idx *completionIndex) error {
-	if err := exec.ClaimOutputBase(ob, root); err != nil {
-		return err
+	if st, err := exec.InspectOutputBase(ob); err != nil || st != exec.OutputBaseOwned {
+		return fmt.Errorf("%s is not an output base yet", ob)
 	}
 	p := completionIndexPath(ob, idx.pkg)
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
