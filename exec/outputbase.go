@@ -28,6 +28,10 @@ const OutputBaseMarker = ".hepbuild-output-base"
 
 const markerHeader = "hepbuild output base"
 
+// CompletionIndexDir holds the target names shell completion reads
+// (cmd/hepbuild), one file per package.
+const CompletionIndexDir = "completion.v1"
+
 // NotOwnedError says that a folder named as an output base holds files
 // hepbuild did not make, or is another workspace's.
 type NotOwnedError = cache.NotOwnedError
@@ -37,7 +41,7 @@ type NotOwnedError = cache.NotOwnedError
 // marker, and the only entries clean --expunge removes.
 func outputBaseEntry(name string) bool {
 	switch name {
-	case "out", "logs", "tmp", "sandbox", "batch", stampDir, "stat.cache", journalFile, explainFile, lockFile, OutputBaseMarker:
+	case "out", "logs", "tmp", "sandbox", "batch", stampDir, "stat.cache", journalFile, explainFile, lockFile, OutputBaseMarker, CompletionIndexDir:
 		return true
 	}
 	// Temporary files of atomic writes (journal, explain log, stat cache).

@@ -263,6 +263,25 @@ func (l *Loader) EmptyGlobs(pkg string) []EmptyGlob {
 	return e.emptyGlobs
 }
 
+// LoadedPackages returns the packages of the workspace loaded so far
+// without error, in no particular order, without waiting for those still
+// loading (shell completion keeps an index of their target names).
+func (l *Loader) LoadedPackages() []*graph.Package {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []*graph.Package
+	for _, e := range l.packages {
+		select {
+		case <-e.ready:
+			if e.err == nil && e.pkg != nil && e.pkg.Repo == "" {
+				out = append(out, e.pkg)
+			}
+		default:
+		}
+	}
+	return out
+}
+
 // buildFile returns the workspace-relative path of pkg's BUILD file, or "".
 func (l *Loader) buildFile(pkg string) string {
 	l.depend(pkg)

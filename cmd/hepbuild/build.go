@@ -224,6 +224,7 @@ func analyse(g *Globals, f *AnalysisFlags, e *env, patterns []string, lock bool)
 		}
 		return nil, fmt.Errorf("preparing the output base %s: %w", s.outputBase, err)
 	}
+	recordCompletionIndexes(s.outputBase, w.loader)
 	if lock {
 		s.unlock, err = exec.LockOutputBase(s.outputBase)
 		if err != nil {
@@ -532,8 +533,11 @@ func commandNames() []string {
 	var names []string
 	t := reflect.TypeFor[CLI]()
 	for i := 0; i < t.NumField(); i++ {
-		if _, ok := t.Field(i).Tag.Lookup("cmd"); ok {
-			names = append(names, strings.ToLower(t.Field(i).Name))
+		tag := t.Field(i).Tag
+		if _, ok := tag.Lookup("cmd"); ok {
+			if _, hidden := tag.Lookup("hidden"); !hidden {
+				names = append(names, strings.ToLower(t.Field(i).Name))
+			}
 		}
 	}
 	return names

@@ -14,7 +14,7 @@ import (
 
 // testWorkspace writes files (path -> content) into a new workspace and
 // returns its root; the cache and output base go to the test's temp folder.
-func testWorkspace(t *testing.T, files map[string]string) string {
+func testWorkspace(t testing.TB, files map[string]string) string {
 	t.Helper()
 	root := filepath.Join(t.TempDir(), "ws")
 	files["WORKSPACE.hep"] = ""

@@ -56,10 +56,11 @@ func expandConfig(args []string, cwd string, accepts *flagModel) (expanded []str
 			}
 		}
 	}
-	if cmd == "worker" {
+	if cmd == "worker" || (cmdIdx >= 0 && args[cmdIdx] == "__complete") {
 		// A batch job's worker gets everything from its arguments: a
 		// .hepbuildrc in the node's home folder (common --disk-cache=...)
-		// must not change what the submitting build asked for.
+		// must not change what the submitting build asked for. Completion
+		// gets a command line to look at, not flags to apply.
 		return args, nil, nil
 	}
 	var rcFiles []string

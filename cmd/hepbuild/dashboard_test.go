@@ -249,7 +249,7 @@ task(name = "slow", srcs = [":quick"], outs = ["s.txt"], cmd = "while [ ! -e %s 
 // dataset, file and shift; histogram per dataset and shift; a card per
 // shift; one merge) with d datasets, f files and s shifts, as gen.py
 // writes it; broken names a select whose command fails.
-func peerWorkload(t *testing.T, d, f, s int, broken string) string {
+func peerWorkload(t testing.TB, d, f, s int, broken string) string {
 	t.Helper()
 	files := map[string]string{}
 	var ds, fs, ss []string

@@ -75,3 +75,10 @@ func (ServeCmd) Help() string {
   hepbuild serve                             # on this machine: http://127.0.0.1:8080/
   hepbuild serve --addr 0.0.0.0:8443 --token-file /etc/hepbuild/token --tls-cert cert.pem --tls-key key.pem`
 }
+
+func (CompletionCmd) Help() string {
+	return `Examples:
+  source <(hepbuild completion bash)         # in ~/.bashrc
+  hepbuild completion zsh > ~/.zfunc/_hepbuild   # with fpath+=(~/.zfunc) before compinit in ~/.zshrc
+  hepbuild completion fish > ~/.config/fish/completions/hepbuild.fish`
+}

@@ -43,6 +43,8 @@ func init() {
 			break
 		}
 	}
+	// completion prints a script; it has only the global flags.
+	commandFlags["completion"] = []string{}
 	// run builds first too: every build flag but --nobuild.
 	for _, f := range commandFlags["build"] {
 		if f != "nobuild" {

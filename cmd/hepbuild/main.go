@@ -50,6 +50,9 @@ type CLI struct {
 	Help    HelpCmd    `cmd:"" help:"Print a topic of the reference (labels, patterns, query, hepbuildrc, exit-codes) or a command's help."`
 	Version VersionCmd `cmd:"" help:"Print the version."`
 	Init    InitCmd    `cmd:"" help:"Start a new analysis workspace from a template: WORKSPACE.hep, a BUILD with one task, .hepbuildrc, .gitignore."`
+
+	Completion CompletionCmd `cmd:"" help:"Print the script that makes bash, zsh or fish complete commands, flags, target labels and queries."`
+	Complete   CompleteCmd   `cmd:"" name:"__complete" hidden:"" help:"Print the candidates for the word under the cursor (the completion scripts run it)."`
 }
 
 // Globals are the flags every command accepts.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/hepbuild/hepbuild/graph/query"
@@ -31,6 +32,7 @@ func (c *QueryCmd) Run(g *Globals, e *env) error {
 		}
 		return badInput("query %s: %v", expr, err)
 	}
+	recordCompletionIndexes((&LocationFlags{OutputBase: pathValue(os.Getenv("HEPBUILD_OUTPUT_BASE"))}).outputBase(w.root), w.loader)
 	if err := query.Write(e.stdout, r, c.Output, query.WriteOptions{FormatRule: hstarlark.FormatRule}); err != nil {
 		return err
 	}
