@@ -1,0 +1,367 @@
+package sandbox
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/hepbuild/hepbuild/internal/shell"
+)
+
+// A command a helper (a reaper, a resident sandbox) started: one process,
+// or the processes of a task's pipeline it took over from bash (see
+// pipelineRequest).
+type command struct {
+	pids   []int
+	pidfds []int
+	// groups are the process groups to signal.
+	groups []int
+	// failed holds, for a stage that could not start, its exit status as
+	// bash gives it (126, 127); 0 for the others.
+	failed []int
+	// forks says bash would have run the programs as its children (see
+	// shell.Pipeline.Forks): their status is bash's, not theirs.
+	forks bool
+	// stderr is the script's stderr, for bash's report of a program
+	// killed by a signal.
+	stderr int
+	text   string
+}
+
+// startCommand starts what req asks for in req.Dir, with files as its
+// stdin, stdout and stderr: req.Pipeline's stages when they can all be
+// started as bash would start them, else req.Argv. sys gives the
+// attributes of the i-th process; first is the pid of the first (0 for
+// the first itself). The caller closes the pidfds (close).
+func startCommand(req residentRequest, files []uintptr, sys func(i, first int) *syscall.SysProcAttr) (*command, string) {
+	if req.Pipeline != nil {
+		if c := startPipeline(req, files, sys); c != nil {
+			return c, ""
+		}
+	}
+	if len(req.Argv) == 0 {
+		return nil, "empty command line"
+	}
+	path, err := lookPath(req.Argv[0], envValue(req.Env, "PATH"), req.Dir)
+	if err != nil {
+		return nil, err.Error()
+	}
+	attr := sys(0, 0)
+	pidfd := -1
+	attr.PidFD = &pidfd
+	pid, err := syscall.ForkExec(path, req.Argv, &syscall.ProcAttr{Dir: req.Dir, Env: req.Env, Files: files, Sys: attr})
+	if err != nil {
+		return nil, err.Error()
+	}
+	return &command{pids: []int{pid}, pidfds: []int{pidfd}, groups: []int{pid}, failed: []int{0}}, ""
+}
+
+// close closes the pidfds.
+func (c *command) close() {
+	for _, fd := range c.pidfds {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+	}
+}
+
+// signal sends sig to the command's process groups. Only before the
+// command is reaped: until then its pids cannot have been reused.
+func (c *command) signal(sig unix.Signal) {
+	for _, g := range c.groups {
+		_ = unix.Kill(-g, sig)
+	}
+}
+
+// pollFDs are the pidfds of the processes that have not exited, for poll.
+func (c *command) pollFDs(exited []bool) []unix.PollFd {
+	var p []unix.PollFd
+	for i, fd := range c.pidfds {
+		if !exited[i] && fd >= 0 {
+			p = append(p, unix.PollFd{Fd: int32(fd), Events: unix.POLLIN})
+		}
+	}
+	return p
+}
+
+// markExited records, from a poll's results, which processes exited; it
+// says whether all have.
+func (c *command) markExited(exited []bool, polled []unix.PollFd) bool {
+	for _, p := range polled {
+		if p.Revents == 0 {
+			continue
+		}
+		for i, fd := range c.pidfds {
+			if int32(fd) == p.Fd {
+				exited[i] = true
+			}
+		}
+	}
+	for i := range exited {
+		if !exited[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// exitedAtStart marks the stages that never started.
+func (c *command) exitedAtStart() []bool {
+	exited := make([]bool, len(c.pids))
+	for i, pid := range c.pids {
+		exited[i] = pid == 0
+	}
+	return exited
+}
+
+// reap reaps children, orphans included, until every process of the
+// command has exited, and returns the command's wait status: the
+// process's own, or bash's for a pipeline (pipefail: the last stage that
+// failed decides, 128+N for signal N).
+func (c *command) reap() unix.WaitStatus {
+	statuses := make([]unix.WaitStatus, len(c.pids))
+	left := 0
+	for _, pid := range c.pids {
+		if pid != 0 {
+			left++
+		}
+	}
+	for left > 0 {
+		var ws unix.WaitStatus
+		got, err := unix.Wait4(-1, &ws, 0, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			break
+		}
+		for i, pid := range c.pids {
+			if pid == got {
+				statuses[i] = ws
+				left--
+			}
+		}
+	}
+	if !c.forks {
+		return statuses[0]
+	}
+	code := 0
+	for i, ws := range statuses {
+		switch {
+		case c.pids[i] == 0:
+			code = c.failed[i]
+		case ws.Signaled():
+			code = 128 + int(ws.Signal())
+			if s := ws.Signal(); s != unix.SIGINT && s != unix.SIGPIPE {
+				// As bash reports a child a signal killed.
+				msg := fmt.Sprintf("hepbuild: line 1: %d %s\t%s\n", c.pids[i], signalText(s), c.text)
+				_, _ = unix.Write(c.stderr, []byte(msg))
+			}
+		case ws.ExitStatus() != 0:
+			code = ws.ExitStatus()
+		}
+	}
+	return unix.WaitStatus(code << 8)
+}
+
+func signalText(s unix.Signal) string {
+	t := s.String()
+	return strings.ToUpper(t[:1]) + t[1:]
+}
+
+// startPipeline starts the stages of req.Pipeline, or returns nil, having
+// started nothing, when bash would not start them exactly so: then the
+// caller runs req.Argv, and bash does what it does (says that a program
+// is missing, that an output cannot be created, ...).
+func startPipeline(req residentRequest, files []uintptr, sys func(i, first int) *syscall.SysProcAttr) *command {
+	p := req.Pipeline
+	n := len(p.Stages)
+	if n == 0 {
+		return nil
+	}
+	pwd, err := filepath.EvalSymlinks(req.Dir)
+	if err != nil || !filepath.IsAbs(pwd) {
+		return nil
+	}
+	pathEnv := envValue(p.Env, "PATH")
+	paths := make([]string, n)
+	for i, st := range p.Stages {
+		if paths[i] = bashLookPath(st.Argv[0], pathEnv, req.Dir); paths[i] == "" {
+			return nil
+		}
+	}
+	// Every descriptor opened here is closed once the processes have
+	// them (ForkExec gives each its three).
+	var opened []int
+	defer func() {
+		for _, fd := range opened {
+			unix.Close(fd)
+		}
+	}()
+	table := make([][]uintptr, n)
+	for i := range table {
+		table[i] = []uintptr{files[0], files[1], files[2]}
+	}
+	for i := 0; i+1 < n; i++ {
+		var pipe [2]int
+		if err := unix.Pipe2(pipe[:], unix.O_CLOEXEC); err != nil {
+			return nil
+		}
+		opened = append(opened, pipe[0], pipe[1])
+		table[i][1] = uintptr(pipe[1])
+		table[i+1][0] = uintptr(pipe[0])
+	}
+	for i, st := range p.Stages {
+		for _, r := range st.Redirects {
+			if r.Op == shell.Dup {
+				table[i][r.FD] = table[i][r.From]
+				continue
+			}
+			flags := unix.O_RDONLY
+			switch r.Op {
+			case shell.Truncate:
+				flags = unix.O_WRONLY | unix.O_CREAT | unix.O_TRUNC
+			case shell.Append:
+				flags = unix.O_WRONLY | unix.O_CREAT | unix.O_APPEND
+			}
+			path := r.Path
+			if !filepath.IsAbs(path) {
+				path = filepath.Join(req.Dir, path)
+			}
+			fd, err := unix.Open(path, flags|unix.O_CLOEXEC|unix.O_NOCTTY, 0o666)
+			if err != nil {
+				return nil
+			}
+			opened = append(opened, fd)
+			table[i][r.FD] = uintptr(fd)
+		}
+	}
+	c := &command{
+		pids: make([]int, n), pidfds: make([]int, n), failed: make([]int, n),
+		forks: p.Forks, stderr: int(files[2]), text: p.Text,
+	}
+	env := make([]string, len(p.Env))
+	for i, st := range p.Stages {
+		copy(env, p.Env)
+		for j, kv := range env {
+			switch kv {
+			case "_=":
+				env[j] = "_=" + bashUnderscore(st.Argv[0], paths[i])
+			case "PWD=":
+				env[j] = "PWD=" + pwd
+			}
+		}
+		attr := sys(i, c.pids[0])
+		c.pidfds[i] = -1
+		attr.PidFD = &c.pidfds[i]
+		pid, err := syscall.ForkExec(paths[i], st.Argv, &syscall.ProcAttr{Dir: req.Dir, Env: env, Files: table[i], Sys: attr})
+		if err != nil {
+			if i == 0 {
+				return nil
+			}
+			// Bash, having started the stages before, reports this one
+			// and goes on; it stays in the pipeline with bash's status.
+			c.failed[i] = 126
+			if err == syscall.ENOENT {
+				c.failed[i] = 127
+			}
+			msg := fmt.Sprintf("hepbuild: line 1: %s: cannot execute: %v\n", st.Argv[0], err)
+			_, _ = unix.Write(int(table[i][2]), []byte(msg))
+			continue
+		}
+		c.pids[i] = pid
+		if !attr.Setpgid || attr.Pgid == 0 {
+			c.groups = append(c.groups, pid) // leads a group of its own
+		}
+	}
+	return c
+}
+
+// bashLookPath finds the program bash would execute for the command word
+// name, or returns "" when it is not one bash would execute directly: not
+// found, not executable, or neither a binary nor a script with an
+// interpreter (bash runs those in a copy of itself). A PATH entry that is
+// relative or ends with a slash is refused too: bash's own search is then
+// not worth imitating.
+func bashLookPath(name, pathEnv, dir string) string {
+	if strings.Contains(name, "/") {
+		p := name
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(dir, p)
+		}
+		if !executesDirectly(p) {
+			return ""
+		}
+		return p
+	}
+	if pathEnv == "" {
+		return ""
+	}
+	for _, d := range strings.Split(pathEnv, ":") {
+		if !filepath.IsAbs(d) || (strings.HasSuffix(d, "/") && d != "/") {
+			return ""
+		}
+		p := d + "/" + name
+		if d == "/" {
+			p = "/" + name
+		}
+		var st unix.Stat_t
+		if unix.Stat(p, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || unix.Access(p, unix.X_OK) != nil {
+			continue
+		}
+		if !executesDirectly(p) {
+			return ""
+		}
+		return p
+	}
+	return ""
+}
+
+// bashUnderscore is the $_ a program bash starts sees: the path bash found
+// it at, or the command word as written when it names a path.
+func bashUnderscore(name, path string) string {
+	if strings.Contains(name, "/") {
+		return name
+	}
+	return path
+}
+
+// executesDirectly says whether the kernel executes the file at p: an
+// executable ELF binary, or a script whose interpreter is one.
+func executesDirectly(p string) bool {
+	for depth := 0; depth < 2; depth++ {
+		var st unix.Stat_t
+		if unix.Stat(p, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || unix.Access(p, unix.X_OK) != nil {
+			return false
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return false
+		}
+		head := make([]byte, 256)
+		n, _ := f.Read(head)
+		f.Close()
+		head = head[:n]
+		if bytes.HasPrefix(head, []byte("\x7fELF")) {
+			return true
+		}
+		if !bytes.HasPrefix(head, []byte("#!")) {
+			return false
+		}
+		line, _, found := bytes.Cut(head[2:], []byte("\n"))
+		if !found {
+			return false
+		}
+		fields := strings.Fields(string(line))
+		if len(fields) == 0 || !filepath.IsAbs(fields[0]) {
+			return false
+		}
+		p = fields[0]
+	}
+	return false
+}

@@ -1,0 +1,153 @@
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/hepbuild/hepbuild/internal/shell"
+)
+
+// taskRun is what a task's command did: how it ended, what it printed,
+// and the files of its folder.
+type taskRun struct {
+	Exit   int
+	Signal string
+	Stdout string
+	Stderr string
+	Files  map[string]string
+}
+
+// runTask runs cmd as a task runs it, in a fresh folder holding the
+// files of setup, with the take-over on or off.
+func runTask(t *testing.T, st Strategy, cmd string, env map[string]string, takeOver bool) taskRun {
+	t.Helper()
+	defer func(was bool) { takeOverTasks = was }(takeOverTasks)
+	takeOverTasks = takeOver
+	root := t.TempDir()
+	for name, content := range map[string]string{
+		"in.txt": "one\ntwo\n", "in2.txt": "three\n", "o/app.txt": "first\n",
+		"script.sh": "#!/bin/sh\necho script \"$@\" $SHLVL\n", "noline.sh": "echo no interpreter line \"$@\"\n",
+		"bin/tool": "#!/bin/sh\necho tool from bin\n", "lib/tool": "not executable\n",
+	} {
+		p := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		mode := os.FileMode(0o644)
+		if strings.HasSuffix(name, ".sh") || strings.HasPrefix(name, "bin/") {
+			mode = 0o755
+		}
+		if err := os.WriteFile(p, []byte(content), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env2 := map[string]string{}
+	for k, v := range env {
+		env2[k] = strings.ReplaceAll(v, "ROOT", root)
+	}
+	var stdout, stderr bytes.Buffer
+	res, err := st.Run(context.Background(), Spec{
+		ExecRoot: root, Argv: shell.TaskArgv(cmd), Env: env2, Stdout: &stdout, Stderr: &stderr,
+		Outputs: []string{"o/out.txt", "o/app.txt"}, Inputs: []string{"in.txt", "in2.txt", "script.sh", "noline.sh", "bin/tool", "lib/tool"},
+	})
+	if err != nil {
+		t.Fatalf("%s: %v", cmd, err)
+	}
+	files := map[string]string{}
+	_ = filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			b, _ := os.ReadFile(p)
+			rel, _ := filepath.Rel(root, p)
+			files[rel] = strings.ReplaceAll(string(b), root, "ROOT")
+		}
+		return nil
+	})
+	clean := func(s string) string {
+		s = strings.ReplaceAll(s, root, "ROOT")
+		// The report of a program a signal killed is worded differently
+		// (and names its pid).
+		return signalReport.ReplaceAllString(s, "SIGNAL REPORT")
+	}
+	return taskRun{Exit: res.ExitCode, Signal: res.Signal, Stdout: clean(stdout.String()), Stderr: clean(stderr.String()), Files: files}
+}
+
+var signalReport = regexp.MustCompile(`(?m)^(/bin/bash: line 2: +[0-9]+ .*|hepbuild: line 1: [0-9]+ .*|Terminated)$`)
+
+// Commands run by bash and taken over from it do the same: same outputs,
+// same environment (order included), same exit status, same errors.
+func TestTakeOverIsBash(t *testing.T) {
+	envs := map[string]map[string]string{
+		"plain":  {"PATH": "/usr/local/bin:/usr/bin:/bin"},
+		"shlvl":  {"PATH": "ROOT/lib:ROOT/bin:/usr/bin:/bin", "SHLVL": "5", "LANG": "C", "HOME": "/nonexistent", "Z_LAST": "a b", "A_FIRST": "", "not-a-name": "x"},
+		"nopath": {"X": "1"},
+	}
+	commands := []string{
+		`sed 's/$/ s0/' in.txt > o/out.txt`,
+		`cat in.txt in2.txt | wc -l > o/out.txt`,
+		`/usr/bin/env > o/out.txt`,
+		`env`,
+		`env | cat`,
+		`printenv SHLVL _ PWD OLDPWD`,
+		`printenv SHLVL _ PWD > o/out.txt`,
+		`sh -c 'exit 3'`,
+		`sh -c 'exit 3' | cat`,
+		`cat | sh -c 'exit 4' | sh -c 'exit 0'`,
+		`cat missing.txt | cat`,
+		`yes | head -c 10 > o/out.txt`,
+		`sh -c 'kill -SEGV $$'`,
+		`sh -c 'kill -SEGV $$' > o/out.txt`,
+		`sh -c 'kill -TERM $$' | cat`,
+		`nosuchprog a > o/out.txt`,
+		`cat in.txt > nodir/out.txt`,
+		`cat < nosuch.txt`,
+		`./script.sh a 'b c'`,
+		`./script.sh a | cat > o/out.txt`,
+		`./noline.sh a`,
+		`./noline.sh a > o/out.txt`,
+		`tool`,
+		`cat < in.txt 2>&1 >> o/app.txt`,
+		`ls /nonexistent 2>&1 | cat > o/out.txt`,
+		`ls /nonexistent 2>o/out.txt >&2`,
+		`/usr/bin/printf '%s|' "a b" '' c"d"'e' > o/out.txt`,
+		`wc -c in.txt in2.txt>o/out.txt`,
+		`sh -c 'cat /proc/$PPID/comm >/dev/null; echo $0 "$@"' x y z`,
+	}
+	for _, st := range strategies(t) {
+		for envName, env := range envs {
+			for _, cmd := range commands {
+				bash := runTask(t, st, cmd, env, false)
+				taken := runTask(t, st, cmd, env, true)
+				if d := cmp.Diff(bash, taken); d != "" {
+					t.Errorf("%s, env %s: %s: bash (-) and taken over (+) differ:\n%s", st.Name(), envName, cmd, d)
+				}
+			}
+		}
+	}
+}
+
+// The take-over happens: bash is not the programs' parent.
+func TestTakeOverSkipsBash(t *testing.T) {
+	env := map[string]string{"PATH": "/usr/bin:/bin"}
+	for _, st := range strategies(t) {
+		for cmd, taken := range map[string]bool{
+			`sh -c 'cat /proc/$PPID/comm' > o/out.txt`:              true,
+			`sh -c 'cat /proc/$PPID/comm' | cat > o/out.txt`:        true,
+			`cat in.txt | sh -c 'cat /proc/$PPID/comm' > o/out.txt`: true,
+			`sh -c 'cat /proc/$PPID/comm' > o/out.txt; true`:        false,
+			`sh -c 'cat /proc/$PPID/comm' > o/out.txt # $HOME`:      false,
+			`X=1 sh -c 'cat /proc/$PPID/comm' > o/out.txt`:          false,
+		} {
+			parent := runTask(t, st, cmd, env, true).Files["o/out.txt"]
+			if got := parent != "bash\n"; got != taken {
+				t.Errorf("%s: %s: parent %q, want taken over %v", st.Name(), cmd, parent, taken)
+			}
+		}
+	}
+}
