@@ -122,8 +122,9 @@ func (c *command) exitedAtStart() []bool {
 // reap reaps children, orphans included, until every process of the
 // command has exited, and returns the command's wait status: the
 // process's own, or bash's for a pipeline (pipefail: the last stage that
-// failed decides, 128+N for signal N).
-func (c *command) reap() unix.WaitStatus {
+// failed decides, 128+N for signal N); and the CPU time in nanoseconds of
+// the command's processes and those they waited for.
+func (c *command) reap() (unix.WaitStatus, int64) {
 	statuses := make([]unix.WaitStatus, len(c.pids))
 	left := 0
 	for _, pid := range c.pids {
@@ -131,15 +132,18 @@ func (c *command) reap() unix.WaitStatus {
 			left++
 		}
 	}
+	var cpu int64
 	for left > 0 {
 		var ws unix.WaitStatus
-		got, err := unix.Wait4(-1, &ws, 0, nil)
+		var ru unix.Rusage
+		got, err := unix.Wait4(-1, &ws, 0, &ru)
 		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
 			break
 		}
+		cpu += ru.Utime.Nano() + ru.Stime.Nano()
 		for i, pid := range c.pids {
 			if pid == got {
 				statuses[i] = ws
@@ -148,7 +152,7 @@ func (c *command) reap() unix.WaitStatus {
 		}
 	}
 	if !c.forks {
-		return statuses[0]
+		return statuses[0], cpu
 	}
 	code := 0
 	for i, ws := range statuses {
@@ -166,7 +170,7 @@ func (c *command) reap() unix.WaitStatus {
 			code = ws.ExitStatus()
 		}
 	}
-	return unix.WaitStatus(code << 8)
+	return unix.WaitStatus(code << 8), cpu
 }
 
 func signalText(s unix.Signal) string {

@@ -234,7 +234,7 @@ func reapCommand(c *serverConn, req residentRequest, fds []int, null int) (rep r
 		if err != nil {
 			// The caller is gone: end the command with all it left.
 			killTree()
-			cmd.reap()
+			_, _ = cmd.reap()
 			reaper.KillLeftovers()
 			return residentReply{}, true
 		}
@@ -246,7 +246,7 @@ func reapCommand(c *serverConn, req residentRequest, fds []int, null int) (rep r
 			cmd.signal(sig)
 		}
 	}
-	status := cmd.reap()
+	status, cpu := cmd.reap()
 	reaper.KillLeftovers()
-	return residentReply{Status: int(status)}, false
+	return residentReply{Status: int(status), CPU: cpu}, false
 }

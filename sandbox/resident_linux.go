@@ -266,7 +266,7 @@ func (r *resident) run(ctx context.Context, s Spec, dir string, writable []strin
 	}
 	out.finish(grace)
 	ws := unix.WaitStatus(rep.Status)
-	res := Result{ExitCode: ws.ExitStatus(), TimedOut: timedOut, Duration: dur}
+	res := Result{ExitCode: ws.ExitStatus(), TimedOut: timedOut, Duration: dur, CPU: time.Duration(rep.CPU)}
 	if ws.Signaled() {
 		res.ExitCode = -1
 		res.Signal = ws.Signal().String()

@@ -60,6 +60,9 @@ type (
 		Ready bool `json:",omitempty"`
 		// Status is the command's wait status.
 		Status int `json:",omitempty"`
+		// CPU is the command's user and system CPU time in nanoseconds
+		// (see Result.CPU).
+		CPU int64 `json:",omitempty"`
 		// StartErr says the command could not be started; Err that the
 		// sandbox failed before it could start it.
 		StartErr, Err string `json:",omitempty"`
@@ -279,9 +282,9 @@ func (r *residentServer) run(req residentRequest, fds []int) (rep residentReply,
 			c.signal(sig)
 		}
 	}
-	status := c.reap()
+	status, cpu := c.reap()
 	killAll()
-	rep = residentReply{Status: int(status)}
+	rep = residentReply{Status: int(status), CPU: cpu}
 	// What the command changed that the next would see is undone, or
 	// this sandbox retires; either way before the caller hears of the
 	// end, so the cost is this command's.

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -147,6 +148,27 @@ func TestTakeOverSkipsBash(t *testing.T) {
 			parent := runTask(t, st, cmd, env, true).Files["o/out.txt"]
 			if got := parent != "bash\n"; got != taken {
 				t.Errorf("%s: %s: parent %q, want taken over %v", st.Name(), cmd, parent, taken)
+			}
+		}
+	}
+}
+
+// Result.CPU is the command's CPU time, whoever starts it: bash, a
+// taken-over pipeline, or a program bash runs in a child.
+func TestCommandCPUIsMeasured(t *testing.T) {
+	busy := `sh -c 'i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done'`
+	for _, st := range strategies(t) {
+		for _, cmd := range []string{busy, busy + " | cat", "true; " + busy} {
+			root := t.TempDir()
+			res, err := st.Run(context.Background(), Spec{ExecRoot: root, Argv: shell.TaskArgv(cmd), Env: map[string]string{"PATH": "/usr/bin:/bin"}})
+			if err != nil || !res.Success() {
+				t.Fatalf("%s: %s: %+v %v", st.Name(), cmd, res, err)
+			}
+			// The loop takes a good fraction of a second of CPU; the
+			// command cannot have used more CPU than 2 cores for its
+			// duration.
+			if res.CPU < 100*time.Millisecond || res.CPU > 2*res.Duration+50*time.Millisecond {
+				t.Errorf("%s: %s: CPU %v in %v", st.Name(), cmd, res.CPU, res.Duration)
 			}
 		}
 	}

@@ -751,6 +751,7 @@ func (s *session) build(e *env, start time.Time, f *BuildFlags, rp *reporting) e
 	}
 	if summary != nil {
 		summary.Elapsed = time.Since(start)
+		summary.CommandCPU = runner.CommandCPU()
 		rp.finishOutput(func() { printer.Finish(summary) })
 	}
 	closeEngines(e, engines, f.Detach)
