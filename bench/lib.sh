@@ -56,6 +56,8 @@ timed() {
 		echo "FAILED ($rc): $*" >&2
 		tail -5 "$out.err" >&2
 	fi
+	# keep_err=FILE keeps the command's standard error.
+	[[ -n ${keep_err:-} ]] && cp "$out.err" "$keep_err"
 	rm -f "$out" "$out.err"
 	return 0
 }
