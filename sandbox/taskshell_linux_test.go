@@ -151,3 +151,35 @@ func TestTakeOverSkipsBash(t *testing.T) {
 		}
 	}
 }
+
+// Environments with the same names as one bash was asked about, but values
+// bash treats otherwise: bash resets some variables whatever their value,
+// warns about others on its stderr. Each pair runs in order, the first
+// environment filling the cache of what bash makes of those names.
+func TestTakeOverEnvValues(t *testing.T) {
+	pairs := [][2]map[string]string{
+		{{"OPTIND": "1", "OPTERR": "1"}, {"OPTIND": "7", "OPTERR": "0"}},
+		{{"BASH": "/bin/bash"}, {"BASH": "/bin/sh"}},
+		{{"LINENO": "0"}, {"LINENO": "9"}},
+		{{"SHLVL": "3"}, {"SHLVL": "999"}},
+		{{"LC_ALL": "C"}, {"LC_ALL": "xx_NOWHERE.UTF-8"}},
+	}
+	cmds := []string{`env > o/out.txt`, `env`}
+	for _, st := range strategies(t) {
+		for _, pair := range pairs {
+			for _, cmd := range cmds {
+				for _, e := range pair {
+					env := map[string]string{"PATH": "/usr/bin:/bin"}
+					for k, v := range e {
+						env[k] = v
+					}
+					bash := runTask(t, st, cmd, env, false)
+					taken := runTask(t, st, cmd, env, true)
+					if d := cmp.Diff(bash, taken); d != "" {
+						t.Errorf("%s, env %v: %s: bash (-) and taken over (+) differ:\n%s", st.Name(), e, cmd, d)
+					}
+				}
+			}
+		}
+	}
+}
