@@ -222,19 +222,12 @@ func startPipeline(req residentRequest, files []uintptr, sys func(i, first int) 
 				table[i][r.FD] = table[i][r.From]
 				continue
 			}
-			flags := unix.O_RDONLY
-			switch r.Op {
-			case shell.Truncate:
-				flags = unix.O_WRONLY | unix.O_CREAT | unix.O_TRUNC
-			case shell.Append:
-				flags = unix.O_WRONLY | unix.O_CREAT | unix.O_APPEND
-			}
 			path := r.Path
 			if !filepath.IsAbs(path) {
 				path = filepath.Join(req.Dir, path)
 			}
-			fd, err := unix.Open(path, flags|unix.O_CLOEXEC|unix.O_NOCTTY, 0o666)
-			if err != nil {
+			fd, ok := openRedirect(path, r.Op)
+			if !ok {
 				return nil
 			}
 			opened = append(opened, fd)
@@ -362,6 +355,95 @@ func executesDirectly(p string) bool {
 			return false
 		}
 		p = fields[0]
+	}
+	return false
+}
+
+// openRedirect opens path as the redirection op would in the program's
+// process, or says it cannot be opened here exactly so. Bash opens it in
+// the process that then executes the program; here it is opened in the
+// helper, so only what opens alike in both is opened: a regular file
+// (existing, or created here), or one of the memory devices such as
+// /dev/null. Refused: a FIFO (opening it may block the helper, which
+// then can no longer be stopped), a terminal or any other device, a
+// directory, and anything on /proc or reached through its magic links
+// (/dev/stdout, /dev/fd/N, /proc/self/...: they name the opener's own).
+func openRedirect(path string, op shell.Op) (int, bool) {
+	flags := unix.O_RDONLY
+	switch op {
+	case shell.Truncate:
+		flags = unix.O_WRONLY | unix.O_TRUNC
+	case shell.Append:
+		flags = unix.O_WRONLY | unix.O_APPEND
+	}
+	// openat2 refuses a mode without O_CREAT, and flags beside O_PATH.
+	how := func(flags int) *unix.OpenHow {
+		h := &unix.OpenHow{Flags: uint64(flags | unix.O_CLOEXEC), Resolve: unix.RESOLVE_NO_MAGICLINKS}
+		if flags&unix.O_PATH == 0 {
+			h.Flags |= unix.O_NOCTTY
+		}
+		if flags&unix.O_CREAT != 0 {
+			h.Mode = 0o666
+		}
+		return h
+	}
+	// What is there, looked at without opening it.
+	var want unix.Stat_t
+	p, err := unix.Openat2(unix.AT_FDCWD, path, how(unix.O_PATH))
+	switch {
+	case err == unix.ENOENT && op != shell.Read:
+		// Created here; O_EXCL: nothing may have come in between.
+		flags |= unix.O_CREAT | unix.O_EXCL
+	case err != nil:
+		return -1, false
+	default:
+		ok := openableHere(p, &want)
+		unix.Close(p)
+		if !ok {
+			return -1, false
+		}
+	}
+	// O_NONBLOCK: should a FIFO have replaced the file meanwhile, the open
+	// does not block; it is cleared once the file is known.
+	fd, err := unix.Openat2(unix.AT_FDCWD, path, how(flags|unix.O_NONBLOCK))
+	if err != nil {
+		return -1, false
+	}
+	var got unix.Stat_t
+	if !openableHere(fd, &got) || (flags&unix.O_CREAT == 0 && (got.Dev != want.Dev || got.Ino != want.Ino)) {
+		unix.Close(fd)
+		return -1, false
+	}
+	fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	if err == nil {
+		_, err = unix.FcntlInt(uintptr(fd), unix.F_SETFL, fl&^unix.O_NONBLOCK)
+	}
+	if err != nil {
+		unix.Close(fd)
+		return -1, false
+	}
+	return fd, true
+}
+
+// openableHere says whether fd is a file that opens alike in any process
+// (see openRedirect), and fills st.
+func openableHere(fd int, st *unix.Stat_t) bool {
+	var fs unix.Statfs_t
+	if unix.Fstat(fd, st) != nil || unix.Fstatfs(fd, &fs) != nil || fs.Type == unix.PROC_SUPER_MAGIC || fs.Type == unix.SYSFS_MAGIC {
+		return false
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		return true
+	case unix.S_IFCHR:
+		// /dev/null, /dev/zero, /dev/full, /dev/random, /dev/urandom.
+		switch unix.Major(st.Rdev) {
+		case 1:
+			switch unix.Minor(st.Rdev) {
+			case 3, 5, 7, 8, 9:
+				return true
+			}
+		}
 	}
 	return false
 }

@@ -8,6 +8,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -143,8 +146,12 @@ func TestTakeOverSkipsBash(t *testing.T) {
 			`sh -c 'cat /proc/$PPID/comm' > o/out.txt; true`:        false,
 			`sh -c 'cat /proc/$PPID/comm' > o/out.txt # $HOME`:      false,
 			`X=1 sh -c 'cat /proc/$PPID/comm' > o/out.txt`:          false,
+			`sh -c 'cat /proc/$PPID/comm' 2>/dev/null >>o/out.txt`:  true,
+			`sh -c 'cat /proc/$PPID/comm' <in.txt > o/new.txt`:      true,
+			`sh -c 'cat /proc/$PPID/comm' > /dev/stdout`:            false,
 		} {
-			parent := runTask(t, st, cmd, env, true).Files["o/out.txt"]
+			run := runTask(t, st, cmd, env, true)
+			parent := run.Files["o/out.txt"] + run.Files["o/new.txt"] + run.Stdout
 			if got := parent != "bash\n"; got != taken {
 				t.Errorf("%s: %s: parent %q, want taken over %v", st.Name(), cmd, parent, taken)
 			}
@@ -179,6 +186,46 @@ func TestTakeOverEnvValues(t *testing.T) {
 						t.Errorf("%s, env %v: %s: bash (-) and taken over (+) differ:\n%s", st.Name(), e, cmd, d)
 					}
 				}
+			}
+		}
+	}
+}
+
+// A redirection is opened by the process that runs the program: a FIFO
+// that no one writes to blocks only that process, which the timeout
+// ends; /dev/stdout and /proc/self are the program's, not its starter's.
+func TestTakeOverRedirectTargets(t *testing.T) {
+	for _, st := range strategies(t) {
+		for _, cmd := range []string{
+			`cat in.txt > /dev/stdout`,
+			`cat in.txt 2> /dev/stderr >&2`,
+			`cat < /dev/stdin`,
+			`cat < /proc/self/comm`,
+			`cat /proc/self/comm < /proc/self/comm > o/out.txt`,
+		} {
+			bash := runTask(t, st, cmd, hostEnv(), false)
+			taken := runTask(t, st, cmd, hostEnv(), true)
+			if d := cmp.Diff(bash, taken); d != "" {
+				t.Errorf("%s: %s: bash (-) and taken over (+) differ:\n%s", st.Name(), cmd, d)
+			}
+		}
+		for _, cmd := range []string{`cat < fifo`, `cat in.txt > fifo`} {
+			for _, takeOver := range []bool{false, true} {
+				func() {
+					defer func(was bool) { takeOverTasks = was }(takeOverTasks)
+					takeOverTasks = takeOver
+					root := t.TempDir()
+					if err := unix.Mkfifo(filepath.Join(root, "fifo"), 0o666); err != nil {
+						t.Fatal(err)
+					}
+					_ = os.WriteFile(filepath.Join(root, "in.txt"), []byte("x\n"), 0o644)
+					start := time.Now()
+					res, err := st.Run(context.Background(), Spec{ExecRoot: root, Argv: shell.TaskArgv(cmd), Env: hostEnv(),
+						Inputs: []string{"fifo", "in.txt"}, Timeout: time.Second, Grace: 100 * time.Millisecond})
+					if took := time.Since(start); err != nil || !res.TimedOut || took > 10*time.Second {
+						t.Errorf("%s: %s (take-over %v): %+v, %v after %v; want a timeout", st.Name(), cmd, takeOver, res, err, took)
+					}
+				}()
 			}
 		}
 	}
