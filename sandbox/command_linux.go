@@ -252,7 +252,13 @@ func startPipeline(req residentRequest, files []uintptr, sys func(i, first int) 
 		attr := sys(i, c.pids[0])
 		c.pidfds[i] = -1
 		attr.PidFD = &c.pidfds[i]
-		pid, err := syscall.ForkExec(paths[i], st.Argv, &syscall.ProcAttr{Dir: req.Dir, Env: env, Files: table[i], Sys: attr})
+		// A path is executed as written, relative to req.Dir: the kernel
+		// gives a script's interpreter the path it was executed by.
+		exe := paths[i]
+		if strings.Contains(st.Argv[0], "/") {
+			exe = st.Argv[0]
+		}
+		pid, err := syscall.ForkExec(exe, st.Argv, &syscall.ProcAttr{Dir: req.Dir, Env: env, Files: table[i], Sys: attr})
 		if err != nil {
 			if i == 0 {
 				return nil
@@ -350,11 +356,17 @@ func executesDirectly(p string) bool {
 		if !found {
 			return false
 		}
-		fields := strings.Fields(string(line))
-		if len(fields) == 0 || !filepath.IsAbs(fields[0]) {
+		// The interpreter as the kernel reads it (binfmt_script): after
+		// spaces and tabs, up to a space, a tab or a NUL; a carriage
+		// return is part of its name.
+		name := strings.TrimLeft(string(line), " \t")
+		if i := strings.IndexAny(name, " \t\x00"); i >= 0 {
+			name = name[:i]
+		}
+		if !filepath.IsAbs(name) {
 			return false
 		}
-		p = fields[0]
+		p = name
 	}
 	return false
 }

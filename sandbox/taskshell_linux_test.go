@@ -3,6 +3,7 @@ package sandbox
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -38,6 +39,7 @@ func runTask(t *testing.T, st Strategy, cmd string, env map[string]string, takeO
 		"in.txt": "one\ntwo\n", "in2.txt": "three\n", "o/app.txt": "first\n",
 		"script.sh": "#!/bin/sh\necho script \"$@\" $SHLVL\n", "noline.sh": "echo no interpreter line \"$@\"\n",
 		"bin/tool": "#!/bin/sh\necho tool from bin\n", "lib/tool": "not executable\n",
+		"dollar0.sh": "#!/bin/sh\necho \"$0\"\n", "crlf.sh": "#!/bin/sh\r\necho crlf\r\n", "bin/%tool": "#!/bin/sh\necho percent\n",
 	} {
 		p := filepath.Join(root, name)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
@@ -58,7 +60,8 @@ func runTask(t *testing.T, st Strategy, cmd string, env map[string]string, takeO
 	var stdout, stderr bytes.Buffer
 	res, err := st.Run(context.Background(), Spec{
 		ExecRoot: root, Argv: shell.TaskArgv(cmd), Env: env2, Stdout: &stdout, Stderr: &stderr,
-		Outputs: []string{"o/out.txt", "o/app.txt"}, Inputs: []string{"in.txt", "in2.txt", "script.sh", "noline.sh", "bin/tool", "lib/tool"},
+		Outputs: []string{"o/out.txt", "o/app.txt"},
+		Inputs:  []string{"in.txt", "in2.txt", "script.sh", "noline.sh", "bin/tool", "lib/tool", "dollar0.sh", "crlf.sh", "bin/%tool"},
 	})
 	if err != nil {
 		t.Fatalf("%s: %v", cmd, err)
@@ -226,6 +229,56 @@ func TestTakeOverRedirectTargets(t *testing.T) {
 						t.Errorf("%s: %s (take-over %v): %+v, %v after %v; want a timeout", st.Name(), cmd, takeOver, res, err, took)
 					}
 				}()
+			}
+		}
+	}
+}
+
+// The resident sandbox keeps capabilities its commands lack: a
+// redirection it opens for a program must not get past a permission the
+// program (or bash) would be refused.
+func TestTakeOverRedirectPermissions(t *testing.T) {
+	for _, st := range strategies(t) {
+		for _, cmd := range []string{`cat < secret.txt`, `cat in.txt > ro.txt`, `cat in.txt >> ro.txt`} {
+			var runs [2]string
+			for i, takeOver := range []bool{false, true} {
+				func() {
+					defer func(was bool) { takeOverTasks = was }(takeOverTasks)
+					takeOverTasks = takeOver
+					root := t.TempDir()
+					_ = os.WriteFile(filepath.Join(root, "in.txt"), []byte("x\n"), 0o644)
+					_ = os.WriteFile(filepath.Join(root, "secret.txt"), []byte("secret\n"), 0)
+					_ = os.WriteFile(filepath.Join(root, "ro.txt"), []byte("kept\n"), 0o444)
+					var stdout, stderr bytes.Buffer
+					res, err := st.Run(context.Background(), Spec{ExecRoot: root, Argv: shell.TaskArgv(cmd), Env: hostEnv(),
+						Inputs: []string{"secret.txt", "in.txt", "ro.txt"}, Stdout: &stdout, Stderr: &stderr})
+					ro, _ := os.ReadFile(filepath.Join(root, "ro.txt"))
+					runs[i] = fmt.Sprintf("exit %d %v, stdout %q, stderr %q, ro.txt %q", res.ExitCode, err, stdout.String(), stderr.String(), ro)
+				}()
+			}
+			t.Logf("%s: %s: %s | %s", st.Name(), cmd, runs[0], runs[1])
+			if runs[0] != runs[1] {
+				t.Errorf("%s: %s: bash: %s\ntaken over: %s", st.Name(), cmd, runs[0], runs[1])
+			}
+		}
+	}
+}
+
+// Programs as bash starts them: a path as written (a script's
+// interpreter sees it), an interpreter line as the kernel reads it, a
+// command word bash reads as a job.
+func TestTakeOverPrograms(t *testing.T) {
+	env := map[string]string{"PATH": "ROOT/bin:/usr/bin:/bin"}
+	for _, st := range strategies(t) {
+		for _, cmd := range []string{
+			`./dollar0.sh`, `./dollar0.sh > o/out.txt`, `./bin/../dollar0.sh | cat`, `.//dollar0.sh > o/out.txt`,
+			`cat in.txt | ./crlf.sh`, `./crlf.sh > o/out.txt`, `cat in.txt | ./crlf.sh | cat`,
+			`%tool`, `%tool > o/out.txt`,
+		} {
+			bash := runTask(t, st, cmd, env, false)
+			taken := runTask(t, st, cmd, env, true)
+			if d := cmp.Diff(bash, taken); d != "" {
+				t.Errorf("%s: %s: bash (-) and taken over (+) differ:\n%s", st.Name(), cmd, d)
 			}
 		}
 	}
