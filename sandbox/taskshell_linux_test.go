@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -256,7 +257,6 @@ func TestTakeOverRedirectPermissions(t *testing.T) {
 					runs[i] = fmt.Sprintf("exit %d %v, stdout %q, stderr %q, ro.txt %q", res.ExitCode, err, stdout.String(), stderr.String(), ro)
 				}()
 			}
-			t.Logf("%s: %s: %s | %s", st.Name(), cmd, runs[0], runs[1])
 			if runs[0] != runs[1] {
 				t.Errorf("%s: %s: bash: %s\ntaken over: %s", st.Name(), cmd, runs[0], runs[1])
 			}
@@ -281,5 +281,49 @@ func TestTakeOverPrograms(t *testing.T) {
 				t.Errorf("%s: %s: bash (-) and taken over (+) differ:\n%s", st.Name(), cmd, d)
 			}
 		}
+	}
+}
+
+// The programs get the descriptors bash gives them and no others, and a
+// helper keeps none of them from one command to the next.
+func TestTakeOverDescriptors(t *testing.T) {
+	for _, st := range strategies(t) {
+		for _, cmd := range []string{`ls /proc/self/fd`, `ls /proc/self/fd | cat`, `cat in.txt | sh -c 'cat >/dev/null; exec ls /proc/self/fd' > o/out.txt 2>&1`, `ls /proc/self/fd < in.txt 2>&1 | cat | cat > o/out.txt`} {
+			bash := runTask(t, st, cmd, hostEnv(), false)
+			taken := runTask(t, st, cmd, hostEnv(), true)
+			if d := cmp.Diff(bash, taken); d != "" {
+				t.Errorf("%s: %s: bash (-) and taken over (+) differ:\n%s", st.Name(), cmd, d)
+			}
+		}
+		// The helper's descriptors, as its child sees them, stay as many.
+		count := func() string {
+			return runTask(t, st, `sh -c 'ls /proc/$PPID/fd | wc -l' < in.txt 2>/dev/null | cat > o/out.txt`, hostEnv(), true).Files["o/out.txt"]
+		}
+		first := count()
+		for i := 0; i < 100; i++ {
+			runTask(t, st, `cat in.txt in2.txt < in.txt 2>> o/app.txt | cat | wc -l > o/out.txt`, hostEnv(), true)
+		}
+		if last := count(); first != last || first == "" {
+			t.Errorf("%s: the helper had %q descriptors, then %q", st.Name(), first, last)
+		}
+	}
+}
+
+// A timeout ends every program of a pipeline, and the run returns.
+func TestTakeOverTimeout(t *testing.T) {
+	for _, st := range strategies(t) {
+		for _, cmd := range []string{`sleep 30 | sleep 31 > o/out.txt`, `true | sh -c 'trap "" TERM; sleep 32' | cat`} {
+			start := time.Now()
+			root := t.TempDir()
+			res, err := st.Run(context.Background(), Spec{ExecRoot: root, Argv: shell.TaskArgv(cmd), Env: hostEnv(),
+				Outputs: []string{"o/out.txt"}, Timeout: 500 * time.Millisecond, Grace: 200 * time.Millisecond})
+			if took := time.Since(start); err != nil || !res.TimedOut || took > 5*time.Second {
+				t.Errorf("%s: %s: %+v, %v after %v; want a timeout", st.Name(), cmd, res, err, took)
+			}
+		}
+	}
+	out, _ := exec.Command("pgrep", "-f", "sleep 3[012]").Output()
+	if len(out) > 0 {
+		t.Errorf("left running: %s", out)
 	}
 }
