@@ -184,6 +184,11 @@ func Parse(cmd string) (Pipeline, bool) {
 	// Blank lines before the command are empty commands, and one newline
 	// may end it; anything after that newline is another command, and
 	// then bash forks rather than executing the last program in its place.
+	// A NUL cannot reach bash (an argument ends at it): its command line
+	// does not start, which no pipeline imitates.
+	if strings.IndexByte(cmd, 0) >= 0 {
+		return nil, false
+	}
 	s := strings.TrimSuffix(strings.TrimLeft(cmd, " \t\n"), "\n")
 	p := parser{s: strings.TrimRight(s, " \t")}
 	if p.s == "" {
