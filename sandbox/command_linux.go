@@ -2,10 +2,12 @@ package sandbox
 
 import (
 	"bytes"
+	"debug/elf"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -347,7 +349,7 @@ func executesDirectly(p string) bool {
 		f.Close()
 		head = head[:n]
 		if bytes.HasPrefix(head, []byte("\x7fELF")) {
-			return true
+			return elfRuns(p)
 		}
 		if !bytes.HasPrefix(head, []byte("#!")) {
 			return false
@@ -459,3 +461,45 @@ func openableHere(fd int, st *unix.Stat_t) bool {
 	}
 	return false
 }
+
+// elfRuns says whether the kernel would execute the ELF file at p: one
+// for this machine, whose program interpreter, if it names one, is an
+// executable file. A later stage of a pipeline that fails to execute is
+// reported in hepbuild's words, not bash's: such a file runs in bash.
+func elfRuns(p string) bool {
+	host := hostELF()
+	f, err := elf.Open(p)
+	if err != nil || host == nil {
+		return false
+	}
+	defer f.Close()
+	if f.Machine != host.Machine || f.Class != host.Class || f.Data != host.Data || (f.Type != elf.ET_EXEC && f.Type != elf.ET_DYN) {
+		return false
+	}
+	for _, prog := range f.Progs {
+		if prog.Type != elf.PT_INTERP {
+			continue
+		}
+		b := make([]byte, prog.Filesz)
+		if _, err := prog.ReadAt(b, 0); err != nil {
+			return false
+		}
+		interp := strings.TrimRight(string(b), "\x00")
+		var st unix.Stat_t
+		if !filepath.IsAbs(interp) || unix.Stat(interp, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || unix.Access(interp, unix.X_OK) != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// hostELF is the header of this binary, for the machine it runs on.
+var hostELF = sync.OnceValue(func() *elf.FileHeader {
+	f, err := elf.Open("/proc/self/exe")
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	h := f.FileHeader
+	return &h
+})
