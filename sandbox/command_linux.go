@@ -224,9 +224,10 @@ func startPipeline(req residentRequest, files []uintptr, sys func(i, first int) 
 				table[i][r.FD] = table[i][r.From]
 				continue
 			}
+			// Not filepath.Join: the kernel resolves .. after a symlink.
 			path := r.Path
 			if !filepath.IsAbs(path) {
-				path = filepath.Join(req.Dir, path)
+				path = req.Dir + "/" + path
 			}
 			fd, ok := openRedirect(path, r.Op)
 			if !ok {
@@ -291,9 +292,10 @@ func startPipeline(req residentRequest, files []uintptr, sys func(i, first int) 
 // not worth imitating.
 func bashLookPath(name, pathEnv, dir string) string {
 	if strings.Contains(name, "/") {
+		// Not filepath.Join: the kernel resolves .. after a symlink.
 		p := name
 		if !filepath.IsAbs(p) {
-			p = filepath.Join(dir, p)
+			p = dir + "/" + p
 		}
 		if !executesDirectly(p) {
 			return ""

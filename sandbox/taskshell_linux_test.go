@@ -351,3 +351,31 @@ func badELF(t *testing.T, how string) string {
 	}
 	return string(b)
 }
+
+// A path with .. after a symlinked folder is resolved by the kernel, not
+// cleaned as text: link/.. is the folder the link's target is in.
+func TestTakeOverDotDotAfterSymlink(t *testing.T) {
+	for _, cmd := range []string{`cat in.txt > link/../x.txt`, `cat < link/../in.txt`, `cat in.txt | ./link/../tool.sh`} {
+		var runs [2]string
+		for i, takeOver := range []bool{false, true} {
+			func() {
+				defer func(was bool) { takeOverTasks = was }(takeOverTasks)
+				takeOverTasks = takeOver
+				root := t.TempDir()
+				_ = os.MkdirAll(filepath.Join(root, "sub/deep"), 0o755)
+				_ = os.Symlink("sub/deep", filepath.Join(root, "link"))
+				_ = os.WriteFile(filepath.Join(root, "in.txt"), []byte("top\n"), 0o644)
+				_ = os.WriteFile(filepath.Join(root, "sub/in.txt"), []byte("sub\n"), 0o644)
+				_ = os.WriteFile(filepath.Join(root, "tool.sh"), []byte("#!/bin/sh\necho top tool\n"), 0o755)
+				var stdout, stderr bytes.Buffer
+				res, err := None{}.Run(context.Background(), Spec{ExecRoot: root, Argv: shell.TaskArgv(cmd), Env: hostEnv(), Stdout: &stdout, Stderr: &stderr})
+				x, _ := os.ReadFile(filepath.Join(root, "x.txt"))
+				subx, _ := os.ReadFile(filepath.Join(root, "sub/x.txt"))
+				runs[i] = fmt.Sprintf("exit %d %v, stdout %q, stderr %q, x.txt %q, sub/x.txt %q", res.ExitCode, err, stdout.String(), stderr.String(), x, subx)
+			}()
+		}
+		if runs[0] != runs[1] {
+			t.Errorf("%s:\nbash:       %s\ntaken over: %s", cmd, runs[0], runs[1])
+		}
+	}
+}
