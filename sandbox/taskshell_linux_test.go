@@ -299,16 +299,25 @@ func TestTakeOverDescriptors(t *testing.T) {
 		}
 		// The helper's descriptors, as its child sees them, stay as many.
 		// (A single command: while a pipeline's first program runs, the
-		// helper may still hold the descriptors of the next ones.)
-		count := func() string {
-			return runTask(t, st, `sh -c 'ls /proc/$PPID/fd | wc -l'`, hostEnv(), true).Stdout
+		// helper may still hold the descriptors of the next ones. The
+		// fewest of a few counts: the Go runtime opens files of its own
+		// now and then.)
+		count := func() int {
+			fewest := -1
+			for i := 0; i < 3; i++ {
+				n := strings.Count(runTask(t, st, `sh -c 'ls /proc/$PPID/fd'`, hostEnv(), true).Stdout, "\n")
+				if fewest < 0 || n < fewest {
+					fewest = n
+				}
+			}
+			return fewest
 		}
 		first := count()
 		for i := 0; i < 100; i++ {
 			runTask(t, st, `cat in.txt in2.txt < in.txt 2>> o/app.txt | cat | wc -l > o/out.txt`, hostEnv(), true)
 		}
-		if last := count(); first != last || first == "" {
-			t.Errorf("%s: the helper had %q descriptors, then %q", st.Name(), first, last)
+		if last := count(); last > first || first < 3 {
+			t.Errorf("%s: the helper had %d descriptors, then %d", st.Name(), first, last)
 		}
 	}
 }
