@@ -325,7 +325,7 @@ func TestTakeOverDescriptors(t *testing.T) {
 // A timeout ends every program of a pipeline, and the run returns.
 func TestTakeOverTimeout(t *testing.T) {
 	for _, st := range strategies(t) {
-		for _, cmd := range []string{`sleep 30 | sleep 31 > o/out.txt`, `true | sh -c 'trap "" TERM; sleep 32' | cat`} {
+		for _, cmd := range []string{`sleep 30.0417 | sleep 30.0418 > o/out.txt`, `true | sh -c 'trap "" TERM; sleep 30.0419' | cat`} {
 			start := time.Now()
 			root := t.TempDir()
 			res, err := st.Run(context.Background(), Spec{ExecRoot: root, Argv: shell.TaskArgv(cmd), Env: hostEnv(),
@@ -335,7 +335,8 @@ func TestTakeOverTimeout(t *testing.T) {
 			}
 		}
 	}
-	out, _ := exec.Command("pgrep", "-f", "sleep 3[012]").Output()
+	time.Sleep(100 * time.Millisecond)
+	out, _ := exec.Command("pgrep", "-a", "-f", "sleep 30[.]041[789]").Output()
 	if len(out) > 0 {
 		t.Errorf("left running: %s", out)
 	}
