@@ -2,10 +2,12 @@ package sandbox
 
 import (
 	"bytes"
+	"debug/elf"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -226,19 +228,13 @@ func startPipeline(req residentRequest, files []uintptr, sys func(i, first int) 
 				table[i][r.FD] = table[i][r.From]
 				continue
 			}
-			flags := unix.O_RDONLY
-			switch r.Op {
-			case shell.Truncate:
-				flags = unix.O_WRONLY | unix.O_CREAT | unix.O_TRUNC
-			case shell.Append:
-				flags = unix.O_WRONLY | unix.O_CREAT | unix.O_APPEND
-			}
+			// Not filepath.Join: the kernel resolves .. after a symlink.
 			path := r.Path
 			if !filepath.IsAbs(path) {
-				path = filepath.Join(req.Dir, path)
+				path = req.Dir + "/" + path
 			}
-			fd, err := unix.Open(path, flags|unix.O_CLOEXEC|unix.O_NOCTTY, 0o666)
-			if err != nil {
+			fd, ok := openRedirect(path, r.Op)
+			if !ok {
 				return nil
 			}
 			opened = append(opened, fd)
@@ -263,7 +259,13 @@ func startPipeline(req residentRequest, files []uintptr, sys func(i, first int) 
 		attr := sys(i, c.pids[0])
 		c.pidfds[i] = -1
 		attr.PidFD = &c.pidfds[i]
-		pid, err := syscall.ForkExec(paths[i], st.Argv, &syscall.ProcAttr{Dir: req.Dir, Env: env, Files: table[i], Sys: attr})
+		// A path is executed as written, relative to req.Dir: the kernel
+		// gives a script's interpreter the path it was executed by.
+		exe := paths[i]
+		if strings.Contains(st.Argv[0], "/") {
+			exe = st.Argv[0]
+		}
+		pid, err := syscall.ForkExec(exe, st.Argv, &syscall.ProcAttr{Dir: req.Dir, Env: env, Files: table[i], Sys: attr})
 		if err != nil {
 			if i == 0 {
 				return nil
@@ -294,9 +296,10 @@ func startPipeline(req residentRequest, files []uintptr, sys func(i, first int) 
 // not worth imitating.
 func bashLookPath(name, pathEnv, dir string) string {
 	if strings.Contains(name, "/") {
+		// Not filepath.Join: the kernel resolves .. after a symlink.
 		p := name
 		if !filepath.IsAbs(p) {
-			p = filepath.Join(dir, p)
+			p = dir + "/" + p
 		}
 		if !executesDirectly(p) {
 			return ""
@@ -352,7 +355,7 @@ func executesDirectly(p string) bool {
 		f.Close()
 		head = head[:n]
 		if bytes.HasPrefix(head, []byte("\x7fELF")) {
-			return true
+			return elfRuns(p)
 		}
 		if !bytes.HasPrefix(head, []byte("#!")) {
 			return false
@@ -361,11 +364,148 @@ func executesDirectly(p string) bool {
 		if !found {
 			return false
 		}
-		fields := strings.Fields(string(line))
-		if len(fields) == 0 || !filepath.IsAbs(fields[0]) {
+		// The interpreter as the kernel reads it (binfmt_script): after
+		// spaces and tabs, up to a space, a tab or a NUL; a carriage
+		// return is part of its name.
+		name := strings.TrimLeft(string(line), " \t")
+		if i := strings.IndexAny(name, " \t\x00"); i >= 0 {
+			name = name[:i]
+		}
+		if !filepath.IsAbs(name) {
 			return false
 		}
-		p = fields[0]
+		p = name
 	}
 	return false
 }
+
+// openRedirect opens path as the redirection op would in the program's
+// process, or says it cannot be opened here exactly so. Bash opens it in
+// the process that then executes the program; here it is opened in the
+// helper, so only what opens alike in both is opened: a regular file
+// (existing, or created here), or one of the memory devices such as
+// /dev/null. Refused: a FIFO (opening it may block the helper, which
+// then can no longer be stopped), a terminal or any other device, a
+// directory, and anything on /proc or reached through its magic links
+// (/dev/stdout, /dev/fd/N, /proc/self/...: they name the opener's own).
+func openRedirect(path string, op shell.Op) (int, bool) {
+	flags := unix.O_RDONLY
+	switch op {
+	case shell.Truncate:
+		flags = unix.O_WRONLY | unix.O_TRUNC
+	case shell.Append:
+		flags = unix.O_WRONLY | unix.O_APPEND
+	}
+	// openat2 refuses a mode without O_CREAT, and flags beside O_PATH.
+	how := func(flags int) *unix.OpenHow {
+		h := &unix.OpenHow{Flags: uint64(flags | unix.O_CLOEXEC), Resolve: unix.RESOLVE_NO_MAGICLINKS}
+		if flags&unix.O_PATH == 0 {
+			h.Flags |= unix.O_NOCTTY
+		}
+		if flags&unix.O_CREAT != 0 {
+			h.Mode = 0o666
+		}
+		return h
+	}
+	// What is there, looked at without opening it.
+	var want unix.Stat_t
+	p, err := unix.Openat2(unix.AT_FDCWD, path, how(unix.O_PATH))
+	switch {
+	case err == unix.ENOENT && op != shell.Read:
+		// Created here; O_EXCL: nothing may have come in between.
+		flags |= unix.O_CREAT | unix.O_EXCL
+	case err != nil:
+		return -1, false
+	default:
+		ok := openableHere(p, &want)
+		unix.Close(p)
+		if !ok {
+			return -1, false
+		}
+	}
+	// O_NONBLOCK: should a FIFO have replaced the file meanwhile, the open
+	// does not block; it is cleared once the file is known.
+	fd, err := unix.Openat2(unix.AT_FDCWD, path, how(flags|unix.O_NONBLOCK))
+	if err != nil {
+		return -1, false
+	}
+	var got unix.Stat_t
+	if !openableHere(fd, &got) || (flags&unix.O_CREAT == 0 && (got.Dev != want.Dev || got.Ino != want.Ino)) {
+		unix.Close(fd)
+		return -1, false
+	}
+	fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	if err == nil {
+		_, err = unix.FcntlInt(uintptr(fd), unix.F_SETFL, fl&^unix.O_NONBLOCK)
+	}
+	if err != nil {
+		unix.Close(fd)
+		return -1, false
+	}
+	return fd, true
+}
+
+// openableHere says whether fd is a file that opens alike in any process
+// (see openRedirect), and fills st.
+func openableHere(fd int, st *unix.Stat_t) bool {
+	var fs unix.Statfs_t
+	if unix.Fstat(fd, st) != nil || unix.Fstatfs(fd, &fs) != nil || fs.Type == unix.PROC_SUPER_MAGIC || fs.Type == unix.SYSFS_MAGIC {
+		return false
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		return true
+	case unix.S_IFCHR:
+		// /dev/null, /dev/zero, /dev/full, /dev/random, /dev/urandom.
+		switch unix.Major(st.Rdev) {
+		case 1:
+			switch unix.Minor(st.Rdev) {
+			case 3, 5, 7, 8, 9:
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// elfRuns says whether the kernel would execute the ELF file at p: one
+// for this machine, whose program interpreter, if it names one, is an
+// executable file. A later stage of a pipeline that fails to execute is
+// reported in hepbuild's words, not bash's: such a file runs in bash.
+func elfRuns(p string) bool {
+	host := hostELF()
+	f, err := elf.Open(p)
+	if err != nil || host == nil {
+		return false
+	}
+	defer f.Close()
+	if f.Machine != host.Machine || f.Class != host.Class || f.Data != host.Data || (f.Type != elf.ET_EXEC && f.Type != elf.ET_DYN) {
+		return false
+	}
+	for _, prog := range f.Progs {
+		if prog.Type != elf.PT_INTERP {
+			continue
+		}
+		b := make([]byte, prog.Filesz)
+		if _, err := prog.ReadAt(b, 0); err != nil {
+			return false
+		}
+		interp := strings.TrimRight(string(b), "\x00")
+		var st unix.Stat_t
+		if !filepath.IsAbs(interp) || unix.Stat(interp, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || unix.Access(interp, unix.X_OK) != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// hostELF is the header of this binary, for the machine it runs on.
+var hostELF = sync.OnceValue(func() *elf.FileHeader {
+	f, err := elf.Open("/proc/self/exe")
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	h := f.FileHeader
+	return &h
+})

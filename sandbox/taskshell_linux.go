@@ -98,10 +98,24 @@ var bashEnvs struct {
 
 // bashVariables are the variables bash reads at its start, or sets: a
 // command with one of them keeps bash (PWD, SHLVL and _ bash sets, and
-// their values are checked).
+// their values are checked). Bash passes on OPTIND, OPTERR, BASH,
+// BASH_VERSION, LINENO and BASH_EXECUTION_STRING with values of its own
+// whatever they were, and SECONDS and EPOCH* with values that change as
+// time passes: a probe whose values happen to match says nothing of the
+// next environment with those names.
 var bashVariables = map[string]bool{"BASH_ENV": true, "ENV": true, "SHELLOPTS": true, "BASHOPTS": true,
 	"POSIXLY_CORRECT": true, "BASH_COMPAT": true, "EXECIGNORE": true, "IFS": true, "PWD": true, "OLDPWD": true,
-	"_": true, "BASH_XTRACEFD": true, "PS4": true, "GLOBIGNORE": true}
+	"_": true, "BASH_XTRACEFD": true, "PS4": true, "GLOBIGNORE": true,
+	"OPTIND": true, "OPTERR": true, "BASH": true, "BASH_VERSION": true, "LINENO": true, "BASH_EXECUTION_STRING": true,
+	"SECONDS": true, "EPOCHSECONDS": true, "EPOCHREALTIME": true}
+
+// valueKeyed says whether what bash does at its start depends on the
+// variable's value, beyond passing it on: SHLVL's (a level of 1000 or
+// more is reset, with a warning) and the locale's (a locale bash cannot
+// set gets a warning). Their values are part of the cache's key.
+func valueKeyed(name string) bool {
+	return name == "SHLVL" || name == "LANG" || name == "LANGUAGE" || strings.HasPrefix(name, "LC_")
+}
 
 // bashEnvFor returns what bash makes of env, asking bash the first time a
 // set of names comes, or nil when bash would change a value it was given.
@@ -114,17 +128,24 @@ func bashEnvFor(env map[string]string) *bashEnv {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	key := strings.Join(names, "\x00") + "\x01" + env["SHLVL"]
+	var key strings.Builder
+	for _, n := range names {
+		key.WriteString(n)
+		if valueKeyed(n) {
+			key.WriteString("=" + env[n])
+		}
+		key.WriteByte(0)
+	}
 	bashEnvs.Lock()
 	defer bashEnvs.Unlock()
-	if b, ok := bashEnvs.m[key]; ok {
+	if b, ok := bashEnvs.m[key.String()]; ok {
 		return b
 	}
 	if bashEnvs.m == nil {
 		bashEnvs.m = map[string]*bashEnv{}
 	}
 	b := probeBashEnv(env)
-	bashEnvs.m[key] = b
+	bashEnvs.m[key.String()] = b
 	return b
 }
 
@@ -141,7 +162,8 @@ func init() {
 
 // probeBashEnv asks bash which environment it gives a program it starts
 // as its child, with env: this binary, started by a task command with a
-// redirection (so bash forks), prints it.
+// redirection (so bash forks), prints it. A bash that says anything on
+// its stderr (a warning about the environment) keeps its commands.
 func probeBashEnv(env map[string]string) *bashEnv {
 	exe, err := os.Executable()
 	if err != nil {
@@ -150,8 +172,10 @@ func probeBashEnv(env map[string]string) *bashEnv {
 	cmd := exec.Command(shell.Bash, "-c", shell.TaskPrefix+shell.Quote(exe)+" "+printEnvArg+" 2>&1")
 	cmd.Env = envList(env)
 	cmd.Dir = "/"
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
 	out, err := cmd.Output()
-	if err != nil {
+	if err != nil || stderr.Len() > 0 {
 		return nil
 	}
 	b := &bashEnv{}

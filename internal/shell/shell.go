@@ -18,8 +18,9 @@
 //     0..2) between blanks, around it blanks and newlines;
 //   - words made of letters, digits and _ - . / , : + @ % ^ =, and of
 //     single-quoted strings, and of double-quoted strings without $ ` \ !;
-//   - a command word that is no bash keyword or builtin and holds no = or
-//     quote; a redirection's word that is not empty;
+//   - a command word that is no bash keyword or builtin, holds no = or
+//     quote and does not start with % (a job); a redirection's word that
+//     is not empty;
 //   - at most MaxStages commands, each with at least one word.
 //
 // Running the result as bash would (environment, path search, exit status
@@ -183,6 +184,11 @@ func Parse(cmd string) (Pipeline, bool) {
 	// Blank lines before the command are empty commands, and one newline
 	// may end it; anything after that newline is another command, and
 	// then bash forks rather than executing the last program in its place.
+	// A NUL cannot reach bash (an argument ends at it): its command line
+	// does not start, which no pipeline imitates.
+	if strings.IndexByte(cmd, 0) >= 0 {
+		return nil, false
+	}
 	s := strings.TrimSuffix(strings.TrimLeft(cmd, " \t\n"), "\n")
 	p := parser{s: strings.TrimRight(s, " \t")}
 	if p.s == "" {
@@ -250,7 +256,8 @@ func (p *parser) stage() (Stage, bool) {
 			st.Redirects = append(st.Redirects, r)
 			continue
 		}
-		if len(st.Argv) == 0 && (quoted || strings.Contains(w, "=") || notCommands[w]) {
+		// A command word starting with % is a job for bash (fg %1).
+		if len(st.Argv) == 0 && (quoted || strings.Contains(w, "=") || notCommands[w] || strings.HasPrefix(w, "%")) {
 			return st, false
 		}
 		st.Argv = append(st.Argv, w)

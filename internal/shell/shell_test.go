@@ -48,7 +48,7 @@ func TestParseRefuses(t *testing.T) {
 		"prog *.txt", "prog a?", "prog [ab]", "prog {a,b}", "prog ~", "prog ~/x", "prog #c", "prog a\\ b",
 		"prog 'unterminated", `prog "unterminated`, "prog >", "prog > ''", "prog >|x", "prog <>x", "prog <<EOF",
 		"prog <<<x", "prog &>x", "prog >&x", "prog >&-", "prog 3>x", "prog 10>x", "prog 2>&3", "prog 2>&1x",
-		"prog é", "prog\r", "> out", "a|b|c|d|e|f|g|h|i",
+		"prog é", "prog\r", "> out", "a|b|c|d|e|f|g|h|i", "%1", "%prog > x", "prog 'a\x00b'", "a | b \"\x00\"",
 	} {
 		if p, ok := Parse(cmd); ok {
 			t.Errorf("Parse(%q) = %#v, want refused", cmd, p)
