@@ -40,20 +40,24 @@ build_hepbuild() {
 }
 
 # timed CMD... runs the command with output discarded and sets $wall
-# (seconds, 3 decimals), $rss (peak resident set, MB) and $rc.
+# (seconds, 3 decimals), $rss (peak resident set, MB), $cpu (user + system
+# seconds of the command and every process it waited for) and $rc.
 timed() {
 	local t0 t1 out
 	out=$(mktemp)
 	t0=$EPOCHREALTIME
-	/usr/bin/time -o "$out" -f '%M' "$@" >/dev/null 2>"$out.err"
+	/usr/bin/time -o "$out" -f '%M %U %S' "$@" >/dev/null 2>"$out.err"
 	rc=$?
 	t1=$EPOCHREALTIME
 	wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
 	rss=$(awk 'END { printf "%.0f", $1 / 1024 }' "$out")
+	cpu=$(awk 'END { printf "%.2f", $2 + $3 }' "$out")
 	if ((rc != 0)); then
 		echo "FAILED ($rc): $*" >&2
 		tail -5 "$out.err" >&2
 	fi
+	# keep_err=FILE keeps the command's standard error.
+	[[ -n ${keep_err:-} ]] && cp "$out.err" "$keep_err"
 	rm -f "$out" "$out.err"
 	return 0
 }

@@ -1,26 +1,51 @@
 #!/usr/bin/env bash
-# Times hepbuild side by side with make, ninja, snakemake and bazel on the
-# shared peer workload (gen.py), in one run on this machine, and checks the
-# targets of the build issue: full build at -j2 within 1.5x ninja, null build
-# within 3x ninja and under 0.3 s, rebuild from the cache after cleaning the
-# output tree within 15% of the full build's time, peak memory under 300 MB, and
-# snakemake at least 20x slower on the small size. hepbuild's outputs must be
-# byte-identical to ninja's.
+# Times hepbuild side by side with ninja on the shared peer workload (gen.py),
+# in one run on this machine, and checks the targets of the speed issue:
 #
-# Usage: bench/peers.sh [D,F,S ...]   (default: 10,50,4 and 40,125,4:
-#        2,045 and 20,165 actions). HEPBUILD=path measures a given binary
-#        instead of building the repository's; HEPBUILD_GEN=path the generator.
-# Installs what it needs (ninja-build, snakemake, bazel-bootstrap, time) when
-# run as root. Snakemake runs only on sizes up to 5,000 actions (it needs
-# minutes beyond); bazel is skipped when it fails.
+#   - full build at -j2 within 1.3x ninja (its usual `sh -c`) with
+#     --sandbox=none and within 1.5x with the default linux sandbox;
+#   - null build under 0.3 s and within 3x ninja's, the first one right after
+#     the full build included;
+#   - hepbuild's own CPU per action at most 1 ms: all the CPU it used less
+#     what its commands used (its summary line says), per action;
+#   - rebuild from the cache after `hepbuild clean` within 0.05x the full build;
+#   - outputs byte-identical to ninja's.
+#
+# ninja runs each workload twice: as people use it (`sh -c CMD`), and running
+# each command the way a task runs it (`/bin/bash -c 'set -euo pipefail;
+# CMD'`), which shows what bash itself costs on this machine. With --all-peers
+# make, snakemake (up to 5,000 actions) and bazel run too. --scale adds
+# bench/load.sh (1,000,000 actions: loading and analysis within 15 s and 2 GB,
+# query within 10 s) and the peak memory of a 200,000-action build (under
+# 1 GB); --no-hash leaves out bench/hash.sh (hashing a 2 GB file at >= 90% of
+# sha256sum's speed).
+#
+# Usage: bench/peers.sh [--all-peers] [--scale] [--no-hash] [D,F,S ...]
+#        (default sizes 10,50,4 and 40,125,4: 2,045 and 20,165 actions).
+#        HEPBUILD=path measures a given binary instead of building the
+#        repository's; HEPBUILD_GEN=path the generator.
 set -uo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
-sizes=("$@")
+all_peers=0 scale=0 hash=1 sizes=()
+for a in "$@"; do
+	case $a in
+	--all-peers) all_peers=1 ;;
+	--scale) scale=1 ;;
+	--no-hash) hash=0 ;;
+	-*) echo "unknown option $a" >&2; exit 2 ;;
+	*) sizes+=("$a") ;;
+	esac
+done
 ((${#sizes[@]})) || sizes=(10,50,4 40,125,4)
 
-need /usr/bin/time:time ninja:ninja-build make:make snakemake:snakemake bazel:bazel-bootstrap
+tools=(ninja ninja-bash hepbuild hb-linux)
+need /usr/bin/time:time ninja:ninja-build
+if ((all_peers)); then
+	tools=(make ninja ninja-bash snakemake bazel hepbuild hb-linux)
+	need make:make snakemake:snakemake bazel:bazel-bootstrap
+fi
 
 tmp=$(mktemp -d /tmp/hepbuild-peers.XXXXXX)
 cleanup() {
@@ -38,34 +63,75 @@ build_hepbuild "$hb" || exit 1
 
 lines=()
 checks=()
-row() { lines+=("$(printf '%-8s %-10s %9s %9s %9s %9s' "$@")"); }
+row() { lines+=("$(printf '%-8s %-11s %8s %8s %8s %8s %8s %7s' "$@")"); }
+check() { checks+=("$(printf '%-8s %-52s = %8s  (target %s %s)  %s' "$1" "$2" "$3" "$4" "$5" "$(verdict "$3" "$4" "$5")")"); }
+
+# hepbuild_runs SANDBOX: full build, the null build right after it, a
+# second null build, then the rebuild from the cache after clean.
+hepbuild_runs() {
+	local tool=$1 sb=$2
+	export XDG_CACHE_HOME=$tmp/xdg-$tool-$n
+	keep_err=$tmp/full.err timed "$hb" //:all -j2 --progress=none --sandbox="$sb"
+	((rc == 0)) && full[$tool]=$wall cpu[$tool]=$cpu
+	# The summary says what the commands used: the rest is hepbuild's.
+	own[$tool]=$(sed -n "s/.*commands' CPU \([0-9hms.]*\).*/\1/p" "$tmp/full.err" | awk -v t="$cpu" -v n="$n" '
+		# 12.3s, 2m05s or 1h05m, as the summary writes durations
+		/h/ { split($0, a, /[hm]/); c = a[1] * 3600 + a[2] * 60 }
+		/m[0-9]/ { split($0, a, /[ms]/); c = a[1] * 60 + a[2] }
+		/^[0-9.]+s$/ { c = $0 + 0 }
+		END { if (NR) printf "%.2f", (t - c) * 1000 / n }')
+	[[ -n ${own[$tool]} ]] || own[$tool]=n/a
+	local peak=$rss
+	timed "$hb" //:all -j2 --progress=none --sandbox="$sb"
+	((rc == 0)) && null1[$tool]=$wall
+	timed "$hb" //:all -j2 --progress=none --sandbox="$sb"
+	((rc == 0)) && null2[$tool]=$wall
+	"$hb" clean >/dev/null 2>&1
+	timed "$hb" //:all -j2 --progress=none --sandbox="$sb"
+	((rc == 0)) && cached[$tool]=$wall
+	((rss > peak)) && peak=$rss
+	mem[$tool]=$peak
+	unset XDG_CACHE_HOME
+	if diff -r "$tmp/ninja-$n/out" "$w/hepbuild-out/out" >"$tmp/diff" 2>&1; then
+		identical[$tool]="outputs identical to ninja's: OK"
+	else
+		identical[$tool]="outputs differ from ninja's: $(head -c 400 "$tmp/diff")"
+	fi
+}
 
 for size in "${sizes[@]}"; do
 	IFS=, read -r D F S <<<"$size"
 	n=$((D * F * S + D * S + S + 1))
 	src=$tmp/src-$n
 	python3 "$gen" "$src" "$D" "$F" "$S" >/dev/null
-	declare -A full=() null=() cached=() mem=()
-	for tool in make ninja snakemake bazel hepbuild hb-linux; do
-		full[$tool]=n/a null[$tool]=n/a cached[$tool]=n/a mem[$tool]=n/a
+	declare -A full=() null1=() null2=() cached=() mem=() cpu=() own=() identical=()
+	for tool in "${tools[@]}"; do
+		full[$tool]=n/a null1[$tool]=n/a null2[$tool]=n/a cached[$tool]=n/a mem[$tool]=n/a cpu[$tool]=n/a
 		case $tool in
-		hepbuild | hb-linux) ;;
+		hepbuild | hb-linux | ninja-bash) ;;
 		snakemake) ((n <= 5000)) || continue ;&
 		*) command -v "$tool" >/dev/null || { echo "$tool: not installed, skipped" >&2; continue; } ;;
 		esac
 		w=$tmp/$tool-$n
 		cp -r "$src" "$w"
 		echo "size $n: $tool" >&2
+		cd "$w" || exit 1
 		case $tool in
 		make)
-			cd "$w" && timed make -j2 -s && full[$tool]=$wall mem[$tool]=$rss
-			timed make -j2 -s && null[$tool]=$wall ;;
+			timed make -j2 -s && full[$tool]=$wall mem[$tool]=$rss cpu[$tool]=$cpu
+			timed make -j2 -s && null1[$tool]=$wall ;;
 		ninja)
-			cd "$w" && timed ninja -j2 && full[$tool]=$wall mem[$tool]=$rss
-			timed ninja -j2 && null[$tool]=$wall ;;
+			timed ninja -j2 && full[$tool]=$wall mem[$tool]=$rss cpu[$tool]=$cpu
+			timed ninja -j2 && null1[$tool]=$wall ;;
+		ninja-bash)
+			# Each command the way a task runs it.
+			sed -i 's|^\(  command = \)\(.*\)$|\1/bin/bash -c "set -euo pipefail; \2"|' build.ninja
+			timed ninja -j2 && full[$tool]=$wall mem[$tool]=$rss cpu[$tool]=$cpu
+			timed ninja -j2 && null1[$tool]=$wall
+			diff -r "$tmp/ninja-$n/out" out >/dev/null || echo "ninja-bash: outputs differ from ninja's" >&2 ;;
 		snakemake)
-			cd "$w" && timed snakemake -j2 -q --nolock && full[$tool]=$wall mem[$tool]=$rss
-			timed snakemake -j2 -q --nolock && null[$tool]=$wall ;;
+			timed snakemake -j2 -q --nolock && full[$tool]=$wall mem[$tool]=$rss cpu[$tool]=$cpu
+			timed snakemake -j2 -q --nolock && null1[$tool]=$wall ;;
 		bazel)
 			cd "$w/bazel" || continue
 			bz=(bazel --output_user_root="$tmp/bazel-root")
@@ -78,82 +144,56 @@ for size in "${sizes[@]}"; do
 				pid=$("${bz[@]}" info server_pid 2>/dev/null)
 				hwm=$(awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$pid/status" 2>/dev/null)
 				[[ -n $hwm ]] && ((hwm > rss)) && mem[$tool]=$hwm
-				timed "${bz[@]}" build -j 2 //:all && null[$tool]=$wall
+				timed "${bz[@]}" build -j 2 //:all && null1[$tool]=$wall
 			fi
 			"${bz[@]}" shutdown >/dev/null 2>&1 ;;
-		hb-linux)
-			# The default strategy: every action in its own namespaces.
-			export XDG_CACHE_HOME=$tmp/xdg-linux-$n
-			cd "$w" || continue
-			timed "$hb" //:all -j2 --progress=none --sandbox=linux
-			((rc == 0)) && full[$tool]=$wall mem[$tool]=$rss
-			timed "$hb" //:all -j2 --progress=none --sandbox=linux
-			((rc == 0)) && null[$tool]=$wall
-			unset XDG_CACHE_HOME ;;
 		hepbuild)
-			# Like the peers, no isolation (--sandbox=none): the issue's
-			# targets compare the tools, not the sandboxes (bench/sandbox.sh
-			# measures those).
-			export XDG_CACHE_HOME=$tmp/xdg-$n
-			cd "$w" || continue
-			timed "$hb" //:all -j2 --progress=none --sandbox=none
-			((rc == 0)) && full[$tool]=$wall
-			peak=$rss
-			timed "$hb" //:all -j2 --progress=none --sandbox=none
-			((rc == 0)) && null[$tool]=$wall
-			((rss > peak)) && peak=$rss
-			if "$hb" clean --help >/dev/null 2>&1; then
-				"$hb" clean >/dev/null 2>&1
-			else
-				rm -rf "$(readlink hepbuild-out)"
-			fi
-			timed "$hb" //:all -j2 --progress=none --sandbox=none
-			((rc == 0)) && cached[$tool]=$wall
-			((rss > peak)) && peak=$rss
-			mem[$tool]=$peak
-			unset XDG_CACHE_HOME
-			if diff -r "$tmp/ninja-$n/out" "$w/hepbuild-out/out" >"$tmp/diff" 2>&1; then
-				identical="outputs identical to ninja's: OK"
-			else
-				identical="outputs differ from ninja's: $(head -c 400 "$tmp/diff")"
-			fi ;;
+			# Like the peers, no isolation.
+			hepbuild_runs hepbuild none ;;
+		hb-linux)
+			# The default: every action in its own namespaces.
+			hepbuild_runs hb-linux linux ;;
 		esac
 		cd "$tmp" || exit 1
 	done
-	for tool in make ninja snakemake bazel hepbuild hb-linux; do
-		row "$n" "$tool" "${full[$tool]}" "${null[$tool]}" "${cached[$tool]}" "${mem[$tool]}"
+	for tool in "${tools[@]}"; do
+		row "$n" "$tool" "${full[$tool]}" "${cpu[$tool]}" "${null1[$tool]}" "${null2[$tool]}" "${cached[$tool]}" "${mem[$tool]}"
 	done
-	checks+=("$n actions: $identical")
-	if ((n < 5000)); then
-		# The issue's targets at this size: Snakemake only; the rest are for 20k.
-		r=$(ratio "${full[hepbuild]}" "${full[ninja]}")
-		checks+=("$n actions: hepbuild full / ninja full        = $r  (no target at this size)")
-		if [[ ${full[snakemake]} != n/a ]]; then
-			r=$(ratio "${full[snakemake]}" "${full[hepbuild]}")
-			checks+=("$n actions: snakemake full / hepbuild full   = $r  (target >= 20) $(verdict "$r" '>=' 20)")
-		fi
-		rm -rf "$tmp/ninja-$n" "$tmp"/*-"$n" "$tmp/xdg-$n" "$tmp/xdg-linux-$n"
-		continue
-	fi
-	r=$(ratio "${full[hepbuild]}" "${full[ninja]}")
-	checks+=("$n actions: hepbuild full / ninja full        = $r  (target <= 1.5)  $(verdict "$r" '<=' 1.5)")
-	r=$(ratio "${null[hepbuild]}" "${null[ninja]}")
-	checks+=("$n actions: hepbuild null / ninja null        = $r  (target <= 3)    $(verdict "$r" '<=' 3)")
-	checks+=("$n actions: hepbuild null                     = ${null[hepbuild]} s  (target < 0.3 s) $(verdict "${null[hepbuild]}" '<' 0.3)")
-	r=$(ratio "${cached[hepbuild]}" "${full[hepbuild]}")
-	checks+=("$n actions: rebuild from cache / full build  = $r  (target <= 0.15) $(verdict "$r" '<=' 0.15)")
-	checks+=("$n actions: hepbuild peak memory              = ${mem[hepbuild]} MB (target < 300) $(verdict "${mem[hepbuild]}" '<' 300)")
-	if [[ ${full[snakemake]} != n/a ]]; then
-		r=$(ratio "${full[snakemake]}" "${full[hepbuild]}")
-		checks+=("$n actions: snakemake full / hepbuild full   = $r  (target >= 20) $(verdict "$r" '>=' 20)")
-	fi
-	rm -rf "$tmp/ninja-$n" "$tmp"/*-"$n" "$tmp/xdg-$n" "$tmp/xdg-linux-$n"
+	for tool in hepbuild hb-linux; do
+		sb=none limit=1.3
+		[[ $tool == hb-linux ]] && sb=linux limit=1.5
+		check "$n" "full, --sandbox=$sb / ninja full" "$(ratio "${full[$tool]}" "${full[ninja]}")" '<=' $limit
+		check "$n" "full, --sandbox=$sb / ninja running bash" "$(ratio "${full[$tool]}" "${full[ninja-bash]}")" '<=' 1
+		check "$n" "null right after full, --sandbox=$sb (s)" "${null1[$tool]}" '<' 0.3
+		check "$n" "null right after full, --sandbox=$sb / ninja null" "$(ratio "${null1[$tool]}" "${null1[ninja]}")" '<=' 3
+		check "$n" "second null, --sandbox=$sb (s)" "${null2[$tool]}" '<' 0.3
+		check "$n" "rebuild from cache after clean / full, $sb" "$(ratio "${cached[$tool]}" "${full[$tool]}")" '<=' 0.05
+		checks+=("$n      --sandbox=$sb: ${identical[$tool]}")
+	done
+	# hepbuild's own CPU: all it used less what its commands used (its
+	# summary line says), per action.
+	check "$n" "hepbuild's own CPU per action, none (ms)" "${own[hepbuild]}" '<=' 1
+	check "$n" "hepbuild's own CPU per action, linux (ms)" "${own[hb-linux]}" '<=' 1
+	bash_share=$(awk -v b="${cpu[ninja-bash]}" -v n="${cpu[ninja]}" 'BEGIN { if (b == "n/a" || n == "n/a" || b == 0) print "n/a"; else printf "%.0f%%", (b - n) * 100 / b }')
+	checks+=("$n      bash's share of ninja-bash's CPU (what tasks would cost run in bash): $bash_share")
+	rm -rf "${tmp:?}"/*-"$n" "$tmp"/xdg-*-"$n"
 done
 
 echo
-echo "$(nproc) cores; wall seconds; peak RSS in MB (bazel: its server); cache rebuild = after removing the output tree"
-echo "hepbuild runs with --sandbox=none like the peers; hb-linux is hepbuild's default, the linux sandbox"
-printf '%-8s %-10s %9s %9s %9s %9s\n' actions tool full null cache peakMB
+echo "$(nproc) cores; wall and CPU (user + system, commands included) in seconds; peak RSS in MB (bazel: its server)"
+echo "hepbuild: --sandbox=none like the peers; hb-linux: the default linux sandbox."
+echo "null1 is the null build right after the full build, null2 the next; cache = rebuild after hepbuild clean"
+echo "ninja-bash runs each command as a task would: /bin/bash -c 'set -euo pipefail; CMD'"
+printf '%-8s %-11s %8s %8s %8s %8s %8s %7s\n' actions tool full cpu null1 null2 cache peakMB
 printf '%s\n' "${lines[@]}"
 echo
 printf '%s\n' "${checks[@]}"
+
+if ((hash)); then
+	echo
+	bash "$(dirname "$0")/hash.sh" 2048 | tail -3
+fi
+if ((scale)); then
+	echo
+	HEPBUILD=$hb bash "$(dirname "$0")/load.sh" --build-200k
+fi

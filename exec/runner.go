@@ -46,6 +46,9 @@ type ExecResult struct {
 	// limit of 2 GB", "environment //envs:py: pip install failed".
 	Failure  string
 	Duration time.Duration
+	// CPU is the user and system CPU time of the command; zero where it
+	// is not known (a batch job, remote execution).
+	CPU time.Duration
 	// Strategy names the sandbox the action ran in.
 	Strategy string
 }
@@ -124,7 +127,14 @@ type Runner struct {
 	fetchMu  sync.Mutex
 	fetching map[string]*sync.Mutex
 	lost     map[string]string // inputs the cache lost, with the reason
+	// commandCPU sums the CPU time of the commands run, in nanoseconds.
+	commandCPU atomic.Int64
 }
+
+// CommandCPU is the CPU time the commands that ran on this machine used,
+// as far as the sandboxes know it: hepbuild's own time is the rest of the
+// process's.
+func (r *Runner) CommandCPU() time.Duration { return time.Duration(r.commandCPU.Load()) }
 
 // DownloadMode says which outputs of an action result restored from the
 // cache are written to the output tree ("build without the bytes"). An
@@ -991,6 +1001,7 @@ func (r *Runner) execute(ctx context.Context, a *Action, key *Key, in *inputDige
 	logPath := r.logPath(a)
 	res, err := r.Executor.Execute(ctx, a, r.ExecRoot, logPath)
 	CommandDone(ctx)
+	r.commandCPU.Add(int64(res.CPU))
 	if err != nil {
 		_ = removeOutputs(r.ExecRoot, a)
 		if ctx.Err() == context.DeadlineExceeded {

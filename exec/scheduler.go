@@ -85,6 +85,9 @@ type Summary struct {
 	// earlier failure stopped the build (no -k), or the build was cancelled.
 	Skipped int
 	Elapsed time.Duration
+	// CommandCPU is the CPU time the commands that ran here used (see
+	// Runner.CommandCPU); the caller fills it in.
+	CommandCPU time.Duration
 	// Failures are the actions that ran and failed, in the order they failed.
 	Failures []*ActionError
 	// CriticalPath is the chain of actions, each depending on the one before,

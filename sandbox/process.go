@@ -122,7 +122,8 @@ func launchProcess(ctx context.Context, s Spec, l launch) (Result, error) {
 	dur := time.Since(start)
 	out.finish(grace)
 
-	res := Result{ExitCode: cmd.ProcessState.ExitCode(), TimedOut: timedOut, Duration: dur}
+	res := Result{ExitCode: cmd.ProcessState.ExitCode(), TimedOut: timedOut, Duration: dur,
+		CPU: cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()}
 	ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
 	if status != nil {
 		msg, _ := io.ReadAll(status)

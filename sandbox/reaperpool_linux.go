@@ -198,67 +198,55 @@ func reapCommand(c *serverConn, req residentRequest, fds []int, null int) (rep r
 	if err != nil {
 		return residentReply{Err: err.Error()}, false
 	}
-	if len(req.Argv) == 0 {
-		return residentReply{StartErr: "empty command line"}, false
-	}
-	path, err := lookPath(req.Argv[0], envValue(req.Env, "PATH"), req.Dir)
-	if err != nil {
-		return residentReply{StartErr: err.Error()}, false
-	}
-	pidfd := -1
-	pid, err := syscall.ForkExec(path, req.Argv, &syscall.ProcAttr{
-		Dir:   req.Dir,
-		Env:   req.Env,
-		Files: files,
-		Sys:   &syscall.SysProcAttr{Setpgid: true, PidFD: &pidfd},
+	cmd, startErr := startCommand(req, files, func(i, first int) *syscall.SysProcAttr {
+		// The first leads a process group the others join.
+		return &syscall.SysProcAttr{Setpgid: true, Pgid: first}
 	})
-	if err != nil {
-		return residentReply{StartErr: err.Error()}, false
+	if cmd == nil {
+		return residentReply{StartErr: startErr}, false
 	}
-	// The command's group and children are signalled only before the
-	// command is reaped, so its pid cannot have been reused.
+	defer cmd.close()
+	// The command's groups and children are signalled only before the
+	// command is reaped, so its pids cannot have been reused.
 	killTree := func() {
-		_ = unix.Kill(-pid, unix.SIGKILL)
+		cmd.signal(unix.SIGKILL)
 		reaper.KillChildren()
 	}
-	if pidfd >= 0 {
-		defer unix.Close(pidfd)
-		poll := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}, {Fd: int32(c.fd), Events: unix.POLLIN}}
-		for {
-			poll[0].Revents, poll[1].Revents = 0, 0
-			if _, err := unix.Poll(poll, -1); err != nil {
-				if err == unix.EINTR {
-					continue
-				}
-				fmt.Fprintf(os.Stderr, "hepbuild reaper: waiting for the command: %v\n", err)
-				killTree()
-				break
-			}
-			if poll[0].Revents != 0 {
-				break
-			}
-			if poll[1].Revents == 0 {
+	exited := cmd.exitedAtStart()
+	for {
+		poll := append(cmd.pollFDs(exited), unix.PollFd{Fd: int32(c.fd), Events: unix.POLLIN})
+		if _, err := unix.Poll(poll, -1); err != nil {
+			if err == unix.EINTR {
 				continue
 			}
-			m, mfds, err := c.read()
-			closeAll(mfds)
-			if err != nil {
-				// The caller is gone: end the command with all it left.
-				killTree()
-				reapUntil(pid)
-				reaper.KillLeftovers()
-				return residentReply{}, true
-			}
-			switch sig := unix.Signal(m.Signal); sig {
-			case unix.SIGKILL:
-				killTree()
-			case 0:
-			default:
-				_ = unix.Kill(-pid, sig)
-			}
+			fmt.Fprintf(os.Stderr, "hepbuild reaper: waiting for the command: %v\n", err)
+			killTree()
+			break
+		}
+		if cmd.markExited(exited, poll[:len(poll)-1]) {
+			break
+		}
+		if poll[len(poll)-1].Revents == 0 {
+			continue
+		}
+		m, mfds, err := c.read()
+		closeAll(mfds)
+		if err != nil {
+			// The caller is gone: end the command with all it left.
+			killTree()
+			_, _ = cmd.reap()
+			reaper.KillLeftovers()
+			return residentReply{}, true
+		}
+		switch sig := unix.Signal(m.Signal); sig {
+		case unix.SIGKILL:
+			killTree()
+		case 0:
+		default:
+			cmd.signal(sig)
 		}
 	}
-	status := reapUntil(pid)
+	status, cpu := cmd.reap()
 	reaper.KillLeftovers()
-	return residentReply{Status: int(status)}, false
+	return residentReply{Status: int(status), CPU: cpu}, false
 }

@@ -157,6 +157,11 @@ func (r *resident) send(req residentRequest, fds []int) error {
 	if err != nil {
 		return err
 	}
+	if len(b) > maxResidentMsg && req.Pipeline != nil {
+		// Bash runs it: its command line alone may fit.
+		req.Pipeline = nil
+		return r.send(req, fds)
+	}
 	if len(b) > maxResidentMsg {
 		return fmt.Errorf("%w: request of %d bytes", errResidentUnusable, len(b))
 	}
@@ -195,7 +200,7 @@ func (r *resident) run(ctx context.Context, s Spec, dir string, writable []strin
 	if len(s.Argv) == 0 {
 		return Result{}, &StartError{Path: "", Err: errors.New("empty command line")}
 	}
-	req := residentRequest{Argv: s.Argv, Env: envList(s.Env), Dir: dir, Writable: writable, Stdout: -1, Stderr: -1}
+	req := residentRequest{Argv: s.Argv, Env: envList(s.Env), Dir: dir, Writable: writable, Stdout: -1, Stderr: -1, Pipeline: takeOver(s)}
 	grace := s.grace()
 	out, err := openOutput(s)
 	if err != nil {
@@ -261,7 +266,7 @@ func (r *resident) run(ctx context.Context, s Spec, dir string, writable []strin
 	}
 	out.finish(grace)
 	ws := unix.WaitStatus(rep.Status)
-	res := Result{ExitCode: ws.ExitStatus(), TimedOut: timedOut, Duration: dur}
+	res := Result{ExitCode: ws.ExitStatus(), TimedOut: timedOut, Duration: dur, CPU: time.Duration(rep.CPU)}
 	if ws.Signaled() {
 		res.ExitCode = -1
 		res.Signal = ws.Signal().String()

@@ -50,6 +50,9 @@ type (
 		// to the command's process group, SIGKILL to every process of the
 		// sandbox.
 		Signal int `json:",omitempty"`
+		// Pipeline, when set, is Argv, a task's command, taken over from
+		// bash: its programs are started directly (see pipelineRequest).
+		Pipeline *pipelineRequest `json:",omitempty"`
 	}
 	// residentReply says the sandbox is ready (the first message), or how
 	// the command ended.
@@ -57,6 +60,9 @@ type (
 		Ready bool `json:",omitempty"`
 		// Status is the command's wait status.
 		Status int `json:",omitempty"`
+		// CPU is the command's user and system CPU time in nanoseconds
+		// (see Result.CPU).
+		CPU int64 `json:",omitempty"`
 		// StartErr says the command could not be started; Err that the
 		// sandbox failed before it could start it.
 		StartErr, Err string `json:",omitempty"`
@@ -236,40 +242,29 @@ func (r *residentServer) run(req residentRequest, fds []int) (rep residentReply,
 		return residentReply{Err: err.Error()}, false
 	}
 
-	path, err := lookPath(req.Argv[0], envValue(req.Env, "PATH"), req.Dir)
-	if err != nil {
-		return residentReply{StartErr: err.Error()}, false
-	}
-	pidfd := -1
-	pid, err := syscall.ForkExec(path, req.Argv, &syscall.ProcAttr{
-		Dir:   req.Dir,
-		Env:   req.Env,
-		Files: files,
-		Sys:   &syscall.SysProcAttr{Setsid: true, PidFD: &pidfd},
+	c, startErr := startCommand(req, files, func(i, first int) *syscall.SysProcAttr {
+		// Each in a session of its own: a process may join a group only
+		// in its own session.
+		return &syscall.SysProcAttr{Setsid: true}
 	})
-	if err != nil {
-		return residentReply{StartErr: err.Error()}, false
+	if c == nil {
+		return residentReply{StartErr: startErr}, false
 	}
-	if pidfd < 0 {
-		// Without a pidfd (kernels before 5.3) signal requests could not
-		// be waited for together with the exit.
-		killAll()
-		return residentReply{Err: "the kernel gives no pidfd"}, false
-	}
-	defer unix.Close(pidfd)
+	defer c.close()
 	// Wait for the command's exit or a message: a signal to pass on, or
 	// the caller hanging up.
-	poll := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}, {Fd: int32(r.fd), Events: unix.POLLIN}}
+	exited := c.exitedAtStart()
 	for {
+		poll := append(c.pollFDs(exited), unix.PollFd{Fd: int32(r.fd), Events: unix.POLLIN})
 		if _, err := unix.Poll(poll, -1); err != nil && err != unix.EINTR {
 			fmt.Fprintf(os.Stderr, "hepbuild resident sandbox: waiting for the command: %v\n", err)
 			_ = unix.Kill(-1, unix.SIGKILL)
 			break
 		}
-		if poll[0].Revents != 0 {
+		if c.markExited(exited, poll[:len(poll)-1]) {
 			break
 		}
-		if poll[1].Revents == 0 {
+		if poll[len(poll)-1].Revents == 0 {
 			continue
 		}
 		m, mfds, err := r.read()
@@ -284,12 +279,12 @@ func (r *residentServer) run(req residentRequest, fds []int) (rep residentReply,
 			_ = unix.Kill(-1, unix.SIGKILL)
 		case 0:
 		default:
-			_ = unix.Kill(-pid, sig)
+			c.signal(sig)
 		}
 	}
-	status := reapUntil(pid)
+	status, cpu := c.reap()
 	killAll()
-	rep = residentReply{Status: int(status)}
+	rep = residentReply{Status: int(status), CPU: cpu}
 	// What the command changed that the next would see is undone, or
 	// this sandbox retires; either way before the caller hears of the
 	// end, so the cost is this command's.

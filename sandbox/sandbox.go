@@ -87,6 +87,9 @@ type Result struct {
 	// MemoryExceeded says that the command was killed because it exceeded
 	// Spec.Memory.
 	MemoryExceeded bool
+	// CPU is the user and system CPU time of the command and of the
+	// processes it waited for; zero where it is not known.
+	CPU time.Duration
 }
 
 // Success reports whether the command exited with status 0 on its own.

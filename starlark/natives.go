@@ -8,6 +8,7 @@ import (
 
 	"github.com/hepbuild/hepbuild/exec"
 	"github.com/hepbuild/hepbuild/graph"
+	"github.com/hepbuild/hepbuild/internal/shell"
 )
 
 // HostPath is the PATH every action gets unless its environment sets another:
@@ -225,7 +226,7 @@ func analyzeTask(a *analyzer, r *ruleInstance) (*configured, error) {
 		Mnemonic: "Task",
 		Progress: attrString(t, "message"),
 		Kind:     exec.KindRun,
-		Argv:     []string{"/bin/bash", "-c", cmd},
+		Argv:     []string{shell.Bash, "-c", cmd}, // shell.TaskArgv, the prefix added above
 		Env:      env,
 		Tools:    toolArts,
 		Tags:     attrStrings(t, "tags"),
@@ -312,11 +313,7 @@ func toolFiles(c *configured) []*File {
 	return fs
 }
 
-// taskCmdPrefix starts every task's bash command, so that a failing step
-// fails the task.
-const taskCmdPrefix = "set -euo pipefail\n"
-
-// expandTaskCmd appends to b task's cmd, prefixed with taskCmdPrefix and
+// expandTaskCmd appends to b task's cmd, prefixed with shell.TaskPrefix and
 // with its $(...) substitutions made. locations gives the files of each
 // label in srcs and tools. The caller reuses b, and makes a string of the
 // exact size: a million tasks have a million commands.
@@ -335,7 +332,7 @@ func expandTaskCmd(b []byte, cmd string, t *graph.Target, srcs, outs []*File, lo
 		ruledir = exec.OutDir
 	}
 	var byLabel map[graph.Label][]*File
-	b = append(b, taskCmdPrefix...)
+	b = append(b, shell.TaskPrefix...)
 	for i := 0; i < len(cmd); i++ {
 		c := cmd[i]
 		if c != '$' {

@@ -106,7 +106,10 @@ type session struct {
 	journal    *exec.Journal
 	unlock     func()
 	closers    []io.Closer
-	flags      *AnalysisFlags
+	// sandboxes are the strategies whose folders the build leaves; see
+	// closeSandboxes.
+	sandboxes []io.Closer
+	flags     *AnalysisFlags
 	// download says which outputs of restored results are written to the
 	// output tree (--remote-download-outputs).
 	download exec.DownloadMode
@@ -257,6 +260,7 @@ func analyse(g *Globals, f *AnalysisFlags, e *env, patterns []string, lock bool)
 }
 
 func (s *session) close() {
+	s.closeSandboxes()
 	s.closeRemote()
 	for _, c := range s.closers {
 		_ = c.Close()
@@ -270,6 +274,14 @@ func (s *session) close() {
 	if s.unlock != nil {
 		s.unlock()
 	}
+}
+
+// closeSandboxes removes the sandboxes' private folders; once.
+func (s *session) closeSandboxes() {
+	for _, c := range s.sandboxes {
+		_ = c.Close()
+	}
+	s.sandboxes = nil
 }
 
 // strategy returns the sandbox --sandbox asks for; by default the strongest
@@ -443,8 +455,8 @@ func (s *session) runner(events exec.EventSink, strat sandbox.Strategy) (*exec.R
 	}
 	if c, ok := strat.(io.Closer); ok {
 		// Sandboxes keep private folders (hard links to inputs) between
-		// actions; they go when the build ends.
-		s.closers = append(s.closers, c)
+		// actions; they go when the build ends (closeSandboxes).
+		s.sandboxes = append(s.sandboxes, c)
 	}
 	if s.tiered != nil && events != nil {
 		s.tiered.SetWarn(func(msg string) {
@@ -595,6 +607,9 @@ func (c *BuildCmd) run(g *Globals, e *env, start time.Time, rp *reporting) error
 		fmt.Fprintf(e.stderr, "INFO: %s changed during the build; the next build checks every action again\n", changed)
 		return nil
 	}
+	// Removing a sandbox's hard links to inputs and outputs changes their
+	// ctime, which the stamp records: it goes first.
+	s.closeSandboxes()
 	if err := s.writeStamp(c.stampKey(s.w.root, s.w.workingPkg)); err != nil {
 		fmt.Fprintf(e.stderr, "WARNING: %v\n", err)
 	}
@@ -740,6 +755,7 @@ func (s *session) build(e *env, start time.Time, f *BuildFlags, rp *reporting) e
 	}
 	if summary != nil {
 		summary.Elapsed = time.Since(start)
+		summary.CommandCPU = runner.CommandCPU()
 		rp.finishOutput(func() { printer.Finish(summary) })
 	}
 	closeEngines(e, engines, f.Detach)

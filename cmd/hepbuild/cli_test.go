@@ -305,6 +305,29 @@ func TestNullBuildStamp(t *testing.T) {
 	}
 }
 
+// The build right after a full build is a null build that loads nothing,
+// whichever the sandbox: removing a sandbox's hard links to the inputs
+// changes their ctime, and it must happen before the stamp is written.
+func TestNullBuildRightAfterBuild(t *testing.T) {
+	for _, sb := range []string{"none", "symlink", "linux"} {
+		t.Run(sb, func(t *testing.T) {
+			root := testWorkspace(t, map[string]string{
+				"BUILD": `print("loading BUILD")
+task(name = "a", srcs = ["in.txt"], outs = ["a.txt"], cmd = "cat $< > $@")
+task(name = "b", srcs = [":a", "in.txt"], outs = ["b.txt"], cmd = "cat $(SRCS) > $@")`,
+				"in.txt": "one\n",
+			})
+			if r := hepbuild(t, root, "//:b", "--progress=plain", "--sandbox="+sb); r.code != 0 || !strings.Contains(r.stderr, "loading BUILD") {
+				t.Fatalf("build: exit %d\n%s", r.code, r.stderr)
+			}
+			r := hepbuild(t, root, "//:b", "--progress=plain", "--sandbox="+sb)
+			if r.code != 0 || strings.Contains(r.stderr, "loading BUILD") || !strings.Contains(r.stderr, "nothing to do") {
+				t.Errorf("the build after it loaded the BUILD file (exit %d):\n%s", r.code, r.stderr)
+			}
+		})
+	}
+}
+
 // TestSourceEditedDuringBuild: a source changed during a build (after the
 // action that read it finished) must not let the next build skip as "nothing
 // to do".

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/alecthomas/kong"
@@ -88,7 +89,31 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cwd, _ := os.Getwd()
-	os.Exit(run(ctx, os.Args[1:], &env{stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin, ctx: ctx, cwd: cwd}))
+	stopProfile := cpuProfile(os.Getenv("HEPBUILD_CPUPROFILE"))
+	code := run(ctx, os.Args[1:], &env{stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin, ctx: ctx, cwd: cwd})
+	stopProfile()
+	os.Exit(code)
+}
+
+// cpuProfile writes a profile of hepbuild's own CPU (not that of the
+// commands it runs) to path, for `go tool pprof`, until the returned
+// function is called; nothing without a path.
+func cpuProfile(path string) (stop func()) {
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.StartCPUProfile(f)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "WARNING: HEPBUILD_CPUPROFILE:", err)
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
 }
 
 // run parses args and runs the command; it returns the exit code.

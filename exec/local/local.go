@@ -147,6 +147,7 @@ func (e *Executor) run(ctx context.Context, a *exec.Action, root, logPath string
 		TimedOut: res.TimedOut,
 		Timeout:  spec.Timeout,
 		Duration: res.Duration,
+		CPU:      res.CPU,
 		Strategy: st.Name(),
 	}
 	var se *sandbox.StartError

@@ -548,6 +548,9 @@ func Summary(s *exec.Summary) string {
 		fmt.Fprintf(&b, "; critical path %s (%s)", Duration(s.CriticalTime), plural(len(s.CriticalPath), "action"))
 	}
 	fmt.Fprintf(&b, "; elapsed %s", Duration(s.Elapsed))
+	if s.CommandCPU > 0 {
+		fmt.Fprintf(&b, "; commands' CPU %s", Duration(s.CommandCPU))
+	}
 	return b.String()
 }
 
