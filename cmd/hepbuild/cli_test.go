@@ -334,11 +334,18 @@ task(name = "b", srcs = [":a", "in.txt"], outs = ["b.txt"], cmd = "cat $(SRCS) >
 func TestSourceEditedDuringBuild(t *testing.T) {
 	root := testWorkspace(t, map[string]string{
 		"BUILD": `task(name = "fast", srcs = ["in.txt"], outs = ["fast.txt"], cmd = "cat $< > $@")
-task(name = "slow", outs = ["slow.txt"], cmd = "sleep 1.5; touch $@")`,
+task(name = "slow", outs = ["slow.txt"], cmd = "sleep 3; touch $@")`,
 		"in.txt": "v1\n",
 	})
 	go func() {
-		time.Sleep(700 * time.Millisecond)
+		// Edited once fast has read it, while slow still runs (on a busy
+		// machine loading alone may take longer than a fixed delay).
+		for i := 0; i < 3000; i++ {
+			if _, err := os.Stat(filepath.Join(root, "hepbuild-out", "fast.txt")); err == nil {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
 		os.WriteFile(filepath.Join(root, "in.txt"), []byte("v2\n"), 0o644)
 	}()
 	if r := hepbuild(t, root, "//:fast", "//:slow", "--progress=plain"); r.code != 0 {
