@@ -16,8 +16,7 @@ import (
 // reads a JSON file and globs its inputs.
 func stampWorkspace(t *testing.T) string {
 	t.Helper()
-	root := t.TempDir()
-	files := map[string]string{
+	return writeTree(t, map[string]string{
 		"WORKSPACE.hep":       "",
 		"ana/BUILD":           "load(':defs.star', 'NAME')\ncfg = read_json('cfg.json')\ntask(name = NAME, srcs = glob(['data/*.txt']), outs = ['out.txt'], cmd = 'cat $(SRCS) > $@ && echo %s >> $@' % cfg['x'])\n",
 		"ana/defs.star":       "NAME = 'merge'\n",
@@ -27,17 +26,7 @@ func stampWorkspace(t *testing.T) string {
 		"ana/data/notes.md":   "not matched\n",
 		"other/BUILD":         "",
 		"other/unrelated.txt": "",
-	}
-	for p, c := range files {
-		full := filepath.Join(root, p)
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(full, []byte(c), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return root
+	})
 }
 
 func TestDependencies(t *testing.T) {
