@@ -132,7 +132,7 @@ func (a *analyzer) configure(lbl graph.Label, from *graph.Target) (*configured, 
 	case t.IsSourceFile():
 		c, err = a.configureSource(t, from)
 	case t.IsGeneratedFile():
-		gen, err2 := a.configure(t.Generator, t)
+		gen, err2 := a.configure(*t.Generator, t)
 		if err2 != nil {
 			return nil, err2
 		}

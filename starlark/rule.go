@@ -229,7 +229,7 @@ func (b *pkgBuilder) declareOutput(rule *graph.Target, out graph.Label) error {
 	if kind := b.l.sourceKind(out.Pkg, out.Name); kind != "" {
 		return errorf(rule.Label, "generated file %q in rule %q conflicts with existing source %s %s", out.Name, rule.Label.Name, kind, out.Path())
 	}
-	return b.add(&graph.Target{Label: out, Generator: rule.Label, Pos: rule.Pos}, rule.Label)
+	return b.add(&graph.Target{Label: out, Generator: &rule.Label, Pos: rule.Pos}, rule.Label)
 }
 
 func expandOutputTemplate(tmpl string, t *graph.Target) (string, error) {
