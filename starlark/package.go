@@ -5,6 +5,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -29,6 +30,8 @@ type pkgBuilder struct {
 	readFiles []string
 	globCache []string // files of the package (no sub-packages), listed on first glob
 	globDone  bool
+	strs      map[string]any    // see boxString
+	lastLists map[*attrSpec]any // see shareLabels
 }
 
 func newPkgBuilder(l *Loader, pkg, buildFile string) *pkgBuilder {
@@ -69,6 +72,46 @@ func (rc *ruleClasses) of(t *graph.Target) *ruleClass {
 		return c
 	}
 	return rc.byKind[t.RuleClass]
+}
+
+// maxBoxedStrings bounds boxString's map: the repeated texts of a
+// package are few, and a package of unique texts should not pay for a
+// map of them all.
+const maxBoxedStrings = 1 << 12
+
+// boxString returns s as an attribute value, one value (one allocation)
+// for every target of the package whose attribute has the same text:
+// generated BUILD files give thousands of targets the same command.
+func (b *pkgBuilder) boxString(s string) any {
+	if v, ok := b.strs[s]; ok {
+		return v
+	}
+	var v any = s
+	if len(b.strs) < maxBoxedStrings {
+		if b.strs == nil {
+			b.strs = map[string]any{}
+		}
+		b.strs[s] = v
+	}
+	return v
+}
+
+// shareLabels returns the label list ls of attribute spec as an attribute
+// value: the previous target's value of the same attribute when it holds
+// the same labels, else ls itself. Comprehensions over systematic shifts
+// give consecutive targets the same inputs, and a million-target package
+// then keeps a quarter of the lists. Attribute values are never modified,
+// so targets may share one.
+func (b *pkgBuilder) shareLabels(spec *attrSpec, ls []graph.Label) any {
+	if prev, ok := b.lastLists[spec].([]graph.Label); ok && slices.Equal(prev, ls) {
+		return b.lastLists[spec]
+	}
+	var v any = ls
+	if b.lastLists == nil {
+		b.lastLists = map[*attrSpec]any{}
+	}
+	b.lastLists[spec] = v
+	return v
 }
 
 func (b *pkgBuilder) label(name string) graph.Label {

@@ -142,6 +142,19 @@ func (r *ruleClass) CallInternal(thread *starlark.Thread, args starlark.Tuple, k
 		if err != nil {
 			return nil, errorf(lbl, "%s: %v", r.Name(), err)
 		}
+		switch x := val.(type) {
+		case string:
+			if k != "name" {
+				// Names are unique; other texts (commands,
+				// messages) often repeat.
+				val = b.boxString(x)
+			}
+		case []graph.Label:
+			if spec.typ == graph.AttrLabelList && len(x) > 0 {
+				// Not outputs: each target has its own.
+				val = b.shareLabels(spec, x)
+			}
+		}
 		t.Attrs = append(t.Attrs, graph.Attr{Name: k, Type: spec.typ, Value: val, Explicit: true})
 	}
 	for a := range t.AllAttrs() {
