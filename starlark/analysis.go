@@ -58,22 +58,22 @@ func (l *Loader) Analyze(labels []graph.Label) (*exec.Graph, error) {
 	// Every label given is analysed, with what it depends on: sizing the
 	// map for them saves growing it through all the smaller sizes.
 	a := &analyzer{l: l, done: newConfiguredMap(len(labels))}
-	outs := make(map[graph.Label][]exec.Artifact, len(labels))
-	for _, lbl := range labels {
+	outs := make([][]exec.Artifact, len(labels))
+	for i, lbl := range labels {
 		c, err := a.configure(lbl, nil)
 		if err != nil {
 			return nil, err
 		}
 		if c.action != nil && len(c.files) == 1 && len(c.action.Outputs) == 1 && c.files[0].art == c.action.Outputs[0] {
 			// A task with one output, the usual case: both are read only.
-			outs[lbl] = c.action.Outputs
+			outs[i] = c.action.Outputs
 			continue
 		}
 		arts := make([]exec.Artifact, len(c.files))
 		for i, f := range c.files {
 			arts[i] = f.art
 		}
-		outs[lbl] = arts
+		outs[i] = arts
 	}
 	g, err := exec.NewGraph(a.actions, outs)
 	if err != nil {

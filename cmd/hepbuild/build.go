@@ -201,8 +201,8 @@ func analyse(g *Globals, f *AnalysisFlags, e *env, patterns []string, lock bool)
 	}
 	s := &session{w: w, g: ag, targets: targets, flags: f, outputBase: base, cacheDir: f.diskCache()}
 	seen := map[string]bool{}
-	for _, l := range labels {
-		for _, a := range ag.TargetOutputs[l] {
+	for _, outs := range ag.TargetOutputs {
+		for _, a := range outs {
 			if !seen[a.Path] {
 				seen[a.Path] = true
 				s.roots = append(s.roots, a)
