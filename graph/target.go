@@ -69,6 +69,9 @@ type Target struct {
 	Pos       Pos
 	// Attrs of a rule, sorted by name: those set in the BUILD file, and
 	// possibly defaulted ones. AllAttrs yields these and Defaults together.
+	// The name attribute may be left out (loading does: it is the label's
+	// name, and a million-rule package would keep a million copies);
+	// Attr and AllAttrs then yield it.
 	Attrs []Attr
 	// Defaults are attributes a rule takes from its rule class, sorted by
 	// name; an attribute in Attrs hides the one of the same name here. The
@@ -100,12 +103,21 @@ func (t *Target) Kind() string {
 	return "source file"
 }
 
-// Attr returns the named attribute, from Attrs or else from Defaults.
+// Attr returns the named attribute, from Attrs or else from Defaults; a
+// rule's name is its label's.
 func (t *Target) Attr(name string) (Attr, bool) {
 	if a, ok := findAttr(t.Attrs, name); ok {
 		return a, true
 	}
+	if name == "name" && t.IsRule() {
+		return t.nameAttr(), true
+	}
 	return findAttr(t.Defaults, name)
+}
+
+// nameAttr is the name attribute of a rule whose Attrs leave it out.
+func (t *Target) nameAttr() Attr {
+	return Attr{Name: "name", Value: t.Label.Name, Type: AttrString, Explicit: true}
 }
 
 func findAttr(attrs []Attr, name string) (Attr, bool) {
@@ -117,19 +129,32 @@ func findAttr(attrs []Attr, name string) (Attr, bool) {
 }
 
 // AllAttrs yields every attribute of a rule, sorted by name: those of Attrs,
-// and those of Defaults that Attrs does not hide.
+// and those of Defaults that Attrs does not hide, and the name attribute
+// (the label's name) when Attrs leaves it out.
 func (t *Target) AllAttrs() iter.Seq[Attr] {
 	return func(yield func(Attr) bool) {
 		set, def := t.Attrs, t.Defaults
-		for len(set) > 0 || len(def) > 0 {
+		name := t.IsRule() // the name is yet to come
+		for len(set) > 0 || len(def) > 0 || name {
 			var a Attr
-			if len(def) == 0 || len(set) > 0 && set[0].Name <= def[0].Name {
+			switch {
+			case len(set) == 0 && len(def) == 0:
+				a, name = t.nameAttr(), false
+			case len(def) == 0 || len(set) > 0 && set[0].Name <= def[0].Name:
 				if len(def) > 0 && def[0].Name == set[0].Name {
 					def = def[1:]
 				}
 				a, set = set[0], set[1:]
-			} else {
+			default:
 				a, def = def[0], def[1:]
+			}
+			if name && a.Name >= "name" {
+				name = false
+				if a.Name != "name" {
+					if !yield(t.nameAttr()) {
+						return
+					}
+				}
 			}
 			if !yield(a) {
 				return

@@ -25,8 +25,8 @@ type ruleInstance struct {
 type pkgBuilder struct {
 	l         *Loader
 	pkg       *graph.Package
-	classes   ruleClasses   // of the rules, for analysis
-	refs      []graph.Label // same-package labels used in attributes before they were declared, in order of mention
+	classes   ruleClasses // of the rules, for analysis
+	refs      []string    // names of same-package labels used in attributes before they were declared, in order of mention
 	readFiles []string
 	globCache []string // files of the package (no sub-packages), listed on first glob
 	globDone  bool
@@ -138,7 +138,7 @@ func (b *pkgBuilder) ref(l graph.Label) {
 		return
 	}
 	if _, declared := b.pkg.Targets[l.Name]; !declared {
-		b.refs = append(b.refs, l)
+		b.refs = append(b.refs, l.Name) // a third of a Label: a package may mention a million
 	}
 }
 
@@ -148,7 +148,8 @@ func (b *pkgBuilder) finish(loads []graph.Label) (*graph.Package, error) {
 	// Whether a file is in a sub-package depends on its folder only, and
 	// a package's files are often many to a folder.
 	subpackageIn := map[string]string{}
-	for _, l := range b.refs {
+	for _, name := range b.refs {
+		l := b.label(name)
 		if _, ok := b.pkg.Targets[l.Name]; ok {
 			continue // declared after its mention, or mentioned before
 		}

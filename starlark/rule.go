@@ -122,7 +122,8 @@ func (r *ruleClass) CallInternal(thread *starlark.Thread, args starlark.Tuple, k
 	slices.SortStableFunc(given, func(x, y starlark.Tuple) int {
 		return strings.Compare(string(x[0].(starlark.String)), string(y[0].(starlark.String)))
 	})
-	t := &graph.Target{Label: lbl, RuleClass: r.Name(), Pos: pos, Attrs: make([]graph.Attr, 0, len(given)), Defaults: r.defaults}
+	// The name is the label's: graph.Target.Attr and AllAttrs yield it.
+	t := &graph.Target{Label: lbl, RuleClass: r.Name(), Pos: pos, Attrs: make([]graph.Attr, 0, len(given)-1), Defaults: r.defaults}
 	for i, k := range r.attrNames {
 		spec := r.attrSpecs[i]
 		var v starlark.Value = starlark.None
@@ -144,11 +145,11 @@ func (r *ruleClass) CallInternal(thread *starlark.Thread, args starlark.Tuple, k
 		}
 		switch x := val.(type) {
 		case string:
-			if k != "name" {
-				// Names are unique; other texts (commands,
-				// messages) often repeat.
-				val = b.boxString(x)
+			if k == "name" {
+				continue
 			}
+			// Other texts (commands, messages) often repeat.
+			val = b.boxString(x)
 		case []graph.Label:
 			if spec.typ == graph.AttrLabelList && len(x) > 0 {
 				// Not outputs: each target has its own.
