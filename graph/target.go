@@ -3,6 +3,7 @@ package graph
 import (
 	"fmt"
 	"iter"
+	"slices"
 	"sort"
 )
 
@@ -131,10 +132,15 @@ func findAttr(attrs []Attr, name string) (Attr, bool) {
 // AllAttrs yields every attribute of a rule, sorted by name: those of Attrs,
 // and those of Defaults that Attrs does not hide, and the name attribute
 // (the label's name) when Attrs leaves it out.
-func (t *Target) AllAttrs() iter.Seq[Attr] {
+func (t *Target) AllAttrs() iter.Seq[Attr] { return t.attrs(true) }
+
+// attrs is AllAttrs, without the name attribute that Attrs leaves out
+// unless withName: making it costs an allocation, and Deps has no use for
+// a string.
+func (t *Target) attrs(withName bool) iter.Seq[Attr] {
 	return func(yield func(Attr) bool) {
 		set, def := t.Attrs, t.Defaults
-		name := t.IsRule() // the name is yet to come
+		name := withName && t.IsRule() // the name is yet to come
 		for len(set) > 0 || len(def) > 0 || name {
 			var a Attr
 			switch {
@@ -172,14 +178,34 @@ func (t *Target) Deps(implicit bool) []Label {
 		return []Label{*t.Generator}
 	}
 	var out []Label
-	seen := map[Label]bool{}
+	// Most rules have a few dependencies, which a scan of out checks
+	// faster than a map; a query of a million targets asks each.
+	const scanned = 16
+	var seen map[Label]bool
 	add := func(l Label) {
-		if !l.IsZero() && !seen[l] {
-			seen[l] = true
-			out = append(out, l)
+		if l.IsZero() {
+			return
 		}
+		if seen == nil {
+			if slices.Contains(out, l) {
+				return
+			}
+			if len(out) == scanned {
+				seen = make(map[Label]bool, 2*scanned)
+				for _, x := range out {
+					seen[x] = true
+				}
+			}
+		}
+		if seen != nil {
+			if seen[l] {
+				return
+			}
+			seen[l] = true
+		}
+		out = append(out, l)
 	}
-	for a := range t.AllAttrs() {
+	for a := range t.attrs(false) {
 		if a.Implicit() && !implicit {
 			continue
 		}
