@@ -576,6 +576,10 @@ func (c *BuildCmd) run(g *Globals, e *env, start time.Time, rp *reporting) error
 		return badInput("--remote-download-outputs: %v", err)
 	}
 	before := s.snapshotSources()
+	// From here on the build needs the action graph only: the target
+	// graph, over a third of the heap of a large package, can go.
+	s.w.loader.ForgetPackages()
+	s.targets = nil
 	if err := s.build(e, start, &c.BuildFlags, rp); err != nil {
 		if errors.Is(err, errTolerated) {
 			// Success, with failures: no stamp, so that the next build
