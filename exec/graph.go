@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"path"
 	"sort"
-
-	"github.com/hepbuild/hepbuild/graph"
 )
 
 // Graph is the action graph of one analysis: every action, and which action
@@ -14,9 +12,12 @@ type Graph struct {
 	Actions []*Action
 	// Producer maps an output path to the action that writes it.
 	Producer map[string]*Action
-	// TargetOutputs maps each target that analysis was asked for (not those
-	// it reached through dependencies) to its default outputs (DefaultInfo files).
-	TargetOutputs map[graph.Label][]Artifact
+	// TargetOutputs are the default outputs (DefaultInfo files) of each
+	// target that analysis was asked for (not those it reached through
+	// dependencies), in the order asked. A slice rather than a map by
+	// label: `build //:all` asks for every target of a package, a million
+	// of them in a large one.
+	TargetOutputs [][]Artifact
 }
 
 // ConflictError says that two actions write the same file.
@@ -31,7 +32,7 @@ func (e *ConflictError) Error() string {
 }
 
 // NewGraph indexes the actions by output. Two actions writing one path is an error.
-func NewGraph(actions []*Action, targetOutputs map[graph.Label][]Artifact) (*Graph, error) {
+func NewGraph(actions []*Action, targetOutputs [][]Artifact) (*Graph, error) {
 	g := &Graph{Actions: actions, Producer: make(map[string]*Action, len(actions)), TargetOutputs: targetOutputs}
 	for _, a := range actions {
 		for _, o := range a.Outputs {

@@ -27,7 +27,7 @@ func newMemSource(spec map[string][]string) *memSource {
 			name, gen, _ := strings.Cut(name, "<")
 			tg := &Target{Label: Label{Pkg: pkg, Name: name}, RuleClass: class}
 			if gen != "" {
-				tg.Generator = Label{Pkg: pkg, Name: gen}
+				tg.Generator = &Label{Pkg: pkg, Name: gen}
 			}
 			p.Targets[name] = tg
 			p.Order = append(p.Order, name)

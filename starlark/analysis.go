@@ -21,6 +21,9 @@ type configured struct {
 	env         *exec.Environment // set for environment() targets
 	predeclared []*File           // outputs declared in the BUILD file (outs, attr.output, rule outputs)
 	value       *TargetValue      // made by targetValue
+	// action is the action of a task, whose Outputs are the task's files:
+	// Analyze shares them rather than copy them for each target asked for.
+	action *exec.Action
 }
 
 func (c *configured) label() graph.Label { return c.target.Label }
@@ -42,7 +45,7 @@ var inProgress = &configured{}
 // and is used by one goroutine.
 type analyzer struct {
 	l       *Loader
-	done    map[graph.Label]*configured
+	done    configuredMap
 	stack   []graph.Label
 	actions []*exec.Action
 	cmdBuf  []byte // reused by analyzeTask
@@ -54,18 +57,23 @@ type analyzer struct {
 func (l *Loader) Analyze(labels []graph.Label) (*exec.Graph, error) {
 	// Every label given is analysed, with what it depends on: sizing the
 	// map for them saves growing it through all the smaller sizes.
-	a := &analyzer{l: l, done: make(map[graph.Label]*configured, len(labels))}
-	outs := make(map[graph.Label][]exec.Artifact, len(labels))
-	for _, lbl := range labels {
+	a := &analyzer{l: l, done: newConfiguredMap(len(labels))}
+	outs := make([][]exec.Artifact, len(labels))
+	for i, lbl := range labels {
 		c, err := a.configure(lbl, nil)
 		if err != nil {
 			return nil, err
+		}
+		if c.action != nil && len(c.files) == 1 && len(c.action.Outputs) == 1 && c.files[0].art == c.action.Outputs[0] {
+			// A task with one output, the usual case: both are read only.
+			outs[i] = c.action.Outputs
+			continue
 		}
 		arts := make([]exec.Artifact, len(c.files))
 		for i, f := range c.files {
 			arts[i] = f.art
 		}
-		outs[lbl] = arts
+		outs[i] = arts
 	}
 	g, err := exec.NewGraph(a.actions, outs)
 	if err != nil {
@@ -84,9 +92,62 @@ func (l *Loader) Analyze(labels []graph.Label) (*exec.Graph, error) {
 	return g, nil
 }
 
+// dep returns the analysed target lbl, or nil: rules find their
+// dependencies, which configureRule analysed first, with it.
+func (a *analyzer) dep(lbl graph.Label) *configured {
+	c, _ := a.done.get(lbl)
+	return c
+}
+
+// configuredMap maps labels to their analysed targets. It keys by package,
+// then by name, as nearly every label of an analysis is in a few packages:
+// a slot then takes 24 bytes rather than the 56 of a graph.Label key, and
+// hashing a name is cheaper than hashing a label. A million-action
+// analysis holds over a million entries.
+type configuredMap struct {
+	pkgs     map[pkgID]map[string]*configured
+	lastID   pkgID // the package of the last lookup, and its map
+	last     map[string]*configured
+	sizeHint int // of the first package's map: the one of the targets asked for
+}
+
+type pkgID struct{ repo, pkg string }
+
+func newConfiguredMap(sizeHint int) configuredMap {
+	return configuredMap{pkgs: map[pkgID]map[string]*configured{}, sizeHint: sizeHint}
+}
+
+// names returns the map of the package of lbl, made when create is set, or nil.
+func (m *configuredMap) names(lbl graph.Label, create bool) map[string]*configured {
+	id := pkgID{lbl.Repo, lbl.Pkg}
+	if m.last != nil && id == m.lastID {
+		return m.last
+	}
+	n := m.pkgs[id]
+	if n == nil {
+		if !create {
+			return nil
+		}
+		n = make(map[string]*configured, m.sizeHint)
+		m.sizeHint = 0
+		m.pkgs[id] = n
+	}
+	m.lastID, m.last = id, n
+	return n
+}
+
+func (m *configuredMap) get(lbl graph.Label) (*configured, bool) {
+	c, ok := m.names(lbl, false)[lbl.Name]
+	return c, ok
+}
+
+func (m *configuredMap) set(lbl graph.Label, c *configured) { m.names(lbl, true)[lbl.Name] = c }
+
+func (m *configuredMap) delete(lbl graph.Label) { delete(m.names(lbl, false), lbl.Name) }
+
 // configure analyses one target; from is the target that depends on it (nil for a root).
 func (a *analyzer) configure(lbl graph.Label, from *graph.Target) (*configured, error) {
-	if c, ok := a.done[lbl]; ok && c != inProgress {
+	if c, ok := a.done.get(lbl); ok && c != inProgress {
 		return c, nil
 	} else if ok {
 		i := len(a.stack) - 1
@@ -118,13 +179,13 @@ func (a *analyzer) configure(lbl graph.Label, from *graph.Target) (*configured, 
 		}
 		return nil, e
 	}
-	a.done[lbl] = inProgress
+	a.done.set(lbl, inProgress)
 	a.stack = append(a.stack, lbl)
 	finished := false
 	defer func() {
 		a.stack = a.stack[:len(a.stack)-1]
 		if !finished {
-			delete(a.done, lbl)
+			a.done.delete(lbl)
 		}
 	}()
 	var c *configured
@@ -132,7 +193,7 @@ func (a *analyzer) configure(lbl graph.Label, from *graph.Target) (*configured, 
 	case t.IsSourceFile():
 		c, err = a.configureSource(t, from)
 	case t.IsGeneratedFile():
-		gen, err2 := a.configure(t.Generator, t)
+		gen, err2 := a.configure(*t.Generator, t)
 		if err2 != nil {
 			return nil, err2
 		}
@@ -147,7 +208,8 @@ func (a *analyzer) configure(lbl graph.Label, from *graph.Target) (*configured, 
 	if err != nil {
 		return nil, err
 	}
-	a.done[lbl], finished = c, true
+	a.done.set(lbl, c)
+	finished = true
 	return c, nil
 }
 
@@ -230,7 +292,7 @@ func (a *analyzer) configureRule(t *graph.Target) (*configured, error) {
 		return nil, &Error{Pos: t.Pos, Target: t.Label, Msg: "internal error: rule class not recorded"}
 	}
 	r := &ruleInstance{target: t, class: class}
-	// Native rules find their dependencies in a.done; only rule
+	// Native rules find their dependencies in a.done (a.dep); only rule
 	// implementations need them by label.
 	var deps map[graph.Label]*configured
 	if r.class.native == nil {

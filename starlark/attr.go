@@ -314,21 +314,20 @@ func convertAttr(spec *attrSpec, name string, v starlark.Value, repo, pkg string
 		}
 		return l, nil
 	case graph.AttrLabelList, graph.AttrOutputList:
-		var elems []starlark.Value
+		// Read the list in place rather than copy its elements: a
+		// large package converts millions of label lists.
+		var elems starlark.Indexable
 		switch x := v.(type) {
 		case *starlark.List:
-			elems = make([]starlark.Value, x.Len())
-			for i := range elems {
-				elems[i] = x.Index(i)
-			}
+			elems = x
 		case starlark.Tuple:
 			elems = x
 		default:
 			return nil, want()
 		}
-		out := make([]graph.Label, 0, len(elems))
-		for _, x := range elems {
-			l, err := toLabel(x, repo, pkg)
+		out := make([]graph.Label, 0, elems.Len())
+		for i := range elems.Len() {
+			l, err := toLabel(elems.Index(i), repo, pkg)
 			if err != nil {
 				return nil, fmt.Errorf("attribute %s: %v", name, err)
 			}

@@ -11,7 +11,7 @@ import (
 // software environment it declares, for --default-environment. Its files
 // must be source files: they are not produced by any build.
 func (l *Loader) Environment(lbl graph.Label) (*exec.Environment, error) {
-	a := &analyzer{l: l, done: map[graph.Label]*configured{}}
+	a := &analyzer{l: l, done: newConfiguredMap(0)}
 	c, err := a.configure(lbl, nil)
 	if err != nil {
 		return nil, err

@@ -59,7 +59,7 @@ func errorf(target graph.Label, format string, args ...any) error {
 }
 
 func posOf(p syntax.Position) graph.Pos {
-	return graph.Pos{File: p.Filename(), Line: int(p.Line), Col: int(p.Col)}
+	return graph.Pos{File: p.Filename(), Line: p.Line, Col: p.Col}
 }
 
 // formatError turns an interpreter error into an *Error with a position.

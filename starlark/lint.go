@@ -171,7 +171,7 @@ func LintFile(root, rel string, src []byte, enabled map[string]bool, fix bool) (
 	withHepbuildComments(f, func() { found = warn.FileWarnings(f, warnings, nil, warn.ModeWarn, reader) })
 	for _, w := range found {
 		out.Findings = append(out.Findings, LintFinding{
-			Pos:     graph.Pos{File: rel, Line: w.Start.Line, Col: w.Start.LineRune},
+			Pos:     graph.Pos{File: rel, Line: int32(w.Start.Line), Col: int32(w.Start.LineRune)},
 			Check:   w.Category,
 			Message: strings.Join(strings.Fields(w.Message), " "),
 			Fixable: w.AutoFixable,
@@ -196,7 +196,7 @@ func lintParse(rel string, src []byte) (*build.File, error) {
 		var pe build.ParseError
 		if e, ok := err.(build.ParseError); ok {
 			pe = e
-			return nil, &Error{Pos: graph.Pos{File: rel, Line: pe.Pos.Line, Col: pe.Pos.LineRune}, Msg: "syntax error: " + pe.Message}
+			return nil, &Error{Pos: graph.Pos{File: rel, Line: int32(pe.Pos.Line), Col: int32(pe.Pos.LineRune)}, Msg: "syntax error: " + pe.Message}
 		}
 		return nil, &Error{Pos: graph.Pos{File: rel}, Msg: err.Error()}
 	}

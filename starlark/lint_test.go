@@ -319,7 +319,7 @@ func TestLintPackage(t *testing.T) {
 			}
 			var got []string
 			for _, f := range fs {
-				if !lf.Suppressed(f.Pos.Line, f.Check) {
+				if !lf.Suppressed(int(f.Pos.Line), f.Check) {
 					got = append(got, f.String())
 				}
 			}

@@ -30,7 +30,7 @@ func (l *Loader) LintPackage(pkg string, enabled map[string]bool) ([]LintFinding
 	if f, err := lintParse(p.BuildFile, src); err == nil {
 		build.Walk(f, func(x build.Expr, _ []build.Expr) {
 			if c, ok := x.(*build.CallExpr); ok {
-				calls[graph.Pos{File: p.BuildFile, Line: c.ListStart.Line, Col: c.ListStart.LineRune}] = c
+				calls[graph.Pos{File: p.BuildFile, Line: int32(c.ListStart.Line), Col: int32(c.ListStart.LineRune)}] = c
 			}
 		})
 	}
@@ -43,7 +43,7 @@ func (l *Loader) LintPackage(pkg string, enabled map[string]bool) ([]LintFinding
 				if as, ok := a.(*build.AssignExpr); ok {
 					if id, ok := as.LHS.(*build.Ident); ok && id.Name == name {
 						start, _ := as.Span()
-						return graph.Pos{File: pos.File, Line: start.Line, Col: start.LineRune}
+						return graph.Pos{File: pos.File, Line: int32(start.Line), Col: int32(start.LineRune)}
 					}
 				}
 			}

@@ -110,6 +110,18 @@ func NewLoaderContext(ctx context.Context, root string, stderr io.Writer) (*Load
 	return l, nil
 }
 
+// ForgetPackages drops the packages, rule files and source files loaded so
+// far; what Dependencies reports stays. A build that has its action graph
+// needs the target graph no more, and in a large package the targets are
+// a large part of the memory. A later call loads them again.
+func (l *Loader) ForgetPackages() {
+	l.mu.Lock()
+	l.modules = map[graph.Label]*loadEntry{}
+	l.packages = map[string]*pkgEntry{}
+	l.files = map[graph.Label]*graph.Target{}
+	l.mu.Unlock()
+}
+
 // Root returns the workspace root.
 func (l *Loader) Root() string { return l.root }
 

@@ -96,7 +96,7 @@ func analyzeFilegroup(a *analyzer, r *ruleInstance) (*configured, error) {
 	var files []*File
 	seen := map[string]bool{}
 	for _, l := range attrLabels(t, "srcs") {
-		for _, f := range a.done[l].files {
+		for _, f := range a.dep(l).files {
 			if !seen[f.art.Path] {
 				seen[f.art.Path] = true
 				files = append(files, f)
@@ -105,7 +105,7 @@ func analyzeFilegroup(a *analyzer, r *ruleInstance) (*configured, error) {
 	}
 	c := &configured{target: t, files: files}
 	if len(files) == 1 {
-		c.executable = a.done[attrLabels(t, "srcs")[0]].executable
+		c.executable = a.dep(attrLabels(t, "srcs")[0]).executable
 	}
 	return c, nil
 }
@@ -136,14 +136,14 @@ func analyzeEnvironment(a *analyzer, r *ruleInstance) (*configured, error) {
 	var files []*File
 	for _, p := range []string{"setup", "requirements"} {
 		if l := attrLabel(t, p); !l.IsZero() {
-			f := a.done[l].files[0]
+			f := a.dep(l).files[0]
 			env.Params[p] = f.art.Path
 			env.Files = append(env.Files, f.art)
 			files = append(files, f)
 		}
 	}
 	for _, l := range attrLabels(t, "files") {
-		for _, f := range a.done[l].files {
+		for _, f := range a.dep(l).files {
 			env.Files = append(env.Files, f.art)
 			files = append(files, f)
 		}
@@ -174,16 +174,16 @@ func analyzeTask(a *analyzer, r *ruleInstance) (*configured, error) {
 	var srcs []*File
 	srcLabels := attrLabels(t, "srcs")
 	if len(srcLabels) == 1 {
-		srcs = a.done[srcLabels[0]].files
+		srcs = a.dep(srcLabels[0]).files
 	} else {
 		for _, l := range srcLabels {
-			srcs = append(srcs, a.done[l].files...)
+			srcs = append(srcs, a.dep(l).files...)
 		}
 	}
 	var toolArts []exec.Artifact
 	toolLabels := attrLabels(t, "tools")
 	for _, l := range toolLabels {
-		for _, f := range toolFiles(a.done[l]) {
+		for _, f := range toolFiles(a.dep(l)) {
 			toolArts = append(toolArts, f.art)
 		}
 	}
@@ -201,10 +201,10 @@ func analyzeTask(a *analyzer, r *ruleInstance) (*configured, error) {
 	locations := func() map[graph.Label][]*File {
 		m := make(map[graph.Label][]*File, len(srcLabels)+len(toolLabels))
 		for _, l := range srcLabels {
-			m[l] = a.done[l].files
+			m[l] = a.dep(l).files
 		}
 		for _, l := range toolLabels {
-			m[l] = toolFiles(a.done[l])
+			m[l] = toolFiles(a.dep(l))
 		}
 		return m
 	}
@@ -249,7 +249,7 @@ func analyzeTask(a *analyzer, r *ruleInstance) (*configured, error) {
 		act.Outputs[i] = f.art
 	}
 	if el := attrLabel(t, "env"); !el.IsZero() {
-		ec := a.done[el]
+		ec := a.dep(el)
 		if ec.env == nil {
 			return nil, fail("%s: env: %s is not an environment() target", t.RuleClass, el)
 		}
@@ -277,7 +277,7 @@ func analyzeTask(a *analyzer, r *ruleInstance) (*configured, error) {
 	if err := a.addAction(act); err != nil {
 		return nil, err
 	}
-	c := &configured{target: t, files: outs, predeclared: outs}
+	c := &configured{target: t, files: outs, predeclared: outs, action: act}
 	if len(outs) == 1 {
 		c.executable = outs[0]
 	}

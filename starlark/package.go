@@ -5,6 +5,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -24,14 +25,16 @@ type ruleInstance struct {
 type pkgBuilder struct {
 	l         *Loader
 	pkg       *graph.Package
-	classes   ruleClasses   // of the rules, for analysis
-	refs      []graph.Label // same-package labels used in attributes before they were declared, in order of mention
+	classes   ruleClasses // of the rules, for analysis
+	refs      []string    // names of same-package labels used in attributes before they were declared, in order of mention
 	readFiles []string
 	globCache []string // files of the package (no sub-packages), listed on first glob
 	globDone  bool
 	// emptyGlobs are the glob calls of the BUILD file itself that matched
 	// nothing, for lint.
 	emptyGlobs []EmptyGlob
+	strs       map[string]any    // see boxString
+	lastLists  map[*attrSpec]any // see shareLabels
 }
 
 // EmptyGlob is a glob() written in a BUILD file that matched no file,
@@ -96,6 +99,46 @@ func (rc *ruleClasses) of(t *graph.Target) *ruleClass {
 	return rc.byKind[t.RuleClass]
 }
 
+// maxBoxedStrings bounds boxString's map: the repeated texts of a
+// package are few, and a package of unique texts should not pay for a
+// map of them all.
+const maxBoxedStrings = 1 << 12
+
+// boxString returns s as an attribute value, one value (one allocation)
+// for every target of the package whose attribute has the same text:
+// generated BUILD files give thousands of targets the same command.
+func (b *pkgBuilder) boxString(s string) any {
+	if v, ok := b.strs[s]; ok {
+		return v
+	}
+	var v any = s
+	if len(b.strs) < maxBoxedStrings {
+		if b.strs == nil {
+			b.strs = map[string]any{}
+		}
+		b.strs[s] = v
+	}
+	return v
+}
+
+// shareLabels returns the label list ls of attribute spec as an attribute
+// value: the previous target's value of the same attribute when it holds
+// the same labels, else ls itself. Comprehensions over systematic shifts
+// give consecutive targets the same inputs, and a million-target package
+// then keeps a quarter of the lists. Attribute values are never modified,
+// so targets may share one.
+func (b *pkgBuilder) shareLabels(spec *attrSpec, ls []graph.Label) any {
+	if prev, ok := b.lastLists[spec].([]graph.Label); ok && slices.Equal(prev, ls) {
+		return b.lastLists[spec]
+	}
+	var v any = ls
+	if b.lastLists == nil {
+		b.lastLists = map[*attrSpec]any{}
+	}
+	b.lastLists[spec] = v
+	return v
+}
+
 func (b *pkgBuilder) label(name string) graph.Label {
 	return graph.Label{Pkg: b.pkg.Name, Name: name}
 }
@@ -120,7 +163,7 @@ func (b *pkgBuilder) ref(l graph.Label) {
 		return
 	}
 	if _, declared := b.pkg.Targets[l.Name]; !declared {
-		b.refs = append(b.refs, l)
+		b.refs = append(b.refs, l.Name) // a third of a Label: a package may mention a million
 	}
 }
 
@@ -130,7 +173,8 @@ func (b *pkgBuilder) finish(loads []graph.Label) (*graph.Package, error) {
 	// Whether a file is in a sub-package depends on its folder only, and
 	// a package's files are often many to a folder.
 	subpackageIn := map[string]string{}
-	for _, l := range b.refs {
+	for _, name := range b.refs {
+		l := b.label(name)
 		if _, ok := b.pkg.Targets[l.Name]; ok {
 			continue // declared after its mention, or mentioned before
 		}

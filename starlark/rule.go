@@ -122,7 +122,8 @@ func (r *ruleClass) CallInternal(thread *starlark.Thread, args starlark.Tuple, k
 	slices.SortStableFunc(given, func(x, y starlark.Tuple) int {
 		return strings.Compare(string(x[0].(starlark.String)), string(y[0].(starlark.String)))
 	})
-	t := &graph.Target{Label: lbl, RuleClass: r.Name(), Pos: pos, Attrs: make([]graph.Attr, 0, len(given)), Defaults: r.defaults}
+	// The name is the label's: graph.Target.Attr and AllAttrs yield it.
+	t := &graph.Target{Label: lbl, RuleClass: r.Name(), Pos: pos, Attrs: make([]graph.Attr, 0, len(given)-1), Defaults: r.defaults}
 	for i, k := range r.attrNames {
 		spec := r.attrSpecs[i]
 		var v starlark.Value = starlark.None
@@ -141,6 +142,19 @@ func (r *ruleClass) CallInternal(thread *starlark.Thread, args starlark.Tuple, k
 		val, err := convertAttr(spec, k, v, "", b.pkg.Name)
 		if err != nil {
 			return nil, errorf(lbl, "%s: %v", r.Name(), err)
+		}
+		switch x := val.(type) {
+		case string:
+			if k == "name" {
+				continue
+			}
+			// Other texts (commands, messages) often repeat.
+			val = b.boxString(x)
+		case []graph.Label:
+			if spec.typ == graph.AttrLabelList && len(x) > 0 {
+				// Not outputs: each target has its own.
+				val = b.shareLabels(spec, x)
+			}
 		}
 		t.Attrs = append(t.Attrs, graph.Attr{Name: k, Type: spec.typ, Value: val, Explicit: true})
 	}
@@ -229,7 +243,7 @@ func (b *pkgBuilder) declareOutput(rule *graph.Target, out graph.Label) error {
 	if kind := b.l.sourceKind(out.Pkg, out.Name); kind != "" {
 		return errorf(rule.Label, "generated file %q in rule %q conflicts with existing source %s %s", out.Name, rule.Label.Name, kind, out.Path())
 	}
-	return b.add(&graph.Target{Label: out, Generator: rule.Label, Pos: rule.Pos}, rule.Label)
+	return b.add(&graph.Target{Label: out, Generator: &rule.Label, Pos: rule.Pos}, rule.Label)
 }
 
 func expandOutputTemplate(tmpl string, t *graph.Target) (string, error) {

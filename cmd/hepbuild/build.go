@@ -204,8 +204,8 @@ func analyse(g *Globals, f *AnalysisFlags, e *env, patterns []string, lock bool)
 	}
 	s := &session{w: w, g: ag, targets: targets, flags: f, outputBase: base, cacheDir: f.diskCache()}
 	seen := map[string]bool{}
-	for _, l := range labels {
-		for _, a := range ag.TargetOutputs[l] {
+	for _, outs := range ag.TargetOutputs {
+		for _, a := range outs {
 			if !seen[a.Path] {
 				seen[a.Path] = true
 				s.roots = append(s.roots, a)
@@ -592,6 +592,10 @@ func (c *BuildCmd) run(g *Globals, e *env, start time.Time, rp *reporting) error
 		return badInput("--remote-download-outputs: %v", err)
 	}
 	before := s.snapshotSources()
+	// From here on the build needs the action graph only: the target
+	// graph, over a third of the heap of a large package, can go.
+	s.w.loader.ForgetPackages()
+	s.targets = nil
 	if err := s.build(e, start, &c.BuildFlags, rp); err != nil {
 		if errors.Is(err, errTolerated) {
 			// Success, with failures: no stamp, so that the next build

@@ -277,7 +277,7 @@ func packageTargets(p *graph.Package) []indexTarget {
 		switch {
 		case t.RuleClass != "":
 			k = kindRule
-		case t.Generator != (graph.Label{}):
+		case t.Generator != nil:
 			k = kindGenerated
 		}
 		out = append(out, indexTarget{k, name})

@@ -57,8 +57,8 @@ func (c *FetchCmd) Run(g *Globals, e *env) error {
 		return err
 	}
 	var roots []exec.Artifact
-	for _, l := range labels {
-		roots = append(roots, ag.TargetOutputs[l]...)
+	for _, outs := range ag.TargetOutputs {
+		roots = append(roots, outs...)
 	}
 	actions := remoteActions(ag.Needed(roots))
 	lock := rd.resolver.Lock()

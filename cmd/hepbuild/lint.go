@@ -126,7 +126,7 @@ func (c *LintCmd) Run(g *Globals, e *env) error {
 				continue
 			}
 			for _, fd := range own {
-				if lf := linted[fd.Pos.File]; lf != nil && lf.Suppressed(fd.Pos.Line, fd.Check) {
+				if lf := linted[fd.Pos.File]; lf != nil && lf.Suppressed(int(fd.Pos.Line), fd.Check) {
 					continue
 				}
 				findings = append(findings, fd)
@@ -138,7 +138,7 @@ func (c *LintCmd) Run(g *Globals, e *env) error {
 	if c.Format == "json" {
 		out := make([]lintJSON, 0, len(findings))
 		for _, fd := range findings {
-			j := lintJSON{File: fd.Pos.File, Line: fd.Pos.Line, Col: fd.Pos.Col, Check: fd.Check, Message: fd.Message, Fixable: fd.Fixable}
+			j := lintJSON{File: fd.Pos.File, Line: int(fd.Pos.Line), Col: int(fd.Pos.Col), Check: fd.Check, Message: fd.Message, Fixable: fd.Fixable}
 			if !fd.Target.IsZero() {
 				j.Target = fd.Target.String()
 			}

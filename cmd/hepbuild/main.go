@@ -79,12 +79,17 @@ func main() {
 	// Loading a large analysis allocates many small, long-lived objects; the
 	// default GC target collects too often for them. A higher target with a
 	// memory limit trades a little memory for a third less loading time.
-	// GOGC and GOMEMLIMIT in the environment still win.
+	// The limit is where the GC starts to work harder instead: loading plus
+	// analysis of a million actions keeps about 2 GB live, and with the
+	// limit at 2.5 GB rather than 3.5 it peaks 0.5 GB lower for no
+	// measurable CPU (at 2.3 GB it costs a tenth more, below 2 GB it
+	// collects without end). GOGC and GOMEMLIMIT in the environment still
+	// win.
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(400)
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(3500 << 20)
+		debug.SetMemoryLimit(2600 << 20)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

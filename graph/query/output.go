@@ -86,7 +86,7 @@ func Write(w io.Writer, r *Result, format string, opts WriteOptions) error {
 func (r *Result) location(t *graph.Target, opts WriteOptions) string {
 	pos := t.Pos
 	if pos.File == "" && t.IsGeneratedFile() && r.src != nil {
-		if g, err := r.src.Target(t.Generator); err == nil {
+		if g, err := r.src.Target(*t.Generator); err == nil {
 			pos = g.Pos
 		}
 	}
