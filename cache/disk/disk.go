@@ -80,6 +80,12 @@ type Cache struct {
 	// re-hash it. Entries are replaced only by rename (a new inode) and any
 	// write in place changes ctime, so a stale identity never matches.
 	verified sync.Map // string → fileID
+
+	// shards are the shard folders this process has made or found, so that
+	// each write does not ask the file system again. Nothing of hepbuild's
+	// removes a shard folder of a cache in use; if one goes anyway (the
+	// whole cache removed), the write that finds it missing makes it again.
+	shards sync.Map // string → struct{}
 }
 
 var _ cache.Cache = (*Cache)(nil)
@@ -356,11 +362,18 @@ func (c *Cache) write(ctx context.Context, kind string, want *cache.Digest, r io
 	tmpDir := filepath.Join(c.dir, kind)
 	if want != nil {
 		tmpDir = filepath.Join(c.dir, kind, want.Hash[:2])
-		if err := mkdirShared(tmpDir); err != nil {
+		if err := c.shard(tmpDir); err != nil {
 			return cache.Digest{}, c.writeErr(err)
 		}
 	}
 	f, err := os.CreateTemp(tmpDir, tmpPrefix+"*")
+	if errors.Is(err, fs.ErrNotExist) && want != nil {
+		c.shards.Delete(tmpDir)
+		if err := c.shard(tmpDir); err != nil {
+			return cache.Digest{}, c.writeErr(err)
+		}
+		f, err = os.CreateTemp(tmpDir, tmpPrefix+"*")
+	}
 	if err != nil {
 		return cache.Digest{}, c.writeErr(err)
 	}
@@ -393,16 +406,41 @@ func (c *Cache) write(ctx context.Context, kind string, want *cache.Digest, r io
 	if err := f.Close(); err != nil {
 		return fail(err)
 	}
-	shard := filepath.Join(c.dir, kind, name[:2])
-	if err := mkdirShared(shard); err != nil {
-		os.Remove(tmp)
-		return cache.Digest{}, err
-	}
-	if err := os.Rename(tmp, filepath.Join(shard, name)); err != nil {
+	if err := c.renameInto(tmp, filepath.Join(c.dir, kind, name[:2]), name); err != nil {
 		os.Remove(tmp)
 		return cache.Digest{}, err
 	}
 	return got, nil
+}
+
+// shard makes sure the shard folder dir exists, asking the file system
+// only the first time.
+func (c *Cache) shard(dir string) error {
+	if _, ok := c.shards.Load(dir); ok {
+		return nil
+	}
+	if err := mkdirShared(dir); err != nil {
+		return err
+	}
+	c.shards.Store(dir, struct{}{})
+	return nil
+}
+
+// renameInto renames the temporary file tmp to name in the shard folder
+// dir, making the folder again if it went away.
+func (c *Cache) renameInto(tmp, dir, name string) error {
+	if err := c.shard(dir); err != nil {
+		return err
+	}
+	err := os.Rename(tmp, filepath.Join(dir, name))
+	if errors.Is(err, fs.ErrNotExist) && !isDir(dir) {
+		c.shards.Delete(dir)
+		if err := c.shard(dir); err != nil {
+			return err
+		}
+		err = os.Rename(tmp, filepath.Join(dir, name))
+	}
+	return err
 }
 
 func (c *Cache) writeErr(err error) error {
@@ -541,11 +579,7 @@ func (c *Cache) link(ctx context.Context, path string) (cache.Digest, error) {
 		os.Remove(tmp)
 		return cache.Digest{}, err
 	}
-	if err := mkdirShared(filepath.Dir(final)); err != nil {
-		os.Remove(tmp)
-		return cache.Digest{}, err
-	}
-	if err := os.Rename(tmp, final); err != nil {
+	if err := c.renameInto(tmp, filepath.Dir(final), filepath.Base(final)); err != nil {
 		os.Remove(tmp)
 		return cache.Digest{}, err
 	}

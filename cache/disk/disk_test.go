@@ -920,3 +920,58 @@ func TestSharedCacheFoldersAreGroupWritable(t *testing.T) {
 		}
 	}
 }
+
+// TestShardFolderRemovedBehindTheCache: a Cache remembers the shard
+// folders it has made; when one goes away (the cache removed by hand while
+// a build runs), the next write into it makes it again rather than fail.
+func TestShardFolderRemovedBehindTheCache(t *testing.T) {
+	c := open(t)
+	action := cache.FromBytes([]byte("action"))
+	r, _ := actionResult(t, c)
+	if err := c.PutActionResult(ctx, action, r); err != nil {
+		t.Fatal(err)
+	}
+	blob := []byte("a blob")
+	d := put(t, c, blob)
+	out := filepath.Join(t.TempDir(), "out.txt")
+	if err := os.WriteFile(out, []byte("an output"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	linked, err := c.PutFile(ctx, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kind := range []string{"ac.v1", "cas.v1"} {
+		if err := os.RemoveAll(filepath.Join(c.Dir(), kind)); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Mkdir(filepath.Join(c.Dir(), kind), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.PutActionResult(ctx, action, r); err != nil {
+		t.Errorf("PutActionResult after its shard was removed: %v", err)
+	}
+	if err := c.Put(ctx, d, bytes.NewReader(blob)); err != nil {
+		t.Errorf("Put after its shard was removed: %v", err)
+	}
+	out2 := filepath.Join(t.TempDir(), "out.txt")
+	if err := os.WriteFile(out2, []byte("an output"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.PutFile(ctx, out2); err != nil || got != linked {
+		t.Errorf("PutFile after its shard was removed: %v, %v", got, err)
+	}
+	for _, p := range []string{
+		filepath.Join(c.Dir(), "ac.v1", action.Hash[:2], action.Hash),
+		filepath.Join(c.Dir(), "cas.v1", d.Hash[:2], d.Hash),
+		filepath.Join(c.Dir(), "cas.v1", linked.Hash[:2], linked.Hash),
+	} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("entry not stored again: %v", err)
+		}
+	}
+	if tmp := leftovers(t, c.Dir()); len(tmp) != 0 {
+		t.Errorf("temporary files left: %v", tmp)
+	}
+}
