@@ -61,6 +61,8 @@ type Journal struct {
 	xf        *os.File
 	xNeedNL   bool
 	xAppended int
+	xSize     int64 // bytes in the explain log when opened
+	xBytes    int64 // bytes appended to it by this process
 	err       error // first write error, reported by Close
 	prev      map[string]*ActionRecord
 	closed    bool
@@ -126,6 +128,7 @@ func OpenJournal(outputBase string) (*Journal, error) {
 		j.apply(line)
 	}
 	if fi, err := os.Stat(filepath.Join(outputBase, explainFile)); err == nil && fi.Size() > 0 {
+		j.xSize = fi.Size()
 		j.xNeedNL = lastByte(filepath.Join(outputBase, explainFile)) != '\n'
 	}
 	return j, nil
@@ -496,7 +499,9 @@ func (j *Journal) explain(rec *ActionRecord) {
 		b = append([]byte("\n"), b...)
 		j.xNeedNL = false
 	}
-	if _, err := j.xf.Write(append(b, '\n')); err != nil {
+	n, err := j.xf.Write(append(b, '\n'))
+	j.xBytes += int64(n)
+	if err != nil {
 		j.err = fmt.Errorf("writing explain log: %w", err)
 		return
 	}
@@ -566,17 +571,39 @@ func (j *Journal) Close() error {
 	if j.err != nil {
 		return j.err
 	}
-	if j.appended > 0 || j.lines != len(j.outputs) || j.needNL {
+	// Both files are rewritten without their superseded lines only once
+	// those are about as many as the live ones (the journal) or twice as
+	// many (the explain log, whose records are larger and cost JSON to
+	// read): a build pays for compaction in proportion to what it
+	// appended, not to the size of the whole analysis. Readers take the
+	// last line for a path, so a log with superseded lines reads the same.
+	if j.lines+j.appended > 2*len(j.outputs)+64 {
 		if err := j.compactJournal(); err != nil {
 			return err
 		}
 	}
-	if j.xAppended > 0 {
+	if j.explainCompactDue() {
 		if err := j.compactExplain(); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// explainCompactDue says whether the explain log has grown to about three
+// times what its live records take: one record per action that has
+// outputs in the journal, each about as large as the records this process
+// appended.
+func (j *Journal) explainCompactDue() bool {
+	if j.xAppended == 0 {
+		return false
+	}
+	actions := map[cache.Digest]struct{}{}
+	for _, o := range j.outputs {
+		actions[o.Key] = struct{}{}
+	}
+	live := int64(max(len(actions), 1)) * (j.xBytes / int64(j.xAppended))
+	return j.xSize+j.xBytes > 3*live
 }
 
 func (j *Journal) compactJournal() error {

@@ -2,6 +2,7 @@ package exec
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -72,8 +73,9 @@ func TestJournalSurvivesReopen(t *testing.T) {
 	if diff := cmp.Diff(want, journalPaths(j3)); diff != "" {
 		t.Errorf("compacted journal mismatch (-want +got):\n%s", diff)
 	}
-	if j3.lines != 2 {
-		t.Errorf("compacted journal has %d lines, want 2", j3.lines)
+	// Four lines for two live outputs: not worth rewriting yet.
+	if j3.lines != 4 {
+		t.Errorf("journal has %d lines after Close, want the 4 appended", j3.lines)
 	}
 	rec, _ := j3.output("hepbuild-out/a")
 	if fi, _ := os.Lstat(filepath.Join(files, "a")); !rec.sameStat(fi) {
@@ -145,9 +147,11 @@ func TestJournalPrevious(t *testing.T) {
 	if err := j.Close(); err != nil {
 		t.Fatal(err)
 	}
+	// Two records for one action: the superseded one is read past, not
+	// yet rewritten away.
 	b, _ := os.ReadFile(filepath.Join(base, explainFile))
-	if n := bytes.Count(b, []byte("\n")); n != 1 {
-		t.Errorf("compacted explain log has %d lines, want 1", n)
+	if n := bytes.Count(b, []byte("\n")); n != 2 {
+		t.Errorf("explain log has %d lines, want 2", n)
 	}
 
 	j2, err := OpenJournal(base)
@@ -364,5 +368,57 @@ func TestJournalRemoteOnlyLines(t *testing.T) {
 	j, _ = OpenJournal(base)
 	if len(j.outputs) != 0 {
 		t.Errorf("records left after ForgetRemoteOnly: %v", j.outputs)
+	}
+}
+
+// TestJournalCompactsOnceMostlySuperseded: Close rewrites the journal and
+// the explain log without their superseded lines once those outnumber the
+// live ones, and leaves them alone before.
+func TestJournalCompactsOnceMostlySuperseded(t *testing.T) {
+	base := t.TempDir()
+	files := t.TempDir()
+	a := &Action{
+		Owner: graph.Label{Pkg: "pkg", Name: "x"}, Mnemonic: "Task", Kind: KindRun,
+		Argv:    []string{"/bin/bash", "-c", "make"},
+		Outputs: []Artifact{{Path: "hepbuild-out/pkg/x"}},
+	}
+	countLines := func(name string) int {
+		b, _ := os.ReadFile(filepath.Join(base, name))
+		return bytes.Count(b, []byte("\n"))
+	}
+	build := func(n int) {
+		t.Helper()
+		j, err := OpenJournal(base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < n; i++ {
+			k := cache.FromBytes([]byte(fmt.Sprint("key", i)))
+			j.explain(newActionRecord(a, &Key{Digest: k}, nil))
+			j.record("hepbuild-out/pkg/x", k, "", cache.FromBytes([]byte("x")), outputFile(t, files, "x", "x"))
+		}
+		if err := j.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	build(2)
+	if j, x := countLines(journalFile), countLines(explainFile); j != 2 || x != 2 {
+		t.Errorf("after 2 runs of one action: journal %d lines, explain log %d; want 2 and 2 (not yet rewritten)", j, x)
+	}
+	build(100)
+	if j, x := countLines(journalFile), countLines(explainFile); j != 1 || x != 1 {
+		t.Errorf("after 102 runs of one action: journal %d lines, explain log %d; want 1 and 1", j, x)
+	}
+	j, err := OpenJournal(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	want := cache.FromBytes([]byte("key99"))
+	if rec, _ := j.output("hepbuild-out/pkg/x"); rec.Key != want {
+		t.Errorf("journal keeps key %s, want the last one recorded", rec.Key)
+	}
+	if rec, ok := j.Previous("hepbuild-out/pkg/x"); !ok || rec.Key != want {
+		t.Errorf("explain log keeps %+v, want the last record", rec)
 	}
 }
