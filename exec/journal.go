@@ -626,24 +626,35 @@ func (j *Journal) compactJournal() error {
 // first output.
 func (j *Journal) compactExplain() error {
 	path := filepath.Join(j.dir, explainFile)
-	recs := readExplain(path)
-	last := map[string]int{}
-	for i, r := range recs {
-		last[r.Outputs[0]] = i
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("compacting explain log: %w", err)
 	}
-	var b bytes.Buffer
-	for i, r := range recs {
-		if last[r.Outputs[0]] != i {
+	// Lines are kept as written: only the outputs are decoded, to find
+	// the last record of each action. Lines readExplain would skip for
+	// their other fields are skipped when read, as before.
+	lines := bytes.Split(b, []byte("\n"))
+	firsts := make([]string, len(lines))
+	last := map[string]int{}
+	for i, line := range lines {
+		var w struct {
+			Outputs []string `json:"outputs"`
+		}
+		if len(line) == 0 || json.Unmarshal(line, &w) != nil || len(w.Outputs) == 0 {
 			continue
 		}
-		line, err := json.Marshal(r.toJSON())
-		if err != nil {
-			return err
-		}
-		b.Write(line)
-		b.WriteByte('\n')
+		firsts[i] = w.Outputs[0]
+		last[w.Outputs[0]] = i
 	}
-	if err := writeFileAtomic(path, b.Bytes()); err != nil {
+	var out bytes.Buffer
+	for i, line := range lines {
+		if firsts[i] == "" || last[firsts[i]] != i {
+			continue
+		}
+		out.Write(line)
+		out.WriteByte('\n')
+	}
+	if err := writeFileAtomic(path, out.Bytes()); err != nil {
 		return fmt.Errorf("compacting explain log: %w", err)
 	}
 	return nil
