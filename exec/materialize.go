@@ -431,10 +431,6 @@ func (r *Runner) FetchFile(ctx context.Context, d cache.Digest, executable bool,
 // appears at dst complete or not at all.
 func (r *Runner) fetchFile(ctx context.Context, d cache.Digest, executable bool, dst string) error {
 	g := r.cache
-	tmpDir, err := r.tmpDir()
-	if err != nil {
-		return err
-	}
 	if g.blobs != nil {
 		p, err := g.blobs.BlobPath(d)
 		switch {
@@ -447,16 +443,15 @@ func (r *Runner) fetchFile(ctx context.Context, d cache.Digest, executable bool,
 		// A blob shared with an output of the other mode is copied, never
 		// chmod-ed: that would change the other output too.
 		if fi, err := os.Stat(p); err == nil && fi.Size() == d.Size && (fi.Mode()&0o111 != 0) == executable {
-			tmp := filepath.Join(tmpDir, "link-"+d.Hash[:16]+"-"+randomSuffix())
-			if err := os.Link(p, tmp); err == nil {
-				if err := os.Rename(tmp, dst); err != nil {
-					os.Remove(tmp)
-					return err
-				}
-				return nil
+			if linked, err := r.linkBlob(p, d, dst); linked || err != nil {
+				return err
 			}
 			// Another file system, or too many links: copy.
 		}
+	}
+	tmpDir, err := r.tmpDir()
+	if err != nil {
+		return err
 	}
 	rc, err := g.c.Get(ctx, d)
 	if err != nil {
@@ -493,6 +488,34 @@ func (r *Runner) fetchFile(ctx context.Context, d cache.Digest, executable bool,
 		return err
 	}
 	return os.Rename(tmp.Name(), dst)
+}
+
+// linkBlob hard-links the cache's file p of blob d at dst. It links
+// straight to dst when nothing is there (the usual case: the runner removed
+// the old outputs; link never follows or replaces what is at a path), and
+// through a temporary name and rename otherwise. It reports false when the
+// file system cannot link p there, for the caller to copy.
+func (r *Runner) linkBlob(p string, d cache.Digest, dst string) (bool, error) {
+	err := os.Link(p, dst)
+	if err == nil {
+		return true, nil
+	}
+	if !errors.Is(err, fs.ErrExist) {
+		return false, nil
+	}
+	tmpDir, err := r.tmpDir()
+	if err != nil {
+		return false, err
+	}
+	tmp := filepath.Join(tmpDir, "link-"+d.Hash[:16]+"-"+randomSuffix())
+	if err := os.Link(p, tmp); err != nil {
+		return false, nil
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		os.Remove(tmp)
+		return false, err
+	}
+	return true, nil
 }
 
 // restoreTree assembles the folder described by a REAPI Tree beside the
