@@ -1,13 +1,9 @@
 package sandbox
 
 import (
-	"bytes"
-	"debug/elf"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -318,10 +314,10 @@ func bashLookPath(name, pathEnv, dir string) string {
 			p = "/" + name
 		}
 		var st unix.Stat_t
-		if unix.Stat(p, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || unix.Access(p, unix.X_OK) != nil {
+		if !executableFile(p, &st) {
 			continue
 		}
-		if !executesDirectly(p) {
+		if !executesDirectlyStat(p, &st) {
 			return ""
 		}
 		return p
@@ -336,47 +332,6 @@ func bashUnderscore(name, path string) string {
 		return name
 	}
 	return path
-}
-
-// executesDirectly says whether the kernel executes the file at p: an
-// executable ELF binary, or a script whose interpreter is one.
-func executesDirectly(p string) bool {
-	for depth := 0; depth < 2; depth++ {
-		var st unix.Stat_t
-		if unix.Stat(p, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || unix.Access(p, unix.X_OK) != nil {
-			return false
-		}
-		f, err := os.Open(p)
-		if err != nil {
-			return false
-		}
-		head := make([]byte, 256)
-		n, _ := f.Read(head)
-		f.Close()
-		head = head[:n]
-		if bytes.HasPrefix(head, []byte("\x7fELF")) {
-			return elfRuns(p)
-		}
-		if !bytes.HasPrefix(head, []byte("#!")) {
-			return false
-		}
-		line, _, found := bytes.Cut(head[2:], []byte("\n"))
-		if !found {
-			return false
-		}
-		// The interpreter as the kernel reads it (binfmt_script): after
-		// spaces and tabs, up to a space, a tab or a NUL; a carriage
-		// return is part of its name.
-		name := strings.TrimLeft(string(line), " \t")
-		if i := strings.IndexAny(name, " \t\x00"); i >= 0 {
-			name = name[:i]
-		}
-		if !filepath.IsAbs(name) {
-			return false
-		}
-		p = name
-	}
-	return false
 }
 
 // openRedirect opens path as the redirection op would in the program's
@@ -467,45 +422,3 @@ func openableHere(fd int, st *unix.Stat_t) bool {
 	}
 	return false
 }
-
-// elfRuns says whether the kernel would execute the ELF file at p: one
-// for this machine, whose program interpreter, if it names one, is an
-// executable file. A later stage of a pipeline that fails to execute is
-// reported in hepbuild's words, not bash's: such a file runs in bash.
-func elfRuns(p string) bool {
-	host := hostELF()
-	f, err := elf.Open(p)
-	if err != nil || host == nil {
-		return false
-	}
-	defer f.Close()
-	if f.Machine != host.Machine || f.Class != host.Class || f.Data != host.Data || (f.Type != elf.ET_EXEC && f.Type != elf.ET_DYN) {
-		return false
-	}
-	for _, prog := range f.Progs {
-		if prog.Type != elf.PT_INTERP {
-			continue
-		}
-		b := make([]byte, prog.Filesz)
-		if _, err := prog.ReadAt(b, 0); err != nil {
-			return false
-		}
-		interp := strings.TrimRight(string(b), "\x00")
-		var st unix.Stat_t
-		if !filepath.IsAbs(interp) || unix.Stat(interp, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || unix.Access(interp, unix.X_OK) != nil {
-			return false
-		}
-	}
-	return true
-}
-
-// hostELF is the header of this binary, for the machine it runs on.
-var hostELF = sync.OnceValue(func() *elf.FileHeader {
-	f, err := elf.Open("/proc/self/exe")
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	h := f.FileHeader
-	return &h
-})

@@ -410,3 +410,47 @@ func TestTakeOverDotDotAfterSymlink(t *testing.T) {
 		}
 	}
 }
+
+// The helpers keep what they read of a program file (execFormats): a
+// program replaced in place, with its size and modification time as they
+// were, is read afresh. Before, it has no interpreter line, and bash runs
+// it; after, it is a script the take-over starts itself, whose parent is
+// then not bash.
+func TestTakeOverNoticesReplacedProgram(t *testing.T) {
+	after := "#!/bin/sh\ncat /proc/$PPID/comm\n"
+	before := "cat /proc/$PPID/comm\n"
+	before += strings.Repeat("#", len(after)-len(before)-1) + "\n"
+	for _, st := range strategies(t) {
+		root := t.TempDir()
+		writeFile(t, root, "tool.sh", before, 0o755)
+		tool := filepath.Join(root, "tool.sh")
+		info, err := os.Stat(tool)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Old enough for its format to be kept.
+		time.Sleep(2 * execFormatMinAge)
+		run := func() string {
+			res, err := st.Run(context.Background(), Spec{ExecRoot: root, Argv: shell.TaskArgv("./tool.sh > o/out.txt"), Env: hostEnv(),
+				Inputs: []string{"tool.sh"}, Outputs: []string{"o/out.txt"}})
+			if err != nil || !res.Success() {
+				t.Fatalf("%s: %+v %v", st.Name(), res, err)
+			}
+			b, _ := os.ReadFile(filepath.Join(root, "o/out.txt"))
+			return string(b)
+		}
+		run()
+		if err := os.WriteFile(tool, []byte(after), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(tool, time.Time{}, info.ModTime()); err != nil {
+			t.Fatal(err)
+		}
+		if now, err := os.Stat(tool); err != nil || now.Size() != info.Size() || !now.ModTime().Equal(info.ModTime()) {
+			t.Fatalf("replaced program differs in size or time: %v %v", now, err)
+		}
+		if got := run(); got == "bash\n" || got == "" {
+			t.Errorf("%s: replaced program's parent %q, want the helper", st.Name(), got)
+		}
+	}
+}
