@@ -3,6 +3,7 @@ package sandbox
 import (
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 
@@ -29,6 +30,10 @@ type command struct {
 	// killed by a signal.
 	stderr int
 	text   string
+	// openCPU is the CPU time in nanoseconds the helper spent opening
+	// the command's redirections, which bash spends in the command's
+	// processes (see startPipeline).
+	openCPU int64
 }
 
 // startCommand starts what req asks for in req.Dir, with files as its
@@ -121,7 +126,8 @@ func (c *command) exitedAtStart() []bool {
 // command has exited, and returns the command's wait status: the
 // process's own, or bash's for a pipeline (pipefail: the last stage that
 // failed decides, 128+N for signal N); and the CPU time in nanoseconds of
-// the command's processes and those they waited for.
+// the command's processes and those they waited for, with what opening
+// its redirections cost.
 func (c *command) reap() (unix.WaitStatus, int64) {
 	statuses := make([]unix.WaitStatus, len(c.pids))
 	left := 0
@@ -130,7 +136,7 @@ func (c *command) reap() (unix.WaitStatus, int64) {
 			left++
 		}
 	}
-	var cpu int64
+	cpu := c.openCPU
 	for left > 0 {
 		var ws unix.WaitStatus
 		var ru unix.Rusage
@@ -169,6 +175,17 @@ func (c *command) reap() (unix.WaitStatus, int64) {
 		}
 	}
 	return unix.WaitStatus(code << 8), cpu
+}
+
+// threadCPU is the calling thread's CPU time in nanoseconds. Not
+// getrusage(RUSAGE_THREAD): for the running thread it leaves out what ran
+// since the scheduler last accounted for it, up to a clock tick.
+func threadCPU() int64 {
+	var ts unix.Timespec
+	if unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts) != nil {
+		return 0
+	}
+	return ts.Nano()
 }
 
 func signalText(s unix.Signal) string {
@@ -218,6 +235,13 @@ func startPipeline(req residentRequest, files []uintptr, sys func(i, first int) 
 		table[i][1] = uintptr(pipe[1])
 		table[i+1][0] = uintptr(pipe[0])
 	}
+	// Bash opens a redirection in the process that then executes the
+	// program, so what opening costs (truncating a large file, say) is
+	// the command's CPU; here it is this thread's, measured and counted
+	// as the command's too.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var openCPU int64
 	for i, st := range p.Stages {
 		for _, r := range st.Redirects {
 			if r.Op == shell.Dup {
@@ -229,7 +253,9 @@ func startPipeline(req residentRequest, files []uintptr, sys func(i, first int) 
 			if !filepath.IsAbs(path) {
 				path = req.Dir + "/" + path
 			}
+			before := threadCPU()
 			fd, ok := openRedirect(path, r.Op)
+			openCPU += threadCPU() - before
 			if !ok {
 				return nil
 			}
@@ -239,7 +265,7 @@ func startPipeline(req residentRequest, files []uintptr, sys func(i, first int) 
 	}
 	c := &command{
 		pids: make([]int, n), pidfds: make([]int, n), failed: make([]int, n),
-		forks: p.Forks, stderr: int(files[2]), text: p.Text,
+		forks: p.Forks, stderr: int(files[2]), text: p.Text, openCPU: openCPU,
 	}
 	env := make([]string, len(p.Env))
 	for i, st := range p.Stages {

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -452,5 +453,61 @@ func TestTakeOverNoticesReplacedProgram(t *testing.T) {
 		if got := run(); got == "bash\n" || got == "" {
 			t.Errorf("%s: replaced program's parent %q, want the helper", st.Name(), got)
 		}
+	}
+}
+
+// Bash opens a command's redirections in the command's own process, so
+// what opening costs is the command's CPU; taken over, the helper opens
+// them, and counts what it spent as the command's (Result.CPU). Truncating
+// a large file on tmpfs costs enough CPU to tell.
+func TestTakeOverCountsRedirectCPU(t *testing.T) {
+	var fs unix.Statfs_t
+	if err := unix.Statfs("/dev/shm", &fs); err != nil || fs.Type != unix.TMPFS_MAGIC {
+		t.Skip("no tmpfs at /dev/shm")
+	}
+	root, err := os.MkdirTemp("/dev/shm", "hepbuild-test-")
+	if err != nil {
+		t.Skip(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(root) })
+	// big makes a file of 256 MiB, all of it allocated.
+	big := func(name string) string {
+		p := filepath.Join(root, name)
+		fd, err := unix.Open(p, unix.O_WRONLY|unix.O_CREAT|unix.O_CLOEXEC, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Close(fd)
+		if err := unix.Fallocate(fd, 0, 0, 256<<20); err != nil {
+			t.Skip(err)
+		}
+		return p
+	}
+	// What truncating one costs this process.
+	probe := big("probe")
+	runtime.LockOSThread()
+	before := threadCPU()
+	fd, err := unix.Open(probe, unix.O_WRONLY|unix.O_TRUNC|unix.O_CLOEXEC, 0)
+	truncate := time.Duration(threadCPU() - before)
+	runtime.UnlockOSThread()
+	if err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(fd)
+	os.Remove(probe)
+	if truncate < 4*time.Millisecond {
+		t.Skipf("truncating costs too little CPU here to tell (%v)", truncate)
+	}
+	run := func(cmd string) time.Duration {
+		res, err := None{}.Run(context.Background(), Spec{ExecRoot: root, Argv: shell.TaskArgv(cmd), Env: hostEnv()})
+		if err != nil || !res.Success() {
+			t.Fatalf("%s: %+v %v", cmd, res, err)
+		}
+		return res.CPU
+	}
+	small := run(`cat /dev/null > small.txt`)
+	big("big.txt")
+	if got := run(`cat /dev/null > big.txt`); got-small < truncate/2 {
+		t.Errorf("command truncating a large file: CPU %v, %v with an empty one; truncating costs %v", got, small, truncate)
 	}
 }
