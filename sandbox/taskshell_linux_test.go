@@ -511,3 +511,34 @@ func TestTakeOverCountsRedirectCPU(t *testing.T) {
 		t.Errorf("command truncating a large file: CPU %v, %v with an empty one; truncating costs %v", got, small, truncate)
 	}
 }
+
+// A command run in a folder reached through a symlink sees, in PWD, the
+// folder's path without symlinks, as bash gives it.
+func TestTakeOverPWDThroughSymlink(t *testing.T) {
+	base := t.TempDir()
+	real := filepath.Join(base, "real", "root")
+	if err := os.MkdirAll(real, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	real, err := filepath.EvalSymlinks(real) // the temporary folder's own
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("real", filepath.Join(base, "link")); err != nil {
+		t.Fatal(err)
+	}
+	var runs [2]string
+	for i, takeOver := range []bool{false, true} {
+		func() {
+			defer func(was bool) { takeOverTasks = was }(takeOverTasks)
+			takeOverTasks = takeOver
+			root := filepath.Join(base, "link", "root")
+			res, err := None{}.Run(context.Background(), Spec{ExecRoot: root, Argv: shell.TaskArgv(`printenv PWD > out.txt`), Env: hostEnv()})
+			out, _ := os.ReadFile(filepath.Join(real, "out.txt"))
+			runs[i] = fmt.Sprintf("exit %d %v, PWD %q", res.ExitCode, err, out)
+		}()
+	}
+	if want := fmt.Sprintf("exit 0 <nil>, PWD %q", real+"\n"); runs[0] != want || runs[1] != want {
+		t.Errorf("bash: %s\ntaken over: %s\nwant: %s", runs[0], runs[1], want)
+	}
+}
