@@ -35,12 +35,7 @@ const reaperArg = "__hepbuild-reaper-pool__"
 
 func init() {
 	if len(os.Args) == 2 && os.Args[1] == reaperArg {
-		// Not on this goroutine, which the runtime keeps on the main
-		// thread through initialisation: a goroutine locked to its
-		// thread cannot yield without handing its P to another thread
-		// and back (see waitYield).
-		go func() { os.Exit(serveReaper()) }()
-		select {}
+		os.Exit(serveReaper())
 	}
 }
 
@@ -276,8 +271,13 @@ func reapCommand(c *serverConn, y *waitYield, req residentRequest, fds []int, nu
 // but then the runtime sees every P idle, sysmon sleeps, and the first
 // system call after each wait wakes it to its shortest period: that cost
 // more than it saved. So the reaper yields before it waits, every few
-// milliseconds: a yield costs a hand-over between threads, the storm
-// more.
+// milliseconds. It yields on the main thread, to which the runtime locks
+// the goroutine that runs init, so each yield hands the P to another
+// thread and back; the storm cost more. It stays on the main thread: a
+// SIGKILL makes that thread a zombie, which says the reaper is gone,
+// while the others still exit, and a reader among them could take a
+// request with it, which the caller would then take for a command that
+// ran and ended without a word.
 
 // waitYield yields before waits often enough that sysmon never sees the
 // goroutine run 10 ms unscheduled. Not safe for concurrent use.
