@@ -1,13 +1,11 @@
 package sandbox
 
 import (
-	"bytes"
-	"debug/elf"
 	"fmt"
-	"os"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -33,6 +31,10 @@ type command struct {
 	// killed by a signal.
 	stderr int
 	text   string
+	// openCPU is the CPU time in nanoseconds the helper spent opening
+	// the command's redirections, which bash spends in the command's
+	// processes (see startPipeline).
+	openCPU int64
 }
 
 // startCommand starts what req asks for in req.Dir, with files as its
@@ -125,7 +127,8 @@ func (c *command) exitedAtStart() []bool {
 // command has exited, and returns the command's wait status: the
 // process's own, or bash's for a pipeline (pipefail: the last stage that
 // failed decides, 128+N for signal N); and the CPU time in nanoseconds of
-// the command's processes and those they waited for.
+// the command's processes and those they waited for, with what opening
+// its redirections cost.
 func (c *command) reap() (unix.WaitStatus, int64) {
 	statuses := make([]unix.WaitStatus, len(c.pids))
 	left := 0
@@ -134,7 +137,7 @@ func (c *command) reap() (unix.WaitStatus, int64) {
 			left++
 		}
 	}
-	var cpu int64
+	cpu := c.openCPU
 	for left > 0 {
 		var ws unix.WaitStatus
 		var ru unix.Rusage
@@ -175,6 +178,17 @@ func (c *command) reap() (unix.WaitStatus, int64) {
 	return unix.WaitStatus(code << 8), cpu
 }
 
+// threadCPU is the calling thread's CPU time in nanoseconds. Not
+// getrusage(RUSAGE_THREAD): for the running thread it leaves out what ran
+// since the scheduler last accounted for it, up to a clock tick.
+func threadCPU() int64 {
+	var ts unix.Timespec
+	if unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts) != nil {
+		return 0
+	}
+	return ts.Nano()
+}
+
 func signalText(s unix.Signal) string {
 	t := s.String()
 	return strings.ToUpper(t[:1]) + t[1:]
@@ -190,8 +204,8 @@ func startPipeline(req residentRequest, files []uintptr, sys func(i, first int) 
 	if n == 0 {
 		return nil
 	}
-	pwd, err := filepath.EvalSymlinks(req.Dir)
-	if err != nil || !filepath.IsAbs(pwd) {
+	pwd, ok := physicalDir(req.Dir)
+	if !ok {
 		return nil
 	}
 	pathEnv := envValue(p.Env, "PATH")
@@ -222,6 +236,13 @@ func startPipeline(req residentRequest, files []uintptr, sys func(i, first int) 
 		table[i][1] = uintptr(pipe[1])
 		table[i+1][0] = uintptr(pipe[0])
 	}
+	// Bash opens a redirection in the process that then executes the
+	// program, so what opening costs (truncating a large file, say) is
+	// the command's CPU; here it is this thread's, measured and counted
+	// as the command's too.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var openCPU int64
 	for i, st := range p.Stages {
 		for _, r := range st.Redirects {
 			if r.Op == shell.Dup {
@@ -233,7 +254,9 @@ func startPipeline(req residentRequest, files []uintptr, sys func(i, first int) 
 			if !filepath.IsAbs(path) {
 				path = req.Dir + "/" + path
 			}
+			before := threadCPU()
 			fd, ok := openRedirect(path, r.Op)
+			openCPU += threadCPU() - before
 			if !ok {
 				return nil
 			}
@@ -243,7 +266,7 @@ func startPipeline(req residentRequest, files []uintptr, sys func(i, first int) 
 	}
 	c := &command{
 		pids: make([]int, n), pidfds: make([]int, n), failed: make([]int, n),
-		forks: p.Forks, stderr: int(files[2]), text: p.Text,
+		forks: p.Forks, stderr: int(files[2]), text: p.Text, openCPU: openCPU,
 	}
 	env := make([]string, len(p.Env))
 	for i, st := range p.Stages {
@@ -288,6 +311,30 @@ func startPipeline(req residentRequest, files []uintptr, sys func(i, first int) 
 	return c
 }
 
+// physicalDir is the path of the folder dir with no symlink in it, as
+// getcwd(3) in it says: what bash sets PWD to. The kernel's name of the
+// folder opened, from /proc, costs three system calls where
+// filepath.EvalSymlinks costs one per component.
+func physicalDir(dir string) (string, bool) {
+	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return "", false
+	}
+	defer unix.Close(fd)
+	buf := make([]byte, unix.PathMax)
+	n, err := unix.Readlink("/proc/self/fd/"+strconv.Itoa(fd), buf)
+	if err != nil || n == len(buf) {
+		return "", false
+	}
+	// A folder removed, or out of this process's root, is named so that
+	// bash would not name it alike.
+	p := string(buf[:n])
+	if !filepath.IsAbs(p) || strings.HasSuffix(p, " (deleted)") {
+		return "", false
+	}
+	return p, true
+}
+
 // bashLookPath finds the program bash would execute for the command word
 // name, or returns "" when it is not one bash would execute directly: not
 // found, not executable, or neither a binary nor a script with an
@@ -318,10 +365,10 @@ func bashLookPath(name, pathEnv, dir string) string {
 			p = "/" + name
 		}
 		var st unix.Stat_t
-		if unix.Stat(p, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || unix.Access(p, unix.X_OK) != nil {
+		if !executableFile(p, &st) {
 			continue
 		}
-		if !executesDirectly(p) {
+		if !executesDirectlyStat(p, &st) {
 			return ""
 		}
 		return p
@@ -336,47 +383,6 @@ func bashUnderscore(name, path string) string {
 		return name
 	}
 	return path
-}
-
-// executesDirectly says whether the kernel executes the file at p: an
-// executable ELF binary, or a script whose interpreter is one.
-func executesDirectly(p string) bool {
-	for depth := 0; depth < 2; depth++ {
-		var st unix.Stat_t
-		if unix.Stat(p, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || unix.Access(p, unix.X_OK) != nil {
-			return false
-		}
-		f, err := os.Open(p)
-		if err != nil {
-			return false
-		}
-		head := make([]byte, 256)
-		n, _ := f.Read(head)
-		f.Close()
-		head = head[:n]
-		if bytes.HasPrefix(head, []byte("\x7fELF")) {
-			return elfRuns(p)
-		}
-		if !bytes.HasPrefix(head, []byte("#!")) {
-			return false
-		}
-		line, _, found := bytes.Cut(head[2:], []byte("\n"))
-		if !found {
-			return false
-		}
-		// The interpreter as the kernel reads it (binfmt_script): after
-		// spaces and tabs, up to a space, a tab or a NUL; a carriage
-		// return is part of its name.
-		name := strings.TrimLeft(string(line), " \t")
-		if i := strings.IndexAny(name, " \t\x00"); i >= 0 {
-			name = name[:i]
-		}
-		if !filepath.IsAbs(name) {
-			return false
-		}
-		p = name
-	}
-	return false
 }
 
 // openRedirect opens path as the redirection op would in the program's
@@ -467,45 +473,3 @@ func openableHere(fd int, st *unix.Stat_t) bool {
 	}
 	return false
 }
-
-// elfRuns says whether the kernel would execute the ELF file at p: one
-// for this machine, whose program interpreter, if it names one, is an
-// executable file. A later stage of a pipeline that fails to execute is
-// reported in hepbuild's words, not bash's: such a file runs in bash.
-func elfRuns(p string) bool {
-	host := hostELF()
-	f, err := elf.Open(p)
-	if err != nil || host == nil {
-		return false
-	}
-	defer f.Close()
-	if f.Machine != host.Machine || f.Class != host.Class || f.Data != host.Data || (f.Type != elf.ET_EXEC && f.Type != elf.ET_DYN) {
-		return false
-	}
-	for _, prog := range f.Progs {
-		if prog.Type != elf.PT_INTERP {
-			continue
-		}
-		b := make([]byte, prog.Filesz)
-		if _, err := prog.ReadAt(b, 0); err != nil {
-			return false
-		}
-		interp := strings.TrimRight(string(b), "\x00")
-		var st unix.Stat_t
-		if !filepath.IsAbs(interp) || unix.Stat(interp, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || unix.Access(interp, unix.X_OK) != nil {
-			return false
-		}
-	}
-	return true
-}
-
-// hostELF is the header of this binary, for the machine it runs on.
-var hostELF = sync.OnceValue(func() *elf.FileHeader {
-	f, err := elf.Open("/proc/self/exe")
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	h := f.FileHeader
-	return &h
-})

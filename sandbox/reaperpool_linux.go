@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -131,7 +132,9 @@ func serveReaper() int {
 		fmt.Fprintf(os.Stderr, "hepbuild reaper: %v\n", err)
 		return 2
 	}
-	runtime.LockOSThread()
+	// A second P, idle, is what keeps the runtime from taking this
+	// goroutine's P while it waits in a system call (see waitYield).
+	runtime.GOMAXPROCS(2)
 	if err := reaper.BecomeSubreaper(); err != nil {
 		return fail(err)
 	}
@@ -141,9 +144,12 @@ func serveReaper() int {
 	}
 	// Signals to the reaper do not end it, which would leave a command's
 	// orphans to init; caught rather than ignored, since ignored signals
-	// stay ignored in what this process executes.
+	// stay ignored in what this process executes. Those whose default is
+	// to be ignored are left to the runtime, which ignores them without
+	// waking a goroutine: SIGCHLD comes with every command's end.
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs)
+	signal.Reset(unix.SIGCHLD, unix.SIGURG, unix.SIGWINCH)
 	go func() {
 		for range sigs {
 		}
@@ -164,7 +170,9 @@ func serveReaper() int {
 	if err := c.reply(residentReply{Ready: true}); err != nil {
 		return fail(err)
 	}
+	var y waitYield
 	for {
+		y.beforeWait()
 		req, fds, err := c.read()
 		if errors.Is(err, errEOF) {
 			return 0
@@ -176,7 +184,7 @@ func serveReaper() int {
 			closeAll(fds) // a signal for a command that has ended
 			continue
 		}
-		rep, hungUp := reapCommand(&c, req, fds, null)
+		rep, hungUp := reapCommand(&c, &y, req, fds, null)
 		closeAll(fds)
 		if hungUp {
 			return 0
@@ -193,7 +201,7 @@ func serveReaper() int {
 // reapCommand runs one command, applying the signals asked for meanwhile,
 // and kills and reaps what it left once it has exited. hungUp says the
 // caller went away, and the command and all it left were killed.
-func reapCommand(c *serverConn, req residentRequest, fds []int, null int) (rep residentReply, hungUp bool) {
+func reapCommand(c *serverConn, y *waitYield, req residentRequest, fds []int, null int) (rep residentReply, hungUp bool) {
 	files, err := commandFiles(req, fds, null)
 	if err != nil {
 		return residentReply{Err: err.Error()}, false
@@ -214,6 +222,7 @@ func reapCommand(c *serverConn, req residentRequest, fds []int, null int) (rep r
 	}
 	exited := cmd.exitedAtStart()
 	for {
+		y.beforeWait()
 		poll := append(cmd.pollFDs(exited), unix.PollFd{Fd: int32(c.fd), Events: unix.POLLIN})
 		if _, err := unix.Poll(poll, -1); err != nil {
 			if err == unix.EINTR {
@@ -249,4 +258,34 @@ func reapCommand(c *serverConn, req residentRequest, fds []int, null int) (rep r
 	status, cpu := cmd.reap()
 	reaper.KillLeftovers()
 	return residentReply{Status: int(status), CPU: cpu}, false
+}
+
+// The reaper waits in blocking system calls: for the caller's message,
+// for the command's end (poll). While another P is idle, the runtime lets
+// a goroutine keep its P through a system call of up to 10 ms; but sysmon
+// takes the P, and signals the thread, at every tick (down to 20 µs) once
+// the P has run the same goroutine for 10 ms, and a goroutine that only
+// ever blocks in system calls is never scheduled anew. A profile put a
+// fifth of a reaper's CPU in sysmon for that. Waiting through the
+// runtime's poller instead schedules the goroutine anew at every wait,
+// but then the runtime sees every P idle, sysmon sleeps, and the first
+// system call after each wait wakes it to its shortest period: that cost
+// more than it saved. So the reaper yields before it waits, every few
+// milliseconds. It yields on the main thread, to which the runtime locks
+// the goroutine that runs init, so each yield hands the P to another
+// thread and back; the storm cost more. It stays on the main thread: a
+// SIGKILL makes that thread a zombie, which says the reaper is gone,
+// while the others still exit, and a reader among them could take a
+// request with it, which the caller would then take for a command that
+// ran and ended without a word.
+
+// waitYield yields before waits often enough that sysmon never sees the
+// goroutine run 10 ms unscheduled. Not safe for concurrent use.
+type waitYield struct{ last time.Time }
+
+func (y *waitYield) beforeWait() {
+	if now := time.Now(); now.Sub(y.last) >= 4*time.Millisecond {
+		runtime.Gosched()
+		y.last = now
+	}
 }

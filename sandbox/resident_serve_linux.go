@@ -120,9 +120,12 @@ func serveResident(execRoot, tmpSize string) int {
 		return fail(err)
 	}
 	// Caught rather than ignored: ignored signals stay ignored in what
-	// this process executes.
+	// this process executes. Those whose default is to be ignored are
+	// left to the runtime, whose handler ignores them without waking a
+	// goroutine: SIGCHLD comes with every command's end.
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs)
+	signal.Reset(unix.SIGCHLD, unix.SIGURG, unix.SIGWINCH)
 	go func() {
 		for range sigs {
 		}

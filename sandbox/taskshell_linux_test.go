@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -408,5 +409,136 @@ func TestTakeOverDotDotAfterSymlink(t *testing.T) {
 		if runs[0] != runs[1] {
 			t.Errorf("%s:\nbash:       %s\ntaken over: %s", cmd, runs[0], runs[1])
 		}
+	}
+}
+
+// The helpers keep what they read of a program file (execFormats): a
+// program replaced in place, with its size and modification time as they
+// were, is read afresh. Before, it has no interpreter line, and bash runs
+// it; after, it is a script the take-over starts itself, whose parent is
+// then not bash.
+func TestTakeOverNoticesReplacedProgram(t *testing.T) {
+	after := "#!/bin/sh\ncat /proc/$PPID/comm\n"
+	before := "cat /proc/$PPID/comm\n"
+	before += strings.Repeat("#", len(after)-len(before)-1) + "\n"
+	for _, st := range strategies(t) {
+		root := t.TempDir()
+		writeFile(t, root, "tool.sh", before, 0o755)
+		tool := filepath.Join(root, "tool.sh")
+		info, err := os.Stat(tool)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Old enough for its format to be kept.
+		time.Sleep(2 * execFormatMinAge)
+		run := func() string {
+			res, err := st.Run(context.Background(), Spec{ExecRoot: root, Argv: shell.TaskArgv("./tool.sh > o/out.txt"), Env: hostEnv(),
+				Inputs: []string{"tool.sh"}, Outputs: []string{"o/out.txt"}})
+			if err != nil || !res.Success() {
+				t.Fatalf("%s: %+v %v", st.Name(), res, err)
+			}
+			b, _ := os.ReadFile(filepath.Join(root, "o/out.txt"))
+			return string(b)
+		}
+		run()
+		if err := os.WriteFile(tool, []byte(after), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(tool, time.Time{}, info.ModTime()); err != nil {
+			t.Fatal(err)
+		}
+		if now, err := os.Stat(tool); err != nil || now.Size() != info.Size() || !now.ModTime().Equal(info.ModTime()) {
+			t.Fatalf("replaced program differs in size or time: %v %v", now, err)
+		}
+		if got := run(); got == "bash\n" || got == "" {
+			t.Errorf("%s: replaced program's parent %q, want the helper", st.Name(), got)
+		}
+	}
+}
+
+// Bash opens a command's redirections in the command's own process, so
+// what opening costs is the command's CPU; taken over, the helper opens
+// them, and counts what it spent as the command's (Result.CPU). Truncating
+// a large file on tmpfs costs enough CPU to tell.
+func TestTakeOverCountsRedirectCPU(t *testing.T) {
+	var fs unix.Statfs_t
+	if err := unix.Statfs("/dev/shm", &fs); err != nil || fs.Type != unix.TMPFS_MAGIC {
+		t.Skip("no tmpfs at /dev/shm")
+	}
+	root, err := os.MkdirTemp("/dev/shm", "hepbuild-test-")
+	if err != nil {
+		t.Skip(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(root) })
+	// big makes a file of 256 MiB, all of it allocated.
+	big := func(name string) string {
+		p := filepath.Join(root, name)
+		fd, err := unix.Open(p, unix.O_WRONLY|unix.O_CREAT|unix.O_CLOEXEC, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Close(fd)
+		if err := unix.Fallocate(fd, 0, 0, 256<<20); err != nil {
+			t.Skip(err)
+		}
+		return p
+	}
+	// What truncating one costs this process.
+	probe := big("probe")
+	runtime.LockOSThread()
+	before := threadCPU()
+	fd, err := unix.Open(probe, unix.O_WRONLY|unix.O_TRUNC|unix.O_CLOEXEC, 0)
+	truncate := time.Duration(threadCPU() - before)
+	runtime.UnlockOSThread()
+	if err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(fd)
+	os.Remove(probe)
+	if truncate < 4*time.Millisecond {
+		t.Skipf("truncating costs too little CPU here to tell (%v)", truncate)
+	}
+	run := func(cmd string) time.Duration {
+		res, err := None{}.Run(context.Background(), Spec{ExecRoot: root, Argv: shell.TaskArgv(cmd), Env: hostEnv()})
+		if err != nil || !res.Success() {
+			t.Fatalf("%s: %+v %v", cmd, res, err)
+		}
+		return res.CPU
+	}
+	small := run(`cat /dev/null > small.txt`)
+	big("big.txt")
+	if got := run(`cat /dev/null > big.txt`); got-small < truncate/2 {
+		t.Errorf("command truncating a large file: CPU %v, %v with an empty one; truncating costs %v", got, small, truncate)
+	}
+}
+
+// A command run in a folder reached through a symlink sees, in PWD, the
+// folder's path without symlinks, as bash gives it.
+func TestTakeOverPWDThroughSymlink(t *testing.T) {
+	base := t.TempDir()
+	real := filepath.Join(base, "real", "root")
+	if err := os.MkdirAll(real, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	real, err := filepath.EvalSymlinks(real) // the temporary folder's own
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("real", filepath.Join(base, "link")); err != nil {
+		t.Fatal(err)
+	}
+	var runs [2]string
+	for i, takeOver := range []bool{false, true} {
+		func() {
+			defer func(was bool) { takeOverTasks = was }(takeOverTasks)
+			takeOverTasks = takeOver
+			root := filepath.Join(base, "link", "root")
+			res, err := None{}.Run(context.Background(), Spec{ExecRoot: root, Argv: shell.TaskArgv(`printenv PWD > out.txt`), Env: hostEnv()})
+			out, _ := os.ReadFile(filepath.Join(real, "out.txt"))
+			runs[i] = fmt.Sprintf("exit %d %v, PWD %q", res.ExitCode, err, out)
+		}()
+	}
+	if want := fmt.Sprintf("exit 0 <nil>, PWD %q", real+"\n"); runs[0] != want || runs[1] != want {
+		t.Errorf("bash: %s\ntaken over: %s\nwant: %s", runs[0], runs[1], want)
 	}
 }
