@@ -35,6 +35,9 @@ type pkgBuilder struct {
 	emptyGlobs []EmptyGlob
 	strs       map[string]any    // see boxString
 	lastLists  map[*attrSpec]any // see shareLabels
+	// lastRefs is the first label of the last list passed to ref: a list
+	// shared with the previous target needs no second look.
+	lastRefs *graph.Label
 }
 
 // EmptyGlob is a glob() written in a BUILD file that matched no file,

@@ -173,8 +173,16 @@ func (r *ruleClass) CallInternal(thread *starlark.Thread, args starlark.Tuple, k
 			}
 		case []graph.Label:
 			if a.Type != graph.AttrOutputList {
+				if len(x) > 0 && &x[0] == b.lastRefs {
+					// The list the previous target shared with this
+					// one (shareLabels): its labels are recorded.
+					continue
+				}
 				for _, l := range x {
 					b.ref(l)
+				}
+				if len(x) > 0 {
+					b.lastRefs = &x[0]
 				}
 				continue
 			}
