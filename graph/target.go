@@ -232,19 +232,22 @@ func (t *Target) AppendDeps(out []Label, implicit bool) []Label {
 			}
 		}
 	}
-	if !hasDeps(t.Defaults) {
-		// The defaults name no label, as those of most rule classes
-		// do not: Attrs alone, sorted as the merge would be, give the
-		// same dependencies in the same order, without the merge.
-		for _, a := range t.Attrs {
-			visit(a)
-		}
-		return out
-	}
-	for a := range t.attrs(false) {
+	for a := range t.LabelAttrs() {
 		visit(a)
 	}
 	return out
+}
+
+// LabelAttrs yields, sorted by name, the attributes of a rule that may name
+// labels (those AllAttrs yields), though it may leave out those that name
+// none: when the defaults of the rule's class name no label, as those of
+// most classes do not, it yields Attrs alone, which spares the merge with
+// the defaults a million times in a large package.
+func (t *Target) LabelAttrs() iter.Seq[Attr] {
+	if hasDeps(t.Defaults) {
+		return t.attrs(false)
+	}
+	return slices.Values(t.Attrs)
 }
 
 // hasDeps reports whether attrs hold a label or a non-empty label list.
