@@ -232,23 +232,23 @@ func (t *Target) AppendDeps(out []Label, implicit bool) []Label {
 			}
 		}
 	}
-	for a := range t.LabelAttrs() {
+	if t.OwnLabels() {
+		for _, a := range t.Attrs {
+			visit(a)
+		}
+		return out
+	}
+	for a := range t.attrs(false) {
 		visit(a)
 	}
 	return out
 }
 
-// LabelAttrs yields, sorted by name, the attributes of a rule that may name
-// labels (those AllAttrs yields), though it may leave out those that name
-// none: when the defaults of the rule's class name no label, as those of
-// most classes do not, it yields Attrs alone, which spares the merge with
-// the defaults a million times in a large package.
-func (t *Target) LabelAttrs() iter.Seq[Attr] {
-	if hasDeps(t.Defaults) {
-		return t.attrs(false)
-	}
-	return slices.Values(t.Attrs)
-}
+// OwnLabels reports whether the labels a rule names are all in its Attrs:
+// whether the defaults of its class name none, as those of most classes
+// do not. Callers then walk Attrs, sorted as AllAttrs is, and spare the
+// merge with the defaults a million times in a large package.
+func (t *Target) OwnLabels() bool { return !hasDeps(t.Defaults) }
 
 // hasDeps reports whether attrs hold a label or a non-empty label list.
 func hasDeps(attrs []Attr) bool {
