@@ -119,15 +119,24 @@ func Expand(src PackageSource, patterns []Pattern) ([]*Target, error) {
 
 // ExpandSet is Expand without the sorting, for callers that go on with sets.
 func ExpandSet(src PackageSource, patterns []Pattern) (map[Label]*Target, error) {
-	set := map[Label]*Target{}
+	var set map[Label]*Target
 	for _, p := range patterns {
 		ts, err := expandOne(src, p)
 		if err != nil {
 			return nil, err
 		}
+		if set == nil {
+			// Sized for the first pattern, often the only one: a
+			// million-target package grows a map through every size
+			// otherwise, a tenth of the time of a query.
+			set = make(map[Label]*Target, len(ts))
+		}
 		for _, t := range ts {
 			set[t.Label] = t
 		}
+	}
+	if set == nil {
+		set = map[Label]*Target{}
 	}
 	return set, nil
 }
@@ -296,17 +305,22 @@ func SortTargets(set map[Label]*Target) []*Target {
 // package sort as their names do, so only targets of several packages need
 // their label strings made.
 func sortTargets(ts []*Target) {
-	if onePackage(ts) {
-		slices.SortFunc(ts, func(a, b *Target) int { return strings.Compare(a.Label.Name, b.Label.Name) })
-		return
-	}
+	// Sorting keys beside the targets rather than the targets themselves
+	// spares each comparison a read of two targets from all over the heap:
+	// sorting a million-target package takes half as long.
 	type keyed struct {
 		key string
 		t   *Target
 	}
 	ks := make([]keyed, len(ts))
-	for i, t := range ts {
-		ks[i] = keyed{t.Label.String(), t}
+	if onePackage(ts) {
+		for i, t := range ts {
+			ks[i] = keyed{t.Label.Name, t}
+		}
+	} else {
+		for i, t := range ts {
+			ks[i] = keyed{t.Label.String(), t}
+		}
 	}
 	slices.SortFunc(ks, func(a, b keyed) int { return strings.Compare(a.key, b.key) })
 	for i, k := range ks {

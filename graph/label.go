@@ -139,6 +139,11 @@ func checkPackage(p string) error {
 	return nil
 }
 
+// ValidName reports whether n is a valid target name: one that
+// ParseRelative(":"+n, pkg) accepts, without making the label text (a
+// package of a million rules checks a million names).
+func ValidName(n string) bool { return checkName(n) == nil }
+
 // checkName rejects target names that are empty or escape their package.
 func checkName(n string) error {
 	if n == "" {

@@ -91,8 +91,7 @@ func attrStrings(t *graph.Target, name string) []string {
 	return s
 }
 
-func analyzeFilegroup(a *analyzer, r *ruleInstance) (*configured, error) {
-	t := r.target
+func analyzeFilegroup(a *analyzer, t *graph.Target) (*configured, error) {
 	var files []*File
 	seen := map[string]bool{}
 	for _, l := range attrLabels(t, "srcs") {
@@ -110,8 +109,7 @@ func analyzeFilegroup(a *analyzer, r *ruleInstance) (*configured, error) {
 	return c, nil
 }
 
-func analyzeEnvironment(a *analyzer, r *ruleInstance) (*configured, error) {
-	t := r.target
+func analyzeEnvironment(a *analyzer, t *graph.Target) (*configured, error) {
 	kind := attrString(t, "kind")
 	switch kind {
 	case "host", "shell", "venv", "conda", "container", "cmssw":
@@ -166,8 +164,7 @@ func defaultInfoFor(files []*File) *ProviderInstance {
 	return &ProviderInstance{provider: defaultInfo, fields: map[string]starlarkValue{"files": depsetOf(files)}}
 }
 
-func analyzeTask(a *analyzer, r *ruleInstance) (*configured, error) {
-	t := r.target
+func analyzeTask(a *analyzer, t *graph.Target) (*configured, error) {
 	fail := func(format string, args ...any) error {
 		return &Error{Pos: t.Pos, Target: t.Label, Msg: fmt.Sprintf(format, args...)}
 	}

@@ -35,6 +35,9 @@ type pkgBuilder struct {
 	emptyGlobs []EmptyGlob
 	strs       map[string]any    // see boxString
 	lastLists  map[*attrSpec]any // see shareLabels
+	// lastRefs is the first label of the last list passed to ref: a list
+	// shared with the previous target needs no second look.
+	lastRefs *graph.Label
 }
 
 // EmptyGlob is a glob() written in a BUILD file that matched no file,
@@ -152,8 +155,22 @@ func (b *pkgBuilder) add(t *graph.Target, owner graph.Label) error {
 		return errorf(owner, "duplicate target name %q: already declared at %s as %s", t.Label.Name, prev.Pos, what)
 	}
 	b.pkg.Targets[t.Label.Name] = t
-	b.pkg.Order = append(b.pkg.Order, t.Label.Name)
+	b.appendOrder(t.Label.Name)
 	return nil
+}
+
+// appendOrder appends name to the package's Order, doubling it when full:
+// append grows a long slice by a quarter at a time, and the Order of a
+// million-rule package then allocates five times its final size, garbage
+// the collector has to find.
+func (b *pkgBuilder) appendOrder(name string) {
+	o := b.pkg.Order
+	if len(o) == cap(o) && len(o) >= 1024 {
+		grown := make([]string, len(o), 2*len(o))
+		copy(grown, o)
+		o = grown
+	}
+	b.pkg.Order = append(o, name)
 }
 
 // ref records a label used in an attribute: if it names a target of this
@@ -190,12 +207,12 @@ func (b *pkgBuilder) finish(loads []graph.Label) (*graph.Package, error) {
 		}
 		t := &graph.Target{Label: l, Pos: graph.Pos{File: l.Path(), Line: 1, Col: 1}}
 		b.pkg.Targets[l.Name] = t
-		b.pkg.Order = append(b.pkg.Order, l.Name)
+		b.appendOrder(l.Name)
 	}
 	bf := path.Base(b.pkg.BuildFile)
 	if _, ok := b.pkg.Targets[bf]; !ok {
 		b.pkg.Targets[bf] = &graph.Target{Label: b.label(bf), Pos: graph.Pos{File: b.pkg.BuildFile, Line: 1, Col: 1}}
-		b.pkg.Order = append(b.pkg.Order, bf)
+		b.appendOrder(bf)
 	}
 	b.pkg.Loads = loads
 	b.pkg.ReadFiles = b.readFiles

@@ -118,12 +118,11 @@ func remoteName(raw string) string {
 	return path.Base(u.Path)
 }
 
-func analyzeRemoteFiles(a *analyzer, r *ruleInstance) (*configured, error) {
-	return analyzeRemote(a, r.target, attrStrings(r.target, "urls"))
+func analyzeRemoteFiles(a *analyzer, t *graph.Target) (*configured, error) {
+	return analyzeRemote(a, t, attrStrings(t, "urls"))
 }
 
-func analyzeRemoteGlob(a *analyzer, r *ruleInstance) (*configured, error) {
-	t := r.target
+func analyzeRemoteGlob(a *analyzer, t *graph.Target) (*configured, error) {
 	fail := func(format string, args ...any) error {
 		return &Error{Pos: t.Pos, Target: t.Label, Msg: fmt.Sprintf(format, args...)}
 	}

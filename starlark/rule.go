@@ -11,8 +11,9 @@ import (
 	"github.com/hepbuild/hepbuild/graph"
 )
 
-// nativeImpl analyses a native rule.
-type nativeImpl func(a *analyzer, r *ruleInstance) (*configured, error)
+// nativeImpl analyses a native rule target. It takes the target alone: a
+// ruleInstance for each of a million tasks would be a million allocations.
+type nativeImpl func(a *analyzer, t *graph.Target) (*configured, error)
 
 // ruleClass is a rule: native (task, filegroup, environment) or made by rule().
 type ruleClass struct {
@@ -98,8 +99,11 @@ func (r *ruleClass) CallInternal(thread *starlark.Thread, args starlark.Tuple, k
 		return nil, fmt.Errorf("%s: missing mandatory attribute name", r.Name())
 	}
 	lbl := b.label(name)
-	if _, err := graph.ParseRelative(":"+name, b.pkg.Name); err != nil {
-		return nil, errorf(lbl, "%v", err)
+	if !graph.ValidName(name) {
+		// ParseRelative says why, as for any label.
+		if _, err := graph.ParseRelative(":"+name, b.pkg.Name); err != nil {
+			return nil, errorf(lbl, "%v", err)
+		}
 	}
 	for _, kv := range kwargs {
 		k := string(kv[0].(starlark.String))
@@ -173,8 +177,16 @@ func (r *ruleClass) CallInternal(thread *starlark.Thread, args starlark.Tuple, k
 			}
 		case []graph.Label:
 			if a.Type != graph.AttrOutputList {
+				if len(x) > 0 && &x[0] == b.lastRefs {
+					// The list the previous target shared with this
+					// one (shareLabels): its labels are recorded.
+					continue
+				}
 				for _, l := range x {
 					b.ref(l)
+				}
+				if len(x) > 0 {
+					b.lastRefs = &x[0]
 				}
 				continue
 			}

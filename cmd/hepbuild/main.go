@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
 	"syscall"
@@ -97,6 +98,7 @@ func main() {
 	stopProfile := cpuProfile(os.Getenv("HEPBUILD_CPUPROFILE"))
 	code := run(ctx, os.Args[1:], &env{stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin, ctx: ctx, cwd: cwd})
 	stopProfile()
+	heapProfile(os.Getenv("HEPBUILD_MEMPROFILE"))
 	os.Exit(code)
 }
 
@@ -118,6 +120,26 @@ func cpuProfile(path string) (stop func()) {
 	return func() {
 		pprof.StopCPUProfile()
 		f.Close()
+	}
+}
+
+// heapProfile writes a heap profile of the whole command to path, for `go
+// tool pprof -sample_index=alloc_space`; nothing without a path. Its
+// in-use memory is what is left when the command is done.
+func heapProfile(path string) {
+	if path == "" {
+		return
+	}
+	runtime.GC() // publishes the allocations of the last cycles
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.Lookup("heap").WriteTo(f, 0)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "WARNING: HEPBUILD_MEMPROFILE:", err)
 	}
 }
 
