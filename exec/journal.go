@@ -552,8 +552,9 @@ func readExplain(path string) []*ActionRecord {
 	return recs
 }
 
-// Close compacts the journal and the explain log when this build changed
-// them, and reports the first write error. The Journal is unusable after.
+// Close compacts the journal and the explain log when they hold enough
+// superseded lines (see below), and reports the first write error. The
+// Journal is unusable after.
 func (j *Journal) Close() error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -630,17 +631,18 @@ func (j *Journal) compactExplain() error {
 	if err != nil {
 		return fmt.Errorf("compacting explain log: %w", err)
 	}
-	// Lines are kept as written: only the outputs are decoded, to find
-	// the last record of each action. Lines readExplain would skip for
-	// their other fields are skipped when read, as before.
+	// Lines are kept as written, not encoded again; the last record of
+	// each action that readExplain would return is the one kept, so a
+	// damaged newer line never displaces the older record readers use.
 	lines := bytes.Split(b, []byte("\n"))
 	firsts := make([]string, len(lines))
 	last := map[string]int{}
 	for i, line := range lines {
-		var w struct {
-			Outputs []string `json:"outputs"`
+		var w actionRecordJSON
+		if len(line) == 0 || json.Unmarshal(line, &w) != nil {
+			continue
 		}
-		if len(line) == 0 || json.Unmarshal(line, &w) != nil || len(w.Outputs) == 0 {
+		if rec, err := w.record(); err != nil || len(rec.Outputs) == 0 {
 			continue
 		}
 		firsts[i] = w.Outputs[0]

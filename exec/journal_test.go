@@ -2,6 +2,7 @@ package exec
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -420,5 +421,36 @@ func TestJournalCompactsOnceMostlySuperseded(t *testing.T) {
 	}
 	if rec, ok := j.Previous("hepbuild-out/pkg/x"); !ok || rec.Key != want {
 		t.Errorf("explain log keeps %+v, want the last record", rec)
+	}
+}
+
+// TestCompactExplainKeepsTheRecordReadersUse: a newer line for an action
+// that readers skip (its outputs decode, another field does not) must not
+// make compaction drop the older record they use instead.
+func TestCompactExplainKeepsTheRecordReadersUse(t *testing.T) {
+	base := t.TempDir()
+	a := &Action{
+		Owner: graph.Label{Pkg: "pkg", Name: "x"}, Mnemonic: "Task", Kind: KindRun,
+		Argv: []string{"/bin/bash", "-c", "make"}, Outputs: []Artifact{{Path: "hepbuild-out/pkg/x"}},
+	}
+	good := newActionRecord(a, &Key{Digest: cache.FromBytes([]byte("good"))}, nil)
+	line, err := json.Marshal(good.toJSON())
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := strings.Replace(string(line), good.Key.String(), "not-a-digest", 1)
+	if bad == string(line) {
+		t.Fatal("could not damage the key")
+	}
+	if err := os.WriteFile(filepath.Join(base, explainFile), []byte(string(line)+"\n"+bad+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	j := &Journal{dir: base}
+	if err := j.compactExplain(); err != nil {
+		t.Fatal(err)
+	}
+	recs := readExplain(filepath.Join(base, explainFile))
+	if len(recs) != 1 || recs[0].Key != good.Key {
+		t.Errorf("after compaction readers get %+v, want the good record", recs)
 	}
 }
