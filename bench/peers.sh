@@ -26,7 +26,8 @@
 #        repository's; HEPBUILD_GEN=path the generator.
 set -uo pipefail
 # shellcheck source=lib.sh
-source "$(dirname "$0")/lib.sh"
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/lib.sh"
 
 all_peers=0 scale=0 hash=1 sizes=()
 for a in "$@"; do
@@ -191,9 +192,9 @@ printf '%s\n' "${checks[@]}"
 
 if ((hash)); then
 	echo
-	bash "$(dirname "$0")/hash.sh" 2048 | tail -3
+	bash "$here/hash.sh" 2048 | tail -3
 fi
 if ((scale)); then
 	echo
-	HEPBUILD=$hb bash "$(dirname "$0")/load.sh" --build-200k
+	HEPBUILD=$hb bash "$here/load.sh" --build-200k
 fi
