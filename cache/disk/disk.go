@@ -422,6 +422,13 @@ func (c *Cache) shard(dir string) error {
 	if err := mkdirShared(dir); err != nil {
 		return err
 	}
+	// As for cas.v1 and ac.v1 (see Open): entries go into folders the
+	// cache owns, never through a link someone put in a shard's place.
+	if fi, err := os.Lstat(dir); err != nil {
+		return err
+	} else if !fi.IsDir() {
+		return fmt.Errorf("%s is not a folder (a symbolic link?); hepbuild follows no link inside its cache (remove it)", dir)
+	}
 	c.shards.Store(dir, struct{}{})
 	return nil
 }

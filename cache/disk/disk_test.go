@@ -975,3 +975,21 @@ func TestShardFolderRemovedBehindTheCache(t *testing.T) {
 		t.Errorf("temporary files left: %v", tmp)
 	}
 }
+
+// TestShardLinkIsRefused: a shard folder replaced by a symbolic link to a
+// folder elsewhere is not written through.
+func TestShardLinkIsRefused(t *testing.T) {
+	c := open(t)
+	elsewhere := t.TempDir()
+	blob := []byte("through a link")
+	d := cache.FromBytes(blob)
+	if err := os.Symlink(elsewhere, filepath.Join(c.Dir(), "cas.v1", d.Hash[:2])); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Put(ctx, d, bytes.NewReader(blob)); err == nil {
+		t.Error("Put wrote through a shard that is a symbolic link")
+	}
+	if left, _ := os.ReadDir(elsewhere); len(left) != 0 {
+		t.Errorf("written outside the cache: %v", left)
+	}
+}
