@@ -361,18 +361,18 @@ func (c *Cache) write(ctx context.Context, kind string, want *cache.Digest, r io
 	// is renamed into its shard (same file system, so rename is atomic).
 	tmpDir := filepath.Join(c.dir, kind)
 	if want != nil {
-		tmpDir = filepath.Join(c.dir, kind, want.Hash[:2])
-		if err := c.shard(tmpDir); err != nil {
-			return cache.Digest{}, c.writeErr(err)
-		}
+		tmpDir = filepath.Join(tmpDir, want.Hash[:2])
 	}
-	f, err := os.CreateTemp(tmpDir, tmpPrefix+"*")
-	if errors.Is(err, fs.ErrNotExist) && want != nil {
-		c.shards.Delete(tmpDir)
-		if err := c.shard(tmpDir); err != nil {
-			return cache.Digest{}, c.writeErr(err)
-		}
+	var f *os.File
+	create := func() (err error) {
 		f, err = os.CreateTemp(tmpDir, tmpPrefix+"*")
+		return err
+	}
+	var err error
+	if want != nil {
+		err = c.inShard(tmpDir, create)
+	} else {
+		err = create()
 	}
 	if err != nil {
 		return cache.Digest{}, c.writeErr(err)
@@ -433,21 +433,28 @@ func (c *Cache) shard(dir string) error {
 	return nil
 }
 
-// renameInto renames the temporary file tmp to name in the shard folder
-// dir, making the folder again if it went away.
-func (c *Cache) renameInto(tmp, dir, name string) error {
+// inShard runs op, which makes a file in the shard folder dir, after
+// making sure the folder exists, and once more after making it again if op
+// found it gone.
+func (c *Cache) inShard(dir string, op func() error) error {
 	if err := c.shard(dir); err != nil {
 		return err
 	}
-	err := os.Rename(tmp, filepath.Join(dir, name))
+	err := op()
 	if errors.Is(err, fs.ErrNotExist) && !isDir(dir) {
 		c.shards.Delete(dir)
 		if err := c.shard(dir); err != nil {
 			return err
 		}
-		err = os.Rename(tmp, filepath.Join(dir, name))
+		err = op()
 	}
 	return err
+}
+
+// renameInto renames the temporary file tmp to name in the shard folder
+// dir, making the folder again if it went away.
+func (c *Cache) renameInto(tmp, dir, name string) error {
+	return c.inShard(dir, func() error { return os.Rename(tmp, filepath.Join(dir, name)) })
 }
 
 func (c *Cache) writeErr(err error) error {
