@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"syscall"
 
@@ -204,8 +203,8 @@ func startPipeline(req residentRequest, files []uintptr, sys func(i, first int) 
 	if n == 0 {
 		return nil
 	}
-	pwd, ok := physicalDir(req.Dir)
-	if !ok {
+	pwd, err := filepath.EvalSymlinks(req.Dir)
+	if err != nil || !filepath.IsAbs(pwd) {
 		return nil
 	}
 	pathEnv := envValue(p.Env, "PATH")
@@ -309,30 +308,6 @@ func startPipeline(req residentRequest, files []uintptr, sys func(i, first int) 
 		}
 	}
 	return c
-}
-
-// physicalDir is the path of the folder dir with no symlink in it, as
-// getcwd(3) in it says: what bash sets PWD to. The kernel's name of the
-// folder opened, from /proc, costs three system calls where
-// filepath.EvalSymlinks costs one per component.
-func physicalDir(dir string) (string, bool) {
-	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return "", false
-	}
-	defer unix.Close(fd)
-	buf := make([]byte, unix.PathMax)
-	n, err := unix.Readlink("/proc/self/fd/"+strconv.Itoa(fd), buf)
-	if err != nil || n == len(buf) {
-		return "", false
-	}
-	// A folder removed, or out of this process's root, is named so that
-	// bash would not name it alike.
-	p := string(buf[:n])
-	if !filepath.IsAbs(p) || strings.HasSuffix(p, " (deleted)") {
-		return "", false
-	}
-	return p, true
 }
 
 // bashLookPath finds the program bash would execute for the command word
