@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -49,6 +50,13 @@ func Binary(t testing.TB, name, script string) string {
 // range (what listening on port 0 gives) may be taken, before the server
 // binds it, by any outgoing connection of the tests running beside this
 // one, which the many gRPC clients of the suite make all the time.
+//
+// A port handed out is reserved until the test ends, in this process and,
+// through a file in the system's temporary folder, in the other test
+// processes `go test ./...` runs beside this one: between FreePort and the
+// server's bind another package's FreePort could otherwise pick the same
+// port, and a server failed to start (or, worse, a test reached the other
+// package's server).
 func FreePort(t testing.TB) int {
 	t.Helper()
 	low := 32768
@@ -61,6 +69,9 @@ func FreePort(t testing.TB) int {
 	}
 	for range 200 {
 		port := 10000 + rand.IntN(low-10000)
+		if !reservePort(t, port) {
+			continue
+		}
 		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err == nil {
 			l.Close()
@@ -73,6 +84,58 @@ func FreePort(t testing.TB) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// staleReservation is how old a port's reservation file must be before
+// another process takes it over: one left by a test process that was
+// killed before its cleanup ran.
+const staleReservation = 2 * time.Hour
+
+var (
+	portsMu  sync.Mutex
+	reserved = map[int]bool{}
+)
+
+// reservePort reserves port for the rest of the test, or reports that this
+// process or another one holds it.
+func reservePort(t testing.TB, port int) bool {
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	if reserved[port] {
+		return false
+	}
+	dir := filepath.Join(os.TempDir(), "hepbuild-test-ports")
+	if err := os.MkdirAll(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, strconv.Itoa(port))
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
+	if os.IsExist(err) {
+		fi, serr := os.Stat(path)
+		if serr != nil || time.Since(fi.ModTime()) < staleReservation {
+			return false
+		}
+		// Stale: replace it. Two processes replacing the same stale file
+		// at once both win, which costs no more than the unreserved pick
+		// did before.
+		os.Remove(path)
+		f, err = os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
+	}
+	if err != nil {
+		return false
+	}
+	fmt.Fprintf(f, "%d\n", os.Getpid())
+	f.Close()
+	reserved[port] = true
+	// Registered before the server's own cleanup, so it runs after the
+	// server has stopped and let the port go.
+	t.Cleanup(func() {
+		portsMu.Lock()
+		defer portsMu.Unlock()
+		delete(reserved, port)
+		os.Remove(path)
+	})
+	return true
 }
 
 // Process is a started server.
