@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -129,7 +128,7 @@ func FromReader(r io.Reader) (Digest, error) {
 
 // FromFile hashes the file at path.
 func FromFile(path string) (Digest, error) {
-	f, err := os.Open(path)
+	f, err := Open(path)
 	if err != nil {
 		return Digest{}, err
 	}

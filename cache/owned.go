@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 )
 
 // An OwnedFolder is a kind of folder hepbuild makes and marks as its own
@@ -115,6 +116,12 @@ func (o OwnedFolder) Inspect(dir string) (FolderState, error) {
 // (outputs are read-only) writable first. Symbolic links are removed, never
 // followed.
 func RemoveTree(path string) error {
+	// By far the usual case: a file, or nothing at all (an output about to
+	// be written). One unlink settles both, where os.RemoveAll would try
+	// rmdir too on a missing path. A folder is refused and removed below.
+	if err := syscall.Unlink(path); err == nil || errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
 	err := os.RemoveAll(path)
 	if err == nil {
 		return nil

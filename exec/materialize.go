@@ -185,13 +185,15 @@ func (r *Runner) storeLog(ctx context.Context, logPath string) *repb.Digest {
 func (r *Runner) restoreLog(ctx context.Context, a *Action, res *repb.ActionResult) {
 	logPath := r.logPath(a)
 	d := cache.FromProto(res.GetStdoutDigest())
+	// A log is a file: one unlink, where os.Remove would also try rmdir
+	// when there is none (the usual case).
 	if d.IsZero() || d.Size > maxRestoredLog {
-		os.Remove(logPath)
+		syscall.Unlink(logPath)
 		return
 	}
 	b, err := r.readBlob(ctx, d)
 	if err != nil {
-		os.Remove(logPath)
+		syscall.Unlink(logPath)
 		return
 	}
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
@@ -234,7 +236,7 @@ func (r *Runner) storeFile(ctx context.Context, p string, useCache bool) (cache.
 	if err != nil || !useCache || !g.usable() {
 		return d, err
 	}
-	f, err := os.Open(p)
+	f, err := cache.Open(p)
 	if err != nil {
 		return cache.Digest{}, err
 	}

@@ -10,7 +10,6 @@ import (
 	"hash"
 	"io"
 	"io/fs"
-	"os"
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 	"google.golang.org/protobuf/proto"
@@ -132,7 +131,7 @@ func (c *Cache) readAC(action cache.Digest, refresh, signed bool) (*repb.ActionR
 		return nil, err
 	}
 	p := c.path(acDir, action.Hash)
-	f, err := os.Open(p)
+	f, err := cache.Open(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("action %s: %w", action, cache.ErrNotFound)
 	}
