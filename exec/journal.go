@@ -478,10 +478,7 @@ func (w *actionRecordJSON) record() (*ActionRecord, error) {
 
 // explain appends what the action ran with to the explain log.
 func (j *Journal) explain(rec *ActionRecord) {
-	b, err := json.Marshal(rec.toJSON())
-	if err != nil {
-		return
-	}
+	b := rec.appendJSON(make([]byte, 0, 1024))
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.closed || j.err != nil {

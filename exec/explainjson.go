@@ -1,0 +1,139 @@
+package exec
+
+import (
+	"time"
+	"unicode/utf8"
+)
+
+// appendJSON appends the record as json.Marshal(r.toJSON()) would write
+// it, byte for byte (TestExplainRecordJSON compares the two), without
+// reflection: every action that runs or is restored appends one, and
+// encoding/json's walk of the struct and its maps cost about 3% of
+// hepbuild's own CPU per action.
+func (r *ActionRecord) appendJSON(b []byte) []byte {
+	b = append(b, `{"key":`...)
+	b = appendJSONString(b, r.Key.String())
+	if r.Owner != "" {
+		b = append(b, `,"owner":`...)
+		b = appendJSONString(b, r.Owner)
+	}
+	if r.Mnemonic != "" {
+		b = append(b, `,"mnemonic":`...)
+		b = appendJSONString(b, r.Mnemonic)
+	}
+	b = append(b, `,"outputs":`...)
+	if r.Outputs == nil {
+		b = append(b, "null"...)
+	} else {
+		b = appendJSONStrings(b, r.Outputs)
+	}
+	if len(r.Argv) > 0 {
+		b = append(b, `,"argv":`...)
+		b = appendJSONStrings(b, r.Argv)
+	}
+	if len(r.Env) > 0 {
+		b = append(b, `,"env":{`...)
+		for i, k := range sortedKeys(r.Env) {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, k)
+			b = append(b, ':')
+			b = appendJSONString(b, r.Env[k])
+		}
+		b = append(b, '}')
+	}
+	if len(r.Inputs) > 0 {
+		b = append(b, `,"inputs":{`...)
+		for i, k := range sortedKeys(r.Inputs) {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, k)
+			b = append(b, ':')
+			b = appendJSONString(b, r.Inputs[k].String())
+		}
+		b = append(b, '}')
+	}
+	if !r.Environment.IsZero() {
+		b = append(b, `,"environment":`...)
+		b = appendJSONString(b, r.Environment.String())
+	}
+	if !r.Content.IsZero() {
+		b = append(b, `,"content":`...)
+		b = appendJSONString(b, r.Content.String())
+	}
+	if r.Remote != "" {
+		b = append(b, `,"remote":`...)
+		b = appendJSONString(b, r.Remote)
+	}
+	b = append(b, `,"time":"`...)
+	b = r.Time.AppendFormat(b, time.RFC3339Nano)
+	return append(b, `"}`...)
+}
+
+func appendJSONStrings(b []byte, ss []string) []byte {
+	b = append(b, '[')
+	for i, s := range ss {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, s)
+	}
+	return append(b, ']')
+}
+
+// appendJSONString quotes s as encoding/json does by default: HTML's
+// <, > and & escaped, invalid UTF-8 replaced by U+FFFD, U+2028 and U+2029
+// escaped.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '\\', '"':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
