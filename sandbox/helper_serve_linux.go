@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -116,4 +118,36 @@ func commandFiles(req residentRequest, fds []int, null int) ([]uintptr, error) {
 		files[i+1] = uintptr(fds[n])
 	}
 	return files, nil
+}
+
+// A helper (a reaper, a resident sandbox) waits in blocking system calls:
+// for the caller's message, for the command's end (poll). While another P
+// is idle, the runtime lets a goroutine keep its P through a system call
+// of up to 10 ms; but sysmon takes the P, and signals the thread, at every
+// tick (down to 20 µs) once the P has run the same goroutine for 10 ms,
+// and a goroutine that only ever blocks in system calls is never scheduled
+// anew. Profiles put a fifth of a reaper's CPU and a third of a resident
+// sandbox's in sysmon for that. Waiting through the runtime's poller
+// instead schedules the goroutine anew at every wait, but then the
+// runtime sees every P idle, sysmon sleeps, and the first system call
+// after each wait wakes it to its shortest period: that cost more than it
+// saved. So a helper yields before it waits, every few milliseconds. It
+// yields on the main thread, to which the runtime locks the goroutine
+// that runs init (and the resident sandbox locks itself, for its
+// capabilities), so each yield hands the P to another thread and back;
+// the storm cost more. The reaper stays on the main thread: a SIGKILL
+// makes that thread a zombie, which says the reaper is gone, while the
+// others still exit, and a reader among them could take a request with
+// it, which the caller would then take for a command that ran and ended
+// without a word.
+
+// waitYield yields before waits often enough that sysmon never sees the
+// goroutine run 10 ms unscheduled. Not safe for concurrent use.
+type waitYield struct{ last time.Time }
+
+func (y *waitYield) beforeWait() {
+	if now := time.Now(); now.Sub(y.last) >= 4*time.Millisecond {
+		runtime.Gosched()
+		y.last = now
+	}
 }

@@ -105,6 +105,9 @@ func serveResident(execRoot, tmpSize string) int {
 	}
 	// The thread's credentials are about to differ from the other threads'.
 	runtime.LockOSThread()
+	// A second P, idle, is what keeps the runtime from taking this
+	// goroutine's P while it waits in a system call (see waitYield).
+	runtime.GOMAXPROCS(2)
 	if err := dropInheritedCapabilities(); err != nil {
 		return fail(err)
 	}
@@ -168,6 +171,7 @@ func serveResident(execRoot, tmpSize string) int {
 		return fail(err)
 	}
 	for {
+		r.yield.beforeWait()
 		req, fds, err := r.read()
 		if errors.Is(err, errEOF) {
 			return 0
@@ -197,6 +201,7 @@ func serveResident(execRoot, tmpSize string) int {
 
 type residentServer struct {
 	serverConn
+	yield    waitYield
 	execRoot string
 	// rootMount is the mount ID of the exec root: a command that moved a
 	// folder leading to it, in /tmp, would leave the next without one.
@@ -258,6 +263,7 @@ func (r *residentServer) run(req residentRequest, fds []int) (rep residentReply,
 	// the caller hanging up.
 	exited := c.exitedAtStart()
 	for {
+		r.yield.beforeWait()
 		poll := append(c.pollFDs(exited), unix.PollFd{Fd: int32(r.fd), Events: unix.POLLIN})
 		if _, err := unix.Poll(poll, -1); err != nil && err != unix.EINTR {
 			fmt.Fprintf(os.Stderr, "hepbuild resident sandbox: waiting for the command: %v\n", err)
