@@ -30,3 +30,31 @@ func TestAppendReplyIsJSON(t *testing.T) {
 		}
 	}
 }
+
+// parseReply decodes what appendReply encodes, and anything else as
+// json.Unmarshal does.
+func TestParseReplyIsJSON(t *testing.T) {
+	inputs := []string{
+		"", "{", "}", "{}", "[]", "null", `{"Ready":true}`, `{"Ready":false}`, `{"ready":true}`,
+		`{"Status":256,"CPU":1234567}`, `{"Status":-1,"CPU":-5}`, `{"Status":01}`, `{"Status":+1}`,
+		`{"Status":-0}`, `{"Status":1e3}`, `{"Status":99999999999999999999}`, `{"Status":}`, `{"Status"}`,
+		`{"Status":1,}`, `{,"Status":1}`, `{"Status":1,"Status":2}`, `{"Other":1}`, `{"Status":"1"}`,
+		`{"StartErr":"a,b:c","Status":3}`, `{"Err":"x\"y"}`, `{"Status": 1}`, `{"Status":1}x`,
+		`{"Status":9,"CPU":1,"Retire":true}`, `{"Retire":1}`,
+	}
+	for _, rep := range []residentReply{
+		{}, {Ready: true}, {Status: 256, CPU: 1234567}, {Status: -1, CPU: -5},
+		{StartErr: `fork/exec "x": no such file`}, {Err: "bad \x00 \u2028 <&> \xff"},
+		{Status: 9, CPU: 1, Retire: true}, {Ready: true, Status: 1, CPU: 2, StartErr: "a", Err: "b", Retire: true},
+	} {
+		inputs = append(inputs, string(appendReply(nil, rep)))
+	}
+	for _, in := range inputs {
+		var want residentReply
+		wantErr := json.Unmarshal([]byte(in), &want)
+		got, err := parseReply([]byte(in))
+		if (err != nil) != (wantErr != nil) || got != want {
+			t.Errorf("%s: got %+v, %v; want %+v, %v", in, got, err, want, wantErr)
+		}
+	}
+}

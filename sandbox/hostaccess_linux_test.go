@@ -212,6 +212,32 @@ true`, strings.Join(secrets, " "), exposed, exposed)
 	}
 }
 
+// A folder given to Hide that does not exist yet when the first action
+// runs is hidden from the actions that run once it does.
+func TestLinuxHidesFolderMadeLater(t *testing.T) {
+	id := fmt.Sprintf("hepbuild-test-%d-%d", os.Getpid(), time.Now().UnixNano()%1000000)
+	// Outside /tmp, which is private anyway.
+	hidden := filepath.Join("/var/lib", id)
+	t.Cleanup(func() { os.RemoveAll(hidden) })
+	bothWays(t, func(t *testing.T, l *Linux, root, _ string) {
+		os.RemoveAll(hidden)
+		l.Hide = append(l.Hide, hidden)
+		script := "cat " + hidden + "/secret 2>/dev/null && echo READ; true"
+		if res, out := runLinux(t, l, Spec{ExecRoot: root}, script); !res.Success() || out != "" {
+			t.Fatalf("before the folder exists: got %+v, output:\n%s", res, out)
+		}
+		if err := os.Mkdir(hidden, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(hidden, "secret"), []byte("secret\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if res, out := runLinux(t, l, Spec{ExecRoot: root}, script); !res.Success() || out != "" {
+			t.Errorf("once the folder exists: got %+v, output:\n%s", res, out)
+		}
+	})
+}
+
 // /tmp and /dev/shm are bounded by the tmp resource, or else the memory
 // resource, or else DefaultTmpSize: writing past the bound fails inside
 // the action with ENOSPC.

@@ -578,7 +578,15 @@ import ctypes, sys
 libc = ctypes.CDLL(None, use_errno=True)
 rt = ctypes.CDLL("librt.so.1", use_errno=True)
 %s'`
+	oom, err := os.ReadFile("/proc/self/oom_score_adj")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct{ name, change, check string }{{
+		name:   "OOM score of PID 1",
+		change: `echo 500 >/proc/1/oom_score_adj`,
+		check:  fmt.Sprintf(`test "$(cat /proc/self/oom_score_adj)" = %s && echo clean`, strings.TrimSpace(string(oom))),
+	}, {
 		name:   "file size limit of PID 1",
 		change: `prlimit --pid 1 --fsize=10:10`,
 		check:  `test "$(ulimit -f)" = unlimited && echo clean`,

@@ -9,7 +9,6 @@ import (
 	"runtime"
 	"sync"
 	"syscall"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -258,34 +257,4 @@ func reapCommand(c *serverConn, y *waitYield, req residentRequest, fds []int, nu
 	status, cpu := cmd.reap()
 	reaper.KillLeftovers()
 	return residentReply{Status: int(status), CPU: cpu}, false
-}
-
-// The reaper waits in blocking system calls: for the caller's message,
-// for the command's end (poll). While another P is idle, the runtime lets
-// a goroutine keep its P through a system call of up to 10 ms; but sysmon
-// takes the P, and signals the thread, at every tick (down to 20 µs) once
-// the P has run the same goroutine for 10 ms, and a goroutine that only
-// ever blocks in system calls is never scheduled anew. A profile put a
-// fifth of a reaper's CPU in sysmon for that. Waiting through the
-// runtime's poller instead schedules the goroutine anew at every wait,
-// but then the runtime sees every P idle, sysmon sleeps, and the first
-// system call after each wait wakes it to its shortest period: that cost
-// more than it saved. So the reaper yields before it waits, every few
-// milliseconds. It yields on the main thread, to which the runtime locks
-// the goroutine that runs init, so each yield hands the P to another
-// thread and back; the storm cost more. It stays on the main thread: a
-// SIGKILL makes that thread a zombie, which says the reaper is gone,
-// while the others still exit, and a reader among them could take a
-// request with it, which the caller would then take for a command that
-// ran and ended without a word.
-
-// waitYield yields before waits often enough that sysmon never sees the
-// goroutine run 10 ms unscheduled. Not safe for concurrent use.
-type waitYield struct{ last time.Time }
-
-func (y *waitYield) beforeWait() {
-	if now := time.Now(); now.Sub(y.last) >= 4*time.Millisecond {
-		runtime.Gosched()
-		y.last = now
-	}
 }

@@ -186,9 +186,7 @@ func (r *resident) readReply() (residentReply, error) {
 	if err != nil {
 		return residentReply{}, err
 	}
-	var rep residentReply
-	err = json.Unmarshal(r.buf[:n], &rep)
-	return rep, err
+	return parseReply(r.buf[:n])
 }
 
 // run runs s in the sandbox, in dir, with the writable folders (all paths

@@ -105,6 +105,9 @@ func serveResident(execRoot, tmpSize string) int {
 	}
 	// The thread's credentials are about to differ from the other threads'.
 	runtime.LockOSThread()
+	// A second P, idle, is what keeps the runtime from taking this
+	// goroutine's P while it waits in a system call (see waitYield).
+	runtime.GOMAXPROCS(2)
 	if err := dropInheritedCapabilities(); err != nil {
 		return fail(err)
 	}
@@ -153,7 +156,10 @@ func serveResident(execRoot, tmpSize string) int {
 	if r.marks, err = changeMarks(r.tmpDirs); err != nil {
 		return fail(err)
 	}
-	if r.pid1, err = pid1State(); err != nil {
+	if r.oomFD, err = unix.Open("/proc/self/oom_score_adj", unix.O_RDONLY|unix.O_CLOEXEC, 0); err != nil {
+		return fail(err)
+	}
+	if err := readPID1State(r.oomFD, &r.pid1); err != nil {
 		return fail(err)
 	}
 	if err := unix.Mount("mqueue", mqueueDir, "mqueue", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
@@ -168,6 +174,7 @@ func serveResident(execRoot, tmpSize string) int {
 		return fail(err)
 	}
 	for {
+		r.yield.beforeWait()
 		req, fds, err := r.read()
 		if errors.Is(err, errEOF) {
 			return 0
@@ -197,6 +204,7 @@ func serveResident(execRoot, tmpSize string) int {
 
 type residentServer struct {
 	serverConn
+	yield    waitYield
 	execRoot string
 	// rootMount is the mount ID of the exec root: a command that moved a
 	// folder leading to it, in /tmp, would leave the next without one.
@@ -223,8 +231,10 @@ type residentServer struct {
 	// mqueueMark is the mark of mqueueDir with no queue in it.
 	mqueueMark mark
 	// pid1 is what a command may change of this process that its
-	// successors would inherit.
-	pid1 processState
+	// successors would inherit; pid1Now is read after each command, to
+	// compare; oomFD is /proc/self/oom_score_adj.
+	pid1, pid1Now processState
+	oomFD         int
 }
 
 // run runs one command and says how it ended, applying the signals asked
@@ -258,6 +268,7 @@ func (r *residentServer) run(req residentRequest, fds []int) (rep residentReply,
 	// the caller hanging up.
 	exited := c.exitedAtStart()
 	for {
+		r.yield.beforeWait()
 		poll := append(c.pollFDs(exited), unix.PollFd{Fd: int32(r.fd), Events: unix.POLLIN})
 		if _, err := unix.Poll(poll, -1); err != nil && err != unix.EINTR {
 			fmt.Fprintf(os.Stderr, "hepbuild resident sandbox: waiting for the command: %v\n", err)
@@ -407,11 +418,10 @@ func (r *residentServer) reset() error {
 			return fmt.Errorf("clearing the keyring: %w", err)
 		}
 	}
-	st, err := pid1State()
-	if err != nil {
+	if err := readPID1State(r.oomFD, &r.pid1Now); err != nil {
 		return err
 	}
-	if st != r.pid1 {
+	if r.pid1Now != r.pid1 {
 		return errors.New("a command changed the resource limits or the OOM score of PID 1")
 	}
 	return nil
@@ -565,26 +575,46 @@ func changeMarks(dirs []string) ([]mark, error) {
 // PID 1, and that PID 1's later children would inherit.
 type processState struct {
 	limits   [unix.RLIMIT_RTTIME + 1]unix.Rlimit
-	oomScore string
+	oomScore [16]byte // as /proc/self/oom_score_adj says it, zero-padded
 }
 
-func pid1State() (processState, error) {
-	var st processState
+// readPID1State reads the state of this process, PID 1, into st. oomFD is
+// /proc/self/oom_score_adj, kept open: it is read after every command,
+// and opening it each time was most of the cost. The limits are read
+// with raw system calls, which return at once.
+func readPID1State(oomFD int, st *processState) error {
 	for res := range st.limits {
-		if err := unix.Prlimit(0, res, nil, &st.limits[res]); err != nil {
-			return st, fmt.Errorf("reading resource limit %d: %w", res, err)
+		_, _, e := unix.RawSyscall6(unix.SYS_PRLIMIT64, 0, uintptr(res), 0, uintptr(unsafe.Pointer(&st.limits[res])), 0, 0)
+		if e != 0 {
+			return fmt.Errorf("reading resource limit %d: %w", res, e)
 		}
 	}
-	b, err := os.ReadFile("/proc/self/oom_score_adj")
+	st.oomScore = [16]byte{}
+	n, err := unix.Pread(oomFD, st.oomScore[:], 0)
 	if err != nil {
-		return st, err
+		return fmt.Errorf("reading the OOM score: %w", err)
 	}
-	st.oomScore = string(b)
-	return st, nil
+	if n == len(st.oomScore) {
+		return errors.New("reading the OOM score: longer than expected")
+	}
+	return nil
 }
 
 // killAll kills every process of the namespace but this one and reaps them.
+// Every other process of a PID namespace descends from its PID 1, orphans
+// being reparented to it before their parent can be reaped: so when this
+// process has no child left, there is none, and the kill, which visits
+// every process of the machine, is skipped.
 func killAll() {
+	for {
+		_, err := unix.Wait4(-1, nil, unix.WNOHANG, nil)
+		if err == unix.ECHILD {
+			return
+		}
+		if err != unix.EINTR {
+			break
+		}
+	}
 	_ = unix.Kill(-1, unix.SIGKILL)
 	for {
 		_, err := unix.Wait4(-1, nil, 0, nil)

@@ -521,10 +521,14 @@ func (sl *slot) collect(s Spec) error {
 	paths := append(append([]string(nil), s.Outputs...), s.OutputDirs...)
 	for _, p := range paths {
 		src := filepath.Join(sl.ExecRoot, p)
+		dst := filepath.Join(s.ExecRoot, p)
+		// Usually nothing is in the way, and one system call does it.
+		if renameNew(src, dst) == nil {
+			continue
+		}
 		if _, err := os.Lstat(src); err != nil {
 			continue
 		}
-		dst := filepath.Join(s.ExecRoot, p)
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			return fmt.Errorf("moving output %s: %w", p, err)
 		}
