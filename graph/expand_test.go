@@ -25,7 +25,10 @@ func newMemSource(spec map[string][]string) *memSource {
 		for _, t := range ts {
 			name, class, _ := strings.Cut(t, "=")
 			name, gen, _ := strings.Cut(name, "<")
-			tg := &Target{Label: Label{Pkg: pkg, Name: name}, RuleClass: class}
+			tg := &Target{Label: Label{Pkg: pkg, Name: name}}
+			if class != "" {
+				tg = NewRule(tg.Label, class, Pos{})
+			}
 			if gen != "" {
 				tg.Generator = &Label{Pkg: pkg, Name: gen}
 			}

@@ -49,6 +49,22 @@ type analyzer struct {
 	stack   []graph.Label
 	actions []*exec.Action
 	cmdBuf  []byte // reused by analyzeTask
+	// deps is a stack of the analysed dependencies of the rules being
+	// configured, each rule's above those of the rules that depend on it,
+	// in the order configureRule visits them; depAttrs says where each
+	// label attribute's are, and ruleAttrs where the depAttrs of the rule
+	// whose native implementation runs begin. Natives find their
+	// dependencies there (attrDeps) rather than look each up again in
+	// done: a million-action analysis has millions of edges.
+	deps      []*configured
+	depAttrs  []depAttr
+	ruleAttrs int
+}
+
+// depAttr is where the dependencies of one label attribute are in analyzer.deps.
+type depAttr struct {
+	name     string
+	from, to int
 }
 
 // Analyze loads the given targets and everything they depend on, runs the
@@ -97,6 +113,25 @@ func (l *Loader) Analyze(labels []graph.Label) (*exec.Graph, error) {
 func (a *analyzer) dep(lbl graph.Label) *configured {
 	c, _ := a.done.get(lbl)
 	return c
+}
+
+// attrDeps returns the analysed dependencies of the native rule being
+// analysed named by its attribute attr, whose labels are ls: those
+// configureRule found, or else those dep finds.
+func (a *analyzer) attrDeps(attr string, ls []graph.Label) []*configured {
+	if len(ls) == 0 {
+		return nil
+	}
+	for _, d := range a.depAttrs[a.ruleAttrs:] {
+		if d.name == attr && d.to-d.from == len(ls) {
+			return a.deps[d.from:d.to]
+		}
+	}
+	out := make([]*configured, len(ls))
+	for i, l := range ls {
+		out[i] = a.dep(l)
+	}
+	return out
 }
 
 // configuredMap maps labels to their analysed targets. It keys by package,
@@ -297,6 +332,8 @@ func (a *analyzer) configureRule(t *graph.Target) (*configured, error) {
 	if class.native == nil {
 		deps = map[graph.Label]*configured{}
 	}
+	depBase, attrBase := len(a.deps), len(a.depAttrs)
+	defer func() { a.deps, a.depAttrs = a.deps[:depBase], a.depAttrs[:attrBase] }()
 	// visit analyses the dependencies named by one attribute.
 	visit := func(at graph.Attr) error {
 		var ls []graph.Label
@@ -314,6 +351,7 @@ func (a *analyzer) configureRule(t *graph.Target) (*configured, error) {
 			return nil
 		}
 		spec := class.attrs[at.Name]
+		from := len(a.deps)
 		for _, dl := range ls {
 			dc, err := a.configure(dl, t)
 			if err != nil {
@@ -332,7 +370,10 @@ func (a *analyzer) configureRule(t *graph.Target) (*configured, error) {
 			if deps != nil {
 				deps[dl] = dc
 			}
+			// The dependency's own analysis has taken its entries off again.
+			a.deps = append(a.deps, dc)
 		}
+		a.depAttrs = append(a.depAttrs, depAttr{name: at.Name, from: from, to: len(a.deps)})
 		return nil
 	}
 	if t.OwnLabels() {
@@ -349,6 +390,7 @@ func (a *analyzer) configureRule(t *graph.Target) (*configured, error) {
 		}
 	}
 	if class.native != nil {
+		a.ruleAttrs = attrBase
 		c, err := class.native(a, t)
 		if err != nil {
 			return nil, err

@@ -17,7 +17,7 @@ func (l *Loader) Environment(lbl graph.Label) (*exec.Environment, error) {
 		return nil, err
 	}
 	if c.env == nil {
-		return nil, fmt.Errorf("%s is a %s, not an environment() target", lbl, c.target.RuleClass)
+		return nil, fmt.Errorf("%s is a %s, not an environment() target", lbl, c.target.Class())
 	}
 	for _, f := range c.env.Files {
 		if !f.Source {

@@ -170,17 +170,19 @@ func analyzeTask(a *analyzer, t *graph.Target) (*configured, error) {
 	}
 	var srcs []*File
 	srcLabels := attrLabels(t, "srcs")
-	if len(srcLabels) == 1 {
-		srcs = a.dep(srcLabels[0]).files
+	srcDeps := a.attrDeps("srcs", srcLabels)
+	if len(srcDeps) == 1 {
+		srcs = srcDeps[0].files
 	} else {
-		for _, l := range srcLabels {
-			srcs = append(srcs, a.dep(l).files...)
+		for _, d := range srcDeps {
+			srcs = append(srcs, d.files...)
 		}
 	}
 	var toolArts []exec.Artifact
 	toolLabels := attrLabels(t, "tools")
-	for _, l := range toolLabels {
-		for _, f := range toolFiles(a.dep(l)) {
+	toolDeps := a.attrDeps("tools", toolLabels)
+	for _, d := range toolDeps {
+		for _, f := range toolFiles(d) {
 			toolArts = append(toolArts, f.art)
 		}
 	}
@@ -197,11 +199,11 @@ func analyzeTask(a *analyzer, t *graph.Target) (*configured, error) {
 	// only for the commands that use it, as a map per task is costly.
 	locations := func() map[graph.Label][]*File {
 		m := make(map[graph.Label][]*File, len(srcLabels)+len(toolLabels))
-		for _, l := range srcLabels {
-			m[l] = a.dep(l).files
+		for i, l := range srcLabels {
+			m[l] = srcDeps[i].files
 		}
-		for _, l := range toolLabels {
-			m[l] = toolFiles(a.dep(l))
+		for i, l := range toolLabels {
+			m[l] = toolFiles(toolDeps[i])
 		}
 		return m
 	}

@@ -127,7 +127,8 @@ func (r *ruleClass) CallInternal(thread *starlark.Thread, args starlark.Tuple, k
 		return strings.Compare(string(x[0].(starlark.String)), string(y[0].(starlark.String)))
 	})
 	// The name is the label's: graph.Target.Attr and AllAttrs yield it.
-	t := &graph.Target{Label: lbl, RuleClass: r.Name(), Pos: pos, Attrs: make([]graph.Attr, 0, len(given)-1), Defaults: r.defaults}
+	t := graph.NewRule(lbl, r.Name(), pos)
+	t.Attrs, t.Defaults = make([]graph.Attr, 0, len(given)-1), r.defaults
 	for i, k := range r.attrNames {
 		spec := r.attrSpecs[i]
 		var v starlark.Value = starlark.None

@@ -275,7 +275,7 @@ func packageTargets(p *graph.Package) []indexTarget {
 		}
 		k := kindSource
 		switch {
-		case t.RuleClass != "":
+		case t.IsRule():
 			k = kindRule
 		case t.Generator != nil:
 			k = kindGenerated

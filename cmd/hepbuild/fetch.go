@@ -75,7 +75,7 @@ func (c *FetchCmd) Run(g *Globals, e *env) error {
 			files[a.Remote.URL] = true
 		}
 		for _, t := range targets {
-			if t.RuleClass == "remote_glob" {
+			if t.Class() == "remote_glob" {
 				globs[attrURL(t)] = true
 			}
 		}

@@ -71,7 +71,7 @@ func newMemSource(t testing.TB, spec map[string]pkgSpec) *memSource {
 		var srcFiles []graph.Label
 		for _, r := range ps.rules {
 			rl := graph.Label{Pkg: name, Name: r.name}
-			tg := &graph.Target{Label: rl, RuleClass: r.class, Pos: graph.Pos{File: p.BuildFile, Line: int32(r.pos), Col: 1}}
+			tg := graph.NewRule(rl, r.class, graph.Pos{File: p.BuildFile, Line: int32(r.pos), Col: 1})
 			tg.Attrs = append(tg.Attrs,
 				graph.Attr{Name: "name", Type: graph.AttrString, Value: r.name, Explicit: true},
 				graph.Attr{Name: "srcs", Type: graph.AttrLabelList, Value: labels(r.srcs), Explicit: r.srcs != nil},
