@@ -116,6 +116,10 @@ func (o OwnedFolder) Inspect(dir string) (FolderState, error) {
 // (outputs are read-only) writable first. Symbolic links are removed, never
 // followed.
 func RemoveTree(path string) error {
+	// With a trailing slash the walk below (when RemoveAll fails) would
+	// follow a symbolic link at path and make its target's folders
+	// writable.
+	path = filepath.Clean(path)
 	// By far the usual case: a file, or nothing at all (an output about to
 	// be written). One unlink settles both, where os.RemoveAll would try
 	// rmdir too on a missing path. A folder is refused and removed below.

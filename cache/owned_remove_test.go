@@ -23,12 +23,16 @@ func TestRemoveTree(t *testing.T) {
 	if err := os.Symlink(keep, link); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{file, filepath.Join(dir, "missing"), tree, link} {
+	slashed := filepath.Join(dir, "slashed")
+	if err := os.Symlink(keep, slashed); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{file, filepath.Join(dir, "missing"), tree, link, slashed + "/"} {
 		if err := RemoveTree(p); err != nil {
-			t.Errorf("RemoveTree(%s): %v", filepath.Base(p), err)
+			t.Errorf("RemoveTree(%s): %v", p, err)
 		}
-		if _, err := os.Lstat(p); !os.IsNotExist(err) {
-			t.Errorf("%s still there: %v", filepath.Base(p), err)
+		if _, err := os.Lstat(filepath.Clean(p)); !os.IsNotExist(err) {
+			t.Errorf("%s still there: %v", p, err)
 		}
 	}
 	if _, err := os.Stat(filepath.Join(keep, "f")); err != nil {

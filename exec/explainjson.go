@@ -10,7 +10,16 @@ import (
 // reflection: every action that runs or is restored appends one, and
 // encoding/json's walk of the struct and its maps cost about 3% of
 // hepbuild's own CPU per action.
+//
+// Like json.Marshal, it refuses (returns nil for) a time RFC 3339 cannot
+// write: a year outside 0–9999 or a zone offset of a day or more.
 func (r *ActionRecord) appendJSON(b []byte) []byte {
+	if y := r.Time.Year(); y < 0 || y > 9999 {
+		return nil
+	}
+	if _, off := r.Time.Zone(); off <= -24*60*60 || off >= 24*60*60 {
+		return nil
+	}
 	b = append(b, `{"key":`...)
 	b = appendJSONString(b, r.Key.String())
 	if r.Owner != "" {

@@ -43,3 +43,52 @@ func TestExplainRecordJSON(t *testing.T) {
 		}
 	}
 }
+
+// Times json.Marshal refuses are refused, other zones written alike.
+func TestExplainRecordJSONTimes(t *testing.T) {
+	for _, tm := range []time.Time{
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(2026, 1, 1, 0, 0, 0, 0, time.FixedZone("far", 25*3600)),
+		time.Date(2026, 1, 1, 0, 0, 0, 5, time.FixedZone("odd", -(5*3600 + 30*60 + 7))),
+		{},
+	} {
+		r := &ActionRecord{Key: cache.FromBytes(nil), Outputs: []string{"o"}, Time: tm}
+		want, err := json.Marshal(r.toJSON())
+		got := r.appendJSON(nil)
+		if err != nil {
+			if got != nil {
+				t.Errorf("%v: json.Marshal refuses it (%v), appendJSON wrote %s", tm, err, got)
+			}
+			continue
+		}
+		if string(got) != string(want) {
+			t.Errorf("%v: mismatch:\n got %s\nwant %s", tm, got, want)
+		}
+	}
+}
+
+func FuzzExplainRecordJSON(f *testing.F) {
+	f.Add("a<b>&c", "\xff\u2028\u2029", "\x00\"\\\b\f", int64(1796579572), int64(123), 0)
+	f.Add("", "é漢🙂", "\xc3", int64(0), int64(0), 3600)
+	f.Fuzz(func(t *testing.T, s1, s2, s3 string, sec, nsec int64, off int) {
+		r := &ActionRecord{
+			Key: cache.FromBytes([]byte(s1)), Owner: s1, Mnemonic: s2,
+			Outputs: []string{s1, s2, s3}, Argv: []string{s3, s1},
+			Env:    map[string]string{s1: s2, s2: s3, s3: s1},
+			Inputs: map[string]cache.Digest{s1: cache.FromBytes([]byte(s2)), s3: cache.FromBytes(nil)},
+			Remote: s3, Time: time.Unix(sec, nsec).In(time.FixedZone("z", off)),
+		}
+		want, err := json.Marshal(r.toJSON())
+		got := r.appendJSON(nil)
+		if err != nil {
+			if got != nil {
+				t.Fatalf("json.Marshal refuses the record (%v), appendJSON wrote %s", err, got)
+			}
+			return
+		}
+		if string(got) != string(want) {
+			t.Fatalf("mismatch:\n got %s\nwant %s", got, want)
+		}
+	})
+}

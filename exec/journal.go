@@ -479,6 +479,9 @@ func (w *actionRecordJSON) record() (*ActionRecord, error) {
 // explain appends what the action ran with to the explain log.
 func (j *Journal) explain(rec *ActionRecord) {
 	b := rec.appendJSON(make([]byte, 0, 1024))
+	if b == nil {
+		return
+	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.closed || j.err != nil {

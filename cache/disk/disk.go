@@ -521,9 +521,12 @@ func (c *Cache) BlobPath(d cache.Digest) (string, error) {
 		touch(p, fi)
 		return p, nil
 	}
-	// Hashed through one descriptor, and remembered by that descriptor's
-	// stat: what is remembered as verified is the file that was hashed,
-	// even if another one is renamed over the path meanwhile.
+	// Touched first, since touching changes its times; then hashed
+	// through one descriptor and remembered by that descriptor's stat,
+	// taken before the hash: what is remembered as verified is the file
+	// that was hashed, as it was, even if another one is renamed over the
+	// path meanwhile or it is written to while being read.
+	touch(p, fi)
 	id, got, err := hashFile(p)
 	if err != nil {
 		return "", fmt.Errorf("verifying blob %s: %w", d, err)
@@ -532,7 +535,6 @@ func (c *Cache) BlobPath(d cache.Digest) (string, error) {
 		removeIfSame(p, fi)
 		return "", fmt.Errorf("blob %s: content hashes to %s, removed: %w", d, got, cache.ErrNotFound)
 	}
-	touch(p, fi)
 	c.verified.Store(d.Hash, id)
 	return p, nil
 }

@@ -993,3 +993,26 @@ func TestShardLinkIsRefused(t *testing.T) {
 		t.Errorf("written outside the cache: %v", left)
 	}
 }
+
+// A blob verified once is not hashed again in the same process, even when
+// verifying it also refreshed its recency (which changes its times).
+func TestBlobPathRemembersTheTouchedBlob(t *testing.T) {
+	c := open(t)
+	d := put(t, c, randomBytes(1, 1<<20))
+	p := filepath.Join(c.Dir(), "cas.v1", d.Hash[:2], d.Hash)
+	setMtime(t, p, time.Now().Add(-48*time.Hour))
+	if _, err := c.BlobPath(d); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if time.Since(fi.ModTime()) > time.Hour {
+		t.Fatalf("the blob's recency was not refreshed: mtime %v", fi.ModTime())
+	}
+	id, ok := c.verified.Load(d.Hash)
+	if !ok || id.(fileID) != idOf(fi) {
+		t.Errorf("remembered %+v, the blob is now %+v: the next BlobPath hashes it again", id, idOf(fi))
+	}
+}

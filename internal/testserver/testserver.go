@@ -96,6 +96,26 @@ var (
 	reserved = map[int]bool{}
 )
 
+// reservationDir is the folder of port reservations, shared by every user
+// of the machine: world-writable and sticky, like /tmp, so that one user's
+// reservations are honoured by, and safe from, another's. It reports false
+// when there is none to be had (no temporary folder, or one that is not a
+// real folder: a link planted there is not followed).
+func reservationDir() (string, bool) {
+	dir := filepath.Join(os.TempDir(), "hepbuild-test-ports")
+	os.Mkdir(dir, 0o777)
+	fi, err := os.Lstat(dir)
+	if err != nil || !fi.IsDir() {
+		return "", false
+	}
+	if want := 0o777 | os.ModeSticky; fi.Mode()&(os.ModePerm|os.ModeSticky) != want {
+		// Made under a umask, or by an earlier version: its owner opens
+		// it to everyone (another user's chmod fails, harmlessly).
+		os.Chmod(dir, want)
+	}
+	return dir, true
+}
+
 // reservePort reserves port for the rest of the test, or reports that this
 // process or another one holds it.
 func reservePort(t testing.TB, port int) bool {
@@ -104,28 +124,33 @@ func reservePort(t testing.TB, port int) bool {
 	if reserved[port] {
 		return false
 	}
-	dir := filepath.Join(os.TempDir(), "hepbuild-test-ports")
-	if err := os.MkdirAll(dir, 0o777); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, strconv.Itoa(port))
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
-	if os.IsExist(err) {
-		fi, serr := os.Stat(path)
-		if serr != nil || time.Since(fi.ModTime()) < staleReservation {
-			return false
+	path := ""
+	if dir, ok := reservationDir(); ok {
+		path = filepath.Join(dir, strconv.Itoa(port))
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
+		if os.IsExist(err) {
+			fi, serr := os.Stat(path)
+			if serr != nil || time.Since(fi.ModTime()) < staleReservation {
+				return false
+			}
+			// Stale: replace it. Two processes replacing the same stale
+			// file at once both win, which costs no more than the
+			// unreserved pick did before.
+			os.Remove(path)
+			f, err = os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
 		}
-		// Stale: replace it. Two processes replacing the same stale file
-		// at once both win, which costs no more than the unreserved pick
-		// did before.
-		os.Remove(path)
-		f, err = os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
+		switch {
+		case os.IsExist(err):
+			return false
+		case err != nil:
+			// A folder this user cannot write to: the port goes out
+			// unreserved across processes, as before reservations.
+			path = ""
+		default:
+			fmt.Fprintf(f, "%d\n", os.Getpid())
+			f.Close()
+		}
 	}
-	if err != nil {
-		return false
-	}
-	fmt.Fprintf(f, "%d\n", os.Getpid())
-	f.Close()
 	reserved[port] = true
 	// Registered before the server's own cleanup, so it runs after the
 	// server has stopped and let the port go.
@@ -133,7 +158,9 @@ func reservePort(t testing.TB, port int) bool {
 		portsMu.Lock()
 		defer portsMu.Unlock()
 		delete(reserved, port)
-		os.Remove(path)
+		if path != "" {
+			os.Remove(path)
+		}
 	})
 	return true
 }
