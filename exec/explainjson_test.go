@@ -50,7 +50,7 @@ func TestExplainRecordJSONTimes(t *testing.T) {
 		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
 		time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC),
 		time.Date(2026, 1, 1, 0, 0, 0, 0, time.FixedZone("far", 25*3600)),
-		time.Date(2026, 1, 1, 0, 0, 0, 5, time.FixedZone("odd", -(5*3600 + 30*60 + 7))),
+		time.Date(2026, 1, 1, 0, 0, 0, 5, time.FixedZone("odd", -(5*3600+30*60+7))),
 		{},
 	} {
 		r := &ActionRecord{Key: cache.FromBytes(nil), Outputs: []string{"o"}, Time: tm}
