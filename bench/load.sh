@@ -76,7 +76,7 @@ for size in "${sizes[@]}"; do
 		checks+=("1M loading+analysis $aw s (target <= 15) $(verdict "$aw" '<=' 15), $am MB (target <= 2048) $(verdict "$am" '<=' 2048)")
 		checks+=("1M query deps(//:all) $qw s (target <= 10) $(verdict "$qw" '<=' 10)") ;;
 	esac
-	if [[ $n == 202405 ]] && $build200k; then
+	if [[ $n == 200405 ]] && $build200k; then
 		# %M is the largest peak of hepbuild and its children, not
 		# their sum: the commands are small, so it is hepbuild's own.
 		timed "$hb" build --sandbox=none //:all
