@@ -3,6 +3,8 @@ package exec
 import (
 	"time"
 	"unicode/utf8"
+
+	"github.com/hepbuild/hepbuild/cache"
 )
 
 // appendJSON appends the record as json.Marshal(r.toJSON()) would write
@@ -41,28 +43,10 @@ func (r *ActionRecord) appendJSON(b []byte) []byte {
 		b = appendJSONStrings(b, r.Argv)
 	}
 	if len(r.Env) > 0 {
-		b = append(b, `,"env":{`...)
-		for i, k := range sortedKeys(r.Env) {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendJSONString(b, k)
-			b = append(b, ':')
-			b = appendJSONString(b, r.Env[k])
-		}
-		b = append(b, '}')
+		b = appendJSONMap(append(b, `,"env":`...), r.Env, func(v string) string { return v })
 	}
 	if len(r.Inputs) > 0 {
-		b = append(b, `,"inputs":{`...)
-		for i, k := range sortedKeys(r.Inputs) {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendJSONString(b, k)
-			b = append(b, ':')
-			b = appendJSONString(b, r.Inputs[k].String())
-		}
-		b = append(b, '}')
+		b = appendJSONMap(append(b, `,"inputs":`...), r.Inputs, cache.Digest.String)
 	}
 	if !r.Environment.IsZero() {
 		b = append(b, `,"environment":`...)
@@ -79,6 +63,21 @@ func (r *ActionRecord) appendJSON(b []byte) []byte {
 	b = append(b, `,"time":"`...)
 	b = r.Time.AppendFormat(b, time.RFC3339Nano)
 	return append(b, `"}`...)
+}
+
+// appendJSONMap appends m as an object of strings, its keys sorted, as
+// encoding/json writes a map.
+func appendJSONMap[V any](b []byte, m map[string]V, str func(V) string) []byte {
+	b = append(b, '{')
+	for i, k := range sortedKeys(m) {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, k)
+		b = append(b, ':')
+		b = appendJSONString(b, str(m[k]))
+	}
+	return append(b, '}')
 }
 
 func appendJSONStrings(b []byte, ss []string) []byte {
