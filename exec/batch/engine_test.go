@@ -212,7 +212,9 @@ func wait(t *testing.T, c chan answer) answer {
 // Ready actions of one resource request go as one array of jobs of
 // ActionsPerJob actions; another request is another array.
 func TestGroupsIntoArrays(t *testing.T) {
-	r := newRig(t, Config{ActionsPerJob: 3, Window: time.Second})
+	// The window must outlast the time the eleven actions take to become
+	// ready: 1 s was too short once, on a loaded machine (3 submissions).
+	r := newRig(t, Config{ActionsPerJob: 3, Window: 3 * time.Second})
 	var as []*exec.Action
 	var ks []*exec.Key
 	for i := 0; i < 10; i++ {
