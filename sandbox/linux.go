@@ -56,6 +56,17 @@ type Linux struct {
 	residentOnce     sync.Once
 }
 
+// bwrapVersion is what bubblewrap says it is ("bubblewrap 0.8.0"), or ""
+// when it says nothing. Only hepbuild info shows it, so a build does not
+// start a process to ask.
+func bwrapVersion(path string) string {
+	out, err := exec.Command(path, "--version").Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
+}
+
 func probeLinux() LinuxStatus {
 	path, err := exec.LookPath("bwrap")
 	if err != nil {
@@ -65,9 +76,6 @@ func probeLinux() LinuxStatus {
 		path = "/usr/bin/bwrap"
 	}
 	st := LinuxStatus{Bwrap: path}
-	if out, err := exec.Command(path, "--version").Output(); err == nil {
-		st.Version = strings.TrimSpace(string(out))
-	}
 	args, _ := bwrapArgs{isolate: true, chdir: "/"}.build(path)
 	cmd := exec.Command(args[0], append(args[1:], "/bin/true")...)
 	cmd.Env = []string{}

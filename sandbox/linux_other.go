@@ -21,6 +21,8 @@ var errNoNamespaces = errors.New("it needs Linux namespaces, which " + runtime.G
 
 func probeLinux() LinuxStatus { return LinuxStatus{Err: errNoNamespaces} }
 
+func bwrapVersion(string) string { return "" }
+
 // NewLinux returns an *UnavailableError.
 func NewLinux(root string, hide ...string) (*Linux, error) {
 	return nil, &UnavailableError{Strategy: "linux", Reason: errNoNamespaces}

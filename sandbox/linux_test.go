@@ -86,7 +86,7 @@ func runLinux(t *testing.T, l *Linux, s Spec, script string) (Result, string) {
 func TestProbeLinux(t *testing.T) {
 	linuxOrSkip(t)
 	st := ProbeLinux()
-	if st.Err != nil || !strings.HasPrefix(st.Version, "bubblewrap ") {
+	if st.Err != nil || !strings.HasPrefix(BwrapVersion(), "bubblewrap ") {
 		t.Errorf("got %+v, want an available bubblewrap with its version", st)
 	}
 }

@@ -337,7 +337,7 @@ func (f *SandboxFlags) sandboxInfo() string {
 	st := sandbox.ProbeLinux()
 	linux := "linux unavailable: " + fmt.Sprint(st.Err)
 	if st.Err == nil {
-		linux = st.Version + ": namespaces available"
+		linux = sandbox.BwrapVersion() + ": namespaces available"
 	}
 	switch f.Sandbox {
 	case "":
@@ -582,6 +582,10 @@ func (c *BuildCmd) run(g *Globals, e *env, start time.Time, rp *reporting) error
 		// Reported as a build without actions.
 		rp.begin(nil, nil, nil, nil)
 		return nil
+	}
+	if c.Sandbox == "" || c.Sandbox == "linux" {
+		// Whether bubblewrap works here is found out beside loading.
+		sandbox.StartProbeLinux()
 	}
 	s, err := analyse(g, &c.AnalysisFlags, e, c.Targets, true)
 	if err != nil {

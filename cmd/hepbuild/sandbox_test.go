@@ -181,7 +181,7 @@ func TestInfoSandbox(t *testing.T) {
 	}
 	root := testWorkspace(t, map[string]string{"BUILD": envBuild, "setup.sh": ""})
 	r := hepbuild(t, root, "info", "sandbox")
-	if want := "linux (" + st.Version + ": namespaces available)\n"; r.stdout != want {
+	if want := "linux (" + sandbox.BwrapVersion() + ": namespaces available)\n"; r.stdout != want {
 		t.Errorf("info sandbox = %q, want %q", r.stdout, want)
 	}
 }
