@@ -50,6 +50,8 @@ type Linux struct {
 	// hiddenFolders and Hide said.
 	hideMu            sync.Mutex
 	hideFor, hideReal []string
+	// lastRoot is the exec root last resolved, and its real path (see realRoot).
+	lastRoot atomic.Pointer[[2]string]
 	// noResident is set once resident sandboxes failed (see runResident).
 	noResident       atomic.Bool
 	residentFailures atomic.Int32 // in a row
@@ -140,7 +142,7 @@ func (l *Linux) Run(ctx context.Context, s Spec) (Result, error) {
 	}
 	// Only the output folders are writable: the rest cannot have changed.
 	defer func() { p.release(t, outputFolders(s)) }()
-	execRoot := hostOf(s.ExecRoot)
+	execRoot := l.realRoot(s.ExecRoot)
 	// The private exec root is mounted over the workspace's path, which
 	// hides it; the other folders are replaced by empty ones. Each mount
 	// costs, so folders inside hidden ones are left out.
@@ -233,6 +235,25 @@ func (l *Linux) Run(ctx context.Context, s Spec) (Result, error) {
 		runErr = err
 	}
 	return res, runErr
+}
+
+// realRoot is the real path of the exec root p, where the private exec
+// root is mounted. It is resolved once per strategy, that is per build:
+// resolving it per action was a twentieth of hepbuild's own CPU in the
+// linux strategy, and within a build every command must see the
+// workspace in one place anyway, as the resident sandboxes, made for one
+// real path, do.
+// Only the last one is kept: a build has one exec root.
+func (l *Linux) realRoot(p string) string {
+	if last := l.lastRoot.Load(); last != nil && last[0] == p {
+		return last[1]
+	}
+	r := hostOf(p)
+	if r != p || isDir(p) {
+		// A path that does not exist (yet) is resolved again next time.
+		l.lastRoot.Store(&[2]string{p, r})
+	}
+	return r
 }
 
 // hidden is the real paths of the folders to replace by empty ones: those

@@ -689,3 +689,26 @@ func TestLinuxWithoutResidentSandboxes(t *testing.T) {
 		t.Errorf("got %d warnings, want one with bwrap's reason:\n%s", n, warn.String())
 	}
 }
+
+// A strategy remembers the real path of the exec root it last ran in; a
+// command in another exec root, here reached through a symbolic link, must
+// still run in that one.
+func TestLinuxSecondExecRoot(t *testing.T) {
+	bothWays(t, func(t *testing.T, l *Linux, root, base string) {
+		real := t.TempDir()
+		if err := os.Symlink(filepath.Join(base, "out"), filepath.Join(real, "hepbuild-out")); err != nil {
+			t.Fatal(err)
+		}
+		link := filepath.Join(t.TempDir(), "workspace")
+		if err := os.Symlink(real, link); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range []string{root, link, root, link} {
+			res, out := runLinux(t, l, Spec{ExecRoot: r}, "pwd -P")
+			want, _ := filepath.EvalSymlinks(r)
+			if !res.Success() || strings.TrimSpace(out) != want {
+				t.Errorf("in %s: got %+v, output %q; want it run in %s", r, res, out, want)
+			}
+		}
+	})
+}
