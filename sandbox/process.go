@@ -280,7 +280,7 @@ func openOutput(s Spec, reaped bool) (*output, error) {
 		// byte, which spares a file creation per action (a large part of a
 		// cheap action's cost). An old log of the same path goes first, so
 		// a silent run never shows the previous run's output.
-		if err := os.Remove(s.LogPath); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := removeLog(s.LogPath); err != nil {
 			return nil, fmt.Errorf("removing old log: %w", err)
 		}
 		if reaped {
@@ -311,6 +311,19 @@ func openOutput(s Spec, reaped bool) (*output, error) {
 		return nil, err
 	}
 	return o, nil
+}
+
+// removeLog removes the log at path, if there is one. Usually there is
+// none: unlink alone says so, where os.Remove would try rmdir next.
+func removeLog(path string) error {
+	err := syscall.Unlink(path)
+	if err == nil || err == syscall.ENOENT {
+		return nil
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
 }
 
 func (o *output) connect(w io.Writer) (*os.File, error) {
