@@ -95,10 +95,10 @@ func (r *Runner) store(ctx context.Context, a *Action, key cache.Digest, logPath
 	}
 	for _, o := range a.Outputs {
 		p := r.abs(o.Path)
-		if err := makeReadOnly(p); err != nil {
-			return nil, fmt.Errorf("making output %s read-only: %w", o.Path, err)
-		}
 		if o.Dir {
+			if err := makeReadOnly(p); err != nil {
+				return nil, fmt.Errorf("making output %s read-only: %w", o.Path, err)
+			}
 			if useCache {
 				tree, err := r.storeTree(ctx, p)
 				if err != nil {
@@ -117,6 +117,12 @@ func (r *Runner) store(ctx context.Context, a *Action, key cache.Digest, logPath
 		fi, err := os.Lstat(p)
 		if err != nil {
 			return nil, err
+		}
+		// As makeReadOnly does, from the stat at hand.
+		if m := readOnlyMode(fi.Mode()); fi.Mode().IsRegular() && fi.Mode().Perm() != m {
+			if err := os.Chmod(p, m); err != nil {
+				return nil, fmt.Errorf("making output %s read-only: %w", o.Path, err)
+			}
 		}
 		if fi.Mode()&fs.ModeSymlink != 0 {
 			// checkOutputs made sure it stays inside the outputs: kept as a link.

@@ -941,3 +941,25 @@ func TestInputEditedWhileRunning(t *testing.T) {
 		t.Errorf("out.txt = %q, want v1", b)
 	}
 }
+
+// Outputs an action wrote are read-only once stored, executables staying
+// executable, with or without a cache that links them.
+func TestExecutedOutputsAreReadOnly(t *testing.T) {
+	for name, c := range map[string]cache.Cache{"memory": newMemCache(), "disk": openDisk(t)} {
+		t.Run(name, func(t *testing.T) {
+			w := newWorkspace(t, "none", c)
+			a := shell("a", "echo x > hepbuild-out/pkg/a.txt; echo '#!/bin/sh' > hepbuild-out/pkg/run.sh; chmod 755 hepbuild-out/pkg/run.sh",
+				nil, out("pkg/a.txt"), out("pkg/run.sh"))
+			w.mustBuild([]exec.Outcome{executed}, a)
+			for p, want := range map[string]os.FileMode{"pkg/a.txt": 0o444, "pkg/run.sh": 0o555} {
+				fi, err := os.Stat(filepath.Join(w.root, out(p)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if fi.Mode().Perm() != want {
+					t.Errorf("%s has mode %v, want %v", p, fi.Mode().Perm(), want)
+				}
+			}
+		})
+	}
+}

@@ -54,7 +54,9 @@ func launchProcess(ctx context.Context, s Spec, l launch) (Result, error) {
 		args = append(append([]string(nil), l.wrapper...), s.Argv...)
 	}
 	grace := s.grace()
-	out, err := openOutput(s)
+	// A pipe, not a spare log (see spareLog): a reaper of one command that
+	// is killed from outside leaves the command's processes running.
+	out, err := openOutput(s, false)
 	if err != nil {
 		return Result{}, err
 	}
@@ -253,11 +255,13 @@ func checkExecutable(p string) error {
 }
 
 // output connects the process's stdout and stderr. Files are handed to the
-// process directly; other writers get a pipe copied by a goroutine, which
-// the caller closes after killing the group so a leftover process holding
-// the pipe cannot block the run.
+// process directly; a log, a spare log file (see spareLog) when the caller
+// can say when no process can write any more; other writers get a pipe
+// copied by a goroutine, which the caller closes after killing the group
+// so a leftover process holding the pipe cannot block the run.
 type output struct {
-	lazy           *lazyFile // the log, when Spec.LogPath is set
+	spare          *spareLog // the log, when Spec.LogPath is set and a spare was had
+	lazy           *lazyFile // the log, when Spec.LogPath is set and no spare
 	stdout, stderr *os.File
 	closers        []*os.File // our ends, closed at the end
 	childEnds      []*os.File // the child's ends, closed once it started
@@ -266,15 +270,24 @@ type output struct {
 	copyErr        error
 }
 
-func openOutput(s Spec) (*output, error) {
+// openOutput connects the outputs s asks for. reaped says that the caller
+// calls finish only once every process that could write has exited: a
+// log may then be written to a spare log file.
+func openOutput(s Spec, reaped bool) (*output, error) {
 	o := &output{}
 	if s.LogPath != "" {
 		// Most actions print nothing: the log file is created on the first
 		// byte, which spares a file creation per action (a large part of a
 		// cheap action's cost). An old log of the same path goes first, so
 		// a silent run never shows the previous run's output.
-		if err := os.Remove(s.LogPath); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := removeLog(s.LogPath); err != nil {
 			return nil, fmt.Errorf("removing old log: %w", err)
+		}
+		if reaped {
+			if o.spare = takeSpareLog(s.LogPath); o.spare != nil {
+				o.stdout, o.stderr = o.spare.f, o.spare.f
+				return o, nil
+			}
 		}
 		o.lazy = &lazyFile{path: s.LogPath}
 		f, err := o.connect(o.lazy)
@@ -298,6 +311,19 @@ func openOutput(s Spec) (*output, error) {
 		return nil, err
 	}
 	return o, nil
+}
+
+// removeLog removes the log at path, if there is one. Usually there is
+// none: unlink alone says so, where os.Remove would try rmdir next.
+func removeLog(path string) error {
+	err := syscall.Unlink(path)
+	if err == nil || err == syscall.ENOENT {
+		return nil
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
 }
 
 func (o *output) connect(w io.Writer) (*os.File, error) {
@@ -328,6 +354,9 @@ func (o *output) connect(w io.Writer) (*os.File, error) {
 // started closes the child's pipe ends in this process, so the copies end
 // when the child's group is gone.
 func (o *output) started() {
+	if o.spare != nil {
+		o.spare.watch()
+	}
 	for _, f := range o.childEnds {
 		f.Close()
 	}
@@ -335,8 +364,18 @@ func (o *output) started() {
 }
 
 // finish waits for the copies to drain, at most grace: a process that left
-// the group (setsid) may still hold the pipe.
+// the group (setsid) may still hold the pipe. A spare log is settled: no
+// process can write to it any more (see openOutput).
 func (o *output) finish(grace time.Duration) {
+	if o.spare != nil {
+		if err := o.spare.finish(true); err != nil {
+			o.mu.Lock()
+			o.copyErr = err
+			o.mu.Unlock()
+		}
+		o.spare = nil
+		return
+	}
 	o.started()
 	done := make(chan struct{})
 	go func() { o.copies.Wait(); close(done) }()
@@ -365,6 +404,11 @@ func (o *output) close() {
 	o.closers = nil
 	if o.lazy != nil {
 		o.lazy.close()
+	}
+	if o.spare != nil {
+		// Not finished: the run failed, and a process may still write.
+		_ = o.spare.finish(false)
+		o.spare = nil
 	}
 }
 

@@ -200,7 +200,9 @@ func (r *resident) run(ctx context.Context, s Spec, dir string, writable []strin
 	}
 	req := residentRequest{Argv: s.Argv, Env: envList(s.Env), Dir: dir, Writable: writable, Stdout: -1, Stderr: -1, Pipeline: takeOver(s)}
 	grace := s.grace()
-	out, err := openOutput(s)
+	// The helper replies once the command and all it left have exited,
+	// so the output may go to a spare log.
+	out, err := openOutput(s, true)
 	if err != nil {
 		return Result{}, err
 	}
@@ -250,6 +252,9 @@ func (r *resident) run(ctx context.Context, s Spec, dir string, writable []strin
 		}
 		return Result{}, fmt.Errorf("%s: %v%s", r.name, err, r.complaint())
 	}
+	// The helper killed whatever the command left before it replied (or
+	// never started the command): no process writes the output any more.
+	out.finish(grace)
 	if rep.Err != "" {
 		// The server exits after a failed step; the command did not run.
 		r.stop()
@@ -262,7 +267,6 @@ func (r *resident) run(ctx context.Context, s Spec, dir string, writable []strin
 	if rep.StartErr != "" {
 		return Result{}, &StartError{Path: s.Argv[0], Err: errors.New(rep.StartErr)}
 	}
-	out.finish(grace)
 	ws := unix.WaitStatus(rep.Status)
 	res := Result{ExitCode: ws.ExitStatus(), TimedOut: timedOut, Duration: dur, CPU: time.Duration(rep.CPU)}
 	if ws.Signaled() {

@@ -466,9 +466,17 @@ func (c *Cache) inShard(dir string, op func() error) error {
 }
 
 // renameInto renames the temporary file tmp to name in the shard folder
-// dir, making the folder again if it went away.
+// dir, making the folder again if it went away. Not os.Rename, which
+// stats the new name first (to refuse replacing a folder, which rename(2)
+// refuses too when tmp is a file): a system call per entry stored.
 func (c *Cache) renameInto(tmp, dir, name string) error {
-	return c.inShard(dir, func() error { return os.Rename(tmp, filepath.Join(dir, name)) })
+	return c.inShard(dir, func() error {
+		dst := filepath.Join(dir, name)
+		if err := syscall.Rename(tmp, dst); err != nil {
+			return &os.LinkError{Op: "rename", Old: tmp, New: dst, Err: err}
+		}
+		return nil
+	})
 }
 
 func (c *Cache) writeErr(err error) error {
@@ -574,7 +582,7 @@ func (c *Cache) PutFile(ctx context.Context, path string) (cache.Digest, error) 
 		return cache.Digest{}, fmt.Errorf("storing %s: not a regular file", path)
 	}
 	if fi.Mode()&0o111 == 0 {
-		d, err := c.link(ctx, path)
+		d, err := c.link(ctx, path, fi)
 		if err == nil {
 			return d, nil
 		}
@@ -596,10 +604,10 @@ func (c *Cache) PutFile(ctx context.Context, path string) (cache.Digest, error) 
 
 var errCannotLink = errors.New("cannot hard-link")
 
-// link stores path by hard link. The link is made first, under a temporary
-// name, and hashed through that name, so the digest is that of the inode
-// that becomes the entry.
-func (c *Cache) link(ctx context.Context, path string) (cache.Digest, error) {
+// link stores path, which Lstat said is fi, by hard link. The link is made
+// first, under a temporary name, and hashed through that name, so the
+// digest is that of the inode that becomes the entry.
+func (c *Cache) link(ctx context.Context, path string, fi fs.FileInfo) (cache.Digest, error) {
 	var rnd [8]byte
 	rand.Read(rnd[:])
 	tmp := filepath.Join(c.dir, casDir, tmpPrefix+"link-"+hex.EncodeToString(rnd[:]))
@@ -622,9 +630,13 @@ func (c *Cache) link(ctx context.Context, path string) (cache.Digest, error) {
 		touch(final, fi)
 		return d, nil
 	}
-	if err := os.Chmod(tmp, fileMode); err != nil {
-		os.Remove(tmp)
-		return cache.Digest{}, err
+	// The executor makes outputs read-only before it stores them: their
+	// mode is usually the entry's already.
+	if fi.Mode().Perm() != fileMode {
+		if err := os.Chmod(tmp, fileMode); err != nil {
+			os.Remove(tmp)
+			return cache.Digest{}, err
+		}
 	}
 	if err := c.renameInto(tmp, filepath.Dir(final), filepath.Base(final)); err != nil {
 		os.Remove(tmp)

@@ -1016,3 +1016,32 @@ func TestBlobPathRemembersTheTouchedBlob(t *testing.T) {
 		t.Errorf("remembered %+v, the blob is now %+v: the next BlobPath hashes it again", id, idOf(fi))
 	}
 }
+
+// An output the executor already made read-only is linked without a
+// chmod; any other mode becomes the entry's 0444 all the same.
+func TestPutFileModes(t *testing.T) {
+	c := open(t)
+	for i, mode := range []fs.FileMode{0o444, 0o400, 0o664} {
+		out := filepath.Join(t.TempDir(), "out")
+		if err := os.WriteFile(out, randomBytes(int64(10+i), 100), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(out, mode); err != nil {
+			t.Fatal(err)
+		}
+		d, err := c.PutFile(ctx, out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := c.BlobPath(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !sameFile(t, p, out) {
+			t.Errorf("mode %v: not linked", mode)
+		}
+		if fi, _ := os.Stat(p); fi.Mode().Perm() != fileMode {
+			t.Errorf("mode %v: entry has mode %v, want %v", mode, fi.Mode().Perm(), fs.FileMode(fileMode))
+		}
+	}
+}

@@ -1,0 +1,115 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// Logs written through spare log files (see spareLog) behave as those
+// written through a pipe: one file of stdout and stderr in the order
+// written, no log after a silent run, nothing of one run in another's
+// log, nothing written after the command's end, and a long command's log
+// in place while it runs.
+func TestSpareLogs(t *testing.T) {
+	for _, st := range strategies(t) {
+		t.Run(st.Name(), func(t *testing.T) {
+			root := t.TempDir()
+			base := t.TempDir()
+			run := func(log, script string) {
+				t.Helper()
+				res, err := st.Run(context.Background(), Spec{
+					ExecRoot: root,
+					Argv:     []string{"/bin/bash", "-c", script},
+					Env:      hostEnv(),
+					LogPath:  filepath.Join(base, "logs", log),
+				})
+				if err != nil || !res.Success() {
+					t.Fatalf("%q: got %+v, %v", script, res, err)
+				}
+			}
+			wantLog := func(log, want string) {
+				t.Helper()
+				b, err := os.ReadFile(filepath.Join(base, "logs", log))
+				switch {
+				case want == "" && !errors.Is(err, fs.ErrNotExist):
+					t.Errorf("log %s: got %q, %v; want none", log, b, err)
+				case want != "" && (err != nil || string(b) != want):
+					t.Errorf("log %s: got %q, %v; want %q", log, b, err, want)
+				}
+			}
+
+			run("a/x.log", "echo out; echo err >&2; echo out2")
+			wantLog("a/x.log", "out\nerr\nout2\n")
+			// The same log after a silent run: gone.
+			run("a/x.log", "true")
+			wantLog("a/x.log", "")
+			// Silent runs leave no folder either, and their spare serves
+			// the next, whose log holds its own output alone.
+			for i := 0; i < 5; i++ {
+				run("b/silent.log", ":")
+			}
+			wantLog("b/silent.log", "")
+			if _, err := os.Stat(filepath.Join(base, "logs", "b")); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("a silent run made the log's folder: %v", err)
+			}
+			run("c/y.log", "printf y")
+			wantLog("c/y.log", "y")
+			// What a command leaves behind is killed before it writes.
+			run("d/z.log", "(sleep 0.3; echo late) & echo now")
+			time.Sleep(600 * time.Millisecond)
+			wantLog("d/z.log", "now\n")
+			run("e/after.log", ":")
+			run("e/next.log", "echo next")
+			time.Sleep(600 * time.Millisecond)
+			wantLog("e/after.log", "")
+			wantLog("e/next.log", "next\n")
+			wantLog("d/z.log", "now\n")
+
+			// A running command's log shows up once it has printed.
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				run("f/live.log", "echo early; sleep 5; echo late")
+			}()
+			live := filepath.Join(base, "logs", "f", "live.log")
+			for {
+				b, _ := os.ReadFile(live)
+				if string(b) == "early\n" {
+					break
+				}
+				select {
+				case <-done:
+					t.Fatal("the log of a running command did not show up while it ran")
+				case <-time.After(20 * time.Millisecond):
+				}
+			}
+			<-done
+			wantLog("f/live.log", "early\nlate\n")
+		})
+	}
+}
+
+// A spare whose status flags the command changed is not used again: the
+// next command must not write at the last one's offset.
+func TestSpareLogFlagsChanged(t *testing.T) {
+	root, base := t.TempDir(), t.TempDir()
+	log := filepath.Join(base, "logs", "x.log")
+	for _, script := range []string{
+		// Clears O_APPEND of the shared stdout, and moves its offset.
+		`python3 -c 'import fcntl, os; fcntl.fcntl(1, fcntl.F_SETFL, 0); os.lseek(1, 100, 0)'`,
+		"echo next",
+	} {
+		res, err := None{}.Run(context.Background(), Spec{ExecRoot: root, Argv: []string{"/bin/bash", "-c", script}, Env: hostEnv(), LogPath: log})
+		if err != nil || !res.Success() {
+			t.Fatalf("%q: got %+v, %v", script, res, err)
+		}
+	}
+	if b, err := os.ReadFile(log); err != nil || string(b) != "next\n" {
+		t.Errorf("log: got %q, %v; want %q", b, err, "next\n")
+	}
+}
