@@ -174,11 +174,7 @@ func analyse(g *Globals, f *AnalysisFlags, e *env, patterns []string, lock bool)
 		}
 	}()
 	w.loader.SetRemoteData(globFunc(rd.glob(f.lenient)))
-	labels := make([]graph.Label, 0, len(targets))
-	for _, t := range targets {
-		labels = append(labels, t.Label)
-	}
-	ag, err := w.loader.Analyze(labels)
+	ag, err := w.loader.AnalyzeTargets(targets)
 	if err != nil {
 		return nil, err
 	}
@@ -636,11 +632,7 @@ func (c *BuildCmd) analyseOnly(g *Globals, e *env, start time.Time) error {
 	}
 	defer rd.Close()
 	w.loader.SetRemoteData(globFunc(rd.glob(true)))
-	labels := make([]graph.Label, len(targets))
-	for i, t := range targets {
-		labels[i] = t.Label
-	}
-	ag, err := w.loader.Analyze(labels)
+	ag, err := w.loader.AnalyzeTargets(targets)
 	if err != nil {
 		return err
 	}
