@@ -36,24 +36,45 @@ func NewGraph(actions []*Action, targetOutputs [][]Artifact) (*Graph, error) {
 	g := &Graph{Actions: actions, Producer: make(map[string]*Action, len(actions)), TargetOutputs: targetOutputs}
 	for _, a := range actions {
 		for _, o := range a.Outputs {
-			if prev, ok := g.Producer[o.Path]; ok {
-				return nil, &ConflictError{Path: o.Path, First: prev, Then: a}
-			}
+			// One map operation for each of a million outputs: a
+			// conflict, rare, shows as a map that did not grow.
+			n := len(g.Producer)
 			g.Producer[o.Path] = a
+			if len(g.Producer) == n {
+				return nil, &ConflictError{Path: o.Path, First: firstProducer(actions, o.Path), Then: a}
+			}
 		}
 	}
 	// An output inside another output (a file, a folder or a link) would be
-	// written through it.
+	// written through it. Outputs come grouped by folder: a folder whose
+	// ancestors the last output checked is not checked again.
+	checked := ""
 	for _, a := range actions {
 		for _, o := range a.Outputs {
 			for d := path.Dir(o.Path); d != "." && d != "/" && d != OutDir; d = path.Dir(d) {
+				if d == checked {
+					break
+				}
 				if prev, ok := g.Producer[d]; ok {
 					return nil, &PrefixError{Path: o.Path, Outer: d, First: prev, Then: a}
 				}
 			}
+			checked = path.Dir(o.Path)
 		}
 	}
 	return g, nil
+}
+
+// firstProducer returns the first of actions that writes p.
+func firstProducer(actions []*Action, p string) *Action {
+	for _, a := range actions {
+		for _, o := range a.Outputs {
+			if o.Path == p {
+				return a
+			}
+		}
+	}
+	return nil
 }
 
 // PrefixError says that an output lies inside another action's output.

@@ -336,11 +336,11 @@ func (v *actionsValue) makeRun(fn string, r *runArgs, shell bool) (starlark.Valu
 	}
 	if r.software != nil && r.software != starlark.None {
 		tv, ok := r.software.(*TargetValue)
-		if !ok || tv.c.env == nil {
+		if !ok || tv.c.env() == nil {
 			return nil, fmt.Errorf("%s: software_env: want an environment() target (an attr.label attribute value), got %s", fn, r.software)
 		}
-		act.Environment = tv.c.env
-		act.Inputs = append(act.Inputs, tv.c.env.Files...)
+		act.Environment = tv.c.env()
+		act.Inputs = append(act.Inputs, tv.c.env().Files...)
 	}
 	act.Progress = r.progress // Describe expands %{label}
 	act.Outputs, err = v.outputsOf(fn, r.outputs)

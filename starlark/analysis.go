@@ -13,28 +13,86 @@ import (
 )
 
 // configured is an analysed target: its providers and default outputs.
+// A million-action analysis holds one for each task and each source file,
+// so what only a few targets have is behind details.
 type configured struct {
-	target      *graph.Target
+	target     *graph.Target
+	files      []*File // DefaultInfo files, flattened
+	executable *File
+	// action is the action of a task, whose Outputs are the task's files:
+	// Analyze shares them rather than copy them for each target asked for.
+	// A task's files are its predeclared outputs.
+	action  *exec.Action
+	details *targetDetails
+}
+
+// targetDetails is what only the targets of rule implementations and
+// environments have, and the Starlark value of targets rule code sees.
+type targetDetails struct {
 	providers   map[*Provider]*ProviderInstance
-	files       []*File // DefaultInfo files, flattened
-	executable  *File
 	env         *exec.Environment // set for environment() targets
 	predeclared []*File           // outputs declared in the BUILD file (outs, attr.output, rule outputs)
 	value       *TargetValue      // made by targetValue
-	// action is the action of a task, whose Outputs are the task's files:
-	// Analyze shares them rather than copy them for each target asked for.
-	action *exec.Action
 }
 
 func (c *configured) label() graph.Label { return c.target.Label }
 
+// providers returns the target's providers by provider; nil (empty) for
+// native rules and files.
+func (c *configured) providers() map[*Provider]*ProviderInstance {
+	if c.details == nil {
+		return nil
+	}
+	return c.details.providers
+}
+
+// env returns the software environment of an environment() target, or nil.
+func (c *configured) env() *exec.Environment {
+	if c.details == nil {
+		return nil
+	}
+	return c.details.env
+}
+
+// predeclared returns the outputs declared in the BUILD file: for a task,
+// its files.
+func (c *configured) predeclared() []*File {
+	switch {
+	case c.action != nil:
+		return c.files
+	case c.details != nil:
+		return c.details.predeclared
+	}
+	return nil
+}
+
 // targetValue is the target as rule code sees it, made on first use: most
 // targets are never seen by rule code, only by native rules.
 func (c *configured) targetValue() *TargetValue {
-	if c.value == nil {
-		c.value = &TargetValue{c: c}
+	if c.details == nil {
+		c.details = &targetDetails{}
 	}
-	return c.value
+	if c.details.value == nil {
+		c.details.value = &TargetValue{c: c}
+	}
+	return c.details.value
+}
+
+// configuredFile is a configured target of one file (a source file, or a
+// task with one output) with the file, in one allocation: a large analysis
+// has millions of them.
+type configuredFile struct {
+	configured
+	file  File
+	files [1]*File
+}
+
+// newConfiguredFile returns target t, whose one file is art, declared by owner.
+func newConfiguredFile(t *graph.Target, art exec.Artifact, owner *graph.Target) *configured {
+	x := &configuredFile{configured: configured{target: t}, file: File{art: art, owner: owner}}
+	x.files[0] = &x.file
+	x.configured.files = x.files[:]
+	return &x.configured
 }
 
 // inProgress stands, in analyzer.done, for a target whose analysis has begun
@@ -71,12 +129,32 @@ type depAttr struct {
 // rule implementations and returns the action graph. Errors are *Error values
 // naming the file, line and target.
 func (l *Loader) Analyze(labels []graph.Label) (*exec.Graph, error) {
-	// Every label given is analysed, with what it depends on: sizing the
-	// map for them saves growing it through all the smaller sizes.
-	a := &analyzer{l: l, done: newConfiguredMap(len(labels))}
-	outs := make([][]exec.Artifact, len(labels))
-	for i, lbl := range labels {
-		c, err := a.configure(lbl, nil)
+	return l.analyze(len(labels), func(a *analyzer, i int) (*configured, error) {
+		return a.configure(labels[i], nil)
+	})
+}
+
+// AnalyzeTargets is Analyze for targets already loaded, as a command's
+// target patterns give them: it spares looking each up again by label.
+func (l *Loader) AnalyzeTargets(targets []*graph.Target) (*exec.Graph, error) {
+	return l.analyze(len(targets), func(a *analyzer, i int) (*configured, error) {
+		t := targets[i]
+		if c, ok := a.done.get(t.Label); ok {
+			return c, nil // analysed as a dependency of an earlier one
+		}
+		return a.configureTarget(t, nil)
+	})
+}
+
+// analyze analyses the n targets root gives and returns the action graph.
+func (l *Loader) analyze(n int, root func(a *analyzer, i int) (*configured, error)) (*exec.Graph, error) {
+	// Every target given is analysed, with what it depends on: sizing the
+	// map and the list of actions for them saves growing them through all
+	// the smaller sizes.
+	a := &analyzer{l: l, done: newConfiguredMap(n), actions: make([]*exec.Action, 0, n)}
+	outs := make([][]exec.Artifact, n)
+	for i := range n {
+		c, err := root(a, i)
 		if err != nil {
 			return nil, err
 		}
@@ -214,6 +292,23 @@ func (a *analyzer) configure(lbl graph.Label, from *graph.Target) (*configured, 
 		}
 		return nil, e
 	}
+	return a.configureTarget(t, from)
+}
+
+// configureTarget analyses target t, not analysed yet; from is the target
+// that depends on it (nil for a root).
+func (a *analyzer) configureTarget(t *graph.Target, from *graph.Target) (*configured, error) {
+	lbl := t.Label
+	if t.IsSourceFile() {
+		// A source file depends on nothing, so it cannot be in a cycle:
+		// it is entered in done once, when analysed.
+		c, err := a.configureSource(t, from)
+		if err != nil {
+			return nil, err
+		}
+		a.done.set(lbl, c)
+		return c, nil
+	}
 	a.done.set(lbl, inProgress)
 	a.stack = append(a.stack, lbl)
 	finished := false
@@ -224,9 +319,8 @@ func (a *analyzer) configure(lbl graph.Label, from *graph.Target) (*configured, 
 		}
 	}()
 	var c *configured
+	var err error
 	switch {
-	case t.IsSourceFile():
-		c, err = a.configureSource(t, from)
 	case t.IsGeneratedFile():
 		gen, err2 := a.configure(*t.Generator, t)
 		if err2 != nil {
@@ -252,9 +346,10 @@ func (a *analyzer) configure(lbl graph.Label, from *graph.Target) (*configured, 
 // generated-file target), or nil. Like allOutputs, but it makes no list for
 // the usual case: the file is one of the outputs the BUILD file declared.
 func (c *configured) output(path string) *File {
-	for i := len(c.predeclared) - 1; i >= 0; i-- {
-		if c.predeclared[i].art.Path == path {
-			return c.predeclared[i]
+	predeclared := c.predeclared()
+	for i := len(predeclared) - 1; i >= 0; i-- {
+		if predeclared[i].art.Path == path {
+			return predeclared[i]
 		}
 	}
 	var f *File
@@ -269,7 +364,7 @@ func (c *configured) output(path string) *File {
 // allOutputs lists the files a rule's actions produce (for generated-file targets).
 func (c *configured) allOutputs() []*File {
 	out := append([]*File{}, c.files...)
-	if og, ok := c.providers[outputGroupInfo]; ok {
+	if og, ok := c.providers()[outputGroupInfo]; ok {
 		for _, v := range og.fields {
 			if d, ok := v.(*Depset); ok {
 				for _, x := range d.toList() {
@@ -280,8 +375,8 @@ func (c *configured) allOutputs() []*File {
 			}
 		}
 	}
-	if c.predeclared != nil {
-		out = append(out, c.predeclared...)
+	if predeclared := c.predeclared(); predeclared != nil {
+		out = append(out, predeclared...)
 	}
 	return out
 }
@@ -313,10 +408,9 @@ func (a *analyzer) configureSource(t *graph.Target, from *graph.Target) (*config
 		}
 		return nil, e
 	}
-	f := &File{art: sourceArtifact(t.Label, mode.IsDir()), owner: t}
-	c := &configured{target: t, files: []*File{f}}
+	c := newConfiguredFile(t, sourceArtifact(t.Label, mode.IsDir()), t)
 	if mode&0o111 != 0 && !mode.IsDir() {
-		c.executable = f
+		c.executable = c.files[0]
 	}
 	return c, nil
 }
@@ -432,7 +526,7 @@ func checkDep(t *graph.Target, attr string, spec *attrSpec, dc *configured) erro
 	for _, p := range spec.providers {
 		// Native rules make DefaultInfo on demand (TargetValue.Get) rather
 		// than keep one per target: every target provides it.
-		if _, ok := dc.providers[p]; !ok && p != defaultInfo {
+		if _, ok := dc.providers()[p]; !ok && p != defaultInfo {
 			return &Error{Pos: t.Pos, Target: t.Label, Msg: fmt.Sprintf("attribute %s: %s does not provide %s", attr, dc.label(), p.Name())}
 		}
 	}

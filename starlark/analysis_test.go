@@ -11,6 +11,7 @@ import (
 	"golang.org/x/tools/txtar"
 
 	"github.com/hepbuild/hepbuild/exec"
+	"github.com/hepbuild/hepbuild/graph"
 )
 
 // dumpActions renders actions in a stable, readable form for golden comparison.
@@ -99,6 +100,42 @@ func TestAnalysis(t *testing.T) {
 			}
 			if diff := cmp.Diff(want, dumpActions(g.Actions)); diff != "" {
 				t.Errorf("actions mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestAnalyzeTargets checks that analysing the targets themselves gives the
+// action graph that analysing their labels gives.
+func TestAnalyzeTargets(t *testing.T) {
+	files, _ := filepath.Glob("testdata/ok/*.txtar")
+	for _, f := range files {
+		t.Run(strings.TrimSuffix(filepath.Base(f), ".txtar"), func(t *testing.T) {
+			ar, _ := txtar.ParseFile(f)
+			l, err, _ := analyzeArchive(t, f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			labels := targetsOf(ar)
+			want, err := l.Analyze(labels)
+			if err != nil {
+				t.Fatal(err)
+			}
+			targets := make([]*graph.Target, len(labels))
+			for i, lbl := range labels {
+				if targets[i], err = l.Target(lbl); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := l.AnalyzeTargets(targets)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(dumpActions(want.Actions), dumpActions(got.Actions)); diff != "" {
+				t.Errorf("actions mismatch (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(want.TargetOutputs, got.TargetOutputs); diff != "" {
+				t.Errorf("target outputs mismatch (-want +got):\n%s", diff)
 			}
 		})
 	}

@@ -73,3 +73,38 @@ func loadAnalyze(b *testing.B, dir string) (*Loader, *exec.Graph) {
 	}
 	return l, g
 }
+
+// BenchmarkAnalyze measures analysis alone of every target of the peer
+// workload at 20k and 200k actions, its package loaded once, as `build
+// //:all` analyses it.
+func BenchmarkAnalyze(b *testing.B) {
+	for _, size := range []struct {
+		name    string
+		d, f, s int
+	}{{"20k", 40, 125, 4}, {"200k", 100, 500, 4}} {
+		b.Run(size.name, func(b *testing.B) {
+			dir := benchWorkspace(b, size.d, size.f, size.s)
+			l, err := NewLoader(dir, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			p, err := l.Package("", "")
+			if err != nil {
+				b.Fatal(err)
+			}
+			var targets []*graph.Target
+			for _, name := range p.Order {
+				if t := p.Targets[name]; t.IsRule() {
+					targets = append(targets, t)
+				}
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, err := l.AnalyzeTargets(targets); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -53,12 +53,12 @@ func (v *TargetValue) Get(k starlark.Value) (starlark.Value, bool, error) {
 		return nil, false, fmt.Errorf("a target is indexed by a provider, not a %s", k.Type())
 	}
 	if p == defaultInfo {
-		if inst, ok := v.c.providers[defaultInfo]; ok {
+		if inst, ok := v.c.providers()[defaultInfo]; ok {
 			return inst, true, nil
 		}
 		return defaultInfoFor(v.c.files), true, nil
 	}
-	inst, ok := v.c.providers[p]
+	inst, ok := v.c.providers()[p]
 	if !ok {
 		return nil, false, fmt.Errorf("%s does not provide %s", v.c.label(), p.Name())
 	}
@@ -302,7 +302,8 @@ func (a *analyzer) runImplementation(r *ruleInstance, deps map[graph.Label]*conf
 		}
 		return nil, &Error{Pos: t.Pos, Target: t.Label, Msg: e.Error()}
 	}
-	conf := &configured{target: t, providers: map[*Provider]*ProviderInstance{}, predeclared: predeclared}
+	providers := map[*Provider]*ProviderInstance{}
+	conf := &configured{target: t, details: &targetDetails{providers: providers, predeclared: predeclared}}
 	var list []starlark.Value
 	switch v := ret.(type) {
 	case starlark.NoneType:
@@ -322,12 +323,12 @@ func (a *analyzer) runImplementation(r *ruleInstance, deps map[graph.Label]*conf
 		if !ok {
 			return nil, &Error{Pos: t.Pos, Target: t.Label, Msg: fmt.Sprintf("the implementation of rule %s returned a %s in its list; want providers only (struct providers are not supported)", r.class.Name(), v.Type())}
 		}
-		if _, dup := conf.providers[p.provider]; dup {
+		if _, dup := providers[p.provider]; dup {
 			return nil, &Error{Pos: t.Pos, Target: t.Label, Msg: fmt.Sprintf("the implementation of rule %s returned %s twice", r.class.Name(), p.provider.Name())}
 		}
-		conf.providers[p.provider] = p
+		providers[p.provider] = p
 	}
-	if di, ok := conf.providers[defaultInfo]; ok {
+	if di, ok := providers[defaultInfo]; ok {
 		if d, ok := di.fields["files"].(*Depset); ok {
 			for _, x := range d.toList() {
 				if f, ok := x.(*File); ok {
@@ -342,7 +343,7 @@ func (a *analyzer) runImplementation(r *ruleInstance, deps map[graph.Label]*conf
 		}
 	} else {
 		conf.files = predeclared
-		conf.providers[defaultInfo] = defaultInfoFor(predeclared)
+		providers[defaultInfo] = defaultInfoFor(predeclared)
 	}
 	if f, ok := outs["executable"].(*File); ok && conf.executable == nil {
 		conf.executable = f

@@ -16,13 +16,14 @@ func (l *Loader) Environment(lbl graph.Label) (*exec.Environment, error) {
 	if err != nil {
 		return nil, err
 	}
-	if c.env == nil {
+	env := c.env()
+	if env == nil {
 		return nil, fmt.Errorf("%s is a %s, not an environment() target", lbl, c.target.Class())
 	}
-	for _, f := range c.env.Files {
+	for _, f := range env.Files {
 		if !f.Source {
 			return nil, fmt.Errorf("%s: file %s is generated; a default environment can only use source files", lbl, f.Path)
 		}
 	}
-	return c.env, nil
+	return env, nil
 }
