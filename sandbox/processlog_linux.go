@@ -37,13 +37,26 @@ import (
 // output, which is then linked into place to be followed as it grows.
 const liveLogAfter = 500 * time.Millisecond
 
-// spareFile is a spare log file with the status flags it was opened with:
-// a command may change those of its stdout (they belong to the open
-// file, which the command shares), and a spare whose flags changed is
-// not used again.
+// spareFile is a spare log file with the status flags it was opened with
+// and what its inode was like then. A command may change the flags of its
+// stdout (they belong to the open file, which the command shares), and
+// the inode: give it a name (linkat of /proc/self/fd/1), which the next
+// command's log would reach, change its mode, owner or attributes, which
+// the next log would carry, or allocate blocks to it. A spare changed in
+// any of these ways is not used again.
 type spareFile struct {
 	f     *os.File
 	flags int
+	made  unix.Stat_t
+}
+
+// untouched says whether st, the spare's fstat after a command, is the
+// spare as it was made: empty, unnamed, with no blocks and no change to
+// its metadata (the change time tells of attributes and ACLs, where its
+// granularity allows; mode and owner are compared all the same).
+func (s *spareFile) untouched(st *unix.Stat_t) bool {
+	return st.Size == 0 && st.Nlink == 0 && st.Blocks == 0 && st.Mode == s.made.Mode &&
+		st.Uid == s.made.Uid && st.Gid == s.made.Gid && st.Ctim == s.made.Ctim
 }
 
 // spareLogs are the spares not in use. There are as many as commands
@@ -101,12 +114,17 @@ func openSpare(dir string) (spareFile, error) {
 	for {
 		fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_RDWR|unix.O_APPEND|unix.O_CLOEXEC, 0o644)
 		if err == nil {
-			flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
-			if err != nil {
+			s := spareFile{}
+			if err := unix.Fstat(fd, &s.made); err != nil {
 				unix.Close(fd)
 				return spareFile{}, err
 			}
-			return spareFile{f: os.NewFile(uintptr(fd), "log"), flags: flags}, nil
+			if s.flags, err = unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0); err != nil {
+				unix.Close(fd)
+				return spareFile{}, err
+			}
+			s.f = os.NewFile(uintptr(fd), "log")
+			return s, nil
 		}
 		parent := filepath.Dir(dir)
 		if err != unix.ENOENT || parent == dir {
@@ -167,7 +185,7 @@ func (s *spareLog) finish(writersGone bool) error {
 				return fmt.Errorf("removing empty log: %w", err)
 			}
 		}
-		if flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0); writersGone && !s.linked && err == nil && flags == s.flags {
+		if flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0); writersGone && !s.linked && err == nil && flags == s.flags && s.untouched(&st) {
 			spareLogs.mu.Lock()
 			spareLogs.free = append(spareLogs.free, s.spareFile)
 			spareLogs.mu.Unlock()

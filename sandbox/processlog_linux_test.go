@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -111,5 +112,36 @@ func TestSpareLogFlagsChanged(t *testing.T) {
 	}
 	if b, err := os.ReadFile(log); err != nil || string(b) != "next\n" {
 		t.Errorf("log: got %q, %v; want %q", b, err, "next\n")
+	}
+}
+
+// A spare that the command gave a name, or whose mode or owner it
+// changed, is not used again: the next command's log would reach the
+// name (an output, which the cache may link into an entry) or carry the
+// mode.
+func TestSpareLogTamperedNotReused(t *testing.T) {
+	root, base := t.TempDir(), t.TempDir()
+	log := filepath.Join(base, "logs", "x.log")
+	stolen := filepath.Join(base, "stolen")
+	run := func(script string) {
+		t.Helper()
+		res, err := None{}.Run(context.Background(), Spec{ExecRoot: root, Argv: []string{"/bin/bash", "-c", script}, Env: hostEnv(), LogPath: log})
+		if err != nil || !res.Success() {
+			t.Fatalf("%q: got %+v, %v", script, res, err)
+		}
+	}
+	run("ln -L /proc/self/fd/1 " + stolen)
+	run("echo secret")
+	if b, err := os.ReadFile(stolen); err != nil || len(b) != 0 {
+		t.Errorf("the file the last command named: got %q, %v; want it empty", b, err)
+	}
+
+	run("chmod 600 /proc/self/fd/1")
+	run("echo next")
+	umask := syscall.Umask(0)
+	syscall.Umask(umask)
+	fi, err := os.Stat(log)
+	if want := fs.FileMode(0o644 &^ umask); err != nil || fi.Mode() != want {
+		t.Errorf("log after a command chmod'ed its stdout: got %v, %v; want mode %v", fi.Mode(), err, want)
 	}
 }
