@@ -22,10 +22,15 @@ import (
 // copying it and the poller's bookkeeping cost about a tenth of hepbuild's
 // own CPU per cheap action; the spare costs two system calls. A spare that
 // received output is linked under the log's name, which makes it the log,
-// and a new spare is made for later commands. Since every process that
-// could write to the spare is dead when the helper replies, no write
-// reaches a spare after it went back to the pool, nor a log after the
-// command's end.
+// and a new spare is made for later commands. Since every process of the
+// command's is dead when the helper replies, none of theirs writes to a
+// spare after it went back to the pool, nor to a log after the command's
+// end. A process that is not the command's, to which the command handed
+// its stdout (systemd-run --pipe, or any descriptor passing), is not
+// killed: the spare of a command stopped from outside, when such a
+// process is usually left, is not used again. One that a command ending
+// by itself leaves writing would write into later logs, where a pipe
+// would have had it fail.
 //
 // Today's log semantics hold: stdout and stderr are one file, interleaved
 // as written; a silent run leaves no log (the previous run's is removed
