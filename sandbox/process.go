@@ -260,7 +260,12 @@ func checkExecutable(p string) error {
 // copied by a goroutine, which the caller closes after killing the group
 // so a leftover process holding the pipe cannot block the run.
 type output struct {
-	spare          *spareLog // the log, when Spec.LogPath is set and a spare was had
+	spare *spareLog // the log, when Spec.LogPath is set and a spare was had
+	// stopped says the command was stopped from outside (timed out,
+	// cancelled, killed by a signal): it may have handed its output to a
+	// process not its own (systemd-run --pipe does), which outlives it,
+	// so a spare log it leaves empty is not used again.
+	stopped        bool
 	lazy           *lazyFile // the log, when Spec.LogPath is set and no spare
 	stdout, stderr *os.File
 	closers        []*os.File // our ends, closed at the end
@@ -368,7 +373,7 @@ func (o *output) started() {
 // process can write to it any more (see openOutput).
 func (o *output) finish(grace time.Duration) {
 	if o.spare != nil {
-		if err := o.spare.finish(true); err != nil {
+		if err := o.spare.finish(!o.stopped); err != nil {
 			o.mu.Lock()
 			o.copyErr = err
 			o.mu.Unlock()

@@ -22,10 +22,15 @@ import (
 // copying it and the poller's bookkeeping cost about a tenth of hepbuild's
 // own CPU per cheap action; the spare costs two system calls. A spare that
 // received output is linked under the log's name, which makes it the log,
-// and a new spare is made for later commands. Since every process that
-// could write to the spare is dead when the helper replies, no write
-// reaches a spare after it went back to the pool, nor a log after the
-// command's end.
+// and a new spare is made for later commands. Since every process of the
+// command's is dead when the helper replies, none of theirs writes to a
+// spare after it went back to the pool, nor to a log after the command's
+// end. A process that is not the command's, to which the command handed
+// its stdout (systemd-run --pipe, or any descriptor passing), is not
+// killed: the spare of a command stopped from outside, when such a
+// process is usually left, is not used again. One that a command ending
+// by itself leaves writing would write into later logs, where a pipe
+// would have had it fail.
 //
 // Today's log semantics hold: stdout and stderr are one file, interleaved
 // as written; a silent run leaves no log (the previous run's is removed
@@ -37,13 +42,26 @@ import (
 // output, which is then linked into place to be followed as it grows.
 const liveLogAfter = 500 * time.Millisecond
 
-// spareFile is a spare log file with the status flags it was opened with:
-// a command may change those of its stdout (they belong to the open
-// file, which the command shares), and a spare whose flags changed is
-// not used again.
+// spareFile is a spare log file with the status flags it was opened with
+// and what its inode was like then. A command may change the flags of its
+// stdout (they belong to the open file, which the command shares), and
+// the inode: give it a name (linkat of /proc/self/fd/1), which the next
+// command's log would reach, change its mode, owner or attributes, which
+// the next log would carry, or allocate blocks to it. A spare changed in
+// any of these ways is not used again.
 type spareFile struct {
 	f     *os.File
 	flags int
+	made  unix.Stat_t
+}
+
+// untouched says whether st, the spare's fstat after a command, is the
+// spare as it was made: empty, unnamed, with no blocks and no change to
+// its metadata (the change time tells of attributes and ACLs, where its
+// granularity allows; mode and owner are compared all the same).
+func (s *spareFile) untouched(st *unix.Stat_t) bool {
+	return st.Size == 0 && st.Nlink == 0 && st.Blocks == 0 && st.Mode == s.made.Mode &&
+		st.Uid == s.made.Uid && st.Gid == s.made.Gid && st.Ctim == s.made.Ctim
 }
 
 // spareLogs are the spares not in use. There are as many as commands
@@ -101,12 +119,17 @@ func openSpare(dir string) (spareFile, error) {
 	for {
 		fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_RDWR|unix.O_APPEND|unix.O_CLOEXEC, 0o644)
 		if err == nil {
-			flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
-			if err != nil {
+			s := spareFile{}
+			if err := unix.Fstat(fd, &s.made); err != nil {
 				unix.Close(fd)
 				return spareFile{}, err
 			}
-			return spareFile{f: os.NewFile(uintptr(fd), "log"), flags: flags}, nil
+			if s.flags, err = unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0); err != nil {
+				unix.Close(fd)
+				return spareFile{}, err
+			}
+			s.f = os.NewFile(uintptr(fd), "log")
+			return s, nil
 		}
 		parent := filepath.Dir(dir)
 		if err != unix.ENOENT || parent == dir {
@@ -167,7 +190,7 @@ func (s *spareLog) finish(writersGone bool) error {
 				return fmt.Errorf("removing empty log: %w", err)
 			}
 		}
-		if flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0); writersGone && !s.linked && err == nil && flags == s.flags {
+		if flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0); writersGone && !s.linked && err == nil && flags == s.flags && s.untouched(&st) {
 			spareLogs.mu.Lock()
 			spareLogs.free = append(spareLogs.free, s.spareFile)
 			spareLogs.mu.Unlock()

@@ -253,7 +253,9 @@ func (r *resident) run(ctx context.Context, s Spec, dir string, writable []strin
 		return Result{}, fmt.Errorf("%s: %v%s", r.name, err, r.complaint())
 	}
 	// The helper killed whatever the command left before it replied (or
-	// never started the command): no process writes the output any more.
+	// never started the command): no process of its writes the output any
+	// more.
+	out.stopped = timedOut || cancelled || unix.WaitStatus(rep.Status).Signaled()
 	out.finish(grace)
 	if rep.Err != "" {
 		// The server exits after a failed step; the command did not run.

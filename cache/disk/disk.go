@@ -631,8 +631,11 @@ func (c *Cache) link(ctx context.Context, path string, fi fs.FileInfo) (cache.Di
 		return d, nil
 	}
 	// The executor makes outputs read-only before it stores them: their
-	// mode is usually the entry's already.
-	if fi.Mode().Perm() != fileMode {
+	// mode is usually the entry's already. All of the mode counts, not
+	// only the permissions: a setuid, setgid or sticky bit goes too.
+	// (Lstat came before the link: the file's owner may chmod it since,
+	// but the owner may chmod the entry, the same inode, at any time.)
+	if fi.Mode()&(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky) != fileMode {
 		if err := os.Chmod(tmp, fileMode); err != nil {
 			os.Remove(tmp)
 			return cache.Digest{}, err

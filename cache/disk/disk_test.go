@@ -1018,10 +1018,11 @@ func TestBlobPathRemembersTheTouchedBlob(t *testing.T) {
 }
 
 // An output the executor already made read-only is linked without a
-// chmod; any other mode becomes the entry's 0444 all the same.
+// chmod; any other mode becomes the entry's 0444 all the same, also one
+// whose permission bits are 0444 beside a setuid, setgid or sticky bit.
 func TestPutFileModes(t *testing.T) {
 	c := open(t)
-	for i, mode := range []fs.FileMode{0o444, 0o400, 0o664} {
+	for i, mode := range []fs.FileMode{0o444, 0o400, 0o664, 0o444 | fs.ModeSetuid, 0o444 | fs.ModeSetgid, 0o444 | fs.ModeSticky} {
 		out := filepath.Join(t.TempDir(), "out")
 		if err := os.WriteFile(out, randomBytes(int64(10+i), 100), 0o644); err != nil {
 			t.Fatal(err)
@@ -1040,8 +1041,8 @@ func TestPutFileModes(t *testing.T) {
 		if !sameFile(t, p, out) {
 			t.Errorf("mode %v: not linked", mode)
 		}
-		if fi, _ := os.Stat(p); fi.Mode().Perm() != fileMode {
-			t.Errorf("mode %v: entry has mode %v, want %v", mode, fi.Mode().Perm(), fs.FileMode(fileMode))
+		if fi, _ := os.Stat(p); fi.Mode() != fileMode {
+			t.Errorf("mode %v: entry has mode %v, want %v", mode, fi.Mode(), fs.FileMode(fileMode))
 		}
 	}
 }
