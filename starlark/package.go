@@ -38,6 +38,15 @@ type pkgBuilder struct {
 	// lastRefs is the first label of the last list passed to ref: a list
 	// shared with the previous target needs no second look.
 	lastRefs *graph.Label
+
+	// pipelined lets a large BUILD file declare its rules on a ruleQueue
+	// once it has declared rules of them; queue is that queue, once started.
+	pipelined bool
+	rules     int
+	queue     *ruleQueue
+	// printed counts the print() calls the BUILD file made; quiet, those a
+	// second run of the file does not show again (see ruleQueue).
+	printed, quiet int
 }
 
 // EmptyGlob is a glob() written in a BUILD file that matched no file,

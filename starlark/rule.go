@@ -163,6 +163,22 @@ func (r *ruleClass) CallInternal(thread *starlark.Thread, args starlark.Tuple, k
 		}
 		t.Attrs = append(t.Attrs, graph.Attr{Name: k, Type: spec.typ, Value: val, Explicit: true})
 	}
+	b.rules++
+	b.startQueue(thread)
+	if b.queue != nil {
+		b.queue.push(t, r)
+		return starlark.None, nil
+	}
+	if err := b.declareRule(t, r); err != nil {
+		return nil, err
+	}
+	return starlark.None, nil
+}
+
+// declareRule adds the rule target t of class r, its attributes converted,
+// to the package: its outputs, its name, the sources it mentions. It runs
+// on the interpreter's goroutine or on the package's ruleQueue.
+func (b *pkgBuilder) declareRule(t *graph.Target, r *ruleClass) error {
 	for a := range t.AllAttrs() {
 		switch x := a.Value.(type) {
 		case graph.Label:
@@ -171,7 +187,7 @@ func (r *ruleClass) CallInternal(thread *starlark.Thread, args starlark.Tuple, k
 			}
 			if a.Type == graph.AttrOutput {
 				if err := b.addOutput(t, x); err != nil {
-					return nil, err
+					return err
 				}
 			} else {
 				b.ref(x)
@@ -193,7 +209,7 @@ func (r *ruleClass) CallInternal(thread *starlark.Thread, args starlark.Tuple, k
 			}
 			for _, l := range x {
 				if err := b.declareOutput(t, l); err != nil {
-					return nil, err
+					return err
 				}
 			}
 			if t.Outputs == nil {
@@ -206,7 +222,7 @@ func (r *ruleClass) CallInternal(thread *starlark.Thread, args starlark.Tuple, k
 		}
 	}
 	if err := b.add(t, t.Label); err != nil {
-		return nil, err
+		return err
 	}
 	// Predeclared outputs of rule(outputs = {...}) and executable rules.
 	keys := make([]string, 0, len(r.outputs))
@@ -222,18 +238,18 @@ func (r *ruleClass) CallInternal(thread *starlark.Thread, args starlark.Tuple, k
 		}
 		out, err := expandOutputTemplate(r.outputs[k], t)
 		if err != nil {
-			return nil, errorf(lbl, "outputs[%q]: %v", k, err)
+			return errorf(t.Label, "outputs[%q]: %v", k, err)
 		}
 		ol, err := graph.ParseRelative(":"+out, b.pkg.Name)
 		if err != nil {
-			return nil, errorf(lbl, "outputs[%q]: %v", k, err)
+			return errorf(t.Label, "outputs[%q]: %v", k, err)
 		}
 		if err := b.addOutput(t, ol); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	b.classes.add(t, r)
-	return starlark.None, nil
+	return nil
 }
 
 // addOutput declares out an output of rule and adds it to rule.Outputs.
