@@ -41,9 +41,13 @@ type ruleQueue struct {
 	err error
 }
 
+// queuedRule is a rule call whose attributes are converted: the queue
+// makes its target.
 type queuedRule struct {
-	t     *graph.Target
+	label graph.Label
+	pos   graph.Pos
 	class *ruleClass
+	attrs []graph.Attr
 }
 
 // ruleJob is a batch of rules to declare, and for sync a channel on which
@@ -69,7 +73,7 @@ func (b *pkgBuilder) startQueue(thread *starlark.Thread) {
 				if q.err != nil {
 					break
 				}
-				if err := b.declareRule(r.t, r.class); err != nil {
+				if err := b.declareRule(newRuleTarget(r.label, r.pos, r.class, r.attrs), r.class); err != nil {
 					q.err = err
 					// What the interpreter does from here on is
 					// discarded: stop it.
@@ -83,9 +87,9 @@ func (b *pkgBuilder) startQueue(thread *starlark.Thread) {
 	}()
 }
 
-// push queues the declaration of rule target t of class.
-func (q *ruleQueue) push(t *graph.Target, class *ruleClass) {
-	q.batch = append(q.batch, queuedRule{t, class})
+// push queues the declaration of a rule target.
+func (q *ruleQueue) push(r queuedRule) {
+	q.batch = append(q.batch, r)
 	if len(q.batch) == ruleBatch {
 		q.jobs <- ruleJob{rules: q.batch}
 		q.batch = make([]queuedRule, 0, ruleBatch)
