@@ -35,7 +35,10 @@ const ruleBatch = 256
 type ruleQueue struct {
 	batch []queuedRule
 	jobs  chan ruleJob
-	done  chan struct{} // closed when the goroutine has returned
+	// free returns declared batches for reuse: a million rules would
+	// otherwise leave 100 MB of them to the collector.
+	free chan []queuedRule
+	done chan struct{} // closed when the goroutine has returned
 	// err is the first error of a declaration; the goroutine writes it,
 	// the interpreter reads it once sync returned.
 	err error
@@ -64,7 +67,7 @@ func (b *pkgBuilder) startQueue(thread *starlark.Thread) {
 	if b.queue != nil || !b.pipelined || b.rules < pipelineAfter || runtime.GOMAXPROCS(0) < 2 {
 		return
 	}
-	q := &ruleQueue{batch: make([]queuedRule, 0, ruleBatch), jobs: make(chan ruleJob, 4), done: make(chan struct{})}
+	q := &ruleQueue{batch: make([]queuedRule, 0, ruleBatch), jobs: make(chan ruleJob, 4), free: make(chan []queuedRule, 8), done: make(chan struct{})}
 	b.queue = q
 	go func() {
 		defer close(q.done)
@@ -83,6 +86,11 @@ func (b *pkgBuilder) startQueue(thread *starlark.Thread) {
 			if j.ack != nil {
 				j.ack <- q.err
 			}
+			clear(j.rules) // the targets are the package's now
+			select {
+			case q.free <- j.rules[:0]:
+			default:
+			}
 		}
 	}()
 }
@@ -92,7 +100,16 @@ func (q *ruleQueue) push(r queuedRule) {
 	q.batch = append(q.batch, r)
 	if len(q.batch) == ruleBatch {
 		q.jobs <- ruleJob{rules: q.batch}
-		q.batch = make([]queuedRule, 0, ruleBatch)
+		q.batch = q.newBatch()
+	}
+}
+
+func (q *ruleQueue) newBatch() []queuedRule {
+	select {
+	case b := <-q.free:
+		return b
+	default:
+		return make([]queuedRule, 0, ruleBatch)
 	}
 }
 
@@ -101,7 +118,7 @@ func (q *ruleQueue) push(r queuedRule) {
 func (q *ruleQueue) sync() error {
 	ack := make(chan error)
 	q.jobs <- ruleJob{rules: q.batch, ack: ack}
-	q.batch = make([]queuedRule, 0, ruleBatch)
+	q.batch = q.newBatch()
 	return <-ack
 }
 
