@@ -308,25 +308,61 @@ func sortTargets(ts []*Target) {
 	// Sorting keys beside the targets rather than the targets themselves
 	// spares each comparison a read of two targets from all over the heap:
 	// sorting a million-target package takes half as long.
-	type keyed struct {
-		key string
-		t   *Target
-	}
-	ks := make([]keyed, len(ts))
+	ks := make([]keyedTarget, len(ts))
 	if onePackage(ts) {
 		for i, t := range ts {
-			ks[i] = keyed{t.Label.Name, t}
+			ks[i] = keyedTarget{t.Label.Name, t}
 		}
 	} else {
 		for i, t := range ts {
-			ks[i] = keyed{t.Label.String(), t}
+			ks[i] = keyedTarget{t.Label.String(), t}
 		}
 	}
-	slices.SortFunc(ks, func(a, b keyed) int { return strings.Compare(a.key, b.key) })
-	for i, k := range ks {
+	if len(ks) < parallelSort || runtime.GOMAXPROCS(0) < 2 {
+		slices.SortFunc(ks, compareKeyed)
+		for i, k := range ks {
+			ts[i] = k.t
+		}
+		return
+	}
+	// A large set sorts its halves on two cores and merges them: the two
+	// million targets of deps(//:all) on a million-action package sort in
+	// half the time.
+	a, b := ks[:len(ks)/2], ks[len(ks)/2:]
+	var wg sync.WaitGroup
+	wg.Go(func() { slices.SortFunc(a, compareKeyed) })
+	slices.SortFunc(b, compareKeyed)
+	wg.Wait()
+	i := 0
+	for len(a) > 0 && len(b) > 0 {
+		if compareKeyed(b[0], a[0]) < 0 {
+			ts[i], b = b[0].t, b[1:]
+		} else {
+			ts[i], a = a[0].t, a[1:]
+		}
+		i++
+	}
+	for _, k := range a {
 		ts[i] = k.t
+		i++
+	}
+	for _, k := range b {
+		ts[i] = k.t
+		i++
 	}
 }
+
+// parallelSort is the number of targets from which sortTargets sorts on two
+// cores.
+const parallelSort = 1 << 16
+
+// keyedTarget is a target with its sort key.
+type keyedTarget struct {
+	key string
+	t   *Target
+}
+
+func compareKeyed(a, b keyedTarget) int { return strings.Compare(a.key, b.key) }
 
 func onePackage(ts []*Target) bool {
 	for _, t := range ts {

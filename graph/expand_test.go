@@ -2,6 +2,9 @@ package graph
 
 import (
 	"errors"
+	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -203,5 +206,32 @@ func TestExpandArgsRelative(t *testing.T) {
 	}
 	if _, err := ExpandArgs(testSource(), []string{"nothing"}, "data"); err == nil || !strings.Contains(err.Error(), "no such package 'data/nothing'") {
 		t.Errorf("ExpandArgs(nothing) error = %v, want no such package 'data/nothing'", err)
+	}
+}
+
+// TestSortTargetsLarge: a set large enough to sort on two cores comes out
+// in label order, as a plain sort gives it, for one package and for several.
+func TestSortTargetsLarge(t *testing.T) {
+	for _, pkgs := range []int{1, 3} {
+		set := map[Label]*Target{}
+		for i := range parallelSort + 1001 {
+			l := Label{Pkg: fmt.Sprintf("p%d", i%pkgs), Name: fmt.Sprintf("t%d", i*7919%100003)}
+			set[l] = &Target{Label: l}
+		}
+		got := SortTargets(set)
+		want := slices.Collect(maps.Values(set))
+		key := map[*Target]string{}
+		for _, t := range want {
+			key[t] = t.Label.String()
+		}
+		slices.SortFunc(want, func(a, b *Target) int { return strings.Compare(key[a], key[b]) })
+		if len(got) != len(want) {
+			t.Fatalf("%d packages: %d targets, want %d", pkgs, len(got), len(want))
+		}
+		for i := range want {
+			if got[i] != want[i] {
+				t.Fatalf("%d packages: target %d is %s, want %s", pkgs, i, got[i].Label, want[i].Label)
+			}
+		}
 	}
 }

@@ -43,7 +43,9 @@ const (
 )
 
 // Attr is one attribute of a rule target. Value is one of: string, int64,
-// bool, []string, []int64, map[string]string, Label, []Label, nil.
+// bool, []string, []int64, map[string]string, Label, []Label, nil. A
+// []Label holds no label twice: loading rejects such a list, and Deps
+// relies on it.
 type Attr struct {
 	Name     string
 	Value    any
@@ -232,18 +234,17 @@ func (t *Target) AppendDeps(out []Label, implicit bool) []Label {
 		if l.IsZero() {
 			return
 		}
+		if seen == nil && len(out) >= scanned {
+			seen = make(map[Label]bool, 2*len(out))
+			for _, x := range out {
+				seen[x] = true
+			}
+		}
 		if seen == nil {
 			if slices.Contains(out, l) {
 				return
 			}
-			if len(out) == scanned {
-				seen = make(map[Label]bool, 2*scanned)
-				for _, x := range out {
-					seen[x] = true
-				}
-			}
-		}
-		if seen != nil {
+		} else {
 			if seen[l] {
 				return
 			}
@@ -261,10 +262,23 @@ func (t *Target) AppendDeps(out []Label, implicit bool) []Label {
 				add(v)
 			}
 		case []Label:
-			if a.Type == AttrLabelList {
+			if a.Type != AttrLabelList {
+				return
+			}
+			if len(out) == 0 {
+				// A label list holds no label twice (see Attr), so the
+				// first one needs no check: the thousand inputs of a
+				// merge would otherwise make a map, for each of a
+				// thousand merges.
 				for _, l := range v {
-					add(l)
+					if !l.IsZero() {
+						out = append(out, l)
+					}
 				}
+				return
+			}
+			for _, l := range v {
+				add(l)
 			}
 		}
 	}

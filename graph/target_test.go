@@ -52,3 +52,36 @@ func TestTargetKinds(t *testing.T) {
 		t.Errorf("AppendDeps of the rule = %v", got)
 	}
 }
+
+// TestDepsAcrossAttributes: the labels of one list go in unchecked (a list
+// holds none twice), and those of later attributes, short or long, and of
+// the class's defaults, are dropped when an earlier attribute named them.
+func TestDepsAcrossAttributes(t *testing.T) {
+	labels := func(prefix string, n int) []Label {
+		var ls []Label
+		for i := range n {
+			ls = append(ls, Label{Pkg: "p", Name: prefix + string(rune('a'+i%26)) + string(rune('a'+i/26))})
+		}
+		return ls
+	}
+	long := labels("in", 40) // beyond what a scan checks
+	rule := NewRule(MustParseLabel("//p:r"), "task", Pos{File: "p/BUILD", Line: 3, Col: 1})
+	rule.Attrs = []Attr{
+		{Name: "data", Type: AttrLabelList, Value: long, Explicit: true},
+		{Name: "dep", Type: AttrLabel, Value: long[3], Explicit: true},
+		{Name: "srcs", Type: AttrLabelList, Value: append(labels("x", 3), long[39], long[0]), Explicit: true},
+	}
+	rule.Defaults = []Attr{{Name: "tools", Type: AttrLabelList, Value: []Label{long[5], MustParseLabel("//t:tool")}}}
+	want := append(append(slices.Clone(long), labels("x", 3)...), MustParseLabel("//t:tool"))
+	if diff := cmp.Diff(want, rule.Deps(false)); diff != "" {
+		t.Errorf("Deps mismatch (-want +got):\n%s", diff)
+	}
+	short := NewRule(MustParseLabel("//p:s"), "task", Pos{File: "p/BUILD", Line: 4, Col: 1})
+	short.Attrs = []Attr{
+		{Name: "dep", Type: AttrLabel, Value: long[1], Explicit: true},
+		{Name: "srcs", Type: AttrLabelList, Value: long[:3], Explicit: true},
+	}
+	if diff := cmp.Diff([]Label{long[1], long[0], long[2]}, short.Deps(false)); diff != "" {
+		t.Errorf("Deps of a label then a list: mismatch (-want +got):\n%s", diff)
+	}
+}

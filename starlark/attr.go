@@ -263,30 +263,13 @@ func convertAttr(spec *attrSpec, name string, v starlark.Value, repo, pkg string
 		if !ok || isString(v) {
 			return nil, want()
 		}
-		var out []string
-		for x := range starlark.Elements(it) {
-			s, ok := x.(starlark.String)
-			if !ok {
-				return nil, fmt.Errorf("attribute %s: element %s: got %s, want string", name, x, x.Type())
-			}
-			out = append(out, string(s))
-		}
-		return out, nil
+		return iterStrings(it, name)
 	case graph.AttrIntList:
 		it, ok := v.(starlark.Iterable)
 		if !ok || isString(v) {
 			return nil, want()
 		}
-		var out []int64
-		for x := range starlark.Elements(it) {
-			i, ok := x.(starlark.Int)
-			n, ok2 := i.Int64()
-			if !ok || !ok2 {
-				return nil, fmt.Errorf("attribute %s: element %s: got %s, want int", name, x, x.Type())
-			}
-			out = append(out, n)
-		}
-		return out, nil
+		return iterInts(it, name)
 	case graph.AttrStringDict:
 		d, ok := v.(*starlark.Dict)
 		if !ok {
@@ -354,6 +337,36 @@ func convertAttr(spec *attrSpec, name string, v starlark.Value, repo, pkg string
 		return out, nil
 	}
 	return nil, fmt.Errorf("attribute %s: unsupported type", name)
+}
+
+// iterStrings converts the elements of it, a value of attribute name, to
+// strings. Its loop is a function of its own: a return from the body of a
+// range over a function moves the results of the function that holds it to
+// the heap, and convertAttr, called millions of times, would allocate them.
+func iterStrings(it starlark.Iterable, name string) ([]string, error) {
+	var out []string
+	for x := range starlark.Elements(it) {
+		s, ok := x.(starlark.String)
+		if !ok {
+			return nil, fmt.Errorf("attribute %s: element %s: got %s, want string", name, x, x.Type())
+		}
+		out = append(out, string(s))
+	}
+	return out, nil
+}
+
+// iterInts is iterStrings for ints.
+func iterInts(it starlark.Iterable, name string) ([]int64, error) {
+	var out []int64
+	for x := range starlark.Elements(it) {
+		i, ok := x.(starlark.Int)
+		n, ok2 := i.Int64()
+		if !ok || !ok2 {
+			return nil, fmt.Errorf("attribute %s: element %s: got %s, want int", name, x, x.Type())
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 // firstDuplicate returns the first label of ls, which is long, that

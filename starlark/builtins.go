@@ -163,6 +163,9 @@ func exportsFilesBuiltin(thread *starlark.Thread, fn *starlark.Builtin, args sta
 	if err != nil {
 		return nil, err
 	}
+	if err := b.syncQueue(); err != nil {
+		return nil, err
+	}
 	for _, n := range names {
 		l, err := graph.ParseRelative(n, b.pkg.Name)
 		if err != nil {
@@ -196,6 +199,9 @@ func existingRulesBuiltin(thread *starlark.Thread, fn *starlark.Builtin, args st
 	}
 	b, err := currentPackage(thread, fn.Name())
 	if err != nil {
+		return nil, err
+	}
+	if err := b.syncQueue(); err != nil {
 		return nil, err
 	}
 	d := starlark.NewDict(0)

@@ -200,6 +200,14 @@ func (l *Loader) newThread(name string, file graph.Label, e *loadEntry) *starlar
 		Name: name,
 		Load: l.loadFromThread,
 		Print: func(t *starlark.Thread, msg string) {
+			if b, _ := t.Local(localPkg).(*pkgBuilder); b != nil {
+				if b.syncQueue() != nil {
+					return // the run is discarded (see ruleQueue)
+				}
+				if b.printed++; b.printed <= b.quiet {
+					return // printed by the run before
+				}
+			}
 			pos := t.CallFrame(1).Pos
 			fmt.Fprintf(l.stderr, "DEBUG: %s: %s\n", pos, msg)
 		},
@@ -322,10 +330,30 @@ func (l *Loader) loadPackage(repo, pkg string) (*graph.Package, ruleClasses, []E
 	fileLabel := graph.Label{Pkg: pkg, Name: path.Base(bf)}
 	entry := &loadEntry{label: fileLabel, ready: make(chan struct{})}
 	b := newPkgBuilder(l, pkg, bf)
+	b.pipelined = true
 	thread := l.newThread(bf, fileLabel, entry)
 	thread.SetLocal(localPkg, b)
+	run := func(thread *starlark.Thread, b *pkgBuilder) (queueErr bool, err error) {
+		_, err = starlark.ExecFileOptions(fileOptions, thread, bf, src, buildPredeclared)
+		return b.stopQueue() != nil, err
+	}
 	err = l.interruptible(thread, "loading package //"+pkg+" ("+bf+")", func() error {
-		_, err := starlark.ExecFileOptions(fileOptions, thread, bf, src, buildPredeclared)
+		queueErr, err := run(thread, b)
+		if !queueErr || l.ctx.Err() != nil {
+			return err
+		}
+		// A rule the queue declared is wrong, and the run stopped at some
+		// point after it: run the file again without a queue, for the
+		// error, position and backtrace of a run without one. The file
+		// does the same again up to there, but does not print again.
+		quiet := b.printed
+		b = newPkgBuilder(l, pkg, bf)
+		b.quiet = quiet
+		entry.loads = nil
+		thread := l.newThread(bf, fileLabel, entry)
+		thread.SetLocal(localPkg, b)
+		defer context.AfterFunc(l.ctx, func() { thread.Cancel("interrupted") })()
+		_, err = run(thread, b)
 		return err
 	})
 	close(entry.ready)

@@ -38,6 +38,15 @@ type pkgBuilder struct {
 	// lastRefs is the first label of the last list passed to ref: a list
 	// shared with the previous target needs no second look.
 	lastRefs *graph.Label
+
+	// pipelined lets a large BUILD file declare its rules on a ruleQueue
+	// once it has declared rules of them; queue is that queue, once started.
+	pipelined bool
+	rules     int
+	queue     *ruleQueue
+	// printed counts the print() calls the BUILD file made; quiet, those a
+	// second run of the file does not show again (see ruleQueue).
+	printed, quiet int
 }
 
 // EmptyGlob is a glob() written in a BUILD file that matched no file,
@@ -124,17 +133,16 @@ func (b *pkgBuilder) boxString(s string) any {
 	return v
 }
 
-// shareLabels returns the label list ls of attribute spec as an attribute
-// value: the previous target's value of the same attribute when it holds
-// the same labels, else ls itself. Comprehensions over systematic shifts
+// shareLabels returns the label list ls of attribute spec, which v holds,
+// as an attribute value: the previous target's value of the same attribute
+// when it holds the same labels, else v. Comprehensions over systematic shifts
 // give consecutive targets the same inputs, and a million-target package
 // then keeps a quarter of the lists. Attribute values are never modified,
 // so targets may share one.
-func (b *pkgBuilder) shareLabels(spec *attrSpec, ls []graph.Label) any {
+func (b *pkgBuilder) shareLabels(spec *attrSpec, ls []graph.Label, v any) any {
 	if prev, ok := b.lastLists[spec].([]graph.Label); ok && slices.Equal(prev, ls) {
 		return b.lastLists[spec]
 	}
-	var v any = ls
 	if b.lastLists == nil {
 		b.lastLists = map[*attrSpec]any{}
 	}

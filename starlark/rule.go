@@ -127,8 +127,7 @@ func (r *ruleClass) CallInternal(thread *starlark.Thread, args starlark.Tuple, k
 		return strings.Compare(string(x[0].(starlark.String)), string(y[0].(starlark.String)))
 	})
 	// The name is the label's: graph.Target.Attr and AllAttrs yield it.
-	t := graph.NewRule(lbl, r.Name(), pos)
-	t.Attrs, t.Defaults = make([]graph.Attr, 0, len(given)-1), r.defaults
+	attrs := make([]graph.Attr, 0, len(given)-1)
 	for i, k := range r.attrNames {
 		spec := r.attrSpecs[i]
 		var v starlark.Value = starlark.None
@@ -144,25 +143,57 @@ func (r *ruleClass) CallInternal(thread *starlark.Thread, args starlark.Tuple, k
 			}
 			continue
 		}
-		val, err := convertAttr(spec, k, v, "", b.pkg.Name)
-		if err != nil {
-			return nil, errorf(lbl, "%s: %v", r.Name(), err)
+		if k == "name" {
+			continue // a string, checked above
 		}
-		switch x := val.(type) {
-		case string:
-			if k == "name" {
-				continue
+		var val any
+		if s, ok := v.(starlark.String); ok && spec.typ == graph.AttrString && len(spec.values) == 0 {
+			// What convertAttr would check of a string, without
+			// boxing a text that boxString has boxed already:
+			// texts (commands, messages) often repeat.
+			val = b.boxString(string(s))
+		} else {
+			val, err = convertAttr(spec, k, v, "", b.pkg.Name)
+			if err != nil {
+				return nil, errorf(lbl, "%s: %v", r.Name(), err)
 			}
-			// Other texts (commands, messages) often repeat.
-			val = b.boxString(x)
-		case []graph.Label:
-			if spec.typ == graph.AttrLabelList && len(x) > 0 {
-				// Not outputs: each target has its own.
-				val = b.shareLabels(spec, x)
+			switch x := val.(type) {
+			case string:
+				val = b.boxString(x)
+			case []graph.Label:
+				if spec.typ == graph.AttrLabelList && len(x) > 0 {
+					// Not outputs: each target has its own.
+					val = b.shareLabels(spec, x, val)
+				}
 			}
 		}
-		t.Attrs = append(t.Attrs, graph.Attr{Name: k, Type: spec.typ, Value: val, Explicit: true})
+		attrs = append(attrs, graph.Attr{Name: k, Type: spec.typ, Value: val, Explicit: true})
 	}
+	b.rules++
+	b.startQueue(thread)
+	if b.queue != nil {
+		b.queue.push(queuedRule{lbl, pos, r, attrs})
+		return starlark.None, nil
+	}
+	t := newRuleTarget(lbl, pos, r, attrs)
+	if err := b.declareRule(t, r); err != nil {
+		return nil, err
+	}
+	return starlark.None, nil
+}
+
+// newRuleTarget returns the rule target lbl of class r declared at pos,
+// with attrs, sorted by name, set in the BUILD file.
+func newRuleTarget(lbl graph.Label, pos graph.Pos, r *ruleClass, attrs []graph.Attr) *graph.Target {
+	t := graph.NewRule(lbl, r.Name(), pos)
+	t.Attrs, t.Defaults = attrs, r.defaults
+	return t
+}
+
+// declareRule adds the rule target t of class r, its attributes converted,
+// to the package: its outputs, its name, the sources it mentions. It runs
+// on the interpreter's goroutine or on the package's ruleQueue.
+func (b *pkgBuilder) declareRule(t *graph.Target, r *ruleClass) error {
 	for a := range t.AllAttrs() {
 		switch x := a.Value.(type) {
 		case graph.Label:
@@ -171,7 +202,7 @@ func (r *ruleClass) CallInternal(thread *starlark.Thread, args starlark.Tuple, k
 			}
 			if a.Type == graph.AttrOutput {
 				if err := b.addOutput(t, x); err != nil {
-					return nil, err
+					return err
 				}
 			} else {
 				b.ref(x)
@@ -193,7 +224,7 @@ func (r *ruleClass) CallInternal(thread *starlark.Thread, args starlark.Tuple, k
 			}
 			for _, l := range x {
 				if err := b.declareOutput(t, l); err != nil {
-					return nil, err
+					return err
 				}
 			}
 			if t.Outputs == nil {
@@ -206,7 +237,7 @@ func (r *ruleClass) CallInternal(thread *starlark.Thread, args starlark.Tuple, k
 		}
 	}
 	if err := b.add(t, t.Label); err != nil {
-		return nil, err
+		return err
 	}
 	// Predeclared outputs of rule(outputs = {...}) and executable rules.
 	keys := make([]string, 0, len(r.outputs))
@@ -222,18 +253,18 @@ func (r *ruleClass) CallInternal(thread *starlark.Thread, args starlark.Tuple, k
 		}
 		out, err := expandOutputTemplate(r.outputs[k], t)
 		if err != nil {
-			return nil, errorf(lbl, "outputs[%q]: %v", k, err)
+			return errorf(t.Label, "outputs[%q]: %v", k, err)
 		}
 		ol, err := graph.ParseRelative(":"+out, b.pkg.Name)
 		if err != nil {
-			return nil, errorf(lbl, "outputs[%q]: %v", k, err)
+			return errorf(t.Label, "outputs[%q]: %v", k, err)
 		}
 		if err := b.addOutput(t, ol); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	b.classes.add(t, r)
-	return starlark.None, nil
+	return nil
 }
 
 // addOutput declares out an output of rule and adds it to rule.Outputs.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/hepbuild/hepbuild/graph/query"
 	hstarlark "github.com/hepbuild/hepbuild/starlark"
@@ -32,8 +33,15 @@ func (c *QueryCmd) Run(g *Globals, e *env) error {
 		}
 		return badInput("query %s: %v", expr, err)
 	}
-	recordCompletionIndexes((&LocationFlags{OutputBase: pathValue(os.Getenv("HEPBUILD_OUTPUT_BASE"))}).outputBase(w.root), w.loader)
-	if err := query.Write(e.stdout, r, c.Output, query.WriteOptions{FormatRule: hstarlark.FormatRule}); err != nil {
+	// The completion index of a million-target package takes a while to
+	// write: write it while the result prints.
+	var indexed sync.WaitGroup
+	indexed.Go(func() {
+		recordCompletionIndexes((&LocationFlags{OutputBase: pathValue(os.Getenv("HEPBUILD_OUTPUT_BASE"))}).outputBase(w.root), w.loader)
+	})
+	err = query.Write(e.stdout, r, c.Output, query.WriteOptions{FormatRule: hstarlark.FormatRule})
+	indexed.Wait()
+	if err != nil {
 		return err
 	}
 	if len(r.Targets) == 0 {

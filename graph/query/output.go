@@ -52,11 +52,15 @@ func Write(w io.Writer, r *Result, format string, opts WriteOptions) error {
 	switch format {
 	case "", "label":
 		for _, t := range r.Targets {
-			fmt.Fprintln(bw, t.Label)
+			writeLabel(bw, t.Label)
+			bw.WriteByte('\n')
 		}
 	case "label_kind":
 		for _, t := range r.Targets {
-			fmt.Fprintln(bw, t.Kind(), t.Label)
+			bw.WriteString(t.Kind())
+			bw.WriteByte(' ')
+			writeLabel(bw, t.Label)
+			bw.WriteByte('\n')
 		}
 	case "location":
 		for _, t := range r.Targets {
@@ -209,4 +213,17 @@ func writeRanks(w io.Writer, r *Result, longest bool) {
 	for _, t := range ts {
 		fmt.Fprintln(w, rank[t.Label], t.Label)
 	}
+}
+
+// writeLabel writes l.String() without making it: a query of a
+// million-action package lists two million labels.
+func writeLabel(bw *bufio.Writer, l graph.Label) {
+	if l.Repo != "" {
+		bw.WriteByte('@')
+		bw.WriteString(l.Repo)
+	}
+	bw.WriteString("//")
+	bw.WriteString(l.Pkg)
+	bw.WriteByte(':')
+	bw.WriteString(l.Name)
 }

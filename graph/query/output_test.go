@@ -1,6 +1,7 @@
 package query
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/hepbuild/hepbuild/graph"
 	hstarlark "github.com/hepbuild/hepbuild/starlark"
 )
 
@@ -116,6 +118,19 @@ func TestWriteJSONLines(t *testing.T) {
 			if diff := cmp.Diff([]any{"//app:main.txt", "//lib:lib"}, obj.Attributes["srcs"]); diff != "" {
 				t.Errorf("srcs of //app:bin mismatch (-want +got):\n%s", diff)
 			}
+		}
+	}
+}
+
+// TestWriteLabel: the label formats write a label as its String does.
+func TestWriteLabel(t *testing.T) {
+	for _, l := range []graph.Label{{Name: "BUILD"}, {Pkg: "a/b", Name: "c.txt"}, {Repo: "data", Pkg: "x", Name: "defs.star"}, {Repo: "r", Name: "y"}} {
+		var b strings.Builder
+		bw := bufio.NewWriter(&b)
+		writeLabel(bw, l)
+		bw.Flush()
+		if b.String() != l.String() {
+			t.Errorf("writeLabel(%#v) = %q, want %q", l, b.String(), l.String())
 		}
 	}
 }
