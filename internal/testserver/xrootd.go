@@ -28,8 +28,39 @@ type XRootD struct {
 // which that user cannot reach) and removed when the test ends. Extra
 // configuration lines are appended, e.g. "all.export / r/o" for a
 // read-only server (a later all.export of the same path replaces the first).
+//
+// A server that does not listen within 30 s (it happened once, in a fully
+// loaded test run, with nothing in its log to say why) is stopped and
+// started once more on another port; its log goes into the test's.
 func StartXRootD(t testing.TB, extra ...string) *XRootD {
 	t.Helper()
+	for attempt := 1; ; attempt++ {
+		s := startXRootD(t, extra...)
+		if listens(s.Addr, 30*time.Second) {
+			return s
+		}
+		log := s.logs()
+		s.Stop()
+		if attempt == 2 {
+			t.Fatalf("xrootd did not listen on %s within 30s, twice; its log:\n%s", s.Addr, log)
+		}
+		t.Logf("xrootd did not listen on %s within 30s; starting another; its log:\n%s", s.Addr, log)
+	}
+}
+
+// logs is what the server wrote: its output, and its own log files.
+func (s *XRootD) logs() string {
+	b, _ := os.ReadFile(s.Log)
+	logs, _ := filepath.Glob(filepath.Join(filepath.Dir(s.Data), "xrd.log*"))
+	for _, l := range logs {
+		c, _ := os.ReadFile(l)
+		b = append(b, c...)
+	}
+	return string(b)
+}
+
+// startXRootD starts the server of StartXRootD without waiting for it.
+func startXRootD(t testing.TB, extra ...string) *XRootD {
 	bin := Binary(t, "xrootd", "xrootd.sh")
 	dir, err := os.MkdirTemp("", "hepbuild-xrootd-")
 	if err != nil {
@@ -75,9 +106,7 @@ func StartXRootD(t testing.TB, extra ...string) *XRootD {
 		args = append(args, "-R", "xrootd")
 	}
 	p := Start(t, dir, "xrootd", exec.Command(bin, args...))
-	s := &XRootD{Process: p, Data: data, Addr: fmt.Sprintf("127.0.0.1:%d", port)}
-	WaitTCP(t, p, s.Addr, 30*time.Second)
-	return s
+	return &XRootD{Process: p, Data: data, Addr: fmt.Sprintf("127.0.0.1:%d", port)}
 }
 
 // StartXRootDHTTP starts XRootD like StartXRootD with its HTTP/WebDAV
@@ -100,12 +129,7 @@ func StartXRootDHTTP(t testing.TB, extra ...string) *XRootD {
 		if listens(s.HTTPAddr, 20*time.Second) {
 			return s
 		}
-		logs, _ := filepath.Glob(filepath.Join(filepath.Dir(s.Data), "xrd.log*"))
-		last = ""
-		for _, l := range logs {
-			b, _ := os.ReadFile(l)
-			last += string(b)
-		}
+		last = s.logs()
 		t.Logf("xrootd's HTTP door did not open on %s (attempt %d); its log:\n%s", s.HTTPAddr, attempt, last)
 		s.Stop()
 	}
