@@ -2,6 +2,8 @@ package starlark
 
 import (
 	"bytes"
+	"context"
+	"io"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -176,5 +178,31 @@ func TestPrintsWriteOneAtATime(t *testing.T) {
 	wg.Wait()
 	if n := w.overlaps.Load(); n > 0 {
 		t.Errorf("%d writes to stderr overlapped another", n)
+	}
+}
+
+// TestQueuedErrorStopsLongFile: a duplicate among the last rules of a file
+// stops the computation after them, as it does without a queue, rather
+// than wait in a partial batch until the end of the file.
+func TestQueuedErrorStopsLongFile(t *testing.T) {
+	root := writeTree(t, map[string]string{
+		"WORKSPACE.hep": "",
+		"BUILD": "[task(name = 't%d' % i, outs = ['t%d.o' % i], cmd = 'x') for i in range(300)]\n" +
+			"task(name = 't1', outs = ['z'], cmd = 'x')\n" +
+			"def spin():\n    for x in range(1000000000):\n        pass\n" +
+			"spin()\n",
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var err error
+	withQueueAfter(t, 0, func() {
+		l, lerr := NewLoaderContext(ctx, root, io.Discard)
+		if lerr != nil {
+			t.Fatal(lerr)
+		}
+		_, err = l.Package("", "")
+	})
+	if err == nil || !strings.Contains(err.Error(), `duplicate target name "t1"`) {
+		t.Errorf("got %v, want the duplicate (a timeout: the loop ran on)", err)
 	}
 }
