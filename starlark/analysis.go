@@ -458,7 +458,9 @@ func (a *analyzer) configureRule(t *graph.Target) (*configured, error) {
 			// searches of nothing for each of millions of edges.
 			if dc.target.IsRule() {
 				if msg := attrString(dc.target, "deprecation"); msg != "" {
+					a.l.stderrMu.Lock()
 					fmt.Fprintf(a.l.stderr, "WARNING: %s: %s depends on deprecated %s: %s\n", t.Pos, t.Label, dl, msg)
+					a.l.stderrMu.Unlock()
 				}
 			}
 			if deps != nil {

@@ -90,3 +90,19 @@ func TestErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckRemoteURLNamesOneCredential: a URL with several credentials
+// gets the same error on every run (a map's order once chose the
+// parameter it named), so error output and TestErrorsQueued are stable.
+func TestCheckRemoteURLNamesOneCredential(t *testing.T) {
+	const u = "https://b.example.org/f.root?X-Amz-Signature=1&X-Amz-Credential=2&sig=3&token=4&policy=5"
+	want := CheckRemoteURL(u)
+	if want == nil || !strings.Contains(want.Error(), "(X-Amz-Credential=...)") {
+		t.Fatalf("got %v, want the first credential parameter in sorted order", want)
+	}
+	for range 50 {
+		if err := CheckRemoteURL(u); err == nil || err.Error() != want.Error() {
+			t.Fatalf("got %v, then %v", want, err)
+		}
+	}
+}

@@ -32,7 +32,7 @@ type Loader struct {
 	ctx           context.Context
 	workspaceName string
 	stderr        io.Writer
-	stderrMu      sync.Mutex // the notices of interruptible, from timer goroutines
+	stderrMu      sync.Mutex // writes to stderr: print() of concurrent loads, notices of interruptible from timers
 
 	realRootOnce sync.Once
 	realRootPath string
@@ -209,7 +209,11 @@ func (l *Loader) newThread(name string, file graph.Label, e *loadEntry) *starlar
 				}
 			}
 			pos := t.CallFrame(1).Pos
+			// BUILD files load concurrently, and the notices of
+			// interruptible come from timers: one write at a time.
+			l.stderrMu.Lock()
 			fmt.Fprintf(l.stderr, "DEBUG: %s: %s\n", pos, msg)
+			l.stderrMu.Unlock()
 		},
 	}
 	t.SetLocal(localLoader, l)
@@ -230,13 +234,17 @@ const slowNotice = time.Second
 // interpreter's "cancelled" message.
 func (l *Loader) interruptible(thread *starlark.Thread, what string, fn func() error) error {
 	stop := context.AfterFunc(l.ctx, func() { thread.Cancel("interrupted") })
+	noticed := make(chan struct{})
 	slow := time.AfterFunc(slowNotice, func() {
+		defer close(noticed)
 		l.stderrMu.Lock()
 		fmt.Fprintf(l.stderr, "hepbuild: %s: still running after %s\n", what, slowNotice)
 		l.stderrMu.Unlock()
 	})
 	err := fn()
-	slow.Stop()
+	if !slow.Stop() {
+		<-noticed // the notice is written before the caller goes on
+	}
 	stop()
 	if err != nil && l.ctx.Err() != nil {
 		return fmt.Errorf("%s: %w", what, l.ctx.Err())

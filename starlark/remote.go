@@ -2,8 +2,10 @@ package starlark
 
 import (
 	"fmt"
+	"maps"
 	"net/url"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/hepbuild/hepbuild/exec"
@@ -63,7 +65,8 @@ func CheckRemoteURL(raw string) error {
 	if u.User != nil {
 		return fmt.Errorf("%s: the URL holds user information: credentials go in a token file or X.509 proxy, never in a URL (it is recorded in hepbuild.lock)", redactURL(raw))
 	}
-	for k := range u.Query() {
+	// Sorted: the error names the same parameter on every run.
+	for _, k := range slices.Sorted(maps.Keys(u.Query())) {
 		switch strings.ToLower(k) {
 		case "authz", "access_token", "token", "bearer_token", "xrd.wantprot",
 			// Signed URLs (S3, Azure SAS, Google Cloud Storage, CloudFront,

@@ -18,6 +18,10 @@ var pipelineAfter = 1024
 // work it hands over.
 const ruleBatch = 256
 
+// flushSteps is how many steps of the interpreter a partial batch of rules
+// may wait for its declaration (some milliseconds).
+const flushSteps = 1 << 20
+
 // ruleQueue declares a BUILD file's rule targets on a goroutine of its own
 // while the interpreter goes on with the file: their outputs, their place in
 // the package's map of names (a map of millions in a large package) and the
@@ -69,6 +73,18 @@ func (b *pkgBuilder) startQueue(thread *starlark.Thread) {
 	}
 	q := &ruleQueue{batch: make([]queuedRule, 0, ruleBatch), jobs: make(chan ruleJob, 4), free: make(chan []queuedRule, 8), done: make(chan struct{})}
 	b.queue = q
+	// The last rules of a file may wait in a batch that is not full while
+	// the file computes something else: hand them over now and then, so
+	// that an error among them stops a long computation as it does
+	// without a queue.
+	thread.OnMaxSteps = func(thread *starlark.Thread) {
+		if b.queue != nil && len(b.queue.batch) > 0 {
+			b.queue.jobs <- ruleJob{rules: b.queue.batch}
+			b.queue.batch = b.queue.newBatch()
+		}
+		thread.SetMaxExecutionSteps(thread.Steps + flushSteps)
+	}
+	thread.SetMaxExecutionSteps(thread.Steps + flushSteps)
 	go func() {
 		defer close(q.done)
 		for j := range q.jobs {

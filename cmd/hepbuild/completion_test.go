@@ -375,3 +375,29 @@ func BenchmarkCompletionOfThePeerWorkload(b *testing.B) {
 	b.Run("warm", func(b *testing.B) { tab(b, "hepbuild //:hist_d1_", 4, nil) })
 	b.Run("all", func(b *testing.B) { tab(b, "hepbuild //:", 40330, nil) })
 }
+
+// TestQueryIndexesBeforeAClosedPipe: a query piped into head, which
+// closes the pipe after a line, dies of SIGPIPE at its next write; the
+// completion index of what it loaded is written before that.
+func TestQueryIndexesBeforeAClosedPipe(t *testing.T) {
+	files := completionFiles()
+	files["big/BUILD"] = "[task(name = 't%d' % i, outs = ['t%d.txt' % i], cmd = 'echo > $@') for i in range(20000)]\n"
+	root := testWorkspace(t, files)
+	if r := hepbuild(t, root, "status", "//:top"); r.code != 0 {
+		t.Fatalf("status: %d %s", r.code, r.stderr)
+	}
+	ob := (&LocationFlags{}).outputBase(root)
+	os.RemoveAll(filepath.Join(ob, completionIndexDir))
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr.Close()
+	cmd := hepbuildCommand(t, root, "query", "//big:all")
+	cmd.Stdout = pw
+	cmd.Run() // killed by SIGPIPE
+	pw.Close()
+	if _, err := os.Stat(completionIndexPath(ob, "big")); err != nil {
+		t.Errorf("no index after a query into a closed pipe: %v", err)
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"sync"
 
 	"github.com/hepbuild/hepbuild/graph/query"
 	hstarlark "github.com/hepbuild/hepbuild/starlark"
@@ -33,14 +32,11 @@ func (c *QueryCmd) Run(g *Globals, e *env) error {
 		}
 		return badInput("query %s: %v", expr, err)
 	}
-	// The completion index of a million-target package takes a while to
-	// write: write it while the result prints.
-	var indexed sync.WaitGroup
-	indexed.Go(func() {
-		recordCompletionIndexes((&LocationFlags{OutputBase: pathValue(os.Getenv("HEPBUILD_OUTPUT_BASE"))}).outputBase(w.root), w.loader)
-	})
+	// The completion index before the result, not beside it: a query piped
+	// into head dies of SIGPIPE at the first write after head is done, and
+	// would leave no index (or half of a temporary one).
+	recordCompletionIndexes((&LocationFlags{OutputBase: pathValue(os.Getenv("HEPBUILD_OUTPUT_BASE"))}).outputBase(w.root), w.loader)
 	err = query.Write(e.stdout, r, c.Output, query.WriteOptions{FormatRule: hstarlark.FormatRule})
-	indexed.Wait()
 	if err != nil {
 		return err
 	}
