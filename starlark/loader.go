@@ -347,7 +347,15 @@ func (l *Loader) loadPackage(repo, pkg string) (*graph.Package, ruleClasses, []E
 	}
 	err = l.interruptible(thread, "loading package //"+pkg+" ("+bf+")", func() error {
 		queueErr, err := run(thread, b)
-		if !queueErr || l.ctx.Err() != nil {
+		if !queueErr {
+			return err
+		}
+		if l.ctx.Err() != nil {
+			// Interrupted: the package is wrong, even when the file
+			// itself ran to its end before the interrupt.
+			if err == nil {
+				err = l.ctx.Err()
+			}
 			return err
 		}
 		// A rule the queue declared is wrong, and the run stopped at some
