@@ -638,15 +638,13 @@ func (j *Journal) compactExplain() error {
 	firsts := make([]string, len(lines))
 	last := map[string]int{}
 	for i, line := range lines {
-		var w actionRecordJSON
-		if len(line) == 0 || json.Unmarshal(line, &w) != nil {
+		if len(line) == 0 {
 			continue
 		}
-		if rec, err := w.record(); err != nil || len(rec.Outputs) == 0 {
-			continue
+		if out, ok := explainLineOutput(line); ok && out != "" {
+			firsts[i] = out
+			last[out] = i
 		}
-		firsts[i] = w.Outputs[0]
-		last[w.Outputs[0]] = i
 	}
 	var out bytes.Buffer
 	for i, line := range lines {
