@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -801,6 +802,14 @@ type Stamp struct {
 	// outputs it was asked for: what the caller reports on a null build.
 	Actions int
 	Roots   []string
+	// Journal, when set, is the build's, with its outputs relative to
+	// ExecRoot: an output recorded there with the stat it still has is
+	// not read again for the digest of a racy path (a file restored or
+	// made just now), its recorded digest stands in. That digest is the
+	// content the build made; if the file no longer holds it, the next
+	// check of the stamp fails, as it should.
+	Journal  *Journal
+	ExecRoot string
 }
 
 const (
@@ -946,25 +955,15 @@ func WriteStamp(outputBase string, s Stamp) error {
 	for _, r := range s.Roots {
 		str(r)
 	}
-	prev := ""
-	for _, p := range paths {
-		if p == prev {
-			continue
-		}
-		prev = p
-		st, err := statPath(p)
-		if err != nil {
-			return fmt.Errorf("recording %s: %w", p, err)
-		}
-		digest := ""
-		if st.racy(recorded) {
-			if digest, err = contentDigest(p, st.dir); err != nil {
-				return fmt.Errorf("recording %s: %w", p, err)
-			}
-		}
-		str(p)
-		b = appendPathStat(b, st)
-		str(digest)
+	paths = slices.Compact(paths)
+	entries, err := stampEntries(paths, recorded, s.Journal, s.ExecRoot)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		str(e.path)
+		b = appendPathStat(b, e.st)
+		str(e.digest)
 	}
 	sum := sha256.Sum256(b)
 	b = append(b, sum[:]...)
@@ -976,6 +975,65 @@ func WriteStamp(outputBase string, s Stamp) error {
 		return fmt.Errorf("writing build stamp: %w", err)
 	}
 	return nil
+}
+
+// stampEntries stats the paths, and digests the racy ones, on a few
+// goroutines: at the end of a build the cores are free, and a stamp of
+// thousands of outputs is otherwise milliseconds of system calls in a row.
+func stampEntries(paths []string, recorded int64, j *Journal, root string) ([]stampEntry, error) {
+	entries := make([]stampEntry, len(paths))
+	errs := make([]error, len(paths))
+	workers := min(runtime.GOMAXPROCS(0), 4, len(paths)/1000+1)
+	chunk := (len(paths) + workers - 1) / workers
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		lo, hi := min(w*chunk, len(paths)), min((w+1)*chunk, len(paths))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := lo; i < hi; i++ {
+				p := paths[i]
+				st, err := statPath(p)
+				digest := ""
+				if err == nil && st.racy(recorded) {
+					var ok bool
+					if digest, ok = j.recordedDigest(root, p, st); !ok {
+						digest, err = contentDigest(p, st.dir)
+					}
+				}
+				if err != nil {
+					errs[i] = fmt.Errorf("recording %s: %w", p, err)
+					return
+				}
+				entries[i] = stampEntry{path: p, st: st, digest: digest}
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return entries, nil
+}
+
+// recordedDigest returns the content digest the journal recorded for the
+// file at the absolute path p below root when its recorded stat is st.
+func (j *Journal) recordedDigest(root, p string, st pathStat) (string, bool) {
+	if j == nil || root == "" || st.dir || !st.exists {
+		return "", false
+	}
+	rel, ok := strings.CutPrefix(p, root+string(filepath.Separator))
+	if !ok {
+		return "", false
+	}
+	o, ok := j.output(filepath.ToSlash(rel))
+	if !ok || o.Remote || o.Size != st.size || o.MTime != st.mtime || o.Inode != st.ino || o.CTime != st.ctime ||
+		o.Digest.Size != st.size {
+		return "", false
+	}
+	return o.Digest.Hash, true
 }
 
 // RemoveStamps forgets every stamp of the output base, e.g. when the output

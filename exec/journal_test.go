@@ -454,3 +454,39 @@ func TestCompactExplainKeepsTheRecordReadersUse(t *testing.T) {
 		t.Errorf("after compaction readers get %+v, want the good record", recs)
 	}
 }
+
+// TestStampTakesRacyOutputDigestsFromTheJournal: a file written just now
+// is racy, and its digest is the one the journal recorded for it at its
+// current stat, not read again: the stamp matches while the file holds
+// that content, and not when the journal says it should hold another.
+func TestStampTakesRacyOutputDigestsFromTheJournal(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		recorded string // content whose digest the journal holds
+		match    bool
+	}{
+		{"journal digest is the content's", "out", true},
+		{"journal digest is another content's", "xyz", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			base, root := t.TempDir(), t.TempDir()
+			if err := os.MkdirAll(filepath.Join(root, "hepbuild-out"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			fi := outputFile(t, filepath.Join(root, "hepbuild-out"), "o.txt", "out")
+			j, err := OpenJournal(base)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer j.Close()
+			j.record("hepbuild-out/o.txt", cache.FromBytes([]byte("key")), "", cache.FromBytes([]byte(c.recorded)), fi)
+			s := Stamp{Key: StampKey("//:o"), Files: []string{filepath.Join(root, "hepbuild-out", "o.txt")}, Journal: j, ExecRoot: root}
+			if err := WriteStamp(base, s); err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := CheckStamp(base, s.Key); ok != c.match {
+				t.Errorf("stamp matches: %v, want %v", ok, c.match)
+			}
+		})
+	}
+}

@@ -136,7 +136,8 @@ func (s *session) writeStamp(key string) error {
 			roots = append(roots, r.Path)
 		}
 	}
-	return exec.WriteStamp(s.outputBase, exec.Stamp{Key: key, Files: files, Trees: trees, Actions: len(s.actions), Roots: roots})
+	return exec.WriteStamp(s.outputBase, exec.Stamp{Key: key, Files: files, Trees: trees, Actions: len(s.actions), Roots: roots,
+		Journal: s.journal, ExecRoot: s.w.root})
 }
 
 // sourceState is what changes when a file or folder is written. Not ctime:
