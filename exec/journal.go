@@ -2,6 +2,7 @@ package exec
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -579,17 +580,23 @@ func (j *Journal) Close() error {
 	// read): a build pays for compaction in proportion to what it
 	// appended, not to the size of the whole analysis. Readers take the
 	// last line for a path, so a log with superseded lines reads the same.
+	// The two are apart, and each mostly waits for its file to be read,
+	// written and synced: they overlap.
+	var journalErr error
+	var wg sync.WaitGroup
 	if j.lines+j.appended > 2*len(j.outputs)+64 {
-		if err := j.compactJournal(); err != nil {
-			return err
-		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			journalErr = j.compactJournal()
+		}()
 	}
+	var explainErr error
 	if j.explainCompactDue() {
-		if err := j.compactExplain(); err != nil {
-			return err
-		}
+		explainErr = j.compactExplain()
 	}
-	return nil
+	wg.Wait()
+	return cmp.Or(journalErr, explainErr)
 }
 
 // explainCompactDue says whether the explain log has grown to about three
@@ -613,15 +620,63 @@ func (j *Journal) compactJournal() error {
 	for p := range j.outputs {
 		paths = append(paths, p)
 	}
-	sort.Strings(paths)
-	var b strings.Builder
+	slices.Sort(paths)
+	// A line is about 300 bytes; the buffer grows at most once or twice.
+	b := make([]byte, 0, len(paths)*320)
 	for _, p := range paths {
-		b.WriteString(recordLine(p, j.outputs[p]))
+		b = appendRecordLine(b, p, j.outputs[p])
 	}
-	if err := writeFileAtomic(filepath.Join(j.dir, journalFile), []byte(b.String())); err != nil {
+	if err := writeFileAtomic(filepath.Join(j.dir, journalFile), b); err != nil {
 		return fmt.Errorf("compacting journal: %w", err)
 	}
 	return nil
+}
+
+// appendRecordLine appends recordLine(path, o) to b without the strings
+// it builds on the way: compaction writes one for every output.
+func appendRecordLine(b []byte, path string, o outputRecord) []byte {
+	start := len(b)
+	if o.Remote {
+		b = append(b, "r\t"...)
+	} else {
+		b = append(b, "o\t"...)
+	}
+	b = append(b, quotePath(path)...)
+	b = append(b, '\t')
+	b = appendDigest(b, o.Key)
+	b = append(b, '\t')
+	b = appendDigest(b, o.Digest)
+	b = append(b, '\t')
+	if o.Remote {
+		if o.Executable {
+			b = append(b, '1')
+		} else {
+			b = append(b, '0')
+		}
+		b = append(b, '\t')
+		b = append(b, o.Fingerprint...)
+	} else {
+		b = strconv.AppendInt(b, o.Size, 10)
+		b = append(b, '\t')
+		b = strconv.AppendInt(b, o.MTime, 10)
+		b = append(b, '\t')
+		b = strconv.AppendUint(b, o.Inode, 10)
+		b = append(b, '\t')
+		b = append(b, o.Fingerprint...)
+		b = append(b, '\t')
+		b = strconv.AppendInt(b, o.CTime, 10)
+	}
+	sum := crc32.ChecksumIEEE(b[start:])
+	b = append(b, '\t')
+	b = strconv.AppendUint(b, uint64(sum), 16)
+	return append(b, '\n')
+}
+
+// appendDigest appends d.String().
+func appendDigest(b []byte, d cache.Digest) []byte {
+	b = append(b, d.Hash...)
+	b = append(b, '/')
+	return strconv.AppendInt(b, d.Size, 10)
 }
 
 // compactExplain keeps the last record of each action, identified by its
@@ -648,6 +703,7 @@ func (j *Journal) compactExplain() error {
 		}
 	}
 	var out bytes.Buffer
+	out.Grow(len(b))
 	for i, line := range lines {
 		if firsts[i] == "" || last[firsts[i]] != i {
 			continue

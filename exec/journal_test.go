@@ -490,3 +490,23 @@ func TestStampTakesRacyOutputDigestsFromTheJournal(t *testing.T) {
 		})
 	}
 }
+
+// TestAppendRecordLineIsRecordLine: compaction writes the lines that
+// record and recordRemote append, byte for byte.
+func TestAppendRecordLineIsRecordLine(t *testing.T) {
+	k, d := cache.FromBytes([]byte("key")), cache.FromBytes([]byte("out"))
+	for _, c := range []struct {
+		path string
+		o    outputRecord
+	}{
+		{"hepbuild-out/a", outputRecord{Key: k, Digest: d, Size: 3, MTime: 1_700_000_000_123_456_789, Inode: 42, CTime: 1_700_000_001_000_000_000, Fingerprint: "fp"}},
+		{"hepbuild-out/with\ttab", outputRecord{Key: k, Digest: d}},
+		{"hepbuild-out/r", outputRecord{Key: k, Digest: d, Remote: true, Executable: true, Fingerprint: "fp"}},
+		{"hepbuild-out/r0", outputRecord{Key: k, Digest: d, Remote: true}},
+		{"hepbuild-out/neg", outputRecord{Key: k, Digest: d, MTime: -5}},
+	} {
+		if got, want := string(appendRecordLine([]byte("x"), c.path, c.o)), "x"+recordLine(c.path, c.o); got != want {
+			t.Errorf("appendRecordLine(%q) = %q, want %q", c.path, got, want)
+		}
+	}
+}
