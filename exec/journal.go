@@ -68,6 +68,8 @@ type Journal struct {
 	err       error // first write error, reported by Close
 	prev      map[string]*ActionRecord
 	closed    bool
+	done      chan struct{} // closed when Close is done
+	closeErr  error         // what Close returns
 }
 
 // outputRecord is the journal's entry for one output path.
@@ -556,14 +558,20 @@ func readExplain(path string) []*ActionRecord {
 
 // Close compacts the journal and the explain log when they hold enough
 // superseded lines (see below), and reports the first write error. The
-// Journal is unusable after.
+// Journal is unusable after, but for reading its records (output, as
+// build stamps do), which Close blocks only while it lays out the
+// compacted journal, not while it writes the files. A second Close
+// waits for the first and returns its result.
 func (j *Journal) Close() error {
 	j.mu.Lock()
-	defer j.mu.Unlock()
 	if j.closed {
-		return j.err
+		j.mu.Unlock()
+		<-j.done
+		return j.closeErr
 	}
 	j.closed = true
+	j.done = make(chan struct{})
+	defer close(j.done)
 	for _, f := range []*os.File{j.f, j.xf} {
 		if f != nil {
 			if err := f.Close(); err != nil && j.err == nil {
@@ -572,7 +580,9 @@ func (j *Journal) Close() error {
 		}
 	}
 	if j.err != nil {
-		return j.err
+		j.closeErr = j.err
+		j.mu.Unlock()
+		return j.closeErr
 	}
 	// Both files are rewritten without their superseded lines only once
 	// those are about as many as the live ones (the journal) or twice as
@@ -580,23 +590,34 @@ func (j *Journal) Close() error {
 	// read): a build pays for compaction in proportion to what it
 	// appended, not to the size of the whole analysis. Readers take the
 	// last line for a path, so a log with superseded lines reads the same.
-	// The two are apart, and each mostly waits for its file to be read,
-	// written and synced: they overlap.
+	var compacted []byte
+	if j.lines+j.appended > 2*len(j.outputs)+64 {
+		compacted = j.compactedJournal()
+	}
+	explainDue := j.explainCompactDue()
+	j.mu.Unlock()
+
+	// No line is appended any more: the files are written without the
+	// lock, and each mostly waits for its file to be read, written and
+	// synced, so the two overlap.
 	var journalErr error
 	var wg sync.WaitGroup
-	if j.lines+j.appended > 2*len(j.outputs)+64 {
+	if compacted != nil {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			journalErr = j.compactJournal()
+			if err := writeFileAtomic(filepath.Join(j.dir, journalFile), compacted); err != nil {
+				journalErr = fmt.Errorf("compacting journal: %w", err)
+			}
 		}()
 	}
 	var explainErr error
-	if j.explainCompactDue() {
+	if explainDue {
 		explainErr = j.compactExplain()
 	}
 	wg.Wait()
-	return cmp.Or(journalErr, explainErr)
+	j.closeErr = cmp.Or(journalErr, explainErr)
+	return j.closeErr
 }
 
 // explainCompactDue says whether the explain log has grown to about three
@@ -615,7 +636,9 @@ func (j *Journal) explainCompactDue() bool {
 	return j.xSize+j.xBytes > 3*live
 }
 
-func (j *Journal) compactJournal() error {
+// compactedJournal lays out the journal's live records, one line each,
+// sorted by path; j.mu is held.
+func (j *Journal) compactedJournal() []byte {
 	paths := make([]string, 0, len(j.outputs))
 	for p := range j.outputs {
 		paths = append(paths, p)
@@ -626,10 +649,7 @@ func (j *Journal) compactJournal() error {
 	for _, p := range paths {
 		b = appendRecordLine(b, p, j.outputs[p])
 	}
-	if err := writeFileAtomic(filepath.Join(j.dir, journalFile), b); err != nil {
-		return fmt.Errorf("compacting journal: %w", err)
-	}
-	return nil
+	return b
 }
 
 // appendRecordLine appends recordLine(path, o) to b without the strings

@@ -510,3 +510,39 @@ func TestAppendRecordLineIsRecordLine(t *testing.T) {
 		}
 	}
 }
+
+// TestJournalCloseTwice: a second Close returns what the first did, a
+// failed compaction included, and the records stay readable after Close.
+func TestJournalCloseTwice(t *testing.T) {
+	base, files := t.TempDir(), t.TempDir()
+	a := &Action{
+		Owner: graph.Label{Pkg: "pkg", Name: "x"}, Mnemonic: "Task", Kind: KindRun,
+		Outputs: []Artifact{{Path: "hepbuild-out/pkg/x"}},
+	}
+	j, err := OpenJournal(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := cache.FromBytes([]byte("key"))
+	for i := 0; i < 10; i++ {
+		j.explain(newActionRecord(a, &Key{Digest: k}, nil))
+	}
+	j.record("hepbuild-out/pkg/x", k, "", cache.FromBytes([]byte("x")), outputFile(t, files, "x", "x"))
+	// The explain log is due for compaction, which cannot read it.
+	if err := os.Remove(filepath.Join(base, explainFile)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(base, explainFile), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	first := j.Close()
+	if first == nil {
+		t.Fatal("Close compacted an explain log that is a folder")
+	}
+	if second := j.Close(); second != first {
+		t.Errorf("second Close: %v, want the first's %v", second, first)
+	}
+	if o, ok := j.output("hepbuild-out/pkg/x"); !ok || o.Key != k {
+		t.Errorf("after Close, the record is %+v (%v), want key %s", o, ok, k)
+	}
+}

@@ -616,6 +616,10 @@ func (c *BuildCmd) run(g *Globals, e *env, start time.Time, rp *reporting) error
 	// Removing a sandbox's hard links to inputs and outputs changes their
 	// ctime, which the stamp records: it goes first.
 	s.closeSandboxes()
+	// The journal's compaction and the stamp's stats are apart (the stamp
+	// reads the journal's records, which Close leaves readable): they
+	// overlap, and s.close waits for the journal.
+	go s.journal.Close()
 	if err := s.writeStamp(c.stampKey(s.w.root, s.w.workingPkg)); err != nil {
 		fmt.Fprintf(e.stderr, "WARNING: %v\n", err)
 	}
