@@ -115,11 +115,19 @@ func statRecord(key cache.Digest, fp string, d cache.Digest, fi fs.FileInfo) out
 // OpenJournal loads the journal of the output base, or starts an empty one.
 // Corrupt or torn lines are skipped.
 func OpenJournal(outputBase string) (*Journal, error) {
-	j := &Journal{dir: outputBase, outputs: map[string]outputRecord{}}
 	b, err := os.ReadFile(filepath.Join(outputBase, journalFile))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("reading journal: %w", err)
 	}
+	// The map is made as large as the outputs it will hold, about: every
+	// "d" line drops an output that an earlier line recorded. Growing it
+	// line by line was half the time of loading.
+	lines := bytes.Count(b, []byte("\n"))
+	forgotten := bytes.Count(b, []byte("\nd\t"))
+	if bytes.HasPrefix(b, []byte("d\t")) {
+		forgotten++
+	}
+	j := &Journal{dir: outputBase, outputs: make(map[string]outputRecord, max(lines-2*forgotten, 0))}
 	for len(b) > 0 {
 		i := bytes.IndexByte(b, '\n')
 		if i < 0 {
@@ -173,8 +181,19 @@ func (j *Journal) apply(line []byte) {
 	if err != nil || uint32(sum) != crc32.ChecksumIEEE(line[:k]) {
 		return
 	}
-	f := strings.Split(string(line[:k]), "\t")
-	if len(f) < 2 {
+	// The fields, without strings.Split's slice: at most nine are valid.
+	var fields [10]string
+	f := fields[:0]
+	for rest := string(line[:k]); len(f) < len(fields); {
+		i := strings.IndexByte(rest, '\t')
+		if i < 0 {
+			f = append(f, rest)
+			break
+		}
+		f = append(f, rest[:i])
+		rest = rest[i+1:]
+	}
+	if len(f) < 2 || len(f) == len(fields) {
 		return
 	}
 	path := f[1]

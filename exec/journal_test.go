@@ -546,3 +546,39 @@ func TestJournalCloseTwice(t *testing.T) {
 		t.Errorf("after Close, the record is %+v (%v), want key %s", o, ok, k)
 	}
 }
+
+// BenchmarkOpenJournal loads a journal as a rebuild from the cache leaves
+// it before compaction: 2,000 outputs recorded, forgotten and recorded again.
+func BenchmarkOpenJournal(b *testing.B) {
+	base, files := b.TempDir(), b.TempDir()
+	j, err := OpenJournal(base)
+	if err != nil {
+		b.Fatal(err)
+	}
+	fi, err := os.Lstat(files)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var paths []string
+	for i := 0; i < 2000; i++ {
+		paths = append(paths, fmt.Sprintf("hepbuild-out/out/sel/d%d_f%d.txt", i/50, i%50))
+	}
+	for round := 0; round < 2; round++ {
+		for i, p := range paths {
+			k := cache.FromBytes([]byte(fmt.Sprint("key", i)))
+			j.forget([]string{p})
+			j.record(p, k, "fingerprint", cache.FromBytes([]byte(p)), fi)
+		}
+	}
+	j.mu.Lock()
+	j.closed = true // no compaction
+	j.f.Close()
+	j.mu.Unlock()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		j, err := OpenJournal(base)
+		if err != nil || len(j.outputs) != len(paths) {
+			b.Fatalf("%d outputs, %v", len(j.outputs), err)
+		}
+	}
+}
