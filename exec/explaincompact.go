@@ -1,7 +1,6 @@
 package exec
 
 import (
-	"bytes"
 	"encoding/json"
 	"strconv"
 	"time"
@@ -125,26 +124,33 @@ func (s *explainScanner) lit(l string) bool {
 // str consumes a JSON string that json.Unmarshal accepts into a string.
 func (s *explainScanner) str() bool {
 	s.escaped = false
-	if s.i >= len(s.b) || s.b[s.i] != '"' {
+	b := s.b
+	if s.i >= len(b) || b[s.i] != '"' {
 		return false
 	}
-	for i := s.i + 1; i < len(s.b); i++ {
-		switch c := s.b[i]; {
+	for i := s.i + 1; i < len(b); i++ {
+		for i < len(b) && jsonPlain[b[i]] {
+			i++
+		}
+		if i == len(b) {
+			return false
+		}
+		switch c := b[i]; {
 		case c == '"':
 			s.i = i + 1
 			return true
 		case c < 0x20:
 			return false
-		case c == '\\':
+		default: // a backslash
 			s.escaped = true
-			if i+1 >= len(s.b) {
+			if i+1 >= len(b) {
 				return false
 			}
-			switch s.b[i+1] {
+			switch b[i+1] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 				i++
 			case 'u':
-				if i+5 >= len(s.b) || !isHex(s.b[i+2]) || !isHex(s.b[i+3]) || !isHex(s.b[i+4]) || !isHex(s.b[i+5]) {
+				if i+5 >= len(b) || !hexDigit[b[i+2]] || !hexDigit[b[i+3]] || !hexDigit[b[i+4]] || !hexDigit[b[i+5]] {
 					return false
 				}
 				i += 5
@@ -167,17 +173,29 @@ func (s *explainScanner) digest() bool {
 	if len(v) == 0 {
 		return true
 	}
-	h, size, ok := bytes.Cut(v, []byte("/"))
-	if !ok || len(h) != 64 {
+	// The hash is the part before the first "/": 64 hex digits, none of
+	// which is a "/".
+	const n = 64
+	if len(v) <= n || v[n] != '/' {
 		return false
 	}
-	for _, c := range h {
-		if !isHex(c) {
+	for _, c := range v[:n] {
+		if !hexDigit[c] {
 			return false
 		}
 	}
-	n, err := strconv.ParseInt(string(size), 10, 64)
-	return err == nil && n >= 0
+	size := v[n+1:]
+	if len(size) > 0 && len(size) <= 18 {
+		digits := true
+		for _, c := range size {
+			digits = digits && '0' <= c && c <= '9'
+		}
+		if digits {
+			return true
+		}
+	}
+	sz, err := strconv.ParseInt(string(size), 10, 64) // signs, overflow
+	return err == nil && sz >= 0
 }
 
 // object consumes the rest of an object (after its "{") of strings whose
@@ -199,6 +217,15 @@ func (s *explainScanner) object(value func(*explainScanner) bool) bool {
 	}
 }
 
-func isHex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+// jsonPlain marks the bytes a JSON string holds as they are; hexDigit
+// those encoding/hex and JSON's \u escapes take.
+var jsonPlain, hexDigit [256]bool
+
+func init() {
+	for c := 0x20; c < 256; c++ {
+		jsonPlain[c] = c != '"' && c != '\\'
+	}
+	for _, c := range "0123456789abcdefABCDEF" {
+		hexDigit[c] = true
+	}
 }
