@@ -548,3 +548,27 @@ func TestMisspeltCommand(t *testing.T) {
 		t.Errorf("hepbuild histogram: exit %d\n%s", r.code, r.stderr)
 	}
 }
+
+// The build right after a rebuild from the cache is a null build too,
+// also when outputs have the same content: restored as hard links to one
+// blob, each link changes the ctime of all of them, after the journal
+// recorded the earlier ones, so the stamp must take their stat anew.
+func TestNullBuildRightAfterRestore(t *testing.T) {
+	root := testWorkspace(t, map[string]string{
+		"BUILD": `print("loading BUILD")
+task(name = "a", srcs = ["in.txt"], outs = ["a.txt"], cmd = "cat $< > $@")
+task(name = "b", srcs = ["in.txt"], outs = ["b.txt"], cmd = "cat $< > $@")
+task(name = "c", srcs = [":a", ":b"], outs = ["c.txt"], cmd = "cat $(SRCS) > $@")`,
+		"in.txt": "one\n",
+	})
+	build := []string{"//:c", "--progress=plain", "--sandbox=none"}
+	for _, args := range [][]string{build, {"clean"}, build} {
+		if r := hepbuild(t, root, args...); r.code != 0 {
+			t.Fatalf("%v: exit %d\n%s", args, r.code, r.stderr)
+		}
+	}
+	r := hepbuild(t, root, build...)
+	if r.code != 0 || strings.Contains(r.stderr, "loading BUILD") || !strings.Contains(r.stderr, "nothing to do") {
+		t.Errorf("the build after the rebuild from the cache loaded the BUILD file (exit %d):\n%s", r.code, r.stderr)
+	}
+}
