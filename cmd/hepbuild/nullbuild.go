@@ -103,18 +103,29 @@ func (s *session) writeStamp(key string) error {
 	for _, d := range s.w.loader.Dependencies() {
 		files = append(files, filepath.Join(s.w.root, d))
 	}
+	addOne := func(a exec.Artifact) {
+		p := filepath.Join(s.w.root, a.Path)
+		if a.Dir {
+			trees = append(trees, p)
+		} else {
+			files = append(files, p)
+		}
+	}
 	add := func(arts []exec.Artifact) {
 		for _, a := range arts {
-			p := filepath.Join(s.w.root, a.Path)
-			if a.Dir {
-				trees = append(trees, p)
-			} else {
-				files = append(files, p)
-			}
+			addOne(a)
 		}
 	}
 	for _, a := range s.actions {
-		add(a.Inputs)
+		for _, in := range a.Inputs {
+			// A generated input is an output of an action the build
+			// needed (exec.Graph.Needed follows inputs), added with it:
+			// half the paths of a large build, joined and sorted for nothing.
+			if !in.Source && s.g.Producer[in.Path] != nil {
+				continue
+			}
+			addOne(in)
+		}
 		add(a.Tools)
 		add(a.Outputs)
 		if env := a.Environment; env != nil {
