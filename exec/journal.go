@@ -647,7 +647,7 @@ func (j *Journal) explainCompactDue() bool {
 	if j.xAppended == 0 {
 		return false
 	}
-	actions := map[cache.Digest]struct{}{}
+	actions := make(map[cache.Digest]struct{}, len(j.outputs))
 	for _, o := range j.outputs {
 		actions[o.Key] = struct{}{}
 	}
