@@ -42,7 +42,11 @@ const (
 // The journal file is append-only while building, one checksummed line per
 // change, so a killed build keeps what it completed and a torn last line is
 // ignored; Close compacts it. An output is forgotten before it is touched and
-// recorded only once it is complete and stored.
+// recorded only once it is complete and stored. An output restored from the
+// cache is forgotten in memory first, and on file in the same write as its
+// new record: a build killed in between leaves the old record, which cannot
+// vouch for whatever is at the path then (a new file has another inode or
+// change time).
 //
 // Beside it, the explain log keeps for every action what it ran with
 // (inputs, argv, env, environment) for `hepbuild explain` (see Previous).
@@ -63,6 +67,10 @@ type Journal struct {
 	xAppended int
 	xSize     int64 // bytes in the explain log when opened
 	xBytes    int64 // bytes appended to it by this process
+	// xBuf holds explain records not yet written (xPending of them):
+	// they go to the log in batches of explainBatch bytes.
+	xBuf     []byte
+	xPending int
 	err       error // first write error, reported by Close
 	prev      map[string]*ActionRecord
 	closed    bool
@@ -331,6 +339,14 @@ func (j *Journal) forgetKey(key cache.Digest) {
 
 // forget drops outputs that are about to be replaced.
 func (j *Journal) forget(paths []string) {
+	j.writeLines(j.forgetLines(paths))
+}
+
+// forgetLines drops the records of outputs about to be replaced at once,
+// and returns the journal lines that say so, unwritten: the caller writes
+// them together with the records that replace them (recordAll), or alone
+// (writeLines) when nothing does.
+func (j *Journal) forgetLines(paths []string) string {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	var b strings.Builder
@@ -340,9 +356,31 @@ func (j *Journal) forget(paths []string) {
 			b.WriteString(checksummed("d\t" + quotePath(p)))
 		}
 	}
-	if b.Len() > 0 {
-		j.append(b.String())
+	return b.String()
+}
+
+// writeLines appends lines to the journal file.
+func (j *Journal) writeLines(lines string) {
+	if lines == "" {
+		return
 	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.append(lines)
+}
+
+// recordAll is record for every output of an action, in one write after
+// the lines forgotten (see forgetLines).
+func (j *Journal) recordAll(forgotten string, paths []string, recs []outputRecord) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	var b strings.Builder
+	b.WriteString(forgotten)
+	for i, p := range paths {
+		j.outputs[p] = recs[i]
+		b.WriteString(recordLine(p, recs[i]))
+	}
+	j.append(b.String())
 }
 
 // append writes lines to the journal file; j.mu is held.
@@ -480,11 +518,34 @@ func (w *actionRecordJSON) record() (*ActionRecord, error) {
 func (j *Journal) explain(rec *ActionRecord) {
 	b := rec.appendJSON(make([]byte, 0, 1024))
 	if b == nil {
-		return
+		return // a time JSON cannot hold: not recorded
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.closed || j.err != nil {
+		return
+	}
+	j.xBuf = append(append(j.xBuf, b...), '\n')
+	j.xPending++
+	for _, o := range rec.Outputs {
+		if j.prev != nil {
+			j.prev[o] = rec
+		}
+	}
+	if len(j.xBuf) >= explainBatch {
+		j.flushExplain()
+	}
+}
+
+// explainBatch is how many bytes of explain records are gathered before
+// they are written: one write for about a hundred actions. A build killed
+// meanwhile loses them, and explain then tells of an earlier run of those
+// actions, or of none.
+const explainBatch = 64 << 10
+
+// flushExplain writes the gathered explain records; j.mu is held.
+func (j *Journal) flushExplain() {
+	if len(j.xBuf) == 0 || j.err != nil {
 		return
 	}
 	if j.xf == nil {
@@ -495,22 +556,20 @@ func (j *Journal) explain(rec *ActionRecord) {
 		}
 		j.xf = f
 	}
+	b := j.xBuf
 	if j.xNeedNL {
 		b = append([]byte("\n"), b...)
 		j.xNeedNL = false
 	}
-	n, err := j.xf.Write(append(b, '\n'))
+	n, err := j.xf.Write(b)
 	j.xBytes += int64(n)
+	j.xBuf = j.xBuf[:0]
 	if err != nil {
 		j.err = fmt.Errorf("writing explain log: %w", err)
 		return
 	}
-	j.xAppended++
-	for _, o := range rec.Outputs {
-		if j.prev != nil {
-			j.prev[o] = rec
-		}
-	}
+	j.xAppended += j.xPending
+	j.xPending = 0
 }
 
 // Previous returns what the action that last made outputPath successfully
@@ -519,6 +578,7 @@ func (j *Journal) Previous(outputPath string) (*ActionRecord, bool) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.prev == nil {
+		j.flushExplain()
 		j.prev = map[string]*ActionRecord{}
 		for _, rec := range readExplain(filepath.Join(j.dir, explainFile)) {
 			for _, o := range rec.Outputs {
@@ -561,6 +621,7 @@ func (j *Journal) Close() error {
 	if j.closed {
 		return j.err
 	}
+	j.flushExplain()
 	j.closed = true
 	for _, f := range []*os.File{j.f, j.xf} {
 		if f != nil {
@@ -867,6 +928,13 @@ func statOf(fi fs.FileInfo) pathStat {
 // A link is also its own inode: an output link pointed elsewhere, even at
 // the same file, or a source link made anew, is a changed path.
 func statPath(p string) (pathStat, error) {
+	s, _, err := statPathInfo(p)
+	return s, err
+}
+
+// statPathInfo is statPath that also returns the stat of what the path
+// leads to (a link followed, as os.Stat), or nil when nothing is there.
+func statPathInfo(p string) (pathStat, fs.FileInfo, error) {
 	fi, err := os.Lstat(p)
 	var linkIno uint64
 	if err == nil && fi.Mode()&fs.ModeSymlink != 0 {
@@ -880,14 +948,14 @@ func statPath(p string) (pathStat, error) {
 		fi, err = os.Stat(p)
 	}
 	if errors.Is(err, fs.ErrNotExist) {
-		return pathStat{ino: linkIno}, nil
+		return pathStat{ino: linkIno}, nil, nil
 	}
 	if err != nil {
-		return pathStat{}, err
+		return pathStat{}, nil, err
 	}
 	s := statOf(fi)
 	s.ino ^= linkIno * 0x9e3779b97f4a7c15 // apart from the target's own inode
-	return s, nil
+	return s, fi, nil
 }
 
 // stampRacySlop is the stat cache's racy window (see cache.StatCache).
