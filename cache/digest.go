@@ -126,34 +126,6 @@ func FromReader(r io.Reader) (Digest, error) {
 	return h.Digest(), nil
 }
 
-// FromReaderSize is FromReader for a file whose stat says it holds size
-// bytes: a read that brings it to that size and returns less than asked
-// for is its end, which saves the read that would return nothing. Anything
-// else reads on to the end, as FromReader does.
-func FromReaderSize(r io.Reader, size int64) (Digest, error) {
-	h := NewHasher()
-	bp := buffers.Get().(*[]byte)
-	defer buffers.Put(bp)
-	buf := *bp
-	var n int64
-	for {
-		m, err := r.Read(buf)
-		if m > 0 {
-			h.Write(buf[:m])
-			n += int64(m)
-		}
-		if err == io.EOF {
-			return h.Digest(), nil
-		}
-		if err != nil {
-			return Digest{}, err
-		}
-		if n == size && m < len(buf) {
-			return h.Digest(), nil
-		}
-	}
-}
-
 // FromFile hashes the file at path.
 func FromFile(path string) (Digest, error) {
 	f, err := OpenRaw(path)

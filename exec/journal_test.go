@@ -454,3 +454,37 @@ func TestCompactExplainKeepsTheRecordReadersUse(t *testing.T) {
 		t.Errorf("after compaction readers get %+v, want the good record", recs)
 	}
 }
+
+// TestJournalPreviousSeesUnwrittenRecords: explain records are written in
+// batches, and a Previous asked before they are must still find them.
+func TestJournalPreviousSeesUnwrittenRecords(t *testing.T) {
+	base := t.TempDir()
+	a := &Action{
+		Owner: graph.Label{Pkg: "pkg", Name: "x"}, Mnemonic: "Task", Kind: KindRun,
+		Argv: []string{"/bin/true"}, Outputs: []Artifact{{Path: "hepbuild-out/pkg/x"}},
+	}
+	j, err := OpenJournal(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := &Key{Digest: cache.FromBytes([]byte("k"))}
+	j.explain(newActionRecord(a, key, nil))
+	rec, ok := j.Previous("hepbuild-out/pkg/x")
+	if !ok || rec.Key != key.Digest {
+		t.Fatalf("Previous before the record was written: %v, %v", rec, ok)
+	}
+	// Records gathered after the first Previous are found too, and all
+	// are on file after Close.
+	b2 := *a
+	b2.Outputs = []Artifact{{Path: "hepbuild-out/pkg/y"}}
+	j.explain(newActionRecord(&b2, key, nil))
+	if _, ok := j.Previous("hepbuild-out/pkg/y"); !ok {
+		t.Error("Previous misses a record gathered after the log was read")
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(readExplain(filepath.Join(base, explainFile))); n != 2 {
+		t.Errorf("explain log holds %d records after Close, want 2", n)
+	}
+}

@@ -472,6 +472,39 @@ func TestCorruptDiskBlobReruns(t *testing.T) {
 	w.mustBuild([]exec.Outcome{upToDate}, a)
 }
 
+// A blob gone from the disk cache (pruned by another user, deleted by
+// hand) is a miss too: the result is read without checking its blobs, and
+// restoring finds the gap before it trusts anything.
+func TestGoneDiskBlobReruns(t *testing.T) {
+	c := openDisk(t)
+	w := newWorkspace(t, "none", c)
+	w.write("pkg/src1.txt", "one\n")
+	a := chain()[0]
+	w.mustBuild([]exec.Outcome{executed}, a)
+	if err := os.RemoveAll(filepath.Join(w.base, "out")); err != nil {
+		t.Fatal(err)
+	}
+	blob, err := c.BlobPath(cache.FromBytes([]byte("ONE\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(blob); err != nil {
+		t.Fatal(err)
+	}
+	w.mustBuild([]exec.Outcome{executed}, a)
+	if got := w.read(out("pkg/a.txt")); got != "ONE\n" {
+		t.Errorf("a = %q, want the rerun's output", got)
+	}
+	if len(w.warnings) != 0 {
+		t.Errorf("a blob gone is a miss, not a cache failure; warnings: %q", w.warnings)
+	}
+	w.mustBuild([]exec.Outcome{upToDate}, a)
+	if err := os.RemoveAll(filepath.Join(w.base, "out")); err != nil {
+		t.Fatal(err)
+	}
+	w.mustBuild([]exec.Outcome{cached}, a)
+}
+
 func TestCorruptBlobReruns(t *testing.T) {
 	c := newMemCache()
 	w := newWorkspace(t, "none", c)

@@ -558,7 +558,7 @@ func (c *Cache) BlobFile(d cache.Digest) (string, fs.FileInfo, error) {
 			return "", nil, fmt.Errorf("looking up blob %s: %w", d, err)
 		}
 	}
-	got, err := cache.FromReaderSize(f, fi.Size())
+	got, err := cache.FromReader(f)
 	if err != nil {
 		return "", nil, fmt.Errorf("verifying blob %s: %w", d, err)
 	}
