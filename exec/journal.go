@@ -322,6 +322,26 @@ func (j *Journal) ForgetRemoteOnly(paths []string, all bool) int {
 	return len(drop)
 }
 
+// ForgetAll drops every record, on file at once: hepbuild clean removed
+// the output tree they describe. A build after clean then finds no record
+// to check its outputs against (each check would only find the output
+// gone), and loads an empty journal.
+func (j *Journal) ForgetAll() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.outputs = map[string]outputRecord{}
+	if j.f != nil {
+		// Appends go to the rewritten file from here on.
+		j.f.Close()
+		j.f = nil
+	}
+	if err := j.compactJournal(); err != nil {
+		return err
+	}
+	j.lines, j.appended, j.needNL = 0, 0, false
+	return nil
+}
+
 // forgetKey drops every output that the action with the key made: when one
 // of them is gone from the cache, the next build makes them all again.
 func (j *Journal) forgetKey(key cache.Digest) {

@@ -50,6 +50,46 @@ func (r *Runner) removeOutputs(a *Action) error {
 	return nil
 }
 
+// clearForRestore is removeOutputs before a result is restored: an output
+// restored as a plain file is left where it is, since fetchFile puts the
+// file in its place whatever is there (a file, a link or a folder), in
+// one link where nothing is, the usual case. That saves an unlink per
+// output after clean.
+func (r *Runner) clearForRestore(a *Action, res *repb.ActionResult) error {
+	links := resultLinks(res)
+	for _, o := range a.Outputs {
+		if !strings.HasPrefix(o.Path, OutDir+"/") {
+			return fmt.Errorf("%s: %s: output %s is not under %s", a.Pos, a.Owner, o.Path, OutDir)
+		}
+		if err := r.outputParents(o.Path); err != nil {
+			return fmt.Errorf("%s: %s: %w", a.Pos, a.Owner, err)
+		}
+		if _, link := links[o.Path]; !o.Dir && !o.Symlink && !link {
+			continue
+		}
+		if err := cache.RemoveTree(filepath.Join(r.ExecRoot, o.Path)); err != nil {
+			return fmt.Errorf("%s: %s: removing output %s: %w", a.Pos, a.Owner, o.Path, err)
+		}
+	}
+	return nil
+}
+
+// replaceInto renames the file tmp to dst, replacing what is there: a
+// folder in the way (an output that was one) is removed first.
+func replaceInto(tmp, dst string) error {
+	err := os.Rename(tmp, dst)
+	if err == nil {
+		return nil
+	}
+	if fi, lerr := os.Lstat(dst); lerr == nil && fi.IsDir() {
+		if rerr := cache.RemoveTree(dst); rerr != nil {
+			return rerr
+		}
+		return os.Rename(tmp, dst)
+	}
+	return err
+}
+
 // readOnlyMode is the mode of a finished output: read-only, so that a tool
 // writing into it in place cannot corrupt the cache blob it may share an
 // inode with; executable bits are kept.
@@ -507,13 +547,14 @@ func (r *Runner) fetchFile(ctx context.Context, d cache.Digest, executable bool,
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	return os.Rename(tmp.Name(), dst)
+	return replaceInto(tmp.Name(), dst)
 }
 
 // linkBlob hard-links the cache's file p of blob d at dst. It links
-// straight to dst when nothing is there (the usual case: the runner removed
-// the old outputs; link never follows or replaces what is at a path), and
-// through a temporary name and rename otherwise. It reports false when the
+// straight to dst when nothing is there (the usual case: an output tree
+// after clean, or outputs the runner removed; link never follows or
+// replaces what is at a path), and through a temporary name and rename
+// over whatever is there otherwise (see replaceInto). It reports false when the
 // file system cannot link p there, for the caller to copy.
 func (r *Runner) linkBlob(p string, d cache.Digest, dst string) (bool, error) {
 	err := os.Link(p, dst)
@@ -531,7 +572,7 @@ func (r *Runner) linkBlob(p string, d cache.Digest, dst string) (bool, error) {
 	if err := os.Link(p, tmp); err != nil {
 		return false, nil
 	}
-	if err := os.Rename(tmp, dst); err != nil {
+	if err := replaceInto(tmp, dst); err != nil {
 		os.Remove(tmp)
 		return false, err
 	}

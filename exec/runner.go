@@ -914,7 +914,7 @@ func (r *Runner) restoreResult(ctx context.Context, a *Action, key *Key, in *inp
 	if r.Journal != nil {
 		forgotten = r.Journal.forgetLines(actionOutputPaths(a))
 	}
-	if err := r.removeOutputs(a); err != nil {
+	if err := r.clearForRestore(a, res); err != nil {
 		r.Journal.writeLines(forgotten)
 		return false, err
 	}

@@ -996,3 +996,42 @@ func TestExecutedOutputsAreReadOnly(t *testing.T) {
 		})
 	}
 }
+
+// TestRestoreReplacesWhatIsInTheWay: a restore links each output file
+// straight to its path, without removing it first; what an earlier build
+// left there (a folder output at the same path, a file of other content)
+// is replaced, and the outcome is a restore, not a run.
+func TestRestoreReplacesWhatIsInTheWay(t *testing.T) {
+	for _, c := range []struct{ name, script string }{
+		{"folder", "mkdir -p hepbuild-out/pkg/x/sub; echo old > hepbuild-out/pkg/x/sub/f"},
+		{"file", "mkdir -p hepbuild-out/pkg; echo old > hepbuild-out/pkg/x"},
+		{"link", "mkdir -p hepbuild-out/pkg; ln -s /etc/passwd hepbuild-out/pkg/x"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			w := newWorkspace(t, "none", openDisk(t))
+			file := shell("file", "echo new > hepbuild-out/pkg/x", nil, out("pkg/x"))
+			w.mustBuild([]exec.Outcome{executed}, file)
+			if err := os.RemoveAll(filepath.Join(w.base, "out")); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Remove(filepath.Join(w.base, "journal.v1")); err != nil {
+				t.Fatal(err)
+			}
+			// Another build's output at that path, then a restore.
+			old := shell("old", c.script, nil)
+			old.Tags = []string{"no-cache"}
+			if _, err := w.build(old); err != nil {
+				t.Fatal(err)
+			}
+			w.mustBuild([]exec.Outcome{cached}, file)
+			p := filepath.Join(w.root, "hepbuild-out", "pkg", "x")
+			fi, err := os.Lstat(p)
+			if err != nil || !fi.Mode().IsRegular() {
+				t.Fatalf("x after the restore: %v, %v; want a regular file", fi, err)
+			}
+			if got := w.read(out("pkg/x")); got != "new\n" {
+				t.Errorf("x = %q after the restore, want %q", got, "new\n")
+			}
+		})
+	}
+}
