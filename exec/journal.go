@@ -71,6 +71,10 @@ type Journal struct {
 	// they go to the log in batches of explainBatch bytes.
 	xBuf     []byte
 	xPending int
+	// buf holds journal lines not yet written (see append); timer says
+	// whether a flush of both buffers is due (see flushSoon).
+	buf   []byte
+	timer bool
 	err       error // first write error, reported by Close
 	prev      map[string]*ActionRecord
 	closed    bool
@@ -330,6 +334,7 @@ func (j *Journal) ForgetAll() error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.outputs = map[string]outputRecord{}
+	j.buf = j.buf[:0]
 	if j.f != nil {
 		// Appends go to the rewritten file from here on.
 		j.f.Close()
@@ -403,9 +408,55 @@ func (j *Journal) recordAll(forgotten string, paths []string, recs []outputRecor
 	j.append(b.String())
 }
 
-// append writes lines to the journal file; j.mu is held.
+// append writes lines to the journal file; j.mu is held. They are
+// gathered for at most journalDelay, or journalBatch bytes, and written
+// at once: one write for many records instead of one each. A build killed
+// meanwhile loses the records of its last moments, whose outputs the next
+// build finds without a record and restores from the cache (a record it
+// did keep cannot vouch for a file put there since: that has another inode
+// or change time).
 func (j *Journal) append(lines string) {
 	if j.closed || j.err != nil {
+		return
+	}
+	j.buf = append(j.buf, lines...)
+	j.appended += strings.Count(lines, "\n")
+	if len(j.buf) >= journalBatch {
+		j.flush()
+		return
+	}
+	j.flushSoon()
+}
+
+// flushSoon has the gathered journal lines and explain records written
+// within journalDelay; j.mu is held.
+func (j *Journal) flushSoon() {
+	if j.timer {
+		return
+	}
+	j.timer = true
+	time.AfterFunc(journalDelay, func() {
+		j.mu.Lock()
+		defer j.mu.Unlock()
+		j.timer = false
+		if !j.closed {
+			j.flush()
+			j.flushExplain()
+		}
+	})
+}
+
+const (
+	// journalBatch is how many bytes of journal lines are gathered at
+	// most before they are written.
+	journalBatch = 64 << 10
+	// journalDelay is how long they are gathered at most.
+	journalDelay = 100 * time.Millisecond
+)
+
+// flush writes the gathered journal lines; j.mu is held.
+func (j *Journal) flush() {
+	if len(j.buf) == 0 || j.err != nil {
 		return
 	}
 	if j.f == nil {
@@ -416,15 +467,16 @@ func (j *Journal) append(lines string) {
 		}
 		j.f = f
 	}
+	b := j.buf
 	if j.needNL {
-		lines = "\n" + lines
+		b = append([]byte("\n"), b...)
 		j.needNL = false
 	}
-	if _, err := j.f.WriteString(lines); err != nil {
+	_, err := j.f.Write(b)
+	j.buf = j.buf[:0]
+	if err != nil {
 		j.err = fmt.Errorf("writing journal: %w", err)
-		return
 	}
-	j.appended += strings.Count(lines, "\n")
 }
 
 // ActionRecord is what an action last ran with, for `hepbuild explain`.
@@ -554,13 +606,15 @@ func (j *Journal) explain(rec *ActionRecord) {
 	}
 	if len(j.xBuf) >= explainBatch {
 		j.flushExplain()
+		return
 	}
+	j.flushSoon()
 }
 
-// explainBatch is how many bytes of explain records are gathered before
-// they are written: one write for about a hundred actions. A build killed
-// meanwhile loses them, and explain then tells of an earlier run of those
-// actions, or of none.
+// explainBatch is how many bytes of explain records are gathered at most
+// before they are written (or for journalDelay): one write for about a
+// hundred actions. A build killed meanwhile loses them, and explain then
+// tells of an earlier run of those actions, or of none.
 const explainBatch = 64 << 10
 
 // flushExplain writes the gathered explain records; j.mu is held.
@@ -641,6 +695,7 @@ func (j *Journal) Close() error {
 	if j.closed {
 		return j.err
 	}
+	j.flush()
 	j.flushExplain()
 	j.closed = true
 	for _, f := range []*os.File{j.f, j.xf} {
