@@ -42,7 +42,8 @@ done
 ((${#sizes[@]})) || sizes=(10,50,4 40,125,4)
 
 tools=(ninja ninja-bash hepbuild hb-linux)
-need /usr/bin/time:time ninja:ninja-build
+# bubblewrap: hb-linux is the default linux sandbox.
+need /usr/bin/time:time ninja:ninja-build bwrap:bubblewrap
 if ((all_peers)); then
 	tools=(make ninja ninja-bash snakemake bazel hepbuild hb-linux)
 	need make:make snakemake:snakemake bazel:bazel-bootstrap

@@ -128,7 +128,7 @@ func FromReader(r io.Reader) (Digest, error) {
 
 // FromFile hashes the file at path.
 func FromFile(path string) (Digest, error) {
-	f, err := Open(path)
+	f, err := OpenRaw(path)
 	if err != nil {
 		return Digest{}, err
 	}

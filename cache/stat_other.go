@@ -4,6 +4,7 @@ package cache
 
 import (
 	"fmt"
+	"io/fs"
 	"os"
 )
 
@@ -20,4 +21,13 @@ func statFile(path string) (fileStat, error) {
 		return fileStat{}, fmt.Errorf("%s is not a regular file", path)
 	}
 	return fileStat{size: fi.Size(), mtime: fi.ModTime().UnixNano(), mode: uint32(fi.Mode().Perm())}, nil
+}
+
+// fileStatOf is statFile's data from a stat already taken (os.Stat, or
+// os.Lstat of what is not a link); false when fi is not a regular file.
+func fileStatOf(fi fs.FileInfo) (fileStat, bool) {
+	if !fi.Mode().IsRegular() {
+		return fileStat{}, false
+	}
+	return fileStat{size: fi.Size(), mtime: fi.ModTime().UnixNano(), mode: uint32(fi.Mode().Perm())}, true
 }

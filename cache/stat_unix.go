@@ -4,7 +4,9 @@ package cache
 
 import (
 	"fmt"
+	"io/fs"
 	"os"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -36,4 +38,21 @@ func statFile(path string) (fileStat, error) {
 		dev:   uint64(st.Dev),
 		mode:  uint32(st.Mode & 0o7777), // uint16 on darwin
 	}, nil
+}
+
+// fileStatOf is statFile's data from a stat already taken (os.Stat, or
+// os.Lstat of what is not a link); false when fi is not a regular file.
+func fileStatOf(fi fs.FileInfo) (fileStat, bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || !fi.Mode().IsRegular() {
+		return fileStat{}, false
+	}
+	return fileStat{
+		size:  st.Size,
+		mtime: fi.ModTime().UnixNano(),
+		ctime: ctimeNano(st),
+		ino:   st.Ino,
+		dev:   uint64(st.Dev),
+		mode:  uint32(st.Mode & 0o7777),
+	}, true
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -99,6 +100,21 @@ func (s *StatCache) DigestInfo(path string) (Digest, bool, error) {
 	if err != nil {
 		return Digest{}, false, err
 	}
+	return s.digestInfo(path, st, recorded)
+}
+
+// DigestInfoStat is DigestInfo for a file the caller has just stat'ed: fi
+// is os.Stat of the absolute path (or os.Lstat, when it is no link), and
+// recorded the time (unix ns) taken before that stat. It saves the stat.
+func (s *StatCache) DigestInfoStat(path string, fi fs.FileInfo, recorded int64) (Digest, bool, error) {
+	st, ok := fileStatOf(fi)
+	if !ok || !filepath.IsAbs(path) {
+		return s.DigestInfo(path)
+	}
+	return s.digestInfo(path, st, recorded)
+}
+
+func (s *StatCache) digestInfo(path string, st fileStat, recorded int64) (Digest, bool, error) {
 	s.mu.RLock()
 	e, ok := s.entries[path]
 	s.mu.RUnlock()

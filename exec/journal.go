@@ -44,7 +44,11 @@ const (
 // The journal file is append-only while building, one checksummed line per
 // change, so a killed build keeps what it completed and a torn last line is
 // ignored; Close compacts it. An output is forgotten before it is touched and
-// recorded only once it is complete and stored.
+// recorded only once it is complete and stored. An output restored from the
+// cache is forgotten in memory first, and on file in the same write as its
+// new record: a build killed in between leaves the old record, which cannot
+// vouch for whatever is at the path then (a new file has another inode or
+// change time).
 //
 // Beside it, the explain log keeps for every action what it ran with
 // (inputs, argv, env, environment) for `hepbuild explain` (see Previous).
@@ -65,11 +69,19 @@ type Journal struct {
 	xAppended int
 	xSize     int64 // bytes in the explain log when opened
 	xBytes    int64 // bytes appended to it by this process
-	err       error // first write error, reported by Close
-	prev      map[string]*ActionRecord
-	closed    bool
-	done      chan struct{} // closed when Close is done
-	closeErr  error         // what Close returns
+	// xBuf holds explain records not yet written (xPending of them):
+	// they go to the log in batches of explainBatch bytes.
+	xBuf     []byte
+	xPending int
+	// buf holds journal lines not yet written (see append); timer says
+	// whether a flush of both buffers is due (see flushSoon).
+	buf      []byte
+	timer    bool
+	err      error // first write error, reported by Close
+	prev     map[string]*ActionRecord
+	closed   bool
+	done     chan struct{} // closed when Close is done
+	closeErr error         // what Close returns
 }
 
 // outputRecord is the journal's entry for one output path.
@@ -337,6 +349,27 @@ func (j *Journal) ForgetRemoteOnly(paths []string, all bool) int {
 	return len(drop)
 }
 
+// ForgetAll drops every record, on file at once: hepbuild clean removed
+// the output tree they describe. A build after clean then finds no record
+// to check its outputs against (each check would only find the output
+// gone), and loads an empty journal.
+func (j *Journal) ForgetAll() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.outputs = map[string]outputRecord{}
+	j.buf = j.buf[:0]
+	if j.f != nil {
+		// Appends go to the rewritten file from here on.
+		j.f.Close()
+		j.f = nil
+	}
+	if err := writeFileAtomic(filepath.Join(j.dir, journalFile), j.compactedJournal()); err != nil {
+		return fmt.Errorf("compacting journal: %w", err)
+	}
+	j.lines, j.appended, j.needNL = 0, 0, false
+	return nil
+}
+
 // forgetKey drops every output that the action with the key made: when one
 // of them is gone from the cache, the next build makes them all again.
 func (j *Journal) forgetKey(key cache.Digest) {
@@ -354,6 +387,14 @@ func (j *Journal) forgetKey(key cache.Digest) {
 
 // forget drops outputs that are about to be replaced.
 func (j *Journal) forget(paths []string) {
+	j.writeLines(j.forgetLines(paths))
+}
+
+// forgetLines drops the records of outputs about to be replaced at once,
+// and returns the journal lines that say so, unwritten: the caller writes
+// them together with the records that replace them (recordAll), or alone
+// (writeLines) when nothing does.
+func (j *Journal) forgetLines(paths []string) string {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	var b strings.Builder
@@ -363,14 +404,82 @@ func (j *Journal) forget(paths []string) {
 			b.WriteString(checksummed("d\t" + quotePath(p)))
 		}
 	}
-	if b.Len() > 0 {
-		j.append(b.String())
-	}
+	return b.String()
 }
 
-// append writes lines to the journal file; j.mu is held.
+// writeLines appends lines to the journal file.
+func (j *Journal) writeLines(lines string) {
+	if lines == "" {
+		return
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.append(lines)
+}
+
+// recordAll is record for every output of an action, in one write after
+// the lines forgotten (see forgetLines).
+func (j *Journal) recordAll(forgotten string, paths []string, recs []outputRecord) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	var b strings.Builder
+	b.WriteString(forgotten)
+	for i, p := range paths {
+		j.outputs[p] = recs[i]
+		b.WriteString(recordLine(p, recs[i]))
+	}
+	j.append(b.String())
+}
+
+// append writes lines to the journal file; j.mu is held. They are
+// gathered for at most journalDelay, or journalBatch bytes, and written
+// at once: one write for many records instead of one each. A build killed
+// meanwhile loses the records of its last moments, whose outputs the next
+// build finds without a record and restores from the cache (a record it
+// did keep cannot vouch for a file put there since: that has another inode
+// or change time).
 func (j *Journal) append(lines string) {
 	if j.closed || j.err != nil {
+		return
+	}
+	j.buf = append(j.buf, lines...)
+	j.appended += strings.Count(lines, "\n")
+	if len(j.buf) >= journalBatch {
+		j.flush()
+		return
+	}
+	j.flushSoon()
+}
+
+// flushSoon has the gathered journal lines and explain records written
+// within journalDelay; j.mu is held.
+func (j *Journal) flushSoon() {
+	if j.timer {
+		return
+	}
+	j.timer = true
+	time.AfterFunc(journalDelay, func() {
+		j.mu.Lock()
+		defer j.mu.Unlock()
+		j.timer = false
+		if !j.closed {
+			j.flush()
+			j.flushExplain()
+		}
+	})
+}
+
+const (
+	// journalBatch is how many bytes of journal lines are gathered at
+	// most before they are written.
+	journalBatch = 64 << 10
+	// journalDelay is how long they are gathered at most.
+	journalDelay = 100 * time.Millisecond
+)
+
+// flush writes the gathered journal lines; j.mu is held.
+func (j *Journal) flush() {
+	if len(j.buf) == 0 || j.err != nil {
 		return
 	}
 	if j.f == nil {
@@ -381,15 +490,16 @@ func (j *Journal) append(lines string) {
 		}
 		j.f = f
 	}
+	b := j.buf
 	if j.needNL {
-		lines = "\n" + lines
+		b = append([]byte("\n"), b...)
 		j.needNL = false
 	}
-	if _, err := j.f.WriteString(lines); err != nil {
+	_, err := j.f.Write(b)
+	j.buf = j.buf[:0]
+	if err != nil {
 		j.err = fmt.Errorf("writing journal: %w", err)
-		return
 	}
-	j.appended += strings.Count(lines, "\n")
 }
 
 // ActionRecord is what an action last ran with, for `hepbuild explain`.
@@ -503,11 +613,36 @@ func (w *actionRecordJSON) record() (*ActionRecord, error) {
 func (j *Journal) explain(rec *ActionRecord) {
 	b := rec.appendJSON(make([]byte, 0, 1024))
 	if b == nil {
-		return
+		return // a time JSON cannot hold: not recorded
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.closed || j.err != nil {
+		return
+	}
+	j.xBuf = append(append(j.xBuf, b...), '\n')
+	j.xPending++
+	for _, o := range rec.Outputs {
+		if j.prev != nil {
+			j.prev[o] = rec
+		}
+	}
+	if len(j.xBuf) >= explainBatch {
+		j.flushExplain()
+		return
+	}
+	j.flushSoon()
+}
+
+// explainBatch is how many bytes of explain records are gathered at most
+// before they are written (or for journalDelay): one write for about a
+// hundred actions. A build killed meanwhile loses them, and explain then
+// tells of an earlier run of those actions, or of none.
+const explainBatch = 64 << 10
+
+// flushExplain writes the gathered explain records; j.mu is held.
+func (j *Journal) flushExplain() {
+	if len(j.xBuf) == 0 || j.err != nil {
 		return
 	}
 	if j.xf == nil {
@@ -518,22 +653,20 @@ func (j *Journal) explain(rec *ActionRecord) {
 		}
 		j.xf = f
 	}
+	b := j.xBuf
 	if j.xNeedNL {
 		b = append([]byte("\n"), b...)
 		j.xNeedNL = false
 	}
-	n, err := j.xf.Write(append(b, '\n'))
+	n, err := j.xf.Write(b)
 	j.xBytes += int64(n)
+	j.xBuf = j.xBuf[:0]
 	if err != nil {
 		j.err = fmt.Errorf("writing explain log: %w", err)
 		return
 	}
-	j.xAppended++
-	for _, o := range rec.Outputs {
-		if j.prev != nil {
-			j.prev[o] = rec
-		}
-	}
+	j.xAppended += j.xPending
+	j.xPending = 0
 }
 
 // Previous returns what the action that last made outputPath successfully
@@ -542,6 +675,7 @@ func (j *Journal) Previous(outputPath string) (*ActionRecord, bool) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.prev == nil {
+		j.flushExplain()
 		j.prev = map[string]*ActionRecord{}
 		for _, rec := range readExplain(filepath.Join(j.dir, explainFile)) {
 			for _, o := range rec.Outputs {
@@ -588,6 +722,8 @@ func (j *Journal) Close() error {
 		<-j.done
 		return j.closeErr
 	}
+	j.flush()
+	j.flushExplain()
 	j.closed = true
 	j.done = make(chan struct{})
 	defer close(j.done)
@@ -969,6 +1105,13 @@ func statOf(fi fs.FileInfo) pathStat {
 // A link is also its own inode: an output link pointed elsewhere, even at
 // the same file, or a source link made anew, is a changed path.
 func statPath(p string) (pathStat, error) {
+	s, _, err := statPathInfo(p)
+	return s, err
+}
+
+// statPathInfo is statPath that also returns the stat of what the path
+// leads to (a link followed, as os.Stat), or nil when nothing is there.
+func statPathInfo(p string) (pathStat, fs.FileInfo, error) {
 	fi, err := os.Lstat(p)
 	var linkIno uint64
 	if err == nil && fi.Mode()&fs.ModeSymlink != 0 {
@@ -982,14 +1125,14 @@ func statPath(p string) (pathStat, error) {
 		fi, err = os.Stat(p)
 	}
 	if errors.Is(err, fs.ErrNotExist) {
-		return pathStat{ino: linkIno}, nil
+		return pathStat{ino: linkIno}, nil, nil
 	}
 	if err != nil {
-		return pathStat{}, err
+		return pathStat{}, nil, err
 	}
 	s := statOf(fi)
 	s.ino ^= linkIno * 0x9e3779b97f4a7c15 // apart from the target's own inode
-	return s, nil
+	return s, fi, nil
 }
 
 // stampRacySlop is the stat cache's racy window (see cache.StatCache).

@@ -51,7 +51,9 @@ func TestJournalSurvivesReopen(t *testing.T) {
 	j.record("hepbuild-out/b", k1, "", cache.FromBytes([]byte("b")), outputFile(t, files, "b", "b"))
 	j.record("hepbuild-out/we\tird\n", k2, "", cache.FromBytes([]byte("c")), outputFile(t, files, "c", "c"))
 	j.forget([]string{"hepbuild-out/b"})
-	// Not closed: a killed build keeps what it appended.
+	// Not closed: a killed build keeps what it appended, once written
+	// (within journalDelay).
+	waitWritten(t, j)
 	want := map[string]cache.Digest{"hepbuild-out/a": k1, "hepbuild-out/we\tird\n": k2}
 
 	j2, err := OpenJournal(base)
@@ -95,6 +97,7 @@ func TestJournalIgnoresCorruptLines(t *testing.T) {
 	for _, name := range []string{"a", "b", "c"} {
 		j.record(name, k, "", cache.FromBytes([]byte(name)), outputFile(t, files, name, name))
 	}
+	waitWritten(t, j)
 	j.f.Close()
 	path := filepath.Join(base, journalFile)
 	b, err := os.ReadFile(path)
@@ -118,6 +121,7 @@ func TestJournalIgnoresCorruptLines(t *testing.T) {
 	}
 	// Appending after a torn line starts a new line.
 	j2.record("d", k, "", cache.FromBytes([]byte("d")), outputFile(t, files, "d", "d"))
+	waitWritten(t, j2)
 	j2.f.Close()
 	j3, err := OpenJournal(base)
 	if err != nil {
@@ -338,6 +342,7 @@ func TestJournalRemoteOnlyLines(t *testing.T) {
 	j.forget([]string{"hepbuild-out/tool"})
 	j.recordRemote("hepbuild-out/tool", key, "fp", d, true)
 	j.recordRemote("hepbuild-out/data", key, "", cache.FromBytes([]byte("data")), false)
+	waitWritten(t, j)
 	want := outputRecord{Key: key, Fingerprint: "fp", Digest: d, Remote: true, Executable: true}
 	for _, step := range []string{"appended", "compacted"} {
 		j2, err := OpenJournal(base)
@@ -528,6 +533,7 @@ func TestJournalCloseTwice(t *testing.T) {
 		j.explain(newActionRecord(a, &Key{Digest: k}, nil))
 	}
 	j.record("hepbuild-out/pkg/x", k, "", cache.FromBytes([]byte("x")), outputFile(t, files, "x", "x"))
+	waitWritten(t, j)
 	// The explain log is due for compaction, which cannot read it.
 	if err := os.Remove(filepath.Join(base, explainFile)); err != nil {
 		t.Fatal(err)
@@ -580,5 +586,84 @@ func BenchmarkOpenJournal(b *testing.B) {
 		if err != nil || len(j.outputs) != len(paths) {
 			b.Fatalf("%d outputs, %v", len(j.outputs), err)
 		}
+	}
+}
+
+// TestJournalPreviousSeesUnwrittenRecords: explain records are written in
+// batches, and a Previous asked before they are must still find them.
+func TestJournalPreviousSeesUnwrittenRecords(t *testing.T) {
+	base := t.TempDir()
+	a := &Action{
+		Owner: graph.Label{Pkg: "pkg", Name: "x"}, Mnemonic: "Task", Kind: KindRun,
+		Argv: []string{"/bin/true"}, Outputs: []Artifact{{Path: "hepbuild-out/pkg/x"}},
+	}
+	j, err := OpenJournal(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := &Key{Digest: cache.FromBytes([]byte("k"))}
+	j.explain(newActionRecord(a, key, nil))
+	rec, ok := j.Previous("hepbuild-out/pkg/x")
+	if !ok || rec.Key != key.Digest {
+		t.Fatalf("Previous before the record was written: %v, %v", rec, ok)
+	}
+	// Records gathered after the first Previous are found too, and all
+	// are on file after Close.
+	b2 := *a
+	b2.Outputs = []Artifact{{Path: "hepbuild-out/pkg/y"}}
+	j.explain(newActionRecord(&b2, key, nil))
+	if _, ok := j.Previous("hepbuild-out/pkg/y"); !ok {
+		t.Error("Previous misses a record gathered after the log was read")
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(readExplain(filepath.Join(base, explainFile))); n != 2 {
+		t.Errorf("explain log holds %d records after Close, want 2", n)
+	}
+}
+
+// waitWritten waits until the journal has written what it gathered, as it
+// does within journalDelay without another call.
+func waitWritten(t *testing.T, j *Journal) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		j.mu.Lock()
+		done := len(j.buf) == 0 && len(j.xBuf) == 0
+		j.mu.Unlock()
+		if done {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the journal did not write its records without being closed")
+		}
+	}
+}
+
+// TestJournalWritesWithoutMoreRecords: records gathered for a batch reach
+// the file without a later record or Close, so that a build killed during
+// a long action keeps what finished before it.
+func TestJournalWritesWithoutMoreRecords(t *testing.T) {
+	base := t.TempDir()
+	j, err := OpenJournal(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := cache.FromBytes([]byte("k"))
+	j.record("hepbuild-out/a", k, "fp", cache.FromBytes([]byte("a")), outputFile(t, t.TempDir(), "a", "a"))
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		j2, err := OpenJournal(base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec, ok := j2.output("hepbuild-out/a"); ok && rec.Key == k {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a record is not on file 20 s after it was made")
+		}
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
 	}
 }

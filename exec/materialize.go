@@ -35,19 +35,59 @@ func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
 var errCorrupt = errors.New("cached blob does not match its digest")
 
 // removeOutputs deletes the action's outputs, whatever they are now.
-func removeOutputs(root string, a *Action) error {
+func (r *Runner) removeOutputs(a *Action) error {
 	for _, o := range a.Outputs {
 		if !strings.HasPrefix(o.Path, OutDir+"/") {
 			return fmt.Errorf("%s: %s: output %s is not under %s", a.Pos, a.Owner, o.Path, OutDir)
 		}
-		if err := makeOutputParents(root, o.Path); err != nil {
+		if err := r.outputParents(o.Path); err != nil {
 			return fmt.Errorf("%s: %s: %w", a.Pos, a.Owner, err)
 		}
-		if err := cache.RemoveTree(filepath.Join(root, o.Path)); err != nil {
+		if err := cache.RemoveTree(filepath.Join(r.ExecRoot, o.Path)); err != nil {
 			return fmt.Errorf("%s: %s: removing output %s: %w", a.Pos, a.Owner, o.Path, err)
 		}
 	}
 	return nil
+}
+
+// clearForRestore is removeOutputs before a result is restored: an output
+// restored as a plain file is left where it is, since fetchFile puts the
+// file in its place whatever is there (a file, a link or a folder), in
+// one link where nothing is, the usual case. That saves an unlink per
+// output after clean.
+func (r *Runner) clearForRestore(a *Action, res *repb.ActionResult) error {
+	links := resultLinks(res)
+	for _, o := range a.Outputs {
+		if !strings.HasPrefix(o.Path, OutDir+"/") {
+			return fmt.Errorf("%s: %s: output %s is not under %s", a.Pos, a.Owner, o.Path, OutDir)
+		}
+		if err := r.outputParents(o.Path); err != nil {
+			return fmt.Errorf("%s: %s: %w", a.Pos, a.Owner, err)
+		}
+		if _, link := links[o.Path]; !o.Dir && !o.Symlink && !link {
+			continue
+		}
+		if err := cache.RemoveTree(filepath.Join(r.ExecRoot, o.Path)); err != nil {
+			return fmt.Errorf("%s: %s: removing output %s: %w", a.Pos, a.Owner, o.Path, err)
+		}
+	}
+	return nil
+}
+
+// replaceInto renames the file tmp to dst, replacing what is there: a
+// folder in the way (an output that was one) is removed first.
+func replaceInto(tmp, dst string) error {
+	err := os.Rename(tmp, dst)
+	if err == nil {
+		return nil
+	}
+	if fi, lerr := os.Lstat(dst); lerr == nil && fi.IsDir() {
+		if rerr := cache.RemoveTree(dst); rerr != nil {
+			return rerr
+		}
+		return os.Rename(tmp, dst)
+	}
+	return err
 }
 
 // readOnlyMode is the mode of a finished output: read-only, so that a tool
@@ -189,12 +229,14 @@ func (r *Runner) storeLog(ctx context.Context, logPath string) *repb.Digest {
 // action's own log goes; without one, a stale log of an earlier run of the
 // action is removed. The log is a copy: the next run rewrites it.
 func (r *Runner) restoreLog(ctx context.Context, a *Action, res *repb.ActionResult) {
-	logPath := r.logPath(a)
+	logPath := r.logPathOf(a)
 	d := cache.FromProto(res.GetStdoutDigest())
 	// A log is a file: one unlink, where os.Remove would also try rmdir
 	// when there is none (the usual case).
 	if d.IsZero() || d.Size > maxRestoredLog {
-		syscall.Unlink(logPath)
+		if r.mayHaveLog(logPath) {
+			syscall.Unlink(logPath)
+		}
 		return
 	}
 	b, err := r.readBlob(ctx, d)
@@ -202,6 +244,7 @@ func (r *Runner) restoreLog(ctx context.Context, a *Action, res *repb.ActionResu
 		syscall.Unlink(logPath)
 		return
 	}
+	r.logPath(a) // written from here on
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
 		return
 	}
@@ -345,12 +388,17 @@ func (r *Runner) materialize(ctx context.Context, a *Action, res *repb.ActionRes
 	}
 	links := resultLinks(res)
 	digests := make(map[string]cache.Digest, len(a.Outputs))
+	// Only links and folders need checking: a plain file is what
+	// fetchFile made, a hard link to a verified blob or a copy.
+	check := false
 	for _, o := range a.Outputs {
+		check = check || o.Symlink
 		dst := r.abs(o.Path)
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		if err := r.outputParents(o.Path); err != nil {
 			return nil, err
 		}
 		if l, ok := links[o.Path]; ok && !o.Dir {
+			check = true
 			if err := r.restoreLink(l.GetTarget(), dst); err != nil {
 				return nil, err
 			}
@@ -358,6 +406,7 @@ func (r *Runner) materialize(ctx context.Context, a *Action, res *repb.ActionRes
 			continue
 		}
 		if o.Dir {
+			check = true
 			if err := r.restoreTree(ctx, cache.FromProto(dirs[o.Path].GetTreeDigest()), dst); err != nil {
 				return nil, err
 			}
@@ -380,6 +429,9 @@ func (r *Runner) materialize(ctx context.Context, a *Action, res *repb.ActionRes
 	}
 	// A result from a shared cache is not trusted to hold only links
 	// that stay inside the outputs.
+	if !check {
+		return digests, nil
+	}
 	if err := checkRestored(r.ExecRoot, a); err != nil {
 		return nil, fmt.Errorf("%w: %v", errCorrupt, err)
 	}
@@ -440,7 +492,7 @@ func (r *Runner) FetchFile(ctx context.Context, d cache.Digest, executable bool,
 func (r *Runner) fetchFile(ctx context.Context, d cache.Digest, executable bool, dst string) error {
 	g := r.cache
 	if g.blobs != nil {
-		p, err := g.blobs.BlobPath(d)
+		p, fi, err := g.blobFile(d)
 		switch {
 		case errors.Is(err, cache.ErrNotFound):
 			return err
@@ -450,7 +502,7 @@ func (r *Runner) fetchFile(ctx context.Context, d cache.Digest, executable bool,
 		}
 		// A blob shared with an output of the other mode is copied, never
 		// chmod-ed: that would change the other output too.
-		if fi, err := os.Stat(p); err == nil && fi.Size() == d.Size && (fi.Mode()&0o111 != 0) == executable {
+		if fi != nil && fi.Size() == d.Size && (fi.Mode()&0o111 != 0) == executable {
 			if linked, err := r.linkBlob(p, d, dst); linked || err != nil {
 				return err
 			}
@@ -495,13 +547,14 @@ func (r *Runner) fetchFile(ctx context.Context, d cache.Digest, executable bool,
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	return os.Rename(tmp.Name(), dst)
+	return replaceInto(tmp.Name(), dst)
 }
 
 // linkBlob hard-links the cache's file p of blob d at dst. It links
-// straight to dst when nothing is there (the usual case: the runner removed
-// the old outputs; link never follows or replaces what is at a path), and
-// through a temporary name and rename otherwise. It reports false when the
+// straight to dst when nothing is there (the usual case: an output tree
+// after clean, or outputs the runner removed; link never follows or
+// replaces what is at a path), and through a temporary name and rename
+// over whatever is there otherwise (see replaceInto). It reports false when the
 // file system cannot link p there, for the caller to copy.
 func (r *Runner) linkBlob(p string, d cache.Digest, dst string) (bool, error) {
 	err := os.Link(p, dst)
@@ -519,7 +572,7 @@ func (r *Runner) linkBlob(p string, d cache.Digest, dst string) (bool, error) {
 	if err := os.Link(p, tmp); err != nil {
 		return false, nil
 	}
-	if err := os.Rename(tmp, dst); err != nil {
+	if err := replaceInto(tmp, dst); err != nil {
 		os.Remove(tmp)
 		return false, err
 	}

@@ -113,7 +113,7 @@ func (r *Runner) executeRemote(ctx context.Context, rx RemoteExecutor, a *Action
 		return fmt.Errorf("%s: %s: could not run %s on %s: %w", a.Pos, a.Owner, a.Mnemonic, rx.Name(), err)
 	}
 	if !resp.Result.Success() {
-		_ = removeOutputs(r.ExecRoot, a)
+		_ = r.removeOutputs(a)
 		ae := r.failure(a, resp.Result, logPath)
 		if resp.Where != "" {
 			ae.Reason += " (on " + resp.Where + ")"

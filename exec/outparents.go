@@ -75,3 +75,21 @@ func makeOutputParents(root, o string) error {
 	}
 	return nil
 }
+
+// outputParents is makeOutputParents for the runner's exec root, once per
+// folder and build: a folder made real stays so for the rest of the build.
+// Nothing else hepbuild does in a build puts a link or a file there (no
+// output lies below another, and outputs are removed and replaced at
+// their own paths only); a command run without a sandbox that does so
+// could write there itself.
+func (r *Runner) outputParents(o string) error {
+	dir := filepath.Dir(filepath.Clean(o))
+	if _, ok := r.realDirs.Load(dir); ok {
+		return nil
+	}
+	if err := makeOutputParents(r.ExecRoot, o); err != nil {
+		return err
+	}
+	r.realDirs.Store(dir, struct{}{})
+	return nil
+}

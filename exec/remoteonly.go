@@ -56,7 +56,7 @@ func (r *Runner) available(ctx context.Context, action cache.Digest, res *repb.A
 // the cache too.
 func (r *Runner) rememberRemote(a *Action, key *Key, in *inputDigests, res *repb.ActionResult) error {
 	r.forget(a)
-	if err := removeOutputs(r.ExecRoot, a); err != nil {
+	if err := r.removeOutputs(a); err != nil {
 		return err
 	}
 	files := map[string]*repb.OutputFile{}
@@ -133,7 +133,7 @@ func (r *Runner) fetchInput(ctx context.Context, p string, rec outputRecord) err
 	if !r.cache.usable() {
 		return fmt.Errorf("blob %s: no usable cache: %w", rec.Digest, cache.ErrNotFound)
 	}
-	if err := makeOutputParents(r.ExecRoot, p); err != nil {
+	if err := r.outputParents(p); err != nil {
 		return err
 	}
 	if err := r.fetchFile(ctx, rec.Digest, rec.Executable, dst); err != nil {

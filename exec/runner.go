@@ -127,6 +127,16 @@ type Runner struct {
 	fetchMu  sync.Mutex
 	fetching map[string]*sync.Mutex
 	lost     map[string]string // inputs the cache lost, with the reason
+	// realDirs holds the folders of the output tree, relative to the exec
+	// root, that makeOutputParents made real during this build (see
+	// outputParents).
+	realDirs sync.Map
+	// logsMade holds the log paths handed out to be written in this
+	// build; logsOld whether the logs folder held anything before (see
+	// mayHaveLog).
+	logsMade sync.Map
+	logsOnce sync.Once
+	logsOld  bool
 	// commandCPU sums the CPU time of the commands run, in nanoseconds.
 	commandCPU atomic.Int64
 }
@@ -396,13 +406,19 @@ func (r *Runner) plan(a *Action) (in *inputDigests, key *Key, upToDate bool, err
 	if err != nil {
 		return nil, nil, false, err
 	}
-	if k, ok := r.recordedKey(a, fp); ok && r.upToDateFP(a, k, fp) {
+	recorded, checked := r.recordedKey(a, fp)
+	if checked && r.upToDateFP(a, recorded, fp) {
 		return in, nil, true, nil
 	}
 	if key, err = r.key(a, in); err != nil {
 		return nil, nil, false, err
 	}
 	key.fingerprint = fp
+	if checked && key.Digest == recorded {
+		// Just checked with this very key (the usual case after clean):
+		// the outputs are not up to date.
+		return in, key, false, nil
+	}
 	return in, key, r.upToDateFP(a, key.Digest, fp), nil
 }
 
@@ -720,8 +736,10 @@ func (in *inputDigests) digest(art Artifact) (cache.Digest, bool, error) {
 		return d, false, nil
 	}
 	// The stat before the digest: whatever is read after it, an edit made
-	// from here on shows in changed's stat.
-	st, err := statPath(p)
+	// from here on shows in changed's stat. What the path leads to (fi)
+	// serves the journal's and the stat cache's checks below.
+	recorded := time.Now().UnixNano()
+	st, fi, err := statPathInfo(p)
 	if err == nil && st.exists {
 		if in.baseline == nil {
 			in.baseline = map[string]pathStat{}
@@ -743,13 +761,19 @@ func (in *inputDigests) digest(art Artifact) (cache.Digest, bool, error) {
 				in.note(art.Path, rec.Digest)
 				return rec.Digest, rec.Executable, nil
 			}
-			if fi, err := os.Stat(p); err == nil && rec.sameStat(fi) {
+			if fi != nil && rec.sameStat(fi) {
 				in.note(art.Path, rec.Digest)
 				return rec.Digest, fi.Mode()&0o111 != 0, nil
 			}
 		}
 	}
-	d, x, err := in.r.fileDigestInfo(p)
+	var d cache.Digest
+	var x bool
+	if fi != nil && in.r.Stat != nil {
+		d, x, err = in.r.Stat.DigestInfoStat(p, fi, recorded)
+	} else {
+		d, x, err = in.r.fileDigestInfo(p)
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return cache.Digest{}, false, in.missing(art, err)
 	}
@@ -841,7 +865,7 @@ func (r *Runner) restore(ctx context.Context, a *Action, key *Key, in *inputDige
 	var res *repb.ActionResult
 	var ok bool
 	if r.wantsBytes(a) {
-		res, ok = r.cache.actionResultFor(ctx, key.Digest, a)
+		res, ok = r.cache.resultToRestore(ctx, key.Digest, a)
 	} else {
 		res, ok = r.cache.actionResult(ctx, key.Digest)
 	}
@@ -885,19 +909,25 @@ func (r *Runner) restoreResult(ctx context.Context, a *Action, key *Key, in *inp
 			return false, nil
 		}
 	}
-	r.forget(a)
-	if err := removeOutputs(r.ExecRoot, a); err != nil {
+	// Forgotten on file with the new records, in one write (see Journal).
+	var forgotten string
+	if r.Journal != nil {
+		forgotten = r.Journal.forgetLines(actionOutputPaths(a))
+	}
+	if err := r.clearForRestore(a, res); err != nil {
+		r.Journal.writeLines(forgotten)
 		return false, err
 	}
 	digests, err := r.materialize(ctx, a, res)
 	if err != nil {
-		_ = removeOutputs(r.ExecRoot, a)
+		_ = r.removeOutputs(a)
+		r.Journal.writeLines(forgotten)
 		if ctx.Err() != nil {
 			return false, ctx.Err()
 		}
 		return false, nil // a blob went missing or is corrupt: run instead
 	}
-	if err := r.remember(a, key, in, digests); err != nil {
+	if err := r.rememberAfter(forgotten, a, key, in, digests); err != nil {
 		return false, err
 	}
 	r.restoreLog(ctx, a, res)
@@ -995,7 +1025,7 @@ func (r *Runner) execute(ctx context.Context, a *Action, key *Key, in *inputDige
 		return err
 	}
 	r.forget(a)
-	if err := removeOutputs(r.ExecRoot, a); err != nil {
+	if err := r.removeOutputs(a); err != nil {
 		return err
 	}
 	logPath := r.logPath(a)
@@ -1003,7 +1033,7 @@ func (r *Runner) execute(ctx context.Context, a *Action, key *Key, in *inputDige
 	CommandDone(ctx)
 	r.commandCPU.Add(int64(res.CPU))
 	if err != nil {
-		_ = removeOutputs(r.ExecRoot, a)
+		_ = r.removeOutputs(a)
 		if ctx.Err() == context.DeadlineExceeded {
 			// The scheduler's bound on the attempt ended it.
 			return r.failure(a, ExecResult{ExitCode: -1, TimedOut: true, Timeout: a.RunTimeout()}, logPath)
@@ -1014,7 +1044,7 @@ func (r *Runner) execute(ctx context.Context, a *Action, key *Key, in *inputDige
 		return fmt.Errorf("%s: %s: could not run %s: %w", a.Pos, a.Owner, a.Mnemonic, err)
 	}
 	if !res.Success() {
-		_ = removeOutputs(r.ExecRoot, a)
+		_ = r.removeOutputs(a)
 		if changed := in.changed(); changed != "" {
 			// The failure may be the edit's doing (a file deleted under
 			// the command): try the inputs as they are now.
@@ -1023,7 +1053,7 @@ func (r *Runner) execute(ctx context.Context, a *Action, key *Key, in *inputDige
 		return r.failure(a, res, logPath)
 	}
 	if err := checkOutputs(r.ExecRoot, a); err != nil {
-		_ = removeOutputs(r.ExecRoot, a)
+		_ = r.removeOutputs(a)
 		ae := r.failure(a, res, logPath)
 		ae.Reason = err.Error()
 		return ae
@@ -1033,7 +1063,7 @@ func (r *Runner) execute(ctx context.Context, a *Action, key *Key, in *inputDige
 	// storing the result would hand it to every later build (and every
 	// user of the cache) under the old key.
 	if changed := in.changed(); changed != "" {
-		_ = removeOutputs(r.ExecRoot, a)
+		_ = r.removeOutputs(a)
 		return &inputChangedError{path: changed, failure: r.failure(a, res, logPath)}
 	}
 	digests, err := r.store(ctx, a, key.Digest, logPath)
@@ -1041,7 +1071,7 @@ func (r *Runner) execute(ctx context.Context, a *Action, key *Key, in *inputDige
 		// A cache that fails only disables itself (guardedCache); what
 		// store reports is an output that cannot be read: the action's
 		// failure, not the build's.
-		_ = removeOutputs(r.ExecRoot, a)
+		_ = r.removeOutputs(a)
 		ae := r.failure(a, res, logPath)
 		ae.Reason = err.Error()
 		return ae
@@ -1138,11 +1168,40 @@ func (r *Runner) LogPath(a *Action) string { return r.logPath(a) }
 // logPath is where the action's output goes: logs/ mirrors the output tree,
 // named after the action's first output.
 func (r *Runner) logPath(a *Action) string {
+	p := r.logPathOf(a)
+	r.logsMade.Store(p, struct{}{})
+	return p
+}
+
+// logPathOf is logPath for a caller that does not write the log.
+func (r *Runner) logPathOf(a *Action) string {
 	name := "action"
 	if len(a.Outputs) > 0 {
 		name = strings.TrimPrefix(a.Outputs[0].Path, OutDir+"/")
 	}
 	return filepath.Join(r.OutputBase, "logs", filepath.FromSlash(name)+".log")
+}
+
+// mayHaveLog says whether a log may be at p: left by an earlier build
+// (the logs folder held anything when first looked at), or written in
+// this one (logPath handed p out). A restored action without a log removes
+// a stale one only then, saving an unlink per action after clean.
+func (r *Runner) mayHaveLog(p string) bool {
+	r.logsOnce.Do(func() {
+		f, err := os.Open(filepath.Join(r.OutputBase, "logs"))
+		if err != nil {
+			r.logsOld = !errors.Is(err, fs.ErrNotExist)
+			return
+		}
+		defer f.Close()
+		names, err := f.Readdirnames(1)
+		r.logsOld = len(names) > 0 || err != io.EOF
+	})
+	if r.logsOld {
+		return true
+	}
+	_, ok := r.logsMade.Load(p)
+	return ok
 }
 
 // forget drops the action's outputs from the journal before they are
@@ -1157,17 +1216,28 @@ func (r *Runner) forget(a *Action) {
 // remember records the finished outputs in the journal, and what the action
 // ran with in the explain log.
 func (r *Runner) remember(a *Action, key *Key, in *inputDigests, digests map[string]cache.Digest) error {
+	return r.rememberAfter("", a, key, in, digests)
+}
+
+// rememberAfter is remember that first writes the journal lines that
+// forgot the outputs (see Journal.forgetLines), in the same write.
+func (r *Runner) rememberAfter(forgotten string, a *Action, key *Key, in *inputDigests, digests map[string]cache.Digest) error {
 	j := r.Journal
 	if j == nil {
 		return nil
 	}
-	for _, o := range a.Outputs {
+	paths := make([]string, len(a.Outputs))
+	recs := make([]outputRecord, len(a.Outputs))
+	for i, o := range a.Outputs {
 		fi, err := os.Lstat(r.abs(o.Path))
 		if err != nil {
+			j.writeLines(forgotten)
 			return fmt.Errorf("%s: %s: output %s vanished: %w", a.Pos, a.Owner, o.Path, err)
 		}
-		j.record(o.Path, key.Digest, key.fingerprint, digests[o.Path], fi)
+		paths[i] = o.Path
+		recs[i] = statRecord(key.Digest, key.fingerprint, digests[o.Path], fi)
 	}
+	j.recordAll(forgotten, paths, recs)
 	j.explain(newActionRecord(a, key, in.seen))
 	return nil
 }
@@ -1176,6 +1246,26 @@ func (r *Runner) remember(a *Action, key *Key, in *inputDigests, digests map[str
 // outputs can be hard-linked to (cache/disk).
 type blobPather interface {
 	BlobPath(d cache.Digest) (string, error)
+}
+
+// blobFiler is a blobPather that also returns the file's stat, taken as
+// it verified the file (cache/disk).
+type blobFiler interface {
+	BlobFile(d cache.Digest) (string, fs.FileInfo, error)
+}
+
+// blobFile returns the verified file of the blob and its stat (nil when
+// it could not be taken).
+func (g *guardedCache) blobFile(d cache.Digest) (string, fs.FileInfo, error) {
+	if bf, ok := g.blobs.(blobFiler); ok {
+		return bf.BlobFile(d)
+	}
+	p, err := g.blobs.BlobPath(d)
+	if err != nil {
+		return "", nil, err
+	}
+	fi, _ := os.Stat(p)
+	return p, fi, nil
 }
 
 // prefetcher is a cache with a remote tier (cache/tiered): it brings a
@@ -1233,6 +1323,29 @@ func (g *guardedCache) fail(ctx context.Context, op string, err error) {
 // the result itself (cache/tiered with a REAPI remote).
 type resultInliner interface {
 	GetActionResultFor(ctx context.Context, action cache.Digest, paths []string) (*repb.ActionResult, error)
+}
+
+// entryReader is a cache that can return a result without checking that
+// its blobs are present (cache/disk).
+type entryReader interface {
+	GetActionResultEntry(ctx context.Context, action cache.Digest) (*repb.ActionResult, error)
+}
+
+// resultToRestore is actionResultFor for a result whose outputs are all
+// written next: from a cache that keeps blobs as files, whose presence the
+// restore finds out as it links them (a blob gone is a miss, and the
+// action runs), the entry alone.
+func (g *guardedCache) resultToRestore(ctx context.Context, key cache.Digest, a *Action) (*repb.ActionResult, bool) {
+	er, ok := g.c.(entryReader)
+	if !ok || g.blobs == nil {
+		return g.actionResultFor(ctx, key, a)
+	}
+	res, err := er.GetActionResultEntry(ctx, key)
+	if err != nil {
+		g.fail(ctx, "reading action result "+key.String(), err)
+		return nil, false
+	}
+	return res, true
 }
 
 // actionResultFor is actionResult for an action about to be restored.

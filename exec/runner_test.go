@@ -472,6 +472,39 @@ func TestCorruptDiskBlobReruns(t *testing.T) {
 	w.mustBuild([]exec.Outcome{upToDate}, a)
 }
 
+// A blob gone from the disk cache (pruned by another user, deleted by
+// hand) is a miss too: the result is read without checking its blobs, and
+// restoring finds the gap before it trusts anything.
+func TestGoneDiskBlobReruns(t *testing.T) {
+	c := openDisk(t)
+	w := newWorkspace(t, "none", c)
+	w.write("pkg/src1.txt", "one\n")
+	a := chain()[0]
+	w.mustBuild([]exec.Outcome{executed}, a)
+	if err := os.RemoveAll(filepath.Join(w.base, "out")); err != nil {
+		t.Fatal(err)
+	}
+	blob, err := c.BlobPath(cache.FromBytes([]byte("ONE\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(blob); err != nil {
+		t.Fatal(err)
+	}
+	w.mustBuild([]exec.Outcome{executed}, a)
+	if got := w.read(out("pkg/a.txt")); got != "ONE\n" {
+		t.Errorf("a = %q, want the rerun's output", got)
+	}
+	if len(w.warnings) != 0 {
+		t.Errorf("a blob gone is a miss, not a cache failure; warnings: %q", w.warnings)
+	}
+	w.mustBuild([]exec.Outcome{upToDate}, a)
+	if err := os.RemoveAll(filepath.Join(w.base, "out")); err != nil {
+		t.Fatal(err)
+	}
+	w.mustBuild([]exec.Outcome{cached}, a)
+}
+
 func TestCorruptBlobReruns(t *testing.T) {
 	c := newMemCache()
 	w := newWorkspace(t, "none", c)
@@ -959,6 +992,45 @@ func TestExecutedOutputsAreReadOnly(t *testing.T) {
 				if fi.Mode().Perm() != want {
 					t.Errorf("%s has mode %v, want %v", p, fi.Mode().Perm(), want)
 				}
+			}
+		})
+	}
+}
+
+// TestRestoreReplacesWhatIsInTheWay: a restore links each output file
+// straight to its path, without removing it first; what an earlier build
+// left there (a folder output at the same path, a file of other content)
+// is replaced, and the outcome is a restore, not a run.
+func TestRestoreReplacesWhatIsInTheWay(t *testing.T) {
+	for _, c := range []struct{ name, script string }{
+		{"folder", "mkdir -p hepbuild-out/pkg/x/sub; echo old > hepbuild-out/pkg/x/sub/f"},
+		{"file", "mkdir -p hepbuild-out/pkg; echo old > hepbuild-out/pkg/x"},
+		{"link", "mkdir -p hepbuild-out/pkg; ln -s /etc/passwd hepbuild-out/pkg/x"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			w := newWorkspace(t, "none", openDisk(t))
+			file := shell("file", "echo new > hepbuild-out/pkg/x", nil, out("pkg/x"))
+			w.mustBuild([]exec.Outcome{executed}, file)
+			if err := os.RemoveAll(filepath.Join(w.base, "out")); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Remove(filepath.Join(w.base, "journal.v1")); err != nil {
+				t.Fatal(err)
+			}
+			// Another build's output at that path, then a restore.
+			old := shell("old", c.script, nil)
+			old.Tags = []string{"no-cache"}
+			if _, err := w.build(old); err != nil {
+				t.Fatal(err)
+			}
+			w.mustBuild([]exec.Outcome{cached}, file)
+			p := filepath.Join(w.root, "hepbuild-out", "pkg", "x")
+			fi, err := os.Lstat(p)
+			if err != nil || !fi.Mode().IsRegular() {
+				t.Fatalf("x after the restore: %v, %v; want a regular file", fi, err)
+			}
+			if got := w.read(out("pkg/x")); got != "new\n" {
+				t.Errorf("x = %q after the restore, want %q", got, "new\n")
 			}
 		})
 	}

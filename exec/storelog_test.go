@@ -37,3 +37,31 @@ func TestStoredLogIsTheLogFile(t *testing.T) {
 		}
 	}
 }
+
+// TestRestoreRemovesALogOfThisBuild: a restored action whose result keeps
+// no log removes the log at its path. After clean the logs folder is empty,
+// and the runner skips that unlink for logs no earlier build left: but a
+// log this very build wrote (the action ran, then its output went and it
+// was restored) is still removed.
+func TestRestoreRemovesALogOfThisBuild(t *testing.T) {
+	defer exec.SetMaxRestoredLog(1000)()
+	w := newWorkspace(t, "none", newMemCache())
+	quiet := shell("quiet", "echo > hepbuild-out/pkg/quiet.txt", nil, out("pkg/quiet.txt"))
+	big := shell("big", "head -c 5000 /dev/zero | tr '\\0' x; echo > hepbuild-out/pkg/big.txt", nil, out("pkg/big.txt"))
+	zap := shell("zap", "rm hepbuild-out/pkg/big.txt; echo > hepbuild-out/pkg/zap.txt", nil, out("pkg/zap.txt"))
+	w.mustBuild([]exec.Outcome{executed}, quiet)
+	// As after clean: no outputs, no logs.
+	for _, d := range []string{"out", "logs"} {
+		if err := os.RemoveAll(filepath.Join(w.base, d)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// quiet is restored first, with the logs folder empty; big runs and
+	// writes a log too large to keep with its result; zap removes big's
+	// output, and big comes back from the cache, without a log.
+	log := filepath.Join(w.base, "logs", "pkg", "big.txt.log")
+	w.mustBuild([]exec.Outcome{cached, executed, executed, cached}, quiet, big, zap, big)
+	if _, err := os.Stat(log); err == nil {
+		t.Errorf("big's log is at %s after big was restored without one", log)
+	}
+}

@@ -510,57 +510,64 @@ func (r ctxReader) Read(p []byte) (int, error) {
 // the cache later removes the cache's name for the file, not the linked
 // outputs, which keep their content.
 func (c *Cache) BlobPath(d cache.Digest) (string, error) {
-	if err := checkDigest(d); err != nil {
-		return "", err
-	}
-	p := c.path(casDir, d.Hash)
-	fi, err := os.Stat(p)
-	if errors.Is(err, fs.ErrNotExist) {
-		return "", fmt.Errorf("blob %s: %w", d, cache.ErrNotFound)
-	}
-	if err != nil {
-		return "", fmt.Errorf("looking up blob %s: %w", d, err)
-	}
-	if fi.Size() != d.Size {
-		removeIfSame(p, fi)
-		return "", fmt.Errorf("blob %s has size %d on disk, removed: %w", d, fi.Size(), cache.ErrNotFound)
-	}
-	if id, ok := c.verified.Load(d.Hash); ok && id.(fileID) == idOf(fi) {
-		touch(p, fi)
-		return p, nil
-	}
-	// Touched first, since touching changes its times; then hashed
-	// through one descriptor and remembered by that descriptor's stat,
-	// taken before the hash: what is remembered as verified is the file
-	// that was hashed, as it was, even if another one is renamed over the
-	// path meanwhile or it is written to while being read.
-	touch(p, fi)
-	id, got, err := hashFile(p)
-	if err != nil {
-		return "", fmt.Errorf("verifying blob %s: %w", d, err)
-	}
-	if got != d {
-		removeIfSame(p, fi)
-		return "", fmt.Errorf("blob %s: content hashes to %s, removed: %w", d, got, cache.ErrNotFound)
-	}
-	c.verified.Store(d.Hash, id)
-	return p, nil
+	p, _, err := c.BlobFile(d)
+	return p, err
 }
 
-// hashFile hashes the file at p and returns it with the identity of the
-// file it read.
-func hashFile(p string) (fileID, cache.Digest, error) {
-	f, err := cache.Open(p)
+// BlobFile is BlobPath that also returns the stat of the verified file,
+// taken through the descriptor it was hashed from: its size, mode and
+// identity, without another stat of the path.
+func (c *Cache) BlobFile(d cache.Digest) (string, fs.FileInfo, error) {
+	if err := checkDigest(d); err != nil {
+		return "", nil, err
+	}
+	p := c.path(casDir, d.Hash)
+	if id, ok := c.verified.Load(d.Hash); ok {
+		// Hashed by this process: one stat tells whether it is still
+		// the very file.
+		fi, err := os.Stat(p)
+		if err == nil && id.(fileID) == idOf(fi) {
+			touch(p, fi)
+			return p, fi, nil
+		}
+	}
+	// Hashed through one descriptor and remembered by that descriptor's
+	// stat, taken before the hash: what is remembered as verified is the
+	// file that was hashed, as it was, even if another one is renamed over
+	// the path meanwhile or it is written to while being read.
+	f, err := cache.OpenRaw(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil, fmt.Errorf("blob %s: %w", d, cache.ErrNotFound)
+	}
 	if err != nil {
-		return fileID{}, cache.Digest{}, err
+		return "", nil, fmt.Errorf("looking up blob %s: %w", d, err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return fileID{}, cache.Digest{}, err
+		return "", nil, fmt.Errorf("looking up blob %s: %w", d, err)
+	}
+	if !fi.Mode().IsRegular() || fi.Size() != d.Size {
+		removeIfSame(p, fi)
+		return "", nil, fmt.Errorf("blob %s has size %d on disk, removed: %w", d, fi.Size(), cache.ErrNotFound)
+	}
+	// Touching changes its times: the stat remembered is the one after.
+	if time.Since(fi.ModTime()) >= touchInterval {
+		touchNow(p)
+		if fi, err = f.Stat(); err != nil {
+			return "", nil, fmt.Errorf("looking up blob %s: %w", d, err)
+		}
 	}
 	got, err := cache.FromReader(f)
-	return idOf(fi), got, err
+	if err != nil {
+		return "", nil, fmt.Errorf("verifying blob %s: %w", d, err)
+	}
+	if got != d {
+		removeIfSame(p, fi)
+		return "", nil, fmt.Errorf("blob %s: content hashes to %s, removed: %w", d, got, cache.ErrNotFound)
+	}
+	c.verified.Store(d.Hash, idOf(fi))
+	return p, fi, nil
 }
 
 // PutFile stores the file at path as a blob and returns its digest. On the
@@ -677,7 +684,18 @@ func touch(p string, fi fs.FileInfo) {
 // a concurrent writer may have renamed a good entry over the bad one.
 func removeIfSame(p string, fi fs.FileInfo) {
 	cur, err := os.Stat(p)
-	if err == nil && os.SameFile(cur, fi) {
+	if err == nil && sameInode(cur, fi) {
 		os.Remove(p)
 	}
+}
+
+// sameInode is os.SameFile for any FileInfo whose Sys is a
+// *syscall.Stat_t, cache.RawFile's included.
+func sameInode(a, b fs.FileInfo) bool {
+	sa, ok1 := a.Sys().(*syscall.Stat_t)
+	sb, ok2 := b.Sys().(*syscall.Stat_t)
+	if !ok1 || !ok2 {
+		return os.SameFile(a, b)
+	}
+	return sa.Dev == sb.Dev && sa.Ino == sb.Ino
 }

@@ -110,24 +110,29 @@ func (c *CleanCmd) Run(g *Globals, e *env) error {
 			return err
 		}
 	}
-	if err := forgetRemoteOnly(base); err != nil {
+	if err := forgetOutputs(base); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stderr, "removed the output tree %s (the cache keeps every result: the next build restores them)\n", filepath.Join(base, "out"))
 	return nil
 }
 
-// forgetRemoteOnly drops the journal's outputs kept only in the cache
-// (--remote-download-outputs), as the output tree they belong to goes; the
-// stamps go too, since a build whose outputs were all kept in the cache
-// would otherwise still find nothing changed.
-func forgetRemoteOnly(base string) error {
+// forgetOutputs drops the journal's records of the output tree that just
+// went: those of files, which are gone, and those of outputs kept only in
+// the cache (--remote-download-outputs), which belong to it. When there were
+// the latter, the stamps go too, since a build whose outputs were all kept
+// in the cache would otherwise still find nothing changed.
+func forgetOutputs(base string) error {
 	j, err := exec.OpenJournal(base)
 	if err != nil {
 		return err
 	}
 	n := j.ForgetRemoteOnly(nil, true)
-	if err := j.Close(); err != nil {
+	err = j.ForgetAll()
+	if cerr := j.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return err
 	}
 	if n > 0 {

@@ -334,3 +334,35 @@ func TestOutputBaseOfAnotherWorkspaceIsRefused(t *testing.T) {
 		t.Errorf("the first workspace's output changed: %q %v", b, err)
 	}
 }
+
+// TestCleanForgetsTheOutputTree: clean removes the output tree and the
+// journal's records of it, so the next build checks nothing against files
+// that are gone; it restores every output from the cache, and the build
+// after that finds them all up to date.
+func TestCleanForgetsTheOutputTree(t *testing.T) {
+	root := testWorkspace(t, map[string]string{"BUILD": chain, "in.txt": "hello\n", "other.txt": "x\n"})
+	if r := hepbuild(t, root, "//:b", "//:other"); r.code != 0 {
+		t.Fatalf("build: exit %d\n%s", r.code, r.stderr)
+	}
+	base := strings.TrimSpace(hepbuild(t, root, "info", "output_base").stdout)
+	journal := filepath.Join(base, "journal.v1")
+	if b, err := os.ReadFile(journal); err != nil || len(b) == 0 {
+		t.Fatalf("no journal records after a build: %v", err)
+	}
+	if r := hepbuild(t, root, "clean"); r.code != 0 {
+		t.Fatalf("clean: exit %d\n%s", r.code, r.stderr)
+	}
+	if b, err := os.ReadFile(journal); err == nil && len(b) > 0 {
+		t.Errorf("the journal still holds records of the removed output tree:\n%s", b)
+	}
+	r := hepbuild(t, root, "//:b", "//:other")
+	if r.code != 0 || !strings.Contains(r.stderr, "3 cached") {
+		t.Fatalf("build after clean: exit %d, want 3 actions restored\n%s", r.code, r.stderr)
+	}
+	if got, _ := os.ReadFile(filepath.Join(root, "hepbuild-out", "b.txt")); string(got) != "6\n" {
+		t.Errorf("b.txt = %q after restoring", got)
+	}
+	if r := hepbuild(t, root, "//:b", "//:other"); r.code != 0 || !strings.Contains(r.stderr, "up to date") {
+		t.Errorf("build after the restore: exit %d, want everything up to date\n%s", r.code, r.stderr)
+	}
+}
