@@ -1035,3 +1035,54 @@ func TestRestoreReplacesWhatIsInTheWay(t *testing.T) {
 		})
 	}
 }
+
+// TestSymlinkedDiskBlobIsNotLinked: a member of a shared cache's group can
+// put a symbolic link where a blob should be, to a file of the right
+// content that they can change later. A hard link to that path is a link
+// to the symlink, so the restored output would follow the member's file:
+// such a blob is no blob, and the output is a regular file of its own.
+func TestSymlinkedDiskBlobIsNotLinked(t *testing.T) {
+	dir := t.TempDir()
+	c, err := disk.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := newWorkspace(t, "none", c)
+	w.write("pkg/src1.txt", "one\n")
+	a := chain()[0]
+	w.mustBuild([]exec.Outcome{executed}, a)
+	if err := os.RemoveAll(filepath.Join(w.base, "out")); err != nil {
+		t.Fatal(err)
+	}
+	blob, err := c.BlobPath(cache.FromBytes([]byte("ONE\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	theirs := filepath.Join(t.TempDir(), "theirs")
+	if err := os.WriteFile(theirs, []byte("ONE\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(blob); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(theirs, blob); err != nil {
+		t.Fatal(err)
+	}
+	// Another process: nothing verified yet.
+	if w.cache, err = disk.Open(dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.build(a); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(w.root, out("pkg/a.txt"))
+	if fi, err := os.Lstat(p); err != nil || !fi.Mode().IsRegular() {
+		t.Fatalf("a.txt after the restore: %v, %v; want a regular file", fi, err)
+	}
+	if err := os.WriteFile(theirs, []byte("EVL\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.read(out("pkg/a.txt")); got != "ONE\n" {
+		t.Errorf("a.txt = %q: it follows a file outside the cache", got)
+	}
+}
