@@ -71,9 +71,9 @@ type Journal struct {
 	// they go to the log in batches of explainBatch bytes.
 	xBuf     []byte
 	xPending int
-	err       error // first write error, reported by Close
-	prev      map[string]*ActionRecord
-	closed    bool
+	err      error // first write error, reported by Close
+	prev     map[string]*ActionRecord
+	closed   bool
 }
 
 // outputRecord is the journal's entry for one output path.

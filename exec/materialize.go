@@ -375,9 +375,11 @@ func (r *Runner) putMessage(ctx context.Context, m proto.Message) (cache.Digest,
 }
 
 // materialize restores every output of a cached result into the output
-// tree and returns their digests for the journal. An error means the
-// result cannot be used (a missing or corrupt blob, a failing cache).
-func (r *Runner) materialize(ctx context.Context, a *Action, res *repb.ActionResult) (map[string]cache.Digest, error) {
+// tree and returns their digests for the journal, and, when every output
+// is a plain file, their stats (for the journal too: see rememberAfter).
+// An error means the result cannot be used (a missing or corrupt blob, a
+// failing cache).
+func (r *Runner) materialize(ctx context.Context, a *Action, res *repb.ActionResult) (map[string]cache.Digest, map[string]fs.FileInfo, error) {
 	files := map[string]*repb.OutputFile{}
 	for _, f := range res.GetOutputFiles() {
 		files[f.GetPath()] = f
@@ -388,19 +390,20 @@ func (r *Runner) materialize(ctx context.Context, a *Action, res *repb.ActionRes
 	}
 	links := resultLinks(res)
 	digests := make(map[string]cache.Digest, len(a.Outputs))
-	// Only links and folders need checking: a plain file is what
-	// fetchFile made, a hard link to a verified blob or a copy.
+	// Only links and folders need checkRestored: a plain file is what
+	// fetchFile made, a hard link to a verified blob or a copy (but see
+	// below).
 	check := false
 	for _, o := range a.Outputs {
 		check = check || o.Symlink
 		dst := r.abs(o.Path)
 		if err := r.outputParents(o.Path); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if l, ok := links[o.Path]; ok && !o.Dir {
 			check = true
 			if err := r.restoreLink(l.GetTarget(), dst); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			digests[o.Path] = linkDigest(l.GetTarget())
 			continue
@@ -408,11 +411,11 @@ func (r *Runner) materialize(ctx context.Context, a *Action, res *repb.ActionRes
 		if o.Dir {
 			check = true
 			if err := r.restoreTree(ctx, cache.FromProto(dirs[o.Path].GetTreeDigest()), dst); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			d, err := r.dirDigest(dst)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			digests[o.Path] = d
 			continue
@@ -420,22 +423,39 @@ func (r *Runner) materialize(ctx context.Context, a *Action, res *repb.ActionRes
 		f := files[o.Path]
 		d := cache.FromProto(f.GetDigest())
 		if !wellFormed(d) {
-			return nil, fmt.Errorf("%w: output %s has digest %q", errCorrupt, o.Path, d.String())
+			return nil, nil, fmt.Errorf("%w: output %s has digest %q", errCorrupt, o.Path, d.String())
 		}
 		if err := r.fetchFile(ctx, d, f.GetIsExecutable(), dst); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		digests[o.Path] = d
 	}
 	// A result from a shared cache is not trusted to hold only links
 	// that stay inside the outputs.
 	if !check {
-		return digests, nil
+		// Each output is the file fetchFile linked or copied there, but
+		// for a blob that someone who can write a shared cache swapped
+		// for a link between its check and the hard link to it: the
+		// output is then that link. The stat the journal records tells,
+		// taken once every output is in place (a second link to a blob
+		// changes the first one's ctime).
+		stats := make(map[string]fs.FileInfo, len(a.Outputs))
+		for _, o := range a.Outputs {
+			fi, err := os.Lstat(r.abs(o.Path))
+			if err != nil {
+				return nil, nil, err
+			}
+			if !fi.Mode().IsRegular() {
+				return nil, nil, fmt.Errorf("%w: restored output %s is a %s", errCorrupt, o.Path, kindOf(fi.Mode()))
+			}
+			stats[o.Path] = fi
+		}
+		return digests, stats, nil
 	}
 	if err := checkRestored(r.ExecRoot, a); err != nil {
-		return nil, fmt.Errorf("%w: %v", errCorrupt, err)
+		return nil, nil, fmt.Errorf("%w: %v", errCorrupt, err)
 	}
-	return digests, nil
+	return digests, nil, nil
 }
 
 // resultLinks returns the result's output links by path. REAPI v2.1 servers

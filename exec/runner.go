@@ -918,7 +918,7 @@ func (r *Runner) restoreResult(ctx context.Context, a *Action, key *Key, in *inp
 		r.Journal.writeLines(forgotten)
 		return false, err
 	}
-	digests, err := r.materialize(ctx, a, res)
+	digests, stats, err := r.materialize(ctx, a, res)
 	if err != nil {
 		_ = r.removeOutputs(a)
 		r.Journal.writeLines(forgotten)
@@ -927,7 +927,7 @@ func (r *Runner) restoreResult(ctx context.Context, a *Action, key *Key, in *inp
 		}
 		return false, nil // a blob went missing or is corrupt: run instead
 	}
-	if err := r.rememberAfter(forgotten, a, key, in, digests); err != nil {
+	if err := r.rememberAfter(forgotten, a, key, in, digests, stats); err != nil {
 		return false, err
 	}
 	r.restoreLog(ctx, a, res)
@@ -1216,12 +1216,13 @@ func (r *Runner) forget(a *Action) {
 // remember records the finished outputs in the journal, and what the action
 // ran with in the explain log.
 func (r *Runner) remember(a *Action, key *Key, in *inputDigests, digests map[string]cache.Digest) error {
-	return r.rememberAfter("", a, key, in, digests)
+	return r.rememberAfter("", a, key, in, digests, nil)
 }
 
 // rememberAfter is remember that first writes the journal lines that
-// forgot the outputs (see Journal.forgetLines), in the same write.
-func (r *Runner) rememberAfter(forgotten string, a *Action, key *Key, in *inputDigests, digests map[string]cache.Digest) error {
+// forgot the outputs (see Journal.forgetLines), in the same write. stats
+// holds the outputs' Lstat when the caller just took it (materialize).
+func (r *Runner) rememberAfter(forgotten string, a *Action, key *Key, in *inputDigests, digests map[string]cache.Digest, stats map[string]fs.FileInfo) error {
 	j := r.Journal
 	if j == nil {
 		return nil
@@ -1229,7 +1230,11 @@ func (r *Runner) rememberAfter(forgotten string, a *Action, key *Key, in *inputD
 	paths := make([]string, len(a.Outputs))
 	recs := make([]outputRecord, len(a.Outputs))
 	for i, o := range a.Outputs {
-		fi, err := os.Lstat(r.abs(o.Path))
+		fi, ok := stats[o.Path]
+		var err error
+		if !ok {
+			fi, err = os.Lstat(r.abs(o.Path))
+		}
 		if err != nil {
 			j.writeLines(forgotten)
 			return fmt.Errorf("%s: %s: output %s vanished: %w", a.Pos, a.Owner, o.Path, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -1080,6 +1081,70 @@ func TestSymlinkedDiskBlobIsNotLinked(t *testing.T) {
 		t.Fatalf("a.txt after the restore: %v, %v; want a regular file", fi, err)
 	}
 	if err := os.WriteFile(theirs, []byte("EVL\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.read(out("pkg/a.txt")); got != "ONE\n" {
+		t.Errorf("a.txt = %q: it follows a file outside the cache", got)
+	}
+}
+
+// swappingCache is a disk cache whose blob file is swapped for a symbolic
+// link to a file outside it right after it was verified, as another member
+// of a shared cache's group can do.
+type swappingCache struct {
+	*disk.Cache
+	outside string
+}
+
+func (c swappingCache) BlobFile(d cache.Digest) (string, fs.FileInfo, error) {
+	p, fi, err := c.Cache.BlobFile(d)
+	if err != nil {
+		return p, fi, err
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return "", nil, err
+	}
+	if err := os.WriteFile(c.outside, b, 0o644); err != nil {
+		return "", nil, err
+	}
+	link := p + ".link"
+	if err := os.Symlink(c.outside, link); err != nil {
+		return "", nil, err
+	}
+	if err := os.Rename(link, p); err != nil {
+		return "", nil, err
+	}
+	return p, fi, nil
+}
+
+func (c swappingCache) BlobPath(d cache.Digest) (string, error) {
+	p, _, err := c.BlobFile(d)
+	return p, err
+}
+
+// TestBlobSwappedForALinkIsNotRestored: a blob swapped for a link between
+// its check and the hard link to it leaves a link as the output, which a
+// restore must not keep (it would follow a file that someone else controls).
+func TestBlobSwappedForALinkIsNotRestored(t *testing.T) {
+	c := openDisk(t)
+	w := newWorkspace(t, "none", c)
+	w.write("pkg/src1.txt", "one\n")
+	a := chain()[0]
+	w.mustBuild([]exec.Outcome{executed}, a)
+	if err := os.RemoveAll(filepath.Join(w.base, "out")); err != nil {
+		t.Fatal(err)
+	}
+	outside := filepath.Join(t.TempDir(), "theirs")
+	w.cache = swappingCache{Cache: c, outside: outside}
+	if _, err := w.build(a); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(w.root, out("pkg/a.txt"))
+	if fi, err := os.Lstat(p); err != nil || !fi.Mode().IsRegular() {
+		t.Fatalf("a.txt after the restore: %v, %v; want a regular file", fi, err)
+	}
+	if err := os.WriteFile(outside, []byte("EVL\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if got := w.read(out("pkg/a.txt")); got != "ONE\n" {
