@@ -128,9 +128,13 @@ type Runner struct {
 	fetching map[string]*sync.Mutex
 	lost     map[string]string // inputs the cache lost, with the reason
 	// realDirs holds the folders of the output tree, relative to the exec
-	// root, that makeOutputParents made real during this build (see
-	// outputParents).
+	// root, that makeOutputParents made real during this build, each with
+	// the commandEpoch it was checked in (see outputParents).
 	realDirs sync.Map
+	// commandEpoch changes as each command starts and ends;
+	// commandsRunning counts those running.
+	commandEpoch    atomic.Int64
+	commandsRunning atomic.Int64
 	// logsMade holds the log paths handed out to be written in this
 	// build; logsOld whether the logs folder held anything before (see
 	// mayHaveLog).
@@ -1029,7 +1033,11 @@ func (r *Runner) execute(ctx context.Context, a *Action, key *Key, in *inputDige
 		return err
 	}
 	logPath := r.logPath(a)
+	r.commandsRunning.Add(1)
+	r.commandEpoch.Add(1)
 	res, err := r.Executor.Execute(ctx, a, r.ExecRoot, logPath)
+	r.commandEpoch.Add(1)
+	r.commandsRunning.Add(-1)
 	CommandDone(ctx)
 	r.commandCPU.Add(int64(res.CPU))
 	if err != nil {

@@ -1151,3 +1151,41 @@ func TestBlobSwappedForALinkIsNotRestored(t *testing.T) {
 		t.Errorf("a.txt = %q: it follows a file outside the cache", got)
 	}
 }
+
+// TestLinkPlantedByACommandIsNotFollowed: a command run without a sandbox
+// that replaces a folder of the output tree by a link (to a folder of the
+// user's) does not lead hepbuild there: an output written below that
+// folder later in the build, here one kept only in the cache and fetched
+// for the action that reads it, goes to a real folder again. hepbuild
+// never writes or removes anything at the link's target.
+func TestLinkPlantedByACommandIsNotFollowed(t *testing.T) {
+	for _, mine := range []string{"", "mine\n"} {
+		outside := t.TempDir()
+		x := filepath.Join(outside, "x")
+		if mine != "" {
+			if err := os.WriteFile(x, []byte(mine), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		w := newWorkspace(t, "none", openDisk(t))
+		b := shell("b", "mkdir -p hepbuild-out/pkg/sub; echo B > hepbuild-out/pkg/sub/x", nil, out("pkg/sub/x"))
+		w.mustBuild([]exec.Outcome{executed}, b)
+		for _, p := range []string{"out", "journal.v1"} {
+			if err := os.RemoveAll(filepath.Join(w.base, p)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		planter := shell("planter", "rm -rf hepbuild-out/pkg/sub; ln -s "+outside+" hepbuild-out/pkg/sub; echo > hepbuild-out/pkg/p.txt", nil, out("pkg/p.txt"))
+		reader := shell("reader", "cat hepbuild-out/pkg/sub/x > hepbuild-out/pkg/r.txt", []string{out("pkg/sub/x")}, out("pkg/r.txt"))
+		w.download(exec.DownloadMinimal)
+		got, err := w.build(b, planter, reader)
+		t.Logf("outcomes %v, %v", outcomeNames(got), err)
+		b2, err := os.ReadFile(x)
+		switch {
+		case mine == "" && !errors.Is(err, fs.ErrNotExist):
+			t.Errorf("hepbuild wrote %s behind the planted link: %q, %v", x, b2, err)
+		case mine != "" && (err != nil || string(b2) != mine):
+			t.Errorf("a file behind the planted link: %q, %v; want %q", b2, err, mine)
+		}
+	}
+}
