@@ -390,6 +390,7 @@ func (r *Runner) materialize(ctx context.Context, a *Action, res *repb.ActionRes
 	}
 	links := resultLinks(res)
 	digests := make(map[string]cache.Digest, len(a.Outputs))
+	blobs := make(map[string]fs.FileInfo, len(a.Outputs)) // the files linked
 	// Only links and folders need checkRestored: a plain file is what
 	// fetchFile made, a hard link to a verified blob or a copy (but see
 	// below).
@@ -425,8 +426,12 @@ func (r *Runner) materialize(ctx context.Context, a *Action, res *repb.ActionRes
 		if !wellFormed(d) {
 			return nil, nil, fmt.Errorf("%w: output %s has digest %q", errCorrupt, o.Path, d.String())
 		}
-		if err := r.fetchFile(ctx, d, f.GetIsExecutable(), dst); err != nil {
+		linked, err := r.fetchFileLinked(ctx, d, f.GetIsExecutable(), dst)
+		if err != nil {
 			return nil, nil, err
+		}
+		if linked != nil {
+			blobs[o.Path] = linked
 		}
 		digests[o.Path] = d
 	}
@@ -435,10 +440,10 @@ func (r *Runner) materialize(ctx context.Context, a *Action, res *repb.ActionRes
 	if !check {
 		// Each output is the file fetchFile linked or copied there, but
 		// for a blob that someone who can write a shared cache swapped
-		// for a link between its check and the hard link to it: the
-		// output is then that link. The stat the journal records tells,
-		// taken once every output is in place (a second link to a blob
-		// changes the first one's ctime).
+		// (for a link, or another file) between its check and the hard
+		// link to it: the output is then that. The stat the journal
+		// records tells, taken once every output is in place (a second
+		// link to a blob changes the first one's ctime).
 		stats := make(map[string]fs.FileInfo, len(a.Outputs))
 		for _, o := range a.Outputs {
 			fi, err := os.Lstat(r.abs(o.Path))
@@ -447,6 +452,9 @@ func (r *Runner) materialize(ctx context.Context, a *Action, res *repb.ActionRes
 			}
 			if !fi.Mode().IsRegular() {
 				return nil, nil, fmt.Errorf("%w: restored output %s is a %s", errCorrupt, o.Path, kindOf(fi.Mode()))
+			}
+			if b, ok := blobs[o.Path]; ok && !sameInode(fi, b) {
+				return nil, nil, fmt.Errorf("%w: restored output %s is not the blob file that was verified", errCorrupt, o.Path)
 			}
 			stats[o.Path] = fi
 		}
@@ -510,25 +518,45 @@ func (r *Runner) FetchFile(ctx context.Context, d cache.Digest, executable bool,
 // the cache offers one with the right mode, else a verified copy. The file
 // appears at dst complete or not at all.
 func (r *Runner) fetchFile(ctx context.Context, d cache.Digest, executable bool, dst string) error {
+	_, err := r.fetchFileLinked(ctx, d, executable, dst)
+	return err
+}
+
+// fetchFileLinked is fetchFile that also returns, when it hard-linked the
+// cache's file, the stat of that file as it was verified (nil for a copy).
+// The link goes by path: whoever can write a shared cache can rename
+// another file over the blob in between, and the file at dst then is not
+// that one (see materialize).
+func (r *Runner) fetchFileLinked(ctx context.Context, d cache.Digest, executable bool, dst string) (fs.FileInfo, error) {
 	g := r.cache
 	if g.blobs != nil {
 		p, fi, err := g.blobFile(d)
 		switch {
 		case errors.Is(err, cache.ErrNotFound):
-			return err
+			return nil, err
 		case err != nil:
 			g.fail(ctx, "finding blob "+d.String(), err)
-			return err
+			return nil, err
 		}
 		// A blob shared with an output of the other mode is copied, never
 		// chmod-ed: that would change the other output too.
 		if fi != nil && fi.Size() == d.Size && (fi.Mode()&0o111 != 0) == executable {
-			if linked, err := r.linkBlob(p, d, dst); linked || err != nil {
-				return err
+			linked, err := r.linkBlob(p, d, dst)
+			if err != nil {
+				return nil, err
+			}
+			if linked {
+				return fi, nil
 			}
 			// Another file system, or too many links: copy.
 		}
 	}
+	return nil, r.copyBlob(ctx, d, executable, dst)
+}
+
+// copyBlob puts a verified copy of the blob at dst.
+func (r *Runner) copyBlob(ctx context.Context, d cache.Digest, executable bool, dst string) error {
+	g := r.cache
 	tmpDir, err := r.tmpDir()
 	if err != nil {
 		return err
@@ -739,4 +767,15 @@ func (r *Runner) readBlob(ctx context.Context, d cache.Digest) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %s", errCorrupt, d)
 	}
 	return b, nil
+}
+
+// sameInode is os.SameFile for any FileInfo whose Sys is a
+// *syscall.Stat_t (the disk cache's stat of a blob is not an os one).
+func sameInode(a, b fs.FileInfo) bool {
+	sa, ok1 := a.Sys().(*syscall.Stat_t)
+	sb, ok2 := b.Sys().(*syscall.Stat_t)
+	if !ok1 || !ok2 {
+		return os.SameFile(a, b)
+	}
+	return sa.Dev == sb.Dev && sa.Ino == sb.Ino
 }

@@ -1094,6 +1094,9 @@ func TestSymlinkedDiskBlobIsNotLinked(t *testing.T) {
 type swappingCache struct {
 	*disk.Cache
 	outside string
+	// content, when set, is written to a file renamed over the blob
+	// instead of the link: another file, of other content.
+	content string
 }
 
 func (c swappingCache) BlobFile(d cache.Digest) (string, fs.FileInfo, error) {
@@ -1109,7 +1112,12 @@ func (c swappingCache) BlobFile(d cache.Digest) (string, fs.FileInfo, error) {
 		return "", nil, err
 	}
 	link := p + ".link"
-	if err := os.Symlink(c.outside, link); err != nil {
+	if c.content != "" {
+		err = os.WriteFile(link, []byte(c.content), 0o444)
+	} else {
+		err = os.Symlink(c.outside, link)
+	}
+	if err != nil {
 		return "", nil, err
 	}
 	if err := os.Rename(link, p); err != nil {
@@ -1187,5 +1195,26 @@ func TestLinkPlantedByACommandIsNotFollowed(t *testing.T) {
 		case mine != "" && (err != nil || string(b2) != mine):
 			t.Errorf("a file behind the planted link: %q, %v; want %q", b2, err, mine)
 		}
+	}
+}
+
+// TestBlobSwappedForAnotherFileIsNotRestored: a blob swapped for another
+// file between its check and the hard link to it is not the blob that was
+// verified: the output it would leave is not kept.
+func TestBlobSwappedForAnotherFileIsNotRestored(t *testing.T) {
+	c := openDisk(t)
+	w := newWorkspace(t, "none", c)
+	w.write("pkg/src1.txt", "one\n")
+	a := chain()[0]
+	w.mustBuild([]exec.Outcome{executed}, a)
+	if err := os.RemoveAll(filepath.Join(w.base, "out")); err != nil {
+		t.Fatal(err)
+	}
+	w.cache = swappingCache{Cache: c, outside: filepath.Join(t.TempDir(), "theirs"), content: "EVL\n"}
+	if _, err := w.build(a); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.read(out("pkg/a.txt")); got != "ONE\n" {
+		t.Errorf("a.txt = %q, want the action's output", got)
 	}
 }
