@@ -601,11 +601,26 @@ func (r *Runner) copyBlob(ctx context.Context, d cache.Digest, executable bool, 
 // linkBlob hard-links the cache's file p of blob d at dst. It links
 // straight to dst when nothing is there (the usual case: an output tree
 // after clean, or outputs the runner removed; link never follows or
-// replaces what is at a path), and through a temporary name and rename
-// over whatever is there otherwise (see replaceInto). It reports false when the
-// file system cannot link p there, for the caller to copy.
+// replaces what is at a path). What is in the way (an earlier output, a
+// link, a folder) is removed, never followed, and the blob linked in its
+// place; renaming a second link over it instead would do nothing when it
+// is the blob's own link already (rename between two links to one file
+// leaves both), and leave that second link behind. Should something
+// appear there again, the link goes through a temporary name and rename
+// (see replaceInto). It reports false when the file system cannot link p
+// there, for the caller to copy.
 func (r *Runner) linkBlob(p string, d cache.Digest, dst string) (bool, error) {
 	err := os.Link(p, dst)
+	if err == nil {
+		return true, nil
+	}
+	if !errors.Is(err, fs.ErrExist) {
+		return false, nil
+	}
+	if err := cache.RemoveTree(dst); err != nil {
+		return false, err
+	}
+	err = os.Link(p, dst)
 	if err == nil {
 		return true, nil
 	}
@@ -624,6 +639,7 @@ func (r *Runner) linkBlob(p string, d cache.Digest, dst string) (bool, error) {
 		os.Remove(tmp)
 		return false, err
 	}
+	syscall.Unlink(tmp) // still there if dst was a link to p already
 	return true, nil
 }
 

@@ -1218,3 +1218,26 @@ func TestBlobSwappedForAnotherFileIsNotRestored(t *testing.T) {
 		t.Errorf("a.txt = %q, want the action's output", got)
 	}
 }
+
+// TestRestoreOverTheBlobItselfLeavesNoLink: restoring an output that is
+// already a hard link to its blob (the journal lost its record) renames a
+// second link to the blob over it, which changes nothing: that second link
+// must not stay behind (its removal by the next build would change the
+// output's ctime, and the journal would then find the output changed).
+func TestRestoreOverTheBlobItselfLeavesNoLink(t *testing.T) {
+	w := newWorkspace(t, "none", openDisk(t))
+	w.write("pkg/src1.txt", "one\n")
+	a := chain()[0]
+	w.mustBuild([]exec.Outcome{executed}, a)
+	if err := os.Remove(filepath.Join(w.base, "journal.v1")); err != nil {
+		t.Fatal(err)
+	}
+	w.mustBuild([]exec.Outcome{cached}, a)
+	left, _ := filepath.Glob(filepath.Join(w.base, "tmp", "*"))
+	if len(left) != 0 {
+		t.Errorf("left in the output base's tmp: %q", left)
+	}
+	if got := w.read(out("pkg/a.txt")); got != "ONE\n" {
+		t.Errorf("a = %q", got)
+	}
+}
