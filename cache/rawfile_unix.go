@@ -23,9 +23,16 @@ type RawFile struct {
 // OpenRaw opens path for reading. The open never waits: a FIFO or a
 // device planted where a file should be opens at once, and reading it
 // fails instead of blocking; callers check what Stat says it is.
-func OpenRaw(path string) (*RawFile, error) {
+func OpenRaw(path string) (*RawFile, error) { return openRaw(path, 0) }
+
+// OpenRawNoFollow is OpenRaw for a path that must not be a symbolic link:
+// one fails with an error that is syscall.ELOOP (errors.Is), and nothing
+// it points to is opened.
+func OpenRawNoFollow(path string) (*RawFile, error) { return openRaw(path, syscall.O_NOFOLLOW) }
+
+func openRaw(path string, flag int) (*RawFile, error) {
 	for {
-		fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC|syscall.O_NONBLOCK, 0)
+		fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC|syscall.O_NONBLOCK|flag, 0)
 		if err == syscall.EINTR {
 			continue
 		}

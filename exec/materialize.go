@@ -375,9 +375,11 @@ func (r *Runner) putMessage(ctx context.Context, m proto.Message) (cache.Digest,
 }
 
 // materialize restores every output of a cached result into the output
-// tree and returns their digests for the journal. An error means the
-// result cannot be used (a missing or corrupt blob, a failing cache).
-func (r *Runner) materialize(ctx context.Context, a *Action, res *repb.ActionResult) (map[string]cache.Digest, error) {
+// tree and returns their digests for the journal, and, when every output
+// is a plain file, their stats (for the journal too: see rememberAfter).
+// An error means the result cannot be used (a missing or corrupt blob, a
+// failing cache).
+func (r *Runner) materialize(ctx context.Context, a *Action, res *repb.ActionResult) (map[string]cache.Digest, map[string]fs.FileInfo, error) {
 	files := map[string]*repb.OutputFile{}
 	for _, f := range res.GetOutputFiles() {
 		files[f.GetPath()] = f
@@ -388,19 +390,21 @@ func (r *Runner) materialize(ctx context.Context, a *Action, res *repb.ActionRes
 	}
 	links := resultLinks(res)
 	digests := make(map[string]cache.Digest, len(a.Outputs))
-	// Only links and folders need checking: a plain file is what
-	// fetchFile made, a hard link to a verified blob or a copy.
+	blobs := make(map[string]fs.FileInfo, len(a.Outputs)) // the files linked
+	// Only links and folders need checkRestored: a plain file is what
+	// fetchFile made, a hard link to a verified blob or a copy (but see
+	// below).
 	check := false
 	for _, o := range a.Outputs {
 		check = check || o.Symlink
 		dst := r.abs(o.Path)
 		if err := r.outputParents(o.Path); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if l, ok := links[o.Path]; ok && !o.Dir {
 			check = true
 			if err := r.restoreLink(l.GetTarget(), dst); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			digests[o.Path] = linkDigest(l.GetTarget())
 			continue
@@ -408,11 +412,11 @@ func (r *Runner) materialize(ctx context.Context, a *Action, res *repb.ActionRes
 		if o.Dir {
 			check = true
 			if err := r.restoreTree(ctx, cache.FromProto(dirs[o.Path].GetTreeDigest()), dst); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			d, err := r.dirDigest(dst)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			digests[o.Path] = d
 			continue
@@ -420,22 +424,46 @@ func (r *Runner) materialize(ctx context.Context, a *Action, res *repb.ActionRes
 		f := files[o.Path]
 		d := cache.FromProto(f.GetDigest())
 		if !wellFormed(d) {
-			return nil, fmt.Errorf("%w: output %s has digest %q", errCorrupt, o.Path, d.String())
+			return nil, nil, fmt.Errorf("%w: output %s has digest %q", errCorrupt, o.Path, d.String())
 		}
-		if err := r.fetchFile(ctx, d, f.GetIsExecutable(), dst); err != nil {
-			return nil, err
+		linked, err := r.fetchFileLinked(ctx, d, f.GetIsExecutable(), dst)
+		if err != nil {
+			return nil, nil, err
+		}
+		if linked != nil {
+			blobs[o.Path] = linked
 		}
 		digests[o.Path] = d
 	}
 	// A result from a shared cache is not trusted to hold only links
 	// that stay inside the outputs.
 	if !check {
-		return digests, nil
+		// Each output is the file fetchFile linked or copied there, but
+		// for a blob that someone who can write a shared cache swapped
+		// (for a link, or another file) between its check and the hard
+		// link to it: the output is then that. The stat the journal
+		// records tells, taken once every output is in place (a second
+		// link to a blob changes the first one's ctime).
+		stats := make(map[string]fs.FileInfo, len(a.Outputs))
+		for _, o := range a.Outputs {
+			fi, err := os.Lstat(r.abs(o.Path))
+			if err != nil {
+				return nil, nil, err
+			}
+			if !fi.Mode().IsRegular() {
+				return nil, nil, fmt.Errorf("%w: restored output %s is a %s", errCorrupt, o.Path, kindOf(fi.Mode()))
+			}
+			if b, ok := blobs[o.Path]; ok && !sameInode(fi, b) {
+				return nil, nil, fmt.Errorf("%w: restored output %s is not the blob file that was verified", errCorrupt, o.Path)
+			}
+			stats[o.Path] = fi
+		}
+		return digests, stats, nil
 	}
 	if err := checkRestored(r.ExecRoot, a); err != nil {
-		return nil, fmt.Errorf("%w: %v", errCorrupt, err)
+		return nil, nil, fmt.Errorf("%w: %v", errCorrupt, err)
 	}
-	return digests, nil
+	return digests, nil, nil
 }
 
 // resultLinks returns the result's output links by path. REAPI v2.1 servers
@@ -490,25 +518,45 @@ func (r *Runner) FetchFile(ctx context.Context, d cache.Digest, executable bool,
 // the cache offers one with the right mode, else a verified copy. The file
 // appears at dst complete or not at all.
 func (r *Runner) fetchFile(ctx context.Context, d cache.Digest, executable bool, dst string) error {
+	_, err := r.fetchFileLinked(ctx, d, executable, dst)
+	return err
+}
+
+// fetchFileLinked is fetchFile that also returns, when it hard-linked the
+// cache's file, the stat of that file as it was verified (nil for a copy).
+// The link goes by path: whoever can write a shared cache can rename
+// another file over the blob in between, and the file at dst then is not
+// that one (see materialize).
+func (r *Runner) fetchFileLinked(ctx context.Context, d cache.Digest, executable bool, dst string) (fs.FileInfo, error) {
 	g := r.cache
 	if g.blobs != nil {
 		p, fi, err := g.blobFile(d)
 		switch {
 		case errors.Is(err, cache.ErrNotFound):
-			return err
+			return nil, err
 		case err != nil:
 			g.fail(ctx, "finding blob "+d.String(), err)
-			return err
+			return nil, err
 		}
 		// A blob shared with an output of the other mode is copied, never
 		// chmod-ed: that would change the other output too.
 		if fi != nil && fi.Size() == d.Size && (fi.Mode()&0o111 != 0) == executable {
-			if linked, err := r.linkBlob(p, d, dst); linked || err != nil {
-				return err
+			linked, err := r.linkBlob(p, d, dst)
+			if err != nil {
+				return nil, err
+			}
+			if linked {
+				return fi, nil
 			}
 			// Another file system, or too many links: copy.
 		}
 	}
+	return nil, r.copyBlob(ctx, d, executable, dst)
+}
+
+// copyBlob puts a verified copy of the blob at dst.
+func (r *Runner) copyBlob(ctx context.Context, d cache.Digest, executable bool, dst string) error {
+	g := r.cache
 	tmpDir, err := r.tmpDir()
 	if err != nil {
 		return err
@@ -553,11 +601,26 @@ func (r *Runner) fetchFile(ctx context.Context, d cache.Digest, executable bool,
 // linkBlob hard-links the cache's file p of blob d at dst. It links
 // straight to dst when nothing is there (the usual case: an output tree
 // after clean, or outputs the runner removed; link never follows or
-// replaces what is at a path), and through a temporary name and rename
-// over whatever is there otherwise (see replaceInto). It reports false when the
-// file system cannot link p there, for the caller to copy.
+// replaces what is at a path). What is in the way (an earlier output, a
+// link, a folder) is removed, never followed, and the blob linked in its
+// place; renaming a second link over it instead would do nothing when it
+// is the blob's own link already (rename between two links to one file
+// leaves both), and leave that second link behind. Should something
+// appear there again, the link goes through a temporary name and rename
+// (see replaceInto). It reports false when the file system cannot link p
+// there, for the caller to copy.
 func (r *Runner) linkBlob(p string, d cache.Digest, dst string) (bool, error) {
 	err := os.Link(p, dst)
+	if err == nil {
+		return true, nil
+	}
+	if !errors.Is(err, fs.ErrExist) {
+		return false, nil
+	}
+	if err := cache.RemoveTree(dst); err != nil {
+		return false, err
+	}
+	err = os.Link(p, dst)
 	if err == nil {
 		return true, nil
 	}
@@ -576,6 +639,7 @@ func (r *Runner) linkBlob(p string, d cache.Digest, dst string) (bool, error) {
 		os.Remove(tmp)
 		return false, err
 	}
+	syscall.Unlink(tmp) // still there if dst was a link to p already
 	return true, nil
 }
 
@@ -719,4 +783,15 @@ func (r *Runner) readBlob(ctx context.Context, d cache.Digest) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %s", errCorrupt, d)
 	}
 	return b, nil
+}
+
+// sameInode is os.SameFile for any FileInfo whose Sys is a
+// *syscall.Stat_t (the disk cache's stat of a blob is not an os one).
+func sameInode(a, b fs.FileInfo) bool {
+	sa, ok1 := a.Sys().(*syscall.Stat_t)
+	sb, ok2 := b.Sys().(*syscall.Stat_t)
+	if !ok1 || !ok2 {
+		return os.SameFile(a, b)
+	}
+	return sa.Dev == sb.Dev && sa.Ino == sb.Ino
 }

@@ -77,19 +77,23 @@ func makeOutputParents(root, o string) error {
 }
 
 // outputParents is makeOutputParents for the runner's exec root, once per
-// folder and build: a folder made real stays so for the rest of the build.
-// Nothing else hepbuild does in a build puts a link or a file there (no
-// output lies below another, and outputs are removed and replaced at
-// their own paths only); a command run without a sandbox that does so
-// could write there itself.
+// folder while no command runs: a folder made real stays so until one
+// does. Nothing else hepbuild does in a build puts a link or a file there
+// (no output lies below another, and outputs are removed and replaced at
+// their own paths only), but a command run without the linux sandbox can
+// (rm -rf a folder, ln -s a folder of the user's in its place), and an
+// output written below it after that would be written, or removed, there.
+// So a folder is trusted from the cache only when no command started or
+// ended since it was checked, as in a build that only restores.
 func (r *Runner) outputParents(o string) error {
 	dir := filepath.Dir(filepath.Clean(o))
-	if _, ok := r.realDirs.Load(dir); ok {
+	epoch := r.commandEpoch.Load()
+	if e, ok := r.realDirs.Load(dir); ok && e.(int64) == epoch && r.commandsRunning.Load() == 0 {
 		return nil
 	}
 	if err := makeOutputParents(r.ExecRoot, o); err != nil {
 		return err
 	}
-	r.realDirs.Store(dir, struct{}{})
+	r.realDirs.Store(dir, epoch)
 	return nil
 }

@@ -128,9 +128,13 @@ type Runner struct {
 	fetching map[string]*sync.Mutex
 	lost     map[string]string // inputs the cache lost, with the reason
 	// realDirs holds the folders of the output tree, relative to the exec
-	// root, that makeOutputParents made real during this build (see
-	// outputParents).
+	// root, that makeOutputParents made real during this build, each with
+	// the commandEpoch it was checked in (see outputParents).
 	realDirs sync.Map
+	// commandEpoch changes as each command starts and ends;
+	// commandsRunning counts those running.
+	commandEpoch    atomic.Int64
+	commandsRunning atomic.Int64
 	// logsMade holds the log paths handed out to be written in this
 	// build; logsOld whether the logs folder held anything before (see
 	// mayHaveLog).
@@ -918,7 +922,7 @@ func (r *Runner) restoreResult(ctx context.Context, a *Action, key *Key, in *inp
 		r.Journal.writeLines(forgotten)
 		return false, err
 	}
-	digests, err := r.materialize(ctx, a, res)
+	digests, stats, err := r.materialize(ctx, a, res)
 	if err != nil {
 		_ = r.removeOutputs(a)
 		r.Journal.writeLines(forgotten)
@@ -927,7 +931,7 @@ func (r *Runner) restoreResult(ctx context.Context, a *Action, key *Key, in *inp
 		}
 		return false, nil // a blob went missing or is corrupt: run instead
 	}
-	if err := r.rememberAfter(forgotten, a, key, in, digests); err != nil {
+	if err := r.rememberAfter(forgotten, a, key, in, digests, stats); err != nil {
 		return false, err
 	}
 	r.restoreLog(ctx, a, res)
@@ -1029,7 +1033,11 @@ func (r *Runner) execute(ctx context.Context, a *Action, key *Key, in *inputDige
 		return err
 	}
 	logPath := r.logPath(a)
+	r.commandsRunning.Add(1)
+	r.commandEpoch.Add(1)
 	res, err := r.Executor.Execute(ctx, a, r.ExecRoot, logPath)
+	r.commandEpoch.Add(1)
+	r.commandsRunning.Add(-1)
 	CommandDone(ctx)
 	r.commandCPU.Add(int64(res.CPU))
 	if err != nil {
@@ -1216,12 +1224,13 @@ func (r *Runner) forget(a *Action) {
 // remember records the finished outputs in the journal, and what the action
 // ran with in the explain log.
 func (r *Runner) remember(a *Action, key *Key, in *inputDigests, digests map[string]cache.Digest) error {
-	return r.rememberAfter("", a, key, in, digests)
+	return r.rememberAfter("", a, key, in, digests, nil)
 }
 
 // rememberAfter is remember that first writes the journal lines that
-// forgot the outputs (see Journal.forgetLines), in the same write.
-func (r *Runner) rememberAfter(forgotten string, a *Action, key *Key, in *inputDigests, digests map[string]cache.Digest) error {
+// forgot the outputs (see Journal.forgetLines), in the same write. stats
+// holds the outputs' Lstat when the caller just took it (materialize).
+func (r *Runner) rememberAfter(forgotten string, a *Action, key *Key, in *inputDigests, digests map[string]cache.Digest, stats map[string]fs.FileInfo) error {
 	j := r.Journal
 	if j == nil {
 		return nil
@@ -1229,7 +1238,11 @@ func (r *Runner) rememberAfter(forgotten string, a *Action, key *Key, in *inputD
 	paths := make([]string, len(a.Outputs))
 	recs := make([]outputRecord, len(a.Outputs))
 	for i, o := range a.Outputs {
-		fi, err := os.Lstat(r.abs(o.Path))
+		fi, ok := stats[o.Path]
+		var err error
+		if !ok {
+			fi, err = os.Lstat(r.abs(o.Path))
+		}
 		if err != nil {
 			j.writeLines(forgotten)
 			return fmt.Errorf("%s: %s: output %s vanished: %w", a.Pos, a.Owner, o.Path, err)

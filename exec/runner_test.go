@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -1033,5 +1034,210 @@ func TestRestoreReplacesWhatIsInTheWay(t *testing.T) {
 				t.Errorf("x = %q after the restore, want %q", got, "new\n")
 			}
 		})
+	}
+}
+
+// TestSymlinkedDiskBlobIsNotLinked: a member of a shared cache's group can
+// put a symbolic link where a blob should be, to a file of the right
+// content that they can change later. A hard link to that path is a link
+// to the symlink, so the restored output would follow the member's file:
+// such a blob is no blob, and the output is a regular file of its own.
+func TestSymlinkedDiskBlobIsNotLinked(t *testing.T) {
+	dir := t.TempDir()
+	c, err := disk.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := newWorkspace(t, "none", c)
+	w.write("pkg/src1.txt", "one\n")
+	a := chain()[0]
+	w.mustBuild([]exec.Outcome{executed}, a)
+	if err := os.RemoveAll(filepath.Join(w.base, "out")); err != nil {
+		t.Fatal(err)
+	}
+	blob, err := c.BlobPath(cache.FromBytes([]byte("ONE\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	theirs := filepath.Join(t.TempDir(), "theirs")
+	if err := os.WriteFile(theirs, []byte("ONE\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(blob); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(theirs, blob); err != nil {
+		t.Fatal(err)
+	}
+	// Another process: nothing verified yet.
+	if w.cache, err = disk.Open(dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.build(a); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(w.root, out("pkg/a.txt"))
+	if fi, err := os.Lstat(p); err != nil || !fi.Mode().IsRegular() {
+		t.Fatalf("a.txt after the restore: %v, %v; want a regular file", fi, err)
+	}
+	if err := os.WriteFile(theirs, []byte("EVL\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.read(out("pkg/a.txt")); got != "ONE\n" {
+		t.Errorf("a.txt = %q: it follows a file outside the cache", got)
+	}
+}
+
+// swappingCache is a disk cache whose blob file is swapped for a symbolic
+// link to a file outside it right after it was verified, as another member
+// of a shared cache's group can do.
+type swappingCache struct {
+	*disk.Cache
+	outside string
+	// content, when set, is written to a file renamed over the blob
+	// instead of the link: another file, of other content.
+	content string
+}
+
+func (c swappingCache) BlobFile(d cache.Digest) (string, fs.FileInfo, error) {
+	p, fi, err := c.Cache.BlobFile(d)
+	if err != nil {
+		return p, fi, err
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return "", nil, err
+	}
+	if err := os.WriteFile(c.outside, b, 0o644); err != nil {
+		return "", nil, err
+	}
+	link := p + ".link"
+	if c.content != "" {
+		err = os.WriteFile(link, []byte(c.content), 0o444)
+	} else {
+		err = os.Symlink(c.outside, link)
+	}
+	if err != nil {
+		return "", nil, err
+	}
+	if err := os.Rename(link, p); err != nil {
+		return "", nil, err
+	}
+	return p, fi, nil
+}
+
+func (c swappingCache) BlobPath(d cache.Digest) (string, error) {
+	p, _, err := c.BlobFile(d)
+	return p, err
+}
+
+// TestBlobSwappedForALinkIsNotRestored: a blob swapped for a link between
+// its check and the hard link to it leaves a link as the output, which a
+// restore must not keep (it would follow a file that someone else controls).
+func TestBlobSwappedForALinkIsNotRestored(t *testing.T) {
+	c := openDisk(t)
+	w := newWorkspace(t, "none", c)
+	w.write("pkg/src1.txt", "one\n")
+	a := chain()[0]
+	w.mustBuild([]exec.Outcome{executed}, a)
+	if err := os.RemoveAll(filepath.Join(w.base, "out")); err != nil {
+		t.Fatal(err)
+	}
+	outside := filepath.Join(t.TempDir(), "theirs")
+	w.cache = swappingCache{Cache: c, outside: outside}
+	if _, err := w.build(a); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(w.root, out("pkg/a.txt"))
+	if fi, err := os.Lstat(p); err != nil || !fi.Mode().IsRegular() {
+		t.Fatalf("a.txt after the restore: %v, %v; want a regular file", fi, err)
+	}
+	if err := os.WriteFile(outside, []byte("EVL\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.read(out("pkg/a.txt")); got != "ONE\n" {
+		t.Errorf("a.txt = %q: it follows a file outside the cache", got)
+	}
+}
+
+// TestLinkPlantedByACommandIsNotFollowed: a command run without a sandbox
+// that replaces a folder of the output tree by a link (to a folder of the
+// user's) does not lead hepbuild there: an output written below that
+// folder later in the build, here one kept only in the cache and fetched
+// for the action that reads it, goes to a real folder again. hepbuild
+// never writes or removes anything at the link's target.
+func TestLinkPlantedByACommandIsNotFollowed(t *testing.T) {
+	for _, mine := range []string{"", "mine\n"} {
+		outside := t.TempDir()
+		x := filepath.Join(outside, "x")
+		if mine != "" {
+			if err := os.WriteFile(x, []byte(mine), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		w := newWorkspace(t, "none", openDisk(t))
+		b := shell("b", "mkdir -p hepbuild-out/pkg/sub; echo B > hepbuild-out/pkg/sub/x", nil, out("pkg/sub/x"))
+		w.mustBuild([]exec.Outcome{executed}, b)
+		for _, p := range []string{"out", "journal.v1"} {
+			if err := os.RemoveAll(filepath.Join(w.base, p)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		planter := shell("planter", "rm -rf hepbuild-out/pkg/sub; ln -s "+outside+" hepbuild-out/pkg/sub; echo > hepbuild-out/pkg/p.txt", nil, out("pkg/p.txt"))
+		reader := shell("reader", "cat hepbuild-out/pkg/sub/x > hepbuild-out/pkg/r.txt", []string{out("pkg/sub/x")}, out("pkg/r.txt"))
+		w.download(exec.DownloadMinimal)
+		got, err := w.build(b, planter, reader)
+		t.Logf("outcomes %v, %v", outcomeNames(got), err)
+		b2, err := os.ReadFile(x)
+		switch {
+		case mine == "" && !errors.Is(err, fs.ErrNotExist):
+			t.Errorf("hepbuild wrote %s behind the planted link: %q, %v", x, b2, err)
+		case mine != "" && (err != nil || string(b2) != mine):
+			t.Errorf("a file behind the planted link: %q, %v; want %q", b2, err, mine)
+		}
+	}
+}
+
+// TestBlobSwappedForAnotherFileIsNotRestored: a blob swapped for another
+// file between its check and the hard link to it is not the blob that was
+// verified: the output it would leave is not kept.
+func TestBlobSwappedForAnotherFileIsNotRestored(t *testing.T) {
+	c := openDisk(t)
+	w := newWorkspace(t, "none", c)
+	w.write("pkg/src1.txt", "one\n")
+	a := chain()[0]
+	w.mustBuild([]exec.Outcome{executed}, a)
+	if err := os.RemoveAll(filepath.Join(w.base, "out")); err != nil {
+		t.Fatal(err)
+	}
+	w.cache = swappingCache{Cache: c, outside: filepath.Join(t.TempDir(), "theirs"), content: "EVL\n"}
+	if _, err := w.build(a); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.read(out("pkg/a.txt")); got != "ONE\n" {
+		t.Errorf("a.txt = %q, want the action's output", got)
+	}
+}
+
+// TestRestoreOverTheBlobItselfLeavesNoLink: restoring an output that is
+// already a hard link to its blob (the journal lost its record) renames a
+// second link to the blob over it, which changes nothing: that second link
+// must not stay behind (its removal by the next build would change the
+// output's ctime, and the journal would then find the output changed).
+func TestRestoreOverTheBlobItselfLeavesNoLink(t *testing.T) {
+	w := newWorkspace(t, "none", openDisk(t))
+	w.write("pkg/src1.txt", "one\n")
+	a := chain()[0]
+	w.mustBuild([]exec.Outcome{executed}, a)
+	if err := os.Remove(filepath.Join(w.base, "journal.v1")); err != nil {
+		t.Fatal(err)
+	}
+	w.mustBuild([]exec.Outcome{cached}, a)
+	left, _ := filepath.Glob(filepath.Join(w.base, "tmp", "*"))
+	if len(left) != 0 {
+		t.Errorf("left in the output base's tmp: %q", left)
+	}
+	if got := w.read(out("pkg/a.txt")); got != "ONE\n" {
+		t.Errorf("a = %q", got)
 	}
 }

@@ -524,8 +524,8 @@ func (c *Cache) BlobFile(d cache.Digest) (string, fs.FileInfo, error) {
 	p := c.path(casDir, d.Hash)
 	if id, ok := c.verified.Load(d.Hash); ok {
 		// Hashed by this process: one stat tells whether it is still
-		// the very file.
-		fi, err := os.Stat(p)
+		// the very file (Lstat: a link to it is not, see below).
+		fi, err := os.Lstat(p)
 		if err == nil && id.(fileID) == idOf(fi) {
 			touch(p, fi)
 			return p, fi, nil
@@ -535,9 +535,19 @@ func (c *Cache) BlobFile(d cache.Digest) (string, fs.FileInfo, error) {
 	// stat, taken before the hash: what is remembered as verified is the
 	// file that was hashed, as it was, even if another one is renamed over
 	// the path meanwhile or it is written to while being read.
-	f, err := cache.OpenRaw(p)
+	// Not through a symbolic link: a caller hard-links the path, and a
+	// hard link to a link (which another member of a shared cache's group
+	// can put there) would be a link to whatever it points to, whose
+	// content may change after it was verified.
+	f, err := cache.OpenRawNoFollow(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", nil, fmt.Errorf("blob %s: %w", d, cache.ErrNotFound)
+	}
+	if errors.Is(err, syscall.ELOOP) {
+		if fi, lerr := os.Lstat(p); lerr == nil && fi.Mode()&fs.ModeSymlink != 0 {
+			os.Remove(p) // the link, not what it points to
+		}
+		return "", nil, fmt.Errorf("blob %s is a symbolic link, removed: %w", d, cache.ErrNotFound)
 	}
 	if err != nil {
 		return "", nil, fmt.Errorf("looking up blob %s: %w", d, err)

@@ -1046,3 +1046,38 @@ func TestPutFileModes(t *testing.T) {
 		}
 	}
 }
+
+// TestBlobPathSymlink: a symbolic link where a blob should be, to a file
+// of the blob's content, is no blob, before and after the blob was
+// verified by this process: the caller would hard-link the link, and the
+// file it points to may change. The link goes; the file it points to stays.
+func TestBlobPathSymlink(t *testing.T) {
+	for _, verified := range []bool{false, true} {
+		c := open(t)
+		content := []byte("verified content\n")
+		d := put(t, c, content)
+		p := filepath.Join(c.Dir(), "cas.v1", d.Hash[:2], d.Hash)
+		if verified {
+			if _, err := c.BlobPath(d); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// The very file, moved aside, and a link to it.
+		aside := filepath.Join(t.TempDir(), "theirs")
+		if err := os.Rename(p, aside); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(aside, p); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := c.BlobPath(d); !errors.Is(err, cache.ErrNotFound) {
+			t.Errorf("verified %v: BlobPath of a link = %q, %v; want ErrNotFound", verified, got, err)
+		}
+		if _, err := os.Lstat(p); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("verified %v: the link is still in the cache: %v", verified, err)
+		}
+		if b, err := os.ReadFile(aside); err != nil || !bytes.Equal(b, content) {
+			t.Errorf("verified %v: the file the link pointed to: %q, %v", verified, b, err)
+		}
+	}
+}
