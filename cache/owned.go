@@ -31,6 +31,19 @@ type OwnedFolder struct {
 	// Files and Dirs are the entries an unmarked folder must hold, as a
 	// regular file and as a folder, to be taken for an old one.
 	Files, Dirs []string
+	// Temporary, when set, reports whether name is a temporary file
+	// hepbuild writes there (its marker before it is renamed into place):
+	// a folder holding only such files is being claimed, as good as empty.
+	Temporary func(name string) bool
+}
+
+func allTemporary(ents []fs.DirEntry, temporary func(string) bool) bool {
+	for _, e := range ents {
+		if !e.Type().IsRegular() || !temporary(e.Name()) {
+			return false
+		}
+	}
+	return true
 }
 
 // FolderState says what a folder named as an OwnedFolder is.
@@ -83,7 +96,8 @@ func (o OwnedFolder) Inspect(dir string) (FolderState, error) {
 	if err != nil {
 		return 0, err
 	}
-	if len(ents) == 0 {
+	if len(ents) == 0 || o.Temporary != nil && allTemporary(ents, o.Temporary) {
+		// Only a marker being written: another process is making it.
 		return FolderEmpty, nil
 	}
 	var foreign []string

@@ -130,6 +130,19 @@ func Open(dir string, opts ...Option) (*Cache, error) {
 			}
 			return nil, fmt.Errorf("opening disk cache %s: %w", abs, err)
 		}
+		if d == abs && st != cache.FolderOwned {
+			// Marked before its sub-folders are made: another process
+			// opening the new cache meanwhile finds it empty, being
+			// marked or marked, never half made and unmarked.
+			if err := writeMarker(abs); err != nil {
+				if isPermission(err) {
+					c.readOnly = true
+					return c, nil
+				}
+				return nil, fmt.Errorf("opening disk cache %s: marking it as hepbuild's: %w", abs, err)
+			}
+			st = cache.FolderOwned
+		}
 	}
 	// The folders exist; can we add to them? (Root always can, except on a
 	// read-only mount.)
@@ -143,11 +156,6 @@ func Open(dir string, opts ...Option) (*Cache, error) {
 	}
 	f.Close()
 	os.Remove(f.Name())
-	if st != cache.FolderOwned {
-		if err := writeMarker(abs); err != nil {
-			return nil, fmt.Errorf("opening disk cache %s: marking it as hepbuild's: %w", abs, err)
-		}
-	}
 	return c, nil
 }
 

@@ -51,7 +51,10 @@ func cacheEntry(name string) bool {
 // old cache only when it also holds both of the cache's own folders, whose
 // names only hepbuild uses.
 var cacheFolder = cache.OwnedFolder{What: "disk cache", Marker: Marker, Known: cacheEntry,
-	Dirs: []string{casDir, acDir}}
+	Dirs: []string{casDir, acDir}, Temporary: isMarkerTemp}
+
+// isMarkerTemp says whether name is a marker being written (writeMarker).
+func isMarkerTemp(name string) bool { return strings.HasPrefix(name, tmpPrefix+"marker-") }
 
 // inspect says whether dir is hepbuild's disk cache: a *NotOwnedError when
 // it holds anything else.

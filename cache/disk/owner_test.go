@@ -58,3 +58,60 @@ func TestOpenRefusesLinkedSubfolders(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenWhileAnotherProcessMarksIt: two builds starting at once with a
+// new cache folder. The one that comes second finds the folder as the
+// first left it at any moment: empty, holding only the marker being
+// written, or marked and being filled; it opens it, never refusing it as
+// someone else's folder.
+func TestOpenWhileAnotherProcessMarksIt(t *testing.T) {
+	for name, make := range map[string]func(dir string) error{
+		"empty": func(dir string) error { return os.Mkdir(dir, 0o755) },
+		"marker written": func(dir string) error {
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				return err
+			}
+			return os.WriteFile(filepath.Join(dir, Marker), []byte(markerText), 0o644)
+		},
+		"marker being written": func(dir string) error {
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				return err
+			}
+			return os.WriteFile(filepath.Join(dir, tmpPrefix+"marker-123"), nil, 0o644)
+		},
+		"marked, cas.v1 made": func(dir string) error {
+			if err := os.MkdirAll(filepath.Join(dir, "cas.v1"), 0o755); err != nil {
+				return err
+			}
+			return os.WriteFile(filepath.Join(dir, Marker), []byte(markerText), 0o644)
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "cache")
+			if err := make(dir); err != nil {
+				t.Fatal(err)
+			}
+			c, err := Open(dir)
+			if err != nil {
+				t.Fatalf("Open: %v", err)
+			}
+			if c.ReadOnly() {
+				t.Error("opened read-only")
+			}
+			if fi, err := os.Lstat(filepath.Join(dir, Marker)); err != nil || !fi.Mode().IsRegular() {
+				t.Errorf("no marker after Open: %v", err)
+			}
+		})
+	}
+	// A folder of one's own holding a file of that kind of name and
+	// anything else is still refused.
+	dir := t.TempDir()
+	for _, f := range []string{tmpPrefix + "marker-1", "thesis.tex"} {
+		if err := os.WriteFile(filepath.Join(dir, f), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := Open(dir); err == nil {
+		t.Error("Open took a folder holding thesis.tex")
+	}
+}
