@@ -554,7 +554,7 @@ func (a *analyzer) addAction(act *exec.Action) error {
 		// An action given a URL reads the file from storage itself.
 		for _, in := range act.Inputs {
 			if in.URL != "" {
-				act.Tags = append(slices.Clip(act.Tags), "requires-network")
+				act.SetExtra().Tags = append(slices.Clip(act.Extras().Tags), "requires-network")
 				break
 			}
 		}
