@@ -123,23 +123,32 @@ type Action struct {
 	Env map[string]string
 	// Inputs are every file the action reads, tools included, sorted by path.
 	Inputs []Artifact
-	// Tools are the subset of Inputs that are executables (for display).
-	Tools []Artifact
 	// Outputs the action must produce, sorted by path.
 	Outputs []Artifact
-	// Content is what a KindWrite action writes.
-	Content []byte
 	// Environment is the software environment; nil means host.
 	Environment *Environment
-	Resources   Resources
+	// Pos is where the owning target was declared, for error messages.
+	Pos graph.Pos
+	// Extra holds the fields few actions set; nil when all are zero. Read
+	// them with Extras, set them through SetExtra. Behind one pointer they
+	// cost most actions 8 bytes rather than 152: a large analysis holds
+	// millions of actions.
+	Extra *Extra
+}
+
+// Extra is the part of an Action that few actions set (see Action.Extra).
+type Extra struct {
+	// Tools are the subset of Inputs that are executables (for display).
+	Tools []Artifact
+	// Content is what a KindWrite action writes.
+	Content   []byte
+	Resources Resources
 	// Tags are execution requirements: no-cache, no-sandbox, no-remote, requires-network, local.
 	Tags []string
 	// Retries is how often a failed run is retried.
 	Retries int
 	// Timeout bounds one run; zero means no bound beyond Resources.Walltime.
 	Timeout time.Duration
-	// Pos is where the owning target was declared, for error messages.
-	Pos graph.Pos
 	// Remote is the remote file a KindFetch action downloads, or whose
 	// identity a KindWrite action records (a file streamed by URL).
 	Remote *RemoteFile
@@ -149,9 +158,31 @@ type Action struct {
 	SandboxExpose []string
 }
 
+// Extras returns a copy of the action's extra fields, the zero Extra
+// when it has none. A copy, so that nothing writes to them by mistake
+// through it: SetExtra is for writing.
+func (a *Action) Extras() Extra {
+	if a.Extra == nil {
+		return Extra{}
+	}
+	return *a.Extra
+}
+
+// SetExtra returns the action's extra fields for writing, made first
+// when it has none. Only the goroutine making an action may call it.
+func (a *Action) SetExtra() *Extra {
+	if a.Extra == nil {
+		a.Extra = &Extra{}
+	}
+	return a.Extra
+}
+
 // HasTag reports whether the action carries the execution requirement tag.
 func (a *Action) HasTag(tag string) bool {
-	for _, t := range a.Tags {
+	if a.Extra == nil {
+		return false
+	}
+	for _, t := range a.Extra.Tags {
 		if t == tag {
 			return true
 		}
@@ -171,7 +202,8 @@ func (a *Action) Describe() string {
 // RunTimeout bounds one attempt of the action: the smaller of Timeout and
 // Resources.Walltime that is set, or zero for no bound.
 func (a *Action) RunTimeout() time.Duration {
-	t, w := a.Timeout, a.Resources.Walltime
+	x := a.Extras()
+	t, w := x.Timeout, x.Resources.Walltime
 	switch {
 	case t <= 0:
 		return max(w, 0)

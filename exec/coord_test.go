@@ -509,7 +509,7 @@ func TestWaitHoldsNoSlot(t *testing.T) {
 	const walltime = 2 * time.Second
 	contended := func() *exec.Action {
 		a := slowAction(g, "sel")
-		a.Timeout = walltime
+		a.SetExtra().Timeout = walltime
 		return a
 	}
 	b1 := startBuild(ctx1, w1, holder, 1, contended())

@@ -154,13 +154,13 @@ func diffRecord(prev *ActionRecord, a *Action, inputs map[string]cache.Digest, k
 		}
 		out = append(out, fmt.Sprintf("software environment %s changed (%s -> %s)", name, short(prev.Environment), short(key.Environment)))
 	}
-	if a.Remote != nil && prev.Remote != a.Remote.Identity() {
+	if a.Extras().Remote != nil && prev.Remote != a.Extras().Remote.Identity() {
 		was := prev.Remote
 		if was == "" {
 			was = "not recorded"
 		}
-		out = append(out, fmt.Sprintf("remote file changed on storage: %s -> %s", was, a.Remote.Identity()))
-	} else if a.Kind == KindWrite && prev.Content != cache.FromBytes(a.Content) {
+		out = append(out, fmt.Sprintf("remote file changed on storage: %s -> %s", was, a.Extras().Remote.Identity()))
+	} else if a.Kind == KindWrite && prev.Content != cache.FromBytes(a.Extras().Content) {
 		out = append(out, "written content changed")
 	}
 	return out

@@ -551,10 +551,10 @@ func newActionRecord(a *Action, key *Key, inputs map[string]cache.Digest) *Actio
 		Time:        time.Now().UTC(),
 	}
 	if a.Kind == KindWrite {
-		rec.Content = cache.FromBytes(a.Content)
+		rec.Content = cache.FromBytes(a.Extras().Content)
 	}
-	if a.Remote != nil {
-		rec.Remote = a.Remote.Identity()
+	if a.Extras().Remote != nil {
+		rec.Remote = a.Extras().Remote.Identity()
 	}
 	return rec
 }

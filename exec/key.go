@@ -84,28 +84,29 @@ type DirInputs interface {
 // key_test.go walks Action by reflection (and the struct types of hashed
 // fields) and fails on a field that is in neither keyHashed nor keyExcluded.
 var keyHashed = map[string]string{
-	"Action.Kind":          "platform property " + PropKind,
-	"Action.Argv":          "Command.arguments",
-	"Action.Env":           "Command.environment_variables, sorted by name",
-	"Action.Inputs":        "input root Merkle tree",
-	"Action.Tools":         "input root Merkle tree (merged with Inputs)",
-	"Action.Outputs":       "Command.output_paths, output_files and output_directories",
-	"Action.Content":       "platform property " + PropContent,
-	"Action.Executable":    "platform property " + PropExecutable,
-	"Action.Environment":   "platform property " + PropEnvironment,
-	"Action.Tags":          "platform property " + PropTags + ", the known tags that can change outputs (Tags, InKey)",
-	"Action.Timeout":       "Action.timeout",
-	"Action.SandboxExpose": "platform property " + PropExpose,
-	"Action.Remote":        "platform property " + PropRemoteFile + " (RemoteFile.Identity)",
-	"RemoteFile.URL":       "platform property " + PropRemoteFile,
-	"RemoteFile.Size":      "platform property " + PropRemoteFile,
-	"RemoteFile.Checksum":  "platform property " + PropRemoteFile,
-	"RemoteFile.ModTime":   "platform property " + PropRemoteFile + ", only when the storage keeps no checksum",
-	"Artifact.Path":        "input root node names, output paths, environment file names",
-	"Artifact.Dir":         "inputs: the folder is expanded into the tree; outputs: output_directories",
-	"Environment.Kind":     "environment digest",
-	"Environment.Params":   "environment digest",
-	"Environment.Files":    "environment digest (path, content digest and executable bit)",
+	"Action.Kind":         "platform property " + PropKind,
+	"Action.Extra":        "each of its fields, below",
+	"Action.Argv":         "Command.arguments",
+	"Action.Env":          "Command.environment_variables, sorted by name",
+	"Action.Inputs":       "input root Merkle tree",
+	"Extra.Tools":         "input root Merkle tree (merged with Inputs)",
+	"Action.Outputs":      "Command.output_paths, output_files and output_directories",
+	"Extra.Content":       "platform property " + PropContent,
+	"Action.Executable":   "platform property " + PropExecutable,
+	"Action.Environment":  "platform property " + PropEnvironment,
+	"Extra.Tags":          "platform property " + PropTags + ", the known tags that can change outputs (Tags, InKey)",
+	"Extra.Timeout":       "Action.timeout",
+	"Extra.SandboxExpose": "platform property " + PropExpose,
+	"Extra.Remote":        "platform property " + PropRemoteFile + " (RemoteFile.Identity)",
+	"RemoteFile.URL":      "platform property " + PropRemoteFile,
+	"RemoteFile.Size":     "platform property " + PropRemoteFile,
+	"RemoteFile.Checksum": "platform property " + PropRemoteFile,
+	"RemoteFile.ModTime":  "platform property " + PropRemoteFile + ", only when the storage keeps no checksum",
+	"Artifact.Path":       "input root node names, output paths, environment file names",
+	"Artifact.Dir":        "inputs: the folder is expanded into the tree; outputs: output_directories",
+	"Environment.Kind":    "environment digest",
+	"Environment.Params":  "environment digest",
+	"Environment.Files":   "environment digest (path, content digest and executable bit)",
 }
 
 // keyExcluded lists the fields that do not enter the key, each with the
@@ -115,8 +116,8 @@ var keyExcluded = map[string]string{
 	"Action.Mnemonic": "a display name; what runs is Argv/Content and Kind",
 	"Action.Progress": "a display message; it does not reach the process",
 	"Action.Pos":      "where the target was declared only locates error messages",
-	"Action.Retries":  "retries happen only after failures, and failed runs are never cached",
-	"Action.Resources": "cpu, memory, tmp and walltime bound scheduling and kill runs that exceed them; " +
+	"Extra.Retries":   "retries happen only after failures, and failed runs are never cached",
+	"Extra.Resources": "cpu, memory, tmp and walltime bound scheduling and kill runs that exceed them; " +
 		"a run that succeeds within them writes the same outputs, and failed runs are never cached",
 	"Artifact.Symlink": "it says which links an action may write, not what it writes; an input link " +
 		"enters the key by its target (the digest of the link), and a restored result is checked against it",
@@ -157,7 +158,8 @@ func ComputeKey(a *Action, in Inputs) (*Key, error) {
 	k.Environment = envDigest
 
 	root := newDirNode()
-	for _, set := range [][]Artifact{a.Inputs, a.Tools} {
+	x := a.Extras()
+	for _, set := range [][]Artifact{a.Inputs, x.Tools} {
 		for _, art := range set {
 			if err := addInput(root, art, in); err != nil {
 				return nil, fmt.Errorf("keying %s: input %s: %w", a.Describe(), art.Path, err)
@@ -185,8 +187,8 @@ func ComputeKey(a *Action, in Inputs) (*Key, error) {
 		// not change the key; the runner skips the cache for it.
 		Platform: cmd.Platform,
 	}
-	if a.Timeout > 0 {
-		act.Timeout = durationpb.New(a.Timeout)
+	if x.Timeout > 0 {
+		act.Timeout = durationpb.New(x.Timeout)
 	}
 	if k.Digest, err = add(act); err != nil {
 		return nil, fmt.Errorf("keying %s: %w", a.Describe(), err)
@@ -196,6 +198,7 @@ func ComputeKey(a *Action, in Inputs) (*Key, error) {
 }
 
 func command(a *Action, envDigest cache.Digest) (*repb.Command, error) {
+	x := a.Extras()
 	cmd := &repb.Command{Arguments: append([]string(nil), a.Argv...)}
 	names := make([]string, 0, len(a.Env))
 	for n := range a.Env {
@@ -237,21 +240,21 @@ func command(a *Action, envDigest cache.Digest) (*repb.Command, error) {
 		PropOS:          runtime.GOOS,
 		PropISA:         runtime.GOARCH,
 	}
-	if a.Kind == KindWrite || len(a.Content) > 0 {
-		props[PropContent] = cache.FromBytes(a.Content).String()
+	if a.Kind == KindWrite || len(x.Content) > 0 {
+		props[PropContent] = cache.FromBytes(x.Content).String()
 	}
 	if a.Executable {
 		props[PropExecutable] = "true"
 	}
-	if a.Remote != nil {
-		props[PropRemoteFile] = a.Remote.Identity()
+	if x.Remote != nil {
+		props[PropRemoteFile] = x.Remote.Identity()
 	}
-	if tags := keyTags(a.Tags); len(tags) > 0 {
+	if tags := keyTags(x.Tags); len(tags) > 0 {
 		props[PropTags] = strings.Join(tags, ",")
 	}
-	if len(a.SandboxExpose) > 0 {
+	if len(x.SandboxExpose) > 0 {
 		var quoted []string
-		for _, p := range a.SandboxExpose {
+		for _, p := range x.SandboxExpose {
 			quoted = append(quoted, strconv.Quote(p))
 		}
 		sort.Strings(quoted)
@@ -470,6 +473,7 @@ const fingerprintVersion = "hepbuild-fingerprint-v2"
 // few hundred bytes, not the protobuf encoding and tree hashing of
 // ComputeKey, which dominated null builds.
 func fingerprint(a *Action, in Inputs) (string, error) {
+	x := a.Extras()
 	h := sha256.New()
 	var buf []byte
 	str := func(s string) {
@@ -550,13 +554,13 @@ func fingerprint(a *Action, in Inputs) (string, error) {
 	if err := artifacts(a.Inputs, true); err != nil {
 		return "", err
 	}
-	if err := artifacts(a.Tools, true); err != nil {
+	if err := artifacts(x.Tools, true); err != nil {
 		return "", err
 	}
 	if err := artifacts(a.Outputs, false); err != nil {
 		return "", err
 	}
-	str(string(a.Content))
+	str(string(x.Content))
 	flag(a.Executable)
 	flag(a.Environment != nil)
 	if e := a.Environment; e != nil {
@@ -575,23 +579,23 @@ func fingerprint(a *Action, in Inputs) (string, error) {
 			return "", err
 		}
 	}
-	tags := keyTags(a.Tags)
+	tags := keyTags(x.Tags)
 	num(int64(len(tags)))
 	for _, t := range tags {
 		str(t)
 	}
-	num(int64(a.Timeout))
+	num(int64(x.Timeout))
 	// Only when set, so that the fingerprints of other actions (and the
 	// journal's records of them) stay as they were.
-	if len(a.SandboxExpose) > 0 {
-		num(int64(len(a.SandboxExpose)))
-		for _, p := range a.SandboxExpose {
+	if len(x.SandboxExpose) > 0 {
+		num(int64(len(x.SandboxExpose)))
+		for _, p := range x.SandboxExpose {
 			str(p)
 		}
 	}
-	if a.Remote != nil {
+	if x.Remote != nil {
 		str(PropRemoteFile)
-		str(a.Remote.Identity())
+		str(x.Remote.Identity())
 	}
 	var sum [sha256.Size]byte
 	return hex.EncodeToString(h.Sum(sum[:0])), nil

@@ -91,9 +91,7 @@ func testAction() *Action {
 			{Path: "hepbuild-out/analysis/select_tth.root"},
 			{Path: "tools/hist", Source: true},
 		},
-		Tools:      []Artifact{{Path: "tools/hist", Source: true}},
 		Outputs:    []Artifact{{Path: "hepbuild-out/analysis/hist_tth.root"}, {Path: "hepbuild-out/analysis/plots", Dir: true}},
-		Content:    []byte("unused by run actions, hashed anyway"),
 		Executable: true,
 		Environment: &Environment{
 			Label:  graph.MustParseLabel("//envs:py311"),
@@ -101,11 +99,15 @@ func testAction() *Action {
 			Params: map[string]string{"python": "3.11", "key": "lcg-105"},
 			Files:  []Artifact{{Path: "envs/requirements.txt", Source: true}, {Path: "envs/setup.sh", Source: true}},
 		},
-		Resources: Resources{CPU: 2, Memory: 4 << 30, Walltime: time.Hour},
-		Tags:      []string{"requires-network", "no-remote"},
-		Retries:   2,
-		Timeout:   30 * time.Minute,
-		Pos:       graph.Pos{File: "analysis/BUILD", Line: 12, Col: 5},
+		Pos: graph.Pos{File: "analysis/BUILD", Line: 12, Col: 5},
+		Extra: &Extra{
+			Tools:     []Artifact{{Path: "tools/hist", Source: true}},
+			Content:   []byte("unused by run actions, hashed anyway"),
+			Resources: Resources{CPU: 2, Memory: 4 << 30, Walltime: time.Hour},
+			Tags:      []string{"requires-network", "no-remote"},
+			Retries:   2,
+			Timeout:   30 * time.Minute,
+		},
 	}
 }
 
@@ -185,9 +187,26 @@ func contains(xs []string, x string) bool {
 
 // TestRemoteFileIdentity: the fetch key follows the checksum, and the
 // modification time only where the storage keeps no checksum.
+// TestKeyExtraNilIsZero: an action without extra fields keys the same
+// whether Extra is nil or points to zero fields, so that analysis may leave
+// it nil and keys stay those of actions that had the fields inline.
+func TestKeyExtraNilIsZero(t *testing.T) {
+	in := testInputs()
+	a := &Action{Kind: KindRun, Argv: []string{"/bin/true"}, Inputs: []Artifact{{Path: "analysis/binning.json", Source: true}},
+		Outputs: []Artifact{{Path: "hepbuild-out/analysis/x"}}}
+	b := *a
+	b.Extra = &Extra{}
+	if ka, kb := mustKey(t, a, in), mustKey(t, &b, in); ka.Digest != kb.Digest {
+		t.Errorf("key with Extra nil %v, with zero Extra %v: want the same", ka.Digest, kb.Digest)
+	}
+	if fa, fb := mustFingerprint(t, a, in), mustFingerprint(t, &b, in); fa != fb {
+		t.Errorf("fingerprint with Extra nil %q, with zero Extra %q: want the same", fa, fb)
+	}
+}
+
 func TestRemoteFileIdentity(t *testing.T) {
 	keyOf := func(f RemoteFile) cache.Digest {
-		a := &Action{Kind: KindFetch, Remote: &f, Outputs: []Artifact{{Path: "hepbuild-out/data/a.root"}}}
+		a := &Action{Kind: KindFetch, Extra: &Extra{Remote: &f}, Outputs: []Artifact{{Path: "hepbuild-out/data/a.root"}}}
 		return mustKey(t, a, testInputs()).Digest
 	}
 	withSum := RemoteFile{URL: "root://eos.example//store/a.root", Size: 10, Checksum: "adler32:0000000a", ModTime: 1}
@@ -267,15 +286,16 @@ func TestKeyMutations(t *testing.T) {
 		{"Artifact.Source", "input source flag", func(a *Action, _ *fakeInputs) { a.Inputs[0].Source = false }, false},
 		{"Artifact.Source", "output source flag", func(a *Action, _ *fakeInputs) { a.Outputs[0].Source = true }, false},
 		{"Artifact.Symlink", "output declared a symlink", func(a *Action, _ *fakeInputs) { a.Outputs[0].Symlink = true }, false},
-		{"Action.Tools", "tool not also listed in inputs", func(a *Action, in *fakeInputs) {
+		{"Extra.Tools", "tool not also listed in inputs", func(a *Action, in *fakeInputs) {
 			in.files["tools/fit"] = fakeFile{"fit", true}
-			a.Tools = append(a.Tools, Artifact{Path: "tools/fit"})
+			a.SetExtra().Tools = append(a.Extras().Tools, Artifact{Path: "tools/fit"})
 		}, true},
-		{"Action.Tools", "tool content", func(_ *Action, in *fakeInputs) { in.files["tools/hist"] = fakeFile{"v2", true} }, true},
+		{"Extra.Tools", "tool content", func(_ *Action, in *fakeInputs) { in.files["tools/hist"] = fakeFile{"v2", true} }, true},
 		{"Action.Outputs", "output added", func(a *Action, _ *fakeInputs) {
 			a.Outputs = append(a.Outputs, Artifact{Path: "hepbuild-out/analysis/log.txt"})
 		}, true},
-		{"Action.Content", "content", func(a *Action, _ *fakeInputs) { a.Content = []byte("other") }, true},
+		{"Extra.Content", "content", func(a *Action, _ *fakeInputs) { a.SetExtra().Content = []byte("other") }, true},
+		{"Action.Extra", "none of the extra fields", func(a *Action, _ *fakeInputs) { a.Extra = nil }, true},
 		{"Action.Executable", "executable", func(a *Action, _ *fakeInputs) { a.Executable = false }, true},
 		{"Action.Environment", "host environment", func(a *Action, _ *fakeInputs) { a.Environment = nil }, true},
 		{"Environment.Kind", "environment kind", func(a *Action, _ *fakeInputs) { a.Environment.Kind = "conda" }, true},
@@ -285,32 +305,32 @@ func TestKeyMutations(t *testing.T) {
 		{"", "environment file content", func(_ *Action, in *fakeInputs) { in.files["envs/setup.sh"] = fakeFile{"source /cvmfs/y", false} }, true},
 		{"", "environment file executable bit", func(_ *Action, in *fakeInputs) { in.files["envs/setup.sh"] = fakeFile{"source /cvmfs/x", true} }, true},
 		{"Environment.Label", "environment label", func(a *Action, _ *fakeInputs) { a.Environment.Label = graph.MustParseLabel("//envs:other") }, false},
-		{"Action.Tags", "no-cache (whether cached, not what)", func(a *Action, _ *fakeInputs) { a.Tags = append(a.Tags, "no-cache") }, false},
-		{"Action.Tags", "manual (a label for patterns)", func(a *Action, _ *fakeInputs) { a.Tags = append(a.Tags, "manual") }, false},
-		{"Action.Tags", "slow (a free-form label)", func(a *Action, _ *fakeInputs) { a.Tags = append(a.Tags, "slow") }, false},
-		{"Action.Tags", "requires-network dropped", func(a *Action, _ *fakeInputs) { a.Tags = []string{"no-remote"} }, true},
-		{"Action.Tags", "no-sandbox", func(a *Action, _ *fakeInputs) { a.Tags = append(a.Tags, "no-sandbox") }, true},
-		{"Action.Tags", "local (where, not what)", func(a *Action, _ *fakeInputs) { a.Tags = append(a.Tags, "local") }, false},
-		{"Action.Tags", "duplicate tag", func(a *Action, _ *fakeInputs) { a.Tags = append(a.Tags, "requires-network") }, false},
-		{"Action.Timeout", "timeout", func(a *Action, _ *fakeInputs) { a.Timeout = time.Hour }, true},
-		{"Action.SandboxExpose", "exposed path", func(a *Action, _ *fakeInputs) { a.SandboxExpose = []string{"/opt/data"} }, true},
-		{"Action.Remote", "fetch of a remote file", func(a *Action, _ *fakeInputs) {
-			a.Remote = &RemoteFile{URL: "root://eos.example//store/a.root", Size: 10, Checksum: "adler32:0000000a"}
+		{"Extra.Tags", "no-cache (whether cached, not what)", func(a *Action, _ *fakeInputs) { a.SetExtra().Tags = append(a.Extras().Tags, "no-cache") }, false},
+		{"Extra.Tags", "manual (a label for patterns)", func(a *Action, _ *fakeInputs) { a.SetExtra().Tags = append(a.Extras().Tags, "manual") }, false},
+		{"Extra.Tags", "slow (a free-form label)", func(a *Action, _ *fakeInputs) { a.SetExtra().Tags = append(a.Extras().Tags, "slow") }, false},
+		{"Extra.Tags", "requires-network dropped", func(a *Action, _ *fakeInputs) { a.SetExtra().Tags = []string{"no-remote"} }, true},
+		{"Extra.Tags", "no-sandbox", func(a *Action, _ *fakeInputs) { a.SetExtra().Tags = append(a.Extras().Tags, "no-sandbox") }, true},
+		{"Extra.Tags", "local (where, not what)", func(a *Action, _ *fakeInputs) { a.SetExtra().Tags = append(a.Extras().Tags, "local") }, false},
+		{"Extra.Tags", "duplicate tag", func(a *Action, _ *fakeInputs) { a.SetExtra().Tags = append(a.Extras().Tags, "requires-network") }, false},
+		{"Extra.Timeout", "timeout", func(a *Action, _ *fakeInputs) { a.SetExtra().Timeout = time.Hour }, true},
+		{"Extra.SandboxExpose", "exposed path", func(a *Action, _ *fakeInputs) { a.SetExtra().SandboxExpose = []string{"/opt/data"} }, true},
+		{"Extra.Remote", "fetch of a remote file", func(a *Action, _ *fakeInputs) {
+			a.SetExtra().Remote = &RemoteFile{URL: "root://eos.example//store/a.root", Size: 10, Checksum: "adler32:0000000a"}
 		}, true},
 		{"RemoteFile.URL", "remote file URL", func(a *Action, _ *fakeInputs) {
-			a.Remote = &RemoteFile{URL: "root://eos.example//store/b.root", Size: 10, Checksum: "adler32:0000000a"}
+			a.SetExtra().Remote = &RemoteFile{URL: "root://eos.example//store/b.root", Size: 10, Checksum: "adler32:0000000a"}
 		}, true},
-		{"RemoteFile.Size", "remote file size", func(a *Action, _ *fakeInputs) { a.Remote = &RemoteFile{URL: "u", Size: 11} }, true},
-		{"RemoteFile.Checksum", "remote file checksum", func(a *Action, _ *fakeInputs) { a.Remote = &RemoteFile{URL: "u", Checksum: "adler32:1"} }, true},
-		{"RemoteFile.ModTime", "remote file mtime", func(a *Action, _ *fakeInputs) { a.Remote = &RemoteFile{URL: "u", ModTime: 7} }, true},
+		{"RemoteFile.Size", "remote file size", func(a *Action, _ *fakeInputs) { a.SetExtra().Remote = &RemoteFile{URL: "u", Size: 11} }, true},
+		{"RemoteFile.Checksum", "remote file checksum", func(a *Action, _ *fakeInputs) { a.SetExtra().Remote = &RemoteFile{URL: "u", Checksum: "adler32:1"} }, true},
+		{"RemoteFile.ModTime", "remote file mtime", func(a *Action, _ *fakeInputs) { a.SetExtra().Remote = &RemoteFile{URL: "u", ModTime: 7} }, true},
 		{"Artifact.URL", "streamed input's URL alone", func(a *Action, _ *fakeInputs) { a.Inputs[0].URL = "root://eos.example//x" }, false},
 		{"Action.Owner", "owner", func(a *Action, _ *fakeInputs) { a.Owner = graph.MustParseLabel("//other:t") }, false},
 		{"Action.Mnemonic", "mnemonic", func(a *Action, _ *fakeInputs) { a.Mnemonic = "Histogram" }, false},
 		{"Action.Progress", "progress", func(a *Action, _ *fakeInputs) { a.Progress = "other" }, false},
 		{"Action.Pos", "position", func(a *Action, _ *fakeInputs) { a.Pos.Line = 99 }, false},
-		{"Action.Retries", "retries", func(a *Action, _ *fakeInputs) { a.Retries = 5 }, false},
-		{"Action.Resources", "resources", func(a *Action, _ *fakeInputs) {
-			a.Resources = Resources{CPU: 8, Memory: 1 << 30, Walltime: time.Minute}
+		{"Extra.Retries", "retries", func(a *Action, _ *fakeInputs) { a.SetExtra().Retries = 5 }, false},
+		{"Extra.Resources", "resources", func(a *Action, _ *fakeInputs) {
+			a.SetExtra().Resources = Resources{CPU: 8, Memory: 1 << 30, Walltime: time.Minute}
 		}, false},
 	}
 
@@ -349,7 +369,7 @@ func TestKeyMutations(t *testing.T) {
 func TestKeyTagsFollowTheTable(t *testing.T) {
 	untagged := func() *Action {
 		a := testAction()
-		a.Tags = nil
+		a.SetExtra().Tags = nil
 		return a
 	}
 	base := mustKey(t, untagged(), testInputs())
@@ -357,7 +377,7 @@ func TestKeyTagsFollowTheTable(t *testing.T) {
 	check := func(tag string, want bool) {
 		t.Helper()
 		a := untagged()
-		a.Tags = []string{tag}
+		a.SetExtra().Tags = []string{tag}
 		k := mustKey(t, a, testInputs())
 		if got := k.Digest != base.Digest; got != want {
 			t.Errorf("tag %q: key changed = %v, want %v", tag, got, want)
@@ -398,7 +418,8 @@ func TestKeyDeterministic(t *testing.T) {
 		shuffle(a.Inputs)
 		shuffle(a.Outputs)
 		shuffle(a.Environment.Files)
-		rng.Shuffle(len(a.Tags), func(i, j int) { a.Tags[i], a.Tags[j] = a.Tags[j], a.Tags[i] })
+		tags := a.Extra.Tags
+		rng.Shuffle(len(tags), func(i, j int) { tags[i], tags[j] = tags[j], tags[i] })
 		// Maps built by inserting in a different order.
 		env := map[string]string{}
 		keys := []string{"LANG", "OMP_NUM_THREADS"}
@@ -458,8 +479,8 @@ func TestKeyMessages(t *testing.T) {
 	if diff := cmp.Diff(wantProps, props); diff != "" {
 		t.Errorf("platform property names mismatch (-want +got):\n%s", diff)
 	}
-	if act.Timeout.AsDuration() != a.Timeout || act.DoNotCache {
-		t.Errorf("timeout %v do_not_cache %v, want %v false", act.Timeout.AsDuration(), act.DoNotCache, a.Timeout)
+	if act.Timeout.AsDuration() != a.Extras().Timeout || act.DoNotCache {
+		t.Errorf("timeout %v do_not_cache %v, want %v false", act.Timeout.AsDuration(), act.DoNotCache, a.Extras().Timeout)
 	}
 
 	// Walk the input tree back into a flat list of files.
@@ -496,7 +517,7 @@ func TestKeyMessages(t *testing.T) {
 func TestKeyWriteAndSymlink(t *testing.T) {
 	in := testInputs()
 	write := func(content string, x bool, out string) *Action {
-		return &Action{Kind: KindWrite, Content: []byte(content), Executable: x, Outputs: []Artifact{{Path: out}}}
+		return &Action{Kind: KindWrite, Extra: &Extra{Content: []byte(content)}, Executable: x, Outputs: []Artifact{{Path: out}}}
 	}
 	link := func(src, out string) *Action {
 		return &Action{Kind: KindSymlink, Inputs: []Artifact{{Path: src}}, Outputs: []Artifact{{Path: out}}}

@@ -72,7 +72,7 @@ func TestLookaheadOverlapsLookups(t *testing.T) {
 // its slot, not from its lookup, however long it waited for one.
 func TestLookaheadWalltimeStartsWithTheSlot(t *testing.T) {
 	b := newTestBuild(t, "long:", "short:")
-	b.byName["short"].Timeout = 300 * time.Millisecond
+	b.byName["short"].SetExtra().Timeout = 300 * time.Millisecond
 	work := func(ctx context.Context, a *Action) (Outcome, error) {
 		ctx, err := AcquireSlot(ctx)
 		if err != nil {

@@ -34,7 +34,7 @@ func TestProfileLanes(t *testing.T) {
 	for _, a := range actions {
 		sleep[a] = time.Duration(rng.IntN(3000)) * time.Microsecond
 	}
-	actions[0].Retries = 1
+	actions[0].SetExtra().Retries = 1
 	var mu sync.Mutex
 	failedOnce := false
 	work := func(ctx context.Context, a *Action) (Outcome, error) {

@@ -1119,12 +1119,12 @@ func describeCommand(a *Action) string {
 		return "write " + strings.Join(actionOutputPaths(a), " ")
 	case KindSymlink:
 		if len(a.Outputs) == 1 && a.Outputs[0].Symlink {
-			return "symlink " + a.Outputs[0].Path + " -> " + string(a.Content)
+			return "symlink " + a.Outputs[0].Path + " -> " + string(a.Extras().Content)
 		}
 		return "copy to " + strings.Join(actionOutputPaths(a), " ")
 	case KindFetch:
-		if a.Remote != nil {
-			return "download " + a.Remote.URL + " to " + strings.Join(actionOutputPaths(a), " ")
+		if a.Extras().Remote != nil {
+			return "download " + a.Extras().Remote.URL + " to " + strings.Join(actionOutputPaths(a), " ")
 		}
 	}
 	if len(a.Argv) >= 3 && strings.HasSuffix(a.Argv[0], "sh") && a.Argv[1] == "-c" {

@@ -545,7 +545,7 @@ func TestNoCacheTag(t *testing.T) {
 	w := newWorkspace(t, "none", c)
 	w.write("pkg/src1.txt", "one\n")
 	a := chain()[0]
-	a.Tags = []string{"no-cache"}
+	a.SetExtra().Tags = []string{"no-cache"}
 	w.mustBuild([]exec.Outcome{executed}, a)
 	if c.blobCount() != 0 || len(c.ac) != 0 {
 		t.Errorf("a no-cache action was cached: %d blobs, %d results", c.blobCount(), len(c.ac))
@@ -564,7 +564,7 @@ func TestWriteAndCopyActions(t *testing.T) {
 		t.Fatal(err)
 	}
 	write := &exec.Action{Owner: graph.Label{Pkg: "pkg", Name: "w"}, Mnemonic: "FileWrite", Kind: exec.KindWrite,
-		Content: []byte("#!/bin/sh\necho written\n"), Executable: true, Outputs: []exec.Artifact{{Path: out("pkg/w.sh")}}}
+		Extra: &exec.Extra{Content: []byte("#!/bin/sh\necho written\n")}, Executable: true, Outputs: []exec.Artifact{{Path: out("pkg/w.sh")}}}
 	cp := &exec.Action{Owner: graph.Label{Pkg: "pkg", Name: "c"}, Mnemonic: "Symlink", Kind: exec.KindSymlink,
 		Inputs: []exec.Artifact{{Path: "pkg/tool.sh", Source: true}}, Outputs: []exec.Artifact{{Path: out("pkg/tool_copy.sh")}}}
 	use := shell("use", "hepbuild-out/pkg/w.sh > hepbuild-out/pkg/use.txt; hepbuild-out/pkg/tool_copy.sh >> hepbuild-out/pkg/use.txt",
@@ -577,7 +577,7 @@ func TestWriteAndCopyActions(t *testing.T) {
 		t.Errorf("copying made the source file %v", fi.Mode())
 	}
 	w.mustBuild([]exec.Outcome{upToDate, upToDate, upToDate}, write, cp, use)
-	write.Content = []byte("#!/bin/sh\necho changed\n")
+	write.SetExtra().Content = []byte("#!/bin/sh\necho changed\n")
 	w.mustBuild([]exec.Outcome{executed, upToDate, executed}, write, cp, use)
 }
 
@@ -783,7 +783,7 @@ func BenchmarkNullBuild(b *testing.B) {
 func TestTimeoutIsActionFailure(t *testing.T) {
 	w := newWorkspace(t, "none", nil)
 	a := shell("slow", "echo started; sleep 100 & sleep 100", nil, out("pkg/x"))
-	a.Timeout = 200 * time.Millisecond
+	a.SetExtra().Timeout = 200 * time.Millisecond
 	start := time.Now()
 	_, err := w.build(a)
 	var ae *exec.ActionError
@@ -1020,7 +1020,7 @@ func TestRestoreReplacesWhatIsInTheWay(t *testing.T) {
 			}
 			// Another build's output at that path, then a restore.
 			old := shell("old", c.script, nil)
-			old.Tags = []string{"no-cache"}
+			old.SetExtra().Tags = []string{"no-cache"}
 			if _, err := w.build(old); err != nil {
 				t.Fatal(err)
 			}

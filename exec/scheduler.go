@@ -385,7 +385,7 @@ func (r *run) prioritise() {
 // request is what action i takes from the machine while it runs, clamped to
 // the capacity so that an oversized action runs alone instead of never.
 func (r *run) request(i int32) (cpu, mem int64) {
-	res := r.actions[i].Resources
+	res := r.actions[i].Extras().Resources
 	cpu = milliCPU(res.CPU)
 	if res.CPU <= 0 {
 		cpu = 1000
@@ -406,11 +406,11 @@ func (r *run) warnOversized() {
 			continue // the batch system's machines, not this one, run it
 		}
 		var over []string
-		if a.Resources.CPU > float64(r.capCPU)/1000 {
-			over = append(over, fmt.Sprintf("%g cpus, more than the %g available", a.Resources.CPU, float64(r.capCPU)/1000))
+		if a.Extras().Resources.CPU > float64(r.capCPU)/1000 {
+			over = append(over, fmt.Sprintf("%g cpus, more than the %g available", a.Extras().Resources.CPU, float64(r.capCPU)/1000))
 		}
-		if r.capMem > 0 && a.Resources.Memory > r.capMem {
-			over = append(over, fmt.Sprintf("%s of memory, more than the %s available", formatBytes(a.Resources.Memory), formatBytes(r.capMem)))
+		if r.capMem > 0 && a.Extras().Resources.Memory > r.capMem {
+			over = append(over, fmt.Sprintf("%s of memory, more than the %s available", formatBytes(a.Extras().Resources.Memory), formatBytes(r.capMem)))
 		}
 		if over != nil {
 			e := r.actionEvent(EventWarning, int32(i))
@@ -822,7 +822,7 @@ func (r *run) finish(res result) {
 		if ae.Action == nil {
 			ae.Action = a
 		}
-		if int(r.attempts[i]) <= a.Retries+r.s.Retries && !r.stopping {
+		if int(r.attempts[i]) <= a.Extras().Retries+r.s.Retries && !r.stopping {
 			delay := r.delay(int(r.attempts[i]))
 			r.state[i] = stateBackoff
 			r.backoffs++

@@ -227,11 +227,11 @@ func TestResourcesBound(t *testing.T) {
 	lines = append(lines, "huge:")
 	b := newTestBuild(t, lines...)
 	for i, a := range b.actions {
-		a.Resources.CPU = float64(1 + i%3)      // 1, 2 or 3 cpus
-		a.Resources.Memory = int64(1+i%2) * gib // 1 or 2 GiB
+		a.SetExtra().Resources.CPU = float64(1 + i%3)      // 1, 2 or 3 cpus
+		a.SetExtra().Resources.Memory = int64(1+i%2) * gib // 1 or 2 GiB
 	}
 	huge := b.byName["huge"]
-	huge.Resources = Resources{CPU: 64, Memory: 100 * gib}
+	huge.SetExtra().Resources = Resources{CPU: 64, Memory: 100 * gib}
 
 	var mu sync.Mutex
 	var cpu float64
@@ -242,8 +242,8 @@ func TestResourcesBound(t *testing.T) {
 	running := 0
 	work := func(ctx context.Context, a *Action) (Outcome, error) {
 		mu.Lock()
-		cpu += a.Resources.CPU
-		mem += a.Resources.Memory
+		cpu += a.Extras().Resources.CPU
+		mem += a.Extras().Resources.Memory
 		running++
 		if a != huge {
 			peakCPU, peakMem = max(peakCPU, cpu), max(peakMem, mem)
@@ -255,8 +255,8 @@ func TestResourcesBound(t *testing.T) {
 		mu.Unlock()
 		time.Sleep(2 * time.Millisecond)
 		mu.Lock()
-		cpu -= a.Resources.CPU
-		mem -= a.Resources.Memory
+		cpu -= a.Extras().Resources.CPU
+		mem -= a.Extras().Resources.Memory
 		running--
 		mu.Unlock()
 		return OutcomeExecuted, nil
@@ -357,7 +357,7 @@ func TestRetries(t *testing.T) {
 			checkNoLeak(t)
 			b := newTestBuild(t, "a:", "b: a")
 			a := b.byName["a"]
-			a.Retries = tt.actionRetries
+			a.SetExtra().Retries = tt.actionRetries
 			var attempts atomic.Int32
 			work := func(ctx context.Context, x *Action) (Outcome, error) {
 				if x != a {
@@ -582,7 +582,7 @@ func TestCancelDuringBackoff(t *testing.T) {
 	b := newTestBuild(t, "a:")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	b.byName["a"].Retries = 5
+	b.byName["a"].SetExtra().Retries = 5
 	work := func(ctx context.Context, a *Action) (Outcome, error) {
 		cancel() // the retry waits a minute unless the cancel cuts it short
 		return OutcomeFailed, actionErr(a, "exit status 1")
@@ -613,7 +613,7 @@ func TestTimeout(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			b := newTestBuild(t, "a:")
 			a := b.byName["a"]
-			a.Timeout, a.Resources.Walltime = tt.timeout, tt.walltime
+			a.SetExtra().Timeout, a.Extra.Resources.Walltime = tt.timeout, tt.walltime
 			var left time.Duration
 			work := func(ctx context.Context, a *Action) (Outcome, error) {
 				dl, ok := ctx.Deadline()

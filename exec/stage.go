@@ -53,7 +53,7 @@ type SpecFile struct {
 // the environment's files).
 func NewSpec(a *Action, execRoot string, in Inputs) ([]byte, cache.Digest, error) {
 	s := Spec{Version: SpecVersion, Action: a}
-	for _, set := range [][]Artifact{a.Inputs, a.Tools} {
+	for _, set := range [][]Artifact{a.Inputs, a.Extras().Tools} {
 		for _, art := range set {
 			if art.Dir && !art.Source {
 				// A generated folder's links enter the tree as links (see

@@ -88,7 +88,7 @@ func TestUnslottedWaitFreesTheSlot(t *testing.T) {
 // again: a wait longer than the walltime does not fail it.
 func TestUnslottedWaitIsNotWalltime(t *testing.T) {
 	b := newTestBuild(t, "waits:")
-	b.actions[0].Timeout = 50 * time.Millisecond
+	b.actions[0].SetExtra().Timeout = 50 * time.Millisecond
 	work := func(ctx context.Context, a *Action) (Outcome, error) {
 		wctx, yield := Unslotted(ctx)
 		yield()

@@ -248,6 +248,7 @@ func (v *actionsValue) makeRun(fn string, r *runArgs, shell bool) (starlark.Valu
 	}
 	t := v.c.t()
 	act := &exec.Action{Owner: t.Label, Kind: exec.KindRun, Mnemonic: r.mnemonic, Pos: t.Pos, Env: map[string]string{}}
+	extra := act.SetExtra()
 	if act.Mnemonic == "" {
 		act.Mnemonic = "Action"
 	}
@@ -260,7 +261,7 @@ func (v *actionsValue) makeRun(fn string, r *runArgs, shell bool) (starlark.Valu
 		return nil, err
 	}
 	act.Inputs = append(artifacts(inputs), artifacts(tools)...)
-	act.Tools = artifacts(tools)
+	extra.Tools = artifacts(tools)
 	// As in Bazel, files named in arguments are not inputs unless listed in inputs or tools.
 	argv, err := expandArguments(fn, r.arguments)
 	if err != nil {
@@ -282,7 +283,7 @@ func (v *actionsValue) makeRun(fn string, r *runArgs, shell bool) (starlark.Valu
 		case *File:
 			act.Argv = append([]string{x.art.Path}, argv...)
 			act.Inputs = append(act.Inputs, x.art)
-			act.Tools = append(act.Tools, x.art)
+			extra.Tools = append(extra.Tools, x.art)
 		case starlark.String:
 			act.Argv = append([]string{string(x)}, argv...)
 		case *TargetValue:
@@ -292,7 +293,7 @@ func (v *actionsValue) makeRun(fn string, r *runArgs, shell bool) (starlark.Valu
 			act.Argv = append([]string{x.c.executable.art.Path}, argv...)
 			act.Inputs = append(act.Inputs, artifacts(x.c.files)...)
 			act.Inputs = append(act.Inputs, x.c.executable.art)
-			act.Tools = append(act.Tools, x.c.executable.art)
+			extra.Tools = append(extra.Tools, x.c.executable.art)
 		default:
 			return nil, fmt.Errorf("%s: executable: got %s, want File or string", fn, r.executable.Type())
 		}
@@ -315,11 +316,11 @@ func (v *actionsValue) makeRun(fn string, r *runArgs, shell bool) (starlark.Valu
 	if d, ok := r.execReq.(*starlark.Dict); ok {
 		for _, k := range d.Keys() {
 			s, _ := starlark.AsString(k)
-			act.Tags = append(act.Tags, s)
+			extra.Tags = append(extra.Tags, s)
 		}
-		sort.Strings(act.Tags)
+		sort.Strings(extra.Tags)
 	}
-	act.Tags = append(act.Tags, attrStrings(t, "tags")...)
+	extra.Tags = append(extra.Tags, attrStrings(t, "tags")...)
 	if d, ok := r.resources.(*starlark.Dict); ok {
 		m := map[string]string{}
 		for _, kv := range d.Items() {
@@ -330,7 +331,7 @@ func (v *actionsValue) makeRun(fn string, r *runArgs, shell bool) (starlark.Valu
 				m[k] = kv[1].String()
 			}
 		}
-		if act.Resources, err = exec.ParseResources(m); err != nil {
+		if extra.Resources, err = exec.ParseResources(m); err != nil {
 			return nil, fmt.Errorf("%s: resources: %v", fn, err)
 		}
 	}
@@ -386,7 +387,7 @@ func (v *actionsValue) write(_ *starlark.Thread, b *starlark.Builtin, args starl
 	}
 	t := v.c.t()
 	return starlark.None, v.c.a.addAction(&exec.Action{Owner: t.Label, Kind: exec.KindWrite, Mnemonic: mnemonic, Pos: t.Pos,
-		Outputs: outs, Content: []byte(text), Executable: isExec, Progress: "Writing " + output.shortPath()})
+		Outputs: outs, Extra: &exec.Extra{Content: []byte(text)}, Executable: isExec, Progress: "Writing " + output.shortPath()})
 }
 
 func (v *actionsValue) expandTemplate(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
@@ -430,7 +431,7 @@ func (v *actionsValue) expandTemplate(_ *starlark.Thread, b *starlark.Builtin, a
 	// The template's content is in Content, so it is part of the key; the
 	// template itself is an input so that editing it reruns analysis users.
 	return starlark.None, v.c.a.addAction(&exec.Action{Owner: t.Label, Kind: exec.KindWrite, Mnemonic: "TemplateExpand", Pos: t.Pos,
-		Outputs: outs, Inputs: []exec.Artifact{template.art}, Content: []byte(text), Executable: isExec, Progress: "Expanding " + output.shortPath()})
+		Outputs: outs, Inputs: []exec.Artifact{template.art}, Extra: &exec.Extra{Content: []byte(text)}, Executable: isExec, Progress: "Expanding " + output.shortPath()})
 }
 
 func (v *actionsValue) symlink(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
@@ -472,7 +473,7 @@ func (v *actionsValue) symlink(_ *starlark.Thread, b *starlark.Builtin, args sta
 	t := v.c.t()
 	if output.art.Symlink {
 		return starlark.None, v.c.a.addAction(&exec.Action{Owner: t.Label, Kind: exec.KindSymlink, Mnemonic: "Symlink", Pos: t.Pos,
-			Outputs: outs, Content: []byte(path), Progress: progress})
+			Outputs: outs, Extra: &exec.Extra{Content: []byte(path)}, Progress: progress})
 	}
 	return starlark.None, v.c.a.addAction(&exec.Action{Owner: t.Label, Kind: exec.KindSymlink, Mnemonic: "Symlink", Pos: t.Pos,
 		Outputs: outs, Inputs: []exec.Artifact{target.art}, Executable: isExec, Progress: progress})

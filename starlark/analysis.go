@@ -387,10 +387,12 @@ func (a *analyzer) configureSource(t *graph.Target, from *graph.Target) (*config
 	// that is not a symbolic link needs no stat, and checkInside then
 	// resolves only its folder.
 	full := filepath.Join(a.l.root, filepath.FromSlash(rel))
-	fi, err := os.Lstat(full)
-	isLink := err == nil && fi.Mode()&os.ModeSymlink != 0
+	isLink, isDir, isExec, err := lstatSource(full)
 	if isLink {
-		fi, err = os.Stat(full)
+		var fi os.FileInfo
+		if fi, err = os.Stat(full); err == nil {
+			isDir, isExec = fi.IsDir(), fi.Mode()&0o111 != 0
+		}
 	}
 	if err != nil {
 		e := &Error{Pos: t.Pos, Target: t.Label, Msg: fmt.Sprintf("missing input file %s", rel)}
@@ -400,16 +402,15 @@ func (a *analyzer) configureSource(t *graph.Target, from *graph.Target) (*config
 		}
 		return nil, e
 	}
-	mode := fi.Mode()
-	if err := a.l.checkInside(rel, isLink); err != nil {
+	if err := a.l.checkInside(rel, full, isLink); err != nil {
 		e := &Error{Pos: t.Pos, Target: t.Label, Msg: err.Error()}
 		if from != nil {
 			e.Pos, e.Target = from.Pos, from.Label
 		}
 		return nil, e
 	}
-	c := newConfiguredFile(t, sourceArtifact(t.Label, mode.IsDir()), t)
-	if mode&0o111 != 0 && !mode.IsDir() {
+	c := newConfiguredFile(t, sourceArtifact(t.Label, isDir), t)
+	if isExec && !isDir {
 		c.executable = c.files[0]
 	}
 	return c, nil
@@ -554,7 +555,7 @@ func (a *analyzer) addAction(act *exec.Action) error {
 		// An action given a URL reads the file from storage itself.
 		for _, in := range act.Inputs {
 			if in.URL != "" {
-				act.Tags = append(slices.Clip(act.Tags), "requires-network")
+				act.SetExtra().Tags = append(slices.Clip(act.Extras().Tags), "requires-network")
 				break
 			}
 		}

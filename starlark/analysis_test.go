@@ -38,7 +38,7 @@ func dumpActions(actions []*exec.Action) string {
 			if len(a.Inputs) > 0 {
 				fmt.Fprintf(&b, "  inputs: %s\n", paths(a.Inputs))
 			}
-			fmt.Fprintf(&b, "  content: %q\n", a.Content)
+			fmt.Fprintf(&b, "  content: %q\n", a.Extras().Content)
 			continue
 		}
 		fmt.Fprintf(&b, "  inputs: %s\n", paths(a.Inputs))
@@ -54,20 +54,20 @@ func dumpActions(actions []*exec.Action) string {
 			sort.Strings(keys)
 			fmt.Fprintf(&b, "  env: %s\n", strings.Join(keys, " "))
 		}
-		if len(a.Tags) > 0 {
-			fmt.Fprintf(&b, "  tags: %s\n", strings.Join(a.Tags, " "))
+		if len(a.Extras().Tags) > 0 {
+			fmt.Fprintf(&b, "  tags: %s\n", strings.Join(a.Extras().Tags, " "))
 		}
-		if a.Retries > 0 {
-			fmt.Fprintf(&b, "  retries: %d\n", a.Retries)
+		if a.Extras().Retries > 0 {
+			fmt.Fprintf(&b, "  retries: %d\n", a.Extras().Retries)
 		}
-		if a.Resources.CPU > 0 {
-			fmt.Fprintf(&b, "  cpu: %g\n", a.Resources.CPU)
+		if a.Extras().Resources.CPU > 0 {
+			fmt.Fprintf(&b, "  cpu: %g\n", a.Extras().Resources.CPU)
 		}
-		if a.Resources.Memory > 0 {
-			fmt.Fprintf(&b, "  memory: %d\n", a.Resources.Memory)
+		if a.Extras().Resources.Memory > 0 {
+			fmt.Fprintf(&b, "  memory: %d\n", a.Extras().Resources.Memory)
 		}
-		if a.Resources.Walltime > 0 {
-			fmt.Fprintf(&b, "  walltime: %s\n", a.Resources.Walltime)
+		if a.Extras().Resources.Walltime > 0 {
+			fmt.Fprintf(&b, "  walltime: %s\n", a.Extras().Resources.Walltime)
 		}
 	}
 	return b.String()

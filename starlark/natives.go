@@ -289,11 +289,9 @@ func analyzeTask(a *analyzer, t *graph.Target) (*configured, error) {
 		Kind:     exec.KindRun,
 		Argv:     []string{shell.Bash, "-c", cmd}, // shell.TaskArgv, the prefix added above
 		Env:      env,
-		Tools:    toolArts,
-		Tags:     at.tags,
-		Retries:  int(at.retries),
 		Pos:      t.Pos,
 	}
+	extra := exec.Extra{Tools: toolArts, Tags: at.tags, Retries: int(at.retries)}
 	if act.Progress == "" {
 		act.Progress = "Running %{label}" // expanded by Describe, when shown
 	}
@@ -322,22 +320,27 @@ func analyzeTask(a *analyzer, t *graph.Target) (*configured, error) {
 		act.Inputs = append(act.Inputs, ec.env().Files...)
 	}
 	if len(at.resources) > 0 {
-		act.Resources, err = exec.ParseResources(at.resources)
+		extra.Resources, err = exec.ParseResources(at.resources)
 		if err != nil {
 			return nil, fail("%s: resources: %v", t.RuleClass, err)
 		}
 	}
 	if at.timeout != "" {
-		act.Timeout, err = time.ParseDuration(at.timeout)
-		if err != nil || act.Timeout <= 0 {
+		extra.Timeout, err = time.ParseDuration(at.timeout)
+		if err != nil || extra.Timeout <= 0 {
 			return nil, fail("%s: timeout %q: want a duration such as \"30m\" or \"2h\"", t.RuleClass, at.timeout)
 		}
 	}
-	if act.Retries < 0 {
+	if extra.Retries < 0 {
 		return nil, fail("%s: retries must not be negative", t.RuleClass)
 	}
-	if err := checkTags(act.Tags); err != nil {
+	if err := checkTags(extra.Tags); err != nil {
 		return nil, fail("%s: %v", t.RuleClass, err)
+	}
+	if len(extra.Tools) > 0 || len(extra.Tags) > 0 || extra.Retries != 0 || extra.Resources != (exec.Resources{}) || extra.Timeout != 0 {
+		// Copied here, so that the tasks that set none allocate none.
+		x := extra
+		act.Extra = &x
 	}
 	if err := a.addAction(act); err != nil {
 		return nil, err

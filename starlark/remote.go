@@ -217,10 +217,9 @@ func analyzeRemote(a *analyzer, t *graph.Target, urls []string) (*configured, er
 		byName[name] = raw
 		art := exec.Artifact{Path: dir + "/" + name}
 		act := &exec.Action{
-			Owner:  t.Label,
-			Pos:    t.Pos,
-			Remote: &exec.RemoteFile{URL: raw},
-			Tags:   attrStrings(t, "tags"),
+			Owner: t.Label,
+			Pos:   t.Pos,
+			Extra: &exec.Extra{Remote: &exec.RemoteFile{URL: raw}, Tags: attrStrings(t, "tags")},
 		}
 		if stream {
 			art.URL = raw

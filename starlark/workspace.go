@@ -42,16 +42,16 @@ func FindWorkspace(dir string) (root, pkg string, err error) {
 // what the workspace does not hold. isLink says whether rel itself is a
 // symbolic link; when it is not, only its folder needs resolving, which is
 // done once per folder rather than a system call per path component of
-// every source file.
-func (l *Loader) checkInside(rel string, isLink bool) error {
-	full := filepath.Join(l.root, filepath.FromSlash(rel))
+// every source file. full is rel's absolute path.
+func (l *Loader) checkInside(rel, full string, isLink bool) error {
 	var real string
 	var err error
 	if isLink {
 		real, err = filepath.EvalSymlinks(full)
 	} else {
+		// The file is inside when its folder is: the file's own path is
+		// made only for the message, as this runs for every source file.
 		real, err = l.realDir(filepath.Dir(full))
-		real = filepath.Join(real, filepath.Base(full))
 	}
 	if err != nil {
 		return fmt.Errorf("resolving %s: %v", rel, err)
@@ -60,7 +60,10 @@ func (l *Loader) checkInside(rel string, isLink bool) error {
 	if err != nil {
 		return err
 	}
-	if real != root && !strings.HasPrefix(real, root+string(filepath.Separator)) {
+	if real != root && !(strings.HasPrefix(real, root) && real[len(root)] == filepath.Separator) {
+		if !isLink {
+			real = filepath.Join(real, filepath.Base(full))
+		}
 		return fmt.Errorf("input %s is a symbolic link to %s, outside the workspace: copy the file in, or declare it another way", rel, real)
 	}
 	return nil

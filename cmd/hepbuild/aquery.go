@@ -106,19 +106,19 @@ func paths(arts []exec.Artifact) []string {
 
 func writeActionJSON(w io.Writer, a *exec.Action) error {
 	j := actionJSON{Target: a.Owner.String(), Mnemonic: a.Mnemonic, Kind: a.Kind.String(), Argv: a.Argv, Env: a.Env,
-		Inputs: paths(a.Inputs), Outputs: paths(a.Outputs), Tags: a.Tags, Location: a.Pos.String(), Exposed: a.SandboxExpose}
+		Inputs: paths(a.Inputs), Outputs: paths(a.Outputs), Tags: a.Extras().Tags, Location: a.Pos.String(), Exposed: a.Extras().SandboxExpose}
 	if a.Environment != nil {
 		j.Environment = a.Environment.Label.String()
 	}
-	if a.Resources != (exec.Resources{}) {
-		r := a.Resources
+	if a.Extras().Resources != (exec.Resources{}) {
+		r := a.Extras().Resources
 		j.Resources = &r
 	}
 	if a.Kind == exec.KindWrite {
-		j.Content = string(a.Content)
+		j.Content = string(a.Extras().Content)
 	}
-	if a.Remote != nil {
-		j.URL = a.Remote.URL
+	if a.Extras().Remote != nil {
+		j.URL = a.Extras().Remote.URL
 	}
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false) // commands are full of < > &
@@ -143,18 +143,18 @@ func writeActionText(w io.Writer, a *exec.Action) {
 		sort.Strings(keys)
 		fmt.Fprintf(w, "  Environment: [%s]\n", strings.Join(keys, ", "))
 	}
-	if len(a.Tags) > 0 {
-		fmt.Fprintf(w, "  Execution requirements: %s\n", strings.Join(a.Tags, ", "))
+	if len(a.Extras().Tags) > 0 {
+		fmt.Fprintf(w, "  Execution requirements: %s\n", strings.Join(a.Extras().Tags, ", "))
 	}
-	if a.Resources != (exec.Resources{}) {
+	if a.Extras().Resources != (exec.Resources{}) {
 		tmp := ""
-		if a.Resources.Tmp > 0 {
-			tmp = fmt.Sprintf(" tmp=%d", a.Resources.Tmp)
+		if a.Extras().Resources.Tmp > 0 {
+			tmp = fmt.Sprintf(" tmp=%d", a.Extras().Resources.Tmp)
 		}
-		fmt.Fprintf(w, "  Resources: cpu=%g memory=%d walltime=%s%s\n", a.Resources.CPU, a.Resources.Memory, a.Resources.Walltime, tmp)
+		fmt.Fprintf(w, "  Resources: cpu=%g memory=%d walltime=%s%s\n", a.Extras().Resources.CPU, a.Extras().Resources.Memory, a.Extras().Resources.Walltime, tmp)
 	}
-	if len(a.SandboxExpose) > 0 {
-		fmt.Fprintf(w, "  Sandbox exposes: [%s]\n", strings.Join(a.SandboxExpose, ", "))
+	if len(a.Extras().SandboxExpose) > 0 {
+		fmt.Fprintf(w, "  Sandbox exposes: [%s]\n", strings.Join(a.Extras().SandboxExpose, ", "))
 	}
 	switch a.Kind {
 	case exec.KindRun:
@@ -167,9 +167,9 @@ func writeActionText(w io.Writer, a *exec.Action) {
 			fmt.Fprintf(w, "    %s%s\n", shellWord(arg), sep)
 		}
 	case exec.KindWrite:
-		fmt.Fprintf(w, "  Content: %q\n", a.Content)
+		fmt.Fprintf(w, "  Content: %q\n", a.Extras().Content)
 	case exec.KindFetch:
-		fmt.Fprintf(w, "  Download: %s\n", a.Remote.URL)
+		fmt.Fprintf(w, "  Download: %s\n", a.Extras().Remote.URL)
 	}
 	fmt.Fprintln(w)
 }

@@ -404,7 +404,9 @@ func (f *EnvFlags) applyEnvironment(w *workspace, ag *exec.Graph) error {
 			a.Inputs = append(append([]exec.Artifact(nil), a.Inputs...), def.Files...)
 			sort.Slice(a.Inputs, func(i, j int) bool { return a.Inputs[i].Path < a.Inputs[j].Path })
 		}
-		a.SandboxExpose = expose
+		if len(expose) > 0 {
+			a.SetExtra().SandboxExpose = expose
+		}
 		if len(vars) > 0 {
 			env := make(map[string]string, len(a.Env)+len(vars))
 			for k, v := range a.Env {

@@ -64,15 +64,15 @@ func (c *FetchCmd) Run(g *Globals, e *env) error {
 	lock := rd.resolver.Lock()
 	before := map[string]storage.Identity{}
 	for _, a := range actions {
-		if id, ok := lock.File(a.Remote.URL); ok {
-			before[a.Remote.URL] = id
+		if id, ok := lock.File(a.Extras().Remote.URL); ok {
+			before[a.Extras().Remote.URL] = id
 		}
 	}
 	if whole {
 		// Every target is here: what none reads leaves the lock.
 		files, globs := map[string]bool{}, map[string]bool{}
 		for _, a := range actions {
-			files[a.Remote.URL] = true
+			files[a.Extras().Remote.URL] = true
 		}
 		for _, t := range targets {
 			if t.Class() == "remote_glob" {
@@ -87,7 +87,7 @@ func (c *FetchCmd) Run(g *Globals, e *env) error {
 	added, changed := 0, 0
 	seen := map[string]bool{}
 	for _, a := range actions {
-		u := a.Remote.URL
+		u := a.Extras().Remote.URL
 		if seen[u] {
 			continue
 		}
@@ -98,7 +98,7 @@ func (c *FetchCmd) Run(g *Globals, e *env) error {
 			added++
 		case was != id:
 			changed++
-			fmt.Fprintf(e.stdout, "changed: %s\n", a.Remote.Identity())
+			fmt.Fprintf(e.stdout, "changed: %s\n", a.Extras().Remote.Identity())
 		}
 	}
 	fmt.Fprintf(e.stdout, "%s: %d remote files (%d new, %d changed); %d queries to storage, %d of them checksums\n",

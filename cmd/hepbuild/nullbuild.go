@@ -92,7 +92,7 @@ func (c *BuildCmd) nullBuild(g *Globals, e *env, start time.Time) bool {
 // writeStamp records what a successful build depended on and made.
 func (s *session) writeStamp(key string) error {
 	for _, a := range s.actions {
-		if a.Remote != nil {
+		if a.Extras().Remote != nil {
 			// Remote files can change without a trace on this machine:
 			// every build asks storage (one cheap query per folder or
 			// file), so there is no null build that skips it.
@@ -126,7 +126,7 @@ func (s *session) writeStamp(key string) error {
 			}
 			addOne(in)
 		}
-		add(a.Tools)
+		add(a.Extras().Tools)
 		add(a.Outputs)
 		if env := a.Environment; env != nil {
 			add(env.Files)

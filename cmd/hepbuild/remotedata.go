@@ -179,13 +179,13 @@ func (d *remoteData) resolve(actions []*exec.Action, stderr io.Writer) error {
 	var urls []string
 	owners := map[string]*exec.Action{}
 	for _, a := range actions {
-		if a.Remote == nil {
+		if a.Extras().Remote == nil {
 			continue
 		}
-		if _, ok := owners[a.Remote.URL]; !ok {
-			urls = append(urls, a.Remote.URL)
+		if _, ok := owners[a.Extras().Remote.URL]; !ok {
+			urls = append(urls, a.Extras().Remote.URL)
 		}
-		owners[a.Remote.URL] = a
+		owners[a.Extras().Remote.URL] = a
 	}
 	if len(urls) == 0 {
 		return nil
@@ -209,14 +209,15 @@ func (d *remoteData) resolve(actions []*exec.Action, stderr io.Writer) error {
 		return fmt.Errorf("validating remote files against storage: %w", err)
 	}
 	for _, a := range actions {
-		if a.Remote == nil {
+		r := a.Extras().Remote
+		if r == nil {
 			continue
 		}
-		id := ids[a.Remote.URL]
-		a.Remote.Size, a.Remote.Checksum, a.Remote.ModTime = id.Size, id.Checksum, id.ModTime
+		id := ids[r.URL]
+		r.Size, r.Checksum, r.ModTime = id.Size, id.Checksum, id.ModTime
 		if a.Kind == exec.KindWrite {
 			// A streamed file: its readers see this identity record.
-			a.Content = []byte(a.Remote.Identity() + "\n")
+			a.Extra.Content = []byte(r.Identity() + "\n")
 		}
 	}
 	saved, err := d.resolver.Lock().Save()
@@ -262,11 +263,11 @@ func (d *remoteData) Fetch(ctx context.Context, f *exec.RemoteFile, w io.Writer)
 func remoteActions(actions []*exec.Action) []*exec.Action {
 	var out []*exec.Action
 	for _, a := range actions {
-		if a.Remote != nil {
+		if a.Extras().Remote != nil {
 			out = append(out, a)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Remote.URL < out[j].Remote.URL })
+	sort.Slice(out, func(i, j int) bool { return out[i].Extras().Remote.URL < out[j].Extras().Remote.URL })
 	return out
 }
 

@@ -247,7 +247,7 @@ func (e *Engine) Execute(ctx context.Context, req *exec.ExecRequest) (*exec.Exec
 const stagingTime = 10 * time.Minute
 
 func requestOf(a *exec.Action) Request {
-	return Request{CPU: math.Max(1, math.Ceil(a.Resources.CPU)), Memory: a.Resources.Memory, Walltime: a.RunTimeout()}
+	return Request{CPU: math.Max(1, math.Ceil(a.Extras().Resources.CPU)), Memory: a.Extras().Resources.Memory, Walltime: a.RunTimeout()}
 }
 
 func (e *Engine) poke() {

@@ -148,7 +148,7 @@ func (r *rig) start(cfg Config) {
 // action returns a run action and its key, numbered to differ.
 func (r *rig) action(n int, mem int64) (*exec.Action, *exec.Key) {
 	a := &exec.Action{Mnemonic: "Hist", Kind: exec.KindRun, Argv: []string{"/bin/true", fmt.Sprint(n)},
-		Outputs: []exec.Artifact{{Path: fmt.Sprintf("hepbuild-out/h%d", n)}}, Resources: exec.Resources{Memory: mem}}
+		Outputs: []exec.Artifact{{Path: fmt.Sprintf("hepbuild-out/h%d", n)}}, Extra: &exec.Extra{Resources: exec.Resources{Memory: mem}}}
 	k, err := exec.ComputeKey(a, nil)
 	if err != nil {
 		r.t.Fatal(err)
@@ -469,7 +469,7 @@ func TestJobWalltime(t *testing.T) {
 	var ks []*exec.Key
 	for i := 0; i < 4; i++ {
 		a, _ := r.action(i, 0)
-		a.Resources.Walltime = 20 * time.Minute
+		a.SetExtra().Resources.Walltime = 20 * time.Minute
 		k, err := exec.ComputeKey(a, nil)
 		if err != nil {
 			t.Fatal(err)

@@ -47,7 +47,7 @@ func TestFetchRetriesOnce(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			root := t.TempDir()
 			a := action(exec.KindFetch)
-			a.Remote = &exec.RemoteFile{URL: "root://h//f", Size: 7}
+			a.SetExtra().Remote = &exec.RemoteFile{URL: "root://h//f", Size: 7}
 			a.Outputs = []exec.Artifact{{Path: "hepbuild-out/pkg/f"}}
 			res, err := New(sandbox.None{}, WithFetcher(c.fetcher)).Execute(context.Background(), a, root, "")
 			if c.fetcher.calls != c.wantCalls {

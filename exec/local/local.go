@@ -101,12 +101,12 @@ func (e *Executor) run(ctx context.Context, a *exec.Action, root, logPath string
 		Timeout:  a.RunTimeout(),
 		Grace:    e.grace,
 		LogPath:  logPath,
-		Memory:   a.Resources.Memory,
-		CPU:      a.Resources.CPU,
-		Tmp:      a.Resources.Tmp,
-		Expose:   a.SandboxExpose,
+		Memory:   a.Extras().Resources.Memory,
+		CPU:      a.Extras().Resources.CPU,
+		Tmp:      a.Extras().Resources.Tmp,
+		Expose:   a.Extras().SandboxExpose,
 	}
-	for _, set := range [][]exec.Artifact{a.Inputs, a.Tools} {
+	for _, set := range [][]exec.Artifact{a.Inputs, a.Extras().Tools} {
 		for _, in := range set {
 			spec.Inputs = append(spec.Inputs, in.Path)
 			if in.Symlink {
@@ -230,7 +230,7 @@ func (e *Executor) write(a *exec.Action, root string) (exec.ExecResult, error) {
 	}
 	dst := filepath.Join(root, out.Path)
 	err = atomicWrite(dst, mode, func(w io.Writer) error {
-		_, err := w.Write(a.Content)
+		_, err := w.Write(a.Extras().Content)
 		return err
 	})
 	if err != nil {
@@ -249,18 +249,18 @@ func (e *Executor) fetch(ctx context.Context, a *exec.Action, root string) (exec
 	if err != nil {
 		return exec.ExecResult{}, err
 	}
-	if a.Remote == nil {
+	if a.Extras().Remote == nil {
 		return exec.ExecResult{}, fmt.Errorf("%s: %s: a fetch action without a remote file", a.Pos, a.Owner)
 	}
 	if e.fetcher == nil {
-		return exec.ExecResult{}, fmt.Errorf("%s: %s: no storage client to download %s", a.Pos, a.Owner, remote.RedactString(a.Remote.URL))
+		return exec.ExecResult{}, fmt.Errorf("%s: %s: no storage client to download %s", a.Pos, a.Owner, remote.RedactString(a.Extras().Remote.URL))
 	}
 	// A download that failed for want of the storage is tried once more,
 	// from the start, into a new temporary file: XRootD 5.5's HTTP door
 	// now and then leaves a request unanswered until the timeout.
 	for attempt := 1; ; attempt++ {
 		err = atomicWrite(filepath.Join(root, out.Path), 0o444, func(w io.Writer) error {
-			return e.fetcher.Fetch(ctx, a.Remote, w)
+			return e.fetcher.Fetch(ctx, a.Extras().Remote, w)
 		})
 		if err == nil || exec.IsFetchError(err) || ctx.Err() != nil || attempt == 2 {
 			break
@@ -273,7 +273,7 @@ func (e *Executor) fetch(ctx context.Context, a *exec.Action, root string) (exec
 	}
 	if err != nil {
 		// The query may hold a credential.
-		return exec.ExecResult{}, fmt.Errorf("downloading %s: %w", remote.RedactString(a.Remote.URL), err)
+		return exec.ExecResult{}, fmt.Errorf("downloading %s: %w", remote.RedactString(a.Extras().Remote.URL), err)
 	}
 	return res, nil
 }
@@ -289,7 +289,7 @@ func (e *Executor) link(a *exec.Action, root string) (exec.ExecResult, error) {
 	}
 	tmp := dst + ".hepbuild-link"
 	_ = os.Remove(tmp)
-	if err := os.Symlink(string(a.Content), tmp); err != nil {
+	if err := os.Symlink(string(a.Extras().Content), tmp); err != nil {
 		return exec.ExecResult{}, fmt.Errorf("%s: %s: making link %s: %w", a.Pos, a.Owner, a.Outputs[0].Path, err)
 	}
 	if err := os.Rename(tmp, dst); err != nil {

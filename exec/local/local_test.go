@@ -24,7 +24,7 @@ func TestWrite(t *testing.T) {
 	for _, executable := range []bool{false, true} {
 		root := t.TempDir()
 		a := action(exec.KindWrite)
-		a.Content, a.Executable = []byte("content"), executable
+		a.SetExtra().Content, a.Executable = []byte("content"), executable
 		a.Outputs = []exec.Artifact{{Path: "hepbuild-out/pkg/x.txt"}}
 		res, err := New(sandbox.None{}).Execute(context.Background(), a, root, "")
 		if err != nil || !res.Success() {
@@ -70,7 +70,7 @@ func TestRunTimeoutAndStrategy(t *testing.T) {
 	sb := sandbox.NewSymlink(filepath.Join(t.TempDir(), "sandbox"))
 	a := action(exec.KindRun)
 	a.Argv = []string{"/bin/bash", "-c", "sleep 100"}
-	a.Resources.Walltime = 100 * time.Millisecond
+	a.SetExtra().Resources.Walltime = 100 * time.Millisecond
 	res, err := New(sb, WithGrace(100*time.Millisecond)).Execute(context.Background(), a, root, filepath.Join(root, "log"))
 	if err != nil {
 		t.Fatal(err)
@@ -81,8 +81,8 @@ func TestRunTimeoutAndStrategy(t *testing.T) {
 	// no-sandbox runs in the exec root itself.
 	a.Argv = []string{"/bin/bash", "-c", "pwd > hepbuild-out/pwd"}
 	a.Outputs = []exec.Artifact{{Path: "hepbuild-out/pwd"}}
-	a.Tags = []string{"no-sandbox"}
-	a.Resources.Walltime = 0
+	a.SetExtra().Tags = []string{"no-sandbox"}
+	a.SetExtra().Resources.Walltime = 0
 	res, err = New(sb).Execute(context.Background(), a, root, filepath.Join(root, "log"))
 	if err != nil || res.Strategy != "none" {
 		t.Fatalf("got %+v, %v; want a run with strategy none", res, err)
@@ -155,7 +155,7 @@ func TestNoSandboxDaemonIsKilled(t *testing.T) {
 	root, dir := t.TempDir(), t.TempDir()
 	sb := sandbox.NewSymlink(filepath.Join(t.TempDir(), "sandbox"))
 	a := action(exec.KindRun)
-	a.Tags = []string{"no-sandbox"}
+	a.SetExtra().Tags = []string{"no-sandbox"}
 	a.Argv = []string{"/bin/bash", "-c", `cd ` + dir + `
 setsid sh -c 'echo $$ > d1; exec sleep 1000' &
 ( setsid sh -c 'sleep 1000 & echo $! > d2' & )
@@ -207,10 +207,10 @@ func TestLinuxTmpAndExpose(t *testing.T) {
 	a.Outputs = []exec.Artifact{{Path: "hepbuild-out/pkg/out"}}
 	a.Argv = []string{"/bin/bash", "-c", "cat " + exposed + "/f > hepbuild-out/pkg/out; head -c 32M /dev/zero > /tmp/big || echo full >> hepbuild-out/pkg/out"}
 	for _, expose := range []bool{false, true} {
-		a.Resources.Tmp = 16 << 20
-		a.SandboxExpose = nil
+		a.SetExtra().Resources.Tmp = 16 << 20
+		a.SetExtra().SandboxExpose = nil
 		if expose {
-			a.SandboxExpose = []string{exposed}
+			a.SetExtra().SandboxExpose = []string{exposed}
 		}
 		res, err := New(l).Execute(context.Background(), a, root, filepath.Join(root, "log"))
 		if err != nil {

@@ -178,7 +178,7 @@ func Remotable(a *exec.Action) error {
 	case a.Environment != nil && (a.Environment.Kind != "" && a.Environment.Kind != "host" || len(a.Environment.Files) > 0 || len(a.Environment.Params) > 0):
 		return fmt.Errorf("%s runs in the %s environment %s, which a remote executor cannot set up: %w", a.Describe(), a.Environment.Kind, a.Environment.Label, ErrNotRemotable)
 	}
-	for _, set := range [][]exec.Artifact{a.Inputs, a.Tools} {
+	for _, set := range [][]exec.Artifact{a.Inputs, a.Extras().Tools} {
 		for _, in := range set {
 			if in.Symlink {
 				// The key holds a link by its target; REAPI would need it

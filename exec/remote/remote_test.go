@@ -70,8 +70,8 @@ func bashAction(script string) *exec.Action {
 		Argv:    []string{"/bin/bash", "-c", script},
 		Env:     map[string]string{"PATH": "/usr/bin:/bin", "LC_ALL": "C"},
 		Inputs:  []exec.Artifact{{Path: "pkg/count.sh", Source: true}, {Path: "pkg/in.txt", Source: true}},
-		Tools:   []exec.Artifact{{Path: "pkg/count.sh", Source: true}},
 		Outputs: []exec.Artifact{{Path: "hepbuild-out/pkg/out.txt"}},
+		Extra:   &exec.Extra{Tools: []exec.Artifact{{Path: "pkg/count.sh", Source: true}}},
 	}
 }
 
@@ -252,7 +252,7 @@ func TestActionTimeout(t *testing.T) {
 	c := start(t)
 	root := workspace(t)
 	a := bashAction("sleep 30")
-	a.Timeout = 2 * time.Second
+	a.SetExtra().Timeout = 2 * time.Second
 	startAt := time.Now()
 	resp, err := c.e.Execute(context.Background(), request(t, a, root))
 	if err != nil {
@@ -350,18 +350,18 @@ func TestServerDiesWhileWaiting(t *testing.T) {
 
 func TestNotRemotable(t *testing.T) {
 	write := bashAction("")
-	write.Kind, write.Argv, write.Content = exec.KindWrite, nil, []byte("x")
+	write.Kind, write.Argv, write.SetExtra().Content = exec.KindWrite, nil, []byte("x")
 	link := bashAction("")
 	link.Kind = exec.KindSymlink
 	conda := bashAction("true")
 	conda.Environment = &exec.Environment{Label: graph.Label{Pkg: "envs", Name: "py"}, Kind: "conda"}
 	tagged := bashAction("true")
-	tagged.Tags = []string{"no-remote-exec"}
+	tagged.SetExtra().Tags = []string{"no-remote-exec"}
 	host := bashAction("true")
 	host.Environment = &exec.Environment{Kind: "host"}
 	for _, a := range []*exec.Action{write, link, conda, tagged} {
 		if err := Remotable(a); !errors.Is(err, ErrNotRemotable) {
-			t.Errorf("%s (%+v, %v): got %v, want ErrNotRemotable", a.Kind, a.Environment, a.Tags, err)
+			t.Errorf("%s (%+v, %v): got %v, want ErrNotRemotable", a.Kind, a.Environment, a.Extras().Tags, err)
 		}
 		e := &Executor{}
 		if _, err := e.Execute(context.Background(), &exec.ExecRequest{Action: a}); !errors.Is(err, ErrNotRemotable) {

@@ -825,7 +825,7 @@ func (r *Reporter) info(e ended, where string, why reasonsKey) api.ActionInfo {
 		}
 		info.Outputs = append(info.Outputs, cut(o.Path, api.MaxString))
 	}
-	info.Tags = cutList(a.Tags)
+	info.Tags = cutList(a.Extras().Tags)
 	if r.opts.LogPath != nil {
 		limit := int64(LogTail)
 		if e.failed {

@@ -45,7 +45,7 @@ func chain(t *testing.T) ([]*exec.Action, *exec.Graph, string) {
 	t.Helper()
 	mk := func(name, in, outp string, argv ...string) *exec.Action {
 		a := &exec.Action{Owner: graph.Label{Pkg: "ana", Name: name}, Mnemonic: "Task", Kind: exec.KindRun, Argv: argv,
-			Env: map[string]string{"PATH": "/usr/bin:/bin", "NAME": name}, Tags: []string{"no-remote"}}
+			Env: map[string]string{"PATH": "/usr/bin:/bin", "NAME": name}, Extra: &exec.Extra{Tags: []string{"no-remote"}}}
 		if in != "" {
 			a.Inputs = []exec.Artifact{{Path: in}, {Path: "ana/src.txt", Source: true}}
 		}
