@@ -24,3 +24,6 @@ func OpenRawNoFollow(path string) (*RawFile, error) {
 	}
 	return os.Open(path)
 }
+
+// SameInode is os.SameFile.
+func SameInode(a, b fs.FileInfo) bool { return os.SameFile(a, b) }

@@ -127,3 +127,14 @@ func (fi *rawInfo) Mode() fs.FileMode {
 	}
 	return m
 }
+
+// SameInode is os.SameFile for any FileInfo whose Sys is a
+// *syscall.Stat_t, a RawFile's stat included.
+func SameInode(a, b fs.FileInfo) bool {
+	sa, ok1 := a.Sys().(*syscall.Stat_t)
+	sb, ok2 := b.Sys().(*syscall.Stat_t)
+	if !ok1 || !ok2 {
+		return os.SameFile(a, b)
+	}
+	return sa.Dev == sb.Dev && sa.Ino == sb.Ino
+}

@@ -453,7 +453,7 @@ func (r *Runner) materialize(ctx context.Context, a *Action, res *repb.ActionRes
 			if !fi.Mode().IsRegular() {
 				return nil, nil, fmt.Errorf("%w: restored output %s is a %s", errCorrupt, o.Path, kindOf(fi.Mode()))
 			}
-			if b, ok := blobs[o.Path]; ok && !sameInode(fi, b) {
+			if b, ok := blobs[o.Path]; ok && !cache.SameInode(fi, b) {
 				return nil, nil, fmt.Errorf("%w: restored output %s is not the blob file that was verified", errCorrupt, o.Path)
 			}
 			stats[o.Path] = fi
@@ -783,15 +783,4 @@ func (r *Runner) readBlob(ctx context.Context, d cache.Digest) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %s", errCorrupt, d)
 	}
 	return b, nil
-}
-
-// sameInode is os.SameFile for any FileInfo whose Sys is a
-// *syscall.Stat_t (the disk cache's stat of a blob is not an os one).
-func sameInode(a, b fs.FileInfo) bool {
-	sa, ok1 := a.Sys().(*syscall.Stat_t)
-	sb, ok2 := b.Sys().(*syscall.Stat_t)
-	if !ok1 || !ok2 {
-		return os.SameFile(a, b)
-	}
-	return sa.Dev == sb.Dev && sa.Ino == sb.Ino
 }

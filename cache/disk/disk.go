@@ -702,18 +702,7 @@ func touch(p string, fi fs.FileInfo) {
 // a concurrent writer may have renamed a good entry over the bad one.
 func removeIfSame(p string, fi fs.FileInfo) {
 	cur, err := os.Stat(p)
-	if err == nil && sameInode(cur, fi) {
+	if err == nil && cache.SameInode(cur, fi) {
 		os.Remove(p)
 	}
-}
-
-// sameInode is os.SameFile for any FileInfo whose Sys is a
-// *syscall.Stat_t, cache.RawFile's included.
-func sameInode(a, b fs.FileInfo) bool {
-	sa, ok1 := a.Sys().(*syscall.Stat_t)
-	sb, ok2 := b.Sys().(*syscall.Stat_t)
-	if !ok1 || !ok2 {
-		return os.SameFile(a, b)
-	}
-	return sa.Dev == sb.Dev && sa.Ino == sb.Ino
 }
