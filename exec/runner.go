@@ -127,6 +127,9 @@ type Runner struct {
 	fetchMu  sync.Mutex
 	fetching map[string]*sync.Mutex
 	lost     map[string]string // inputs the cache lost, with the reason
+	// fresh holds the output files this build restored, by path (see
+	// freshInput).
+	fresh sync.Map
 	// realDirs holds the folders of the output tree, relative to the exec
 	// root, that makeOutputParents made real during this build, each with
 	// the commandEpoch it was checked in (see outputParents).
@@ -739,6 +742,19 @@ func (in *inputDigests) digest(art Artifact) (cache.Digest, bool, error) {
 		in.note(art.Path, d)
 		return d, false, nil
 	}
+	if !art.Source && strings.HasPrefix(art.Path, OutDir+"/") {
+		if f, ok := in.r.freshInput(art.Path); ok {
+			if in.baseline == nil {
+				in.baseline = map[string]pathStat{}
+			}
+			in.baseline[art.Path] = f.st
+			if testHookDigested != nil {
+				defer testHookDigested(art.Path)
+			}
+			in.note(art.Path, f.d)
+			return f.d, f.x, nil
+		}
+	}
 	// The stat before the digest: whatever is read after it, an edit made
 	// from here on shows in changed's stat. What the path leads to (fi)
 	// serves the journal's and the stat cache's checks below.
@@ -918,6 +934,10 @@ func (r *Runner) restoreResult(ctx context.Context, a *Action, key *Key, in *inp
 	if r.Journal != nil {
 		forgotten = r.Journal.forgetLines(actionOutputPaths(a))
 	}
+	epoch := r.commandEpoch.Load()
+	for _, o := range a.Outputs {
+		r.fresh.Delete(o.Path)
+	}
 	if err := r.clearForRestore(a, res); err != nil {
 		r.Journal.writeLines(forgotten)
 		return false, err
@@ -934,8 +954,40 @@ func (r *Runner) restoreResult(ctx context.Context, a *Action, key *Key, in *inp
 	if err := r.rememberAfter(forgotten, a, key, in, digests, stats); err != nil {
 		return false, err
 	}
+	for _, o := range a.Outputs {
+		if fi, ok := stats[o.Path]; ok && !o.Dir && !o.Symlink && fi.Mode().IsRegular() {
+			r.fresh.Store(o.Path, freshOutput{st: statOf(fi), d: digests[o.Path], x: fi.Mode()&0o111 != 0, epoch: epoch})
+		}
+	}
 	r.restoreLog(ctx, a, res)
 	return true, nil
+}
+
+// freshOutput is an output file this build restored, as its stat found it
+// right after it was put in place (see inputDigests.digest).
+type freshOutput struct {
+	st    pathStat
+	d     cache.Digest
+	x     bool
+	epoch int64 // commandEpoch before it was restored
+}
+
+// freshInput returns what the build knows of a generated input it
+// restored itself, when no command started or ended since and none runs:
+// nothing but a command (run without the linux sandbox) or someone outside
+// hepbuild can have changed the file since, and a command that runs and
+// reads it finds out in changed, where the stat that was recorded is the
+// baseline. It saves an lstat per generated input of a restore.
+func (r *Runner) freshInput(path string) (freshOutput, bool) {
+	v, ok := r.fresh.Load(path)
+	if !ok {
+		return freshOutput{}, false
+	}
+	f := v.(freshOutput)
+	if f.epoch != r.commandEpoch.Load() || r.commandsRunning.Load() != 0 {
+		return freshOutput{}, false
+	}
+	return f, true
 }
 
 // resultCovers reports whether an action result holds every declared output

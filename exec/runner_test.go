@@ -1241,3 +1241,33 @@ func TestRestoreOverTheBlobItselfLeavesNoLink(t *testing.T) {
 		t.Errorf("a = %q", got)
 	}
 }
+
+// TestRestoredInputChangedByACommand: a generated input this build
+// restored is keyed from what the restore found, without a stat, only while
+// no command has run since; a command that replaced it (run without the
+// linux sandbox) is seen, and its reader is keyed from what is there now.
+func TestRestoredInputChangedByACommand(t *testing.T) {
+	w := newWorkspace(t, "none", openDisk(t))
+	gen := shell("gen", "echo one > hepbuild-out/pkg/gen.txt", nil, out("pkg/gen.txt"))
+	use := shell("use", "tr a-z A-Z < hepbuild-out/pkg/gen.txt > hepbuild-out/pkg/use.txt", []string{out("pkg/gen.txt")}, out("pkg/use.txt"))
+	w.mustBuild([]exec.Outcome{executed, executed}, gen, use)
+	if err := os.RemoveAll(filepath.Join(w.base, "out")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(w.base, "journal.v1")); err != nil {
+		t.Fatal(err)
+	}
+	// gen comes back from the cache; then a command replaces its output.
+	vandal := shell("vandal", "rm -f hepbuild-out/pkg/gen.txt; echo two > hepbuild-out/pkg/gen.txt", nil)
+	vandal.SetExtra().Tags = []string{"no-cache"}
+	got, err := w.build(gen, vandal, use)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(outcomeNames([]exec.Outcome{cached, executed, executed}), outcomeNames(got)); diff != "" {
+		t.Errorf("outcomes mismatch (-want +got):\n%s", diff)
+	}
+	if got := w.read(out("pkg/use.txt")); got != "TWO\n" {
+		t.Errorf("use = %q, want it made from the file a command put there (TWO)", got)
+	}
+}
