@@ -1184,7 +1184,16 @@ func WriteStamp(outputBase string, s Stamp) error {
 		}
 	}
 	sort.Strings(paths)
-	b := append([]byte(nil), stampMagic...)
+	// Sized up front: a stamp of a large build is megabytes, and growing
+	// it by appends copied it a dozen times at the end of every build.
+	size := len(stampMagic) + len(s.Key) + 64 + sha256.Size
+	for _, p := range paths {
+		size += len(p) + 96 // the path, its stat and a racy file's digest
+	}
+	for _, r := range s.Roots {
+		size += len(r) + 8
+	}
+	b := append(make([]byte, 0, size), stampMagic...)
 	str := func(v string) { b = binary.AppendUvarint(b, uint64(len(v))); b = append(b, v...) }
 	str(s.Key)
 	b = binary.AppendVarint(b, recorded)
