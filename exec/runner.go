@@ -235,6 +235,13 @@ func (r *Runner) Work(ctx context.Context, a *Action) (Outcome, error) {
 		if !errors.As(err, &ce) {
 			return o, err
 		}
+		// What this build restored is no longer what is there: the next
+		// attempt stats its inputs again. Nothing else may tell it so: a
+		// remote executor's upload, say, runs no command here.
+		r.fresh.Delete(ce.path)
+		for _, in := range a.Inputs {
+			r.fresh.Delete(in.Path)
+		}
 		if attempt == inputAttempts {
 			ae := ce.failure
 			ae.Reason = fmt.Sprintf("input %s kept changing while the action was keyed and run (%d attempts); nothing was kept", ce.path, attempt)

@@ -1271,3 +1271,137 @@ func TestRestoredInputChangedByACommand(t *testing.T) {
 		t.Errorf("use = %q, want it made from the file a command put there (TWO)", got)
 	}
 }
+
+// TestRestoredInputEditedOutsideBeforeKeyed: a generated input this build
+// restored, edited by someone outside hepbuild (same size) after the
+// restore and before its reader is keyed, while no command runs: the
+// reader is keyed from what the restore found, but its run sees the edit
+// and starts again; nothing is stored under the key of the old content.
+func TestRestoredInputEditedOutsideBeforeKeyed(t *testing.T) {
+	for _, strategy := range strategyNames {
+		t.Run(strategy, func(t *testing.T) { testRestoredInputEditedOutsideBeforeKeyed(t, strategy) })
+	}
+}
+
+func testRestoredInputEditedOutsideBeforeKeyed(t *testing.T, strategy string) {
+	w := newWorkspace(t, strategy, openDisk(t))
+	w.write("pkg/a.txt", "a\n")
+	gen := shell("gen", "echo one > hepbuild-out/pkg/gen.txt", nil, out("pkg/gen.txt"))
+	use := shell("use", "cat pkg/a.txt hepbuild-out/pkg/gen.txt | tr a-z A-Z > hepbuild-out/pkg/use.txt",
+		[]string{"pkg/a.txt", out("pkg/gen.txt")}, out("pkg/use.txt"))
+	w.mustBuild([]exec.Outcome{executed, executed}, gen, use)
+	if err := os.RemoveAll(filepath.Join(w.base, "out")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(w.base, "journal.v1")); err != nil {
+		t.Fatal(err)
+	}
+	// Another content for use's inputs, so that use misses the cache.
+	w.write("pkg/a.txt", "b\n")
+	edited := false
+	defer exec.SetDigestHook(func(p string) {
+		if p == "pkg/a.txt" && !edited {
+			edited = true
+			// Same size, in place: only the stat tells.
+			gp := filepath.Join(w.root, out("pkg/gen.txt"))
+			if err := os.Chmod(gp, 0o644); err != nil {
+				t.Error(err)
+			}
+			f, err := os.OpenFile(gp, os.O_WRONLY|os.O_TRUNC, 0)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			f.WriteString("two\n")
+			f.Close()
+		}
+	})()
+	got, err := w.build(gen, use)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !edited {
+		t.Fatal("the hook never ran")
+	}
+	if diff := cmp.Diff(outcomeNames([]exec.Outcome{cached, executed}), outcomeNames(got)); diff != "" {
+		t.Errorf("outcomes mismatch (-want +got):\n%s", diff)
+	}
+	if got := w.read(out("pkg/use.txt")); got != "B\nTWO\n" {
+		t.Errorf("use = %q, want B TWO", got)
+	}
+	// The first run, keyed from what the restore found, was not kept.
+	if len(w.warnings) != 1 || !strings.Contains(w.warnings[0], "gen.txt changed") {
+		t.Errorf("warnings %q, want one: gen.txt changed and use ran again", w.warnings)
+	}
+}
+
+// uploadingRemote uploads the action's inputs, as the batch and REAPI
+// executors do, and then reports that the command failed.
+type uploadingRemote struct {
+	cas  cache.CAS
+	runs int
+}
+
+func (u *uploadingRemote) Name() string { return "uploading" }
+
+func (u *uploadingRemote) Execute(ctx context.Context, req *exec.ExecRequest) (*exec.ExecResponse, error) {
+	u.runs++
+	if _, err := exec.UploadInputs(ctx, u.cas, req.Action, req.Key, req.ExecRoot, req.Inputs); err != nil {
+		return nil, err
+	}
+	return &exec.ExecResponse{Result: exec.ExecResult{ExitCode: 1}, Where: "uploading job"}, nil
+}
+
+// TestRestoredInputEditedOutsideRemoteRetry: a generated input this build
+// restored and someone outside hepbuild then edited is keyed, first, from
+// what the restore found; the upload to a remote executor sees the edit,
+// and the action's next attempt must key the input from what is there now,
+// not from the restore again (no command runs here to tell it apart), or
+// every attempt fails the same way.
+func TestRestoredInputEditedOutsideRemoteRetry(t *testing.T) {
+	w := newWorkspace(t, "none", openDisk(t))
+	w.write("pkg/a.txt", "a\n")
+	gen := shell("gen", "echo one > hepbuild-out/pkg/gen.txt", nil, out("pkg/gen.txt"))
+	use := shell("use", "cat pkg/a.txt hepbuild-out/pkg/gen.txt > hepbuild-out/pkg/use.txt",
+		[]string{"pkg/a.txt", out("pkg/gen.txt")}, out("pkg/use.txt"))
+	w.mustBuild([]exec.Outcome{executed, executed}, gen, use)
+	if err := os.RemoveAll(filepath.Join(w.base, "out")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(w.base, "journal.v1")); err != nil {
+		t.Fatal(err)
+	}
+	w.write("pkg/a.txt", "b\n")
+	remote := &uploadingRemote{cas: openDisk(t)}
+	w.configure = func(r *exec.Runner) {
+		r.Route = func(a *exec.Action) exec.RemoteExecutor {
+			if a.Owner.Name == "use" {
+				return remote
+			}
+			return nil
+		}
+	}
+	edited := false
+	defer exec.SetDigestHook(func(p string) {
+		if p == "pkg/a.txt" && !edited {
+			edited = true
+			gp := filepath.Join(w.root, out("pkg/gen.txt"))
+			if err := os.Remove(gp); err != nil {
+				t.Error(err)
+			}
+			if err := os.WriteFile(gp, []byte("two\n"), 0o644); err != nil {
+				t.Error(err)
+			}
+		}
+	})()
+	_, err := w.build(gen, use)
+	if !edited {
+		t.Fatal("the hook never ran")
+	}
+	if err == nil || strings.Contains(err.Error(), "kept changing") {
+		t.Errorf("build error %v, want the remote command's failure", err)
+	}
+	if remote.runs > 2 {
+		t.Errorf("sent to the remote executor %d times, want at most 2 (the edit, then the inputs as they are)", remote.runs)
+	}
+}
