@@ -570,8 +570,7 @@ func (c *Cache) BlobFile(d cache.Digest) (string, fs.FileInfo, error) {
 		return "", nil, fmt.Errorf("blob %s has size %d on disk, removed: %w", d, fi.Size(), cache.ErrNotFound)
 	}
 	// Touching changes its times: the stat remembered is the one after.
-	if time.Since(fi.ModTime()) >= touchInterval {
-		touchNow(p)
+	if touch(p, fi) {
 		if fi, err = f.Stat(); err != nil {
 			return "", nil, fmt.Errorf("looking up blob %s: %w", d, err)
 		}
@@ -689,13 +688,14 @@ func idOf(fi fs.FileInfo) fileID {
 }
 
 // touch refreshes an entry's recency, at most once per touchInterval so that
-// reads stay cheap. Failures are ignored (another user's entry in a shared
-// cache just ages).
-func touch(p string, fi fs.FileInfo) {
+// reads stay cheap, and says whether it tried. Failures are ignored (another
+// user's entry in a shared cache just ages).
+func touch(p string, fi fs.FileInfo) bool {
 	if time.Since(fi.ModTime()) < touchInterval {
-		return
+		return false
 	}
 	touchNow(p)
+	return true
 }
 
 // removeIfSame removes the entry at p if it is still the file fi describes:
