@@ -35,20 +35,7 @@ func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
 var errCorrupt = errors.New("cached blob does not match its digest")
 
 // removeOutputs deletes the action's outputs, whatever they are now.
-func (r *Runner) removeOutputs(a *Action) error {
-	for _, o := range a.Outputs {
-		if !strings.HasPrefix(o.Path, OutDir+"/") {
-			return fmt.Errorf("%s: %s: output %s is not under %s", a.Pos, a.Owner, o.Path, OutDir)
-		}
-		if err := r.outputParents(o.Path); err != nil {
-			return fmt.Errorf("%s: %s: %w", a.Pos, a.Owner, err)
-		}
-		if err := cache.RemoveTree(filepath.Join(r.ExecRoot, o.Path)); err != nil {
-			return fmt.Errorf("%s: %s: removing output %s: %w", a.Pos, a.Owner, o.Path, err)
-		}
-	}
-	return nil
-}
+func (r *Runner) removeOutputs(a *Action) error { return r.removeOutputsBut(a, nil) }
 
 // clearForRestore is removeOutputs before a result is restored: an output
 // restored as a plain file is left where it is, since fetchFile puts the
@@ -57,6 +44,15 @@ func (r *Runner) removeOutputs(a *Action) error {
 // output after clean.
 func (r *Runner) clearForRestore(a *Action, res *repb.ActionResult) error {
 	links := resultLinks(res)
+	return r.removeOutputsBut(a, func(o Artifact) bool {
+		_, link := links[o.Path]
+		return !o.Dir && !o.Symlink && !link
+	})
+}
+
+// removeOutputsBut makes the parents of every output real and removes the
+// outputs, except those keep (if set) says to leave where they are.
+func (r *Runner) removeOutputsBut(a *Action, keep func(Artifact) bool) error {
 	for _, o := range a.Outputs {
 		if !strings.HasPrefix(o.Path, OutDir+"/") {
 			return fmt.Errorf("%s: %s: output %s is not under %s", a.Pos, a.Owner, o.Path, OutDir)
@@ -64,7 +60,7 @@ func (r *Runner) clearForRestore(a *Action, res *repb.ActionResult) error {
 		if err := r.outputParents(o.Path); err != nil {
 			return fmt.Errorf("%s: %s: %w", a.Pos, a.Owner, err)
 		}
-		if _, link := links[o.Path]; !o.Dir && !o.Symlink && !link {
+		if keep != nil && keep(o) {
 			continue
 		}
 		if err := cache.RemoveTree(filepath.Join(r.ExecRoot, o.Path)); err != nil {

@@ -696,6 +696,14 @@ func (in *inputDigests) note(p string, d cache.Digest) {
 	in.seen[p] = d
 }
 
+// setBaseline records the stat of an input taken before its digest.
+func (in *inputDigests) setBaseline(p string, st pathStat) {
+	if in.baseline == nil {
+		in.baseline = map[string]pathStat{}
+	}
+	in.baseline[p] = st
+}
+
 func (in *inputDigests) missing(art Artifact, err error) error {
 	a := in.a
 	reason := fmt.Sprintf("input %s: %v", art.Path, err)
@@ -751,10 +759,7 @@ func (in *inputDigests) digest(art Artifact) (cache.Digest, bool, error) {
 	}
 	if !art.Source && strings.HasPrefix(art.Path, OutDir+"/") {
 		if f, ok := in.r.freshInput(art.Path); ok {
-			if in.baseline == nil {
-				in.baseline = map[string]pathStat{}
-			}
-			in.baseline[art.Path] = f.st
+			in.setBaseline(art.Path, f.st)
 			if testHookDigested != nil {
 				defer testHookDigested(art.Path)
 			}
@@ -768,10 +773,7 @@ func (in *inputDigests) digest(art Artifact) (cache.Digest, bool, error) {
 	recorded := time.Now().UnixNano()
 	st, fi, err := statPathInfo(p)
 	if err == nil && st.exists {
-		if in.baseline == nil {
-			in.baseline = map[string]pathStat{}
-		}
-		in.baseline[art.Path] = st
+		in.setBaseline(art.Path, st)
 	}
 	if testHookDigested != nil {
 		defer testHookDigested(art.Path)
@@ -961,10 +963,9 @@ func (r *Runner) restoreResult(ctx context.Context, a *Action, key *Key, in *inp
 	if err := r.rememberAfter(forgotten, a, key, in, digests, stats); err != nil {
 		return false, err
 	}
-	for _, o := range a.Outputs {
-		if fi, ok := stats[o.Path]; ok && !o.Dir && !o.Symlink && fi.Mode().IsRegular() {
-			r.fresh.Store(o.Path, freshOutput{st: statOf(fi), d: digests[o.Path], x: fi.Mode()&0o111 != 0, epoch: epoch})
-		}
+	// stats holds the outputs when all are plain files (see materialize).
+	for p, fi := range stats {
+		r.fresh.Store(p, freshOutput{st: statOf(fi), d: digests[p], x: fi.Mode()&0o111 != 0, epoch: epoch})
 	}
 	r.restoreLog(ctx, a, res)
 	return true, nil
