@@ -44,11 +44,8 @@ const (
 // The journal file is append-only while building, one checksummed line per
 // change, so a killed build keeps what it completed and a torn last line is
 // ignored; Close compacts it. An output is forgotten before it is touched and
-// recorded only once it is complete and stored. An output restored from the
-// cache is forgotten in memory first, and on file in the same write as its
-// new record: a build killed in between leaves the old record, which cannot
-// vouch for whatever is at the path then (a new file has another inode or
-// change time).
+// recorded only once it is complete and stored. Lines reach the file in
+// batches (see append).
 //
 // Beside it, the explain log keeps for every action what it ran with
 // (inputs, argv, env, environment) for `hepbuild explain` (see Previous).
@@ -387,14 +384,6 @@ func (j *Journal) forgetKey(key cache.Digest) {
 
 // forget drops outputs that are about to be replaced.
 func (j *Journal) forget(paths []string) {
-	j.writeLines(j.forgetLines(paths))
-}
-
-// forgetLines drops the records of outputs about to be replaced at once,
-// and returns the journal lines that say so, unwritten: the caller writes
-// them together with the records that replace them (recordAll), or alone
-// (writeLines) when nothing does.
-func (j *Journal) forgetLines(paths []string) string {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	var b strings.Builder
@@ -404,26 +393,16 @@ func (j *Journal) forgetLines(paths []string) string {
 			b.WriteString(checksummed("d\t" + quotePath(p)))
 		}
 	}
-	return b.String()
-}
-
-// writeLines appends lines to the journal file.
-func (j *Journal) writeLines(lines string) {
-	if lines == "" {
-		return
+	if b.Len() > 0 {
+		j.append(b.String())
 	}
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	j.append(lines)
 }
 
-// recordAll is record for every output of an action, in one write after
-// the lines forgotten (see forgetLines).
-func (j *Journal) recordAll(forgotten string, paths []string, recs []outputRecord) {
+// recordAll is record for every output of an action, under one lock.
+func (j *Journal) recordAll(paths []string, recs []outputRecord) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	var b strings.Builder
-	b.WriteString(forgotten)
 	for i, p := range paths {
 		j.outputs[p] = recs[i]
 		b.WriteString(recordLine(p, recs[i]))

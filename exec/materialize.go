@@ -372,7 +372,7 @@ func (r *Runner) putMessage(ctx context.Context, m proto.Message) (cache.Digest,
 
 // materialize restores every output of a cached result into the output
 // tree and returns their digests for the journal, and, when every output
-// is a plain file, their stats (for the journal too: see rememberAfter).
+// is a plain file, their stats (for the journal too: see rememberStats).
 // An error means the result cannot be used (a missing or corrupt blob, a
 // failing cache).
 func (r *Runner) materialize(ctx context.Context, a *Action, res *repb.ActionResult) (map[string]cache.Digest, map[string]fs.FileInfo, error) {

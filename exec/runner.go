@@ -938,29 +938,23 @@ func (r *Runner) restoreResult(ctx context.Context, a *Action, key *Key, in *inp
 			return false, nil
 		}
 	}
-	// Forgotten on file with the new records, in one write (see Journal).
-	var forgotten string
-	if r.Journal != nil {
-		forgotten = r.Journal.forgetLines(actionOutputPaths(a))
-	}
+	r.forget(a)
 	epoch := r.commandEpoch.Load()
 	for _, o := range a.Outputs {
 		r.fresh.Delete(o.Path)
 	}
 	if err := r.clearForRestore(a, res); err != nil {
-		r.Journal.writeLines(forgotten)
 		return false, err
 	}
 	digests, stats, err := r.materialize(ctx, a, res)
 	if err != nil {
 		_ = r.removeOutputs(a)
-		r.Journal.writeLines(forgotten)
 		if ctx.Err() != nil {
 			return false, ctx.Err()
 		}
 		return false, nil // a blob went missing or is corrupt: run instead
 	}
-	if err := r.rememberAfter(forgotten, a, key, in, digests, stats); err != nil {
+	if err := r.rememberStats(a, key, in, digests, stats); err != nil {
 		return false, err
 	}
 	// stats holds the outputs when all are plain files (see materialize).
@@ -1284,13 +1278,12 @@ func (r *Runner) forget(a *Action) {
 // remember records the finished outputs in the journal, and what the action
 // ran with in the explain log.
 func (r *Runner) remember(a *Action, key *Key, in *inputDigests, digests map[string]cache.Digest) error {
-	return r.rememberAfter("", a, key, in, digests, nil)
+	return r.rememberStats(a, key, in, digests, nil)
 }
 
-// rememberAfter is remember that first writes the journal lines that
-// forgot the outputs (see Journal.forgetLines), in the same write. stats
-// holds the outputs' Lstat when the caller just took it (materialize).
-func (r *Runner) rememberAfter(forgotten string, a *Action, key *Key, in *inputDigests, digests map[string]cache.Digest, stats map[string]fs.FileInfo) error {
+// rememberStats is remember with the outputs' Lstat, where the caller just
+// took it (materialize).
+func (r *Runner) rememberStats(a *Action, key *Key, in *inputDigests, digests map[string]cache.Digest, stats map[string]fs.FileInfo) error {
 	j := r.Journal
 	if j == nil {
 		return nil
@@ -1304,13 +1297,12 @@ func (r *Runner) rememberAfter(forgotten string, a *Action, key *Key, in *inputD
 			fi, err = os.Lstat(r.abs(o.Path))
 		}
 		if err != nil {
-			j.writeLines(forgotten)
 			return fmt.Errorf("%s: %s: output %s vanished: %w", a.Pos, a.Owner, o.Path, err)
 		}
 		paths[i] = o.Path
 		recs[i] = statRecord(key.Digest, key.fingerprint, digests[o.Path], fi)
 	}
-	j.recordAll(forgotten, paths, recs)
+	j.recordAll(paths, recs)
 	j.explain(newActionRecord(a, key, in.seen))
 	return nil
 }
