@@ -142,6 +142,18 @@ func (w *workspace) build(actions ...*exec.Action) ([]exec.Outcome, error) {
 }
 
 // mustBuild builds and fails the test unless the outcomes are as wanted.
+// clean removes the output tree and the journal's records of it, as
+// hepbuild clean does: the next build restores from the cache.
+func (w *workspace) clean() {
+	w.t.Helper()
+	if err := os.RemoveAll(filepath.Join(w.base, "out")); err != nil {
+		w.t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(w.base, "journal.v1")); err != nil && !os.IsNotExist(err) {
+		w.t.Fatal(err)
+	}
+}
+
 func (w *workspace) mustBuild(want []exec.Outcome, actions ...*exec.Action) {
 	w.t.Helper()
 	got, err := w.build(actions...)
@@ -1012,12 +1024,7 @@ func TestRestoreReplacesWhatIsInTheWay(t *testing.T) {
 			w := newWorkspace(t, "none", openDisk(t))
 			file := shell("file", "echo new > hepbuild-out/pkg/x", nil, out("pkg/x"))
 			w.mustBuild([]exec.Outcome{executed}, file)
-			if err := os.RemoveAll(filepath.Join(w.base, "out")); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Remove(filepath.Join(w.base, "journal.v1")); err != nil {
-				t.Fatal(err)
-			}
+			w.clean()
 			// Another build's output at that path, then a restore.
 			old := shell("old", c.script, nil)
 			old.SetExtra().Tags = []string{"no-cache"}
@@ -1251,12 +1258,7 @@ func TestRestoredInputChangedByACommand(t *testing.T) {
 	gen := shell("gen", "echo one > hepbuild-out/pkg/gen.txt", nil, out("pkg/gen.txt"))
 	use := shell("use", "tr a-z A-Z < hepbuild-out/pkg/gen.txt > hepbuild-out/pkg/use.txt", []string{out("pkg/gen.txt")}, out("pkg/use.txt"))
 	w.mustBuild([]exec.Outcome{executed, executed}, gen, use)
-	if err := os.RemoveAll(filepath.Join(w.base, "out")); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Remove(filepath.Join(w.base, "journal.v1")); err != nil {
-		t.Fatal(err)
-	}
+	w.clean()
 	// gen comes back from the cache; then a command replaces its output.
 	vandal := shell("vandal", "rm -f hepbuild-out/pkg/gen.txt; echo two > hepbuild-out/pkg/gen.txt", nil)
 	vandal.SetExtra().Tags = []string{"no-cache"}
@@ -1290,12 +1292,7 @@ func testRestoredInputEditedOutsideBeforeKeyed(t *testing.T, strategy string) {
 	use := shell("use", "cat pkg/a.txt hepbuild-out/pkg/gen.txt | tr a-z A-Z > hepbuild-out/pkg/use.txt",
 		[]string{"pkg/a.txt", out("pkg/gen.txt")}, out("pkg/use.txt"))
 	w.mustBuild([]exec.Outcome{executed, executed}, gen, use)
-	if err := os.RemoveAll(filepath.Join(w.base, "out")); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Remove(filepath.Join(w.base, "journal.v1")); err != nil {
-		t.Fatal(err)
-	}
+	w.clean()
 	// Another content for use's inputs, so that use misses the cache.
 	w.write("pkg/a.txt", "b\n")
 	edited := false
@@ -1365,12 +1362,7 @@ func TestRestoredInputEditedOutsideRemoteRetry(t *testing.T) {
 	use := shell("use", "cat pkg/a.txt hepbuild-out/pkg/gen.txt > hepbuild-out/pkg/use.txt",
 		[]string{"pkg/a.txt", out("pkg/gen.txt")}, out("pkg/use.txt"))
 	w.mustBuild([]exec.Outcome{executed, executed}, gen, use)
-	if err := os.RemoveAll(filepath.Join(w.base, "out")); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Remove(filepath.Join(w.base, "journal.v1")); err != nil {
-		t.Fatal(err)
-	}
+	w.clean()
 	w.write("pkg/a.txt", "b\n")
 	remote := &uploadingRemote{cas: openDisk(t)}
 	w.configure = func(r *exec.Runner) {
