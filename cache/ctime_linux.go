@@ -2,6 +2,7 @@ package cache
 
 import "syscall"
 
-func ctimeNano(st *syscall.Stat_t) int64 { return st.Ctim.Nano() }
+// CtimeNano is the inode change time of st in nanoseconds.
+func CtimeNano(st *syscall.Stat_t) int64 { return st.Ctim.Nano() }
 
 func mtimeNano(st *syscall.Stat_t) int64 { return st.Mtim.Nano() }

@@ -50,7 +50,7 @@ func fileStatOf(fi fs.FileInfo) (fileStat, bool) {
 	return fileStat{
 		size:  st.Size,
 		mtime: fi.ModTime().UnixNano(),
-		ctime: ctimeNano(st),
+		ctime: CtimeNano(st),
 		ino:   st.Ino,
 		dev:   uint64(st.Dev),
 		mode:  uint32(st.Mode & 0o7777),

@@ -109,14 +109,14 @@ func (o outputRecord) sameStat(fi fs.FileInfo) bool {
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	return ok && !o.Remote && fi.Mode().IsRegular() && fi.Size() == o.Size &&
 		fi.ModTime().UnixNano() == o.MTime && uint64(st.Ino) == o.Inode &&
-		ctimeOf(st) == o.CTime
+		cache.CtimeNano(st) == o.CTime
 }
 
 func statRecord(key cache.Digest, fp string, d cache.Digest, fi fs.FileInfo) outputRecord {
 	rec := outputRecord{Key: key, Fingerprint: fp, Digest: d, Size: fi.Size(), MTime: fi.ModTime().UnixNano()}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		rec.Inode = uint64(st.Ino)
-		rec.CTime = ctimeOf(st)
+		rec.CTime = cache.CtimeNano(st)
 	}
 	return rec
 }
@@ -1074,7 +1074,7 @@ type pathStat struct {
 func statOf(fi fs.FileInfo) pathStat {
 	s := pathStat{exists: true, dir: fi.IsDir(), size: fi.Size(), mtime: fi.ModTime().UnixNano(), mode: uint32(fi.Mode())}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		s.ctime = ctimeOf(st)
+		s.ctime = cache.CtimeNano(st)
 		s.ino, s.dev = uint64(st.Ino), uint64(st.Dev)
 	}
 	return s

@@ -682,7 +682,7 @@ func idOf(fi fs.FileInfo) fileID {
 	id := fileID{size: fi.Size(), mtime: fi.ModTime().UnixNano()}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		id.ino = int64(st.Ino)
-		id.ctim = ctimeOf(st)
+		id.ctim = cache.CtimeNano(st)
 	}
 	return id
 }
