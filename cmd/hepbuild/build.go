@@ -12,7 +12,6 @@ import (
 	"reflect"
 	"regexp"
 	"runtime"
-	"runtime/debug"
 	"runtime/metrics"
 	"slices"
 	"sort"
@@ -678,10 +677,9 @@ func (s *session) build(e *env, start time.Time, f *BuildFlags, rp *reporting) e
 		return err
 	}
 	// Loading is done: from here on the garbage is per action and short-lived,
-	// so the default GC target keeps peak memory down (main raised it for loading).
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(100)
-	}
+	// so the default GC target keeps the peak memory of a large build down
+	// (main raised it for loading), with some headroom for a small one.
+	defer tuneGC(buildHeadroom, os.Getenv("GOGC") != "")()
 	printer := progress.New(e.stderr, progressMode(f, e))
 	sinks := []exec.EventSink{printer}
 	var closers []func() error
