@@ -24,3 +24,11 @@ func SetMaxRestoredLog(n int64) (restore func()) {
 	maxRestoredLog = n
 	return func() { maxRestoredLog = old }
 }
+
+// SetKeyHook makes f run each time a runner computes an action's whole
+// key, until the returned function is called.
+func SetKeyHook(f func(a *Action)) (restore func()) {
+	old := testHookKeyed
+	testHookKeyed = f
+	return func() { testHookKeyed = old }
+}

@@ -55,8 +55,12 @@ const (
 type Journal struct {
 	dir string
 
-	mu        sync.Mutex
-	outputs   map[string]outputRecord
+	mu      sync.Mutex
+	outputs map[string]outputRecord
+	// keys holds, by output path, the key an action with a fingerprint
+	// had when its output was recorded, for paths whose output is gone:
+	// hepbuild clean removed it. See keyMemo.
+	keys      map[string]keyMemo
 	lines     int // complete lines in the journal file
 	appended  int // lines appended by this process
 	f         *os.File
@@ -104,6 +108,17 @@ type outputRecord struct {
 	Executable bool
 }
 
+// keyMemo is what the journal keeps of an output record when the output
+// tree is removed: that the action with this fingerprint has this key.
+// Equal fingerprints imply equal keys (see fingerprint), so it stays true
+// whatever happens to the file; it vouches for no file at the path. It
+// spares a build after clean computing the key of every action it
+// restores.
+type keyMemo struct {
+	Key         cache.Digest
+	Fingerprint string
+}
+
 // sameStat reports whether the file looks untouched since it was recorded.
 func (o outputRecord) sameStat(fi fs.FileInfo) bool {
 	st, ok := fi.Sys().(*syscall.Stat_t)
@@ -136,7 +151,14 @@ func OpenJournal(outputBase string) (*Journal, error) {
 	if bytes.HasPrefix(b, []byte("d\t")) {
 		forgotten++
 	}
-	j := &Journal{dir: outputBase, outputs: make(map[string]outputRecord, max(lines-2*forgotten, 0))}
+	memos := bytes.Count(b, []byte("\nk\t"))
+	if bytes.HasPrefix(b, []byte("k\t")) {
+		memos++
+	}
+	j := &Journal{dir: outputBase, outputs: make(map[string]outputRecord, max(lines-2*forgotten-memos, 0))}
+	if memos > 0 {
+		j.keys = make(map[string]keyMemo, memos)
+	}
 	for len(b) > 0 {
 		i := bytes.IndexByte(b, '\n')
 		if i < 0 {
@@ -177,7 +199,9 @@ func lastByte(path string) byte {
 // action's fingerprint (possibly empty) and ctime for a recorded output
 // (older lines lack the last one or two); "r", path, key, digest,
 // executable ("1" or "0") and fingerprint for an output kept only in the
-// cache (see outputRecord.Remote); "d", path for a forgotten one; then a
+// cache (see outputRecord.Remote); "d", path for a forgotten one; "k",
+// path, key, fingerprint for the key memo of a removed one (see
+// keyMemo); then a
 // CRC-32 (hex) of everything before the last tab. Readers ignore types
 // they do not know: an "r" line always follows a "d" line for its path,
 // so an older hepbuild sees the output as never made, and makes it.
@@ -214,6 +238,15 @@ func (j *Journal) apply(line []byte) {
 	switch {
 	case f[0] == "d" && len(f) == 2:
 		delete(j.outputs, path)
+	case f[0] == "k" && len(f) == 4 && len(f[3]) == 64:
+		key, ok := parseDigestFast(f[2])
+		if !ok {
+			return
+		}
+		if j.keys == nil {
+			j.keys = map[string]keyMemo{}
+		}
+		j.keys[path] = keyMemo{Key: key, Fingerprint: f[3]}
 	case f[0] == "o" && len(f) >= 7 && len(f) <= 9:
 		key, ok1 := parseDigestFast(f[2])
 		d, ok2 := parseDigestFast(f[3])
@@ -235,6 +268,7 @@ func (j *Journal) apply(line []byte) {
 			}
 		}
 		j.outputs[path] = rec
+		delete(j.keys, path)
 	case f[0] == "r" && len(f) == 6 && (f[4] == "0" || f[4] == "1"):
 		key, ok1 := parseDigestFast(f[2])
 		d, ok2 := parseDigestFast(f[3])
@@ -242,6 +276,7 @@ func (j *Journal) apply(line []byte) {
 			return
 		}
 		j.outputs[path] = outputRecord{Key: key, Digest: d, Fingerprint: f[5], Remote: true, Executable: f[4] == "1"}
+		delete(j.keys, path)
 	}
 }
 
@@ -292,6 +327,19 @@ func (j *Journal) output(path string) (outputRecord, bool) {
 	return o, ok
 }
 
+// recordedKey returns the key the journal knows for the action with
+// fingerprint fp that makes the output path: from the output's record,
+// or from its key memo once it was removed.
+func (j *Journal) recordedKey(path, fp string) (cache.Digest, bool) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if o, ok := j.outputs[path]; ok {
+		return o.Key, o.Fingerprint == fp
+	}
+	m, ok := j.keys[path]
+	return m.Key, ok && m.Fingerprint == fp
+}
+
 // record notes that the output at path, now described by fi, was made by
 // the action with the key and fingerprint ("" when unknown).
 func (j *Journal) record(path string, key cache.Digest, fp string, d cache.Digest, fi fs.FileInfo) {
@@ -299,6 +347,7 @@ func (j *Journal) record(path string, key cache.Digest, fp string, d cache.Diges
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.outputs[path] = o
+	delete(j.keys, path)
 	j.append(recordLine(path, o))
 }
 
@@ -310,6 +359,7 @@ func (j *Journal) recordRemote(path string, key cache.Digest, fp string, d cache
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.outputs[path] = o
+	delete(j.keys, path)
 	j.append(recordLine(path, o))
 }
 
@@ -346,13 +396,22 @@ func (j *Journal) ForgetRemoteOnly(paths []string, all bool) int {
 	return len(drop)
 }
 
-// ForgetAll drops every record, on file at once: hepbuild clean removed
-// the output tree they describe. A build after clean then finds no record
-// to check its outputs against (each check would only find the output
-// gone), and loads an empty journal.
+// ForgetAll drops every output record, on file at once: hepbuild clean
+// removed the output tree they describe. A build after clean then finds no
+// record to check its outputs against (each check would only find the
+// output gone). What a record said of its action's key stays, as a key
+// memo: that build does not compute the keys of the actions it restores.
 func (j *Journal) ForgetAll() error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	for p, o := range j.outputs {
+		if o.Fingerprint != "" {
+			if j.keys == nil {
+				j.keys = make(map[string]keyMemo, len(j.outputs))
+			}
+			j.keys[p] = keyMemo{Key: o.Key, Fingerprint: o.Fingerprint}
+		}
+	}
 	j.outputs = map[string]outputRecord{}
 	j.buf = j.buf[:0]
 	if j.f != nil {
@@ -405,6 +464,7 @@ func (j *Journal) recordAll(paths []string, recs []outputRecord) {
 	var b strings.Builder
 	for i, p := range paths {
 		j.outputs[p] = recs[i]
+		delete(j.keys, p)
 		b.WriteString(recordLine(p, recs[i]))
 	}
 	j.append(b.String())
@@ -725,7 +785,7 @@ func (j *Journal) Close() error {
 	// appended, not to the size of the whole analysis. Readers take the
 	// last line for a path, so a log with superseded lines reads the same.
 	var compacted []byte
-	if j.lines+j.appended > 2*len(j.outputs)+64 {
+	if j.lines+j.appended > 2*(len(j.outputs)+len(j.keys))+64 {
 		compacted = j.compactedJournal()
 	}
 	explainDue := j.explainCompactDue()
@@ -771,7 +831,7 @@ func (j *Journal) explainCompactDue() bool {
 }
 
 // compactedJournal lays out the journal's live records, one line each,
-// sorted by path; j.mu is held.
+// sorted by path, then its key memos; j.mu is held.
 func (j *Journal) compactedJournal() []byte {
 	paths := make([]string, 0, len(j.outputs))
 	for p := range j.outputs {
@@ -779,11 +839,31 @@ func (j *Journal) compactedJournal() []byte {
 	}
 	slices.Sort(paths)
 	// A line is about 300 bytes; the buffer grows at most once or twice.
-	b := make([]byte, 0, len(paths)*320)
+	b := make([]byte, 0, len(paths)*320+len(j.keys)*200)
 	for _, p := range paths {
 		b = appendRecordLine(b, p, j.outputs[p])
 	}
+	for _, p := range sortedKeys(j.keys) {
+		if _, ok := j.outputs[p]; !ok {
+			b = appendKeyLine(b, p, j.keys[p])
+		}
+	}
 	return b
+}
+
+// appendKeyLine appends the line of a key memo.
+func appendKeyLine(b []byte, path string, m keyMemo) []byte {
+	start := len(b)
+	b = append(b, "k\t"...)
+	b = append(b, quotePath(path)...)
+	b = append(b, '\t')
+	b = appendDigest(b, m.Key)
+	b = append(b, '\t')
+	b = append(b, m.Fingerprint...)
+	sum := crc32.ChecksumIEEE(b[start:])
+	b = append(b, '\t')
+	b = strconv.AppendUint(b, uint64(sum), 16)
+	return append(b, '\n')
 }
 
 // appendRecordLine appends recordLine(path, o) to b without the strings

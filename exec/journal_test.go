@@ -667,3 +667,85 @@ func TestJournalWritesWithoutMoreRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestJournalKeyMemos: ForgetAll keeps what each record said of its key,
+// for its fingerprint only, across reopening and compaction; a memo
+// vouches for no file, and a new record of its path replaces it.
+func TestJournalKeyMemos(t *testing.T) {
+	base := t.TempDir()
+	files := t.TempDir()
+	fp := strings.Repeat("f", 64)
+	ka, kb := cache.FromBytes([]byte("ka")), cache.FromBytes([]byte("kb"))
+	j, err := OpenJournal(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.record("hepbuild-out/a", ka, fp, cache.FromBytes([]byte("a")), outputFile(t, files, "a", "a"))
+	j.record("hepbuild-out/b", kb, fp, cache.FromBytes([]byte("b")), outputFile(t, files, "b", "b"))
+	j.record("hepbuild-out/c", kb, "", cache.FromBytes([]byte("c")), outputFile(t, files, "c", "c")) // no fingerprint: no memo
+	if err := j.ForgetAll(); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	check := func(j *Journal, path string, want cache.Digest, wantOK bool) {
+		t.Helper()
+		if _, ok := j.output(path); ok {
+			t.Errorf("%s: a record after ForgetAll", path)
+		}
+		if got, ok := j.recordedKey(path, fp); ok != wantOK || (ok && got != want) {
+			t.Errorf("recordedKey(%s) = %v %v, want %v %v", path, got, ok, want, wantOK)
+		}
+		if _, ok := j.recordedKey(path, strings.Repeat("e", 64)); ok {
+			t.Errorf("recordedKey(%s) with another fingerprint matched", path)
+		}
+	}
+	j2, err := OpenJournal(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(j2, "hepbuild-out/a", ka, true)
+	check(j2, "hepbuild-out/b", kb, true)
+	check(j2, "hepbuild-out/c", cache.Digest{}, false)
+	// A new record of a replaces its memo; b's stays through compaction.
+	j2.record("hepbuild-out/a", kb, fp, cache.FromBytes([]byte("a")), outputFile(t, files, "a", "a"))
+	if err := j2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	j3, err := OpenJournal(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := j3.recordedKey("hepbuild-out/a", fp); !ok || got != kb {
+		t.Errorf("a: recordedKey = %v %v, want the new record's %v", got, ok, kb)
+	}
+	if _, ok := j3.keys["hepbuild-out/a"]; ok {
+		t.Error("a's memo is still held beside its new record")
+	}
+	check(j3, "hepbuild-out/b", kb, true)
+	// Compacted, the journal keeps a's record and b's memo.
+	if err := j3.ForgetAll(); err != nil {
+		t.Fatal(err)
+	}
+	j3.Close()
+	b, err := os.ReadFile(filepath.Join(base, journalFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lines := strings.Split(strings.TrimSpace(string(b)), "\n"); len(lines) != 2 {
+		t.Errorf("compacted journal after clean: %d lines, want the memos of a and b:\n%s", len(lines), b)
+	}
+	// A damaged memo line is no memo.
+	if err := os.WriteFile(filepath.Join(base, journalFile), []byte(strings.Replace(string(b), "fff\t", "ffe\t", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	j4, err := OpenJournal(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(j4.keys) != 1 {
+		t.Errorf("%d memos loaded from a journal with one damaged, want 1", len(j4.keys))
+	}
+	j4.Close()
+}

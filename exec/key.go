@@ -55,6 +55,11 @@ type Key struct {
 	// fingerprint is the action's fingerprint the runner found the key
 	// for, recorded with the outputs in the journal.
 	fingerprint string
+	// partial says that only Digest, Environment and fingerprint are set:
+	// the key the journal recorded for this fingerprint, enough to look
+	// the action up and restore it (see Runner.plan). Runner.completeKey
+	// computes the rest before anything else needs it.
+	partial bool
 }
 
 // Inputs gives the digest and executable bit of an input artifact.

@@ -284,6 +284,9 @@ func (r *Runner) make(ctx context.Context, a *Action, key *Key, in *inputDigests
 	} else if ok {
 		return OutcomeCached, nil
 	}
+	if err := r.completeKey(a, in, key); err != nil {
+		return OutcomeFailed, err
+	}
 	if r.coordinated(a) {
 		return r.makeClaimed(ctx, a, key, in)
 	}
@@ -393,6 +396,10 @@ func localOnly(ctx context.Context, a *Action) context.Context {
 // can put a result under a key that does not name what ran.
 func (r *Runner) WorkAs(ctx context.Context, a *Action, want cache.Digest) (Outcome, error) {
 	in, key, _, err := r.plan(a)
+	if err == nil && key != nil {
+		// The key is checked whole, never taken from the journal.
+		err = r.completeKey(a, in, key)
+	}
 	if err != nil {
 		return OutcomeFailed, err
 	}
@@ -412,7 +419,10 @@ var ErrKeyMismatch = errors.New("the action does not have the key it was sent wi
 
 // plan digests the action's inputs and says whether its outputs are up to
 // date. When the journal's fingerprint matches, the full key is not even
-// computed (key is nil then); otherwise key is the action's key.
+// computed: key is nil when the outputs are up to date, and otherwise the
+// partial key the journal recorded, which is all a restore needs (equal
+// fingerprints imply equal keys, see fingerprint). Otherwise key is the
+// action's key.
 func (r *Runner) plan(a *Action) (in *inputDigests, key *Key, upToDate bool, err error) {
 	r.init()
 	in = &inputDigests{r: r, a: a}
@@ -421,19 +431,39 @@ func (r *Runner) plan(a *Action) (in *inputDigests, key *Key, upToDate bool, err
 		return nil, nil, false, err
 	}
 	recorded, checked := r.recordedKey(a, fp)
-	if checked && r.upToDateFP(a, recorded, fp) {
-		return in, nil, true, nil
+	if checked {
+		if r.upToDateFP(a, recorded, fp) {
+			return in, nil, true, nil
+		}
+		// The usual case after clean: the outputs are gone, and the
+		// journal's key memo says what the key is.
+		env, err := EnvironmentDigest(a.Environment, in)
+		if err != nil {
+			return nil, nil, false, r.keyError(a, fmt.Errorf("keying %s: %w", a.Describe(), err))
+		}
+		return in, &Key{Digest: recorded, Environment: env, fingerprint: fp, partial: true}, false, nil
 	}
 	if key, err = r.key(a, in); err != nil {
 		return nil, nil, false, err
 	}
 	key.fingerprint = fp
-	if checked && key.Digest == recorded {
-		// Just checked with this very key (the usual case after clean):
-		// the outputs are not up to date.
-		return in, key, false, nil
-	}
 	return in, key, r.upToDateFP(a, key.Digest, fp), nil
+}
+
+// completeKey computes the whole of a partial key (see plan) in place:
+// running an action, or sending it away, needs its Command and Action
+// messages, not only their digest.
+func (r *Runner) completeKey(a *Action, in *inputDigests, key *Key) error {
+	if !key.partial {
+		return nil
+	}
+	full, err := r.key(a, in)
+	if err != nil {
+		return err
+	}
+	full.fingerprint = key.fingerprint
+	*key = *full
+	return nil
 }
 
 // Check says what Work would do, without doing it: OutcomeUpToDate,
@@ -457,8 +487,15 @@ func (r *Runner) Check(ctx context.Context, a *Action) (Outcome, error) {
 	return OutcomeExecuted, nil
 }
 
+// testHookKeyed, when set by a test, is called each time the runner
+// computes an action's whole key.
+var testHookKeyed func(a *Action)
+
 // key computes the action's key; a missing input is the action's failure.
 func (r *Runner) key(a *Action, in *inputDigests) (*Key, error) {
+	if testHookKeyed != nil {
+		testHookKeyed(a)
+	}
 	key, err := ComputeKey(a, in)
 	if err != nil {
 		return nil, r.keyError(a, err)
@@ -494,11 +531,11 @@ func (r *Runner) recordedKey(a *Action, fp string) (cache.Digest, bool) {
 	if fp == "" {
 		return cache.Digest{}, false
 	}
-	rec, ok := r.Journal.output(a.Outputs[0].Path)
-	if !ok || rec.Fingerprint != fp {
+	key, ok := r.Journal.recordedKey(a.Outputs[0].Path, fp)
+	if !ok {
 		return cache.Digest{}, false
 	}
-	return rec.Key, true
+	return key, true
 }
 
 func (r *Runner) cacheable(a *Action) bool {
@@ -1064,6 +1101,9 @@ func declaredResult(a *Action, res *repb.ActionResult) *repb.ActionResult {
 
 // execute runs the action and stores its outputs.
 func (r *Runner) execute(ctx context.Context, a *Action, key *Key, in *inputDigests) error {
+	if err := r.completeKey(a, in, key); err != nil {
+		return err
+	}
 	r.tellReasons(a, key, in)
 	if rx := r.route(a); rx != nil {
 		return r.executeRemote(ctx, rx, a, key, in)
