@@ -63,7 +63,7 @@ func (r *Runner) removeOutputsBut(a *Action, keep func(Artifact) bool) error {
 		if keep != nil && keep(o) {
 			continue
 		}
-		if err := cache.RemoveTree(filepath.Join(r.ExecRoot, o.Path)); err != nil {
+		if err := cache.RemoveTree(r.abs(o.Path)); err != nil {
 			return fmt.Errorf("%s: %s: removing output %s: %w", a.Pos, a.Owner, o.Path, err)
 		}
 	}
@@ -456,7 +456,7 @@ func (r *Runner) materialize(ctx context.Context, a *Action, res *repb.ActionRes
 		}
 		return digests, stats, nil
 	}
-	if err := checkRestored(r.ExecRoot, a); err != nil {
+	if err := checkRestored(r.outTree(), a); err != nil {
 		return nil, nil, fmt.Errorf("%w: %v", errCorrupt, err)
 	}
 	return digests, nil, nil

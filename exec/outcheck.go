@@ -87,10 +87,11 @@ func resolveIn(base, rel string) (string, error) {
 	return strings.Join(done, "/"), nil
 }
 
-// outputCheck checks the outputs of one action under root, the exec root.
+// outputCheck checks the outputs of one action in out, the output tree on
+// the host (what the exec root's hepbuild-out stands for).
 type outputCheck struct {
-	root string
-	a    *Action
+	out string
+	a   *Action
 	// ownHardLinks says whether a regular file with other hard links is the
 	// action's doing and must be copied (after a run), or hepbuild's own
 	// link to the cache (after a restore).
@@ -103,21 +104,26 @@ type outputCheck struct {
 // An output file that shares its inode with another file (`ln src $@`) is
 // replaced by a copy, so that making it read-only or linking it into the
 // cache never touches that other file.
-func checkOutputs(root string, a *Action) error {
+func checkOutputs(out string, a *Action) error {
 	// Only a command can link a file it should not; a copy action
 	// hard-links a generated, read-only input on purpose.
-	return outputCheck{root: root, a: a, ownHardLinks: a.Kind == KindRun}.check()
+	return outputCheck{out: out, a: a, ownHardLinks: a.Kind == KindRun}.check()
 }
 
 // checkRestored verifies restored outputs the same way: a cache entry, which
 // may come from elsewhere, must not plant a link that leads out of them.
-func checkRestored(root string, a *Action) error {
-	return outputCheck{root: root, a: a}.check()
+func checkRestored(out string, a *Action) error {
+	return outputCheck{out: out, a: a}.check()
+}
+
+// path is the output's path on the host.
+func (c outputCheck) path(o Artifact) string {
+	return filepath.Join(c.out, strings.TrimPrefix(o.Path, OutDir+"/"))
 }
 
 func (c outputCheck) check() error {
 	for _, o := range c.a.Outputs {
-		p := filepath.Join(c.root, o.Path)
+		p := c.path(o)
 		fi, err := os.Lstat(p)
 		if err != nil {
 			return fmt.Errorf("did not write declared output %s", o.Path)
@@ -154,9 +160,9 @@ func (c outputCheck) check() error {
 // checkFileLink checks an output file that is a link: it must resolve,
 // inside the output tree, to a regular file among the action's outputs.
 func (c outputCheck) checkFileLink(o Artifact) error {
-	p := filepath.Join(c.root, o.Path)
+	p := c.path(o)
 	t, _ := os.Readlink(p)
-	base := filepath.Join(c.root, OutDir)
+	base := c.out
 	rel, err := resolveIn(base, strings.TrimPrefix(o.Path, OutDir+"/"))
 	if err != nil {
 		return linkError("declared output "+o.Path+" is", t, err)
@@ -188,7 +194,7 @@ func (c outputCheck) ownOutput(p string) bool {
 
 // checkTree checks every entry below an output folder, at any depth.
 func (c outputCheck) checkTree(o Artifact) error {
-	base := filepath.Join(c.root, o.Path)
+	base := c.path(o)
 	return filepath.WalkDir(base, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return fmt.Errorf("reading output folder %s: %w", o.Path, err)

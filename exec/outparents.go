@@ -91,7 +91,12 @@ func (r *Runner) outputParents(o string) error {
 	if e, ok := r.realDirs.Load(dir); ok && e.(int64) == epoch && r.commandsRunning.Load() == 0 {
 		return nil
 	}
-	if err := makeOutputParents(r.ExecRoot, o); err != nil {
+	root := r.ExecRoot
+	if rest, ok := strings.CutPrefix(o, OutDir+"/"); ok && r.outRoot != "" {
+		// In the output tree itself (see abs).
+		root, o = r.outRoot, rest
+	}
+	if err := makeOutputParents(root, o); err != nil {
 		return err
 	}
 	r.realDirs.Store(dir, epoch)
