@@ -266,22 +266,13 @@ func quotePath(p string) string {
 	return p
 }
 
-func checksummed(body string) string {
-	return body + "\t" + strconv.FormatUint(uint64(crc32.ChecksumIEEE([]byte(body))), 16) + "\n"
-}
-
-func recordLine(path string, o outputRecord) string {
-	if o.Remote {
-		x := "0"
-		if o.Executable {
-			x = "1"
-		}
-		return checksummed("r\t" + quotePath(path) + "\t" + o.Key.String() + "\t" + o.Digest.String() + "\t" + x + "\t" + o.Fingerprint)
-	}
-	line := "o\t" + quotePath(path) + "\t" + o.Key.String() + "\t" + o.Digest.String() + "\t" +
-		strconv.FormatInt(o.Size, 10) + "\t" + strconv.FormatInt(o.MTime, 10) + "\t" + strconv.FormatUint(o.Inode, 10)
-	line += "\t" + o.Fingerprint + "\t" + strconv.FormatInt(o.CTime, 10)
-	return checksummed(line)
+// appendChecksum ends the line that starts at b[start:] with its
+// checksum and a newline.
+func appendChecksum(b []byte, start int) []byte {
+	sum := crc32.ChecksumIEEE(b[start:])
+	b = append(b, '\t')
+	b = strconv.AppendUint(b, uint64(sum), 16)
+	return append(b, '\n')
 }
 
 // output returns the record of an output path.
@@ -299,7 +290,10 @@ func (j *Journal) record(path string, key cache.Digest, fp string, d cache.Diges
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.outputs[path] = o
-	j.append(recordLine(path, o))
+	if j.writable() {
+		j.buf = appendRecordLine(j.buf, path, o)
+		j.appendedLines(1)
+	}
 }
 
 // recordRemote notes that the output at path, made by the action with the
@@ -310,7 +304,10 @@ func (j *Journal) recordRemote(path string, key cache.Digest, fp string, d cache
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.outputs[path] = o
-	j.append(recordLine(path, o))
+	if j.writable() {
+		j.buf = appendRecordLine(j.buf, path, o)
+		j.appendedLines(1)
+	}
 }
 
 // RemoteOnly reports whether the journal records the output at path as
@@ -386,15 +383,20 @@ func (j *Journal) forgetKey(key cache.Digest) {
 func (j *Journal) forget(paths []string) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	var b strings.Builder
+	n := 0
 	for _, p := range paths {
 		if _, ok := j.outputs[p]; ok {
 			delete(j.outputs, p)
-			b.WriteString(checksummed("d\t" + quotePath(p)))
+			if j.writable() {
+				start := len(j.buf)
+				j.buf = append(append(j.buf, "d\t"...), quotePath(p)...)
+				j.buf = appendChecksum(j.buf, start)
+				n++
+			}
 		}
 	}
-	if b.Len() > 0 {
-		j.append(b.String())
+	if n > 0 {
+		j.appendedLines(n)
 	}
 }
 
@@ -402,27 +404,31 @@ func (j *Journal) forget(paths []string) {
 func (j *Journal) recordAll(paths []string, recs []outputRecord) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	var b strings.Builder
 	for i, p := range paths {
 		j.outputs[p] = recs[i]
-		b.WriteString(recordLine(p, recs[i]))
+		if j.writable() {
+			j.buf = appendRecordLine(j.buf, p, recs[i])
+		}
 	}
-	j.append(b.String())
+	if j.writable() {
+		j.appendedLines(len(paths))
+	}
 }
 
-// append writes lines to the journal file; j.mu is held. They are
-// gathered for at most journalDelay, or journalBatch bytes, and written
+// writable says whether lines may still be appended to j.buf (see
+// appendedLines); j.mu is held.
+func (j *Journal) writable() bool { return !j.closed && j.err == nil }
+
+// appendedLines takes note of n lines just appended to j.buf, straight
+// into the buffer without a string each (every restored action appends
+// at least two); j.mu is held. They are gathered for at most journalDelay, or journalBatch bytes, and written
 // at once: one write for many records instead of one each. A build killed
 // meanwhile loses the records of its last moments, whose outputs the next
 // build finds without a record and restores from the cache (a record it
 // did keep cannot vouch for a file put there since: that has another inode
 // or change time).
-func (j *Journal) append(lines string) {
-	if j.closed || j.err != nil {
-		return
-	}
-	j.buf = append(j.buf, lines...)
-	j.appended += strings.Count(lines, "\n")
+func (j *Journal) appendedLines(n int) {
+	j.appended += n
 	if len(j.buf) >= journalBatch {
 		j.flush()
 		return
@@ -786,8 +792,10 @@ func (j *Journal) compactedJournal() []byte {
 	return b
 }
 
-// appendRecordLine appends recordLine(path, o) to b without the strings
-// it builds on the way: compaction writes one for every output.
+// appendRecordLine appends the journal line of the output record to b:
+// "o" (or "r" when kept only in the cache), the path, the key, the digest,
+// the stat (or the executable bit) and the fingerprint, tab-separated,
+// then a checksum of all that.
 func appendRecordLine(b []byte, path string, o outputRecord) []byte {
 	start := len(b)
 	if o.Remote {
@@ -820,10 +828,7 @@ func appendRecordLine(b []byte, path string, o outputRecord) []byte {
 		b = append(b, '\t')
 		b = strconv.AppendInt(b, o.CTime, 10)
 	}
-	sum := crc32.ChecksumIEEE(b[start:])
-	b = append(b, '\t')
-	b = strconv.AppendUint(b, uint64(sum), 16)
-	return append(b, '\n')
+	return appendChecksum(b, start)
 }
 
 // appendDigest appends d.String().
