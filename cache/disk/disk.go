@@ -575,13 +575,16 @@ func (c *Cache) BlobFile(d cache.Digest) (string, fs.FileInfo, error) {
 			return "", nil, fmt.Errorf("looking up blob %s: %w", d, err)
 		}
 	}
-	got, err := cache.FromReader(f)
-	if err != nil {
+	// Read to the size its stat gave, not to the read that says it is
+	// over (see CopyFile): a file that grew meanwhile still hashes to
+	// another digest.
+	h := cache.NewHasher()
+	if _, err := cache.CopyFile(h, f, fi.Size()); err != nil {
 		return "", nil, fmt.Errorf("verifying blob %s: %w", d, err)
 	}
-	if got != d {
+	if !h.Matches(d) {
 		removeIfSame(p, fi)
-		return "", nil, fmt.Errorf("blob %s: content hashes to %s, removed: %w", d, got, cache.ErrNotFound)
+		return "", nil, fmt.Errorf("blob %s: content hashes to %s, removed: %w", d, h.Digest(), cache.ErrNotFound)
 	}
 	c.verified.Store(d.Hash, idOf(fi))
 	return p, fi, nil
