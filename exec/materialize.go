@@ -755,8 +755,15 @@ func treeEntries(dir *repb.Directory, children map[cache.Digest]*repb.Directory,
 // cache, is a digest at all: the disk cache refuses any other with an
 // error that would turn it off.
 func wellFormed(d cache.Digest) bool {
-	p, err := cache.ParseDigest(d.String())
-	return err == nil && p == d
+	if len(d.Hash) != 64 || d.Size < 0 {
+		return false
+	}
+	for i := 0; i < len(d.Hash); i++ {
+		if c := d.Hash[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 func validName(n string) bool {
