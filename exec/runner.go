@@ -659,15 +659,13 @@ func (r *Runner) listDir(root string, keepLinks bool) ([]FileEntry, error) {
 type inputDigests struct {
 	r *Runner
 	a *Action
-	// seen records every digest handed out, by path, for the explain log.
-	seen map[string]cache.Digest
-	// memo keeps what Digest and ListDir returned, so that the fingerprint
-	// and then the key look at each input once.
-	memo    map[string]digestInfo
+	// files holds what is known of each input file (and of each file below
+	// a folder input, for the explain log), by path: most actions have a
+	// few inputs, and one slice costs less than a map for each fact.
+	files []inputFile
+	// index finds a path in files once there are more than a few.
+	index   map[string]int
 	listing map[string][]FileEntry
-	// baseline holds each input file's stat taken before it was digested,
-	// by path; changed compares it with the file at the end.
-	baseline map[string]pathStat
 	// links holds the target of each declared-link input, read once:
 	// the link is its target, so a retargeted link is a changed input.
 	links map[string]string
@@ -677,6 +675,84 @@ type inputDigests struct {
 	// remote holds the inputs kept only in the cache, digested from their
 	// journal records, by path: fetched before the action runs.
 	remote map[string]outputRecord
+}
+
+// inputFile is what inputDigests knows of one path.
+type inputFile struct {
+	path string
+	// seen is the digest handed out, for the explain log (see seen).
+	seen    cache.Digest
+	hasSeen bool
+	// memo keeps what Digest returned, so that the fingerprint and then
+	// the key look at each input once.
+	memo    digestInfo
+	hasMemo bool
+	// baseline is the file's stat taken before it was digested; changed
+	// compares it with the file at the end.
+	baseline    pathStat
+	hasBaseline bool
+}
+
+// indexAbove is how many files inputDigests searches one by one.
+const indexAbove = 8
+
+// find returns the entry of the path, or nil. It is valid until the next
+// call of file.
+func (in *inputDigests) find(p string) *inputFile {
+	if in.index != nil {
+		if i, ok := in.index[p]; ok {
+			return &in.files[i]
+		}
+		return nil
+	}
+	for i := range in.files {
+		if in.files[i].path == p {
+			return &in.files[i]
+		}
+	}
+	return nil
+}
+
+// file returns the entry of the path, added if need be. It is valid until
+// the next call.
+func (in *inputDigests) file(p string) *inputFile {
+	if f := in.find(p); f != nil {
+		return f
+	}
+	if in.files == nil {
+		in.files = make([]inputFile, 0, max(len(in.a.Inputs), 1))
+	}
+	in.files = append(in.files, inputFile{path: p})
+	switch {
+	case in.index != nil:
+		in.index[p] = len(in.files) - 1
+	case len(in.files) > indexAbove:
+		in.index = make(map[string]int, cap(in.files))
+		for i := range in.files {
+			in.index[in.files[i].path] = i
+		}
+	}
+	return &in.files[len(in.files)-1]
+}
+
+// seen returns every digest handed out, by path, for the explain log.
+func (in *inputDigests) seen() map[string]cache.Digest {
+	n := 0
+	for i := range in.files {
+		if in.files[i].hasSeen {
+			n++
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	m := make(map[string]cache.Digest, n)
+	for i := range in.files {
+		if f := &in.files[i]; f.hasSeen {
+			m[f.path] = f.seen
+		}
+	}
+	return m
 }
 
 // testHookDigested, when set by a test, is called after each input file or
@@ -690,18 +766,14 @@ type digestInfo struct {
 }
 
 func (in *inputDigests) note(p string, d cache.Digest) {
-	if in.seen == nil {
-		in.seen = map[string]cache.Digest{}
-	}
-	in.seen[p] = d
+	f := in.file(p)
+	f.seen, f.hasSeen = d, true
 }
 
 // setBaseline records the stat of an input taken before its digest.
 func (in *inputDigests) setBaseline(p string, st pathStat) {
-	if in.baseline == nil {
-		in.baseline = map[string]pathStat{}
-	}
-	in.baseline[p] = st
+	f := in.file(p)
+	f.baseline, f.hasBaseline = st, true
 }
 
 func (in *inputDigests) missing(art Artifact, err error) error {
@@ -724,15 +796,13 @@ func (in *inputDigests) missing(art Artifact, err error) error {
 }
 
 func (in *inputDigests) Digest(art Artifact) (cache.Digest, bool, error) {
-	if m, ok := in.memo[art.Path]; ok {
-		return m.d, m.x, nil
+	if f := in.find(art.Path); f != nil && f.hasMemo {
+		return f.memo.d, f.memo.x, nil
 	}
 	d, x, err := in.digest(art)
 	if err == nil {
-		if in.memo == nil {
-			in.memo = map[string]digestInfo{}
-		}
-		in.memo[art.Path] = digestInfo{d, x}
+		f := in.file(art.Path)
+		f.memo, f.hasMemo = digestInfo{d, x}, true
 	}
 	return d, x, err
 }
@@ -848,13 +918,20 @@ func (in *inputDigests) ListDir(art Artifact) ([]FileEntry, error) {
 // mtime of blobs that outputs are linked to). A folder is listed and
 // digested again; the stat cache keeps that to a stat per unchanged file.
 func (in *inputDigests) changed() string {
-	for _, p := range sortedKeys(in.baseline) {
-		was := in.baseline[p]
+	var based []inputFile
+	for _, f := range in.files {
+		if f.hasBaseline {
+			based = append(based, f)
+		}
+	}
+	slices.SortFunc(based, func(a, b inputFile) int { return strings.Compare(a.path, b.path) })
+	for _, f := range based {
+		p, was := f.path, f.baseline
 		abs := in.r.abs(p)
 		if now, err := statPath(abs); err == nil && now == was {
 			continue
 		}
-		m, ok := in.memo[p]
+		m, ok := f.memo, f.hasMemo
 		fi, serr := os.Stat(abs) // before the digest: what it vouches for
 		d, x, err := in.r.fileDigestInfo(abs)
 		if !ok || err != nil || d != m.d || x != m.x {
@@ -1303,7 +1380,7 @@ func (r *Runner) rememberStats(a *Action, key *Key, in *inputDigests, digests ma
 		recs[i] = statRecord(key.Digest, key.fingerprint, digests[o.Path], fi)
 	}
 	j.recordAll(paths, recs)
-	j.explain(newActionRecord(a, key, in.seen))
+	j.explain(newActionRecord(a, key, in.seen()))
 	return nil
 }
 
