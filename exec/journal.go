@@ -596,10 +596,17 @@ func (w *actionRecordJSON) record() (*ActionRecord, error) {
 
 // explain appends what the action ran with to the explain log.
 func (j *Journal) explain(rec *ActionRecord) {
-	b := rec.appendJSON(make([]byte, 0, 1024))
+	bp := explainBuffers.Get().(*[]byte)
+	defer func() {
+		if cap(*bp) <= maxPooledExplain {
+			explainBuffers.Put(bp)
+		}
+	}()
+	b := rec.appendJSON((*bp)[:0])
 	if b == nil {
 		return // a time JSON cannot hold: not recorded
 	}
+	*bp = b
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.closed || j.err != nil {
@@ -618,6 +625,15 @@ func (j *Journal) explain(rec *ActionRecord) {
 	}
 	j.flushSoon()
 }
+
+// explainBuffers holds the buffers explain lays a record out in before it
+// takes the lock: one per record would be an allocation per action, and
+// its growth past a first guess another few. Those grown past
+// maxPooledExplain (an action with thousands of inputs) are left to the
+// collector.
+var explainBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
+const maxPooledExplain = 64 << 10
 
 // explainBatch is how many bytes of explain records are gathered at most
 // before they are written (or for journalDelay): one write for about a
