@@ -79,7 +79,9 @@ const tailLines = 20
 // Runner does the work of one action (see Work): it decides whether the
 // action's outputs are up to date, restorable from the cache or must be
 // made, and makes them so. Configure it before the first call; after that
-// it is safe for concurrent use: Work runs on many goroutines at once.
+// it is safe for concurrent use: Work runs on many goroutines at once. A
+// Runner serves one build: it remembers the files the build restored and
+// the sources it read (see freshInput and freshSource).
 type Runner struct {
 	// ExecRoot is the workspace root; hepbuild-out in it links to OutputBase/out.
 	ExecRoot string
@@ -130,6 +132,9 @@ type Runner struct {
 	// fresh holds the output files this build restored, by path (see
 	// freshInput).
 	fresh sync.Map
+	// sources holds the source files this build digested, by path (see
+	// freshSource).
+	sources sync.Map
 	// realDirs holds the folders of the output tree, relative to the exec
 	// root, that makeOutputParents made real during this build, each with
 	// the commandEpoch it was checked in (see outputParents).
@@ -239,8 +244,10 @@ func (r *Runner) Work(ctx context.Context, a *Action) (Outcome, error) {
 		// attempt stats its inputs again. Nothing else may tell it so: a
 		// remote executor's upload, say, runs no command here.
 		r.fresh.Delete(ce.path)
+		r.sources.Delete(ce.path)
 		for _, in := range a.Inputs {
 			r.fresh.Delete(in.Path)
+			r.sources.Delete(in.Path)
 		}
 		if attempt == inputAttempts {
 			ae := ce.failure
@@ -837,9 +844,21 @@ func (in *inputDigests) digest(art Artifact) (cache.Digest, bool, error) {
 			return f.d, f.x, nil
 		}
 	}
+	generated := strings.HasPrefix(art.Path, OutDir+"/")
+	if !generated {
+		if f, ok := in.r.freshSource(art.Path); ok {
+			in.setBaseline(art.Path, f.st)
+			if testHookDigested != nil {
+				defer testHookDigested(art.Path)
+			}
+			in.note(art.Path, f.d)
+			return f.d, f.x, nil
+		}
+	}
 	// The stat before the digest: whatever is read after it, an edit made
 	// from here on shows in changed's stat. What the path leads to (fi)
 	// serves the journal's and the stat cache's checks below.
+	epoch := in.r.commandEpoch.Load()
 	recorded := time.Now().UnixNano()
 	st, fi, err := statPathInfo(p)
 	if err == nil && st.exists {
@@ -878,6 +897,9 @@ func (in *inputDigests) digest(art Artifact) (cache.Digest, bool, error) {
 	}
 	if err != nil {
 		return cache.Digest{}, false, fmt.Errorf("digesting %s: %w", art.Path, err)
+	}
+	if !generated && fi != nil && fi.Mode().IsRegular() && !st.racy(recorded) {
+		in.r.sources.Store(art.Path, freshOutput{st: st, d: d, x: x, epoch: epoch})
 	}
 	in.note(art.Path, d)
 	return d, x, nil
@@ -1059,6 +1081,29 @@ type freshOutput struct {
 // baseline. It saves an lstat per generated input of a restore.
 func (r *Runner) freshInput(path string) (freshOutput, bool) {
 	v, ok := r.fresh.Load(path)
+	if !ok {
+		return freshOutput{}, false
+	}
+	f := v.(freshOutput)
+	if f.epoch != r.commandEpoch.Load() || r.commandsRunning.Load() != 0 {
+		return freshOutput{}, false
+	}
+	return f, true
+}
+
+// freshSource returns what the build found of a source file when an
+// earlier action digested it, while no command started or ended since
+// that stat and none runs: it saves an lstat per action that reads a
+// source many others read too. The argument is freshInput's: hepbuild
+// itself writes only below OutDir, so nothing but a command (run without
+// the linux sandbox, which would have moved the epoch) or someone outside
+// hepbuild can have changed the file since that stat. An outside edit is
+// then taken as made just after it, as any edit after a stat is: a
+// command that reads the file finds it in changed, whose baseline is that
+// stat, and the next build digests the file afresh (a Runner serves one
+// build). A stat too recent to vouch for the content (racy) is not kept.
+func (r *Runner) freshSource(path string) (freshOutput, bool) {
+	v, ok := r.sources.Load(path)
 	if !ok {
 		return freshOutput{}, false
 	}
