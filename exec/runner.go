@@ -1057,8 +1057,8 @@ func (r *Runner) restoreResult(ctx context.Context, a *Action, key *Key, in *inp
 		return false, err
 	}
 	// stats holds the outputs when all are plain files (see materialize).
-	for p, fi := range stats {
-		r.fresh.Store(p, freshOutput{st: statOf(fi), d: digests[p], x: fi.Mode()&0o111 != 0, epoch: epoch})
+	for i, fi := range stats {
+		r.fresh.Store(a.Outputs[i].Path, freshOutput{st: statOf(fi), d: digests[i], x: fi.Mode()&0o111 != 0, epoch: epoch})
 	}
 	r.restoreLog(ctx, a, res)
 	return true, nil
@@ -1400,12 +1400,20 @@ func (r *Runner) forget(a *Action) {
 // remember records the finished outputs in the journal, and what the action
 // ran with in the explain log.
 func (r *Runner) remember(a *Action, key *Key, in *inputDigests, digests map[string]cache.Digest) error {
-	return r.rememberStats(a, key, in, digests, nil)
+	if r.Journal == nil {
+		return nil
+	}
+	ds := make([]cache.Digest, len(a.Outputs))
+	for i, o := range a.Outputs {
+		ds[i] = digests[o.Path]
+	}
+	return r.rememberStats(a, key, in, ds, nil)
 }
 
-// rememberStats is remember with the outputs' Lstat, where the caller just
-// took it (materialize).
-func (r *Runner) rememberStats(a *Action, key *Key, in *inputDigests, digests map[string]cache.Digest, stats map[string]fs.FileInfo) error {
+// rememberStats is remember with the outputs' digests and Lstat (stats,
+// unless nil) in the order of a.Outputs, where the caller just took them
+// (materialize).
+func (r *Runner) rememberStats(a *Action, key *Key, in *inputDigests, digests []cache.Digest, stats []fs.FileInfo) error {
 	j := r.Journal
 	if j == nil {
 		return nil
@@ -1413,16 +1421,18 @@ func (r *Runner) rememberStats(a *Action, key *Key, in *inputDigests, digests ma
 	paths := make([]string, len(a.Outputs))
 	recs := make([]outputRecord, len(a.Outputs))
 	for i, o := range a.Outputs {
-		fi, ok := stats[o.Path]
+		var fi fs.FileInfo
 		var err error
-		if !ok {
+		if stats != nil {
+			fi = stats[i]
+		} else {
 			fi, err = os.Lstat(r.abs(o.Path))
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %s: output %s vanished: %w", a.Pos, a.Owner, o.Path, err)
 		}
 		paths[i] = o.Path
-		recs[i] = statRecord(key.Digest, key.fingerprint, digests[o.Path], fi)
+		recs[i] = statRecord(key.Digest, key.fingerprint, digests[i], fi)
 	}
 	j.recordAll(paths, recs)
 	j.explain(newActionRecord(a, key, in.seen()))
