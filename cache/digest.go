@@ -73,6 +73,7 @@ var buffers = sync.Pool{New: func() any { b := make([]byte, bufferSize); return 
 type Hasher struct {
 	h    hash.Hash
 	size int64
+	sum  [sha256.Size]byte // where Sum writes, without an allocation each
 }
 
 // NewHasher returns a Hasher for the digest function the cache uses (SHA-256).
@@ -97,9 +98,8 @@ func (h *Hasher) Matches(d Digest) bool {
 	if h.size != d.Size || len(d.Hash) != 2*sha256.Size {
 		return false
 	}
-	var sum [sha256.Size]byte
 	var x [2 * sha256.Size]byte
-	hex.Encode(x[:], h.h.Sum(sum[:0]))
+	hex.Encode(x[:], h.h.Sum(h.sum[:0]))
 	return string(x[:]) == d.Hash
 }
 

@@ -225,16 +225,16 @@ func (r *Runner) storeLog(ctx context.Context, logPath string) *repb.Digest {
 // action's own log goes; without one, a stale log of an earlier run of the
 // action is removed. The log is a copy: the next run rewrites it.
 func (r *Runner) restoreLog(ctx context.Context, a *Action, res *repb.ActionResult) {
-	logPath := r.logPathOf(a)
 	d := cache.FromProto(res.GetStdoutDigest())
 	// A log is a file: one unlink, where os.Remove would also try rmdir
 	// when there is none (the usual case).
 	if d.IsZero() || d.Size > maxRestoredLog {
-		if r.mayHaveLog(logPath) {
-			syscall.Unlink(logPath)
+		if r.mayHaveLog(a) {
+			syscall.Unlink(r.logPathOf(a))
 		}
 		return
 	}
+	logPath := r.logPathOf(a)
 	b, err := r.readBlob(ctx, d)
 	if err != nil {
 		syscall.Unlink(logPath)

@@ -147,6 +147,7 @@ type Runner struct {
 	// build; logsOld whether the logs folder held anything before (see
 	// mayHaveLog).
 	logsMade sync.Map
+	logsAny  atomic.Bool // logsMade holds any
 	logsOnce sync.Once
 	logsOld  bool
 	// commandCPU sums the CPU time of the commands run, in nanoseconds.
@@ -1353,6 +1354,7 @@ func (r *Runner) LogPath(a *Action) string { return r.logPath(a) }
 // named after the action's first output.
 func (r *Runner) logPath(a *Action) string {
 	p := r.logPathOf(a)
+	r.logsAny.Store(true)
 	r.logsMade.Store(p, struct{}{})
 	return p
 }
@@ -1366,11 +1368,12 @@ func (r *Runner) logPathOf(a *Action) string {
 	return filepath.Join(r.OutputBase, "logs", filepath.FromSlash(name)+".log")
 }
 
-// mayHaveLog says whether a log may be at p: left by an earlier build
-// (the logs folder held anything when first looked at), or written in
-// this one (logPath handed p out). A restored action without a log removes
-// a stale one only then, saving an unlink per action after clean.
-func (r *Runner) mayHaveLog(p string) bool {
+// mayHaveLog says whether a log may be at the action's log path: left by
+// an earlier build (the logs folder held anything when first looked at),
+// or written in this one (logPath handed it out). A restored action
+// without a log removes a stale one only then, saving an unlink per action
+// after clean (and the path itself, when no log was handed out).
+func (r *Runner) mayHaveLog(a *Action) bool {
 	r.logsOnce.Do(func() {
 		f, err := os.Open(filepath.Join(r.OutputBase, "logs"))
 		if err != nil {
@@ -1384,7 +1387,10 @@ func (r *Runner) mayHaveLog(p string) bool {
 	if r.logsOld {
 		return true
 	}
-	_, ok := r.logsMade.Load(p)
+	if !r.logsAny.Load() {
+		return false
+	}
+	_, ok := r.logsMade.Load(r.logPathOf(a))
 	return ok
 }
 
