@@ -1424,7 +1424,10 @@ func (r *Runner) rememberStats(a *Action, key *Key, in *inputDigests, digests []
 	if j == nil {
 		return nil
 	}
-	paths := make([]string, len(a.Outputs))
+	// The record's outputs are the paths the journal records: one slice
+	// for both, which only read it.
+	rec := newActionRecord(a, key, in.seen())
+	paths := rec.Outputs
 	recs := make([]outputRecord, len(a.Outputs))
 	for i, o := range a.Outputs {
 		var fi fs.FileInfo
@@ -1437,11 +1440,10 @@ func (r *Runner) rememberStats(a *Action, key *Key, in *inputDigests, digests []
 		if err != nil {
 			return fmt.Errorf("%s: %s: output %s vanished: %w", a.Pos, a.Owner, o.Path, err)
 		}
-		paths[i] = o.Path
 		recs[i] = statRecord(key.Digest, key.fingerprint, digests[i], fi)
 	}
 	j.recordAll(paths, recs)
-	j.explain(newActionRecord(a, key, in.seen()))
+	j.explain(rec)
 	return nil
 }
 
