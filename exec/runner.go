@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
@@ -899,7 +900,7 @@ func (in *inputDigests) digest(art Artifact) (cache.Digest, bool, error) {
 	if err != nil {
 		return cache.Digest{}, false, fmt.Errorf("digesting %s: %w", art.Path, err)
 	}
-	if !generated && fi != nil && fi.Mode().IsRegular() && !st.racy(recorded) {
+	if !generated && fi != nil && fi.Mode().IsRegular() && !st.racy(recorded) && !viaLink(st, fi) {
 		in.r.sources.Store(art.Path, freshOutput{st: st, d: d, x: x, epoch: epoch})
 	}
 	in.note(art.Path, d)
@@ -1092,6 +1093,13 @@ func (r *Runner) freshInput(path string) (freshOutput, bool) {
 	return f, true
 }
 
+// viaLink says whether statPathInfo followed a symbolic link to fi: the
+// stat it returns then holds another inode than fi's (see statPathInfo).
+func viaLink(st pathStat, fi fs.FileInfo) bool {
+	sys, ok := fi.Sys().(*syscall.Stat_t)
+	return !ok || st.ino != uint64(sys.Ino)
+}
+
 // freshSource returns what the build found of a source file when an
 // earlier action digested it, while no command started or ended since
 // that stat and none runs: it saves an lstat per action that reads a
@@ -1102,7 +1110,9 @@ func (r *Runner) freshInput(path string) (freshOutput, bool) {
 // then taken as made just after it, as any edit after a stat is: a
 // command that reads the file finds it in changed, whose baseline is that
 // stat, and the next build digests the file afresh (a Runner serves one
-// build). A stat too recent to vouch for the content (racy) is not kept.
+// build). A stat too recent to vouch for the content (racy) is not kept,
+// nor one of a source that is a symbolic link: it may lead into the output
+// tree, where a restore replaces files without a command.
 func (r *Runner) freshSource(path string) (freshOutput, bool) {
 	v, ok := r.sources.Load(path)
 	if !ok {

@@ -1306,6 +1306,52 @@ func TestSourceEditedByACommand(t *testing.T) {
 	}
 }
 
+// TestSourceLinkIntoOutputsRestored: a source that is a symbolic link into
+// the output tree is stat'ed by every action that reads it: a restore
+// replaces the file it leads to without a command, and a later reader is
+// keyed from what is there then.
+func TestSourceLinkIntoOutputsRestored(t *testing.T) {
+	w := newWorkspace(t, "none", openDisk(t))
+	gen := shell("gen", "echo one > hepbuild-out/pkg/gen.txt", nil, out("pkg/gen.txt"))
+	r1 := shell("r1", "cat pkg/link.txt > hepbuild-out/pkg/r1.txt", []string{"pkg/link.txt"}, out("pkg/r1.txt"))
+	r2 := shell("r2", "tr a-z A-Z < pkg/link.txt > hepbuild-out/pkg/r2.txt", []string{"pkg/link.txt"}, out("pkg/r2.txt"))
+	w.write("pkg/x.txt", "")
+	if err := os.Symlink("../"+out("pkg/gen.txt"), filepath.Join(w.root, "pkg/link.txt")); err != nil {
+		t.Fatal(err)
+	}
+	stale := func() {
+		t.Helper()
+		p := filepath.Join(w.base, "out", "pkg", "gen.txt")
+		os.Remove(p)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("old\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		// Old enough that its stat vouches for the content (not racy).
+		time.Sleep(150 * time.Millisecond)
+	}
+	// The cache learns r1 and r2 of "old", and gen.
+	stale()
+	w.mustBuild([]exec.Outcome{executed, executed}, r1, r2)
+	w.mustBuild([]exec.Outcome{executed}, gen)
+	w.clean()
+	// gen's output is stale again; r1 reads "old", gen is restored, and
+	// r2 must read "one".
+	stale()
+	got, err := w.build(r1, gen, r2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(outcomeNames([]exec.Outcome{cached, cached, executed}), outcomeNames(got)); diff != "" {
+		t.Errorf("outcomes mismatch (-want +got):\n%s", diff)
+	}
+	if got := w.read(out("pkg/r2.txt")); got != "ONE\n" {
+		t.Errorf("r2 = %q, want it made from the restored file (ONE)", got)
+	}
+}
+
 // TestRestoredInputEditedOutsideBeforeKeyed: a generated input this build
 // restored, edited by someone outside hepbuild (same size) after the
 // restore and before its reader is keyed, while no command runs: the
