@@ -86,6 +86,12 @@ func (h *Hasher) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// Reset forgets what was written, for the Hasher to be used again.
+func (h *Hasher) Reset() {
+	h.h.Reset()
+	h.size = 0
+}
+
 // Digest returns the digest of what was written so far.
 func (h *Hasher) Digest() Digest {
 	var sum [sha256.Size]byte

@@ -140,6 +140,12 @@ func TestHasherMatches(t *testing.T) {
 	if !h.Matches(d) {
 		t.Errorf("Matches(%v) = false for its own digest", d)
 	}
+	h.Reset()
+	h.Write([]byte("ab"))
+	if h.Matches(d) || h.Digest() != FromBytes([]byte("ab")) {
+		t.Errorf("after Reset, the Hasher still counts what was written before")
+	}
+	h.Write([]byte("c"))
 	for _, other := range []Digest{{Hash: d.Hash, Size: 4}, FromBytes([]byte("abd")), {Hash: d.Hash[:63], Size: 3}, {Hash: strings.ToUpper(d.Hash), Size: 3}} {
 		if h.Matches(other) {
 			t.Errorf("Matches(%v) = true, want false", other)
