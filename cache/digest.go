@@ -73,6 +73,7 @@ var buffers = sync.Pool{New: func() any { b := make([]byte, bufferSize); return 
 type Hasher struct {
 	h    hash.Hash
 	size int64
+	sum  [sha256.Size]byte // where Sum writes, without an allocation each
 }
 
 // NewHasher returns a Hasher for the digest function the cache uses (SHA-256).
@@ -85,10 +86,60 @@ func (h *Hasher) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// Reset forgets what was written, for the Hasher to be used again.
+func (h *Hasher) Reset() {
+	h.h.Reset()
+	h.size = 0
+}
+
 // Digest returns the digest of what was written so far.
 func (h *Hasher) Digest() Digest {
 	var sum [sha256.Size]byte
 	return Digest{Hash: hex.EncodeToString(h.h.Sum(sum[:0])), Size: h.size}
+}
+
+// Matches reports whether what was written so far has the digest d: Digest
+// without the string it makes.
+func (h *Hasher) Matches(d Digest) bool {
+	if h.size != d.Size || len(d.Hash) != 2*sha256.Size {
+		return false
+	}
+	var x [2 * sha256.Size]byte
+	hex.Encode(x[:], h.h.Sum(h.sum[:0]))
+	return string(x[:]) == d.Hash
+}
+
+// CopyFile is Copy from a regular file whose stat says it holds size bytes
+// and which is never written in place (a cache entry, renamed into place
+// whole): a read that brings it to that size and returns less than it
+// asked for is its end (a read of a regular file returns less only there),
+// which saves the read that would return nothing. Anything else reads on to
+// the end, so that a file longer than its stat said is copied whole and
+// its digest shows it.
+func CopyFile(w io.Writer, r io.Reader, size int64) (int64, error) {
+	bp := buffers.Get().(*[]byte)
+	defer buffers.Put(bp)
+	buf := *bp
+	var n int64
+	for {
+		m, err := r.Read(buf)
+		if m > 0 {
+			wm, werr := w.Write(buf[:m])
+			n += int64(wm)
+			if werr != nil {
+				return n, werr
+			}
+		}
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+		if m > 0 && n == size && m < len(buf) {
+			return n, nil
+		}
+	}
 }
 
 // Copy writes everything r yields to w, through a large pooled buffer. Unlike

@@ -7,6 +7,7 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -78,6 +79,76 @@ func BenchmarkFromFile(b *testing.B) {
 		}
 		if d.Size != fi.Size() {
 			b.Fatalf("hashed %d bytes, file has %d", d.Size, fi.Size())
+		}
+	}
+}
+
+// countingReader counts the reads made of it.
+type countingReader struct {
+	r     *bytes.Reader
+	reads int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	c.reads++
+	return c.r.Read(p)
+}
+
+// TestCopyFile: a file of the size its stat gave is copied without the
+// read that returns nothing; one longer than that (it grew) is copied
+// whole, so its digest is not the one the stat's size would suggest.
+func TestCopyFile(t *testing.T) {
+	rng := rand.New(rand.NewSource(2))
+	for _, size := range []int{0, 1, 10, bufferSize - 1, bufferSize, bufferSize + 1, 2*bufferSize + 3} {
+		b := make([]byte, size+5)
+		rng.Read(b)
+		want := FromBytes(b[:size])
+
+		exact := &countingReader{r: bytes.NewReader(b[:size])}
+		h := NewHasher()
+		if _, err := CopyFile(h, exact, int64(size)); err != nil {
+			t.Fatal(err)
+		}
+		if !h.Matches(want) || h.Digest() != want {
+			t.Errorf("size %d: CopyFile hashed %v, want %v", size, h.Digest(), want)
+		}
+		// Reads of the whole buffer, then one that returns less: the end.
+		// An empty file needs the read that returns nothing.
+		wantReads := size/bufferSize + 1
+		if exact.reads != wantReads {
+			t.Errorf("size %d: CopyFile made %d reads, want %d", size, exact.reads, wantReads)
+		}
+
+		longer := &countingReader{r: bytes.NewReader(b)}
+		h = NewHasher()
+		if _, err := CopyFile(h, longer, int64(size)); err != nil {
+			t.Fatal(err)
+		}
+		if h.Matches(want) {
+			t.Errorf("size %d: a file 5 bytes longer than its stat said matched the digest of its first %d bytes", size, size)
+		}
+		if got := FromBytes(b); h.Digest() != got {
+			t.Errorf("size %d: a longer file hashed to %v, want %v (all of it)", size, h.Digest(), got)
+		}
+	}
+}
+
+func TestHasherMatches(t *testing.T) {
+	h := NewHasher()
+	h.Write([]byte("abc"))
+	d := FromBytes([]byte("abc"))
+	if !h.Matches(d) {
+		t.Errorf("Matches(%v) = false for its own digest", d)
+	}
+	h.Reset()
+	h.Write([]byte("ab"))
+	if h.Matches(d) || h.Digest() != FromBytes([]byte("ab")) {
+		t.Errorf("after Reset, the Hasher still counts what was written before")
+	}
+	h.Write([]byte("c"))
+	for _, other := range []Digest{{Hash: d.Hash, Size: 4}, FromBytes([]byte("abd")), {Hash: d.Hash[:63], Size: 3}, {Hash: strings.ToUpper(d.Hash), Size: 3}} {
+		if h.Matches(other) {
+			t.Errorf("Matches(%v) = true, want false", other)
 		}
 	}
 }

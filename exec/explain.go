@@ -66,7 +66,7 @@ func (r *Runner) Explain(ctx context.Context, a *Action) (*Explanation, error) {
 		ex.Outcome = OutcomeExecuted
 	}
 	if prev != nil {
-		ex.Changes = changesSince(prev, a, in.seen, key)
+		ex.Changes = changesSince(prev, a, in.seen(), key)
 	}
 	return ex, nil
 }

@@ -1,6 +1,7 @@
 package exec
 
 import (
+	"strconv"
 	"time"
 	"unicode/utf8"
 
@@ -23,7 +24,7 @@ func (r *ActionRecord) appendJSON(b []byte) []byte {
 		return nil
 	}
 	b = append(b, `{"key":`...)
-	b = appendJSONString(b, r.Key.String())
+	b = appendJSONDigest(b, r.Key)
 	if r.Owner != "" {
 		b = append(b, `,"owner":`...)
 		b = appendJSONString(b, r.Owner)
@@ -46,15 +47,15 @@ func (r *ActionRecord) appendJSON(b []byte) []byte {
 		b = appendJSONMap(append(b, `,"env":`...), r.Env, func(v string) string { return v })
 	}
 	if len(r.Inputs) > 0 {
-		b = appendJSONMap(append(b, `,"inputs":`...), r.Inputs, cache.Digest.String)
+		b = appendJSONDigests(append(b, `,"inputs":`...), r.Inputs)
 	}
 	if !r.Environment.IsZero() {
 		b = append(b, `,"environment":`...)
-		b = appendJSONString(b, r.Environment.String())
+		b = appendJSONDigest(b, r.Environment)
 	}
 	if !r.Content.IsZero() {
 		b = append(b, `,"content":`...)
-		b = appendJSONString(b, r.Content.String())
+		b = appendJSONDigest(b, r.Content)
 	}
 	if r.Remote != "" {
 		b = append(b, `,"remote":`...)
@@ -78,6 +79,31 @@ func appendJSONMap[V any](b []byte, m map[string]V, str func(V) string) []byte {
 		b = appendJSONString(b, str(m[k]))
 	}
 	return append(b, '}')
+}
+
+// appendJSONDigests is appendJSONMap for digests, without a string per
+// digest.
+func appendJSONDigests(b []byte, m map[string]cache.Digest) []byte {
+	b = append(b, '{')
+	for i, k := range sortedKeys(m) {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, k)
+		b = append(b, ':')
+		b = appendJSONDigest(b, m[k])
+	}
+	return append(b, '}')
+}
+
+// appendJSONDigest is appendJSONString(b, d.String()) without the string:
+// quoting works character by character, and the "/" between the hash and
+// the size ends whatever sequence the hash ends with.
+func appendJSONDigest(b []byte, d cache.Digest) []byte {
+	b = appendJSONString(b, d.Hash)
+	b = append(b[:len(b)-1], '/')
+	b = strconv.AppendInt(b, d.Size, 10)
+	return append(b, '"')
 }
 
 func appendJSONStrings(b []byte, ss []string) []byte {

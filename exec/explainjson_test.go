@@ -73,11 +73,15 @@ func FuzzExplainRecordJSON(f *testing.F) {
 	f.Add("", "é漢🙂", "\xc3", int64(0), int64(0), 3600)
 	f.Fuzz(func(t *testing.T, s1, s2, s3 string, sec, nsec int64, off int) {
 		r := &ActionRecord{
-			Key: cache.FromBytes([]byte(s1)), Owner: s1, Mnemonic: s2,
+			// Digests of any hash: the quoting of "hash/size" is written
+			// without the string.
+			Key: cache.Digest{Hash: s1, Size: sec}, Owner: s1, Mnemonic: s2,
 			Outputs: []string{s1, s2, s3}, Argv: []string{s3, s1},
-			Env:    map[string]string{s1: s2, s2: s3, s3: s1},
-			Inputs: map[string]cache.Digest{s1: cache.FromBytes([]byte(s2)), s3: cache.FromBytes(nil)},
-			Remote: s3, Time: time.Unix(sec, nsec).In(time.FixedZone("z", off)),
+			Env:         map[string]string{s1: s2, s2: s3, s3: s1},
+			Inputs:      map[string]cache.Digest{s1: cache.FromBytes([]byte(s2)), s3: {Hash: s2, Size: nsec}},
+			Environment: cache.Digest{Hash: s3, Size: -nsec},
+			Content:     cache.Digest{Hash: s2 + s3},
+			Remote:      s3, Time: time.Unix(sec, nsec).In(time.FixedZone("z", off)),
 		}
 		want, err := json.Marshal(r.toJSON())
 		got := r.appendJSON(nil)

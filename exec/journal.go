@@ -301,22 +301,13 @@ func quotePath(p string) string {
 	return p
 }
 
-func checksummed(body string) string {
-	return body + "\t" + strconv.FormatUint(uint64(crc32.ChecksumIEEE([]byte(body))), 16) + "\n"
-}
-
-func recordLine(path string, o outputRecord) string {
-	if o.Remote {
-		x := "0"
-		if o.Executable {
-			x = "1"
-		}
-		return checksummed("r\t" + quotePath(path) + "\t" + o.Key.String() + "\t" + o.Digest.String() + "\t" + x + "\t" + o.Fingerprint)
-	}
-	line := "o\t" + quotePath(path) + "\t" + o.Key.String() + "\t" + o.Digest.String() + "\t" +
-		strconv.FormatInt(o.Size, 10) + "\t" + strconv.FormatInt(o.MTime, 10) + "\t" + strconv.FormatUint(o.Inode, 10)
-	line += "\t" + o.Fingerprint + "\t" + strconv.FormatInt(o.CTime, 10)
-	return checksummed(line)
+// appendChecksum ends the line that starts at b[start:] with its
+// checksum and a newline.
+func appendChecksum(b []byte, start int) []byte {
+	sum := crc32.ChecksumIEEE(b[start:])
+	b = append(b, '\t')
+	b = strconv.AppendUint(b, uint64(sum), 16)
+	return append(b, '\n')
 }
 
 // output returns the record of an output path.
@@ -348,7 +339,10 @@ func (j *Journal) record(path string, key cache.Digest, fp string, d cache.Diges
 	defer j.mu.Unlock()
 	j.outputs[path] = o
 	delete(j.keys, path)
-	j.append(recordLine(path, o))
+	if j.writable() {
+		j.buf = appendRecordLine(j.buf, path, o)
+		j.appendedLines(1)
+	}
 }
 
 // recordRemote notes that the output at path, made by the action with the
@@ -360,7 +354,10 @@ func (j *Journal) recordRemote(path string, key cache.Digest, fp string, d cache
 	defer j.mu.Unlock()
 	j.outputs[path] = o
 	delete(j.keys, path)
-	j.append(recordLine(path, o))
+	if j.writable() {
+		j.buf = appendRecordLine(j.buf, path, o)
+		j.appendedLines(1)
+	}
 }
 
 // RemoteOnly reports whether the journal records the output at path as
@@ -445,15 +442,20 @@ func (j *Journal) forgetKey(key cache.Digest) {
 func (j *Journal) forget(paths []string) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	var b strings.Builder
+	n := 0
 	for _, p := range paths {
 		if _, ok := j.outputs[p]; ok {
 			delete(j.outputs, p)
-			b.WriteString(checksummed("d\t" + quotePath(p)))
+			if j.writable() {
+				start := len(j.buf)
+				j.buf = append(append(j.buf, "d\t"...), quotePath(p)...)
+				j.buf = appendChecksum(j.buf, start)
+				n++
+			}
 		}
 	}
-	if b.Len() > 0 {
-		j.append(b.String())
+	if n > 0 {
+		j.appendedLines(n)
 	}
 }
 
@@ -461,28 +463,32 @@ func (j *Journal) forget(paths []string) {
 func (j *Journal) recordAll(paths []string, recs []outputRecord) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	var b strings.Builder
 	for i, p := range paths {
 		j.outputs[p] = recs[i]
 		delete(j.keys, p)
-		b.WriteString(recordLine(p, recs[i]))
+		if j.writable() {
+			j.buf = appendRecordLine(j.buf, p, recs[i])
+		}
 	}
-	j.append(b.String())
+	if j.writable() {
+		j.appendedLines(len(paths))
+	}
 }
 
-// append writes lines to the journal file; j.mu is held. They are
-// gathered for at most journalDelay, or journalBatch bytes, and written
+// writable says whether lines may still be appended to j.buf (see
+// appendedLines); j.mu is held.
+func (j *Journal) writable() bool { return !j.closed && j.err == nil }
+
+// appendedLines takes note of n lines just appended to j.buf, straight
+// into the buffer without a string each (every restored action appends
+// at least two); j.mu is held. They are gathered for at most journalDelay, or journalBatch bytes, and written
 // at once: one write for many records instead of one each. A build killed
 // meanwhile loses the records of its last moments, whose outputs the next
 // build finds without a record and restores from the cache (a record it
 // did keep cannot vouch for a file put there since: that has another inode
 // or change time).
-func (j *Journal) append(lines string) {
-	if j.closed || j.err != nil {
-		return
-	}
-	j.buf = append(j.buf, lines...)
-	j.appended += strings.Count(lines, "\n")
+func (j *Journal) appendedLines(n int) {
+	j.appended += n
 	if len(j.buf) >= journalBatch {
 		j.flush()
 		return
@@ -650,10 +656,17 @@ func (w *actionRecordJSON) record() (*ActionRecord, error) {
 
 // explain appends what the action ran with to the explain log.
 func (j *Journal) explain(rec *ActionRecord) {
-	b := rec.appendJSON(make([]byte, 0, 1024))
+	bp := explainBuffers.Get().(*[]byte)
+	defer func() {
+		if cap(*bp) <= maxPooledExplain {
+			explainBuffers.Put(bp)
+		}
+	}()
+	b := rec.appendJSON((*bp)[:0])
 	if b == nil {
 		return // a time JSON cannot hold: not recorded
 	}
+	*bp = b
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.closed || j.err != nil {
@@ -672,6 +685,15 @@ func (j *Journal) explain(rec *ActionRecord) {
 	}
 	j.flushSoon()
 }
+
+// explainBuffers holds the buffers explain lays a record out in before it
+// takes the lock: one per record would be an allocation per action, and
+// its growth past a first guess another few. Those grown past
+// maxPooledExplain (an action with thousands of inputs) are left to the
+// collector.
+var explainBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
+const maxPooledExplain = 64 << 10
 
 // explainBatch is how many bytes of explain records are gathered at most
 // before they are written (or for journalDelay): one write for about a
@@ -860,14 +882,13 @@ func appendKeyLine(b []byte, path string, m keyMemo) []byte {
 	b = appendDigest(b, m.Key)
 	b = append(b, '\t')
 	b = append(b, m.Fingerprint...)
-	sum := crc32.ChecksumIEEE(b[start:])
-	b = append(b, '\t')
-	b = strconv.AppendUint(b, uint64(sum), 16)
-	return append(b, '\n')
+	return appendChecksum(b, start)
 }
 
-// appendRecordLine appends recordLine(path, o) to b without the strings
-// it builds on the way: compaction writes one for every output.
+// appendRecordLine appends the journal line of the output record to b:
+// "o" (or "r" when kept only in the cache), the path, the key, the digest,
+// the stat (or the executable bit) and the fingerprint, tab-separated,
+// then a checksum of all that.
 func appendRecordLine(b []byte, path string, o outputRecord) []byte {
 	start := len(b)
 	if o.Remote {
@@ -900,10 +921,7 @@ func appendRecordLine(b []byte, path string, o outputRecord) []byte {
 		b = append(b, '\t')
 		b = strconv.AppendInt(b, o.CTime, 10)
 	}
-	sum := crc32.ChecksumIEEE(b[start:])
-	b = append(b, '\t')
-	b = strconv.AppendUint(b, uint64(sum), 16)
-	return append(b, '\n')
+	return appendChecksum(b, start)
 }
 
 // appendDigest appends d.String().

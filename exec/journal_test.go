@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -496,8 +497,8 @@ func TestStampTakesRacyOutputDigestsFromTheJournal(t *testing.T) {
 	}
 }
 
-// TestAppendRecordLineIsRecordLine: compaction writes the lines that
-// record and recordRemote append, byte for byte.
+// TestAppendRecordLineIsRecordLine: the lines appended straight into the
+// journal's buffer are the journal's format, byte for byte.
 func TestAppendRecordLineIsRecordLine(t *testing.T) {
 	k, d := cache.FromBytes([]byte("key")), cache.FromBytes([]byte("out"))
 	for _, c := range []struct {
@@ -748,4 +749,24 @@ func TestJournalKeyMemos(t *testing.T) {
 		t.Errorf("%d memos loaded from a journal with one damaged, want 1", len(j4.keys))
 	}
 	j4.Close()
+}
+
+// recordLine is the journal line of an output record written the plain
+// way, against which TestAppendRecordLineIsRecordLine checks appendRecordLine.
+func recordLine(path string, o outputRecord) string {
+	if o.Remote {
+		x := "0"
+		if o.Executable {
+			x = "1"
+		}
+		return checksummed("r\t" + quotePath(path) + "\t" + o.Key.String() + "\t" + o.Digest.String() + "\t" + x + "\t" + o.Fingerprint)
+	}
+	line := "o\t" + quotePath(path) + "\t" + o.Key.String() + "\t" + o.Digest.String() + "\t" +
+		strconv.FormatInt(o.Size, 10) + "\t" + strconv.FormatInt(o.MTime, 10) + "\t" + strconv.FormatUint(o.Inode, 10)
+	line += "\t" + o.Fingerprint + "\t" + strconv.FormatInt(o.CTime, 10)
+	return checksummed(line)
+}
+
+func checksummed(body string) string {
+	return body + "\t" + strconv.FormatUint(uint64(crc32.ChecksumIEEE([]byte(body))), 16) + "\n"
 }

@@ -3,6 +3,7 @@ package exec
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/hepbuild/hepbuild/cache"
@@ -51,5 +52,34 @@ func TestLinkBlob(t *testing.T) {
 				t.Errorf("left in the output base: %v", left)
 			}
 		})
+	}
+}
+
+// TestWellFormed: a digest from a result is well formed only when it is
+// what ParseDigest would return for its string: 64 lower-case hex digits
+// and a size of at least zero.
+func TestWellFormed(t *testing.T) {
+	good := cache.FromBytes([]byte("x"))
+	for _, c := range []struct {
+		d    cache.Digest
+		want bool
+	}{
+		{good, true},
+		{cache.Digest{Hash: good.Hash, Size: 0}, true},
+		{cache.Digest{Hash: good.Hash, Size: -1}, false},
+		{cache.Digest{Hash: strings.ToUpper(good.Hash), Size: 1}, false},
+		{cache.Digest{Hash: good.Hash[:63], Size: 1}, false},
+		{cache.Digest{Hash: good.Hash + "0", Size: 1}, false},
+		{cache.Digest{Hash: good.Hash[:63] + "g", Size: 1}, false},
+		{cache.Digest{Hash: good.Hash[:10] + "/" + good.Hash[11:], Size: 1}, false},
+		{cache.Digest{}, false},
+	} {
+		if got := wellFormed(c.d); got != c.want {
+			t.Errorf("wellFormed(%q) = %v, want %v", c.d, got, c.want)
+		}
+		p, err := cache.ParseDigest(c.d.String())
+		if old := err == nil && p == c.d; old != c.want {
+			t.Errorf("%q: ParseDigest says %v, the table %v", c.d, old, c.want)
+		}
 	}
 }

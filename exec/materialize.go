@@ -225,16 +225,16 @@ func (r *Runner) storeLog(ctx context.Context, logPath string) *repb.Digest {
 // action's own log goes; without one, a stale log of an earlier run of the
 // action is removed. The log is a copy: the next run rewrites it.
 func (r *Runner) restoreLog(ctx context.Context, a *Action, res *repb.ActionResult) {
-	logPath := r.logPathOf(a)
 	d := cache.FromProto(res.GetStdoutDigest())
 	// A log is a file: one unlink, where os.Remove would also try rmdir
 	// when there is none (the usual case).
 	if d.IsZero() || d.Size > maxRestoredLog {
-		if r.mayHaveLog(logPath) {
-			syscall.Unlink(logPath)
+		if r.mayHaveLog(a) {
+			syscall.Unlink(r.logPathOf(a))
 		}
 		return
 	}
+	logPath := r.logPathOf(a)
 	b, err := r.readBlob(ctx, d)
 	if err != nil {
 		syscall.Unlink(logPath)
@@ -372,10 +372,10 @@ func (r *Runner) putMessage(ctx context.Context, m proto.Message) (cache.Digest,
 
 // materialize restores every output of a cached result into the output
 // tree and returns their digests for the journal, and, when every output
-// is a plain file, their stats (for the journal too: see rememberStats).
-// An error means the result cannot be used (a missing or corrupt blob, a
-// failing cache).
-func (r *Runner) materialize(ctx context.Context, a *Action, res *repb.ActionResult) (map[string]cache.Digest, map[string]fs.FileInfo, error) {
+// is a plain file, their stats (for the journal too: see rememberStats),
+// each in the order of a.Outputs. An error means the result cannot be
+// used (a missing or corrupt blob, a failing cache).
+func (r *Runner) materialize(ctx context.Context, a *Action, res *repb.ActionResult) ([]cache.Digest, []fs.FileInfo, error) {
 	files := map[string]*repb.OutputFile{}
 	for _, f := range res.GetOutputFiles() {
 		files[f.GetPath()] = f
@@ -385,13 +385,13 @@ func (r *Runner) materialize(ctx context.Context, a *Action, res *repb.ActionRes
 		dirs[d.GetPath()] = d
 	}
 	links := resultLinks(res)
-	digests := make(map[string]cache.Digest, len(a.Outputs))
-	blobs := make(map[string]fs.FileInfo, len(a.Outputs)) // the files linked
+	digests := make([]cache.Digest, len(a.Outputs))
+	blobs := make([]fs.FileInfo, len(a.Outputs)) // the files linked, or nil
 	// Only links and folders need checkRestored: a plain file is what
 	// fetchFile made, a hard link to a verified blob or a copy (but see
 	// below).
 	check := false
-	for _, o := range a.Outputs {
+	for i, o := range a.Outputs {
 		check = check || o.Symlink
 		dst := r.abs(o.Path)
 		if err := r.outputParents(o.Path); err != nil {
@@ -402,7 +402,7 @@ func (r *Runner) materialize(ctx context.Context, a *Action, res *repb.ActionRes
 			if err := r.restoreLink(l.GetTarget(), dst); err != nil {
 				return nil, nil, err
 			}
-			digests[o.Path] = linkDigest(l.GetTarget())
+			digests[i] = linkDigest(l.GetTarget())
 			continue
 		}
 		if o.Dir {
@@ -414,7 +414,7 @@ func (r *Runner) materialize(ctx context.Context, a *Action, res *repb.ActionRes
 			if err != nil {
 				return nil, nil, err
 			}
-			digests[o.Path] = d
+			digests[i] = d
 			continue
 		}
 		f := files[o.Path]
@@ -426,10 +426,8 @@ func (r *Runner) materialize(ctx context.Context, a *Action, res *repb.ActionRes
 		if err != nil {
 			return nil, nil, err
 		}
-		if linked != nil {
-			blobs[o.Path] = linked
-		}
-		digests[o.Path] = d
+		blobs[i] = linked
+		digests[i] = d
 	}
 	// A result from a shared cache is not trusted to hold only links
 	// that stay inside the outputs.
@@ -440,8 +438,8 @@ func (r *Runner) materialize(ctx context.Context, a *Action, res *repb.ActionRes
 		// link to it: the output is then that. The stat the journal
 		// records tells, taken once every output is in place (a second
 		// link to a blob changes the first one's ctime).
-		stats := make(map[string]fs.FileInfo, len(a.Outputs))
-		for _, o := range a.Outputs {
+		stats := make([]fs.FileInfo, len(a.Outputs))
+		for i, o := range a.Outputs {
 			fi, err := os.Lstat(r.abs(o.Path))
 			if err != nil {
 				return nil, nil, err
@@ -449,10 +447,10 @@ func (r *Runner) materialize(ctx context.Context, a *Action, res *repb.ActionRes
 			if !fi.Mode().IsRegular() {
 				return nil, nil, fmt.Errorf("%w: restored output %s is a %s", errCorrupt, o.Path, kindOf(fi.Mode()))
 			}
-			if b, ok := blobs[o.Path]; ok && !cache.SameInode(fi, b) {
+			if b := blobs[i]; b != nil && !cache.SameInode(fi, b) {
 				return nil, nil, fmt.Errorf("%w: restored output %s is not the blob file that was verified", errCorrupt, o.Path)
 			}
-			stats[o.Path] = fi
+			stats[i] = fi
 		}
 		return digests, stats, nil
 	}
@@ -465,6 +463,9 @@ func (r *Runner) materialize(ctx context.Context, a *Action, res *repb.ActionRes
 // resultLinks returns the result's output links by path. REAPI v2.1 servers
 // fill output_symlinks; older ones only output_file_symlinks.
 func resultLinks(res *repb.ActionResult) map[string]*repb.OutputSymlink {
+	if len(res.GetOutputFileSymlinks()) == 0 && len(res.GetOutputSymlinks()) == 0 {
+		return nil // the usual case, without a map
+	}
 	links := map[string]*repb.OutputSymlink{}
 	for _, l := range res.GetOutputFileSymlinks() {
 		links[l.GetPath()] = l
@@ -755,8 +756,15 @@ func treeEntries(dir *repb.Directory, children map[cache.Digest]*repb.Directory,
 // cache, is a digest at all: the disk cache refuses any other with an
 // error that would turn it off.
 func wellFormed(d cache.Digest) bool {
-	p, err := cache.ParseDigest(d.String())
-	return err == nil && p == d
+	if len(d.Hash) != 64 || d.Size < 0 {
+		return false
+	}
+	for i := 0; i < len(d.Hash); i++ {
+		if c := d.Hash[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 func validName(n string) bool {

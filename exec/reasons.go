@@ -20,7 +20,7 @@ func (r *Runner) reasons(a *Action, key *Key, in *inputDigests) []string {
 	if prev == nil {
 		return []string{"never run here before"}
 	}
-	if changes := changesSince(prev, a, in.seen, key); changes != nil {
+	if changes := changesSince(prev, a, in.seen(), key); changes != nil {
 		return changes
 	}
 	// Same key: nothing it reads changed; what it made did, and no cache

@@ -67,7 +67,7 @@ func (r *Runner) rememberRemote(a *Action, key *Key, in *inputDigests, res *repb
 		f := files[o.Path]
 		r.Journal.recordRemote(o.Path, key.Digest, key.fingerprint, cache.FromProto(f.GetDigest()), f.GetIsExecutable())
 	}
-	r.Journal.explain(newActionRecord(a, key, in.seen))
+	r.Journal.explain(newActionRecord(a, key, in.seen()))
 	if err := os.Remove(r.logPath(a)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}

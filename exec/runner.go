@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
@@ -79,7 +80,9 @@ const tailLines = 20
 // Runner does the work of one action (see Work): it decides whether the
 // action's outputs are up to date, restorable from the cache or must be
 // made, and makes them so. Configure it before the first call; after that
-// it is safe for concurrent use: Work runs on many goroutines at once.
+// it is safe for concurrent use: Work runs on many goroutines at once. A
+// Runner serves one build: it remembers the files the build restored and
+// the sources it read (see freshInput and freshSource).
 type Runner struct {
 	// ExecRoot is the workspace root; hepbuild-out in it links to OutputBase/out.
 	ExecRoot string
@@ -133,6 +136,9 @@ type Runner struct {
 	// fresh holds the output files this build restored, by path (see
 	// freshInput).
 	fresh sync.Map
+	// sources holds the source files this build digested, by path (see
+	// freshSource).
+	sources sync.Map
 	// realDirs holds the folders of the output tree, relative to the exec
 	// root, that makeOutputParents made real during this build, each with
 	// the commandEpoch it was checked in (see outputParents).
@@ -145,6 +151,7 @@ type Runner struct {
 	// build; logsOld whether the logs folder held anything before (see
 	// mayHaveLog).
 	logsMade sync.Map
+	logsAny  atomic.Bool // logsMade holds any
 	logsOnce sync.Once
 	logsOld  bool
 	// commandCPU sums the CPU time of the commands run, in nanoseconds.
@@ -248,8 +255,10 @@ func (r *Runner) Work(ctx context.Context, a *Action) (Outcome, error) {
 		// attempt stats its inputs again. Nothing else may tell it so: a
 		// remote executor's upload, say, runs no command here.
 		r.fresh.Delete(ce.path)
+		r.sources.Delete(ce.path)
 		for _, in := range a.Inputs {
 			r.fresh.Delete(in.Path)
+			r.sources.Delete(in.Path)
 		}
 		if attempt == inputAttempts {
 			ae := ce.failure
@@ -724,15 +733,13 @@ func (r *Runner) listDir(root string, keepLinks bool) ([]FileEntry, error) {
 type inputDigests struct {
 	r *Runner
 	a *Action
-	// seen records every digest handed out, by path, for the explain log.
-	seen map[string]cache.Digest
-	// memo keeps what Digest and ListDir returned, so that the fingerprint
-	// and then the key look at each input once.
-	memo    map[string]digestInfo
+	// files holds what is known of each input file (and of each file below
+	// a folder input, for the explain log), by path: most actions have a
+	// few inputs, and one slice costs less than a map for each fact.
+	files []inputFile
+	// index finds a path in files once there are more than a few.
+	index   map[string]int
 	listing map[string][]FileEntry
-	// baseline holds each input file's stat taken before it was digested,
-	// by path; changed compares it with the file at the end.
-	baseline map[string]pathStat
 	// links holds the target of each declared-link input, read once:
 	// the link is its target, so a retargeted link is a changed input.
 	links map[string]string
@@ -742,6 +749,84 @@ type inputDigests struct {
 	// remote holds the inputs kept only in the cache, digested from their
 	// journal records, by path: fetched before the action runs.
 	remote map[string]outputRecord
+}
+
+// inputFile is what inputDigests knows of one path.
+type inputFile struct {
+	path string
+	// seen is the digest handed out, for the explain log (see seen).
+	seen    cache.Digest
+	hasSeen bool
+	// memo keeps what Digest returned, so that the fingerprint and then
+	// the key look at each input once.
+	memo    digestInfo
+	hasMemo bool
+	// baseline is the file's stat taken before it was digested; changed
+	// compares it with the file at the end.
+	baseline    pathStat
+	hasBaseline bool
+}
+
+// indexAbove is how many files inputDigests searches one by one.
+const indexAbove = 8
+
+// find returns the entry of the path, or nil. It is valid until the next
+// call of file.
+func (in *inputDigests) find(p string) *inputFile {
+	if in.index != nil {
+		if i, ok := in.index[p]; ok {
+			return &in.files[i]
+		}
+		return nil
+	}
+	for i := range in.files {
+		if in.files[i].path == p {
+			return &in.files[i]
+		}
+	}
+	return nil
+}
+
+// file returns the entry of the path, added if need be. It is valid until
+// the next call.
+func (in *inputDigests) file(p string) *inputFile {
+	if f := in.find(p); f != nil {
+		return f
+	}
+	if in.files == nil {
+		in.files = make([]inputFile, 0, max(len(in.a.Inputs), 1))
+	}
+	in.files = append(in.files, inputFile{path: p})
+	switch {
+	case in.index != nil:
+		in.index[p] = len(in.files) - 1
+	case len(in.files) > indexAbove:
+		in.index = make(map[string]int, cap(in.files))
+		for i := range in.files {
+			in.index[in.files[i].path] = i
+		}
+	}
+	return &in.files[len(in.files)-1]
+}
+
+// seen returns every digest handed out, by path, for the explain log.
+func (in *inputDigests) seen() map[string]cache.Digest {
+	n := 0
+	for i := range in.files {
+		if in.files[i].hasSeen {
+			n++
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	m := make(map[string]cache.Digest, n)
+	for i := range in.files {
+		if f := &in.files[i]; f.hasSeen {
+			m[f.path] = f.seen
+		}
+	}
+	return m
 }
 
 // testHookDigested, when set by a test, is called after each input file or
@@ -755,18 +840,14 @@ type digestInfo struct {
 }
 
 func (in *inputDigests) note(p string, d cache.Digest) {
-	if in.seen == nil {
-		in.seen = map[string]cache.Digest{}
-	}
-	in.seen[p] = d
+	f := in.file(p)
+	f.seen, f.hasSeen = d, true
 }
 
 // setBaseline records the stat of an input taken before its digest.
 func (in *inputDigests) setBaseline(p string, st pathStat) {
-	if in.baseline == nil {
-		in.baseline = map[string]pathStat{}
-	}
-	in.baseline[p] = st
+	f := in.file(p)
+	f.baseline, f.hasBaseline = st, true
 }
 
 func (in *inputDigests) missing(art Artifact, err error) error {
@@ -789,15 +870,13 @@ func (in *inputDigests) missing(art Artifact, err error) error {
 }
 
 func (in *inputDigests) Digest(art Artifact) (cache.Digest, bool, error) {
-	if m, ok := in.memo[art.Path]; ok {
-		return m.d, m.x, nil
+	if f := in.find(art.Path); f != nil && f.hasMemo {
+		return f.memo.d, f.memo.x, nil
 	}
 	d, x, err := in.digest(art)
 	if err == nil {
-		if in.memo == nil {
-			in.memo = map[string]digestInfo{}
-		}
-		in.memo[art.Path] = digestInfo{d, x}
+		f := in.file(art.Path)
+		f.memo, f.hasMemo = digestInfo{d, x}, true
 	}
 	return d, x, err
 }
@@ -832,9 +911,21 @@ func (in *inputDigests) digest(art Artifact) (cache.Digest, bool, error) {
 			return f.d, f.x, nil
 		}
 	}
+	generated := strings.HasPrefix(art.Path, OutDir+"/")
+	if !generated {
+		if f, ok := in.r.freshSource(art.Path); ok {
+			in.setBaseline(art.Path, f.st)
+			if testHookDigested != nil {
+				defer testHookDigested(art.Path)
+			}
+			in.note(art.Path, f.d)
+			return f.d, f.x, nil
+		}
+	}
 	// The stat before the digest: whatever is read after it, an edit made
 	// from here on shows in changed's stat. What the path leads to (fi)
 	// serves the journal's and the stat cache's checks below.
+	epoch := in.r.commandEpoch.Load()
 	recorded := time.Now().UnixNano()
 	st, fi, err := statPathInfo(p)
 	if err == nil && st.exists {
@@ -873,6 +964,9 @@ func (in *inputDigests) digest(art Artifact) (cache.Digest, bool, error) {
 	}
 	if err != nil {
 		return cache.Digest{}, false, fmt.Errorf("digesting %s: %w", art.Path, err)
+	}
+	if !generated && fi != nil && fi.Mode().IsRegular() && !st.racy(recorded) && !viaLink(st, fi) {
+		in.r.sources.Store(art.Path, freshOutput{st: st, d: d, x: x, epoch: epoch})
 	}
 	in.note(art.Path, d)
 	return d, x, nil
@@ -913,13 +1007,20 @@ func (in *inputDigests) ListDir(art Artifact) ([]FileEntry, error) {
 // mtime of blobs that outputs are linked to). A folder is listed and
 // digested again; the stat cache keeps that to a stat per unchanged file.
 func (in *inputDigests) changed() string {
-	for _, p := range sortedKeys(in.baseline) {
-		was := in.baseline[p]
+	var based []inputFile
+	for _, f := range in.files {
+		if f.hasBaseline {
+			based = append(based, f)
+		}
+	}
+	slices.SortFunc(based, func(a, b inputFile) int { return strings.Compare(a.path, b.path) })
+	for _, f := range based {
+		p, was := f.path, f.baseline
 		abs := in.r.abs(p)
 		if now, err := statPath(abs); err == nil && now == was {
 			continue
 		}
-		m, ok := in.memo[p]
+		m, ok := f.memo, f.hasMemo
 		fi, serr := os.Stat(abs) // before the digest: what it vouches for
 		d, x, err := in.r.fileDigestInfo(abs)
 		if !ok || err != nil || d != m.d || x != m.x {
@@ -1023,8 +1124,8 @@ func (r *Runner) restoreResult(ctx context.Context, a *Action, key *Key, in *inp
 		return false, err
 	}
 	// stats holds the outputs when all are plain files (see materialize).
-	for p, fi := range stats {
-		r.fresh.Store(p, freshOutput{st: statOf(fi), d: digests[p], x: fi.Mode()&0o111 != 0, epoch: epoch})
+	for i, fi := range stats {
+		r.fresh.Store(a.Outputs[i].Path, freshOutput{st: statOf(fi), d: digests[i], x: fi.Mode()&0o111 != 0, epoch: epoch})
 	}
 	r.restoreLog(ctx, a, res)
 	return true, nil
@@ -1047,6 +1148,38 @@ type freshOutput struct {
 // baseline. It saves an lstat per generated input of a restore.
 func (r *Runner) freshInput(path string) (freshOutput, bool) {
 	v, ok := r.fresh.Load(path)
+	if !ok {
+		return freshOutput{}, false
+	}
+	f := v.(freshOutput)
+	if f.epoch != r.commandEpoch.Load() || r.commandsRunning.Load() != 0 {
+		return freshOutput{}, false
+	}
+	return f, true
+}
+
+// viaLink says whether statPathInfo followed a symbolic link to fi: the
+// stat it returns then holds another inode than fi's (see statPathInfo).
+func viaLink(st pathStat, fi fs.FileInfo) bool {
+	sys, ok := fi.Sys().(*syscall.Stat_t)
+	return !ok || st.ino != uint64(sys.Ino)
+}
+
+// freshSource returns what the build found of a source file when an
+// earlier action digested it, while no command started or ended since
+// that stat and none runs: it saves an lstat per action that reads a
+// source many others read too. The argument is freshInput's: hepbuild
+// itself writes only below OutDir, so nothing but a command (run without
+// the linux sandbox, which would have moved the epoch) or someone outside
+// hepbuild can have changed the file since that stat. An outside edit is
+// then taken as made just after it, as any edit after a stat is: a
+// command that reads the file finds it in changed, whose baseline is that
+// stat, and the next build digests the file afresh (a Runner serves one
+// build). A stat too recent to vouch for the content (racy) is not kept,
+// nor one of a source that is a symbolic link: it may lead into the output
+// tree, where a restore replaces files without a command.
+func (r *Runner) freshSource(path string) (freshOutput, bool) {
+	v, ok := r.sources.Load(path)
 	if !ok {
 		return freshOutput{}, false
 	}
@@ -1299,6 +1432,7 @@ func (r *Runner) LogPath(a *Action) string { return r.logPath(a) }
 // named after the action's first output.
 func (r *Runner) logPath(a *Action) string {
 	p := r.logPathOf(a)
+	r.logsAny.Store(true)
 	r.logsMade.Store(p, struct{}{})
 	return p
 }
@@ -1312,11 +1446,12 @@ func (r *Runner) logPathOf(a *Action) string {
 	return filepath.Join(r.OutputBase, "logs", filepath.FromSlash(name)+".log")
 }
 
-// mayHaveLog says whether a log may be at p: left by an earlier build
-// (the logs folder held anything when first looked at), or written in
-// this one (logPath handed p out). A restored action without a log removes
-// a stale one only then, saving an unlink per action after clean.
-func (r *Runner) mayHaveLog(p string) bool {
+// mayHaveLog says whether a log may be at the action's log path: left by
+// an earlier build (the logs folder held anything when first looked at),
+// or written in this one (logPath handed it out). A restored action
+// without a log removes a stale one only then, saving an unlink per action
+// after clean (and the path itself, when no log was handed out).
+func (r *Runner) mayHaveLog(a *Action) bool {
 	r.logsOnce.Do(func() {
 		f, err := os.Open(filepath.Join(r.OutputBase, "logs"))
 		if err != nil {
@@ -1330,7 +1465,10 @@ func (r *Runner) mayHaveLog(p string) bool {
 	if r.logsOld {
 		return true
 	}
-	_, ok := r.logsMade.Load(p)
+	if !r.logsAny.Load() {
+		return false
+	}
+	_, ok := r.logsMade.Load(r.logPathOf(a))
 	return ok
 }
 
@@ -1346,32 +1484,44 @@ func (r *Runner) forget(a *Action) {
 // remember records the finished outputs in the journal, and what the action
 // ran with in the explain log.
 func (r *Runner) remember(a *Action, key *Key, in *inputDigests, digests map[string]cache.Digest) error {
-	return r.rememberStats(a, key, in, digests, nil)
+	if r.Journal == nil {
+		return nil
+	}
+	ds := make([]cache.Digest, len(a.Outputs))
+	for i, o := range a.Outputs {
+		ds[i] = digests[o.Path]
+	}
+	return r.rememberStats(a, key, in, ds, nil)
 }
 
-// rememberStats is remember with the outputs' Lstat, where the caller just
-// took it (materialize).
-func (r *Runner) rememberStats(a *Action, key *Key, in *inputDigests, digests map[string]cache.Digest, stats map[string]fs.FileInfo) error {
+// rememberStats is remember with the outputs' digests and Lstat (stats,
+// unless nil) in the order of a.Outputs, where the caller just took them
+// (materialize).
+func (r *Runner) rememberStats(a *Action, key *Key, in *inputDigests, digests []cache.Digest, stats []fs.FileInfo) error {
 	j := r.Journal
 	if j == nil {
 		return nil
 	}
-	paths := make([]string, len(a.Outputs))
+	// The record's outputs are the paths the journal records: one slice
+	// for both, which only read it.
+	rec := newActionRecord(a, key, in.seen())
+	paths := rec.Outputs
 	recs := make([]outputRecord, len(a.Outputs))
 	for i, o := range a.Outputs {
-		fi, ok := stats[o.Path]
+		var fi fs.FileInfo
 		var err error
-		if !ok {
+		if stats != nil {
+			fi = stats[i]
+		} else {
 			fi, err = os.Lstat(r.abs(o.Path))
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %s: output %s vanished: %w", a.Pos, a.Owner, o.Path, err)
 		}
-		paths[i] = o.Path
-		recs[i] = statRecord(key.Digest, key.fingerprint, digests[o.Path], fi)
+		recs[i] = statRecord(key.Digest, key.fingerprint, digests[i], fi)
 	}
 	j.recordAll(paths, recs)
-	j.explain(newActionRecord(a, key, in.seen))
+	j.explain(rec)
 	return nil
 }
 

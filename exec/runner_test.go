@@ -1274,6 +1274,84 @@ func TestRestoredInputChangedByACommand(t *testing.T) {
 	}
 }
 
+// TestSourceEditedByACommand: a source file an action digested is taken
+// for the next action that reads it from that stat, without another, only
+// while no command has run since; a command that rewrote it in place (run
+// without the linux sandbox, same size) is seen, and the next reader is
+// keyed from what is there now, not restored under the old content's key.
+func TestSourceEditedByACommand(t *testing.T) {
+	w := newWorkspace(t, "none", openDisk(t))
+	w.write("pkg/s.txt", "one\n")
+	// Old enough that its stat vouches for the content (not racy): only
+	// such a stat is kept for the next reader.
+	time.Sleep(150 * time.Millisecond)
+	r1 := shell("r1", "tr a-z A-Z < pkg/s.txt > hepbuild-out/pkg/r1.txt", []string{"pkg/s.txt"}, out("pkg/r1.txt"))
+	r2 := shell("r2", "cat pkg/s.txt > hepbuild-out/pkg/r2.txt", []string{"pkg/s.txt"}, out("pkg/r2.txt"))
+	w.mustBuild([]exec.Outcome{executed, executed}, r1, r2)
+	w.clean()
+	vandal := shell("vandal", "echo two > pkg/s.txt", nil)
+	vandal.SetExtra().Tags = []string{"no-cache"}
+	got, err := w.build(r1, vandal, r2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(outcomeNames([]exec.Outcome{cached, executed, executed}), outcomeNames(got)); diff != "" {
+		t.Errorf("outcomes mismatch (-want +got):\n%s", diff)
+	}
+	if got := w.read(out("pkg/r2.txt")); got != "two\n" {
+		t.Errorf("r2 = %q, want it made from what the command wrote (two)", got)
+	}
+	if len(w.warnings) != 0 {
+		t.Errorf("warnings: %q", w.warnings)
+	}
+}
+
+// TestSourceLinkIntoOutputsRestored: a source that is a symbolic link into
+// the output tree is stat'ed by every action that reads it: a restore
+// replaces the file it leads to without a command, and a later reader is
+// keyed from what is there then.
+func TestSourceLinkIntoOutputsRestored(t *testing.T) {
+	w := newWorkspace(t, "none", openDisk(t))
+	gen := shell("gen", "echo one > hepbuild-out/pkg/gen.txt", nil, out("pkg/gen.txt"))
+	r1 := shell("r1", "cat pkg/link.txt > hepbuild-out/pkg/r1.txt", []string{"pkg/link.txt"}, out("pkg/r1.txt"))
+	r2 := shell("r2", "tr a-z A-Z < pkg/link.txt > hepbuild-out/pkg/r2.txt", []string{"pkg/link.txt"}, out("pkg/r2.txt"))
+	w.write("pkg/x.txt", "")
+	if err := os.Symlink("../"+out("pkg/gen.txt"), filepath.Join(w.root, "pkg/link.txt")); err != nil {
+		t.Fatal(err)
+	}
+	stale := func() {
+		t.Helper()
+		p := filepath.Join(w.base, "out", "pkg", "gen.txt")
+		os.Remove(p)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("old\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		// Old enough that its stat vouches for the content (not racy).
+		time.Sleep(150 * time.Millisecond)
+	}
+	// The cache learns r1 and r2 of "old", and gen.
+	stale()
+	w.mustBuild([]exec.Outcome{executed, executed}, r1, r2)
+	w.mustBuild([]exec.Outcome{executed}, gen)
+	w.clean()
+	// gen's output is stale again; r1 reads "old", gen is restored, and
+	// r2 must read "one".
+	stale()
+	got, err := w.build(r1, gen, r2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(outcomeNames([]exec.Outcome{cached, cached, executed}), outcomeNames(got)); diff != "" {
+		t.Errorf("outcomes mismatch (-want +got):\n%s", diff)
+	}
+	if got := w.read(out("pkg/r2.txt")); got != "ONE\n" {
+		t.Errorf("r2 = %q, want it made from the restored file (ONE)", got)
+	}
+}
+
 // TestRestoredInputEditedOutsideBeforeKeyed: a generated input this build
 // restored, edited by someone outside hepbuild (same size) after the
 // restore and before its reader is keyed, while no command runs: the

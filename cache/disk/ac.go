@@ -10,6 +10,7 @@ import (
 	"hash"
 	"io"
 	"io/fs"
+	"sync"
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 	"google.golang.org/protobuf/proto"
@@ -35,6 +36,27 @@ func acMessage(h hash.Hash, action string, payload []byte) {
 	h.Write([]byte(acMagic))
 	h.Write([]byte(action))
 	h.Write(payload)
+}
+
+// acChecker computes entries' checksums (what acMessage feeds, hashed)
+// without the allocations of a new hash, of the action's bytes and of the
+// sum for each entry read: one is read per restored action.
+type acChecker struct {
+	h    hash.Hash
+	head []byte
+	sum  [sha256.Size]byte
+}
+
+var acCheckers = sync.Pool{New: func() any { return &acChecker{h: sha256.New()} }}
+
+// checksum returns the checksum of the entry of action with the payload,
+// valid until c is used again.
+func (c *acChecker) checksum(action string, payload []byte) []byte {
+	c.h.Reset()
+	c.head = append(append(c.head[:0], acMagic...), action...)
+	c.h.Write(c.head)
+	c.h.Write(payload)
+	return c.h.Sum(c.sum[:0])
 }
 
 func encodeAC(action string, r *repb.ActionResult, key []byte) ([]byte, error) {
@@ -75,12 +97,13 @@ func decodeAC(action string, b []byte, key []byte) (*repb.ActionResult, error) {
 		return nil, errors.New("bad header")
 	}
 	sig, payload := b[acHeaderSize:acHeaderSize+sigLen], b[acHeaderSize+sigLen:]
-	h := sha256.New()
-	acMessage(h, action, payload)
-	var buf [sha256.Size]byte
-	if !bytes.Equal(h.Sum(buf[:0]), sum) {
+	c := acCheckers.Get().(*acChecker)
+	ok := bytes.Equal(c.checksum(action, payload), sum)
+	acCheckers.Put(c)
+	if !ok {
 		return nil, errors.New("checksum mismatch: damaged, or the entry of another action")
 	}
+	var buf [sha256.Size]byte
 	if key != nil {
 		m := hmac.New(sha256.New, key)
 		acMessage(m, action, payload)

@@ -575,17 +575,26 @@ func (c *Cache) BlobFile(d cache.Digest) (string, fs.FileInfo, error) {
 			return "", nil, fmt.Errorf("looking up blob %s: %w", d, err)
 		}
 	}
-	got, err := cache.FromReader(f)
-	if err != nil {
+	// Read to the size its stat gave, not to the read that says it is
+	// over (see CopyFile): a file that grew meanwhile still hashes to
+	// another digest.
+	h := blobHashers.Get().(*cache.Hasher)
+	h.Reset()
+	defer blobHashers.Put(h)
+	if _, err := cache.CopyFile(h, f, fi.Size()); err != nil {
 		return "", nil, fmt.Errorf("verifying blob %s: %w", d, err)
 	}
-	if got != d {
+	if !h.Matches(d) {
 		removeIfSame(p, fi)
-		return "", nil, fmt.Errorf("blob %s: content hashes to %s, removed: %w", d, got, cache.ErrNotFound)
+		return "", nil, fmt.Errorf("blob %s: content hashes to %s, removed: %w", d, h.Digest(), cache.ErrNotFound)
 	}
 	c.verified.Store(d.Hash, idOf(fi))
 	return p, fi, nil
 }
+
+// blobHashers holds the Hashers BlobFile verifies blobs with: one per
+// blob linked would be two allocations per restored output.
+var blobHashers = sync.Pool{New: func() any { return cache.NewHasher() }}
 
 // PutFile stores the file at path as a blob and returns its digest. On the
 // cache's file system a non-executable file is stored by hard link, not
