@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 	"google.golang.org/protobuf/proto"
@@ -300,6 +301,23 @@ func dedupe(sorted []string) []string {
 // The digest is that of a deterministically serialized REAPI Platform message
 // holding "kind", "param:NAME" and "file:PATH" properties.
 func EnvironmentDigest(e *Environment, in Inputs) (cache.Digest, error) {
+	if e == nil {
+		return hostEnvironment(), nil
+	}
+	return environmentDigest(e, in)
+}
+
+// hostEnvironment is the digest of the host environment, the same for
+// every action without one: made once, not for each of them.
+var hostEnvironment = sync.OnceValue(func() cache.Digest {
+	d, err := environmentDigest(nil, nil)
+	if err != nil {
+		panic(err) // a fixed message that always marshals
+	}
+	return d
+})
+
+func environmentDigest(e *Environment, in Inputs) (cache.Digest, error) {
 	kind := "host"
 	if e != nil && e.Kind != "" {
 		kind = e.Kind

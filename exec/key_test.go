@@ -610,3 +610,19 @@ func BenchmarkComputeKey(b *testing.B) {
 		}
 	}
 }
+
+// TestHostEnvironmentDigest: the host's digest, made once, is the zero
+// Environment's, made each time.
+func TestHostEnvironmentDigest(t *testing.T) {
+	host, err := EnvironmentDigest(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zero, err := EnvironmentDigest(&Environment{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if host != zero || host.IsZero() {
+		t.Errorf("host environment %v, zero Environment %v: want the same digest", host, zero)
+	}
+}
