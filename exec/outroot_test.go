@@ -74,3 +74,35 @@ ln -s `+users+` hepbuild-out`, nil, out("pkg/s.txt"))
 		t.Errorf("the user's c.txt = %q, %v: the copy wrote through the command's link", got, err)
 	}
 }
+
+// TestOutputParentNamedLikeTheLink: an output folder of the root package
+// may be called hepbuild-out (hepbuild-out/hepbuild-out/x.txt). Reached
+// in the output tree itself, that folder is a folder like any other: a
+// link found there (a command run without the sandbox can put one) is
+// replaced, never followed, when the output is restored.
+func TestOutputParentNamedLikeTheLink(t *testing.T) {
+	w := newWorkspace(t, "none", openDisk(t))
+	x := shell("x", "echo X > hepbuild-out/hepbuild-out/x.txt", nil, out("hepbuild-out/x.txt"))
+	x.Owner = graph.Label{Name: "x"}
+	w.mustBuild([]exec.Outcome{executed}, x)
+	w.clean()
+
+	users := t.TempDir()
+	mine := filepath.Join(users, "x.txt")
+	if err := os.WriteFile(mine, []byte("mine\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(w.base, "out"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(users, filepath.Join(w.base, "out", exec.OutDir)); err != nil {
+		t.Fatal(err)
+	}
+	w.mustBuild([]exec.Outcome{cached}, x)
+	if got, err := os.ReadFile(mine); err != nil || string(got) != "mine\n" {
+		t.Errorf("the user's x.txt = %q, %v: the restore went through the link in the output tree", got, err)
+	}
+	if fi, err := os.Lstat(filepath.Join(w.base, "out", exec.OutDir)); err != nil || !fi.IsDir() {
+		t.Errorf("out/hepbuild-out is %v, %v; want a real folder", fi, err)
+	}
+}
