@@ -42,7 +42,17 @@ func OutputParentsAreReal(root, rel string) bool {
 // output path o real: a link or a file in the way (an output of another
 // target, from another build) is removed, as the link itself, never
 // followed, and a folder is made in its place.
-func makeOutputParents(root, o string) error {
+func makeOutputParents(root, o string) error { return makeParents(root, o, true) }
+
+// makeOutputParentsIn is makeOutputParents for rel, a path in out, the
+// output tree itself: every folder below out is checked, one called
+// hepbuild-out (an output folder of the root package) included.
+func makeOutputParentsIn(out, rel string) error { return makeParents(out, rel, false) }
+
+// makeParents makes the folders between root and o real; the first,
+// when inExecRoot and it is hepbuild-out, is the workspace's link to the
+// output tree and is left alone.
+func makeParents(root, o string, inExecRoot bool) error {
 	dir := filepath.Dir(filepath.Clean(o))
 	if dir == "." {
 		return nil
@@ -50,7 +60,7 @@ func makeOutputParents(root, o string) error {
 	p := root
 	for i, part := range strings.Split(dir, string(filepath.Separator)) {
 		p = filepath.Join(p, part)
-		if i == 0 && part == OutDir {
+		if inExecRoot && i == 0 && part == OutDir {
 			continue // the workspace's link to the output tree
 		}
 		fi, err := os.Lstat(p)
@@ -91,12 +101,15 @@ func (r *Runner) outputParents(o string) error {
 	if e, ok := r.realDirs.Load(dir); ok && e.(int64) == epoch && r.commandsRunning.Load() == 0 {
 		return nil
 	}
-	root := r.ExecRoot
+	var err error
 	if rest, ok := strings.CutPrefix(o, OutDir+"/"); ok && r.outRoot != "" {
-		// In the output tree itself (see abs).
-		root, o = r.outRoot, rest
+		// In the output tree itself (see abs), where a first folder
+		// called hepbuild-out is an output folder, not the link.
+		err = makeOutputParentsIn(r.outRoot, rest)
+	} else {
+		err = makeOutputParents(r.ExecRoot, o)
 	}
-	if err := makeOutputParents(root, o); err != nil {
+	if err != nil {
 		return err
 	}
 	r.realDirs.Store(dir, epoch)

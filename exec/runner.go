@@ -573,6 +573,32 @@ func (r *Runner) abs(p string) string {
 	return filepath.Join(r.ExecRoot, p)
 }
 
+// checkOutLink fails the action, before it runs, when the exec root's
+// hepbuild-out no longer links to the output tree the runner works in (see
+// abs): a command run without the sandbox changed it, or a build of the
+// workspace with another --output-base started meanwhile. The executor still
+// reaches outputs through the link (a copy, a write, a sandbox moving a
+// command's outputs out), so it would write and remove files in whatever
+// folder the link now names, and its outputs would be missing from the
+// output tree anyway. The next build puts the link back
+// (PrepareOutputBase). A readlink per action run, against a run's fork
+// and exec or file copy.
+func (r *Runner) checkOutLink(a *Action) error {
+	if r.outRoot == "" {
+		return nil
+	}
+	t, err := os.Readlink(filepath.Join(r.ExecRoot, OutDir))
+	if err == nil && t == r.outRoot {
+		return nil
+	}
+	now := "is gone or not a link"
+	if err == nil {
+		now = "leads to " + t
+	}
+	return &ActionError{Action: a, ExitCode: -1, Command: describeCommand(a),
+		Reason: fmt.Sprintf("%s no longer links to the output tree %s (it %s): a command run without the sandbox, or a build of this workspace with another output base, changed it since this build began; nothing was run, and the next build puts the link back", OutDir, r.outRoot, now)}
+}
+
 // outTree is the output tree on the host: what hepbuild-out stands for.
 func (r *Runner) outTree() string {
 	if r.outRoot != "" {
@@ -1285,6 +1311,9 @@ func (r *Runner) execute(ctx context.Context, a *Action, key *Key, in *inputDige
 	}
 	r.forget(a)
 	if err := r.removeOutputs(a); err != nil {
+		return err
+	}
+	if err := r.checkOutLink(a); err != nil {
 		return err
 	}
 	logPath := r.logPath(a)

@@ -4,7 +4,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
-	"sync/atomic"
+	"sync"
 )
 
 // buildHeadroom is the least room the GC leaves above the live heap while
@@ -29,27 +29,42 @@ func gcPercentFor(live, headroom uint64) int {
 
 // tuneGC sets the GC target for the build phase and fits it to the live
 // heap again after every collection (a finalizer runs once per cycle
-// that finds its object unreachable), until stop is called. Nothing when
-// GOGC is set in the environment: the user's choice wins.
+// that finds its object unreachable), until stop is called. stop puts
+// the default target back: what the process does after the build (the
+// journal's compaction, export, in tests the next build) keeps the
+// default's peak, instead of a target fitted to a heap that may have
+// grown since. Nothing when GOGC is set in the environment: the user's
+// choice wins.
 func tuneGC(headroom uint64, gogcSet bool) (stop func()) {
 	if gogcSet {
 		return func() {}
 	}
-	var stopped atomic.Bool
+	// mu orders a finalizer's fit against stop: none sets a target
+	// after stop has put the default back.
+	var mu sync.Mutex
+	stopped := false
 	var arm func()
 	arm = func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			return
+		}
 		debug.SetGCPercent(gcPercentFor(liveHeap(), headroom))
 		// Holds a pointer, so it is never one of the tiny allocations
 		// that share a block and may never be finalized.
 		s := &gcSentinel{}
-		runtime.SetFinalizer(s, func(*gcSentinel) {
-			if !stopped.Load() {
-				arm()
-			}
-		})
+		runtime.SetFinalizer(s, func(*gcSentinel) { arm() })
 	}
 	arm()
-	return func() { stopped.Store(true) }
+	return func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !stopped {
+			stopped = true
+			debug.SetGCPercent(100)
+		}
+	}
 }
 
 type gcSentinel struct{ _ *int }

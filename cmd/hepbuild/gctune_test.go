@@ -90,3 +90,24 @@ func TestTuneGCLeavesGOGCAlone(t *testing.T) {
 		t.Errorf("with GOGC set the target became %d%%, want 77%%", p)
 	}
 }
+
+// TestTuneGCStopRestoresTheDefault: what follows the build phase in the
+// process (the journal's compaction, export, the next build of a test)
+// runs with the default target, as before the tuner, not with the last
+// target it fitted to a small heap, which a grown heap would multiply.
+func TestTuneGCStopRestoresTheDefault(t *testing.T) {
+	defer debug.SetGCPercent(gcPercent())
+	debug.SetGCPercent(400) // as main sets it for loading
+	stop := tuneGC(256<<20, false)
+	if p := gcPercent(); p <= 100 {
+		t.Fatalf("with a small live heap the target is %d%%, want over 100%%", p)
+	}
+	stop()
+	for i := 0; i < 3; i++ {
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
+	if p := gcPercent(); p != 100 {
+		t.Errorf("after stop the target is %d%%, want the default 100%%", p)
+	}
+}
