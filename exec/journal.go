@@ -1020,6 +1020,34 @@ type Stamp struct {
 	// check of the stamp fails, as it should.
 	Journal  *Journal
 	ExecRoot string
+	// Runner, when set, is the one that made the build: the outputs it
+	// knows the state of without a stat (see Runner.stampStat) are
+	// recorded in that state, with the digest it restored them with.
+	Runner *Runner
+	// Known holds states of paths the caller took once the build was
+	// done (see StatPath), from KnownAt on, recorded as they are instead
+	// of stat'ing the paths again; a path missing from it is stat'ed.
+	// The racy window reaches back from KnownAt.
+	Known   map[string]PathState
+	KnownAt time.Time
+}
+
+// PathState is the state of a path as a build stamp records it.
+type PathState struct{ st pathStat }
+
+// StatPath returns the path's state; a missing path is a state too.
+func StatPath(p string) (PathState, error) {
+	st, err := statPath(p)
+	return PathState{st}, err
+}
+
+// SameContent reports whether the path was not written between the two
+// states: it exists in both or neither, as the same kind, inode, size and
+// modification time. The ctime may differ: the linux sandbox's hard links
+// to sources change it, not what they hold.
+func (s PathState) SameContent(t PathState) bool {
+	a, b := s.st, t.st
+	return a.exists == b.exists && a.dir == b.dir && a.ino == b.ino && a.dev == b.dev && a.size == b.size && a.mtime == b.mtime
 }
 
 const (
@@ -1150,6 +1178,10 @@ func contentDigest(p string, dir bool) (string, error) {
 // build, with the output base locked.
 func WriteStamp(outputBase string, s Stamp) error {
 	recorded := time.Now().UnixNano()
+	if len(s.Known) > 0 {
+		// A state taken earlier is racy from earlier on.
+		recorded = min(recorded, s.KnownAt.UnixNano())
+	}
 	paths := append([]string(nil), s.Files...)
 	for _, t := range s.Trees {
 		err := filepath.WalkDir(t, func(p string, d fs.DirEntry, err error) error {
@@ -1182,7 +1214,7 @@ func WriteStamp(outputBase string, s Stamp) error {
 		str(r)
 	}
 	paths = slices.Compact(paths)
-	entries, err := stampEntries(paths, recorded, s.Journal, s.ExecRoot)
+	entries, err := stampEntries(paths, recorded, &s)
 	if err != nil {
 		return err
 	}
@@ -1206,7 +1238,7 @@ func WriteStamp(outputBase string, s Stamp) error {
 // stampEntries stats the paths, and digests the racy ones, on a few
 // goroutines: at the end of a build the cores are free, and a stamp of
 // thousands of outputs is otherwise milliseconds of system calls in a row.
-func stampEntries(paths []string, recorded int64, j *Journal, root string) ([]stampEntry, error) {
+func stampEntries(paths []string, recorded int64, s *Stamp) ([]stampEntry, error) {
 	entries := make([]stampEntry, len(paths))
 	errs := make([]error, len(paths))
 	workers := min(runtime.GOMAXPROCS(0), 4, len(paths)/1000+1)
@@ -1219,11 +1251,14 @@ func stampEntries(paths []string, recorded int64, j *Journal, root string) ([]st
 			defer wg.Done()
 			for i := lo; i < hi; i++ {
 				p := paths[i]
-				st, err := statPath(p)
+				st, known, err := s.state(p)
 				digest := ""
 				if err == nil && st.racy(recorded) {
 					var ok bool
-					if digest, ok = j.recordedDigest(root, p, st); !ok {
+					if digest, ok = known.Hash, known.Hash != ""; !ok {
+						digest, ok = s.Journal.recordedDigest(s.ExecRoot, p, st)
+					}
+					if !ok {
 						digest, err = contentDigest(p, st.dir)
 					}
 				}
@@ -1242,6 +1277,24 @@ func stampEntries(paths []string, recorded int64, j *Journal, root string) ([]st
 		}
 	}
 	return entries, nil
+}
+
+// state returns the state of the path p to record: what the caller or the
+// runner knows of it, else its stat now. For an output the runner knows,
+// also the digest it has.
+func (s *Stamp) state(p string) (pathStat, cache.Digest, error) {
+	if k, ok := s.Known[p]; ok {
+		return k.st, cache.Digest{}, nil
+	}
+	if s.Runner != nil {
+		if rel, ok := strings.CutPrefix(p, s.Runner.ExecRoot+string(filepath.Separator)); ok {
+			if st, d, ok := s.Runner.stampStat(filepath.ToSlash(rel)); ok {
+				return st, d, nil
+			}
+		}
+	}
+	st, err := statPath(p)
+	return st, cache.Digest{}, err
 }
 
 // recordedDigest returns the content digest the journal recorded for the

@@ -130,6 +130,10 @@ type Runner struct {
 	// fresh holds the output files this build restored, by path (see
 	// freshInput).
 	fresh sync.Map
+	// blobUses counts, by file, how often this build found a disk cache
+	// blob to link an output to (see noteBlobUse and StampStat).
+	blobMu   sync.RWMutex
+	blobUses map[fileID]int
 	// realDirs holds the folders of the output tree, relative to the exec
 	// root, that makeOutputParents made real during this build, each with
 	// the commandEpoch it was checked in (see outputParents).
@@ -990,6 +994,60 @@ func (r *Runner) freshInput(path string) (freshOutput, bool) {
 		return freshOutput{}, false
 	}
 	return f, true
+}
+
+// fileID names a file (not a path) on this machine.
+type fileID struct{ dev, ino uint64 }
+
+// noteBlobUse counts a use of the blob file the cache returned to link an
+// output to: the link, and a touch of its times the cache may have made
+// when it returned it, each change the ctime of every output that is a
+// link to that file.
+func (r *Runner) noteBlobUse(fi fs.FileInfo) {
+	st := statOf(fi)
+	r.blobMu.Lock()
+	if r.blobUses == nil {
+		r.blobUses = map[fileID]int{}
+	}
+	r.blobUses[fileID{st.dev, st.ino}]++
+	r.blobMu.Unlock()
+}
+
+// stampStat returns the state of the output file at path (relative to the
+// exec root) when the build knows it without a stat: an output it restored
+// as the sole use of its file, in a build that ran no command. The stamp
+// then records the stat taken right after the output was put in place.
+//
+// Why that is the file's state now: since then, a change to the file
+// would be by a command (none ran here, and sandboxes link and unlink only
+// for commands), by this runner (it restores an output once, and every
+// other link it made to a disk cache blob, or touch of one, is counted in
+// blobUses: a second use of the same file, which would move the ctime of
+// this output, disqualifies it), or from outside hepbuild (another build
+// sharing the disk cache linking the same blob, someone editing the
+// output). None of those can make the stamp match wrongly: a stat recorded
+// earlier than the change differs from the file's stat after it (the ctime
+// moves, and never back), so the next check of the stamp fails and the
+// build looks at everything. It only costs that null build. When nothing
+// changed, the stat is the one an lstat now would return, and the
+// digest, taken as the output was restored, is the one the journal holds
+// for it (what a racy entry of the stamp takes).
+func (r *Runner) stampStat(path string) (pathStat, cache.Digest, bool) {
+	if r.commandEpoch.Load() != 0 || r.commandsRunning.Load() != 0 {
+		return pathStat{}, cache.Digest{}, false
+	}
+	v, ok := r.fresh.Load(path)
+	if !ok {
+		return pathStat{}, cache.Digest{}, false
+	}
+	f := v.(freshOutput)
+	r.blobMu.RLock()
+	uses := r.blobUses[fileID{f.st.dev, f.st.ino}]
+	r.blobMu.RUnlock()
+	if uses > 1 {
+		return pathStat{}, cache.Digest{}, false
+	}
+	return f.st, f.d, true
 }
 
 // resultCovers reports whether an action result holds every declared output
