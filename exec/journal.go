@@ -874,6 +874,13 @@ func (j *Journal) compactExplain() error {
 // writeFileAtomic replaces the file with data: written beside it, synced,
 // renamed, so a crash leaves the old file or the new one.
 func writeFileAtomic(path string, data []byte) error {
+	return replaceFile(path, data, true)
+}
+
+// replaceFile is writeFileAtomic, without the sync unless durable: after
+// a crash the file may then be empty or partly written, which suits a
+// file that checks itself (a build stamp ends with its own digest).
+func replaceFile(path string, data []byte, durable bool) error {
 	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return err
@@ -883,9 +890,11 @@ func writeFileAtomic(path string, data []byte) error {
 		f.Close()
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
+	if durable {
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return err
+		}
 	}
 	if err := f.Close(); err != nil {
 		return err
@@ -1229,7 +1238,9 @@ func WriteStamp(outputBase string, s Stamp) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	if err := writeFileAtomic(path, b); err != nil {
+	// Not synced: a stamp a crash left torn fails its digest, and the
+	// build after it is a full one, as it would be without a stamp.
+	if err := replaceFile(path, b, false); err != nil {
 		return fmt.Errorf("writing build stamp: %w", err)
 	}
 	return nil

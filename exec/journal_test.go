@@ -279,6 +279,16 @@ func TestStampCheck(t *testing.T) {
 		{"file added to a tree", func() error { return os.WriteFile(filepath.Join(tree, "sub", "z"), nil, 0o644) }},
 		{"a missing path appears", func() error { return os.WriteFile(missing, nil, 0o644) }},
 		{"file removed", func() error { return os.Remove(file) }},
+		{"stamp torn", func() error {
+			// Not synced: a crash may leave it cut short.
+			p := stampPath(base, s.Key)
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(p, b[:len(b)-1], 0o644)
+		}},
+		{"stamp empty", func() error { return os.WriteFile(stampPath(base, s.Key), nil, 0o644) }},
 		{"stamp corrupted", func() error {
 			p := stampPath(base, s.Key)
 			b, err := os.ReadFile(p)
