@@ -1360,87 +1360,134 @@ type stampEntry struct {
 // recorded is in the recorded state: then the build it describes has
 // nothing to do. It returns the stamp (without its paths) for the summary.
 // Any doubt (no stamp, a corrupt one, a changed path) is false.
+//
+// The entries are decoded by the goroutines that stat them, and the
+// stamp's digest is checked only once every stat matched: the usual
+// answer after a change (a clean, an edit) is a no from one of the first
+// stats, which then costs neither the digest of a stamp of megabytes nor
+// a string for each of its paths. Nothing a corrupt stamp says is acted
+// on but a stat; contents are read for racy entries only after the digest.
 func CheckStamp(outputBase, key string) (Stamp, bool) {
 	b, err := os.ReadFile(stampPath(outputBase, key))
 	if err != nil || len(b) < len(stampMagic)+sha256.Size || string(b[:len(stampMagic)]) != stampMagic {
 		return Stamp{}, false
 	}
 	body := b[:len(b)-sha256.Size]
-	if sum := sha256.Sum256(body); !bytes.Equal(sum[:], b[len(b)-sha256.Size:]) {
+	r := stampReader{b: body[len(stampMagic):]}
+	s := Stamp{Key: r.str()}
+	if r.bad || s.Key != key {
 		return Stamp{}, false
 	}
-	r := body[len(stampMagic):]
-	bad := false
-	uvarint := func() uint64 {
-		v, n := binary.Uvarint(r)
-		if n <= 0 {
-			bad = true
-			return 0
-		}
-		r = r[n:]
-		return v
+	_ = r.varint() // recorded
+	s.Actions = int(r.uvarint())
+	for n := r.uvarint(); n > 0 && !r.bad; n-- {
+		s.Roots = append(s.Roots, r.str())
 	}
-	varint := func() int64 {
-		v, n := binary.Varint(r)
-		if n <= 0 {
-			bad = true
-			return 0
-		}
-		r = r[n:]
-		return v
+	// Where each entry starts, found without decoding it.
+	starts := make([]int, 0, len(r.b)/64)
+	for len(r.b) > 0 && !r.bad {
+		starts = append(starts, len(body)-len(r.b))
+		r.skipEntry()
 	}
-	str := func() string {
-		n := uvarint()
-		if bad || uint64(len(r)) < n {
-			bad = true
-			return ""
-		}
-		s := string(r[:n])
-		r = r[n:]
-		return s
-	}
-	s := Stamp{Key: str()}
-	if bad || s.Key != key {
+	if r.bad {
 		return Stamp{}, false
 	}
-	_ = varint() // recorded
-	s.Actions = int(uvarint())
-	for n := uvarint(); n > 0 && !bad; n-- {
-		s.Roots = append(s.Roots, str())
+	verified := func() bool {
+		sum := sha256.Sum256(body)
+		return bytes.Equal(sum[:], b[len(body):])
 	}
-	var entries []stampEntry
-	for len(r) > 0 && !bad {
-		var e stampEntry
-		e.path = str()
-		flags := uvarint()
-		e.st = pathStat{exists: flags&1 != 0, dir: flags&2 != 0, size: varint(), mtime: varint(), ctime: varint(),
-			ino: uvarint(), dev: uvarint(), mode: uint32(uvarint())}
-		e.digest = str()
-		entries = append(entries, e)
-	}
-	if bad {
-		return Stamp{}, false
-	}
-	if !checkEntries(entries) {
+	if !checkEntries(body, starts, verified) {
 		return Stamp{}, false
 	}
 	return s, true
 }
 
-// checkEntries stats the entries on a few goroutines and reports whether
-// all are unchanged.
-func checkEntries(entries []stampEntry) bool {
-	workers := min(runtime.GOMAXPROCS(0), 4, len(entries)/1000+1)
+// stampReader decodes a stamp; bad is set at the first malformed value.
+type stampReader struct {
+	b   []byte
+	bad bool
+}
+
+func (r *stampReader) uvarint() uint64 {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.bad = true
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *stampReader) varint() int64 {
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.bad = true
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *stampReader) bytes() []byte {
+	n := r.uvarint()
+	if r.bad || uint64(len(r.b)) < n {
+		r.bad = true
+		return nil
+	}
+	v := r.b[:n]
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *stampReader) str() string { return string(r.bytes()) }
+
+// entry decodes the entry appendPathStat and WriteStamp wrote.
+func (r *stampReader) entry() stampEntry {
+	var e stampEntry
+	e.path = r.str()
+	flags := r.uvarint()
+	e.st = pathStat{exists: flags&1 != 0, dir: flags&2 != 0, size: r.varint(), mtime: r.varint(), ctime: r.varint(),
+		ino: r.uvarint(), dev: r.uvarint(), mode: uint32(r.uvarint())}
+	e.digest = r.str()
+	return e
+}
+
+// skipEntry passes over an entry, as entry reads it.
+func (r *stampReader) skipEntry() {
+	r.bytes()
+	for range 7 { // flags, size, mtime, ctime, ino, dev, mode: varints all
+		if _, n := binary.Uvarint(r.b); n > 0 {
+			r.b = r.b[n:]
+		} else {
+			r.bad = true
+		}
+	}
+	r.bytes()
+}
+
+// checkEntries decodes and stats the entries of the stamp body that
+// start at the offsets, on a few goroutines, and reports whether all are
+// unchanged: first their stats, then, when verified (the stamp's digest)
+// holds, the content of the racy ones.
+func checkEntries(body []byte, starts []int, verified func() bool) bool {
+	workers := min(runtime.GOMAXPROCS(0), 4, len(starts)/1000+1)
 	var changed atomic.Bool
 	var wg sync.WaitGroup
-	chunk := (len(entries) + workers - 1) / workers
+	racy := make([][]stampEntry, workers)
+	chunk := (len(starts) + workers - 1) / workers
 	for w := 0; w < workers; w++ {
-		part := entries[min(w*chunk, len(entries)):min((w+1)*chunk, len(entries))]
+		part := starts[min(w*chunk, len(starts)):min((w+1)*chunk, len(starts))]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for _, e := range part {
+			for _, off := range part {
 				if changed.Load() {
+					return
+				}
+				r := stampReader{b: body[off:]}
+				e := r.entry()
+				if r.bad {
+					changed.Store(true)
 					return
 				}
 				st, err := statPath(e.path)
@@ -1449,14 +1496,21 @@ func checkEntries(entries []stampEntry) bool {
 					return
 				}
 				if e.digest != "" {
-					if d, err := contentDigest(e.path, e.st.dir); err != nil || d != e.digest {
-						changed.Store(true)
-						return
-					}
+					racy[w] = append(racy[w], e)
 				}
 			}
 		}()
 	}
 	wg.Wait()
-	return !changed.Load()
+	if changed.Load() || !verified() {
+		return false
+	}
+	for _, part := range racy {
+		for _, e := range part {
+			if d, err := contentDigest(e.path, e.st.dir); err != nil || d != e.digest {
+				return false
+			}
+		}
+	}
+	return true
 }

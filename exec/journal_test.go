@@ -288,6 +288,16 @@ func TestStampCheck(t *testing.T) {
 			}
 			return os.WriteFile(p, b[:len(b)-1], 0o644)
 		}},
+		{"stamp's digest wrong", func() error {
+			// Every path as recorded: only the digest tells.
+			p := stampPath(base, s.Key)
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			b[len(b)-1] ^= 1
+			return os.WriteFile(p, b, 0o644)
+		}},
 		{"stamp empty", func() error { return os.WriteFile(stampPath(base, s.Key), nil, 0o644) }},
 		{"stamp corrupted", func() error {
 			p := stampPath(base, s.Key)
