@@ -178,14 +178,17 @@ func (s *session) sourcePaths() []string {
 	return paths
 }
 
+// sourceSnapshot is the state of each source path before the build.
+type sourceSnapshot struct {
+	paths  []string
+	states []exec.PathState
+}
+
 // snapshotSources records the state of the sources before the build runs.
-func (s *session) snapshotSources() map[string]exec.PathState {
+func (s *session) snapshotSources() sourceSnapshot {
 	paths := s.sourcePaths()
-	m := make(map[string]exec.PathState, len(paths))
-	for _, p := range paths {
-		m[p], _ = exec.StatPath(p)
-	}
-	return m
+	states, _ := exec.StatPaths(paths)
+	return sourceSnapshot{paths, states}
 }
 
 // sourceStates are the states of the sources after the build, taken from
@@ -200,20 +203,21 @@ type sourceStates struct {
 // and returns the sources' states now, which the stamp records: call it
 // once nothing more changes them, after the sandboxes are gone (removing
 // their hard links to sources changes the sources' ctime).
-func (s *session) changedSources(before map[string]exec.PathState) (string, sourceStates) {
-	now := sourceStates{at: time.Now(), states: make(map[string]exec.PathState, len(before))}
-	for p, was := range before {
-		st, err := exec.StatPath(p)
-		if !st.SameContent(was) {
+func (s *session) changedSources(before sourceSnapshot) (string, sourceStates) {
+	at := time.Now()
+	states, errs := exec.StatPaths(before.paths)
+	now := sourceStates{at: at, states: make(map[string]exec.PathState, len(states))}
+	for i, p := range before.paths {
+		if !states[i].SameContent(before.states[i]) {
 			rel, _ := filepath.Rel(s.w.root, p)
 			return rel, sourceStates{}
 		}
-		if err != nil {
+		if errs[i] != nil {
 			// The stamp stats it again and says what is wrong.
 			now.failed = append(now.failed, p)
 			continue
 		}
-		now.states[p] = st
+		now.states[p] = states[i]
 	}
 	return "", now
 }
