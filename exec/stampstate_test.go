@@ -4,6 +4,8 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -107,5 +109,31 @@ func TestStampRecordsKnownStates(t *testing.T) {
 	}
 	if now, _ := exec.StatPath(p); !now.SameContent(now) || now.SameContent(st) {
 		t.Error("SameContent does not tell the rewritten file from the first")
+	}
+}
+
+// TestStatPaths: each path's state as StatPath has it, in order, on
+// however many goroutines; a missing path is a state, not an error.
+func TestStatPaths(t *testing.T) {
+	dir := t.TempDir()
+	var paths []string
+	for i := range 2500 {
+		p := filepath.Join(dir, strconv.Itoa(i))
+		if i%3 != 0 {
+			if err := os.WriteFile(p, []byte(strings.Repeat("x", i)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		paths = append(paths, p)
+	}
+	states, errs := exec.StatPaths(paths)
+	for i, p := range paths {
+		want, err := exec.StatPath(p)
+		if err != nil || errs[i] != nil {
+			t.Fatalf("%s: %v, %v", p, err, errs[i])
+		}
+		if states[i] != want {
+			t.Errorf("%s: StatPaths %+v, StatPath %+v", p, states[i], want)
+		}
 	}
 }
