@@ -1245,7 +1245,11 @@ func WriteStamp(outputBase string, s Stamp) error {
 		str(r)
 	}
 	paths = slices.Compact(paths)
-	entries, err := stampEntries(paths, recorded, &s)
+	var restored map[string]freshOutput
+	if s.Runner != nil {
+		restored = s.Runner.stampStats()
+	}
+	entries, err := stampEntries(paths, recorded, &s, restored)
 	if err != nil {
 		return err
 	}
@@ -1271,7 +1275,7 @@ func WriteStamp(outputBase string, s Stamp) error {
 // stampEntries stats the paths, and digests the racy ones, on a few
 // goroutines: at the end of a build the cores are free, and a stamp of
 // thousands of outputs is otherwise milliseconds of system calls in a row.
-func stampEntries(paths []string, recorded int64, s *Stamp) ([]stampEntry, error) {
+func stampEntries(paths []string, recorded int64, s *Stamp, restored map[string]freshOutput) ([]stampEntry, error) {
 	entries := make([]stampEntry, len(paths))
 	errs := make([]error, len(paths))
 	workers := min(runtime.GOMAXPROCS(0), 4, len(paths)/1000+1)
@@ -1284,7 +1288,7 @@ func stampEntries(paths []string, recorded int64, s *Stamp) ([]stampEntry, error
 			defer wg.Done()
 			for i := lo; i < hi; i++ {
 				p := paths[i]
-				st, known, err := s.state(p)
+				st, known, err := s.state(p, restored)
 				digest := ""
 				if err == nil && st.racy(recorded) {
 					var ok bool
@@ -1313,16 +1317,16 @@ func stampEntries(paths []string, recorded int64, s *Stamp) ([]stampEntry, error
 }
 
 // state returns the state of the path p to record: what the caller or the
-// runner knows of it, else its stat now. For an output the runner knows,
-// also the digest it has.
-func (s *Stamp) state(p string) (pathStat, cache.Digest, error) {
+// runner knows of it (restored: see Runner.stampStats), else its stat
+// now. For an output the runner knows, also the digest it has.
+func (s *Stamp) state(p string, restored map[string]freshOutput) (pathStat, cache.Digest, error) {
 	if k, ok := s.Known[p]; ok {
 		return k.st, cache.Digest{}, nil
 	}
-	if s.Runner != nil {
-		if rel, ok := strings.CutPrefix(p, s.Runner.ExecRoot+string(filepath.Separator)); ok {
-			if st, d, ok := s.Runner.stampStat(filepath.ToSlash(rel)); ok {
-				return st, d, nil
+	if len(restored) > 0 {
+		if rel, ok := strings.CutPrefix(p, s.Runner.ExecRoot); ok && len(rel) > 1 && rel[0] == filepath.Separator {
+			if f, ok := restored[filepath.ToSlash(rel[1:])]; ok {
+				return f.st, f.d, nil
 			}
 		}
 	}

@@ -131,8 +131,8 @@ type Runner struct {
 	// freshInput).
 	fresh sync.Map
 	// blobUses counts, by file, how often this build found a disk cache
-	// blob to link an output to (see noteBlobUse and StampStat).
-	blobMu   sync.RWMutex
+	// blob to link an output to (see noteBlobUse and stampStats).
+	blobMu   sync.Mutex
 	blobUses map[fileID]int
 	// realDirs holds the folders of the output tree, relative to the exec
 	// root, that makeOutputParents made real during this build, each with
@@ -1013,10 +1013,12 @@ func (r *Runner) noteBlobUse(fi fs.FileInfo) {
 	r.blobMu.Unlock()
 }
 
-// stampStat returns the state of the output file at path (relative to the
-// exec root) when the build knows it without a stat: an output it restored
-// as the sole use of its file, in a build that ran no command. The stamp
-// then records the stat taken right after the output was put in place.
+// stampStats returns, by path relative to the exec root, the output files
+// whose state the build knows without a stat: those it restored as the
+// sole use of their file, in a build that ran no command. The stamp then
+// records the stat taken right after each was put in place, and its
+// digest. Call it once the build is done (one map, rather than a lookup
+// in fresh for each of tens of thousands of outputs).
 //
 // Why that is the file's state now: since then, a change to the file
 // would be by a command (none ran here, and sandboxes link and unlink only
@@ -1029,25 +1031,24 @@ func (r *Runner) noteBlobUse(fi fs.FileInfo) {
 // earlier than the change differs from the file's stat after it (the ctime
 // moves, and never back), so the next check of the stamp fails and the
 // build looks at everything. It only costs that null build. When nothing
-// changed, the stat is the one an lstat now would return, and the
-// digest, taken as the output was restored, is the one the journal holds
-// for it (what a racy entry of the stamp takes).
-func (r *Runner) stampStat(path string) (pathStat, cache.Digest, bool) {
+// changed, the stat is the one an lstat now would return, so the stamp
+// judges it racy or not as it would have, and the digest, taken as the
+// output was restored, is the one the journal holds for it.
+func (r *Runner) stampStats() map[string]freshOutput {
 	if r.commandEpoch.Load() != 0 || r.commandsRunning.Load() != 0 {
-		return pathStat{}, cache.Digest{}, false
+		return nil
 	}
-	v, ok := r.fresh.Load(path)
-	if !ok {
-		return pathStat{}, cache.Digest{}, false
-	}
-	f := v.(freshOutput)
-	r.blobMu.RLock()
-	uses := r.blobUses[fileID{f.st.dev, f.st.ino}]
-	r.blobMu.RUnlock()
-	if uses > 1 {
-		return pathStat{}, cache.Digest{}, false
-	}
-	return f.st, f.d, true
+	r.blobMu.Lock()
+	defer r.blobMu.Unlock()
+	m := make(map[string]freshOutput, len(r.blobUses)) // about one file each
+	r.fresh.Range(func(k, v any) bool {
+		f := v.(freshOutput)
+		if r.blobUses[fileID{f.st.dev, f.st.ino}] <= 1 {
+			m[k.(string)] = f
+		}
+		return true
+	})
+	return m
 }
 
 // resultCovers reports whether an action result holds every declared output
