@@ -480,6 +480,48 @@ func TestCompactExplainKeepsTheRecordReadersUse(t *testing.T) {
 	}
 }
 
+// TestCompactExplainInPlace: compaction moves the kept lines up within
+// the log it read, in their order, the last record of each action, also
+// when the log ends in a line without its newline (a build killed while
+// appending).
+func TestCompactExplainInPlace(t *testing.T) {
+	base := t.TempDir()
+	line := func(name, key string) string {
+		a := &Action{
+			Owner: graph.Label{Pkg: "pkg", Name: name}, Mnemonic: "Task", Kind: KindRun,
+			Argv: []string{"/bin/bash", "-c", "make"}, Outputs: []Artifact{{Path: "hepbuild-out/pkg/" + name}},
+		}
+		b, err := json.Marshal(newActionRecord(a, &Key{Digest: cache.FromBytes([]byte(key))}, nil).toJSON())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	x1, y1, x2, z1, y2 := line("x", "x1"), line("y", "y1"), line("x", "x2"), line("z", "z1"), line("y", "y2")
+	for _, c := range []struct {
+		name, log, want string
+	}{
+		{"superseded lines", x1 + "\n" + y1 + "\n" + x2 + "\n" + z1 + "\n" + y2 + "\n", x2 + "\n" + z1 + "\n" + y2 + "\n"},
+		{"superseded lines, torn", x1 + "\n" + y1 + "\n" + x2 + "\n" + z1 + "\n" + y2, x2 + "\n" + z1 + "\n" + y2 + "\n"},
+		{"nothing superseded, torn", x1 + "\n" + y1, x1 + "\n" + y1 + "\n"},
+	} {
+		if err := os.WriteFile(filepath.Join(base, explainFile), []byte(c.log), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		j := &Journal{dir: base}
+		if err := j.compactExplain(); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(filepath.Join(base, explainFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(c.want, string(b)); diff != "" {
+			t.Errorf("%s: compacted log mismatch (-want +got):\n%s", c.name, diff)
+		}
+	}
+}
+
 // TestStampTakesRacyOutputDigestsFromTheJournal: a file written just now
 // is racy, and its digest is the one the journal recorded for it at its
 // current stat, not read again: the stamp matches while the file holds
