@@ -1030,10 +1030,13 @@ func (r *Runner) noteBlobUse(fi fs.FileInfo) {
 // output). None of those can make the stamp match wrongly: a stat recorded
 // earlier than the change differs from the file's stat after it (the ctime
 // moves, and never back), so the next check of the stamp fails and the
-// build looks at everything. It only costs that null build. When nothing
-// changed, the stat is the one an lstat now would return, so the stamp
-// judges it racy or not as it would have, and the digest, taken as the
-// output was restored, is the one the journal holds for it.
+// build looks at everything. It only costs that null build. A change that
+// left the stat as it was (within one clock tick) would be as invisible
+// to an lstat now. When nothing changed, the stat is the one an lstat now
+// would return, so the stamp judges it racy or not as it would have, and
+// the digest, taken as the output was restored, is the one the journal
+// holds for it. Where the file system keeps no inode numbers (statOf
+// finds none), all blobs count as one file, used more than once.
 func (r *Runner) stampStats() map[string]freshOutput {
 	if r.commandEpoch.Load() != 0 || r.commandsRunning.Load() != 0 {
 		return nil
