@@ -1253,7 +1253,7 @@ func WriteStamp(outputBase string, s Stamp) error {
 		str(r)
 	}
 	paths = slices.Compact(paths)
-	var restored map[string]freshOutput
+	var restored func(string) (pathStat, cache.Digest, bool)
 	if s.Runner != nil {
 		restored = s.Runner.stampStats()
 	}
@@ -1283,7 +1283,7 @@ func WriteStamp(outputBase string, s Stamp) error {
 // stampEntries stats the paths, and digests the racy ones, on a few
 // goroutines: at the end of a build the cores are free, and a stamp of
 // thousands of outputs is otherwise milliseconds of system calls in a row.
-func stampEntries(paths []string, recorded int64, s *Stamp, restored map[string]freshOutput) ([]stampEntry, error) {
+func stampEntries(paths []string, recorded int64, s *Stamp, restored func(string) (pathStat, cache.Digest, bool)) ([]stampEntry, error) {
 	entries := make([]stampEntry, len(paths))
 	errs := make([]error, len(paths))
 	workers := min(runtime.GOMAXPROCS(0), 4, len(paths)/1000+1)
@@ -1327,14 +1327,14 @@ func stampEntries(paths []string, recorded int64, s *Stamp, restored map[string]
 // state returns the state of the path p to record: what the caller or the
 // runner knows of it (restored: see Runner.stampStats), else its stat
 // now. For an output the runner knows, also the digest it has.
-func (s *Stamp) state(p string, restored map[string]freshOutput) (pathStat, cache.Digest, error) {
+func (s *Stamp) state(p string, restored func(string) (pathStat, cache.Digest, bool)) (pathStat, cache.Digest, error) {
 	if k, ok := s.Known[p]; ok {
 		return k.st, cache.Digest{}, nil
 	}
-	if len(restored) > 0 {
+	if restored != nil {
 		if rel, ok := strings.CutPrefix(p, s.Runner.ExecRoot); ok && len(rel) > 1 && rel[0] == filepath.Separator {
-			if f, ok := restored[filepath.ToSlash(rel[1:])]; ok {
-				return f.st, f.d, nil
+			if st, d, ok := restored(filepath.ToSlash(rel[1:])); ok {
+				return st, d, nil
 			}
 		}
 	}

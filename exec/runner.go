@@ -1013,12 +1013,13 @@ func (r *Runner) noteBlobUse(fi fs.FileInfo) {
 	r.blobMu.Unlock()
 }
 
-// stampStats returns, by path relative to the exec root, the output files
-// whose state the build knows without a stat: those it restored as the
-// sole use of their file, in a build that ran no command. The stamp then
-// records the stat taken right after each was put in place, and its
-// digest. Call it once the build is done (one map, rather than a lookup
-// in fresh for each of tens of thousands of outputs).
+// stampStats returns what the build knows without a stat of the output
+// file at a path (relative to the exec root): for one it restored as the
+// sole use of its file, in a build that ran no command, the stat taken
+// right after it was put in place, and its digest; nil when a command
+// ran. Call it once the build is done: no restore may run while the
+// function returned is used (it reads blobUses without the lock, on the
+// stamp's goroutines; the lock taken here orders it after every count).
 //
 // Why that is the file's state now: since then, a change to the file
 // would be by a command (none ran here, and sandboxes link and unlink only
@@ -1037,21 +1038,24 @@ func (r *Runner) noteBlobUse(fi fs.FileInfo) {
 // the digest, taken as the output was restored, is the one the journal
 // holds for it. Where the file system keeps no inode numbers (statOf
 // finds none), all blobs count as one file, used more than once.
-func (r *Runner) stampStats() map[string]freshOutput {
+func (r *Runner) stampStats() func(path string) (pathStat, cache.Digest, bool) {
 	if r.commandEpoch.Load() != 0 || r.commandsRunning.Load() != 0 {
 		return nil
 	}
 	r.blobMu.Lock()
-	defer r.blobMu.Unlock()
-	m := make(map[string]freshOutput, len(r.blobUses)) // about one file each
-	r.fresh.Range(func(k, v any) bool {
-		f := v.(freshOutput)
-		if r.blobUses[fileID{f.st.dev, f.st.ino}] <= 1 {
-			m[k.(string)] = f
+	uses := r.blobUses
+	r.blobMu.Unlock()
+	return func(path string) (pathStat, cache.Digest, bool) {
+		v, ok := r.fresh.Load(path)
+		if !ok {
+			return pathStat{}, cache.Digest{}, false
 		}
-		return true
-	})
-	return m
+		f := v.(freshOutput)
+		if uses[fileID{f.st.dev, f.st.ino}] > 1 {
+			return pathStat{}, cache.Digest{}, false
+		}
+		return f.st, f.d, true
+	}
 }
 
 // resultCovers reports whether an action result holds every declared output
