@@ -954,16 +954,24 @@ func (j *Journal) compactExplain() error {
 			last[out] = i
 		}
 	}
-	var out bytes.Buffer
-	out.Grow(len(b))
+	// The kept lines are moved up in b itself: each goes to or before
+	// where it was, over lines already passed, and a second buffer as
+	// large as the log (tens of megabytes at 20k actions) cost more to
+	// clear than the rest of the compaction.
+	w := 0
 	for i, line := range lines {
 		if firsts[i] == "" || last[firsts[i]] != i {
 			continue
 		}
-		out.Write(line)
-		out.WriteByte('\n')
+		w += copy(b[w:], line)
+		if w == len(b) {
+			b = append(b, '\n') // the last line, torn: no newline was there
+		} else {
+			b[w] = '\n' // where line's own newline was, or before
+		}
+		w++
 	}
-	if err := writeFileAtomic(path, out.Bytes()); err != nil {
+	if err := writeFileAtomic(path, b[:w]); err != nil {
 		return fmt.Errorf("compacting explain log: %w", err)
 	}
 	return nil
@@ -972,6 +980,13 @@ func (j *Journal) compactExplain() error {
 // writeFileAtomic replaces the file with data: written beside it, synced,
 // renamed, so a crash leaves the old file or the new one.
 func writeFileAtomic(path string, data []byte) error {
+	return replaceFile(path, data, true)
+}
+
+// replaceFile is writeFileAtomic, without the sync unless durable: after
+// a crash the file may then be empty or partly written, which suits a
+// file that checks itself (a build stamp ends with its own digest).
+func replaceFile(path string, data []byte, durable bool) error {
 	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return err
@@ -981,9 +996,11 @@ func writeFileAtomic(path string, data []byte) error {
 		f.Close()
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
+	if durable {
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return err
+		}
 	}
 	if err := f.Close(); err != nil {
 		return err
@@ -1118,6 +1135,56 @@ type Stamp struct {
 	// check of the stamp fails, as it should.
 	Journal  *Journal
 	ExecRoot string
+	// Runner, when set, is the one that made the build: the outputs it
+	// knows the state of without a stat (see Runner.stampStat) are
+	// recorded in that state, with the digest it restored them with.
+	Runner *Runner
+	// Known holds states of paths the caller took once the build was
+	// done (see StatPath), from KnownAt on, recorded as they are instead
+	// of stat'ing the paths again; a path missing from it is stat'ed.
+	// The racy window reaches back from KnownAt.
+	Known   map[string]PathState
+	KnownAt time.Time
+}
+
+// PathState is the state of a path as a build stamp records it.
+type PathState struct{ st pathStat }
+
+// StatPath returns the path's state; a missing path is a state too.
+func StatPath(p string) (PathState, error) {
+	st, err := statPath(p)
+	return PathState{st}, err
+}
+
+// StatPaths is StatPath of each path, on a few goroutines: a build reads
+// thousands of sources, whose stats are otherwise milliseconds of system
+// calls in a row while the cores wait.
+func StatPaths(paths []string) ([]PathState, []error) {
+	states, errs := make([]PathState, len(paths)), make([]error, len(paths))
+	workers := min(runtime.GOMAXPROCS(0), 4, len(paths)/1000+1)
+	chunk := (len(paths) + workers - 1) / workers
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		lo, hi := min(w*chunk, len(paths)), min((w+1)*chunk, len(paths))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := lo; i < hi; i++ {
+				states[i], errs[i] = StatPath(paths[i])
+			}
+		}()
+	}
+	wg.Wait()
+	return states, errs
+}
+
+// SameContent reports whether the path was not written between the two
+// states: it exists in both or neither, as the same kind, inode, size and
+// modification time. The ctime may differ: the linux sandbox's hard links
+// to sources change it, not what they hold.
+func (s PathState) SameContent(t PathState) bool {
+	a, b := s.st, t.st
+	return a.exists == b.exists && a.dir == b.dir && a.ino == b.ino && a.dev == b.dev && a.size == b.size && a.mtime == b.mtime
 }
 
 const (
@@ -1248,6 +1315,10 @@ func contentDigest(p string, dir bool) (string, error) {
 // build, with the output base locked.
 func WriteStamp(outputBase string, s Stamp) error {
 	recorded := time.Now().UnixNano()
+	if len(s.Known) > 0 {
+		// A state taken earlier is racy from earlier on.
+		recorded = min(recorded, s.KnownAt.UnixNano())
+	}
 	paths := append([]string(nil), s.Files...)
 	for _, t := range s.Trees {
 		err := filepath.WalkDir(t, func(p string, d fs.DirEntry, err error) error {
@@ -1280,7 +1351,11 @@ func WriteStamp(outputBase string, s Stamp) error {
 		str(r)
 	}
 	paths = slices.Compact(paths)
-	entries, err := stampEntries(paths, recorded, s.Journal, s.ExecRoot)
+	var restored func(string) (pathStat, cache.Digest, bool)
+	if s.Runner != nil {
+		restored = s.Runner.stampStats()
+	}
+	entries, err := stampEntries(paths, recorded, &s, restored)
 	if err != nil {
 		return err
 	}
@@ -1295,7 +1370,9 @@ func WriteStamp(outputBase string, s Stamp) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	if err := writeFileAtomic(path, b); err != nil {
+	// Not synced: a stamp a crash left torn fails its digest, and the
+	// build after it is a full one, as it would be without a stamp.
+	if err := replaceFile(path, b, false); err != nil {
 		return fmt.Errorf("writing build stamp: %w", err)
 	}
 	return nil
@@ -1304,7 +1381,7 @@ func WriteStamp(outputBase string, s Stamp) error {
 // stampEntries stats the paths, and digests the racy ones, on a few
 // goroutines: at the end of a build the cores are free, and a stamp of
 // thousands of outputs is otherwise milliseconds of system calls in a row.
-func stampEntries(paths []string, recorded int64, j *Journal, root string) ([]stampEntry, error) {
+func stampEntries(paths []string, recorded int64, s *Stamp, restored func(string) (pathStat, cache.Digest, bool)) ([]stampEntry, error) {
 	entries := make([]stampEntry, len(paths))
 	errs := make([]error, len(paths))
 	workers := min(runtime.GOMAXPROCS(0), 4, len(paths)/1000+1)
@@ -1317,11 +1394,14 @@ func stampEntries(paths []string, recorded int64, j *Journal, root string) ([]st
 			defer wg.Done()
 			for i := lo; i < hi; i++ {
 				p := paths[i]
-				st, err := statPath(p)
+				st, known, err := s.state(p, restored)
 				digest := ""
 				if err == nil && st.racy(recorded) {
 					var ok bool
-					if digest, ok = j.recordedDigest(root, p, st); !ok {
+					if digest, ok = known.Hash, known.Hash != ""; !ok {
+						digest, ok = s.Journal.recordedDigest(s.ExecRoot, p, st)
+					}
+					if !ok {
 						digest, err = contentDigest(p, st.dir)
 					}
 				}
@@ -1340,6 +1420,24 @@ func stampEntries(paths []string, recorded int64, j *Journal, root string) ([]st
 		}
 	}
 	return entries, nil
+}
+
+// state returns the state of the path p to record: what the caller or the
+// runner knows of it (restored: see Runner.stampStats), else its stat
+// now. For an output the runner knows, also the digest it has.
+func (s *Stamp) state(p string, restored func(string) (pathStat, cache.Digest, bool)) (pathStat, cache.Digest, error) {
+	if k, ok := s.Known[p]; ok {
+		return k.st, cache.Digest{}, nil
+	}
+	if restored != nil {
+		if rel, ok := strings.CutPrefix(p, s.Runner.ExecRoot); ok && len(rel) > 1 && rel[0] == filepath.Separator {
+			if st, d, ok := restored(filepath.ToSlash(rel[1:])); ok {
+				return st, d, nil
+			}
+		}
+	}
+	st, err := statPath(p)
+	return st, cache.Digest{}, err
 }
 
 // recordedDigest returns the content digest the journal recorded for the
@@ -1394,87 +1492,134 @@ type stampEntry struct {
 // recorded is in the recorded state: then the build it describes has
 // nothing to do. It returns the stamp (without its paths) for the summary.
 // Any doubt (no stamp, a corrupt one, a changed path) is false.
+//
+// The entries are decoded by the goroutines that stat them, and the
+// stamp's digest is checked only once every stat matched: the usual
+// answer after a change (a clean, an edit) is a no from one of the first
+// stats, which then costs neither the digest of a stamp of megabytes nor
+// a string for each of its paths. Nothing a corrupt stamp says is acted
+// on but a stat; contents are read for racy entries only after the digest.
 func CheckStamp(outputBase, key string) (Stamp, bool) {
 	b, err := os.ReadFile(stampPath(outputBase, key))
 	if err != nil || len(b) < len(stampMagic)+sha256.Size || string(b[:len(stampMagic)]) != stampMagic {
 		return Stamp{}, false
 	}
 	body := b[:len(b)-sha256.Size]
-	if sum := sha256.Sum256(body); !bytes.Equal(sum[:], b[len(b)-sha256.Size:]) {
+	r := stampReader{b: body[len(stampMagic):]}
+	s := Stamp{Key: r.str()}
+	if r.bad || s.Key != key {
 		return Stamp{}, false
 	}
-	r := body[len(stampMagic):]
-	bad := false
-	uvarint := func() uint64 {
-		v, n := binary.Uvarint(r)
-		if n <= 0 {
-			bad = true
-			return 0
-		}
-		r = r[n:]
-		return v
+	_ = r.varint() // recorded
+	s.Actions = int(r.uvarint())
+	for n := r.uvarint(); n > 0 && !r.bad; n-- {
+		s.Roots = append(s.Roots, r.str())
 	}
-	varint := func() int64 {
-		v, n := binary.Varint(r)
-		if n <= 0 {
-			bad = true
-			return 0
-		}
-		r = r[n:]
-		return v
+	// Where each entry starts, found without decoding it.
+	starts := make([]int, 0, len(r.b)/64)
+	for len(r.b) > 0 && !r.bad {
+		starts = append(starts, len(body)-len(r.b))
+		r.skipEntry()
 	}
-	str := func() string {
-		n := uvarint()
-		if bad || uint64(len(r)) < n {
-			bad = true
-			return ""
-		}
-		s := string(r[:n])
-		r = r[n:]
-		return s
-	}
-	s := Stamp{Key: str()}
-	if bad || s.Key != key {
+	if r.bad {
 		return Stamp{}, false
 	}
-	_ = varint() // recorded
-	s.Actions = int(uvarint())
-	for n := uvarint(); n > 0 && !bad; n-- {
-		s.Roots = append(s.Roots, str())
+	verified := func() bool {
+		sum := sha256.Sum256(body)
+		return bytes.Equal(sum[:], b[len(body):])
 	}
-	var entries []stampEntry
-	for len(r) > 0 && !bad {
-		var e stampEntry
-		e.path = str()
-		flags := uvarint()
-		e.st = pathStat{exists: flags&1 != 0, dir: flags&2 != 0, size: varint(), mtime: varint(), ctime: varint(),
-			ino: uvarint(), dev: uvarint(), mode: uint32(uvarint())}
-		e.digest = str()
-		entries = append(entries, e)
-	}
-	if bad {
-		return Stamp{}, false
-	}
-	if !checkEntries(entries) {
+	if !checkEntries(body, starts, verified) {
 		return Stamp{}, false
 	}
 	return s, true
 }
 
-// checkEntries stats the entries on a few goroutines and reports whether
-// all are unchanged.
-func checkEntries(entries []stampEntry) bool {
-	workers := min(runtime.GOMAXPROCS(0), 4, len(entries)/1000+1)
+// stampReader decodes a stamp; bad is set at the first malformed value.
+type stampReader struct {
+	b   []byte
+	bad bool
+}
+
+func (r *stampReader) uvarint() uint64 {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.bad = true
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *stampReader) varint() int64 {
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.bad = true
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *stampReader) bytes() []byte {
+	n := r.uvarint()
+	if r.bad || uint64(len(r.b)) < n {
+		r.bad = true
+		return nil
+	}
+	v := r.b[:n]
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *stampReader) str() string { return string(r.bytes()) }
+
+// entry decodes the entry appendPathStat and WriteStamp wrote.
+func (r *stampReader) entry() stampEntry {
+	var e stampEntry
+	e.path = r.str()
+	flags := r.uvarint()
+	e.st = pathStat{exists: flags&1 != 0, dir: flags&2 != 0, size: r.varint(), mtime: r.varint(), ctime: r.varint(),
+		ino: r.uvarint(), dev: r.uvarint(), mode: uint32(r.uvarint())}
+	e.digest = r.str()
+	return e
+}
+
+// skipEntry passes over an entry, as entry reads it.
+func (r *stampReader) skipEntry() {
+	r.bytes()
+	for range 7 { // flags, size, mtime, ctime, ino, dev, mode: varints all
+		if _, n := binary.Uvarint(r.b); n > 0 {
+			r.b = r.b[n:]
+		} else {
+			r.bad = true
+		}
+	}
+	r.bytes()
+}
+
+// checkEntries decodes and stats the entries of the stamp body that
+// start at the offsets, on a few goroutines, and reports whether all are
+// unchanged: first their stats, then, when verified (the stamp's digest)
+// holds, the content of the racy ones.
+func checkEntries(body []byte, starts []int, verified func() bool) bool {
+	workers := min(runtime.GOMAXPROCS(0), 4, len(starts)/1000+1)
 	var changed atomic.Bool
 	var wg sync.WaitGroup
-	chunk := (len(entries) + workers - 1) / workers
+	racy := make([][]stampEntry, workers)
+	chunk := (len(starts) + workers - 1) / workers
 	for w := 0; w < workers; w++ {
-		part := entries[min(w*chunk, len(entries)):min((w+1)*chunk, len(entries))]
+		part := starts[min(w*chunk, len(starts)):min((w+1)*chunk, len(starts))]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for _, e := range part {
+			for _, off := range part {
 				if changed.Load() {
+					return
+				}
+				r := stampReader{b: body[off:]}
+				e := r.entry()
+				if r.bad {
+					changed.Store(true)
 					return
 				}
 				st, err := statPath(e.path)
@@ -1483,14 +1628,21 @@ func checkEntries(entries []stampEntry) bool {
 					return
 				}
 				if e.digest != "" {
-					if d, err := contentDigest(e.path, e.st.dir); err != nil || d != e.digest {
-						changed.Store(true)
-						return
-					}
+					racy[w] = append(racy[w], e)
 				}
 			}
 		}()
 	}
 	wg.Wait()
-	return !changed.Load()
+	if changed.Load() || !verified() {
+		return false
+	}
+	for _, part := range racy {
+		for _, e := range part {
+			if d, err := contentDigest(e.path, e.st.dir); err != nil || d != e.digest {
+				return false
+			}
+		}
+	}
+	return true
 }

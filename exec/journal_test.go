@@ -280,6 +280,26 @@ func TestStampCheck(t *testing.T) {
 		{"file added to a tree", func() error { return os.WriteFile(filepath.Join(tree, "sub", "z"), nil, 0o644) }},
 		{"a missing path appears", func() error { return os.WriteFile(missing, nil, 0o644) }},
 		{"file removed", func() error { return os.Remove(file) }},
+		{"stamp torn", func() error {
+			// Not synced: a crash may leave it cut short.
+			p := stampPath(base, s.Key)
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(p, b[:len(b)-1], 0o644)
+		}},
+		{"stamp's digest wrong", func() error {
+			// Every path as recorded: only the digest tells.
+			p := stampPath(base, s.Key)
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			b[len(b)-1] ^= 1
+			return os.WriteFile(p, b, 0o644)
+		}},
+		{"stamp empty", func() error { return os.WriteFile(stampPath(base, s.Key), nil, 0o644) }},
 		{"stamp corrupted", func() error {
 			p := stampPath(base, s.Key)
 			b, err := os.ReadFile(p)
@@ -458,6 +478,48 @@ func TestCompactExplainKeepsTheRecordReadersUse(t *testing.T) {
 	recs := readExplain(filepath.Join(base, explainFile))
 	if len(recs) != 1 || recs[0].Key != good.Key {
 		t.Errorf("after compaction readers get %+v, want the good record", recs)
+	}
+}
+
+// TestCompactExplainInPlace: compaction moves the kept lines up within
+// the log it read, in their order, the last record of each action, also
+// when the log ends in a line without its newline (a build killed while
+// appending).
+func TestCompactExplainInPlace(t *testing.T) {
+	base := t.TempDir()
+	line := func(name, key string) string {
+		a := &Action{
+			Owner: graph.Label{Pkg: "pkg", Name: name}, Mnemonic: "Task", Kind: KindRun,
+			Argv: []string{"/bin/bash", "-c", "make"}, Outputs: []Artifact{{Path: "hepbuild-out/pkg/" + name}},
+		}
+		b, err := json.Marshal(newActionRecord(a, &Key{Digest: cache.FromBytes([]byte(key))}, nil).toJSON())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	x1, y1, x2, z1, y2 := line("x", "x1"), line("y", "y1"), line("x", "x2"), line("z", "z1"), line("y", "y2")
+	for _, c := range []struct {
+		name, log, want string
+	}{
+		{"superseded lines", x1 + "\n" + y1 + "\n" + x2 + "\n" + z1 + "\n" + y2 + "\n", x2 + "\n" + z1 + "\n" + y2 + "\n"},
+		{"superseded lines, torn", x1 + "\n" + y1 + "\n" + x2 + "\n" + z1 + "\n" + y2, x2 + "\n" + z1 + "\n" + y2 + "\n"},
+		{"nothing superseded, torn", x1 + "\n" + y1, x1 + "\n" + y1 + "\n"},
+	} {
+		if err := os.WriteFile(filepath.Join(base, explainFile), []byte(c.log), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		j := &Journal{dir: base}
+		if err := j.compactExplain(); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(filepath.Join(base, explainFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(c.want, string(b)); diff != "" {
+			t.Errorf("%s: compacted log mismatch (-want +got):\n%s", c.name, diff)
+		}
 	}
 }
 

@@ -535,6 +535,9 @@ func (r *Runner) fetchFileLinked(ctx context.Context, d cache.Digest, executable
 			g.fail(ctx, "finding blob "+d.String(), err)
 			return nil, err
 		}
+		if fi != nil {
+			r.noteBlobUse(fi)
+		}
 		// A blob shared with an output of the other mode is copied, never
 		// chmod-ed: that would change the other output too.
 		if fi != nil && fi.Size() == d.Size && (fi.Mode()&0o111 != 0) == executable {

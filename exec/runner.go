@@ -139,6 +139,10 @@ type Runner struct {
 	// sources holds the source files this build digested, by path (see
 	// freshSource).
 	sources sync.Map
+	// blobUses counts, by file, how often this build found a disk cache
+	// blob to link an output to (see noteBlobUse and stampStats).
+	blobMu   sync.Mutex
+	blobUses map[fileID]int
 	// realDirs holds the folders of the output tree, relative to the exec
 	// root, that makeOutputParents made real during this build, each with
 	// the commandEpoch it was checked in (see outputParents).
@@ -1214,6 +1218,68 @@ func (r *Runner) freshSource(path string) (freshOutput, bool) {
 		return freshOutput{}, false
 	}
 	return f, true
+}
+
+// fileID names a file (not a path) on this machine.
+type fileID struct{ dev, ino uint64 }
+
+// noteBlobUse counts a use of the blob file the cache returned to link an
+// output to: the link, and a touch of its times the cache may have made
+// when it returned it, each change the ctime of every output that is a
+// link to that file.
+func (r *Runner) noteBlobUse(fi fs.FileInfo) {
+	st := statOf(fi)
+	r.blobMu.Lock()
+	if r.blobUses == nil {
+		r.blobUses = map[fileID]int{}
+	}
+	r.blobUses[fileID{st.dev, st.ino}]++
+	r.blobMu.Unlock()
+}
+
+// stampStats returns what the build knows without a stat of the output
+// file at a path (relative to the exec root): for one it restored as the
+// sole use of its file, in a build that ran no command, the stat taken
+// right after it was put in place, and its digest; nil when a command
+// ran. Call it once the build is done: no restore may run while the
+// function returned is used (it reads blobUses without the lock, on the
+// stamp's goroutines; the lock taken here orders it after every count).
+//
+// Why that is the file's state now: since then, a change to the file
+// would be by a command (none ran here, and sandboxes link and unlink only
+// for commands), by this runner (it restores an output once, and every
+// other link it made to a disk cache blob, or touch of one, is counted in
+// blobUses: a second use of the same file, which would move the ctime of
+// this output, disqualifies it), or from outside hepbuild (another build
+// sharing the disk cache linking the same blob, someone editing the
+// output). None of those can make the stamp match wrongly: a stat recorded
+// earlier than the change differs from the file's stat after it (the ctime
+// moves, and never back), so the next check of the stamp fails and the
+// build looks at everything. It only costs that null build. A change that
+// left the stat as it was (within one clock tick) would be as invisible
+// to an lstat now. When nothing changed, the stat is the one an lstat now
+// would return, so the stamp judges it racy or not as it would have, and
+// the digest, taken as the output was restored, is the one the journal
+// holds for it. Where the file system keeps no inode numbers (statOf
+// finds none), all blobs count as one file, used more than once.
+func (r *Runner) stampStats() func(path string) (pathStat, cache.Digest, bool) {
+	if r.commandEpoch.Load() != 0 || r.commandsRunning.Load() != 0 {
+		return nil
+	}
+	r.blobMu.Lock()
+	uses := r.blobUses
+	r.blobMu.Unlock()
+	return func(path string) (pathStat, cache.Digest, bool) {
+		v, ok := r.fresh.Load(path)
+		if !ok {
+			return pathStat{}, cache.Digest{}, false
+		}
+		f := v.(freshOutput)
+		if uses[fileID{f.st.dev, f.st.ino}] > 1 {
+			return pathStat{}, cache.Digest{}, false
+		}
+		return f.st, f.d, true
+	}
 }
 
 // resultCovers reports whether an action result holds every declared output

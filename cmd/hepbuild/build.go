@@ -115,6 +115,9 @@ type session struct {
 	download exec.DownloadMode
 	// remoteData validates and downloads remote inputs (remote_files).
 	remoteData *remoteData
+	// ran is the runner of the build, which knows the outputs it restored
+	// (see writeStamp).
+	ran *exec.Runner
 }
 
 // defaultCacheHome is $XDG_CACHE_HOME/hepbuild or ~/.cache/hepbuild.
@@ -607,21 +610,23 @@ func (c *BuildCmd) run(g *Globals, e *env, start time.Time, rp *reporting) error
 		}
 		return err
 	}
-	if changed := s.changedSources(before); changed != "" {
+	// Removing a sandbox's hard links to inputs and outputs changes their
+	// ctime, which the stamp records (the sources' as changedSources
+	// takes them): it goes first.
+	s.closeSandboxes()
+	changed, sources := s.changedSources(before)
+	if changed != "" {
 		// A source edited during the build may have been read before the
 		// edit; the next build must look at everything again.
 		_ = exec.RemoveStamps(s.outputBase)
 		fmt.Fprintf(e.stderr, "INFO: %s changed during the build; the next build checks every action again\n", changed)
 		return nil
 	}
-	// Removing a sandbox's hard links to inputs and outputs changes their
-	// ctime, which the stamp records: it goes first.
-	s.closeSandboxes()
 	// The journal's compaction and the stamp's stats are apart (the stamp
 	// reads the journal's records, which Close leaves readable): they
 	// overlap, and s.close waits for the journal.
 	go s.journal.Close()
-	if err := s.writeStamp(c.stampKey(s.w.root, s.w.workingPkg)); err != nil {
+	if err := s.writeStamp(c.stampKey(s.w.root, s.w.workingPkg), sources, s.ran); err != nil {
 		fmt.Fprintf(e.stderr, "WARNING: %v\n", err)
 	}
 	return nil
@@ -725,6 +730,7 @@ func (s *session) build(e *env, start time.Time, f *BuildFlags, rp *reporting) e
 	if err != nil {
 		return err
 	}
+	s.ran = runner
 	if rp != nil && rp.rep != nil {
 		runner.Reasons = rp.rep.Reasons
 		rp.coordinate(runner)

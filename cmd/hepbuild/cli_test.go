@@ -553,22 +553,46 @@ func TestMisspeltCommand(t *testing.T) {
 // also when outputs have the same content: restored as hard links to one
 // blob, each link changes the ctime of all of them, after the journal
 // recorded the earlier ones, so the stamp must take their stat anew.
+//
+// The stamp takes the stat of an output restored as the only link to its
+// blob from the runner (taken as it was linked), and those of the sources
+// from the check that none changed during the build: also with the linux
+// sandbox, whose hard links to sources are gone by then.
 func TestNullBuildRightAfterRestore(t *testing.T) {
-	root := testWorkspace(t, map[string]string{
-		"BUILD": `print("loading BUILD")
+	for _, sb := range []string{"none", "linux"} {
+		t.Run(sb, func(t *testing.T) {
+			root := testWorkspace(t, map[string]string{
+				"BUILD": `print("loading BUILD")
 task(name = "a", srcs = ["in.txt"], outs = ["a.txt"], cmd = "cat $< > $@")
 task(name = "b", srcs = ["in.txt"], outs = ["b.txt"], cmd = "cat $< > $@")
-task(name = "c", srcs = [":a", ":b"], outs = ["c.txt"], cmd = "cat $(SRCS) > $@")`,
-		"in.txt": "one\n",
-	})
-	build := []string{"//:c", "--progress=plain", "--sandbox=none"}
-	for _, args := range [][]string{build, {"clean"}, build} {
-		if r := hepbuild(t, root, args...); r.code != 0 {
-			t.Fatalf("%v: exit %d\n%s", args, r.code, r.stderr)
-		}
-	}
-	r := hepbuild(t, root, build...)
-	if r.code != 0 || strings.Contains(r.stderr, "loading BUILD") || !strings.Contains(r.stderr, "nothing to do") {
-		t.Errorf("the build after the rebuild from the cache loaded the BUILD file (exit %d):\n%s", r.code, r.stderr)
+task(name = "u", srcs = ["in.txt"], outs = ["u.txt"], cmd = "cat $< $< > $@")
+task(name = "c", srcs = [":a", ":b", ":u"], outs = ["c.txt"], cmd = "cat $(SRCS) > $@")`,
+				"in.txt": "one\n",
+			})
+			build := []string{"//:c", "--progress=plain", "--sandbox=" + sb}
+			for _, args := range [][]string{build, {"clean"}, build} {
+				if r := hepbuild(t, root, args...); r.code != 0 {
+					t.Fatalf("%v: exit %d\n%s", args, r.code, r.stderr)
+				}
+			}
+			r := hepbuild(t, root, build...)
+			if r.code != 0 || strings.Contains(r.stderr, "loading BUILD") || !strings.Contains(r.stderr, "nothing to do") {
+				t.Errorf("the build after the rebuild from the cache loaded the BUILD file (exit %d):\n%s", r.code, r.stderr)
+			}
+			// An output replaced since is not taken as up to date.
+			u := filepath.Join(root, "hepbuild-out", "u.txt")
+			if err := os.Remove(u); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(u, []byte("two\ntwo\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if r := hepbuild(t, root, build...); r.code != 0 || strings.Contains(r.stderr, "nothing to do") {
+				t.Errorf("the build after replacing an output did nothing (exit %d):\n%s", r.code, r.stderr)
+			}
+			if b, _ := os.ReadFile(u); string(b) != "one\none\n" {
+				t.Errorf("u.txt = %q after the build, want it restored", b)
+			}
+		})
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -399,5 +400,55 @@ func TestQueryIndexesBeforeAClosedPipe(t *testing.T) {
 	pw.Close()
 	if _, err := os.Stat(completionIndexPath(ob, "big")); err != nil {
 		t.Errorf("no index after a query into a closed pipe: %v", err)
+	}
+}
+
+// TestCompletionIndexKeptWhenCurrent: a build that finds the index of a
+// package as it would write it leaves the file alone (a large package's
+// index is megabytes, written after every build otherwise), and one that
+// finds it stale writes it anew.
+func TestCompletionIndexKeptWhenCurrent(t *testing.T) {
+	files := completionFiles()
+	files["ana/BUILD"] = `task(name = "alpha", outs = ["a.txt"], cmd = "echo > $@")` + "\n"
+	root := testWorkspace(t, files)
+	ob := (&LocationFlags{}).outputBase(root)
+	index := completionIndexPath(ob, "ana")
+	inode := func() uint64 {
+		t.Helper()
+		fi, err := os.Stat(index)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Sys().(*syscall.Stat_t).Ino
+	}
+	query := func() {
+		t.Helper()
+		if r := hepbuild(t, root, "query", "//ana:all"); r.code != 0 {
+			t.Fatalf("query: %d %s", r.code, r.stderr)
+		}
+	}
+	if r := hepbuild(t, root, "status", "//:top"); r.code != 0 {
+		t.Fatalf("status: %d %s", r.code, r.stderr)
+	}
+	query()
+	first := inode()
+	query()
+	if inode() != first {
+		t.Error("an index that was current was written again")
+	}
+	os.WriteFile(filepath.Join(root, "ana/BUILD"), []byte(`task(name = "beta", outs = ["b.txt"], cmd = "echo > $@")`+"\n"), 0o644)
+	query()
+	idx, err := readCompletionIndex(ob, root, "ana", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rules []string
+	for _, x := range idx.targets {
+		if x.kind == kindRule {
+			rules = append(rules, x.name)
+		}
+	}
+	if diff := cmp.Diff([]string{"beta"}, rules); diff != "" {
+		t.Errorf("rules in the index after editing BUILD: mismatch (-want +got):\n%s", diff)
 	}
 }

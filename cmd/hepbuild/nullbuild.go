@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/hepbuild/hepbuild/cache/disk"
@@ -90,7 +89,9 @@ func (c *BuildCmd) nullBuild(g *Globals, e *env, start time.Time) bool {
 }
 
 // writeStamp records what a successful build depended on and made.
-func (s *session) writeStamp(key string) error {
+// sources are the states of sourcePaths that changedSources took after
+// the build; runner, the build's, knows the outputs it restored.
+func (s *session) writeStamp(key string, sources sourceStates, runner *exec.Runner) error {
 	for _, a := range s.actions {
 		if a.Extras().Remote != nil {
 			// Remote files can change without a trace on this machine:
@@ -99,10 +100,14 @@ func (s *session) writeStamp(key string) error {
 			return nil
 		}
 	}
-	var files, trees []string
-	for _, d := range s.w.loader.Dependencies() {
-		files = append(files, filepath.Join(s.w.root, d))
+	// The sources come once each (a raw file read by several actions is
+	// one path), from sourcePaths: they are not stat'ed again.
+	files := make([]string, 0, len(sources.states)+2*len(s.actions))
+	for p := range sources.states {
+		files = append(files, p)
 	}
+	files = append(files, sources.failed...)
+	var trees []string
 	addOne := func(a exec.Artifact) {
 		p := filepath.Join(s.w.root, a.Path)
 		if a.Dir {
@@ -116,19 +121,22 @@ func (s *session) writeStamp(key string) error {
 			addOne(a)
 		}
 	}
+	envs := map[*exec.Environment]bool{}
 	for _, a := range s.actions {
 		for _, in := range a.Inputs {
 			// A generated input is an output of an action the build
 			// needed (exec.Graph.Needed follows inputs), added with it:
 			// half the paths of a large build, joined and sorted for nothing.
-			if !in.Source && s.g.Producer[in.Path] != nil {
+			// A source file is in sources; a source folder is a tree.
+			if (in.Source && !in.Dir) || (!in.Source && s.g.Producer[in.Path] != nil) {
 				continue
 			}
 			addOne(in)
 		}
 		add(a.Extras().Tools)
 		add(a.Outputs)
-		if env := a.Environment; env != nil {
+		if env := a.Environment; env != nil && !envs[env] {
+			envs[env] = true
 			add(env.Files)
 			// What identifies the environment on this machine (see
 			// applyEnvironment): the interpreter a venv is built with, an
@@ -148,23 +156,7 @@ func (s *session) writeStamp(key string) error {
 		}
 	}
 	return exec.WriteStamp(s.outputBase, exec.Stamp{Key: key, Files: files, Trees: trees, Actions: len(s.actions), Roots: roots,
-		Journal: s.journal, ExecRoot: s.w.root})
-}
-
-// sourceState is what changes when a file or folder is written. Not ctime:
-// the linux sandbox hard-links sources into its private tree, which changes
-// their ctime but not their content.
-type sourceState struct {
-	size, mtime int64
-	ino         uint64
-}
-
-func stateOf(p string) (sourceState, bool) {
-	var st syscall.Stat_t
-	if err := syscall.Stat(p, &st); err != nil {
-		return sourceState{}, false
-	}
-	return sourceState{size: st.Size, mtime: mtimeOf(&st), ino: st.Ino}, true
+		Journal: s.journal, ExecRoot: s.w.root, Runner: runner, Known: sources.states, KnownAt: sources.at})
 }
 
 // sourcePaths are the files and folders a build reads but does not write:
@@ -186,24 +178,46 @@ func (s *session) sourcePaths() []string {
 	return paths
 }
 
-// snapshotSources records the state of the sources before the build runs.
-func (s *session) snapshotSources() map[string]sourceState {
-	paths := s.sourcePaths()
-	m := make(map[string]sourceState, len(paths))
-	for _, p := range paths {
-		st, _ := stateOf(p)
-		m[p] = st
-	}
-	return m
+// sourceSnapshot is the state of each source path before the build.
+type sourceSnapshot struct {
+	paths  []string
+	states []exec.PathState
 }
 
-// changedSources names a source whose state differs from before, or "".
-func (s *session) changedSources(before map[string]sourceState) string {
-	for p, was := range before {
-		if now, _ := stateOf(p); now != was {
+// snapshotSources records the state of the sources before the build runs.
+func (s *session) snapshotSources() sourceSnapshot {
+	paths := s.sourcePaths()
+	states, _ := exec.StatPaths(paths)
+	return sourceSnapshot{paths, states}
+}
+
+// sourceStates are the states of the sources after the build, taken from
+// at on.
+type sourceStates struct {
+	at     time.Time
+	states map[string]exec.PathState
+	failed []string // not stat'ed
+}
+
+// changedSources names a source written since before was taken, or "",
+// and returns the sources' states now, which the stamp records: call it
+// once nothing more changes them, after the sandboxes are gone (removing
+// their hard links to sources changes the sources' ctime).
+func (s *session) changedSources(before sourceSnapshot) (string, sourceStates) {
+	at := time.Now()
+	states, errs := exec.StatPaths(before.paths)
+	now := sourceStates{at: at, states: make(map[string]exec.PathState, len(states))}
+	for i, p := range before.paths {
+		if !states[i].SameContent(before.states[i]) {
 			rel, _ := filepath.Rel(s.w.root, p)
-			return rel
+			return rel, sourceStates{}
 		}
+		if errs[i] != nil {
+			// The stamp stats it again and says what is wrong.
+			now.failed = append(now.failed, p)
+			continue
+		}
+		now.states[p] = states[i]
 	}
-	return ""
+	return "", now
 }
