@@ -624,7 +624,7 @@ func TestReadsRefreshRecency(t *testing.T) {
 	d := put(t, c, []byte("blob"))
 	p := filepath.Join(c.Dir(), "cas.v1", d.Hash[:2], d.Hash)
 
-	recent := time.Now().Add(-10 * time.Second).Truncate(time.Second)
+	recent := time.Now().Add(-touchInterval / 2).Truncate(time.Second)
 	setMtime(t, p, recent)
 	get(c, d)
 	if fi, _ := os.Stat(p); !fi.ModTime().Equal(recent) {
