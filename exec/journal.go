@@ -1187,6 +1187,16 @@ func (s PathState) SameContent(t PathState) bool {
 	return a.exists == b.exists && a.dir == b.dir && a.ino == b.ino && a.dev == b.dev && a.size == b.size && a.mtime == b.mtime
 }
 
+// SameAs reports whether the path, in state s, is as the stat fi found it
+// (nil: it did not exist): the same kind, size and modification time.
+// fi may come from os.Stat (a link followed) taken by another package.
+func (s PathState) SameAs(fi fs.FileInfo) bool {
+	if fi == nil {
+		return !s.st.exists
+	}
+	return s.st.exists && s.st.dir == fi.IsDir() && s.st.size == fi.Size() && s.st.mtime == fi.ModTime().UnixNano()
+}
+
 const (
 	stampDir   = "stamps"
 	stampMagic = "hepstamp1"
