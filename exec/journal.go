@@ -1187,6 +1187,16 @@ func (s PathState) SameContent(t PathState) bool {
 	return a.exists == b.exists && a.dir == b.dir && a.ino == b.ino && a.dev == b.dev && a.size == b.size && a.mtime == b.mtime
 }
 
+// SameAs reports whether the path, in state s, is as the stat fi found it
+// (nil: it did not exist): the same kind, size and modification time.
+// fi may come from os.Stat (a link followed) taken by another package.
+func (s PathState) SameAs(fi fs.FileInfo) bool {
+	if fi == nil {
+		return !s.st.exists
+	}
+	return s.st.exists && s.st.dir == fi.IsDir() && s.st.size == fi.Size() && s.st.mtime == fi.ModTime().UnixNano()
+}
+
 const (
 	stampDir   = "stamps"
 	stampMagic = "hepstamp1"
@@ -1437,7 +1447,44 @@ func (s *Stamp) state(p string, restored func(string) (pathStat, cache.Digest, b
 		}
 	}
 	st, err := statPath(p)
+	if err == nil {
+		st = s.Journal.vouched(s.ExecRoot, p, st)
+	}
 	return st, cache.Digest{}, err
+}
+
+// vouched returns the state to record for the path p (absolute, below
+// root) found in state st: st itself, unless p is an output file the
+// journal recorded (made, restored or found up to date by the build) and
+// it was written, replaced or removed since. Then it is the state the
+// record describes, which the next check of the stamp does not find:
+// recorded as it is, an output edited while the build went on (saved in
+// an editor, say) would be taken by every null build for what the build
+// made, while a full build finds the edit (upToDate). Only what a write
+// changes is compared, not the ctime, which another link to the file (a
+// sandbox's, an output of the same blob) moves.
+func (j *Journal) vouched(root, p string, st pathStat) pathStat {
+	if j == nil || root == "" || st.dir {
+		return st
+	}
+	rel, ok := strings.CutPrefix(p, root+string(filepath.Separator))
+	if !ok {
+		return st
+	}
+	o, ok := j.output(filepath.ToSlash(rel))
+	if !ok || o.Remote {
+		return st
+	}
+	if st.exists && st.size == o.Size && st.mtime == o.MTime && st.ino == o.Inode {
+		return st
+	}
+	if fi, err := os.Lstat(p); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+		// A link output: the record is of the link, st of its target.
+		if l := statOf(fi); l.size == o.Size && l.mtime == o.MTime && l.ino == o.Inode {
+			return st
+		}
+	}
+	return pathStat{exists: true, size: o.Size, mtime: o.MTime, ctime: o.CTime, ino: o.Inode, dev: st.dev, mode: st.mode}
 }
 
 // recordedDigest returns the content digest the journal recorded for the

@@ -98,7 +98,7 @@ func makeParents(root, o string, inExecRoot bool) error {
 func (r *Runner) outputParents(o string) error {
 	dir := filepath.Dir(filepath.Clean(o))
 	epoch := r.commandEpoch.Load()
-	if e, ok := r.realDirs.Load(dir); ok && e.(int64) == epoch && r.commandsRunning.Load() == 0 {
+	if e, ok := r.realDirs.Load(dir); ok && r.quietSince(e.(int64)) {
 		return nil
 	}
 	var err error

@@ -1182,11 +1182,32 @@ func (r *Runner) freshInput(path string) (freshOutput, bool) {
 		return freshOutput{}, false
 	}
 	f := v.(freshOutput)
-	if f.epoch != r.commandEpoch.Load() || r.commandsRunning.Load() != 0 {
+	if !r.quietSince(f.epoch) {
 		return freshOutput{}, false
 	}
 	return f, true
 }
+
+// quietSince reports whether no command started or ended since
+// commandEpoch was epoch, and none runs. The count of running commands is
+// read first: execute counts a command as running before it moves the
+// epoch, and moves the epoch again before it stops counting it, so a
+// command that started and ended between the two reads still shows in
+// the epoch read second. Read the other way round, it would show in
+// neither.
+func (r *Runner) quietSince(epoch int64) bool {
+	if r.commandsRunning.Load() != 0 {
+		return false
+	}
+	if testHookQuiet != nil {
+		testHookQuiet()
+	}
+	return r.commandEpoch.Load() == epoch
+}
+
+// testHookQuiet, when set by a test, is called by quietSince between its
+// two reads.
+var testHookQuiet func()
 
 // viaLink says whether statPathInfo followed a symbolic link to fi: the
 // stat it returns then holds another inode than fi's (see statPathInfo).
@@ -1214,7 +1235,7 @@ func (r *Runner) freshSource(path string) (freshOutput, bool) {
 		return freshOutput{}, false
 	}
 	f := v.(freshOutput)
-	if f.epoch != r.commandEpoch.Load() || r.commandsRunning.Load() != 0 {
+	if !r.quietSince(f.epoch) {
 		return freshOutput{}, false
 	}
 	return f, true

@@ -18,7 +18,8 @@ import (
 // restore (here, its times) ends the next null build instead of being
 // recorded. Only while that stat is still the file's: not for outputs
 // linked to one blob (each link moves the ctime of all) and not once a
-// command ran; those are stat'ed, and the stamp matches them as they are.
+// command ran; those are stat'ed, and the stamp matches them as they are
+// when only their ctime moved.
 func TestStampTakesRestoredOutputStatesFromTheRunner(t *testing.T) {
 	a := shell("a", "echo a > $OUT", nil, out("a.txt"))
 	a.Env["OUT"] = out("a.txt")
@@ -61,11 +62,12 @@ func TestStampTakesRestoredOutputStatesFromTheRunner(t *testing.T) {
 					t.Fatalf("%s: outcome %v, want %v", x.Owner, o, want)
 				}
 			}
+			// A change of the ctime alone (a chmod to the mode it has):
+			// what another link to the file does too, which a stat
+			// taken now records and the journal does not count as a
+			// write (see Journal.vouched).
 			p := filepath.Join(w.root, out(tc.touched))
-			old := time.Now().Add(-time.Hour)
-			if err := os.Chtimes(p, old, old); err != nil {
-				t.Fatal(err)
-			}
+			moveCtime(t, p)
 			s := exec.Stamp{Key: exec.StampKey("//:x"), Files: []string{p}, Journal: j, ExecRoot: w.root, Runner: r}
 			if err := exec.WriteStamp(w.base, s); err != nil {
 				t.Fatal(err)
@@ -136,4 +138,98 @@ func TestStatPaths(t *testing.T) {
 			t.Errorf("%s: StatPaths %+v, StatPath %+v", p, states[i], want)
 		}
 	}
+}
+
+// TestStampRefusesOutputsChangedDuringTheBuild: an output the journal
+// recorded (made, restored or found up to date) that is edited, replaced
+// or removed before the stamp is written (someone saves it in an editor
+// while the build goes on) is not recorded as it is then: the next build
+// would take that state for the build's own and skip it. The stamp holds
+// the state the journal vouches for, which the next check does not find,
+// and the full build then finds the edit. An output that only had its
+// ctime moved (another link to its inode) is recorded as it is.
+func TestStampRefusesOutputsChangedDuringTheBuild(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(t *testing.T, p string)
+		match  bool
+	}{
+		{"unchanged", func(t *testing.T, p string) {}, true},
+		{"another link to it", func(t *testing.T, p string) {
+			if err := os.Link(p, p+".link"); err != nil {
+				t.Fatal(err)
+			}
+		}, true},
+		{"edited", func(t *testing.T, p string) {
+			os.Chmod(p, 0o644)
+			if err := os.WriteFile(p, []byte("edited by hand\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, false},
+		{"replaced", func(t *testing.T, p string) {
+			if err := os.Remove(p); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, []byte("x\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, false},
+		{"removed", func(t *testing.T, p string) {
+			if err := os.Remove(p); err != nil {
+				t.Fatal(err)
+			}
+		}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := shell("a", "echo a > $OUT", nil, out("a.txt"))
+			a.Env["OUT"] = out("a.txt")
+			w := newWorkspace(t, "none", openDisk(t))
+			if err := exec.PrepareOutputBase(w.root, w.base); err != nil {
+				t.Fatal(err)
+			}
+			j, err := exec.OpenJournal(w.base)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer j.Close()
+			r := w.runner(j, nil)
+			if o, err := r.Work(context.Background(), a); err != nil || o != executed {
+				t.Fatalf("outcome %v, %v", o, err)
+			}
+			p := filepath.Join(w.root, out("a.txt"))
+			tc.change(t, p)
+			s := exec.Stamp{Key: exec.StampKey("//:x"), Files: []string{p}, Journal: j, ExecRoot: w.root, Runner: r}
+			if err := exec.WriteStamp(w.base, s); err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := exec.CheckStamp(w.base, s.Key); ok != tc.match {
+				t.Errorf("stamp matches: %v, want %v", ok, tc.match)
+			}
+		})
+	}
+}
+
+// moveCtime changes the file's ctime and nothing else, as another hard
+// link to it would: a chmod to its own mode, again until the ctime's
+// clock tick has passed.
+func moveCtime(t *testing.T, p string) {
+	t.Helper()
+	before, err := exec.StatPath(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 1000 {
+		if err := os.Chmod(p, fi.Mode()); err != nil {
+			t.Fatal(err)
+		}
+		if now, _ := exec.StatPath(p); now != before {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatal("the ctime did not move")
 }

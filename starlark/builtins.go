@@ -232,6 +232,7 @@ func readJSONBuiltin(thread *starlark.Thread, fn *starlark.Builtin, args starlar
 		return nil, fmt.Errorf("read_json: %v", err)
 	}
 	rel := lbl.Path()
+	b.l.depend(rel) // its state before the read
 	data, err := os.ReadFile(filepath.Join(b.l.root, filepath.FromSlash(rel)))
 	if err != nil {
 		return nil, fmt.Errorf("read_json: cannot read %s: %v", rel, err)

@@ -46,7 +46,7 @@ type Loader struct {
 	files    map[graph.Label]*graph.Target // source files of other packages resolved on demand
 
 	depMu sync.Mutex
-	deps  map[string]struct{} // see Dependencies
+	deps  map[string]depState // see Dependencies
 
 	listingsMu sync.RWMutex
 	listings   map[dirKey]*dirListing // see sourceKind
@@ -99,7 +99,7 @@ func NewLoaderContext(ctx context.Context, root string, stderr io.Writer) (*Load
 		modules:  map[graph.Label]*loadEntry{},
 		packages: map[string]*pkgEntry{},
 		files:    map[graph.Label]*graph.Target{},
-		deps:     map[string]struct{}{},
+		deps:     map[string]depState{},
 	}
 	l.depend(WorkspaceFile)
 	name, err := l.readWorkspaceName(root)
@@ -126,14 +126,59 @@ func (l *Loader) ForgetPackages() {
 func (l *Loader) Root() string { return l.root }
 
 // depend records that what was loaded depends on the workspace-relative
-// path: a file's content, or a folder's list of entries.
+// path: a file's content, or a folder's list of entries. Call it before
+// reading the path: the first call stats it, and that state is what the
+// loader read (see DependencyState).
 func (l *Loader) depend(rel string) {
 	if rel == "" {
 		rel = "."
 	}
 	l.depMu.Lock()
-	l.deps[rel] = struct{}{}
+	_, ok := l.deps[rel]
 	l.depMu.Unlock()
+	if ok {
+		return
+	}
+	fi, err := os.Stat(filepath.Join(l.root, filepath.FromSlash(rel)))
+	st := depState{fi: fi, taken: err == nil || errors.Is(err, fs.ErrNotExist)}
+	l.depMu.Lock()
+	if _, ok := l.deps[rel]; !ok {
+		l.deps[rel] = st
+	}
+	l.depMu.Unlock()
+}
+
+// dependNoStat is depend without the stat (see DependencyState): for a
+// folder, whose mtime moves with any entry added (hepbuild-out in the
+// root, after loading listed it), and for a path whose existence alone
+// was looked at, where the caller stats it anyway.
+func (l *Loader) dependNoStat(rel string) {
+	if rel == "" {
+		rel = "."
+	}
+	l.depMu.Lock()
+	if _, ok := l.deps[rel]; !ok {
+		l.deps[rel] = depState{}
+	}
+	l.depMu.Unlock()
+}
+
+// depState is the stat of a dependency taken before it was first read.
+type depState struct {
+	fi    fs.FileInfo // nil: it did not exist
+	taken bool
+}
+
+// DependencyState returns the stat the loader took of a dependency (see
+// Dependencies) before it first read it: fi is nil when it did not exist
+// then, and ok false when no stat was taken. A file edited while loading
+// went on, after it was read, differs from it: a build stamp must not
+// record its state after loading as what the build was made from.
+func (l *Loader) DependencyState(rel string) (fi fs.FileInfo, ok bool) {
+	l.depMu.Lock()
+	st := l.deps[rel]
+	l.depMu.Unlock()
+	return st.fi, st.taken
 }
 
 // Dependencies returns, sorted, the workspace-relative paths of every file
@@ -312,7 +357,7 @@ func (l *Loader) LoadedPackages() []*graph.Package {
 
 // buildFile returns the workspace-relative path of pkg's BUILD file, or "".
 func (l *Loader) buildFile(pkg string) string {
-	l.depend(pkg)
+	l.dependNoStat(pkg)
 	for _, n := range buildFileNames {
 		rel := path.Join(pkg, n)
 		if fi, err := os.Stat(filepath.Join(l.root, filepath.FromSlash(rel))); err == nil && !fi.IsDir() {
@@ -536,7 +581,7 @@ func (l *Loader) PackagesBeneath(repo, prefix string) ([]string, error) {
 			return filepath.SkipDir
 		}
 		if rel, err := filepath.Rel(l.root, p); err == nil {
-			l.depend(filepath.ToSlash(rel))
+			l.dependNoStat(filepath.ToSlash(rel))
 		}
 		// A folder with its own WORKSPACE.hep is another workspace, not a package of this one.
 		if p != l.root {
@@ -593,7 +638,7 @@ func (l *Loader) Target(lbl graph.Label) (*graph.Target, error) {
 		return t, nil
 	}
 	full := filepath.Join(l.root, filepath.FromSlash(lbl.Path()))
-	l.depend(lbl.Path())
+	l.dependNoStat(lbl.Path())
 	if _, err := os.Stat(full); err == nil {
 		if sub := l.subpackageOf(lbl); sub != "" {
 			return nil, fmt.Errorf("label %s crosses into package %s: use //%s:%s", lbl, sub, sub, strings.TrimPrefix(lbl.Path(), sub+"/"))

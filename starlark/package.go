@@ -261,7 +261,7 @@ func (b *pkgBuilder) glob(include, exclude []string, excludeDirs bool, allowEmpt
 			if d.IsDir() {
 				// The listing depends on the folder's entries, and on
 				// whether a sub-folder holds a BUILD file (its own entries).
-				b.l.depend(path.Join(b.pkg.Name, rel))
+				b.l.dependNoStat(path.Join(b.pkg.Name, rel))
 				if p == dir {
 					return nil
 				}

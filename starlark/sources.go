@@ -76,7 +76,7 @@ func (k dirKey) dir() string {
 }
 
 func (d *dirListing) list(l *Loader, dir string) {
-	l.depend(dir)
+	l.dependNoStat(dir)
 	d.names = map[string]fs.FileMode{}
 	f, err := os.Open(filepath.Join(l.root, filepath.FromSlash(dir)))
 	if err != nil {

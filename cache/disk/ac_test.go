@@ -1,6 +1,7 @@
 package disk
 
 import (
+	"context"
 	"crypto/sha256"
 	"errors"
 	"os"
@@ -357,5 +358,43 @@ func TestBlobPathFIFO(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("BlobPath waits on a FIFO at the blob's path")
+	}
+}
+
+// TestGetFIFO: a FIFO planted where a blob should be (by anyone who can
+// write a shared cache) is no blob: Get and the reads of a result's
+// trees return at once instead of waiting in open for a writer, which
+// no cancellation ends.
+func TestGetFIFO(t *testing.T) {
+	c := open(t)
+	d := put(t, c, []byte{})
+	p := filepath.Join(c.Dir(), "cas.v1", d.Hash[:2], d.Hash)
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	fifo(t, p)
+	for name, read := range map[string]func() error{
+		"Get": func() error {
+			rc, err := c.Get(context.Background(), d)
+			if err == nil {
+				rc.Close()
+			}
+			return err
+		},
+		"readBlob": func() error { _, err := c.readBlob(d, false); return err },
+	} {
+		done := make(chan error, 1)
+		go func() { done <- read() }()
+		select {
+		case err := <-done:
+			if !errors.Is(err, cache.ErrNotFound) {
+				t.Errorf("%s of a FIFO: %v, want ErrNotFound", name, err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("%s waits on a FIFO at the blob's path", name)
+		}
+		if _, err := os.Lstat(p); err != nil {
+			fifo(t, p) // removed as a bad entry: plant it again
+		}
 	}
 }

@@ -256,7 +256,10 @@ func (c *Cache) Get(ctx context.Context, d cache.Digest) (io.ReadCloser, error) 
 		return nil, err
 	}
 	p := c.path(casDir, d.Hash)
-	f, err := cache.Open(p)
+	// Opened without waiting (OpenRaw): a FIFO planted at the path would
+	// otherwise hold the open until someone writes to it, beyond the
+	// reach of any cancellation. Only a regular file is a blob.
+	f, err := cache.OpenRaw(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("blob %s: %w", d, cache.ErrNotFound)
 	}
@@ -268,7 +271,7 @@ func (c *Cache) Get(ctx context.Context, d cache.Digest) (io.ReadCloser, error) 
 		f.Close()
 		return nil, fmt.Errorf("opening blob %s: %w", d, err)
 	}
-	if fi.Size() != d.Size {
+	if !fi.Mode().IsRegular() || fi.Size() != d.Size {
 		f.Close()
 		removeIfSame(p, fi)
 		return nil, fmt.Errorf("blob %s has size %d on disk, removed: %w", d, fi.Size(), cache.ErrNotFound)
@@ -284,7 +287,7 @@ func (c *Cache) readBlob(d cache.Digest, refresh bool) ([]byte, error) {
 		return nil, err
 	}
 	p := c.path(casDir, d.Hash)
-	f, err := cache.Open(p)
+	f, err := cache.OpenRaw(p) // see Get
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("blob %s: %w", d, cache.ErrNotFound)
 	}
@@ -295,6 +298,10 @@ func (c *Cache) readBlob(d cache.Digest, refresh bool) ([]byte, error) {
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("reading blob %s: %w", d, err)
+	}
+	if !fi.Mode().IsRegular() {
+		removeIfSame(p, fi)
+		return nil, fmt.Errorf("blob %s is a %v, removed: %w", d, fi.Mode().Type(), cache.ErrNotFound)
 	}
 	b, err := io.ReadAll(f)
 	if err != nil {
@@ -313,7 +320,7 @@ func (c *Cache) readBlob(d cache.Digest, refresh bool) ([]byte, error) {
 // verifyingReader hashes a blob as it is read and fails at the end if the
 // content was not what its name promised.
 type verifyingReader struct {
-	f    *os.File
+	f    *cache.RawFile
 	fi   fs.FileInfo
 	path string
 	want cache.Digest

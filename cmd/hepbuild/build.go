@@ -559,6 +559,10 @@ func commandNames() []string {
 
 var bareWord = regexp.MustCompile(`^[a-z][a-z-]*$`)
 
+// testHookAnalysed, when set by a test, is called once a build has loaded
+// and analysed its targets, before it takes the state of its sources.
+var testHookAnalysed func()
+
 func (c *BuildCmd) run(g *Globals, e *env, start time.Time, rp *reporting) error {
 	if c.RemoteExecutor != "" {
 		// Inputs and outputs travel through the service's own CAS.
@@ -596,6 +600,9 @@ func (c *BuildCmd) run(g *Globals, e *env, start time.Time, rp *reporting) error
 	defer s.close()
 	if s.download, err = exec.ParseDownloadMode(c.RemoteDownload); err != nil {
 		return badInput("--remote-download-outputs: %v", err)
+	}
+	if testHookAnalysed != nil {
+		testHookAnalysed()
 	}
 	before := s.snapshotSources()
 	// From here on the build needs the action graph only: the target

@@ -328,6 +328,33 @@ task(name = "b", srcs = [":a", "in.txt"], outs = ["b.txt"], cmd = "cat $(SRCS) >
 	}
 }
 
+// TestBuildFileEditedWhileLoading: a BUILD file edited after loading read
+// it, before the build took the state of its sources, must not be
+// recorded by the stamp in its edited state: the build was made from
+// what loading read, and the next build must load it again.
+func TestBuildFileEditedWhileLoading(t *testing.T) {
+	root := testWorkspace(t, map[string]string{
+		"BUILD": `task(name = "a", outs = ["a.txt"], cmd = "echo one > $@")`,
+	})
+	testHookAnalysed = func() {
+		testHookAnalysed = nil
+		if err := os.WriteFile(filepath.Join(root, "BUILD"), []byte(`task(name = "a", outs = ["a.txt"], cmd = "echo two > $@")`), 0o644); err != nil {
+			t.Error(err)
+		}
+	}
+	defer func() { testHookAnalysed = nil }()
+	if r := hepbuild(t, root, "//:a", "--progress=plain"); r.code != 0 {
+		t.Fatalf("first build: %d %s", r.code, r.stderr)
+	}
+	r := hepbuild(t, root, "//:a", "--progress=plain")
+	if r.code != 0 || strings.Contains(r.stderr, "nothing to do") {
+		t.Fatalf("second build: exit %d\n%s", r.code, r.stderr)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "hepbuild-out", "a.txt")); string(b) != "two\n" {
+		t.Errorf("a.txt = %q after the second build, want the edited BUILD's", b)
+	}
+}
+
 // TestSourceEditedDuringBuild: a source changed during a build (after the
 // action that read it finished) must not let the next build skip as "nothing
 // to do".

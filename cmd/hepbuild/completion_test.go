@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io/fs"
 	"os"
 	osexec "os/exec"
 	"path/filepath"
@@ -411,6 +412,8 @@ func TestCompletionIndexKeptWhenCurrent(t *testing.T) {
 	files := completionFiles()
 	files["ana/BUILD"] = `task(name = "alpha", outs = ["a.txt"], cmd = "echo > $@")` + "\n"
 	root := testWorkspace(t, files)
+	// Files written just before an index are racy (see indexCurrent).
+	ageTree(t, root, time.Hour)
 	ob := (&LocationFlags{}).outputBase(root)
 	index := completionIndexPath(ob, "ana")
 	inode := func() uint64 {
@@ -450,5 +453,70 @@ func TestCompletionIndexKeptWhenCurrent(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"beta"}, rules); diff != "" {
 		t.Errorf("rules in the index after editing BUILD: mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// TestCompletionIndexRewrittenWhenRacy: an index whose files were modified
+// as late as it was written may have been made from their content before a
+// second edit in the same timestamp tick (a whole second on some file
+// systems), which left size and mtime as they were. Such an index is
+// written again by the next build, which loaded the package anyway:
+// kept, it would list the old targets until the file changes once more.
+func TestCompletionIndexRewrittenWhenRacy(t *testing.T) {
+	files := completionFiles()
+	files["ana/BUILD"] = `task(name = "alpha", outs = ["a.txt"], cmd = "echo > $@")` + "\n"
+	root := testWorkspace(t, files)
+	ob := (&LocationFlags{}).outputBase(root)
+	build := filepath.Join(root, "ana/BUILD")
+	// One tick for both edits: the time of the first, kept by the second.
+	tick := time.Now().Truncate(time.Second)
+	if err := os.Chtimes(build, tick, tick); err != nil {
+		t.Fatal(err)
+	}
+	query := func() {
+		t.Helper()
+		if r := hepbuild(t, root, "query", "//ana:all"); r.code != 0 {
+			t.Fatalf("query: %d %s", r.code, r.stderr)
+		}
+	}
+	if r := hepbuild(t, root, "status", "//:top"); r.code != 0 {
+		t.Fatalf("status: %d %s", r.code, r.stderr)
+	}
+	query()
+	// Same size, same mtime: only the content tells.
+	if err := os.WriteFile(build, []byte(`task(name = "gamma", outs = ["a.txt"], cmd = "echo > $@")`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(build, tick, tick); err != nil {
+		t.Fatal(err)
+	}
+	query()
+	idx, err := readCompletionIndex(ob, root, "ana", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rules []string
+	for _, x := range idx.targets {
+		if x.kind == kindRule {
+			rules = append(rules, x.name)
+		}
+	}
+	if diff := cmp.Diff([]string{"gamma"}, rules); diff != "" {
+		t.Errorf("rules in the index after a second edit in the same tick: mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// ageTree sets the times of every file and folder below root back by d.
+func ageTree(t *testing.T, root string, d time.Duration) {
+	t.Helper()
+	then := time.Now().Add(-d)
+	err := filepath.WalkDir(root, func(p string, e fs.DirEntry, err error) error {
+		if err != nil || e.Type()&fs.ModeSymlink != 0 {
+			return err
+		}
+		return os.Chtimes(p, then, then)
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -436,13 +436,28 @@ func recordCompletionIndexes(ob string, l *hstarlark.Loader) {
 // indexCurrent reports whether the index of idx.pkg on disk was made from
 // idx.deps as they are now: then it holds what loading the package again
 // gives (completion trusts it on the same terms), and a build need not
-// write it again, megabytes for a large package.
+// write it again, megabytes for a large package. Not when a file it was
+// made from was modified within indexRacySlop of the index's own write:
+// an edit after the index was made, in the same timestamp tick, leaves
+// size and mtime as the index has them. This build loaded the package as
+// it is now; its index replaces that one, and once the files are older
+// than the window, an index is kept.
 func indexCurrent(ob string, idx *completionIndex) bool {
 	f, err := os.Open(completionIndexPath(ob, idx.pkg))
 	if err != nil {
 		return false
 	}
 	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	written := fi.ModTime().UnixNano()
+	for _, d := range idx.deps {
+		if d.mtime >= written-int64(indexRacySlop) {
+			return false
+		}
+	}
 	r := bufio.NewReader(f)
 	line := func() string {
 		l, err := r.ReadString('\n')
@@ -461,3 +476,8 @@ func indexCurrent(ob string, idx *completionIndex) bool {
 	}
 	return line() == "--"
 }
+
+// indexRacySlop is how close to an index's write a file it was made from
+// may have been modified for the index to be taken as current: two seconds,
+// as for whole-second timestamps elsewhere (the stat cache, build stamps).
+const indexRacySlop = 2 * time.Second

@@ -179,16 +179,33 @@ func (s *session) sourcePaths() []string {
 }
 
 // sourceSnapshot is the state of each source path before the build.
+// loadChanged names a file that loading read, and that was
+// written after it was read and before the snapshot was taken.
 type sourceSnapshot struct {
-	paths  []string
-	states []exec.PathState
+	paths       []string
+	states      []exec.PathState
+	loadChanged string
 }
 
 // snapshotSources records the state of the sources before the build runs.
+// Loading read the BUILD, .star and read_json files earlier: one edited
+// since differs from the stat the loader took before reading it,
+// and the build, made from what was read, must not leave a stamp that
+// records the edited state (the next build would skip the edit).
 func (s *session) snapshotSources() sourceSnapshot {
 	paths := s.sourcePaths()
 	states, _ := exec.StatPaths(paths)
-	return sourceSnapshot{paths, states}
+	snap := sourceSnapshot{paths: paths, states: states}
+	for i, d := range s.w.loader.Dependencies() {
+		// Files only: a folder's mtime moves with every entry, and
+		// hepbuild itself adds one (the hepbuild-out link) after loading
+		// listed the workspace's root.
+		if fi, ok := s.w.loader.DependencyState(d); ok && fi != nil && !fi.IsDir() && !states[i].SameAs(fi) {
+			snap.loadChanged = d
+			break
+		}
+	}
+	return snap
 }
 
 // sourceStates are the states of the sources after the build, taken from
@@ -204,6 +221,9 @@ type sourceStates struct {
 // once nothing more changes them, after the sandboxes are gone (removing
 // their hard links to sources changes the sources' ctime).
 func (s *session) changedSources(before sourceSnapshot) (string, sourceStates) {
+	if before.loadChanged != "" {
+		return before.loadChanged, sourceStates{}
+	}
 	at := time.Now()
 	states, errs := exec.StatPaths(before.paths)
 	now := sourceStates{at: at, states: make(map[string]exec.PathState, len(states))}
