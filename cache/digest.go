@@ -146,26 +146,7 @@ func CopyFile(w io.Writer, r io.Reader, size int64) (int64, error) {
 // io.Copy it never hands the work to r's WriteTo, which for an *os.File
 // falls back to 32 KiB reads.
 func Copy(w io.Writer, r io.Reader) (int64, error) {
-	bp := buffers.Get().(*[]byte)
-	defer buffers.Put(bp)
-	buf := *bp
-	var n int64
-	for {
-		m, err := r.Read(buf)
-		if m > 0 {
-			wm, werr := w.Write(buf[:m])
-			n += int64(wm)
-			if werr != nil {
-				return n, werr
-			}
-		}
-		if err == io.EOF {
-			return n, nil
-		}
-		if err != nil {
-			return n, err
-		}
-	}
+	return CopyFile(w, r, -1) // no size: to the end
 }
 
 // FromReader hashes everything r yields.
