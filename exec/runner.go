@@ -1176,8 +1176,12 @@ type freshOutput struct {
 // hepbuild can have changed the file since, and a command that runs and
 // reads it finds out in changed, where the stat that was recorded is the
 // baseline. It saves an lstat per generated input of a restore.
-func (r *Runner) freshInput(path string) (freshOutput, bool) {
-	v, ok := r.fresh.Load(path)
+func (r *Runner) freshInput(path string) (freshOutput, bool) { return r.quietLoad(&r.fresh, path) }
+
+// quietLoad returns the entry of m at path while no command started or
+// ended since it was stored, and none runs (see quietSince).
+func (r *Runner) quietLoad(m *sync.Map, path string) (freshOutput, bool) {
+	v, ok := m.Load(path)
 	if !ok {
 		return freshOutput{}, false
 	}
@@ -1229,17 +1233,7 @@ func viaLink(st pathStat, fi fs.FileInfo) bool {
 // build). A stat too recent to vouch for the content (racy) is not kept,
 // nor one of a source that is a symbolic link: it may lead into the output
 // tree, where a restore replaces files without a command.
-func (r *Runner) freshSource(path string) (freshOutput, bool) {
-	v, ok := r.sources.Load(path)
-	if !ok {
-		return freshOutput{}, false
-	}
-	f := v.(freshOutput)
-	if !r.quietSince(f.epoch) {
-		return freshOutput{}, false
-	}
-	return f, true
-}
+func (r *Runner) freshSource(path string) (freshOutput, bool) { return r.quietLoad(&r.sources, path) }
 
 // fileID names a file (not a path) on this machine.
 type fileID struct{ dev, ino uint64 }
