@@ -1262,13 +1262,7 @@ func TestRestoredInputChangedByACommand(t *testing.T) {
 	// gen comes back from the cache; then a command replaces its output.
 	vandal := shell("vandal", "rm -f hepbuild-out/pkg/gen.txt; echo two > hepbuild-out/pkg/gen.txt", nil)
 	vandal.SetExtra().Tags = []string{"no-cache"}
-	got, err := w.build(gen, vandal, use)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(outcomeNames([]exec.Outcome{cached, executed, executed}), outcomeNames(got)); diff != "" {
-		t.Errorf("outcomes mismatch (-want +got):\n%s", diff)
-	}
+	w.mustBuild([]exec.Outcome{cached, executed, executed}, gen, vandal, use)
 	if got := w.read(out("pkg/use.txt")); got != "TWO\n" {
 		t.Errorf("use = %q, want it made from the file a command put there (TWO)", got)
 	}
@@ -1291,13 +1285,7 @@ func TestSourceEditedByACommand(t *testing.T) {
 	w.clean()
 	vandal := shell("vandal", "echo two > pkg/s.txt", nil)
 	vandal.SetExtra().Tags = []string{"no-cache"}
-	got, err := w.build(r1, vandal, r2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(outcomeNames([]exec.Outcome{cached, executed, executed}), outcomeNames(got)); diff != "" {
-		t.Errorf("outcomes mismatch (-want +got):\n%s", diff)
-	}
+	w.mustBuild([]exec.Outcome{cached, executed, executed}, r1, vandal, r2)
 	if got := w.read(out("pkg/r2.txt")); got != "two\n" {
 		t.Errorf("r2 = %q, want it made from what the command wrote (two)", got)
 	}
@@ -1340,13 +1328,7 @@ func TestSourceLinkIntoOutputsRestored(t *testing.T) {
 	// gen's output is stale again; r1 reads "old", gen is restored, and
 	// r2 must read "one".
 	stale()
-	got, err := w.build(r1, gen, r2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(outcomeNames([]exec.Outcome{cached, cached, executed}), outcomeNames(got)); diff != "" {
-		t.Errorf("outcomes mismatch (-want +got):\n%s", diff)
-	}
+	w.mustBuild([]exec.Outcome{cached, cached, executed}, r1, gen, r2)
 	if got := w.read(out("pkg/r2.txt")); got != "ONE\n" {
 		t.Errorf("r2 = %q, want it made from the restored file (ONE)", got)
 	}
