@@ -11,6 +11,31 @@ import (
 	"github.com/hepbuild/hepbuild/graph"
 )
 
+// usersFile makes a folder of the user's holding pkg/name ("mine"), and
+// returns the folder and the file.
+func usersFile(t *testing.T, name string) (users, mine string) {
+	t.Helper()
+	users = t.TempDir()
+	if err := os.MkdirAll(filepath.Join(users, "pkg"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mine = filepath.Join(users, "pkg", name)
+	if err := os.WriteFile(mine, []byte("mine\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return users, mine
+}
+
+// swapLink is a command, run without the sandbox, that writes its output
+// pkg/name and then points the workspace's hepbuild-out at users. Its own
+// output is where hepbuild looks for it, through either link.
+func swapLink(name, users string) *exec.Action {
+	return shell("swap", `echo S > hepbuild-out/pkg/`+name+`
+cp hepbuild-out/pkg/`+name+` `+users+`/pkg/`+name+`
+rm hepbuild-out
+ln -s `+users+` hepbuild-out`, nil, out("pkg/"+name))
+}
+
 // TestOutputsStayInTheOutputTree: a command run without the sandbox points
 // the workspace's hepbuild-out link at a folder of the user's; the outputs
 // hepbuild restores after it still go to the output tree: nothing of
@@ -22,19 +47,8 @@ func TestOutputsStayInTheOutputTree(t *testing.T) {
 	w.mustBuild([]exec.Outcome{executed}, b)
 	w.clean()
 
-	users := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(users, "pkg"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	mine := filepath.Join(users, "pkg", "b.txt")
-	if err := os.WriteFile(mine, []byte("mine\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	// Its own output is where hepbuild looks for it, through either link.
-	swap := shell("swap", `echo A > hepbuild-out/pkg/a.txt
-cp hepbuild-out/pkg/a.txt `+users+`/pkg/a.txt
-rm hepbuild-out
-ln -s `+users+` hepbuild-out`, nil, out("pkg/a.txt"))
+	users, mine := usersFile(t, "b.txt")
+	swap := swapLink("a.txt", users)
 	w.mustBuild([]exec.Outcome{executed, cached}, swap, b)
 	if got, err := os.ReadFile(mine); err != nil || string(got) != "mine\n" {
 		t.Errorf("the user's b.txt = %q, %v: the restored output went through the command's link", got, err)
@@ -51,18 +65,8 @@ ln -s `+users+` hepbuild-out`, nil, out("pkg/a.txt"))
 // anything is written, and the user's file stays as it was.
 func TestNothingRunsThroughASwappedLink(t *testing.T) {
 	w := newWorkspace(t, "none", openDisk(t))
-	users := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(users, "pkg"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	mine := filepath.Join(users, "pkg", "c.txt")
-	if err := os.WriteFile(mine, []byte("mine\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	swap := shell("swap", `echo S > hepbuild-out/pkg/s.txt
-cp hepbuild-out/pkg/s.txt `+users+`/pkg/s.txt
-rm hepbuild-out
-ln -s `+users+` hepbuild-out`, nil, out("pkg/s.txt"))
+	users, mine := usersFile(t, "c.txt")
+	swap := swapLink("s.txt", users)
 	cp := &exec.Action{Owner: graph.Label{Pkg: "pkg", Name: "c"}, Mnemonic: "Symlink", Kind: exec.KindSymlink,
 		Inputs: []exec.Artifact{{Path: out("pkg/s.txt")}}, Outputs: []exec.Artifact{{Path: out("pkg/c.txt")}}}
 	_, err := w.build(swap, cp)
