@@ -102,6 +102,20 @@ func (w *workspace) runner(j *exec.Journal, stat *cache.StatCache) *exec.Runner 
 	return r
 }
 
+// openJournal prepares the output base and opens its journal, as a build
+// does before its first action; the caller closes it.
+func (w *workspace) openJournal() *exec.Journal {
+	w.t.Helper()
+	if err := exec.PrepareOutputBase(w.root, w.base); err != nil {
+		w.t.Fatal(err)
+	}
+	j, err := exec.OpenJournal(w.base)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return j
+}
+
 // build runs the actions in order, as one build, and returns each outcome
 // and the first error.
 func (w *workspace) build(actions ...*exec.Action) ([]exec.Outcome, error) {
@@ -873,13 +887,7 @@ func TestWithScheduler(t *testing.T) {
 	}
 	run := func() *exec.Summary {
 		t.Helper()
-		if err := exec.PrepareOutputBase(w.root, w.base); err != nil {
-			t.Fatal(err)
-		}
-		j, err := exec.OpenJournal(w.base)
-		if err != nil {
-			t.Fatal(err)
-		}
+		j := w.openJournal()
 		defer j.Close()
 		s := &exec.Scheduler{Jobs: 2}
 		sum, err := s.Run(context.Background(), g, actions, w.runner(j, nil).Work)

@@ -44,13 +44,7 @@ func TestStampTakesRestoredOutputStatesFromTheRunner(t *testing.T) {
 			w := newWorkspace(t, "none", openDisk(t))
 			w.mustBuild([]exec.Outcome{executed, executed, executed}, a, b, c)
 			w.clean()
-			if err := exec.PrepareOutputBase(w.root, w.base); err != nil {
-				t.Fatal(err)
-			}
-			j, err := exec.OpenJournal(w.base)
-			if err != nil {
-				t.Fatal(err)
-			}
+			j := w.openJournal()
 			defer j.Close()
 			r := w.runner(j, nil)
 			for _, x := range append([]*exec.Action{a, b, c}, tc.run...) {
@@ -184,13 +178,7 @@ func TestStampRefusesOutputsChangedDuringTheBuild(t *testing.T) {
 			a := shell("a", "echo a > $OUT", nil, out("a.txt"))
 			a.Env["OUT"] = out("a.txt")
 			w := newWorkspace(t, "none", openDisk(t))
-			if err := exec.PrepareOutputBase(w.root, w.base); err != nil {
-				t.Fatal(err)
-			}
-			j, err := exec.OpenJournal(w.base)
-			if err != nil {
-				t.Fatal(err)
-			}
+			j := w.openJournal()
 			defer j.Close()
 			r := w.runner(j, nil)
 			if o, err := r.Work(context.Background(), a); err != nil || o != executed {
