@@ -441,16 +441,7 @@ func TestCompletionIndexKeptWhenCurrent(t *testing.T) {
 	}
 	os.WriteFile(filepath.Join(root, "ana/BUILD"), []byte(`task(name = "beta", outs = ["b.txt"], cmd = "echo > $@")`+"\n"), 0o644)
 	query()
-	idx, err := readCompletionIndex(ob, root, "ana", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rules []string
-	for _, x := range idx.targets {
-		if x.kind == kindRule {
-			rules = append(rules, x.name)
-		}
-	}
+	rules := indexedRules(t, ob, root, "ana")
 	if diff := cmp.Diff([]string{"beta"}, rules); diff != "" {
 		t.Errorf("rules in the index after editing BUILD: mismatch (-want +got):\n%s", diff)
 	}
@@ -491,7 +482,17 @@ func TestCompletionIndexRewrittenWhenRacy(t *testing.T) {
 		t.Fatal(err)
 	}
 	query()
-	idx, err := readCompletionIndex(ob, root, "ana", nil)
+	rules := indexedRules(t, ob, root, "ana")
+	if diff := cmp.Diff([]string{"gamma"}, rules); diff != "" {
+		t.Errorf("rules in the index after a second edit in the same tick: mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// indexedRules reads the completion index of pkg and returns the names of
+// the rules it lists.
+func indexedRules(t *testing.T, ob, root, pkg string) []string {
+	t.Helper()
+	idx, err := readCompletionIndex(ob, root, pkg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -501,9 +502,7 @@ func TestCompletionIndexRewrittenWhenRacy(t *testing.T) {
 			rules = append(rules, x.name)
 		}
 	}
-	if diff := cmp.Diff([]string{"gamma"}, rules); diff != "" {
-		t.Errorf("rules in the index after a second edit in the same tick: mismatch (-want +got):\n%s", diff)
-	}
+	return rules
 }
 
 // ageTree sets the times of every file and folder below root back by d.
