@@ -111,6 +111,9 @@ type item struct {
 	ctx      context.Context
 	queued   time.Time
 	finished bool
+	// gathered: the item waited for a window and was considered by a
+	// submit; a poll may send it on without another window.
+	gathered bool
 }
 
 // job is one submitted job.
@@ -229,6 +232,9 @@ func (e *Engine) Execute(ctx context.Context, req *exec.ExecRequest) (*exec.Exec
 	} else {
 		e.pending = append(e.pending, it)
 		e.mu.Unlock()
+		if testHookQueued != nil {
+			testHookQueued()
+		}
 		e.progress(it, exec.JobQueued, nil, "")
 		e.poke()
 	}
@@ -249,6 +255,9 @@ const stagingTime = 10 * time.Minute
 func requestOf(a *exec.Action) Request {
 	return Request{CPU: math.Max(1, math.Ceil(a.Extras().Resources.CPU)), Memory: a.Extras().Resources.Memory, Walltime: a.RunTimeout()}
 }
+
+// testHookQueued runs between an action's queueing and its poke.
+var testHookQueued func()
 
 func (e *Engine) poke() {
 	select {
@@ -301,12 +310,30 @@ func (e *Engine) loop() {
 		case <-poll.C:
 			e.poll(ctx)
 			// Jobs that ended made room: what waited for it goes now,
-			// unless new actions are still gathering.
+			// unless new actions are still gathering. An action queued
+			// since the last submit has not had its window yet (its poke
+			// may not have arrived): it opens one instead of going alone.
 			if window == nil {
-				e.submit(ctx)
+				if e.fresh() {
+					window = time.After(e.cfg.Window)
+				} else {
+					e.submit(ctx)
+				}
 			}
 		}
 	}
+}
+
+// fresh reports whether a pending action has not yet waited for a window.
+func (e *Engine) fresh() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, it := range e.pending {
+		if !it.gathered {
+			return true
+		}
+	}
+	return false
 }
 
 // classKey groups actions that can share a job: the same request.
@@ -326,6 +353,7 @@ func (e *Engine) submit(ctx context.Context) {
 		if it.ctx.Err() != nil {
 			continue // the build no longer waits for it
 		}
+		it.gathered = true
 		k := classKey(it.request)
 		if _, ok := classes[k]; !ok {
 			order = append(order, k)

@@ -213,7 +213,9 @@ func wait(t *testing.T, c chan answer) answer {
 // ActionsPerJob actions; another request is another array.
 func TestGroupsIntoArrays(t *testing.T) {
 	// The window must outlast the time the eleven actions take to become
-	// ready: 1 s was too short once, on a loaded machine (3 submissions).
+	// ready. (Three submissions were seen twice, with 1 s and 3 s: a poll
+	// sent an action on before its poke opened the window; see
+	// TestQueuedActionWaitsForItsWindow.)
 	r := newRig(t, Config{ActionsPerJob: 3, Window: 3 * time.Second})
 	var as []*exec.Action
 	var ks []*exec.Key
@@ -247,6 +249,30 @@ func TestGroupsIntoArrays(t *testing.T) {
 		if a := wait(t, c); a.err != nil || a.resp.ActionResult == nil {
 			t.Errorf("action %d: %+v", i, a)
 		}
+	}
+}
+
+// An action queued just before a poll waits for its window all the same:
+// a poll that came between its queueing and its poke sent it on alone
+// (TestGroupsIntoArrays then saw three arrays instead of two).
+func TestQueuedActionWaitsForItsWindow(t *testing.T) {
+	const window = 500 * time.Millisecond
+	testHookQueued = func() { time.Sleep(100 * time.Millisecond) } // five polls
+	t.Cleanup(func() { testHookQueued = nil })
+	r := newRig(t, Config{Window: window})
+	var submitted time.Time
+	r.be.submit = func(*Array) error { submitted = time.Now(); return nil }
+	a, k := r.action(1, 0)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	start := time.Now()
+	r.run(ctx, []*exec.Action{a}, []*exec.Key{k})
+	r.waitJobs(1)
+	r.be.mu.Lock()
+	waited := submitted.Sub(start)
+	r.be.mu.Unlock()
+	if waited < window {
+		t.Errorf("submitted %v after it was queued, before its window of %v", waited, window)
 	}
 }
 
