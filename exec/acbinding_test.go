@@ -21,11 +21,18 @@ func TestSwappedActionCacheEntryReruns(t *testing.T) {
 	a.Argv = append(a.Argv, out("pkg/x.txt"))
 	b := shell("b", "echo made by b > $0", nil, out("pkg/x.txt"))
 	b.Argv = append(b.Argv, out("pkg/x.txt"))
+	// a's result by another process: a pack of results of its own, which
+	// holds no record of b.
+	other, err := disk.Open(c.Dir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wa := newWorkspace(t, "none", other)
+	wa.mustBuild([]exec.Outcome{executed}, a)
 	w := newWorkspace(t, "none", c)
-	w.mustBuild([]exec.Outcome{executed}, a)
 	w.mustBuild([]exec.Outcome{executed}, b)
 
-	ka, err := exec.ComputeKey(a, &diskInputs{root: w.root})
+	ka, err := exec.ComputeKey(a, &diskInputs{root: wa.root})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +40,7 @@ func TestSwappedActionCacheEntryReruns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	entry := func(k *exec.Key) string { return filepath.Join(c.Dir(), "ac.v1", k.Digest.Hash[:2], k.Digest.Hash) }
+	entry := func(k *exec.Key) string { return filepath.Join(c.Dir(), "ac.v2", k.Digest.Hash[:2], k.Digest.Hash) }
 	data, err := os.ReadFile(entry(ka))
 	if err != nil {
 		t.Fatal(err)

@@ -55,7 +55,7 @@ func TestRemoteResultKeepsOnlyDeclaredOutputs(t *testing.T) {
 			w := newWorkspace(t, "symlink", writer)
 			w.write("pkg/src1.txt", "one\n")
 			w.mustBuild([]exec.Outcome{executed}, a)
-			keys, _ := filepath.Glob(filepath.Join(shared, "ac.v1", "*", "*"))
+			keys, _ := filepath.Glob(filepath.Join(shared, "ac.v2", "*", "*"))
 			if len(keys) != 1 {
 				t.Fatalf("shared cache holds %d results, want 1", len(keys))
 			}
@@ -202,7 +202,7 @@ func TestRemoteTreeThatMultipliesIsAMiss(t *testing.T) {
 	a.Outputs = []exec.Artifact{{Path: out("pkg/tree"), Dir: true}}
 	w := newWorkspace(t, "symlink", writer)
 	w.mustBuild([]exec.Outcome{executed}, a)
-	keys, _ := filepath.Glob(filepath.Join(shared, "ac.v1", "*", "*"))
+	keys, _ := filepath.Glob(filepath.Join(shared, "ac.v2", "*", "*"))
 	if len(keys) != 1 {
 		t.Fatalf("shared cache holds %d results, want 1", len(keys))
 	}
@@ -322,7 +322,7 @@ func TestRemoteTreeFileWithoutDigestKeepsDiskCache(t *testing.T) {
 	a.Outputs = []exec.Artifact{{Path: out("pkg/tree"), Dir: true}}
 	w := newWorkspace(t, "symlink", writer)
 	w.mustBuild([]exec.Outcome{executed}, a)
-	keys, _ := filepath.Glob(filepath.Join(shared, "ac.v1", "*", "*"))
+	keys, _ := filepath.Glob(filepath.Join(shared, "ac.v2", "*", "*"))
 	if len(keys) != 1 {
 		t.Fatalf("shared cache holds %d results, want 1", len(keys))
 	}

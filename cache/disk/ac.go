@@ -158,44 +158,73 @@ func (c *Cache) GetActionResultEntry(ctx context.Context, action cache.Digest) (
 // signature when the cache has a signing key; Prune does not, since an
 // entry signed with another key is not damaged, only not ours to use.
 func (c *Cache) readAC(action cache.Digest, refresh, signed bool) (*repb.ActionResult, error) {
-	if err := checkDigest(action); err != nil {
-		return nil, err
+	r, _, err := c.readACIn(acDir, action, refresh, signed)
+	if errors.Is(err, errNoEntry) {
+		// Perhaps written by an older hepbuild.
+		r, _, err = c.readACIn(acDirV1, action, refresh, signed)
 	}
-	p := c.path(acDir, action.Hash)
+	return r, err
+}
+
+// errNoEntry (wrapping cache.ErrNotFound) says that there is no entry file.
+var errNoEntry = fmt.Errorf("no entry: %w", cache.ErrNotFound)
+
+// readACIn reads the entry in the folder kind, and returns its size too:
+// its file's, or its record's in a pack.
+func (c *Cache) readACIn(kind string, action cache.Digest, refresh, signed bool) (*repb.ActionResult, int64, error) {
+	if err := checkDigest(action); err != nil {
+		return nil, 0, err
+	}
+	p := c.path(kind, action.Hash)
 	f, err := cache.OpenRaw(p)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("action %s: %w", action, cache.ErrNotFound)
+		return nil, 0, fmt.Errorf("action %s: %w", action, errNoEntry)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading action result %s: %w", action, err)
+		return nil, 0, fmt.Errorf("reading action result %s: %w", action, err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("reading action result %s: %w", action, err)
+		return nil, 0, fmt.Errorf("reading action result %s: %w", action, err)
 	}
-	b, err := readEntry(f, fi.Size())
-	if err != nil {
-		return nil, fmt.Errorf("reading action result %s: %w", action, err)
+	if !fi.Mode().IsRegular() {
+		removeIfSame(p, fi)
+		return nil, 0, fmt.Errorf("action result %s is not a regular file, removed: %w", action, cache.ErrNotFound)
 	}
 	key := c.signingKey
 	if !signed {
 		key = nil
 	}
-	r, err := decodeAC(action.Hash, b, key)
+	var r *repb.ActionResult
+	decode := func(b []byte) (err error) {
+		r, err = decodeAC(action.Hash, b, key)
+		return err
+	}
+	b, ok, err := c.readEntryFile(f, fi, action.Hash, decode)
+	if err != nil {
+		return nil, 0, fmt.Errorf("reading action result %s: %w", action, err)
+	}
+	if !ok {
+		removeIfSame(p, fi)
+		return nil, 0, fmt.Errorf("action result %s is damaged (its pack holds no whole entry of it), removed: %w", action, cache.ErrNotFound)
+	}
+	if r == nil {
+		err = decode(b)
+	}
 	if errors.Is(err, errUnsigned) {
 		// Left in place: it may be a good entry for another key's holders,
 		// and only a key holder's result replaces it.
-		return nil, fmt.Errorf("action result %s: %v: %w", action, err, cache.ErrNotFound)
+		return nil, 0, fmt.Errorf("action result %s: %v: %w", action, err, cache.ErrNotFound)
 	}
 	if err != nil {
 		removeIfSame(p, fi)
-		return nil, fmt.Errorf("action result %s is corrupt (%v), removed: %w", action, err, cache.ErrNotFound)
+		return nil, 0, fmt.Errorf("action result %s is corrupt (%v), removed: %w", action, err, cache.ErrNotFound)
 	}
 	if refresh {
 		touch(p, fi)
 	}
-	return r, nil
+	return r, int64(len(b)), nil
 }
 
 // references lists the blobs a result needs (see cache.References).
@@ -226,6 +255,13 @@ func (c *Cache) PutActionResult(ctx context.Context, action cache.Digest, r *rep
 	}
 	b, err := encodeAC(action.Hash, r, c.signingKey)
 	if err != nil {
+		return fmt.Errorf("storing action result %s: %w", action, err)
+	}
+	err = c.putPacked(action.Hash, b)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, errNoPacks) {
 		return fmt.Errorf("storing action result %s: %w", action, err)
 	}
 	if _, err := c.write(ctx, acDir, &action, bytes.NewReader(b)); err != nil {

@@ -1,42 +1,90 @@
 package disk
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"testing/iotest"
+	"time"
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 	"google.golang.org/protobuf/proto"
 
-	"bytes"
 	"github.com/hepbuild/hepbuild/cache"
-	"io"
-	"testing/iotest"
-	"time"
 )
 
 func acPath(c *Cache, action cache.Digest) string {
 	return filepath.Join(c.Dir(), acDir, action.Hash[:2], action.Hash)
 }
 
-// copyEntry copies the action cache file of from over that of to.
-func copyEntry(t *testing.T, c *Cache, from, to cache.Digest) {
+// entryOf returns the entry of action as its file holds it: the whole
+// file, or the action's record in a pack.
+func entryOf(t *testing.T, c *Cache, action cache.Digest) []byte {
 	t.Helper()
-	b, err := os.ReadFile(acPath(c, from))
+	b, _ := entryAt(t, c, acPath(c, action), action)
+	return b
+}
+
+// entryAt returns the entry of action in the file p and its offset there.
+func entryAt(t *testing.T, c *Cache, p string, action cache.Digest) ([]byte, int64) {
+	t.Helper()
+	whole, err := os.ReadFile(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := acPath(c, to)
+	if !bytes.HasPrefix(whole, []byte(packMagic)) {
+		return whole, 0
+	}
+	idx := &packIndex{recs: map[[32]byte]packRecord{}}
+	idx.parse(whole, 0)
+	var h [32]byte
+	hex.Decode(h[:], []byte(action.Hash))
+	r, ok := idx.recs[h]
+	if !ok {
+		t.Fatalf("the pack %s holds no record of %s", p, action)
+	}
+	return whole[r.off : r.off+r.n], r.off
+}
+
+// plant replaces the entry file of action with one holding b.
+func plant(t *testing.T, c *Cache, action cache.Digest, b []byte) {
+	t.Helper()
+	p := acPath(c, action)
 	os.MkdirAll(filepath.Dir(p), 0o755)
 	os.Remove(p)
 	if err := os.WriteFile(p, b, 0o444); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// packOf returns a pack of the records: action hashes and entries.
+func packOf(recs ...any) []byte {
+	b := []byte(packMagic)
+	for i := 0; i < len(recs); i += 2 {
+		var h [32]byte
+		hex.Decode(h[:], []byte(recs[i].(cache.Digest).Hash))
+		e := recs[i+1].([]byte)
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(e)))
+		b = append(append(b, h[:]...), e...)
+	}
+	return b
+}
+
+// copyEntry puts the entry of from, as a file of its own, in place of that
+// of to.
+func copyEntry(t *testing.T, c *Cache, from, to cache.Digest) {
+	t.Helper()
+	plant(t, c, to, entryOf(t, c, from))
 }
 
 func openSigned(t *testing.T, dir string, key string) *Cache {
@@ -67,10 +115,20 @@ func TestSwappedActionResultIsAMiss(t *testing.T) {
 			if err := c.PutActionResult(ctx, a2, other); err != nil {
 				t.Fatal(err)
 			}
-			copyEntry(t, c, a1, a2)
-			got, err := c.GetActionResult(ctx, a2)
-			if !errors.Is(err, cache.ErrNotFound) {
-				t.Fatalf("GetActionResult of a copied entry: %v, %v; want a miss", got, err)
+			e1 := entryOf(t, c, a1)
+			for what, b := range map[string][]byte{
+				"a copied entry": e1,
+				"a pack with a2's record holding a1's entry": packOf(a2, e1),
+				"a pack of a1's record":                      packOf(a1, e1),
+			} {
+				plant(t, c, a2, b)
+				got, err := c.GetActionResult(ctx, a2)
+				if !errors.Is(err, cache.ErrNotFound) {
+					t.Fatalf("GetActionResult of %s: %v, %v; want a miss", what, got, err)
+				}
+				if _, err := os.Stat(acPath(c, a2)); !errors.Is(err, fs.ErrNotExist) {
+					t.Errorf("%s is still there: %v", what, err)
+				}
 			}
 			if _, err := c.GetActionResult(ctx, a1); err != nil {
 				t.Errorf("the original entry: %v", err)
@@ -136,7 +194,8 @@ func TestSignedActionResults(t *testing.T) {
 		}
 	}
 	// A flipped signature byte: a miss, and never anything else.
-	corrupt(t, acPath(plain, goodAction), acHeaderSize+3)
+	_, at := entryAt(t, plain, acPath(plain, goodAction), goodAction)
+	corrupt(t, acPath(plain, goodAction), int(at)+acHeaderSize+3)
 	if _, err := signed1.GetActionResult(ctx, goodAction); !errors.Is(err, cache.ErrNotFound) {
 		t.Errorf("signed cache, forged signature: %v; want a miss", err)
 	}

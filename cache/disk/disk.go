@@ -5,11 +5,15 @@
 // Layout (the version in the folder names lets a format change start afresh):
 //
 //	<dir>/cas.v1/<hash[:2]>/<hash>   blobs, exactly the bytes whose SHA-256 is <hash>
-//	<dir>/ac.v1/<hash[:2]>/<hash>    action results, keyed by the action digest
+//	<dir>/ac.v2/<hash[:2]>/<hash>    action results, keyed by the action digest:
+//	                                 names of packs of results (see pack.go)
+//	<dir>/ac.v1/<hash[:2]>/<hash>    results of an older hepbuild, a file each
 //
-// Every entry is written to a temporary file in its shard, hashed while
-// written, verified, fsync'd and renamed into place, so a crash or a
-// concurrent writer never leaves a partial entry under an entry's name.
+// Every blob is written to a temporary file in its shard, hashed while
+// written, verified and renamed into place; an action result is appended
+// whole to a pack before its name is linked to it (pack.go); so a concurrent
+// writer never leaves a partial entry under an entry's name, and after a
+// crash one whose bytes the disk did not keep fails its check.
 // Entries are never trusted blindly either: a blob's size is checked on every
 // lookup and its hash on every read, an action result carries a checksum of
 // its own bytes and of the action digest it is stored under (so that an
@@ -20,7 +24,7 @@
 // add entries that verify.
 //
 // Recency for pruning is the entry's mtime, refreshed by reads at most once
-// a minute per entry.
+// per touchInterval; all names of a pack share one.
 package disk
 
 import (
@@ -42,7 +46,12 @@ import (
 
 const (
 	casDir = "cas.v1"
-	acDir  = "ac.v1"
+	acDir  = "ac.v2"
+	// acDirV1 holds results of hepbuild before packs, one file each:
+	// read when ac.v2 has none, and pruned, never written. (An older
+	// hepbuild, which would take a pack for a damaged entry and remove
+	// it, keeps to ac.v1: both share the blobs.)
+	acDirV1 = "ac.v1"
 	// tmpPrefix starts the name of every file being written; entries are
 	// named by 64 hex digits, so the two never collide.
 	tmpPrefix = ".tmp-"
@@ -91,6 +100,11 @@ type Cache struct {
 	// removes a shard folder of a cache in use; if one goes anyway (the
 	// whole cache removed), the write that finds it missing makes it again.
 	shards sync.Map // string → struct{}
+
+	// pack is the pack this process writes action results into, and
+	// packs the index of every pack read, by inode number (see pack.go).
+	pack  packWriter
+	packs sync.Map // int64 → *packIndex
 }
 
 var _ cache.Cache = (*Cache)(nil)
@@ -120,6 +134,9 @@ func Open(dir string, opts ...Option) (*Cache, error) {
 	}
 	if err := os.MkdirAll(filepath.Dir(abs), 0o755); err != nil {
 		return nil, fmt.Errorf("opening disk cache %s: %w", abs, err)
+	}
+	if fi, err := os.Lstat(filepath.Join(abs, acDirV1)); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+		return nil, fmt.Errorf("opening disk cache %s: %s is a symbolic link; hepbuild follows no link inside its cache (remove it)", abs, filepath.Join(abs, acDirV1))
 	}
 	for _, d := range []string{abs, filepath.Join(abs, casDir), filepath.Join(abs, acDir)} {
 		// The cache folder may be reached through a link (a cache home on

@@ -51,6 +51,16 @@ func open(t *testing.T) *Cache {
 	return c
 }
 
+// reopen opens c's folder again, as another process would.
+func reopen(t *testing.T, c *Cache) *Cache {
+	t.Helper()
+	c2, err := Open(c.Dir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c2
+}
+
 func put(t testing.TB, c *Cache, content []byte) cache.Digest {
 	t.Helper()
 	d := cache.FromBytes(content)
@@ -308,23 +318,53 @@ func TestActionResultRoundTrip(t *testing.T) {
 	}
 }
 
+// A damaged entry is a miss and is removed, and so is a name that leads to
+// a pack without a whole record of its action. at is where the entry
+// starts in its pack.
 func TestCorruptActionResult(t *testing.T) {
-	for name, damage := range map[string]func(p string){
-		"flipped payload": func(p string) { corrupt(t, p, acHeaderSize+2) },
-		"flipped header":  func(p string) { corrupt(t, p, 1) },
-		"truncated":       func(p string) { os.Truncate(p, int64(acHeaderSize+3)) },
-		"empty":           func(p string) { os.Truncate(p, 0) },
+	for name, damage := range map[string]func(p string, at int){
+		"flipped payload":       func(p string, at int) { corrupt(t, p, at+acHeaderSize+2) },
+		"flipped header":        func(p string, at int) { corrupt(t, p, at+1) },
+		"flipped record hash":   func(p string, at int) { corrupt(t, p, at-5) },
+		"flipped record length": func(p string, at int) { corrupt(t, p, at-packRecordHeader) },
+		"flipped pack magic":    func(p string, at int) { corrupt(t, p, 0) },
+		"truncated":             func(p string, at int) { os.Truncate(p, int64(at+acHeaderSize+3)) },
+		"truncated in header":   func(p string, at int) { os.Truncate(p, int64(at-3)) },
+		"empty":                 func(p string, at int) { os.Truncate(p, 0) },
 	} {
 		t.Run(name, func(t *testing.T) {
 			c := open(t)
 			r, _ := actionResult(t, c)
 			action := cache.FromBytes([]byte("action"))
+			// Another result before it, in the same pack, and read.
+			if err := c.PutActionResult(ctx, cache.FromBytes([]byte("first")), r); err != nil {
+				t.Fatal(err)
+			}
 			if err := c.PutActionResult(ctx, action, r); err != nil {
 				t.Fatal(err)
 			}
-			p := filepath.Join(c.Dir(), "ac.v1", action.Hash[:2], action.Hash)
-			damage(p)
-			if _, err := c.GetActionResult(ctx, action); !errors.Is(err, cache.ErrNotFound) {
+			if _, err := c.GetActionResult(ctx, action); err != nil {
+				t.Fatal(err)
+			}
+			p := filepath.Join(c.Dir(), "ac.v2", action.Hash[:2], action.Hash)
+			_, at := entryAt(t, c, p, action)
+			if at == 0 {
+				t.Fatal("the result was not written into a pack")
+			}
+			damage(p, int(at))
+			// This process indexed the pack before: an entry it finds
+			// there damaged is looked for again. Damage around an intact
+			// entry may still be read from that index (it verifies); a
+			// process that reads the pack afresh finds none.
+			got, err := c.GetActionResult(ctx, action)
+			if err == nil && !strings.Contains(name, "record") && !strings.Contains(name, "magic") {
+				t.Errorf("GetActionResult of a damaged entry: %v, want ErrNotFound", got)
+			}
+			if err == nil {
+				if _, err := reopen(t, c).GetActionResult(ctx, action); !errors.Is(err, cache.ErrNotFound) {
+					t.Errorf("GetActionResult of a damaged entry, by another process: %v, want ErrNotFound", err)
+				}
+			} else if !errors.Is(err, cache.ErrNotFound) {
 				t.Errorf("GetActionResult of a damaged entry: %v, want ErrNotFound", err)
 			}
 			if _, err := os.Stat(p); !errors.Is(err, fs.ErrNotExist) {
@@ -711,7 +751,7 @@ func TestPruneByAgeRemovesResultsBeforeTheirBlobs(t *testing.T) {
 	c := open(t)
 	now := time.Now()
 	cas := func(d cache.Digest) string { return filepath.Join(c.Dir(), "cas.v1", d.Hash[:2], d.Hash) }
-	ac := func(d cache.Digest) string { return filepath.Join(c.Dir(), "ac.v1", d.Hash[:2], d.Hash) }
+	ac := func(d cache.Digest) string { return filepath.Join(c.Dir(), "ac.v2", d.Hash[:2], d.Hash) }
 
 	// A recently used result whose output blob is old: the blob goes, so
 	// the result, which could never hit again, goes too.
@@ -724,10 +764,12 @@ func TestPruneByAgeRemovesResultsBeforeTheirBlobs(t *testing.T) {
 		setMtime(t, cas(d), now.Add(-time.Hour))
 	}
 	setMtime(t, cas(refs["output file"]), now.Add(-40*24*time.Hour))
-	// An old result whose blobs are recent: only the result goes.
+	// An old result whose blobs are recent: only the result goes. (Written
+	// by another process, into a pack of its own: all names of a pack have
+	// its mtime.)
 	oldAction := cache.FromBytes([]byte("old action"))
 	keep := put(t, c, []byte("recent output"))
-	if err := c.PutActionResult(ctx, oldAction, &repb.ActionResult{
+	if err := reopen(t, c).PutActionResult(ctx, oldAction, &repb.ActionResult{
 		OutputFiles: []*repb.OutputFile{{Path: "x", Digest: keep.ToProto()}},
 	}); err != nil {
 		t.Fatal(err)
@@ -759,7 +801,7 @@ func TestPruneByAgeRemovesResultsBeforeTheirBlobs(t *testing.T) {
 	keptBytes += sizeOf(cas(keep))
 	keptEntries++
 	want := PruneReport{
-		ActionResults: 2, ActionResultBytes: sizeOf(ac(action)) + sizeOf(ac(oldAction)),
+		ActionResults: 2, ActionResultBytes: int64(len(entryOf(t, c, action)) + len(entryOf(t, c, oldAction))),
 		Blobs: 1, BlobBytes: refs["output file"].Size,
 		TempFiles: 1, TempFileBytes: int64(len("partial")),
 		KeptEntries: keptEntries, KeptBytes: keptBytes,
@@ -941,7 +983,7 @@ func TestShardFolderRemovedBehindTheCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, kind := range []string{"ac.v1", "cas.v1"} {
+	for _, kind := range []string{"ac.v2", "cas.v1"} {
 		if err := os.RemoveAll(filepath.Join(c.Dir(), kind)); err != nil {
 			t.Fatal(err)
 		}
@@ -963,7 +1005,7 @@ func TestShardFolderRemovedBehindTheCache(t *testing.T) {
 		t.Errorf("PutFile after its shard was removed: %v, %v", got, err)
 	}
 	for _, p := range []string{
-		filepath.Join(c.Dir(), "ac.v1", action.Hash[:2], action.Hash),
+		filepath.Join(c.Dir(), "ac.v2", action.Hash[:2], action.Hash),
 		filepath.Join(c.Dir(), "cas.v1", d.Hash[:2], d.Hash),
 		filepath.Join(c.Dir(), "cas.v1", linked.Hash[:2], linked.Hash),
 	} {

@@ -40,7 +40,7 @@ type NotOwnedError = cache.NotOwnedError
 // bases and software environments).
 func cacheEntry(name string) bool {
 	switch name {
-	case casDir, acDir, environmentsDir, OutputDir, Marker:
+	case casDir, acDir, acDirV1, environmentsDir, OutputDir, Marker:
 		return true
 	}
 	return strings.HasPrefix(name, tmpPrefix)
@@ -51,7 +51,7 @@ func cacheEntry(name string) bool {
 // old cache only when it also holds both of the cache's own folders, whose
 // names only hepbuild uses.
 var cacheFolder = cache.OwnedFolder{What: "disk cache", Marker: Marker, Known: cacheEntry,
-	Dirs: []string{casDir, acDir}, Temporary: isMarkerTemp}
+	Dirs: []string{casDir, acDirV1}, Temporary: isMarkerTemp}
 
 // isMarkerTemp says whether name is a marker being written (writeMarker).
 func isMarkerTemp(name string) bool { return strings.HasPrefix(name, tmpPrefix+"marker-") }

@@ -36,10 +36,10 @@ func TestOpenRefusesAFolderItDidNotMake(t *testing.T) {
 	}
 }
 
-// TestOpenRefusesLinkedSubfolders: cas.v1 or ac.v1 replaced by a link to a
+// TestOpenRefusesLinkedSubfolders: cas.v1, ac.v2 or ac.v1 replaced by a link to a
 // user's folder is refused instead of filled or pruned.
 func TestOpenRefusesLinkedSubfolders(t *testing.T) {
-	for _, sub := range []string{casDir, acDir} {
+	for _, sub := range []string{casDir, acDir, acDirV1} {
 		dir := filepath.Join(t.TempDir(), "cache")
 		if _, err := Open(dir); err != nil {
 			t.Fatal(err)

@@ -60,10 +60,11 @@ func (r PruneReport) String() string {
 const staleTemp = time.Hour
 
 type entry struct {
-	kind  string // casDir or acDir
+	kind  string // casDir, acDir or acDirV1
 	hash  string
 	path  string
-	size  int64
+	size  int64 // for a result in a pack, its record's
+	stat  int64 // the size its file had when scanned
 	mtime time.Time
 	gone  bool  // chosen for removal
 	users []int // for a blob: the action results referencing it
@@ -86,7 +87,7 @@ func (c *Cache) Prune(ctx context.Context, opts PruneOptions) (PruneReport, erro
 	now := time.Now()
 	var entries []*entry
 	byHash := map[string]int{} // blob hash → index in entries
-	for _, kind := range []string{acDir, casDir} {
+	for _, kind := range []string{acDir, acDirV1, casDir} {
 		err := filepath.WalkDir(filepath.Join(c.dir, kind), func(p string, de fs.DirEntry, err error) error {
 			if err != nil {
 				if errors.Is(err, fs.ErrNotExist) {
@@ -115,7 +116,7 @@ func (c *Cache) Prune(ctx context.Context, opts PruneOptions) (PruneReport, erro
 			if !validHash(name) || filepath.Base(filepath.Dir(p)) != name[:2] {
 				return nil // not ours
 			}
-			e := &entry{kind: kind, hash: name, path: p, size: fi.Size(), mtime: fi.ModTime()}
+			e := &entry{kind: kind, hash: name, path: p, size: fi.Size(), stat: fi.Size(), mtime: fi.ModTime()}
 			if kind == casDir {
 				byHash[name] = len(entries)
 			}
@@ -133,11 +134,16 @@ func (c *Cache) Prune(ctx context.Context, opts PruneOptions) (PruneReport, erro
 	var order []*entry
 	for i, e := range entries {
 		total += e.size
-		if e.kind != acDir {
+		if e.kind == casDir {
 			order = append(order, e)
 			continue
 		}
-		r, err := c.readAC(cache.Digest{Hash: e.hash, Size: e.size}, false, false)
+		r, n, err := c.readACIn(e.kind, cache.Digest{Hash: e.hash, Size: e.size}, false, false)
+		if err == nil {
+			// A pack is counted by its records, each once.
+			total += n - e.size
+			e.size = n
+		}
 		var refs []string
 		if err == nil {
 			ds, rerr := c.references(r, false)
@@ -164,7 +170,7 @@ func (c *Cache) Prune(ctx context.Context, opts PruneOptions) (PruneReport, erro
 		if !order[i].mtime.Equal(order[j].mtime) {
 			return order[i].mtime.Before(order[j].mtime)
 		}
-		return order[i].kind == acDir && order[j].kind == casDir
+		return order[i].kind != casDir && order[j].kind == casDir
 	})
 	expired := func(e *entry) bool {
 		return (opts.MaxAge > 0 || opts.LimitAge) && now.Sub(e.mtime) >= opts.MaxAge
@@ -189,7 +195,7 @@ func (c *Cache) Prune(ctx context.Context, opts PruneOptions) (PruneReport, erro
 
 	// Remove results first, then blobs, so that no moment has a result on
 	// disk whose blobs this prune already removed.
-	for _, kind := range []string{acDir, casDir} {
+	for _, kind := range []string{acDir, acDirV1, casDir} {
 		for _, e := range entries {
 			if e.kind != kind {
 				continue
@@ -202,7 +208,7 @@ func (c *Cache) Prune(ctx context.Context, opts PruneOptions) (PruneReport, erro
 				rep.KeptBytes += e.size
 				continue
 			}
-			if kind == acDir {
+			if kind != casDir {
 				rep.ActionResults++
 				rep.ActionResultBytes += e.size
 			} else {
@@ -221,7 +227,7 @@ func removeUnused(e *entry) bool {
 	if err != nil {
 		return false // gone already: not our doing
 	}
-	if fi.ModTime().After(e.mtime) || fi.Size() != e.size {
+	if fi.ModTime().After(e.mtime) || fi.Size() != e.stat {
 		return false
 	}
 	return os.Remove(e.path) == nil

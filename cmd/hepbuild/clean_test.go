@@ -197,7 +197,7 @@ func TestExpungeRemovesOnlyThisWorkspace(t *testing.T) {
 	if _, err := os.Lstat(filepath.Join(ws1, "hepbuild-out")); err == nil {
 		t.Errorf("expunge kept the hepbuild-out link")
 	}
-	for _, d := range []string{"cas.v1", "ac.v1"} {
+	for _, d := range []string{"cas.v1", "ac.v2"} {
 		if _, err := os.Stat(filepath.Join(cacheHome, d)); err == nil {
 			t.Errorf("expunge kept %s of the cache", d)
 		}
@@ -246,10 +246,13 @@ func TestCleanDoesNotFollowLinks(t *testing.T) {
 	plant := func() {
 		hash := strings.Repeat("ab", 32)
 		os.MkdirAll(filepath.Join(cacheHome, "cas.v1", "ab"), 0o755)
+		os.MkdirAll(filepath.Join(cacheHome, "ac.v2", "ab"), 0o755)
 		os.MkdirAll(filepath.Join(cacheHome, "ac.v1", "ab"), 0o755)
 		os.MkdirAll(filepath.Join(cacheHome, "environments"), 0o755)
 		for _, l := range [][2]string{
 			{filepath.Join(cacheHome, "cas.v1", "ab", hash), filepath.Join(home, "thesis.tex")},
+			{filepath.Join(cacheHome, "ac.v2", "ab", hash), filepath.Join(home, "data")},
+			{filepath.Join(cacheHome, "ac.v2", "zz"), home},
 			{filepath.Join(cacheHome, "ac.v1", "ab", hash), filepath.Join(home, "data")},
 			{filepath.Join(cacheHome, "ac.v1", "zz"), home},
 			{filepath.Join(cacheHome, "environments", "venv"), home},
@@ -290,6 +293,10 @@ func TestOldOutputBaseAndCacheAreAdopted(t *testing.T) {
 	base := strings.TrimSpace(hepbuild(t, root, "info", "output_base").stdout)
 	os.Remove(filepath.Join(base, exec.OutputBaseMarker))
 	os.Remove(filepath.Join(cacheHome, disk.Marker))
+	// Before markers, results were in ac.v1 (now read, never written).
+	if err := os.Rename(filepath.Join(cacheHome, "ac.v2"), filepath.Join(cacheHome, "ac.v1")); err != nil {
+		t.Fatal(err)
+	}
 	os.RemoveAll(filepath.Join(base, "out"))
 	if r := hepbuild(t, root, "//:b", "--progress=none", "--events", ev); r.code != 0 {
 		t.Fatalf("build on old layout: %d %s", r.code, r.stderr)

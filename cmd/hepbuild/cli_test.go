@@ -355,6 +355,16 @@ func TestBuildFileEditedWhileLoading(t *testing.T) {
 	}
 }
 
+// finished reports whether the events hold the end of a run of target.
+func finished(events []byte, target string) bool {
+	for _, l := range strings.Split(string(events), "\n") {
+		if strings.Contains(l, `"action_finished"`) && strings.Contains(l, `"`+target+`"`) {
+			return true
+		}
+	}
+	return false
+}
+
 // TestSourceEditedDuringBuild: a source changed during a build (after the
 // action that read it finished) must not let the next build skip as "nothing
 // to do".
@@ -364,18 +374,23 @@ func TestSourceEditedDuringBuild(t *testing.T) {
 task(name = "slow", outs = ["slow.txt"], cmd = "sleep 3; touch $@")`,
 		"in.txt": "v1\n",
 	})
+	ev := filepath.Join(t.TempDir(), "events.jsonl")
 	go func() {
-		// Edited once fast has read it, while slow still runs (on a busy
-		// machine loading alone may take longer than a fixed delay).
+		// Edited once fast has finished, while slow still runs (on a busy
+		// machine loading alone may take longer than a fixed delay). Not
+		// once fast.txt exists: its command's redirection makes it before
+		// cat reads in.txt, and an edit while the action runs makes it run
+		// again with the edit, which is then up to date.
 		for i := 0; i < 3000; i++ {
-			if _, err := os.Stat(filepath.Join(root, "hepbuild-out", "fast.txt")); err == nil {
+			b, _ := os.ReadFile(ev)
+			if finished(b, "//:fast") {
 				break
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
 		os.WriteFile(filepath.Join(root, "in.txt"), []byte("v2\n"), 0o644)
 	}()
-	if r := hepbuild(t, root, "//:fast", "//:slow", "--progress=plain"); r.code != 0 {
+	if r := hepbuild(t, root, "//:fast", "//:slow", "--progress=plain", "--events", ev); r.code != 0 {
 		t.Fatalf("first build: %d %s", r.code, r.stderr)
 	}
 	r := hepbuild(t, root, "//:fast", "//:slow", "--progress=plain")

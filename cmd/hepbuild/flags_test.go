@@ -179,7 +179,7 @@ func TestCleanMaxSizeZeroEmptiesTheCache(t *testing.T) {
 	cacheHome := filepath.Join(os.Getenv("XDG_CACHE_HOME"), "hepbuild")
 	entries := func() int {
 		n := 0
-		for _, d := range []string{"cas.v1", "ac.v1"} {
+		for _, d := range []string{"cas.v1", "ac.v2"} {
 			filepath.WalkDir(filepath.Join(cacheHome, d), func(p string, de os.DirEntry, err error) error {
 				if err == nil && !de.IsDir() {
 					n++

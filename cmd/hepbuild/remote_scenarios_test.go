@@ -355,7 +355,7 @@ func TestRemoteStalledAtStartWithPendingUploads(t *testing.T) {
 	}()
 	root, diskCache := clone(t, map[string]string{"BUILD": remoteWorkspace, "in.txt": "hello\n"})
 	buildOutcomes(t, root, "//:all", "--disk-cache", diskCache)
-	keys, _ := filepath.Glob(filepath.Join(diskCache, "ac.v1", "*", "*"))
+	keys, _ := filepath.Glob(filepath.Join(diskCache, "ac.v2", "*", "*"))
 	if len(keys) == 0 {
 		t.Fatal("the disk cache holds no result")
 	}

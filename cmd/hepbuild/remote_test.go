@@ -307,7 +307,7 @@ func TestRemoteFromHepbuildrc(t *testing.T) {
 		t.Errorf("info cache_tiers: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	buildOutcomes(t, root, "//:all", "--disk-cache", diskCache)
-	if _, err := os.Stat(filepath.Join(shared, "ac.v1")); err != nil {
+	if _, err := os.Stat(filepath.Join(shared, "ac.v2")); err != nil {
 		t.Errorf("the build did not use the remote from .hepbuildrc: %v", err)
 	}
 	for _, args := range [][]string{{"query", "//..."}, {"clean"}} {

@@ -1,0 +1,289 @@
+package disk
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+)
+
+// Action results are written into packs: files that hold many entries, one
+// after another, and that have no name of their own. Each result's entry
+// name (ac.v1/<hash[:2]>/<hash>) is a hard link to the pack that holds it,
+// made once the entry is written whole. A build so creates one file per
+// packLimit bytes of results instead of one per action: on a file system
+// that has just deleted many files (every rebuild after a clean, every
+// benchmark) each new inode can cost half a millisecond of kernel time,
+// which was most of hepbuild's own CPU per action.
+//
+// A pack is packMagic, then records: the entry's length (4 bytes, little
+// endian), the action's hash (32 bytes), then the entry, exactly as a file
+// of its own would hold it (see acMagic): checksummed and bound to its
+// action, so a record read under another action's name is a miss. Only the
+// process that made a pack appends to it, and only whole records before it
+// links their names: a reader that opens a name finds the record complete.
+// A name that leads to a pack without its action's record (a torn write
+// after a crash, a link made by hand) is a damaged entry: a miss, removed.
+//
+// All names of a pack are one inode: their mtime is the pack's, which its
+// writer's appends and any name's use refresh. An entry's recency for
+// pruning is so that of the latest entry written or used of its pack.
+const packMagic = "hepacpk1"
+
+const packRecordHeader = 4 + 32
+
+// packLimit is the size at which a writer starts a new pack (a variable
+// for tests).
+var packLimit int64 = 16 << 20
+
+// maxEntryFile bounds what is read of a result's file: a pack stops growing
+// at packLimit (but for a single result larger than that), and a file of
+// gigabytes planted under a result's name would otherwise be read whole.
+const maxEntryFile = 256 << 20
+
+// errNoPacks says that packs cannot be made here (no anonymous files, no
+// /proc): results are written as files of their own.
+var errNoPacks = errors.New("packs not supported")
+
+// packWriter is the pack this process appends results to.
+type packWriter struct {
+	mu       sync.Mutex
+	f        *os.File
+	off      int64
+	idx      *packIndex // the pack's index, kept as records are written
+	linked   bool       // the pack has had a name
+	disabled bool
+}
+
+// packIndex locates the records of a pack read so far.
+type packIndex struct {
+	mu     sync.Mutex
+	parsed int64 // bytes parsed: records beyond are read when looked for
+	recs   map[[32]byte]packRecord
+}
+
+type packRecord struct {
+	off int64 // of the entry, after the record's header
+	n   int64
+}
+
+// putPacked appends the entry of action to this process's pack and links
+// the entry's name to it. errNoPacks: write the entry as a file instead.
+func (c *Cache) putPacked(action string, entry []byte) error {
+	var hash [32]byte
+	if _, err := hex.Decode(hash[:], []byte(action)); err != nil {
+		return err
+	}
+	rec := make([]byte, packRecordHeader, packRecordHeader+len(entry))
+	binary.LittleEndian.PutUint32(rec, uint32(len(entry)))
+	copy(rec[4:], hash[:])
+	rec = append(rec, entry...)
+	dir := filepath.Join(c.dir, acDir, action[:2])
+	w := &c.pack
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.disabled {
+		return errNoPacks
+	}
+	for try := 0; ; try++ {
+		if w.f == nil || w.off+int64(len(rec)) > packLimit && w.off > int64(len(packMagic)) {
+			if err := c.startPack(); err != nil {
+				return err
+			}
+		}
+		if _, err := w.f.WriteAt(rec, w.off); err != nil {
+			// The pack's end is now unknown: the next result goes into
+			// a new one.
+			w.drop()
+			return c.writeErr(err)
+		}
+		off := w.off
+		w.off += int64(len(rec))
+		w.idx.mu.Lock()
+		w.idx.recs[hash] = packRecord{off: off + packRecordHeader, n: int64(len(entry))}
+		w.idx.parsed = w.off
+		w.idx.mu.Unlock()
+		err := c.inShard(dir, func() error { return c.linkPack(w.f, dir, action) })
+		if err == nil {
+			w.linked = true
+			return nil
+		}
+		first := !w.linked
+		w.drop()
+		if first {
+			// A new pack that cannot be linked (no /proc, a file
+			// system that refuses): results are files of their own,
+			// whose write says what is wrong if anything is.
+			w.disabled = true
+			return errNoPacks
+		}
+		// A pack whose every name was pruned cannot be linked again
+		// (ENOENT): the result goes into a new one.
+		if !errors.Is(err, fs.ErrNotExist) || try == 1 {
+			return c.writeErr(err)
+		}
+	}
+}
+
+// startPack makes a new pack, without a name, in the action cache's folder
+// (on its file system).
+func (c *Cache) startPack() error {
+	w := &c.pack
+	w.drop()
+	f, err := openAnonymous(filepath.Join(c.dir, acDir), fileMode)
+	if errors.Is(err, errNoPacks) {
+		w.disabled = true
+		return err
+	}
+	if err != nil {
+		return c.writeErr(err)
+	}
+	fail := func(err error) error {
+		f.Close()
+		return c.writeErr(err)
+	}
+	if _, err := f.WriteAt([]byte(packMagic), 0); err != nil {
+		return fail(err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return fail(err)
+	}
+	w.f, w.off, w.linked = f, int64(len(packMagic)), false
+	w.idx = &packIndex{parsed: w.off, recs: map[[32]byte]packRecord{}}
+	c.packs.Store(idOf(fi).ino, w.idx)
+	return nil
+}
+
+// drop closes the pack: the next result starts a new one.
+func (w *packWriter) drop() {
+	if w.f != nil {
+		w.f.Close()
+		w.f, w.idx = nil, nil
+	}
+}
+
+// linkPack gives the pack f the entry's name in dir. A name that exists
+// (another result of the same action) is replaced, as a rename would.
+func (c *Cache) linkPack(f *os.File, dir, name string) error {
+	dst := filepath.Join(dir, name)
+	err := linkAnonymous(f, dst)
+	if !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	var rnd [8]byte
+	rand.Read(rnd[:])
+	tmp := filepath.Join(dir, tmpPrefix+"pack-"+hex.EncodeToString(rnd[:]))
+	if err := linkAnonymous(f, tmp); err != nil {
+		return err
+	}
+	err = syscall.Rename(tmp, dst)
+	// When dst was already a name of this pack, rename leaves both names:
+	// tmp goes in any case.
+	os.Remove(tmp)
+	if err != nil {
+		return &os.LinkError{Op: "rename", Old: tmp, New: dst, Err: err}
+	}
+	return nil
+}
+
+// entryReader is an open entry file: a result's own, or a pack.
+type entryReader interface {
+	io.Reader
+	io.ReaderAt
+}
+
+// readEntryFile returns the entry of action from the open file f, whose
+// stat is fi: the whole file for a result's own file, or its record in a
+// pack. ok is false when f is a pack without a whole record of the action.
+// check verifies an entry; one from a pack indexed earlier that fails it is
+// looked for again from the file's start (its inode number may have been
+// reused since by another file).
+func (c *Cache) readEntryFile(f entryReader, fi fs.FileInfo, action string, check func([]byte) error) (b []byte, ok bool, err error) {
+	var hash [32]byte
+	if _, err := hex.Decode(hash[:], []byte(action)); err != nil {
+		return nil, false, err
+	}
+	ino := idOf(fi).ino
+	if v, found := c.packs.Load(ino); found {
+		b, ok, err := fromPack(v.(*packIndex), f, fi, hash)
+		if err == nil && ok && check(b) == nil {
+			return b, true, nil
+		}
+		c.packs.Delete(ino)
+	}
+	if fi.Size() > maxEntryFile {
+		return nil, false, nil
+	}
+	b, err = readEntry(f, fi.Size())
+	if int64(len(b)) > maxEntryFile {
+		return nil, false, nil // it grew: not a pack, which stops at packLimit
+	}
+	if err != nil || !bytes.HasPrefix(b, []byte(packMagic)) {
+		return b, true, err
+	}
+	// A pack seen for the first time: index what was read.
+	idx := &packIndex{recs: map[[32]byte]packRecord{}}
+	idx.parse(b, 0)
+	c.packs.Store(ino, idx)
+	r, found := idx.recs[hash]
+	if !found {
+		return nil, false, nil
+	}
+	return b[r.off : r.off+r.n], true, nil
+}
+
+// fromPack reads the record of hash from the pack f, indexed by idx so
+// far: records appended since are indexed first.
+func fromPack(idx *packIndex, f entryReader, fi fs.FileInfo, hash [32]byte) ([]byte, bool, error) {
+	idx.mu.Lock()
+	r, found := idx.recs[hash]
+	if !found && fi.Size() > idx.parsed {
+		// Appended since it was last read.
+		from := idx.parsed
+		tail := make([]byte, fi.Size()-from)
+		n, err := f.ReadAt(tail, from)
+		if err != nil && !errors.Is(err, io.EOF) {
+			idx.mu.Unlock()
+			return nil, false, err
+		}
+		idx.parse(tail[:n], from)
+		r, found = idx.recs[hash]
+	}
+	idx.mu.Unlock()
+	if !found || r.off+r.n > fi.Size() {
+		return nil, false, nil
+	}
+	b := make([]byte, r.n)
+	if _, err := f.ReadAt(b, r.off); err != nil {
+		return nil, false, err
+	}
+	return b, true, nil
+}
+
+// parse indexes the whole records of b, read from offset at, and moves
+// parsed past them. A pack's first bytes are its magic.
+func (idx *packIndex) parse(b []byte, at int64) {
+	i := 0
+	if at == 0 {
+		i = len(packMagic)
+	}
+	for len(b)-i >= packRecordHeader {
+		n := int64(binary.LittleEndian.Uint32(b[i:]))
+		if int64(len(b)-i-packRecordHeader) < n {
+			break // not written whole yet
+		}
+		var h [32]byte
+		copy(h[:], b[i+4:i+packRecordHeader])
+		idx.recs[h] = packRecord{off: at + int64(i+packRecordHeader), n: n}
+		i += packRecordHeader + int(n)
+	}
+	idx.parsed = at + int64(i)
+}

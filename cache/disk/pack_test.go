@@ -1,0 +1,338 @@
+package disk
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
+	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/testing/protocmp"
+
+	"github.com/hepbuild/hepbuild/cache"
+)
+
+// results returns n actions and a result for each, whose stdout names it.
+func results(t *testing.T, c *Cache, n int, tag string) ([]cache.Digest, []*repb.ActionResult) {
+	t.Helper()
+	var as []cache.Digest
+	var rs []*repb.ActionResult
+	for i := 0; i < n; i++ {
+		as = append(as, cache.FromBytes([]byte(fmt.Sprintf("action %s %d", tag, i))))
+		rs = append(rs, &repb.ActionResult{StdoutDigest: put(t, c, []byte(fmt.Sprintf("stdout of %s %d", tag, i))).ToProto()})
+	}
+	return as, rs
+}
+
+func inode(t *testing.T, p string) (ino uint64, links uint64) {
+	t.Helper()
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	return st.Ino, uint64(st.Nlink)
+}
+
+// The results one process writes are one file, a name each: a build makes
+// one inode per pack, not one per action. Another process reads them all.
+func TestResultsShareAPack(t *testing.T) {
+	c := open(t)
+	as, rs := results(t, c, 50, "x")
+	for i := range as {
+		if err := c.PutActionResult(ctx, as[i], rs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first, links := inode(t, acPath(c, as[0]))
+	if links != 50 {
+		t.Errorf("the pack has %d names, want 50", links)
+	}
+	other := reopen(t, c)
+	for i := range as {
+		if ino, _ := inode(t, acPath(c, as[i])); ino != first {
+			t.Errorf("result %d is in another file", i)
+		}
+		got, err := other.GetActionResult(ctx, as[i])
+		if err != nil {
+			t.Fatalf("result %d, read by another process: %v", i, err)
+		}
+		if diff := cmp.Diff(rs[i], got, protocmp.Transform()); diff != "" {
+			t.Errorf("result %d (-want +got):\n%s", i, diff)
+		}
+	}
+	if tmp := leftovers(t, c.Dir()); len(tmp) != 0 {
+		t.Errorf("temporary files left: %v", tmp)
+	}
+}
+
+// A process that indexed a pack finds the results appended to it since,
+// reading only what was appended (not the whole pack again).
+func TestReaderFindsResultsAppendedSince(t *testing.T) {
+	writer := open(t)
+	as, rs := results(t, writer, 3, "y")
+	reader := reopen(t, writer)
+	var idx *packIndex
+	for i := range as {
+		if err := writer.PutActionResult(ctx, as[i], rs[i]); err != nil {
+			t.Fatal(err)
+		}
+		for j := 0; j <= i; j++ {
+			if _, err := reader.GetActionResult(ctx, as[j]); err != nil {
+				t.Fatalf("after %d results, result %d: %v", i+1, j, err)
+			}
+		}
+		ino, _ := inode(t, acPath(writer, as[0]))
+		v, ok := reader.packs.Load(int64(ino))
+		if !ok {
+			t.Fatal("the reader has no index of the pack")
+		}
+		if idx != nil && v.(*packIndex) != idx {
+			t.Errorf("after %d results the reader indexed the pack anew", i+1)
+		}
+		idx = v.(*packIndex)
+	}
+}
+
+// A writer starts a new pack at packLimit.
+func TestPacksEndAtTheirLimit(t *testing.T) {
+	defer func(l int64) { packLimit = l }(packLimit)
+	packLimit = 1000
+	c := open(t)
+	as, rs := results(t, c, 20, "z")
+	files := map[uint64]bool{}
+	for i := range as {
+		if err := c.PutActionResult(ctx, as[i], rs[i]); err != nil {
+			t.Fatal(err)
+		}
+		ino, _ := inode(t, acPath(c, as[i]))
+		files[ino] = true
+		fi, _ := os.Stat(acPath(c, as[i]))
+		if fi.Size() > packLimit {
+			t.Errorf("a pack of %d bytes", fi.Size())
+		}
+	}
+	if len(files) < 3 {
+		t.Errorf("%d packs for 20 results of ~120 bytes, limit 1000", len(files))
+	}
+	other := reopen(t, c)
+	for i := range as {
+		if _, err := other.GetActionResult(ctx, as[i]); err != nil {
+			t.Errorf("result %d: %v", i, err)
+		}
+	}
+}
+
+// A pack whose every name was removed (a prune, a hand) cannot be linked
+// again: the next result goes into a new one.
+func TestPackWithoutNamesIsReplaced(t *testing.T) {
+	c := open(t)
+	as, rs := results(t, c, 2, "gone")
+	if err := c.PutActionResult(ctx, as[0], rs[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(acPath(c, as[0])); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.PutActionResult(ctx, as[1], rs[1]); err != nil {
+		t.Fatalf("a result after its pack lost its names: %v", err)
+	}
+	if _, err := reopen(t, c).GetActionResult(ctx, as[1]); err != nil {
+		t.Error(err)
+	}
+	if _, err := c.GetActionResult(ctx, as[0]); !errors.Is(err, cache.ErrNotFound) {
+		t.Errorf("the removed result: %v, want a miss", err)
+	}
+}
+
+// A second result of an action replaces the first, in place of its name.
+func TestResultReplacedInAPack(t *testing.T) {
+	c := open(t)
+	as, rs := results(t, c, 2, "again")
+	if err := c.PutActionResult(ctx, as[0], rs[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := reopen(t, c).PutActionResult(ctx, as[0], rs[1]); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []*Cache{c, reopen(t, c)} {
+		got, err := r.GetActionResult(ctx, as[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(rs[1], got, protocmp.Transform()); diff != "" {
+			t.Errorf("(-want +got):\n%s", diff)
+		}
+	}
+	if tmp := leftovers(t, c.Dir()); len(tmp) != 0 {
+		t.Errorf("temporary files left: %v", tmp)
+	}
+}
+
+// Where packs cannot be made, results are files of their own; caches of
+// both kinds read each other's.
+func TestResultsWithoutPacks(t *testing.T) {
+	c := open(t)
+	c.pack.disabled = true
+	as, rs := results(t, c, 2, "own")
+	for i := range as {
+		if err := c.PutActionResult(ctx, as[i], rs[i]); err != nil {
+			t.Fatal(err)
+		}
+		if _, links := inode(t, acPath(c, as[i])); links != 1 {
+			t.Errorf("result %d has %d names", i, links)
+		}
+		if b, _ := os.ReadFile(acPath(c, as[i])); string(b[:len(acMagic)]) != acMagic {
+			t.Errorf("result %d is not a file of its own: %q", i, b[:len(packMagic)])
+		}
+	}
+	for i := range as {
+		if _, err := reopen(t, c).GetActionResult(ctx, as[i]); err != nil {
+			t.Errorf("result %d: %v", i, err)
+		}
+	}
+}
+
+// An inode number remembered as a pack's, now another file's (the pack was
+// removed and its number reused), is read as that file.
+func TestReusedInodeNumberOfAPack(t *testing.T) {
+	c := open(t)
+	as, rs := results(t, c, 1, "reused")
+	c.pack.disabled = true
+	if err := c.PutActionResult(ctx, as[0], rs[0]); err != nil {
+		t.Fatal(err)
+	}
+	ino, _ := inode(t, acPath(c, as[0]))
+	var h [32]byte
+	stale := &packIndex{parsed: 4, recs: map[[32]byte]packRecord{}}
+	copy(h[:], entryOf(t, c, as[0])) // any bytes: not the action's hash
+	stale.recs[h] = packRecord{off: 1, n: 10}
+	for _, idx := range []*packIndex{stale, {parsed: 1 << 20, recs: map[[32]byte]packRecord{}}} {
+		c.packs.Store(int64(ino), idx)
+		if _, err := c.GetActionResult(ctx, as[0]); err != nil {
+			t.Errorf("a file of its own under a pack's old inode number: %v", err)
+		}
+	}
+	// And the record of the action at a wrong place.
+	var action [32]byte
+	copy(action[:], mustHex(t, as[0].Hash))
+	c.packs.Store(int64(ino), &packIndex{parsed: 4, recs: map[[32]byte]packRecord{action: {off: 3, n: 20}}})
+	if _, err := c.GetActionResult(ctx, as[0]); err != nil {
+		t.Errorf("a stale record's place: %v", err)
+	}
+}
+
+// Processes writing and reading the same results at once only ever read
+// a whole, right one.
+func TestConcurrentPackWriters(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "cache")
+	base, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	as, rs := results(t, base, 40, "both")
+	var wg sync.WaitGroup
+	errs := make(chan error, 1000)
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			c, err := Open(dir)
+			if err != nil {
+				errs <- err
+				return
+			}
+			for round := 0; round < 3; round++ {
+				for i := range as {
+					j := (i + w*7) % len(as)
+					if err := c.PutActionResult(ctx, as[j], rs[j]); err != nil {
+						errs <- err
+					}
+					got, err := c.GetActionResult(ctx, as[(j+1)%len(as)])
+					if err == nil && !cmp.Equal(rs[(j+1)%len(as)], got, protocmp.Transform()) {
+						errs <- fmt.Errorf("result %d: a wrong one", (j+1)%len(as))
+					} else if err != nil && !errors.Is(err, cache.ErrNotFound) {
+						errs <- err
+					}
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	for i := range as {
+		got, err := reopen(t, base).GetActionResult(ctx, as[i])
+		if err != nil || !cmp.Equal(rs[i], got, protocmp.Transform()) {
+			t.Errorf("result %d at the end: %v", i, err)
+		}
+	}
+	if tmp := leftovers(t, dir); len(tmp) != 0 {
+		t.Errorf("temporary files left: %v", tmp)
+	}
+}
+
+func mustHex(t *testing.T, s string) []byte {
+	t.Helper()
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// Results an older hepbuild wrote, a file each in ac.v1, are still found;
+// one in ac.v2 comes first; and prunes remove them like any other.
+func TestResultsOfAnOlderHepbuild(t *testing.T) {
+	c := open(t)
+	as, rs := results(t, c, 2, "older")
+	old := func(a cache.Digest, r *repb.ActionResult) string {
+		b, err := encodeAC(a.Hash, r, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(c.Dir(), acDirV1, a.Hash[:2], a.Hash)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, b, 0o444); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	p0 := old(as[0], rs[0])
+	old(as[1], rs[0])
+	if err := c.PutActionResult(ctx, as[1], rs[1]); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []*repb.ActionResult{rs[0], rs[1]} {
+		got, err := c.GetActionResult(ctx, as[i])
+		if err != nil {
+			t.Fatalf("result %d: %v", i, err)
+		}
+		if diff := cmp.Diff(want, got, protocmp.Transform()); diff != "" {
+			t.Errorf("result %d (-want +got):\n%s", i, diff)
+		}
+	}
+	setMtime(t, p0, time.Now().Add(-48*time.Hour))
+	rep, err := c.Prune(ctx, PruneOptions{MaxAge: 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.ActionResults != 1 {
+		t.Errorf("pruned %d results, want the old one: %v", rep.ActionResults, rep)
+	}
+	if _, err := os.Stat(p0); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the older hepbuild's old result survived the prune: %v", err)
+	}
+	if _, err := c.GetActionResult(ctx, as[1]); err != nil {
+		t.Errorf("result 1 after the prune: %v", err)
+	}
+}
