@@ -48,6 +48,11 @@ var packLimit int64 = 16 << 20
 // gigabytes planted under a result's name would otherwise be read whole.
 const maxEntryFile = 256 << 20
 
+// packNames bounds the names linked to one pack: ext4 allows a file 65,000
+// (EMLINK beyond), and a pack of small results would reach that before
+// packLimit.
+var packNames = 60000
+
 // errNoPacks says that packs cannot be made here (no anonymous files, no
 // /proc): results are written as files of their own.
 var errNoPacks = errors.New("packs not supported")
@@ -58,7 +63,7 @@ type packWriter struct {
 	f        *os.File
 	off      int64
 	idx      *packIndex // the pack's index, kept as records are written
-	linked   bool       // the pack has had a name
+	names    int        // names linked to the pack
 	disabled bool
 }
 
@@ -92,8 +97,8 @@ func (c *Cache) putPacked(action string, entry []byte) error {
 	if w.disabled {
 		return errNoPacks
 	}
-	for try := 0; ; try++ {
-		if w.f == nil || w.off+int64(len(rec)) > packLimit && w.off > int64(len(packMagic)) {
+	for {
+		if w.f == nil || w.off+int64(len(rec)) > packLimit && w.off > int64(len(packMagic)) || w.names >= packNames {
 			if err := c.startPack(); err != nil {
 				return err
 			}
@@ -112,10 +117,15 @@ func (c *Cache) putPacked(action string, entry []byte) error {
 		w.idx.mu.Unlock()
 		err := c.inShard(dir, func() error { return c.linkPack(w.f, dir, action) })
 		if err == nil {
-			w.linked = true
+			w.names++
 			return nil
 		}
-		first := !w.linked
+		if isPermission(err) {
+			// The shard folder is not this user's to write (in a
+			// shared cache): the pack goes on for the other shards.
+			return c.writeErr(err)
+		}
+		first := w.names == 0
 		w.drop()
 		if first {
 			// A new pack that cannot be linked (no /proc, a file
@@ -125,10 +135,9 @@ func (c *Cache) putPacked(action string, entry []byte) error {
 			return errNoPacks
 		}
 		// A pack whose every name was pruned cannot be linked again
-		// (ENOENT): the result goes into a new one.
-		if !errors.Is(err, fs.ErrNotExist) || try == 1 {
-			return c.writeErr(err)
-		}
+		// (ENOENT), nor one with as many names as the file system
+		// allows (EMLINK): the result goes into a new pack, whose first
+		// link works or ends the use of packs.
 	}
 }
 
@@ -156,7 +165,7 @@ func (c *Cache) startPack() error {
 	if err != nil {
 		return fail(err)
 	}
-	w.f, w.off, w.linked = f, int64(len(packMagic)), false
+	w.f, w.off, w.names = f, int64(len(packMagic)), 0
 	w.idx = &packIndex{parsed: w.off, recs: map[[32]byte]packRecord{}}
 	c.packs.Store(idOf(fi).ino, w.idx)
 	return nil

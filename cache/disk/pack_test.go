@@ -130,6 +130,29 @@ func TestPacksEndAtTheirLimit(t *testing.T) {
 	}
 }
 
+// A writer starts a new pack at packNames names (ext4's limit of links
+// per file is 65,000).
+func TestPacksEndAtTheirNames(t *testing.T) {
+	defer func(n int) { packNames = n }(packNames)
+	packNames = 5
+	c := open(t)
+	as, rs := results(t, c, 12, "names")
+	files := map[uint64]bool{}
+	for i := range as {
+		if err := c.PutActionResult(ctx, as[i], rs[i]); err != nil {
+			t.Fatal(err)
+		}
+		ino, links := inode(t, acPath(c, as[i]))
+		files[ino] = true
+		if links > 5 {
+			t.Errorf("a pack with %d names", links)
+		}
+	}
+	if len(files) != 3 {
+		t.Errorf("%d packs for 12 results of at most 5 names", len(files))
+	}
+}
+
 // A pack whose every name was removed (a prune, a hand) cannot be linked
 // again: the next result goes into a new one.
 func TestPackWithoutNamesIsReplaced(t *testing.T) {
