@@ -62,7 +62,6 @@ type packWriter struct {
 	mu       sync.Mutex
 	f        *os.File
 	off      int64
-	idx      *packIndex // the pack's index, kept as records are written
 	names    int        // names linked to the pack
 	disabled bool
 }
@@ -109,12 +108,7 @@ func (c *Cache) putPacked(action string, entry []byte) error {
 			w.drop()
 			return c.writeErr(err)
 		}
-		off := w.off
 		w.off += int64(len(rec))
-		w.idx.mu.Lock()
-		w.idx.recs[hash] = packRecord{off: off + packRecordHeader, n: int64(len(entry))}
-		w.idx.parsed = w.off
-		w.idx.mu.Unlock()
 		err := c.inShard(dir, func() error { return c.linkPack(w.f, dir, action) })
 		if err == nil {
 			w.names++
@@ -161,13 +155,9 @@ func (c *Cache) startPack() error {
 	if _, err := f.WriteAt([]byte(packMagic), 0); err != nil {
 		return fail(err)
 	}
-	fi, err := f.Stat()
-	if err != nil {
-		return fail(err)
-	}
+	// No index of what is written: a build seldom reads back its own
+	// results, and one of 200,000 actions would keep 16 MB of it.
 	w.f, w.off, w.names = f, int64(len(packMagic)), 0
-	w.idx = &packIndex{parsed: w.off, recs: map[[32]byte]packRecord{}}
-	c.packs.Store(idOf(fi).ino, w.idx)
 	return nil
 }
 
@@ -175,7 +165,7 @@ func (c *Cache) startPack() error {
 func (w *packWriter) drop() {
 	if w.f != nil {
 		w.f.Close()
-		w.f, w.idx = nil, nil
+		w.f = nil
 	}
 }
 
