@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -357,5 +359,67 @@ func TestResultsOfAnOlderHepbuild(t *testing.T) {
 	}
 	if _, err := c.GetActionResult(ctx, as[1]); err != nil {
 		t.Errorf("result 1 after the prune: %v", err)
+	}
+}
+
+// A file of a gigabyte (sparse) where an indexed pack was is a miss, not
+// read: neither through the index nor afresh.
+func TestHugeFileUnderAnIndexedPack(t *testing.T) {
+	c := open(t)
+	as, rs := results(t, c, 2, "huge")
+	for i := range as {
+		if err := c.PutActionResult(ctx, as[i], rs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.GetActionResult(ctx, as[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(acPath(c, as[1]), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(acPath(c, as[1]), 1<<30); err != nil {
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for _, a := range []cache.Digest{cache.FromBytes([]byte("not there")), as[1]} {
+		// Not in the index: the first would read the pack's tail.
+		if _, err := c.GetActionResult(ctx, a); !errors.Is(err, cache.ErrNotFound) {
+			t.Errorf("%s: %v, want a miss", a, err)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	if got := after.TotalAlloc - before.TotalAlloc; got > 64<<20 {
+		t.Errorf("looking up a result in a 1 GB file allocated %d MB", got>>20)
+	}
+}
+
+// In a cache with a signing key, a result in a pack not signed with it is
+// a miss, left in place, and its pack is not read again for it.
+func TestUnsignedResultInAnIndexedPack(t *testing.T) {
+	plain := open(t)
+	as, rs := results(t, plain, 1, "unsigned")
+	if err := plain.PutActionResult(ctx, as[0], rs[0]); err != nil {
+		t.Fatal(err)
+	}
+	signed := openSigned(t, plain.Dir(), "the group's key, 32 bytes long..")
+	ino, _ := inode(t, acPath(plain, as[0]))
+	var idx *packIndex
+	for i := 0; i < 3; i++ {
+		if _, err := signed.GetActionResult(ctx, as[0]); !errors.Is(err, cache.ErrNotFound) || !strings.Contains(err.Error(), "not signed") {
+			t.Fatalf("an unsigned result: %v, want a miss for want of a signature", err)
+		}
+		v, ok := signed.packs.Load(int64(ino))
+		if !ok {
+			t.Fatal("the pack is not indexed")
+		}
+		if idx != nil && v.(*packIndex) != idx {
+			t.Error("the pack was read again for an unsigned result")
+		}
+		idx = v.(*packIndex)
+	}
+	if _, err := plain.GetActionResult(ctx, as[0]); err != nil {
+		t.Errorf("the unsigned result, without a key: %v", err)
 	}
 }
