@@ -3,6 +3,7 @@
 package cache
 
 import (
+	"errors"
 	"io/fs"
 	"os"
 	"syscall"
@@ -27,3 +28,7 @@ func OpenRawNoFollow(path string) (*RawFile, error) {
 
 // SameInode is os.SameFile.
 func SameInode(a, b fs.FileInfo) bool { return os.SameFile(a, b) }
+
+// DupRaw returns a second descriptor of the open file f: not here, where
+// opening its name again might open another file.
+func DupRaw(f *RawFile) (*RawFile, error) { return nil, errors.ErrUnsupported }

@@ -157,3 +157,13 @@ func (f *RawFile) ReadAt(b []byte, off int64) (int, error) {
 	}
 	return n, nil
 }
+
+// DupRaw returns a second descriptor of the open file f, to be closed on
+// its own.
+func DupRaw(f *RawFile) (*RawFile, error) {
+	fd, _, errno := syscall.Syscall(syscall.SYS_FCNTL, uintptr(f.fd), syscall.F_DUPFD_CLOEXEC, 0)
+	if errno != 0 {
+		return nil, &os.PathError{Op: "fcntl", Path: f.path, Err: errno}
+	}
+	return &RawFile{fd: int(fd), path: f.path}, nil
+}

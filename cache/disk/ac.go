@@ -10,6 +10,7 @@ import (
 	"hash"
 	"io"
 	"io/fs"
+	"os"
 	"sync"
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
@@ -166,6 +167,9 @@ func (c *Cache) readAC(action cache.Digest, refresh, signed bool) (*repb.ActionR
 	return r, err
 }
 
+// testHookOpenEntry runs before an entry's name is opened.
+var testHookOpenEntry func()
+
 // errNoEntry (wrapping cache.ErrNotFound) says that there is no entry file.
 var errNoEntry = fmt.Errorf("no entry: %w", cache.ErrNotFound)
 
@@ -176,6 +180,33 @@ func (c *Cache) readACIn(kind string, action cache.Digest, refresh, signed bool)
 		return nil, 0, err
 	}
 	p := c.path(kind, action.Hash)
+	key := c.signingKey
+	if !signed {
+		key = nil
+	}
+	var r *repb.ActionResult
+	decode := func(b []byte) (err error) {
+		r, err = decodeAC(action.Hash, b, key)
+		return err
+	}
+	// A name of a pack this process reads already is read without being
+	// opened (see fromKeptPack).
+	lfi, err := os.Lstat(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, 0, fmt.Errorf("action %s: %w", action, errNoEntry)
+	}
+	if err == nil {
+		if b, ok := c.fromKeptPack(lfi, action.Hash, decode); ok {
+			if r == nil {
+				err = decode(b) // unsigned: decoded says so
+			}
+			return c.decoded(p, lfi, action, r, b, err, refresh)
+		}
+		r = nil
+	}
+	if testHookOpenEntry != nil {
+		testHookOpenEntry()
+	}
 	f, err := cache.OpenRaw(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, 0, fmt.Errorf("action %s: %w", action, errNoEntry)
@@ -192,15 +223,6 @@ func (c *Cache) readACIn(kind string, action cache.Digest, refresh, signed bool)
 		removeIfSame(p, fi)
 		return nil, 0, fmt.Errorf("action result %s is not a regular file, removed: %w", action, cache.ErrNotFound)
 	}
-	key := c.signingKey
-	if !signed {
-		key = nil
-	}
-	var r *repb.ActionResult
-	decode := func(b []byte) (err error) {
-		r, err = decodeAC(action.Hash, b, key)
-		return err
-	}
 	b, ok, err := c.readEntryFile(f, fi, action.Hash, decode)
 	if err != nil {
 		return nil, 0, fmt.Errorf("reading action result %s: %w", action, err)
@@ -212,6 +234,12 @@ func (c *Cache) readACIn(kind string, action cache.Digest, refresh, signed bool)
 	if r == nil {
 		err = decode(b)
 	}
+	return c.decoded(p, fi, action, r, b, err, refresh)
+}
+
+// decoded ends a read of the entry b of action at p, whose stat is fi: r is
+// what decoding it gave, with err.
+func (c *Cache) decoded(p string, fi fs.FileInfo, action cache.Digest, r *repb.ActionResult, b []byte, err error, refresh bool) (*repb.ActionResult, int64, error) {
 	if errors.Is(err, errUnsigned) {
 		// Left in place: it may be a good entry for another key's holders,
 		// and only a key holder's result replaces it.

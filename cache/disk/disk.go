@@ -38,6 +38,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -104,7 +105,8 @@ type Cache struct {
 	// pack is the pack this process writes action results into, and
 	// packs the index of every pack read, by inode number (see pack.go).
 	pack  packWriter
-	packs sync.Map // int64 → *packIndex
+	packs sync.Map     // int64 → *packIndex
+	kept  atomic.Int32 // packs kept open (packIndex.f)
 }
 
 var _ cache.Cache = (*Cache)(nil)

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"sync"
 	"syscall"
+
+	"github.com/hepbuild/hepbuild/cache"
 )
 
 // Action results are written into packs: files that hold many entries, one
@@ -71,7 +73,18 @@ type packIndex struct {
 	mu     sync.Mutex
 	parsed int64 // bytes parsed: records beyond are read when looked for
 	recs   map[[32]byte]packRecord
+	// f, when set, is the pack, kept open, on device dev. While it is
+	// open its inode cannot be freed, so no other file can have its
+	// number: a name whose lstat gives that device and number is a
+	// name of this very pack, read through f without opening the name.
+	// Never closed (a closed descriptor's number could be reused while
+	// another goroutine reads through it): keptPacks bounds them.
+	f   *cache.RawFile
+	dev uint64
 }
+
+// keptPacks bounds the packs a Cache keeps open for reading.
+const keptPacks = 64
 
 type packRecord struct {
 	off int64 // of the entry, after the record's header
@@ -199,13 +212,45 @@ type entryReader interface {
 	io.ReaderAt
 }
 
+// fromKeptPack returns the entry of action from a pack this process keeps
+// open, when fi, the lstat of the entry's name, says the name is one of
+// them: a lookup is then an lstat and a pread. found is false otherwise,
+// and when the entry is not there whole or fails check (the caller opens
+// the name and looks again, and handles what it finds).
+func (c *Cache) fromKeptPack(fi fs.FileInfo, action string, check func([]byte) error) (b []byte, found bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || !fi.Mode().IsRegular() {
+		return nil, false
+	}
+	v, ok := c.packs.Load(int64(st.Ino))
+	if !ok {
+		return nil, false
+	}
+	idx := v.(*packIndex)
+	if idx.f == nil || idx.dev != uint64(st.Dev) {
+		return nil, false
+	}
+	var hash [32]byte
+	if _, err := hex.Decode(hash[:], []byte(action)); err != nil {
+		return nil, false
+	}
+	b, ok, err := fromPack(idx, idx.f, fi, hash)
+	if err != nil || !ok {
+		return nil, false
+	}
+	if cerr := check(b); cerr != nil && !errors.Is(cerr, errUnsigned) {
+		return nil, false
+	}
+	return b, true
+}
+
 // readEntryFile returns the entry of action from the open file f, whose
 // stat is fi: the whole file for a result's own file, or its record in a
 // pack. ok is false when f is a pack without a whole record of the action.
 // check verifies an entry; one from a pack indexed earlier that fails it is
 // looked for again from the file's start (its inode number may have been
 // reused since by another file).
-func (c *Cache) readEntryFile(f entryReader, fi fs.FileInfo, action string, check func([]byte) error) (b []byte, ok bool, err error) {
+func (c *Cache) readEntryFile(f *cache.RawFile, fi fs.FileInfo, action string, check func([]byte) error) (b []byte, ok bool, err error) {
 	var hash [32]byte
 	if _, err := hex.Decode(hash[:], []byte(action)); err != nil {
 		return nil, false, err
@@ -236,6 +281,11 @@ func (c *Cache) readEntryFile(f entryReader, fi fs.FileInfo, action string, chec
 	// A pack seen for the first time: index what was read.
 	idx := &packIndex{recs: map[[32]byte]packRecord{}}
 	idx.parse(b, 0)
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && c.kept.Add(1) <= keptPacks {
+		if d, err := cache.DupRaw(f); err == nil {
+			idx.f, idx.dev = d, uint64(st.Dev)
+		}
+	}
 	c.packs.Store(ino, idx)
 	r, found := idx.recs[hash]
 	if !found {

@@ -423,3 +423,63 @@ func TestUnsignedResultInAnIndexedPack(t *testing.T) {
 		t.Errorf("the unsigned result, without a key: %v", err)
 	}
 }
+
+// After its first result, the results of a pack are read through the
+// descriptor kept open, without opening their names; a name linked to
+// another pack since is read from that one; and at most keptPacks packs
+// are kept open.
+func TestKeptPacks(t *testing.T) {
+	writer := open(t)
+	as, rs := results(t, writer, 10, "kept")
+	for i := range as {
+		if err := writer.PutActionResult(ctx, as[i], rs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reader := reopen(t, writer)
+	opens := 0
+	testHookOpenEntry = func() { opens++ }
+	defer func() { testHookOpenEntry = nil }()
+	for i := range as {
+		got, err := reader.GetActionResult(ctx, as[i])
+		if err != nil || !cmp.Equal(rs[i], got, protocmp.Transform()) {
+			t.Fatalf("result %d: %v, %v", i, got, err)
+		}
+	}
+	if opens != 1 {
+		t.Errorf("%d names opened for 10 results of one pack, want 1", opens)
+	}
+	// Another process's result for as[3], in its pack.
+	if err := reopen(t, writer).PutActionResult(ctx, as[3], rs[7]); err != nil {
+		t.Fatal(err)
+	}
+	got, err := reader.GetActionResult(ctx, as[3])
+	if err != nil || !cmp.Equal(rs[7], got, protocmp.Transform()) {
+		t.Errorf("a name linked to another pack since: %v, %v", got, err)
+	}
+	// Many packs: the first keptPacks are kept open, the others read.
+	var more []cache.Digest
+	for i := 0; i < keptPacks+6; i++ {
+		w := reopen(t, writer)
+		a, r := results(t, w, 1, fmt.Sprint("many ", i))
+		if err := w.PutActionResult(ctx, a[0], r[0]); err != nil {
+			t.Fatal(err)
+		}
+		more = append(more, a[0])
+	}
+	for _, a := range more {
+		if _, err := reader.GetActionResult(ctx, a); err != nil {
+			t.Errorf("%s: %v", a, err)
+		}
+	}
+	kept := 0
+	reader.packs.Range(func(_, v any) bool {
+		if v.(*packIndex).f != nil {
+			kept++
+		}
+		return true
+	})
+	if kept != keptPacks {
+		t.Errorf("%d packs kept open, want %d", kept, keptPacks)
+	}
+}
