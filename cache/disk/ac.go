@@ -302,7 +302,7 @@ func (c *Cache) PutActionResult(ctx context.Context, action cache.Digest, r *rep
 // entry is renamed into place whole and never written again: a read that
 // brings it to that size and returns less than asked for is its end, and
 // saves the read that would return nothing. Anything else reads on to the
-// end (a longer entry then fails its checksum).
+// end (a longer entry then fails its checksum), or to just past maxEntryFile.
 func readEntry(r io.Reader, size int64) ([]byte, error) {
 	if size < 0 || size > maxEntryRead {
 		size = 0
@@ -321,7 +321,9 @@ func readEntry(r io.Reader, size int64) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		if int64(len(b)) == size && n < want {
+		if int64(len(b)) == size && n < want || int64(len(b)) > maxEntryFile {
+			// Past maxEntryFile: a file growing as it is read (its
+			// caller takes one that long for no entry).
 			return b, nil
 		}
 	}

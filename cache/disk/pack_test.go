@@ -483,3 +483,43 @@ func TestKeptPacks(t *testing.T) {
 		t.Errorf("%d packs kept open, want %d", kept, keptPacks)
 	}
 }
+
+// endless is a file that grows as it is read (someone appending to it
+// without end), which says how much was read of it.
+type endless struct{ read, stop int64 }
+
+func (e *endless) Read(b []byte) (int, error) {
+	if e.read >= e.stop {
+		return 0, errors.New("read on and on")
+	}
+	e.read += int64(len(b))
+	return len(b), nil
+}
+
+func (e *endless) ReadAt(b []byte, off int64) (int, error) { return e.Read(b) }
+
+type sizeInfo int64
+
+func (s sizeInfo) Name() string       { return "entry" }
+func (s sizeInfo) Size() int64        { return int64(s) }
+func (s sizeInfo) Mode() fs.FileMode  { return 0o444 }
+func (s sizeInfo) ModTime() time.Time { return time.Time{} }
+func (s sizeInfo) IsDir() bool        { return false }
+func (s sizeInfo) Sys() any           { return nil }
+
+// A result's file that grows while it is read is read no further than the
+// bound on a result's file.
+func TestGrowingEntryFileReadBounded(t *testing.T) {
+	defer func(n int64) { maxEntryFile = n }(maxEntryFile)
+	maxEntryFile = 1 << 20
+	c := open(t)
+	f := &endless{stop: 64 << 20}
+	action := cache.FromBytes([]byte("growing")).Hash
+	_, ok, err := c.readEntryFile(f, sizeInfo(100), action, func([]byte) error { return nil })
+	if err == nil && ok {
+		t.Error("an entry read from a file that grows without end")
+	}
+	if f.read > 2*maxEntryFile {
+		t.Errorf("read %d MiB of it", f.read>>20)
+	}
+}
