@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"sync"
+	"syscall"
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 	"google.golang.org/protobuf/proto"
@@ -207,9 +208,18 @@ func (c *Cache) readACIn(kind string, action cache.Digest, refresh, signed bool)
 	if testHookOpenEntry != nil {
 		testHookOpenEntry()
 	}
-	f, err := cache.OpenRaw(p)
+	// Not through a symbolic link (which a member of a shared cache's
+	// group can put there): what it points to is outside the cache, and
+	// a hit would mark it used (touch).
+	f, err := cache.OpenRawNoFollow(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, 0, fmt.Errorf("action %s: %w", action, errNoEntry)
+	}
+	if errors.Is(err, syscall.ELOOP) {
+		if fi, lerr := os.Lstat(p); lerr == nil && fi.Mode()&fs.ModeSymlink != 0 {
+			os.Remove(p) // the link, not what it points to
+		}
+		return nil, 0, fmt.Errorf("action result %s is a symbolic link, removed: %w", action, cache.ErrNotFound)
 	}
 	if err != nil {
 		return nil, 0, fmt.Errorf("reading action result %s: %w", action, err)

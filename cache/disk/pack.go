@@ -48,7 +48,7 @@ var packLimit int64 = 16 << 20
 // maxEntryFile bounds what is read of a result's file: a pack stops growing
 // at packLimit (but for a single result larger than that), and a file of
 // gigabytes planted under a result's name would otherwise be read whole.
-const maxEntryFile = 256 << 20
+var maxEntryFile int64 = 256 << 20
 
 // packNames bounds the names linked to one pack: ext4 allows a file 65,000
 // (EMLINK beyond), and a pack of small results would reach that before

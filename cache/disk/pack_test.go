@@ -496,30 +496,60 @@ func (e *endless) Read(b []byte) (int, error) {
 	return len(b), nil
 }
 
-func (e *endless) ReadAt(b []byte, off int64) (int, error) { return e.Read(b) }
-
-type sizeInfo int64
-
-func (s sizeInfo) Name() string       { return "entry" }
-func (s sizeInfo) Size() int64        { return int64(s) }
-func (s sizeInfo) Mode() fs.FileMode  { return 0o444 }
-func (s sizeInfo) ModTime() time.Time { return time.Time{} }
-func (s sizeInfo) IsDir() bool        { return false }
-func (s sizeInfo) Sys() any           { return nil }
 
 // A result's file that grows while it is read is read no further than the
 // bound on a result's file.
 func TestGrowingEntryFileReadBounded(t *testing.T) {
 	defer func(n int64) { maxEntryFile = n }(maxEntryFile)
 	maxEntryFile = 1 << 20
-	c := open(t)
 	f := &endless{stop: 64 << 20}
-	action := cache.FromBytes([]byte("growing")).Hash
-	_, ok, err := c.readEntryFile(f, sizeInfo(100), action, func([]byte) error { return nil })
-	if err == nil && ok {
-		t.Error("an entry read from a file that grows without end")
+	b, err := readEntry(f, 100)
+	if err != nil {
+		t.Fatal(err) // the endless file's own error: read to its stop
+	}
+	if int64(len(b)) <= maxEntryFile {
+		t.Errorf("read %d bytes: readEntryFile would not see it is too long", len(b))
 	}
 	if f.read > 2*maxEntryFile {
 		t.Errorf("read %d MiB of it", f.read>>20)
+	}
+}
+
+// A symbolic link in a result's place, to a file outside the cache, is a
+// miss and removed, never read through: nor is what it points to marked as
+// used (its mtime set), even when it holds an intact entry of the action.
+func TestResultSymlinkNotFollowed(t *testing.T) {
+	c := open(t)
+	as, rs := results(t, c, 1, "link")
+	if err := c.PutActionResult(ctx, as[0], rs[0]); err != nil {
+		t.Fatal(err)
+	}
+	outside := filepath.Join(t.TempDir(), "entry")
+	if err := os.WriteFile(outside, entryOf(t, c, as[0]), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-48 * time.Hour).Truncate(time.Second)
+	if err := os.Chtimes(outside, old, old); err != nil {
+		t.Fatal(err)
+	}
+	p := acPath(c, as[0])
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, p); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reopen(t, c).GetActionResult(ctx, as[0]); !errors.Is(err, cache.ErrNotFound) {
+		t.Errorf("a result that is a link to a file outside the cache: %v, want a miss", err)
+	}
+	if _, err := os.Lstat(p); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the link is still there: %v", err)
+	}
+	fi, err := os.Stat(outside)
+	if err != nil {
+		t.Fatalf("the file it pointed to: %v", err)
+	}
+	if !fi.ModTime().Equal(old) {
+		t.Errorf("the file outside the cache was touched: mtime %v, was %v", fi.ModTime(), old)
 	}
 }
