@@ -217,7 +217,7 @@ func (c *Cache) readACIn(kind string, action cache.Digest, refresh, signed bool)
 	}
 	if errors.Is(err, syscall.ELOOP) {
 		if fi, lerr := os.Lstat(p); lerr == nil && fi.Mode()&fs.ModeSymlink != 0 {
-			os.Remove(p) // the link, not what it points to
+			removeEntry(p) // the link, not what it points to
 		}
 		return nil, 0, fmt.Errorf("action result %s is a symbolic link, removed: %w", action, cache.ErrNotFound)
 	}

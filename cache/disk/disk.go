@@ -584,7 +584,7 @@ func (c *Cache) BlobFile(d cache.Digest) (string, fs.FileInfo, error) {
 	}
 	if errors.Is(err, syscall.ELOOP) {
 		if fi, lerr := os.Lstat(p); lerr == nil && fi.Mode()&fs.ModeSymlink != 0 {
-			os.Remove(p) // the link, not what it points to
+			removeEntry(p) // the link, not what it points to
 		}
 		return "", nil, fmt.Errorf("blob %s is a symbolic link, removed: %w", d, cache.ErrNotFound)
 	}
@@ -743,6 +743,17 @@ func touch(p string, fi fs.FileInfo) bool {
 func removeIfSame(p string, fi fs.FileInfo) {
 	cur, err := os.Stat(p)
 	if err == nil && cache.SameInode(cur, fi) {
+		removeEntry(p)
+	}
+}
+
+// removeEntry removes the entry file p unless its shard folder is not a real
+// folder. Lookups open entries through the shard's path, which follows a
+// symbolic link that anyone who can write the cache's folders can put in a
+// shard's place: what is read there is verified like any entry, but a
+// removal would be of a file outside the cache.
+func removeEntry(p string) {
+	if d, err := os.Lstat(filepath.Dir(p)); err == nil && d.IsDir() {
 		os.Remove(p)
 	}
 }

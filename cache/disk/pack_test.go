@@ -553,3 +553,42 @@ func TestResultSymlinkNotFollowed(t *testing.T) {
 		t.Errorf("the file outside the cache was touched: mtime %v, was %v", fi.ModTime(), old)
 	}
 }
+
+// A shard folder replaced by a symbolic link to a folder outside the cache
+// (anyone who can write the cache's folders can do that) may be read
+// through, but a file found there that is no good entry is not removed:
+// nothing outside the cache is removed, neither a result's file nor a
+// blob's.
+func TestNothingRemovedThroughALinkedShard(t *testing.T) {
+	c := open(t)
+	action := cache.FromBytes([]byte("an action"))
+	blob := cache.FromBytes([]byte("a blob"))
+	for _, tc := range []struct {
+		kind, hash string
+		lookup     func() error
+	}{
+		{acDir, action.Hash, func() error { _, err := c.GetActionResult(ctx, action); return err }},
+		{acDirV1, action.Hash, func() error { _, err := c.GetActionResult(ctx, action); return err }},
+		{casDir, blob.Hash, func() error { _, err := c.Get(ctx, blob); return err }},
+		{casDir, blob.Hash, func() error { _, _, err := c.BlobFile(blob); return err }},
+	} {
+		outside := t.TempDir()
+		victim := filepath.Join(outside, tc.hash)
+		if err := os.WriteFile(victim, []byte("not an entry, not the blob"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		shard := filepath.Join(c.Dir(), tc.kind, tc.hash[:2])
+		os.MkdirAll(filepath.Dir(shard), 0o755)
+		os.Remove(shard)
+		if err := os.Symlink(outside, shard); err != nil {
+			t.Fatal(err)
+		}
+		if err := tc.lookup(); !errors.Is(err, cache.ErrNotFound) {
+			t.Errorf("%s: a file through a linked shard: %v, want a miss", tc.kind, err)
+		}
+		if _, err := os.Stat(victim); err != nil {
+			t.Errorf("%s: the file outside the cache: %v", tc.kind, err)
+		}
+		os.Remove(shard)
+	}
+}
