@@ -18,7 +18,7 @@ import (
 
 // Action results are written into packs: files that hold many entries, one
 // after another, and that have no name of their own. Each result's entry
-// name (ac.v1/<hash[:2]>/<hash>) is a hard link to the pack that holds it,
+// name (ac.v2/<hash[:2]>/<hash>) is a hard link to the pack that holds it,
 // made once the entry is written whole. A build so creates one file per
 // packLimit bytes of results instead of one per action: on a file system
 // that has just deleted many files (every rebuild after a clean, every
