@@ -496,7 +496,6 @@ func (e *endless) Read(b []byte) (int, error) {
 	return len(b), nil
 }
 
-
 // A result's file that grows while it is read is read no further than the
 // bound on a result's file.
 func TestGrowingEntryFileReadBounded(t *testing.T) {
