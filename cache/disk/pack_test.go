@@ -591,3 +591,36 @@ func TestNothingRemovedThroughALinkedShard(t *testing.T) {
 		os.Remove(shard)
 	}
 }
+
+// A pack with as many names as its file system allows (65,000 on ext4: a
+// pack of small results reaches that before packLimit) takes no more: the
+// result goes into a new pack, not lost with an error.
+func TestPackAtItsLinkLimit(t *testing.T) {
+	c := open(t)
+	as, rs := results(t, c, 2, "links")
+	if err := c.PutActionResult(ctx, as[0], rs[0]); err != nil {
+		t.Fatal(err)
+	}
+	aside := filepath.Join(filepath.Dir(c.Dir()), "names")
+	if err := os.Mkdir(aside, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		err := os.Link(acPath(c, as[0]), filepath.Join(aside, fmt.Sprint(i)))
+		if errors.Is(err, syscall.EMLINK) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 70000 {
+			t.Skip("no link limit on this file system")
+		}
+	}
+	if err := c.PutActionResult(ctx, as[1], rs[1]); err != nil {
+		t.Fatalf("a result for a pack at its link limit: %v", err)
+	}
+	if _, err := reopen(t, c).GetActionResult(ctx, as[1]); err != nil {
+		t.Error(err)
+	}
+}
