@@ -281,16 +281,18 @@ func (c *Cache) readEntryFile(f *cache.RawFile, fi fs.FileInfo, action string, c
 	// A pack seen for the first time: index what was read.
 	idx := &packIndex{recs: map[[32]byte]packRecord{}}
 	idx.parse(b, 0)
+	r, found := idx.recs[hash]
+	if !found {
+		// Damaged, or not a pack of hepbuild's: the caller removes the
+		// name, and the index is not kept.
+		return nil, false, nil
+	}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok && c.kept.Add(1) <= keptPacks {
 		if d, err := cache.DupRaw(f); err == nil {
 			idx.f, idx.dev = d, uint64(st.Dev)
 		}
 	}
 	c.packs.Store(ino, idx)
-	r, found := idx.recs[hash]
-	if !found {
-		return nil, false, nil
-	}
 	return b[r.off : r.off+r.n], true, nil
 }
 

@@ -624,3 +624,24 @@ func TestPackAtItsLinkLimit(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// A file planted under a result's name that looks like a pack but holds no
+// record of the action is a miss and removed, and its index is not kept:
+// each such file would otherwise hold memory for as long as the process
+// runs (up to millions of records for one of maxEntryFile bytes).
+func TestIndexOfAPackWithoutTheResultNotKept(t *testing.T) {
+	c := open(t)
+	action := cache.FromBytes([]byte("the action"))
+	var recs []any
+	for i := 0; i < 1000; i++ {
+		recs = append(recs, cache.FromBytes([]byte(fmt.Sprint("other ", i))), []byte{})
+	}
+	plant(t, c, action, packOf(recs...))
+	ino, _ := inode(t, acPath(c, action))
+	if _, err := c.GetActionResult(ctx, action); !errors.Is(err, cache.ErrNotFound) {
+		t.Errorf("a pack without the action's record: %v, want a miss", err)
+	}
+	if _, ok := c.packs.Load(int64(ino)); ok {
+		t.Error("the index of a pack without the action's record was kept")
+	}
+}
