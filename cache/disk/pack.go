@@ -132,6 +132,13 @@ func (c *Cache) putPacked(action string, entry []byte) error {
 			// shared cache): the pack goes on for the other shards.
 			return c.writeErr(err)
 		}
+		var taken *nameTakenError
+		if errors.As(err, &taken) {
+			// Linked under a temporary name, so the pack is fine: only
+			// this name could not be replaced (a folder there, say).
+			w.names++
+			return c.writeErr(err)
+		}
 		first := w.names == 0
 		w.drop()
 		if first {
@@ -201,10 +208,16 @@ func (c *Cache) linkPack(f *os.File, dir, name string) error {
 	// tmp goes in any case.
 	os.Remove(tmp)
 	if err != nil {
-		return &os.LinkError{Op: "rename", Old: tmp, New: dst, Err: err}
+		return &nameTakenError{&os.LinkError{Op: "rename", Old: tmp, New: dst, Err: err}}
 	}
 	return nil
 }
+
+// nameTakenError says that a pack, which could be linked, could not take
+// the name of a result from what holds it.
+type nameTakenError struct{ *os.LinkError }
+
+func (e *nameTakenError) Unwrap() error { return e.LinkError }
 
 // entryReader is an open entry file: a result's own, or a pack.
 type entryReader interface {

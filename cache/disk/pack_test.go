@@ -645,3 +645,32 @@ func TestIndexOfAPackWithoutTheResultNotKept(t *testing.T) {
 		t.Error("the index of a pack without the action's record was kept")
 	}
 }
+
+// A result whose name cannot be replaced (a folder planted there) is not
+// stored, but the pack, which was linked under a temporary name, goes on:
+// it is neither given up for files of their own (when it was the process's
+// first result) nor replaced by a new pack (later).
+func TestNameThatCannotBeReplacedKeepsThePack(t *testing.T) {
+	c := open(t)
+	as, rs := results(t, c, 6, "folder")
+	for _, i := range []int{0, 3} {
+		if err := os.MkdirAll(filepath.Join(acPath(c, as[i]), "x"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range as {
+		err := c.PutActionResult(ctx, as[i], rs[i])
+		if (i == 0 || i == 3) != (err != nil) {
+			t.Errorf("result %d: %v", i, err)
+		}
+	}
+	first, links := inode(t, acPath(c, as[1]))
+	if links != 4 {
+		t.Errorf("the pack of result 1 has %d names, want 4", links)
+	}
+	for _, i := range []int{2, 4, 5} {
+		if ino, _ := inode(t, acPath(c, as[i])); ino != first {
+			t.Errorf("result %d is in another file", i)
+		}
+	}
+}
