@@ -475,7 +475,7 @@ func (c *Cache) shard(dir string) error {
 	if err := mkdirShared(dir); err != nil {
 		return err
 	}
-	// As for cas.v1 and ac.v1 (see Open): entries go into folders the
+	// As for cas.v1 and ac.v2 (see Open): entries go into folders the
 	// cache owns, never through a link someone put in a shard's place.
 	if fi, err := os.Lstat(dir); err != nil {
 		return err
