@@ -72,7 +72,11 @@ type packWriter struct {
 type packIndex struct {
 	mu     sync.Mutex
 	parsed int64 // bytes parsed: records beyond are read when looked for
-	recs   map[[32]byte]packRecord
+	// seen is the pack's size when it was last read: bytes beyond are
+	// appended since, and may hold a record that supersedes one indexed
+	// (its writer stored the action's result again).
+	seen int64
+	recs map[[32]byte]packRecord
 	// f, when set, is the pack, kept open, on device dev. While it is
 	// open its inode cannot be freed, so no other file can have its
 	// number: a name whose lstat gives that device and number is a
@@ -292,7 +296,7 @@ func (c *Cache) readEntryFile(f *cache.RawFile, fi fs.FileInfo, action string, c
 		return b, true, err
 	}
 	// A pack seen for the first time: index what was read.
-	idx := &packIndex{recs: map[[32]byte]packRecord{}}
+	idx := &packIndex{recs: map[[32]byte]packRecord{}, seen: int64(len(b))}
 	idx.parse(b, 0)
 	r, found := idx.recs[hash]
 	if !found {
@@ -317,8 +321,10 @@ func fromPack(idx *packIndex, f entryReader, fi fs.FileInfo, hash [32]byte) ([]b
 	}
 	idx.mu.Lock()
 	r, found := idx.recs[hash]
-	if !found && fi.Size() > idx.parsed {
-		// Appended since it was last read.
+	if fi.Size() > idx.parsed && fi.Size() > idx.seen {
+		// Appended since it was last read: read even when the action's
+		// record is indexed, since a later one of it replaces it (as it
+		// does for a reader that parses the whole pack).
 		from := idx.parsed
 		tail := make([]byte, fi.Size()-from)
 		n, err := f.ReadAt(tail, from)
@@ -327,6 +333,7 @@ func fromPack(idx *packIndex, f entryReader, fi fs.FileInfo, hash [32]byte) ([]b
 			return nil, false, err
 		}
 		idx.parse(tail[:n], from)
+		idx.seen = from + int64(n)
 		r, found = idx.recs[hash]
 	}
 	idx.mu.Unlock()

@@ -674,3 +674,36 @@ func TestNameThatCannotBeReplacedKeepsThePack(t *testing.T) {
 		}
 	}
 }
+
+// A result written again into the same pack (after a miss whose blob was
+// gone, say) is the one read, by the reader that indexed the pack before
+// as by the writer and by a fresh reader: not the record it supersedes.
+func TestResultSupersededInTheSamePack(t *testing.T) {
+	w := open(t)
+	as, rs := results(t, w, 2, "superseded")
+	if err := w.PutActionResult(ctx, as[0], rs[0]); err != nil {
+		t.Fatal(err)
+	}
+	reader := reopen(t, w)
+	for _, c := range []*Cache{w, reader} {
+		if got, err := c.GetActionResult(ctx, as[0]); err != nil || !cmp.Equal(rs[0], got, protocmp.Transform()) {
+			t.Fatalf("the first result: %v, %v", got, err)
+		}
+	}
+	before, _ := inode(t, acPath(w, as[0]))
+	if err := w.PutActionResult(ctx, as[0], rs[1]); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := inode(t, acPath(w, as[0])); after != before {
+		t.Fatal("the second result went into another pack")
+	}
+	for name, c := range map[string]*Cache{"writer": w, "reader": reader, "fresh reader": reopen(t, w)} {
+		got, err := c.GetActionResult(ctx, as[0])
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if diff := cmp.Diff(rs[1], got, protocmp.Transform()); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", name, diff)
+		}
+	}
+}
