@@ -1123,3 +1123,32 @@ func TestBlobPathSymlink(t *testing.T) {
 		}
 	}
 }
+
+// touch marks the entry at its path used, not what a symbolic link put
+// there since the entry was read points to: a name replaced between a
+// lookup's read (through a kept pack, without opening it) and its touch
+// would otherwise let a member of a shared cache's group set the times of
+// any file the reader may write.
+func TestTouchDoesNotFollowALink(t *testing.T) {
+	dir := t.TempDir()
+	victim := filepath.Join(dir, "victim")
+	if err := os.WriteFile(victim, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-3 * touchInterval).Truncate(time.Second)
+	if err := os.Chtimes(victim, old, old); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Lstat(victim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "entry")
+	if err := os.Symlink(victim, p); err != nil {
+		t.Fatal(err)
+	}
+	touch(p, fi)
+	if now, err := os.Stat(victim); err != nil || !now.ModTime().Equal(old) {
+		t.Errorf("the link's target was touched: %v, %v", now.ModTime(), err)
+	}
+}
