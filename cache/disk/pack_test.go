@@ -707,3 +707,39 @@ func TestResultSupersededInTheSamePack(t *testing.T) {
 		}
 	}
 }
+
+// A pack kept open is another file's inode number on another device (two
+// file systems under one cache, through a shard on another mount): a name
+// with that number on this device is read from its own file, not through
+// the descriptor kept.
+func TestKeptPackOfAnotherDevice(t *testing.T) {
+	w := open(t)
+	as, rs := results(t, w, 2, "device")
+	if err := w.PutActionResult(ctx, as[0], rs[0]); err != nil {
+		t.Fatal(err)
+	}
+	reader := reopen(t, w)
+	if _, err := reader.GetActionResult(ctx, as[0]); err != nil {
+		t.Fatal(err)
+	}
+	first, _ := inode(t, acPath(w, as[0]))
+	v, ok := reader.packs.Load(int64(first))
+	if !ok || v.(*packIndex).f == nil {
+		t.Fatal("the pack is not kept open")
+	}
+	kept := v.(*packIndex)
+	// Another process's result of the same action, in its own pack.
+	if err := reopen(t, w).PutActionResult(ctx, as[0], rs[1]); err != nil {
+		t.Fatal(err)
+	}
+	second, _ := inode(t, acPath(w, as[0]))
+	// As if the first pack had the second's number on another device.
+	reader.packs.Store(int64(second), &packIndex{parsed: kept.parsed, seen: kept.seen, recs: kept.recs, f: kept.f, dev: kept.dev + 1})
+	got, err := reader.GetActionResult(ctx, as[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(rs[1], got, protocmp.Transform()); diff != "" {
+		t.Errorf("read through the descriptor of another device's file (-want +got):\n%s", diff)
+	}
+}
