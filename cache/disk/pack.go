@@ -304,7 +304,9 @@ func (c *Cache) readEntryFile(f *cache.RawFile, fi fs.FileInfo, action string, c
 		// name, and the index is not kept.
 		return nil, false, nil
 	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && c.kept.Add(1) <= keptPacks {
+	// Counted only while below the bound, so that the count, which every
+	// new index would raise, never wraps around to allow more.
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && c.kept.Load() < keptPacks && c.kept.Add(1) <= keptPacks {
 		if d, err := cache.DupRaw(f); err == nil {
 			idx.f, idx.dev = d, uint64(st.Dev)
 		}

@@ -743,3 +743,22 @@ func TestKeptPackOfAnotherDevice(t *testing.T) {
 		t.Errorf("read through the descriptor of another device's file (-want +got):\n%s", diff)
 	}
 }
+
+// The count of packs kept open never wraps around: a process that has
+// made as many indexes as an int32 counts keeps no more descriptors.
+func TestKeptPacksCountDoesNotWrap(t *testing.T) {
+	w := open(t)
+	as, rs := results(t, w, 1, "wrap")
+	if err := w.PutActionResult(ctx, as[0], rs[0]); err != nil {
+		t.Fatal(err)
+	}
+	reader := reopen(t, w)
+	reader.kept.Store(1<<31 - 1)
+	if _, err := reader.GetActionResult(ctx, as[0]); err != nil {
+		t.Fatal(err)
+	}
+	ino, _ := inode(t, acPath(w, as[0]))
+	if v, ok := reader.packs.Load(int64(ino)); !ok || v.(*packIndex).f != nil {
+		t.Errorf("indexed %v, kept open beyond keptPacks", ok)
+	}
+}
