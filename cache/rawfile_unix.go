@@ -78,6 +78,9 @@ func (f *RawFile) Stat() (fs.FileInfo, error) {
 	}
 }
 
+// Fd returns the descriptor, as os.File's Fd does: valid until Close.
+func (f *RawFile) Fd() uintptr { return uintptr(f.fd) }
+
 // Close closes the descriptor.
 func (f *RawFile) Close() error {
 	if err := syscall.Close(f.fd); err != nil {

@@ -78,8 +78,8 @@ type packIndex struct {
 	seen int64
 	recs map[[32]byte]packRecord
 	// f, when set, is the pack, kept open, on device dev. While it is
-	// open its inode cannot be freed, so no other file can have its
-	// number: a name whose lstat gives that device and number is a
+	// open its inode cannot be freed (on a local file system: see
+	// onLocalFS), so no other file can have its number: a name whose lstat gives that device and number is a
 	// name of this very pack, read through f without opening the name.
 	// Never closed (a closed descriptor's number could be reused while
 	// another goroutine reads through it): keptPacks bounds them.
@@ -89,6 +89,10 @@ type packIndex struct {
 
 // keptPacks bounds the packs a Cache keeps open for reading.
 const keptPacks = 64
+
+// testHookOnLocalFS is onLocalFS, which tests replace: a pack is kept open
+// only on a local file system.
+var testHookOnLocalFS = onLocalFS
 
 type packRecord struct {
 	off int64 // of the entry, after the record's header
@@ -306,7 +310,7 @@ func (c *Cache) readEntryFile(f *cache.RawFile, fi fs.FileInfo, action string, c
 	}
 	// Counted only while below the bound, so that the count, which every
 	// new index would raise, never wraps around to allow more.
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && c.kept.Load() < keptPacks && c.kept.Add(1) <= keptPacks {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && c.kept.Load() < keptPacks && testHookOnLocalFS(f) && c.kept.Add(1) <= keptPacks {
 		if d, err := cache.DupRaw(f); err == nil {
 			idx.f, idx.dev = d, uint64(st.Dev)
 		}

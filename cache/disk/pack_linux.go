@@ -7,6 +7,8 @@ import (
 	"strconv"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hepbuild/hepbuild/cache"
 )
 
 // openAnonymous opens a new file without a name in dir (O_TMPFILE), for
@@ -39,3 +41,27 @@ func linkAnonymous(f *os.File, dst string) error {
 	}
 	return nil
 }
+
+// onLocalFS says whether the open file f is on a local file system, where
+// a file's inode is not freed, and its number not given to another file,
+// while a descriptor of it is open. Not so on a network file system (NFS,
+// CephFS, AFS, a FUSE mount; a shared cache, the folder of a file://
+// remote): a pack removed from another machine is freed on the server,
+// whose next file can take its number, and a name of that file would be
+// read through the descriptor of the pack. Only the file systems known to
+// be local are named here.
+func onLocalFS(f *cache.RawFile) bool {
+	var st unix.Statfs_t
+	if err := unix.Fstatfs(int(f.Fd()), &st); err != nil {
+		return false
+	}
+	switch uint32(st.Type) {
+	case unix.EXT4_SUPER_MAGIC, unix.XFS_SUPER_MAGIC, unix.BTRFS_SUPER_MAGIC, unix.TMPFS_MAGIC,
+		unix.F2FS_SUPER_MAGIC, unix.BCACHEFS_SUPER_MAGIC, unix.OVERLAYFS_SUPER_MAGIC, zfsSuperMagic:
+		return true
+	}
+	return false
+}
+
+// zfsSuperMagic is OpenZFS's f_type (not in x/sys/unix).
+const zfsSuperMagic = 0x2fc12fc1

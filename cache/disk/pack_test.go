@@ -762,3 +762,44 @@ func TestKeptPacksCountDoesNotWrap(t *testing.T) {
 		t.Errorf("indexed %v, kept open beyond keptPacks", ok)
 	}
 }
+
+// A pack on a file system not known to be local (NFS, where a pack removed
+// from another machine is freed and its inode number reused while this
+// process holds it open) is not kept open: its results are read through
+// their names. The test's own folder is on a local one.
+func TestNoPackKeptOffLocalFileSystems(t *testing.T) {
+	w := open(t)
+	as, rs := results(t, w, 3, "network")
+	for i := range as {
+		if err := w.PutActionResult(ctx, as[i], rs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f, err := cache.OpenRaw(acPath(w, as[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := onLocalFS(f)
+	f.Close()
+	if !local {
+		t.Skip("the test's folder is not on a file system known to be local")
+	}
+	defer func() { testHookOnLocalFS = onLocalFS }()
+	testHookOnLocalFS = func(*cache.RawFile) bool { return false }
+	reader := reopen(t, w)
+	opens := 0
+	testHookOpenEntry = func() { opens++ }
+	defer func() { testHookOpenEntry = nil }()
+	for i := range as {
+		if got, err := reader.GetActionResult(ctx, as[i]); err != nil || !cmp.Equal(rs[i], got, protocmp.Transform()) {
+			t.Fatalf("result %d: %v, %v", i, got, err)
+		}
+	}
+	if opens != len(as) {
+		t.Errorf("%d names opened for %d results, want each", opens, len(as))
+	}
+	ino, _ := inode(t, acPath(w, as[0]))
+	if v, ok := reader.packs.Load(int64(ino)); !ok || v.(*packIndex).f != nil {
+		t.Errorf("indexed %v, or kept open", ok)
+	}
+}
