@@ -162,8 +162,13 @@ func (c *Cache) GetActionResultEntry(ctx context.Context, action cache.Digest) (
 func (c *Cache) readAC(action cache.Digest, refresh, signed bool) (*repb.ActionResult, error) {
 	r, _, err := c.readACIn(acDir, action, refresh, signed)
 	if errors.Is(err, errNoEntry) {
-		// Perhaps written by an older hepbuild.
+		// Perhaps written by an older hepbuild. A result used is copied
+		// into a pack (signed, with a key), where the next lookups find
+		// it at a pack's cost; an older hepbuild still finds it in ac.v1.
 		r, _, err = c.readACIn(acDirV1, action, refresh, signed)
+		if err == nil && refresh && !c.readOnly {
+			_ = c.PutActionResult(context.Background(), action, r)
+		}
 	}
 	return r, err
 }

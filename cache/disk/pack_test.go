@@ -1,6 +1,7 @@
 package disk
 
 import (
+	"bytes"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -345,6 +346,13 @@ func TestResultsOfAnOlderHepbuild(t *testing.T) {
 		if diff := cmp.Diff(want, got, protocmp.Transform()); diff != "" {
 			t.Errorf("result %d (-want +got):\n%s", i, diff)
 		}
+	}
+	// The older result, used, is copied into a pack; ac.v1 keeps it.
+	if b, _ := os.ReadFile(acPath(c, as[0])); !bytes.HasPrefix(b, []byte(packMagic)) {
+		t.Errorf("the older hepbuild's result used is not in a pack: %q", b[:min(len(b), 8)])
+	}
+	if _, err := os.Stat(p0); err != nil {
+		t.Errorf("the older hepbuild's result is gone from ac.v1: %v", err)
 	}
 	setMtime(t, p0, time.Now().Add(-48*time.Hour))
 	rep, err := c.Prune(ctx, PruneOptions{MaxAge: 24 * time.Hour})
