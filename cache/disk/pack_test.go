@@ -34,6 +34,16 @@ func results(t *testing.T, c *Cache, n int, tag string) ([]cache.Digest, []*repb
 	return as, rs
 }
 
+// store writes the results of the actions into c.
+func store(t *testing.T, c *Cache, as []cache.Digest, rs []*repb.ActionResult) {
+	t.Helper()
+	for i := range as {
+		if err := c.PutActionResult(ctx, as[i], rs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func inode(t *testing.T, p string) (ino uint64, links uint64) {
 	t.Helper()
 	fi, err := os.Stat(p)
@@ -49,11 +59,7 @@ func inode(t *testing.T, p string) (ino uint64, links uint64) {
 func TestResultsShareAPack(t *testing.T) {
 	c := open(t)
 	as, rs := results(t, c, 50, "x")
-	for i := range as {
-		if err := c.PutActionResult(ctx, as[i], rs[i]); err != nil {
-			t.Fatal(err)
-		}
-	}
+	store(t, c, as, rs)
 	first, links := inode(t, acPath(c, as[0]))
 	if links != 50 {
 		t.Errorf("the pack has %d names, want 50", links)
@@ -161,9 +167,7 @@ func TestPacksEndAtTheirNames(t *testing.T) {
 func TestPackWithoutNamesIsReplaced(t *testing.T) {
 	c := open(t)
 	as, rs := results(t, c, 2, "gone")
-	if err := c.PutActionResult(ctx, as[0], rs[0]); err != nil {
-		t.Fatal(err)
-	}
+	store(t, c, as[:1], rs[:1])
 	if err := os.Remove(acPath(c, as[0])); err != nil {
 		t.Fatal(err)
 	}
@@ -182,9 +186,7 @@ func TestPackWithoutNamesIsReplaced(t *testing.T) {
 func TestResultReplacedInAPack(t *testing.T) {
 	c := open(t)
 	as, rs := results(t, c, 2, "again")
-	if err := c.PutActionResult(ctx, as[0], rs[0]); err != nil {
-		t.Fatal(err)
-	}
+	store(t, c, as[:1], rs[:1])
 	if err := reopen(t, c).PutActionResult(ctx, as[0], rs[1]); err != nil {
 		t.Fatal(err)
 	}
@@ -232,9 +234,7 @@ func TestReusedInodeNumberOfAPack(t *testing.T) {
 	c := open(t)
 	as, rs := results(t, c, 1, "reused")
 	c.pack.disabled = true
-	if err := c.PutActionResult(ctx, as[0], rs[0]); err != nil {
-		t.Fatal(err)
-	}
+	store(t, c, as[:1], rs[:1])
 	ino, _ := inode(t, acPath(c, as[0]))
 	var h [32]byte
 	stale := &packIndex{parsed: 4, recs: map[[32]byte]packRecord{}}
@@ -375,11 +375,7 @@ func TestResultsOfAnOlderHepbuild(t *testing.T) {
 func TestHugeFileUnderAnIndexedPack(t *testing.T) {
 	c := open(t)
 	as, rs := results(t, c, 2, "huge")
-	for i := range as {
-		if err := c.PutActionResult(ctx, as[i], rs[i]); err != nil {
-			t.Fatal(err)
-		}
-	}
+	store(t, c, as, rs)
 	if _, err := c.GetActionResult(ctx, as[0]); err != nil {
 		t.Fatal(err)
 	}
@@ -408,9 +404,7 @@ func TestHugeFileUnderAnIndexedPack(t *testing.T) {
 func TestUnsignedResultInAnIndexedPack(t *testing.T) {
 	plain := open(t)
 	as, rs := results(t, plain, 1, "unsigned")
-	if err := plain.PutActionResult(ctx, as[0], rs[0]); err != nil {
-		t.Fatal(err)
-	}
+	store(t, plain, as[:1], rs[:1])
 	signed := openSigned(t, plain.Dir(), "the group's key, 32 bytes long..")
 	ino, _ := inode(t, acPath(plain, as[0]))
 	var idx *packIndex
@@ -439,11 +433,7 @@ func TestUnsignedResultInAnIndexedPack(t *testing.T) {
 func TestKeptPacks(t *testing.T) {
 	writer := open(t)
 	as, rs := results(t, writer, 10, "kept")
-	for i := range as {
-		if err := writer.PutActionResult(ctx, as[i], rs[i]); err != nil {
-			t.Fatal(err)
-		}
-	}
+	store(t, writer, as, rs)
 	reader := reopen(t, writer)
 	opens := 0
 	testHookOpenEntry = func() { opens++ }
@@ -528,9 +518,7 @@ func TestGrowingEntryFileReadBounded(t *testing.T) {
 func TestResultSymlinkNotFollowed(t *testing.T) {
 	c := open(t)
 	as, rs := results(t, c, 1, "link")
-	if err := c.PutActionResult(ctx, as[0], rs[0]); err != nil {
-		t.Fatal(err)
-	}
+	store(t, c, as[:1], rs[:1])
 	outside := filepath.Join(t.TempDir(), "entry")
 	if err := os.WriteFile(outside, entryOf(t, c, as[0]), 0o644); err != nil {
 		t.Fatal(err)
@@ -606,9 +594,7 @@ func TestNothingRemovedThroughALinkedShard(t *testing.T) {
 func TestPackAtItsLinkLimit(t *testing.T) {
 	c := open(t)
 	as, rs := results(t, c, 2, "links")
-	if err := c.PutActionResult(ctx, as[0], rs[0]); err != nil {
-		t.Fatal(err)
-	}
+	store(t, c, as[:1], rs[:1])
 	aside := filepath.Join(filepath.Dir(c.Dir()), "names")
 	if err := os.Mkdir(aside, 0o755); err != nil {
 		t.Fatal(err)
@@ -689,9 +675,7 @@ func TestNameThatCannotBeReplacedKeepsThePack(t *testing.T) {
 func TestResultSupersededInTheSamePack(t *testing.T) {
 	w := open(t)
 	as, rs := results(t, w, 2, "superseded")
-	if err := w.PutActionResult(ctx, as[0], rs[0]); err != nil {
-		t.Fatal(err)
-	}
+	store(t, w, as[:1], rs[:1])
 	reader := reopen(t, w)
 	for _, c := range []*Cache{w, reader} {
 		if got, err := c.GetActionResult(ctx, as[0]); err != nil || !cmp.Equal(rs[0], got, protocmp.Transform()) {
@@ -723,9 +707,7 @@ func TestResultSupersededInTheSamePack(t *testing.T) {
 func TestKeptPackOfAnotherDevice(t *testing.T) {
 	w := open(t)
 	as, rs := results(t, w, 2, "device")
-	if err := w.PutActionResult(ctx, as[0], rs[0]); err != nil {
-		t.Fatal(err)
-	}
+	store(t, w, as[:1], rs[:1])
 	reader := reopen(t, w)
 	if _, err := reader.GetActionResult(ctx, as[0]); err != nil {
 		t.Fatal(err)
@@ -757,9 +739,7 @@ func TestKeptPackOfAnotherDevice(t *testing.T) {
 func TestKeptPacksCountDoesNotWrap(t *testing.T) {
 	w := open(t)
 	as, rs := results(t, w, 1, "wrap")
-	if err := w.PutActionResult(ctx, as[0], rs[0]); err != nil {
-		t.Fatal(err)
-	}
+	store(t, w, as[:1], rs[:1])
 	reader := reopen(t, w)
 	reader.kept.Store(1<<31 - 1)
 	if _, err := reader.GetActionResult(ctx, as[0]); err != nil {
@@ -778,11 +758,7 @@ func TestKeptPacksCountDoesNotWrap(t *testing.T) {
 func TestNoPackKeptOffLocalFileSystems(t *testing.T) {
 	w := open(t)
 	as, rs := results(t, w, 3, "network")
-	for i := range as {
-		if err := w.PutActionResult(ctx, as[i], rs[i]); err != nil {
-			t.Fatal(err)
-		}
-	}
+	store(t, w, as, rs)
 	f, err := cache.OpenRaw(acPath(w, as[0]))
 	if err != nil {
 		t.Fatal(err)
