@@ -20,10 +20,10 @@ import (
 // after another, and that have no name of their own. Each result's entry
 // name (ac.v2/<hash[:2]>/<hash>) is a hard link to the pack that holds it,
 // made once the entry is written whole. A build so creates one file per
-// packLimit bytes of results instead of one per action: on a file system
-// that has just deleted many files (every rebuild after a clean, every
-// benchmark) each new inode can cost half a millisecond of kernel time,
-// which was most of hepbuild's own CPU per action.
+// packLimit bytes (or packNames results) instead of one per action: on a
+// file system that has just deleted many files (every benchmark, every
+// rm -rf of a large tree) each new inode can cost up to a millisecond of
+// kernel time, which was most of hepbuild's own CPU per action.
 //
 // A pack is packMagic, then records: the entry's length (4 bytes, little
 // endian), the action's hash (32 bytes), then the entry, exactly as a file
