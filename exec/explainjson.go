@@ -44,10 +44,10 @@ func (r *ActionRecord) appendJSON(b []byte) []byte {
 		b = appendJSONStrings(b, r.Argv)
 	}
 	if len(r.Env) > 0 {
-		b = appendJSONMap(append(b, `,"env":`...), r.Env, func(v string) string { return v })
+		b = appendJSONMap(append(b, `,"env":`...), r.Env, appendJSONString)
 	}
 	if len(r.Inputs) > 0 {
-		b = appendJSONDigests(append(b, `,"inputs":`...), r.Inputs)
+		b = appendJSONMap(append(b, `,"inputs":`...), r.Inputs, appendJSONDigest)
 	}
 	if !r.Environment.IsZero() {
 		b = append(b, `,"environment":`...)
@@ -66,9 +66,9 @@ func (r *ActionRecord) appendJSON(b []byte) []byte {
 	return append(b, `"}`...)
 }
 
-// appendJSONMap appends m as an object of strings, its keys sorted, as
-// encoding/json writes a map.
-func appendJSONMap[V any](b []byte, m map[string]V, str func(V) string) []byte {
+// appendJSONMap appends m as an object, its keys sorted, as encoding/json
+// writes a map; value appends each value.
+func appendJSONMap[V any](b []byte, m map[string]V, value func([]byte, V) []byte) []byte {
 	b = append(b, '{')
 	for i, k := range sortedKeys(m) {
 		if i > 0 {
@@ -76,22 +76,7 @@ func appendJSONMap[V any](b []byte, m map[string]V, str func(V) string) []byte {
 		}
 		b = appendJSONString(b, k)
 		b = append(b, ':')
-		b = appendJSONString(b, str(m[k]))
-	}
-	return append(b, '}')
-}
-
-// appendJSONDigests is appendJSONMap for digests, without a string per
-// digest.
-func appendJSONDigests(b []byte, m map[string]cache.Digest) []byte {
-	b = append(b, '{')
-	for i, k := range sortedKeys(m) {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendJSONString(b, k)
-		b = append(b, ':')
-		b = appendJSONDigest(b, m[k])
+		b = value(b, m[k])
 	}
 	return append(b, '}')
 }
