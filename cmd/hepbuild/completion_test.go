@@ -424,12 +424,7 @@ func TestCompletionIndexKeptWhenCurrent(t *testing.T) {
 		}
 		return fi.Sys().(*syscall.Stat_t).Ino
 	}
-	query := func() {
-		t.Helper()
-		if r := hepbuild(t, root, "query", "//ana:all"); r.code != 0 {
-			t.Fatalf("query: %d %s", r.code, r.stderr)
-		}
-	}
+	query := func() { t.Helper(); queryAna(t, root) }
 	if r := hepbuild(t, root, "status", "//:top"); r.code != 0 {
 		t.Fatalf("status: %d %s", r.code, r.stderr)
 	}
@@ -444,6 +439,15 @@ func TestCompletionIndexKeptWhenCurrent(t *testing.T) {
 	rules := indexedRules(t, ob, root, "ana")
 	if diff := cmp.Diff([]string{"beta"}, rules); diff != "" {
 		t.Errorf("rules in the index after editing BUILD: mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// queryAna runs `hepbuild query //ana:all`, which loads ana and records
+// its completion index.
+func queryAna(t *testing.T, root string) {
+	t.Helper()
+	if r := hepbuild(t, root, "query", "//ana:all"); r.code != 0 {
+		t.Fatalf("query: %d %s", r.code, r.stderr)
 	}
 }
 
@@ -464,12 +468,7 @@ func TestCompletionIndexRewrittenWhenRacy(t *testing.T) {
 	if err := os.Chtimes(build, tick, tick); err != nil {
 		t.Fatal(err)
 	}
-	query := func() {
-		t.Helper()
-		if r := hepbuild(t, root, "query", "//ana:all"); r.code != 0 {
-			t.Fatalf("query: %d %s", r.code, r.stderr)
-		}
-	}
+	query := func() { t.Helper(); queryAna(t, root) }
 	if r := hepbuild(t, root, "status", "//:top"); r.code != 0 {
 		t.Fatalf("status: %d %s", r.code, r.stderr)
 	}
