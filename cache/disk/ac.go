@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
@@ -185,6 +186,10 @@ func (c *Cache) readACIn(kind string, action cache.Digest, refresh, signed bool)
 	if err := checkDigest(action); err != nil {
 		return nil, 0, err
 	}
+	var hash [32]byte
+	if _, err := hex.Decode(hash[:], []byte(action.Hash)); err != nil {
+		return nil, 0, err
+	}
 	p := c.path(kind, action.Hash)
 	key := c.signingKey
 	if !signed {
@@ -202,7 +207,7 @@ func (c *Cache) readACIn(kind string, action cache.Digest, refresh, signed bool)
 		return nil, 0, fmt.Errorf("action %s: %w", action, errNoEntry)
 	}
 	if err == nil {
-		if b, ok := c.fromKeptPack(lfi, action.Hash, decode); ok {
+		if b, ok := c.fromKeptPack(lfi, hash, decode); ok {
 			if r == nil {
 				err = decode(b) // unsigned: decoded says so
 			}
@@ -238,7 +243,7 @@ func (c *Cache) readACIn(kind string, action cache.Digest, refresh, signed bool)
 		removeIfSame(p, fi)
 		return nil, 0, fmt.Errorf("action result %s is not a regular file, removed: %w", action, cache.ErrNotFound)
 	}
-	b, ok, err := c.readEntryFile(f, fi, action.Hash, decode)
+	b, ok, err := c.readEntryFile(f, fi, hash, decode)
 	if err != nil {
 		return nil, 0, fmt.Errorf("reading action result %s: %w", action, err)
 	}

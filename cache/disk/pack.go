@@ -227,18 +227,12 @@ type nameTakenError struct{ *os.LinkError }
 
 func (e *nameTakenError) Unwrap() error { return e.LinkError }
 
-// entryReader is an open entry file: a result's own, or a pack.
-type entryReader interface {
-	io.Reader
-	io.ReaderAt
-}
-
-// fromKeptPack returns the entry of action from a pack this process keeps
+// fromKeptPack returns the entry of the action hash from a pack this process keeps
 // open, when fi, the lstat of the entry's name, says the name is one of
 // them: a lookup is then an lstat and a pread. found is false otherwise,
 // and when the entry is not there whole or fails check (the caller opens
 // the name and looks again, and handles what it finds).
-func (c *Cache) fromKeptPack(fi fs.FileInfo, action string, check func([]byte) error) (b []byte, found bool) {
+func (c *Cache) fromKeptPack(fi fs.FileInfo, hash [32]byte, check func([]byte) error) (b []byte, found bool) {
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok || !fi.Mode().IsRegular() {
 		return nil, false
@@ -251,11 +245,15 @@ func (c *Cache) fromKeptPack(fi fs.FileInfo, action string, check func([]byte) e
 	if idx.f == nil || idx.dev != uint64(st.Dev) {
 		return nil, false
 	}
-	var hash [32]byte
-	if _, err := hex.Decode(hash[:], []byte(action)); err != nil {
-		return nil, false
-	}
-	b, ok, err := fromPack(idx, idx.f, fi, hash)
+	return indexed(idx, idx.f, fi, hash, check)
+}
+
+// indexed returns the entry of hash from the pack f, through its index,
+// when it is there whole and passes check. An entry not signed with the
+// cache's key passes: it is where it should be, and the caller says it is
+// unsigned without reading the pack all again.
+func indexed(idx *packIndex, f *cache.RawFile, fi fs.FileInfo, hash [32]byte, check func([]byte) error) ([]byte, bool) {
+	b, ok, err := fromPack(idx, f, fi, hash)
 	if err != nil || !ok {
 		return nil, false
 	}
@@ -265,27 +263,17 @@ func (c *Cache) fromKeptPack(fi fs.FileInfo, action string, check func([]byte) e
 	return b, true
 }
 
-// readEntryFile returns the entry of action from the open file f, whose
+// readEntryFile returns the entry of the action hash from the open file f, whose
 // stat is fi: the whole file for a result's own file, or its record in a
 // pack. ok is false when f is a pack without a whole record of the action.
 // check verifies an entry; one from a pack indexed earlier that fails it is
 // looked for again from the file's start (its inode number may have been
 // reused since by another file).
-func (c *Cache) readEntryFile(f *cache.RawFile, fi fs.FileInfo, action string, check func([]byte) error) (b []byte, ok bool, err error) {
-	var hash [32]byte
-	if _, err := hex.Decode(hash[:], []byte(action)); err != nil {
-		return nil, false, err
-	}
+func (c *Cache) readEntryFile(f *cache.RawFile, fi fs.FileInfo, hash [32]byte, check func([]byte) error) (b []byte, ok bool, err error) {
 	ino := idOf(fi).ino
 	if v, found := c.packs.Load(ino); found {
-		b, ok, err := fromPack(v.(*packIndex), f, fi, hash)
-		if err == nil && ok {
-			// An entry not signed with the cache's key is where it
-			// should be: the caller says so, without reading it all
-			// again.
-			if cerr := check(b); cerr == nil || errors.Is(cerr, errUnsigned) {
-				return b, true, nil
-			}
+		if b, ok := indexed(v.(*packIndex), f, fi, hash, check); ok {
+			return b, true, nil
 		}
 		c.packs.Delete(ino)
 	}
@@ -321,7 +309,7 @@ func (c *Cache) readEntryFile(f *cache.RawFile, fi fs.FileInfo, action string, c
 
 // fromPack reads the record of hash from the pack f, indexed by idx so
 // far: records appended since are indexed first.
-func fromPack(idx *packIndex, f entryReader, fi fs.FileInfo, hash [32]byte) ([]byte, bool, error) {
+func fromPack(idx *packIndex, f *cache.RawFile, fi fs.FileInfo, hash [32]byte) ([]byte, bool, error) {
 	if fi.Size() > maxEntryFile {
 		return nil, false, nil // not the pack that was indexed
 	}
