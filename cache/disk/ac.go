@@ -162,7 +162,7 @@ func (c *Cache) GetActionResultEntry(ctx context.Context, action cache.Digest) (
 // entry signed with another key is not damaged, only not ours to use.
 func (c *Cache) readAC(action cache.Digest, refresh, signed bool) (*repb.ActionResult, error) {
 	r, _, err := c.readACIn(acDir, action, refresh, signed)
-	if errors.Is(err, errNoEntry) {
+	if errors.Is(err, errNoEntry) && c.hasV1 {
 		// Perhaps written by an older hepbuild. A result used is copied
 		// into a pack (signed, with a key), where the next lookups find
 		// it at a pack's cost; an older hepbuild still finds it in ac.v1.

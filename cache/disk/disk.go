@@ -86,6 +86,9 @@ var ErrCorrupt = errors.New("corrupt cache entry")
 type Cache struct {
 	dir      string
 	readOnly bool
+	// hasV1: the folder of an older hepbuild's results (acDirV1) was
+	// there when the cache was opened; a miss looks there only then.
+	hasV1 bool
 	// signingKey, when set, signs every action result written and is
 	// required of every one read (see WithSigningKey).
 	signingKey []byte
@@ -137,7 +140,9 @@ func Open(dir string, opts ...Option) (*Cache, error) {
 	if err := os.MkdirAll(filepath.Dir(abs), 0o755); err != nil {
 		return nil, fmt.Errorf("opening disk cache %s: %w", abs, err)
 	}
-	if fi, err := os.Lstat(filepath.Join(abs, acDirV1)); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+	fi, err := os.Lstat(filepath.Join(abs, acDirV1))
+	c.hasV1 = err == nil && fi.IsDir()
+	if err == nil && fi.Mode()&fs.ModeSymlink != 0 {
 		return nil, fmt.Errorf("opening disk cache %s: %s is a symbolic link; hepbuild follows no link inside its cache (remove it)", abs, filepath.Join(abs, acDirV1))
 	}
 	for _, d := range []string{abs, filepath.Join(abs, casDir), filepath.Join(abs, acDir)} {

@@ -335,6 +335,7 @@ func TestResultsOfAnOlderHepbuild(t *testing.T) {
 	}
 	p0 := old(as[0], rs[0])
 	old(as[1], rs[0])
+	c = reopen(t, c) // a process that finds ac.v1 when it opens the cache
 	if err := c.PutActionResult(ctx, as[1], rs[1]); err != nil {
 		t.Fatal(err)
 	}
